@@ -1,0 +1,38 @@
+# Saumaton: `make demo` serves a demo shop on SQLite; `make test` runs every check.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PORT ?= 8000
+export PORT
+
+.PHONY: install demo serve test lint typecheck pytest bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/saumaton db upgrade
+	$(VENV)/bin/saumaton demo-data --skip-if-loaded
+	$(VENV)/bin/saumaton serve
+
+serve: install
+	$(VENV)/bin/saumaton serve
+
+lint: install
+	$(VENV)/bin/ruff check saumaton tests bench
+	$(VENV)/bin/mypy saumaton
+
+test: lint
+	$(PY) -m pytest
+
+bench: install
+	bash bench/run.sh
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

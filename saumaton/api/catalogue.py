@@ -1,0 +1,198 @@
+"""/api/v1 catalogue, prices, campaigns, locations and availability."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from saumaton.catalogue import services as catalogue
+from saumaton.catalogue.schemas import ProductIn, ProductOut, VariantOut
+from saumaton.catalogue.services import load_variant_infos
+from saumaton.core.actor import Actor
+from saumaton.core.clock import utcnow
+from saumaton.core.errors import NotFound
+from saumaton.core.types import MAX_ID
+from saumaton.inventory.services import availability
+from saumaton.locations.services import channel_by_code, list_channels, list_locations
+from saumaton.orders.services import business_day
+from saumaton.pricing.services import CampaignIn, resolve_prices
+from saumaton.pricing.services import create_campaign as create_campaign_svc
+from saumaton.web.auth import db_of, require_actor
+
+router = APIRouter(prefix="/api/v1", tags=["catalogue"])
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+class ProductPage(BaseModel):
+    items: list[ProductOut]
+    total: int
+    limit: int
+    offset: int
+
+
+@router.get("/products", response_model=ProductPage, summary="List or search products")
+async def list_products(
+    request: Request,
+    q: Annotated[str | None, Query(max_length=100, description="name, brand, SKU or EAN")] = None,
+    category: Annotated[str | None, Query(max_length=120)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> ProductPage:
+    async with db_of(request).reader() as s:
+        items, total = await catalogue.list_products(s, q, category=category, limit=limit,
+                                                     offset=offset)
+    return ProductPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/products/{product_id}", response_model=ProductOut)
+async def get_product(request: Request, product_id: IdPath) -> ProductOut:
+    async with db_of(request).reader() as s:
+        return await catalogue.get_product(s, product_id)
+
+
+@router.post("/products", response_model=ProductOut, status_code=201)
+async def create_product(request: Request, body: ProductIn,
+                         actor: Actor = Depends(require_actor)) -> ProductOut:
+    async with db_of(request).uow() as uow:
+        out = await catalogue.create_product(uow, actor, body)
+        await uow.commit()
+    return out
+
+
+@router.get("/variants", response_model=VariantOut, summary="Find a variant by EAN or SKU")
+async def find_variant(request: Request,
+                       code: Annotated[str, Query(min_length=1, max_length=64)]) -> VariantOut:
+    async with db_of(request).reader() as s:
+        return await catalogue.find_variant_by_code(s, code)
+
+
+@router.get("/variants/{variant_id}", response_model=VariantOut)
+async def get_variant(request: Request, variant_id: IdPath) -> VariantOut:
+    async with db_of(request).reader() as s:
+        return await catalogue.get_variant(s, variant_id)
+
+
+class PriceIn(BaseModel):
+    price_cents: int = Field(ge=0, le=100_000_000)
+
+
+@router.put("/variants/{variant_id}/price", response_model=VariantOut,
+            summary="Set the one consumer price (VAT incl.) for every channel")
+async def set_price(request: Request, variant_id: IdPath, body: PriceIn,
+                    actor: Actor = Depends(require_actor)) -> VariantOut:
+    async with db_of(request).uow() as uow:
+        out = await catalogue.set_variant_price(uow, actor, variant_id, body.price_cents)
+        await uow.commit()
+    return out
+
+
+class PriceQuoteOut(BaseModel):
+    variant_id: int
+    channel: str
+    list_cents: int
+    discount_cents: int
+    price_cents: int
+    vat_rate_bp: int
+    campaign_id: int | None
+    campaign_name: str | None
+    limited_to: list[str] | None
+
+
+@router.get("/variants/{variant_id}/price", response_model=PriceQuoteOut,
+            summary="The price a channel charges now (campaigns applied)")
+async def get_price(request: Request, variant_id: IdPath,
+                    channel: Annotated[str, Query(max_length=32)] = "web") -> PriceQuoteOut:
+    now = utcnow()
+    async with db_of(request).reader() as s:
+        ch = await channel_by_code(s, channel)
+        infos = await load_variant_infos(s, business_day(now), ids=[variant_id])
+        if not infos:
+            raise NotFound(f"no variant {variant_id}", code="variant_not_found")
+        q = (await resolve_prices(s, infos, ch.id, now))[variant_id]
+    return PriceQuoteOut(variant_id=variant_id, channel=channel, list_cents=q.list_cents,
+                         discount_cents=q.discount_cents, price_cents=q.price_cents,
+                         vat_rate_bp=infos[0].vat_rate_bp, campaign_id=q.campaign_id,
+                         campaign_name=q.campaign_name,
+                         limited_to=list(q.limited_to) if q.limited_to else None)
+
+
+class LocationAvailabilityOut(BaseModel):
+    location_id: int
+    code: str
+    name: str
+    kind: str
+    sells_in_person: bool
+    ships_web_orders: bool
+    pickup_point: bool
+    on_hand: int
+    reserved: int
+    available: int
+    needs_count: bool
+
+
+class AvailabilityOut(BaseModel):
+    variant_id: int
+    online: int = Field(description="units the webshop can sell now")
+    locations: list[LocationAvailabilityOut]
+
+
+@router.get("/variants/{variant_id}/availability", response_model=AvailabilityOut)
+async def get_availability(request: Request, variant_id: IdPath) -> AvailabilityOut:
+    async with db_of(request).reader() as s:
+        await catalogue.get_variant(s, variant_id)
+        a = (await availability(s, [variant_id]))[variant_id]
+    return AvailabilityOut(variant_id=variant_id, online=a.online, locations=[
+        LocationAvailabilityOut(
+            location_id=x.location_id, code=x.code, name=x.name, kind=x.kind,
+            sells_in_person=x.sells_in_person, ships_web_orders=x.ships_web_orders,
+            pickup_point=x.pickup_point, on_hand=x.on_hand, reserved=x.reserved,
+            available=x.available, needs_count=x.needs_count,
+        ) for x in a.locations])
+
+
+class CampaignCreated(BaseModel):
+    id: int
+
+
+@router.post("/campaigns", response_model=CampaignCreated, status_code=201)
+async def create_campaign(request: Request, body: CampaignIn,
+                          actor: Actor = Depends(require_actor)) -> CampaignCreated:
+    async with db_of(request).uow() as uow:
+        cid = await create_campaign_svc(uow, actor, body)
+        await uow.commit()
+    return CampaignCreated(id=cid)
+
+
+class LocationOut(BaseModel):
+    id: int
+    code: str
+    name: str
+    kind: str
+    sells_in_person: bool
+    ships_web_orders: bool
+    pickup_point: bool
+    address: str
+
+
+class ChannelOut(BaseModel):
+    id: int
+    code: str
+    kind: str
+    name: str
+    location_id: int | None
+
+
+@router.get("/locations", response_model=list[LocationOut])
+async def get_locations(request: Request) -> list[LocationOut]:
+    async with db_of(request).reader() as s:
+        return [LocationOut.model_validate(loc, from_attributes=True)
+                for loc in await list_locations(s)]
+
+
+@router.get("/channels", response_model=list[ChannelOut])
+async def get_channels(request: Request) -> list[ChannelOut]:
+    async with db_of(request).reader() as s:
+        return [ChannelOut.model_validate(c, from_attributes=True)
+                for c in await list_channels(s)]

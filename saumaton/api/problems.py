@@ -1,0 +1,76 @@
+"""Errors as RFC 9457 application/problem+json with a stable `code`.
+
+Nothing a client sends may produce a 500: validation errors, unknown routes,
+values the database refuses (out-of-range integers, NUL bytes) all map to 4xx.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from saumaton.core.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+
+_HTTP_CODES = {400: "bad_request", 401: "not_authenticated", 403: "forbidden",
+               404: "not_found", 405: "method_not_allowed", 406: "not_acceptable",
+               409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+               422: "validation_error", 429: "too_many_requests"}
+
+
+def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"type": f"/problems/{code}", "title": code.replace("_", " "),
+                            "status": status, "code": code, "detail": detail}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def domain_problem(exc: DomainError) -> JSONResponse:
+    return problem(exc.status, exc.code, exc.detail, field=exc.field, **exc.extra)
+
+
+def _clean_errors(errors: Any) -> list[dict[str, Any]]:
+    out = []
+    for e in errors:
+        out.append({"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
+                    "type": str(e.get("type", ""))})
+    return out
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        return domain_problem(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _clean_errors(exc.errors())
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        field = ".".join(p for p in first["loc"] if p not in ("body", "query", "path", "header"))
+        detail = f"{field}: {first['msg']}" if field else str(first["msg"])
+        return problem(422, "validation_error", detail, field=field or None, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(DataError)
+    async def _data(_: Request, exc: DataError) -> JSONResponse:
+        return problem(422, "invalid_value",
+                       "a value is out of range or not valid text for the database")
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
+        log.warning("integrity error reached the API: %s", exc.orig)
+        return problem(409, "conflict", "the change conflicts with existing data")

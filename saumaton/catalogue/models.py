@@ -1,0 +1,68 @@
+"""Catalogue tables: VAT classes with dated rates, categories, products, variants."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from saumaton.core.clock import utcnow
+from saumaton.db.base import Base, UTCDateTime
+
+
+class VatClass(Base):
+    __tablename__ = "vat_classes"
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class VatRate(Base):
+    """A rate in basis points (2550 = 25.5 %) valid from a date until the next one."""
+
+    __tablename__ = "vat_rates"
+    __table_args__ = (UniqueConstraint("vat_class_code", "valid_from"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vat_class_code: Mapped[str] = mapped_column(ForeignKey("vat_classes.code"))
+    rate_bp: Mapped[int] = mapped_column(Integer)
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+
+class Category(Base):
+    __tablename__ = "categories"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"), nullable=True)
+    slug: Mapped[str] = mapped_column(String(120), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Product(Base):
+    __tablename__ = "products"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(160), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    brand: Mapped[str] = mapped_column(String(120), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    category_id: Mapped[int | None] = mapped_column(
+        ForeignKey("categories.id"), nullable=True, index=True
+    )
+    vat_class_code: Mapped[str] = mapped_column(ForeignKey("vat_classes.code"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Variant(Base):
+    """A sellable item: one SKU, one optional EAN/GTIN, one consumer price (VAT incl.)."""
+
+    __tablename__ = "variants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    ean: Mapped[str | None] = mapped_column(String(14), unique=True, nullable=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    price_cents: Mapped[int] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)

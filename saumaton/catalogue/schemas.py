@@ -1,0 +1,50 @@
+"""Commands and views of the catalogue, shared by the API and the pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class VariantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sku: str = Field(min_length=1, max_length=64)
+    ean: str | None = Field(default=None, max_length=14)
+    name: str = Field(default="", max_length=200)
+    attributes: dict[str, str] = Field(default_factory=dict)
+    price_cents: int = Field(ge=0, le=100_000_000)
+
+
+class ProductIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slug: str = Field(min_length=1, max_length=160, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str = Field(min_length=1, max_length=200)
+    brand: str = Field(default="", max_length=120)
+    description: str = Field(default="", max_length=10_000)
+    category_slug: str | None = None
+    vat_class: str = "standard"
+    variants: list[VariantIn] = Field(min_length=1, max_length=500)
+
+
+class VariantOut(BaseModel):
+    id: int
+    product_id: int
+    sku: str
+    ean: str | None
+    name: str
+    attributes: dict[str, Any]
+    price_cents: int
+    active: bool
+
+
+class ProductOut(BaseModel):
+    id: int
+    slug: str
+    name: str
+    brand: str
+    description: str
+    category_id: int | None
+    vat_class: str
+    active: bool
+    variants: list[VariantOut]

@@ -1,0 +1,231 @@
+"""Catalogue services: products and variants, VAT rates by date, variant lookups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saumaton.catalogue.codes import clean_ean
+from saumaton.catalogue.models import Category, Product, Variant, VatClass, VatRate
+from saumaton.catalogue.schemas import ProductIn, ProductOut, VariantOut
+from saumaton.core.actor import Actor
+from saumaton.core.errors import Conflict, NotFound, ValidationFailed
+from saumaton.db.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class VariantInfo:
+    """What selling a variant needs: identity, list price and the VAT rate in force."""
+
+    id: int
+    product_id: int
+    category_id: int | None
+    sku: str
+    ean: str | None
+    name: str  # product name + variant name
+    price_cents: int
+    vat_rate_bp: int
+    active: bool
+
+
+def display_name(product_name: str, variant_name: str) -> str:
+    return f"{product_name} – {variant_name}" if variant_name else product_name
+
+
+async def vat_rates_on(session: AsyncSession, day: date) -> dict[str, int]:
+    """Rate (basis points) per VAT class in force on `day`."""
+    rows = await session.execute(
+        select(VatRate.vat_class_code, VatRate.rate_bp).where(
+            VatRate.valid_from <= day, or_(VatRate.valid_to.is_(None), VatRate.valid_to > day)
+        )
+    )
+    return {code: bp for code, bp in rows.all()}
+
+
+async def load_variant_infos(
+    session: AsyncSession, day: date, *, ids: Iterable[int] = (), eans: Iterable[str] = ()
+) -> list[VariantInfo]:
+    """Variants by id and/or EAN with their VAT rate on `day`, in one query."""
+    ids, eans = list(ids), list(eans)
+    if not ids and not eans:
+        return []
+    conds = []
+    if ids:
+        conds.append(Variant.id.in_(ids))
+    if eans:
+        conds.append(Variant.ean.in_(eans))
+    rate = (
+        select(VatRate.rate_bp)
+        .where(
+            VatRate.vat_class_code == Product.vat_class_code, VatRate.valid_from <= day,
+            or_(VatRate.valid_to.is_(None), VatRate.valid_to > day),
+        )
+        .order_by(VatRate.valid_from.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(
+            Variant.id, Variant.product_id, Product.category_id, Variant.sku, Variant.ean,
+            Product.name, Variant.name, Variant.price_cents, rate,
+            and_(Variant.active, Product.active),
+        )
+        .join(Product, Product.id == Variant.product_id)
+        .where(or_(*conds))
+    )
+    out = []
+    for row in (await session.execute(stmt)).all():
+        if row[8] is None:
+            raise ValidationFailed(f"no VAT rate in force for variant {row[3]} on {day}",
+                                   code="no_vat_rate")
+        out.append(VariantInfo(
+            id=row[0], product_id=row[1], category_id=row[2], sku=row[3], ean=row[4],
+            name=display_name(row[5], row[6]), price_cents=row[7], vat_rate_bp=row[8],
+            active=bool(row[9]),
+        ))
+    return out
+
+
+async def create_product(uow: UnitOfWork, actor: Actor, data: ProductIn) -> ProductOut:
+    actor.require("catalogue.write")
+    s = uow.session
+    if await s.scalar(select(VatClass.code).where(VatClass.code == data.vat_class)) is None:
+        raise ValidationFailed(f"unknown VAT class '{data.vat_class}'", code="unknown_vat_class",
+                               field="vat_class")
+    category_id = None
+    if data.category_slug:
+        category_id = await s.scalar(select(Category.id).where(Category.slug == data.category_slug))
+        if category_id is None:
+            raise ValidationFailed(f"unknown category '{data.category_slug}'",
+                                   code="unknown_category", field="category_slug")
+    if await s.scalar(select(Product.id).where(Product.slug == data.slug)) is not None:
+        raise Conflict(f"a product with slug '{data.slug}' exists", code="duplicate_slug",
+                       field="slug")
+    eans = [clean_ean(v.ean, f"variants.{i}.ean") if v.ean else None
+            for i, v in enumerate(data.variants)]
+    skus = [v.sku for v in data.variants]
+    if len(set(skus)) != len(skus):
+        raise ValidationFailed("SKUs repeat within the product", code="duplicate_sku")
+    real_eans = [e for e in eans if e]
+    if len(set(real_eans)) != len(real_eans):
+        raise ValidationFailed("EANs repeat within the product", code="duplicate_ean")
+    clash = await s.execute(
+        select(Variant.sku, Variant.ean).where(
+            or_(Variant.sku.in_(skus), Variant.ean.in_(real_eans or [""]))
+        )
+    )
+    for sku, ean in clash.all():
+        if sku in skus:
+            raise Conflict(f"SKU '{sku}' is already in use", code="duplicate_sku", field="sku")
+        raise Conflict(f"EAN '{ean}' is already in use", code="duplicate_ean", field="ean")
+    product = Product(
+        slug=data.slug, name=data.name, brand=data.brand, description=data.description,
+        category_id=category_id, vat_class_code=data.vat_class, active=True,
+    )
+    s.add(product)
+    await s.flush()
+    variants = [
+        Variant(product_id=product.id, sku=v.sku, ean=eans[i], name=v.name,
+                attributes=dict(v.attributes), price_cents=v.price_cents, active=True, position=i)
+        for i, v in enumerate(data.variants)
+    ]
+    s.add_all(variants)
+    await s.flush()
+    uow.emit("product.created", {"product_id": product.id, "slug": product.slug})
+    return _product_out(product, variants)
+
+
+def _variant_out(v: Variant) -> VariantOut:
+    return VariantOut(id=v.id, product_id=v.product_id, sku=v.sku, ean=v.ean, name=v.name,
+                      attributes=dict(v.attributes or {}), price_cents=v.price_cents,
+                      active=v.active)
+
+
+def _product_out(p: Product, variants: Sequence[Variant]) -> ProductOut:
+    return ProductOut(
+        id=p.id, slug=p.slug, name=p.name, brand=p.brand, description=p.description,
+        category_id=p.category_id, vat_class=p.vat_class_code, active=p.active,
+        variants=[_variant_out(v) for v in sorted(variants, key=lambda v: (v.position, v.id))],
+    )
+
+
+async def get_product(session: AsyncSession, key: int | str) -> ProductOut:
+    cond = Product.id == key if isinstance(key, int) else Product.slug == key
+    product = await session.scalar(select(Product).where(cond))
+    if product is None:
+        raise NotFound(f"no product {key!r}", code="product_not_found")
+    variants = (await session.scalars(
+        select(Variant).where(Variant.product_id == product.id)
+    )).all()
+    return _product_out(product, variants)
+
+
+async def list_products(
+    session: AsyncSession, q: str | None = None, *, category: str | None = None,
+    limit: int = 50, offset: int = 0,
+) -> tuple[list[ProductOut], int]:
+    """Active products matching `q` (name, brand, SKU or EAN), with their variants."""
+    conds: list[Any] = [Product.active]
+    if q:
+        like = f"%{q.lower()}%"
+        conds.append(or_(
+            func.lower(Product.name).like(like), func.lower(Product.brand).like(like),
+            Product.id.in_(select(Variant.product_id).where(
+                or_(func.lower(Variant.sku).like(like), Variant.ean == q,
+                    func.lower(Variant.name).like(like))
+            )),
+        ))
+    if category:
+        conds.append(Product.category_id.in_(select(Category.id).where(Category.slug == category)))
+    total = await session.scalar(select(func.count()).select_from(Product).where(*conds)) or 0
+    products = (await session.scalars(
+        select(Product).where(*conds).order_by(Product.name, Product.id).limit(limit).offset(offset)
+    )).all()
+    by_product: dict[int, list[Variant]] = {p.id: [] for p in products}
+    if products:
+        for v in (await session.scalars(
+            select(Variant).where(Variant.product_id.in_(by_product))
+        )).all():
+            by_product[v.product_id].append(v)
+    return [_product_out(p, by_product[p.id]) for p in products], total
+
+
+async def get_variant(session: AsyncSession, variant_id: int) -> VariantOut:
+    v = await session.get(Variant, variant_id)
+    if v is None:
+        raise NotFound(f"no variant {variant_id}", code="variant_not_found")
+    return _variant_out(v)
+
+
+async def find_variant_by_code(session: AsyncSession, code: str) -> VariantOut:
+    """A scanned or typed code: EAN/GTIN first, then SKU."""
+    code = code.strip()
+    v = await session.scalar(select(Variant).where(or_(Variant.ean == code, Variant.sku == code)))
+    if v is None:
+        raise NotFound(f"no product with code '{code}'", code="unknown_code", field="code")
+    return _variant_out(v)
+
+
+async def set_variant_price(
+    uow: UnitOfWork, actor: Actor, variant_id: int, price_cents: int
+) -> VariantOut:
+    """Change the one consumer price; every channel sees it at once."""
+    actor.require("prices.write")
+    if price_cents < 0:
+        raise ValidationFailed("price must not be negative", code="invalid_price",
+                               field="price_cents")
+    res = await uow.session.execute(
+        update(Variant).where(Variant.id == variant_id).values(price_cents=price_cents)
+        .returning(Variant.product_id)
+    )
+    product_id = res.scalar_one_or_none()
+    if product_id is None:
+        raise NotFound(f"no variant {variant_id}", code="variant_not_found")
+    uow.emit("price.changed", {"variant_id": variant_id, "product_id": product_id,
+                               "price_cents": price_cents})
+    return await get_variant(uow.session, variant_id)

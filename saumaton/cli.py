@@ -1,0 +1,247 @@
+"""The `saumaton` command: database, demo data, serving, checks, staff and tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from saumaton.config import get_settings
+
+app = typer.Typer(help="Saumaton: one core for a retailer's stores and webshop.",
+                  no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+staff_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens for integrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(staff_app, name="staff")
+app.add_typer(token_app, name="token")
+console = Console()
+
+
+def _url(url: str | None) -> str:
+    return url or get_settings().resolved_database_url()
+
+
+DbUrl = Annotated[str | None, typer.Option("--database-url", envvar="SAUMATON_DATABASE_URL",
+                                           help="default: SQLite under ./var/")]
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DbUrl = None, revision: str = "head") -> None:
+    """Create or upgrade the schema to the newest migration."""
+    from saumaton.db.migrate import upgrade
+    upgrade(_url(database_url), revision)
+    console.print(f"[green]database at {revision}[/green]")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str, database_url: DbUrl = None) -> None:
+    """Step the schema back to REVISION ('base' drops everything)."""
+    from saumaton.db.migrate import downgrade
+    downgrade(_url(database_url), revision)
+    console.print(f"[yellow]database at {revision}[/yellow]")
+
+
+@app.command("demo-data")
+def demo_data(
+    database_url: DbUrl = None,
+    skip_if_loaded: Annotated[bool, typer.Option(
+        help="do nothing (but print the logins) if the shop is already loaded")] = False,
+    scale: Annotated[bool, typer.Option(
+        help="also generate a large data set for benchmarks")] = False,
+    customers: Annotated[int, typer.Option(help="with --scale")] = 1_000_000,
+    order_lines: Annotated[int, typer.Option(help="with --scale")] = 5_000_000,
+) -> None:
+    """Load the demo skincare shop (2 stores, a warehouse, 150+ variants, customers)."""
+    from saumaton.db.uow import Database
+    from saumaton.demo import DEMO_LOGINS, DemoAlreadyLoaded, generate_scale, load_demo
+
+    async def run() -> None:
+        db = Database(_url(database_url))
+        try:
+            try:
+                summary = await load_demo(db)
+                console.print(f"[green]demo shop loaded[/green]: {summary.variants} variants, "
+                              f"{summary.customers} customers, {summary.orders} orders; "
+                              f"hero product /shop/p/{summary.hero_slug} "
+                              f"(EAN {summary.hero_ean})")
+            except DemoAlreadyLoaded:
+                if not skip_if_loaded:
+                    raise
+                console.print("demo shop already loaded")
+            console.print("demo logins (e-mail / password / role):")
+            for email, password, role in DEMO_LOGINS:
+                console.print(f"  {email:32} {password:16} {role}")
+            if scale:
+                with Progress(TextColumn("{task.description}"), BarColumn(),
+                              MofNCompleteColumn(), TimeElapsedColumn(),
+                              console=console) as bar:
+                    tasks: dict[str, TaskID] = {}
+
+                    def progress(stage: str, done: int, total: int) -> None:
+                        if stage not in tasks:
+                            tasks[stage] = bar.add_task(stage, total=total)
+                        bar.update(tasks[stage], completed=done)
+
+                    await generate_scale(db, customers=customers, order_lines=order_lines,
+                                         progress=progress)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+@app.command("check")
+def check(database_url: DbUrl = None) -> None:
+    """Verify every stock level equals the sum of its ledger (exit 1 if not)."""
+    from saumaton.db.uow import Database
+    from saumaton.inventory.services import flagged_for_count, verify_ledger
+
+    async def run() -> int:
+        db = Database(_url(database_url))
+        try:
+            async with db.reader() as s:
+                bad = await verify_ledger(s)
+                flagged = await flagged_for_count(s)
+        finally:
+            await db.dispose()
+        for m in bad:
+            console.print(f"[red]MISMATCH[/red] variant {m.variant_id} @ location "
+                          f"{m.location_id}: on_hand {m.on_hand} vs ledger {m.ledger_sum}; "
+                          f"reserved {m.reserved} vs active reservations "
+                          f"{m.active_reservations}")
+        for lv in flagged:
+            console.print(f"[yellow]count needed[/yellow] variant {lv.variant_id} @ location "
+                          f"{lv.location_id}: on_hand {lv.on_hand}")
+        if bad:
+            console.print(f"[red]{len(bad)} stock levels disagree with the ledger[/red]")
+            return 1
+        console.print("[green]ledger OK[/green]: every level equals the sum of its movements")
+        return 0
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option(envvar="PORT")] = None,
+    workers: Annotated[int, typer.Option(help="processes (PostgreSQL only)")] = 1,
+    reload: bool = False,
+) -> None:
+    """Serve the webshop, POS and API."""
+    import uvicorn
+
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    if workers > 1 and settings.resolved_database_url().startswith("sqlite"):
+        console.print("[yellow]SQLite serves from one process; use PostgreSQL for more "
+                      "workers[/yellow]")
+        workers = 1
+    settings.resolved_secret_key()  # create it once, before workers race to
+    base = f"http://{host}:{port}"
+    console.print(f"[bold]Saumaton[/bold] on {base}  (database: "
+                  f"{settings.resolved_database_url().split('://')[0]})")
+    console.print(f"  webshop   {base}/shop/")
+    console.print(f"  POS       {base}/pos/  (log in as a cashier)")
+    console.print(f"  API docs  {base}/api/docs")
+    console.print(f"  health    {base}/healthz")
+    uvicorn.run("saumaton.web.asgi:app", host=host, port=port, workers=workers,
+                reload=reload, log_level="warning", access_log=False, loop="uvloop",
+                http="httptools")
+
+
+@staff_app.command("create")
+def staff_create(
+    email: str, name: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          envvar="SAUMATON_STAFF_PASSWORD")],
+    role: Annotated[list[str], typer.Option(help="ROLE or ROLE@LOCATION_CODE; repeatable")],
+    database_url: DbUrl = None,
+) -> None:
+    """Create a staff account, e.g. --role owner or --role cashier@store-1."""
+    from saumaton.db.uow import Database
+    from saumaton.locations.services import location_by_code
+    from saumaton.staff.services import create_staff
+
+    async def run() -> None:
+        db = Database(_url(database_url))
+        try:
+            async with db.uow() as uow:
+                roles: list[tuple[str, int | None]] = []
+                for r in role:
+                    name_, _, loc = r.partition("@")
+                    loc_id = (await location_by_code(uow.session, loc)).id if loc else None
+                    roles.append((name_, loc_id))
+                staff = await create_staff(uow, email, name, password, roles)
+                await uow.commit()
+                console.print(f"[green]staff {staff.id} {staff.email} created[/green]")
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+@token_app.command("create")
+def token_create(email: str, name: str = "integration", database_url: DbUrl = None) -> None:
+    """Issue an API token acting as the staff account EMAIL (printed once)."""
+    from sqlalchemy import select
+
+    from saumaton.db.uow import Database
+    from saumaton.staff.models import Staff
+    from saumaton.staff.services import create_api_token
+
+    async def run() -> int:
+        db = Database(_url(database_url))
+        try:
+            async with db.uow() as uow:
+                sid = await uow.session.scalar(select(Staff.id).where(
+                    Staff.email == email.strip().lower()))
+                if sid is None:
+                    console.print(f"[red]no staff account {email}[/red]")
+                    return 1
+                token = await create_api_token(uow, sid, name)
+                await uow.commit()
+        finally:
+            await db.dispose()
+        print(token)
+        return 0
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+@app.command("wait-ready")
+def wait_ready(url: str = "http://127.0.0.1:8000/healthz", timeout: float = 30.0) -> None:
+    """Poll URL until it answers 200 (for scripts)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    console.print(f"[red]{url} not ready after {timeout}s[/red]")
+    raise typer.Exit(1)
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(app())

@@ -1,0 +1,1 @@
+"""Pieces every business area shares: errors, money, time, the actor."""

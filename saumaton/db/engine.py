@@ -1,0 +1,68 @@
+"""Engines for SQLite (embedded default) and PostgreSQL (production).
+
+SQLite runs in WAL mode with foreign keys on. Its write transactions start with
+BEGIN IMMEDIATE through a single pooled connection, so writers queue instead of
+failing with "database is locked"; reads use their own connections and never
+wait for writers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain postgresql:// and sqlite:/// URLs and pick our async drivers."""
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"):
+        u = u.set(drivername="postgresql+asyncpg")
+    elif u.drivername in ("sqlite", "sqlite+pysqlite"):
+        u = u.set(drivername="sqlite+aiosqlite")
+    return u.render_as_string(hide_password=False)
+
+
+def dialect_of(url: str) -> str:
+    return make_url(url).get_backend_name()
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A DSN asyncpg.connect() understands (for LISTEN connections)."""
+    u = make_url(url).set(drivername="postgresql")
+    return u.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def create_engines(url: str, pool_size: int = 10) -> tuple[AsyncEngine, AsyncEngine]:
+    """Return (write_engine, read_engine). On PostgreSQL they are the same engine."""
+    url = normalise_url(url)
+    if dialect_of(url) == "sqlite":
+        writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
+        reader = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+        for eng in (writer, reader):
+            event.listen(eng.sync_engine, "connect", _sqlite_pragmas)
+
+        @event.listens_for(writer.sync_engine, "connect")
+        def _manual_transactions(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(writer.sync_engine, "begin")
+        def _begin_immediate(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return writer, reader
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+    )
+    return engine, engine

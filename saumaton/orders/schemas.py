@@ -1,0 +1,85 @@
+"""Order commands and views, shared by every channel."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from saumaton.core.types import MAX_ID
+from saumaton.payments.services import PaymentIn
+
+
+class LineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    variant_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    ean: str | None = Field(default=None, max_length=14, description="instead of variant_id")
+    quantity: int = Field(default=1, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _one_key(self) -> LineIn:
+        if (self.variant_id is None) == (self.ean is None):
+            raise ValueError("give exactly one of variant_id or ean")
+        return self
+
+
+class OrderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channel: str = Field(min_length=1, max_length=32, description="channel code, e.g. 'web'")
+    location_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID,
+        description="POS: the store (defaults to the channel's); web: fulfil here")
+    customer_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    lines: list[LineIn] = Field(min_length=1, max_length=500)
+    payments: list[PaymentIn] = Field(default_factory=list, max_length=10)
+
+
+class OrderLineOut(BaseModel):
+    line_no: int
+    variant_id: int
+    location_id: int | None
+    sku: str
+    name: str
+    quantity: int
+    unit_price_cents: int
+    discount_cents: int
+    total_cents: int
+    vat_rate_bp: int
+    vat_cents: int
+    campaign_id: int | None
+
+
+class PaymentOut(BaseModel):
+    method: str
+    amount_cents: int
+    rounding_cents: int
+    tendered_cents: int | None
+    change_cents: int
+    reference: str
+
+
+class VatLine(BaseModel):
+    rate_bp: int
+    gross_cents: int
+    net_cents: int
+    vat_cents: int
+
+
+class OrderOut(BaseModel):
+    id: int
+    number: str
+    channel: str
+    location_id: int | None
+    customer_id: int | None
+    status: str
+    currency: str
+    subtotal_cents: int
+    discount_cents: int
+    total_cents: int
+    vat_cents: int
+    paid_cents: int
+    lines: list[OrderLineOut]
+    payments: list[PaymentOut]
+    vat_breakdown: list[VatLine]
+    created_at: datetime
+    created_by: str

@@ -1,0 +1,288 @@
+"""The one order book. Every channel places orders through `place_order`.
+
+Placing an order, in one transaction: resolve each line's price with the one
+pricing function, freeze price, discount and VAT on the line, take the stock
+(strictly for remote channels, unconditionally for a sale in the store), settle
+any payments, write the order and its events. An Idempotency-Key makes a retry
+return the first result instead of selling twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saumaton.catalogue.codes import clean_ean
+from saumaton.catalogue.services import VariantInfo, load_variant_infos
+from saumaton.config import get_settings
+from saumaton.core.actor import Actor
+from saumaton.core.clock import utcnow
+from saumaton.core.errors import Conflict, NotFound, OutOfStock, ValidationFailed
+from saumaton.core.money import vat_included
+from saumaton.customers.models import Customer
+from saumaton.db.uow import Database, UnitOfWork
+from saumaton.inventory.services import Move, apply_moves
+from saumaton.locations.models import Channel, Location
+from saumaton.locations.services import channel_by_code, web_fulfilment_locations
+from saumaton.orders.models import Order, OrderLine
+from saumaton.orders.schemas import (
+    OrderIn,
+    OrderLineOut,
+    OrderOut,
+    PaymentOut,
+    VatLine,
+)
+from saumaton.payments.models import Payment
+from saumaton.payments.services import plan_payments
+from saumaton.pricing.services import resolve_prices
+
+
+def business_day(at: datetime) -> date:
+    """The calendar day in the shop's time zone: VAT rates change at local midnight."""
+    return at.astimezone(ZoneInfo(get_settings().timezone)).date()
+
+
+def request_fingerprint(cmd: OrderIn) -> str:
+    return hashlib.sha256(cmd.model_dump_json().encode()).hexdigest()
+
+
+async def place_order(db: Database, actor: Actor, cmd: OrderIn,
+                      idempotency_key: str | None = None) -> tuple[OrderOut, bool]:
+    """Place an order. Returns (order, replayed): replayed is True when the key was
+    seen before and the stored order is returned unchanged."""
+    fingerprint = request_fingerprint(cmd)
+    if idempotency_key:
+        async with db.reader() as s:
+            existing = await _replay(s, idempotency_key, fingerprint)
+            if existing is not None:
+                return existing, True
+    try:
+        async with db.uow() as uow:
+            order_id = await _place(uow, actor, cmd, idempotency_key, fingerprint)
+            out = await get_order(uow.session, order_id)
+            await uow.commit()
+            return out, False
+    except IntegrityError:
+        # A concurrent request with the same key won the race; return its order.
+        if not idempotency_key:
+            raise
+        async with db.reader() as s:
+            existing = await _replay(s, idempotency_key, fingerprint)
+        if existing is None:
+            raise
+        return existing, True
+
+
+async def _replay(s: AsyncSession, key: str, fingerprint: str) -> OrderOut | None:
+    row = (await s.execute(
+        select(Order.id, Order.request_hash).where(Order.idempotency_key == key)
+    )).first()
+    if row is None:
+        return None
+    if row[1] != fingerprint:
+        raise Conflict("this Idempotency-Key was used for a different request",
+                       code="idempotency_key_reused")
+    return await get_order(s, row[0])
+
+
+async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
+                 fingerprint: str) -> int:
+    s = uow.session
+    now = utcnow()
+    channel = await channel_by_code(s, cmd.channel)
+    in_store = channel.kind == "pos"
+    if in_store:
+        location_id = cmd.location_id or channel.location_id
+        if channel.location_id is not None and location_id != channel.location_id:
+            raise ValidationFailed("a POS channel sells only at its own store",
+                                   code="wrong_location", field="location_id")
+        if location_id is None:
+            raise ValidationFailed("a store sale needs a location", code="location_required",
+                                   field="location_id")
+        actor.require("orders.create", location_id)
+        candidates = [location_id]
+    else:
+        actor.require("orders.create", cmd.location_id,
+                      everywhere=cmd.location_id is None)
+        location_id = cmd.location_id
+        if location_id is not None:
+            if await s.get(Location, location_id) is None:
+                raise ValidationFailed(f"no location {location_id}", code="unknown_location",
+                                       field="location_id")
+            candidates = [location_id]
+        else:
+            candidates = await web_fulfilment_locations(s)
+            if not candidates:
+                raise OutOfStock("no location ships web orders", code="no_fulfilment_location")
+    if cmd.customer_id is not None and await s.get(Customer, cmd.customer_id) is None:
+        raise ValidationFailed(f"no customer {cmd.customer_id}", code="unknown_customer",
+                               field="customer_id")
+
+    infos = await _variants_for(s, cmd, business_day(now))
+    quotes = await resolve_prices(s, list({i.id: i for i in infos}.values()), channel.id, now)
+
+    subtotal = discount = total = vat = 0
+    line_rows: list[dict[str, Any]] = []
+    for idx, (info, line) in enumerate(zip(infos, cmd.lines, strict=True)):
+        q = quotes[info.id]
+        l_gross = q.list_cents * line.quantity
+        l_disc = q.discount_cents * line.quantity
+        l_total = l_gross - l_disc
+        l_vat = vat_included(l_total, info.vat_rate_bp)
+        subtotal += l_gross
+        discount += l_disc
+        total += l_total
+        vat += l_vat
+        line_rows.append({
+            "line_no": idx + 1, "variant_id": info.id, "location_id": None,
+            "sku": info.sku, "name": info.name, "quantity": line.quantity,
+            "unit_price_cents": q.list_cents, "discount_cents": l_disc, "total_cents": l_total,
+            "vat_rate_bp": info.vat_rate_bp, "vat_cents": l_vat, "campaign_id": q.campaign_id,
+        })
+    planned = plan_payments(total, cmd.payments)
+    paid = sum(p.amount_cents for p in planned)
+    if planned and paid == total:
+        status = "completed" if in_store else "paid"
+    else:
+        status = "pending"
+
+    # The idempotency key is unique: a concurrent duplicate fails here, before any stock moves.
+    order_id = int((await s.execute(insert(Order).values(
+        channel_id=channel.id, location_id=location_id, customer_id=cmd.customer_id,
+        status=status, currency="EUR", subtotal_cents=subtotal, discount_cents=discount,
+        total_cents=total, vat_cents=vat, paid_cents=paid, idempotency_key=key,
+        request_hash=fingerprint if key else None, created_by=actor.label, created_at=now,
+    ).returning(Order.id))).scalar_one())
+    reference = order_number(order_id)
+
+    if in_store:
+        # The item is in the cashier's hand: never refuse; a negative level gets flagged.
+        for r in line_rows:
+            r["location_id"] = candidates[0]
+        await apply_moves(uow, actor, [
+            Move(r["variant_id"], candidates[0], -r["quantity"], "sale",
+                 reference=reference, order_id=order_id) for r in line_rows])
+    else:
+        # Remote sale: each line from the first location that has it, never below zero.
+        for r in sorted(line_rows, key=lambda r: r["variant_id"]):
+            for loc in candidates:
+                try:
+                    await apply_moves(uow, actor, [Move(
+                        r["variant_id"], loc, -r["quantity"], "sale", strict=True,
+                        reference=reference, order_id=order_id)])
+                except OutOfStock:
+                    continue
+                r["location_id"] = loc
+                break
+            else:
+                raise OutOfStock(f"{r['name']} is out of stock",
+                                 field=f"lines.{r['line_no'] - 1}",
+                                 extra={"variant_id": r["variant_id"]})
+
+    for r in line_rows:
+        r["order_id"] = order_id
+    await s.execute(insert(OrderLine), line_rows)
+    if planned:
+        await s.execute(insert(Payment), [{
+            "order_id": order_id, "method": p.method, "status": "captured",
+            "amount_cents": p.amount_cents, "rounding_cents": p.rounding_cents,
+            "tendered_cents": p.tendered_cents, "change_cents": p.change_cents,
+            "reference": p.reference, "location_id": location_id, "created_at": now,
+        } for p in planned])
+    uow.emit("order.created", {"order_id": order_id, "channel": channel.code,
+                               "location_id": location_id, "status": status,
+                               "total_cents": total, "customer_id": cmd.customer_id})
+    return int(order_id)
+
+
+async def _variants_for(s: AsyncSession, cmd: OrderIn, day: date) -> list[VariantInfo]:
+    """One VariantInfo per line, in line order, refusing unknown or inactive ones."""
+    ids = [ln.variant_id for ln in cmd.lines if ln.variant_id is not None]
+    eans = [clean_ean(ln.ean, f"lines.{i}.ean") for i, ln in enumerate(cmd.lines) if ln.ean]
+    found = await load_variant_infos(s, day, ids=ids, eans=eans)
+    by_id = {i.id: i for i in found}
+    by_ean = {i.ean: i for i in found if i.ean}
+    out = []
+    for i, ln in enumerate(cmd.lines):
+        info = by_id.get(ln.variant_id) if ln.variant_id else by_ean.get(clean_ean(ln.ean or ""))
+        if info is None:
+            raise ValidationFailed(f"line {i + 1}: unknown product", code="unknown_variant",
+                                   field=f"lines.{i}")
+        if not info.active:
+            raise ValidationFailed(f"line {i + 1}: {info.name} is not for sale",
+                                   code="variant_inactive", field=f"lines.{i}")
+        out.append(info)
+    return out
+
+
+def vat_breakdown(lines: list[OrderLineOut]) -> list[VatLine]:
+    by_rate: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for ln in lines:
+        by_rate[ln.vat_rate_bp][0] += ln.total_cents
+        by_rate[ln.vat_rate_bp][1] += ln.vat_cents
+    return [VatLine(rate_bp=r, gross_cents=g, vat_cents=v, net_cents=g - v)
+            for r, (g, v) in sorted(by_rate.items(), reverse=True)]
+
+
+async def get_order(s: AsyncSession, order_id: int) -> OrderOut:
+    row = (await s.execute(
+        select(Order, Channel.code).join(Channel, Channel.id == Order.channel_id)
+        .where(Order.id == order_id)
+    )).first()
+    if row is None:
+        raise NotFound(f"no order {order_id}", code="order_not_found")
+    order, channel_code = row
+    lines = [OrderLineOut(
+        line_no=ln.line_no, variant_id=ln.variant_id, location_id=ln.location_id, sku=ln.sku,
+        name=ln.name, quantity=ln.quantity, unit_price_cents=ln.unit_price_cents,
+        discount_cents=ln.discount_cents, total_cents=ln.total_cents,
+        vat_rate_bp=ln.vat_rate_bp, vat_cents=ln.vat_cents, campaign_id=ln.campaign_id,
+    ) for ln in (await s.scalars(
+        select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.line_no)
+    )).all()]
+    payments = [PaymentOut(
+        method=p.method, amount_cents=p.amount_cents, rounding_cents=p.rounding_cents,
+        tendered_cents=p.tendered_cents, change_cents=p.change_cents, reference=p.reference,
+    ) for p in (await s.scalars(
+        select(Payment).where(Payment.order_id == order_id).order_by(Payment.id)
+    )).all()]
+    return OrderOut(
+        id=order.id, number=order_number(order.id), channel=channel_code,
+        location_id=order.location_id, customer_id=order.customer_id, status=order.status,
+        currency=order.currency, subtotal_cents=order.subtotal_cents,
+        discount_cents=order.discount_cents, total_cents=order.total_cents,
+        vat_cents=order.vat_cents, paid_cents=order.paid_cents, lines=lines,
+        payments=payments, vat_breakdown=vat_breakdown(lines), created_at=order.created_at,
+        created_by=order.created_by,
+    )
+
+
+def order_number(order_id: int) -> str:
+    return f"{order_id:06d}"
+
+
+async def list_orders(s: AsyncSession, actor: Actor, *, channel: str | None = None,
+                      location_id: int | None = None, customer_id: int | None = None,
+                      limit: int = 50, before_id: int | None = None) -> list[OrderOut]:
+    actor.require("orders.read", location_id)
+    q = select(Order.id).order_by(Order.id.desc()).limit(limit)
+    if channel:
+        q = q.join(Channel, Channel.id == Order.channel_id).where(Channel.code == channel)
+    if location_id is not None:
+        q = q.where(Order.location_id == location_id)
+    if customer_id is not None:
+        q = q.where(Order.customer_id == customer_id)
+    if before_id is not None:
+        q = q.where(Order.id < before_id)
+    return [await get_order(s, oid) for oid in (await s.scalars(q)).all()]
+
+
+async def count_orders(s: AsyncSession) -> int:
+    return int(await s.scalar(select(func.count()).select_from(Order)) or 0)

@@ -1,0 +1,78 @@
+"""Payments v1: cash (Act 890/2000 rounding, change) and card-present.
+
+Only the cash payment is rounded, never the order total or the lines: the
+order's `paid_cents` equals its exact total, and the payment row records the
+rounding difference that went into (or out of) the drawer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from saumaton.core.errors import ValidationFailed
+from saumaton.core.money import round_cash
+
+
+class PaymentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["cash", "card"]
+    amount_cents: int | None = Field(
+        default=None, gt=0, le=100_000_000,
+        description="applied to the order; omit to pay the rest of the total")
+    tendered_cents: int | None = Field(default=None, ge=0, le=100_000_000,
+                                       description="cash handed over by the customer")
+    terminal_confirmed: bool = Field(
+        default=False, description="card: the cashier saw the terminal approve the payment")
+    reference: str = Field(default="", max_length=100)
+
+
+@dataclass(frozen=True)
+class PlannedPayment:
+    method: str
+    amount_cents: int
+    rounding_cents: int
+    tendered_cents: int | None
+    change_cents: int
+    reference: str
+
+    @property
+    def collected_cents(self) -> int:
+        return self.amount_cents + self.rounding_cents
+
+
+def plan_payments(total_cents: int, payments: list[PaymentIn]) -> list[PlannedPayment]:
+    """Check the payments settle the total exactly and work out rounding and change."""
+    planned: list[PlannedPayment] = []
+    due = total_cents
+    for i, p in enumerate(payments):
+        field = f"payments.{i}"
+        if due <= 0:
+            raise ValidationFailed("the order is already paid in full", code="overpayment",
+                                   field=field)
+        amount = p.amount_cents if p.amount_cents is not None else due
+        if amount > due:
+            raise ValidationFailed(f"payment {amount} exceeds the {due} still due",
+                                   code="overpayment", field=f"{field}.amount_cents")
+        if p.method == "card":
+            if not p.terminal_confirmed:
+                raise ValidationFailed("confirm that the card terminal approved the payment",
+                                       code="card_not_confirmed", field=field)
+            planned.append(PlannedPayment("card", amount, 0, None, 0, p.reference))
+        else:
+            settles = amount == due
+            to_collect = round_cash(amount) if settles else amount
+            tendered = p.tendered_cents if p.tendered_cents is not None else to_collect
+            if tendered < to_collect:
+                raise ValidationFailed(
+                    f"cash tendered {tendered} is less than {to_collect} to pay",
+                    code="insufficient_cash", field=f"{field}.tendered_cents")
+            planned.append(PlannedPayment("cash", amount, to_collect - amount, tendered,
+                                          tendered - to_collect, p.reference))
+        due -= amount
+    if payments and due != 0:
+        raise ValidationFailed(f"payments leave {due} cents unpaid", code="payment_incomplete",
+                               field="payments")
+    return planned

@@ -1,0 +1,193 @@
+"""The one price-resolution function every channel calls.
+
+A variant has one consumer price (VAT included). Campaigns take money off it:
+percent (value in basis points) or fixed (cents), on a variant, its product or
+its category, while active and inside their time window, in every channel
+unless limited to listed channels. When several apply the customer gets the
+single lowest price; campaigns do not stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saumaton.catalogue.services import VariantInfo
+from saumaton.core.actor import Actor
+from saumaton.core.errors import NotFound, ValidationFailed
+from saumaton.core.money import percent_of
+from saumaton.db.uow import UnitOfWork
+from saumaton.locations.models import Channel
+from saumaton.pricing.models import Campaign, CampaignChannel, CampaignTarget
+
+
+@dataclass(frozen=True)
+class PriceQuote:
+    variant_id: int
+    list_cents: int
+    discount_cents: int
+    campaign_id: int | None = None
+    campaign_name: str | None = None
+    # Channel codes the campaign is limited to; None means every channel.
+    limited_to: tuple[str, ...] | None = None
+
+    @property
+    def price_cents(self) -> int:
+        return self.list_cents - self.discount_cents
+
+
+@dataclass(frozen=True)
+class _Applicable:
+    campaign_id: int
+    name: str
+    kind: str
+    value: int
+    target_type: str
+    target_id: int
+
+
+def campaign_discount(kind: str, value: int, list_cents: int) -> int:
+    if kind == "percent":
+        return min(list_cents, percent_of(list_cents, value))
+    return min(list_cents, value)
+
+
+async def resolve_prices(
+    session: AsyncSession, variants: Sequence[VariantInfo], channel_id: int | None,
+    at: datetime,
+) -> dict[int, PriceQuote]:
+    """Price of each variant in `channel_id` at time `at` (one query for all)."""
+    if not variants:
+        return {}
+    variant_ids = {v.id for v in variants}
+    product_ids = {v.product_id for v in variants}
+    category_ids = {v.category_id for v in variants if v.category_id is not None}
+    target_conds = [
+        and_(CampaignTarget.target_type == "variant", CampaignTarget.target_id.in_(variant_ids)),
+        and_(CampaignTarget.target_type == "product", CampaignTarget.target_id.in_(product_ids)),
+    ]
+    if category_ids:
+        target_conds.append(and_(CampaignTarget.target_type == "category",
+                                 CampaignTarget.target_id.in_(category_ids)))
+    limited = select(CampaignChannel.campaign_id).where(
+        CampaignChannel.campaign_id == Campaign.id
+    ).exists()
+    in_channel = select(CampaignChannel.campaign_id).where(
+        CampaignChannel.campaign_id == Campaign.id, CampaignChannel.channel_id == channel_id
+    ).exists()
+    stmt = (
+        select(Campaign.id, Campaign.name, Campaign.kind, Campaign.value,
+               CampaignTarget.target_type, CampaignTarget.target_id)
+        .join(CampaignTarget, CampaignTarget.campaign_id == Campaign.id)
+        .where(
+            Campaign.active, Campaign.starts_at <= at,
+            or_(Campaign.ends_at.is_(None), Campaign.ends_at > at),
+            or_(*target_conds),
+            or_(~limited, in_channel) if channel_id is not None else ~limited,
+        )
+    )
+    found = [_Applicable(*row) for row in (await session.execute(stmt)).all()]
+    limits = await _channel_limits(session, {a.campaign_id for a in found})
+    quotes: dict[int, PriceQuote] = {}
+    for v in variants:
+        best = PriceQuote(variant_id=v.id, list_cents=v.price_cents, discount_cents=0)
+        for a in found:
+            hit = ((a.target_type == "variant" and a.target_id == v.id)
+                   or (a.target_type == "product" and a.target_id == v.product_id)
+                   or (a.target_type == "category" and a.target_id == v.category_id))
+            if not hit:
+                continue
+            d = campaign_discount(a.kind, a.value, v.price_cents)
+            if d > best.discount_cents or (
+                d == best.discount_cents and d > 0 and a.campaign_id < (best.campaign_id or 0)
+            ):
+                best = PriceQuote(v.id, v.price_cents, d, a.campaign_id, a.name,
+                                  limits.get(a.campaign_id))
+        quotes[v.id] = best
+    return quotes
+
+
+async def _channel_limits(session: AsyncSession, ids: set[int]) -> dict[int, tuple[str, ...]]:
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(CampaignChannel.campaign_id, Channel.code)
+        .join(Channel, Channel.id == CampaignChannel.channel_id)
+        .where(CampaignChannel.campaign_id.in_(ids))
+        .order_by(Channel.code)
+    )
+    out: dict[int, list[str]] = {}
+    for cid, code in rows.all():
+        out.setdefault(cid, []).append(code)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+class CampaignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    kind: str = Field(pattern="^(percent|fixed)$")
+    value: int = Field(gt=0, description="percent: basis points (2000 = 20 %); fixed: cents")
+    starts_at: datetime
+    ends_at: datetime | None = None
+    variant_ids: list[int] = Field(default_factory=list)
+    product_ids: list[int] = Field(default_factory=list)
+    category_ids: list[int] = Field(default_factory=list)
+    channel_codes: list[str] = Field(
+        default_factory=list, description="limit to these channels; empty = every channel"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> CampaignIn:
+        if self.kind == "percent" and self.value > 10000:
+            raise ValueError("a percent campaign takes at most 10000 basis points (100 %)")
+        if self.starts_at.tzinfo is None or (self.ends_at and self.ends_at.tzinfo is None):
+            raise ValueError("times must carry a UTC offset")
+        if self.ends_at is not None and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        if not (self.variant_ids or self.product_ids or self.category_ids):
+            raise ValueError("name at least one variant, product or category")
+        return self
+
+
+async def create_campaign(uow: UnitOfWork, actor: Actor, data: CampaignIn) -> int:
+    actor.require("prices.write")
+    s = uow.session
+    campaign = Campaign(name=data.name, kind=data.kind, value=data.value,
+                        starts_at=data.starts_at, ends_at=data.ends_at, active=True)
+    s.add(campaign)
+    await s.flush()
+    targets = ([("variant", i) for i in data.variant_ids]
+               + [("product", i) for i in data.product_ids]
+               + [("category", i) for i in data.category_ids])
+    s.add_all(CampaignTarget(campaign_id=campaign.id, target_type=t, target_id=i)
+              for t, i in dict.fromkeys(targets))
+    if data.channel_codes:
+        channels = dict((await s.execute(
+            select(Channel.code, Channel.id).where(Channel.code.in_(data.channel_codes))
+        )).tuples().all())
+        missing = set(data.channel_codes) - set(channels)
+        if missing:
+            raise ValidationFailed(f"unknown channels: {', '.join(sorted(missing))}",
+                                   code="unknown_channel", field="channel_codes")
+        s.add_all(CampaignChannel(campaign_id=campaign.id, channel_id=c)
+                  for c in channels.values())
+    await s.flush()
+    uow.emit("campaign.changed", {"campaign_id": campaign.id, "name": data.name,
+                                  "variant_ids": data.variant_ids,
+                                  "product_ids": data.product_ids,
+                                  "category_ids": data.category_ids})
+    return campaign.id
+
+
+async def end_campaign(uow: UnitOfWork, actor: Actor, campaign_id: int) -> None:
+    actor.require("prices.write")
+    campaign = await uow.session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFound(f"no campaign {campaign_id}", code="campaign_not_found")
+    campaign.active = False
+    uow.emit("campaign.changed", {"campaign_id": campaign_id, "active": False})

@@ -1,0 +1,1 @@
+"""HTTP channels: the app factory, staff authentication, the webshop and the POS."""

@@ -1,0 +1,88 @@
+"""The application factory: one ASGI app serving the API, the webshop and the POS."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from starlette.middleware.sessions import SessionMiddleware
+
+from saumaton import __version__
+from saumaton.api import catalogue, customers, events, orders, problems, stock
+from saumaton.config import Settings, get_settings
+from saumaton.db.uow import Database
+from saumaton.events.hub import EventHub
+
+STATIC = Path(__file__).parent / "static"
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.resolved_database_url(), pool_size=settings.db_pool_size)
+        hub = EventHub(db)
+        await hub.start()
+        app.state.db = db
+        app.state.hub = hub
+        app.state.settings = settings
+        try:
+            yield
+        finally:
+            await hub.stop()
+            await db.dispose()
+
+    app = FastAPI(
+        title="Saumaton API", version=__version__, lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None,
+        description=(
+            "One core for a retailer's stores and webshop. Errors are "
+            "`application/problem+json` with a stable `code`. Writes need a staff "
+            "session or `Authorization: Bearer <token>` (`saumaton token create`)."
+        ),
+    )
+    app.add_middleware(SessionMiddleware, secret_key=settings.resolved_secret_key(),
+                       session_cookie="saumaton_session", same_site="lax",
+                       max_age=12 * 3600)
+    problems.install(app)
+    for module in (catalogue, orders, customers, stock, events):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness and database status")
+    async def healthz(request: Request) -> JSONResponse:
+        db: Database = request.app.state.db
+        try:
+            async with db.reader() as s:
+                revision = await s.scalar(text("SELECT version_num FROM alembic_version"))
+            return JSONResponse({"status": "ok", "version": __version__,
+                                 "database": {"status": "ok", "dialect": db.dialect,
+                                              "revision": revision}})
+        except Exception as exc:  # report, don't crash: this is what monitoring reads
+            log.warning("health check failed: %s", exc)
+            return JSONResponse({"status": "error", "version": __version__,
+                                 "database": {"status": "error", "dialect": db.dialect,
+                                              "error": type(exc).__name__}},
+                                status_code=503)
+
+    @app.get("/api/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/v1/openapi.json", title="Saumaton API",
+            swagger_js_url="/static/vendor/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    from saumaton.web import pages
+    pages.install(app)
+    return app

@@ -1,0 +1,72 @@
+"""Every database test runs on SQLite and on PostgreSQL (fixture `backend`).
+
+PostgreSQL must be reachable on 127.0.0.1:5432; when it is not, the tests
+fail rather than skip. SAUMATON_TEST_BACKENDS=sqlite narrows a local run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from saumaton.config import Settings
+from saumaton.db.uow import Database
+from saumaton.web.app import create_app
+from tests.support import Server, Shop, backends, build_shop, drop_pg_database, fresh_database
+
+
+@pytest.fixture(scope="session", params=backends())
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def session_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("saumaton")
+
+
+@pytest.fixture(scope="session")
+async def database_url(backend: str, session_tmp: Path) -> AsyncIterator[str]:
+    url = await fresh_database(backend, session_tmp)
+    yield url
+    if backend == "postgresql":
+        await drop_pg_database(url)
+
+
+@pytest.fixture(scope="session")
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture(scope="session")
+async def shop(db: Database) -> Shop:
+    return await build_shop(db)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, session_tmp: Path) -> Settings:
+    return Settings(database_url=database_url, var_dir=session_tmp / "var",
+                    secret_key="test-secret-key-0123456789")
+
+
+@pytest.fixture(scope="session")
+async def client(settings: Settings, shop: Shop) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in-process (real database, no network)."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            yield c
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str, shop: Shop, session_tmp: Path, backend: str) -> Iterator[Server]:
+    """A real uvicorn process against the same database."""
+    srv = Server(database_url, session_tmp / f"server-{backend}")
+    yield srv
+    srv.stop()

@@ -1,0 +1,197 @@
+"""Helpers for tests: throwaway databases, a fixture shop, a real server process."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+from stdnum import ean as stdnum_ean
+
+from saumaton.catalogue.schemas import ProductIn, VariantIn
+from saumaton.catalogue.services import create_product
+from saumaton.core.actor import SYSTEM
+from saumaton.db.migrate import upgrade
+from saumaton.db.uow import Database
+from saumaton.inventory.services import Move, apply_moves
+from saumaton.locations.models import Channel, Location
+from saumaton.staff.services import create_api_token, create_staff
+
+PG_ADMIN = os.environ.get("SAUMATON_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def backends() -> list[str]:
+    raw = os.environ.get("SAUMATON_TEST_BACKENDS", "sqlite,postgresql")
+    return [b.strip() for b in raw.split(",") if b.strip()]
+
+
+async def create_pg_database() -> str:
+    name = f"saumaton_test_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+async def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def fresh_database(backend: str, tmp: Path) -> str:
+    """A new, migrated database; returns its URL."""
+    if backend == "postgresql":
+        url = await create_pg_database()
+    else:
+        url = f"sqlite+aiosqlite:///{tmp / f'test-{uuid.uuid4().hex[:8]}.db'}"
+    await asyncio.to_thread(upgrade, url)
+    return url
+
+
+_ean_counter = itertools.count(random.randrange(10**6))
+_ean_base = random.randrange(10**4)
+
+
+def new_ean() -> str:
+    """A unique valid EAN-13 in the in-store range (prefix 2)."""
+    body = f"2{_ean_base:04d}{next(_ean_counter):07d}"
+    return body + stdnum_ean.calc_check_digit(body)
+
+
+@dataclass
+class Shop:
+    """Locations, channels and staff every test can rely on."""
+
+    store1: int
+    store2: int
+    warehouse: int
+    tokens: dict[str, str] = field(default_factory=dict)  # role name -> bearer token
+    logins: dict[str, tuple[str, str]] = field(default_factory=dict)  # role -> (email, pw)
+
+    def auth(self, who: str = "owner") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+
+async def build_shop(db: Database) -> Shop:
+    async with db.uow() as uow:
+        s = uow.session
+        locs = [
+            Location(code="store-1", name="Store Helsinki", kind="store", sells_in_person=True,
+                     ships_web_orders=False, pickup_point=True, web_priority=50),
+            Location(code="store-2", name="Store Tampere", kind="store", sells_in_person=True,
+                     ships_web_orders=False, pickup_point=True, web_priority=60),
+            Location(code="warehouse", name="Warehouse", kind="warehouse",
+                     ships_web_orders=True, web_priority=10),
+        ]
+        s.add_all(locs)
+        await s.flush()
+        s.add_all([
+            Channel(code="web", kind="webshop", name="Webshop"),
+            Channel(code="pos-1", kind="pos", name="POS Helsinki", location_id=locs[0].id),
+            Channel(code="pos-2", kind="pos", name="POS Tampere", location_id=locs[1].id),
+            Channel(code="service", kind="service_desk", name="Service desk"),
+            Channel(code="api", kind="api", name="API"),
+        ])
+        shop = Shop(locs[0].id, locs[1].id, locs[2].id)
+        people = {
+            "owner": [("owner", None)],
+            "manager": [("manager", None)],
+            "cashier1": [("cashier", locs[0].id)],
+            "cashier2": [("cashier", locs[1].id)],
+            "service": [("service", None)],
+            "finance": [("finance", None)],
+        }
+        for who, roles in people.items():
+            email, pw = f"{who}@test.example", f"pw-{who}-secret"
+            staff = await create_staff(uow, email, who.title(), pw, roles)
+            shop.tokens[who] = await create_api_token(uow, staff.id, f"{who} token")
+            shop.logins[who] = (email, pw)
+        await uow.commit()
+    return shop
+
+
+async def make_variants(db: Database, prices: list[int], *, stock: dict[int, int] | None = None,
+                        vat_class: str = "standard", attributes: list[dict[str, str]] | None
+                        = None) -> list[dict[str, object]]:
+    """A product with one variant per price, stocked per location; returns variant dicts."""
+    tag = uuid.uuid4().hex[:8]
+    data = ProductIn(
+        slug=f"p-{tag}", name=f"Product {tag}", brand="Test", vat_class=vat_class,
+        variants=[VariantIn(sku=f"SKU-{tag}-{i}", ean=new_ean(), name=f"V{i}",
+                            attributes=(attributes[i] if attributes else {}), price_cents=p)
+                  for i, p in enumerate(prices)],
+    )
+    async with db.uow() as uow:
+        product = await create_product(uow, SYSTEM, data)
+        if stock:
+            await apply_moves(uow, SYSTEM, [
+                Move(v.id, loc, qty, "receipt")
+                for v in product.variants for loc, qty in stock.items()])
+        await uow.commit()
+    return [dict(v.model_dump(), product_slug=product.slug, product_id=product.id)
+            for v in product.variants]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """A real uvicorn process serving the app against a test database."""
+
+    def __init__(self, database_url: str, var_dir: Path, workers: int = 1) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, SAUMATON_DATABASE_URL=database_url,
+                   SAUMATON_VAR_DIR=str(var_dir), PORT=str(self.port))
+        var_dir.mkdir(parents=True, exist_ok=True)
+        self.log = open(var_dir / f"server-{self.port}.log", "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "saumaton.web.asgi:app", "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", str(workers), "--log-level", "warning"],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.base_url + "/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            try:  # wait a moment for the process to die; if it does, say why
+                self.proc.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                continue
+            raise RuntimeError(f"server exited: {Path(self.log.name).read_text()}")
+        raise RuntimeError("server did not become ready")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
