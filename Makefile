@@ -25,7 +25,7 @@ serve: install
 	$(VENV)/bin/saumaton serve
 
 lint: install
-	$(VENV)/bin/ruff check saumaton tests bench
+	$(VENV)/bin/ruff check saumaton tests $(wildcard bench)
 	$(VENV)/bin/mypy saumaton
 
 test: lint

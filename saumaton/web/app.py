@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from saumaton.api import catalogue, customers, events, orders, problems, stock
 from saumaton.config import Settings, get_settings
 from saumaton.db.uow import Database
 from saumaton.events.hub import EventHub
+from saumaton.inventory.expiry import run_expiry
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
@@ -35,9 +37,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = db
         app.state.hub = hub
         app.state.settings = settings
+        stop_expiry = asyncio.Event()
+        expiry = asyncio.create_task(run_expiry(db, stop=stop_expiry))
         try:
             yield
         finally:
+            stop_expiry.set()
+            await expiry
             await hub.stop()
             await db.dispose()
 

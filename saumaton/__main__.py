@@ -1,0 +1,5 @@
+"""`python -m saumaton` runs the CLI."""
+
+from saumaton.cli import main
+
+main()
