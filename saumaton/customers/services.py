@@ -50,10 +50,10 @@ def new_card_number() -> str:
 
 
 async def _out(session: AsyncSession, customer: Customer) -> CustomerOut:
-    ids = dict((await session.execute(
+    ids: dict[str, str] = dict((await session.execute(
         select(CustomerIdentity.kind, CustomerIdentity.value)
         .where(CustomerIdentity.customer_id == customer.id)
-    )).tuples().all())
+    )).all())
     return CustomerOut(id=customer.id, first_name=customer.first_name,
                        last_name=customer.last_name, email=ids.get("email"),
                        phone=ids.get("phone"), card=ids.get("card"))

@@ -167,9 +167,9 @@ async def create_campaign(uow: UnitOfWork, actor: Actor, data: CampaignIn) -> in
     s.add_all(CampaignTarget(campaign_id=campaign.id, target_type=t, target_id=i)
               for t, i in dict.fromkeys(targets))
     if data.channel_codes:
-        channels = dict((await s.execute(
+        channels: dict[str, int] = dict((await s.execute(
             select(Channel.code, Channel.id).where(Channel.code.in_(data.channel_codes))
-        )).tuples().all())
+        )).all())
         missing = set(data.channel_codes) - set(channels)
         if missing:
             raise ValidationFailed(f"unknown channels: {', '.join(sorted(missing))}",
