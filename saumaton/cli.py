@@ -29,7 +29,9 @@ token_app = typer.Typer(help="API tokens for integrations.", no_args_is_help=Tru
 app.add_typer(db_app, name="db")
 app.add_typer(staff_app, name="staff")
 app.add_typer(token_app, name="token")
-console = Console()
+# soft_wrap: never break a line at the terminal width. Output piped to a log or a
+# script (cron running `check`) would otherwise wrap at 80 columns mid-message.
+console = Console(soft_wrap=True)
 
 
 def _url(url: str | None) -> str:

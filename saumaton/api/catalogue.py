@@ -13,7 +13,7 @@ from saumaton.catalogue.services import load_variant_infos
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import NotFound
-from saumaton.core.types import MAX_ID
+from saumaton.core.types import MAX_INT32, Input, NoNul
 from saumaton.inventory.services import availability
 from saumaton.locations.services import channel_by_code, list_channels, list_locations
 from saumaton.orders.services import business_day
@@ -22,7 +22,7 @@ from saumaton.pricing.services import create_campaign as create_campaign_svc
 from saumaton.web.auth import db_of, require_actor
 
 router = APIRouter(prefix="/api/v1", tags=["catalogue"])
-IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdPath = Annotated[int, Path(ge=1, le=MAX_INT32)]
 
 
 class ProductPage(BaseModel):
@@ -35,8 +35,9 @@ class ProductPage(BaseModel):
 @router.get("/products", response_model=ProductPage, summary="List or search products")
 async def list_products(
     request: Request,
-    q: Annotated[str | None, Query(max_length=100, description="name, brand, SKU or EAN")] = None,
-    category: Annotated[str | None, Query(max_length=120)] = None,
+    q: Annotated[str | None, Query(max_length=100, description="name, brand, SKU or EAN"),
+                 NoNul] = None,
+    category: Annotated[str | None, Query(max_length=120), NoNul] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> ProductPage:
@@ -63,7 +64,8 @@ async def create_product(request: Request, body: ProductIn,
 
 @router.get("/variants", response_model=VariantOut, summary="Find a variant by EAN or SKU")
 async def find_variant(request: Request,
-                       code: Annotated[str, Query(min_length=1, max_length=64)]) -> VariantOut:
+                       code: Annotated[str, Query(min_length=1, max_length=64), NoNul]
+                       ) -> VariantOut:
     async with db_of(request).reader() as s:
         return await catalogue.find_variant_by_code(s, code)
 
@@ -74,7 +76,7 @@ async def get_variant(request: Request, variant_id: IdPath) -> VariantOut:
         return await catalogue.get_variant(s, variant_id)
 
 
-class PriceIn(BaseModel):
+class PriceIn(Input):
     price_cents: int = Field(ge=0, le=100_000_000)
 
 
@@ -103,7 +105,8 @@ class PriceQuoteOut(BaseModel):
 @router.get("/variants/{variant_id}/price", response_model=PriceQuoteOut,
             summary="The price a channel charges now (campaigns applied)")
 async def get_price(request: Request, variant_id: IdPath,
-                    channel: Annotated[str, Query(max_length=32)] = "web") -> PriceQuoteOut:
+                    channel: Annotated[str, Query(max_length=32), NoNul] = "web"
+                    ) -> PriceQuoteOut:
     now = utcnow()
     async with db_of(request).reader() as s:
         ch = await channel_by_code(s, channel)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from saumaton.core.actor import Actor
-from saumaton.core.types import MAX_ID
+from saumaton.core.types import MAX_ID, NoNul
 from saumaton.customers import services as customers
 from saumaton.customers.services import CustomerIn, CustomerOut
 from saumaton.web.auth import db_of, require_actor
@@ -27,7 +27,7 @@ async def create_customer(request: Request, body: CustomerIn,
 @router.get("/customers/lookup", response_model=CustomerOut,
             summary="Find a customer by e-mail, phone or loyalty card")
 async def lookup_customer(
-    request: Request, q: Annotated[str, Query(min_length=1, max_length=320)],
+    request: Request, q: Annotated[str, Query(min_length=1, max_length=320), NoNul],
     kind: Annotated[str | None, Query(pattern="^(email|phone|card)$")] = None,
     actor: Actor = Depends(require_actor),
 ) -> CustomerOut:

@@ -7,12 +7,14 @@ values the database refuses (out-of-range integers, NUL bytes) all map to 4xx.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from saumaton.core.errors import DomainError
@@ -27,12 +29,15 @@ _HTTP_CODES = {400: "bad_request", 401: "not_authenticated", 403: "forbidden",
                422: "validation_error", 429: "too_many_requests"}
 
 
-def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(status: int, code: str, detail: str, *, headers: Mapping[str, str] | None = None,
+            **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {"type": f"/problems/{code}", "title": code.replace("_", " "),
                             "status": status, "code": code, "detail": detail}
     body.update({k: v for k, v in extra.items() if v is not None})
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers or None)
 
 
 def domain_problem(exc: DomainError) -> JSONResponse:
@@ -45,6 +50,32 @@ def _clean_errors(errors: Any) -> list[dict[str, Any]]:
         out.append({"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
                     "type": str(e.get("type", ""))})
     return out
+
+
+def refused_value(exc: BaseException) -> bool:
+    """True when the database refused a value the client sent: an integer too big for
+    its column, NUL in text, a date out of range. Such errors reach us wrapped by
+    SQLAlchemy (or not, from statements run on the asyncpg connection directly) and,
+    on SQLite, as Python's OverflowError."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, DataError | OverflowError | asyncpg.DataError):
+            return True
+        # asyncpg refusing to encode an argument (e.g. "value out of int32 range")
+        if isinstance(e, asyncpg.InterfaceError) and isinstance(e, ValueError):
+            return True
+        sqlstate = getattr(e, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith("22"):  # class 22: data exception
+            return True
+        orig = getattr(e, "orig", None)
+        todo.extend([orig if isinstance(orig, BaseException) else None,
+                     e.__cause__, e.__context__])
+    return False
 
 
 def install(app: FastAPI) -> None:
@@ -63,12 +94,39 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return problem(exc.status_code, code, str(exc.detail))
+        # keep the headers the error carries, e.g. Allow on a 405
+        return problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    def _refused() -> JSONResponse:
+        return problem(422, "invalid_value",
+                       "a value is out of range or not valid text for the database")
 
     @app.exception_handler(DataError)
     async def _data(_: Request, exc: DataError) -> JSONResponse:
-        return problem(422, "invalid_value",
-                       "a value is out of range or not valid text for the database")
+        return _refused()
+
+    # Other driver errors: a refused value is the client's; anything else is ours (500).
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(_: Request, exc: DBAPIError) -> JSONResponse:
+        if refused_value(exc):
+            return _refused()
+        raise exc
+
+    @app.exception_handler(asyncpg.PostgresError)
+    async def _pg(_: Request, exc: asyncpg.PostgresError) -> JSONResponse:
+        if refused_value(exc):
+            return _refused()
+        raise exc
+
+    @app.exception_handler(asyncpg.InterfaceError)
+    async def _pg_client(_: Request, exc: asyncpg.InterfaceError) -> JSONResponse:
+        if refused_value(exc):
+            return _refused()
+        raise exc
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
+        return _refused()
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:

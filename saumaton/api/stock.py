@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from saumaton.core.actor import Actor
-from saumaton.core.types import MAX_ID, DbId
+from saumaton.core.types import MAX_ID, MAX_INT32, Input, SmallId
 from saumaton.inventory import services as inventory
 from saumaton.inventory.services import LevelAfter
 from saumaton.web.auth import db_of, require_actor
@@ -31,37 +31,33 @@ def _level(a: LevelAfter) -> LevelOut:
                     reserved=a.reserved, available=a.available, needs_count=a.needs_count)
 
 
-class ReceiptIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    variant_id: DbId
-    location_id: DbId
+class ReceiptIn(Input):
+    variant_id: SmallId
+    location_id: SmallId
     quantity: int = Field(ge=1, le=1_000_000)
     reason: str = Field(default="", max_length=200)
     reference: str = Field(default="", max_length=100)
 
 
-class AdjustmentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    variant_id: DbId
-    location_id: DbId
+class AdjustmentIn(Input):
+    variant_id: SmallId
+    location_id: SmallId
     quantity: int = Field(ge=-1_000_000, le=1_000_000, description="signed; not zero")
     reason: str = Field(min_length=1, max_length=200)
     reference: str = Field(default="", max_length=100)
 
 
-class CountIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    variant_id: DbId
-    location_id: DbId
+class CountIn(Input):
+    variant_id: SmallId
+    location_id: SmallId
     counted: int = Field(ge=0, le=10_000_000)
     reference: str = Field(default="", max_length=100)
 
 
-class TransferIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    variant_id: DbId
-    from_location_id: DbId
-    to_location_id: DbId
+class TransferIn(Input):
+    variant_id: SmallId
+    from_location_id: SmallId
+    to_location_id: SmallId
     quantity: int = Field(ge=1, le=1_000_000)
     reference: str = Field(default="", max_length=100)
 
@@ -126,12 +122,13 @@ class MovementOut(BaseModel):
 @router.get("/movements", response_model=list[MovementOut], summary="The ledger, newest first")
 async def movements(
     request: Request, actor: Actor = Depends(require_actor),
-    variant_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    location_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    variant_id: Annotated[int | None, Query(ge=1, le=MAX_INT32)] = None,
+    location_id: Annotated[int | None, Query(ge=1, le=MAX_INT32)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     before_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> list[MovementOut]:
-    actor.require("stock.read", location_id)
+    # Staff scoped to some locations read those locations' ledgers, one at a time.
+    actor.require("stock.read", location_id, everywhere=location_id is None)
     async with db_of(request).reader() as s:
         rows = await inventory.movements(s, variant_id=variant_id, location_id=location_id,
                                          limit=limit, before_id=before_id)

@@ -4,26 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from saumaton.core.types import Input
 
 
-class VariantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class VariantIn(Input):
     sku: str = Field(min_length=1, max_length=64)
-    ean: str | None = Field(default=None, max_length=14)
+    ean: str | None = Field(
+        default=None, max_length=20,
+        description="EAN-8, UPC-A, EAN-13 or GTIN-14; spaces and dashes are ignored")
     name: str = Field(default="", max_length=200)
-    attributes: dict[str, str] = Field(default_factory=dict)
+    attributes: dict[str, str] = Field(default_factory=dict, max_length=50)
     price_cents: int = Field(ge=0, le=100_000_000)
 
 
-class ProductIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ProductIn(Input):
     slug: str = Field(min_length=1, max_length=160, pattern=r"^[a-z0-9][a-z0-9-]*$")
     name: str = Field(min_length=1, max_length=200)
     brand: str = Field(default="", max_length=120)
     description: str = Field(default="", max_length=10_000)
-    category_slug: str | None = None
-    vat_class: str = "standard"
+    category_slug: str | None = Field(default=None, max_length=120)
+    vat_class: str = Field(default="standard", max_length=32)
     variants: list[VariantIn] = Field(min_length=1, max_length=500)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.codes import clean_ean
@@ -92,7 +92,7 @@ async def load_variant_infos(
 
 
 async def create_product(uow: UnitOfWork, actor: Actor, data: ProductIn) -> ProductOut:
-    actor.require("catalogue.write")
+    actor.require("catalogue.write", everywhere=True)  # one catalogue for every location
     s = uow.session
     if await s.scalar(select(VatClass.code).where(VatClass.code == data.vat_class)) is None:
         raise ValidationFailed(f"unknown VAT class '{data.vat_class}'", code="unknown_vat_class",
@@ -121,8 +121,10 @@ async def create_product(uow: UnitOfWork, actor: Actor, data: ProductIn) -> Prod
     )
     for sku, ean in clash.all():
         if sku in skus:
-            raise Conflict(f"SKU '{sku}' is already in use", code="duplicate_sku", field="sku")
-        raise Conflict(f"EAN '{ean}' is already in use", code="duplicate_ean", field="ean")
+            raise Conflict(f"SKU '{sku}' is already in use", code="duplicate_sku",
+                           field=f"variants.{skus.index(sku)}.sku")
+        raise Conflict(f"EAN '{ean}' is already in use", code="duplicate_ean",
+                       field=f"variants.{eans.index(ean)}.ean")
     product = Product(
         slug=data.slug, name=data.name, brand=data.brand, description=data.description,
         category_id=category_id, vat_class_code=data.vat_class, active=True,
@@ -172,12 +174,15 @@ async def list_products(
     """Active products matching `q` (name, brand, SKU or EAN), with their variants."""
     conds: list[Any] = [Product.active]
     if q:
-        like = f"%{q.lower()}%"
+        # % and _ in the query are literal characters, not wildcards
+        esc = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = f"%{esc}%"
         conds.append(or_(
-            func.lower(Product.name).like(like), func.lower(Product.brand).like(like),
+            func.lower(Product.name).like(like, escape="\\"),
+            func.lower(Product.brand).like(like, escape="\\"),
             Product.id.in_(select(Variant.product_id).where(
-                or_(func.lower(Variant.sku).like(like), Variant.ean == q,
-                    func.lower(Variant.name).like(like))
+                or_(func.lower(Variant.sku).like(like, escape="\\"), Variant.ean == q,
+                    func.lower(Variant.name).like(like, escape="\\"))
             )),
         ))
     if category:
@@ -205,7 +210,10 @@ async def get_variant(session: AsyncSession, variant_id: int) -> VariantOut:
 async def find_variant_by_code(session: AsyncSession, code: str) -> VariantOut:
     """A scanned or typed code: EAN/GTIN first, then SKU."""
     code = code.strip()
-    v = await session.scalar(select(Variant).where(or_(Variant.ean == code, Variant.sku == code)))
+    v = await session.scalar(
+        select(Variant).where(or_(Variant.ean == code, Variant.sku == code))
+        .order_by(case((Variant.ean == code, 0), else_=1), Variant.id).limit(1)
+    )
     if v is None:
         raise NotFound(f"no product with code '{code}'", code="unknown_code", field="code")
     return _variant_out(v)
@@ -215,7 +223,7 @@ async def set_variant_price(
     uow: UnitOfWork, actor: Actor, variant_id: int, price_cents: int
 ) -> VariantOut:
     """Change the one consumer price; every channel sees it at once."""
-    actor.require("prices.write")
+    actor.require("prices.write", everywhere=True)  # one price for every channel
     if price_cents < 0:
         raise ValidationFailed("price must not be negative", code="invalid_price",
                                field="price_cents")
@@ -229,3 +237,17 @@ async def set_variant_price(
     uow.emit("price.changed", {"variant_id": variant_id, "product_id": product_id,
                                "price_cents": price_cents})
     return await get_variant(uow.session, variant_id)
+
+
+@dataclass(frozen=True)
+class CategoryInfo:
+    id: int
+    slug: str
+    name: str
+
+
+async def list_categories(session: AsyncSession) -> list[CategoryInfo]:
+    """Every category, by name (the webshop's category filter)."""
+    rows = await session.execute(select(Category.id, Category.slug, Category.name)
+                                 .order_by(Category.name, Category.id))
+    return [CategoryInfo(*row) for row in rows.all()]

@@ -33,7 +33,7 @@ def normalise_phone(value: str, region: str = "FI") -> str:
 
 def normalise_card(value: str) -> str:
     digits = "".join(ch for ch in value if not ch.isspace())
-    if not digits.isdigit() or not 6 <= len(digits) <= 20:
+    if not (digits.isascii() and digits.isdigit()) or not 6 <= len(digits) <= 20:
         raise ValidationFailed("a loyalty card number is 6–20 digits", code="invalid_card",
                                field="card")
     return digits
@@ -52,9 +52,19 @@ def normalise(kind: str, value: str) -> str:
 
 def guess_kind(value: str) -> str:
     """What a search box holds: an e-mail, a phone number or a card number."""
+    return guess_kinds(value)[0]
+
+
+def guess_kinds(value: str) -> list[str]:
+    """The kinds a search-box value may be, likeliest first. A number in the
+    international format ('+358…', '00358…') or a national one ('040…') is read as a
+    phone number first and, failing that, as a card number."""
     v = value.strip()
     if "@" in v:
-        return "email"
-    if v.startswith("+") or (v.startswith("0") and len("".join(v.split())) <= 13):
-        return "phone"
-    return "card"
+        return ["email"]
+    digits = "".join(v.split())
+    if v.startswith("+"):
+        return ["phone"]
+    if v.startswith("00") or (v.startswith("0") and len(digits) <= 13):
+        return ["phone", "card"]
+    return ["card"]

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import secrets
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Conflict, NotFound, ValidationFailed
-from saumaton.customers.identities import guess_kind, normalise
+from saumaton.core.types import Input
+from saumaton.customers.identities import guess_kinds, normalise
 from saumaton.customers.models import Customer, CustomerIdentity
 from saumaton.db.uow import UnitOfWork
 
 
-class CustomerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CustomerIn(Input):
     first_name: str = Field(default="", max_length=100)
     last_name: str = Field(default="", max_length=100)
     email: str | None = Field(default=None, max_length=320)
@@ -101,10 +101,17 @@ async def lookup_customer(session: AsyncSession, actor: Actor, value: str,
                           kind: str | None = None) -> CustomerOut:
     """Find a customer by e-mail, phone or loyalty card, however it was typed."""
     actor.require("customers.read")
-    kind = kind or guess_kind(value)
-    normal = normalise(kind, value)
-    cid = await session.scalar(select(CustomerIdentity.customer_id).where(
-        CustomerIdentity.kind == kind, CustomerIdentity.value == normal))
-    if cid is None:
-        raise NotFound(f"no customer with {kind} {normal}", code="customer_not_found")
-    return await get_customer(session, actor, cid)
+    kinds = [kind] if kind else guess_kinds(value)
+    for i, k in enumerate(kinds):
+        try:
+            normal = normalise(k, value)
+        except ValidationFailed:
+            if i == len(kinds) - 1:
+                raise
+            continue
+        cid = await session.scalar(select(CustomerIdentity.customer_id).where(
+            CustomerIdentity.kind == k, CustomerIdentity.value == normal))
+        if cid is not None:
+            return await get_customer(session, actor, cid)
+    raise NotFound(f"no customer with {' or '.join(kinds)} '{value.strip()}'",
+                   code="customer_not_found")

@@ -27,6 +27,18 @@ from saumaton.events.models import OutboxEvent
 log = logging.getLogger(__name__)
 
 
+def _notification_id(raw: str) -> int | None:
+    """The event id from a notification without parsing it all: the outbox's
+    json_build_object('id', id, ...) renders as '{"id" : 123, ...'."""
+    head, sep, _ = raw.partition(",")
+    if sep and head.startswith('{"id"'):
+        try:
+            return int(head.partition(":")[2])
+        except ValueError:
+            return None
+    return None
+
+
 @dataclass(frozen=True)
 class Event:
     id: int
@@ -109,7 +121,15 @@ class EventHub:
         return [Event(int(r[0]), r[1], r[2]) for r in rows]
 
     async def replay(self, after_id: int, accepts: Callable[[Event], bool]) -> list[Event]:
-        return [e for e in await self._fetch_since(after_id, 1000) if accepts(e)]
+        """Events after `after_id` that `accepts` takes, page by page up to now: a
+        client's own events may sit behind any number of others."""
+        out: list[Event] = []
+        while True:
+            page = await self._fetch_since(after_id, 1000)
+            out += [e for e in page if accepts(e)]
+            if len(page) < 1000:
+                return out
+            after_id = page[-1].id
 
     async def _poll_sqlite(self) -> None:
         while not self._stopping:
@@ -149,12 +169,21 @@ class EventHub:
                 self.ready.set()
                 delay = 0.2
                 while not conn.is_closed():
-                    try:
-                        async with asyncio.timeout(5.0):
-                            raw = await queue.get()
-                    except TimeoutError:
-                        await conn.execute("SELECT 1")  # keep-alive; notices a dead link
-                        continue
+                    if not queue.empty():  # busy: no timer per notification
+                        raw = queue.get_nowait()
+                    else:
+                        try:
+                            async with asyncio.timeout(5.0):
+                                raw = await queue.get()
+                        except TimeoutError:
+                            await conn.execute("SELECT 1")  # keep-alive; notices a dead link
+                            continue
+                    if not self.subscribers:
+                        # Nobody listens in this process: just note how far we are.
+                        seen = _notification_id(raw)
+                        if seen is not None:
+                            self._last_id = max(self._last_id, seen)
+                            continue
                     data = json.loads(raw)
                     payload = data.get("payload")
                     if payload is None:  # too big for NOTIFY: read it from the outbox

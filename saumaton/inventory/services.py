@@ -111,12 +111,93 @@ async def _change_level(uow: UnitOfWork, m: Move) -> LevelAfter:
     return LevelAfter(m.variant_id, m.location_id, row[0], row[1], bool(row[2]))
 
 
+# PostgreSQL: non-strict moves (distinct keys) in one statement. Levels are upserted
+# in key order (the same lock order as one statement per move) and each move's ledger
+# row records the balance its upsert returned.
+_UPSERT_MOVES_SQL = """
+WITH m AS (
+    SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], $5::text[], $6::text[],
+                         $7::bigint[]) WITH ORDINALITY
+        AS m(variant_id, location_id, quantity, kind, reason, reference, order_id, n)
+), lv AS (
+    INSERT INTO stock_levels AS s (variant_id, location_id, on_hand, reserved, needs_count,
+                                   updated_at)
+    SELECT variant_id, location_id, quantity, 0, quantity < 0, $8::timestamptz
+    FROM m ORDER BY n
+    ON CONFLICT (variant_id, location_id) DO UPDATE
+    SET on_hand = s.on_hand + excluded.on_hand,
+        needs_count = s.needs_count OR s.on_hand + excluded.on_hand < 0,
+        updated_at = excluded.updated_at
+    RETURNING s.variant_id, s.location_id, s.on_hand, s.reserved, s.needs_count
+), mv AS (
+    INSERT INTO stock_movements (variant_id, location_id, kind, quantity, balance_after,
+                                 reason, reference, order_id, actor, created_at)
+    SELECT m.variant_id, m.location_id, m.kind, m.quantity, lv.on_hand, m.reason,
+           m.reference, m.order_id, $9::text, $8::timestamptz
+    FROM m JOIN lv ON lv.variant_id = m.variant_id AND lv.location_id = m.location_id
+    ORDER BY m.n
+)
+SELECT variant_id, location_id, on_hand, reserved, needs_count FROM lv
+"""
+# PostgreSQL: one strict move (take stock out only if available) and its ledger row.
+_STRICT_MOVE_SQL = """
+WITH lv AS (
+    UPDATE stock_levels SET on_hand = on_hand + $3::int, updated_at = $4::timestamptz
+    WHERE variant_id = $1::int AND location_id = $2::int
+      AND on_hand - reserved >= -($3::int)
+    RETURNING variant_id, location_id, on_hand, reserved, needs_count
+), mv AS (
+    INSERT INTO stock_movements (variant_id, location_id, kind, quantity, balance_after,
+                                 reason, reference, order_id, actor, created_at)
+    SELECT variant_id, location_id, $5::text, $3::int, on_hand, $6::text, $7::text,
+           $8::bigint, $9::text, $4::timestamptz FROM lv
+)
+SELECT on_hand, reserved, needs_count FROM lv
+"""
+
+
+async def _apply_moves_pg(uow: UnitOfWork, actor: Actor, ordered: list[Move]
+                          ) -> list[LevelAfter]:
+    now = utcnow()
+    if ordered[0].strict:
+        [m] = ordered
+        if m.quantity >= 0:
+            raise ValueError("strict moves take stock out")
+        row = await uow.fetchrow(_STRICT_MOVE_SQL, m.variant_id, m.location_id, m.quantity,
+                                 now, m.kind, m.reason, m.reference, m.order_id, actor.label)
+        if row is None:
+            raise OutOfStock(
+                f"not enough stock of variant {m.variant_id} at location {m.location_id}",
+                extra={"variant_id": m.variant_id, "location_id": m.location_id},
+            )
+        afters = [LevelAfter(m.variant_id, m.location_id, row[0], row[1], bool(row[2]))]
+    else:
+        rows = await uow.fetch(
+            _UPSERT_MOVES_SQL, [m.variant_id for m in ordered],
+            [m.location_id for m in ordered], [m.quantity for m in ordered],
+            [m.kind for m in ordered], [m.reason for m in ordered],
+            [m.reference for m in ordered], [m.order_id for m in ordered], now, actor.label)
+        by_key = {(r[0], r[1]): r for r in rows}
+        afters = []
+        for m in ordered:
+            r = by_key[(m.variant_id, m.location_id)]
+            afters.append(LevelAfter(m.variant_id, m.location_id, r[2], r[3], bool(r[4])))
+    for after in afters:
+        uow.emit("stock.changed", after.event())
+    return afters
+
+
 async def apply_moves(uow: UnitOfWork, actor: Actor, moves: Sequence[Move]) -> list[LevelAfter]:
     """Apply moves in one transaction (sorted by key so concurrent orders never deadlock)."""
     for m in moves:
         if m.kind not in MOVEMENT_KINDS:
             raise ValidationFailed(f"unknown movement kind '{m.kind}'", code="invalid_kind")
     ordered = sorted(moves, key=lambda m: (m.variant_id, m.location_id))
+    if (uow.db.is_postgres and ordered
+            and len({(m.variant_id, m.location_id) for m in ordered}) == len(ordered)
+            and (not any(m.strict for m in ordered)
+                 or (len(ordered) == 1 and ordered[0].strict))):
+        return await _apply_moves_pg(uow, actor, ordered)
     afters: list[LevelAfter] = []
     rows: list[dict[str, Any]] = []
     now = utcnow()

@@ -57,6 +57,11 @@ class PaymentOut(BaseModel):
     change_cents: int
     reference: str
 
+    @property
+    def collected_cents(self) -> int:
+        """What the payment took: for cash, the amount plus its 5-cent rounding."""
+        return self.amount_cents + self.rounding_cents
+
 
 class VatLine(BaseModel):
     rate_bp: int

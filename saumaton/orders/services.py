@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,13 +26,13 @@ from saumaton.config import get_settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, NotFound, OutOfStock, ValidationFailed
-from saumaton.core.money import vat_included
 from saumaton.customers.models import Customer
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.inventory.services import Move, apply_moves
 from saumaton.locations.models import Channel, Location
 from saumaton.locations.services import channel_by_code, web_fulfilment_locations
 from saumaton.orders.models import Order, OrderLine
+from saumaton.orders.quote import price_lines
 from saumaton.orders.schemas import (
     OrderIn,
     OrderLineOut,
@@ -40,7 +41,7 @@ from saumaton.orders.schemas import (
     VatLine,
 )
 from saumaton.payments.models import Payment
-from saumaton.payments.services import plan_payments
+from saumaton.payments.services import PlannedPayment, plan_payments
 from saumaton.pricing.services import resolve_prices
 
 
@@ -53,20 +54,104 @@ def request_fingerprint(cmd: OrderIn) -> str:
     return hashlib.sha256(cmd.model_dump_json().encode()).hexdigest()
 
 
+# Channels are reference rows read by every sale; each process keeps them this long.
+CHANNEL_CACHE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class _ChannelRef:
+    id: int
+    code: str
+    kind: str
+    location_id: int | None
+
+
+async def _channel(uow: UnitOfWork, code: str) -> _ChannelRef:
+    async def load() -> _ChannelRef:
+        ch = await channel_by_code(uow.session, code)  # unknown: raises, not cached
+        return _ChannelRef(ch.id, ch.code, ch.kind, ch.location_id)
+    return await uow.db.cached(("channel", code), CHANNEL_CACHE_SECONDS, load)
+
+
+# PostgreSQL hot path: prepared statements on the driver (see UnitOfWork.driver).
+_PG_KEY_SQL = "SELECT id, request_hash FROM orders WHERE idempotency_key = $1"
+_PG_ORDER_INSERT = """
+INSERT INTO orders (channel_id, location_id, customer_id, status, currency, subtotal_cents,
+                    discount_cents, total_cents, vat_cents, paid_cents, idempotency_key,
+                    request_hash, created_by, created_at)
+VALUES ($1, $2, $3, $4, 'EUR', $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id"""
+
+
+def _pg_lines_payments(order_id: str, p: int) -> tuple[str, str]:
+    """INSERTs of an order's lines and payments (each kept in the given order) as
+    columns of arrays, parameters $p..$p+19: the 12 line columns, the payments'
+    location and time, then the 6 payment columns."""
+    a = [f"${p + i}" for i in range(20)]
+    lines = f"""
+    INSERT INTO order_lines (order_id, line_no, variant_id, location_id, sku, name, quantity,
+                             unit_price_cents, discount_cents, total_cents, vat_rate_bp,
+                             vat_cents, campaign_id)
+    SELECT {order_id}, line_no, variant_id, location_id, sku, name, quantity,
+           unit_price_cents, discount_cents, total_cents, vat_rate_bp, vat_cents, campaign_id
+    FROM unnest({a[0]}::int[], {a[1]}::int[], {a[2]}::int[], {a[3]}::text[], {a[4]}::text[],
+                {a[5]}::int[], {a[6]}::int[], {a[7]}::int[], {a[8]}::int[], {a[9]}::int[],
+                {a[10]}::int[], {a[11]}::int[]) WITH ORDINALITY
+        AS l(line_no, variant_id, location_id, sku, name, quantity, unit_price_cents,
+             discount_cents, total_cents, vat_rate_bp, vat_cents, campaign_id, n)
+    ORDER BY n"""
+    payments = f"""
+    INSERT INTO payments (order_id, method, status, amount_cents, rounding_cents,
+                          tendered_cents, change_cents, reference, location_id, created_at)
+    SELECT {order_id}, method, 'captured', amount_cents, rounding_cents, tendered_cents,
+           change_cents, reference, {a[12]}::int, {a[13]}::timestamptz
+    FROM unnest({a[14]}::text[], {a[15]}::int[], {a[16]}::int[], {a[17]}::int[],
+                {a[18]}::int[], {a[19]}::text[]) WITH ORDINALITY
+        AS p(method, amount_cents, rounding_cents, tendered_cents, change_cents, reference, n)
+    ORDER BY n"""
+    return lines, payments
+
+
+_LINES, _PAYMENTS = _pg_lines_payments("$1::bigint", 2)
+# Lines and payments of an order already inserted ($1): a web order, whose lines learn
+# their location from the stock moves.
+_PG_LINES_PAYMENTS_SQL = f"WITH l AS ({_LINES}\n)\n{_PAYMENTS}"
+_LINES, _PAYMENTS = _pg_lines_payments("(SELECT id FROM o)", 14)
+# A store sale's order, lines and payments in one statement (its lines' location is
+# known before any stock moves).
+_PG_ORDER_LINES_PAYMENTS_SQL = (f"WITH o AS ({_PG_ORDER_INSERT}\n), l AS ({_LINES}\n), "
+                                f"p AS ({_PAYMENTS}\n)\nSELECT id FROM o")
+
+
+def _pg_line_args(line_rows: list[dict[str, Any]], location_id: int | None, now: datetime,
+                  planned: list[PlannedPayment]) -> list[Any]:
+    cols = ("line_no", "variant_id", "location_id", "sku", "name", "quantity",
+            "unit_price_cents", "discount_cents", "total_cents", "vat_rate_bp", "vat_cents",
+            "campaign_id")
+    return [*([r[c] for r in line_rows] for c in cols), location_id, now,
+            [p.method for p in planned], [p.amount_cents for p in planned],
+            [p.rounding_cents for p in planned], [p.tendered_cents for p in planned],
+            [p.change_cents for p in planned], [p.reference for p in planned]]
+
+
 async def place_order(db: Database, actor: Actor, cmd: OrderIn,
                       idempotency_key: str | None = None) -> tuple[OrderOut, bool]:
     """Place an order. Returns (order, replayed): replayed is True when the key was
     seen before and the stored order is returned unchanged."""
     fingerprint = request_fingerprint(cmd)
-    if idempotency_key:
+    if idempotency_key and not db.is_postgres:
         async with db.reader() as s:
             existing = await _replay(s, idempotency_key, fingerprint)
             if existing is not None:
                 return existing, True
     try:
         async with db.uow() as uow:
-            order_id = await _place(uow, actor, cmd, idempotency_key, fingerprint)
-            out = await get_order(uow.session, order_id)
+            if idempotency_key and db.is_postgres:
+                # The same check as on SQLite, as the transaction's first statement
+                # (saves a second connection and two round trips).
+                row = await uow.fetchrow(_PG_KEY_SQL, idempotency_key)
+                if row is not None:
+                    return await _replayed(uow.session, row[0], row[1], fingerprint), True
+            out = await _place(uow, actor, cmd, idempotency_key, fingerprint)
             await uow.commit()
             return out, False
     except IntegrityError:
@@ -86,17 +171,23 @@ async def _replay(s: AsyncSession, key: str, fingerprint: str) -> OrderOut | Non
     )).first()
     if row is None:
         return None
-    if row[1] != fingerprint:
+    return await _replayed(s, row[0], row[1], fingerprint)
+
+
+async def _replayed(s: AsyncSession, order_id: int, request_hash: str | None,
+                    fingerprint: str) -> OrderOut:
+    if request_hash != fingerprint:
         raise Conflict("this Idempotency-Key was used for a different request",
                        code="idempotency_key_reused")
-    return await get_order(s, row[0])
+    return await get_order(s, order_id)
 
 
 async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
-                 fingerprint: str) -> int:
+                 fingerprint: str) -> OrderOut:
+    """Place the order in `uow`; returns it as `get_order` would read it back."""
     s = uow.session
     now = utcnow()
-    channel = await channel_by_code(s, cmd.channel)
+    channel = await _channel(uow, cmd.channel)
     in_store = channel.kind == "pos"
     if in_store:
         location_id = cmd.location_id or channel.location_id
@@ -128,24 +219,17 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
     infos = await _variants_for(s, cmd, business_day(now))
     quotes = await resolve_prices(s, list({i.id: i for i in infos}.values()), channel.id, now)
 
-    subtotal = discount = total = vat = 0
-    line_rows: list[dict[str, Any]] = []
-    for idx, (info, line) in enumerate(zip(infos, cmd.lines, strict=True)):
-        q = quotes[info.id]
-        l_gross = q.list_cents * line.quantity
-        l_disc = q.discount_cents * line.quantity
-        l_total = l_gross - l_disc
-        l_vat = vat_included(l_total, info.vat_rate_bp)
-        subtotal += l_gross
-        discount += l_disc
-        total += l_total
-        vat += l_vat
-        line_rows.append({
-            "line_no": idx + 1, "variant_id": info.id, "location_id": None,
-            "sku": info.sku, "name": info.name, "quantity": line.quantity,
-            "unit_price_cents": q.list_cents, "discount_cents": l_disc, "total_cents": l_total,
-            "vat_rate_bp": info.vat_rate_bp, "vat_cents": l_vat, "campaign_id": q.campaign_id,
-        })
+    # The one line-pricing function, shared with quote_order (POS cart, basket).
+    priced = price_lines(channel.code, infos, [ln.quantity for ln in cmd.lines], quotes)
+    subtotal, discount = priced.subtotal_cents, priced.discount_cents
+    total, vat = priced.total_cents, priced.vat_cents
+    line_rows: list[dict[str, Any]] = [{
+        "line_no": ln.line_no, "variant_id": ln.variant_id, "location_id": None,
+        "sku": ln.sku, "name": ln.name, "quantity": ln.quantity,
+        "unit_price_cents": ln.unit_price_cents, "discount_cents": ln.discount_cents,
+        "total_cents": ln.total_cents, "vat_rate_bp": ln.vat_rate_bp,
+        "vat_cents": ln.vat_cents, "campaign_id": ln.campaign_id,
+    } for ln in priced.lines]
     planned = plan_payments(total, cmd.payments)
     paid = sum(p.amount_cents for p in planned)
     if planned and paid == total:
@@ -154,12 +238,26 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
         status = "pending"
 
     # The idempotency key is unique: a concurrent duplicate fails here, before any stock moves.
-    order_id = int((await s.execute(insert(Order).values(
-        channel_id=channel.id, location_id=location_id, customer_id=cmd.customer_id,
-        status=status, currency="EUR", subtotal_cents=subtotal, discount_cents=discount,
-        total_cents=total, vat_cents=vat, paid_cents=paid, idempotency_key=key,
-        request_hash=fingerprint if key else None, created_by=actor.label, created_at=now,
-    ).returning(Order.id))).scalar_one())
+    request_hash = fingerprint if key else None
+    order_args = (channel.id, location_id, cmd.customer_id, status, subtotal, discount, total,
+                  vat, paid, key, request_hash, actor.label, now)
+    written = False  # lines and payments
+    if uow.db.is_postgres and in_store:
+        for r in line_rows:
+            r["location_id"] = candidates[0]
+        order_id = int((await uow.fetchrow(
+            _PG_ORDER_LINES_PAYMENTS_SQL, *order_args,
+            *_pg_line_args(line_rows, location_id, now, planned)))[0])
+        written = True
+    elif uow.db.is_postgres:
+        order_id = int((await uow.fetchrow(_PG_ORDER_INSERT, *order_args))[0])
+    else:
+        order_id = int((await s.execute(insert(Order).values(
+            channel_id=channel.id, location_id=location_id, customer_id=cmd.customer_id,
+            status=status, currency="EUR", subtotal_cents=subtotal, discount_cents=discount,
+            total_cents=total, vat_cents=vat, paid_cents=paid, idempotency_key=key,
+            request_hash=request_hash, created_by=actor.label, created_at=now,
+        ).returning(Order.id))).scalar_one())
     reference = order_number(order_id)
 
     if in_store:
@@ -186,20 +284,44 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
                                  field=f"lines.{r['line_no'] - 1}",
                                  extra={"variant_id": r["variant_id"]})
 
-    for r in line_rows:
-        r["order_id"] = order_id
-    await s.execute(insert(OrderLine), line_rows)
-    if planned:
-        await s.execute(insert(Payment), [{
-            "order_id": order_id, "method": p.method, "status": "captured",
-            "amount_cents": p.amount_cents, "rounding_cents": p.rounding_cents,
-            "tendered_cents": p.tendered_cents, "change_cents": p.change_cents,
-            "reference": p.reference, "location_id": location_id, "created_at": now,
-        } for p in planned])
+    if written:
+        pass  # with the order, above
+    elif uow.db.is_postgres:
+        await uow.execute(_PG_LINES_PAYMENTS_SQL, order_id,
+                          *_pg_line_args(line_rows, location_id, now, planned))
+    else:
+        for r in line_rows:
+            r["order_id"] = order_id
+        await s.execute(insert(OrderLine), line_rows)
+        if planned:
+            await s.execute(insert(Payment), [{
+                "order_id": order_id, "method": p.method, "status": "captured",
+                "amount_cents": p.amount_cents, "rounding_cents": p.rounding_cents,
+                "tendered_cents": p.tendered_cents, "change_cents": p.change_cents,
+                "reference": p.reference, "location_id": location_id, "created_at": now,
+            } for p in planned])
     uow.emit("order.created", {"order_id": order_id, "channel": channel.code,
                                "location_id": location_id, "status": status,
                                "total_cents": total, "customer_id": cmd.customer_id})
-    return int(order_id)
+    # What was just written, as get_order() would read it back (no extra round trips).
+    lines = [OrderLineOut(
+        line_no=r["line_no"], variant_id=r["variant_id"], location_id=r["location_id"],
+        sku=r["sku"], name=r["name"], quantity=r["quantity"],
+        unit_price_cents=r["unit_price_cents"], discount_cents=r["discount_cents"],
+        total_cents=r["total_cents"], vat_rate_bp=r["vat_rate_bp"], vat_cents=r["vat_cents"],
+        campaign_id=r["campaign_id"],
+    ) for r in line_rows]
+    payments = [PaymentOut(
+        method=p.method, amount_cents=p.amount_cents, rounding_cents=p.rounding_cents,
+        tendered_cents=p.tendered_cents, change_cents=p.change_cents, reference=p.reference,
+    ) for p in planned]
+    return OrderOut(
+        id=order_id, number=reference, channel=channel.code, location_id=location_id,
+        customer_id=cmd.customer_id, status=status, currency="EUR", subtotal_cents=subtotal,
+        discount_cents=discount, total_cents=total, vat_cents=vat, paid_cents=paid,
+        lines=lines, payments=payments, vat_breakdown=vat_breakdown(lines), created_at=now,
+        created_by=actor.label,
+    )
 
 
 async def _variants_for(s: AsyncSession, cmd: OrderIn, day: date) -> list[VariantInfo]:

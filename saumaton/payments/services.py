@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from saumaton.core.errors import ValidationFailed
 from saumaton.core.money import round_cash
+from saumaton.core.types import Input
 
 
-class PaymentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PaymentIn(Input):
     method: Literal["cash", "card"]
     amount_cents: int | None = Field(
         default=None, gt=0, le=100_000_000,

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saumaton.catalogue.models import Category, Product, Variant
 from saumaton.catalogue.services import VariantInfo
 from saumaton.core.actor import Actor
 from saumaton.core.errors import NotFound, ValidationFailed
 from saumaton.core.money import percent_of
+from saumaton.core.types import Input, SmallId
 from saumaton.db.uow import UnitOfWork
 from saumaton.locations.models import Channel
 from saumaton.pricing.models import Campaign, CampaignChannel, CampaignTarget
@@ -127,18 +130,19 @@ async def _channel_limits(session: AsyncSession, ids: set[int]) -> dict[int, tup
     return {k: tuple(v) for k, v in out.items()}
 
 
-class CampaignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CampaignIn(Input):
     name: str = Field(min_length=1, max_length=200)
     kind: str = Field(pattern="^(percent|fixed)$")
-    value: int = Field(gt=0, description="percent: basis points (2000 = 20 %); fixed: cents")
+    value: int = Field(gt=0, le=100_000_000,
+                       description="percent: basis points (2000 = 20 %); fixed: cents")
     starts_at: datetime
     ends_at: datetime | None = None
-    variant_ids: list[int] = Field(default_factory=list)
-    product_ids: list[int] = Field(default_factory=list)
-    category_ids: list[int] = Field(default_factory=list)
-    channel_codes: list[str] = Field(
-        default_factory=list, description="limit to these channels; empty = every channel"
+    variant_ids: list[SmallId] = Field(default_factory=list, max_length=1000)
+    product_ids: list[SmallId] = Field(default_factory=list, max_length=1000)
+    category_ids: list[SmallId] = Field(default_factory=list, max_length=1000)
+    channel_codes: list[Annotated[str, Field(max_length=32)]] = Field(
+        default_factory=list, max_length=50,
+        description="limit to these channels; empty = every channel"
     )
 
     @model_validator(mode="after")
@@ -147,6 +151,12 @@ class CampaignIn(BaseModel):
             raise ValueError("a percent campaign takes at most 10000 basis points (100 %)")
         if self.starts_at.tzinfo is None or (self.ends_at and self.ends_at.tzinfo is None):
             raise ValueError("times must carry a UTC offset")
+        try:  # stored in UTC: a time near year 1 or 9999 may not fit
+            self.starts_at = self.starts_at.astimezone(UTC)
+            if self.ends_at is not None:
+                self.ends_at = self.ends_at.astimezone(UTC)
+        except (OverflowError, ValueError) as exc:
+            raise ValueError("time out of range") from exc
         if self.ends_at is not None and self.ends_at <= self.starts_at:
             raise ValueError("ends_at must be after starts_at")
         if not (self.variant_ids or self.product_ids or self.category_ids):
@@ -154,9 +164,27 @@ class CampaignIn(BaseModel):
         return self
 
 
+async def _check_targets(s: AsyncSession, data: CampaignIn) -> None:
+    """Every variant, product and category a campaign names must exist."""
+    for ids, model, field, code in (
+        (data.variant_ids, Variant, "variant_ids", "unknown_variant"),
+        (data.product_ids, Product, "product_ids", "unknown_product"),
+        (data.category_ids, Category, "category_ids", "unknown_category"),
+    ):
+        if not ids:
+            continue
+        found = set((await s.scalars(select(model.id).where(model.id.in_(set(ids))))).all())
+        missing = sorted(set(ids) - found)
+        if missing:
+            raise ValidationFailed(f"no such {field.removesuffix('_ids')}: "
+                                   f"{', '.join(map(str, missing[:10]))}",
+                                   code=code, field=field)
+
+
 async def create_campaign(uow: UnitOfWork, actor: Actor, data: CampaignIn) -> int:
-    actor.require("prices.write")
+    actor.require("prices.write", everywhere=True)
     s = uow.session
+    await _check_targets(s, data)
     campaign = Campaign(name=data.name, kind=data.kind, value=data.value,
                         starts_at=data.starts_at, ends_at=data.ends_at, active=True)
     s.add(campaign)
@@ -185,7 +213,7 @@ async def create_campaign(uow: UnitOfWork, actor: Actor, data: CampaignIn) -> in
 
 
 async def end_campaign(uow: UnitOfWork, actor: Actor, campaign_id: int) -> None:
-    actor.require("prices.write")
+    actor.require("prices.write", everywhere=True)
     campaign = await uow.session.get(Campaign, campaign_id)
     if campaign is None:
         raise NotFound(f"no campaign {campaign_id}", code="campaign_not_found")

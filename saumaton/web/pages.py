@@ -1,9 +1,333 @@
-"""Server-rendered pages (webshop, POS, staff login)."""
+"""Server-rendered pages (webshop, POS, staff login): templates, errors, sessions.
+
+Pages are thin: a route reads the request, calls service functions and renders
+a template with what they return. Prices, totals, VAT, rounding and stock rules
+come from the core; templates only format them.
+
+Rendering is synchronous on the event loop thread, so installing the request's
+gettext catalog on the shared Jinja environment right before rendering cannot
+interleave with another request.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import json
+from collections.abc import Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context
+from starlette.datastructures import FormData
+
+from saumaton import __version__
+from saumaton.config import Settings
+from saumaton.core.actor import Actor
+from saumaton.core.errors import DomainError, Forbidden, NotAuthenticated
+from saumaton.staff.services import actor_for, authenticate
+from saumaton.web import i18n
+from saumaton.web.auth import check_csrf, csrf_token, db_of, login_session, logout_session
+from saumaton.web.i18n import N_
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+# Human messages for domain error codes; the service's English detail is the fallback.
+ERROR_MESSAGES: Mapping[str, str] = {
+    "unknown_code": N_("No product has the code %(code)s."),
+    "invalid_credentials": N_("Wrong e-mail or password."),
+    "csrf_failed": N_("The form expired. Reload the page and try again."),
+    "forbidden": N_("You do not have permission for this."),
+    "not_authenticated": N_("Log in first."),
+    "product_not_found": N_("We could not find that product."),
+    "variant_not_found": N_("We could not find that product."),
+    "location_not_found": N_("There is no such store."),
+    "no_pos_channel": N_("This location has no till."),
+    "order_not_found": N_("There is no such receipt."),
+    "not_found": N_("The page was not found."),
+    "insufficient_cash": N_("The cash tendered is less than the amount due."),
+    "card_not_confirmed": N_("Confirm that the card terminal approved the payment."),
+    "unknown_variant": N_("This product is not in the catalogue."),
+    "variant_inactive": N_("This product is not for sale."),
+    "idempotency_key_reused": N_(
+        "This sale was already paid with different contents. Start a new sale."),
+    "no_vat_rate": N_("This product has no VAT rate in force; ask a manager."),
+    "overpayment": N_("The payment is more than the amount due."),
+    "payment_incomplete": N_("The payment does not cover the total."),
+}
+_ERROR_TITLES: Mapping[int, str] = {
+    401: N_("Please log in"), 403: N_("No access"), 404: N_("Not found")}
+_ERROR_TITLE = N_("Something went wrong")
+# htmx swaps error responses too: forms come back with the errors next to fields.
+HTMX_CONFIG = json.dumps({
+    "responseHandling": [
+        {"code": "204", "swap": False},
+        {"code": "[23]..", "swap": True},
+        {"code": "[4]..", "swap": True, "error": False},
+        {"code": "...", "swap": False, "error": True},
+    ],
+    "historyCacheSize": 0,
+})
+
+
+@pass_context
+def _money(ctx: Context, cents: int) -> str:
+    return i18n.money(int(cents), str(ctx["lang"]))
+
+
+@pass_context
+def _rate(ctx: Context, rate_bp: int) -> str:
+    return i18n.rate(int(rate_bp), str(ctx["lang"]))
+
+
+@pass_context
+def _datetime(ctx: Context, value: Any) -> str:
+    settings: Settings = ctx["settings"]
+    return i18n.local_datetime(value, str(ctx["lang"]), settings.timezone)
+
+
+def _build_env() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(("html",)),
+        extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True,
+        undefined=StrictUndefined,
+    )
+    env.filters.update(money=_money, rate=_rate, local_datetime=_datetime)
+    return env
+
+
+_env = _build_env()
+
+
+# --- language ---------------------------------------------------------------------------
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def page_lang(request: Request) -> str:
+    lang = getattr(request.state, "lang", None)
+    if lang is None:
+        lang, chosen = i18n.choose_language(request, settings_of(request).default_language)
+        request.state.lang = lang
+        request.state.lang_chosen = chosen
+    return str(lang)
+
+
+def gettext(request: Request, message: str, **values: Any) -> str:
+    text = i18n.translations(page_lang(request)).gettext(message)
+    return text % values if values else text
+
+
+def remember_language(request: Request, response: Response) -> None:
+    page_lang(request)
+    if getattr(request.state, "lang_chosen", False):
+        response.set_cookie(i18n.LANG_COOKIE, request.state.lang, max_age=365 * 24 * 3600,
+                            httponly=True, samesite="lax")
+
+
+def _lang_links(request: Request) -> list[dict[str, str]]:
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    out = []
+    for code in i18n.LANGUAGES:
+        query = urlencode([*params, ("lang", code)])
+        out.append({"code": code, "name": i18n.LANGUAGE_NAMES[code],
+                    "url": f"{request.url.path}?{query}"})
+    return out
+
+
+# --- rendering --------------------------------------------------------------------------
+
+def is_htmx(request: Request) -> bool:
+    """An htmx request that swaps a fragment (a history restore wants the whole page)."""
+    return (request.headers.get("hx-request") == "true"
+            and request.headers.get("hx-history-restore-request") != "true")
+
+
+def render(request: Request, template: str, context: Mapping[str, Any] | None = None, *,
+           status: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
+    lang = page_lang(request)
+    ctx: dict[str, Any] = {
+        "request": request, "lang": lang, "lang_links": _lang_links(request),
+        "settings": settings_of(request), "version": __version__,
+        "csrf_token": lambda: csrf_token(request), "htmx_config": HTMX_CONFIG,
+        "staff": getattr(request.state, "actor", None), "title": "",
+    }
+    ctx.update(context or {})
+    _env.install_gettext_translations(  # type: ignore[attr-defined]  # i18n extension
+        i18n.translations(lang), newstyle=True)
+    html = _env.get_template(template).render(ctx)
+    response = HTMLResponse(html, status_code=status, headers=dict(headers or {}))
+    response.headers["Vary"] = "Accept-Language, Cookie"
+    remember_language(request, response)
+    return response
+
+
+def error_message(request: Request, exc: DomainError, **values: str) -> str:
+    """The error in the page's language (the service's English detail if unknown)."""
+    message = ERROR_MESSAGES.get(exc.code)
+    if message is None:
+        return exc.detail
+    text = i18n.translations(page_lang(request)).gettext(message)
+    try:
+        return text % {**{k: str(v) for k, v in exc.extra.items()}, **values}
+    except (KeyError, ValueError, TypeError):
+        return exc.detail
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    title = gettext(request, _ERROR_TITLES.get(status, _ERROR_TITLE))
+    if is_htmx(request):
+        # Show it above the form the request came from, keeping what is on screen.
+        return render(request, "_alert.html", {"message": message}, status=status,
+                      headers={"HX-Retarget": "#alert", "HX-Reswap": "innerHTML"})
+    return render(request, "error.html", {"title": title, "message": message,
+                                          "status": status}, status=status)
+
+
+def login_redirect(request: Request) -> Response:
+    # Back to this page after logging in; a form post goes back to the till.
+    back = request.url.path if request.method == "GET" else "/pos/"
+    target = "/staff/login?" + urlencode({"next": back})
+    if is_htmx(request):
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
+
+
+def domain_error_response(request: Request, exc: DomainError) -> Response:
+    if isinstance(exc, NotAuthenticated):
+        return login_redirect(request)
+    return error_page(request, exc.status, error_message(request, exc))
+
+
+class PageRoute(APIRoute):
+    """Page routes answer with HTML: a domain error becomes an error page (or a
+    login redirect), invalid query or path values a 404 page."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await original(request)
+            except DomainError as exc:
+                return domain_error_response(request, exc)
+            except RequestValidationError:
+                return error_page(request, 404, gettext(request, N_("The page was not found.")))
+
+        return handler
+
+
+def page_router(prefix: str = "") -> APIRouter:
+    return APIRouter(prefix=prefix, include_in_schema=False, route_class=PageRoute)
+
+
+# --- staff sessions ---------------------------------------------------------------------
+
+async def session_actor(request: Request) -> Actor | None:
+    """The logged-in staff member of this browser session, if any."""
+    staff_id = request.session.get("staff_id")
+    if not isinstance(staff_id, int):
+        return None
+    async with db_of(request).reader() as s:
+        actor = await actor_for(s, staff_id)
+    if actor is None:
+        request.session.clear()
+    request.state.actor = actor
+    return actor
+
+
+async def require_staff(request: Request) -> Actor:
+    actor = await session_actor(request)
+    if actor is None:
+        raise NotAuthenticated("log in first", code="not_authenticated")
+    return actor
+
+
+async def checked_form(request: Request) -> FormData:
+    """The posted form, after checking the session's CSRF token (form field
+    `csrf_token` or, for htmx, the X-CSRF-Token header)."""
+    form = await request.form()
+    submitted = request.headers.get("x-csrf-token") or form.get("csrf_token")
+    check_csrf(request, submitted if isinstance(submitted, str) else None)
+    return form
+
+
+def safe_next(value: object, default: str = "/pos/") -> str:
+    """Only same-site paths: '/pos/', never '//evil.example' or 'https://…'."""
+    if isinstance(value, str) and value.startswith("/") and not value.startswith("//") \
+            and "\\" not in value and len(value) < 300:
+        return value
+    return default
+
+
+router = page_router()
+
+
+@router.get("/")
+async def root() -> RedirectResponse:
+    return RedirectResponse("/shop/", status_code=302)
+
+
+@router.get("/staff/login")
+async def login_form(request: Request) -> HTMLResponse:
+    return render(request, "staff/login.html", {
+        "title": gettext(request, N_("Staff login")), "email": "", "errors": {},
+        "next": safe_next(request.query_params.get("next"))})
+
+
+@router.post("/staff/login")
+async def login(request: Request) -> Response:
+    form = await request.form()
+    email = str(form.get("email") or "").strip()
+    password = str(form.get("password") or "")
+    next_url = safe_next(form.get("next"))
+    errors: dict[str, str] = {}
+    status = 422
+    submitted = form.get("csrf_token")
+    try:
+        check_csrf(request, submitted if isinstance(submitted, str) else None)
+    except Forbidden as exc:
+        errors["form"] = error_message(request, exc)
+        status = 403
+    if not errors:
+        if not email:
+            errors["email"] = gettext(request, N_("Enter your e-mail address."))
+        if not password:
+            errors["password"] = gettext(request, N_("Enter your password."))
+    if not errors:
+        try:
+            async with db_of(request).reader() as s:
+                actor = await authenticate(s, email[:320], password[:1000])
+        except DomainError as exc:
+            errors[exc.field or "form"] = error_message(request, exc)
+            status = exc.status
+        else:
+            login_session(request, actor)
+            return RedirectResponse(next_url, status_code=303)
+    return render(request, "staff/login.html", {
+        "title": gettext(request, N_("Staff login")), "email": email, "errors": errors,
+        "next": next_url}, status=status)
+
+
+@router.post("/staff/logout")
+async def logout(request: Request) -> Response:
+    await checked_form(request)
+    logout_session(request)
+    return RedirectResponse("/staff/login", status_code=303)
 
 
 def install(app: FastAPI) -> None:
-    """Mount page routes."""
+    """Mount page routes (webshop, POS, staff login) and load the translations."""
+    from saumaton.web.pos.routes import router as pos_router
+    from saumaton.web.shop.routes import router as shop_router
+
+    i18n.load_all()
+    app.include_router(router)
+    app.include_router(shop_router)
+    app.include_router(pos_router)

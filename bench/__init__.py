@@ -1,0 +1,1 @@
+"""Benchmarks against a real server on PostgreSQL: `make bench` (bench/run.sh)."""

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# `make bench`: benchmarks against a real server (2 worker processes) on PostgreSQL.
+#
+# Creates a fresh database, migrates it, loads the demo shop, issues an API token,
+# starts `saumaton serve --workers 2`, then runs:
+#   1. POS sale throughput/latency (wrk, 16 connections)        bench/pos_sale.py
+#   2. flash sale: 1000 web buyers for 100 units online          bench/flash_sale.py
+#      followed by `saumaton check` (ledger == levels)
+#   3. live-update latency: POS sale commit -> SSE subscriber     bench/live_updates.py
+#   4. the raw-SQL ceiling: pgbench with the same statements      bench/pgbench_run.py
+#      (those the app runs now, and those it ran before the hot-path work)
+# stops the server (by PID), runs `saumaton check` again, drops the database and
+# prints a summary. Results: bench/results/*.json, summary.txt (gitignored).
+#
+# Settings (environment): BENCH_PG (admin URL, default
+# postgresql://postgres@127.0.0.1:5432/postgres), BENCH_DURATION (s, default 20),
+# BENCH_WARMUP (s, default 3), BENCH_CLIENTS (default 16), BENCH_BUYERS (1000),
+# BENCH_UNITS (100), BENCH_SALES (500), BENCH_SUBSCRIBERS (8), BENCH_KEEP_DB=1,
+# SAUMATON_SRC=/path/to/another/checkout (serve and migrate that tree's `saumaton`
+# package instead of this one, e.g. to measure before/after a change).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PY=.venv/bin/python
+SAUMATON=.venv/bin/saumaton
+PG_ADMIN=${BENCH_PG:-postgresql://postgres@127.0.0.1:5432/postgres}
+DURATION=${BENCH_DURATION:-20}
+WARMUP=${BENCH_WARMUP:-3}
+CLIENTS=${BENCH_CLIENTS:-16}
+RESULTS=bench/results
+DB_NAME="saumaton_bench_$(date +%Y%m%d%H%M%S)_$$"
+DSN="${PG_ADMIN%/*}/${DB_NAME}"
+SERVER_PID=""
+VAR_DIR=""
+STARTED=$(date +%s)
+FAILED=()
+if [ -n "${SAUMATON_SRC:-}" ]; then
+  export PYTHONPATH="${SAUMATON_SRC}${PYTHONPATH:+:$PYTHONPATH}"
+  echo "serving saumaton from $SAUMATON_SRC"
+fi
+
+log() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - STARTED ))"; }
+
+[ -x "$PY" ] || { echo "no $PY: run 'make install' first" >&2; exit 1; }
+
+# Tools: wrk (load generator) and pgbench (raw-SQL ceiling), from Debian.
+need_pkg() {  # command package
+  command -v "$1" >/dev/null 2>&1 && return 0
+  [ "$1" = pgbench ] && ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 && return 0
+  echo "installing $2 (for $1)"
+  if ! apt-get install -y -q "$2" >/dev/null 2>&1; then
+    apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "$2" >/dev/null
+  fi
+}
+need_pkg wrk wrk
+need_pkg pgbench postgresql-client
+need_pkg psql postgresql-client
+
+stop_server() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID"
+    for _ in $(seq 1 100); do
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -0 "$SERVER_PID" 2>/dev/null && kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+}
+
+cleanup() {
+  local rc=$?
+  stop_server
+  if [ -z "${BENCH_KEEP_DB:-}" ]; then
+    psql "$PG_ADMIN" -q -c "DROP DATABASE IF EXISTS \"${DB_NAME}\" WITH (FORCE)" \
+      >/dev/null 2>&1 || true
+  else
+    echo "kept database $DSN"
+  fi
+  [ -n "$VAR_DIR" ] && rm -rf "$VAR_DIR"
+  exit $rc
+}
+trap cleanup EXIT INT TERM
+
+mkdir -p "$RESULTS"
+rm -f "$RESULTS"/*.json "$RESULTS"/*.txt "$RESULTS"/*.log
+VAR_DIR=$(mktemp -d)
+export SAUMATON_DATABASE_URL="$DSN" SAUMATON_VAR_DIR="$VAR_DIR"
+{
+  echo "started: $(date -Is)"
+  echo "nproc: $(nproc)"
+  echo "loadavg before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "database: $DB_NAME"
+  echo "saumaton package served: $(cd / && "$OLDPWD/$PY" -c 'import saumaton; print(saumaton.__file__)')"
+} > "$RESULTS/run.txt"
+
+log "database $DB_NAME: create, migrate, load the demo shop"
+psql "$PG_ADMIN" -q -c "CREATE DATABASE \"${DB_NAME}\"" >/dev/null
+"$SAUMATON" db upgrade >/dev/null
+"$SAUMATON" demo-data > "$RESULTS/demo-data.log"
+TOKEN=$("$SAUMATON" token create omistaja@kaunisiho.fi --name bench | tail -1)
+
+PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+URL="http://127.0.0.1:${PORT}"
+log "server: saumaton serve --workers 2 on $URL"
+"$SAUMATON" serve --workers 2 --host 127.0.0.1 --port "$PORT" > "$RESULTS/server.log" 2>&1 &
+SERVER_PID=$!
+"$SAUMATON" wait-ready --url "$URL/healthz" --timeout 60
+
+log "1. POS sale throughput (${CLIENTS} clients, ${WARMUP}s warm-up + ${DURATION}s)"
+"$PY" -m bench.pos_sale --url "$URL" --dsn "$DSN" --token "$TOKEN" --server-pid "$SERVER_PID" \
+  --duration "$DURATION" --warmup "$WARMUP" --connections "$CLIENTS" || FAILED+=(pos_sale)
+
+log "2. flash sale (${BENCH_BUYERS:-1000} buyers, ${BENCH_UNITS:-100} units online)"
+"$PY" -m bench.flash_sale --url "$URL" --dsn "$DSN" --token "$TOKEN" \
+  --server-pid "$SERVER_PID" --buyers "${BENCH_BUYERS:-1000}" --units "${BENCH_UNITS:-100}" \
+  || FAILED+=(flash_sale)
+"$SAUMATON" check > "$RESULTS/check_after_flash.txt" 2>&1 || FAILED+=(check_after_flash)
+tail -1 "$RESULTS/check_after_flash.txt"
+
+log "3. live-update latency (${BENCH_SALES:-500} sales, ${BENCH_SUBSCRIBERS:-8} subscribers)"
+"$PY" -m bench.live_updates --url "$URL" --dsn "$DSN" --token "$TOKEN" \
+  --server-pid "$SERVER_PID" --sales "${BENCH_SALES:-500}" \
+  --subscribers "${BENCH_SUBSCRIBERS:-8}" || FAILED+=(live_updates)
+
+log "stopping the server (pid $SERVER_PID)"
+stop_server
+
+log "4. pgbench: the same statements as a POS sale, raw SQL (${CLIENTS} clients)"
+for variant in current orig; do
+  "$PY" -m bench.pgbench_run --dsn "$DSN" --variant "$variant" --clients "$CLIENTS" \
+    --duration "$DURATION" --warmup "$WARMUP" || FAILED+=("pgbench_$variant")
+done
+
+"$SAUMATON" check > "$RESULTS/check_final.txt" 2>&1 || FAILED+=(check_final)
+
+log "summary (also in $RESULTS/summary.txt)"
+"$PY" -m bench.summary --dsn "$DSN"
+echo "finished: $(date -Is), $(( $(date +%s) - STARTED ))s" >> "$RESULTS/run.txt"
+if [ ${#FAILED[@]} -gt 0 ]; then
+  echo "FAILED: ${FAILED[*]}" | tee -a "$RESULTS/run.txt" >&2
+  exit 1
+fi

@@ -1,0 +1,117 @@
+"""Print and save a summary of bench/results/*.json (written by bench/run.sh).
+
+    python -m bench.summary [--dsn postgresql://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS, pg_fetch, write_result
+
+
+def machine(dsn: str | None) -> dict[str, Any]:
+    mem_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    info: dict[str, Any] = {
+        "nproc": os.cpu_count(), "cpu_model": model, "ram_gib": round(mem_kb / 2**20, 1),
+        "python": platform.python_version(), "kernel": platform.release(),
+        "loadavg_at_summary": Path("/proc/loadavg").read_text().split()[:3],
+    }
+    if dsn:
+        rows = asyncio.run(pg_fetch(dsn, """
+            SELECT version() AS v, current_setting('synchronous_commit') AS sc,
+                   current_setting('shared_buffers') AS sb,
+                   current_setting('max_connections') AS mc"""))
+        info["postgresql"] = rows[0]["v"]
+        info["postgresql_settings"] = {"synchronous_commit": rows[0]["sc"],
+                                       "shared_buffers": rows[0]["sb"],
+                                       "max_connections": rows[0]["mc"]}
+    return info
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def lines(m: dict[str, Any]) -> list[str]:
+    out = [f"machine: {m['nproc']} cores ({m['cpu_model']}), {m['ram_gib']} GiB RAM, "
+           f"Python {m['python']}", f"database: {m.get('postgresql', '?')}"]
+    pos = load("pos_sale")
+    if pos:
+        lat = pos["latency_ms"]
+        cpu = pos["cpu"]["share_of_machine_pct"]
+        out.append(
+            f"1. POS sale ({pos['connections']} clients, {pos['duration_s']:.0f} s): "
+            f"{pos['orders_per_s']} orders/s (target 600), latency ms p50 {lat['p50']} "
+            f"p95 {lat['p95']} p99 {lat['p99']} (target 50); CPU share: server "
+            f"{cpu['server']}%, postgres {cpu['postgres']}%, wrk {cpu['load_generator']}%, "
+            f"other processes {cpu['other_processes']}%; CPU ms/order "
+            f"{pos['cpu_ms_per_order']} -> at most ~{pos['capacity_estimate_orders_per_s']} "
+            f"orders/s on this machine alone; database check "
+            f"{'OK' if pos['database_check']['consistent'] else 'FAILED'}")
+    flash = load("flash_sale")
+    if flash:
+        out.append(
+            f"2. Flash sale ({flash['buyers']} buyers, {flash['units_online']} units): "
+            f"{flash['statuses']} {flash['error_codes']}; sold out after "
+            f"{flash['sold_out_s']} s, all answered after {flash['total_s']} s; "
+            f"{'PASSED' if flash['passed'] else 'FAILED'}")
+    live = load("live_updates")
+    if live:
+        c = live["latency_ms_commit_to_receipt"]
+        a = live["latency_ms_answer_to_receipt"]
+        out.append(
+            f"3. Live updates ({live['sales']} sales x {live['subscribers']} subscribers): "
+            f"commit->SSE receipt ms p50 {c.get('p50')} p95 {c.get('p95')} p99 "
+            f"{c.get('p99')} (target 50); after the POST answer: p50 {a.get('p50')} p99 "
+            f"{a.get('p99')}; {live['events_missing']} events missing")
+    for name, what in (("pgbench", "the app's statements now"),
+                       ("pgbench_orig", "the statements before the hot-path work")):
+        pgb = load(name)
+        if pgb:
+            lat = pgb["latency_ms"]
+            out.append(
+                f"4. pgbench, {what} ({pgb['clients']} clients): {pgb['tps']} tps, latency "
+                f"ms p50 {lat.get('p50')} p95 {lat.get('p95')} p99 {lat.get('p99')}; "
+                f"postgres CPU {pgb['cpu_ms_per_transaction']['postgres']} ms/transaction; "
+                f"other processes {pgb['cpu']['share_of_machine_pct']['other_processes']}%")
+    for name in ("check_after_flash", "check_final"):
+        path = RESULTS / f"{name}.txt"
+        if path.exists():
+            last = (path.read_text().strip().splitlines() or ["?"])[-1]
+            out.append(f"saumaton check ({name.removeprefix('check_').replace('_', ' ')}): "
+                       f"{last}")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--dsn")
+    args = ap.parse_args()
+    m = machine(args.dsn)
+    write_result("machine", m)
+    text = "\n".join(lines(m))
+    (RESULTS / "summary.txt").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Finnish and English for the pages: catalogs, language choice, number formatting.
+
+The catalogs are the gettext `.po` files under `saumaton/locale/<lang>/LC_MESSAGES/`.
+There is no build step: at startup each `.po` is read with Babel and compiled in
+memory to a `.mo` image, which `gettext.GNUTranslations` loads.
+
+The language of a request: `?lang=fi|en` (remembered in a cookie), else the
+cookie, else the browser's Accept-Language, else the configured default (fi).
+"""
+
+from __future__ import annotations
+
+import gettext
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from functools import lru_cache
+from io import BytesIO
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel.core import negotiate_locale
+from babel.dates import format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal
+from starlette.requests import Request
+
+from saumaton.core.money import format_rate
+
+LANGUAGES = ("fi", "en")
+DEFAULT_LANGUAGE = "fi"
+# Babel locales used for numbers, currency and dates.
+LOCALES: Mapping[str, str] = {"fi": "fi_FI", "en": "en_IE"}
+LANGUAGE_NAMES: Mapping[str, str] = {"fi": "Suomi", "en": "English"}
+LANG_COOKIE = "saumaton_lang"
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+
+
+def N_(message: str) -> str:
+    """Mark a string for translation without translating it yet."""
+    return message
+
+
+def _compile(po_path: Path, lang: str) -> gettext.GNUTranslations:
+    with po_path.open("rb") as f:
+        catalog = read_po(f, locale=lang, domain="messages")
+    buf = BytesIO()
+    write_mo(buf, catalog, use_fuzzy=False)
+    buf.seek(0)
+    return gettext.GNUTranslations(buf)
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def translations(lang: str) -> gettext.GNUTranslations:
+    """The compiled catalog of `lang` (read once per process)."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"unsupported language {lang!r}")
+    return _compile(LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po", lang)
+
+
+def load_all() -> None:
+    """Compile every catalog now, so a broken .po fails at startup, not mid-request."""
+    for lang in LANGUAGES:
+        translations(lang)
+
+
+def _accept_language(header: str) -> list[str]:
+    """Accept-Language values, most preferred first ('fi-FI;q=0.8' -> 'fi_FI')."""
+    prefs: list[tuple[float, int, str]] = []
+    for i, part in enumerate(header.split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        tag = tag.strip()
+        if not tag or tag == "*":
+            continue
+        q = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                q = float(params[2:])
+            except ValueError:
+                q = 0.0
+        if q > 0:
+            prefs.append((-q, i, tag.replace("-", "_")))
+    return [tag for _, _, tag in sorted(prefs)]
+
+
+def choose_language(request: Request, default: str = DEFAULT_LANGUAGE) -> tuple[str, bool]:
+    """(language, chosen_now): chosen_now is True when ?lang= picked it, so the
+    caller stores it in the cookie."""
+    asked = request.query_params.get("lang")
+    if asked in LANGUAGES:
+        return str(asked), True
+    cookie = request.cookies.get(LANG_COOKIE)
+    if cookie in LANGUAGES:
+        return str(cookie), False
+    header = request.headers.get("accept-language", "")
+    if header:
+        found = negotiate_locale(_accept_language(header), list(LANGUAGES), sep="_")
+        if found:
+            return found.split("_")[0], False
+    return (default if default in LANGUAGES else DEFAULT_LANGUAGE), False
+
+
+def money(cents: int, lang: str) -> str:
+    """12,90 € (fi) or €12.90 (en)."""
+    return format_currency(Decimal(cents).scaleb(-2), "EUR", locale=LOCALES[lang])
+
+
+def rate(rate_bp: int, lang: str) -> str:
+    """A VAT rate without the % sign: 2550 -> '25,5' (fi) or '25.5' (en)."""
+    return format_decimal(Decimal(format_rate(rate_bp)), locale=LOCALES[lang])
+
+
+def local_datetime(at: datetime, lang: str, timezone: str) -> str:
+    """Date and time in the shop's time zone, e.g. 14.3.2026 14.05.09 (fi)."""
+    return format_datetime(at, "medium", tzinfo=ZoneInfo(timezone), locale=LOCALES[lang])
+
+
+def parse_money(text: str) -> int | None:
+    """What a cashier types ('20', '20,5', '20.50 €') in cents; None when empty.
+    Raises ValueError for anything else (more than two decimals, letters)."""
+    t = text.strip().replace("€", "").replace("\u00a0", "").replace(" ", "").replace(",", ".")
+    if not t:
+        return None
+    m = _MONEY.fullmatch(t)
+    if m is None or t == ".":
+        raise ValueError(text)
+    return int(m[1] or "0") * 100 + int(((m[2] or "") + "00")[:2])
+
+
+_MONEY = re.compile(r"([0-9]{0,6})(?:\.([0-9]{0,2}))?")

@@ -1,0 +1,1 @@
+"""The webshop pages (no login): product list, product page, live availability."""
