@@ -279,7 +279,7 @@ def _requests(draw: st.DrawFn) -> tuple[str, Any]:
     return url, body
 
 
-@settings(max_examples=240, deadline=None, derandomize=True,
+@settings(max_examples=240, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
 @given(req=_requests())

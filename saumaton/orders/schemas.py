@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from saumaton.core.types import MAX_ID
+from saumaton.core.types import MAX_ID, MAX_INT32, Input
 from saumaton.payments.services import PaymentIn
 
 
-class LineIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    variant_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    ean: str | None = Field(default=None, max_length=14, description="instead of variant_id")
+class LineIn(Input):
+    variant_id: int | None = Field(default=None, ge=1, le=MAX_INT32)
+    ean: str | None = Field(default=None, max_length=20, description="instead of variant_id")
     quantity: int = Field(default=1, ge=1, le=10_000)
 
     @model_validator(mode="after")
@@ -23,11 +22,10 @@ class LineIn(BaseModel):
         return self
 
 
-class OrderIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class OrderIn(Input):
     channel: str = Field(min_length=1, max_length=32, description="channel code, e.g. 'web'")
     location_id: int | None = Field(
-        default=None, ge=1, le=MAX_ID,
+        default=None, ge=1, le=MAX_INT32,
         description="POS: the store (defaults to the channel's); web: fulfil here")
     customer_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     lines: list[LineIn] = Field(min_length=1, max_length=500)
