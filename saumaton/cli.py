@@ -227,6 +227,30 @@ def token_create(email: str, name: str = "integration", database_url: DbUrl = No
     raise typer.Exit(asyncio.run(run()))
 
 
+@token_app.command("revoke")
+def token_revoke(token: str, database_url: DbUrl = None) -> None:
+    """Revoke an API token (give the whole token). Processes stop accepting it within
+    the few seconds they cache tokens."""
+    from saumaton.db.uow import Database
+    from saumaton.staff.services import revoke_api_token_value
+
+    async def run() -> int:
+        db = Database(_url(database_url))
+        try:
+            async with db.uow() as uow:
+                found = await revoke_api_token_value(uow, token.strip())
+                await uow.commit()
+        finally:
+            await db.dispose()
+        if not found:
+            console.print("[red]no such token[/red]")
+            return 1
+        console.print("[green]token revoked[/green]")
+        return 0
+
+    raise typer.Exit(asyncio.run(run()))
+
+
 @app.command("wait-ready")
 def wait_ready(url: str = "http://127.0.0.1:8000/healthz", timeout: float = 30.0) -> None:
     """Poll URL until it answers 200 (for scripts)."""

@@ -10,7 +10,12 @@ from sqlalchemy import select, update
 
 from saumaton.db.uow import Database
 from saumaton.staff.models import ApiToken, Staff
-from saumaton.staff.services import create_api_token, create_staff, revoke_api_token
+from saumaton.staff.services import (
+    create_api_token,
+    create_staff,
+    revoke_api_token,
+    revoke_api_token_value,
+)
 from tests.support import Shop, make_variants
 
 PROBLEM = "application/problem+json"
@@ -55,6 +60,16 @@ async def test_revoked_token_is_refused(client: httpx.AsyncClient, db: Database,
         row = (await s.scalars(select(ApiToken).where(ApiToken.id == token_id))).one()
     assert token not in (row.token_hash, row.prefix) and token.startswith(row.prefix)
     assert row.revoked_at is not None
+
+
+async def test_token_revoked_by_its_value(client: httpx.AsyncClient, db: Database,
+                                          shop: Shop) -> None:
+    _, token = await new_staff(db, [("owner", None)])
+    async with db.uow() as uow:
+        assert await revoke_api_token_value(uow, token) is True
+        assert await revoke_api_token_value(uow, "sau_not-a-token") is False
+        await uow.commit()
+    assert_401(await client.get("/api/v1/orders", headers=bearer(token)), "invalid_token")
 
 
 async def test_disabled_staff_token_is_refused(client: httpx.AsyncClient,

@@ -93,3 +93,14 @@ async def revoke_api_token(uow: UnitOfWork, token_id: int) -> None:
     row = await uow.session.get(ApiToken, token_id)
     if row is not None and row.revoked_at is None:
         row.revoked_at = utcnow()
+
+
+async def revoke_api_token_value(uow: UnitOfWork, token: str) -> bool:
+    """Revoke the token with this value; False if no such token exists."""
+    row = await uow.session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+    if row is None:
+        return False
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    return True
