@@ -175,8 +175,12 @@ class CpuSampler:
         def share(x: float) -> float:
             return round(100.0 * x / capacity, 1) if capacity else 0.0
 
+        per_process = sorted(
+            (round((t - self.base.get(pid, 0)) / CLK_TCK, 2) for pid, t in self.last.items()
+             if self.kind.get(pid) == "server"), reverse=True)
         return {
             "wall_s": round(wall, 2), "cores": cores,
+            "server_processes_core_seconds": [x for x in per_process if x > 0],
             "core_seconds": {"server": round(server, 2), "postgres": round(postgres, 2),
                              "load_generator": round(client_seconds, 2),
                              "other_processes": round(other, 2),

@@ -327,13 +327,15 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
 async def _variants_for(s: AsyncSession, cmd: OrderIn, day: date) -> list[VariantInfo]:
     """One VariantInfo per line, in line order, refusing unknown or inactive ones."""
     ids = [ln.variant_id for ln in cmd.lines if ln.variant_id is not None]
-    eans = [clean_ean(ln.ean, f"lines.{i}.ean") for i, ln in enumerate(cmd.lines) if ln.ean]
-    found = await load_variant_infos(s, day, ids=ids, eans=eans)
+    cleaned = {i: clean_ean(ln.ean, f"lines.{i}.ean") for i, ln in enumerate(cmd.lines)
+               if ln.ean}  # each EAN checked once (the check is not free)
+    found = await load_variant_infos(s, day, ids=ids, eans=list(cleaned.values()))
     by_id = {i.id: i for i in found}
     by_ean = {i.ean: i for i in found if i.ean}
     out = []
     for i, ln in enumerate(cmd.lines):
-        info = by_id.get(ln.variant_id) if ln.variant_id else by_ean.get(clean_ean(ln.ean or ""))
+        info = by_id.get(ln.variant_id) if ln.variant_id else by_ean.get(
+            cleaned[i] if i in cleaned else clean_ean(ln.ean or ""))
         if info is None:
             raise ValidationFailed(f"line {i + 1}: unknown product", code="unknown_variant",
                                    field=f"lines.{i}")
