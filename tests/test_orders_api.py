@@ -131,3 +131,29 @@ async def test_writes_need_authentication_and_scope(
     assert r.status_code == 403 and r.json()["code"] == "forbidden"
     r = await client.post("/api/v1/orders", json=body, headers=shop.auth("cashier2"))
     assert r.status_code == 201
+
+
+async def test_store_staff_list_only_their_stores_orders(
+    client: httpx.AsyncClient, db: Database, shop: Shop
+) -> None:
+    [v] = await make_variants(db, [700], stock={shop.store1: 5, shop.store2: 5})
+    sold = {}
+    for who, channel in (("cashier1", "pos-1"), ("cashier2", "pos-2")):
+        r = await client.post("/api/v1/orders", headers=shop.auth(who), json={
+            "channel": channel, "lines": [{"variant_id": v["id"]}],
+            "payments": [{"method": "cash"}]})
+        assert r.status_code == 201, r.text
+        sold[who] = r.json()["id"]
+    mine = await client.get("/api/v1/orders?limit=200", headers=shop.auth("cashier1"))
+    assert mine.status_code == 200
+    ids = {o["id"] for o in mine.json()}
+    assert sold["cashier1"] in ids and sold["cashier2"] not in ids
+    assert {o["location_id"] for o in mine.json()} == {shop.store1}
+    other = await client.get(f"/api/v1/orders?location_id={shop.store2}",
+                             headers=shop.auth("cashier1"))
+    assert other.status_code == 403
+    everything = await client.get("/api/v1/orders?limit=200", headers=shop.auth("owner"))
+    assert {sold["cashier1"], sold["cashier2"]} <= {o["id"] for o in everything.json()}
+    # one order read back equals what the list returned
+    one = await client.get(f"/api/v1/orders/{sold['cashier1']}", headers=shop.auth("cashier1"))
+    assert one.json() == next(o for o in mine.json() if o["id"] == sold["cashier1"])

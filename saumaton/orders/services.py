@@ -356,36 +356,53 @@ def vat_breakdown(lines: list[OrderLineOut]) -> list[VatLine]:
 
 
 async def get_order(s: AsyncSession, order_id: int) -> OrderOut:
-    row = (await s.execute(
-        select(Order, Channel.code).join(Channel, Channel.id == Order.channel_id)
-        .where(Order.id == order_id)
-    )).first()
-    if row is None:
+    found = await _orders_out(s, [order_id])
+    if not found:
         raise NotFound(f"no order {order_id}", code="order_not_found")
-    order, channel_code = row
-    lines = [OrderLineOut(
-        line_no=ln.line_no, variant_id=ln.variant_id, location_id=ln.location_id, sku=ln.sku,
-        name=ln.name, quantity=ln.quantity, unit_price_cents=ln.unit_price_cents,
-        discount_cents=ln.discount_cents, total_cents=ln.total_cents,
-        vat_rate_bp=ln.vat_rate_bp, vat_cents=ln.vat_cents, campaign_id=ln.campaign_id,
-    ) for ln in (await s.scalars(
-        select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.line_no)
-    )).all()]
-    payments = [PaymentOut(
-        method=p.method, amount_cents=p.amount_cents, rounding_cents=p.rounding_cents,
-        tendered_cents=p.tendered_cents, change_cents=p.change_cents, reference=p.reference,
-    ) for p in (await s.scalars(
-        select(Payment).where(Payment.order_id == order_id).order_by(Payment.id)
-    )).all()]
-    return OrderOut(
-        id=order.id, number=order_number(order.id), channel=channel_code,
-        location_id=order.location_id, customer_id=order.customer_id, status=order.status,
-        currency=order.currency, subtotal_cents=order.subtotal_cents,
-        discount_cents=order.discount_cents, total_cents=order.total_cents,
-        vat_cents=order.vat_cents, paid_cents=order.paid_cents, lines=lines,
-        payments=payments, vat_breakdown=vat_breakdown(lines), created_at=order.created_at,
-        created_by=order.created_by,
-    )
+    return found[0]
+
+
+async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
+    """Orders with their lines and payments in three queries, in the given order."""
+    if not order_ids:
+        return []
+    rows = (await s.execute(
+        select(Order, Channel.code).join(Channel, Channel.id == Order.channel_id)
+        .where(Order.id.in_(order_ids))
+    )).all()
+    lines: dict[int, list[OrderLineOut]] = defaultdict(list)
+    for ln in (await s.scalars(
+        select(OrderLine).where(OrderLine.order_id.in_(order_ids))
+        .order_by(OrderLine.order_id, OrderLine.line_no)
+    )).all():
+        lines[ln.order_id].append(OrderLineOut(
+            line_no=ln.line_no, variant_id=ln.variant_id, location_id=ln.location_id,
+            sku=ln.sku, name=ln.name, quantity=ln.quantity,
+            unit_price_cents=ln.unit_price_cents, discount_cents=ln.discount_cents,
+            total_cents=ln.total_cents, vat_rate_bp=ln.vat_rate_bp, vat_cents=ln.vat_cents,
+            campaign_id=ln.campaign_id))
+    payments: dict[int, list[PaymentOut]] = defaultdict(list)
+    for p in (await s.scalars(
+        select(Payment).where(Payment.order_id.in_(order_ids)).order_by(Payment.id)
+    )).all():
+        payments[p.order_id].append(PaymentOut(
+            method=p.method, amount_cents=p.amount_cents, rounding_cents=p.rounding_cents,
+            tendered_cents=p.tendered_cents, change_cents=p.change_cents,
+            reference=p.reference))
+    by_id = {}
+    for order, channel_code in rows:
+        ls = lines[order.id]
+        by_id[order.id] = OrderOut(
+            id=order.id, number=order_number(order.id), channel=channel_code,
+            location_id=order.location_id, customer_id=order.customer_id,
+            status=order.status, currency=order.currency,
+            subtotal_cents=order.subtotal_cents, discount_cents=order.discount_cents,
+            total_cents=order.total_cents, vat_cents=order.vat_cents,
+            paid_cents=order.paid_cents, lines=ls, payments=payments[order.id],
+            vat_breakdown=vat_breakdown(ls), created_at=order.created_at,
+            created_by=order.created_by,
+        )
+    return [by_id[i] for i in order_ids if i in by_id]
 
 
 def order_number(order_id: int) -> str:
@@ -395,17 +412,24 @@ def order_number(order_id: int) -> str:
 async def list_orders(s: AsyncSession, actor: Actor, *, channel: str | None = None,
                       location_id: int | None = None, customer_id: int | None = None,
                       limit: int = 50, before_id: int | None = None) -> list[OrderOut]:
+    """Newest first. Staff whose read access is limited to some stores see only
+    those stores' orders unless they name a location they may read."""
     actor.require("orders.read", location_id)
     q = select(Order.id).order_by(Order.id.desc()).limit(limit)
     if channel:
         q = q.join(Channel, Channel.id == Order.channel_id).where(Channel.code == channel)
     if location_id is not None:
         q = q.where(Order.location_id == location_id)
+    elif not actor.can("orders.read", everywhere=True):
+        readable = [g.location_id for g in actor.grants
+                    if g.location_id is not None
+                    and actor.can("orders.read", g.location_id)]
+        q = q.where(Order.location_id.in_(readable))
     if customer_id is not None:
         q = q.where(Order.customer_id == customer_id)
     if before_id is not None:
         q = q.where(Order.id < before_id)
-    return [await get_order(s, oid) for oid in (await s.scalars(q)).all()]
+    return await _orders_out(s, list((await s.scalars(q)).all()))
 
 
 async def count_orders(s: AsyncSession) -> int:
