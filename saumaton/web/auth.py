@@ -62,6 +62,14 @@ async def optional_actor(request: Request) -> Actor | None:
         if scheme.lower() != "bearer" or not token.strip():
             raise NotAuthenticated("use 'Authorization: Bearer <token>'", code="invalid_token")
         return await _bearer_actor(request, token.strip())
+    actor = await session_actor(request)
+    if actor is not None and request.method not in _SAFE:
+        check_csrf(request, request.headers.get("x-csrf-token"))
+    return actor
+
+
+async def session_actor(request: Request) -> Actor | None:
+    """The logged-in staff member of this browser session, if any."""
     staff_id = request.session.get("staff_id")
     if not isinstance(staff_id, int):
         return None
@@ -69,9 +77,7 @@ async def optional_actor(request: Request) -> Actor | None:
         actor = await actor_for(s, staff_id)
     if actor is None:
         request.session.clear()
-        return None
-    if request.method not in _SAFE:
-        check_csrf(request, request.headers.get("x-csrf-token"))
+    request.state.actor = actor
     return actor
 
 

@@ -29,9 +29,16 @@ from saumaton import __version__
 from saumaton.config import Settings
 from saumaton.core.actor import Actor
 from saumaton.core.errors import DomainError, Forbidden, NotAuthenticated
-from saumaton.staff.services import actor_for, authenticate
+from saumaton.staff.services import authenticate
 from saumaton.web import i18n
-from saumaton.web.auth import check_csrf, csrf_token, db_of, login_session, logout_session
+from saumaton.web.auth import (
+    check_csrf,
+    csrf_token,
+    db_of,
+    login_session,
+    logout_session,
+    session_actor,
+)
 from saumaton.web.i18n import N_
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -228,19 +235,6 @@ def page_router(prefix: str = "") -> APIRouter:
 
 
 # --- staff sessions ---------------------------------------------------------------------
-
-async def session_actor(request: Request) -> Actor | None:
-    """The logged-in staff member of this browser session, if any."""
-    staff_id = request.session.get("staff_id")
-    if not isinstance(staff_id, int):
-        return None
-    async with db_of(request).reader() as s:
-        actor = await actor_for(s, staff_id)
-    if actor is None:
-        request.session.clear()
-    request.state.actor = actor
-    return actor
-
 
 async def require_staff(request: Request) -> Actor:
     actor = await session_actor(request)
