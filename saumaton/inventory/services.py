@@ -420,6 +420,17 @@ class LocationStock:
         return max(0, self.on_hand - self.reserved)
 
 
+# At most this many available units reads "few left" to customers, in every channel.
+FEW_LEFT = 3
+
+
+def stock_status(units: int) -> str:
+    """in_stock | few_left | out_of_stock, as shown to customers."""
+    if units <= 0:
+        return "out_of_stock"
+    return "few_left" if units <= FEW_LEFT else "in_stock"
+
+
 @dataclass(frozen=True)
 class Availability:
     variant_id: int

@@ -16,14 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saumaton.catalogue.schemas import ProductOut, VariantOut
 from saumaton.catalogue.services import load_variant_infos
 from saumaton.core.errors import DomainError, NotFound
-from saumaton.inventory.services import availability
+from saumaton.inventory.services import availability, stock_status
 from saumaton.locations.services import channel_by_code
 from saumaton.orders.services import business_day
 from saumaton.pricing.services import resolve_prices
 
 WEB_CHANNEL = "web"
-# Availability wording: at most this many units reads "few left".
-FEW_LEFT = 3
 
 
 @dataclass(frozen=True)
@@ -154,12 +152,6 @@ class StockRow:
     status: str  # in_stock | few_left | out_of_stock
 
 
-def _status(units: int) -> str:
-    if units <= 0:
-        return "out_of_stock"
-    return "few_left" if units <= FEW_LEFT else "in_stock"
-
-
 @dataclass(frozen=True)
 class AvailabilityView:
     variant_id: int
@@ -169,7 +161,7 @@ class AvailabilityView:
 
 async def availability_view(s: AsyncSession, variant_id: int) -> AvailabilityView:
     a = (await availability(s, [variant_id]))[variant_id]
-    stores = [StockRow(loc.code, loc.name, loc.available, _status(loc.available))
+    stores = [StockRow(loc.code, loc.name, loc.available, stock_status(loc.available))
               for loc in a.locations if loc.kind == "store"]
-    return AvailabilityView(variant_id, StockRow("online", "", a.online, _status(a.online)),
+    return AvailabilityView(variant_id, StockRow("online", "", a.online, stock_status(a.online)),
                             stores)
