@@ -327,3 +327,59 @@ async def test_campaign_discount_is_taken_before_vat(
     [pay] = order["payments"]
     # 17.30 ends in 0: no cash rounding
     assert (pay["rounding_cents"], pay["change_cents"]) == (0, 270)
+
+
+async def test_hot_path_lookups_agree_with_the_reference_functions(
+    client: httpx.AsyncClient, db: Database, shop: Shop
+) -> None:
+    """On PostgreSQL orders use prepared-statement twins of load_variant_infos and
+    resolve_prices; they must return exactly what the reference functions return,
+    and an order must carry exactly those prices, in every channel."""
+    from saumaton.catalogue.services import load_variant_infos_pg
+    from saumaton.pricing.services import resolve_prices_pg
+
+    variants = await make_variants(db, [1990, 2990, 500, 4990, 1000],
+                                   stock={shop.store1: 50, shop.warehouse: 50})
+    ids = [int(v["id"]) for v in variants]
+    product_id = int(variants[0]["product_id"])
+    others = await make_variants(db, [3000], stock={shop.warehouse: 5})
+    category = await new_category(db, product_id)
+    now = utcnow()
+    await campaign(db, kind="percent", value=1500, variant_ids=[ids[0]], starts_at=now
+                   - timedelta(hours=1))
+    await campaign(db, kind="fixed", value=700, product_ids=[product_id],
+                   starts_at=now - timedelta(hours=1))
+    await campaign(db, kind="percent", value=3000, category_ids=[category],
+                   channel_codes=["web"], starts_at=now - timedelta(hours=1))
+    await campaign(db, kind="fixed", value=100, variant_ids=[ids[3]],
+                   starts_at=now + timedelta(days=1))  # not started
+    await campaign(db, kind="fixed", value=900, variant_ids=[ids[4]],
+                   starts_at=now - timedelta(days=2), ends_at=now - timedelta(days=1))
+    all_ids = [*ids, int(others[0]["id"])]
+    chans = await channel_ids(db)
+    for code in ("web", "pos-1", "service"):
+        async with db.reader() as s:
+            ref_infos = await load_variant_infos(s, now.date(), ids=all_ids)
+            reference = await resolve_prices(s, ref_infos, chans[code], now)
+        async with db.uow() as uow:
+            if db.is_postgres:
+                hot_infos = await load_variant_infos_pg(uow, now.date(), ids=all_ids)
+                hot = await resolve_prices_pg(uow, hot_infos, chans[code], now)
+            else:
+                hot_infos = await load_variant_infos(uow.session, now.date(), ids=all_ids)
+                hot = await resolve_prices(uow.session, hot_infos, chans[code], now)
+        assert sorted(hot_infos, key=lambda i: i.id) == sorted(ref_infos, key=lambda i: i.id)
+        assert hot == reference, code
+        # the web-only category campaign shows up only on the web
+        assert (reference[ids[1]].limited_to == ("web",)) == (code == "web")
+        who = "cashier1" if code == "pos-1" else "owner"
+        body: dict[str, Any] = {"channel": code,
+                                "lines": [{"variant_id": i} for i in all_ids]}
+        if code == "pos-1":
+            body["payments"] = [{"method": "card", "terminal_confirmed": True}]
+        r = await client.post("/api/v1/orders", headers=shop.auth(who), json=body)
+        assert r.status_code == 201, r.text
+        for line in r.json()["lines"]:
+            q = reference[line["variant_id"]]
+            assert (line["unit_price_cents"], line["discount_cents"], line["campaign_id"]) == (
+                q.list_cents, q.discount_cents, q.campaign_id), (code, line)

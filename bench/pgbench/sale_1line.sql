@@ -6,7 +6,8 @@
 BEGIN;
 -- The idempotency check (the channel comes from a per-process cache).
 SELECT id, request_hash FROM orders WHERE idempotency_key = 'pgb-' || :client_id || '-' || :key;
--- Variants by EAN with the VAT rate in force today (the app: one query, WHERE ean IN (..)).
+-- Variants by EAN with the VAT rate in force today (the app: one prepared statement,
+-- WHERE v.id = ANY($1) OR v.ean = ANY($2)).
 SELECT a.id AS v1, a.product_id AS p1, coalesce(a.category_id, 0) AS c1, a.price_cents AS pr1,
        a.rate AS r1, a.sku AS sku1, a.name AS name1
 FROM (SELECT v.id, v.product_id, p.category_id, v.sku, v.ean, p.name || ' – ' || v.name AS name,
@@ -17,13 +18,17 @@ FROM (SELECT v.id, v.product_id, p.category_id, v.sku, v.ean, p.name || ' – ' 
               ORDER BY vr.valid_from DESC LIMIT 1) AS rate
       FROM variants v JOIN products p ON p.id = v.product_id
       WHERE v.ean = '6409876' || lpad(:n1::text, 5, '0') || ((10 - (80 + 3 * (:n1 / 10000) + (:n1 / 1000) % 10 + 3 * ((:n1 / 100) % 10) + (:n1 / 10) % 10 + 3 * (:n1 % 10)) % 10) % 10)::text) a \gset
--- Campaigns valid now for these variants, products or categories in this channel.
-SELECT c.id, c.name, c.kind, c.value, t.target_type, t.target_id
+-- Campaigns valid now for these variants, products or categories in this channel,
+-- with the channels each is limited to (the app: one prepared statement, arrays).
+SELECT c.id, c.name, c.kind, c.value, t.target_type, t.target_id,
+       (SELECT array_agg(ch.code ORDER BY ch.code)
+        FROM campaign_channels cc JOIN channels ch ON ch.id = cc.channel_id
+        WHERE cc.campaign_id = c.id)
 FROM campaigns c JOIN campaign_targets t ON t.campaign_id = c.id
 WHERE c.active AND c.starts_at <= now() AND (c.ends_at IS NULL OR c.ends_at > now())
-  AND (t.target_type = 'variant' AND t.target_id IN (:v1)
-       OR t.target_type = 'product' AND t.target_id IN (:p1)
-       OR t.target_type = 'category' AND t.target_id IN (:c1))
+  AND ((t.target_type = 'variant' AND t.target_id = ANY(ARRAY[:v1]::int[]))
+       OR (t.target_type = 'product' AND t.target_id = ANY(ARRAY[:p1]::int[]))
+       OR (t.target_type = 'category' AND t.target_id = ANY(ARRAY[:c1]::int[])))
   AND (NOT EXISTS (SELECT 1 FROM campaign_channels cc WHERE cc.campaign_id = c.id)
        OR EXISTS (SELECT 1 FROM campaign_channels cc WHERE cc.campaign_id = c.id
                   AND cc.channel_id = 2));

@@ -78,8 +78,36 @@ async def load_variant_infos(
         .join(Product, Product.id == Variant.product_id)
         .where(or_(*conds))
     )
+    return _variant_infos((await session.execute(stmt)).all(), day)
+
+
+# The same query as `load_variant_infos`, as one constant statement for the PostgreSQL
+# hot path (prepared once per connection; empty arrays match nothing).
+_PG_VARIANT_INFOS_SQL = """
+SELECT v.id, v.product_id, p.category_id, v.sku, v.ean, p.name, v.name, v.price_cents,
+       (SELECT r.rate_bp FROM vat_rates r
+        WHERE r.vat_class_code = p.vat_class_code AND r.valid_from <= $3::date
+              AND (r.valid_to IS NULL OR r.valid_to > $3::date)
+        ORDER BY r.valid_from DESC LIMIT 1),
+       v.active AND p.active
+FROM variants v JOIN products p ON p.id = v.product_id
+WHERE v.id = ANY($1::int[]) OR v.ean = ANY($2::text[])"""
+
+
+async def load_variant_infos_pg(
+    uow: UnitOfWork, day: date, *, ids: Iterable[int] = (), eans: Iterable[str] = ()
+) -> list[VariantInfo]:
+    """`load_variant_infos` inside `uow`'s transaction on PostgreSQL, as a prepared
+    statement on the driver (same rows, same errors)."""
+    ids, eans = list(ids), list(eans)
+    if not ids and not eans:
+        return []
+    return _variant_infos(await uow.fetch(_PG_VARIANT_INFOS_SQL, ids, eans, day), day)
+
+
+def _variant_infos(rows: Iterable[Sequence[Any]], day: date) -> list[VariantInfo]:
     out = []
-    for row in (await session.execute(stmt)).all():
+    for row in rows:
         if row[8] is None:
             raise ValidationFailed(f"no VAT rate in force for variant {row[3]} on {day}",
                                    code="no_vat_rate")

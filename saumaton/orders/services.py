@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.codes import clean_ean
-from saumaton.catalogue.services import VariantInfo, load_variant_infos
+from saumaton.catalogue.services import VariantInfo, load_variant_infos, load_variant_infos_pg
 from saumaton.config import get_settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
@@ -42,7 +42,7 @@ from saumaton.orders.schemas import (
 )
 from saumaton.payments.models import Payment
 from saumaton.payments.services import PlannedPayment, plan_payments
-from saumaton.pricing.services import resolve_prices
+from saumaton.pricing.services import resolve_prices, resolve_prices_pg
 
 
 def business_day(at: datetime) -> date:
@@ -216,8 +216,12 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
         raise ValidationFailed(f"no customer {cmd.customer_id}", code="unknown_customer",
                                field="customer_id")
 
-    infos = await _variants_for(s, cmd, business_day(now))
-    quotes = await resolve_prices(s, list({i.id: i for i in infos}.values()), channel.id, now)
+    infos = await _variants_for(s, cmd, business_day(now), uow)
+    distinct = list({i.id: i for i in infos}.values())
+    if uow.db.is_postgres:  # the same lookup as a prepared statement on the driver
+        quotes = await resolve_prices_pg(uow, distinct, channel.id, now)
+    else:
+        quotes = await resolve_prices(s, distinct, channel.id, now)
 
     # The one line-pricing function, shared with quote_order (POS cart, basket).
     priced = price_lines(channel.code, infos, [ln.quantity for ln in cmd.lines], quotes)
@@ -324,12 +328,18 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
     )
 
 
-async def _variants_for(s: AsyncSession, cmd: OrderIn, day: date) -> list[VariantInfo]:
-    """One VariantInfo per line, in line order, refusing unknown or inactive ones."""
+async def _variants_for(s: AsyncSession, cmd: OrderIn, day: date,
+                        uow: UnitOfWork | None = None) -> list[VariantInfo]:
+    """One VariantInfo per line, in line order, refusing unknown or inactive ones.
+    Given a unit of work on PostgreSQL, looks them up with a prepared statement inside
+    its transaction (`s` is then unused)."""
     ids = [ln.variant_id for ln in cmd.lines if ln.variant_id is not None]
     cleaned = {i: clean_ean(ln.ean, f"lines.{i}.ean") for i, ln in enumerate(cmd.lines)
                if ln.ean}  # each EAN checked once (the check is not free)
-    found = await load_variant_infos(s, day, ids=ids, eans=list(cleaned.values()))
+    if uow is not None and uow.db.is_postgres:
+        found = await load_variant_infos_pg(uow, day, ids=ids, eans=list(cleaned.values()))
+    else:
+        found = await load_variant_infos(s, day, ids=ids, eans=list(cleaned.values()))
     by_id = {i.id: i for i in found}
     by_ean = {i.ean: i for i in found if i.ean}
     out = []
