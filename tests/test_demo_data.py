@@ -46,8 +46,8 @@ async def sqlite_url(tmp_path: Path) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
-    if not await _pg_available():
-        pytest.skip("no PostgreSQL server at " + PG_ADMIN)
+    # PostgreSQL must be there (CI starts it): a missing server fails, never skips.
+    assert await _pg_available(), "no PostgreSQL server at " + PG_ADMIN
     name = f"saumaton_demo_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(PG_ADMIN)
     try:

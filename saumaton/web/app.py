@@ -86,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             swagger_js_url="/static/vendor/swagger-ui-bundle.js",
             swagger_css_url="/static/vendor/swagger-ui.css",
             swagger_favicon_url="/static/favicon.svg",
+            # No validator badge: it would call validator.swagger.io from the browser.
+            swagger_ui_parameters={"validatorUrl": None},
         )
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
