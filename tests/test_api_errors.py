@@ -298,3 +298,13 @@ async def test_fuzzed_bodies_never_give_a_server_error(
 async def test_ledger_is_intact_after_the_fuzzing(db: Database, shop: Shop) -> None:
     async with db.reader() as s:
         assert await verify_ledger(s) == []
+
+
+async def test_event_stream_parameters_are_bounded(client: httpx.AsyncClient) -> None:
+    for query in ("variant_id=0", "variant_id=99999999999999", "variant_id=abc",
+                  "&".join(f"variant_id={i}" for i in range(1, 202))):
+        r = await client.get(f"/api/v1/events?{query}")
+        assert r.status_code == 422, (query, r.status_code)
+        assert r.headers["content-type"].startswith("application/problem+json")
+    r = await client.get("/api/v1/events", headers={"Last-Event-ID": "-1"})
+    assert r.status_code == 422

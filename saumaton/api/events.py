@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
+from pydantic import Field
 from sse_starlette.sse import EventSourceResponse
 
-from saumaton.core.errors import Forbidden
+from saumaton.core.errors import Forbidden, ValidationFailed
+from saumaton.core.types import MAX_ID, MAX_INT32
 from saumaton.events.hub import Event, EventHub
 from saumaton.web.auth import optional_actor
 
@@ -37,15 +39,16 @@ def _filter(topics: set[str], variant_ids: set[int]) -> Any:
             response_class=EventSourceResponse)
 async def events(
     request: Request,
-    topic: Annotated[list[str] | None, Query(description="repeatable; default: stock+price")]
+    topic: Annotated[list[str] | None, Query(
+        max_length=10, description="repeatable; default: stock+price")]
     = None,
-    variant_id: Annotated[list[int] | None, Query(description="only these variants")] = None,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+    variant_id: Annotated[list[Annotated[int, Field(ge=1, le=MAX_INT32)]] | None, Query(
+        max_length=200, description="only these variants (repeatable)")] = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=MAX_ID)] = None,
 ) -> EventSourceResponse:
     topics = set(topic or ["stock.changed", "price.changed", "campaign.changed"])
     unknown = topics - ALL_TOPICS
     if unknown:
-        from saumaton.core.errors import ValidationFailed
         raise ValidationFailed(f"unknown topics: {', '.join(sorted(unknown))}",
                                code="unknown_topic", field="topic")
     if topics - PUBLIC_TOPICS:
