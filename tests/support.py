@@ -16,12 +16,13 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from alembic.script import ScriptDirectory
 from stdnum import ean as stdnum_ean
 
 from saumaton.catalogue.schemas import ProductIn, VariantIn
 from saumaton.catalogue.services import create_product
 from saumaton.core.actor import SYSTEM
-from saumaton.db.migrate import upgrade
+from saumaton.db.migrate import MIGRATIONS, upgrade
 from saumaton.db.uow import Database
 from saumaton.inventory.services import Move, apply_moves
 from saumaton.locations.models import Channel, Location
@@ -29,6 +30,8 @@ from saumaton.staff.services import create_api_token, create_staff
 
 PG_ADMIN = os.environ.get("SAUMATON_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parent.parent
+# The newest migration; the chain must be linear (one head).
+MIGRATION_HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
 def backends() -> list[str]:

@@ -25,7 +25,7 @@ from saumaton.demo import DEMO_LOGINS
 from saumaton.locations.models import Location
 from saumaton.orders.models import Order
 from saumaton.web.app import create_app
-from tests.support import ROOT, create_pg_database, drop_pg_database
+from tests.support import MIGRATION_HEAD, ROOT, create_pg_database, drop_pg_database
 
 _SCRIPT = Path(sys.executable).parent / "saumaton"
 CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [
@@ -154,7 +154,7 @@ async def test_db_upgrade_and_demo_data(cli: Transcript) -> None:
     db = Database(cli.url)
     try:
         async with db.reader() as s:
-            assert await s.scalar(text("SELECT version_num FROM alembic_version")) == "0002"
+            assert await s.scalar(text("SELECT version_num FROM alembic_version")) == MIGRATION_HEAD
     finally:
         await db.dispose()
     locations, variants, customers, orders = cli.counts_after_demo

@@ -26,9 +26,9 @@ from saumaton.catalogue.services import vat_rates_on
 from saumaton.db.migrate import downgrade, upgrade
 from saumaton.db.models import Base
 from saumaton.db.uow import Database
-from tests.support import create_pg_database, drop_pg_database
+from tests.support import MIGRATION_HEAD, create_pg_database, drop_pg_database
 
-HEAD = "0002"
+HEAD = MIGRATION_HEAD
 
 
 @pytest.fixture

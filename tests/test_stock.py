@@ -264,3 +264,47 @@ async def test_ledger_reads_are_scoped(client: httpx.AsyncClient, db: Database,
     for who in ("finance", "manager", "owner"):
         r = await client.get(url, headers=shop.auth(who), params={"variant_id": v["id"]})
         assert r.status_code == 200 and len(r.json()) == 2, who
+
+
+async def test_stock_writes_with_an_idempotency_key_happen_once(
+    client: httpx.AsyncClient, db: Database, shop: Shop
+) -> None:
+    [v] = await make_variants(db, [1000], stock={shop.warehouse: 10})
+    key = f"receipt-{uuid.uuid4()}"
+    h = {**shop.auth("manager"), "Idempotency-Key": key}
+    body = {"variant_id": v["id"], "location_id": shop.warehouse, "quantity": 5,
+            "reference": "PO-1"}
+    first = await client.post("/api/v1/stock/receipts", headers=h, json=body)
+    again = await client.post("/api/v1/stock/receipts", headers=h, json=body)
+    assert first.status_code == 201, first.text
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert first.json() == again.json() and first.json()["on_hand"] == 15
+    moves = await client.get(f"/api/v1/stock/movements?variant_id={v['id']}",
+                             headers=shop.auth("manager"))
+    assert [m["kind"] for m in moves.json()].count("receipt") == 2  # opening stock + once
+    other = await client.post("/api/v1/stock/receipts", headers=h,
+                              json={**body, "quantity": 6})
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"
+    # the same key in another kind of write is a different request scope
+    t = await client.post("/api/v1/stock/transfers", headers=h, json={
+        "variant_id": v["id"], "from_location_id": shop.warehouse,
+        "to_location_id": shop.store1, "quantity": 2})
+    t2 = await client.post("/api/v1/stock/transfers", headers=h, json={
+        "variant_id": v["id"], "from_location_id": shop.warehouse,
+        "to_location_id": shop.store1, "quantity": 2})
+    assert t.status_code == 201 and t2.status_code == 200 and t.json() == t2.json()
+    avail = (await client.get(f"/api/v1/variants/{v['id']}/availability")).json()
+    wh = next(x for x in avail["locations"] if x["location_id"] == shop.warehouse)
+    assert wh["on_hand"] == 13
+    # a refused write stores nothing: the same key can be used again after fixing it
+    bad_key = {**shop.auth("manager"), "Idempotency-Key": f"adj-{uuid.uuid4()}"}
+    bad = await client.post("/api/v1/stock/transfers", headers=bad_key, json={
+        "variant_id": v["id"], "from_location_id": shop.warehouse,
+        "to_location_id": shop.store1, "quantity": 999})
+    assert bad.status_code == 409 and bad.json()["code"] == "out_of_stock"
+    ok = await client.post("/api/v1/stock/transfers", headers=bad_key, json={
+        "variant_id": v["id"], "from_location_id": shop.warehouse,
+        "to_location_id": shop.store1, "quantity": 1})
+    assert ok.status_code == 201
+    async with db.reader() as s:
+        assert await verify_ledger(s) == []

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from saumaton.core.actor import Actor
 from saumaton.core.types import MAX_ID, MAX_INT32, Input, SmallId
+from saumaton.db.idempotency import fingerprint, run_once
+from saumaton.db.uow import UnitOfWork
 from saumaton.inventory import services as inventory
 from saumaton.inventory.services import LevelAfter
 from saumaton.web.auth import db_of, require_actor
@@ -62,47 +65,68 @@ class TransferIn(Input):
     reference: str = Field(default="", max_length=100)
 
 
+IdempotencyKey = Annotated[str | None, Header(
+    min_length=8, max_length=200,
+    description="a retry with the same key returns the first answer and moves no stock "
+                "twice")]
+
+
+async def _once(request: Request, response: Response, scope: str, key: str | None,
+                body: BaseModel, work: Callable[[UnitOfWork], Awaitable[Any]]) -> Any:
+    """Run `work` once per Idempotency-Key; a replay answers 200 with the first body."""
+    result, replayed = await run_once(db_of(request), scope, key,
+                                      fingerprint(body.model_dump_json()), work)
+    if replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return result
+
+
 @router.post("/receipts", response_model=LevelOut, status_code=201)
-async def receive(request: Request, body: ReceiptIn,
-                  actor: Actor = Depends(require_actor)) -> LevelOut:
-    async with db_of(request).uow() as uow:
+async def receive(request: Request, response: Response, body: ReceiptIn,
+                  actor: Actor = Depends(require_actor),
+                  idempotency_key: IdempotencyKey = None) -> Any:
+    async def work(uow: UnitOfWork) -> Any:
         after = await inventory.receive(uow, actor, body.variant_id, body.location_id,
                                         body.quantity, reason=body.reason,
                                         reference=body.reference)
-        await uow.commit()
-    return _level(after)
+        return _level(after).model_dump(mode="json")
+    return await _once(request, response, "stock.receipts", idempotency_key, body, work)
 
 
 @router.post("/adjustments", response_model=LevelOut, status_code=201)
-async def adjust(request: Request, body: AdjustmentIn,
-                 actor: Actor = Depends(require_actor)) -> LevelOut:
-    async with db_of(request).uow() as uow:
+async def adjust(request: Request, response: Response, body: AdjustmentIn,
+                 actor: Actor = Depends(require_actor),
+                 idempotency_key: IdempotencyKey = None) -> Any:
+    async def work(uow: UnitOfWork) -> Any:
         after = await inventory.adjust(uow, actor, body.variant_id, body.location_id,
                                        body.quantity, reason=body.reason,
                                        reference=body.reference)
-        await uow.commit()
-    return _level(after)
+        return _level(after).model_dump(mode="json")
+    return await _once(request, response, "stock.adjustments", idempotency_key, body, work)
 
 
 @router.post("/counts", response_model=LevelOut, status_code=201)
-async def count(request: Request, body: CountIn,
-                actor: Actor = Depends(require_actor)) -> LevelOut:
-    async with db_of(request).uow() as uow:
+async def count(request: Request, response: Response, body: CountIn,
+                actor: Actor = Depends(require_actor),
+                idempotency_key: IdempotencyKey = None) -> Any:
+    async def work(uow: UnitOfWork) -> Any:
         after = await inventory.count(uow, actor, body.variant_id, body.location_id,
                                       body.counted, reference=body.reference)
-        await uow.commit()
-    return _level(after)
+        return _level(after).model_dump(mode="json")
+    return await _once(request, response, "stock.counts", idempotency_key, body, work)
 
 
 @router.post("/transfers", response_model=list[LevelOut], status_code=201)
-async def transfer(request: Request, body: TransferIn,
-                   actor: Actor = Depends(require_actor)) -> list[LevelOut]:
-    async with db_of(request).uow() as uow:
+async def transfer(request: Request, response: Response, body: TransferIn,
+                   actor: Actor = Depends(require_actor),
+                   idempotency_key: IdempotencyKey = None) -> Any:
+    async def work(uow: UnitOfWork) -> Any:
         afters = await inventory.transfer(uow, actor, body.variant_id, body.from_location_id,
                                           body.to_location_id, body.quantity,
                                           reference=body.reference)
-        await uow.commit()
-    return [_level(a) for a in afters]
+        return [_level(a).model_dump(mode="json") for a in afters]
+    return await _once(request, response, "stock.transfers", idempotency_key, body, work)
 
 
 class MovementOut(BaseModel):

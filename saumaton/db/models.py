@@ -3,6 +3,7 @@
 from saumaton.catalogue.models import Category, Product, Variant, VatClass, VatRate
 from saumaton.customers.models import Customer, CustomerIdentity
 from saumaton.db.base import Base
+from saumaton.db.idempotency import IdempotencyRecord
 from saumaton.events.models import OutboxEvent
 from saumaton.inventory.models import StockLevel, StockMovement, StockReservation
 from saumaton.locations.models import Channel, Location
@@ -13,7 +14,8 @@ from saumaton.staff.models import ApiToken, Staff, StaffRole
 
 __all__ = [
     "ApiToken", "Base", "Campaign", "CampaignChannel", "CampaignTarget", "Category", "Channel",
-    "Customer", "CustomerIdentity", "Location", "Order", "OrderLine", "OutboxEvent", "Payment",
+    "Customer", "CustomerIdentity", "IdempotencyRecord", "Location", "Order", "OrderLine",
+    "OutboxEvent", "Payment",
     "Product", "Staff", "StaffRole", "StockLevel", "StockMovement", "StockReservation", "Variant",
     "VatClass", "VatRate",
 ]
