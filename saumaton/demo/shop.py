@@ -154,7 +154,7 @@ def _catalogue() -> list[_ProductSpec]:
     return [
         P(HERO_SLUG, "Silk Foundation -meikkivoide", "Kaunis Iho", "foundation", "KI-SILK",
           "Kevyt, silkkisen mattainen meikkivoide, keskipeittävä. 24 sävyä.",
-          _shaded(list(BASE_SHADES), "30 ml", 3990)),
+          _shaded(list(BASE_SHADES), "30 ml", 3999)),
         P("kaunis-iho-matte-foundation", "Matte Finish -meikkivoide", "Kaunis Iho",
           "foundation", "KI-MATTE", "Pitkäkestoinen mattainen meikkivoide rasvoittuvalle iholle.",
           _shaded(list(BASE_SHADES), "30 ml", 3490)),
