@@ -1,0 +1,1 @@
+"""Paytrail online payments: request signing and signature checks, payment payloads."""

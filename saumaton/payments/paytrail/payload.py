@@ -1,0 +1,63 @@
+"""The body of Paytrail's `POST /payments` for one of our orders.
+
+Paytrail requires `amount` to equal Σ unitPrice × units exactly. A line whose
+discounted total does not divide evenly by its quantity is sent as one unit of
+the line total, so the items always add up without a rounding row. VAT goes as
+a JSON number with at most one decimal (25.5, 13.5, 10, 0).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from saumaton.orders.schemas import OrderOut
+
+LANGUAGES = ("FI", "SV", "EN")
+
+
+def vat_percentage(rate_bp: int) -> float | int:
+    """2550 -> 25.5, 1000 -> 10 (Paytrail takes one decimal at most)."""
+    value = Decimal(rate_bp) / 100
+    if value != value.quantize(Decimal("0.1")):
+        raise ValueError(f"VAT rate {rate_bp} bp has more than one decimal")
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def payment_items(order: OrderOut) -> list[dict[str, Any]]:
+    items = []
+    for line in order.lines:
+        if line.quantity and line.total_cents % line.quantity == 0:
+            unit_price, units = line.total_cents // line.quantity, line.quantity
+        else:
+            unit_price, units = line.total_cents, 1
+        items.append({
+            "unitPrice": unit_price, "units": units,
+            "vatPercentage": vat_percentage(line.vat_rate_bp),
+            "productCode": line.sku[:100],
+            "description": (line.name if units == line.quantity
+                            else f"{line.quantity} × {line.name}")[:1000],
+            "stamp": f"{order.id}-{line.line_no}",
+        })
+    return items
+
+
+def payment_request(order: OrderOut, *, stamp: str, reference: str, email: str,
+                    language: str, success_url: str, cancel_url: str,
+                    callback_success_url: str | None = None,
+                    callback_cancel_url: str | None = None) -> dict[str, Any]:
+    if language.upper() not in LANGUAGES:
+        raise ValueError(f"language must be one of {LANGUAGES}")
+    items = payment_items(order)
+    amount = sum(i["unitPrice"] * i["units"] for i in items)
+    if amount != order.total_cents or amount <= 0:
+        raise ValueError(f"items sum to {amount}, the order to {order.total_cents}")
+    body: dict[str, Any] = {
+        "stamp": stamp, "reference": reference, "amount": amount, "currency": "EUR",
+        "language": language.upper(), "items": items, "customer": {"email": email},
+        "redirectUrls": {"success": success_url, "cancel": cancel_url},
+    }
+    if callback_success_url and callback_cancel_url:
+        body["callbackUrls"] = {"success": callback_success_url,
+                                "cancel": callback_cancel_url}
+    return body
