@@ -1,0 +1,97 @@
+"""A small client for Paytrail's Payment API: signed requests, verified answers.
+
+The same code talks to https://services.paytrail.com and to the local simulator;
+only `base_url` differs. Every response's signature is checked before its body is
+trusted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from saumaton.core.errors import DomainError
+from saumaton.payments.paytrail.signing import request_headers, verify
+
+PAYTRAIL_URL = "https://services.paytrail.com"
+
+
+class PaytrailError(DomainError):
+    status = 502
+    code = "paytrail_error"
+
+
+@dataclass(frozen=True)
+class PaytrailConfig:
+    account: str
+    secret: str
+    base_url: str = PAYTRAIL_URL
+    platform_name: str = "saumaton"
+
+
+class PaytrailClient:
+    def __init__(self, config: PaytrailConfig, http: httpx.AsyncClient | None = None) -> None:
+        self.config = config
+        self._http = http or httpx.AsyncClient(
+            base_url=config.base_url, timeout=httpx.Timeout(10.0),
+            transport=httpx.AsyncHTTPTransport(retries=2))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None,
+                    transaction_id: str | None = None) -> Any:
+        # Serialise once; sign and send exactly these bytes.
+        raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False) if body else ""
+        headers = request_headers(self.config.account, self.config.secret, method, raw,
+                                  transaction_id=transaction_id)
+        headers["platform-name"] = self.config.platform_name
+        try:
+            r = await self._http.request(method, path, content=raw.encode() or None,
+                                         headers=headers)
+        except httpx.HTTPError as exc:
+            raise PaytrailError(f"Paytrail is unreachable: {exc}",
+                                code="paytrail_unreachable") from exc
+        if not verify(dict(r.headers), r.text, r.headers.get("signature"),
+                      self.config.secret):
+            raise PaytrailError(f"Paytrail's answer to {method} {path} is not signed "
+                                f"correctly (HTTP {r.status_code})",
+                                code="paytrail_bad_signature")
+        data = r.json() if r.content else None
+        if r.status_code >= 400:
+            message = data.get("message") if isinstance(data, dict) else r.text
+            raise PaytrailError(f"Paytrail refused {method} {path}: {message}",
+                                code="paytrail_refused",
+                                extra={"paytrail_status": r.status_code})
+        return data
+
+    async def create_payment(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        data = await self._call("POST", "/payments", body)
+        if not isinstance(data, dict) or "transactionId" not in data:
+            raise PaytrailError("Paytrail's payment answer has no transactionId")
+        return data
+
+    async def get_payment(self, transaction_id: str) -> dict[str, Any]:
+        data = await self._call("GET", f"/payments/{transaction_id}",
+                                transaction_id=transaction_id)
+        if not isinstance(data, dict):
+            raise PaytrailError("Paytrail's payment status is not an object")
+        return data
+
+    async def refund(self, transaction_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        data = await self._call("POST", f"/payments/{transaction_id}/refund", body,
+                                transaction_id=transaction_id)
+        if not isinstance(data, dict):
+            raise PaytrailError("Paytrail's refund answer is not an object")
+        return data
+
+    def verify_return(self, params: Mapping[str, str]) -> bool:
+        """A redirect's or callback's query parameters carry Paytrail's signature
+        for this merchant."""
+        if params.get("checkout-account") != self.config.account:
+            return False
+        return verify(params, "", params.get("signature"), self.config.secret)

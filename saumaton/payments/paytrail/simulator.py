@@ -1,0 +1,358 @@
+"""A local stand-in for https://services.paytrail.com (Payment API).
+
+Same HTTP contract as the real service, and signatures are checked the same way:
+every request must carry the `checkout-*` headers and a `signature` over them plus
+the raw body bytes; every successful response is signed over its `checkout-*`
+headers plus the raw response body. The shopper's page `/pay/{id}` offers Pay,
+Fail and Cancel; each redirects the browser to `redirectUrls` with signed query
+parameters and (when `callbackUrls` were given) calls the callback URL with HTTP
+GET, after `callbackDelay` seconds, in the background.
+
+Test hook: `POST /pay/{id}/{outcome}?callbacks=N` sends the callback N times.
+State lives in memory on `app.state.simulator`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeGuard
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from saumaton.payments.paytrail.signing import ALGORITHMS, sign, verify
+
+log = logging.getLogger(__name__)
+
+LANGUAGES = ("FI", "SV", "EN")
+OUTCOMES = {"success": "ok", "fail": "fail", "cancel": "fail"}
+PROVIDERS = (("nordea", "Nordea", "bank"), ("osuuspankki", "OP", "bank"),
+             ("creditcard", "Visa", "creditcard"))
+TERMS = ('By continuing with your payment, you agree to our '
+         '<a href="https://www.paytrail.com/en/payment-terms" target="_blank">payment terms</a>')
+
+
+class SimulatorError(Exception):
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+@dataclass
+class Payment:
+    transaction_id: str
+    account: str
+    algorithm: str
+    stamp: str
+    reference: str
+    amount: int
+    currency: str
+    created_at: str
+    href: str
+    redirect_urls: dict[str, str]
+    callback_urls: dict[str, str] | None
+    callback_delay: int
+    status: str = "new"
+    provider: str | None = None
+    paid_at: str | None = None
+    refunded: int = 0
+    refunds: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class SimulatorState:
+    accounts: dict[str, str]
+    public_url: str
+    http_client: httpx.AsyncClient | None
+    payments: dict[str, Payment] = field(default_factory=dict)
+    stamps: set[tuple[str, str]] = field(default_factory=set)
+    nonces: set[tuple[str, str]] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    callback_log: list[tuple[str, int | str]] = field(default_factory=list)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def _now() -> str:
+    ts = datetime.now(UTC)
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def _error(status_code: int, message: str) -> JSONResponse:
+    return JSONResponse({"status": "error", "message": message, "meta": []},
+                        status_code=status_code,
+                        headers={"request-id": str(uuid.uuid4())})
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str(value: object, max_len: int | None = None) -> bool:
+    return isinstance(value, str) and bool(value) and (max_len is None or len(value) <= max_len)
+
+
+def _url_pair(value: object, name: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(_is_str(value.get(k)) for k in ("success", "cancel")):
+        raise SimulatorError(400, f"{name} must have success and cancel URLs")
+    return {"success": str(value["success"]), "cancel": str(value["cancel"])}
+
+
+def _validate_create(body: object) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise SimulatorError(400, "body must be a JSON object")
+    for key in ("stamp", "reference"):
+        if not _is_str(body.get(key), 200):
+            raise SimulatorError(400, f"{key} is required (string, at most 200 characters)")
+    amount = body.get("amount")
+    if not _is_int(amount) or not 0 < amount <= 99999998:
+        raise SimulatorError(400, "amount must be an integer between 1 and 99999998")
+    if body.get("currency") != "EUR":
+        raise SimulatorError(400, "currency must be EUR")
+    if body.get("language") not in LANGUAGES:
+        raise SimulatorError(400, "language must be FI, SV or EN")
+    items = body.get("items")
+    if not isinstance(items, list) or not items:
+        raise SimulatorError(400, "items are required")
+    total = 0
+    for n, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise SimulatorError(400, f"items[{n}] must be an object")
+        unit_price, units, vat = item.get("unitPrice"), item.get("units"), item.get("vatPercentage")
+        if not _is_int(unit_price):
+            raise SimulatorError(400, f"items[{n}].unitPrice must be an integer")
+        if not _is_int(units) or not 0 <= units <= 99999998:
+            raise SimulatorError(400, f"items[{n}].units must be a non-negative integer")
+        if (not isinstance(vat, int | float) or isinstance(vat, bool)
+                or not 0 <= vat <= 100):
+            raise SimulatorError(400, f"items[{n}].vatPercentage must be a number 0..100")
+        if not _is_str(item.get("productCode"), 100):
+            raise SimulatorError(400, f"items[{n}].productCode is required")
+        total += unit_price * units
+    if total != amount:
+        raise SimulatorError(400, f"amount {amount} does not match the items' total {total}")
+    customer = body.get("customer")
+    if not isinstance(customer, dict) or not _is_str(customer.get("email"), 200):
+        raise SimulatorError(400, "customer.email is required")
+    _url_pair(body.get("redirectUrls"), "redirectUrls")
+    if body.get("callbackUrls") is not None:
+        _url_pair(body["callbackUrls"], "callbackUrls")
+    delay = body.get("callbackDelay", 0)
+    if not _is_int(delay) or not 0 <= delay <= 900:
+        raise SimulatorError(400, "callbackDelay must be an integer 0..900")
+    return body
+
+
+def create_simulator(accounts: dict[str, str], public_url: str, *,
+                     http_client: httpx.AsyncClient | None = None) -> FastAPI:
+    """`accounts` maps merchant id -> secret; `public_url` is where this app is served.
+    `http_client` (optional) is used for server-to-server callbacks."""
+    state = SimulatorState(dict(accounts), public_url.rstrip("/"), http_client)
+    app = FastAPI(title="Paytrail simulator")
+    app.state.simulator = state
+
+    @app.exception_handler(SimulatorError)
+    async def _on_error(request: Request, exc: SimulatorError) -> JSONResponse:
+        return _error(exc.status_code, exc.message)
+
+    async def authenticate(request: Request, transaction_id: str | None = None
+                           ) -> tuple[str, str, str, bytes]:
+        """Check the signed headers; return (account, secret, algorithm, raw body)."""
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        account = headers.get("checkout-account", "")
+        secret = state.accounts.get(account)
+        if secret is None:
+            raise SimulatorError(401, "unknown checkout-account")
+        algorithm = headers.get("checkout-algorithm", "")
+        if algorithm not in ALGORITHMS:
+            raise SimulatorError(401, "checkout-algorithm must be sha256 or sha512")
+        if headers.get("checkout-method") != request.method:
+            raise SimulatorError(401, "checkout-method does not match the request method")
+        nonce = headers.get("checkout-nonce")
+        if not nonce:
+            raise SimulatorError(401, "checkout-nonce is required")
+        try:
+            datetime.fromisoformat(headers.get("checkout-timestamp", ""))
+        except ValueError:
+            raise SimulatorError(401, "checkout-timestamp must be ISO 8601") from None
+        if transaction_id is not None and headers.get("checkout-transaction-id") != transaction_id:
+            raise SimulatorError(401, "checkout-transaction-id does not match the URL")
+        raw = await request.body()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SimulatorError(400, "body is not UTF-8") from None
+        params = {k: v for k, v in headers.items() if k.startswith("checkout-")}
+        if not verify(params, text, headers.get("signature"), secret):
+            raise SimulatorError(401, "HMAC signature mismatch")
+        async with state.lock:
+            if (account, nonce) in state.nonces:
+                raise SimulatorError(401, "duplicate checkout-nonce")
+            state.nonces.add((account, nonce))
+        return account, secret, algorithm, raw
+
+    def signed(status_code: int, payload: dict[str, Any], account: str, secret: str,
+               algorithm: str, transaction_id: str) -> Response:
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        headers = {"checkout-account": account, "checkout-algorithm": algorithm,
+                   "checkout-transaction-id": transaction_id}
+        headers["signature"] = sign(headers, body, secret, algorithm)
+        headers["request-id"] = str(uuid.uuid4())
+        return Response(body.encode(), status_code=status_code, headers=headers,
+                        media_type="application/json; charset=utf-8")
+
+    def find(transaction_id: str, account: str) -> Payment:
+        payment = state.payments.get(transaction_id)
+        if payment is None or payment.account != account:
+            raise SimulatorError(404, "payment not found")
+        return payment
+
+    @app.post("/payments")
+    async def create_payment(request: Request) -> Response:
+        account, secret, algorithm, raw = await authenticate(request)
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            raise SimulatorError(400, "body is not valid JSON") from None
+        body = _validate_create(parsed)
+        transaction_id = str(uuid.uuid4())
+        href = f"{state.public_url}/pay/{transaction_id}"
+        async with state.lock:
+            if (account, body["stamp"]) in state.stamps:
+                raise SimulatorError(400, "duplicate stamp")
+            state.stamps.add((account, body["stamp"]))
+            callback_urls = body.get("callbackUrls")
+            state.payments[transaction_id] = Payment(
+                transaction_id=transaction_id, account=account, algorithm=algorithm,
+                stamp=body["stamp"], reference=body["reference"], amount=body["amount"],
+                currency="EUR", created_at=_now(), href=href,
+                redirect_urls=_url_pair(body["redirectUrls"], "redirectUrls"),
+                callback_urls=(None if callback_urls is None
+                               else _url_pair(callback_urls, "callbackUrls")),
+                callback_delay=int(body.get("callbackDelay", 0)))
+        providers = [{"url": href, "name": name, "id": pid, "group": group, "parameters": []}
+                     for pid, name, group in PROVIDERS]
+        return signed(201, {"transactionId": transaction_id, "href": href,
+                            "reference": body["reference"], "terms": TERMS, "groups": [],
+                            "providers": providers, "customProviders": {}},
+                      account, secret, algorithm, transaction_id)
+
+    @app.get("/payments/{transaction_id}")
+    async def get_payment(transaction_id: str, request: Request) -> Response:
+        account, secret, algorithm, _ = await authenticate(request, transaction_id)
+        p = find(transaction_id, account)
+        payload: dict[str, Any] = {
+            "id": p.transaction_id, "status": p.status, "amount": p.amount,
+            "currency": p.currency, "stamp": p.stamp, "reference": p.reference,
+            "createdAt": p.created_at, "href": p.href}
+        if p.status == "ok":
+            payload.update(provider=p.provider, paidAt=p.paid_at)
+        return signed(200, payload, account, secret, algorithm, transaction_id)
+
+    @app.post("/payments/{transaction_id}/refund")
+    async def refund(transaction_id: str, request: Request) -> Response:
+        account, secret, algorithm, raw = await authenticate(request, transaction_id)
+        p = find(transaction_id, account)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise SimulatorError(400, "body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise SimulatorError(400, "body must be a JSON object")
+        amount = body.get("amount")
+        if not _is_int(amount) or amount <= 0:
+            raise SimulatorError(400, "amount must be a positive integer")
+        for key in ("refundStamp", "refundReference"):
+            if key in body and not _is_str(body[key], 200):
+                raise SimulatorError(400, f"{key} must be a string")
+        _url_pair(body.get("callbackUrls"), "callbackUrls")
+        async with state.lock:
+            if p.status != "ok":
+                raise SimulatorError(400, f"payment is {p.status}, only paid payments refund")
+            if amount > p.amount - p.refunded:
+                raise SimulatorError(400, f"refund {amount} exceeds the refundable "
+                                          f"{p.amount - p.refunded}")
+            refund_id = str(uuid.uuid4())
+            p.refunded += amount
+            p.refunds.append({"transactionId": refund_id, "amount": amount,
+                              "refundStamp": body.get("refundStamp"),
+                              "refundReference": body.get("refundReference")})
+        return signed(201, {"provider": p.provider, "status": "ok", "transactionId": refund_id},
+                      account, secret, algorithm, transaction_id)
+
+    @app.get("/pay/{transaction_id}", response_class=HTMLResponse)
+    async def pay_page(transaction_id: str) -> HTMLResponse:
+        p = state.payments.get(transaction_id)
+        if p is None:
+            return HTMLResponse("<h1>Payment not found</h1>", status_code=404)
+        tid = html.escape(transaction_id)
+        euros = f"{p.amount // 100},{p.amount % 100:02d} €"
+        buttons = "".join(
+            f'<form method="post" action="/pay/{tid}/{outcome}">'
+            f'<button type="submit" id="{outcome}">{label}</button></form>'
+            for outcome, label in (("success", "Pay"), ("fail", "Fail"), ("cancel", "Cancel")))
+        return HTMLResponse(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<title>Paytrail simulator</title></head><body>"
+            f"<h1>Paytrail simulator</h1><p>Reference {html.escape(p.reference)}</p>"
+            f'<p>Amount <strong id="amount">{euros}</strong></p>'
+            f"<p>Status {html.escape(p.status)}</p>{buttons}</body></html>")
+
+    def outcome_params(p: Payment) -> dict[str, str]:
+        params = {
+            "checkout-account": p.account, "checkout-algorithm": p.algorithm,
+            "checkout-amount": str(p.amount), "checkout-stamp": p.stamp,
+            "checkout-reference": p.reference, "checkout-transaction-id": p.transaction_id,
+            "checkout-status": p.status, "checkout-provider": p.provider or "nordea"}
+        params["signature"] = sign(params, "", state.accounts[p.account], p.algorithm)
+        return params
+
+    async def call_back(url: str, params: dict[str, str], times: int, delay: int) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        for _ in range(times):
+            try:
+                if state.http_client is not None:
+                    r = await state.http_client.get(url, params=params)
+                else:
+                    async with httpx.AsyncClient(timeout=10.0) as client:
+                        r = await client.get(url, params=params)
+                state.callback_log.append((url, r.status_code))
+            except httpx.HTTPError as exc:
+                log.warning("paytrail simulator: callback %s failed: %s", url, exc)
+                state.callback_log.append((url, repr(exc)))
+
+    @app.post("/pay/{transaction_id}/{outcome}")
+    async def pay(transaction_id: str, outcome: str, callbacks: int = 1) -> Response:
+        p = state.payments.get(transaction_id)
+        if p is None or outcome not in OUTCOMES:
+            raise SimulatorError(404, "payment not found")
+        if not 0 <= callbacks <= 100:
+            raise SimulatorError(400, "callbacks must be 0..100")
+        status = OUTCOMES[outcome]
+        async with state.lock:
+            if p.status != "new" and p.status != status:
+                raise SimulatorError(409, f"payment is already {p.status}")
+            if p.status == "new":
+                p.status = status
+                p.provider = "nordea"
+                if status == "ok":
+                    p.paid_at = _now()
+        params = outcome_params(p)
+        kind = "success" if status == "ok" else "cancel"
+        if p.callback_urls is not None and callbacks:
+            task = asyncio.create_task(
+                call_back(p.callback_urls[kind], params, callbacks, p.callback_delay))
+            state.tasks.add(task)
+            task.add_done_callback(state.tasks.discard)
+        location = str(httpx.URL(p.redirect_urls[kind]).copy_merge_params(params))
+        return RedirectResponse(location, status_code=303)
+
+    return app
