@@ -162,6 +162,8 @@ def serve(
     console.print(f"  webshop   {base}/shop/")
     console.print(f"  POS       {base}/pos/  (log in as a cashier)")
     console.print(f"  API docs  {base}/api/docs")
+    if settings.paytrail_simulated():
+        console.print(f"  Paytrail  {base}/paytrail-sim  (local simulator, test merchant)")
     console.print(f"  health    {base}/healthz")
     uvicorn.run("saumaton.web.asgi:app", host=host, port=port, workers=workers,
                 reload=reload, log_level="warning", access_log=False, loop="uvloop",

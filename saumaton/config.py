@@ -13,6 +13,10 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Paytrail's published test merchant, used with the built-in simulator.
+TEST_MERCHANT = ("375917", "SAIPPUAKAUPPIAS")
+SIMULATOR_PATH = "/paytrail-sim"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SAUMATON_", extra="ignore")
@@ -31,12 +35,34 @@ class Settings(BaseSettings):
     # Seconds before an unpaid web reservation lapses.
     reservation_ttl_seconds: int = 15 * 60
     db_pool_size: int = 10
+    # Where shoppers reach this app (links in Paytrail redirects); default http://host:port.
+    public_url: str = ""
+    # Paytrail: with both account and secret set, the real API is used (or paytrail_url
+    # if given); without them, the built-in simulator at /paytrail-sim with Paytrail's
+    # public test merchant.
+    paytrail_account: str = ""
+    paytrail_secret: str = ""
+    paytrail_url: str = ""
 
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         self.var_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite+aiosqlite:///{(self.var_dir / 'saumaton.db').resolve()}"
+
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def paytrail_simulated(self) -> bool:
+        return not (self.paytrail_account and self.paytrail_secret)
+
+    def paytrail(self) -> tuple[str, str, str]:
+        """(account, secret, base URL) of the Paytrail service to use."""
+        if self.paytrail_simulated():
+            return (TEST_MERCHANT[0], TEST_MERCHANT[1],
+                    self.paytrail_url or self.resolved_public_url() + SIMULATOR_PATH)
+        return (self.paytrail_account, self.paytrail_secret,
+                self.paytrail_url or "https://services.paytrail.com")
 
     def resolved_secret_key(self) -> str:
         if self.secret_key:

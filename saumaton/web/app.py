@@ -17,10 +17,12 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from saumaton import __version__
 from saumaton.api import catalogue, customers, events, orders, problems, stock
-from saumaton.config import Settings, get_settings
+from saumaton.config import SIMULATOR_PATH, TEST_MERCHANT, Settings, get_settings
 from saumaton.db.uow import Database
 from saumaton.events.hub import EventHub
 from saumaton.inventory.expiry import run_expiry
+from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
+from saumaton.payments.paytrail.simulator import create_simulator
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
@@ -37,6 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = db
         app.state.hub = hub
         app.state.settings = settings
+        account, secret, base_url = settings.paytrail()
+        app.state.paytrail = PaytrailClient(PaytrailConfig(account, secret, base_url))
         stop_expiry = asyncio.Event()
         expiry = asyncio.create_task(run_expiry(db, stop=stop_expiry))
         try:
@@ -44,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             stop_expiry.set()
             await expiry
+            await app.state.paytrail.aclose()
             await hub.stop()
             await db.dispose()
 
@@ -91,6 +96,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if settings.paytrail_simulated():
+        # No merchant credentials: serve a local Paytrail with the same HTTP contract.
+        app.mount(SIMULATOR_PATH, create_simulator(
+            {TEST_MERCHANT[0]: TEST_MERCHANT[1]},
+            settings.resolved_public_url() + SIMULATOR_PATH))
     from saumaton.web import pages
     pages.install(app)
     return app
