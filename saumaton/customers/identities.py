@@ -7,8 +7,6 @@ from email_validator import EmailNotValidError, validate_email
 
 from saumaton.core.errors import ValidationFailed
 
-IDENTITY_KINDS = ("email", "phone", "card")
-
 
 def normalise_email(value: str) -> str:
     try:

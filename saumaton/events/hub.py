@@ -164,8 +164,12 @@ class EventHub:
 
                 await conn.add_listener(NOTIFY_CHANNEL, on_notify)
                 # Catch up on anything committed while we were not listening.
-                for e in await self._fetch_since(self._last_id):
-                    self._deliver(e)
+                while True:  # catch up page by page, however long we were away
+                    missed = await self._fetch_since(self._last_id)
+                    for e in missed:
+                        self._deliver(e)
+                    if len(missed) < 500:
+                        break
                 self.ready.set()
                 delay = 0.2
                 while not conn.is_closed():

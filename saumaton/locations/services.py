@@ -8,9 +8,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saumaton.core.errors import NotFound, ValidationFailed
 from saumaton.locations.models import Channel, Location
 
-CHANNEL_KINDS = ("webshop", "pos", "service_desk", "api")
-LOCATION_KINDS = ("store", "warehouse")
-
 
 async def channel_by_code(session: AsyncSession, code: str) -> Channel:
     ch = await session.scalar(select(Channel).where(Channel.code == code))

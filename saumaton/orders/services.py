@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -441,6 +441,3 @@ async def list_orders(s: AsyncSession, actor: Actor, *, channel: str | None = No
         q = q.where(Order.id < before_id)
     return await _orders_out(s, list((await s.scalars(q)).all()))
 
-
-async def count_orders(s: AsyncSession) -> int:
-    return int(await s.scalar(select(func.count()).select_from(Order)) or 0)
