@@ -34,6 +34,19 @@ class Settings(BaseSettings):
     timezone: str = "Europe/Helsinki"
     # Seconds before an unpaid web reservation lapses.
     reservation_ttl_seconds: int = 15 * 60
+    # Home delivery fee (VAT incl., cents) and the order value from which it is free
+    # (0: never free). Click & collect is free.
+    home_delivery_fee_cents: int = 590
+    free_delivery_from_cents: int = 5000
+    # A paid click & collect order is held at the store this many days.
+    pickup_hold_days: int = 14
+    # Outgoing mail: SMTP when smtp_host is set, else .eml files under var/mail/.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = True
+    mail_from: str = "Saumaton Demo <noreply@saumaton.invalid>"
     db_pool_size: int = 10
     # Where shoppers reach this app (links in Paytrail redirects); default http://host:port.
     public_url: str = ""
@@ -49,6 +62,13 @@ class Settings(BaseSettings):
             return self.database_url
         self.var_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite+aiosqlite:///{(self.var_dir / 'saumaton.db').resolve()}"
+
+    def mail_dir(self) -> Path:
+        return self.var_dir / "mail"
+
+    def media_dir(self) -> Path:
+        """Uploaded and generated product images, served at /media/."""
+        return self.var_dir / "media"
 
     def resolved_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

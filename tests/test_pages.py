@@ -169,10 +169,12 @@ async def test_language_from_query_cookie_or_accept_language(
 def test_every_finnish_message_is_translated() -> None:
     from babel.messages.pofile import read_po
 
-    with (i18n.LOCALE_DIR / "fi" / "LC_MESSAGES" / "messages.po").open("rb") as f:
-        catalog = read_po(f)
-    missing = [m.id for m in catalog if m.id and not all(
-        m.string if isinstance(m.string, tuple) else [m.string])]
+    missing = []
+    for path in i18n.catalog_files("fi"):
+        with path.open("rb") as f:
+            catalog = read_po(f)
+        missing += [(path.name, m.id) for m in catalog if m.id and not all(
+            m.string if isinstance(m.string, tuple) else [m.string])]
     assert missing == []
     assert i18n.translations("fi").gettext("Rounding") == "Pyöristys"
 

@@ -66,3 +66,16 @@ class Variant(Base):
     price_cents: Mapped[int] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ProductImage(Base):
+    """A picture of a product, or of one variant (a shade swatch). `url` is served as is:
+    a path under /media/ (files in the media directory) or an absolute URL."""
+
+    __tablename__ = "product_images"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    variant_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id"), nullable=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    url: Mapped[str] = mapped_column(String(500))
+    alt: Mapped[str] = mapped_column(String(300), default="")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from saumaton.core.clock import utcnow
@@ -13,7 +14,8 @@ from saumaton.db.base import Base, BigID, UTCDateTime
 
 class Order(Base):
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_channel_created", "channel_id", "created_at"),)
+    __table_args__ = (Index("ix_orders_channel_created", "channel_id", "created_at"),
+                      Index("ix_orders_status_payment_due", "status", "payment_due_at"))
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
     channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
     location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"), nullable=True)
@@ -32,6 +34,21 @@ class Order(Base):
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_by: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Web orders: how to reach the buyer and get the goods to them.
+    email: Mapped[str] = mapped_column(String(320), default="")
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    language: Mapped[str] = mapped_column(String(2), default="fi")
+    # home | pickup (at location_id); None for a sale in the store
+    delivery_method: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    delivery_fee_cents: Mapped[int] = mapped_column(Integer, default=0)  # VAT incl.
+    delivery_vat_rate_bp: Mapped[int] = mapped_column(Integer, default=0)
+    delivery_vat_cents: Mapped[int] = mapped_column(Integer, default=0)
+    # {name, street, postcode, city, country}
+    shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The secret in the order status link (e-mail, confirmation page).
+    access_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Pending web orders: unpaid by then, the order is cancelled and its stock released.
+    payment_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class OrderLine(Base):

@@ -27,3 +27,22 @@ class Payment(Base):
     reference: Mapped[str] = mapped_column(String(100), default="")
     location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PaytrailPayment(Base):
+    """One attempt to pay a web order through Paytrail (a shopper may retry)."""
+
+    __tablename__ = "paytrail_payments"
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("orders.id", ondelete="CASCADE"), index=True
+    )
+    stamp: Mapped[str] = mapped_column(String(64), unique=True)  # ours, unique per attempt
+    transaction_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    # new | ok | fail | pending | delayed | cancelled (Paytrail's statuses; new = created)
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    provider: Mapped[str] = mapped_column(String(32), default="")
+    href: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -96,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    settings.media_dir().mkdir(parents=True, exist_ok=True)
+    app.mount("/media", StaticFiles(directory=settings.media_dir()), name="media")
     if settings.paytrail_simulated():
         # No merchant credentials: serve a local Paytrail with the same HTTP contract.
         app.mount(SIMULATOR_PATH, create_simulator(

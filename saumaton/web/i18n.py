@@ -1,6 +1,7 @@
 """Finnish and English for the pages: catalogs, language choice, number formatting.
 
-The catalogs are the gettext `.po` files under `saumaton/locale/<lang>/LC_MESSAGES/`.
+The catalogs are the gettext `.po` files under `saumaton/locale/<lang>/LC_MESSAGES/`:
+`messages.po` plus one file per area (`shop.po`, `checkout.po`, `account.po`), merged.
 There is no build step: at startup each `.po` is read with Babel and compiled in
 memory to a `.mo` image, which `gettext.GNUTranslations` loads.
 
@@ -43,9 +44,24 @@ def N_(message: str) -> str:
     return message
 
 
-def _compile(po_path: Path, lang: str) -> gettext.GNUTranslations:
-    with po_path.open("rb") as f:
-        catalog = read_po(f, locale=lang, domain="messages")
+def catalog_files(lang: str) -> list[Path]:
+    """messages.po first, then one .po per area (shop.po, checkout.po, …)."""
+    folder = LOCALE_DIR / lang / "LC_MESSAGES"
+    return sorted(folder.glob("*.po"), key=lambda p: (p.name != "messages.po", p.name))
+
+
+def _compile(po_paths: list[Path], lang: str) -> gettext.GNUTranslations:
+    catalog = None
+    for path in po_paths:
+        with path.open("rb") as f:
+            part = read_po(f, locale=lang, domain="messages")
+        if catalog is None:
+            catalog = part
+            continue
+        for message in part:
+            if message.id and message.id not in catalog:
+                catalog[message.id] = message
+    assert catalog is not None, f"no catalog for {lang}"
     buf = BytesIO()
     write_mo(buf, catalog, use_fuzzy=False)
     buf.seek(0)
@@ -57,7 +73,7 @@ def translations(lang: str) -> gettext.GNUTranslations:
     """The compiled catalog of `lang` (read once per process)."""
     if lang not in LANGUAGES:
         raise ValueError(f"unsupported language {lang!r}")
-    return _compile(LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po", lang)
+    return _compile(catalog_files(lang), lang)
 
 
 def load_all() -> None:

@@ -1,0 +1,1 @@
+"""Web checkout: carts, turning a cart into a reserved order, paying it."""
