@@ -155,6 +155,10 @@ def serve(
         console.print("[yellow]SQLite serves from one process; use PostgreSQL for more "
                       "workers[/yellow]")
         workers = 1
+    if workers > 1 and settings.paytrail_simulated() and not settings.paytrail_url:
+        console.print("[yellow]The built-in Paytrail simulator keeps payments in one "
+                      "process's memory; with several workers run `saumaton "
+                      "paytrail-simulator` and set SAUMATON_PAYTRAIL_URL to it[/yellow]")
     settings.resolved_secret_key()  # create it once, before workers race to
     base = f"http://{host}:{port}"
     console.print(f"[bold]Saumaton[/bold] on {base}  (database: "
@@ -167,6 +171,25 @@ def serve(
     console.print(f"  health    {base}/healthz")
     uvicorn.run("saumaton.web.asgi:app", host=host, port=port, workers=workers,
                 reload=reload, log_level="warning", access_log=False, loop="uvloop",
+                http="httptools")
+
+
+@app.command("paytrail-simulator")
+def paytrail_simulator(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8001,
+) -> None:
+    """Serve the local Paytrail simulator on its own (one process: it keeps payments in
+    memory). Point the app at it with SAUMATON_PAYTRAIL_URL=http://HOST:PORT."""
+    import uvicorn
+
+    from saumaton.config import TEST_MERCHANT
+    from saumaton.payments.paytrail.simulator import create_simulator
+
+    base = f"http://{host}:{port}"
+    console.print(f"Paytrail simulator on {base} (merchant {TEST_MERCHANT[0]})")
+    uvicorn.run(create_simulator({TEST_MERCHANT[0]: TEST_MERCHANT[1]}, base), host=host,
+                port=port, log_level="warning", access_log=False, loop="uvloop",
                 http="httptools")
 
 

@@ -201,7 +201,7 @@ async def test_status_new_then_ok_and_signed_redirect(sim: Sim) -> None:
     assert (await status_of(sim, tid))["status"] == "new"
     page = await sim.client.get(f"/pay/{tid}")
     assert page.status_code == 200 and "15,25" in page.text
-    assert f"/pay/{tid}/success" in page.text
+    assert f'formaction="{tid}/success"' in page.text  # relative: works when mounted
     r = await sim.client.post(f"/pay/{tid}/success")
     assert r.status_code == 303
     location = r.headers["location"]

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from saumaton.core.types import Input
+from saumaton.core.types import Input, SmallId
 
 
 class VariantIn(Input):
@@ -40,6 +40,24 @@ class VariantOut(BaseModel):
     active: bool
 
 
+class ImageIn(Input):
+    """A picture of a product, or of one of its variants (a shade swatch)."""
+
+    product_id: SmallId
+    variant_id: SmallId | None = None
+    url: str = Field(min_length=1, max_length=500,
+                     description="a path under /media/ or an absolute https:// URL")
+    alt: str = Field(default="", max_length=300)
+    position: int | None = Field(default=None, ge=0, le=10_000,
+                                 description="order in the gallery; default: after the last")
+
+
+class ImageOut(BaseModel):
+    url: str
+    alt: str
+    variant_id: int | None
+
+
 class ProductOut(BaseModel):
     id: int
     slug: str
@@ -50,3 +68,4 @@ class ProductOut(BaseModel):
     vat_class: str
     active: bool
     variants: list[VariantOut]
+    images: list[ImageOut] = Field(default_factory=list)  # gallery order

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -11,8 +12,8 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.codes import clean_ean
-from saumaton.catalogue.models import Category, Product, Variant, VatClass, VatRate
-from saumaton.catalogue.schemas import ProductIn, ProductOut, VariantOut
+from saumaton.catalogue.models import Category, Product, ProductImage, Variant, VatClass, VatRate
+from saumaton.catalogue.schemas import ImageIn, ImageOut, ProductIn, ProductOut, VariantOut
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Conflict, NotFound, ValidationFailed
 from saumaton.db.uow import UnitOfWork
@@ -176,23 +177,62 @@ def _variant_out(v: Variant) -> VariantOut:
                       active=v.active)
 
 
-def _product_out(p: Product, variants: Sequence[Variant]) -> ProductOut:
+def _product_out(p: Product, variants: Sequence[Variant],
+                 images: Sequence[ImageOut] = ()) -> ProductOut:
     return ProductOut(
         id=p.id, slug=p.slug, name=p.name, brand=p.brand, description=p.description,
         category_id=p.category_id, vat_class=p.vat_class_code, active=p.active,
         variants=[_variant_out(v) for v in sorted(variants, key=lambda v: (v.position, v.id))],
+        images=list(images),
     )
+
+
+async def load_images(session: AsyncSession, product_ids: Iterable[int]
+                      ) -> dict[int, list[ImageOut]]:
+    """The images of each product in gallery order, in one query."""
+    ids = list(product_ids)
+    out: dict[int, list[ImageOut]] = {pid: [] for pid in ids}
+    if not ids:
+        return out
+    rows = await session.execute(
+        select(ProductImage.product_id, ProductImage.url, ProductImage.alt,
+               ProductImage.variant_id)
+        .where(ProductImage.product_id.in_(ids))
+        .order_by(ProductImage.product_id, ProductImage.position, ProductImage.id))
+    for pid, url, alt, variant_id in rows.all():
+        out[pid].append(ImageOut(url=url, alt=alt, variant_id=variant_id))
+    return out
+
+
+async def load_products(session: AsyncSession, product_ids: Sequence[int]
+                        ) -> dict[int, ProductOut]:
+    """Products by id with their variants and images: three queries, whatever the count."""
+    if not product_ids:
+        return {}
+    products = (await session.scalars(
+        select(Product).where(Product.id.in_(list(product_ids))))).all()
+    by_product: dict[int, list[Variant]] = {p.id: [] for p in products}
+    if products:
+        for v in (await session.scalars(
+            select(Variant).where(Variant.product_id.in_(list(by_product)))
+        )).all():
+            by_product[v.product_id].append(v)
+    images = await load_images(session, by_product)
+    return {p.id: _product_out(p, by_product[p.id], images[p.id]) for p in products}
 
 
 async def get_product(session: AsyncSession, key: int | str) -> ProductOut:
     cond = Product.id == key if isinstance(key, int) else Product.slug == key
-    product = await session.scalar(select(Product).where(cond))
-    if product is None:
+    product_id = await session.scalar(select(Product.id).where(cond))
+    if product_id is None:
         raise NotFound(f"no product {key!r}", code="product_not_found")
-    variants = (await session.scalars(
-        select(Variant).where(Variant.product_id == product.id)
-    )).all()
-    return _product_out(product, variants)
+    return (await load_products(session, [product_id]))[product_id]
+
+
+def like_pattern(text: str) -> str:
+    """`%text%` for LIKE ... ESCAPE '\\', lower-cased; % and _ in `text` stay literal."""
+    esc = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{esc}%"
 
 
 async def list_products(
@@ -202,9 +242,7 @@ async def list_products(
     """Active products matching `q` (name, brand, SKU or EAN), with their variants."""
     conds: list[Any] = [Product.active]
     if q:
-        # % and _ in the query are literal characters, not wildcards
-        esc = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        like = f"%{esc}%"
+        like = like_pattern(q)
         conds.append(or_(
             func.lower(Product.name).like(like, escape="\\"),
             func.lower(Product.brand).like(like, escape="\\"),
@@ -216,16 +254,56 @@ async def list_products(
     if category:
         conds.append(Product.category_id.in_(select(Category.id).where(Category.slug == category)))
     total = await session.scalar(select(func.count()).select_from(Product).where(*conds)) or 0
-    products = (await session.scalars(
-        select(Product).where(*conds).order_by(Product.name, Product.id).limit(limit).offset(offset)
-    )).all()
-    by_product: dict[int, list[Variant]] = {p.id: [] for p in products}
-    if products:
-        for v in (await session.scalars(
-            select(Variant).where(Variant.product_id.in_(by_product))
-        )).all():
-            by_product[v.product_id].append(v)
-    return [_product_out(p, by_product[p.id]) for p in products], total
+    ids = list((await session.scalars(
+        select(Product.id).where(*conds).order_by(Product.name, Product.id)
+        .limit(limit).offset(offset)
+    )).all())
+    found = await load_products(session, ids)
+    return [found[i] for i in ids], total
+
+
+_IMAGE_URL = re.compile(r"^(/media/[A-Za-z0-9._~/-]+|https://[^\s\"'<>]+)$")
+
+
+async def add_images(uow: UnitOfWork, actor: Actor, images: Sequence[ImageIn]) -> list[ImageOut]:
+    """Add pictures to products (not exposed in the API). A variant's picture must be
+    of that product's variant; without a position a picture goes after the last one."""
+    actor.require("catalogue.write", everywhere=True)
+    if not images:
+        return []
+    s = uow.session
+    for i, img in enumerate(images):
+        if not _IMAGE_URL.match(img.url) or ".." in img.url:
+            raise ValidationFailed("an image URL is a path under /media/ or an https:// URL",
+                                   code="invalid_image_url", field=f"{i}.url")
+    product_ids = {img.product_id for img in images}
+    known = set((await s.scalars(select(Product.id).where(Product.id.in_(product_ids)))).all())
+    variant_ids = {img.variant_id for img in images if img.variant_id is not None}
+    owner: dict[int, int] = {vid: pid for vid, pid in (await s.execute(
+        select(Variant.id, Variant.product_id).where(Variant.id.in_(variant_ids or {0}))
+    )).all()}
+    last: dict[int, int] = {pid: pos for pid, pos in (await s.execute(
+        select(ProductImage.product_id, func.max(ProductImage.position))
+        .where(ProductImage.product_id.in_(product_ids)).group_by(ProductImage.product_id)
+    )).all()}
+    rows = []
+    for i, img in enumerate(images):
+        if img.product_id not in known:
+            raise NotFound(f"no product {img.product_id}", code="product_not_found",
+                           field=f"{i}.product_id")
+        if img.variant_id is not None and owner.get(img.variant_id) != img.product_id:
+            raise ValidationFailed(f"variant {img.variant_id} is not of product {img.product_id}",
+                                   code="variant_not_of_product", field=f"{i}.variant_id")
+        position = img.position
+        if position is None:
+            prev = last.get(img.product_id)
+            position = 0 if prev is None else prev + 1
+        last[img.product_id] = max(position, last.get(img.product_id, position))
+        rows.append(ProductImage(product_id=img.product_id, variant_id=img.variant_id,
+                                 position=position, url=img.url, alt=img.alt.strip()))
+    s.add_all(rows)
+    await s.flush()
+    return [ImageOut(url=r.url, alt=r.alt, variant_id=r.variant_id) for r in rows]
 
 
 async def get_variant(session: AsyncSession, variant_id: int) -> VariantOut:
@@ -272,10 +350,37 @@ class CategoryInfo:
     id: int
     slug: str
     name: str
+    parent_id: int | None = None
 
 
 async def list_categories(session: AsyncSession) -> list[CategoryInfo]:
     """Every category, by name (the webshop's category filter)."""
-    rows = await session.execute(select(Category.id, Category.slug, Category.name)
+    rows = await session.execute(select(Category.id, Category.slug, Category.name,
+                                        Category.parent_id)
                                  .order_by(Category.name, Category.id))
     return [CategoryInfo(*row) for row in rows.all()]
+
+
+async def create_category(uow: UnitOfWork, actor: Actor, slug: str, name: str,
+                          parent_slug: str | None = None) -> CategoryInfo:
+    actor.require("catalogue.write", everywhere=True)
+    s = uow.session
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,119}", slug):
+        raise ValidationFailed("a slug is lower-case letters, digits and dashes",
+                               code="invalid_slug", field="slug")
+    if not name.strip() or len(name) > 200:
+        raise ValidationFailed("a category needs a name (at most 200 characters)",
+                               code="invalid_name", field="name")
+    parent_id = None
+    if parent_slug:
+        parent_id = await s.scalar(select(Category.id).where(Category.slug == parent_slug))
+        if parent_id is None:
+            raise ValidationFailed(f"unknown category '{parent_slug}'", code="unknown_category",
+                                   field="parent_slug")
+    if await s.scalar(select(Category.id).where(Category.slug == slug)) is not None:
+        raise Conflict(f"a category with slug '{slug}' exists", code="duplicate_slug",
+                       field="slug")
+    category = Category(slug=slug, name=name.strip(), parent_id=parent_id)
+    s.add(category)
+    await s.flush()
+    return CategoryInfo(category.id, category.slug, category.name, category.parent_id)

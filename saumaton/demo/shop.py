@@ -12,18 +12,21 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import func, select
 from stdnum import ean as stdnum_ean
 
 from saumaton.catalogue.models import Category
-from saumaton.catalogue.schemas import ProductIn, VariantIn
-from saumaton.catalogue.services import create_product
+from saumaton.catalogue.schemas import ImageIn, ProductIn, VariantIn
+from saumaton.catalogue.services import add_images, create_product
+from saumaton.config import get_settings
 from saumaton.core.actor import SYSTEM
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict
 from saumaton.customers.services import CustomerIn, create_customer
 from saumaton.db.uow import Database
+from saumaton.demo import images as pictures
 from saumaton.demo.names import DEMO_MOBILE_PREFIXES, ascii_slug, random_name
 from saumaton.inventory.services import Move, apply_moves
 from saumaton.locations.models import Channel, Location
@@ -217,6 +220,23 @@ def _catalogue() -> list[_ProductSpec]:
     ]
 
 
+def _pictures(media: Path, spec: _ProductSpec, product_id: int, variant_ids: list[int]
+              ) -> list[ImageIn]:
+    """The product's picture, then a swatch for each shade (files written now)."""
+    url = pictures.write(media, f"demo/{spec.slug}.svg",
+                         pictures.product_svg(spec.name, spec.brand, spec.category))
+    out = [ImageIn(product_id=product_id, url=url, position=0,
+                   alt=pictures.picture_alt(spec.name, spec.brand, spec.category))]
+    for i, (vid, (_, attrs, _)) in enumerate(zip(variant_ids, spec.variants, strict=True), 1):
+        shade = attrs.get("shade")
+        if shade:
+            url = pictures.write(media, f"demo/{spec.slug}-{i:02d}.svg",
+                                 pictures.swatch_svg(shade))
+            out.append(ImageIn(product_id=product_id, variant_id=vid, url=url, position=i,
+                               alt=pictures.swatch_alt(spec.name, shade)))
+    return out
+
+
 def ean13(n: int) -> str:
     """The n-th EAN-13 of the demo company (n < 100 000), check digit included."""
     body = f"{EAN_COMPANY_PREFIX}{n:05d}"
@@ -232,9 +252,11 @@ def _phone(rng: random.Random) -> str:
 # --- loading ----------------------------------------------------------------------------
 
 
-async def load_demo(db: Database) -> DemoSummary:
+async def load_demo(db: Database, *, media_dir: Path | None = None) -> DemoSummary:
     """Load the demo shop into an empty, migrated database.
 
+    Product pictures and shade swatches (SVG) are written under `media_dir`
+    (default: the settings' media folder, served at /media/).
     Raises DemoAlreadyLoaded if the database already has locations, so the demo
     is never loaded twice (nor on top of real data).
     """
@@ -270,6 +292,8 @@ async def load_demo(db: Database) -> DemoSummary:
     variants_by_category: dict[str, list[int]] = {}
     hero_ean = ""
     n = 0
+    media = media_dir or get_settings().media_dir()
+    images: list[ImageIn] = []
     async with db.uow() as uow:
         for spec in _catalogue():
             variants = []
@@ -286,6 +310,8 @@ async def load_demo(db: Database) -> DemoSummary:
             variants_by_category.setdefault(spec.category, []).extend(ids)
             if spec.slug == HERO_SLUG:
                 hero_ean = out.variants[0].ean or ""
+            images.extend(_pictures(media, spec, out.id, ids))
+        await add_images(uow, SYSTEM, images)
         await uow.commit()
 
     # Opening stock, one receipt per variant and location.

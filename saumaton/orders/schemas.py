@@ -68,6 +68,14 @@ class VatLine(BaseModel):
     vat_cents: int
 
 
+class DeliveryOut(BaseModel):
+    method: str  # home | pickup
+    fee_cents: int  # VAT included
+    vat_rate_bp: int
+    vat_cents: int
+    address: dict[str, str] | None  # home: name, street, postcode, city, country
+
+
 class OrderOut(BaseModel):
     id: int
     number: str
@@ -86,3 +94,14 @@ class OrderOut(BaseModel):
     vat_breakdown: list[VatLine]
     created_at: datetime
     created_by: str
+    # Web orders: contact and delivery (None / "" for a sale in the store).
+    email: str = ""
+    phone: str = ""
+    language: str = "fi"
+    delivery: DeliveryOut | None = None
+    payment_due_at: datetime | None = None
+
+    @property
+    def goods_cents(self) -> int:
+        """The lines' total, without delivery."""
+        return sum(ln.total_cents for ln in self.lines)

@@ -34,6 +34,7 @@ from saumaton.locations.services import channel_by_code, web_fulfilment_location
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.quote import price_lines
 from saumaton.orders.schemas import (
+    DeliveryOut,
     OrderIn,
     OrderLineOut,
     OrderOut,
@@ -356,11 +357,15 @@ async def _variants_for(s: AsyncSession, cmd: OrderIn, day: date,
     return out
 
 
-def vat_breakdown(lines: list[OrderLineOut]) -> list[VatLine]:
+def vat_breakdown(lines: list[OrderLineOut], delivery: DeliveryOut | None = None
+                  ) -> list[VatLine]:
     by_rate: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for ln in lines:
         by_rate[ln.vat_rate_bp][0] += ln.total_cents
         by_rate[ln.vat_rate_bp][1] += ln.vat_cents
+    if delivery is not None and delivery.fee_cents:
+        by_rate[delivery.vat_rate_bp][0] += delivery.fee_cents
+        by_rate[delivery.vat_rate_bp][1] += delivery.vat_cents
     return [VatLine(rate_bp=r, gross_cents=g, vat_cents=v, net_cents=g - v)
             for r, (g, v) in sorted(by_rate.items(), reverse=True)]
 
@@ -402,6 +407,10 @@ async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
     by_id = {}
     for order, channel_code in rows:
         ls = lines[order.id]
+        delivery = None if order.delivery_method is None else DeliveryOut(
+            method=order.delivery_method, fee_cents=order.delivery_fee_cents,
+            vat_rate_bp=order.delivery_vat_rate_bp, vat_cents=order.delivery_vat_cents,
+            address=order.shipping_address)
         by_id[order.id] = OrderOut(
             id=order.id, number=order_number(order.id), channel=channel_code,
             location_id=order.location_id, customer_id=order.customer_id,
@@ -409,8 +418,9 @@ async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
             subtotal_cents=order.subtotal_cents, discount_cents=order.discount_cents,
             total_cents=order.total_cents, vat_cents=order.vat_cents,
             paid_cents=order.paid_cents, lines=ls, payments=payments[order.id],
-            vat_breakdown=vat_breakdown(ls), created_at=order.created_at,
-            created_by=order.created_by,
+            vat_breakdown=vat_breakdown(ls, delivery), created_at=order.created_at,
+            created_by=order.created_by, email=order.email, phone=order.phone,
+            language=order.language, delivery=delivery, payment_due_at=order.payment_due_at,
         )
     return [by_id[i] for i in order_ids if i in by_id]
 

@@ -16,13 +16,17 @@ from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
 
 from saumaton import __version__
-from saumaton.api import catalogue, customers, events, orders, problems, stock
+from saumaton.analytics.buffer import AnalyticsBuffer
+from saumaton.api import analytics, catalogue, customers, events, orders, problems, stock
+from saumaton.checkout.jobs import run_checkout_jobs
 from saumaton.config import SIMULATOR_PATH, TEST_MERCHANT, Settings, get_settings
 from saumaton.db.uow import Database
 from saumaton.events.hub import EventHub
 from saumaton.inventory.expiry import run_expiry
+from saumaton.mail.sender import run_mail_sender
 from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
 from saumaton.payments.paytrail.simulator import create_simulator
+from saumaton.web.analytics import VisitMiddleware
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
@@ -43,11 +47,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.paytrail = PaytrailClient(PaytrailConfig(account, secret, base_url))
         stop_expiry = asyncio.Event()
         expiry = asyncio.create_task(run_expiry(db, stop=stop_expiry))
+        mail_sender = asyncio.create_task(run_mail_sender(db, settings, stop_expiry))
+        checkout_jobs = asyncio.create_task(run_checkout_jobs(
+            db, app.state.paytrail, settings, stop_expiry))
+        app.state.analytics = AnalyticsBuffer(db)
+        app.state.analytics.start()
         try:
             yield
         finally:
             stop_expiry.set()
             await expiry
+            await mail_sender
+            await checkout_jobs
+            await app.state.analytics.stop()  # flushes what is left
             await app.state.paytrail.aclose()
             await hub.stop()
             await db.dispose()
@@ -61,11 +73,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "session or `Authorization: Bearer <token>` (`saumaton token create`)."
         ),
     )
+    app.add_middleware(VisitMiddleware)  # inside the sessions: it sets a session flag
     app.add_middleware(SessionMiddleware, secret_key=settings.resolved_secret_key(),
                        session_cookie="saumaton_session", same_site="lax",
                        max_age=12 * 3600)
     problems.install(app)
-    for module in (catalogue, orders, customers, stock, events):
+    for module in (catalogue, orders, customers, stock, events, analytics):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status")

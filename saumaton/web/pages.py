@@ -318,10 +318,16 @@ async def logout(request: Request) -> Response:
 
 def install(app: FastAPI) -> None:
     """Mount page routes (webshop, POS, staff login) and load the translations."""
+    from saumaton.web.account import router as account_router
+    from saumaton.web.consent import router as consent_router
     from saumaton.web.pos.routes import router as pos_router
+    from saumaton.web.shop.checkout import router as checkout_router
     from saumaton.web.shop.routes import router as shop_router
 
     i18n.load_all()
     app.include_router(router)
     app.include_router(shop_router)
+    app.include_router(checkout_router)
     app.include_router(pos_router)
+    app.include_router(consent_router)
+    app.include_router(account_router)

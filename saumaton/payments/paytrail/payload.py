@@ -2,7 +2,8 @@
 
 Paytrail requires `amount` to equal Σ unitPrice × units exactly. A line whose
 discounted total does not divide evenly by its quantity is sent as one unit of
-the line total, so the items always add up without a rounding row. VAT goes as
+the line total, so the items always add up without a rounding row. A delivery
+fee is one more item. VAT goes as
 a JSON number with at most one decimal (25.5, 13.5, 10, 0).
 """
 
@@ -38,6 +39,13 @@ def payment_items(order: OrderOut) -> list[dict[str, Any]]:
             "description": (line.name if units == line.quantity
                             else f"{line.quantity} × {line.name}")[:1000],
             "stamp": f"{order.id}-{line.line_no}",
+        })
+    if order.delivery is not None and order.delivery.fee_cents:
+        items.append({
+            "unitPrice": order.delivery.fee_cents, "units": 1,
+            "vatPercentage": vat_percentage(order.delivery.vat_rate_bp),
+            "productCode": "delivery", "description": "Delivery",
+            "stamp": f"{order.id}-delivery",
         })
     return items
 

@@ -8,7 +8,8 @@ Fail and Cancel; each redirects the browser to `redirectUrls` with signed query
 parameters and (when `callbackUrls` were given) calls the callback URL with HTTP
 GET, after `callbackDelay` seconds, in the background.
 
-Test hook: `POST /pay/{id}/{outcome}?callbacks=N` sends the callback N times.
+Test hook: `POST /pay/{id}/{outcome}?callbacks=N` sends the callback N times
+(`GET /pay/{id}?callbacks=N` makes the page's buttons do that).
 State lives in memory on `app.state.simulator`.
 """
 
@@ -288,22 +289,32 @@ def create_simulator(accounts: dict[str, str], public_url: str, *,
                       account, secret, algorithm, transaction_id)
 
     @app.get("/pay/{transaction_id}", response_class=HTMLResponse)
-    async def pay_page(transaction_id: str) -> HTMLResponse:
+    async def pay_page(transaction_id: str, callbacks: int = 1) -> HTMLResponse:
         p = state.payments.get(transaction_id)
         if p is None:
             return HTMLResponse("<h1>Payment not found</h1>", status_code=404)
         tid = html.escape(transaction_id)
         euros = f"{p.amount // 100},{p.amount % 100:02d} €"
+        # Relative actions: the simulator may be mounted under a path (/paytrail-sim).
+        banks = "".join(
+            f'<p><input type="radio" name="provider" id="bank-{pid}" value="{pid}"'
+            f'{" checked" if i == 0 else ""}><label for="bank-{pid}">{name}</label></p>'
+            for i, (pid, name, _) in enumerate(PROVIDERS))
+        # ?callbacks=N on the page is passed on (test hook: repeated callbacks).
+        more = f"?callbacks={min(max(callbacks, 0), 100)}" if callbacks != 1 else ""
         buttons = "".join(
-            f'<form method="post" action="/pay/{tid}/{outcome}">'
-            f'<button type="submit" id="{outcome}">{label}</button></form>'
+            f'<button type="submit" id="{outcome}" formaction="{tid}/{outcome}{more}">'
+            f'{label}</button> '
             for outcome, label in (("success", "Pay"), ("fail", "Fail"), ("cancel", "Cancel")))
         return HTMLResponse(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             "<title>Paytrail simulator</title></head><body>"
             f"<h1>Paytrail simulator</h1><p>Reference {html.escape(p.reference)}</p>"
             f'<p>Amount <strong id="amount">{euros}</strong></p>'
-            f"<p>Status {html.escape(p.status)}</p>{buttons}</body></html>")
+            f'<form method="post" action="{tid}/success"><fieldset><legend>Choose your bank'
+            f"</legend>{banks}</fieldset>"
+            f"<p>Status {html.escape(p.status)}</p>{buttons}</form></body></html>")
 
     def outcome_params(p: Payment) -> dict[str, str]:
         params = {
@@ -330,8 +341,12 @@ def create_simulator(accounts: dict[str, str], public_url: str, *,
                 state.callback_log.append((url, repr(exc)))
 
     @app.post("/pay/{transaction_id}/{outcome}")
-    async def pay(transaction_id: str, outcome: str, callbacks: int = 1) -> Response:
+    async def pay(request: Request, transaction_id: str, outcome: str,
+                  callbacks: int = 1) -> Response:
         p = state.payments.get(transaction_id)
+        form = await request.form()
+        chosen = str(form.get("provider") or "nordea")
+        provider = chosen if chosen in {pid for pid, _, _ in PROVIDERS} else "nordea"
         if p is None or outcome not in OUTCOMES:
             raise SimulatorError(404, "payment not found")
         if not 0 <= callbacks <= 100:
@@ -342,7 +357,7 @@ def create_simulator(accounts: dict[str, str], public_url: str, *,
                 raise SimulatorError(409, f"payment is already {p.status}")
             if p.status == "new":
                 p.status = status
-                p.provider = "nordea"
+                p.provider = provider
                 if status == "ok":
                     p.paid_at = _now()
         params = outcome_params(p)

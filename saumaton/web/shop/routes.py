@@ -1,54 +1,117 @@
-"""The webshop: product list, product page, live price and availability fragments."""
+"""The webshop: home, category and search pages, the product page, and its live
+price and availability fragments."""
 
 from __future__ import annotations
 
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from saumaton.catalogue import services as catalogue
 from saumaton.catalogue.schemas import ProductOut, VariantOut
-from saumaton.catalogue.services import list_categories
+from saumaton.catalogue.search import (
+    SearchFilters,
+    category_tree,
+    newest_products,
+    parse_attribute_params,
+    product_for_code,
+    search_products,
+)
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import NotFound
 from saumaton.core.types import MAX_ID
+from saumaton.web.analytics import track
 from saumaton.web.auth import db_of
-from saumaton.web.pages import page_router, render
+from saumaton.web.i18n import N_
+from saumaton.web.pages import gettext, page_router, render
 from saumaton.web.shop import views
 
 router = page_router("/shop")
 PAGE_SIZE = 24
-Slug = Annotated[str, Query(max_length=160)]
+HOME_CARDS = 8
 VariantQ = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+TextQ = Annotated[str | None, Query(max_length=100)]
+CategoryQ = Annotated[str | None, Query(max_length=120)]
+SortQ = Annotated[str | None, Query(max_length=20)]
+StockQ = Annotated[str | None, Query(max_length=40)]
+PageQ = Annotated[int, Query(ge=1, le=10_000)]
 
 
 @router.get("/")
-async def product_list(
-    request: Request,
-    q: Annotated[str | None, Query(max_length=100)] = None,
-    category: Annotated[str | None, Query(max_length=120)] = None,
-    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
-) -> HTMLResponse:
-    q = (q or "").strip() or None
-    category = category or None
+async def home(request: Request, q: TextQ = None, category: CategoryQ = None,
+               sort: SortQ = None, stock: StockQ = None, page: PageQ = 1) -> Response:
+    if (q or "").strip() or category:
+        # The old product list's URL (/shop/?q=…&category=…): the search page.
+        return await _listing(request, "/shop/search", q=q, category=category, sort=sort,
+                              stock=stock, page=page)
+    now = utcnow()
     async with db_of(request).reader() as s:
-        products, total = await catalogue.list_products(
-            s, q, category=category, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-        cards = await views.product_cards(s, products, utcnow())
-        categories = await list_categories(s)
+        tree = await category_tree(s)
+        offers = await views.campaign_cards(s, now, HOME_CARDS)
+        newest = await views.product_cards(s, await newest_products(s, HOME_CARDS), now)
+    return render(request, "shop/home.html", {"tree": tree, "offers": offers,
+                                              "newest": newest})
 
-    def page_url(n: int) -> str:
-        params = [(k, v) for k, v in (("q", q), ("category", category)) if v]
-        return "/shop/?" + urlencode([*params, ("page", str(n))])
 
-    pages = max(1, -(-total // PAGE_SIZE))
+@router.get("/search")
+async def search_page(request: Request, q: TextQ = None, category: CategoryQ = None,
+                      sort: SortQ = None, stock: StockQ = None, page: PageQ = 1) -> Response:
+    return await _listing(request, "/shop/search", q=q, category=category, sort=sort,
+                          stock=stock, page=page)
+
+
+@router.get("/c/{slug}")
+async def category_page(request: Request, slug: Annotated[str, Path(max_length=120)],
+                        sort: SortQ = None, stock: StockQ = None, page: PageQ = 1) -> Response:
+    return await _listing(request, f"/shop/c/{slug}", category=slug, sort=sort, stock=stock,
+                          page=page, category_page=True)
+
+
+async def _listing(request: Request, base: str, *, q: str | None = None,
+                   category: str | None = None, sort: str | None, stock: str | None,
+                   page: int, category_page: bool = False) -> Response:
+    """A category page or search results: the same filters, facets, sort and pages."""
+    text = (q or "").strip()
+    filters = SearchFilters(
+        q=text, category=category or None,
+        attributes=parse_attribute_params(request.query_params.multi_items()),
+        stock=stock or None, sort=sort or "", page=page, page_size=PAGE_SIZE)
+    now = utcnow()
+    async with db_of(request).reader() as s:
+        if text and not category_page and page == 1:
+            found = await product_for_code(s, text)
+            if found:  # a scanned or typed barcode opens the product
+                slug, variant_id = found
+                return RedirectResponse(f"/shop/p/{slug}?variant={variant_id}", status_code=303)
+        try:
+            result = await search_products(s, filters, prices=views.price_lookup(s, now))
+        except NotFound:
+            if category_page:
+                raise NotFound(f"no category {category!r}", code="not_found") from None
+            result = views.empty_result(filters)  # an old link's category: nothing matches
+        cards = await views.product_cards(
+            s, [h.product for h in result.hits], now,
+            matching={h.product.id: h.variant_ids for h in result.hits})
+        tree = await category_tree(s) if result.category else None
+    links = views.listing_links(base, result, filters, with_category=not category_page)
+    current = result.category
+    if category_page and current:
+        title = current.name
+    elif text:
+        title = gettext(request, N_("Search: %(q)s"), q=text)
+    else:
+        title = gettext(request, N_("Products"))
     return render(request, "shop/list.html", {
-        "cards": cards, "total": total, "q": q or "", "category": category or "",
-        "categories": categories, "page": page, "pages": pages,
-        "prev_url": page_url(page - 1) if page > 1 else None,
-        "next_url": page_url(page + 1) if page < pages else None,
+        "title": title, "result": result, "cards": cards, "q": text,
+        "category": current, "category_page": category_page,
+        "crumbs": tree.path(current) if tree and current else [],
+        "subcategories": tree.children(current.id) if tree and current else [],
+        "links": links, "active": views.active_filters(result, links), "base": base,
+        "category_param": (category or "") if not category_page else "",
+        "prev_url": links.page(result.page - 1) if result.page > 1 else None,
+        "next_url": links.page(result.page + 1) if result.page < result.pages else None,
     })
 
 
@@ -68,6 +131,7 @@ async def product_page(request: Request, slug: str, variant: VariantQ = None) ->
     async with db_of(request).reader() as s:
         prices = await views.web_prices(s, [current.id], utcnow())
         stock = await views.availability_view(s, current.id)
+    track(request, "product_view", variant_id=current.id)
     base = f"/shop/p/{product.slug}"
     events = "/api/v1/events?" + urlencode([
         ("topic", "stock.changed"), ("topic", "price.changed"), ("topic", "campaign.changed"),
@@ -75,7 +139,7 @@ async def product_page(request: Request, slug: str, variant: VariantQ = None) ->
     return render(request, "shop/product.html", {
         "title": product.name, "product": product, "variant": current,
         "pickers": views.pickers(product, current), "price": prices[current.id],
-        "stock": stock, "events_url": events,
+        "stock": stock, "events_url": events, "gallery": views.gallery(product, current),
         "availability_url": f"{base}/availability?variant={current.id}",
         "price_url": f"{base}/price?variant={current.id}",
     })

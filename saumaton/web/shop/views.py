@@ -6,17 +6,24 @@ Prices come from `pricing.resolve_prices` for the web channel, stock from
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saumaton.catalogue.schemas import ProductOut, VariantOut
+from saumaton.catalogue.schemas import ImageOut, ProductOut, VariantOut
+from saumaton.catalogue.search import (
+    PriceLookup,
+    SearchFilters,
+    SearchResult,
+    campaign_candidates,
+)
 from saumaton.catalogue.services import load_variant_infos
 from saumaton.core.errors import DomainError, NotFound
-from saumaton.inventory.services import availability, stock_status
+from saumaton.inventory.services import Availability, availability, stock_status
 from saumaton.locations.services import channel_by_code
 from saumaton.orders.services import business_day
 from saumaton.pricing.services import resolve_prices
@@ -60,27 +67,83 @@ async def web_prices(s: AsyncSession, variant_ids: Sequence[int], at: datetime
             for i in infos}
 
 
+def price_lookup(s: AsyncSession, at: datetime) -> PriceLookup:
+    """The web price of variants, for the catalogue search's price sorts."""
+    async def lookup(variant_ids: Sequence[int]) -> dict[int, int]:
+        return {vid: p.price_cents for vid, p in (await web_prices(s, variant_ids, at)).items()}
+    return lookup
+
+
 @dataclass(frozen=True)
 class ProductCard:
     product: ProductOut
-    variant: VariantOut  # the one whose price is shown (the cheapest)
+    variant: VariantOut  # the one whose price is shown (the cheapest); the card opens it
     price: PriceView
     several_prices: bool
+    image: ImageOut | None
+    stock: str  # in_stock | few_left | in_stores | out_of_stock
+
+    @property
+    def url(self) -> str:
+        return f"/shop/p/{self.product.slug}?variant={self.variant.id}"
 
 
-async def product_cards(s: AsyncSession, products: Sequence[ProductOut], at: datetime
+def card_image(product: ProductOut, variant_id: int, *, narrowed: bool) -> ImageOut | None:
+    """The product's picture; when the filters narrowed the product to some variants
+    (a shade), that variant's own picture first."""
+    for wanted in ((variant_id, None) if narrowed else (None, variant_id)):
+        for img in product.images:
+            if img.variant_id == wanted:
+                return img
+    return product.images[0] if product.images else None
+
+
+async def product_cards(s: AsyncSession, products: Sequence[ProductOut], at: datetime, *,
+                        matching: Mapping[int, Sequence[int]] | None = None
                         ) -> list[ProductCard]:
-    ids = [v.id for p in products for v in p.variants if v.active]
+    """Cards for a product list; `matching` narrows each product to the variants that
+    matched the shopper's filters (price, "from" and stock are of those)."""
+    def shown(p: ProductOut) -> list[VariantOut]:
+        allowed = set(matching[p.id]) if matching and p.id in matching else None
+        return [v for v in p.variants if v.active and (allowed is None or v.id in allowed)]
+
+    ids = [v.id for p in products for v in shown(p)]
     prices = await web_prices(s, ids, at)
+    stock = await availability(s, ids)
     cards = []
     for p in products:
-        priced = [(prices[v.id], v) for v in p.variants if v.active and v.id in prices]
+        priced = [(prices[v.id], v) for v in shown(p) if v.id in prices]
         if not priced:
             continue
         price, variant = min(priced, key=lambda pv: (pv[0].price_cents, pv[1].id))
         several = len({pv[0].price_cents for pv in priced}) > 1
-        cards.append(ProductCard(p, variant, price, several))
+        narrowed = len(priced) < len(active_variants(p))
+        cards.append(ProductCard(p, variant, price, several,
+                                 card_image(p, variant.id, narrowed=narrowed),
+                                 _card_stock([stock[v.id] for _, v in priced])))
     return cards
+
+
+def _card_stock(found: Sequence[Availability]) -> str:
+    status = stock_status(sum(a.online for a in found))
+    if status == "out_of_stock" and any(
+            loc.available > 0 for a in found for loc in a.locations
+            if loc.pickup_point or loc.sells_in_person):
+        return "in_stores"
+    return status
+
+
+async def campaign_cards(s: AsyncSession, at: datetime, limit: int = 8) -> list[ProductCard]:
+    """Products whose web price is discounted now (the home page's offers)."""
+    candidates = await campaign_candidates(s, at)
+    return [c for c in await product_cards(s, candidates, at) if c.price.discounted][:limit]
+
+
+def gallery(product: ProductOut, current: VariantOut) -> list[ImageOut]:
+    """The chosen variant's pictures first, then the product's own; other variants'
+    swatches are left out."""
+    return ([img for img in product.images if img.variant_id == current.id]
+            + [img for img in product.images if img.variant_id is None])
 
 
 @dataclass(frozen=True)
@@ -157,11 +220,80 @@ class AvailabilityView:
     variant_id: int
     online: StockRow
     stores: list[StockRow]
+    # The most one can order: delivered from the web stock, or collected at one store.
+    max_quantity: int
 
 
 async def availability_view(s: AsyncSession, variant_id: int) -> AvailabilityView:
     a = (await availability(s, [variant_id]))[variant_id]
     stores = [StockRow(loc.code, loc.name, loc.available, stock_status(loc.available))
               for loc in a.locations if loc.kind == "store"]
+    pickup = max((loc.available for loc in a.locations if loc.pickup_point), default=0)
     return AvailabilityView(variant_id, StockRow("online", "", a.online, stock_status(a.online)),
-                            stores)
+                            stores, max(a.online, pickup))
+
+
+# --- listing pages (category, search) ----------------------------------------------------
+
+@dataclass(frozen=True)
+class ListingLinks:
+    """URLs of a listing page with its filters (`params`, without the page number)."""
+
+    base: str
+    params: tuple[tuple[str, str], ...]
+    keep: frozenset[str] = frozenset({"q", "category", "sort"})  # what "clear filters" keeps
+
+    def url(self, params: Sequence[tuple[str, str]]) -> str:
+        return self.base + ("?" + urlencode(params) if params else "")
+
+    def page(self, n: int) -> str:
+        return self.url([*self.params, *([("page", str(n))] if n > 1 else [])])
+
+    def without(self, key: str, value: str | None = None) -> str:
+        return self.url([(k, v) for k, v in self.params
+                         if not (k == key and (value is None or v == value))])
+
+    def clear(self) -> str:
+        return self.url([(k, v) for k, v in self.params if k in self.keep])
+
+    @property
+    def filtered(self) -> bool:
+        return any(k not in self.keep for k, _ in self.params)
+
+
+@dataclass(frozen=True)
+class ActiveFilter:
+    key: str  # an attribute, or "stock"
+    value: str  # the attribute value, or the stock option's code
+    name: str  # the store's name for a stock option, else ""
+    remove_url: str
+
+
+def listing_links(base: str, result: SearchResult, filters: SearchFilters, *,
+                  with_category: bool) -> ListingLinks:
+    """The filters in force, as they go into links: what the search applied, in a
+    stable order (unknown parameters are dropped)."""
+    params: list[tuple[str, str]] = []
+    if filters.q:
+        params.append(("q", filters.q))
+    if with_category and filters.category:
+        params.append(("category", filters.category))
+    if filters.sort and filters.sort == result.sort:
+        params.append(("sort", result.sort))
+    params.extend(("stock", o.code) for o in result.stock_options if o.selected)
+    for facet in result.facets:
+        params.extend((facet.attribute, v) for v in facet.selected)
+    return ListingLinks(base, tuple(params))
+
+
+def active_filters(result: SearchResult, links: ListingLinks) -> list[ActiveFilter]:
+    out = [ActiveFilter("stock", o.code, o.name, links.without("stock"))
+           for o in result.stock_options if o.selected]
+    for facet in result.facets:
+        out.extend(ActiveFilter(facet.attribute, v, "", links.without(facet.attribute, v))
+                   for v in facet.selected)
+    return out
+
+
+def empty_result(filters: SearchFilters) -> SearchResult:
+    return SearchResult([], 0, filters.page, 1, filters.effective_sort(), [], [])

@@ -1,0 +1,33 @@
+"""/api/v1/analytics: the funnel report over first-party analytics events."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from saumaton.analytics.funnel import FunnelReport, funnel, require_funnel_access
+from saumaton.core.actor import Actor
+from saumaton.core.clock import utcnow
+from saumaton.web.auth import db_of, require_actor
+
+router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
+DEFAULT_DAYS = 30
+
+
+@router.get("/funnel", response_model=FunnelReport,
+            summary="Funnel event counts in [since, until)",
+            description="Counts per event kind, distinct consenting visitors per kind and "
+                        "conversion (orders placed / visits). Defaults: the last 30 days. "
+                        "Needs `orders.read` for every location.")
+async def get_funnel(
+    request: Request, actor: Actor = Depends(require_actor),
+    since: Annotated[datetime | None, Query(description="ISO 8601; naive is UTC")] = None,
+    until: Annotated[datetime | None, Query(description="ISO 8601; default now")] = None,
+) -> FunnelReport:
+    require_funnel_access(actor)
+    until = until or utcnow()
+    since = since or until - timedelta(days=DEFAULT_DAYS)
+    async with db_of(request).reader() as s:
+        return await funnel(s, since, until)

@@ -1,0 +1,297 @@
+"""The webshop cart: kept in the database, found by a cookie token.
+
+A browser gets a cart on its first add; a signed-in shopper's cart also carries
+their customer id, so signing in on another device finds it, and an anonymous
+cart merges into it on sign-in. The cart stores only variants and quantities:
+prices, totals and stock are read from the core every time it is shown, so what
+the cart says is what the order will cost.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saumaton.catalogue.models import Product, ProductImage, Variant
+from saumaton.catalogue.services import load_variant_infos
+from saumaton.checkout.models import Cart, CartLine
+from saumaton.core.clock import utcnow
+from saumaton.core.errors import OutOfStock, ValidationFailed
+from saumaton.db.uow import UnitOfWork
+from saumaton.inventory.services import Availability, availability
+from saumaton.locations.services import channel_by_code
+from saumaton.orders.quote import OrderQuote, QuotedLine, price_lines
+from saumaton.orders.services import business_day
+from saumaton.pricing.services import resolve_prices
+
+WEB_CHANNEL = "web"
+MAX_LINES = 50
+MAX_QUANTITY = 99  # per line: a webshop, not a wholesale order
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def sellable(a: Availability) -> int:
+    """The most of a variant one web order can get: shipped from the web stock, or
+    collected at the pickup store that has the most."""
+    pickup = [loc.available for loc in a.locations if loc.pickup_point]
+    return max([a.online, *pickup])
+
+
+async def find_cart(s: AsyncSession, token: str | None, customer_id: int | None
+                    ) -> Cart | None:
+    """The cart behind this cookie, if it belongs to this shopper. A customer's cart
+    is never shown to a browser signed in as someone else or signed out."""
+    if not token or len(token) > 64:
+        return None
+    cart = await s.scalar(select(Cart).where(Cart.token == token))
+    if cart is None or (cart.customer_id is not None and cart.customer_id != customer_id):
+        return None
+    return cart
+
+
+async def _cart_for_write(uow: UnitOfWork, token: str | None, customer_id: int | None
+                          ) -> Cart:
+    cart = await find_cart(uow.session, token, customer_id)
+    if cart is None and customer_id is not None:
+        cart = await _customer_cart(uow.session, customer_id)
+    if cart is None:
+        now = utcnow()
+        cart = Cart(token=new_token(), customer_id=customer_id, created_at=now, updated_at=now)
+        uow.session.add(cart)
+        await uow.session.flush()
+    return cart
+
+
+async def _customer_cart(s: AsyncSession, customer_id: int) -> Cart | None:
+    return await s.scalar(select(Cart).where(Cart.customer_id == customer_id)
+                          .order_by(Cart.updated_at.desc(), Cart.id.desc()).limit(1))
+
+
+@dataclass(frozen=True)
+class CartChange:
+    token: str  # the cart's token (a new cart gets one): the caller sets the cookie
+    variant_id: int
+    quantity: int  # now in the cart
+    requested: int
+    limit: int  # what could be bought
+
+    @property
+    def limited(self) -> bool:
+        return self.quantity < self.requested
+
+
+async def _line_limit(s: AsyncSession, variant_id: int) -> int:
+    active = await s.scalar(
+        select(Variant.active & Product.active).join(Product, Product.id == Variant.product_id)
+        .where(Variant.id == variant_id))
+    if active is None:
+        raise ValidationFailed("no such product", code="unknown_variant", field="variant_id")
+    if not active:
+        raise ValidationFailed("this product is not for sale", code="variant_inactive",
+                               field="variant_id")
+    return min(MAX_QUANTITY, sellable((await availability(s, [variant_id]))[variant_id]))
+
+
+def _insert_for(uow: UnitOfWork) -> Any:
+    return postgresql.insert if uow.db.is_postgres else sqlite.insert
+
+
+async def _set_line(uow: UnitOfWork, cart: Cart, variant_id: int, quantity: int) -> None:
+    s = uow.session
+    now = utcnow()
+    if quantity <= 0:
+        await s.execute(delete(CartLine).where(CartLine.cart_id == cart.id,
+                                               CartLine.variant_id == variant_id))
+    else:
+        ins = _insert_for(uow)(CartLine).values(cart_id=cart.id, variant_id=variant_id,
+                                                quantity=quantity, added_at=now)
+        await s.execute(ins.on_conflict_do_update(
+            index_elements=["cart_id", "variant_id"], set_={"quantity": quantity}))
+    await s.execute(update(Cart).where(Cart.id == cart.id).values(updated_at=now)
+                    .execution_options(synchronize_session=False))
+
+
+async def _line_count(s: AsyncSession, cart_id: int) -> int:
+    return int(await s.scalar(select(func.count()).select_from(CartLine)
+                              .where(CartLine.cart_id == cart_id)) or 0)
+
+
+async def _quantity_in(s: AsyncSession, cart_id: int, variant_id: int) -> int:
+    return int(await s.scalar(select(CartLine.quantity).where(
+        CartLine.cart_id == cart_id, CartLine.variant_id == variant_id)) or 0)
+
+
+async def add_to_cart(uow: UnitOfWork, token: str | None, customer_id: int | None,
+                      variant_id: int, quantity: int) -> CartChange:
+    """Add units, up to what can be sold. Nothing at all available: out_of_stock."""
+    if not 1 <= quantity <= MAX_QUANTITY:
+        raise ValidationFailed(f"quantity must be 1–{MAX_QUANTITY}", code="invalid_quantity",
+                               field="quantity")
+    limit = await _line_limit(uow.session, variant_id)
+    cart = await _cart_for_write(uow, token, customer_id)
+    have = await _quantity_in(uow.session, cart.id, variant_id)
+    if limit <= 0:
+        raise OutOfStock("this product is sold out", code="out_of_stock",
+                         field="quantity", extra={"variant_id": variant_id})
+    if have == 0 and await _line_count(uow.session, cart.id) >= MAX_LINES:
+        raise ValidationFailed(f"a cart holds at most {MAX_LINES} different products",
+                               code="cart_full", field="variant_id")
+    new = min(have + quantity, limit)
+    await _set_line(uow, cart, variant_id, new)
+    return CartChange(cart.token, variant_id, new, have + quantity, limit)
+
+
+async def set_quantity(uow: UnitOfWork, token: str | None, customer_id: int | None,
+                       variant_id: int, quantity: int) -> CartChange:
+    """Set a line's quantity (0 removes it), capped at what can be sold."""
+    if not 0 <= quantity <= MAX_QUANTITY:
+        raise ValidationFailed(f"quantity must be 0–{MAX_QUANTITY}", code="invalid_quantity",
+                               field="quantity")
+    cart = await _cart_for_write(uow, token, customer_id)
+    limit = 0 if quantity == 0 else await _line_limit(uow.session, variant_id)
+    new = min(quantity, limit)
+    await _set_line(uow, cart, variant_id, new)
+    return CartChange(cart.token, variant_id, new, quantity, limit)
+
+
+async def clear_cart(uow: UnitOfWork, cart_id: int) -> None:
+    await uow.session.execute(delete(CartLine).where(CartLine.cart_id == cart_id))
+
+
+async def merge_on_sign_in(uow: UnitOfWork, anon_token: str | None, customer_id: int) -> str:
+    """On sign-in the browser's anonymous cart joins the customer's saved cart
+    (quantities add up, capped at what can be sold). Returns the token the browser
+    should keep."""
+    s = uow.session
+    anon = await find_cart(s, anon_token, None)
+    if anon is not None and anon.customer_id == customer_id:
+        return anon.token
+    mine = await _customer_cart(s, customer_id)
+    if anon is None or anon.customer_id is not None:
+        if mine is None:
+            mine = await _cart_for_write(uow, None, customer_id)
+        return mine.token
+    if mine is None:
+        # The anonymous cart becomes the customer's.
+        await s.execute(update(Cart).where(Cart.id == anon.id)
+                        .values(customer_id=customer_id, updated_at=utcnow())
+                        .execution_options(synchronize_session=False))
+        return anon.token
+    theirs = {ln.variant_id: ln.quantity for ln in (await s.scalars(
+        select(CartLine).where(CartLine.cart_id == anon.id))).all()}
+    ours = {ln.variant_id: ln.quantity for ln in (await s.scalars(
+        select(CartLine).where(CartLine.cart_id == mine.id))).all()}
+    for variant_id, qty in sorted(theirs.items()):
+        try:
+            limit = await _line_limit(s, variant_id)
+        except ValidationFailed:
+            continue  # no longer for sale: dropped
+        await _set_line(uow, mine, variant_id, min(ours.get(variant_id, 0) + qty, limit))
+    await s.execute(delete(Cart).where(Cart.id == anon.id))
+    return mine.token
+
+
+async def cart_count(s: AsyncSession, token: str | None, customer_id: int | None) -> int:
+    cart = await find_cart(s, token, customer_id)
+    if cart is None:
+        return 0
+    return int(await s.scalar(select(func.coalesce(func.sum(CartLine.quantity), 0))
+                              .where(CartLine.cart_id == cart.id)) or 0)
+
+
+# --- what the cart shows -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CartLineView:
+    priced: QuotedLine
+    product_slug: str
+    image_url: str | None
+    wanted: int  # what the shopper put in the cart
+    sellable: int  # what can be bought now
+    online: int
+
+    @property
+    def short(self) -> bool:
+        """Less is available than the shopper wants."""
+        return self.sellable < self.wanted
+
+    @property
+    def sold_out(self) -> bool:
+        return self.sellable <= 0
+
+
+@dataclass(frozen=True)
+class CartView:
+    cart_id: int | None
+    token: str | None
+    lines: list[CartLineView]
+    quote: OrderQuote
+    dropped: int  # lines no longer for sale (removed from the view)
+
+    @property
+    def empty(self) -> bool:
+        return not self.lines
+
+    @property
+    def count(self) -> int:
+        return sum(ln.wanted for ln in self.lines)
+
+    @property
+    def has_problems(self) -> bool:
+        return any(ln.short for ln in self.lines)
+
+
+async def view_cart(s: AsyncSession, token: str | None, customer_id: int | None,
+                    at: datetime) -> CartView:
+    cart = await find_cart(s, token, customer_id)
+    empty = OrderQuote(channel=WEB_CHANNEL, lines=(), subtotal_cents=0, discount_cents=0,
+                       total_cents=0, vat_cents=0)
+    if cart is None:
+        return CartView(None, None, [], empty, 0)
+    rows = (await s.execute(
+        select(CartLine.variant_id, CartLine.quantity)
+        .where(CartLine.cart_id == cart.id).order_by(CartLine.added_at, CartLine.variant_id)
+    )).all()
+    return await price_cart(s, cart.id, cart.token, [(int(v), int(q)) for v, q in rows], at)
+
+
+async def price_cart(s: AsyncSession, cart_id: int | None, token: str | None,
+                     wanted: Sequence[tuple[int, int]], at: datetime) -> CartView:
+    """Price (variant_id, quantity) pairs for the web with the one price function."""
+    ids = [v for v, _ in wanted]
+    infos = {i.id: i for i in await load_variant_infos(s, business_day(at), ids=ids)}
+    slugs = dict((await s.execute(
+        select(Variant.id, Product.slug).join(Product, Product.id == Variant.product_id)
+        .where(Variant.id.in_(ids)))).all()) if ids else {}
+    keep = [(v, q) for v, q in wanted if v in infos and infos[v].active]
+    channel = await channel_by_code(s, WEB_CHANNEL)
+    quotes = await resolve_prices(s, [infos[v] for v, _ in keep], channel.id, at)
+    quote = price_lines(channel.code, [infos[v] for v, _ in keep], [q for _, q in keep], quotes)
+    stock = await availability(s, [v for v, _ in keep])
+    images: dict[int, str] = {}
+    if keep:
+        # The variant's own picture first, else the product's first.
+        rows = (await s.execute(
+            select(Variant.id, ProductImage.url, ProductImage.variant_id)
+            .join(ProductImage, ProductImage.product_id == Variant.product_id)
+            .where(Variant.id.in_([v for v, _ in keep]))
+            .order_by(ProductImage.position, ProductImage.id))).all()
+        for vid, url, img_variant in rows:
+            if img_variant == vid or (vid not in images and img_variant is None):
+                images[vid] = url
+    lines = [CartLineView(priced=ln, product_slug=str(slugs.get(ln.variant_id, "")),
+                          image_url=images.get(ln.variant_id), wanted=ln.quantity,
+                          sellable=sellable(stock[ln.variant_id]),
+                          online=stock[ln.variant_id].online)
+             for ln in quote.lines]
+    return CartView(cart_id, token, lines, quote, len(wanted) - len(keep))

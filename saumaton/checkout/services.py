@@ -1,0 +1,650 @@
+"""From cart to paid web order.
+
+1. `place_web_order`: in one transaction, price the lines with the one price
+   function, add delivery, write a *pending* order and reserve its stock (at the
+   chosen pickup store, or at the locations that ship web orders) until
+   `payment_due_at`. A reservation is a conditional UPDATE, so concurrent
+   checkouts can never hold more than there is.
+2. `start_payment`: a Paytrail payment for the order (a shopper may retry).
+3. `record_payment_status`: what Paytrail said (signed redirect, callback or our
+   poll). Idempotent: the order is locked and an attempt is settled once. Paid:
+   home delivery takes the reserved units out of stock; click & collect keeps
+   them reserved at the store until handover.
+4. `cancel_unpaid_orders`: orders unpaid at their due time are cancelled and their
+   reservations released (background job; SKIP LOCKED on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import Field
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saumaton.catalogue.services import vat_rates_on
+from saumaton.config import Settings
+from saumaton.core.actor import Actor
+from saumaton.core.clock import utcnow
+from saumaton.core.errors import Conflict, DomainError, NotFound, OutOfStock, ValidationFailed
+from saumaton.core.money import vat_included
+from saumaton.core.types import MAX_INT32, Input
+from saumaton.customers.identities import normalise_email, normalise_phone
+from saumaton.customers.models import Customer, CustomerConsent, CustomerIdentity
+from saumaton.db.uow import Database, UnitOfWork
+from saumaton.inventory.models import StockReservation
+from saumaton.inventory.services import (
+    availability,
+    consume,
+    release,
+    reserve,
+)
+from saumaton.locations.models import Location
+from saumaton.locations.services import web_fulfilment_locations
+from saumaton.orders.models import Order, OrderLine
+from saumaton.orders.quote import OrderQuote, price_lines
+from saumaton.orders.schemas import DeliveryOut, LineIn, OrderIn, OrderLineOut, OrderOut, VatLine
+from saumaton.orders.services import (
+    _channel,
+    _variants_for,
+    business_day,
+    get_order,
+    order_number,
+    vat_breakdown,
+)
+from saumaton.payments.models import Payment, PaytrailPayment
+from saumaton.payments.paytrail.client import PaytrailClient
+from saumaton.payments.paytrail.payload import payment_request
+from saumaton.pricing.services import resolve_prices
+
+log = logging.getLogger(__name__)
+
+WEB_CHANNEL = "web"
+DELIVERY_VAT_CLASS = "standard"  # a delivery charge follows the goods' main rate
+
+
+# --- commands ---------------------------------------------------------------------------
+
+class AddressIn(Input):
+    name: str = Field(min_length=1, max_length=200)
+    street: str = Field(min_length=1, max_length=200)
+    postcode: str = Field(min_length=1, max_length=16)
+    city: str = Field(min_length=1, max_length=100)
+    country: Literal["FI"] = "FI"
+
+
+class CheckoutIn(Input):
+    email: str = Field(max_length=320)
+    phone: str = Field(default="", max_length=40)
+    first_name: str = Field(default="", max_length=100)
+    last_name: str = Field(default="", max_length=100)
+    delivery: Literal["home", "pickup"]
+    pickup_location_id: int | None = Field(default=None, ge=1, le=MAX_INT32)
+    address: AddressIn | None = None
+    marketing_email: bool = False
+    language: Literal["fi", "en"] = "fi"
+    lines: list[LineIn] = Field(min_length=1, max_length=50)
+
+
+def clean_contact(cmd: CheckoutIn) -> tuple[str, str]:
+    """(email, phone) normalised; errors name the field."""
+    email = normalise_email(cmd.email)
+    phone = normalise_phone(cmd.phone) if cmd.phone.strip() else ""
+    if cmd.delivery == "pickup" and not phone:
+        raise ValidationFailed("a phone number is needed to tell you the order is ready",
+                               code="phone_required", field="phone")
+    return email, phone
+
+
+def clean_address(cmd: CheckoutIn) -> dict[str, str] | None:
+    if cmd.delivery != "home":
+        return None
+    a = cmd.address
+    if a is None:
+        raise ValidationFailed("home delivery needs an address", code="address_required",
+                               field="address.street")
+    postcode = a.postcode.strip()
+    if not (len(postcode) == 5 and postcode.isascii() and postcode.isdigit()):
+        raise ValidationFailed("a Finnish postcode has five digits", code="invalid_postcode",
+                               field="address.postcode")
+    out = {"name": a.name.strip(), "street": a.street.strip(), "postcode": postcode,
+           "city": a.city.strip(), "country": a.country}
+    for key in ("name", "street", "city"):
+        if not out[key]:
+            raise ValidationFailed(f"{key} is required", code="address_required",
+                                   field=f"address.{key}")
+    return out
+
+
+# --- delivery ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DeliveryOption:
+    method: str  # home | pickup
+    location_id: int | None
+    name: str  # the store's name for pickup
+    address: str
+    fee_cents: int
+    available: bool  # every line can be served this way now
+
+
+def home_delivery_fee(settings: Settings, goods_cents: int) -> int:
+    free_from = settings.free_delivery_from_cents
+    if free_from > 0 and goods_cents >= free_from:
+        return 0
+    return settings.home_delivery_fee_cents
+
+
+@dataclass(frozen=True)
+class Review:
+    """The figures of the order review: what `place_web_order` will charge."""
+
+    goods_cents: int  # before campaign discounts
+    discount_cents: int
+    fee_cents: int
+    total_cents: int
+    vat: list[VatLine]
+
+
+async def delivery_vat(s: AsyncSession, fee_cents: int) -> tuple[int, int]:
+    """(rate_bp, vat_cents) of a delivery fee today."""
+    if not fee_cents:
+        return 0, 0
+    rate = (await vat_rates_on(s, business_day(utcnow()))).get(DELIVERY_VAT_CLASS, 0)
+    return rate, vat_included(fee_cents, rate)
+
+
+async def order_review(s: AsyncSession, settings: Settings, quote: OrderQuote,
+                       method: str) -> Review:
+    fee = home_delivery_fee(settings, quote.total_cents) if method == "home" else 0
+    rate, fee_vat = await delivery_vat(s, fee)
+    delivery = DeliveryOut(method=method, fee_cents=fee, vat_rate_bp=rate, vat_cents=fee_vat,
+                           address=None)
+    lines = [OrderLineOut(line_no=ln.line_no, variant_id=ln.variant_id, location_id=None,
+                          sku=ln.sku, name=ln.name, quantity=ln.quantity,
+                          unit_price_cents=ln.unit_price_cents, discount_cents=ln.discount_cents,
+                          total_cents=ln.total_cents, vat_rate_bp=ln.vat_rate_bp,
+                          vat_cents=ln.vat_cents, campaign_id=ln.campaign_id)
+             for ln in quote.lines]
+    return Review(quote.subtotal_cents, quote.discount_cents, fee, quote.total_cents + fee,
+                  vat_breakdown(lines, delivery))
+
+
+async def delivery_options(s: AsyncSession, settings: Settings, quote: OrderQuote
+                           ) -> list[DeliveryOption]:
+    """Home delivery (available when the web stock covers every line) and pickup at
+    each pickup-point store, available when that store has every line."""
+    wanted: dict[int, int] = {}
+    for ln in quote.lines:
+        wanted[ln.variant_id] = wanted.get(ln.variant_id, 0) + ln.quantity
+    stock = await availability(s, list(wanted))
+    home_ok = all(stock[v].online >= q for v, q in wanted.items())
+    out = [DeliveryOption("home", None, "", "",
+                          home_delivery_fee(settings, quote.total_cents), home_ok)]
+    stores = (await s.scalars(select(Location).where(Location.pickup_point)
+                              .order_by(Location.id))).all()
+    for loc in stores:
+        ok = all((at := stock[v].at(loc.id)) is not None and at.available >= q
+                 for v, q in wanted.items())
+        out.append(DeliveryOption("pickup", loc.id, loc.name, loc.address, 0, ok and bool(wanted)))
+    return out
+
+
+# --- placing ----------------------------------------------------------------------------
+
+WEB_ACTOR = Actor(label="web", name="webshop", system=True)
+
+
+def _fingerprint(cmd: CheckoutIn, customer_id: int | None) -> str:
+    raw = cmd.model_dump_json() + f"|{customer_id}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+async def _customer_for(uow: UnitOfWork, customer_id: int | None, email: str, phone: str,
+                        cmd: CheckoutIn) -> int:
+    """The signed-in customer, else the one who owns this e-mail, else a new one:
+    every web order belongs to a customer in the one register."""
+    s = uow.session
+    if customer_id is not None:
+        return customer_id
+    owner = await s.scalar(select(CustomerIdentity.customer_id).where(
+        CustomerIdentity.kind == "email", CustomerIdentity.value == email))
+    if owner is not None:
+        return int(owner)
+    customer = Customer(first_name=cmd.first_name.strip(), last_name=cmd.last_name.strip())
+    s.add(customer)
+    await s.flush()
+    s.add(CustomerIdentity(customer_id=customer.id, kind="email", value=email))
+    if phone and await s.scalar(select(CustomerIdentity.id).where(
+            CustomerIdentity.kind == "phone", CustomerIdentity.value == phone)) is None:
+        s.add(CustomerIdentity(customer_id=customer.id, kind="phone", value=phone))
+    await s.flush()
+    uow.emit("customer.created", {"customer_id": customer.id, "channel": WEB_CHANNEL})
+    return customer.id
+
+
+async def place_web_order(db: Database, settings: Settings, cmd: CheckoutIn, *,
+                          customer_id: int | None, key: str) -> tuple[OrderOut, bool]:
+    """Write a pending web order with its stock reserved. Returns (order, replayed):
+    the same key again returns the first order (a double-clicked "Pay")."""
+    fingerprint = _fingerprint(cmd, customer_id)
+    email, phone = clean_contact(cmd)
+    address = clean_address(cmd)
+    try:
+        async with db.uow() as uow:
+            existing = await uow.session.scalar(
+                select(Order.id).where(Order.idempotency_key == key))
+            if existing is None:
+                order_id = await _place(uow, settings, cmd, customer_id, key, fingerprint,
+                                        email, phone, address)
+                await uow.commit()
+                replayed = False
+            else:
+                order_id, replayed = int(existing), True
+    except IntegrityError:
+        async with db.reader() as s:
+            existing = await s.scalar(select(Order.id).where(Order.idempotency_key == key))
+        if existing is None:
+            raise
+        order_id, replayed = int(existing), True
+    async with db.reader() as s:
+        if replayed:
+            hash_ = await s.scalar(select(Order.request_hash).where(Order.id == order_id))
+            if hash_ != fingerprint:
+                raise Conflict("this checkout was already placed with other contents",
+                               code="idempotency_key_reused")
+        return await get_order(s, order_id), replayed
+
+
+async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
+                 customer_id: int | None, key: str, fingerprint: str, email: str, phone: str,
+                 address: dict[str, str] | None) -> int:
+    s = uow.session
+    now = utcnow()
+    day = business_day(now)
+    channel = await _channel(uow, WEB_CHANNEL)
+    infos = await _variants_for(s, OrderIn(channel=WEB_CHANNEL, lines=cmd.lines), day)
+    quotes = await resolve_prices(s, list({i.id: i for i in infos}.values()), channel.id, now)
+    priced = price_lines(channel.code, infos, [ln.quantity for ln in cmd.lines], quotes)
+
+    if cmd.delivery == "pickup":
+        if cmd.pickup_location_id is None:
+            raise ValidationFailed("choose the store to collect from",
+                                   code="pickup_store_required", field="pickup_location_id")
+        store = await s.get(Location, cmd.pickup_location_id)
+        if store is None or not store.pickup_point:
+            raise ValidationFailed("orders cannot be collected there",
+                                   code="not_a_pickup_point", field="pickup_location_id")
+        candidates = [store.id]
+        fee = 0
+    else:
+        candidates = await web_fulfilment_locations(s)
+        if not candidates:
+            raise OutOfStock("no location ships web orders", code="no_fulfilment_location")
+        fee = home_delivery_fee(settings, priced.total_cents)
+    fee_rate, fee_vat = await delivery_vat(s, fee)
+
+    buyer = await _customer_for(uow, customer_id, email, phone, cmd)
+    due = now + timedelta(seconds=settings.reservation_ttl_seconds)
+    order_id = int((await s.execute(insert(Order).values(
+        channel_id=channel.id, location_id=candidates[0] if cmd.delivery == "pickup" else None,
+        customer_id=buyer, status="pending", currency="EUR",
+        subtotal_cents=priced.subtotal_cents + fee, discount_cents=priced.discount_cents,
+        total_cents=priced.total_cents + fee, vat_cents=priced.vat_cents + fee_vat,
+        paid_cents=0, idempotency_key=key, request_hash=fingerprint,
+        created_by=WEB_ACTOR.label if customer_id is None else f"web:customer:{customer_id}",
+        created_at=now, email=email, phone=phone, language=cmd.language,
+        delivery_method=cmd.delivery, delivery_fee_cents=fee, delivery_vat_rate_bp=fee_rate,
+        delivery_vat_cents=fee_vat, shipping_address=address,
+        access_token=secrets.token_urlsafe(24), payment_due_at=due,
+    ).returning(Order.id))).scalar_one())
+    number = order_number(order_id)
+
+    rows = []
+    # Reserve in variant order (the lock order of every stock write: no deadlocks).
+    for ln in sorted(priced.lines, key=lambda ln: (ln.variant_id, ln.line_no)):
+        for loc in candidates:
+            try:
+                await reserve(uow, WEB_ACTOR, ln.variant_id, loc, ln.quantity,
+                              reference=number, ttl=due - now, now=now)
+            except OutOfStock:
+                continue
+            break
+        else:
+            raise OutOfStock(f"{ln.name} is no longer available"
+                             + (" at that store" if cmd.delivery == "pickup" else ""),
+                             field=f"lines.{ln.line_no - 1}",
+                             extra={"variant_id": ln.variant_id, "name": ln.name})
+        rows.append({
+            "order_id": order_id, "line_no": ln.line_no, "variant_id": ln.variant_id,
+            "location_id": loc, "sku": ln.sku, "name": ln.name, "quantity": ln.quantity,
+            "unit_price_cents": ln.unit_price_cents, "discount_cents": ln.discount_cents,
+            "total_cents": ln.total_cents, "vat_rate_bp": ln.vat_rate_bp,
+            "vat_cents": ln.vat_cents, "campaign_id": ln.campaign_id})
+    await s.execute(insert(OrderLine), sorted(rows, key=lambda r: int(str(r["line_no"]))))
+    if cmd.marketing_email:
+        s.add(CustomerConsent(customer_id=buyer, kind="marketing_email", granted=True,
+                              channel=WEB_CHANNEL, created_at=now))
+    uow.emit("order.created", {"order_id": order_id, "channel": WEB_CHANNEL,
+                               "location_id": candidates[0] if cmd.delivery == "pickup"
+                               else None, "status": "pending",
+                               "total_cents": priced.total_cents + fee,
+                               "customer_id": buyer, "delivery": cmd.delivery})
+    return order_id
+
+
+# --- reading ----------------------------------------------------------------------------
+
+async def order_by_token(s: AsyncSession, number: str, token: str) -> OrderOut:
+    """An order as its status link shows it: the number and its secret must match."""
+    if not number.isdigit() or len(number) > 18 or not token or len(token) > 64:
+        raise NotFound("no such order", code="order_not_found")
+    row = await s.scalar(select(Order.access_token).where(Order.id == int(number)))
+    if row is None or not secrets.compare_digest(str(row), token):
+        raise NotFound("no such order", code="order_not_found")
+    return await get_order(s, int(number))
+
+
+async def access_token_of(s: AsyncSession, order_id: int) -> str:
+    token = await s.scalar(select(Order.access_token).where(Order.id == order_id))
+    if token is None:
+        raise NotFound(f"order {order_id} has no status link", code="order_not_found")
+    return str(token)
+
+
+def status_path(order: OrderOut, token: str) -> str:
+    return f"/shop/orders/{order.number}?t={token}"
+
+
+# --- paying -----------------------------------------------------------------------------
+
+class PaymentNotPossible(DomainError):
+    status = 409
+    code = "payment_not_possible"
+
+
+async def start_payment(db: Database, client: PaytrailClient, settings: Settings,
+                        order: OrderOut) -> str:
+    """Create a Paytrail payment for a pending order; returns the URL of the payment
+    page to send the shopper to."""
+    now = utcnow()
+    if order.status != "pending":
+        raise PaymentNotPossible(f"order {order.number} is {order.status}",
+                                 code=f"order_{order.status}")
+    if order.payment_due_at is not None and order.payment_due_at <= now:
+        raise PaymentNotPossible("the time to pay this order has run out",
+                                 code="checkout_expired")
+    stamp = uuid.uuid4().hex
+    async with db.uow() as uow:
+        await uow.session.execute(insert(PaytrailPayment).values(
+            order_id=order.id, stamp=stamp, amount_cents=order.total_cents, status="new",
+            created_at=now, updated_at=now))
+        await uow.commit()
+    base = settings.resolved_public_url()
+    body = payment_request(
+        order, stamp=stamp, reference=order.number, email=order.email,
+        language=order.language, success_url=f"{base}/shop/checkout/return/success",
+        cancel_url=f"{base}/shop/checkout/return/cancel",
+        callback_success_url=f"{base}/shop/checkout/callback/success",
+        callback_cancel_url=f"{base}/shop/checkout/callback/cancel")
+    data = await client.create_payment(body)
+    async with db.uow() as uow:
+        await uow.session.execute(
+            update(PaytrailPayment).where(PaytrailPayment.stamp == stamp)
+            .values(transaction_id=str(data["transactionId"]), href=str(data.get("href", "")),
+                    updated_at=utcnow())
+            .execution_options(synchronize_session=False))
+        await uow.commit()
+    return str(data["href"])
+
+
+class InvalidSignature(DomainError):
+    status = 400
+    code = "invalid_signature"
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    order_id: int
+    access_token: str
+    order_status: str
+    attempt_status: str
+    changed: bool  # False: this status was already recorded (a repeated callback)
+    refund_cents: int = 0  # paid but the goods could not be secured: to refund
+    transaction_id: str = ""
+
+
+PAYTRAIL_STATUSES = ("ok", "fail", "pending", "delayed", "new")
+
+
+def parse_return(client: PaytrailClient, params: dict[str, str]) -> tuple[str, str, str, int,
+                                                                         str]:
+    """Check the signature of a redirect's or callback's query and read it:
+    (stamp, transaction_id, status, amount, provider)."""
+    if not client.verify_return(params):
+        raise InvalidSignature("the payment result is not signed by Paytrail")
+    try:
+        amount = int(params["checkout-amount"])
+        stamp = params["checkout-stamp"]
+        txn = params["checkout-transaction-id"]
+        status = params["checkout-status"]
+    except (KeyError, ValueError):
+        raise InvalidSignature("the payment result is incomplete") from None
+    if status not in PAYTRAIL_STATUSES:
+        raise InvalidSignature(f"unknown payment status {status!r}")
+    return stamp, txn, status, amount, params.get("checkout-provider", "")[:32]
+
+
+async def record_payment_status(db: Database, settings: Settings, stamp: str,
+                                transaction_id: str, status: str, amount: int,
+                                provider: str = "") -> PaymentOutcome:
+    async with db.uow() as uow:
+        out = await _record(uow, settings, stamp, transaction_id, status, amount, provider)
+        await uow.commit()
+    if out.changed and out.order_status == "paid":
+        log.info("order %s paid (%s)", order_number(out.order_id), transaction_id)
+    return out
+
+
+async def _locked(uow: UnitOfWork, q: Any) -> Any:
+    if uow.db.is_postgres:
+        q = q.with_for_update()
+    return await uow.session.scalar(q)
+
+
+async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, status: str,
+                  amount: int, provider: str) -> PaymentOutcome:
+    s = uow.session
+    attempt: PaytrailPayment | None = await _locked(
+        uow, select(PaytrailPayment).where(PaytrailPayment.stamp == stamp))
+    if attempt is None:
+        raise NotFound("no such payment", code="payment_not_found")
+    if (attempt.transaction_id and attempt.transaction_id != txn) \
+            or attempt.amount_cents != amount:
+        raise InvalidSignature("the payment result does not match the payment",
+                               code="payment_mismatch")
+    order: Order | None = await _locked(uow, select(Order).where(Order.id == attempt.order_id))
+    assert order is not None  # FK
+    now = utcnow()
+
+    def outcome(changed: bool, refund: int = 0) -> PaymentOutcome:
+        return PaymentOutcome(order.id, order.access_token or "", order.status, attempt.status,
+                              changed, refund, txn)
+
+    if attempt.status == "ok" or attempt.status == status:
+        return outcome(False)  # settled already, or nothing new
+    attempt.transaction_id = txn
+    attempt.updated_at = now
+    if provider:
+        attempt.provider = provider
+    if status != "ok":
+        attempt.status = status
+        await s.flush()
+        uow.emit("payment.status", {"order_id": order.id, "status": status})
+        return outcome(True)
+
+    attempt.status = "ok"
+    s.add(Payment(order_id=order.id, method="paytrail", status="captured",
+                  amount_cents=amount, reference=txn, location_id=order.location_id,
+                  created_at=now))
+    if order.status != "pending":
+        # Paid twice (a second attempt), or paid after the order was cancelled:
+        # the money goes back; the order stays as it is.
+        await s.flush()
+        uow.emit("payment.refund_needed", {"order_id": order.id, "amount_cents": amount})
+        return outcome(True, refund=amount)
+    number = order_number(order.id)
+    try:
+        await _secure_stock(uow, order, number, settings, now)
+    except OutOfStock:
+        order.status = "cancelled"
+        order.paid_cents = amount
+        await s.flush()
+        uow.emit("order.cancelled", {"order_id": order.id, "reason": "sold_out_before_payment"})
+        uow.emit("payment.refund_needed", {"order_id": order.id, "amount_cents": amount})
+        return outcome(True, refund=amount)
+    order.status = "paid"
+    order.paid_cents = amount
+    order.payment_due_at = None
+    await s.flush()
+    uow.emit("order.paid", {"order_id": order.id, "channel": WEB_CHANNEL,
+                            "location_id": order.location_id, "total_cents": order.total_cents,
+                            "customer_id": order.customer_id,
+                            "delivery": order.delivery_method})
+    await _queue_confirmation(uow, settings, order.id)
+    return outcome(True)
+
+
+async def _secure_stock(uow: UnitOfWork, order: Order, number: str, settings: Settings,
+                        now: datetime) -> None:
+    """The paid order's units: home delivery takes them out of stock now; pickup keeps
+    them reserved at the store for `pickup_hold_days`. Reservations that lapsed
+    before the payment arrived are taken again if the stock is still there."""
+    s = uow.session
+    active = {r.variant_id: r for r in (await s.scalars(select(StockReservation).where(
+        StockReservation.reference == number, StockReservation.status == "active"))).all()}
+    lines = (await s.scalars(select(OrderLine).where(OrderLine.order_id == order.id)
+                             .order_by(OrderLine.variant_id))).all()
+    hold = timedelta(days=settings.pickup_hold_days)
+    for ln in lines:
+        r = active.get(ln.variant_id)
+        if r is None:
+            assert ln.location_id is not None
+            rid = await reserve(uow, WEB_ACTOR, ln.variant_id, ln.location_id, ln.quantity,
+                                reference=number, ttl=hold, now=now)
+        else:
+            rid = r.id
+        if order.delivery_method == "home":
+            await consume(uow, WEB_ACTOR, rid, order_id=order.id, reference=number)
+    if order.delivery_method == "pickup":
+        await s.execute(update(StockReservation).where(
+            StockReservation.reference == number, StockReservation.status == "active")
+            .values(expires_at=now + hold).execution_options(synchronize_session=False))
+
+
+async def _queue_confirmation(uow: UnitOfWork, settings: Settings, order_id: int) -> None:
+    """The order e-mail, queued in this transaction: sent once the payment is stored."""
+    from saumaton.mail.messages import order_confirmation
+    from saumaton.mail.queue import queue_mail
+
+    order = await get_order(uow.session, order_id)
+    token = await access_token_of(uow.session, order_id)
+    pickup_name = None
+    if order.delivery is not None and order.delivery.method == "pickup" \
+            and order.location_id is not None:
+        loc = await uow.session.get(Location, order.location_id)
+        pickup_name = loc.name if loc else None
+    mail = order_confirmation(order, status_url=settings.resolved_public_url()
+                              + status_path(order, token), lang=order.language,
+                              settings=settings, pickup_store_name=pickup_name)
+    await queue_mail(uow, kind="order_confirmation", to=order.email, subject=mail.subject,
+                     text=mail.text, html=mail.html, reference=order.number)
+
+
+async def refund_payment(db: Database, client: PaytrailClient, order_id: int,
+                         transaction_id: str, amount: int) -> None:
+    """Give a payment back through Paytrail and record the refund."""
+    stamp = uuid.uuid4().hex
+    await client.refund(transaction_id, {
+        "amount": amount, "refundStamp": stamp, "refundReference": order_number(order_id),
+        "callbackUrls": {"success": "https://example.invalid/refund",
+                         "cancel": "https://example.invalid/refund"}})
+    async with db.uow() as uow:
+        uow.session.add(Payment(order_id=order_id, method="paytrail", status="refunded",
+                                amount_cents=-amount, reference=f"refund {stamp}",
+                                created_at=utcnow()))
+        uow.emit("payment.refunded", {"order_id": order_id, "amount_cents": amount})
+        await uow.commit()
+
+
+# --- background -------------------------------------------------------------------------
+
+async def cancel_unpaid_orders(uow: UnitOfWork, now: datetime | None = None,
+                               limit: int = 200) -> int:
+    """Cancel pending web orders whose time to pay has passed and release their stock.
+    Several processes may run it: on PostgreSQL rows are claimed with SKIP LOCKED."""
+    now = now or utcnow()
+    q = (select(Order).where(Order.status == "pending", Order.payment_due_at <= now)
+         .order_by(Order.payment_due_at).limit(limit))
+    if uow.db.is_postgres:
+        q = q.with_for_update(skip_locked=True)
+    orders = (await uow.session.scalars(q)).all()
+    for order in orders:
+        number = order_number(order.id)
+        ids = (await uow.session.scalars(select(StockReservation.id).where(
+            StockReservation.reference == number, StockReservation.status == "active"))).all()
+        for rid in ids:
+            await release(uow, rid)
+        order.status = "cancelled"
+        order.payment_due_at = None
+        uow.emit("order.cancelled", {"order_id": order.id, "reason": "not_paid"})
+    await uow.session.flush()
+    return len(orders)
+
+
+async def payments_to_poll(s: AsyncSession, now: datetime, *, older_than: timedelta,
+                           limit: int = 50) -> list[tuple[str, str]]:
+    """(stamp, transaction_id) of attempts with no final answer yet, for pending orders."""
+    rows = (await s.execute(
+        select(PaytrailPayment.stamp, PaytrailPayment.transaction_id)
+        .join(Order, Order.id == PaytrailPayment.order_id)
+        .where(PaytrailPayment.status.in_(("new", "pending", "delayed")),
+               PaytrailPayment.transaction_id.is_not(None),
+               PaytrailPayment.updated_at <= now - older_than,
+               PaytrailPayment.created_at >= now - timedelta(days=2),
+               Order.status == "pending")
+        .order_by(PaytrailPayment.updated_at).limit(limit))).all()
+    return [(str(a), str(b)) for a, b in rows]
+
+
+# --- click & collect at the store ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class PickupOrder:
+    order: OrderOut
+    customer_name: str
+    ready: bool  # paid: the units wait at the store; else still awaiting payment
+
+
+async def pickup_orders(s: AsyncSession, location_id: int, limit: int = 100
+                        ) -> list[PickupOrder]:
+    """Click & collect orders for this store that are not handed over yet: paid ones
+    (ready for pickup) and ones still being paid (their units already reserved here)."""
+    from saumaton.orders.services import _orders_out
+
+    rows = (await s.execute(
+        select(Order.id, Customer.first_name, Customer.last_name)
+        .outerjoin(Customer, Customer.id == Order.customer_id)
+        .where(Order.location_id == location_id, Order.delivery_method == "pickup",
+               Order.status.in_(("pending", "paid")))
+        .order_by(Order.id.desc()).limit(limit))).all()
+    names = {int(r[0]): f"{r[1] or ''} {r[2] or ''}".strip() for r in rows}
+    orders = await _orders_out(s, list(names))
+    return [PickupOrder(o, names[o.id], o.status == "paid") for o in orders]

@@ -1,0 +1,62 @@
+"""The mails the shop sends, rendered in the shopper's language (fi/en)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from babel import Locale
+
+from saumaton.config import Settings
+from saumaton.mail.render import gettext, mail_language, render_mail
+from saumaton.orders.schemas import OrderOut
+from saumaton.web import i18n
+from saumaton.web.i18n import N_
+
+RESET_LINK_HOURS = 1
+VERIFY_LINK_HOURS = 48
+
+
+@dataclass(frozen=True)
+class Mail:
+    subject: str
+    text: str
+    html: str
+
+
+def _mail(name: str, subject: str, lang: str, settings: Settings, **context: object) -> Mail:
+    text, html = render_mail(name, lang, settings, {"subject": subject, **context})
+    return Mail(subject=subject, text=text, html=html)
+
+
+def country_name(code: str, lang: str) -> str:
+    name = Locale.parse(i18n.LOCALES[lang]).territories.get(code.upper())
+    return str(name) if name else code
+
+
+def order_confirmation(order: OrderOut, *, status_url: str, lang: str, settings: Settings,
+                       pickup_store_name: str | None) -> Mail:
+    """Lines with any campaign discount, delivery and its fee, total, VAT per rate and
+    the status link; for click & collect the store and what to bring."""
+    lang = mail_language(lang, settings)
+    address = order.delivery.address if order.delivery else None
+    country = country_name(address.get("country") or "FI", lang) if address else ""
+    subject = gettext(lang, N_("Order %(number)s confirmed – %(shop)s"),
+                      number=order.number, shop=settings.business_name)
+    return _mail("order_confirmation", subject, lang, settings, order=order,
+                 status_url=status_url, pickup_store_name=pickup_store_name,
+                 address=address, country=country)
+
+
+def password_reset(*, url: str, lang: str, settings: Settings, first_name: str = "") -> Mail:
+    lang = mail_language(lang, settings)
+    subject = gettext(lang, N_("Reset your password – %(shop)s"), shop=settings.business_name)
+    return _mail("password_reset", subject, lang, settings, url=url, first_name=first_name,
+                 hours=RESET_LINK_HOURS)
+
+
+def verify_email(*, url: str, lang: str, settings: Settings, first_name: str = "") -> Mail:
+    lang = mail_language(lang, settings)
+    subject = gettext(lang, N_("Confirm your e-mail address – %(shop)s"),
+                      shop=settings.business_name)
+    return _mail("verify_email", subject, lang, settings, url=url, first_name=first_name,
+                 hours=VERIFY_LINK_HOURS)

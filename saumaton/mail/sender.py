@@ -1,0 +1,232 @@
+"""Sending queued mail: over SMTP when configured, else as .eml files in var/mail/.
+
+Every app process runs the sender. A batch is claimed in a short transaction (on
+PostgreSQL `FOR UPDATE SKIP LOCKED`, so processes take different rows; SQLite
+serialises writers anyway) by pushing its next attempt a lease into the future;
+the mail is sent outside any transaction and the outcome recorded afterwards. A
+process that dies mid-send leaves the lease to expire and the mail is retried:
+delivery is at least once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from saumaton.config import Settings
+from saumaton.core.clock import utcnow
+from saumaton.db.uow import Database
+from saumaton.mail.models import OutgoingMail
+from saumaton.mail.queue import wake_event
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+LEASE = timedelta(minutes=5)
+POLL_SECONDS = 5.0
+SMTP_TIMEOUT = 30.0
+BATCH = 50
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """30 s after the first failure, doubling: the 8th attempt is about 1 h after the 7th."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 6 * 3600))
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    kind: str
+    to: str
+    subject: str
+    text: str
+    html: str
+    attempts: int  # including this one
+
+
+@dataclass(frozen=True)
+class Outcome:
+    error: str = ""  # "" when delivered
+    permanent: bool = False  # no point retrying (the server refused the recipient)
+
+
+async def _claim(db: Database, limit: int) -> list[Claimed]:
+    now = utcnow()
+    async with db.uow() as uow:
+        rows = (await uow.session.scalars(
+            select(OutgoingMail)
+            .where(OutgoingMail.status == "queued", OutgoingMail.next_attempt_at <= now)
+            .order_by(OutgoingMail.next_attempt_at, OutgoingMail.id).limit(limit)
+            .with_for_update(skip_locked=True)
+        )).all()
+        claimed = []
+        for r in rows:
+            r.attempts += 1
+            r.next_attempt_at = now + LEASE
+            claimed.append(Claimed(r.id, r.kind, r.to_addr, r.subject, r.body_text,
+                                   r.body_html, r.attempts))
+        await uow.commit()
+    return claimed
+
+
+async def _record(db: Database, outcomes: dict[int, Outcome], claimed: list[Claimed]) -> None:
+    now = utcnow()
+    async with db.uow() as uow:
+        for mail in claimed:
+            out = outcomes[mail.id]
+            if not out.error:
+                values: dict[str, object] = {"status": "sent", "sent_at": now,
+                                             "last_error": ""}
+            elif out.permanent or mail.attempts >= MAX_ATTEMPTS:
+                values = {"status": "failed", "last_error": out.error[:500]}
+            else:
+                values = {"next_attempt_at": now + retry_delay(mail.attempts),
+                          "last_error": out.error[:500]}
+            await uow.session.execute(
+                update(OutgoingMail)
+                .where(OutgoingMail.id == mail.id, OutgoingMail.status == "queued")
+                .values(**values).execution_options(synchronize_session=False))
+        await uow.commit()
+
+
+def _domain(address: str) -> str:
+    return parseaddr(address)[1].rpartition("@")[2] or "saumaton.invalid"
+
+
+def build_message(mail: Claimed, settings: Settings, now: datetime) -> EmailMessage:
+    """RFC 5322: text, and with HTML multipart/alternative (text first)."""
+    msg = EmailMessage()
+    msg["From"] = settings.mail_from
+    msg["To"] = mail.to
+    msg["Subject"] = mail.subject
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = make_msgid(idstring=f"mail{mail.id}",
+                                   domain=_domain(settings.mail_from))
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
+    msg.set_content(mail.text)
+    if mail.html:
+        msg.add_alternative(mail.html, subtype="html")
+    return msg
+
+
+def eml_name(mail: Claimed, now: datetime) -> str:
+    kind = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in mail.kind)
+    return f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{mail.id}-{kind}.eml"
+
+
+def _write_eml(folder: Path, name: str, data: bytes) -> None:
+    """Atomically: a reader of the folder never sees half a message."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.tmp"
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, folder / name)
+
+
+def _deliver_files(settings: Settings, batch: list[tuple[Claimed, EmailMessage]],
+                   now: datetime) -> dict[int, Outcome]:
+    out = {}
+    for mail, msg in batch:
+        try:
+            _write_eml(settings.mail_dir(), eml_name(mail, now), msg.as_bytes())
+            out[mail.id] = Outcome()
+        except OSError as exc:
+            out[mail.id] = Outcome(f"{type(exc).__name__}: {exc}")
+    return out
+
+
+def _smtp_connection(settings: Settings) -> smtplib.SMTP:
+    if settings.smtp_port == 465:  # implicit TLS ("SMTPS")
+        return smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT,
+                                context=ssl.create_default_context())
+    smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT)
+    try:
+        if settings.smtp_starttls:
+            smtp.starttls(context=ssl.create_default_context())
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+def _deliver_smtp(settings: Settings, batch: list[tuple[Claimed, EmailMessage]]
+                  ) -> dict[int, Outcome]:
+    """One connection for the batch. Runs in a worker thread (smtplib blocks)."""
+    out: dict[int, Outcome] = {}
+    try:
+        with _smtp_connection(settings) as smtp:
+            if settings.smtp_user:
+                smtp.login(settings.smtp_user, settings.smtp_password)
+            for mail, msg in batch:
+                try:
+                    smtp.send_message(msg)
+                    out[mail.id] = Outcome()
+                except smtplib.SMTPRecipientsRefused as exc:
+                    codes = [code for code, _ in exc.recipients.values()]
+                    out[mail.id] = Outcome(f"recipient refused: {exc.recipients}",
+                                           permanent=all(c >= 500 for c in codes))
+                except smtplib.SMTPServerDisconnected:
+                    raise
+                except (smtplib.SMTPException, OSError) as exc:
+                    out[mail.id] = Outcome(f"{type(exc).__name__}: {exc}")
+    except (smtplib.SMTPException, OSError) as exc:
+        # Connection, TLS or login trouble (or a drop): what is left is retried.
+        error = f"{type(exc).__name__}: {exc}"
+        for mail, _ in batch:
+            out.setdefault(mail.id, Outcome(error))
+    return out
+
+
+async def send_due(db: Database, settings: Settings, limit: int = BATCH) -> int:
+    """Send up to `limit` due mails; returns how many were attempted."""
+    claimed = await _claim(db, limit)
+    if not claimed:
+        return 0
+    now = utcnow()
+    batch = [(mail, build_message(mail, settings, now)) for mail in claimed]
+    if settings.smtp_host:
+        outcomes = await asyncio.to_thread(_deliver_smtp, settings, batch)
+    else:
+        outcomes = await asyncio.to_thread(_deliver_files, settings, batch, now)
+    for mail in claimed:
+        if outcomes[mail.id].error:
+            log.warning("mail %d (%s) attempt %d failed: %s", mail.id, mail.kind,
+                        mail.attempts, outcomes[mail.id].error)
+    await _record(db, outcomes, claimed)
+    return len(claimed)
+
+
+async def run_mail_sender(db: Database, settings: Settings, stop: asyncio.Event,
+                          every_seconds: float = POLL_SECONDS) -> None:
+    """Send due mail until `stop` is set: at once when this process queues a mail,
+    else every few seconds (mail queued by other processes, retries)."""
+    wake = wake_event(db)
+    while not stop.is_set():
+        wake.clear()
+        try:
+            while await send_due(db, settings) == BATCH and not stop.is_set():
+                pass  # a full batch: more may be waiting
+        except Exception:  # a failed round is retried on the next tick
+            log.exception("mail sending failed")
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+        try:
+            await asyncio.wait(waits, timeout=every_seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await w

@@ -1,0 +1,98 @@
+"""Shared by the account pages: messages for error codes, form values, sign-in guard."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
+
+from saumaton.core.errors import DomainError
+from saumaton.web.i18n import N_
+from saumaton.web.pages import TEMPLATES, error_message, gettext, render, settings_of
+from saumaton.web.shopper import current_customer_id
+
+# Messages for the codes the account services raise (else pages.error_message).
+MESSAGES: Mapping[str, str] = {
+    "invalid_email": N_("Check the e-mail address."),
+    "email_taken": N_("An account with this e-mail address exists already. Sign in, or "
+                      "reset the password if you have forgotten it."),
+    "password_too_short": N_("Use at least %(min)s characters."),
+    "password_too_long": N_("That password is too long."),
+    "password_too_common": N_("That password is too easy to guess. Choose another one."),
+    "wrong_password": N_("The current password is wrong."),
+    "invalid_link": N_("This link is invalid, already used or expired."),
+    "required": N_("Fill in this field."),
+    "too_long": N_("That is too long."),
+    "invalid_text": N_("That contains characters we cannot store."),
+    "invalid_postcode": N_("Check the postcode: a Finnish postcode has five digits."),
+    "invalid_country": N_("Choose a country."),
+    "invalid_phone": N_("Check the phone number."),
+    "too_many_addresses": N_("You have the most addresses we keep. Delete one first."),
+    "address_not_found": N_("There is no such address in your account."),
+    "order_not_found": N_("There is no such order in your account."),
+}
+NO_REFERRER = {"Referrer-Policy": "no-referrer"}  # pages whose URL holds a secret
+
+
+def message(request: Request, exc: DomainError) -> str:
+    text = MESSAGES.get(exc.code)
+    if text is None:
+        return error_message(request, exc)
+    try:
+        return gettext(request, text, **{k: str(v) for k, v in exc.extra.items()})
+    except (KeyError, ValueError, TypeError):
+        return exc.detail
+
+
+def field_errors(request: Request, exc: DomainError, fields: set[str]) -> dict[str, str]:
+    """The error next to its field, or at the top of the form."""
+    return {exc.field if exc.field in fields else "form": message(request, exc)}
+
+
+def text_field(form: FormData, name: str, max_len: int = 400) -> str:
+    value = form.get(name)
+    return value[:max_len] if isinstance(value, str) else ""
+
+
+def missing(request: Request, form: FormData, names: list[str]) -> dict[str, str]:
+    text = gettext(request, MESSAGES["required"])
+    return {n: text for n in names if not text_field(form, n).strip()}
+
+
+def base_url(request: Request) -> str:
+    """Links in mail use the configured public address, never the request's Host."""
+    return settings_of(request).resolved_public_url()
+
+
+def sign_in_redirect(request: Request) -> RedirectResponse:
+    target = "/account/login?" + urlencode({"next": request.url.path})
+    return RedirectResponse(target, status_code=303)
+
+
+def signed_in(request: Request) -> int | Response:
+    """The customer id, or the redirect to the sign-in page."""
+    customer_id = current_customer_id(request)
+    return sign_in_redirect(request) if customer_id is None else customer_id
+
+
+def layout() -> str:
+    """The webshop's layout when there is one, else the site's."""
+    return "shop/base.html" if (TEMPLATES / "shop" / "base.html").exists() else "base.html"
+
+
+def page(request: Request, template: str, title: str, context: Mapping[str, Any] | None = None,
+         *, status: int = 200, headers: Mapping[str, str] | None = None,
+         title_values: Mapping[str, str] | None = None) -> HTMLResponse:
+    """Render an account page; `title` is an untranslated message."""
+    response = render(request, template, {"title": gettext(request, title,
+                                                           **(title_values or {})),
+                                          "layout": layout(),
+                                          "signed_in": current_customer_id(request),
+                                          **(context or {})},
+                      status=status, headers=headers)
+    response.headers["Cache-Control"] = "no-store"  # personal data, forms with tokens
+    return response

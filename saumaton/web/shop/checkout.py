@@ -1,0 +1,414 @@
+"""Cart, checkout, Paytrail return and callback, order status: the webshop's buying
+pages. Each route reads the request, calls a `saumaton.checkout` service and
+renders what it returns."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Annotated, Any
+
+from fastapi import Path, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+
+from saumaton.checkout import cart as carts
+from saumaton.checkout.services import (
+    AddressIn,
+    CheckoutIn,
+    DeliveryOption,
+    InvalidSignature,
+    PaymentOutcome,
+    delivery_options,
+    order_by_token,
+    order_review,
+    parse_return,
+    place_web_order,
+    record_payment_status,
+    refund_payment,
+    start_payment,
+    status_path,
+)
+from saumaton.core.clock import utcnow
+from saumaton.core.errors import DomainError, ValidationFailed
+from saumaton.customers.accounts import account_profile
+from saumaton.locations.models import Location
+from saumaton.orders.schemas import LineIn, OrderOut
+from saumaton.payments.paytrail.client import PaytrailClient
+from saumaton.web.analytics import track
+from saumaton.web.auth import db_of
+from saumaton.web.i18n import N_
+from saumaton.web.pages import (
+    checked_form,
+    error_message,
+    error_page,
+    gettext,
+    is_htmx,
+    page_lang,
+    page_router,
+    render,
+    settings_of,
+)
+
+log = logging.getLogger(__name__)
+router = page_router("/shop")
+
+CART_COOKIE = "saumaton_cart"
+CART_COOKIE_AGE = 60 * 24 * 3600
+
+# Messages for the codes this flow raises (the service's English detail is the fallback).
+MESSAGES = {
+    "out_of_stock": N_("Sorry, this is sold out."),
+    "invalid_quantity": N_("Choose a quantity between 1 and 99."),
+    "cart_full": N_("Your cart is full."),
+    "invalid_email": N_("Check the e-mail address."),
+    "invalid_phone": N_("Check the phone number."),
+    "phone_required": N_("We need your phone number to tell you when the order is ready."),
+    "address_required": N_("Fill in the delivery address."),
+    "invalid_postcode": N_("A postcode has five digits."),
+    "pickup_store_required": N_("Choose the store where you collect the order."),
+    "not_a_pickup_point": N_("Orders cannot be collected at that store."),
+    "checkout_expired": N_("The time to pay this order ran out. Please order again."),
+    "order_paid": N_("This order is already paid."),
+    "order_cancelled": N_("This order was cancelled."),
+    "invalid_signature": N_("The payment result could not be verified. Nothing was changed."),
+    "payment_mismatch": N_("The payment result could not be verified. Nothing was changed."),
+    "paytrail_unreachable": N_("The payment service cannot be reached. Try again shortly."),
+}
+
+
+def _msg(request: Request, exc: DomainError) -> str:
+    m = MESSAGES.get(exc.code)
+    return gettext(request, m) if m else error_message(request, exc)
+
+
+def customer_of(request: Request) -> int | None:
+    value = request.session.get("customer_id")
+    return value if isinstance(value, int) else None
+
+
+def cart_token(request: Request) -> str | None:
+    return request.cookies.get(CART_COOKIE)
+
+
+def keep_cart_cookie(response: Response, token: str) -> None:
+    response.set_cookie(CART_COOKIE, token, max_age=CART_COOKIE_AGE, httponly=True,
+                        samesite="lax")
+
+
+def _track(request: Request, kind: str, **fields: Any) -> None:
+    track(request, kind, **fields)
+
+
+def _int(form: FormData, name: str, default: int | None = None) -> int:
+    raw = form.get(name)
+    try:
+        value = int(str(raw)) if raw not in (None, "") else default
+    except ValueError:
+        value = None
+    if value is None:
+        raise ValidationFailed(f"{name} must be a whole number", code="invalid_quantity"
+                               if name == "quantity" else "invalid_input", field=name)
+    return value
+
+
+# --- cart ------------------------------------------------------------------------------
+
+@router.get("/cart")
+async def cart_page(request: Request) -> HTMLResponse:
+    async with db_of(request).reader() as s:
+        view = await carts.view_cart(s, cart_token(request), customer_of(request), utcnow())
+    response = render(request, "shop/cart.html", {
+        "title": gettext(request, N_("Shopping cart")), "cart": view})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/cart/count")
+async def cart_count(request: Request) -> HTMLResponse:
+    async with db_of(request).reader() as s:
+        n = await carts.cart_count(s, cart_token(request), customer_of(request))
+    response = HTMLResponse(str(n) if n else "")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/cart/add")
+async def cart_add(request: Request) -> Response:
+    form = await checked_form(request)
+    try:
+        variant_id = _int(form, "variant_id")
+        quantity = _int(form, "quantity", 1)
+        async with db_of(request).uow() as uow:
+            change = await carts.add_to_cart(uow, cart_token(request), customer_of(request),
+                                             variant_id, quantity)
+            await uow.commit()
+    except DomainError as exc:
+        if is_htmx(request):
+            return render(request, "shop/_cart_message.html",
+                          {"ok": False, "message": _msg(request, exc)}, status=exc.status)
+        return error_page(request, exc.status, _msg(request, exc))
+    _track(request, "add_to_cart", variant_id=variant_id, data={"quantity": quantity})
+    if is_htmx(request):
+        message = gettext(request, N_("Added to cart."))
+        if change.limited:
+            message = gettext(request, N_("Only %(n)s available: your cart has %(n)s."),
+                              n=str(change.quantity))
+        response: Response = render(request, "shop/_cart_message.html",
+                                    {"ok": True, "message": message},
+                                    headers={"HX-Trigger": "cart-changed"})
+    else:
+        response = RedirectResponse("/shop/cart", status_code=303)
+    keep_cart_cookie(response, change.token)
+    return response
+
+
+@router.post("/cart/update")
+async def cart_update(request: Request) -> Response:
+    form = await checked_form(request)
+    try:
+        variant_id = _int(form, "variant_id")
+        quantity = 0 if form.get("remove") else _int(form, "quantity")
+        async with db_of(request).uow() as uow:
+            change = await carts.set_quantity(uow, cart_token(request), customer_of(request),
+                                              variant_id, quantity)
+            await uow.commit()
+    except DomainError as exc:
+        return error_page(request, exc.status, _msg(request, exc))
+    response = RedirectResponse("/shop/cart", status_code=303)
+    keep_cart_cookie(response, change.token)
+    return response
+
+
+# --- checkout --------------------------------------------------------------------------
+
+def _stores(options: list[DeliveryOption]) -> list[DeliveryOption]:
+    return [o for o in options if o.method == "pickup"]
+
+
+async def _checkout_context(request: Request, values: dict[str, Any],
+                            errors: dict[str, str]) -> dict[str, Any]:
+    settings = settings_of(request)
+    async with db_of(request).reader() as s:
+        view = await carts.view_cart(s, cart_token(request), customer_of(request), utcnow())
+        options = await delivery_options(s, settings, view.quote) if not view.empty else []
+        method = values.get("delivery") or ("home" if options and options[0].available
+                                             else "pickup")
+        method = method if method in ("home", "pickup") else "home"
+        review = await order_review(s, settings, view.quote, method)
+    return {"title": gettext(request, N_("Checkout")), "cart": view, "options": options,
+            "home": options[0] if options else None, "stores": _stores(options),
+            "values": values, "errors": errors, "method": method, "review": review,
+            "key": values.get("key") or secrets.token_urlsafe(18)}
+
+
+async def _prefill(request: Request) -> dict[str, Any]:
+    customer_id = customer_of(request)
+    if customer_id is None:
+        return {}
+    async with db_of(request).reader() as s:
+        p = await account_profile(s, customer_id)
+    values: dict[str, Any] = {"email": p.email, "first_name": p.first_name,
+                              "last_name": p.last_name, "phone": p.phone or ""}
+    address = getattr(p, "default_address", None)
+    if address is not None:
+        values.update({"address_name": address.name, "street": address.street,
+                       "postcode": address.postcode, "city": address.city})
+    return values
+
+
+@router.get("/checkout")
+async def checkout_page(request: Request) -> Response:
+    ctx = await _checkout_context(request, await _prefill(request), {})
+    if ctx["cart"].empty:
+        return RedirectResponse("/shop/cart", status_code=303)
+    _track(request, "checkout_started")
+    response = render(request, "shop/checkout.html", ctx)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/checkout/summary")
+async def checkout_summary(request: Request) -> HTMLResponse:
+    """The order review for the delivery method chosen (htmx, on change)."""
+    form = await checked_form(request)
+    values = {"delivery": str(form.get("delivery") or "")}
+    ctx = await _checkout_context(request, values, {})
+    return render(request, "shop/_summary.html", ctx)
+
+
+FIELD_OF_ERROR = {"address.name": "address_name", "address.street": "street",
+                  "address.postcode": "postcode", "address.city": "city"}
+
+
+def _command(form: FormData, lines: list[LineIn], lang: str) -> CheckoutIn:
+    def text(name: str) -> str:
+        return str(form.get(name) or "").strip()
+
+    delivery = text("delivery")
+    if delivery not in ("home", "pickup"):
+        raise ValidationFailed("choose how you get the order", code="delivery_required",
+                               field="delivery")
+    store = text("pickup_location_id") if delivery == "pickup" else ""
+    try:
+        address = AddressIn(name=text("address_name"), street=text("street"),
+                            postcode=text("postcode"), city=text("city")) \
+            if delivery == "home" else None
+        return CheckoutIn(
+            email=text("email"), phone=text("phone"), first_name=text("first_name"),
+            last_name=text("last_name"), delivery=delivery,
+            pickup_location_id=int(store) if store.isdigit() and len(store) < 10 else None,
+            address=address, marketing_email=form.get("marketing_email") == "yes",
+            language=lang if lang in ("fi", "en") else "fi",
+            lines=lines)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [str(p) for p in first["loc"]]
+        field = {"name": "address_name"}.get(loc[-1], loc[-1]) if loc else "form"
+        raise ValidationFailed(f"{field}: {first['msg']}", code="invalid_input",
+                               field=field) from None
+
+
+@router.post("/checkout")
+async def checkout(request: Request) -> Response:
+    form = await checked_form(request)
+    values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    settings = settings_of(request)
+    db = db_of(request)
+    async with db.reader() as s:
+        view = await carts.view_cart(s, cart_token(request), customer_of(request), utcnow())
+    if view.empty:
+        return RedirectResponse("/shop/cart", status_code=303)
+    errors: dict[str, str] = {}
+    status = 422
+    for name, message in (("email", N_("Enter your e-mail address.")),
+                          ("first_name", N_("Enter your first name.")),
+                          ("last_name", N_("Enter your last name."))):
+        if not values.get(name, "").strip():
+            errors[name] = gettext(request, message)
+    order: OrderOut | None = None
+    if not errors:
+        try:
+            cmd = _command(form, [LineIn(variant_id=ln.priced.variant_id,
+                                         quantity=ln.priced.quantity) for ln in view.lines],
+                           page_lang(request))
+            key = values.get("key", "")
+            if not 16 <= len(key) <= 64:
+                key = secrets.token_urlsafe(18)
+            order, _ = await place_web_order(db, settings, cmd, customer_id=customer_of(request),
+                                             key="web-checkout:" + key)
+        except DomainError as exc:
+            field = FIELD_OF_ERROR.get(exc.field or "", exc.field or "form")
+            if field.startswith("lines."):
+                field = "form"
+            errors[field] = _msg(request, exc)
+            status = exc.status
+    if order is None:
+        ctx = await _checkout_context(request, values, errors)
+        return render(request, "shop/checkout.html", ctx, status=status)
+    return await _pay(request, order)
+
+
+async def _pay(request: Request, order: OrderOut) -> Response:
+    client: PaytrailClient = request.app.state.paytrail
+    try:
+        href = await start_payment(db_of(request), client, settings_of(request), order)
+    except DomainError as exc:
+        async with db_of(request).reader() as s:
+            token = await _token(s, order.id)
+        request.session["flash"] = _msg(request, exc)
+        return RedirectResponse(status_path(order, token), status_code=303)
+    _track(request, "payment_started", order_id=order.id)
+    request.session["paying_order"] = order.id
+    return RedirectResponse(href, status_code=303)
+
+
+async def _token(s: Any, order_id: int) -> str:
+    from saumaton.checkout.services import access_token_of
+    return await access_token_of(s, order_id)
+
+
+# --- Paytrail's answers -----------------------------------------------------------------
+
+async def _record(request: Request) -> PaymentOutcome:
+    client: PaytrailClient = request.app.state.paytrail
+    params = {k: v for k, v in request.query_params.items()}
+    stamp, txn, status, amount, provider = parse_return(client, params)
+    out = await record_payment_status(db_of(request), settings_of(request), stamp, txn,
+                                      status, amount, provider)
+    if out.changed and out.refund_cents:
+        try:
+            await refund_payment(db_of(request), client, out.order_id, txn, out.refund_cents)
+        except DomainError:
+            log.exception("refund of order %s failed; retry by hand", out.order_id)
+    return out
+
+
+@router.get("/checkout/return/{result}")
+async def payment_return(request: Request,
+                         result: Annotated[str, Path(pattern="^(success|cancel)$")]
+                         ) -> Response:
+    """The shopper's browser back from Paytrail, with signed query parameters."""
+    try:
+        out = await _record(request)
+    except InvalidSignature as exc:
+        return error_page(request, 400, _msg(request, exc))
+    if out.changed and out.order_status == "paid":
+        _track(request, "order_placed", order_id=out.order_id)
+    if out.order_status == "paid":
+        async with db_of(request).uow() as uow:  # bought: the cart is done
+            cart = await carts.find_cart(uow.session, cart_token(request), customer_of(request))
+            if cart is not None:
+                await carts.clear_cart(uow, cart.id)
+                await uow.commit()
+    elif out.attempt_status == "fail":
+        request.session["flash"] = gettext(
+            request, N_("The payment was cancelled. Your order is kept for a while: "
+                        "you can try again."))
+    number = f"{out.order_id:06d}"
+    return RedirectResponse(f"/shop/orders/{number}?t={out.access_token}", status_code=303)
+
+
+@router.get("/checkout/callback/{result}")
+async def payment_callback(request: Request,
+                           result: Annotated[str, Path(pattern="^(success|cancel)$")]
+                           ) -> Response:
+    """Paytrail's server-to-server notice; may come several times, late, or first."""
+    try:
+        await _record(request)
+    except InvalidSignature as exc:
+        return PlainTextResponse(exc.detail, status_code=400)
+    except DomainError as exc:
+        return PlainTextResponse(exc.detail, status_code=exc.status)
+    return PlainTextResponse("OK")
+
+
+# --- order status -------------------------------------------------------------------------
+
+TokenQ = Annotated[str, Query(min_length=1, max_length=64)]
+
+
+@router.get("/orders/{number}")
+async def order_status(request: Request, number: Annotated[str, Path(max_length=18)],
+                       t: TokenQ) -> HTMLResponse:
+    async with db_of(request).reader() as s:
+        order = await order_by_token(s, number, t)
+        store = await s.get(Location, order.location_id) if order.location_id else None
+    flash = request.session.pop("flash", None)
+    response = render(request, "shop/order.html", {
+        "title": gettext(request, N_("Order %(number)s"), number=order.number),
+        "order": order, "token": t, "store": store, "flash": flash,
+        "settings_": settings_of(request)})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/orders/{number}/pay")
+async def order_pay(request: Request, number: Annotated[str, Path(max_length=18)]
+                    ) -> Response:
+    form = await checked_form(request)
+    token = str(form.get("t") or "")
+    async with db_of(request).reader() as s:
+        order = await order_by_token(s, number, token)
+    return await _pay(request, order)
