@@ -93,12 +93,48 @@ def lines(m: dict[str, Any]) -> list[str]:
                 f"ms p50 {lat.get('p50')} p95 {lat.get('p95')} p99 {lat.get('p99')}; "
                 f"postgres CPU {pgb['cpu_ms_per_transaction']['postgres']} ms/transaction; "
                 f"other processes {pgb['cpu']['share_of_machine_pct']['other_processes']}%")
-    for name in ("check_after_flash", "check_final"):
+    out.extend(web_lines())
+    for name in ("check_after_flash", "check_after_web", "check_final"):
         path = RESULTS / f"{name}.txt"
         if path.exists():
             last = (path.read_text().strip().splitlines() or ["?"])[-1]
             out.append(f"saumaton check ({name.removeprefix('check_').replace('_', ' ')}): "
                        f"{last}")
+    return out
+
+
+def web_lines() -> list[str]:
+    """Benchmark 5 (bench/web_checkout.py): three result files."""
+    out = []
+    wc = load("web_checkout")
+    if wc:
+        lat = wc["latency_ms"]
+        cpu = wc["cpu"]["share_of_machine_pct"]
+        out.append(
+            f"5. Web checkout ({wc['shoppers']} shoppers, {wc['duration_s']:.0f} s): "
+            f"{wc['checkouts_per_s']} paid checkouts/s (target 200), whole flow ms p50 "
+            f"{lat.get('p50')} p95 {lat.get('p95')} p99 {lat.get('p99')} (target 250); CPU "
+            f"ms/checkout {wc['cpu_ms_per_checkout']} -> at most "
+            f"~{wc['capacity_estimate_checkouts_per_s']}/s on this machine alone; CPU share: "
+            f"server {cpu['server']}%, postgres {cpu['postgres']}%, simulator "
+            f"{cpu['paytrail_simulator']}%, client {cpu['load_generator']}%, other "
+            f"{cpu['other_processes']}%; failures {wc['failures'] or 0}; database check "
+            f"{'OK' if wc['database_check']['consistent'] else 'FAILED'}")
+    page = load("product_page")
+    if page:
+        lat = page["latency_ms"]
+        out.append(
+            f"5. Product page ({page['clients']} clients, {page['duration_s']:.0f} s): "
+            f"{page['requests_per_s']} req/s, ms p50 {lat.get('p50')} p95 {lat.get('p95')} "
+            f"p99 {lat.get('p99')}; server CPU {page['server_cpu_ms_per_request']} ms/request; "
+            f"statuses {page['statuses']}")
+    over = load("web_oversell")
+    if over:
+        out.append(
+            f"5. Web oversell ({over['buyers']} buyers, {over['units_online']} units, whole "
+            f"flow each): {over['outcomes']}; stock left {over['database_check']}; all "
+            f"answered after {over['total_s']} s; {'PASSED' if over['passed'] else 'FAILED'}; "
+            f"oversold: {'no' if over.get('no_oversell') else 'YES'}")
     return out
 
 

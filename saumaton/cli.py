@@ -107,6 +107,29 @@ def demo_data(
     asyncio.run(run())
 
 
+@app.command("analytics-prune")
+def analytics_prune(
+    older_than_days: Annotated[int, typer.Option(min=1, help="keep this many days")] = 400,
+    database_url: DbUrl = None,
+) -> None:
+    """Delete first-party analytics events older than the retention period."""
+    from datetime import timedelta
+
+    from saumaton.analytics.privacy import prune_events
+    from saumaton.core.clock import utcnow
+    from saumaton.db.uow import Database
+
+    async def run() -> int:
+        db = Database(_url(database_url))
+        try:
+            return await prune_events(db, utcnow() - timedelta(days=older_than_days))
+        finally:
+            await db.dispose()
+
+    console.print(f"deleted {asyncio.run(run())} analytics events older than "
+                  f"{older_than_days} days")
+
+
 @app.command("check")
 def check(database_url: DbUrl = None) -> None:
     """Verify every stock level equals the sum of its ledger (exit 1 if not)."""
@@ -167,7 +190,8 @@ def serve(
     console.print(f"  POS       {base}/pos/  (log in as a cashier)")
     console.print(f"  API docs  {base}/api/docs")
     if settings.paytrail_simulated():
-        console.print(f"  Paytrail  {base}/paytrail-sim  (local simulator, test merchant)")
+        where = settings.paytrail_url or f"{base}/paytrail-sim"
+        console.print(f"  Paytrail  {where}  (local simulator, test merchant)")
     console.print(f"  health    {base}/healthz")
     uvicorn.run("saumaton.web.asgi:app", host=host, port=port, workers=workers,
                 reload=reload, log_level="warning", access_log=False, loop="uvloop",

@@ -189,3 +189,19 @@ async def test_concurrent_checkouts_never_oversell(db: Database, shop: Shop,
     results = await asyncio.gather(*(one(i) for i in range(100)))
     assert results.count("placed") == 20 and results.count("sold_out") == 80
     assert await level(db, vid, shop.warehouse) == (20, 20)
+
+
+async def test_concurrent_guests_with_one_new_email_become_one_customer(
+        db: Database, shop: Shop, settings: Settings) -> None:
+    [v] = await make_variants(db, [1000], stock={shop.warehouse: 10})
+    vid = int(str(v["id"]))
+    email = f"same-{vid}@example.fi"
+    orders = await asyncio.gather(*(
+        place_web_order(db, settings, cmd(vid, email=email), customer_id=None,
+                        key=f"same-{vid}-{i}") for i in range(8)))
+    assert len({o.customer_id for o, _ in orders}) == 1
+    async with db.reader() as s:
+        from saumaton.customers.models import CustomerIdentity
+        owners = (await s.scalars(select(CustomerIdentity.customer_id).where(
+            CustomerIdentity.kind == "email", CustomerIdentity.value == email))).all()
+    assert list(owners) == [orders[0][0].customer_id]

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from saumaton.db.uow import Database
 from saumaton.inventory.services import verify_ledger
+from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order
 from saumaton.payments.models import Payment
 from tests.support import Server, Shop, make_variants
@@ -97,6 +98,11 @@ async def test_guest_purchase_through_paytrail(server: Server, db: Database,
     assert order.status == "paid" and order.total_cents == 2 * 1990 + 590
     async with db.reader() as s:
         assert await verify_ledger(s) == []
+        # the confirmation was queued with the payment, in the same transaction
+        mail = (await s.scalars(select(OutgoingMail).where(
+            OutgoingMail.kind == "order_confirmation",
+            OutgoingMail.reference == number.group(1)))).one()
+    assert mail.to_addr == "anna@example.fi" and number.group(1) in mail.body_text
 
 
 async def test_tampered_return_is_rejected_and_changes_nothing(

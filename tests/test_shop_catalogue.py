@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, ViewportSize, async_playwright, expect
 from sqlalchemy import event, func, select
 
 from saumaton.catalogue.models import ProductImage
@@ -40,7 +40,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--no-first-run"]
-PHONE = {"width": 375, "height": 740}
+PHONE: ViewportSize = {"width": 375, "height": 740}
 expect.set_options(timeout=10_000)
 
 # (variant name, attributes, price, {location: quantity})
@@ -139,6 +139,9 @@ async def test_search_finds_name_brand_shade_sku_and_barcode(db: Database, shop:
 
     assert names(await find(db, q=f"satiini{t.upper()}")) == [lip.name]  # any case
     assert set(names(await find(db, q=f"merkki{t}"))) == {lip.name, other.name}
+    first = await product(db, f"Merkki{t} kasvovesi", [("A", {}, 990, {})], brand="Muu")
+    # relevance: the name starting with the words comes before a brand-only match
+    assert names(await find(db, q=f"merkki{t}"))[0] == first.name
     # a word of the name first, then the brand; every word must match somewhere
     assert names(await find(db, q=f"merkki{t} voide{t}")) == [other.name]
     shade = await find(db, q=f"mustikka{t}")  # only the matching variant is a hit
@@ -278,7 +281,7 @@ async def test_images_are_added_in_order_and_checked(db: Database, shop: Shop) -
                                                    p.variants[1].id),
         ("https://cdn.example/kuva.jpg", "Toinen", None)]
     assert listed[0].images == got.images
-    bad = [
+    bad: list[tuple[dict[str, Any], str]] = [
         (dict(url="javascript:alert(1)"), "invalid_image_url"),
         (dict(url="/media/../secret_key"), "invalid_image_url"),
         (dict(url="/media/x.svg", variant_id=other.variants[0].id), "variant_not_of_product"),

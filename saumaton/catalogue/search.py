@@ -1,16 +1,18 @@
 """The webshop's product finder: text search, category pages, filters and facets.
 
-One query selects the candidate variants (active, in the category and/or matching
-the words); one more finds which of them are available where. Attribute and
-availability filters, facet counts, relevance and paging then run over those
-rows in Python, so the same code serves SQLite and PostgreSQL (attributes are
-JSON, whose SQL differs between the two). Prices for the price sorts come from
-the caller (`PriceLookup`), which asks the one price function.
+Everything is counted and ordered in the database, so a page costs the same
+handful of queries however big the catalogue is: the matching products (one
+page of them), their number, the facet counts (one query, plus one per filtered
+attribute, since choosing one shade must still show the other shades' counts)
+and the availability counts. Attributes are JSON, read with each database's own
+JSON functions (json_each on SQLite, json_each_text on PostgreSQL).
 
 Filters match variants, not products: "shade Puolukka, in stock in Helsinki"
 finds products that have a Puolukka variant in stock in Helsinki. Several values
 of one attribute are alternatives (OR); different attributes and availability
-must all hold (AND).
+must all hold (AND). Prices for the price sorts come from the caller
+(`PriceLookup`, the one price function), asked only about variants a running
+campaign may touch; every other variant sells at its list price.
 """
 
 from __future__ import annotations
@@ -21,13 +23,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import (
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    distinct,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from stdnum import ean as stdnum_ean
 
 from saumaton.catalogue.models import Product, Variant
 from saumaton.catalogue.schemas import ProductOut
 from saumaton.catalogue.services import CategoryInfo, like_pattern, list_categories, load_products
+from saumaton.core.clock import utcnow
 from saumaton.core.errors import NotFound
 from saumaton.inventory.models import StockLevel
 from saumaton.locations.models import Location
@@ -105,19 +121,6 @@ class SearchResult:
     facets: list[Facet]
     stock_options: list[StockOption]
     category: CategoryInfo | None = None
-
-
-@dataclass
-class _Row:
-    variant_id: int
-    product_id: int
-    attributes: dict[str, str]
-    position: int
-    product_name: str
-    brand: str
-    created_at: datetime
-    variant_name: str
-    sku: str
 
 
 # --- categories ---------------------------------------------------------------------------
@@ -208,158 +211,209 @@ def _text_conditions(words: Sequence[str], code_forms: Sequence[str]) -> list[An
     return conds
 
 
-def _str_attributes(raw: Any) -> dict[str, str]:
-    if not isinstance(raw, dict):
-        return {}
-    return {str(k): str(v) for k, v in raw.items() if v is not None and str(v) != ""}
-
-
 def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
     """'5 ml' < '30 ml' < '150 ml'; words compare case-insensitively (ä, ö after z)."""
     return tuple((0, int(part)) if part.isdigit() else (1, part.casefold())
                  for part in re.split(r"(\d+)", text) if part)
 
 
-def _relevance(row: _Row, q: str, words: Sequence[str]) -> int:
-    name = row.product_name.casefold()
-    if name == q:
-        return 0
-    if name.startswith(q):
-        return 1
-    if all(w in name for w in words):
-        return 2
-    if all(w in name or w in row.brand.casefold() for w in words):
-        return 3
-    return 4  # the words are in a variant's name or code
+async def campaign_targeted(session: AsyncSession, at: datetime) -> Any:
+    """A condition on products (joined with their variants) true where a campaign
+    running at `at` targets the variant, the product or its category, in any
+    channel (the price function has the last word). The running campaigns' targets
+    are few: they are read first, so the condition is plain IN lists."""
+    rows = (await session.execute(
+        select(CampaignTarget.target_type, CampaignTarget.target_id)
+        .join(Campaign, Campaign.id == CampaignTarget.campaign_id)
+        .where(Campaign.active, Campaign.starts_at <= at,
+               or_(Campaign.ends_at.is_(None), Campaign.ends_at > at)))).all()
+    targets: dict[str, set[int]] = {"variant": set(), "product": set(), "category": set()}
+    for kind, target_id in rows:
+        targets.setdefault(kind, set()).add(target_id)
+    conds: list[Any] = [false()]
+    if targets["variant"]:
+        conds.append(Product.id.in_(select(Variant.product_id).where(
+            Variant.id.in_(targets["variant"]))))
+    if targets["product"]:
+        conds.append(Product.id.in_(targets["product"]))
+    if targets["category"]:
+        conds.append(Product.category_id.in_(targets["category"]))
+    return or_(*conds)
+
+
+class _Query:
+    """The conditions of one search, and the statements built from them."""
+
+    def __init__(self, session: AsyncSession, base: list[Any]) -> None:
+        self.s = session
+        self.base = base
+        postgres = session.get_bind().dialect.name == "postgresql"
+        each = func.json_each_text if postgres else func.json_each
+        self.kv = each(Variant.attributes).table_valued(
+            "key", "value", joins_implicitly=True).alias("kv")
+
+    def select(self, *cols: Any) -> Select[Any]:
+        return select(*cols).select_from(Variant).join(Product, Product.id == Variant.product_id)
+
+    async def facet_counts(self, conds: Sequence[Any], key: str | None = None
+                           ) -> dict[tuple[str, str], int]:
+        """Products per (attribute, value) among the variants meeting `conds`."""
+        kv = self.kv
+        stmt = (self.select(kv.c.key, cast(kv.c.value, String),
+                            func.count(distinct(Variant.product_id)))
+                .join(kv, true()).where(*self.base, *conds)
+                .group_by(kv.c.key, cast(kv.c.value, String)))
+        if key is not None:
+            stmt = stmt.where(kv.c.key == key)
+        return {(str(k), str(v)): int(n) for k, v, n in (await self.s.execute(stmt)).all()
+                if v is not None}
+
+
+def _in_stock(location_ids: Iterable[int]) -> Any:
+    """Some of the variant available at one of the locations. The same rule as
+    inventory.services.availability: available = on hand less reserved."""
+    return exists().where(StockLevel.variant_id == Variant.id,
+                          StockLevel.location_id.in_(list(location_ids) or [0]),
+                          StockLevel.on_hand - StockLevel.reserved > 0)
+
+
+def _relevance(words: Sequence[str]) -> Any:
+    q = " ".join(words)
+    name, brand = func.lower(Product.name), func.lower(Product.brand)
+    esc = like_pattern(q)[1:]  # 'q%': the name starts with the words
+    return case(
+        (name == q, 0),
+        (name.like(esc, escape="\\"), 1),
+        (and_(*[name.like(like_pattern(w), escape="\\") for w in words]), 2),
+        (and_(*[or_(name.like(like_pattern(w), escape="\\"),
+                    brand.like(like_pattern(w), escape="\\")) for w in words]), 3),
+        else_=4)
 
 
 async def search_products(
     session: AsyncSession, filters: SearchFilters, *, prices: PriceLookup | None = None,
+    at: datetime | None = None,
 ) -> SearchResult:
     """A page of products for the filters, with facet counts for refining it.
 
     Raises NotFound (`category_not_found`) for an unknown category. The price sorts
-    need `prices`."""
+    need `prices`; `at` is the time whose campaigns count (default now)."""
     tree = await category_tree(session)
     category = None
-    conds: list[Any] = [Product.active, Variant.active]
+    base: list[Any] = [Product.active, Variant.active]
     if filters.category is not None:
         category = tree.by_slug(filters.category)
         if category is None:
             raise NotFound(f"no category {filters.category!r}", code="category_not_found")
-        conds.append(Product.category_id.in_(tree.descendants(category.id)))
+        base.append(Product.category_id.in_(tree.descendants(category.id)))
     words = filters.words()
-    conds.extend(_text_conditions(words, gtin_forms(filters.q)))
-    candidates: Select[Any] = (
-        select(Variant.id).join(Product, Product.id == Variant.product_id).where(*conds))
+    base.extend(_text_conditions(words, gtin_forms(filters.q)))
+    query = _Query(session, base)
 
-    rows = [
-        _Row(vid, pid, _str_attributes(attrs), pos, pname, brand, created, vname, sku)
-        for vid, pid, attrs, pos, pname, brand, created, vname, sku in (await session.execute(
-            select(Variant.id, Variant.product_id, Variant.attributes, Variant.position,
-                   Product.name, Product.brand, Product.created_at, Variant.name, Variant.sku)
-            .join(Product, Product.id == Variant.product_id).where(*conds)
-        )).all()
-    ]
-    locations = (await session.scalars(select(Location).order_by(Location.name, Location.id))
-                 ).all()
-    # Available = on hand less reserved, > 0; online = at a location that ships web
-    # orders: the same rule as inventory.services.availability.
-    in_stock: set[tuple[int, int]] = set()
-    if rows:
-        in_stock = {(vid, lid) for vid, lid in (await session.execute(
-            select(StockLevel.variant_id, StockLevel.location_id).where(
-                StockLevel.variant_id.in_(candidates),
-                StockLevel.on_hand - StockLevel.reserved > 0))).all()}
-    online_locs = {loc.id for loc in locations if loc.ships_web_orders}
-    stores = [loc for loc in locations if loc.pickup_point or loc.sells_in_person]
-    stock_places: dict[str, set[int]] = {ONLINE: online_locs,
-                                         **{loc.code: {loc.id} for loc in stores}}
-    stock_at = filters.stock if filters.stock in stock_places else None
-
-    def available(row: _Row, code: str) -> bool:
-        return any((row.variant_id, lid) in in_stock for lid in stock_places[code])
-
-    # Facets: the attributes the candidates have; only chosen values of those count.
-    keys: dict[str, set[str]] = {}
-    for row in rows:
-        for k, v in row.attributes.items():
-            if k not in RESERVED_PARAMS:
-                keys.setdefault(k, set()).add(v)
-    chosen = {k: set(list(vs)[:MAX_FILTER_VALUES]) & keys[k]
-              for k, vs in filters.attributes.items() if k in keys}
+    # The attributes the candidates have; only chosen values of those count, so
+    # an old link or a marketing parameter (utm_source) does not empty the page.
+    universe = await query.facet_counts([])
+    values: dict[str, set[str]] = {}
+    for key, value in universe:
+        if key not in RESERVED_PARAMS:
+            values.setdefault(key, set()).add(value)
+    chosen = {k: set(list(vs)[:MAX_FILTER_VALUES]) & values[k]
+              for k, vs in filters.attributes.items() if k in values}
     chosen = {k: vs for k, vs in chosen.items() if vs}
 
-    def matches(row: _Row, *, skip_attr: str | None = None, skip_stock: bool = False) -> bool:
-        for k, vs in chosen.items():
-            if k != skip_attr and row.attributes.get(k) not in vs:
-                return False
-        return skip_stock or stock_at is None or available(row, stock_at)
+    locations = (await session.scalars(select(Location).order_by(Location.name, Location.id))
+                 ).all()
+    stores = [loc for loc in locations if loc.pickup_point or loc.sells_in_person]
+    places: dict[str, list[int]] = {ONLINE: [loc.id for loc in locations if loc.ships_web_orders],
+                                    **{loc.code: [loc.id] for loc in stores}}
+    stock_at = filters.stock if filters.stock in places else None
 
-    facets = []
-    for key in sorted(keys, key=natural_key):
-        counts: dict[str, set[int]] = {v: set() for v in keys[key]}
-        for row in rows:
-            value = row.attributes.get(key)
-            if value is not None and matches(row, skip_attr=key):
-                counts[value].add(row.product_id)
-        if len(keys[key]) > 1 or key in chosen:
-            facets.append(Facet(key, [FacetValue(v, len(counts[v]), v in chosen.get(key, ()))
-                                      for v in sorted(keys[key], key=natural_key)]))
-    stock_options = []
-    for code, name in [(ONLINE, ""), *((loc.code, loc.name) for loc in stores)]:
-        having = {r.product_id for r in rows if matches(r, skip_stock=True)
-                  and available(r, code)}
-        stock_options.append(StockOption(code, name, len(having), code == stock_at))
+    def conds(*, skip_attr: str | None = None, skip_stock: bool = False) -> list[Any]:
+        out = [Variant.attributes[k].as_string().in_(sorted(vs))
+               for k, vs in chosen.items() if k != skip_attr]
+        if stock_at is not None and not skip_stock:
+            out.append(_in_stock(places[stock_at]))
+        return out
 
-    matching: dict[int, list[_Row]] = {}
-    for row in rows:
-        if matches(row):
-            matching.setdefault(row.product_id, []).append(row)
-    for product_rows in matching.values():
-        product_rows.sort(key=lambda r: (r.position, r.variant_id))
-    order = await _sorted(matching, filters, words, prices)
+    matching = conds()
+    counts = universe if not matching else await query.facet_counts(matching)
+    for key in chosen:  # the other values of a chosen attribute, as if it were not
+        counts.update(await query.facet_counts(conds(skip_attr=key), key))
+    facets = [
+        Facet(key, [FacetValue(v, counts.get((key, v), 0), v in chosen.get(key, ()))
+                    for v in sorted(values[key], key=natural_key)])
+        for key in sorted(values, key=natural_key) if len(values[key]) > 1 or key in chosen]
 
-    total = len(order)
+    no_stock = conds(skip_stock=True)
+    per_store: dict[int, int] = {lid: n for lid, n in (await session.execute(
+        query.select(StockLevel.location_id, func.count(distinct(Variant.product_id)))
+        .join(StockLevel, StockLevel.variant_id == Variant.id)
+        .where(*base, *no_stock, StockLevel.on_hand - StockLevel.reserved > 0,
+               StockLevel.location_id.in_([loc.id for loc in stores] or [0]))
+        .group_by(StockLevel.location_id))).all()}
+    online = await session.scalar(query.select(func.count(distinct(Variant.product_id)))
+                                  .where(*base, *no_stock, _in_stock(places[ONLINE])))
+    stock_options = [StockOption(ONLINE, "", int(online or 0), stock_at == ONLINE)] + [
+        StockOption(loc.code, loc.name, int(per_store.get(loc.id, 0)), stock_at == loc.code)
+        for loc in stores]
+
+    total = int(await session.scalar(query.select(func.count(distinct(Variant.product_id)))
+                                     .where(*base, *matching)) or 0)
     size = max(1, filters.page_size)
     pages = max(1, -(-total // size))
-    page_ids = order[(filters.page - 1) * size: filters.page * size]
-    products = await load_products(session, page_ids)
-    hits = [Hit(products[pid], tuple(r.variant_id for r in matching[pid])) for pid in page_ids]
-    return SearchResult(hits, total, filters.page, pages, filters.effective_sort(), facets,
-                        stock_options, category)
-
-
-async def _sorted(matching: Mapping[int, list[_Row]], filters: SearchFilters,
-                  words: Sequence[str], prices: PriceLookup | None) -> list[int]:
+    offset = (filters.page - 1) * size
     sort = filters.effective_sort()
-    first = {pid: rows[0] for pid, rows in matching.items()}
+    if sort in ("price_asc", "price_desc"):
+        page_ids = await _by_price(query, matching, sort, prices, at or utcnow(), offset, size)
+    else:
+        order: list[Any] = [Product.created_at.desc(), Product.id.desc()]  # newest
+        if sort == "name":
+            order = [func.lower(Product.name), Product.id]
+        elif sort == "relevance":
+            order = [func.min(_relevance(words)), func.lower(Product.name), Product.id]
+        page_ids = list((await session.scalars(
+            query.select(Product.id).where(*base, *matching)
+            .group_by(Product.id, Product.created_at, Product.name, Product.brand)
+            .order_by(*order).limit(size).offset(offset))).all())
 
-    def by_name(pid: int) -> tuple[Any, ...]:
-        return (first[pid].product_name.casefold(), pid)
+    hit_variants: dict[int, list[int]] = {pid: [] for pid in page_ids}
+    if page_ids:
+        for vid, pid in (await session.execute(
+            query.select(Variant.id, Variant.product_id)
+            .where(*base, *matching, Variant.product_id.in_(page_ids))
+            .order_by(Variant.position, Variant.id))).all():
+            hit_variants[pid].append(vid)
+    products = await load_products(session, page_ids)
+    hits = [Hit(products[pid], tuple(hit_variants[pid])) for pid in page_ids]
+    return SearchResult(hits, total, filters.page, pages, sort, facets, stock_options, category)
 
-    def newest(pid: int) -> tuple[float, int]:
-        return (-first[pid].created_at.timestamp(), -pid)
 
-    ids = list(matching)
-    if sort == "name":
-        return sorted(ids, key=by_name)
-    if sort == "newest":
-        return sorted(ids, key=newest)
-    if sort == "relevance":
-        q = " ".join(words)
-        score = {pid: min(_relevance(r, q, words) for r in rows)
-                 for pid, rows in matching.items()}
-        return sorted(ids, key=lambda pid: (score[pid], *by_name(pid)))
+async def _by_price(query: _Query, matching: Sequence[Any], sort: str,
+                    prices: PriceLookup | None, at: datetime, offset: int, size: int
+                    ) -> list[int]:
+    """One page of product ids by their lowest price among the matching variants:
+    the list price, or what the price function says where a campaign may apply."""
     if prices is None:
         raise ValueError("sorting by price needs a price lookup")
-    found = await prices([r.variant_id for rows in matching.values() for r in rows])
-    low = {pid: min((found[r.variant_id] for r in rows if r.variant_id in found), default=None)
-           for pid, rows in matching.items()}
-    priced = [pid for pid in ids if low[pid] is not None]
-    unpriced = sorted((pid for pid in ids if low[pid] is None), key=by_name)
+    lowest: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for pid, name, low in (await query.s.execute(
+        query.select(Product.id, Product.name, func.min(Variant.price_cents))
+        .where(*query.base, *matching).group_by(Product.id, Product.name))).all():
+        lowest[pid], names[pid] = int(low), str(name)
+    touched = (await query.s.execute(
+        query.select(Variant.id, Variant.product_id)
+        .where(*query.base, *matching, await campaign_targeted(query.s, at)))).all()
+    if touched:
+        found = await prices([vid for vid, _ in touched])
+        campaign_low: dict[int, int] = {}
+        for vid, pid in touched:
+            if vid in found:
+                campaign_low[pid] = min(found[vid], campaign_low.get(pid, found[vid]))
+        lowest.update(campaign_low)
     sign = -1 if sort == "price_desc" else 1
-    return sorted(priced, key=lambda pid: (sign * (low[pid] or 0), *by_name(pid))) + unpriced
+    ordered = sorted(lowest, key=lambda pid: (sign * lowest[pid], names[pid].casefold(), pid))
+    return ordered[offset:offset + size]
 
 
 # --- the home page ----------------------------------------------------------------------------
@@ -379,18 +433,9 @@ async def campaign_candidates(session: AsyncSession, at: datetime, limit: int = 
     """Products for sale that a campaign running at `at` targets (by variant, product
     or category), by name. Only candidates: the price function decides whether the
     web price is discounted (a campaign may be limited to other channels)."""
-    running = select(CampaignTarget.target_type, CampaignTarget.target_id).join(
-        Campaign, Campaign.id == CampaignTarget.campaign_id).where(
-        Campaign.active, Campaign.starts_at <= at,
-        or_(Campaign.ends_at.is_(None), Campaign.ends_at > at)).subquery()
-    targeted = exists().where(or_(
-        and_(running.c.target_type == "product", running.c.target_id == Product.id),
-        and_(running.c.target_type == "category", running.c.target_id == Product.category_id),
-        and_(running.c.target_type == "variant", running.c.target_id.in_(
-            select(Variant.id).where(Variant.product_id == Product.id, Variant.active))),
-    ))
     ids = list((await session.scalars(
-        select(Product.id).where(Product.active, targeted, exists().where(
+        select(Product.id).where(Product.active, await campaign_targeted(session, at),
+                                 exists().where(
             Variant.product_id == Product.id, Variant.active))
         .order_by(Product.name, Product.id).limit(limit))).all())
     found = await load_products(session, ids)

@@ -201,6 +201,19 @@ async def merge_on_sign_in(uow: UnitOfWork, anon_token: str | None, customer_id:
     return mine.token
 
 
+async def cart_lines(s: AsyncSession, token: str | None, customer_id: int | None
+                     ) -> list[tuple[int, int]]:
+    """(variant_id, quantity) of the cart, in the order added; no prices (cheap)."""
+    cart = await find_cart(s, token, customer_id)
+    if cart is None:
+        return []
+    rows = (await s.execute(
+        select(CartLine.variant_id, CartLine.quantity)
+        .where(CartLine.cart_id == cart.id).order_by(CartLine.added_at, CartLine.variant_id)
+    )).all()
+    return [(int(v), int(q)) for v, q in rows]
+
+
 async def cart_count(s: AsyncSession, token: str | None, customer_id: int | None) -> int:
     cart = await find_cart(s, token, customer_id)
     if cart is None:
@@ -258,11 +271,8 @@ async def view_cart(s: AsyncSession, token: str | None, customer_id: int | None,
                        total_cents=0, vat_cents=0)
     if cart is None:
         return CartView(None, None, [], empty, 0)
-    rows = (await s.execute(
-        select(CartLine.variant_id, CartLine.quantity)
-        .where(CartLine.cart_id == cart.id).order_by(CartLine.added_at, CartLine.variant_id)
-    )).all()
-    return await price_cart(s, cart.id, cart.token, [(int(v), int(q)) for v, q in rows], at)
+    wanted = await cart_lines(s, token, customer_id)
+    return await price_cart(s, cart.id, cart.token, wanted, at)
 
 
 async def price_cart(s: AsyncSession, cart_id: int | None, token: str | None,

@@ -25,7 +25,8 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,6 +49,8 @@ from saumaton.inventory.services import (
 )
 from saumaton.locations.models import Location
 from saumaton.locations.services import web_fulfilment_locations
+from saumaton.mail.messages import Mail, order_confirmation
+from saumaton.mail.queue import queue_mail
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.quote import OrderQuote, price_lines
 from saumaton.orders.schemas import DeliveryOut, LineIn, OrderIn, OrderLineOut, OrderOut, VatLine
@@ -221,11 +224,20 @@ async def _customer_for(uow: UnitOfWork, customer_id: int | None, email: str, ph
     customer = Customer(first_name=cmd.first_name.strip(), last_name=cmd.last_name.strip())
     s.add(customer)
     await s.flush()
-    s.add(CustomerIdentity(customer_id=customer.id, kind="email", value=email))
-    if phone and await s.scalar(select(CustomerIdentity.id).where(
-            CustomerIdentity.kind == "phone", CustomerIdentity.value == phone)) is None:
-        s.add(CustomerIdentity(customer_id=customer.id, kind="phone", value=phone))
-    await s.flush()
+    # Two checkouts with the same new e-mail or phone at once: the unique identity
+    # decides; the loser uses the winner's customer (and drops its empty row).
+    ins = (postgresql.insert if uow.db.is_postgres else sqlite.insert)(CustomerIdentity)
+    got = await s.scalar(ins.values(customer_id=customer.id, kind="email", value=email)
+                         .on_conflict_do_nothing().returning(CustomerIdentity.id))
+    if got is None:
+        await s.execute(delete(Customer).where(Customer.id == customer.id))
+        owner = await s.scalar(select(CustomerIdentity.customer_id).where(
+            CustomerIdentity.kind == "email", CustomerIdentity.value == email))
+        assert owner is not None
+        return int(owner)
+    if phone:
+        await s.execute(ins.values(customer_id=customer.id, kind="phone", value=phone)
+                        .on_conflict_do_nothing())
     uow.emit("customer.created", {"customer_id": customer.id, "channel": WEB_CHANNEL})
     return customer.id
 
@@ -501,6 +513,9 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
         uow.emit("payment.refund_needed", {"order_id": order.id, "amount_cents": amount})
         return outcome(True, refund=amount)
     number = order_number(order.id)
+    # Everything the confirmation needs is read and rendered now, before the stock
+    # rows are locked: the hottest rows stay locked only until the commit below.
+    mail = await _confirmation(uow, settings, order)
     try:
         await _secure_stock(uow, order, number, settings, now)
     except OutOfStock:
@@ -513,12 +528,13 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
     order.status = "paid"
     order.paid_cents = amount
     order.payment_due_at = None
+    await queue_mail(uow, kind="order_confirmation", to=order.email, subject=mail.subject,
+                     text=mail.text, html=mail.html, reference=number)
     await s.flush()
     uow.emit("order.paid", {"order_id": order.id, "channel": WEB_CHANNEL,
                             "location_id": order.location_id, "total_cents": order.total_cents,
                             "customer_id": order.customer_id,
                             "delivery": order.delivery_method})
-    await _queue_confirmation(uow, settings, order.id)
     return outcome(True)
 
 
@@ -549,23 +565,17 @@ async def _secure_stock(uow: UnitOfWork, order: Order, number: str, settings: Se
             .values(expires_at=now + hold).execution_options(synchronize_session=False))
 
 
-async def _queue_confirmation(uow: UnitOfWork, settings: Settings, order_id: int) -> None:
-    """The order e-mail, queued in this transaction: sent once the payment is stored."""
-    from saumaton.mail.messages import order_confirmation
-    from saumaton.mail.queue import queue_mail
-
-    order = await get_order(uow.session, order_id)
-    token = await access_token_of(uow.session, order_id)
+async def _confirmation(uow: UnitOfWork, settings: Settings, order: Order) -> Mail:
+    """The order e-mail of a paid order (rendered from the order as stored)."""
+    out = await get_order(uow.session, order.id)
     pickup_name = None
-    if order.delivery is not None and order.delivery.method == "pickup" \
-            and order.location_id is not None:
+    if order.delivery_method == "pickup" and order.location_id is not None:
         loc = await uow.session.get(Location, order.location_id)
         pickup_name = loc.name if loc else None
-    mail = order_confirmation(order, status_url=settings.resolved_public_url()
-                              + status_path(order, token), lang=order.language,
-                              settings=settings, pickup_store_name=pickup_name)
-    await queue_mail(uow, kind="order_confirmation", to=order.email, subject=mail.subject,
-                     text=mail.text, html=mail.html, reference=order.number)
+    return order_confirmation(
+        out, status_url=settings.resolved_public_url() + status_path(out, order.access_token
+                                                                     or ""),
+        lang=order.language, settings=settings, pickup_store_name=pickup_name)
 
 
 async def refund_payment(db: Database, client: PaytrailClient, order_id: int,

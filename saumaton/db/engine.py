@@ -45,7 +45,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engines(url: str, pool_size: int = 10) -> tuple[AsyncEngine, AsyncEngine]:
-    """Return (write_engine, read_engine). On PostgreSQL they are the same engine."""
+    """Return (write_engine, read_engine). On PostgreSQL they share one pool."""
     url = normalise_url(url)
     if dialect_of(url) == "sqlite":
         writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
@@ -65,4 +65,7 @@ def create_engines(url: str, pool_size: int = 10) -> tuple[AsyncEngine, AsyncEng
     engine = create_async_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
     )
-    return engine, engine
+    # Reads run outside a transaction: under READ COMMITTED every statement sees its
+    # own snapshot anyway, and this saves the BEGIN and ROLLBACK round trips of each
+    # read session. Same pool as the writer.
+    return engine, engine.execution_options(isolation_level="AUTOCOMMIT")

@@ -63,6 +63,12 @@ class Outcome:
 
 async def _claim(db: Database, limit: int) -> list[Claimed]:
     now = utcnow()
+    # A read first: on SQLite a claim takes the write lock, which sales also need.
+    async with db.reader() as s:
+        if await s.scalar(select(OutgoingMail.id).where(
+                OutgoingMail.status == "queued", OutgoingMail.next_attempt_at <= now)
+                .limit(1)) is None:
+            return []
     async with db.uow() as uow:
         rows = (await uow.session.scalars(
             select(OutgoingMail)

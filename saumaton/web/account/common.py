@@ -12,7 +12,7 @@ from starlette.datastructures import FormData
 
 from saumaton.core.errors import DomainError
 from saumaton.web.i18n import N_
-from saumaton.web.pages import TEMPLATES, error_message, gettext, render, settings_of
+from saumaton.web.pages import error_message, gettext, render, settings_of
 from saumaton.web.shopper import current_customer_id
 
 # Messages for the codes the account services raise (else pages.error_message).
@@ -79,18 +79,12 @@ def signed_in(request: Request) -> int | Response:
     return sign_in_redirect(request) if customer_id is None else customer_id
 
 
-def layout() -> str:
-    """The webshop's layout when there is one, else the site's."""
-    return "shop/base.html" if (TEMPLATES / "shop" / "base.html").exists() else "base.html"
-
-
 def page(request: Request, template: str, title: str, context: Mapping[str, Any] | None = None,
          *, status: int = 200, headers: Mapping[str, str] | None = None,
          title_values: Mapping[str, str] | None = None) -> HTMLResponse:
     """Render an account page; `title` is an untranslated message."""
     response = render(request, template, {"title": gettext(request, title,
                                                            **(title_values or {})),
-                                          "layout": layout(),
                                           "signed_in": current_customer_id(request),
                                           **(context or {})},
                       status=status, headers=headers)

@@ -64,6 +64,11 @@ async def register(request: Request) -> Response:
     values["marketing_email"] = form.get("marketing_email") == "yes"
     password = text_field(form, "password", accounts.MAX_PASSWORD + 1)
     errors = missing(request, form, ["first_name", "last_name", "email", "password"])
+    if errors and "password" not in errors:
+        try:  # all the form's problems at once, not one per round trip
+            accounts.check_password(password, values["email"])
+        except DomainError as exc:
+            errors.update(field_errors(request, exc, REGISTER_FIELDS))
     if errors:
         return _register_page(request, values, errors, 422)
     try:

@@ -277,8 +277,8 @@ async def checkout(request: Request) -> Response:
     settings = settings_of(request)
     db = db_of(request)
     async with db.reader() as s:
-        view = await carts.view_cart(s, cart_token(request), customer_of(request), utcnow())
-    if view.empty:
+        wanted = await carts.cart_lines(s, cart_token(request), customer_of(request))
+    if not wanted:
         return RedirectResponse("/shop/cart", status_code=303)
     errors: dict[str, str] = {}
     status = 422
@@ -290,8 +290,7 @@ async def checkout(request: Request) -> Response:
     order: OrderOut | None = None
     if not errors:
         try:
-            cmd = _command(form, [LineIn(variant_id=ln.priced.variant_id,
-                                         quantity=ln.priced.quantity) for ln in view.lines],
+            cmd = _command(form, [LineIn(variant_id=v, quantity=q) for v, q in wanted],
                            page_lang(request))
             key = values.get("key", "")
             if not 16 <= len(key) <= 64:
