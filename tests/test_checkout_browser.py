@@ -264,7 +264,7 @@ async def test_click_and_collect_is_ready_at_the_store(
     await page.get_by_test_id("pay").click()
     error = page.get_by_test_id("error-phone")
     await expect(error).to_have_text(
-        "Tarvitsemme puhelinnumerosi, jotta voimme kertoa, kun tilaus on valmis.")
+        "Tarvitsemme puhelinnumerosi, jotta myymälä tavoittaa sinut tilaukseen liittyen.")
     await expect(page.locator("#phone")).to_have_attribute("aria-invalid", "true")
     await expect(page.locator("#phone")).to_have_attribute(
         "aria-describedby", re.compile(r"\bphone-error\b"))

@@ -207,3 +207,28 @@ async def test_staff_and_token_from_the_cli_work_on_the_api(cli: Transcript) -> 
             wrong = await api.get("/api/v1/orders",
                                   headers={"Authorization": f"Bearer {token}x"})
             assert wrong.status_code == 401 and wrong.json()["code"] == "invalid_token"
+
+
+async def test_analytics_prune_deletes_only_old_events(db: Database, database_url: str,
+                                                       tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from saumaton.analytics.models import AnalyticsEvent
+    from saumaton.core.clock import utcnow
+
+    tag = uuid.uuid4().hex
+    now = utcnow()
+    async with db.uow() as uow:
+        await uow.session.execute(insert(AnalyticsEvent), [
+            {"kind": "visit", "at": now - timedelta(days=days), "path": f"/{tag}", "data": {}}
+            for days in (500, 401, 10)])
+        await uow.commit()
+    r = _ok(await run_cli(database_url, tmp_path, "analytics-prune", "--older-than-days",
+                          "400"))
+    assert "analytics events older than 400 days" in r.out
+    async with db.reader() as s:
+        left = await s.scalar(select(func.count()).select_from(AnalyticsEvent)
+                              .where(AnalyticsEvent.path == f"/{tag}"))
+    assert left == 1

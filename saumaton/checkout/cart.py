@@ -10,8 +10,8 @@ the cart says is what the order will cost.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -250,6 +250,7 @@ class CartView:
     lines: list[CartLineView]
     quote: OrderQuote
     dropped: int  # lines no longer for sale (removed from the view)
+    stock: Mapping[int, Availability] = field(default_factory=dict)  # per variant
 
     @property
     def empty(self) -> bool:
@@ -304,4 +305,4 @@ async def price_cart(s: AsyncSession, cart_id: int | None, token: str | None,
                           sellable=sellable(stock[ln.variant_id]),
                           online=stock[ln.variant_id].online)
              for ln in quote.lines]
-    return CartView(cart_id, token, lines, quote, len(wanted) - len(keep))
+    return CartView(cart_id, token, lines, quote, len(wanted) - len(keep), stock)

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -42,6 +43,7 @@ from saumaton.customers.models import Customer, CustomerConsent, CustomerIdentit
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.inventory.models import StockReservation
 from saumaton.inventory.services import (
+    Availability,
     availability,
     consume,
     release,
@@ -180,14 +182,16 @@ async def order_review(s: AsyncSession, settings: Settings, quote: OrderQuote,
                   vat_breakdown(lines, delivery))
 
 
-async def delivery_options(s: AsyncSession, settings: Settings, quote: OrderQuote
+async def delivery_options(s: AsyncSession, settings: Settings, quote: OrderQuote,
+                           stock: Mapping[int, Availability] | None = None
                            ) -> list[DeliveryOption]:
     """Home delivery (available when the web stock covers every line) and pickup at
     each pickup-point store, available when that store has every line."""
     wanted: dict[int, int] = {}
     for ln in quote.lines:
         wanted[ln.variant_id] = wanted.get(ln.variant_id, 0) + ln.quantity
-    stock = await availability(s, list(wanted))
+    if stock is None or not set(wanted) <= set(stock):
+        stock = await availability(s, list(wanted))
     home_ok = all(stock[v].online >= q for v, q in wanted.items())
     out = [DeliveryOption("home", None, "", "",
                           home_delivery_fee(settings, quote.total_cents), home_ok)]
@@ -394,11 +398,6 @@ async def start_payment(db: Database, client: PaytrailClient, settings: Settings
         raise PaymentNotPossible("the time to pay this order has run out",
                                  code="checkout_expired")
     stamp = uuid.uuid4().hex
-    async with db.uow() as uow:
-        await uow.session.execute(insert(PaytrailPayment).values(
-            order_id=order.id, stamp=stamp, amount_cents=order.total_cents, status="new",
-            created_at=now, updated_at=now))
-        await uow.commit()
     base = settings.resolved_public_url()
     body = payment_request(
         order, stamp=stamp, reference=order.number, email=order.email,
@@ -407,12 +406,13 @@ async def start_payment(db: Database, client: PaytrailClient, settings: Settings
         callback_success_url=f"{base}/shop/checkout/callback/success",
         callback_cancel_url=f"{base}/shop/checkout/callback/cancel")
     data = await client.create_payment(body)
+    # Recorded once Paytrail knows the payment: its answers can only come after the
+    # shopper is sent to its page, which happens after this commit.
     async with db.uow() as uow:
-        await uow.session.execute(
-            update(PaytrailPayment).where(PaytrailPayment.stamp == stamp)
-            .values(transaction_id=str(data["transactionId"]), href=str(data.get("href", "")),
-                    updated_at=utcnow())
-            .execution_options(synchronize_session=False))
+        await uow.session.execute(insert(PaytrailPayment).values(
+            order_id=order.id, stamp=stamp, transaction_id=str(data["transactionId"]),
+            href=str(data.get("href", "")), amount_cents=order.total_cents, status="new",
+            created_at=now, updated_at=now))
         await uow.commit()
     return str(data["href"])
 

@@ -64,7 +64,7 @@ MESSAGES = {
     "cart_full": N_("Your cart is full."),
     "invalid_email": N_("Check the e-mail address."),
     "invalid_phone": N_("Check the phone number."),
-    "phone_required": N_("We need your phone number to tell you when the order is ready."),
+    "phone_required": N_("We need your phone number so the store can reach you about the order."),
     "address_required": N_("Fill in the delivery address."),
     "invalid_postcode": N_("A postcode has five digits."),
     "pickup_store_required": N_("Choose the store where you collect the order."),
@@ -192,7 +192,8 @@ async def _checkout_context(request: Request, values: dict[str, Any],
     settings = settings_of(request)
     async with db_of(request).reader() as s:
         view = await carts.view_cart(s, cart_token(request), customer_of(request), utcnow())
-        options = await delivery_options(s, settings, view.quote) if not view.empty else []
+        options = (await delivery_options(s, settings, view.quote, view.stock)
+                   if not view.empty else [])
         method = values.get("delivery") or ("home" if options and options[0].available
                                              else "pickup")
         method = method if method in ("home", "pickup") else "home"
