@@ -336,7 +336,8 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
         else:
             raise OutOfStock(f"{ln.name} is no longer available"
                              + (" at that store" if cmd.delivery == "pickup" else ""),
-                             field=f"lines.{ln.line_no - 1}",
+                             code="not_in_store" if cmd.delivery == "pickup"
+                             else "out_of_stock", field=f"lines.{ln.line_no - 1}",
                              extra={"variant_id": ln.variant_id, "name": ln.name})
         rows.append({
             "order_id": order_id, "line_no": ln.line_no, "variant_id": ln.variant_id,
@@ -431,6 +432,7 @@ class PaymentOutcome:
     changed: bool  # False: this status was already recorded (a repeated callback)
     refund_cents: int = 0  # paid but the goods could not be secured: to refund
     transaction_id: str = ""
+    customer_id: int | None = None
 
 
 PAYTRAIL_STATUSES = ("ok", "fail", "pending", "delayed", "new")
@@ -488,7 +490,7 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
 
     def outcome(changed: bool, refund: int = 0) -> PaymentOutcome:
         return PaymentOutcome(order.id, order.access_token or "", order.status, attempt.status,
-                              changed, refund, txn)
+                              changed, refund, txn, order.customer_id)
 
     if attempt.status == "ok" or attempt.status == status:
         return outcome(False)  # settled already, or nothing new

@@ -60,6 +60,8 @@ CART_COOKIE_AGE = 60 * 24 * 3600
 # Messages for the codes this flow raises (the service's English detail is the fallback).
 MESSAGES = {
     "out_of_stock": N_("Sorry, this is sold out."),
+    "not_in_store": N_("%(name)s is not available at that store. Choose another store or "
+                       "home delivery."),
     "invalid_quantity": N_("Choose a quantity between 1 and 99."),
     "cart_full": N_("Your cart is full."),
     "invalid_email": N_("Check the e-mail address."),
@@ -80,7 +82,14 @@ MESSAGES = {
 
 def _msg(request: Request, exc: DomainError) -> str:
     m = MESSAGES.get(exc.code)
-    return gettext(request, m) if m else error_message(request, exc)
+    if m is None:
+        return error_message(request, exc)
+    if "%(" not in m:
+        return gettext(request, m)
+    try:
+        return gettext(request, m, **{k: str(v) for k, v in exc.extra.items()})
+    except (KeyError, ValueError):
+        return exc.detail
 
 
 def customer_of(request: Request) -> int | None:
@@ -337,6 +346,9 @@ async def _record(request: Request) -> PaymentOutcome:
     stamp, txn, status, amount, provider = parse_return(client, params)
     out = await record_payment_status(db_of(request), settings_of(request), stamp, txn,
                                       status, amount, provider)
+    if out.changed and out.order_status == "paid":
+        # Counted once, by whichever answer (redirect or callback) settled the payment.
+        _track(request, "order_placed", order_id=out.order_id, customer_id=out.customer_id)
     if out.changed and out.refund_cents:
         try:
             await refund_payment(db_of(request), client, out.order_id, txn, out.refund_cents)
@@ -354,8 +366,6 @@ async def payment_return(request: Request,
         out = await _record(request)
     except InvalidSignature as exc:
         return error_page(request, 400, _msg(request, exc))
-    if out.changed and out.order_status == "paid":
-        _track(request, "order_placed", order_id=out.order_id)
     if out.order_status == "paid":
         async with db_of(request).uow() as uow:  # bought: the cart is done
             cart = await carts.find_cart(uow.session, cart_token(request), customer_of(request))

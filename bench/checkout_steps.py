@@ -1,0 +1,107 @@
+"""CPU time and SQL statements of each step of one web checkout, in-process.
+
+The app runs inside this process (httpx.ASGITransport, its own mounted Paytrail
+simulator), so the CPU measured is the app's alone; statements are counted with
+a SQLAlchemy event on the engine. Needs a database with the demo shop loaded and
+stock at the location that ships web orders:
+
+    python -m bench.checkout_steps --dsn postgresql://postgres@127.0.0.1:5432/DB \\
+        [--slug kaunis-iho-silk-foundation] [--variant 1] [--rounds 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from typing import Any
+
+import httpx
+from sqlalchemy import event
+
+from saumaton.config import Settings
+from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
+from saumaton.web.app import create_app
+
+BASE = "http://shop.bench"
+
+
+async def run(args: argparse.Namespace) -> None:
+    settings = Settings(database_url=args.dsn, var_dir=tempfile.mkdtemp(), public_url=BASE,
+                        secret_key="bench-secret-key-0123456789")
+    app = create_app(settings)
+    counts: dict[str, int] = defaultdict(int)
+    current = ["-"]
+    times: dict[str, list[float]] = defaultdict(list)
+    async with app.router.lifespan_context(app):
+        @event.listens_for(app.state.db.write_engine.sync_engine, "before_cursor_execute")
+        def _count(*_: Any) -> None:
+            counts[current[0]] += 1
+
+        transport = httpx.ASGITransport(app=app)
+        sim = BASE + "/paytrail-sim"
+        app.state.paytrail = PaytrailClient(PaytrailConfig("375917", "SAIPPUAKAUPPIAS", sim),
+                                            httpx.AsyncClient(transport=transport, base_url=sim))
+        last: dict[str, int] = {}
+        for i in range(args.rounds):
+            counts.clear()
+            async with httpx.AsyncClient(transport=transport, base_url=BASE) as h:
+                async def step(name: str, request: Any) -> httpx.Response:
+                    current[0] = name
+                    t = time.process_time()
+                    r: httpx.Response = await request
+                    times[name].append((time.process_time() - t) * 1000)
+                    return r
+
+                r = await step("1 product page", h.get(f"/shop/p/{args.slug}"))
+                m = re.search(r'name="csrf_token" value="([^"]+)"', r.text)
+                assert m, "no CSRF token on the product page"
+                token = m.group(1)
+                await step("2 add to cart", h.post("/shop/cart/add", data={
+                    "csrf_token": token, "variant_id": str(args.variant), "quantity": "1"}))
+                r = await step("3 checkout form", h.get("/shop/checkout"))
+                m = re.search(r'name="key" value="([^"]+)"', r.text)
+                assert m, r.text[:300]
+                r = await step("4 place order + payment", h.post("/shop/checkout", data={
+                    "csrf_token": token, "key": m.group(1),
+                    "email": f"steps-{time.time_ns()}-{i}@example.fi", "first_name": "Bench",
+                    "last_name": "Shopper", "phone": "0401234567", "delivery": "home",
+                    "address_name": "Bench Shopper", "street": "Katu 1", "postcode": "00100",
+                    "city": "Helsinki"}))
+                assert r.status_code == 303, r.text[:300]
+                r = await step("5 simulator (not ours)", h.post(
+                    r.headers["location"] + "/success?callbacks=0", data={"provider": "nordea"}))
+                back = r.headers["location"]
+                await step("6 callback", h.get(back.replace("/return/", "/callback/")))
+                r = await step("7 return", h.get(back))
+                r = await step("8 status page", h.get(r.headers["location"]))
+                assert 'data-status="paid"' in r.text
+            last = dict(counts)
+    total_ms = total_n = 0.0
+    print(f"{'step':28s} {'CPU ms (median)':>16s} {'statements':>11s}")
+    for name in sorted(times):
+        ms = statistics.median(times[name][2:] or times[name])
+        n = last.get(name, 0)
+        if not name.startswith("5 "):
+            total_ms += ms
+            total_n += n
+        print(f"{name:28s} {ms:16.1f} {n:11d}")
+    print(f"{'whole checkout (ours)':28s} {total_ms:16.1f} {int(total_n):11d}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dsn", required=True)
+    ap.add_argument("--slug", default="kaunis-iho-silk-foundation")
+    ap.add_argument("--variant", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=12)
+    asyncio.run(run(ap.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
