@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     mail_from: str = "Saumaton Demo <noreply@saumaton.invalid>"
     db_pool_size: int = 10
+    # Seconds a request waits for a free database connection before a 503 "busy".
+    db_pool_timeout: float = 30.0
     # Where shoppers reach this app (links in Paytrail redirects); default http://host:port.
     public_url: str = ""
     # Paytrail: with both account and secret set, the real API is used (or paytrail_url

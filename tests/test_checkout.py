@@ -205,3 +205,38 @@ async def test_concurrent_guests_with_one_new_email_become_one_customer(
         owners = (await s.scalars(select(CustomerIdentity.customer_id).where(
             CustomerIdentity.kind == "email", CustomerIdentity.value == email))).all()
     assert list(owners) == [orders[0][0].customer_id]
+
+
+async def test_a_line_is_split_across_shipping_locations_when_needed(
+        db: Database, shop: Shop, settings: Settings) -> None:
+    """Two locations ship web orders, each with 1 unit: an order for 2 is taken from
+    both (the product page promised 2 online), and paying takes both."""
+    from sqlalchemy import update as sql_update
+
+    from saumaton.locations.models import Location
+    async with db.uow() as uow:  # store 2 ships web orders for this test
+        await uow.session.execute(sql_update(Location).where(Location.id == shop.store2)
+                                  .values(ships_web_orders=True))
+        await uow.commit()
+    try:
+        [v] = await make_variants(db, [1000], stock={shop.warehouse: 1, shop.store2: 1})
+        vid = int(str(v["id"]))
+        order, _ = await place_web_order(db, settings, cmd(vid, 2), customer_id=None,
+                                         key=f"split-{vid}")
+        assert await level(db, vid, shop.warehouse) == (1, 1)
+        assert await level(db, vid, shop.store2) == (1, 1)
+        with pytest.raises(OutOfStock):  # nothing left anywhere
+            await place_web_order(db, settings, cmd(vid, 1, email="other@example.fi"),
+                                  customer_id=None, key=f"split2-{vid}")
+        stamp, txn = await attempt(db, order)
+        out = await record_payment_status(db, settings, stamp, txn, "ok", order.total_cents)
+        assert out.order_status == "paid"
+        assert await level(db, vid, shop.warehouse) == (0, 0)
+        assert await level(db, vid, shop.store2) == (0, 0)
+        async with db.reader() as s:
+            assert await verify_ledger(s) == []
+    finally:
+        async with db.uow() as uow:
+            await uow.session.execute(sql_update(Location).where(Location.id == shop.store2)
+                                      .values(ships_web_orders=False))
+            await uow.commit()

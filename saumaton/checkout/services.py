@@ -20,6 +20,7 @@ import hashlib
 import logging
 import secrets
 import uuid
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,7 +42,7 @@ from saumaton.core.types import MAX_INT32, Input
 from saumaton.customers.identities import normalise_email, normalise_phone
 from saumaton.customers.models import Customer, CustomerConsent, CustomerIdentity
 from saumaton.db.uow import Database, UnitOfWork
-from saumaton.inventory.models import StockReservation
+from saumaton.inventory.models import StockLevel, StockReservation
 from saumaton.inventory.services import (
     Availability,
     availability,
@@ -326,14 +327,10 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
     rows = []
     # Reserve in variant order (the lock order of every stock write: no deadlocks).
     for ln in sorted(priced.lines, key=lambda ln: (ln.variant_id, ln.line_no)):
-        for loc in candidates:
-            try:
-                await reserve(uow, WEB_ACTOR, ln.variant_id, loc, ln.quantity,
-                              reference=number, ttl=due - now, now=now)
-            except OutOfStock:
-                continue
-            break
-        else:
+        taken = await _reserve_line(uow, ln.variant_id, ln.quantity, candidates,
+                                    split=cmd.delivery == "home", reference=number,
+                                    ttl=due - now, now=now)
+        if not taken:
             raise OutOfStock(f"{ln.name} is no longer available"
                              + (" at that store" if cmd.delivery == "pickup" else ""),
                              code="not_in_store" if cmd.delivery == "pickup"
@@ -341,7 +338,9 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
                              extra={"variant_id": ln.variant_id, "name": ln.name})
         rows.append({
             "order_id": order_id, "line_no": ln.line_no, "variant_id": ln.variant_id,
-            "location_id": loc, "sku": ln.sku, "name": ln.name, "quantity": ln.quantity,
+            # where most of the line comes from (each reservation knows its own)
+            "location_id": max(taken, key=lambda loc: taken[loc]),
+            "sku": ln.sku, "name": ln.name, "quantity": ln.quantity,
             "unit_price_cents": ln.unit_price_cents, "discount_cents": ln.discount_cents,
             "total_cents": ln.total_cents, "vat_rate_bp": ln.vat_rate_bp,
             "vat_cents": ln.vat_cents, "campaign_id": ln.campaign_id})
@@ -355,6 +354,43 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
                                "total_cents": priced.total_cents + fee,
                                "customer_id": buyer, "delivery": cmd.delivery})
     return order_id
+
+
+async def _reserve_line(uow: UnitOfWork, variant_id: int, quantity: int,
+                        candidates: list[int], *, split: bool, reference: str,
+                        ttl: timedelta, now: datetime) -> dict[int, int]:
+    """Reserve a line: all of it at the first location that has it (one parcel);
+    failing that, when `split`, what each location has, in routing order. Returns
+    {location: units}; {} when it cannot all be reserved (the caller rolls back)."""
+    for loc in candidates:
+        try:
+            await reserve(uow, WEB_ACTOR, variant_id, loc, quantity, reference=reference,
+                          ttl=ttl, now=now)
+        except OutOfStock:
+            continue
+        return {loc: quantity}
+    if not split or len(candidates) < 2:
+        return {}
+    free = dict((await uow.session.execute(
+        select(StockLevel.location_id, StockLevel.on_hand - StockLevel.reserved)
+        .where(StockLevel.variant_id == variant_id,
+               StockLevel.location_id.in_(candidates)))).all())
+    taken: dict[int, int] = {}
+    left = quantity
+    for loc in candidates:
+        n = min(left, int(free.get(loc) or 0))
+        if n <= 0:
+            continue
+        try:
+            await reserve(uow, WEB_ACTOR, variant_id, loc, n, reference=reference, ttl=ttl,
+                          now=now)
+        except OutOfStock:  # taken meanwhile by another checkout
+            return {}
+        taken[loc] = n
+        left -= n
+        if left == 0:
+            return taken
+    return {}
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -546,22 +582,30 @@ async def _secure_stock(uow: UnitOfWork, order: Order, number: str, settings: Se
     them reserved at the store for `pickup_hold_days`. Reservations that lapsed
     before the payment arrived are taken again if the stock is still there."""
     s = uow.session
-    active = {r.variant_id: r for r in (await s.scalars(select(StockReservation).where(
-        StockReservation.reference == number, StockReservation.status == "active"))).all()}
-    lines = (await s.scalars(select(OrderLine).where(OrderLine.order_id == order.id)
-                             .order_by(OrderLine.variant_id))).all()
+    held = list((await s.scalars(select(StockReservation).where(
+        StockReservation.reference == number, StockReservation.status == "active")
+        .order_by(StockReservation.variant_id, StockReservation.id))).all())
+    have: dict[int, int] = defaultdict(int)
+    for r in held:
+        have[r.variant_id] += r.quantity
+    wanted: dict[int, tuple[int, int | None]] = {}
+    for ln in (await s.scalars(select(OrderLine).where(OrderLine.order_id == order.id)
+                               .order_by(OrderLine.variant_id))).all():
+        qty, _ = wanted.get(ln.variant_id, (0, None))
+        wanted[ln.variant_id] = (qty + ln.quantity, ln.location_id)
     hold = timedelta(days=settings.pickup_hold_days)
-    for ln in lines:
-        r = active.get(ln.variant_id)
-        if r is None:
-            assert ln.location_id is not None
-            rid = await reserve(uow, WEB_ACTOR, ln.variant_id, ln.location_id, ln.quantity,
-                                reference=number, ttl=hold, now=now)
-        else:
-            rid = r.id
-        if order.delivery_method == "home":
+    rids = [(r.variant_id, r.location_id, r.id) for r in held]
+    for variant_id, (qty, location_id) in sorted(wanted.items()):
+        missing = qty - have[variant_id]
+        if missing > 0:  # lapsed before the payment came: take it again, if still there
+            assert location_id is not None
+            rids.append((variant_id, location_id, await reserve(
+                uow, WEB_ACTOR, variant_id, location_id, missing, reference=number,
+                ttl=hold, now=now)))
+    if order.delivery_method == "home":
+        for _, _, rid in sorted(rids):  # in stock-row order, like every stock write
             await consume(uow, WEB_ACTOR, rid, order_id=order.id, reference=number)
-    if order.delivery_method == "pickup":
+    else:
         await s.execute(update(StockReservation).where(
             StockReservation.reference == number, StockReservation.status == "active")
             .values(expires_at=now + hold).execution_options(synchronize_session=False))

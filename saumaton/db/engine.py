@@ -44,12 +44,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.close()
 
 
-def create_engines(url: str, pool_size: int = 10) -> tuple[AsyncEngine, AsyncEngine]:
+def create_engines(url: str, pool_size: int = 10, pool_timeout: float = 30.0
+                   ) -> tuple[AsyncEngine, AsyncEngine]:
     """Return (write_engine, read_engine). On PostgreSQL they share one pool."""
     url = normalise_url(url)
     if dialect_of(url) == "sqlite":
         writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
-        reader = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+        reader = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size,
+                                     pool_timeout=pool_timeout)
         for eng in (writer, reader):
             event.listen(eng.sync_engine, "connect", _sqlite_pragmas)
 
@@ -63,7 +65,8 @@ def create_engines(url: str, pool_size: int = 10) -> tuple[AsyncEngine, AsyncEng
 
         return writer, reader
     engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False,
+        pool_timeout=pool_timeout,
     )
     # Reads run outside a transaction: under READ COMMITTED every statement sees its
     # own snapshot anyway, and this saves the BEGIN and ROLLBACK round trips of each

@@ -43,10 +43,10 @@ T = TypeVar("T")
 
 
 class Database:
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+    def __init__(self, url: str, pool_size: int = 10, pool_timeout: float = 30.0) -> None:
         self.url = normalise_url(url)
         self.dialect = dialect_of(self.url)
-        self.write_engine, self.read_engine = create_engines(self.url, pool_size)
+        self.write_engine, self.read_engine = create_engines(self.url, pool_size, pool_timeout)
         self._writes = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._reads = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self.on_commit: list[Callable[[], None]] = []

@@ -37,7 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.resolved_database_url(), pool_size=settings.db_pool_size)
+        db = Database(settings.resolved_database_url(), pool_size=settings.db_pool_size,
+                      pool_timeout=settings.db_pool_timeout)
         hub = EventHub(db)
         await hub.start()
         app.state.db = db

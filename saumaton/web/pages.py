@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
 from jinja2.runtime import Context
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import FormData
 
 from saumaton import __version__
@@ -224,6 +225,11 @@ class PageRoute(APIRoute):
                 return await original(request)
             except DomainError as exc:
                 return domain_error_response(request, exc)
+            except PoolTimeout:
+                response = error_page(request, 503, gettext(request, N_(
+                    "The shop is very busy right now. Please try again in a moment.")))
+                response.headers["Retry-After"] = "2"
+                return response
             except RequestValidationError:
                 return error_page(request, 404, gettext(request, N_("The page was not found.")))
 
