@@ -240,3 +240,17 @@ async def test_a_line_is_split_across_shipping_locations_when_needed(
             await uow.session.execute(sql_update(Location).where(Location.id == shop.store2)
                                       .values(ships_web_orders=False))
             await uow.commit()
+
+
+async def test_payment_states_only_move_forward(db: Database, shop: Shop,
+                                                settings: Settings) -> None:
+    [v] = await make_variants(db, [990], stock={shop.warehouse: 1})
+    order, _ = await place_web_order(db, settings, cmd(int(str(v["id"]))), customer_id=None,
+                                     key=f"fwd-{v['id']}")
+    stamp, txn = await attempt(db, order)
+    t = order.total_cents
+    assert (await record_payment_status(db, settings, stamp, txn, "fail", t)).changed
+    assert not (await record_payment_status(db, settings, stamp, txn, "pending", t)).changed
+    out = await record_payment_status(db, settings, stamp, txn, "ok", t)  # another bank
+    assert out.changed and out.order_status == "paid"
+    assert not (await record_payment_status(db, settings, stamp, txn, "fail", t)).changed

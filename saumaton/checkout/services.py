@@ -530,6 +530,8 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
 
     if attempt.status == "ok" or attempt.status == status:
         return outcome(False)  # settled already, or nothing new
+    if status in ("new", "pending", "delayed") and attempt.status == "fail":
+        return outcome(False)  # Paytrail's states only move forward; a late echo
     attempt.transaction_id = txn
     attempt.updated_at = now
     if provider:
