@@ -40,6 +40,11 @@ class QuotedLine:
     # Channel codes the campaign is limited to; None: every channel.
     limited_to: tuple[str, ...] | None
 
+    @property
+    def list_total_cents(self) -> int:
+        """The line at list price, before the campaign discount."""
+        return self.unit_price_cents * self.quantity
+
 
 @dataclass(frozen=True)
 class OrderQuote:

@@ -102,6 +102,10 @@ class OrderOut(BaseModel):
     payment_due_at: datetime | None = None
 
     @property
-    def goods_cents(self) -> int:
-        """The lines' total, without delivery."""
-        return sum(ln.total_cents for ln in self.lines)
+    def delivery_fee_cents(self) -> int:
+        return self.delivery.fee_cents if self.delivery else 0
+
+    @property
+    def products_subtotal_cents(self) -> int:
+        """The products at list price: the subtotal without the delivery fee."""
+        return self.subtotal_cents - self.delivery_fee_cents
