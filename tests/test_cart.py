@@ -103,3 +103,22 @@ async def test_first_sign_in_adopts_the_guest_cart(db: Database, shop: Shop) -> 
     async with db.reader() as s:
         assert await carts.cart_count(s, token, customer) == 2
         assert await carts.cart_count(s, token, None) == 0  # signed out: not shown
+
+
+async def test_paid_items_leave_the_cart_but_later_additions_stay(
+        db: Database, shop: Shop, settings: Settings) -> None:
+    from saumaton.checkout.services import place_web_order
+    from tests.test_checkout import cmd
+    a, b = await make_variants(db, [1000, 2000], stock={shop.warehouse: 10})
+    va, vb = int(str(a["id"])), int(str(b["id"]))
+    change = await add(db, None, None, va, 2)
+    order, _ = await place_web_order(db, settings, cmd(va, 2), customer_id=None,
+                                     key=f"rm-{va}")
+    await add(db, change.token, None, va, 1)  # one more, after checking out
+    await add(db, change.token, None, vb, 1)
+    async with db.uow() as uow:
+        await carts.remove_ordered(uow, change.token, None, order.id)
+        await uow.commit()
+    async with db.reader() as s:
+        view = await carts.view_cart(s, change.token, None, utcnow())
+    assert {ln.priced.variant_id: ln.wanted for ln in view.lines} == {va: 1, vb: 1}

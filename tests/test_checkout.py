@@ -254,3 +254,23 @@ async def test_payment_states_only_move_forward(db: Database, shop: Shop,
     out = await record_payment_status(db, settings, stamp, txn, "ok", t)  # another bank
     assert out.changed and out.order_status == "paid"
     assert not (await record_payment_status(db, settings, stamp, txn, "fail", t)).changed
+
+
+async def test_marketing_consent_only_for_a_buyer_we_may_speak_for(
+        db: Database, shop: Shop, settings: Settings) -> None:
+    from saumaton.customers.models import CustomerConsent
+    [v] = await make_variants(db, [500], stock={shop.warehouse: 5})
+    vid = int(str(v["id"]))
+    new_email = f"consent-{vid}@example.fi"
+    first = cmd(vid, email=new_email).model_copy(update={"marketing_email": True})
+    order, _ = await place_web_order(db, settings, first, customer_id=None, key=f"mc1-{vid}")
+    # A guest who types an e-mail that is now a known customer's and ticks the box
+    # does not change that customer's consents (one row, from the first checkout).
+    again = cmd(vid, email=new_email).model_copy(update={"marketing_email": True})
+    await place_web_order(db, settings, again, customer_id=None, key=f"mc2-{vid}")
+    async with db.reader() as s:
+        rows = (await s.execute(select(CustomerConsent.kind, CustomerConsent.granted,
+                                       CustomerConsent.channel)
+                                .where(CustomerConsent.customer_id == order.customer_id)
+                                )).all()
+    assert rows == [("marketing_email", True, "checkout")]

@@ -91,3 +91,24 @@ async def test_pickup_at_a_store_without_the_item_says_so(app: FastAPI, db: Data
         from saumaton.orders.models import Order
         assert await s.scalar(select(Order.id).where(Order.email == "nostore@example.fi")) \
             is None
+
+
+async def test_odd_input_gets_a_clear_4xx_and_changes_nothing(app: FastAPI) -> None:
+    """Non-ASCII secrets and oversized ids: refused as bad input, never a 500."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as h:
+        assert (await h.get("/shop/orders/000001", params={"t": "é"})).status_code == 404
+        forged = {"checkout-account": "375917", "checkout-algorithm": "sha256",
+                  "checkout-status": "ok", "checkout-stamp": "x", "signature": "é"}
+        for path in ("/shop/checkout/return/success", "/shop/checkout/callback/success",
+                     "/shop/checkout/refund/success"):
+            assert (await h.get(path, params=forged)).status_code == 400, path
+        page = await h.get("/shop/")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token
+        r = await h.post("/shop/cart/add", data={"csrf_token": "é", "variant_id": "1"})
+        assert r.status_code == 403
+        r = await h.post("/shop/cart/add", data={"csrf_token": token.group(1),
+                                                 "variant_id": "9" * 20})
+        assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+        assert (await h.get("/shop/cart/count")).text == ""  # nothing was added

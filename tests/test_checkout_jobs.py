@@ -89,17 +89,24 @@ async def test_a_payment_after_cancellation_is_refunded(
     await _age_attempts(db, order.id)
     # a cancelled order is not polled for; the late answer comes by the redirect
     assert await poll_once(db, client, settings) == 0
-    from saumaton.checkout.services import record_payment_status, refund_payment
+    from saumaton.checkout.services import record_payment_status, settle_refunds
     async with db.reader() as s:
         attempt = (await s.scalars(select(PaytrailPayment).where(
             PaytrailPayment.order_id == order.id))).one()
     out = await record_payment_status(db, settings, attempt.stamp,
                                       str(attempt.transaction_id), "ok", order.total_cents)
     assert out.order_status == "cancelled" and out.refund_cents == order.total_cents
-    await refund_payment(db, client, order.id, out.transaction_id, out.refund_cents)
+    # The refund is due, recorded with the payment in one transaction ...
+    async with db.reader() as s:
+        rows = sorted((await s.execute(select(Payment.amount_cents, Payment.status).where(
+            Payment.order_id == order.id))).all())
+    assert rows == [(-order.total_cents, "refund_due"), (order.total_cents, "captured")]
+    # ... and paid back through Paytrail by the checkout job (once).
+    assert await settle_refunds(db, client, settings) >= 1
+    assert await settle_refunds(db, client, settings) == 0
     async with db.reader() as s:
         amounts = sorted((await s.scalars(select(Payment.amount_cents).where(
-            Payment.order_id == order.id))).all())
+            Payment.order_id == order.id, Payment.status != "refund_due"))).all())
         level = (await s.scalars(select(StockLevel).where(
             StockLevel.variant_id == vid, StockLevel.location_id == shop.warehouse))).one()
     assert amounts == [-order.total_cents, order.total_cents]
@@ -107,7 +114,10 @@ async def test_a_payment_after_cancellation_is_refunded(
     # Paytrail (the simulator) took the refund: nothing more is refundable now.
     from saumaton.payments.paytrail.client import PaytrailError
     with pytest.raises(PaytrailError):
-        await refund_payment(db, client, order.id, out.transaction_id, 1)
+        await client.refund(out.transaction_id, {
+            "amount": 1, "refundStamp": "again", "refundReference": order.number,
+            "callbackUrls": {"success": "https://shop.example/r",
+                             "cancel": "https://shop.example/r"}})
 
 
 async def test_sweeps_in_parallel_cancel_each_order_once(

@@ -41,10 +41,7 @@ def new_token() -> str:
 
 
 def sellable(a: Availability) -> int:
-    """The most of a variant one web order can get: shipped from the web stock, or
-    collected at the pickup store that has the most."""
-    pickup = [loc.available for loc in a.locations if loc.pickup_point]
-    return max([a.online, *pickup])
+    return a.one_order_max
 
 
 async def find_cart(s: AsyncSession, token: str | None, customer_id: int | None
@@ -164,8 +161,23 @@ async def set_quantity(uow: UnitOfWork, token: str | None, customer_id: int | No
     return CartChange(cart.token, variant_id, new, quantity, limit)
 
 
-async def clear_cart(uow: UnitOfWork, cart_id: int) -> None:
-    await uow.session.execute(delete(CartLine).where(CartLine.cart_id == cart_id))
+async def remove_ordered(uow: UnitOfWork, token: str | None, customer_id: int | None,
+                         order_id: int) -> None:
+    """Take an order's items out of the browser's cart (what was added after the
+    checkout stays)."""
+    from saumaton.orders.models import OrderLine
+
+    cart = await find_cart(uow.session, token, customer_id)
+    if cart is None:
+        return
+    bought: dict[int, int] = {}
+    for v, q in (await uow.session.execute(select(OrderLine.variant_id, OrderLine.quantity)
+                                           .where(OrderLine.order_id == order_id))).all():
+        bought[int(v)] = bought.get(int(v), 0) + int(q)
+    for variant_id, qty in sorted(bought.items()):
+        have = await _quantity_in(uow.session, cart.id, variant_id)
+        if have:
+            await _set_line(uow, cart, variant_id, max(0, have - qty))
 
 
 async def merge_on_sign_in(uow: UnitOfWork, anon_token: str | None, customer_id: int) -> str:
@@ -272,8 +284,11 @@ async def view_cart(s: AsyncSession, token: str | None, customer_id: int | None,
                        total_cents=0, vat_cents=0)
     if cart is None:
         return CartView(None, None, [], empty, 0)
-    wanted = await cart_lines(s, token, customer_id)
-    return await price_cart(s, cart.id, cart.token, wanted, at)
+    rows = (await s.execute(
+        select(CartLine.variant_id, CartLine.quantity)
+        .where(CartLine.cart_id == cart.id).order_by(CartLine.added_at, CartLine.variant_id)
+    )).all()
+    return await price_cart(s, cart.id, cart.token, [(int(v), int(q)) for v, q in rows], at)
 
 
 async def price_cart(s: AsyncSession, cart_id: int | None, token: str | None,

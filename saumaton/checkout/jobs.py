@@ -1,6 +1,6 @@
 """Background work of the web checkout, run by every app process:
-cancel orders not paid in time (their stock goes back on sale) and ask Paytrail
-about payments that have had no final answer."""
+cancel orders not paid in time (their stock goes back on sale), ask Paytrail
+about payments that have had no final answer, and pay back refunds that are due."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from saumaton.checkout.services import (
     cancel_unpaid_orders,
     payments_to_poll,
     record_payment_status,
-    refund_payment,
+    settle_refunds,
 )
 from saumaton.config import Settings
 from saumaton.core.clock import utcnow
@@ -63,9 +63,6 @@ async def poll_once(db: Database, client: PaytrailClient, settings: Settings) ->
                 await uow.commit()
         if out.changed:
             changed += 1
-            if out.refund_cents:
-                await refund_payment(db, client, out.order_id, out.transaction_id,
-                                     out.refund_cents)
     return changed
 
 
@@ -77,8 +74,11 @@ async def run_checkout_jobs(db: Database, client: PaytrailClient, settings: Sett
     async def poll() -> int:
         return await poll_once(db, client, settings)
 
+    async def refunds() -> int:
+        return await settle_refunds(db, client, settings)
+
     jobs: list[tuple[str, Callable[[], Awaitable[int]]]] = [
-        ("cancel unpaid orders", cancel), ("poll payments", poll)]
+        ("cancel unpaid orders", cancel), ("poll payments", poll), ("refunds", refunds)]
     while not stop.is_set():
         for name, job in jobs:
             try:

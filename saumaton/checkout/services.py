@@ -27,11 +27,12 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saumaton.analytics.events import add_event
 from saumaton.catalogue.services import vat_rates_on
 from saumaton.config import Settings
 from saumaton.core.actor import Actor
@@ -39,8 +40,9 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, DomainError, NotFound, OutOfStock, ValidationFailed
 from saumaton.core.money import vat_included
 from saumaton.core.types import MAX_INT32, Input
+from saumaton.customers.consents import set_consent
 from saumaton.customers.identities import normalise_email, normalise_phone
-from saumaton.customers.models import Customer, CustomerConsent, CustomerIdentity
+from saumaton.customers.models import Customer, CustomerIdentity
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.inventory.models import StockLevel, StockReservation
 from saumaton.inventory.services import (
@@ -73,7 +75,9 @@ from saumaton.pricing.services import resolve_prices
 log = logging.getLogger(__name__)
 
 WEB_CHANNEL = "web"
-DELIVERY_VAT_CLASS = "standard"  # a delivery charge follows the goods' main rate
+# A delivery fee is charged at the general rate. (A basket of only reduced-rate goods
+# would call for their rate; the shops served so far sell general-rate goods.)
+DELIVERY_VAT_CLASS = "standard"
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -216,16 +220,16 @@ def _fingerprint(cmd: CheckoutIn, customer_id: int | None) -> str:
 
 
 async def _customer_for(uow: UnitOfWork, customer_id: int | None, email: str, phone: str,
-                        cmd: CheckoutIn) -> int:
+                        cmd: CheckoutIn) -> tuple[int, bool]:
     """The signed-in customer, else the one who owns this e-mail, else a new one:
     every web order belongs to a customer in the one register."""
     s = uow.session
     if customer_id is not None:
-        return customer_id
+        return customer_id, False
     owner = await s.scalar(select(CustomerIdentity.customer_id).where(
         CustomerIdentity.kind == "email", CustomerIdentity.value == email))
     if owner is not None:
-        return int(owner)
+        return int(owner), False
     customer = Customer(first_name=cmd.first_name.strip(), last_name=cmd.last_name.strip())
     s.add(customer)
     await s.flush()
@@ -239,12 +243,12 @@ async def _customer_for(uow: UnitOfWork, customer_id: int | None, email: str, ph
         owner = await s.scalar(select(CustomerIdentity.customer_id).where(
             CustomerIdentity.kind == "email", CustomerIdentity.value == email))
         assert owner is not None
-        return int(owner)
+        return int(owner), False
     if phone:
         await s.execute(ins.values(customer_id=customer.id, kind="phone", value=phone)
                         .on_conflict_do_nothing())
     uow.emit("customer.created", {"customer_id": customer.id, "channel": WEB_CHANNEL})
-    return customer.id
+    return customer.id, True
 
 
 async def place_web_order(db: Database, settings: Settings, cmd: CheckoutIn, *,
@@ -308,7 +312,7 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
         fee = home_delivery_fee(settings, priced.total_cents)
     fee_rate, fee_vat = await delivery_vat(s, fee)
 
-    buyer = await _customer_for(uow, customer_id, email, phone, cmd)
+    buyer, new_buyer = await _customer_for(uow, customer_id, email, phone, cmd)
     due = now + timedelta(seconds=settings.reservation_ttl_seconds)
     order_id = int((await s.execute(insert(Order).values(
         channel_id=channel.id, location_id=candidates[0] if cmd.delivery == "pickup" else None,
@@ -345,9 +349,10 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
             "total_cents": ln.total_cents, "vat_rate_bp": ln.vat_rate_bp,
             "vat_cents": ln.vat_cents, "campaign_id": ln.campaign_id})
     await s.execute(insert(OrderLine), sorted(rows, key=lambda r: int(str(r["line_no"]))))
-    if cmd.marketing_email:
-        s.add(CustomerConsent(customer_id=buyer, kind="marketing_email", granted=True,
-                              channel=WEB_CHANNEL, created_at=now))
+    if cmd.marketing_email and (customer_id is not None or new_buyer):
+        # Only for the signed-in customer or one this checkout created: typing someone
+        # else's e-mail must not grant consent on their record.
+        await set_consent(uow, buyer, "marketing_email", True, "checkout")
     uow.emit("order.created", {"order_id": order_id, "channel": WEB_CHANNEL,
                                "location_id": candidates[0] if cmd.delivery == "pickup"
                                else None, "status": "pending",
@@ -400,7 +405,7 @@ async def order_by_token(s: AsyncSession, number: str, token: str) -> OrderOut:
     if not number.isdigit() or len(number) > 18 or not token or len(token) > 64:
         raise NotFound("no such order", code="order_not_found")
     row = await s.scalar(select(Order.access_token).where(Order.id == int(number)))
-    if row is None or not secrets.compare_digest(str(row), token):
+    if row is None or not secrets.compare_digest(str(row).encode(), token.encode()):
         raise NotFound("no such order", code="order_not_found")
     return await get_order(s, int(number))
 
@@ -412,8 +417,13 @@ async def access_token_of(s: AsyncSession, order_id: int) -> str:
     return str(token)
 
 
+def order_status_path(order_id: int, token: str) -> str:
+    """The order status page's link (the token is the order's secret)."""
+    return f"/shop/orders/{order_number(order_id)}?t={token}"
+
+
 def status_path(order: OrderOut, token: str) -> str:
-    return f"/shop/orders/{order.number}?t={token}"
+    return order_status_path(order.id, token)
 
 
 # --- paying -----------------------------------------------------------------------------
@@ -472,6 +482,7 @@ class PaymentOutcome:
 
 
 PAYTRAIL_STATUSES = ("ok", "fail", "pending", "delayed", "new")
+_RANK = {"new": 0, "pending": 1, "delayed": 1, "fail": 2, "ok": 3}
 
 
 def parse_return(client: PaytrailClient, params: dict[str, str]) -> tuple[str, str, str, int,
@@ -515,7 +526,7 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
     attempt: PaytrailPayment | None = await _locked(
         uow, select(PaytrailPayment).where(PaytrailPayment.stamp == stamp))
     if attempt is None:
-        raise NotFound("no such payment", code="payment_not_found")
+        raise InvalidSignature("no such payment of ours", code="payment_not_found")
     if (attempt.transaction_id and attempt.transaction_id != txn) \
             or attempt.amount_cents != amount:
         raise InvalidSignature("the payment result does not match the payment",
@@ -530,8 +541,8 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
 
     if attempt.status == "ok" or attempt.status == status:
         return outcome(False)  # settled already, or nothing new
-    if status in ("new", "pending", "delayed") and attempt.status == "fail":
-        return outcome(False)  # Paytrail's states only move forward; a late echo
+    if _RANK[status] < _RANK[attempt.status]:
+        return outcome(False)  # Paytrail's states only move forward: a late echo
     attempt.transaction_id = txn
     attempt.updated_at = now
     if provider:
@@ -549,8 +560,8 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
     if order.status != "pending":
         # Paid twice (a second attempt), or paid after the order was cancelled:
         # the money goes back; the order stays as it is.
+        _refund_due(uow, order, amount, txn, now)
         await s.flush()
-        uow.emit("payment.refund_needed", {"order_id": order.id, "amount_cents": amount})
         return outcome(True, refund=amount)
     number = order_number(order.id)
     # Everything the confirmation needs is read and rendered now, before the stock
@@ -563,7 +574,8 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
         order.paid_cents = amount
         await s.flush()
         uow.emit("order.cancelled", {"order_id": order.id, "reason": "sold_out_before_payment"})
-        uow.emit("payment.refund_needed", {"order_id": order.id, "amount_cents": amount})
+        _refund_due(uow, order, amount, txn, now)
+        await s.flush()
         return outcome(True, refund=amount)
     order.status = "paid"
     order.paid_cents = amount
@@ -571,6 +583,8 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
     await queue_mail(uow, kind="order_confirmation", to=order.email, subject=mail.subject,
                      text=mail.text, html=mail.html, reference=number)
     await s.flush()
+    # The funnel's last step, once, whichever answer (redirect, callback, poll) settled it.
+    add_event(uow, "order_placed", order_id=order.id, customer_id=order.customer_id)
     uow.emit("order.paid", {"order_id": order.id, "channel": WEB_CHANNEL,
                             "location_id": order.location_id, "total_cents": order.total_cents,
                             "customer_id": order.customer_id,
@@ -626,20 +640,43 @@ async def _confirmation(uow: UnitOfWork, settings: Settings, order: Order) -> Ma
         lang=order.language, settings=settings, pickup_store_name=pickup_name)
 
 
-async def refund_payment(db: Database, client: PaytrailClient, order_id: int,
-                         transaction_id: str, amount: int) -> None:
-    """Give a payment back through Paytrail and record the refund."""
-    stamp = uuid.uuid4().hex
-    await client.refund(transaction_id, {
-        "amount": amount, "refundStamp": stamp, "refundReference": order_number(order_id),
-        "callbackUrls": {"success": "https://example.invalid/refund",
-                         "cancel": "https://example.invalid/refund"}})
+def _refund_due(uow: UnitOfWork, order: Order, amount: int, txn: str, now: datetime) -> None:
+    """Money to give back, recorded with the payment itself so it cannot be forgotten;
+    `settle_refunds` pays it back through Paytrail (and retries until it can)."""
+    uow.session.add(Payment(order_id=order.id, method="paytrail", status="refund_due",
+                            amount_cents=-amount, reference=txn, created_at=now))
+    uow.emit("payment.refund_due", {"order_id": order.id, "amount_cents": amount})
+
+
+async def settle_refunds(db: Database, client: PaytrailClient, settings: Settings,
+                         limit: int = 20) -> int:
+    """Ask Paytrail to refund every refund that is due; returns how many it took.
+    Each row stays locked while its refund is asked for, so two processes never
+    refund it twice (SKIP LOCKED on PostgreSQL); the refund stamp is the row's id,
+    which Paytrail accepts once."""
+    base = settings.resolved_public_url()
+    done = 0
     async with db.uow() as uow:
-        uow.session.add(Payment(order_id=order_id, method="paytrail", status="refunded",
-                                amount_cents=-amount, reference=f"refund {stamp}",
-                                created_at=utcnow()))
-        uow.emit("payment.refunded", {"order_id": order_id, "amount_cents": amount})
+        q = (select(Payment).where(Payment.status == "refund_due")
+             .order_by(Payment.id).limit(limit))
+        if uow.db.is_postgres:
+            q = q.with_for_update(skip_locked=True)
+        for p in (await uow.session.scalars(q)).all():
+            try:
+                await client.refund(p.reference, {
+                    "amount": -p.amount_cents, "refundStamp": f"refund-{p.id}",
+                    "refundReference": order_number(p.order_id),
+                    "callbackUrls": {"success": f"{base}/shop/checkout/refund/success",
+                                     "cancel": f"{base}/shop/checkout/refund/cancel"}})
+            except DomainError as exc:  # asked again on the next run
+                log.warning("refund of order %s not taken yet: %s", p.order_id, exc.detail)
+                continue
+            p.status = "refunded"
+            uow.emit("payment.refunded", {"order_id": p.order_id,
+                                          "amount_cents": -p.amount_cents})
+            done += 1
         await uow.commit()
+    return done
 
 
 # --- background -------------------------------------------------------------------------
@@ -689,6 +726,13 @@ class PickupOrder:
     order: OrderOut
     customer_name: str
     ready: bool  # paid: the units wait at the store; else still awaiting payment
+
+
+async def ready_pickup_count(s: AsyncSession, location_id: int) -> int:
+    """Paid click & collect orders waiting at this store (the till's badge)."""
+    return int(await s.scalar(select(func.count()).select_from(Order).where(
+        Order.location_id == location_id, Order.delivery_method == "pickup",
+        Order.status == "paid")) or 0)
 
 
 async def pickup_orders(s: AsyncSession, location_id: int, limit: int = 100

@@ -440,6 +440,13 @@ class Availability:
     def at(self, location_id: int) -> LocationStock | None:
         return next((loc for loc in self.locations if loc.location_id == location_id), None)
 
+    @property
+    def one_order_max(self) -> int:
+        """The most one web order can get: delivered from the web stock, or collected
+        at the pickup store that has the most."""
+        pickup = [loc.available for loc in self.locations if loc.pickup_point]
+        return max([self.online, *pickup])
+
 
 async def availability(
     session: AsyncSession, variant_ids: Sequence[int]

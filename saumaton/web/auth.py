@@ -38,7 +38,8 @@ def csrf_token(request: Request) -> str:
 
 def check_csrf(request: Request, submitted: str | None) -> None:
     expected = request.session.get("csrf")
-    if not expected or not submitted or not hmac.compare_digest(str(expected), submitted):
+    if not expected or not submitted or not hmac.compare_digest(
+            str(expected).encode(), submitted.encode()):  # bytes: any text is safe
         raise Forbidden("missing or wrong CSRF token; reload the page", code="csrf_failed")
 
 

@@ -45,7 +45,8 @@ def verify(params: Mapping[str, str], body: str, signature: str | None,
     if algorithm not in ALGORITHMS:
         return False
     expected = sign(lowered, body, secret, algorithm)
-    return hmac.compare_digest(expected, signature.lower())
+    # Bytes: compare_digest refuses non-ASCII str, and a forged value may contain any.
+    return hmac.compare_digest(expected.encode(), signature.lower().encode())
 
 
 def request_headers(account: str, secret: str, method: str, body: str = "", *,

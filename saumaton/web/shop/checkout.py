@@ -23,15 +23,17 @@ from saumaton.checkout.services import (
     delivery_options,
     order_by_token,
     order_review,
+    order_status_path,
     parse_return,
     place_web_order,
     record_payment_status,
-    refund_payment,
+    settle_refunds,
     start_payment,
     status_path,
 )
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import DomainError, ValidationFailed
+from saumaton.core.types import MAX_INT32
 from saumaton.customers.accounts import account_profile
 from saumaton.locations.models import Location
 from saumaton.orders.schemas import LineIn, OrderOut
@@ -50,6 +52,7 @@ from saumaton.web.pages import (
     render,
     settings_of,
 )
+from saumaton.web.shopper import current_customer_id
 
 log = logging.getLogger(__name__)
 router = page_router("/shop")
@@ -93,8 +96,7 @@ def _msg(request: Request, exc: DomainError) -> str:
 
 
 def customer_of(request: Request) -> int | None:
-    value = request.session.get("customer_id")
-    return value if isinstance(value, int) else None
+    return current_customer_id(request)
 
 
 def cart_token(request: Request) -> str | None:
@@ -116,7 +118,7 @@ def _int(form: FormData, name: str, default: int | None = None) -> int:
         value = int(str(raw)) if raw not in (None, "") else default
     except ValueError:
         value = None
-    if value is None:
+    if value is None or not 0 <= value <= MAX_INT32:
         raise ValidationFailed(f"{name} must be a whole number", code="invalid_quantity"
                                if name == "quantity" else "invalid_input", field=name)
     return value
@@ -346,14 +348,9 @@ async def _record(request: Request) -> PaymentOutcome:
     stamp, txn, status, amount, provider = parse_return(client, params)
     out = await record_payment_status(db_of(request), settings_of(request), stamp, txn,
                                       status, amount, provider)
-    if out.changed and out.order_status == "paid":
-        # Counted once, by whichever answer (redirect or callback) settled the payment.
-        _track(request, "order_placed", order_id=out.order_id, customer_id=out.customer_id)
     if out.changed and out.refund_cents:
-        try:
-            await refund_payment(db_of(request), client, out.order_id, txn, out.refund_cents)
-        except DomainError:
-            log.exception("refund of order %s failed; retry by hand", out.order_id)
+        # Recorded as due with the payment; asked for now, else by the checkout job.
+        await settle_refunds(db_of(request), client, settings_of(request))
     return out
 
 
@@ -367,17 +364,29 @@ async def payment_return(request: Request,
     except InvalidSignature as exc:
         return error_page(request, 400, _msg(request, exc))
     if out.order_status == "paid":
-        async with db_of(request).uow() as uow:  # bought: the cart is done
-            cart = await carts.find_cart(uow.session, cart_token(request), customer_of(request))
-            if cart is not None:
-                await carts.clear_cart(uow, cart.id)
-                await uow.commit()
+        async with db_of(request).uow() as uow:  # bought: those items leave the cart
+            await carts.remove_ordered(uow, cart_token(request), customer_of(request),
+                                       out.order_id)
+            await uow.commit()
     elif out.attempt_status == "fail":
         request.session["flash"] = gettext(
             request, N_("The payment was cancelled. Your order is kept for a while: "
                         "you can try again."))
-    number = f"{out.order_id:06d}"
-    return RedirectResponse(f"/shop/orders/{number}?t={out.access_token}", status_code=303)
+    return RedirectResponse(order_status_path(out.order_id, out.access_token),
+                            status_code=303)
+
+
+@router.get("/checkout/refund/{result}")
+async def refund_callback(request: Request,
+                          result: Annotated[str, Path(pattern="^(success|cancel)$")]
+                          ) -> Response:
+    """Paytrail's notice about a refund (the refund was recorded when it was taken)."""
+    client: PaytrailClient = request.app.state.paytrail
+    if not client.verify_return(dict(request.query_params.items())):
+        return PlainTextResponse("the refund notice is not signed by Paytrail",
+                                 status_code=400)
+    log.info("Paytrail refund %s: %s", result, request.query_params.get("checkout-stamp"))
+    return PlainTextResponse("OK")
 
 
 @router.get("/checkout/callback/{result}")

@@ -228,9 +228,8 @@ async def availability_view(s: AsyncSession, variant_id: int) -> AvailabilityVie
     a = (await availability(s, [variant_id]))[variant_id]
     stores = [StockRow(loc.code, loc.name, loc.available, stock_status(loc.available))
               for loc in a.locations if loc.kind == "store"]
-    pickup = max((loc.available for loc in a.locations if loc.pickup_point), default=0)
     return AvailabilityView(variant_id, StockRow("online", "", a.online, stock_status(a.online)),
-                            stores, max(a.online, pickup))
+                            stores, a.one_order_max)
 
 
 # --- listing pages (category, search) ----------------------------------------------------
