@@ -40,10 +40,6 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def sellable(a: Availability) -> int:
-    return a.one_order_max
-
-
 async def find_cart(s: AsyncSession, token: str | None, customer_id: int | None
                     ) -> Cart | None:
     """The cart behind this cookie, if it belongs to this shopper. A customer's cart
@@ -96,7 +92,7 @@ async def _line_limit(s: AsyncSession, variant_id: int) -> int:
     if not active:
         raise ValidationFailed("this product is not for sale", code="variant_inactive",
                                field="variant_id")
-    return min(MAX_QUANTITY, sellable((await availability(s, [variant_id]))[variant_id]))
+    return min(MAX_QUANTITY, (await availability(s, [variant_id]))[variant_id].one_order_max)
 
 
 def _insert_for(uow: UnitOfWork) -> Any:
@@ -317,7 +313,7 @@ async def price_cart(s: AsyncSession, cart_id: int | None, token: str | None,
                 images[vid] = url
     lines = [CartLineView(priced=ln, product_slug=str(slugs.get(ln.variant_id, "")),
                           image_url=images.get(ln.variant_id), wanted=ln.quantity,
-                          sellable=sellable(stock[ln.variant_id]),
+                          sellable=stock[ln.variant_id].one_order_max,
                           online=stock[ln.variant_id].online)
              for ln in quote.lines]
     return CartView(cart_id, token, lines, quote, len(wanted) - len(keep), stock)

@@ -478,7 +478,6 @@ class PaymentOutcome:
     changed: bool  # False: this status was already recorded (a repeated callback)
     refund_cents: int = 0  # paid but the goods could not be secured: to refund
     transaction_id: str = ""
-    customer_id: int | None = None
 
 
 PAYTRAIL_STATUSES = ("ok", "fail", "pending", "delayed", "new")
@@ -537,7 +536,7 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
 
     def outcome(changed: bool, refund: int = 0) -> PaymentOutcome:
         return PaymentOutcome(order.id, order.access_token or "", order.status, attempt.status,
-                              changed, refund, txn, order.customer_id)
+                              changed, refund, txn)
 
     if attempt.status == "ok" or attempt.status == status:
         return outcome(False)  # settled already, or nothing new

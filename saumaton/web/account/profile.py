@@ -3,6 +3,7 @@ marketing consents and the password."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Request
@@ -11,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from saumaton.core.errors import DomainError, NotFound
 from saumaton.core.types import MAX_ID
 from saumaton.customers import accounts, addresses, consents
+from saumaton.db.uow import UnitOfWork
 from saumaton.mail.messages import country_name
 from saumaton.web.account.common import field_errors, missing, page, signed_in, text_field
 from saumaton.web.auth import db_of
@@ -176,34 +178,30 @@ async def edit_address(request: Request, address_id: AddressId) -> Response:
     return RedirectResponse("/account/addresses", status_code=303)
 
 
-@router.post("/addresses/{address_id}/delete")
-async def delete_address(request: Request, address_id: AddressId) -> Response:
+async def _address_action(request: Request, address_id: int,
+                          action: Callable[[UnitOfWork, int, int], Awaitable[object]]
+                          ) -> Response:
     customer_id = signed_in(request)
     if not isinstance(customer_id, int):
         return customer_id
     await checked_form(request)
     try:
         async with db_of(request).uow() as uow:
-            await addresses.delete_address(uow, customer_id, address_id)
+            await action(uow, customer_id, address_id)
             await uow.commit()
     except NotFound:
         return _no_address(request)
     return RedirectResponse("/account/addresses", status_code=303)
+
+
+@router.post("/addresses/{address_id}/delete")
+async def delete_address(request: Request, address_id: AddressId) -> Response:
+    return await _address_action(request, address_id, addresses.delete_address)
 
 
 @router.post("/addresses/{address_id}/default")
 async def default_address(request: Request, address_id: AddressId) -> Response:
-    customer_id = signed_in(request)
-    if not isinstance(customer_id, int):
-        return customer_id
-    await checked_form(request)
-    try:
-        async with db_of(request).uow() as uow:
-            await addresses.set_default_address(uow, customer_id, address_id)
-            await uow.commit()
-    except NotFound:
-        return _no_address(request)
-    return RedirectResponse("/account/addresses", status_code=303)
+    return await _address_action(request, address_id, addresses.set_default_address)
 
 
 # --- consents -----------------------------------------------------------------------------

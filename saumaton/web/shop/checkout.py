@@ -95,10 +95,6 @@ def _msg(request: Request, exc: DomainError) -> str:
         return exc.detail
 
 
-def customer_of(request: Request) -> int | None:
-    return current_customer_id(request)
-
-
 def cart_token(request: Request) -> str | None:
     return request.cookies.get(CART_COOKIE)
 
@@ -106,10 +102,6 @@ def cart_token(request: Request) -> str | None:
 def keep_cart_cookie(response: Response, token: str) -> None:
     response.set_cookie(CART_COOKIE, token, max_age=CART_COOKIE_AGE, httponly=True,
                         samesite="lax")
-
-
-def _track(request: Request, kind: str, **fields: Any) -> None:
-    track(request, kind, **fields)
 
 
 def _int(form: FormData, name: str, default: int | None = None) -> int:
@@ -129,7 +121,7 @@ def _int(form: FormData, name: str, default: int | None = None) -> int:
 @router.get("/cart")
 async def cart_page(request: Request) -> HTMLResponse:
     async with db_of(request).reader() as s:
-        view = await carts.view_cart(s, cart_token(request), customer_of(request), utcnow())
+        view = await carts.view_cart(s, cart_token(request), current_customer_id(request), utcnow())
     response = render(request, "shop/cart.html", {
         "title": gettext(request, N_("Shopping cart")), "cart": view})
     response.headers["Cache-Control"] = "no-store"
@@ -139,7 +131,7 @@ async def cart_page(request: Request) -> HTMLResponse:
 @router.get("/cart/count")
 async def cart_count(request: Request) -> HTMLResponse:
     async with db_of(request).reader() as s:
-        n = await carts.cart_count(s, cart_token(request), customer_of(request))
+        n = await carts.cart_count(s, cart_token(request), current_customer_id(request))
     response = HTMLResponse(str(n) if n else "")
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -152,7 +144,7 @@ async def cart_add(request: Request) -> Response:
         variant_id = _int(form, "variant_id")
         quantity = _int(form, "quantity", 1)
         async with db_of(request).uow() as uow:
-            change = await carts.add_to_cart(uow, cart_token(request), customer_of(request),
+            change = await carts.add_to_cart(uow, cart_token(request), current_customer_id(request),
                                              variant_id, quantity)
             await uow.commit()
     except DomainError as exc:
@@ -160,7 +152,7 @@ async def cart_add(request: Request) -> Response:
             return render(request, "shop/_cart_message.html",
                           {"ok": False, "message": _msg(request, exc)}, status=exc.status)
         return error_page(request, exc.status, _msg(request, exc))
-    _track(request, "add_to_cart", variant_id=variant_id, data={"quantity": quantity})
+    track(request, "add_to_cart", variant_id=variant_id, data={"quantity": quantity})
     if is_htmx(request):
         message = gettext(request, N_("Added to cart."))
         if change.limited:
@@ -182,8 +174,9 @@ async def cart_update(request: Request) -> Response:
         variant_id = _int(form, "variant_id")
         quantity = 0 if form.get("remove") else _int(form, "quantity")
         async with db_of(request).uow() as uow:
-            change = await carts.set_quantity(uow, cart_token(request), customer_of(request),
-                                              variant_id, quantity)
+            change = await carts.set_quantity(uow, cart_token(request),
+                                              current_customer_id(request), variant_id,
+                                              quantity)
             await uow.commit()
     except DomainError as exc:
         return error_page(request, exc.status, _msg(request, exc))
@@ -202,7 +195,7 @@ async def _checkout_context(request: Request, values: dict[str, Any],
                             errors: dict[str, str]) -> dict[str, Any]:
     settings = settings_of(request)
     async with db_of(request).reader() as s:
-        view = await carts.view_cart(s, cart_token(request), customer_of(request), utcnow())
+        view = await carts.view_cart(s, cart_token(request), current_customer_id(request), utcnow())
         options = (await delivery_options(s, settings, view.quote, view.stock)
                    if not view.empty else [])
         method = values.get("delivery") or ("home" if options and options[0].available
@@ -216,7 +209,7 @@ async def _checkout_context(request: Request, values: dict[str, Any],
 
 
 async def _prefill(request: Request) -> dict[str, Any]:
-    customer_id = customer_of(request)
+    customer_id = current_customer_id(request)
     if customer_id is None:
         return {}
     async with db_of(request).reader() as s:
@@ -235,7 +228,7 @@ async def checkout_page(request: Request) -> Response:
     ctx = await _checkout_context(request, await _prefill(request), {})
     if ctx["cart"].empty:
         return RedirectResponse("/shop/cart", status_code=303)
-    _track(request, "checkout_started")
+    track(request, "checkout_started")
     response = render(request, "shop/checkout.html", ctx)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -289,7 +282,7 @@ async def checkout(request: Request) -> Response:
     settings = settings_of(request)
     db = db_of(request)
     async with db.reader() as s:
-        wanted = await carts.cart_lines(s, cart_token(request), customer_of(request))
+        wanted = await carts.cart_lines(s, cart_token(request), current_customer_id(request))
     if not wanted:
         return RedirectResponse("/shop/cart", status_code=303)
     errors: dict[str, str] = {}
@@ -307,7 +300,8 @@ async def checkout(request: Request) -> Response:
             key = values.get("key", "")
             if not 16 <= len(key) <= 64:
                 key = secrets.token_urlsafe(18)
-            order, _ = await place_web_order(db, settings, cmd, customer_id=customer_of(request),
+            order, _ = await place_web_order(db, settings, cmd,
+                                             customer_id=current_customer_id(request),
                                              key="web-checkout:" + key)
         except DomainError as exc:
             field = FIELD_OF_ERROR.get(exc.field or "", exc.field or "form")
@@ -330,7 +324,7 @@ async def _pay(request: Request, order: OrderOut) -> Response:
             token = await _token(s, order.id)
         request.session["flash"] = _msg(request, exc)
         return RedirectResponse(status_path(order, token), status_code=303)
-    _track(request, "payment_started", order_id=order.id)
+    track(request, "payment_started", order_id=order.id)
     request.session["paying_order"] = order.id
     return RedirectResponse(href, status_code=303)
 
@@ -365,7 +359,7 @@ async def payment_return(request: Request,
         return error_page(request, 400, _msg(request, exc))
     if out.order_status == "paid":
         async with db_of(request).uow() as uow:  # bought: those items leave the cart
-            await carts.remove_ordered(uow, cart_token(request), customer_of(request),
+            await carts.remove_ordered(uow, cart_token(request), current_customer_id(request),
                                        out.order_id)
             await uow.commit()
     elif out.attempt_status == "fail":
