@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,12 @@ class Settings(BaseSettings):
     free_delivery_from_cents: int = 5000
     # A paid click & collect order is held at the store this many days.
     pickup_hold_days: int = 14
+    # The till: the largest manual discount (per cent of a line or of the sale) a
+    # cashier may give; managers and owners may give any. Card payments taken while
+    # the till is offline: "to_confirm" (recorded, flagged for checking against the
+    # terminal's report) or "refuse" (cash only offline).
+    pos_cashier_max_discount_pct: int = Field(default=20, ge=0, le=100)
+    pos_offline_card: Literal["to_confirm", "refuse"] = "to_confirm"
     # Outgoing mail: SMTP when smtp_host is set, else .eml files under var/mail/.
     smtp_host: str = ""
     smtp_port: int = 587

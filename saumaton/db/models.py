@@ -17,6 +17,8 @@ from saumaton.customers.models import (
     CustomerAddress,
     CustomerConsent,
     CustomerIdentity,
+    CustomerNote,
+    CustomerPreference,
 )
 from saumaton.db.base import Base
 from saumaton.db.idempotency import IdempotencyRecord
@@ -24,16 +26,18 @@ from saumaton.events.models import OutboxEvent
 from saumaton.inventory.models import StockLevel, StockMovement, StockReservation
 from saumaton.locations.models import Channel, Location
 from saumaton.mail.models import OutgoingMail
-from saumaton.orders.models import Order, OrderLine
+from saumaton.orders.models import Order, OrderLine, SaleVoid
 from saumaton.payments.models import Payment, PaytrailPayment
 from saumaton.pricing.models import Campaign, CampaignChannel, CampaignTarget
 from saumaton.staff.models import ApiToken, Staff, StaffRole
+from saumaton.tills.models import CashMovement, DrawerSession, Register
 
 __all__ = [
     "AccountToken", "AnalyticsEvent", "ApiToken", "Base", "Campaign", "CampaignChannel",
-    "CampaignTarget", "Cart", "CartLine", "Category", "Channel", "Customer", "CustomerAccount",
-    "CustomerAddress", "CustomerConsent", "CustomerIdentity", "IdempotencyRecord", "Location",
+    "CampaignTarget", "Cart", "CartLine", "CashMovement", "Category", "Channel", "Customer",
+    "CustomerAccount", "CustomerAddress", "CustomerConsent", "CustomerIdentity",
+    "CustomerNote", "CustomerPreference", "DrawerSession", "IdempotencyRecord", "Location",
     "Order", "OrderLine", "OutboxEvent", "OutgoingMail", "Payment", "PaytrailPayment",
-    "Product", "ProductImage", "Staff", "StaffRole", "StockLevel", "StockMovement",
-    "StockReservation", "Variant", "VatClass", "VatRate",
+    "Product", "ProductImage", "Register", "SaleVoid", "Staff", "StaffRole", "StockLevel",
+    "StockMovement", "StockReservation", "Variant", "VatClass", "VatRate",
 ]

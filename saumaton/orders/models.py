@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from saumaton.core.clock import utcnow
@@ -49,6 +49,22 @@ class Order(Base):
     access_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Pending web orders: unpaid by then, the order is cancelled and its stock released.
     payment_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Store sales: the cash drawer session the sale went into.
+    drawer_session_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("drawer_sessions.id"), nullable=True, index=True)
+    # Made on a till without network and synced later; sold_at is the till's clock.
+    offline: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    sold_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The receipt number the till printed offline, e.g. "K1-000017".
+    client_ref: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    # Space-separated flags for a person to look at: negative_stock price_mismatch
+    # card_unconfirmed.
+    flags: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # Why a manual order discount was given (spread over the lines' manual discounts).
+    discount_reason: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # Click & collect: handed over to the customer.
+    collected_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    collected_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class OrderLine(Base):
@@ -69,3 +85,29 @@ class OrderLine(Base):
     vat_rate_bp: Mapped[int] = mapped_column(Integer)
     vat_cents: Mapped[int] = mapped_column(Integer)
     campaign_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The part of discount_cents given by hand at the till (line and order discounts).
+    manual_discount_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    discount_reason: Mapped[str] = mapped_column(String(200), default="", server_default="")
+
+
+class SaleVoid(Base):
+    """Units scanned into a till's cart and taken out again before payment (a voided
+    line, a lowered quantity, a cancelled sale); counted in the Z report."""
+
+    __tablename__ = "sale_voids"
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    drawer_session_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("drawer_sessions.id"), nullable=True, index=True)
+    order_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("orders.id", ondelete="SET NULL"), nullable=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"))
+    sku: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(300))
+    quantity: Mapped[int] = mapped_column(Integer)
+    amount_cents: Mapped[int] = mapped_column(Integer)  # at the price shown, VAT incl.
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The till's key for the void (offline voids sync exactly once).
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)

@@ -1,0 +1,1 @@
+"""Tills: the store's registers, their cash drawer sessions, cash movements and Z reports."""
