@@ -17,7 +17,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "owner": frozenset({"*"}),
     "manager": frozenset({
         "catalogue.write", "prices.write", "stock.write", "stock.read", "orders.create",
-        "orders.read", "customers.write", "customers.read", "staff.read",
+        "orders.read", "customers.write", "customers.read", "staff.read", "discounts.any",
     }),
     "cashier": frozenset({
         "orders.create", "orders.read", "customers.write", "customers.read", "stock.read",

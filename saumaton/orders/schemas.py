@@ -45,6 +45,9 @@ class OrderLineOut(BaseModel):
     vat_rate_bp: int
     vat_cents: int
     campaign_id: int | None
+    # Of discount_cents, the part given by hand at the till, and why.
+    manual_discount_cents: int = 0
+    discount_reason: str = ""
 
 
 class PaymentOut(BaseModel):
@@ -54,6 +57,7 @@ class PaymentOut(BaseModel):
     tendered_cents: int | None
     change_cents: int
     reference: str
+    status: str = "captured"  # captured | to_confirm (card taken offline) | refund_due …
 
     @property
     def collected_cents(self) -> int:
@@ -100,6 +104,15 @@ class OrderOut(BaseModel):
     language: str = "fi"
     delivery: DeliveryOut | None = None
     payment_due_at: datetime | None = None
+    # Store sales.
+    drawer_session_id: int | None = None
+    offline: bool = False
+    sold_at: datetime | None = None  # offline: the till's clock
+    client_ref: str = ""  # offline: the receipt number the till printed
+    flags: list[str] = Field(default_factory=list)  # negative_stock price_mismatch …
+    discount_reason: str = ""
+    collected_at: datetime | None = None
+    collected_by: str = ""
 
     @property
     def delivery_fee_cents(self) -> int:

@@ -395,7 +395,8 @@ async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
             sku=ln.sku, name=ln.name, quantity=ln.quantity,
             unit_price_cents=ln.unit_price_cents, discount_cents=ln.discount_cents,
             total_cents=ln.total_cents, vat_rate_bp=ln.vat_rate_bp, vat_cents=ln.vat_cents,
-            campaign_id=ln.campaign_id))
+            campaign_id=ln.campaign_id, manual_discount_cents=ln.manual_discount_cents,
+            discount_reason=ln.discount_reason))
     payments: dict[int, list[PaymentOut]] = defaultdict(list)
     for p in (await s.scalars(
         select(Payment).where(Payment.order_id.in_(order_ids)).order_by(Payment.id)
@@ -403,7 +404,7 @@ async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
         payments[p.order_id].append(PaymentOut(
             method=p.method, amount_cents=p.amount_cents, rounding_cents=p.rounding_cents,
             tendered_cents=p.tendered_cents, change_cents=p.change_cents,
-            reference=p.reference))
+            reference=p.reference, status=p.status))
     by_id = {}
     for order, channel_code in rows:
         ls = lines[order.id]
@@ -421,6 +422,10 @@ async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
             vat_breakdown=vat_breakdown(ls, delivery), created_at=order.created_at,
             created_by=order.created_by, email=order.email, phone=order.phone,
             language=order.language, delivery=delivery, payment_due_at=order.payment_due_at,
+            drawer_session_id=order.drawer_session_id, offline=order.offline,
+            sold_at=order.sold_at, client_ref=order.client_ref,
+            flags=order.flags.split(), discount_reason=order.discount_reason,
+            collected_at=order.collected_at, collected_by=order.collected_by,
         )
     return [by_id[i] for i in order_ids if i in by_id]
 

@@ -326,6 +326,11 @@ def install(app: FastAPI) -> None:
     """Mount page routes (webshop, POS, staff login) and load the translations."""
     from saumaton.web.account import router as account_router
     from saumaton.web.consent import router as consent_router
+    from saumaton.web.pos import api as pos_api
+    from saumaton.web.pos import customers as pos_customers
+    from saumaton.web.pos import drawer as pos_drawer
+    from saumaton.web.pos import handover as pos_handover
+    from saumaton.web.pos import offline as pos_offline
     from saumaton.web.pos.routes import router as pos_router
     from saumaton.web.shop.checkout import router as checkout_router
     from saumaton.web.shop.routes import router as shop_router
@@ -334,6 +339,9 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(shop_router)
     app.include_router(checkout_router)
+    # Before the till's /pos/{code} routes: /pos/sw.js is not a store.
+    for module in (pos_offline, pos_api, pos_drawer, pos_customers, pos_handover):
+        app.include_router(module.router)
     app.include_router(pos_router)
     app.include_router(consent_router)
     app.include_router(account_router)
