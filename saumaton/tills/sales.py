@@ -22,21 +22,39 @@ it differently, `negative_stock` if it took a stock level below zero, and
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import Field, model_validator
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from saumaton.catalogue.services import VariantInfo, load_variant_infos
+from saumaton.config import get_settings
 from saumaton.core.actor import Actor
+from saumaton.core.clock import utcnow
+from saumaton.core.errors import Conflict, ValidationFailed
 from saumaton.core.types import MAX_ID, MAX_INT32, Input
-from saumaton.db.uow import Database
-from saumaton.orders.discounts import DiscountIn
+from saumaton.customers.models import Customer
+from saumaton.db.uow import Database, UnitOfWork
+from saumaton.inventory.services import Move, apply_moves
+from saumaton.locations.services import pos_channel_for
+from saumaton.orders.discounts import DiscountIn, apply_discounts
+from saumaton.orders.models import Order, OrderLine, SaleVoid
+from saumaton.orders.quote import OrderQuote, price_lines
 from saumaton.orders.schemas import OrderOut
+from saumaton.orders.services import business_day, get_order, order_number
+from saumaton.payments.models import Payment
+from saumaton.payments.services import PaymentIn, plan_payments
+from saumaton.pricing.services import PriceQuote, resolve_prices
+from saumaton.tills.models import DrawerSession
 
 KEY_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
 
 
 class TillLineIn(Input):
     variant_id: int = Field(ge=1, le=MAX_INT32)
-    quantity: int = Field(ge=1, le=10_000)
+    quantity: int = Field(default=1, ge=1, le=10_000)
     discount: DiscountIn | None = None
     # Offline sales only: the prices the till charged (per unit, VAT incl.).
     unit_price_cents: int | None = Field(default=None, ge=0, le=100_000_000)
@@ -89,12 +107,226 @@ class VoidsIn(Input):
     voids: list[VoidIn] = Field(min_length=1, max_length=500)
 
 
+def order_key(location_id: int, key: str) -> str:
+    """The order book's idempotency key for a till's sale key."""
+    return f"till:{location_id}:{key}"
+
+
 async def sell(db: Database, actor: Actor, location_id: int, cmd: TillSaleIn
                ) -> tuple[OrderOut, bool]:
-    """Record a till sale at `location_id`. Returns (order, replayed)."""
-    raise NotImplementedError
+    """Record a till sale at `location_id`. Returns (order, replayed).
+
+    A key seen before returns the sale recorded first, whatever this request holds:
+    a till that lost the answer to an online attempt sends the same sale again as an
+    offline one (with its receipt number), and it must not become a second sale."""
+    key = order_key(location_id, cmd.key)
+    try:
+        async with db.uow() as uow:
+            existing = await _sale_with_key(uow.session, key)
+            if existing is not None:
+                actor.require("orders.create", location_id)
+                return await get_order(uow.session, existing), True
+            out = await _sell(uow, actor, location_id, cmd, key)
+            await uow.commit()
+            return out, False
+    except IntegrityError:
+        async with db.reader() as s:  # the same key won a race a moment ago
+            existing = await _sale_with_key(s, key)
+            if existing is None:
+                raise
+            return await get_order(s, existing), True
+
+
+async def _sale_with_key(s: AsyncSession, key: str) -> int | None:
+    found = await s.scalar(select(Order.id).where(Order.idempotency_key == key))
+    return None if found is None else int(found)
+
+
+def _quote_json(q: OrderQuote) -> dict[str, Any]:
+    return {"total_cents": q.total_cents, "vat_cents": q.vat_cents,
+            "discount_cents": q.discount_cents, "lines": [{
+                "variant_id": ln.variant_id, "quantity": ln.quantity,
+                "unit_price_cents": ln.unit_price_cents, "discount_cents": ln.discount_cents,
+                "total_cents": ln.total_cents, "campaign_id": ln.campaign_id,
+                "campaign_name": ln.campaign_name} for ln in q.lines]}
+
+
+async def _drawer(s: AsyncSession, location_id: int, session_id: int) -> DrawerSession:
+    drawer = await s.get(DrawerSession, session_id)
+    if drawer is None or drawer.location_id != location_id:
+        raise ValidationFailed(f"no drawer session {session_id} at this store",
+                               code="drawer_session_invalid", field="session_id")
+    return drawer
+
+
+async def _infos(s: AsyncSession, ids: set[int], at: datetime) -> dict[int, VariantInfo]:
+    return {i.id: i for i in await load_variant_infos(s, business_day(at), ids=sorted(ids))}
+
+
+async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn,
+                key: str) -> OrderOut:
+    actor.require("orders.create", location_id)
+    s = uow.session
+    now = utcnow()
+    sold_at = cmd.sold_at if cmd.offline and cmd.sold_at is not None else now
+    if sold_at.tzinfo is None:
+        raise ValidationFailed("sold_at needs a time zone", code="invalid_time",
+                               field="sold_at")
+    flags: list[str] = []
+    channel = await pos_channel_for(s, location_id)
+    drawer = await _drawer(s, location_id, cmd.session_id)
+    if drawer.status != "open":
+        if not cmd.offline:
+            raise Conflict("the till is closed; open it first", code="drawer_closed",
+                           field="session_id")
+        flags.append("after_close")  # sold offline, synced after the Z report
+    if cmd.customer_id is not None and await s.get(Customer, cmd.customer_id) is None:
+        raise ValidationFailed(f"no customer {cmd.customer_id}", code="unknown_customer",
+                               field="customer_id")
+
+    infos = await _infos(s, {ln.variant_id for ln in cmd.lines}
+                         | {v.variant_id for v in cmd.voids}, sold_at)
+    line_infos: list[VariantInfo] = []
+    for i, ln in enumerate(cmd.lines):
+        info = infos.get(ln.variant_id)
+        if info is None:
+            raise ValidationFailed(f"line {i + 1}: unknown product", code="unknown_variant",
+                                   field=f"lines.{i}")
+        if not info.active and not cmd.offline:
+            raise ValidationFailed(f"line {i + 1}: {info.name} is not for sale",
+                                   code="variant_inactive", field=f"lines.{i}")
+        line_infos.append(info)
+    for i, v in enumerate(cmd.voids):
+        if v.variant_id not in infos:
+            raise ValidationFailed("a voided line names an unknown product",
+                                   code="unknown_variant", field=f"voids.{i}")
+
+    distinct = list({i.id: i for i in line_infos}.values())
+    core = await resolve_prices(s, distinct, channel.id, sold_at)
+    quotes: dict[int, PriceQuote] = dict(core)
+    if cmd.offline:
+        # The customer paid what the till showed: record that, flag any difference.
+        for ln in cmd.lines:
+            assert ln.unit_price_cents is not None  # checked by TillSaleIn
+            mine = core[ln.variant_id]
+            till = PriceQuote(
+                variant_id=ln.variant_id, list_cents=ln.unit_price_cents,
+                discount_cents=ln.campaign_discount_cents or 0, campaign_id=ln.campaign_id,
+                campaign_name=(mine.campaign_name if mine.campaign_id == ln.campaign_id
+                               else None))
+            if ((till.list_cents, till.discount_cents)
+                    != (mine.list_cents, mine.discount_cents)
+                    and "price_mismatch" not in flags):
+                flags.append("price_mismatch")
+            quotes[ln.variant_id] = till
+    priced = price_lines(channel.code, line_infos, [ln.quantity for ln in cmd.lines], quotes)
+    settings = get_settings()
+    # Offline the discount was already given: recorded and flagged, not refused.
+    priced, manual, reasons = apply_discounts(
+        priced, [ln.discount for ln in cmd.lines], cmd.order_discount,
+        actor=None if cmd.offline else actor, location_id=location_id,
+        max_pct=settings.pos_cashier_max_discount_pct)
+    if cmd.offline and not actor.can("discounts.any", location_id) and any(
+            m * 100 > settings.pos_cashier_max_discount_pct * (ln.total_cents + m)
+            for ln, m in zip(priced.lines, manual, strict=True)):
+        flags.append("discount_over_limit")
+    if (not cmd.offline and cmd.expected_total_cents is not None
+            and cmd.expected_total_cents != priced.total_cents):
+        raise Conflict(
+            f"the price has changed: the total is now {priced.total_cents}",
+            code="price_changed", extra={"quote": _quote_json(priced)})
+
+    offline_card = cmd.offline and any(p.method == "card" for p in cmd.payments)
+    planned = plan_payments(priced.total_cents, [PaymentIn(
+        method="cash" if p.method == "cash" else "card", amount_cents=p.amount_cents,
+        tendered_cents=p.tendered_cents,
+        terminal_confirmed=p.terminal_confirmed or cmd.offline) for p in cmd.payments])
+    if offline_card:
+        flags.append("card_unconfirmed")
+
+    order_id = int((await s.execute(insert(Order).values(
+        channel_id=channel.id, location_id=location_id, customer_id=cmd.customer_id,
+        status="completed", currency="EUR", subtotal_cents=priced.subtotal_cents,
+        discount_cents=priced.discount_cents, total_cents=priced.total_cents,
+        vat_cents=priced.vat_cents, paid_cents=priced.total_cents, idempotency_key=key,
+        created_by=actor.label, created_at=now, drawer_session_id=drawer.id,
+        offline=cmd.offline, sold_at=sold_at if cmd.offline else None,
+        client_ref=cmd.client_ref.strip(),
+        discount_reason=(cmd.order_discount.reason.strip() if cmd.order_discount else ""),
+    ).returning(Order.id))).scalar_one())
+    number = order_number(order_id)
+    await s.execute(insert(OrderLine), [{
+        "order_id": order_id, "line_no": ln.line_no, "variant_id": ln.variant_id,
+        "location_id": location_id, "sku": ln.sku, "name": ln.name, "quantity": ln.quantity,
+        "unit_price_cents": ln.unit_price_cents, "discount_cents": ln.discount_cents,
+        "total_cents": ln.total_cents, "vat_rate_bp": ln.vat_rate_bp,
+        "vat_cents": ln.vat_cents, "campaign_id": ln.campaign_id,
+        "manual_discount_cents": m, "discount_reason": r,
+    } for ln, m, r in zip(priced.lines, manual, reasons, strict=True)])
+    await s.execute(insert(Payment), [{
+        "order_id": order_id, "method": p.method,
+        "status": "to_confirm" if offline_card and p.method == "card" else "captured",
+        "amount_cents": p.amount_cents, "rounding_cents": p.rounding_cents,
+        "tendered_cents": p.tendered_cents, "change_cents": p.change_cents,
+        "reference": p.reference, "location_id": location_id, "created_at": now,
+    } for p in planned])
+    # The item is in the cashier's hand: never refuse; a level below zero gets flagged.
+    moved: dict[int, int] = {}
+    for q in priced.lines:
+        moved[q.variant_id] = moved.get(q.variant_id, 0) + q.quantity
+    afters = await apply_moves(uow, actor, [
+        Move(vid, location_id, -qty, "sale", reference=number, order_id=order_id)
+        for vid, qty in moved.items()])
+    if any(a.on_hand < 0 for a in afters):
+        flags.append("negative_stock")
+    if cmd.voids:
+        await _insert_voids(uow, actor, location_id, drawer.id, order_id, key, cmd.voids,
+                            infos, now)
+    if flags:
+        await s.execute(update(Order).where(Order.id == order_id)
+                        .values(flags=" ".join(flags)))
+    uow.emit("order.created", {"order_id": order_id, "channel": channel.code,
+                               "location_id": location_id, "status": "completed",
+                               "total_cents": priced.total_cents,
+                               "customer_id": cmd.customer_id, "offline": cmd.offline})
+    return await get_order(s, order_id)
+
+
+async def _insert_voids(uow: UnitOfWork, actor: Actor, location_id: int,
+                        session_id: int | None, order_id: int | None, key: str,
+                        voids: list[VoidIn], infos: dict[int, VariantInfo],
+                        now: datetime) -> None:
+    await uow.session.execute(insert(SaleVoid), [{
+        "location_id": location_id, "drawer_session_id": session_id, "order_id": order_id,
+        "variant_id": v.variant_id, "sku": infos[v.variant_id].sku,
+        "name": infos[v.variant_id].name, "quantity": v.quantity,
+        "amount_cents": v.amount_cents, "reason": v.reason.strip(),
+        "created_by": actor.label, "created_at": now, "idempotency_key": f"{key}:v{i}",
+    } for i, v in enumerate(voids)])
 
 
 async def record_voids(db: Database, actor: Actor, location_id: int, cmd: VoidsIn) -> int:
-    """Record the voided lines of a cancelled sale; returns how many were new."""
-    raise NotImplementedError
+    """Record the voided lines of a cancelled sale; returns how many were new (0 when
+    the till sends the same key again)."""
+    key = f"till:{location_id}:{cmd.key}"
+    try:
+        async with db.uow() as uow:
+            actor.require("orders.create", location_id)
+            s = uow.session
+            if await s.scalar(select(SaleVoid.id).where(
+                    SaleVoid.idempotency_key == f"{key}:v0")) is not None:
+                return 0
+            if cmd.session_id is not None:
+                await _drawer(s, location_id, cmd.session_id)
+            now = utcnow()
+            infos = await _infos(s, {v.variant_id for v in cmd.voids}, now)
+            for i, v in enumerate(cmd.voids):
+                if v.variant_id not in infos:
+                    raise ValidationFailed("a voided line names an unknown product",
+                                           code="unknown_variant", field=f"voids.{i}")
+            await _insert_voids(uow, actor, location_id, cmd.session_id, None, key,
+                                cmd.voids, infos, now)
+            await uow.commit()
+            return len(cmd.voids)
+    except IntegrityError:
+        return 0
