@@ -12,6 +12,9 @@
 #      units; then `saumaton check`. Runs while the server is up,
 #      so before 4. The simulator runs as its own process
 #      (`saumaton paytrail-simulator`; it keeps payments in memory).
+#   6. till sales as the till sends them (JSON, staff session)   bench/pos_till.py
+#      at 16 tills: paced (1 sale/s each) and saturated; runs
+#      while the server is up, so before 4
 #   4. the raw-SQL ceiling: pgbench with the same statements      bench/pgbench_run.py
 #      (those the app runs now, and those it ran before the hot-path work)
 # stops the server (by PID), runs `saumaton check` again, drops the database and
@@ -21,7 +24,8 @@
 # postgresql://postgres@127.0.0.1:5432/postgres), BENCH_DURATION (s, default 20),
 # BENCH_WARMUP (s, default 3), BENCH_CLIENTS (default 16), BENCH_BUYERS (1000),
 # BENCH_UNITS (100), BENCH_SALES (500), BENCH_SUBSCRIBERS (8), BENCH_WEB_BUYERS (300),
-# BENCH_WEB_UNITS (100), BENCH_PAGE_DURATION (s, 10), BENCH_KEEP_DB=1,
+# BENCH_WEB_UNITS (100), BENCH_PAGE_DURATION (s, 10), BENCH_TILLS (16),
+# BENCH_TILL_INTERVAL (s, 1), BENCH_KEEP_DB=1,
 # SAUMATON_SRC=/path/to/another/checkout (serve and migrate that tree's `saumaton`
 # package instead of this one, e.g. to measure before/after a change).
 set -euo pipefail
@@ -150,6 +154,13 @@ log "5. web checkout (${CLIENTS} shoppers), product page, ${BENCH_WEB_BUYERS:-30
   --buyers "${BENCH_WEB_BUYERS:-300}" --units "${BENCH_WEB_UNITS:-100}" || FAILED+=(web_checkout)
 "$SAUMATON" check > "$RESULTS/check_after_web.txt" 2>&1 || FAILED+=(check_after_web)
 tail -1 "$RESULTS/check_after_web.txt"
+
+log "6. till sales (${BENCH_TILLS:-16} tills: paced, one sale per ${BENCH_TILL_INTERVAL:-1}s each; then saturated)"
+"$PY" -m bench.pos_till --url "$URL" --dsn "$DSN" --server-pid "$SERVER_PID" \
+  --tills "${BENCH_TILLS:-16}" --duration "$DURATION" --warmup "$WARMUP" \
+  --interval "${BENCH_TILL_INTERVAL:-1}" || FAILED+=(pos_till)
+"$SAUMATON" check > "$RESULTS/check_after_till.txt" 2>&1 || FAILED+=(check_after_till)
+tail -1 "$RESULTS/check_after_till.txt"
 
 log "stopping the server (pid $SERVER_PID)"
 stop_server

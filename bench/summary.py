@@ -94,7 +94,8 @@ def lines(m: dict[str, Any]) -> list[str]:
                 f"postgres CPU {pgb['cpu_ms_per_transaction']['postgres']} ms/transaction; "
                 f"other processes {pgb['cpu']['share_of_machine_pct']['other_processes']}%")
     out.extend(web_lines())
-    for name in ("check_after_flash", "check_after_web", "check_final"):
+    out.extend(till_lines())
+    for name in ("check_after_flash", "check_after_web", "check_after_till", "check_final"):
         path = RESULTS / f"{name}.txt"
         if path.exists():
             last = (path.read_text().strip().splitlines() or ["?"])[-1]
@@ -135,6 +136,27 @@ def web_lines() -> list[str]:
             f"flow each): {over['outcomes']}; stock left {over['database_check']}; all "
             f"answered after {over['total_s']} s; {'PASSED' if over['passed'] else 'FAILED'}; "
             f"oversold: {'no' if over.get('no_oversell') else 'YES'}")
+    return out
+
+
+def till_lines() -> list[str]:
+    """Benchmark 6 (bench/pos_till.py)."""
+    till = load("pos_till")
+    if not till:
+        return []
+    out = []
+    for name in ("paced", "saturated"):
+        part = till[name]
+        lat = part["latency_ms"]
+        per = part["cpu"].get("ms_per_sale", {})
+        pace = f", one sale per {part['interval_s']} s each" if part["interval_s"] else ""
+        out.append(
+            f"6. Till sales, {name} ({till['tills']} tills{pace}): "
+            f"{part['sales_per_s']} sales/s, ms p50 {lat.get('p50')} p95 {lat.get('p95')} "
+            f"p99 {lat.get('p99')} (target p99 50); CPU ms/sale server {per.get('server')} "
+            f"postgres {per.get('postgres')}; statuses {part['statuses']}")
+    out.append(f"6. Till sales in the database: {till['database']}; "
+               f"{'PASSED' if till['passed'] else 'FAILED'}")
     return out
 
 
