@@ -21,6 +21,7 @@ from saumaton.inventory.models import StockLevel
 from saumaton.orders.discounts import DiscountIn, spread
 from saumaton.orders.models import Order, OrderLine, SaleVoid
 from saumaton.payments.models import Payment
+from saumaton.payments.terminal import TerminalResult
 from saumaton.pricing.services import CampaignIn, create_campaign
 from saumaton.staff.models import Staff
 from saumaton.staff.services import actor_for
@@ -267,3 +268,34 @@ async def test_concurrent_retries_of_one_sale_make_one_order(db: Database, shop:
             Order, Order.id == Payment.order_id).where(Order.drawer_session_id == sid))
     assert n == 1 and pays == 1
     assert await _on_hand(db, v["id"], shop.store1) == 49
+
+
+class _Terminal:
+    """An integrated card terminal as the till would drive it (an external device)."""
+
+    def __init__(self, approve: bool) -> None:
+        self.approve = approve
+        self.charges: list[tuple[int, str]] = []
+
+    async def charge(self, amount_cents: int, sale_key: str) -> TerminalResult:
+        self.charges.append((amount_cents, sale_key))
+        return TerminalResult(self.approve, reference="T-42" if self.approve else "",
+                              message="" if self.approve else "Declined by the issuer")
+
+
+async def test_integrated_terminal_charges_or_declines(db: Database, shop: Shop) -> None:
+    [v] = await make_variants(db, [2500], stock={shop.store1: 5})
+    sid = await _drawer(db, shop.store1)
+    cashier = await _actor(db, shop, "cashier1")
+    declined = _Terminal(False)
+    with pytest.raises(ValidationFailed) as exc:
+        await sell(db, cashier, shop.store1, _sale(
+            sid, [{"variant_id": v["id"]}], [{"method": "card"}]), declined)
+    assert exc.value.code == "card_declined" and exc.value.field == "payments.0"
+    assert declined.charges and await _on_hand(db, v["id"], shop.store1) == 5
+    approved = _Terminal(True)
+    order, _ = await sell(db, cashier, shop.store1, _sale(
+        sid, [{"variant_id": v["id"]}],
+        [{"method": "cash", "amount_cents": 500}, {"method": "card"}]), approved)
+    assert [c[0] for c in approved.charges] == [2000]
+    assert order.payments[1].reference == "T-42"

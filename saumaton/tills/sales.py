@@ -21,6 +21,7 @@ it differently, `negative_stock` if it took a stock level below zero, and
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +47,7 @@ from saumaton.orders.schemas import OrderOut
 from saumaton.orders.services import business_day, get_order, order_number
 from saumaton.payments.models import Payment
 from saumaton.payments.services import PaymentIn, plan_payments
+from saumaton.payments.terminal import CardTerminal
 from saumaton.pricing.services import PriceQuote, resolve_prices
 from saumaton.tills.models import DrawerSession
 
@@ -112,9 +114,13 @@ def order_key(location_id: int, key: str) -> str:
     return f"till:{location_id}:{key}"
 
 
-async def sell(db: Database, actor: Actor, location_id: int, cmd: TillSaleIn
-               ) -> tuple[OrderOut, bool]:
+async def sell(db: Database, actor: Actor, location_id: int, cmd: TillSaleIn,
+               terminal: CardTerminal | None = None) -> tuple[OrderOut, bool]:
     """Record a till sale at `location_id`. Returns (order, replayed).
+
+    Card payments: with an integrated `terminal`, each online card payment is
+    charged through it (idempotent on the sale's key) before anything is written;
+    without one, the cashier's confirmation of a standalone terminal counts.
 
     A key seen before returns the sale recorded first, whatever this request holds:
     a till that lost the answer to an online attempt sends the same sale again as an
@@ -126,7 +132,7 @@ async def sell(db: Database, actor: Actor, location_id: int, cmd: TillSaleIn
             if existing is not None:
                 actor.require("orders.create", location_id)
                 return await get_order(uow.session, existing), True
-            out = await _sell(uow, actor, location_id, cmd, key)
+            out = await _sell(uow, actor, location_id, cmd, key, terminal)
             await uow.commit()
             return out, False
     except IntegrityError:
@@ -164,7 +170,7 @@ async def _infos(s: AsyncSession, ids: set[int], at: datetime) -> dict[int, Vari
 
 
 async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn,
-                key: str) -> OrderOut:
+                key: str, terminal: CardTerminal | None) -> OrderOut:
     actor.require("orders.create", location_id)
     s = uow.session
     now = utcnow()
@@ -237,10 +243,21 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
             code="price_changed", extra={"quote": _quote_json(priced)})
 
     offline_card = cmd.offline and any(p.method == "card" for p in cmd.payments)
-    planned = plan_payments(priced.total_cents, [PaymentIn(
+    payments = [PaymentIn(
         method="cash" if p.method == "cash" else "card", amount_cents=p.amount_cents,
         tendered_cents=p.tendered_cents,
-        terminal_confirmed=p.terminal_confirmed or cmd.offline) for p in cmd.payments])
+        terminal_confirmed=p.terminal_confirmed or cmd.offline or terminal is not None)
+        for p in cmd.payments]
+    planned = plan_payments(priced.total_cents, payments)  # checks before any charge
+    if terminal is not None and not cmd.offline:
+        for i, p in enumerate(planned):
+            if p.method != "card":
+                continue
+            result = await terminal.charge(p.amount_cents, f"{key}:p{i}")
+            if not result.approved:
+                raise ValidationFailed(result.message or "the card payment was declined",
+                                       code="card_declined", field=f"payments.{i}")
+            planned[i] = replace(p, reference=result.reference)
     if offline_card:
         flags.append("card_unconfirmed")
 
