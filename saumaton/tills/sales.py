@@ -158,7 +158,10 @@ def _quote_json(q: OrderQuote) -> dict[str, Any]:
 
 
 async def _drawer(s: AsyncSession, location_id: int, session_id: int) -> DrawerSession:
-    drawer = await s.get(DrawerSession, session_id)
+    # FOR SHARE: a Z report being computed by a close (FOR UPDATE) either sees this
+    # sale or the sale sees the session closed; never a sale outside its report.
+    drawer = await s.scalar(select(DrawerSession).where(DrawerSession.id == session_id)
+                            .with_for_update(read=True))
     if drawer is None or drawer.location_id != location_id:
         raise ValidationFailed(f"no drawer session {session_id} at this store",
                                code="drawer_session_invalid", field="session_id")
