@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from babel import Locale
 
+from saumaton.checkout.pickup import pickup_code_for
 from saumaton.config import Settings
 from saumaton.mail.render import gettext, mail_language, render_mail
 from saumaton.orders.schemas import OrderOut
@@ -36,7 +37,7 @@ def country_name(code: str, lang: str) -> str:
 def order_confirmation(order: OrderOut, *, status_url: str, lang: str, settings: Settings,
                        pickup_store_name: str | None) -> Mail:
     """Lines with any campaign discount, delivery and its fee, total, VAT per rate and
-    the status link; for click & collect the store and what to bring."""
+    the status link; for click & collect the store and the pickup code (text and QR)."""
     lang = mail_language(lang, settings)
     address = order.delivery.address if order.delivery else None
     country = country_name(address.get("country") or "FI", lang) if address else ""
@@ -44,7 +45,19 @@ def order_confirmation(order: OrderOut, *, status_url: str, lang: str, settings:
                       number=order.number, shop=settings.business_name)
     return _mail("order_confirmation", subject, lang, settings, order=order,
                  status_url=status_url, pickup_store_name=pickup_store_name,
-                 address=address, country=country)
+                 address=address, country=country,
+                 pickup=pickup_code_for(order, settings.resolved_secret_key()))
+
+
+def receipt(order: OrderOut, *, settings: Settings, store_name: str, store_address: str = "",
+            customer_name: str = "") -> Mail:
+    """A till receipt by e-mail, in the shop's default language: everything the
+    printed receipt has (seller, business ID, date, number, items, paid, VAT per rate)."""
+    lang = mail_language(settings.default_language, settings)
+    subject = gettext(lang, N_("Receipt %(number)s – %(shop)s"),
+                      number=order.number, shop=settings.business_name)
+    return _mail("receipt", subject, lang, settings, order=order, store_name=store_name,
+                 store_address=store_address, customer_name=customer_name)
 
 
 def password_reset(*, url: str, lang: str, settings: Settings, first_name: str = "") -> Mail:

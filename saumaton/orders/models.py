@@ -22,7 +22,8 @@ class Order(Base):
     customer_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("customers.id"), nullable=True, index=True
     )
-    # pending (awaiting payment) | paid | completed (paid and handed over) | cancelled
+    # pending (awaiting payment) | paid | completed (a store sale: paid and handed over)
+    # | collected (click & collect: handed over at the store) | cancelled
     status: Mapped[str] = mapped_column(String(16))
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     subtotal_cents: Mapped[int] = mapped_column(Integer)  # before discounts

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from saumaton.checkout import cart as carts
+from saumaton.checkout.pickup import pickup_code_for
 from saumaton.checkout.services import (
     AddressIn,
     CheckoutIn,
@@ -412,7 +413,8 @@ async def order_status(request: Request, number: Annotated[str, Path(max_length=
     response = render(request, "shop/order.html", {
         "title": gettext(request, N_("Order %(number)s"), number=order.number),
         "order": order, "token": t, "store": store, "flash": flash,
-        "settings_": settings_of(request)})
+        "settings_": settings_of(request),
+        "pickup": pickup_code_for(order, settings_of(request).resolved_secret_key())})
     response.headers["Cache-Control"] = "no-store"
     return response
 
