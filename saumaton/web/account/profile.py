@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+import segno
 from fastapi import Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
 
 from saumaton.core.errors import DomainError, NotFound
 from saumaton.core.types import MAX_ID
 from saumaton.customers import accounts, addresses, consents
+from saumaton.customers.card import account_card
 from saumaton.db.uow import UnitOfWork
 from saumaton.mail.messages import country_name
 from saumaton.web.account.common import field_errors, missing, page, signed_in, text_field
@@ -28,8 +31,16 @@ COUNTRIES = ("FI", "SE", "NO", "DK", "EE", "DE")
 STATUS_LABELS = {
     "pending": N_("Awaiting payment"), "paid": N_("Paid"), "completed": N_("Completed"),
     "cancelled": N_("Cancelled"), "ready": N_("Ready for collection"),
+    "collected": N_("Collected"),
     "shipped": N_("Shipped"),
 }
+
+
+def card_qr_svg(number: str) -> Markup:
+    """The loyalty card number as a QR code (inline SVG) the till's scanner reads."""
+    svg = segno.make(number, micro=False, error="m").svg_inline(
+        scale=5, border=4, dark="#2b2226", light="#ffffff", title=number)
+    return Markup(svg)  # segno's own markup; the number is digits only
 
 
 def _gone(request: Request) -> Response:
@@ -51,9 +62,11 @@ async def overview(request: Request,
         except NotFound:
             return _gone(request)
         history = await accounts.order_history(s, customer_id, limit=20, before_id=before)
+    card = await account_card(db_of(request), customer_id)
     return page(request, "account/overview.html", N_("My account"), {
         "profile": profile, "history": history, "sent": bool(sent),
-        "status_labels": STATUS_LABELS})
+        "status_labels": STATUS_LABELS, "card_number": card,
+        "card_qr": card_qr_svg(card) if card else None})
 
 
 @router.get("/orders/{number}")
