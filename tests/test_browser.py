@@ -7,7 +7,6 @@ item in the store; the shopper's page updates by itself.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from saumaton.db.uow import Database
 from tests.support import Server, Shop, make_variants
+from tests.test_till_api import open_drawer
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -80,6 +80,7 @@ async def test_store_sale_updates_the_open_webshop_page(
     shop: Shop, tmp_path: Path, backend: str,
 ) -> None:
     [v] = await make_variants(db, [1999], stock={shop.store1: 5, shop.warehouse: 2})
+    await open_drawer(db, shop.store1)
     product_url = f"{server.base_url}/shop/p/{v['product_slug']}?variant={v['id']}"
 
     # Tab A: a shopper on the product page.
@@ -95,6 +96,7 @@ async def test_store_sale_updates_the_open_webshop_page(
     cashier = await open_page(new_context, browser)
     await log_in(cashier, server.base_url, shop, "cashier1")
     await expect(cashier).to_have_url(f"{server.base_url}/pos/store-1")
+    await expect(cashier.locator("#till[data-ready='1']")).to_have_count(1)
     code = cashier.get_by_test_id("code-input")
     await expect(code).to_be_focused()
     await code.press_sequentially(str(v["ean"]))
@@ -110,7 +112,6 @@ async def test_store_sale_updates_the_open_webshop_page(
 
     receipt = cashier.get_by_test_id("receipt")
     await expect(receipt).to_be_visible()
-    await expect(cashier).to_have_url(re.compile(r"/pos/store-1/receipt/\d+$"))
     await expect(receipt.get_by_test_id("receipt-total")).to_have_text("19,99\xa0€")
     await expect(receipt.get_by_test_id("rounding")).to_have_text("+0,01\xa0€")
     await expect(receipt.get_by_test_id("cash-paid")).to_have_text("20,00\xa0€")
@@ -144,13 +145,15 @@ async def test_pages_fit_a_phone_screen(
     await page.goto(f"{server.base_url}/shop/")
     await assert_fits(page)
 
+    await open_drawer(db, shop.store1)
     await log_in(page, server.base_url, shop, "cashier1")
+    await expect(page.locator("#till[data-ready='1']")).to_have_count(1)
     code = page.get_by_test_id("code-input")
     await code.fill(str(v["ean"]))
     await code.press("Enter")
     await expect(page.get_by_test_id("cart-line")).to_have_count(1)
     await page.get_by_test_id("inc").click()
-    await expect(page.get_by_test_id("line-qty")).to_have_text("2")
+    await expect(page.get_by_test_id("line-qty")).to_have_value("2")
     await code.fill("4006381333931")
     await code.press("Enter")
     await expect(page.get_by_test_id("error-code")).to_contain_text("4006381333931")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -11,10 +12,9 @@ import httpx
 import pytest
 
 from saumaton.db.uow import Database
-from saumaton.orders.quote import quote_order
-from saumaton.orders.schemas import LineIn
 from saumaton.web import i18n
 from tests.support import Shop, make_variants
+from tests.test_till_api import config_of, open_drawer
 
 HX = {"HX-Request": "true"}
 
@@ -202,8 +202,9 @@ async def test_login_errors_are_shown_next_to_the_field(
     assert r.status_code == 403 and has(r.text, "error-form")
 
 
-async def test_login_logout_and_csrf(web: httpx.AsyncClient, shop: Shop) -> None:
+async def test_login_logout_and_csrf(web: httpx.AsyncClient, db: Database, shop: Shop) -> None:
     await login(web, shop, "cashier1")
+    await open_drawer(db, shop.store1)
     page = (await web.get("/pos/store-1")).text
     r = await web.post("/staff/logout")  # no CSRF token
     assert r.status_code == 403
@@ -212,27 +213,30 @@ async def test_login_logout_and_csrf(web: httpx.AsyncClient, shop: Shop) -> None
     assert (await web.get("/pos/store-1")).status_code == 303
 
 
-# --- POS ------------------------------------------------------------------------------------
+# --- POS (the till's own endpoints: tests/test_till_api.py) ---------------------------------
 
 async def test_pos_requires_login(web: httpx.AsyncClient) -> None:
     r = await web.get("/pos/")
     assert r.status_code == 303 and r.headers["location"] == "/staff/login?next=%2Fpos%2F"
     r = await web.get("/pos/store-1")
     assert r.status_code == 303 and r.headers["location"].startswith("/staff/login")
-    r = await web.post("/pos/store-1/scan", data={"code": "1"}, headers=HX)
-    assert r.headers.get("hx-redirect", "").startswith("/staff/login")
+    r = await web.post("/pos/store-1/api/sales", json={})
+    assert r.status_code == 401 and r.json()["code"] == "not_authenticated"
 
 
 async def test_cashier_sells_only_in_their_own_store(
-    web: httpx.AsyncClient, shop: Shop
+    web: httpx.AsyncClient, db: Database, shop: Shop
 ) -> None:
     await login(web, shop, "cashier1")
+    await open_drawer(db, shop.store1)
     r = await web.get("/pos/")
     assert r.status_code == 303 and r.headers["location"] == "/pos/store-1"
-    page = (await web.get("/pos/store-1")).text
+    cfg = config_of((await web.get("/pos/store-1")).text)
     r = await web.get("/pos/store-2")
     assert r.status_code == 403 and has(r.text, "error-page")
-    r = await web.post("/pos/store-2/scan", data=sale_form(page, code="1"))
+    r = await web.post("/pos/store-2/api/voids", headers={"X-CSRF-Token": cfg["csrfToken"]},
+                       json={"key": "k" * 20, "voids": [
+                           {"variant_id": 1, "quantity": 1, "amount_cents": 1}]})
     assert r.status_code == 403
     assert (await web.get("/pos/no-such-store")).status_code == 404
 
@@ -245,53 +249,17 @@ async def test_owner_gets_a_store_picker(web: httpx.AsyncClient, shop: Shop) -> 
     assert not has(r.text, "store-warehouse")
 
 
-async def test_scanning_an_unknown_code_shows_the_error_at_the_input(
+async def test_the_till_page_is_the_client_side_till(
     web: httpx.AsyncClient, db: Database, shop: Shop
 ) -> None:
-    [v] = await make_variants(db, [500], stock={shop.store1: 3})
     await login(web, shop, "cashier1")
-    page = (await web.get("/pos/store-1")).text
-    r = await web.post("/pos/store-1/scan", data=sale_form(page, code=v["ean"]), headers=HX)
-    assert r.status_code == 200 and "<html" not in r.text  # an htmx fragment
-    assert hidden(r.text, "line")[0] == f"{v['id']}:1"
-    r = await web.post("/pos/store-1/scan", data=sale_form(r.text, code="0000000000000"),
-                       headers=HX)
-    assert r.status_code == 422
-    assert text_of(r.text, "error-code") == "Koodilla 0000000000000 ei löydy tuotetta."
-    assert hidden(r.text, "line")[0] == f"{v['id']}:1"  # the cart is kept
-    r = await web.post("/pos/store-1/scan", data=sale_form(r.text, code=""), headers=HX)
-    assert r.status_code == 422 and has(r.text, "error-code")
-
-
-async def test_cart_buttons_and_totals_come_from_the_core(
-    web: httpx.AsyncClient, client: httpx.AsyncClient, db: Database, shop: Shop
-) -> None:
-    a, b = await make_variants(db, [1999, 350], stock={shop.store1: 10})
-    await web_only_campaign(client, shop, b["id"])  # -10 % in every channel
-    await login(web, shop, "cashier1")
-    page = (await web.get("/pos/store-1")).text
-    for code in (a["ean"], a["sku"], b["ean"]):
-        page = (await web.post("/pos/store-1/scan", data=sale_form(page, code=code))).text
-    assert hidden(page, "line")[:2] == [f"{a['id']}:2", f"{b['id']}:1"]
-    page = (await web.post("/pos/store-1/cart", data=sale_form(
-        page, op=f"inc:{b['id']}"))).text
-    page = (await web.post("/pos/store-1/cart", data=sale_form(
-        page, op=f"dec:{a['id']}"))).text
-    assert hidden(page, "line")[:2] == [f"{a['id']}:1", f"{b['id']}:2"]
-    lines = [LineIn(variant_id=a["id"], quantity=1), LineIn(variant_id=b["id"], quantity=2)]
-    async with db.reader() as s:
-        quote = await quote_order(s, "pos-1", lines, datetime.now(UTC))
-    assert quote.total_cents == 1999 + 2 * 315
-    assert text_of(page, "total") == "26,29 €"
-    assert text_of(page, "cash-due") == "26,30 €"
-    assert text_of(page, "line-discount").startswith("−0,70 €")
-    change = await web.post("/pos/store-1/change", data=sale_form(page, tendered="30"))
-    assert text_of(change.text, "change") == "3,70 €"
-    change = await web.post("/pos/store-1/change", data=sale_form(page, tendered="20"))
-    assert has(change.text, "change-error")
-    page = (await web.post("/pos/store-1/cart", data=sale_form(
-        page, op=f"del:{a['id']}"))).text
-    assert hidden(page, "line")[:1] == [f"{b['id']}:2"]
+    await open_drawer(db, shop.store1)
+    page = (await web.get("/pos/store-1", params={"lang": "en"})).text
+    assert has(page, "code-input") and has(page, "cart-empty") and has(page, "pay-cash")
+    assert 'type="module" src="/static/pos/till.js' in page
+    assert config_of(page)["strings"]["unknown_code"] == "No product has the code {code}."
+    assert (await web.get("/static/pos/till.js")).status_code == 200
+    assert (await web.get("/static/pos/pricing.js")).status_code == 200
 
 
 async def test_cash_sale_gives_a_receipt_with_vat_breakdown_and_rounding(
@@ -299,18 +267,15 @@ async def test_cash_sale_gives_a_receipt_with_vat_breakdown_and_rounding(
 ) -> None:
     [v] = await make_variants(db, [1999], stock={shop.store1: 5})
     await login(web, shop, "cashier1")
-    page = (await web.get("/pos/store-1")).text
-    page = (await web.post("/pos/store-1/scan", data=sale_form(page, code=v["ean"]))).text
-    r = await web.post("/pos/store-1/pay", data=sale_form(page, method="cash", tendered="10"))
-    assert r.status_code == 422
-    assert text_of(r.text, "error-tendered") == (
-        "Annettu käteinen on vähemmän kuin maksettava summa.")
-    r = await web.post("/pos/store-1/pay", data=sale_form(page, method="cash", tendered="x"))
-    assert r.status_code == 422 and has(r.text, "error-tendered")
-    r = await web.post("/pos/store-1/pay", data=sale_form(page, method="cash",
-                                                          tendered="50,00"))
-    assert r.status_code == 303
-    receipt = await web.get(r.headers["location"])
+    await open_drawer(db, shop.store1)
+    cfg = config_of((await web.get("/pos/store-1")).text)
+    r = await web.post("/pos/store-1/api/sales", headers={"X-CSRF-Token": cfg["csrfToken"]},
+                       json={"key": uuid.uuid4().hex, "session_id": cfg["sessionId"],
+                             "lines": [{"variant_id": v["id"], "quantity": 1}],
+                             "payments": [{"method": "cash", "tendered_cents": 5000}]})
+    assert r.status_code == 201, r.text
+    url = r.json()["receipt_url"]
+    receipt = await web.get(url)
     assert receipt.status_code == 200
     page = receipt.text
     assert text_of(page, "business-name") == "Saumaton Demo Oy"
@@ -327,66 +292,14 @@ async def test_cash_sale_gives_a_receipt_with_vat_breakdown_and_rounding(
     assert text_of(page, "vat-row") == "25,5 % 15,93 € 4,06 € 19,99 €"
     avail = (await client.get(f"/api/v1/variants/{v['id']}/availability")).json()
     assert next(x for x in avail["locations"] if x["code"] == "store-1")["on_hand"] == 4
+    # the till loads the receipt with htmx: just the panel
+    panel = await web.get(url, headers=HX)
+    assert panel.status_code == 200 and "<html" not in panel.text and has(panel.text, "paid")
     # cashier2 may not read store-1's receipts
     other = httpx.AsyncClient(transport=client._transport, base_url="http://test")
     async with other:
         await login(other, shop, "cashier2")
-        assert (await other.get(r.headers["location"])).status_code == 403
+        assert (await other.get(url)).status_code == 403
     # the receipt belongs to store-1, not to another store's address
-    number = r.headers["location"].rsplit("/", 1)[1]
+    number = url.rsplit("/", 1)[1]
     assert (await web.get(f"/pos/store-1/receipt/{int(number) + 10_000}")).status_code == 404
-
-
-async def test_card_sale_with_htmx_returns_the_receipt_fragment(
-    web: httpx.AsyncClient, db: Database, shop: Shop
-) -> None:
-    [v] = await make_variants(db, [1999], stock={shop.store1: 5})
-    await login(web, shop, "cashier1")
-    page = (await web.get("/pos/store-1")).text
-    page = (await web.post("/pos/store-1/scan", data=sale_form(page, code=v["ean"]))).text
-    r = await web.post("/pos/store-1/pay", data=sale_form(page, method="card"), headers=HX)
-    assert r.status_code == 200 and "<html" not in r.text
-    assert r.headers["hx-push-url"].startswith("/pos/store-1/receipt/")
-    assert text_of(r.text, "card-paid") == "19,99 €"
-    assert not has(r.text, "rounding")
-    # the back button (htmx history restore) gets whole pages, not fragments
-    r = await web.get("/pos/store-1", headers={**HX, "HX-History-Restore-Request": "true"})
-    assert "<html" in r.text
-
-
-async def test_the_same_cart_paid_twice_makes_one_order(
-    web: httpx.AsyncClient, client: httpx.AsyncClient, db: Database, shop: Shop
-) -> None:
-    [v] = await make_variants(db, [1000], stock={shop.store1: 5})
-    await login(web, shop, "cashier1")
-    page = (await web.get("/pos/store-1")).text
-    page = (await web.post("/pos/store-1/scan", data=sale_form(page, code=v["ean"]))).text
-    form = sale_form(page, method="cash", tendered="10")
-    first = await web.post("/pos/store-1/pay", data=form)
-    again = await web.post("/pos/store-1/pay", data=form)
-    assert first.status_code == again.status_code == 303
-    assert first.headers["location"] == again.headers["location"]
-    avail = (await client.get(f"/api/v1/variants/{v['id']}/availability")).json()
-    assert next(x for x in avail["locations"] if x["code"] == "store-1")["on_hand"] == 4
-    # a new sale screen starts a new cart with a new key
-    assert sale_form((await web.get("/pos/store-1")).text)["key"] != form["key"]
-
-
-async def test_pos_posts_without_csrf_are_refused(
-    web: httpx.AsyncClient, db: Database, shop: Shop
-) -> None:
-    [v] = await make_variants(db, [1000], stock={shop.store1: 5})
-    await login(web, shop, "cashier1")
-    page = (await web.get("/pos/store-1")).text
-    form = sale_form(page, code=v["ean"])
-    del form["csrf_token"]
-    r = await web.post("/pos/store-1/scan", data=form)
-    assert r.status_code == 403 and has(r.text, "error-page")
-    form = sale_form(page, method="card")
-    form["csrf_token"] = "forged"
-    r = await web.post("/pos/store-1/pay", data=form, headers=HX)
-    assert r.status_code == 403 and r.headers["hx-retarget"] == "#alert"
-    token = sale_form(page)["csrf_token"]
-    r = await web.post("/pos/store-1/scan", data={"key": "k" * 20, "code": v["ean"]},
-                       headers={**HX, "X-CSRF-Token": str(token)})
-    assert r.status_code == 200  # htmx sends the token as a header

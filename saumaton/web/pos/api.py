@@ -1,7 +1,84 @@
-"""The till's JSON endpoints: catalogue snapshot, sales and voids (online or synced)."""
+"""The till's JSON endpoints: catalogue snapshot, sales and voids (online or synced).
+
+Session auth (`open_till`), CSRF in the `X-CSRF-Token` header. Errors are JSON
+(`{"code", "detail", "field", …}`, the API's problem form): these routes use a plain
+router, so a DomainError reaches the app's JSON error handlers, not the HTML pages'.
+"""
 
 from __future__ import annotations
 
-from saumaton.web.pages import page_router
+from typing import Annotated, Any, TypeVar
 
-router = page_router("/pos")
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError
+
+from saumaton.core.clock import utcnow
+from saumaton.core.errors import ValidationFailed
+from saumaton.locations.services import channel_by_code
+from saumaton.orders.services import business_day
+from saumaton.tills import sales
+from saumaton.tills.catalogue import build_catalogue
+from saumaton.web.auth import check_csrf, db_of
+from saumaton.web.pos.routes import Till, open_till
+
+router = APIRouter(prefix="/pos", include_in_schema=False)
+Code = Annotated[str, Path(max_length=32)]
+MAX_BODY = 1_000_000
+M = TypeVar("M", bound=BaseModel)
+
+
+async def _checked_json(request: Request, model: type[M]) -> M:
+    """The body as `model`, after the CSRF header check. Bad JSON or values: 422 with
+    the field (dotted path, e.g. `lines.0.quantity`)."""
+    check_csrf(request, request.headers.get("x-csrf-token"))
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise ValidationFailed("the request is too large", code="too_large")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid"}
+        field = ".".join(str(p) for p in first.get("loc", ()))
+        raise ValidationFailed(f"{field}: {first.get('msg', 'invalid')}" if field
+                               else str(first.get("msg", "invalid")),
+                               field=field or None) from None
+
+
+def _json(body: dict[str, Any], status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/{code}/api/catalogue")
+async def catalogue(request: Request, code: Code) -> Response:
+    till = await open_till(request, code)
+    at = utcnow()
+    async with db_of(request).reader() as s:
+        channel = await channel_by_code(s, till.channel_code)
+        snap = await build_catalogue(s, channel, at, business_day(at))
+    headers = {"ETag": snap.etag, "Cache-Control": "no-cache"}
+    if request.headers.get("if-none-match") == snap.etag:
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(snap.body, headers=headers)
+
+
+def _receipt_url(till: Till, order_id: int) -> str:
+    return f"{till.base}/receipt/{order_id}"
+
+
+@router.post("/{code}/api/sales")
+async def sell(request: Request, code: Code) -> Response:
+    till = await open_till(request, code)
+    cmd = await _checked_json(request, sales.TillSaleIn)
+    order, replayed = await sales.sell(db_of(request), till.actor, till.location.id, cmd)
+    return _json({"order": order.model_dump(mode="json"),
+                  "receipt_url": _receipt_url(till, order.id)},
+                 200 if replayed else 201)
+
+
+@router.post("/{code}/api/voids")
+async def voids(request: Request, code: Code) -> Response:
+    till = await open_till(request, code)
+    cmd = await _checked_json(request, sales.VoidsIn)
+    recorded = await sales.record_voids(db_of(request), till.actor, till.location.id, cmd)
+    return _json({"recorded": recorded})

@@ -1,0 +1,108 @@
+"""The till's catalogue snapshot: every active variant with its price in the store now.
+
+The till keeps this in memory (and the offline worker caches it), so a scan adds a
+line without a round trip. Prices are the core's one price resolution
+(`pricing.resolve_prices` for the store's POS channel) and the VAT rate in force
+today (`catalogue.load_variant_infos`); each campaign carries its end time so a till
+that is offline stops applying it when it ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saumaton.catalogue.models import Product, Variant
+from saumaton.catalogue.services import VariantInfo, load_variant_infos
+from saumaton.core.actor import Actor
+from saumaton.locations.models import Channel
+from saumaton.pricing.models import Campaign
+from saumaton.pricing.services import resolve_prices
+from saumaton.tills.models import DrawerSession, Register
+
+_CHUNK = 2000  # ids per query (SQLite's parameter limit)
+
+
+@dataclass(frozen=True)
+class OpenSession:
+    id: int
+    register_id: int
+    register_name: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    body: dict[str, Any]
+    etag: str
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat().replace("+00:00", "Z") if at is not None else None
+
+
+def search_text(*parts: str | None) -> str:
+    """What search-as-you-type matches: lower case, single spaces."""
+    return " ".join(" ".join(p for p in parts if p).lower().split())
+
+
+async def build_catalogue(session: AsyncSession, channel: Channel, at: datetime,
+                          day: Any) -> Snapshot:
+    """Every active variant priced for `channel` at `at` (VAT on `day`)."""
+    rows = (await session.execute(
+        select(Variant.id, Product.brand)
+        .join(Product, Product.id == Variant.product_id)
+        .where(Variant.active, Product.active)
+        .order_by(Variant.id))).all()
+    brands = {vid: brand or "" for vid, brand in rows}
+    ids = list(brands)
+    infos: list[VariantInfo] = []
+    for start in range(0, len(ids), _CHUNK):
+        infos.extend(await load_variant_infos(session, day, ids=ids[start:start + _CHUNK]))
+    infos.sort(key=lambda i: i.id)
+    quotes = {}
+    for start in range(0, len(infos), _CHUNK):
+        quotes.update(await resolve_prices(session, infos[start:start + _CHUNK], channel.id, at))
+    campaign_ids = {q.campaign_id for q in quotes.values() if q.campaign_id is not None}
+    ends: dict[int, datetime | None] = {}
+    if campaign_ids:
+        ends = dict((await session.execute(
+            select(Campaign.id, Campaign.ends_at).where(Campaign.id.in_(campaign_ids)))).all())
+    variants = []
+    for info in infos:
+        if not info.active:
+            continue
+        q = quotes[info.id]
+        brand = brands.get(info.id, "")
+        variants.append({
+            "id": info.id, "ean": info.ean or "", "sku": info.sku, "name": info.name,
+            "brand": brand, "search": search_text(info.name, brand, info.sku, info.ean),
+            "unit_price_cents": q.list_cents, "campaign_discount_cents": q.discount_cents,
+            "campaign_id": q.campaign_id, "campaign_name": q.campaign_name,
+            "campaign_ends_at": _iso(ends.get(q.campaign_id)) if q.campaign_id else None,
+            "vat_rate_bp": info.vat_rate_bp,
+        })
+    content = json.dumps([channel.code, variants], separators=(",", ":"), sort_keys=True)
+    etag = '"' + hashlib.blake2b(content.encode(), digest_size=12).hexdigest() + '"'
+    return Snapshot({"generated_at": _iso(at), "channel": channel.code,
+                     "variants": variants}, etag)
+
+
+async def open_session_at(session: AsyncSession, location_id: int) -> OpenSession | None:
+    """The store's open drawer session (the first register's, if several are open)."""
+    row = (await session.execute(
+        select(DrawerSession.id, DrawerSession.register_id, Register.name)
+        .join(Register, Register.id == DrawerSession.register_id)
+        .where(DrawerSession.location_id == location_id, DrawerSession.status == "open")
+        .order_by(DrawerSession.id).limit(1))).first()
+    return OpenSession(row[0], row[1], row[2]) if row is not None else None
+
+
+def max_discount_pct(actor: Actor, location_id: int, cashier_max_pct: int) -> int:
+    """The largest manual discount (per cent) `actor` may give at this store."""
+    return 100 if actor.can("discounts.any", location_id) else cashier_max_pct

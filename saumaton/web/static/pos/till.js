@@ -1,0 +1,961 @@
+// The till: a scanner-first sale on the catalogue snapshot held in memory.
+//
+// A scan (the scanner types the EAN and Enter into #code) adds the line at once from
+// the snapshot; pricing.js works out the totals exactly as the server will; paying
+// sends the sale once through the offline queue (queue.js), which answers "synced"
+// (the server's receipt is shown) or "queued" (an offline receipt is drawn here).
+// The current sale and the parked ones are kept in localStorage, so a reload (even
+// offline) loses nothing.
+
+import { Catalogue, priceNow } from "./search.js";
+import { overLimit, discountAmount, parseMoney, planPayments, priceSale, roundCash }
+  from "./pricing.js";
+import { offlineReceipt } from "./receipt.js";
+
+const cfg = JSON.parse(document.getElementById("till-config").textContent);
+const S = cfg.strings;
+const $ = (id) => document.getElementById(id);
+const root = $("till");
+const codeInput = $("code");
+const LOCALE = cfg.lang === "fi" ? "fi-FI" : "en-US";
+const CURRENT_KEY = `saumaton.till.${cfg.code}.current`;
+const PARKED_KEY = `saumaton.till.${cfg.code}.parked`;
+const LOYALTY = /^9\d{11}$/;
+const PICKUP = /^NT\d{10}$/i;
+const PHONE = /^(\+\d[\d ()-]{6,17}|0\d[\d ()-]{5,10})$/;
+
+// --- formatting -------------------------------------------------------------------------
+
+const moneyFmt = new Intl.NumberFormat(LOCALE, {style: "currency", currency: "EUR"});
+const rateFmt = new Intl.NumberFormat(LOCALE, {maximumFractionDigits: 2});
+const dateFmt = new Intl.DateTimeFormat(LOCALE, {
+  timeZone: cfg.timezone, day: "numeric", month: "numeric", year: "numeric",
+  hour: "numeric", minute: "2-digit", second: "2-digit"});
+const fmt = {
+  money: (c) => (c < 0 ? "−" : "") + moneyFmt.format(Math.abs(c) / 100),
+  signed: (c) => (c > 0 ? "+" : c < 0 ? "−" : "") + moneyFmt.format(Math.abs(c) / 100),
+  rate: (bp) => rateFmt.format(bp / 100),
+  datetime: (d) => dateFmt.format(d).replace(" klo", "").replace(",", ""),
+};
+const tr = (text, values = {}) => text.replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
+
+// --- state ------------------------------------------------------------------------------
+
+function newKey() {
+  const raw = crypto.randomUUID ? crypto.randomUUID()
+    : Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+  return raw.replace(/-/g, "");
+}
+
+function newSale() {
+  return {key: newKey(), startedAt: new Date().toISOString(), lines: [], order_discount: null,
+          voids: [], customer: null, expected_total_cents: null};
+}
+
+function load(key, fallback) {
+  try {
+    const v = JSON.parse(localStorage.getItem(key));
+    return v ?? fallback;
+  } catch { return fallback; }
+}
+
+let catalogue = null;
+let sale = load(CURRENT_KEY, null) || newSale();
+let parked = load(PARKED_KEY, []);
+let editor = null;  // the open discount form: {target: "line"|"order", index, kind, amount, reason, other, errors}
+let sending = false;
+let justAdded = null;
+let suggestions = [];
+let active = -1;
+const pending = [];  // codes scanned before the catalogue arrived
+let queue = null;
+
+function save() {
+  try { localStorage.setItem(CURRENT_KEY, JSON.stringify(sale)); } catch { /* full: keep going */ }
+}
+
+function saveParked() {
+  try { localStorage.setItem(PARKED_KEY, JSON.stringify(parked)); } catch { /* ignore */ }
+}
+
+// --- the offline queue (queue.js) ---------------------------------------------------------
+
+async function postJson(url, body) {
+  let r;
+  try {
+    r = await fetch(url, {method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "X-CSRF-Token": cfg.csrfToken},
+      body: JSON.stringify(body)});
+  } catch (err) {
+    throw {status: 0, body: {code: "network", detail: String(err)}};
+  }
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) throw {status: r.status, body: data};
+  return {status: "synced", response: data};
+}
+
+// Used only if queue.js cannot be loaded: sends directly, keeps nothing.
+const directQueue = {
+  submitSale: (s) => postJson(`${cfg.base}/api/sales`, s),
+  submitVoids: (v) => postJson(`${cfg.base}/api/voids`, v),
+};
+
+async function startQueue() {
+  try {
+    const q = await import("/static/pos/queue.js");
+    await q.init({code: cfg.code, csrfToken: cfg.csrfToken, registerName: cfg.registerName,
+                  sessionId: cfg.sessionId});
+    queue = q;
+    if (q.registerServiceWorker) q.registerServiceWorker(cfg.code).catch(() => {});
+  } catch (err) {
+    console.warn("till: offline queue unavailable, sending directly", err);
+    queue = directQueue;
+  }
+  try {
+    const status = await import("/static/pos/status.js");
+    status.mountStatus($("sync-status"));
+  } catch (err) { console.warn("till: no sync status", err); }
+}
+const queueReady = startQueue();
+
+// --- the catalogue ----------------------------------------------------------------------
+
+async function loadCatalogue() {
+  try {
+    const r = await fetch(`${cfg.base}/api/catalogue`, {credentials: "same-origin"});
+    if (!r.ok) throw new Error(`catalogue: ${r.status}`);
+    catalogue = new Catalogue(await r.json());
+    root.dataset.ready = "1";
+    root.dataset.catalogueSize = String(catalogue.size);
+    while (pending.length) handleCode(pending.shift());
+  } catch (err) {
+    if (!catalogue) showError("general-error", S.network_error);
+  }
+}
+
+// --- pricing ------------------------------------------------------------------------------
+
+function priceInput() {
+  return sale.lines.map((l) => ({
+    unit_price_cents: l.unit_price_cents, campaign_discount_cents: l.campaign_discount_cents,
+    vat_rate_bp: l.vat_rate_bp, quantity: l.quantity, discount: l.discount,
+  }));
+}
+
+function priced() {
+  return priceSale(priceInput(), sale.order_discount, cfg.maxDiscountPct);
+}
+
+function unitNet(line) {
+  return line.unit_price_cents - (line.campaign_discount_cents || 0);
+}
+
+// --- changing the sale --------------------------------------------------------------------
+
+function addVariant(v, quantity = 1) {
+  const existing = sale.lines.find((l) => l.variant_id === v.id);
+  if (existing) {
+    existing.quantity = Math.min(10000, existing.quantity + quantity);
+  } else {
+    const p = priceNow(v);
+    sale.lines.push({variant_id: v.id, quantity, name: v.name, sku: v.sku,
+                     vat_rate_bp: v.vat_rate_bp, discount: null, ...p});
+  }
+  justAdded = v.id;
+  sale.expected_total_cents = null;
+  changed();
+}
+
+function voidUnits(line, quantity, reason = "") {
+  if (quantity <= 0) return;
+  sale.voids.push({variant_id: line.variant_id, quantity,
+                   amount_cents: unitNet(line) * quantity, reason});
+}
+
+function setQuantity(index, quantity) {
+  const line = sale.lines[index];
+  if (!line) return;
+  quantity = Math.max(0, Math.min(10000, quantity));
+  if (quantity < line.quantity) voidUnits(line, line.quantity - quantity);
+  if (quantity === 0) {
+    sale.lines.splice(index, 1);
+    if (editor && editor.target === "line") editor = null;
+  } else {
+    line.quantity = quantity;
+  }
+  justAdded = null;
+  sale.expected_total_cents = null;
+  changed();
+}
+
+function changed() {
+  save();
+  render();
+}
+
+function startNewSale() {
+  sale = newSale();
+  editor = null;
+  $("tendered").value = "";
+  $("card-amount").value = "";
+  hideCustomerPanel();
+  changed();
+  showSaleView();
+}
+
+async function clearSale() {
+  for (const line of sale.lines) voidUnits(line, line.quantity);
+  const voids = sale.voids;
+  const key = sale.key;
+  startNewSale();
+  if (voids.length) {
+    await queueReady;
+    try {
+      await queue.submitVoids({key, session_id: cfg.sessionId, voids});
+    } catch (err) {
+      showError("general-error", tr(S.sale_error, {detail: detailOf(err)}));
+    }
+  }
+}
+
+// --- scanning and searching -----------------------------------------------------------------
+
+function handleCode(raw) {
+  const code = raw.trim();
+  hideError("code-error");
+  if (!code) { showError("code-error", S.scan_first, "code"); return; }
+  if (PICKUP.test(code)) {
+    location.href = `${cfg.base}/pickups/find?q=${encodeURIComponent(code.toUpperCase())}`;
+    return;
+  }
+  if (!catalogue) { pending.push(code); return; }
+  const v = catalogue.find(code);
+  if (v) { addVariant(v); return; }
+  if (LOYALTY.test(code) || code.includes("@") || PHONE.test(code)) {
+    $("customer-q").value = code;
+    openCustomerPanel(code);
+    return;
+  }
+  showError("code-error", tr(S.unknown_code, {code}), "code");
+  codeInput.value = code;
+  codeInput.select();
+}
+
+function showSuggestions() {
+  const text = codeInput.value.trim();
+  const list = $("suggestions");
+  suggestions = (catalogue && text.length >= 2 && !/^\d+$/.test(text)) ? catalogue.search(text) : [];
+  active = -1;
+  list.replaceChildren();
+  suggestions.forEach((v, i) => {
+    const li = document.createElement("li");
+    li.id = `suggestion-${i}`;
+    li.setAttribute("role", "option");
+    li.dataset.testid = "suggestion";
+    li.dataset.index = String(i);
+    const p = priceNow(v);
+    li.innerHTML = "<span class=\"s-name\"></span><small></small><span class=\"s-price\"></span>";
+    li.children[0].textContent = v.name;
+    li.children[1].textContent = [v.brand, v.sku].filter(Boolean).join(" · ");
+    li.children[2].textContent = fmt.money(p.unit_price_cents - p.campaign_discount_cents);
+    list.append(li);
+  });
+  list.hidden = !suggestions.length;
+  codeInput.setAttribute("aria-expanded", suggestions.length ? "true" : "false");
+  codeInput.removeAttribute("aria-activedescendant");
+}
+
+function hideSuggestions() {
+  suggestions = [];
+  active = -1;
+  $("suggestions").hidden = true;
+  $("suggestions").replaceChildren();
+  codeInput.setAttribute("aria-expanded", "false");
+  codeInput.removeAttribute("aria-activedescendant");
+}
+
+function moveActive(delta) {
+  if (!suggestions.length) return;
+  active = (active + delta + suggestions.length) % suggestions.length;
+  [...$("suggestions").children].forEach((li, i) => li.setAttribute("aria-selected", String(i === active)));
+  codeInput.setAttribute("aria-activedescendant", `suggestion-${active}`);
+}
+
+function pickSuggestion(i) {
+  const v = suggestions[i];
+  hideSuggestions();
+  codeInput.value = "";
+  if (v) addVariant(v);
+  focusCode();
+}
+
+// --- rendering ------------------------------------------------------------------------------
+
+function node(tag, attrs = {}, ...children) {
+  const n = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "testid") n.dataset.testid = v;
+    else if (k === "act") n.dataset.act = v;
+    else if (k === "class") n.className = v;
+    else if (k === "text") n.textContent = v;
+    else n.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) n.append(c);
+  return n;
+}
+
+function render() {
+  const p = priced();
+  const list = $("lines");
+  const items = sale.lines.map((line, i) => {
+    const pl = p.lines[i];
+    const price = node("div", {class: "line-price"},
+      node("span", {testid: "line-unit", text: `${line.quantity} × ${fmt.money(line.unit_price_cents)}`}));
+    if (pl.campaign_cents) {
+      price.append(node("span", {class: "discount", testid: "line-campaign",
+        text: `−${fmt.money(pl.campaign_cents)}${line.campaign_name ? " · " + line.campaign_name : ""}`}));
+    }
+    const lineManual = pl.manual_cents - (pl.order_share_cents || 0);
+    if (line.discount && lineManual) {
+      price.append(node("span", {class: "discount manual", testid: "line-manual",
+        text: `−${fmt.money(lineManual)} · ${line.discount.reason}`}));
+    }
+    const qty = node("input", {type: "number", min: "0", max: "10000", inputmode: "numeric",
+      class: "qty", value: String(line.quantity), testid: "line-qty", "data-index": String(i),
+      "aria-label": `${S.quantity}: ${line.name}`});
+    qty.value = String(line.quantity);
+    const err = p.errors.find((e) => e.field === `lines.${i}.discount`);
+    const li = node("li", {class: "line" + (justAdded === line.variant_id ? " just-added" : ""),
+      testid: "cart-line", "data-variant-id": String(line.variant_id), "data-index": String(i)},
+      node("div", {class: "line-name"}, line.name, node("small", {text: line.sku})),
+      price,
+      node("div", {class: "line-qty"},
+        node("button", {type: "button", class: "qty-btn", act: "dec", testid: "dec", "aria-label": S.one_less, text: "−"}),
+        qty,
+        node("button", {type: "button", class: "qty-btn", act: "inc", testid: "inc", "aria-label": S.one_more, text: "+"})),
+      node("div", {class: "line-total", testid: "line-total", text: fmt.money(pl.total_cents)}),
+      node("div", {class: "line-actions"},
+        node("button", {type: "button", class: "icon-btn", act: "line-discount", testid: "line-discount-button",
+          "aria-label": tr(S.discount_for, {name: line.name}), title: S.discount, text: "%"}),
+        node("button", {type: "button", class: "icon-btn remove", act: "void", testid: "remove",
+          "aria-label": S.remove, title: S.remove, text: "✕"})),
+      node("div", {class: "line-editor"}),
+      err ? node("p", {class: "error line-error", testid: "line-error",
+        text: err.code === "discount_over_limit" ? tr(S.over_limit, {pct: cfg.maxDiscountPct}) : S.too_large}) : null);
+    return li;
+  });
+  list.replaceChildren(...items);
+  $("cart-empty").hidden = sale.lines.length > 0;
+  root.classList.toggle("has-lines", sale.lines.length > 0);
+
+  $("subtotal").textContent = fmt.money(p.subtotal_cents);
+  $("discounts").textContent = p.discount_cents ? fmt.money(-p.discount_cents) : fmt.money(0);
+  $("total").textContent = fmt.money(p.total_cents);
+  $("vat-rows").replaceChildren(...p.vat.map((v) => node("tr", {testid: "vat-line"},
+    node("td", {text: `${fmt.rate(v.rate_bp)} %`}), node("td", {class: "num", text: fmt.money(v.vat_cents)}),
+    node("td", {class: "num", text: fmt.money(v.gross_cents)}))));
+  const note = $("order-discount-note");
+  if (sale.order_discount && p.order_discount_cents) {
+    note.hidden = false;
+    note.textContent = `−${fmt.money(p.order_discount_cents)} · ${sale.order_discount.reason}`;
+  } else {
+    note.hidden = true;
+  }
+  renderEditor(p);
+  renderPayment(p);
+  renderCustomer();
+  $("parked-count").textContent = String(parked.length);
+}
+
+function renderPayment(p = priced()) {
+  const card = parseMoney($("card-amount").value);
+  const split = Number.isInteger(card) && card > 0 && card < p.total_cents;
+  const cashPart = split ? p.total_cents - card : p.total_cents;
+  const due = roundCash(cashPart);
+  $("cash-due").textContent = fmt.money(due);
+  const rounding = $("cash-rounding");
+  rounding.hidden = due === cashPart;
+  rounding.textContent = due === cashPart ? "" : `${S.rounding} ${fmt.signed(due - cashPart)}`;
+  hideError("card-amount-error");
+  if (Number.isNaN(card)) showError("card-amount-error", S.bad_amount, "card-amount");
+  else if (card !== null && card > p.total_cents && p.total_cents > 0) showError("card-amount-error", S.card_too_much, "card-amount");
+  const payCash = root.querySelector("[data-act=pay-cash]");
+  payCash.textContent = split ? S.pay_split : S.pay_cash;
+  const tendered = parseMoney($("tendered").value);
+  hideError("tendered-error");
+  const changeRow = $("change-row");
+  if (Number.isNaN(tendered)) {
+    showError("tendered-error", S.bad_amount, "tendered");
+    changeRow.hidden = true;
+  } else if (tendered !== null && tendered >= due && p.lines.length) {
+    changeRow.hidden = false;
+    $("change").textContent = fmt.money(tendered - due);
+  } else {
+    changeRow.hidden = true;
+  }
+  const noCard = !navigator.onLine && cfg.offlineCard === "refuse";
+  root.querySelector("[data-act=pay-card]").disabled = noCard || sending;
+  $("card-amount").disabled = noCard;
+  $("card-note").hidden = !noCard;
+  $("card-note").textContent = noCard ? S.card_disabled : "";
+  payCash.disabled = sending;
+  root.setAttribute("aria-busy", sending ? "true" : "false");
+}
+
+function renderCustomer() {
+  const chip = $("customer-chip");
+  chip.hidden = !sale.customer;
+  $("customer-name").textContent = sale.customer ? sale.customer.name : "";
+}
+
+// --- discounts --------------------------------------------------------------------------
+
+function openEditor(target, index) {
+  const d = target === "order" ? sale.order_discount : sale.lines[index].discount;
+  const known = d && S.reasons.includes(d.reason);
+  editor = {target, index,
+    kind: d && d.cents != null ? "cents" : "percent",
+    amount: d ? (d.cents != null ? (d.cents / 100).toFixed(2).replace(".", cfg.lang === "fi" ? "," : ".")
+                                 : String(d.percent_bp / 100).replace(".", cfg.lang === "fi" ? "," : ".")) : "",
+    reason: d ? (known ? d.reason : "__other") : "", other: d && !known ? d.reason : "", errors: {}};
+  render();
+  const amount = $("discount-amount");
+  if (amount) amount.focus();
+}
+
+function editorBase(p) {
+  if (editor.target === "order") {
+    return p.lines.reduce((s, ln) => s + ln.after_campaign_cents - (ln.manual_cents - (ln.order_share_cents || 0)), 0);
+  }
+  return p.lines[editor.index].after_campaign_cents;
+}
+
+function renderEditor(p) {
+  document.querySelectorAll(".discount-form").forEach((f) => f.remove());
+  if (!editor) return;
+  const host = editor.target === "order" ? $("order-discount-form")
+    : $("lines").children[editor.index]?.querySelector(".line-editor");
+  if (!host) { editor = null; return; }
+  const e = editor.errors;
+  const reasons = node("select", {id: "discount-reason", testid: "discount-reason",
+    "aria-describedby": "discount-reason-error", "aria-invalid": e.reason ? "true" : null},
+    node("option", {value: "", text: S.choose_reason}),
+    ...S.reasons.map((r) => node("option", {value: r, text: r})),
+    node("option", {value: "__other", text: S.other}));
+  reasons.value = editor.reason;
+  const other = node("input", {id: "discount-reason-other", testid: "discount-reason-other", maxlength: "200",
+    placeholder: S.other_reason, "aria-label": S.other_reason});
+  other.value = editor.other;
+  other.hidden = editor.reason !== "__other";
+  const amount = node("input", {id: "discount-amount", testid: "discount-amount", inputmode: "decimal",
+    maxlength: "10", autocomplete: "off", "aria-describedby": "discount-limit discount-amount-error",
+    "aria-invalid": e.amount ? "true" : null});
+  amount.value = editor.amount;
+  const kind = (value, label) => node("label", {class: "kind"},
+    node("input", {type: "radio", name: "discount-kind", value, testid: `discount-kind-${value}`,
+      checked: editor.kind === value}), label);
+  const form = node("form", {class: "discount-form", testid: "discount-form", novalidate: true},
+    node("fieldset", {class: "kinds"}, node("legend", {text: S.discount}),
+      kind("percent", "%"), kind("cents", "€")),
+    node("label", {for: "discount-amount", text: S.amount}), amount,
+    node("small", {id: "discount-limit", testid: "discount-limit", text: tr(S.limit, {pct: cfg.maxDiscountPct})}),
+    node("p", {class: "error", id: "discount-amount-error", testid: "error-discount-amount",
+      role: "alert", hidden: !e.amount, text: e.amount || ""}),
+    node("label", {for: "discount-reason", text: S.reason}), reasons, other,
+    node("p", {class: "error", id: "discount-reason-error", testid: "error-discount-reason",
+      role: "alert", hidden: !e.reason, text: e.reason || ""}),
+    node("div", {class: "row"},
+      node("button", {type: "submit", class: "button", testid: "discount-apply", text: S.apply}),
+      node("button", {type: "button", class: "button secondary", act: "discount-remove",
+        testid: "discount-remove", text: S.remove_discount}),
+      node("button", {type: "button", class: "linkish", act: "discount-cancel", text: S.cancel})));
+  host.append(form);
+}
+
+function readEditor() {
+  const form = document.querySelector(".discount-form");
+  if (!form || !editor) return;
+  editor.amount = $("discount-amount").value;
+  editor.reason = $("discount-reason").value;
+  editor.other = $("discount-reason-other").value;
+  const k = form.querySelector("input[name=discount-kind]:checked");
+  editor.kind = k ? k.value : "percent";
+}
+
+function applyEditor() {
+  readEditor();
+  const e = {};
+  let d = null;
+  const text = editor.amount.trim();
+  if (editor.kind === "percent") {
+    const x = Number(text.replace(",", "."));
+    if (!text || !Number.isFinite(x) || x <= 0 || x > 100) e.amount = S.need_amount;
+    else d = {percent_bp: Math.round(x * 100)};
+  } else {
+    const c = parseMoney(text);
+    if (c === null || Number.isNaN(c) || c <= 0) e.amount = S.need_amount;
+    else d = {cents: c};
+  }
+  const reason = (editor.reason === "__other" ? editor.other : editor.reason).trim();
+  if (!reason) e.reason = S.need_reason;
+  if (d && !e.amount) {
+    const base = editorBase(priced());
+    const amount = discountAmount(d, base);
+    if (amount === null) e.amount = S.too_large;
+    else if (overLimit(amount, base, cfg.maxDiscountPct)) e.amount = tr(S.over_limit, {pct: cfg.maxDiscountPct});
+  }
+  if (Object.keys(e).length) {
+    editor.errors = e;
+    render();
+    (e.amount ? $("discount-amount") : $("discount-reason")).focus();
+    return;
+  }
+  d.reason = reason.slice(0, 200);
+  if (editor.target === "order") sale.order_discount = d;
+  else sale.lines[editor.index].discount = d;
+  editor = null;
+  sale.expected_total_cents = null;
+  changed();
+  focusCode();
+}
+
+function removeDiscount() {
+  if (!editor) return;
+  if (editor.target === "order") sale.order_discount = null;
+  else if (sale.lines[editor.index]) sale.lines[editor.index].discount = null;
+  editor = null;
+  changed();
+}
+
+// --- customer ---------------------------------------------------------------------------
+
+function hideCustomerPanel() {
+  const panel = $("customer-panel");
+  panel.hidden = true;
+  panel.replaceChildren();
+}
+
+async function openCustomerPanel(q) {
+  const panel = $("customer-panel");
+  panel.hidden = false;
+  if (!navigator.onLine) {
+    panel.replaceChildren(node("p", {class: "note", testid: "customer-offline", text: S.customer_offline}));
+    return;
+  }
+  panel.replaceChildren(node("p", {class: "note", text: S.customer_loading}));
+  try {
+    const r = await fetch(`${cfg.base}/customers/find?q=${encodeURIComponent(q)}`, {
+      credentials: "same-origin", headers: {"HX-Request": "true"}});
+    panel.innerHTML = await r.text();
+    if (window.htmx) window.htmx.process(panel);
+  } catch {
+    panel.replaceChildren(node("p", {class: "note", testid: "customer-offline", text: S.customer_offline}));
+  }
+}
+
+// --- parking ----------------------------------------------------------------------------
+
+function park() {
+  if (!sale.lines.length) return;
+  const p = priced();
+  const count = sale.lines.reduce((s, l) => s + l.quantity, 0);
+  const label = tr(S.parked_label, {count, total: fmt.money(p.total_cents)})
+    + (sale.customer ? ` · ${sale.customer.name}` : "");
+  parked.push({id: sale.key, at: new Date().toISOString(), label, sale});
+  saveParked();
+  startNewSale();
+}
+
+function showParked() {
+  const panel = $("parked-panel");
+  if (!panel.hidden) { panel.hidden = true; return; }
+  panel.hidden = false;
+  if (!parked.length) {
+    panel.replaceChildren(node("p", {class: "note", text: S.parked_none}));
+    return;
+  }
+  panel.replaceChildren(node("ul", {class: "parked"}, ...parked.map((entry) => node("li",
+    {testid: "parked-sale", "data-id": entry.id},
+    node("span", {class: "when", text: fmt.datetime(new Date(entry.at))}),
+    node("span", {class: "label", text: entry.label}),
+    node("button", {type: "button", class: "button secondary", act: "recall", "data-id": entry.id,
+      testid: "recall", text: S.recall}),
+    node("button", {type: "button", class: "linkish", act: "drop-parked", "data-id": entry.id,
+      testid: "drop-parked", text: S.delete})))));
+}
+
+function recall(id) {
+  const i = parked.findIndex((e) => e.id === id);
+  if (i < 0) return;
+  const [entry] = parked.splice(i, 1);
+  if (sale.lines.length) {  // the sale on screen is parked in its place
+    const count = sale.lines.reduce((s, l) => s + l.quantity, 0);
+    parked.push({id: sale.key, at: new Date().toISOString(), sale,
+                 label: tr(S.parked_label, {count, total: fmt.money(priced().total_cents)})});
+  }
+  saveParked();
+  sale = entry.sale;
+  editor = null;
+  $("parked-panel").hidden = true;
+  changed();
+}
+
+// --- paying -----------------------------------------------------------------------------
+
+function detailOf(err) {
+  if (err && err.body && err.body.detail) return err.body.detail;
+  if (err && err.status === 0) return S.network_error;
+  return String(err && err.message || err);
+}
+
+function saleBody(payments) {
+  const p = priced();
+  return {
+    key: sale.key, session_id: cfg.sessionId,
+    customer_id: sale.customer ? sale.customer.id : null,
+    lines: sale.lines.map((l) => ({
+      variant_id: l.variant_id, quantity: l.quantity, discount: l.discount,
+      unit_price_cents: l.unit_price_cents, campaign_discount_cents: l.campaign_discount_cents,
+      campaign_id: l.campaign_id,
+    })),
+    order_discount: sale.order_discount,
+    payments, voids: sale.voids,
+    expected_total_cents: sale.expected_total_cents ?? p.total_cents,
+  };
+}
+
+function clearPayErrors() {
+  ["payment-error", "tendered-error", "card-amount-error", "general-error"].forEach(hideError);
+  $("price-changed").hidden = true;
+}
+
+async function pay(method) {
+  if (sending) return;
+  clearPayErrors();
+  const p = priced();
+  if (!sale.lines.length) { showError("general-error", S.cart_empty); return; }
+  if (p.errors.length) { showError("payment-error", S.too_large); return; }
+  let payments;
+  if (method === "card") {
+    payments = [{method: "card", terminal_confirmed: true}];
+  } else {
+    const tendered = parseMoney($("tendered").value);
+    const card = parseMoney($("card-amount").value);
+    if (Number.isNaN(tendered)) { showError("tendered-error", S.bad_amount, "tendered"); return; }
+    if (Number.isNaN(card)) { showError("card-amount-error", S.bad_amount, "card-amount"); return; }
+    if (card !== null && card > p.total_cents) {
+      showError("card-amount-error", S.card_too_much, "card-amount");
+      return;
+    }
+    const cash = {method: "cash"};
+    if (tendered !== null) cash.tendered_cents = tendered;
+    payments = card ? [{method: "card", amount_cents: card, terminal_confirmed: true}] : [];
+    if (!card || card < p.total_cents) payments.push(cash);
+    const plan = planPayments(p.total_cents, payments);
+    if (plan.error && plan.error.code === "insufficient_cash") {
+      showError("tendered-error", S.insufficient_cash, "tendered");
+      return;
+    }
+  }
+  const body = saleBody(payments);
+  const snapshot = {sale: JSON.parse(JSON.stringify(sale)), input: priceInput(),
+                    names: sale.lines.map((l) => l.name)};
+  sending = true;
+  renderPayment(p);
+  const button = root.querySelector(`[data-act=pay-${method}]`);
+  const label = button.textContent;
+  button.textContent = S.sending;
+  try {
+    await queueReady;
+    const result = await queue.submitSale(body);
+    if (result.status === "synced") await showServerReceipt(result.response);
+    else showOfflineReceipt(body, snapshot, result.clientRef);
+    sale = newSale();
+    editor = null;
+    $("tendered").value = "";
+    $("card-amount").value = "";
+    save();
+  } catch (err) {
+    saleError(err);
+  } finally {
+    sending = false;
+    button.textContent = label;
+    render();
+  }
+}
+
+const LINE_FIELD = /^lines\.(\d+)\.discount/;
+
+/** The server priced the sale differently (a campaign started or ended, a price
+ * changed): take the new prices from a fresh snapshot, show the new total and let the
+ * cashier check the sale and press Pay again (with that total as the expected one). */
+async function priceChanged(body) {
+  const quote = body.quote || {};
+  const total = quote.total_cents;
+  await loadCatalogue();
+  for (const line of sale.lines) {
+    const v = catalogue && catalogue.byId.get(line.variant_id);
+    if (!v) continue;
+    const p = priceNow(v);
+    Object.assign(line, p);
+  }
+  if (Number.isInteger(total)) sale.expected_total_cents = total;
+  save();
+  render();
+  const box = $("price-changed");
+  box.hidden = false;
+  box.textContent = tr(S.price_changed, {total: Number.isInteger(total) ? fmt.money(total) : "?"});
+}
+
+function saleError(err) {
+  const body = (err && err.body) || {};
+  const field = body.field || "";
+  if (err && err.status === 409 && body.code === "price_changed") {
+    priceChanged(body);
+    return;
+  }
+  const message = body.detail ? tr(S.sale_error, {detail: body.detail}) : detailOf(err);
+  const m = LINE_FIELD.exec(field);
+  if (m && sale.lines[Number(m[1])]) {
+    openEditor("line", Number(m[1]));
+    editor.errors = {amount: body.code === "discount_over_limit"
+      ? tr(S.over_limit, {pct: (body.max_pct ?? cfg.maxDiscountPct)}) : message};
+    render();
+    return;
+  }
+  if (field === "order_discount") {
+    openEditor("order", 0);
+    editor.errors = {amount: body.code === "discount_over_limit"
+      ? tr(S.over_limit, {pct: (body.max_pct ?? cfg.maxDiscountPct)}) : message};
+    render();
+    return;
+  }
+  if (/tendered_cents$/.test(field)) { showError("tendered-error", message, "tendered"); return; }
+  if (/^payments\.\d+\.amount_cents$/.test(field)) { showError("card-amount-error", message, "card-amount"); return; }
+  if (field.startsWith("payments")) { showError("payment-error", message); return; }
+  showError("general-error", message);
+}
+
+function showSaleView() {
+  $("sale-view").hidden = false;
+  $("side-view").hidden = false;
+  $("receipt-view").hidden = true;
+  $("receipt-view").replaceChildren();
+  focusCode();
+}
+
+function showReceiptView() {
+  $("sale-view").hidden = true;
+  $("side-view").hidden = true;
+  $("receipt-view").hidden = false;
+  const next = $("receipt-view").querySelector("[data-testid=new-sale]");
+  if (next) next.focus();
+}
+
+async function showServerReceipt(response) {
+  const view = $("receipt-view");
+  const url = response.receipt_url;
+  root.dataset.lastOrder = String(response.order.id);
+  try {
+    const r = await fetch(url, {credentials: "same-origin", headers: {"HX-Request": "true"}});
+    if (!r.ok) throw new Error(String(r.status));
+    view.innerHTML = await r.text();
+    if (window.htmx) window.htmx.process(view);
+  } catch {
+    view.replaceChildren(node("p", {class: "paid-banner", testid: "paid", text: String(response.order.number)}),
+      node("p", {class: "actions"}, node("a", {class: "button big block", href: cfg.base,
+        testid: "new-sale", text: S.new_sale})));
+  }
+  showReceiptView();
+}
+
+function showOfflineReceipt(body, snapshot, clientRef) {
+  const view = $("receipt-view");
+  const article = offlineReceipt({sale: body, priceInput: snapshot.input, names: snapshot.names,
+    fmt, cfg, S, clientRef, soldAt: new Date(), cardRefused: false});
+  view.replaceChildren(node("div", {class: "sale-screen done"}, article,
+    node("p", {class: "actions no-print"},
+      node("button", {type: "button", class: "button", act: "print", testid: "print-receipt", text: S.print}),
+      node("a", {class: "button big block", href: cfg.base, testid: "new-sale", text: S.new_sale}))));
+  showReceiptView();
+}
+
+// --- errors and focus -------------------------------------------------------------------
+
+function showError(id, message, inputId) {
+  const p = $(id);
+  if (!p) return;
+  p.textContent = message;
+  p.hidden = false;
+  if (inputId) $(inputId).setAttribute("aria-invalid", "true");
+}
+
+function hideError(id) {
+  const p = $(id);
+  if (!p || p.hidden) return;
+  p.hidden = true;
+  p.textContent = "";
+  const input = document.querySelector(`[aria-describedby~="${id}"]`);
+  if (input) input.removeAttribute("aria-invalid");
+}
+
+function focusCode() {
+  if (!$("sale-view").hidden) codeInput.focus({preventScroll: true});
+}
+
+const TYPING = new Set(["INPUT", "SELECT", "TEXTAREA"]);
+
+// --- events -----------------------------------------------------------------------------
+
+$("scan-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  if (active >= 0 && suggestions[active]) { pickSuggestion(active); return; }
+  const value = codeInput.value;
+  codeInput.value = "";
+  hideSuggestions();
+  handleCode(value);
+});
+
+codeInput.addEventListener("input", () => {
+  hideError("code-error");
+  showSuggestions();
+});
+
+codeInput.addEventListener("keydown", (ev) => {
+  if (ev.key === "ArrowDown") { ev.preventDefault(); moveActive(1); }
+  else if (ev.key === "ArrowUp") { ev.preventDefault(); moveActive(-1); }
+  else if (ev.key === "Escape") { hideSuggestions(); }
+});
+
+$("suggestions").addEventListener("pointerdown", (ev) => {
+  const li = ev.target.closest("[data-index]");
+  if (!li) return;
+  ev.preventDefault();  // keep the focus in the code field
+  pickSuggestion(Number(li.dataset.index));
+});
+
+$("customer-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const q = $("customer-q").value.trim();
+  if (!q) { $("customer-q").focus(); return; }
+  openCustomerPanel(q);
+});
+
+$("customer-panel").addEventListener("click", (ev) => {
+  const a = ev.target.closest("[data-action=attach-customer]");
+  if (!a) return;
+  ev.preventDefault();
+  sale.customer = {id: Number(a.dataset.customerId), name: a.dataset.customerName || ""};
+  hideCustomerPanel();
+  $("customer-q").value = "";
+  changed();
+  focusCode();
+});
+
+$("tendered").addEventListener("input", () => renderPayment());
+$("card-amount").addEventListener("input", () => renderPayment());
+for (const id of ["tendered", "card-amount"]) {
+  $(id).addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") { ev.preventDefault(); pay("cash"); }
+  });
+}
+
+$("lines").addEventListener("change", (ev) => {
+  const input = ev.target.closest("input.qty");
+  if (!input) return;
+  const q = parseInt(input.value, 10);
+  setQuantity(Number(input.dataset.index), Number.isFinite(q) ? q : 0);
+  focusCode();
+});
+
+$("lines").addEventListener("keydown", (ev) => {
+  if (ev.key === "Enter" && ev.target.matches("input.qty")) { ev.preventDefault(); ev.target.blur(); }
+});
+
+root.addEventListener("submit", (ev) => {
+  if (!ev.target.matches(".discount-form")) return;
+  ev.preventDefault();
+  applyEditor();
+});
+
+root.addEventListener("input", (ev) => {
+  if (ev.target.closest(".discount-form")) {
+    readEditor();
+    $("discount-reason-other").hidden = editor.reason !== "__other";
+  }
+});
+root.addEventListener("change", (ev) => {
+  if (ev.target.closest(".discount-form")) {
+    readEditor();
+    const other = $("discount-reason-other");
+    other.hidden = editor.reason !== "__other";
+    if (!other.hidden && ev.target.id === "discount-reason") other.focus();
+  }
+});
+
+root.addEventListener("click", (ev) => {
+  const t = ev.target.closest("[data-act], [data-testid=new-sale]");
+  if (!t) {
+    if (!TYPING.has(ev.target.tagName) && !ev.target.closest("a, button, label, .panel, .discount-form")) focusCode();
+    return;
+  }
+  if (t.dataset.testid === "new-sale" && !t.dataset.act) {
+    ev.preventDefault();
+    startNewSale();
+    return;
+  }
+  const li = t.closest("li[data-index]");
+  const index = li ? Number(li.dataset.index) : -1;
+  const line = sale.lines[index];
+  let refocus = true;
+  switch (t.dataset.act) {
+    case "inc": if (line) setQuantity(index, line.quantity + 1); break;
+    case "dec": if (line) setQuantity(index, line.quantity - 1); break;
+    case "void": if (line) setQuantity(index, 0); break;
+    case "line-discount": if (line) { openEditor("line", index); refocus = false; } break;
+    case "order-discount": if (sale.lines.length) { openEditor("order", 0); refocus = false; } break;
+    case "discount-remove": removeDiscount(); break;
+    case "discount-cancel": editor = null; render(); break;
+    case "clear": clearSale(); break;
+    case "park": park(); break;
+    case "show-parked": showParked(); break;
+    case "recall": recall(t.dataset.id); break;
+    case "drop-parked":
+      parked = parked.filter((e) => e.id !== t.dataset.id);
+      saveParked();
+      $("parked-panel").hidden = true;
+      showParked();
+      render();
+      break;
+    case "detach-customer": sale.customer = null; changed(); break;
+    case "pay-cash": pay("cash"); refocus = false; break;
+    case "pay-card": pay("card"); refocus = false; break;
+    case "print": window.print(); break;
+    default: break;
+  }
+  if (refocus) focusCode();
+});
+
+document.addEventListener("keydown", (ev) => {
+  if (ev.key === "Escape") {
+    if (editor) { editor = null; render(); }
+    hideCustomerPanel();
+    $("parked-panel").hidden = true;
+    focusCode();
+    return;
+  }
+  // A scan while nothing is focused goes to the code field.
+  if (document.activeElement === document.body && ev.key.length === 1 && !ev.ctrlKey && !ev.metaKey) {
+    focusCode();
+  }
+});
+
+addEventListener("online", () => { render(); loadCatalogue(); });
+addEventListener("offline", () => render());
+// Catch campaigns that start or end and price changes: a fresh snapshot every 5 minutes.
+setInterval(() => { if (navigator.onLine) loadCatalogue(); }, 5 * 60 * 1000);
+
+render();
+focusCode();
+loadCatalogue();
