@@ -292,7 +292,7 @@ async def test_offline_sale_gets_an_offline_receipt_and_syncs_once(
     await page.get_by_test_id("pay-cash").click()
     receipt = page.get_by_test_id("receipt")
     await expect(receipt.get_by_test_id("offline-receipt")).to_have_text(
-        "Offline — odottaa synkronointia")
+        "Ei yhteyttä — odottaa siirtoa")
     await expect(receipt.get_by_test_id("business-id")).to_have_text("2077474-0")
     await expect(receipt.get_by_test_id("receipt-total")).to_have_text(f"19,98{EUR}")
     await expect(receipt.get_by_test_id("rounding")).to_have_text(f"+0,02{EUR}")
