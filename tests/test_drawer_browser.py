@@ -17,13 +17,13 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 from sqlalchemy import select
 
-from saumaton.core.actor import Actor, RoleGrant
+from saumaton.core.actor import SYSTEM, Actor, RoleGrant
 from saumaton.core.clock import utcnow
 from saumaton.db.uow import Database
 from saumaton.orders.discounts import DiscountIn
 from saumaton.orders.models import Order, OrderLine
 from saumaton.payments.models import Payment
-from saumaton.tills.drawer import open_session_at
+from saumaton.tills.drawer import close_session, open_session_at
 from saumaton.tills.models import CashMovement, DrawerSession
 from saumaton.tills.sales import TillLineIn, TillPaymentIn, TillSaleIn, VoidIn, sell
 from saumaton.web.i18n import money, rate
@@ -133,6 +133,12 @@ async def test_open_sell_cash_out_close_and_reprint_the_z_report(
     shop: Shop, tmp_path: Path, backend: str,
 ) -> None:
     base = f"{server.base_url}/pos/store-1"
+    # Earlier tests sold at store 1 and left its till open: close it as last night.
+    async with db.uow() as uow:
+        left_open = await open_session_at(uow.session, shop.store1)
+        if left_open is not None:
+            await close_session(uow, SYSTEM, left_open.id, 0, "closed by the test setup")
+            await uow.commit()
     [scanned] = await make_variants(db, [2903], stock={shop.store1: 5})
     page = await open_page(contexts, browser)
     await log_in(page, server.base_url, shop, "cashier1")

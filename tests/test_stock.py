@@ -28,9 +28,15 @@ async def ledger(client: httpx.AsyncClient, shop: Shop, variant_id: int, who: st
     return list(r.json())
 
 
+SHOP_LOCATIONS = {"store-1", "store-2", "warehouse"}
+
+
 async def levels(client: httpx.AsyncClient, variant_id: int) -> dict[int, tuple[int, int]]:
+    """On hand and reserved at the test shop's three locations (other tests add stores
+    of their own to the shared database)."""
     a = (await client.get(f"/api/v1/variants/{variant_id}/availability")).json()
-    return {x["location_id"]: (x["on_hand"], x["reserved"]) for x in a["locations"]}
+    return {x["location_id"]: (x["on_hand"], x["reserved"]) for x in a["locations"]
+            if x["code"] in SHOP_LOCATIONS}
 
 
 async def assert_ledger_ok(db: Database) -> None:
