@@ -147,7 +147,10 @@ async def run(args: argparse.Namespace) -> int:
     variants = [int(r["id"]) for r in rows]
     tills = [Till(args.url, sid) for sid in sessions]
     try:
-        await asyncio.gather(*(t.login() for t in tills))
+        # One after another, as tills are switched on: a burst of connections would
+        # all be accepted by whichever worker process woke first.
+        for t in tills:
+            await t.login()
         paced = await run_part(tills, variants, args.duration, args.warmup, args.interval,
                                args.server_pid)
         saturated = await run_part(tills, variants, args.duration, args.warmup, None,

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from saumaton.db.uow import Database
 from saumaton.orders.models import SaleVoid
-from saumaton.tills.catalogue import open_session_at
+from saumaton.tills.drawer import open_session_at
 from saumaton.tills.models import DrawerSession, Register
 from tests.support import Shop, make_variants
 
@@ -35,8 +35,9 @@ async def open_drawer(db: Database, location_id: int) -> int:
         found = await open_session_at(s, location_id)
         if found is not None:
             return found.id
-        register = await s.scalar(select(Register).where(Register.location_id == location_id)
-                                  .order_by(Register.id).limit(1))
+        register = await s.scalar(select(Register).where(
+            Register.location_id == location_id, Register.active.is_(True))
+            .order_by(Register.id).limit(1))
         if register is None:
             register = Register(location_id=location_id, name="Kassa 1")
             s.add(register)

@@ -49,7 +49,9 @@ async def _actor(db: Database, shop: Shop, who: str) -> Actor:
 
 async def _drawer(db: Database, location_id: int, status: str = "open") -> int:
     async with db.uow() as uow:
-        reg = Register(location_id=location_id, name=f"Kassa {uuid.uuid4().hex[:4]}")
+        # Inactive: a drawer of the test's own, not the store's till that pages open.
+        reg = Register(location_id=location_id, name=f"Kassa {uuid.uuid4().hex[:4]}",
+                       active=False)
         uow.session.add(reg)
         await uow.session.flush()
         d = DrawerSession(register_id=reg.id, location_id=location_id, status=status,

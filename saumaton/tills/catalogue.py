@@ -24,16 +24,8 @@ from saumaton.core.actor import Actor
 from saumaton.locations.models import Channel
 from saumaton.pricing.models import Campaign
 from saumaton.pricing.services import resolve_prices
-from saumaton.tills.models import DrawerSession, Register
 
 _CHUNK = 2000  # ids per query (SQLite's parameter limit)
-
-
-@dataclass(frozen=True)
-class OpenSession:
-    id: int
-    register_id: int
-    register_name: str
 
 
 @dataclass(frozen=True)
@@ -91,16 +83,6 @@ async def build_catalogue(session: AsyncSession, channel: Channel, at: datetime,
     etag = '"' + hashlib.blake2b(content.encode(), digest_size=12).hexdigest() + '"'
     return Snapshot({"generated_at": _iso(at), "channel": channel.code,
                      "variants": variants}, etag)
-
-
-async def open_session_at(session: AsyncSession, location_id: int) -> OpenSession | None:
-    """The store's open drawer session (the first register's, if several are open)."""
-    row = (await session.execute(
-        select(DrawerSession.id, DrawerSession.register_id, Register.name)
-        .join(Register, Register.id == DrawerSession.register_id)
-        .where(DrawerSession.location_id == location_id, DrawerSession.status == "open")
-        .order_by(DrawerSession.id).limit(1))).first()
-    return OpenSession(row[0], row[1], row[2]) if row is not None else None
 
 
 def max_discount_pct(actor: Actor, location_id: int, cashier_max_pct: int) -> int:

@@ -21,7 +21,7 @@ it differently, `negative_stock` if it took a stock level below zero, and
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saumaton.catalogue.services import VariantInfo, load_variant_infos
+from saumaton.catalogue.services import VariantInfo, load_variant_infos, load_variant_infos_pg
 from saumaton.config import get_settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
@@ -43,12 +43,12 @@ from saumaton.locations.services import pos_channel_for
 from saumaton.orders.discounts import DiscountIn, apply_discounts
 from saumaton.orders.models import Order, OrderLine, SaleVoid
 from saumaton.orders.quote import OrderQuote, price_lines
-from saumaton.orders.schemas import OrderOut
-from saumaton.orders.services import business_day, get_order, order_number
+from saumaton.orders.schemas import OrderLineOut, OrderOut, PaymentOut
+from saumaton.orders.services import business_day, get_order, order_number, vat_breakdown
 from saumaton.payments.models import Payment
-from saumaton.payments.services import PaymentIn, plan_payments
+from saumaton.payments.services import PaymentIn, PlannedPayment, plan_payments
 from saumaton.payments.terminal import CardTerminal
-from saumaton.pricing.services import PriceQuote, resolve_prices
+from saumaton.pricing.services import PriceQuote, resolve_prices, resolve_prices_pg
 from saumaton.tills.models import DrawerSession
 
 KEY_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
@@ -114,6 +114,82 @@ def order_key(location_id: int, key: str) -> str:
     return f"till:{location_id}:{key}"
 
 
+# PostgreSQL hot path: prepared statements on the driver (see UnitOfWork.driver).
+_PG_KEY_SQL = "SELECT id FROM orders WHERE idempotency_key = $1"
+# FOR SHARE: a Z report being computed by a close (FOR UPDATE) either sees this sale
+# or the sale sees the session closed; never a sale outside its report.
+_PG_DRAWER_SQL = "SELECT location_id, status FROM drawer_sessions WHERE id = $1 FOR SHARE"
+_PG_CUSTOMER_SQL = "SELECT 1 FROM customers WHERE id = $1"
+# The order, its lines and its payments in one statement (arrays unnested in order).
+_PG_SALE_SQL = """
+WITH o AS (
+    INSERT INTO orders (channel_id, location_id, customer_id, status, currency,
+                        subtotal_cents, discount_cents, total_cents, vat_cents, paid_cents,
+                        idempotency_key, created_by, created_at, drawer_session_id, offline,
+                        sold_at, client_ref, discount_reason)
+    VALUES ($1, $2, $3, 'completed', 'EUR', $4, $5, $6, $7, $6, $8, $9, $10, $11, $12, $13,
+            $14, $15)
+    RETURNING id
+), l AS (
+    INSERT INTO order_lines (order_id, line_no, variant_id, location_id, sku, name, quantity,
+                             unit_price_cents, discount_cents, total_cents, vat_rate_bp,
+                             vat_cents, campaign_id, manual_discount_cents, discount_reason)
+    SELECT (SELECT id FROM o), n::int, variant_id, $2, sku, name, quantity, unit_price,
+           discount, total, rate, vat, campaign_id, manual, reason
+    FROM unnest($16::int[], $17::text[], $18::text[], $19::int[], $20::int[], $21::int[],
+                $22::int[], $23::int[], $24::int[], $25::int[], $26::int[], $27::text[])
+        WITH ORDINALITY AS x(variant_id, sku, name, quantity, unit_price, discount, total,
+                             rate, vat, campaign_id, manual, reason, n)
+    ORDER BY n
+), p AS (
+    INSERT INTO payments (order_id, method, status, amount_cents, rounding_cents,
+                          tendered_cents, change_cents, reference, location_id, created_at)
+    SELECT (SELECT id FROM o), method, status, amount, rounding, tendered, change, reference,
+           $2, $10
+    FROM unnest($28::text[], $29::text[], $30::int[], $31::int[], $32::int[], $33::int[],
+                $34::text[])
+        WITH ORDINALITY AS y(method, status, amount, rounding, tendered, change, reference, n)
+    ORDER BY n
+)
+SELECT id FROM o"""
+# A store's till channel is a reference row read by every sale; kept this long.
+CHANNEL_CACHE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class _Channel:
+    id: int
+    code: str
+
+
+async def _pos_channel(uow: UnitOfWork, location_id: int) -> _Channel:
+    async def load() -> _Channel:
+        ch = await pos_channel_for(uow.session, location_id)  # none: raises, not cached
+        return _Channel(ch.id, ch.code)
+    return await uow.db.cached(("pos_channel", location_id), CHANNEL_CACHE_SECONDS, load)
+
+
+async def _drawer_state(uow: UnitOfWork, location_id: int, session_id: int
+                        ) -> tuple[int, str]:
+    """(id, status) of the sale's drawer session, which must be at this store."""
+    if uow.db.is_postgres:
+        row = await uow.fetchrow(_PG_DRAWER_SQL, session_id)
+        found = None if row is None else (int(row[0]), str(row[1]))
+    else:
+        d = await uow.session.get(DrawerSession, session_id)
+        found = None if d is None else (d.location_id, d.status)
+    if found is None or found[0] != location_id:
+        raise ValidationFailed(f"no drawer session {session_id} at this store",
+                               code="drawer_session_invalid", field="session_id")
+    return session_id, found[1]
+
+
+async def _customer_exists(uow: UnitOfWork, customer_id: int) -> bool:
+    if uow.db.is_postgres:
+        return await uow.fetchrow(_PG_CUSTOMER_SQL, customer_id) is not None
+    return await uow.session.get(Customer, customer_id) is not None
+
+
 async def sell(db: Database, actor: Actor, location_id: int, cmd: TillSaleIn,
                terminal: CardTerminal | None = None) -> tuple[OrderOut, bool]:
     """Record a till sale at `location_id`. Returns (order, replayed).
@@ -128,7 +204,11 @@ async def sell(db: Database, actor: Actor, location_id: int, cmd: TillSaleIn,
     key = order_key(location_id, cmd.key)
     try:
         async with db.uow() as uow:
-            existing = await _sale_with_key(uow.session, key)
+            if db.is_postgres:
+                row = await uow.fetchrow(_PG_KEY_SQL, key)
+                existing = None if row is None else int(row[0])
+            else:
+                existing = await _sale_with_key(uow.session, key)
             if existing is not None:
                 actor.require("orders.create", location_id)
                 return await get_order(uow.session, existing), True
@@ -182,19 +262,22 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
         raise ValidationFailed("sold_at needs a time zone", code="invalid_time",
                                field="sold_at")
     flags: list[str] = []
-    channel = await pos_channel_for(s, location_id)
-    drawer = await _drawer(s, location_id, cmd.session_id)
-    if drawer.status != "open":
+    pg = uow.db.is_postgres
+    channel = await _pos_channel(uow, location_id)
+    drawer_id, drawer_status = await _drawer_state(uow, location_id, cmd.session_id)
+    if drawer_status != "open":
         if not cmd.offline:
             raise Conflict("the till is closed; open it first", code="drawer_closed",
                            field="session_id")
         flags.append("after_close")  # sold offline, synced after the Z report
-    if cmd.customer_id is not None and await s.get(Customer, cmd.customer_id) is None:
+    if cmd.customer_id is not None and not await _customer_exists(uow, cmd.customer_id):
         raise ValidationFailed(f"no customer {cmd.customer_id}", code="unknown_customer",
                                field="customer_id")
 
-    infos = await _infos(s, {ln.variant_id for ln in cmd.lines}
-                         | {v.variant_id for v in cmd.voids}, sold_at)
+    wanted = sorted({ln.variant_id for ln in cmd.lines} | {v.variant_id for v in cmd.voids})
+    day = business_day(sold_at)
+    infos = {i.id: i for i in (await load_variant_infos_pg(uow, day, ids=wanted) if pg
+                               else await load_variant_infos(s, day, ids=wanted))}
     line_infos: list[VariantInfo] = []
     for i, ln in enumerate(cmd.lines):
         info = infos.get(ln.variant_id)
@@ -211,7 +294,8 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
                                    code="unknown_variant", field=f"voids.{i}")
 
     distinct = list({i.id: i for i in line_infos}.values())
-    core = await resolve_prices(s, distinct, channel.id, sold_at)
+    core = (await resolve_prices_pg(uow, distinct, channel.id, sold_at) if pg
+            else await resolve_prices(s, distinct, channel.id, sold_at))
     quotes: dict[int, PriceQuote] = dict(core)
     if cmd.offline:
         # The customer paid what the till showed: record that, flag any difference.
@@ -264,32 +348,29 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     if offline_card:
         flags.append("card_unconfirmed")
 
-    order_id = int((await s.execute(insert(Order).values(
-        channel_id=channel.id, location_id=location_id, customer_id=cmd.customer_id,
-        status="completed", currency="EUR", subtotal_cents=priced.subtotal_cents,
-        discount_cents=priced.discount_cents, total_cents=priced.total_cents,
-        vat_cents=priced.vat_cents, paid_cents=priced.total_cents, idempotency_key=key,
-        created_by=actor.label, created_at=now, drawer_session_id=drawer.id,
-        offline=cmd.offline, sold_at=sold_at if cmd.offline else None,
-        client_ref=cmd.client_ref.strip(),
-        discount_reason=(cmd.order_discount.reason.strip() if cmd.order_discount else ""),
-    ).returning(Order.id))).scalar_one())
+    order_reason = cmd.order_discount.reason.strip() if cmd.order_discount else ""
+    pay_status = ["to_confirm" if offline_card and p.method == "card" else "captured"
+                  for p in planned]
+    if pg:
+        ql = priced.lines
+        order_id = int((await uow.fetchrow(
+            _PG_SALE_SQL, channel.id, location_id, cmd.customer_id, priced.subtotal_cents,
+            priced.discount_cents, priced.total_cents, priced.vat_cents, key, actor.label,
+            now, drawer_id, cmd.offline, sold_at if cmd.offline else None,
+            cmd.client_ref.strip(), order_reason,
+            [q.variant_id for q in ql], [q.sku for q in ql], [q.name for q in ql],
+            [q.quantity for q in ql], [q.unit_price_cents for q in ql],
+            [q.discount_cents for q in ql], [q.total_cents for q in ql],
+            [q.vat_rate_bp for q in ql], [q.vat_cents for q in ql],
+            [q.campaign_id for q in ql], manual, reasons,
+            [p.method for p in planned], pay_status, [p.amount_cents for p in planned],
+            [p.rounding_cents for p in planned], [p.tendered_cents for p in planned],
+            [p.change_cents for p in planned], [p.reference for p in planned]))[0])
+    else:
+        order_id = await _insert_sale_orm(uow, actor, location_id, cmd, key, channel.id,
+                                          drawer_id, priced, manual, reasons, planned,
+                                          pay_status, order_reason, sold_at, now)
     number = order_number(order_id)
-    await s.execute(insert(OrderLine), [{
-        "order_id": order_id, "line_no": ln.line_no, "variant_id": ln.variant_id,
-        "location_id": location_id, "sku": ln.sku, "name": ln.name, "quantity": ln.quantity,
-        "unit_price_cents": ln.unit_price_cents, "discount_cents": ln.discount_cents,
-        "total_cents": ln.total_cents, "vat_rate_bp": ln.vat_rate_bp,
-        "vat_cents": ln.vat_cents, "campaign_id": ln.campaign_id,
-        "manual_discount_cents": m, "discount_reason": r,
-    } for ln, m, r in zip(priced.lines, manual, reasons, strict=True)])
-    await s.execute(insert(Payment), [{
-        "order_id": order_id, "method": p.method,
-        "status": "to_confirm" if offline_card and p.method == "card" else "captured",
-        "amount_cents": p.amount_cents, "rounding_cents": p.rounding_cents,
-        "tendered_cents": p.tendered_cents, "change_cents": p.change_cents,
-        "reference": p.reference, "location_id": location_id, "created_at": now,
-    } for p in planned])
     # The item is in the cashier's hand: never refuse; a level below zero gets flagged.
     moved: dict[int, int] = {}
     for q in priced.lines:
@@ -300,16 +381,70 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     if any(a.on_hand < 0 for a in afters):
         flags.append("negative_stock")
     if cmd.voids:
-        await _insert_voids(uow, actor, location_id, drawer.id, order_id, key, cmd.voids,
+        await _insert_voids(uow, actor, location_id, drawer_id, order_id, key, cmd.voids,
                             infos, now)
-    if flags:
+    if flags:  # known only now (negative stock); rare
         await s.execute(update(Order).where(Order.id == order_id)
                         .values(flags=" ".join(flags)))
     uow.emit("order.created", {"order_id": order_id, "channel": channel.code,
                                "location_id": location_id, "status": "completed",
                                "total_cents": priced.total_cents,
                                "customer_id": cmd.customer_id, "offline": cmd.offline})
-    return await get_order(s, order_id)
+    # What was just written, as get_order() would read it back (no extra round trips).
+    lines = [OrderLineOut(
+        line_no=q.line_no, variant_id=q.variant_id, location_id=location_id, sku=q.sku,
+        name=q.name, quantity=q.quantity, unit_price_cents=q.unit_price_cents,
+        discount_cents=q.discount_cents, total_cents=q.total_cents,
+        vat_rate_bp=q.vat_rate_bp, vat_cents=q.vat_cents, campaign_id=q.campaign_id,
+        manual_discount_cents=m, discount_reason=r,
+    ) for q, m, r in zip(priced.lines, manual, reasons, strict=True)]
+    paid_with = [PaymentOut(
+        method=p.method, amount_cents=p.amount_cents, rounding_cents=p.rounding_cents,
+        tendered_cents=p.tendered_cents, change_cents=p.change_cents, reference=p.reference,
+        status=st) for p, st in zip(planned, pay_status, strict=True)]
+    return OrderOut(
+        id=order_id, number=number, channel=channel.code, location_id=location_id,
+        customer_id=cmd.customer_id, status="completed", currency="EUR",
+        subtotal_cents=priced.subtotal_cents, discount_cents=priced.discount_cents,
+        total_cents=priced.total_cents, vat_cents=priced.vat_cents,
+        paid_cents=priced.total_cents, lines=lines, payments=paid_with,
+        vat_breakdown=vat_breakdown(lines), created_at=now, created_by=actor.label,
+        drawer_session_id=drawer_id, offline=cmd.offline,
+        sold_at=sold_at if cmd.offline else None, client_ref=cmd.client_ref.strip(),
+        flags=flags, discount_reason=order_reason)
+
+
+async def _insert_sale_orm(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn,
+                           key: str, channel_id: int, drawer_id: int, priced: OrderQuote,
+                           manual: list[int], reasons: list[str],
+                           planned: list[PlannedPayment], pay_status: list[str],
+                           order_reason: str, sold_at: datetime, now: datetime) -> int:
+    """The sale's order, lines and payments through SQLAlchemy (SQLite)."""
+    s = uow.session
+    order_id = int((await s.execute(insert(Order).values(
+        channel_id=channel_id, location_id=location_id, customer_id=cmd.customer_id,
+        status="completed", currency="EUR", subtotal_cents=priced.subtotal_cents,
+        discount_cents=priced.discount_cents, total_cents=priced.total_cents,
+        vat_cents=priced.vat_cents, paid_cents=priced.total_cents, idempotency_key=key,
+        created_by=actor.label, created_at=now, drawer_session_id=drawer_id,
+        offline=cmd.offline, sold_at=sold_at if cmd.offline else None,
+        client_ref=cmd.client_ref.strip(), discount_reason=order_reason,
+    ).returning(Order.id))).scalar_one())
+    await s.execute(insert(OrderLine), [{
+        "order_id": order_id, "line_no": ln.line_no, "variant_id": ln.variant_id,
+        "location_id": location_id, "sku": ln.sku, "name": ln.name, "quantity": ln.quantity,
+        "unit_price_cents": ln.unit_price_cents, "discount_cents": ln.discount_cents,
+        "total_cents": ln.total_cents, "vat_rate_bp": ln.vat_rate_bp,
+        "vat_cents": ln.vat_cents, "campaign_id": ln.campaign_id,
+        "manual_discount_cents": m, "discount_reason": r,
+    } for ln, m, r in zip(priced.lines, manual, reasons, strict=True)])
+    await s.execute(insert(Payment), [{
+        "order_id": order_id, "method": p.method, "status": st,
+        "amount_cents": p.amount_cents, "rounding_cents": p.rounding_cents,
+        "tendered_cents": p.tendered_cents, "change_cents": p.change_cents,
+        "reference": p.reference, "location_id": location_id, "created_at": now,
+    } for p, st in zip(planned, pay_status, strict=True)])
+    return order_id
 
 
 async def _insert_voids(uow: UnitOfWork, actor: Actor, location_id: int,

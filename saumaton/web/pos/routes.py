@@ -8,13 +8,11 @@ the core's pricing, and sells through the JSON endpoints in `web/pos/api.py`
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Path, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.checkout.pickup import customer_contact
 from saumaton.checkout.services import pickup_orders, ready_pickup_count
@@ -24,7 +22,8 @@ from saumaton.core.types import MAX_ID
 from saumaton.locations.models import Location
 from saumaton.locations.services import list_locations, location_by_code, pos_channel_for
 from saumaton.orders.services import get_order
-from saumaton.tills.catalogue import OpenSession, max_discount_pct, open_session_at
+from saumaton.tills.catalogue import max_discount_pct
+from saumaton.tills.drawer import open_session_at
 from saumaton.web.auth import csrf_token, db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
@@ -99,25 +98,12 @@ async def pickups(request: Request, code: Code) -> Response:
         "title": gettext(request, N_("Click & collect")), "till": till, "waiting": waiting}))
 
 
-async def _open_session(s: AsyncSession, location_id: int) -> OpenSession | None:
-    """The store's open drawer session: the drawer module's lookup when it is there."""
-    try:
-        drawer = importlib.import_module("saumaton.tills.drawer")
-        lookup = drawer.open_session_at
-    except (ImportError, AttributeError, SyntaxError):
-        return await open_session_at(s, location_id)
-    found = await lookup(s, location_id)
-    if found is None:
-        return None
-    return OpenSession(int(found.id), int(found.register_id), str(found.register_name))
-
-
 @router.get("/{code}")
 async def till_page(request: Request, code: Code) -> Response:
     """The till: a client-side sale (static/pos/till.js) on the catalogue snapshot."""
     till = await open_till(request, code)
     async with db_of(request).reader() as s:
-        drawer = await _open_session(s, till.location.id)
+        drawer = await open_session_at(s, till.location.id)
     if drawer is None:
         return RedirectResponse(f"{till.base}/drawer", status_code=303)
     settings = settings_of(request)
