@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from saumaton.core.clock import utcnow
@@ -16,6 +17,37 @@ class Customer(Base):
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
     first_name: Mapped[str] = mapped_column(String(100), default="")
     last_name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Merged into another customer (this record is kept, empty, for the undo window
+    # and so that old references can be followed).
+    merged_into_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("customers.id"), nullable=True, index=True)
+    # Personal data anonymised on request (GDPR art. 17); orders stay for accounting.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class CustomerMerge(Base):
+    """One reviewed merge of `merged_id` into `kept_id`: which rows moved, so that it
+    can be undone within the undo window and explained afterwards."""
+
+    __tablename__ = "customer_merges"
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    kept_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"), index=True)
+    merged_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"),
+                                           index=True)
+    # {"table": [row ids moved], ...} and the merged customer's own fields before.
+    moved: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    merged_by: Mapped[str] = mapped_column(String(200), default="")
+    merged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    undone_by: Mapped[str] = mapped_column(String(200), default="")
+
+
+class CustomerTag(Base):
+    __tablename__ = "customer_tags"
+    customer_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(50), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

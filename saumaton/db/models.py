@@ -1,6 +1,7 @@
 """Imports every business area's tables so metadata (and Alembic) sees them all."""
 
 from saumaton.analytics.models import AnalyticsEvent
+from saumaton.audit.models import AuditEntry
 from saumaton.catalogue.models import (
     Category,
     Product,
@@ -17,8 +18,10 @@ from saumaton.customers.models import (
     CustomerAddress,
     CustomerConsent,
     CustomerIdentity,
+    CustomerMerge,
     CustomerNote,
     CustomerPreference,
+    CustomerTag,
 )
 from saumaton.db.base import Base
 from saumaton.db.idempotency import IdempotencyRecord
@@ -33,11 +36,47 @@ from saumaton.staff.models import ApiToken, Staff, StaffRole
 from saumaton.tills.models import CashMovement, DrawerSession, Register
 
 __all__ = [
-    "AccountToken", "AnalyticsEvent", "ApiToken", "Base", "Campaign", "CampaignChannel",
-    "CampaignTarget", "Cart", "CartLine", "CashMovement", "Category", "Channel", "Customer",
-    "CustomerAccount", "CustomerAddress", "CustomerConsent", "CustomerIdentity",
-    "CustomerNote", "CustomerPreference", "DrawerSession", "IdempotencyRecord", "Location",
-    "Order", "OrderLine", "OutboxEvent", "OutgoingMail", "Payment", "PaytrailPayment",
-    "Product", "ProductImage", "Register", "SaleVoid", "Staff", "StaffRole", "StockLevel",
-    "StockMovement", "StockReservation", "Variant", "VatClass", "VatRate",
+    "AccountToken",
+    "AnalyticsEvent",
+    "ApiToken",
+    "AuditEntry",
+    "Base",
+    "Campaign",
+    "CampaignChannel",
+    "CampaignTarget",
+    "Cart",
+    "CartLine",
+    "CashMovement",
+    "Category",
+    "Channel",
+    "Customer",
+    "CustomerAccount",
+    "CustomerAddress",
+    "CustomerConsent",
+    "CustomerIdentity",
+    "CustomerMerge",
+    "CustomerNote",
+    "CustomerPreference",
+    "CustomerTag",
+    "DrawerSession",
+    "IdempotencyRecord",
+    "Location",
+    "Order",
+    "OrderLine",
+    "OutboxEvent",
+    "OutgoingMail",
+    "Payment",
+    "PaytrailPayment",
+    "Product",
+    "ProductImage",
+    "Register",
+    "SaleVoid",
+    "Staff",
+    "StaffRole",
+    "StockLevel",
+    "StockMovement",
+    "StockReservation",
+    "Variant",
+    "VatClass",
+    "VatRate",
 ]
