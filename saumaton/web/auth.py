@@ -21,6 +21,8 @@ _SAFE = {"GET", "HEAD", "OPTIONS"}
 # Tokens are looked up once per few seconds per process, not once per request.
 _TOKEN_TTL = 5.0
 _token_cache: dict[str, tuple[float, Actor]] = {}
+# The same for logged-in staff: roles are read once per staff member per _TOKEN_TTL.
+_staff_cache: dict[int, tuple[float, Actor | None]] = {}
 
 
 def db_of(request: Request) -> Database:
@@ -74,8 +76,16 @@ async def session_actor(request: Request) -> Actor | None:
     staff_id = request.session.get("staff_id")
     if not isinstance(staff_id, int):
         return None
-    async with db_of(request).reader() as s:
-        actor = await actor_for(s, staff_id)
+    now = time.monotonic()
+    hit = _staff_cache.get(staff_id)
+    if hit and hit[0] > now:
+        actor: Actor | None = hit[1]
+    else:
+        async with db_of(request).reader() as s:
+            actor = await actor_for(s, staff_id)
+        if len(_staff_cache) > 10_000:
+            _staff_cache.clear()
+        _staff_cache[staff_id] = (now + _TOKEN_TTL, actor)
     if actor is None:
         request.session.clear()
     request.state.actor = actor

@@ -41,6 +41,9 @@ Code = Annotated[str, Path(max_length=32)]
 OrderId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
+STORE_CACHE_SECONDS = 10.0
+
+
 @dataclass(frozen=True)
 class Till:
     actor: Actor
@@ -55,11 +58,17 @@ class Till:
 async def open_till(request: Request, code: str, permission: str = "orders.create") -> Till:
     """The store's till for the logged-in staff member, if they may use it."""
     actor = await require_staff(request)
-    async with db_of(request).reader() as s:
-        location = await location_by_code(s, code)
-        channel = await pos_channel_for(s, location.id)
+    db = db_of(request)
+
+    async def load() -> tuple[Location, str]:
+        async with db.reader() as s:
+            location = await location_by_code(s, code)  # unknown: raises, not cached
+            return location, (await pos_channel_for(s, location.id)).code
+
+    # Reference rows read by every till request (each scan, sale, sync).
+    location, channel_code = await db.cached(("till", code), STORE_CACHE_SECONDS, load)
     actor.require(permission, location.id)
-    return Till(actor, location, channel.code)
+    return Till(actor, location, channel_code)
 
 
 def _no_cache(response: Response) -> Response:
