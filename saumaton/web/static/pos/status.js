@@ -48,7 +48,7 @@ const STYLE = `
 .sync-status[data-state="syncing"] { background: #fff3e0; color: #3e2100; }
 .sync-status[data-state="attention"], .sync-status[data-state="login"] {
   background: #fdecea; color: #5f0b0b; font-weight: 600; }
-.sync-status .sync-toggle { min-height: 2.25rem; padding: .2rem .6rem; font: inherit;
+.sync-status .sync-toggle { min-height: 2.5rem; padding: .2rem .6rem; font: inherit;
   font-weight: normal; color: #222; background: #fff; border: 1px solid #888;
   border-radius: .3rem; cursor: pointer; }
 .sync-status .sync-details { position: absolute; top: calc(100% + .3rem); left: 0; z-index: 50;

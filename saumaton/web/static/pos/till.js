@@ -331,15 +331,15 @@ function render() {
       node("div", {class: "line-name"}, line.name, node("small", {text: line.sku})),
       price,
       node("div", {class: "line-qty"},
-        node("button", {type: "button", class: "qty-btn", act: "dec", testid: "dec", "aria-label": S.one_less, text: "−"}),
+        node("button", {type: "button", class: "qty-btn", act: "dec", testid: "dec", "aria-label": `${S.one_less}: ${line.name}`, text: "−"}),
         qty,
-        node("button", {type: "button", class: "qty-btn", act: "inc", testid: "inc", "aria-label": S.one_more, text: "+"})),
+        node("button", {type: "button", class: "qty-btn", act: "inc", testid: "inc", "aria-label": `${S.one_more}: ${line.name}`, text: "+"})),
       node("div", {class: "line-total", testid: "line-total", text: fmt.money(pl.total_cents)}),
       node("div", {class: "line-actions"},
         node("button", {type: "button", class: "icon-btn", act: "line-discount", testid: "line-discount-button",
           "aria-label": tr(S.discount_for, {name: line.name}), title: S.discount, text: "%"}),
         node("button", {type: "button", class: "icon-btn remove", act: "void", testid: "remove",
-          "aria-label": S.remove, title: S.remove, text: "✕"})),
+          "aria-label": `${S.remove}: ${line.name}`, title: S.remove, text: "✕"})),
       node("div", {class: "line-editor"}),
       err ? node("p", {class: "error line-error", testid: "line-error",
         text: err.code === "discount_over_limit" ? tr(S.over_limit, {pct: cfg.maxDiscountPct}) : S.too_large}) : null);
@@ -395,7 +395,9 @@ function renderPayment(p = priced()) {
     changeRow.hidden = true;
   }
   const noCard = !navigator.onLine && cfg.offlineCard === "refuse";
-  root.querySelector("[data-act=pay-card]").disabled = noCard || sending;
+  const payCard = root.querySelector("[data-act=pay-card]");
+  payCard.disabled = noCard || sending;
+  payCard.hidden = split;  // with a card part entered, the main button takes card + cash
   $("card-amount").disabled = noCard;
   $("card-note").hidden = !noCard;
   $("card-note").textContent = noCard ? S.card_disabled : "";
@@ -438,6 +440,8 @@ function renderEditor(p) {
     : $("lines").children[editor.index]?.querySelector(".line-editor");
   if (!host) { editor = null; return; }
   const e = editor.errors;
+  const hasDiscount = Boolean(editor.target === "order" ? sale.order_discount
+    : sale.lines[editor.index] && sale.lines[editor.index].discount);
   const reasons = node("select", {id: "discount-reason", testid: "discount-reason",
     "aria-describedby": "discount-reason-error", "aria-invalid": e.reason ? "true" : null},
     node("option", {value: "", text: S.choose_reason}),
@@ -467,10 +471,21 @@ function renderEditor(p) {
       role: "alert", hidden: !e.reason, text: e.reason || ""}),
     node("div", {class: "row"},
       node("button", {type: "submit", class: "button", testid: "discount-apply", text: S.apply}),
-      node("button", {type: "button", class: "button secondary", act: "discount-remove",
-        testid: "discount-remove", text: S.remove_discount}),
+      hasDiscount ? node("button", {type: "button", class: "button secondary", act: "discount-remove",
+        testid: "discount-remove", text: S.remove_discount}) : null,
       node("button", {type: "button", class: "linkish", act: "discount-cancel", text: S.cancel})));
   host.append(form);
+}
+
+function clearEditorError(input) {
+  const field = input.id === "discount-amount" ? "amount"
+    : input.id.startsWith("discount-reason") ? "reason" : null;
+  if (!field || !editor || !editor.errors[field]) return;
+  delete editor.errors[field];
+  const p = $(`discount-${field}-error`);
+  p.hidden = true;
+  p.textContent = "";
+  $(field === "amount" ? "discount-amount" : "discount-reason").removeAttribute("aria-invalid");
 }
 
 function readEditor() {
@@ -549,9 +564,27 @@ async function openCustomerPanel(q) {
       credentials: "same-origin", headers: {"HX-Request": "true"}});
     panel.innerHTML = await r.text();
     if (window.htmx) window.htmx.process(panel);
+    panel.prepend(closeButton());
+    focusInPanel(panel);
   } catch {
     panel.replaceChildren(node("p", {class: "note", testid: "customer-offline", text: S.customer_offline}));
   }
+}
+
+function closeButton() {
+  return node("button", {type: "button", class: "linkish panel-close", act: "close-customer",
+    testid: "close-customer", text: `✕ ${S.close}`});
+}
+
+/** A form with an error: its first invalid field; a card: its "Add to sale" button; a
+ * customer create form: its first empty field. The code field otherwise (a scan of a
+ * phone number keeps the cashier scanning). */
+function focusInPanel(panel) {
+  const target = panel.querySelector("[aria-invalid=true]")
+    || panel.querySelector("[data-action=attach-customer]")
+    || [...panel.querySelectorAll(".customer-create input:not([type=hidden]):not([type=checkbox])")]
+      .find((input) => !input.value);
+  if (target && document.activeElement !== codeInput) target.focus();
 }
 
 // --- parking ----------------------------------------------------------------------------
@@ -842,6 +875,15 @@ $("customer-form").addEventListener("submit", (ev) => {
   openCustomerPanel(q);
 });
 
+// After a form inside the panel is answered (create, note, preferences), keep the focus
+// in the panel instead of losing it to the page.
+$("customer-panel").addEventListener("htmx:afterSwap", () => {
+  const panel = $("customer-panel");
+  const target = panel.querySelector("[aria-invalid=true]")
+    || panel.querySelector("[data-testid=customer-saved]") && panel.querySelector("[data-action=attach-customer]");
+  if (target) target.focus();
+});
+
 $("customer-panel").addEventListener("click", (ev) => {
   const a = ev.target.closest("[data-action=attach-customer]");
   if (!a) return;
@@ -883,6 +925,7 @@ root.addEventListener("input", (ev) => {
   if (ev.target.closest(".discount-form")) {
     readEditor();
     $("discount-reason-other").hidden = editor.reason !== "__other";
+    clearEditorError(ev.target);
   }
 });
 root.addEventListener("change", (ev) => {
@@ -891,6 +934,7 @@ root.addEventListener("change", (ev) => {
     const other = $("discount-reason-other");
     other.hidden = editor.reason !== "__other";
     if (!other.hidden && ev.target.id === "discount-reason") other.focus();
+    clearEditorError(ev.target);
   }
 });
 
@@ -929,6 +973,7 @@ root.addEventListener("click", (ev) => {
       render();
       break;
     case "detach-customer": sale.customer = null; changed(); break;
+    case "close-customer": hideCustomerPanel(); break;
     case "pay-cash": pay("cash"); refocus = false; break;
     case "pay-card": pay("card"); refocus = false; break;
     case "print": window.print(); break;
@@ -955,6 +1000,12 @@ addEventListener("online", () => { render(); loadCatalogue(); });
 addEventListener("offline", () => render());
 // Catch campaigns that start or end and price changes: a fresh snapshot every 5 minutes.
 setInterval(() => { if (navigator.onLine) loadCatalogue(); }, 5 * 60 * 1000);
+
+const addParam = new URLSearchParams(location.search).get("add");
+if (addParam) {
+  pending.push(addParam);
+  history.replaceState(null, "", location.pathname);
+}
 
 render();
 focusCode();
