@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # terminal's report) or "refuse" (cash only offline).
     pos_cashier_max_discount_pct: int = Field(default=20, ge=0, le=100)
     pos_offline_card: Literal["to_confirm", "refuse"] = "to_confirm"
+    # Closing a till whose counted cash differs from the expected by more than this
+    # (cents) needs the cashier to confirm the count.
+    pos_close_confirm_cents: int = Field(default=1000, ge=0)
     # Outgoing mail: SMTP when smtp_host is set, else .eml files under var/mail/.
     smtp_host: str = ""
     smtp_port: int = 587

@@ -454,6 +454,24 @@ async def test_close_numbers_reports_and_refuses_bad_counts(db: Database) -> Non
             await get_report(s, other.id, 1)
 
 
+async def test_a_big_difference_needs_the_count_confirmed(db: Database) -> None:
+    store = await new_store(db)
+    drawer = await open_drawer(db, store, 10000)
+    with pytest.raises(ValidationFailed) as exc:
+        async with db.uow() as uow:
+            await close_session(uow, store.cashier, drawer.id, 8999,
+                                confirm_over_cents=1000)
+    assert exc.value.code == "difference_needs_confirmation"
+    assert exc.value.extra == {"difference_cents": -1001, "expected_cents": 10000}
+    async with db.reader() as s:  # nothing changed
+        ds = await s.get(DrawerSession, drawer.id)
+        assert ds is not None and ds.status == "open" and ds.z_number is None
+    async with db.uow() as uow:  # exactly the limit passes; confirmed, anything does
+        z = await close_session(uow, store.cashier, drawer.id, 9000, confirm_over_cents=1000)
+        await uow.commit()
+    assert z.difference_cents == -1000
+
+
 async def test_concurrent_closes_of_two_registers_get_distinct_numbers(db: Database) -> None:
     store = await new_store(db)
     async with db.uow() as uow:

@@ -224,6 +224,16 @@ async def test_open_sell_cash_out_close_and_reprint_the_z_report(
     expected = (15000 + collected + sum(m.amount_cents for m in movements if m.kind == "in")
                 - sum(m.amount_cents for m in movements if m.kind == "out"))
     assert expected_text == eur(expected)
+    # 50 € short is more than the 10 € the till lets through without a second count.
+    short = expected - 5000
+    await page.get_by_test_id("counted").fill(f"{short // 100},{short % 100:02d}")
+    await page.get_by_test_id("close-till").click()
+    await expect(page.get_by_test_id("error-counted")).to_have_text(
+        "Laskettu käteinen poikkeaa odotetusta 50,00 €. Laske uudelleen; jos summa on "
+        "oikein, rastita ruutu ja sulje kassa.")
+    await expect(page.get_by_test_id("confirm-difference")).to_be_visible()
+    async with db.reader() as s:
+        assert await open_session_at(s, shop.store1) is not None
     counted = expected - 300
     await page.get_by_test_id("counted").fill(f"{counted // 100},{counted % 100:02d}")
     await page.get_by_test_id("note").fill("Kolikot laskettu kahdesti")

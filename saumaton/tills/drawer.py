@@ -234,10 +234,13 @@ def _replayed_movement(m: CashMovement, session_id: int, kind: str,
 
 async def close_session(uow: UnitOfWork, actor: Actor, session_id: int,
                         counted_cents: int | None, note: str = "", *,
-                        location_id: int | None = None) -> ZReport:
+                        location_id: int | None = None,
+                        confirm_over_cents: int | None = None) -> ZReport:
     """Close the drawer with the cash counted in it: the Z report is computed, given the
     store's next Z number and stored on the session for reprints. Given `location_id`,
-    a session of another store is not found."""
+    a session of another store is not found. Given `confirm_over_cents`, a count that
+    differs from the expected cash by more than that is refused with 422
+    `difference_needs_confirmation` (count again, then confirm: call without it)."""
     s = uow.session
     ds = await _locked_session(uow, actor, session_id, location_id)
     if ds.status != "open":
@@ -265,6 +268,13 @@ async def close_session(uow: UnitOfWork, actor: Actor, session_id: int,
     ds.note = note
     ds.z_number = (last or 0) + 1
     report = await compute_report(s, ds, now=now)
+    difference = counted_cents - report.expected_cents
+    if confirm_over_cents is not None and abs(difference) > confirm_over_cents:
+        # Nothing is kept: the caller's unit of work is rolled back.
+        raise ValidationFailed(
+            f"the count differs from the expected cash by {difference} cents",
+            code="difference_needs_confirmation", field="counted",
+            extra={"difference_cents": difference, "expected_cents": report.expected_cents})
     ds.expected_cents = report.expected_cents
     ds.z_report = report.model_dump(mode="json")
     await s.flush()

@@ -19,14 +19,16 @@ from saumaton.core.types import MAX_ID, MAX_INT32
 from saumaton.tills.drawer import cash_movement, close_session, open_session, open_session_at
 from saumaton.tills.zreport import get_report, list_reports, z_report
 from saumaton.web.auth import db_of
-from saumaton.web.i18n import N_, parse_money
+from saumaton.web.i18n import N_, money, parse_money
 from saumaton.web.pages import (
     checked_form,
     error_message,
     error_page,
     gettext,
+    page_lang,
     page_router,
     render,
+    settings_of,
 )
 from saumaton.web.pos.routes import Till, open_till
 
@@ -197,16 +199,25 @@ async def close_drawer(request: Request, code: Code) -> Response:
     else:
         try:
             async with db_of(request).uow() as uow:
-                report = await close_session(uow, till.actor,
-                                             _int(form.get("session_id")) or 0, counted, note,
-                                             location_id=till.location.id)
+                confirmed = form.get("confirm_difference") == "1"
+                report = await close_session(
+                    uow, till.actor, _int(form.get("session_id")) or 0, counted, note,
+                    location_id=till.location.id, confirm_over_cents=None if confirmed
+                    else settings_of(request).pos_close_confirm_cents)
                 await uow.commit()
         except (Forbidden, NotAuthenticated):
             raise
         except DomainError as exc:
             if exc.code == "drawer_closed":
                 return RedirectResponse(f"{till.base}/reports", status_code=303)
-            errors["note" if exc.field == "note" else "counted"] = _message(request, exc)
+            if exc.code == "difference_needs_confirmation":
+                errors["confirm_difference"] = "1"
+                errors["counted"] = gettext(request, N_(
+                    "The counted cash differs from the expected by %(difference)s. Count "
+                    "again; if the count is right, tick the box and close."),
+                    difference=money(abs(exc.extra["difference_cents"]), page_lang(request)))
+            else:
+                errors["note" if exc.field == "note" else "counted"] = _message(request, exc)
         else:
             return RedirectResponse(f"{till.base}/reports/{report.z_number}?closed=1",
                                     status_code=303)
