@@ -300,6 +300,96 @@ def token_revoke(token: str, database_url: DbUrl = None) -> None:
     raise typer.Exit(asyncio.run(run()))
 
 
+# --- customer: GDPR export and erasure (runs as the system actor) -----------------------
+customer_app = typer.Typer(help="Customer data: GDPR export and erasure.",
+                           no_args_is_help=True)
+app.add_typer(customer_app, name="customer")
+
+
+@customer_app.command("export")
+def customer_export(
+    customer_id: Annotated[int, typer.Argument(min=1, help="the customer's id")],
+    out: Annotated[str | None, typer.Option(
+        "--out", help="write the JSON to this file (default: print it)")] = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Everything held about one customer, as JSON (audited as customer.export)."""
+    import json
+    from pathlib import Path
+
+    from saumaton.core.actor import SYSTEM
+    from saumaton.core.errors import DomainError
+    from saumaton.customers.gdpr import export_and_audit
+    from saumaton.db.uow import Database
+
+    async def run() -> dict[str, object] | None:
+        db = Database(_url(database_url))
+        try:
+            async with db.uow() as uow:
+                data = await export_and_audit(uow, SYSTEM, customer_id)
+                await uow.commit()
+            return data
+        except DomainError as exc:
+            console.print(f"[red]{exc.code}[/red]: {exc.detail}")
+            return None
+        finally:
+            await db.dispose()
+
+    data = asyncio.run(run())
+    if data is None:
+        raise typer.Exit(1)
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    if out:
+        Path(out).write_text(text + "\n", encoding="utf-8")
+        console.print(f"[green]customer {customer_id} exported[/green] to {out}")
+    else:
+        print(text)
+
+
+@customer_app.command("erase")
+def customer_erase(
+    customer_id: Annotated[int, typer.Argument(min=1, help="the customer's id")],
+    reason: Annotated[str, typer.Option("--reason", help="why; kept in the audit log")],
+    yes: Annotated[bool, typer.Option("--yes", help="do it without asking")] = False,
+    database_url: DbUrl = None,
+) -> None:
+    """Anonymise one customer everywhere; orders, payments and VAT are kept for the
+    bookkeeping (audited as customer.erase). This cannot be undone."""
+    from saumaton.core.actor import SYSTEM
+    from saumaton.core.errors import DomainError
+    from saumaton.customers.gdpr import erase_customer
+    from saumaton.db.uow import Database
+
+    if not yes and not typer.confirm(
+            f"Erase customer {customer_id}'s personal data for good?", default=False):
+        console.print("nothing erased")
+        raise typer.Exit(1)
+
+    async def run() -> int:
+        db = Database(_url(database_url))
+        try:
+            async with db.uow() as uow:
+                report = await erase_customer(uow, SYSTEM, customer_id, reason)
+                await uow.commit()
+        except DomainError as exc:
+            console.print(f"[red]{exc.code}[/red]: {exc.detail}")
+            return 1
+        finally:
+            await db.dispose()
+        deleted = ", ".join(f"{k} {v}" for k, v in report.deleted.items() if v)
+        cleared = ", ".join(f"{k} {v}" for k, v in report.anonymised.items() if v)
+        console.print(f"[green]customer {customer_id} erased[/green] "
+                      f"(records {', '.join(map(str, report.customer_ids))})")
+        console.print(f"  deleted: {deleted or 'nothing'}")
+        console.print(f"  anonymised: {cleared or 'nothing'}")
+        console.print(f"  kept for the bookkeeping: {report.kept['orders']} orders, "
+                      f"{report.kept['order_lines']} lines, {report.kept['payments']} "
+                      "payments")
+        return 0
+
+    raise typer.Exit(asyncio.run(run()))
+
+
 @app.command("wait-ready")
 def wait_ready(url: str = "http://127.0.0.1:8000/healthz", timeout: float = 30.0) -> None:
     """Poll URL until it answers 200 (for scripts)."""

@@ -225,7 +225,15 @@ async def _customer_for(uow: UnitOfWork, customer_id: int | None, email: str, ph
     every web order belongs to a customer in the one register."""
     s = uow.session
     if customer_id is not None:
-        return customer_id, False
+        # A session signed in before a merge or an erasure: the kept customer, or
+        # (erased: nobody to link to) the buyer by e-mail as for a guest.
+        row = (await s.execute(select(Customer.merged_into_id, Customer.erased_at)
+                               .where(Customer.id == customer_id))).first()
+        if row is not None and row[1] is None:
+            if row[0] is None:
+                return customer_id, False
+            from saumaton.customers.duplicates import resolve_customer_id
+            return await resolve_customer_id(s, customer_id), False
     owner = await s.scalar(select(CustomerIdentity.customer_id).where(
         CustomerIdentity.kind == "email", CustomerIdentity.value == email))
     if owner is not None:

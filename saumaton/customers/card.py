@@ -293,6 +293,10 @@ async def _pickups(session: AsyncSession, customer_id: int) -> list[PickupOut]:
 async def customer_card(session: AsyncSession, actor: Actor, customer_id: int) -> CustomerCard:
     """Everything the till (and the service desk) shows about one customer."""
     actor.require("customers.read")
+    # A merged customer's old id (a bookmarked card, an old order) opens the kept one.
+    from saumaton.customers.duplicates import resolve_customer_id
+
+    customer_id = await resolve_customer_id(session, customer_id)
     customer = await _customer(session, customer_id)
     idents = (await _identities(session, [customer_id]))[customer_id]
     count, value, last = (await session.execute(

@@ -91,7 +91,10 @@ async def create_customer(uow: UnitOfWork, actor: Actor, data: CustomerIn) -> Cu
 
 async def get_customer(session: AsyncSession, actor: Actor, customer_id: int) -> CustomerOut:
     actor.require("customers.read")
-    c = await session.get(Customer, customer_id)
+    # Deferred: duplicates loads every model of the app (db.models), which imports us.
+    from saumaton.customers.duplicates import resolve_customer_id
+
+    c = await session.get(Customer, await resolve_customer_id(session, customer_id))
     if c is None:
         raise NotFound(f"no customer {customer_id}", code="customer_not_found")
     return await _out(session, c)

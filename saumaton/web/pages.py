@@ -325,6 +325,7 @@ async def logout(request: Request) -> Response:
 def install(app: FastAPI) -> None:
     """Mount page routes (webshop, POS, staff login) and load the translations."""
     from saumaton.web.account import router as account_router
+    from saumaton.web.backoffice import customers as backoffice_customers
     from saumaton.web.consent import router as consent_router
     from saumaton.web.pos import api as pos_api
     from saumaton.web.pos import customers as pos_customers
@@ -345,3 +346,4 @@ def install(app: FastAPI) -> None:
     app.include_router(pos_router)
     app.include_router(consent_router)
     app.include_router(account_router)
+    app.include_router(backoffice_customers.router)

@@ -1,0 +1,1 @@
+"""The back office: pages for managers (duplicate customers and their merge)."""
