@@ -28,10 +28,12 @@ from saumaton.db.idempotency import IdempotencyRecord
 from saumaton.events.models import OutboxEvent
 from saumaton.inventory.models import StockLevel, StockMovement, StockReservation
 from saumaton.locations.models import Channel, Location
+from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order, OrderLine, SaleVoid
 from saumaton.payments.models import Payment, PaytrailPayment
 from saumaton.pricing.models import Campaign, CampaignChannel, CampaignTarget
+from saumaton.service.models import CannedAnswer, ChatMessage, Conversation, Notice, NpsSurvey
 from saumaton.staff.models import ApiToken, Staff, StaffRole
 from saumaton.tills.models import CashMovement, DrawerSession, Register
 
@@ -44,11 +46,14 @@ __all__ = [
     "Campaign",
     "CampaignChannel",
     "CampaignTarget",
+    "CannedAnswer",
     "Cart",
     "CartLine",
     "CashMovement",
     "Category",
     "Channel",
+    "ChatMessage",
+    "Conversation",
     "Customer",
     "CustomerAccount",
     "CustomerAddress",
@@ -61,6 +66,9 @@ __all__ = [
     "DrawerSession",
     "IdempotencyRecord",
     "Location",
+    "LoyaltyEntry",
+    "Notice",
+    "NpsSurvey",
     "Order",
     "OrderLine",
     "OutboxEvent",

@@ -22,6 +22,9 @@ class Campaign(Base):
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A member price: only for loyalty members of this tier or higher (member | silver |
+    # gold); NULL = for everyone.
+    min_tier: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class CampaignTarget(Base):
