@@ -64,6 +64,15 @@ async def client(settings: Settings, shop: Shop) -> AsyncIterator[httpx.AsyncCli
             yield c
 
 
+@pytest.fixture(autouse=True)
+def _fresh_client_cookies(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The in-process client is shared by the session: a test that logs in must not
+    leave the next test logged in."""
+    yield
+    if "client" in request.fixturenames:
+        request.getfixturevalue("client").cookies.clear()
+
+
 @pytest.fixture(scope="session")
 def server(database_url: str, shop: Shop, session_tmp: Path, backend: str) -> Iterator[Server]:
     """A real uvicorn process against the same database."""

@@ -51,11 +51,13 @@ from saumaton.customers.notes import add_note, set_preference
 from saumaton.customers.services import CustomerIn, CustomerOut, create_customer, get_customer
 from saumaton.db.uow import Database
 from saumaton.events.models import OutboxEvent
+from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import LineIn, OrderIn, OrderOut
 from saumaton.orders.services import place_order
 from saumaton.payments.models import PaytrailPayment
 from saumaton.payments.services import PaymentIn
+from saumaton.service.models import Conversation, NpsSurvey
 from tests.support import Shop, make_variants
 
 MANAGER = Actor(label="staff:test manager", name="Maija Manageri",
@@ -71,7 +73,7 @@ LOCAL_MANAGER = Actor(label="staff:test local", name="Lasse",
 CUSTOMER_TABLES = {
     "account_tokens", "analytics_events", "carts", "customer_accounts", "customer_addresses",
     "customer_consents", "customer_identities", "customer_notes", "customer_preferences",
-    "customer_tags", "orders",
+    "customer_tags", "orders", "loyalty_entries", "conversations", "nps_surveys",
 }
 
 
@@ -140,7 +142,7 @@ async def store_order(db: Database, shop: Shop, customer_id: int, price: int) ->
 
 async def candidates_for(db: Database, *ids: int) -> list[Candidate]:
     async with db.reader() as s:
-        found = await duplicate_candidates(s, MANAGER, limit=500)
+        found = await duplicate_candidates(s, MANAGER, limit=500, customer_ids=ids)
     return [c for c in found if {c.a.id, c.b.id} & set(ids)]
 
 
@@ -337,6 +339,11 @@ async def test_merge_moves_everything_and_undo_restores_it(
         s.add(CustomerAccount(customer_id=merged_id, email=web_email, password_hash="x"))
         s.add(AccountToken(customer_id=merged_id, purpose="verify",
                            token_hash=uuid.uuid4().hex * 2, expires_at=utcnow()))
+        s.add(LoyaltyEntry(customer_id=merged_id, kind="earn", points=9,
+                           order_id=merged_store.id, key=f"test:{uuid.uuid4().hex}"))
+        s.add(Conversation(visitor_token_hash=uuid.uuid4().hex * 2, customer_id=merged_id))
+        s.add(NpsSurvey(customer_id=merged_id, order_id=merged_store.id,
+                        token_hash=uuid.uuid4().hex * 2))
         await uow.commit()
     seeded = await belongs_to(db, merged_id)
     assert set(seeded) == CUSTOMER_TABLES, "seed every customer table for the merged one"

@@ -48,10 +48,12 @@ from saumaton.customers.services import CustomerIn, create_customer, new_card_nu
 from saumaton.db.base import Base
 from saumaton.db.uow import Database
 from saumaton.inventory.services import verify_ledger
+from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.schemas import LineIn
 from saumaton.payments.models import Payment, PaytrailPayment
+from saumaton.service.models import ChatMessage, Conversation, NpsSurvey
 from saumaton.staff.models import Staff
 from saumaton.staff.services import actor_for
 from saumaton.tills.models import DrawerSession, Register
@@ -200,6 +202,22 @@ async def rich_customer(db: Database, settings: Settings, shop: Shop) -> Person:
                            city="Helsinki"),
         lines=[LineIn(variant_id=vid1, quantity=1)]), customer_id=cid, key=f"gdpr-{tag}")
     await pay(db, settings, web.id, web.total_cents)
+    async with db.uow() as uow:  # a chat and an NPS answer that name the person
+        conv = Conversation(visitor_token_hash=f"{tag}" * 8, customer_id=cid,
+                            name=f"{first} {last}", email=email, page="/shop/")
+        uow.session.add(conv)
+        await uow.session.flush()
+        uow.session.add_all([
+            ChatMessage(conversation_id=conv.id, sender="visitor",
+                        body=f"Hei, olen {first} {last}, puh. {national}"),
+            ChatMessage(conversation_id=conv.id, sender="agent",
+                        body=f"Kiitos {first}! Lähetän tiedot osoitteeseen {email}."),
+            NpsSurvey(customer_id=cid, order_id=sale.id, token_hash=f"{tag}" * 8, score=9,
+                      comment=f"Terveisin {first} {last}"),
+            LoyaltyEntry(customer_id=cid, kind="earn", points=39, order_id=sale.id,
+                         key=f"earn:test:{tag}"),
+        ])
+        await uow.commit()
     return Person(cid, shell_id, email, phone, national, first, last, streets, card,
                   sale.id, web.id)
 
@@ -279,6 +297,12 @@ async def test_export_holds_every_area_and_is_audited(db: Database, shop: Shop,
     assert data["preferences"][0]["key"] == "shade" and data["preferences"][0]["value"] == "2N"
     assert "sensitive skin" in data["notes"][0]["body"]
     assert [t["tag"] for t in data["tags"]] == ["vip"]
+    [conv] = data["conversations"]
+    assert conv["email"] == p.email and [m["sender"] for m in conv["messages"]] == [
+        "visitor", "agent"]
+    assert [(n["score"], n["comment"]) for n in data["nps"]] == [(9, f"Terveisin {p.first} "
+                                                                     f"{p.last}")]
+    assert [(e["kind"], e["points"]) for e in data["loyalty"]] == [("earn", 39)]
 
     orders = {o["id"]: o for o in data["orders"]}
     assert set(orders) == {p.store_order, p.web_order}

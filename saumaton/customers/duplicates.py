@@ -242,11 +242,13 @@ def _postcodes() -> Any:
     ).subquery("postcodes")
 
 
-async def _shared_contacts(session: AsyncSession, max_values: int
+async def _shared_contacts(session: AsyncSession, max_values: int,
+                           only: Sequence[int] | None = None
                            ) -> list[tuple[str, str, list[int]]]:
     """(kind, normalised value, customers) for each e-mail or phone more than one active
-    customer is known by."""
+    customer is known by (given `only`: values one of those customers is known by)."""
     c = _contacts()
+    mine = c.c.value.in_(select(c.c.value).where(c.c.customer_id.in_(only))) if only else None
     # Phones typed elsewhere than checkout may not be in E.164: normalise those here
     # (checkout and the till store E.164, so these are few).
     odd: dict[str, set[int]] = {}
@@ -259,7 +261,8 @@ async def _shared_contacts(session: AsyncSession, max_values: int
         except Exception:
             continue
     shared = (await session.execute(
-        select(c.c.kind, c.c.value).where(_active(c.c.customer_id))
+        select(c.c.kind, c.c.value).where(_active(c.c.customer_id),
+                                          *([mine] if mine is not None else []))
         .group_by(c.c.kind, c.c.value).having(func.count(func.distinct(c.c.customer_id)) > 1)
         .limit(max_values))).all()
     wanted = {(str(k), str(v)) for k, v in shared}
@@ -280,8 +283,8 @@ async def _shared_contacts(session: AsyncSession, max_values: int
     return [(k, v, sorted(ids)) for (k, v), ids in sorted(owners.items()) if len(ids) > 1]
 
 
-async def _similar_named(session: AsyncSession, max_pairs: int
-                         ) -> list[tuple[int, int, str]]:
+async def _similar_named(session: AsyncSession, max_pairs: int,
+                         only: Sequence[int] | None = None) -> list[tuple[int, int, str]]:
     """(a, b, postcode) for customers with a similar name and a shared postcode. The
     database blocks by folded last name and postcode; only those few pairs are compared
     in Python."""
@@ -296,7 +299,8 @@ async def _similar_named(session: AsyncSession, max_pairs: int
         .join(pb, and_(pb.c.customer_id == cb.id, pb.c.postcode == pa.c.postcode))
         .where(ca.last_name != "", ca.first_name != "", cb.first_name != "",
                ca.merged_into_id.is_(None), ca.erased_at.is_(None),
-               cb.merged_into_id.is_(None), cb.erased_at.is_(None))
+               cb.merged_into_id.is_(None), cb.erased_at.is_(None),
+               *([or_(ca.id.in_(only), cb.id.in_(only))] if only else []))
         .order_by(cb.id.desc()).limit(max_pairs * 20))).all()
     out: dict[tuple[int, int], str] = {}
     for a, b, postcode, fa, la, fb, lb in rows:
@@ -348,20 +352,25 @@ async def summaries(session: AsyncSession, ids: Iterable[int]) -> dict[int, Cust
     return out
 
 
-async def duplicate_candidates(session: AsyncSession, actor: Actor,
-                               limit: int = 50) -> list[Candidate]:
+async def duplicate_candidates(session: AsyncSession, actor: Actor, limit: int = 50,
+                               customer_ids: Sequence[int] | None = None
+                               ) -> list[Candidate]:
     """Pairs of active (not erased, not merged) customers that are probably one person,
-    likeliest first, with the reasons."""
+    likeliest first, with the reasons. Given `customer_ids`: only pairs with one of
+    them (the possible duplicates of a customer)."""
     actor.require("customers.read")
     limit = max(1, min(limit, 500))
     reasons: dict[tuple[int, int], list[Reason]] = {}
-    for kind, value, ids in await _shared_contacts(session, limit * 4):
+    only = list(customer_ids) if customer_ids else None
+    for kind, value, ids in await _shared_contacts(session, limit * 4, only):
         for i, a in enumerate(ids):
             for b in ids[i + 1:]:
+                if only and a not in only and b not in only:
+                    continue
                 pair = reasons.setdefault((a, b), [])
                 if all(r.kind != kind for r in pair):
                     pair.append(Reason(kind, value))
-    for a, b, postcode in await _similar_named(session, limit * 4):
+    for a, b, postcode in await _similar_named(session, limit * 4, only):
         pair = reasons.setdefault((a, b), [])
         pair.append(Reason("name_postcode", postcode))
 

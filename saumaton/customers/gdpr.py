@@ -42,10 +42,12 @@ from saumaton.customers.models import (
 )
 from saumaton.db.uow import UnitOfWork
 from saumaton.locations.models import Channel
+from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.services import order_number
 from saumaton.payments.models import Payment, PaytrailPayment
+from saumaton.service.models import ChatMessage, Conversation, NpsSurvey
 
 EXPORT_FORMAT = "saumaton.customer-export"
 EXPORT_VERSION = 1
@@ -220,7 +222,35 @@ async def export_customer(session: AsyncSession, actor: Actor,
         "analytics_events": events,
         "mails": mails,
         "merges": merges,
+        "loyalty": [{"kind": e.kind, "points": e.points, "order_id": e.order_id,
+                     "channel": e.channel, "reason": e.reason,
+                     "expires_at": _iso(e.expires_at), "created_at": _iso(e.created_at)}
+                    for e in (await session.scalars(
+                        select(LoyaltyEntry).where(LoyaltyEntry.customer_id.in_(ids))
+                        .order_by(LoyaltyEntry.id))).all()],
+        "conversations": await _export_conversations(session, ids),
+        "nps": [{"order_id": n.order_id, "sent_at": _iso(n.sent_at), "score": n.score,
+                 "comment": n.comment, "answered_at": _iso(n.answered_at)}
+                for n in (await session.scalars(
+                    select(NpsSurvey).where(NpsSurvey.customer_id.in_(ids))
+                    .order_by(NpsSurvey.id))).all()],
     }
+
+
+async def _export_conversations(session: AsyncSession, customer_ids: list[int]
+                                ) -> list[dict[str, Any]]:
+    convs = (await session.scalars(select(Conversation).where(
+        Conversation.customer_id.in_(customer_ids)).order_by(Conversation.id))).all()
+    messages: dict[int, list[dict[str, Any]]] = {}
+    if convs:
+        for m in (await session.scalars(select(ChatMessage).where(
+                ChatMessage.conversation_id.in_([c.id for c in convs]))
+                .order_by(ChatMessage.id))).all():
+            messages.setdefault(m.conversation_id, []).append(
+                {"sender": m.sender, "body": m.body, "at": _iso(m.created_at)})
+    return [{"id": c.id, "status": c.status, "name": c.name, "email": c.email,
+             "started_at": _iso(c.created_at), "page": c.page,
+             "messages": messages.get(c.id, [])} for c in convs]
 
 
 async def _export_orders(session: AsyncSession,
@@ -455,6 +485,22 @@ async def erase_customer(uow: UnitOfWork, actor: Actor, customer_id: int,
         m.moved = _blank_strings(dict(m.moved or {}))
     await s.flush()
     anonymised["customer_merges"] = len(merges)
+
+    # Chats: the conversations stay as anonymous counts for the service statistics;
+    # what was said and who said it goes.
+    conv_ids = [int(i) for i in (await s.scalars(
+        select(Conversation.id).where(Conversation.customer_id.in_(ids)))).all()]
+    if conv_ids:
+        anonymised["chat_messages"] = _rowcount(await s.execute(
+            update(ChatMessage).where(ChatMessage.conversation_id.in_(conv_ids))
+            .values(body="", client_key=None)))
+        anonymised["conversations"] = _rowcount(await s.execute(
+            update(Conversation).where(Conversation.id.in_(conv_ids))
+            .values(name="", email="", page="", visitor_token_hash="erased")))
+    # NPS: the score stays for the statistics, the free-text comment goes.
+    anonymised["nps_surveys"] = _rowcount(await s.execute(
+        update(NpsSurvey).where(NpsSurvey.customer_id.in_(ids)).values(comment="")))
+    # Loyalty entries stay with the anonymous customer (the points ledger must add up).
 
     cart_ids = [int(i) for i in (await s.scalars(
         select(Cart.id).where(Cart.customer_id.in_(ids)))).all()]
