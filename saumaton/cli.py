@@ -390,6 +390,58 @@ def customer_erase(
     raise typer.Exit(asyncio.run(run()))
 
 
+# --- loyalty ----------------------------------------------------------------------------
+loyalty_app = typer.Typer(help="Loyalty points (docs/loyalty.md).", no_args_is_help=True)
+app.add_typer(loyalty_app, name="loyalty")
+
+
+@loyalty_app.command("expire")
+def loyalty_expire(database_url: DbUrl = None) -> None:
+    """Write off lapsed loyalty points now (the app also does it every hour)."""
+    from saumaton.db.uow import Database
+    from saumaton.loyalty.ledger import expire_once
+
+    async def run() -> int:
+        db = Database(_url(database_url))
+        try:
+            total = 0
+            while (run := await expire_once(db)).customers:  # 500 customers a round
+                total += run.points
+            return total
+        finally:
+            await db.dispose()
+
+    console.print(f"wrote off {asyncio.run(run())} lapsed points")
+
+
+# --- nps: the after-purchase e-mail with one question (docs/nps.md) ----------------------
+nps_app = typer.Typer(help="After-purchase e-mails with the NPS question (docs/nps.md).",
+                      no_args_is_help=True)
+app.add_typer(nps_app, name="nps")
+
+
+@nps_app.command("send-due")
+def nps_send_due(database_url: DbUrl = None) -> None:
+    """Queue the receipt + NPS mail for every purchase of the last 2 days that has none
+    (the app also does it every few minutes)."""
+    from saumaton.db.uow import Database
+    from saumaton.service.nps import send_due
+
+    settings = get_settings()
+
+    async def run() -> int:
+        db = Database(_url(database_url))
+        try:
+            total = 0
+            while n := await send_due(db, settings):  # 100 orders a round
+                total += n
+            return total
+        finally:
+            await db.dispose()
+
+    console.print(f"queued {asyncio.run(run())} after-purchase surveys")
+
+
 @app.command("wait-ready")
 def wait_ready(url: str = "http://127.0.0.1:8000/healthz", timeout: float = 30.0) -> None:
     """Poll URL until it answers 200 (for scripts)."""

@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     # Closing a till whose counted cash differs from the expected by more than this
     # (cents) needs the cashier to confirm the count.
     pos_close_confirm_cents: int = Field(default=1000, ge=0)
+    # Loyalty (docs/loyalty.md): points earned per whole euro of a paid order's goods
+    # (delivery and the part paid with points excluded); earned points lapse this many
+    # days after earning unless used (first in, first out); tiers by the customer's
+    # spend over the last 365 days (cents, VAT incl.); what one point is worth (cents)
+    # when it pays for a purchase.
+    loyalty_points_per_euro: int = Field(default=1, ge=0, le=1000)
+    loyalty_points_valid_days: int = Field(default=730, ge=1)
+    loyalty_silver_from_cents: int = Field(default=30000, ge=0)
+    loyalty_gold_from_cents: int = Field(default=80000, ge=0)
+    loyalty_point_value_cents: int = Field(default=1, ge=1, le=10000)
     # Outgoing mail: SMTP when smtp_host is set, else .eml files under var/mail/.
     smtp_host: str = ""
     smtp_port: int = 587
@@ -57,6 +67,8 @@ class Settings(BaseSettings):
     smtp_password: str = ""
     smtp_starttls: bool = True
     mail_from: str = "Saumaton Demo <noreply@saumaton.invalid>"
+    # Where the service desk's offline messages are mailed; empty: mail_from's address.
+    service_email: str = ""
     db_pool_size: int = 10
     # Seconds a request waits for a free database connection before a 503 "busy".
     db_pool_timeout: float = 30.0

@@ -27,6 +27,7 @@ from saumaton.core.errors import OutOfStock, ValidationFailed
 from saumaton.db.uow import UnitOfWork
 from saumaton.inventory.services import Availability, availability
 from saumaton.locations.services import channel_by_code
+from saumaton.loyalty.tiers import tier_of
 from saumaton.orders.quote import OrderQuote, QuotedLine, price_lines
 from saumaton.orders.services import business_day
 from saumaton.pricing.services import resolve_prices
@@ -284,12 +285,15 @@ async def view_cart(s: AsyncSession, token: str | None, customer_id: int | None,
         select(CartLine.variant_id, CartLine.quantity)
         .where(CartLine.cart_id == cart.id).order_by(CartLine.added_at, CartLine.variant_id)
     )).all()
-    return await price_cart(s, cart.id, cart.token, [(int(v), int(q)) for v, q in rows], at)
+    return await price_cart(s, cart.id, cart.token, [(int(v), int(q)) for v, q in rows], at,
+                            customer_id=customer_id)
 
 
 async def price_cart(s: AsyncSession, cart_id: int | None, token: str | None,
-                     wanted: Sequence[tuple[int, int]], at: datetime) -> CartView:
-    """Price (variant_id, quantity) pairs for the web with the one price function."""
+                     wanted: Sequence[tuple[int, int]], at: datetime, *,
+                     customer_id: int | None = None) -> CartView:
+    """Price (variant_id, quantity) pairs for the web with the one price function, with
+    the signed-in shopper's (`customer_id`) member prices."""
     ids = [v for v, _ in wanted]
     infos = {i.id: i for i in await load_variant_infos(s, business_day(at), ids=ids)}
     slugs = dict((await s.execute(
@@ -297,7 +301,8 @@ async def price_cart(s: AsyncSession, cart_id: int | None, token: str | None,
         .where(Variant.id.in_(ids)))).all()) if ids else {}
     keep = [(v, q) for v, q in wanted if v in infos and infos[v].active]
     channel = await channel_by_code(s, WEB_CHANNEL)
-    quotes = await resolve_prices(s, [infos[v] for v, _ in keep], channel.id, at)
+    quotes = await resolve_prices(s, [infos[v] for v, _ in keep], channel.id, at,
+                                  await tier_of(s, customer_id, at))
     quote = price_lines(channel.code, [infos[v] for v, _ in keep], [q for _, q in keep], quotes)
     stock = await availability(s, [v for v, _ in keep])
     images: dict[int, str] = {}

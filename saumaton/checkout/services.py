@@ -54,6 +54,8 @@ from saumaton.inventory.services import (
 )
 from saumaton.locations.models import Location
 from saumaton.locations.services import web_fulfilment_locations
+from saumaton.loyalty.ledger import earn_for_order, reverse_for_order
+from saumaton.loyalty.tiers import tier_of
 from saumaton.mail.messages import Mail, order_confirmation
 from saumaton.mail.queue import queue_mail
 from saumaton.orders.models import Order, OrderLine
@@ -300,7 +302,9 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
     day = business_day(now)
     channel = await _channel(uow, WEB_CHANNEL)
     infos = await _variants_for(s, OrderIn(channel=WEB_CHANNEL, lines=cmd.lines), day)
-    quotes = await resolve_prices(s, list({i.id: i for i in infos}.values()), channel.id, now)
+    # The signed-in shopper's member prices, as the cart showed them.
+    quotes = await resolve_prices(s, list({i.id: i for i in infos}.values()), channel.id, now,
+                                  await tier_of(s, customer_id, now))
     priced = price_lines(channel.code, infos, [ln.quantity for ln in cmd.lines], quotes)
 
     if cmd.delivery == "pickup":
@@ -567,7 +571,7 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
     if order.status != "pending":
         # Paid twice (a second attempt), or paid after the order was cancelled:
         # the money goes back; the order stays as it is.
-        _refund_due(uow, order, amount, txn, now)
+        await _refund_due(uow, order, amount, txn, now)
         await s.flush()
         return outcome(True, refund=amount)
     number = order_number(order.id)
@@ -581,7 +585,7 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
         order.paid_cents = amount
         await s.flush()
         uow.emit("order.cancelled", {"order_id": order.id, "reason": "sold_out_before_payment"})
-        _refund_due(uow, order, amount, txn, now)
+        await _refund_due(uow, order, amount, txn, now)
         await s.flush()
         return outcome(True, refund=amount)
     order.status = "paid"
@@ -590,6 +594,7 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
     await queue_mail(uow, kind="order_confirmation", to=order.email, subject=mail.subject,
                      text=mail.text, html=mail.html, reference=number)
     await s.flush()
+    await earn_for_order(uow, order.id, now)  # loyalty points, once (keyed by the order)
     # The funnel's last step, once, whichever answer (redirect, callback, poll) settled it.
     add_event(uow, "order_placed", order_id=order.id, customer_id=order.customer_id)
     uow.emit("order.paid", {"order_id": order.id, "channel": WEB_CHANNEL,
@@ -647,11 +652,18 @@ async def _confirmation(uow: UnitOfWork, settings: Settings, order: Order) -> Ma
         lang=order.language, settings=settings, pickup_store_name=pickup_name)
 
 
-def _refund_due(uow: UnitOfWork, order: Order, amount: int, txn: str, now: datetime) -> None:
+async def _refund_due(uow: UnitOfWork, order: Order, amount: int, txn: str,
+                     now: datetime) -> None:
     """Money to give back, recorded with the payment itself so it cannot be forgotten;
-    `settle_refunds` pays it back through Paytrail (and retries until it can)."""
+    `settle_refunds` pays it back through Paytrail (and retries until it can).
+    When the order's own money goes back (it is cancelled), the loyalty points it
+    earned for that part are taken back; a second payment of a paid order earned
+    nothing and takes nothing back."""
     uow.session.add(Payment(order_id=order.id, method="paytrail", status="refund_due",
                             amount_cents=-amount, reference=txn, created_at=now))
+    if order.status == "cancelled":
+        await reverse_for_order(uow, order.id, amount, "refund",
+                                key=f"reverse:refund:{order.id}:{txn}", now=now)
     uow.emit("payment.refund_due", {"order_id": order.id, "amount_cents": amount})
 
 

@@ -36,6 +36,7 @@ from saumaton.customers.models import (
 from saumaton.customers.services import CustomerIn, CustomerOut, create_customer, new_card_number
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.locations.models import Channel, Location
+from saumaton.loyalty.tiers import LoyaltySummary, loyalty_summary
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.services import order_number
 
@@ -122,6 +123,8 @@ class CustomerCard:
     recent: list[PurchaseOut]
     open_pickups: list[PickupOut]
     consents: dict[str, bool] = field(default_factory=dict)
+    # Points balance, tier and the spend to the next tier (loyalty).
+    loyalty: LoyaltySummary | None = None
 
     @property
     def name(self) -> str:
@@ -315,7 +318,8 @@ async def customer_card(session: AsyncSession, actor: Actor, customer_id: int) -
         notes=await notes_of(session, customer_id),
         recent=await _recent(session, customer_id),
         open_pickups=await _pickups(session, customer_id),
-        consents=await current_consents(session, customer_id))
+        consents=await current_consents(session, customer_id),
+        loyalty=await loyalty_summary(session, customer_id))
 
 
 # --- creating at the till ------------------------------------------------------------------

@@ -31,6 +31,7 @@ from saumaton.db.uow import Database, UnitOfWork
 from saumaton.inventory.services import Move, apply_moves
 from saumaton.locations.models import Channel, Location
 from saumaton.locations.services import channel_by_code, web_fulfilment_locations
+from saumaton.loyalty.ledger import earn_for_order
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.quote import price_lines
 from saumaton.orders.schemas import (
@@ -308,6 +309,8 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
     uow.emit("order.created", {"order_id": order_id, "channel": channel.code,
                                "location_id": location_id, "status": status,
                                "total_cents": total, "customer_id": cmd.customer_id})
+    if cmd.customer_id is not None and status != "pending":  # paid: loyalty points
+        await earn_for_order(uow, order_id, now)
     # What was just written, as get_order() would read it back (no extra round trips).
     lines = [OrderLineOut(
         line_no=r["line_no"], variant_id=r["variant_id"], location_id=r["location_id"],

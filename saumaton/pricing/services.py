@@ -5,6 +5,11 @@ percent (value in basis points) or fixed (cents), on a variant, its product or
 its category, while active and inside their time window, in every channel
 unless limited to listed channels. When several apply the customer gets the
 single lowest price; campaigns do not stack.
+
+A campaign with a `min_tier` is a member price: it applies only when the buyer's
+loyalty tier (`loyalty.tiers`) is that tier or higher (member < silver < gold); the
+till and the webshop pass the buyer's tier, so a member price is the same in every
+channel. Without a tier only campaigns for everyone apply.
 """
 
 from __future__ import annotations
@@ -60,11 +65,21 @@ def campaign_discount(kind: str, value: int, list_cents: int) -> int:
     return min(list_cents, value)
 
 
+# Loyalty tiers in rank order (the same as loyalty.tiers.TIERS).
+TIERS = ("member", "silver", "gold")
+
+
+def tiers_up_to(tier: str | None) -> list[str]:
+    """The member-price tiers a buyer of `tier` gets (none without a tier)."""
+    return list(TIERS[:TIERS.index(tier) + 1]) if tier in TIERS else []
+
+
 async def resolve_prices(
     session: AsyncSession, variants: Sequence[VariantInfo], channel_id: int | None,
-    at: datetime,
+    at: datetime, tier: str | None = None,
 ) -> dict[int, PriceQuote]:
-    """Price of each variant in `channel_id` at time `at` (one query for all)."""
+    """Price of each variant in `channel_id` at time `at` for a buyer of loyalty
+    `tier` (None: anyone; member prices do not apply) — one query for all."""
     if not variants:
         return {}
     variant_ids = {v.id for v in variants}
@@ -92,6 +107,7 @@ async def resolve_prices(
             or_(Campaign.ends_at.is_(None), Campaign.ends_at > at),
             or_(*target_conds),
             or_(~limited, in_channel) if channel_id is not None else ~limited,
+            or_(Campaign.min_tier.is_(None), Campaign.min_tier.in_(tiers_up_to(tier))),
         )
     )
     found = [_Applicable(*row) for row in (await session.execute(stmt)).all()]
@@ -102,7 +118,8 @@ async def resolve_prices(
 # The same selection as `resolve_prices` (with `_channel_limits` folded in) as one
 # constant statement for the PostgreSQL hot path, prepared once per connection.
 # $1..$3: variant, product and category ids (empty arrays match nothing); $4: the
-# time; $5: the channel id (NULL: only campaigns limited to no channel).
+# time; $5: the channel id (NULL: only campaigns limited to no channel); $6: the
+# member-price tiers the buyer gets (empty: campaigns for everyone only).
 _PG_CAMPAIGNS_SQL = """
 SELECT c.id, c.name, c.kind, c.value, t.target_type, t.target_id,
        (SELECT array_agg(ch.code ORDER BY ch.code)
@@ -116,11 +133,13 @@ WHERE c.active AND c.starts_at <= $4::timestamptz
            OR (t.target_type = 'category' AND t.target_id = ANY($3::int[])))
       AND (NOT EXISTS (SELECT 1 FROM campaign_channels cc WHERE cc.campaign_id = c.id)
            OR EXISTS (SELECT 1 FROM campaign_channels cc
-                      WHERE cc.campaign_id = c.id AND cc.channel_id = $5::int))"""
+                      WHERE cc.campaign_id = c.id AND cc.channel_id = $5::int))
+      AND (c.min_tier IS NULL OR c.min_tier = ANY($6::text[]))"""
 
 
 async def resolve_prices_pg(
     uow: UnitOfWork, variants: Sequence[VariantInfo], channel_id: int | None, at: datetime,
+    tier: str | None = None,
 ) -> dict[int, PriceQuote]:
     """`resolve_prices` inside `uow`'s transaction on PostgreSQL, as one prepared
     statement on the driver; the same campaigns, the same choice."""
@@ -128,7 +147,8 @@ async def resolve_prices_pg(
         return {}
     rows = await uow.fetch(
         _PG_CAMPAIGNS_SQL, list({v.id for v in variants}), list({v.product_id for v in variants}),
-        list({v.category_id for v in variants if v.category_id is not None}), at, channel_id)
+        list({v.category_id for v in variants if v.category_id is not None}), at, channel_id,
+        tiers_up_to(tier))
     found = [_Applicable(*row[:6]) for row in rows]
     limits = {row[0]: tuple(row[6]) for row in rows if row[6] is not None}
     return best_prices(variants, found, limits)
@@ -187,6 +207,9 @@ class CampaignIn(Input):
         default_factory=list, max_length=50,
         description="limit to these channels; empty = every channel"
     )
+    min_tier: str | None = Field(default=None, pattern="^(member|silver|gold)$",
+                                 description="a member price: only for this loyalty tier "
+                                             "or higher; empty = for everyone")
 
     @model_validator(mode="after")
     def _check(self) -> CampaignIn:
@@ -229,7 +252,8 @@ async def create_campaign(uow: UnitOfWork, actor: Actor, data: CampaignIn) -> in
     s = uow.session
     await _check_targets(s, data)
     campaign = Campaign(name=data.name, kind=data.kind, value=data.value,
-                        starts_at=data.starts_at, ends_at=data.ends_at, active=True)
+                        starts_at=data.starts_at, ends_at=data.ends_at, active=True,
+                        min_tier=data.min_tier)
     s.add(campaign)
     await s.flush()
     targets = ([("variant", i) for i in data.variant_ids]

@@ -17,6 +17,11 @@ recorded with the till's prices (`TillLineIn.unit_price_cents` and
 `campaign_discount_cents`), flagged `price_mismatch` if the core would have priced
 it differently, `negative_stock` if it took a stock level below zero, and
 `card_unconfirmed` for a card payment the terminal could not confirm online.
+
+Loyalty: an attached customer's tier selects their member prices; a `points`
+payment spends the customer's points through the ledger in the same transaction
+(409 `not_enough_points`: nothing is recorded); the sale earns points for the part
+not paid with points — also an offline sale, when it syncs (docs/loyalty.md).
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ from saumaton.customers.models import Customer
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.inventory.services import Move, apply_moves
 from saumaton.locations.services import pos_channel_for
+from saumaton.loyalty.ledger import POINTS_METHOD, balance, earn_for_order, redeem
+from saumaton.loyalty.tiers import tier_of
 from saumaton.orders.discounts import DiscountIn, apply_discounts
 from saumaton.orders.models import Order, OrderLine, SaleVoid
 from saumaton.orders.quote import OrderQuote, price_lines
@@ -66,9 +73,11 @@ class TillLineIn(Input):
 
 
 class TillPaymentIn(Input):
-    method: str = Field(pattern="^(cash|card)$")
+    method: str = Field(pattern="^(cash|card|points)$")
     amount_cents: int | None = Field(default=None, gt=0, le=100_000_000,
-                                     description="omit on the last payment: the rest")
+                                     description="omit on the last payment: the rest; "
+                                                 "points: required (the value of the "
+                                                 "points used)")
     tendered_cents: int | None = Field(default=None, ge=0, le=100_000_000)
     terminal_confirmed: bool = False
 
@@ -273,6 +282,8 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     if cmd.customer_id is not None and not await _customer_exists(uow, cmd.customer_id):
         raise ValidationFailed(f"no customer {cmd.customer_id}", code="unknown_customer",
                                field="customer_id")
+    # The attached customer's member prices (the till asks for them when attaching).
+    tier = await tier_of(s, cmd.customer_id, sold_at) if cmd.customer_id is not None else None
 
     wanted = sorted({ln.variant_id for ln in cmd.lines} | {v.variant_id for v in cmd.voids})
     day = business_day(sold_at)
@@ -294,8 +305,8 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
                                    code="unknown_variant", field=f"voids.{i}")
 
     distinct = list({i.id: i for i in line_infos}.values())
-    core = (await resolve_prices_pg(uow, distinct, channel.id, sold_at) if pg
-            else await resolve_prices(s, distinct, channel.id, sold_at))
+    core = (await resolve_prices_pg(uow, distinct, channel.id, sold_at, tier) if pg
+            else await resolve_prices(s, distinct, channel.id, sold_at, tier))
     quotes: dict[int, PriceQuote] = dict(core)
     if cmd.offline:
         # The customer paid what the till showed: record that, flag any difference.
@@ -330,12 +341,7 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
             code="price_changed", extra={"quote": _quote_json(priced)})
 
     offline_card = cmd.offline and any(p.method == "card" for p in cmd.payments)
-    payments = [PaymentIn(
-        method="cash" if p.method == "cash" else "card", amount_cents=p.amount_cents,
-        tendered_cents=p.tendered_cents,
-        terminal_confirmed=p.terminal_confirmed or cmd.offline or terminal is not None)
-        for p in cmd.payments]
-    planned = plan_payments(priced.total_cents, payments)  # checks before any charge
+    planned = await _plan(uow, cmd, priced.total_cents, terminal)  # checks before any charge
     if terminal is not None and not cmd.offline:
         for i, p in enumerate(planned):
             if p.method != "card":
@@ -371,6 +377,15 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
                                           drawer_id, priced, manual, reasons, planned,
                                           pay_status, order_reason, sold_at, now)
     number = order_number(order_id)
+    for i, p in enumerate(planned):
+        if p.method == POINTS_METHOD:
+            assert cmd.customer_id is not None  # checked by _plan
+            await redeem(uow, actor, cmd.customer_id,
+                         p.amount_cents // settings.loyalty_point_value_cents, order_id,
+                         f"redeem:{key}:p{i}", channel=channel.code, field=f"payments.{i}",
+                         now=now)
+    if cmd.customer_id is not None:
+        await earn_for_order(uow, order_id, now)
     # The item is in the cashier's hand: never refuse; a level below zero gets flagged.
     moved: dict[int, int] = {}
     for q in priced.lines:
@@ -412,6 +427,49 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
         drawer_session_id=drawer_id, offline=cmd.offline,
         sold_at=sold_at if cmd.offline else None, client_ref=cmd.client_ref.strip(),
         flags=flags, discount_reason=order_reason)
+
+
+async def _plan(uow: UnitOfWork, cmd: TillSaleIn, total_cents: int,
+                terminal: CardTerminal | None) -> list[PlannedPayment]:
+    """The sale's payments in the till's order: points take their stated value (whole
+    points, at most the balance, checked again under lock when spent), cash and card
+    settle the rest (cash rounding, change)."""
+    value = get_settings().loyalty_point_value_cents
+    by_points = 0
+    for i, p in enumerate(cmd.payments):
+        if p.method != POINTS_METHOD:
+            continue
+        field = f"payments.{i}"
+        if cmd.customer_id is None:
+            raise ValidationFailed("paying with points needs the customer attached",
+                                   code="points_need_customer", field=field)
+        if cmd.offline:
+            raise ValidationFailed("points cannot be used offline", code="points_offline",
+                                   field=field)
+        if p.amount_cents is None or p.amount_cents % value:
+            raise ValidationFailed("give the value of whole points to use",
+                                   code="invalid_points", field=f"{field}.amount_cents")
+        by_points += p.amount_cents
+    if by_points > total_cents:
+        raise ValidationFailed(f"points {by_points} exceed the {total_cents} due",
+                               code="overpayment", field="payments")
+    if by_points:
+        assert cmd.customer_id is not None
+        have = await balance(uow.session, cmd.customer_id)
+        if by_points // value > have:  # before any card is charged
+            raise Conflict(f"not enough points: {have} available", code="not_enough_points",
+                           field="payments", extra={"balance": have})
+    others = [PaymentIn(
+        method="cash" if p.method == "cash" else "card", amount_cents=p.amount_cents,
+        tendered_cents=p.tendered_cents,
+        terminal_confirmed=p.terminal_confirmed or cmd.offline or terminal is not None)
+        for p in cmd.payments if p.method != POINTS_METHOD]
+    rest = iter(plan_payments(total_cents - by_points, others))
+    if not others and by_points != total_cents:
+        raise ValidationFailed(f"payments leave {total_cents - by_points} cents unpaid",
+                               code="payment_incomplete", field="payments")
+    return [PlannedPayment(POINTS_METHOD, p.amount_cents or 0, 0, None, 0, "")
+            if p.method == POINTS_METHOD else next(rest) for p in cmd.payments]
 
 
 async def _insert_sale_orm(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn,

@@ -98,6 +98,7 @@ class ZReport(BaseModel):
     cash: CashTender = Field(default_factory=CashTender)
     card: Tender = Field(default_factory=Tender)  # captured
     card_to_confirm: Tender = Field(default_factory=Tender)  # taken offline
+    points: Tender = Field(default_factory=Tender)  # loyalty points redeemed
     # Voided lines (taken out of a cart before payment).
     void_count: int = 0
     void_units: int = 0
@@ -124,7 +125,8 @@ class ZReport(BaseModel):
 
     @property
     def payments_cents(self) -> int:
-        return self.cash.amount_cents + self.card.amount_cents + self.card_to_confirm.amount_cents
+        return (self.cash.amount_cents + self.card.amount_cents
+                + self.card_to_confirm.amount_cents + self.points.amount_cents)
 
 
 class ZReportSummary(BaseModel):
@@ -204,7 +206,8 @@ async def compute_report(s: AsyncSession, ds: DrawerSession, *, now: datetime | 
             c.tendered_cents += p.tendered_cents if p.tendered_cents is not None else collected
             c.change_cents += p.change_cents
         else:
-            t = report.card_to_confirm if p.status == "to_confirm" else report.card
+            t = (report.points if p.method == "points"
+                 else report.card_to_confirm if p.status == "to_confirm" else report.card)
             t.count += 1
             t.amount_cents += p.amount_cents
 

@@ -23,9 +23,11 @@ from saumaton.config import SIMULATOR_PATH, TEST_MERCHANT, Settings, get_setting
 from saumaton.db.uow import Database
 from saumaton.events.hub import EventHub
 from saumaton.inventory.expiry import run_expiry
+from saumaton.loyalty.ledger import run_expiry as run_loyalty_expiry
 from saumaton.mail.sender import run_mail_sender
 from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
 from saumaton.payments.paytrail.simulator import create_simulator
+from saumaton.service.nps import run_nps_job
 from saumaton.web.analytics import VisitMiddleware
 
 STATIC = Path(__file__).parent / "static"
@@ -51,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mail_sender = asyncio.create_task(run_mail_sender(db, settings, stop_expiry))
         checkout_jobs = asyncio.create_task(run_checkout_jobs(
             db, app.state.paytrail, settings, stop_expiry))
+        nps_job = asyncio.create_task(run_nps_job(db, settings, stop_expiry))
+        loyalty_expiry = asyncio.create_task(run_loyalty_expiry(db, stop=stop_expiry))
         app.state.analytics = AnalyticsBuffer(db)
         app.state.analytics.start()
         try:
@@ -60,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await expiry
             await mail_sender
             await checkout_jobs
+            await nps_job
+            await loyalty_expiry
             await app.state.analytics.stop()  # flushes what is left
             await app.state.paytrail.aclose()
             await hub.stop()

@@ -347,3 +347,12 @@ def install(app: FastAPI) -> None:
     app.include_router(consent_router)
     app.include_router(account_router)
     app.include_router(backoffice_customers.router)
+    from saumaton.web.service import router as service_router  # the service desk
+    app.include_router(service_router)
+    # After the back office's /backoffice/customers/duplicates: the customer page.
+    from saumaton.web import board as board_pages
+    from saumaton.web import nps as nps_pages
+    from saumaton.web import timeline as timeline_pages
+    app.include_router(timeline_pages.router)
+    app.include_router(board_pages.router)  # /pos/{code}/board, /backoffice/board, /board
+    app.include_router(nps_pages.router)  # the public /nps/{token} pages

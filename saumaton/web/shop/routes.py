@@ -22,11 +22,13 @@ from saumaton.catalogue.search import (
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import NotFound
 from saumaton.core.types import MAX_ID
+from saumaton.loyalty.tiers import tier_of
 from saumaton.web.analytics import track
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import gettext, page_router, render
 from saumaton.web.shop import views
+from saumaton.web.shopper import current_customer_id
 
 router = page_router("/shop")
 PAGE_SIZE = 24
@@ -129,7 +131,9 @@ async def _product(request: Request, slug: str, variant: int | None, *, strict: 
 async def product_page(request: Request, slug: str, variant: VariantQ = None) -> HTMLResponse:
     product, current = await _product(request, slug, variant, strict=False)
     async with db_of(request).reader() as s:
-        prices = await views.web_prices(s, [current.id], utcnow())
+        now = utcnow()  # a signed-in shopper sees their member price
+        prices = await views.web_prices(
+            s, [current.id], now, await tier_of(s, current_customer_id(request), now))
         stock = await views.availability_view(s, current.id)
     track(request, "product_view", variant_id=current.id)
     base = f"/shop/p/{product.slug}"
@@ -162,7 +166,9 @@ async def price_fragment(request: Request, slug: str, variant: VariantQ = None) 
     """The price block alone: re-fetched on price and campaign events."""
     _, current = await _product(request, slug, variant, strict=variant is not None)
     async with db_of(request).reader() as s:
-        prices = await views.web_prices(s, [current.id], utcnow())
+        now = utcnow()
+        prices = await views.web_prices(
+            s, [current.id], now, await tier_of(s, current_customer_id(request), now))
     response = render(request, "shop/_price.html", {"price": prices[current.id]})
     response.headers["Cache-Control"] = "no-store"
     return response

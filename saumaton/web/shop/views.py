@@ -50,9 +50,10 @@ class PriceView:
         return self.limited_to == (WEB_CHANNEL,)
 
 
-async def web_prices(s: AsyncSession, variant_ids: Sequence[int], at: datetime
-                     ) -> dict[int, PriceView]:
-    """The web channel's price of each variant now, campaigns applied."""
+async def web_prices(s: AsyncSession, variant_ids: Sequence[int], at: datetime,
+                     tier: str | None = None) -> dict[int, PriceView]:
+    """The web channel's price of each variant now, campaigns applied (with the member
+    prices of a signed-in shopper's loyalty `tier`)."""
     if not variant_ids:
         return {}
     try:
@@ -60,7 +61,7 @@ async def web_prices(s: AsyncSession, variant_ids: Sequence[int], at: datetime
     except DomainError:
         channel_id = None  # no web channel configured: campaigns for every channel only
     infos = await load_variant_infos(s, business_day(at), ids=variant_ids)
-    quotes = await resolve_prices(s, infos, channel_id, at)
+    quotes = await resolve_prices(s, infos, channel_id, at, tier)
     return {i.id: PriceView(i.id, quotes[i.id].list_cents, quotes[i.id].price_cents,
                             quotes[i.id].discount_cents, i.vat_rate_bp,
                             quotes[i.id].campaign_name, quotes[i.id].limited_to)

@@ -138,12 +138,47 @@ export function priceSale(lines, orderDiscount = null, maxPct = 100) {
 }
 
 /**
- * The payments as the server will plan them (payments.plan_payments): `payments` =
- * [{method: "cash"|"card", amount_cents?, tendered_cents?}], the last one without an
- * amount pays the rest. Returns {planned: [{method, amount_cents, rounding_cents,
- * tendered_cents, change_cents, to_collect_cents}], error: {code, index} | null}.
+ * The payments as the server will plan them (tills.sales._plan + payments.plan_payments):
+ * `payments` = [{method: "cash"|"card"|"points", amount_cents?, tendered_cents?}]; the
+ * last cash or card one without an amount pays the rest. Loyalty points ("points")
+ * always state their value and are taken off first; cash and card settle what is left.
+ * Returns {planned: [{method, amount_cents, rounding_cents, tendered_cents,
+ * change_cents, to_collect_cents}], error: {code, index} | null}.
  */
 export function planPayments(totalCents, payments) {
+  let byPoints = 0;
+  for (let i = 0; i < payments.length; i++) {
+    const p = payments[i];
+    if (p.method !== "points") continue;
+    if (!Number.isInteger(p.amount_cents) || p.amount_cents <= 0) {
+      return {planned: [], error: {code: "invalid_points", index: i}};
+    }
+    byPoints += p.amount_cents;
+  }
+  if (byPoints > totalCents) return {planned: [], error: {code: "overpayment", index: -1}};
+  if (!byPoints) return planTender(totalCents, payments);
+  const others = payments.filter((p) => p.method !== "points");
+  const rest = planTender(totalCents - byPoints, others);
+  if (!rest.error && !others.length && byPoints !== totalCents) {
+    rest.error = {code: "payment_incomplete", index: -1};
+  }
+  const tender = rest.planned[Symbol.iterator]();
+  const planned = [];
+  for (const p of payments) {
+    if (p.method === "points") {
+      planned.push({method: "points", amount_cents: p.amount_cents, rounding_cents: 0,
+                    tendered_cents: null, change_cents: 0, to_collect_cents: 0});
+    } else {
+      const next = tender.next();
+      if (next.done) break;
+      planned.push(next.value);
+    }
+  }
+  return {planned, error: rest.error};
+}
+
+/** Cash and card (payments.plan_payments). */
+function planTender(totalCents, payments) {
   const planned = [];
   let due = totalCents;
   for (let i = 0; i < payments.length; i++) {

@@ -368,10 +368,82 @@ function render() {
   $("parked-count").textContent = String(parked.length);
 }
 
+// --- loyalty points ---------------------------------------------------------------------
+
+/** The total the server will charge: its own figure after a 409 price_changed (e.g. an
+ * attached customer's member prices), else the till's. */
+function dueTotal(p) {
+  return sale.expected_total_cents ?? p.total_cents;
+}
+
+/** The attached customer's points that can pay (whole points, at most the total). */
+function pointsAvailable(p) {
+  const c = sale.customer;
+  if (!c || !c.points || !navigator.onLine) return 0;
+  const value = c.pointValue || 1;
+  const cents = Math.min(c.points * value, dueTotal(p));
+  return cents - (cents % value);
+}
+
+/** The part of the sale paid with points (cents); 0 unless the cashier chose it. */
+function pointsPart(p) {
+  if (!sale.points_cents) return 0;
+  return Math.min(sale.points_cents, pointsAvailable(p));
+}
+
+function renderPoints(p) {
+  const pay = root.querySelector("[data-testid=pay]");
+  let box = $("points-box");
+  const c = sale.customer;
+  const available = pointsAvailable(p);
+  if (!c || !c.points || !p.lines.length || !navigator.onLine) {
+    if (box) box.hidden = true;
+    return;
+  }
+  const labels = c.labels || {};
+  if (!box) {
+    box = node("div", {id: "points-box", class: "points-box", testid: "points-box"});
+    pay.prepend(box);
+  }
+  box.hidden = false;
+  const used = pointsPart(p);
+  const info = node("p", {class: "points-info", testid: "points-balance",
+    text: tr(labels.balance || "{points}", {points: String(c.points),
+                                            value: fmt.money(c.points * (c.pointValue || 1))})});
+  const button = node("button", {type: "button", class: "button secondary", act: "use-points",
+    testid: "pay-points", text: used ? (labels.remove || "−") : (labels.use || "Points")});
+  button.disabled = sending || (!used && available <= 0);
+  button.setAttribute("aria-pressed", used ? "true" : "false");
+  const kids = [info, button];
+  if (used) {
+    kids.push(node("p", {class: "points-used", testid: "points-used",
+      text: tr(labels.used || "{amount}", {amount: fmt.money(used),
+                                           points: String(used / (c.pointValue || 1))})}));
+  }
+  box.replaceChildren(...kids);
+}
+
+function togglePoints() {
+  const p = priced();
+  if (sale.points_cents) {
+    sale.points_cents = 0;
+  } else {
+    sale.points_cents = pointsAvailable(p);
+    if (sale.points_cents >= dueTotal(p)) {  // the points pay it all
+      save();
+      pay("points");
+      return;
+    }
+  }
+  changed();
+}
+
 function renderPayment(p = priced()) {
+  renderPoints(p);
+  const total = dueTotal(p) - pointsPart(p);
   const card = parseMoney($("card-amount").value);
-  const split = Number.isInteger(card) && card > 0 && card < p.total_cents;
-  const cashPart = split ? p.total_cents - card : p.total_cents;
+  const split = Number.isInteger(card) && card > 0 && card < total;
+  const cashPart = split ? total - card : total;
   const due = roundCash(cashPart);
   $("cash-due").textContent = fmt.money(due);
   const rounding = $("cash-rounding");
@@ -379,7 +451,7 @@ function renderPayment(p = priced()) {
   rounding.textContent = due === cashPart ? "" : `${S.rounding} ${fmt.signed(due - cashPart)}`;
   hideError("card-amount-error");
   if (Number.isNaN(card)) showError("card-amount-error", S.bad_amount, "card-amount");
-  else if (card !== null && card > p.total_cents && p.total_cents > 0) showError("card-amount-error", S.card_too_much, "card-amount");
+  else if (card !== null && card > total && total > 0) showError("card-amount-error", S.card_too_much, "card-amount");
   const payCash = root.querySelector("[data-act=pay-cash]");
   payCash.textContent = split ? S.pay_split : S.pay_cash;
   const tendered = parseMoney($("tendered").value);
@@ -670,33 +742,39 @@ async function pay(method) {
   if (!sale.lines.length) { showError("general-error", S.cart_empty); return; }
   if (p.errors.length) { showError("payment-error", S.too_large); return; }
   let payments;
-  if (method === "card") {
+  const byPoints = pointsPart(p);
+  const total = dueTotal(p) - byPoints;
+  if (method === "points") {
+    payments = [];
+  } else if (method === "card") {
     payments = [{method: "card", terminal_confirmed: true}];
   } else {
     const tendered = parseMoney($("tendered").value);
     const card = parseMoney($("card-amount").value);
     if (Number.isNaN(tendered)) { showError("tendered-error", S.bad_amount, "tendered"); return; }
     if (Number.isNaN(card)) { showError("card-amount-error", S.bad_amount, "card-amount"); return; }
-    if (card !== null && card > p.total_cents) {
+    if (card !== null && card > total) {
       showError("card-amount-error", S.card_too_much, "card-amount");
       return;
     }
     const cash = {method: "cash"};
     if (tendered !== null) cash.tendered_cents = tendered;
     payments = card ? [{method: "card", amount_cents: card, terminal_confirmed: true}] : [];
-    if (!card || card < p.total_cents) payments.push(cash);
-    const plan = planPayments(p.total_cents, payments);
-    if (plan.error && plan.error.code === "insufficient_cash") {
-      showError("tendered-error", S.insufficient_cash, "tendered");
-      return;
-    }
+    if (!card || card < total) payments.push(cash);
+  }
+  if (byPoints) payments.unshift({method: "points", amount_cents: byPoints});
+  const plan = planPayments(dueTotal(p), payments);
+  if (plan.error && plan.error.code === "insufficient_cash") {
+    showError("tendered-error", S.insufficient_cash, "tendered");
+    return;
   }
   const body = saleBody(payments);
   const snapshot = {sale: JSON.parse(JSON.stringify(sale)), input: priceInput(),
                     names: sale.lines.map((l) => l.name)};
   sending = true;
   renderPayment(p);
-  const button = root.querySelector(`[data-act=pay-${method}]`);
+  const button = root.querySelector(method === "points" ? "[data-act=use-points]"
+    : `[data-act=pay-${method}]`);
   const label = button.textContent;
   button.textContent = S.sending;
   try {
@@ -766,6 +844,13 @@ function saleError(err) {
   }
   if (/tendered_cents$/.test(field)) { showError("tendered-error", message, "tendered"); return; }
   if (/^payments\.\d+\.amount_cents$/.test(field)) { showError("card-amount-error", message, "card-amount"); return; }
+  if (body.code === "not_enough_points" && sale.customer) {
+    // The balance changed since the card was opened (spent at another till).
+    sale.customer.points = Number.isInteger(body.balance) ? body.balance : 0;
+    sale.points_cents = 0;
+    save();
+    render();
+  }
   if (field.startsWith("payments")) { showError("payment-error", message); return; }
   showError("general-error", message);
 }
@@ -888,7 +973,13 @@ $("customer-panel").addEventListener("click", (ev) => {
   const a = ev.target.closest("[data-action=attach-customer]");
   if (!a) return;
   ev.preventDefault();
-  sale.customer = {id: Number(a.dataset.customerId), name: a.dataset.customerName || ""};
+  sale.customer = {id: Number(a.dataset.customerId), name: a.dataset.customerName || "",
+                   points: Number(a.dataset.points) || 0,
+                   pointValue: Number(a.dataset.pointValue) || 1, tier: a.dataset.tier || "",
+                   labels: {use: a.dataset.labelUse, remove: a.dataset.labelRemove,
+                            balance: a.dataset.labelBalance, used: a.dataset.labelUsed}};
+  sale.points_cents = 0;
+  sale.expected_total_cents = null;  // the customer's member prices: the server says
   hideCustomerPanel();
   $("customer-q").value = "";
   changed();
@@ -972,7 +1063,13 @@ root.addEventListener("click", (ev) => {
       showParked();
       render();
       break;
-    case "detach-customer": sale.customer = null; changed(); break;
+    case "detach-customer":
+      sale.customer = null;
+      sale.points_cents = 0;
+      sale.expected_total_cents = null;
+      changed();
+      break;
+    case "use-points": togglePoints(); refocus = false; break;
     case "close-customer": hideCustomerPanel(); break;
     case "pay-cash": pay("cash"); refocus = false; break;
     case "pay-card": pay("card"); refocus = false; break;

@@ -1,0 +1,310 @@
+"""The customer timeline: one list, newest first, of everything that happened with a
+customer in any channel — store purchases and web orders, click & collect handovers,
+refunds, chats, notes, NPS answers, loyalty points, consent changes and merges.
+
+One SQL statement per source, each with its own LIMIT (so a customer with thousands of
+orders costs no more than one with a hundred), merged in Python. The same list is shown
+at the till (the customer card), in the service desk and in the back office
+(`templates/_timeline.html`), and refreshed live by `static/js/timeline.js`.
+
+Paging: every event has a `cursor`; `timeline(..., before=event.cursor)` continues
+after it. Events at the same instant are ordered by source and row id, so a page never
+skips or repeats one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVarTuple
+
+from sqlalchemy import Select, and_, func, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from saumaton.core.actor import Actor
+from saumaton.core.errors import NotFound, ValidationFailed
+from saumaton.customers.models import Customer, CustomerConsent, CustomerMerge, CustomerNote
+from saumaton.locations.models import Channel, Location
+from saumaton.loyalty.models import LoyaltyEntry
+from saumaton.orders.models import Order
+from saumaton.orders.services import order_number
+from saumaton.payments.models import Payment
+from saumaton.service.models import Conversation, NpsSurvey
+
+MAX_LIMIT = 500
+REFUND_STATUSES = ("refund_due", "refunded")
+
+# Sources in their tie-break order (events at the same instant: higher rank first).
+SOURCES = ("merge", "consent", "loyalty", "nps", "note", "chat_closed", "chat_started",
+           "refund", "collected", "order")
+_RANK = {name: i for i, name in enumerate(SOURCES)}
+_Row = TypeVarTuple("_Row")
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One thing that happened. `kind` is one of SOURCES; the other fields are filled as
+    the kind needs:
+
+    - order: number, place (store name, "" for the webshop), web, status, amount_cents,
+      channel (channel code), order_id
+    - collected: number, place (the store), amount_cents, who (handed over by), order_id
+    - refund: number, amount_cents (positive: money back), status (refund_due|refunded)
+    - chat_started / chat_closed: ref_id (conversation), text (the first page or
+      "offline message"), status
+    - note: text, who (author), channel (pos|service|backoffice)
+    - nps: score, text (comment), number (the order)
+    - loyalty: status (earn|redeem|expire|reverse|adjust|refund), points, text (reason)
+    - consent: status (marketing_email|marketing_sms), granted, channel
+    - merge: ref_id (the other customer), status (merged|undone), who
+    """
+
+    kind: str
+    at: datetime
+    row_id: int
+    number: str = ""
+    place: str = ""
+    web: bool = False
+    status: str = ""
+    amount_cents: int | None = None
+    points: int | None = None
+    score: int | None = None
+    granted: bool | None = None
+    text: str = ""
+    who: str = ""
+    channel: str = ""
+    order_id: int | None = None
+    ref_id: int | None = None
+
+    @property
+    def cursor(self) -> str:
+        """Pass as `before` to get what came before this event."""
+        return f"{self.at.isoformat()}~{self.kind}~{self.row_id}"
+
+    @property
+    def sort_key(self) -> tuple[datetime, int, int]:
+        return (self.at, _RANK[self.kind], self.row_id)
+
+
+@dataclass(frozen=True)
+class _Cursor:
+    at: datetime
+    rank: int
+    row_id: int
+
+
+def parse_cursor(value: str) -> _Cursor:
+    """A cursor from TimelineEvent.cursor; anything else is a 422 on `before`."""
+    try:
+        at_s, kind, row_s = value.split("~")
+        at = datetime.fromisoformat(at_s)
+        if at.tzinfo is None or kind not in _RANK:
+            raise ValueError(value)
+        return _Cursor(at, _RANK[kind], int(row_s))
+    except (ValueError, TypeError) as exc:
+        raise ValidationFailed("not a timeline position", code="invalid_cursor",
+                               field="before") from exc
+
+
+def _older(kind: str, at: Any, row_id: Any, cursor: _Cursor | None) -> ColumnElement[bool]:
+    """Rows of source `kind` that sort after the cursor (older, newest-first)."""
+    if cursor is None:
+        return true()
+    rank = _RANK[kind]
+    if rank < cursor.rank:
+        return at <= cursor.at  # type: ignore[no-any-return]
+    if rank > cursor.rank:
+        return at < cursor.at  # type: ignore[no-any-return]
+    return or_(at < cursor.at, and_(at == cursor.at, row_id < cursor.row_id))
+
+
+def _page(q: Select[*_Row], at: Any, row_id: Any, limit: int) -> Select[*_Row]:
+    return q.order_by(at.desc(), row_id.desc()).limit(limit)
+
+
+def _at(value: datetime | None) -> datetime:
+    assert value is not None  # the query asked for rows where it is set
+    return value
+
+
+Source = Callable[[AsyncSession, int, "_Cursor | None", int], Awaitable[list[TimelineEvent]]]
+
+
+async def _orders(s: AsyncSession, cid: int, cur: _Cursor | None,
+                  limit: int) -> list[TimelineEvent]:
+    at = func.coalesce(Order.sold_at, Order.created_at)
+    rows = (await s.execute(_page(
+        select(Order.id, at, Order.status, Order.total_cents, Channel.kind, Channel.code,
+               Channel.name, Location.name)
+        .join(Channel, Channel.id == Order.channel_id)
+        .outerjoin(Location, Location.id == Order.location_id)
+        .where(Order.customer_id == cid, _older("order", at, Order.id, cur)),
+        at, Order.id, limit))).all()
+    out = []
+    for oid, when, status, total, kind, code, channel_name, store in rows:
+        web = kind == "webshop"
+        out.append(TimelineEvent(
+            "order", when, int(oid), number=order_number(int(oid)),
+            place="" if web else str(store or channel_name), web=web, status=str(status),
+            amount_cents=int(total), channel=str(code), order_id=int(oid)))
+    return out
+
+
+async def _collected(s: AsyncSession, cid: int, cur: _Cursor | None,
+                     limit: int) -> list[TimelineEvent]:
+    at = Order.collected_at
+    rows = (await s.execute(_page(
+        select(Order.id, at, Order.total_cents, Order.collected_by, Location.name)
+        .outerjoin(Location, Location.id == Order.location_id)
+        .where(Order.customer_id == cid, at.is_not(None),
+               _older("collected", at, Order.id, cur)),
+        at, Order.id, limit))).all()
+    return [TimelineEvent("collected", _at(when), int(oid), number=order_number(int(oid)),
+                          place=str(store or ""), amount_cents=int(total), who=str(by),
+                          order_id=int(oid))
+            for oid, when, total, by, store in rows]
+
+
+async def _refunds(s: AsyncSession, cid: int, cur: _Cursor | None,
+                   limit: int) -> list[TimelineEvent]:
+    at = Payment.created_at
+    rows = (await s.execute(_page(
+        select(Payment.id, at, Payment.order_id, Payment.amount_cents, Payment.status)
+        .join(Order, Order.id == Payment.order_id)
+        .where(Order.customer_id == cid, Payment.status.in_(REFUND_STATUSES),
+               _older("refund", at, Payment.id, cur)),
+        at, Payment.id, limit))).all()
+    return [TimelineEvent("refund", when, int(pid), number=order_number(int(oid)),
+                          amount_cents=abs(int(amount)), status=str(status),
+                          order_id=int(oid))
+            for pid, when, oid, amount, status in rows]
+
+
+async def _chats_started(s: AsyncSession, cid: int, cur: _Cursor | None,
+                         limit: int) -> list[TimelineEvent]:
+    at = Conversation.created_at
+    rows = (await s.execute(_page(
+        select(Conversation.id, at, Conversation.status, Conversation.page,
+               Conversation.offline_message)
+        .where(Conversation.customer_id == cid,
+               _older("chat_started", at, Conversation.id, cur)),
+        at, Conversation.id, limit))).all()
+    return [TimelineEvent("chat_started", when, int(conv), ref_id=int(conv),
+                          status=str(status), text=str(page or ""),
+                          channel="offline" if offline else "chat")
+            for conv, when, status, page, offline in rows]
+
+
+async def _chats_closed(s: AsyncSession, cid: int, cur: _Cursor | None,
+                        limit: int) -> list[TimelineEvent]:
+    at = Conversation.closed_at
+    rows = (await s.execute(_page(
+        select(Conversation.id, at)
+        .where(Conversation.customer_id == cid, at.is_not(None),
+               _older("chat_closed", at, Conversation.id, cur)),
+        at, Conversation.id, limit))).all()
+    return [TimelineEvent("chat_closed", _at(when), int(conv), ref_id=int(conv), status="closed")
+            for conv, when in rows]
+
+
+async def _notes(s: AsyncSession, cid: int, cur: _Cursor | None,
+                 limit: int) -> list[TimelineEvent]:
+    at = CustomerNote.created_at
+    rows = (await s.execute(_page(
+        select(CustomerNote.id, at, CustomerNote.body, CustomerNote.author,
+               CustomerNote.channel)
+        .where(CustomerNote.customer_id == cid,
+               _older("note", at, CustomerNote.id, cur)),
+        at, CustomerNote.id, limit))).all()
+    return [TimelineEvent("note", when, int(nid), text=str(body), who=str(author),
+                          channel=str(channel))
+            for nid, when, body, author, channel in rows]
+
+
+async def _nps(s: AsyncSession, cid: int, cur: _Cursor | None,
+               limit: int) -> list[TimelineEvent]:
+    at = NpsSurvey.answered_at
+    rows = (await s.execute(_page(
+        select(NpsSurvey.id, at, NpsSurvey.score, NpsSurvey.comment, NpsSurvey.order_id)
+        .where(NpsSurvey.customer_id == cid, at.is_not(None),
+               _older("nps", at, NpsSurvey.id, cur)),
+        at, NpsSurvey.id, limit))).all()
+    return [TimelineEvent("nps", _at(when), int(sid), score=int(score or 0), text=str(comment),
+                          number=order_number(int(oid)), order_id=int(oid))
+            for sid, when, score, comment, oid in rows]
+
+
+async def _loyalty(s: AsyncSession, cid: int, cur: _Cursor | None,
+                   limit: int) -> list[TimelineEvent]:
+    at = LoyaltyEntry.created_at
+    rows = (await s.execute(_page(
+        select(LoyaltyEntry.id, at, LoyaltyEntry.kind, LoyaltyEntry.points,
+               LoyaltyEntry.reason, LoyaltyEntry.order_id, LoyaltyEntry.channel)
+        .where(LoyaltyEntry.customer_id == cid,
+               _older("loyalty", at, LoyaltyEntry.id, cur)),
+        at, LoyaltyEntry.id, limit))).all()
+    return [TimelineEvent("loyalty", when, int(eid), status=str(kind), points=int(points),
+                          text=str(reason), channel=str(channel),
+                          order_id=int(oid) if oid is not None else None,
+                          number=order_number(int(oid)) if oid is not None else "")
+            for eid, when, kind, points, reason, oid, channel in rows]
+
+
+async def _consents(s: AsyncSession, cid: int, cur: _Cursor | None,
+                    limit: int) -> list[TimelineEvent]:
+    at = CustomerConsent.created_at
+    rows = (await s.execute(_page(
+        select(CustomerConsent.id, at, CustomerConsent.kind, CustomerConsent.granted,
+               CustomerConsent.channel)
+        .where(CustomerConsent.customer_id == cid,
+               _older("consent", at, CustomerConsent.id, cur)),
+        at, CustomerConsent.id, limit))).all()
+    return [TimelineEvent("consent", when, int(rid), status=str(kind), granted=bool(granted),
+                          channel=str(channel))
+            for rid, when, kind, granted, channel in rows]
+
+
+async def _merges(s: AsyncSession, cid: int, cur: _Cursor | None,
+                  limit: int) -> list[TimelineEvent]:
+    at = CustomerMerge.merged_at
+    rows = (await s.execute(_page(
+        select(CustomerMerge.id, at, CustomerMerge.kept_id, CustomerMerge.merged_id,
+               CustomerMerge.merged_by, CustomerMerge.undone_at)
+        .where(or_(CustomerMerge.kept_id == cid, CustomerMerge.merged_id == cid),
+               _older("merge", at, CustomerMerge.id, cur)),
+        at, CustomerMerge.id, limit))).all()
+    return [TimelineEvent("merge", when, int(mid),
+                          ref_id=int(merged) if int(kept) == cid else int(kept),
+                          status="undone" if undone is not None else "merged",
+                          channel="kept" if int(kept) == cid else "merged", who=str(by))
+            for mid, when, kept, merged, by, undone in rows]
+
+
+_SOURCES: tuple[Source, ...] = (_orders, _collected, _refunds, _chats_started, _chats_closed,
+                                _notes, _nps, _loyalty, _consents, _merges)
+
+
+async def timeline(session: AsyncSession, actor: Actor, customer_id: int, limit: int = 100,
+                   before: str | None = None) -> list[TimelineEvent]:
+    """Everything that happened with the customer, newest first, at most `limit`
+    (1–500) events older than the cursor `before`. A merged customer's old id shows the
+    kept customer's timeline."""
+    actor.require("customers.read")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed(f"limit is 1–{MAX_LIMIT}", code="invalid_limit", field="limit",
+                               extra={"max": MAX_LIMIT})
+    cursor = parse_cursor(before) if before else None
+    from saumaton.customers.duplicates import resolve_customer_id
+
+    cid = await resolve_customer_id(session, customer_id)
+    if await session.scalar(select(Customer.id).where(Customer.id == cid)) is None:
+        raise NotFound(f"no customer {customer_id}", code="customer_not_found")
+    events: list[TimelineEvent] = []
+    for source in _SOURCES:
+        events += await source(session, cid, cursor, limit)
+    events.sort(key=lambda e: e.sort_key, reverse=True)
+    return events[:limit]
+
+

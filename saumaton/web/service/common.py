@@ -1,0 +1,85 @@
+"""What the visitor's and the agents' routes share: messages for error codes, the SSE
+stream over the event hub."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+
+from fastapi import Request
+from sse_starlette.sse import EventSourceResponse
+
+from saumaton.core.errors import DomainError
+from saumaton.core.types import MAX_ID
+from saumaton.events.hub import Event, EventHub
+from saumaton.web.i18n import N_
+from saumaton.web.pages import error_message, gettext
+
+MESSAGES: Mapping[str, str] = {
+    "message_empty": N_("Write a message first."),
+    "message_too_long": N_("A message is at most %(max)s characters."),
+    "invalid_client_key": N_("The message could not be sent. Reload the page and try again."),
+    "client_key_reused": N_("The message could not be sent. Reload the page and try again."),
+    "message_duplicate": N_("This message was sent already."),
+    "invalid_chat_token": N_("The chat could not be started. Reload the page and try again."),
+    "conversation_not_found": N_("There is no such conversation."),
+    "conversation_closed": N_("This conversation is closed."),
+    "name_required": N_("Tell us your name."),
+    "name_too_long": N_("That is too long."),
+    "email_required": N_("Give your e-mail address."),
+    "invalid_email": N_("Check the e-mail address."),
+    "not_an_agent": N_("That person does not answer chats."),
+    "customer_not_found": N_("There is no such customer."),
+    "title_required": N_("Give the answer a title."),
+    "title_too_long": N_("A title is at most %(max)s characters."),
+    "invalid_language": N_("Choose Finnish or English."),
+    "canned_not_found": N_("There is no such canned answer."),
+    "invalid_customer_query": N_(
+        "Type a phone number, an e-mail address, a card number or at least two letters "
+        "of a name."),
+    "note_empty": N_("Write the note first."),
+    "note_too_long": N_("A note is at most %(max)s characters."),
+}
+CHAT_TOPICS = frozenset({"chat.message", "chat.updated"})
+
+
+def message(request: Request, exc: DomainError) -> str:
+    text = MESSAGES.get(exc.code)
+    if text is None:
+        return error_message(request, exc)
+    try:
+        return gettext(request, text, **{k: str(v) for k, v in exc.extra.items()})
+    except (KeyError, ValueError, TypeError):
+        return exc.detail
+
+
+def last_event_id(request: Request) -> int | None:
+    raw = request.headers.get("last-event-id", "")
+    if raw.isdigit() and len(raw) < 19 and int(raw) <= MAX_ID:
+        return int(raw)
+    return None
+
+
+async def event_stream(request: Request, accepts: Callable[[Event], bool]
+                       ) -> EventSourceResponse:
+    """Server-sent events that `accepts` takes; a reconnect (Last-Event-ID) replays what
+    was missed from the outbox. The first frame, `ready`, says the stream is live."""
+    hub: EventHub = request.app.state.hub
+    sub = hub.subscribe(accepts)
+    after = last_event_id(request)
+    missed = await hub.replay(after, accepts) if after is not None else []
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        try:
+            yield {"event": "ready", "data": "{}"}
+            seen = 0
+            for e in missed:
+                seen = e.id
+                yield {"id": str(e.id), "event": e.topic, "data": e.sse_data()}
+            async for e in sub:
+                if e.id <= seen:
+                    continue
+                yield {"id": str(e.id), "event": e.topic, "data": e.sse_data()}
+        finally:
+            hub.unsubscribe(sub)
+
+    return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,188 @@
+"""Keep in touch (both databases): the after-purchase mail with the receipt and the NPS
+question goes only to customers who allow marketing e-mail, once per order; the link's
+token is stored hashed and answers once; scores outside 0–10 are refused; the answer
+lands on the timeline."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import random
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from saumaton.config import Settings
+from saumaton.core.actor import SYSTEM, Actor, RoleGrant
+from saumaton.core.clock import utcnow
+from saumaton.core.errors import Conflict, NotFound, ValidationFailed
+from saumaton.customers.card import QuickCustomerIn, quick_create
+from saumaton.customers.consents import set_consent
+from saumaton.customers.services import CustomerOut
+from saumaton.customers.timeline import timeline
+from saumaton.db.uow import Database
+from saumaton.mail.models import OutgoingMail
+from saumaton.orders.models import Order
+from saumaton.orders.schemas import LineIn, OrderIn, OrderOut
+from saumaton.orders.services import place_order
+from saumaton.payments.services import PaymentIn
+from saumaton.service.models import NpsSurvey
+from saumaton.service.nps import answer_survey, due_orders, send_due, send_survey
+from tests.support import Shop, make_variants
+
+CASHIER = Actor(label="staff:test cashier", name="Kaisa Kassa",
+                grants=(RoleGrant("cashier", None),))
+
+
+async def customer(db: Database, *, consent: bool, email: bool = True) -> CustomerOut:
+    async with db.uow() as uow:
+        out = await quick_create(uow, CASHIER, QuickCustomerIn(
+            phone=f"040 {random.randrange(10**7):07d}", first_name="Nina",
+            last_name="Nps", email=f"nps.{uuid.uuid4().hex[:10]}@example.fi" if email else "",
+            marketing_email=consent))
+        await uow.commit()
+    return out
+
+
+async def sale(db: Database, shop: Shop, customer_id: int | None) -> OrderOut:
+    [v] = await make_variants(db, [1990], stock={shop.store1: 5})
+    order, _ = await place_order(db, SYSTEM, OrderIn(
+        channel="pos-1", customer_id=customer_id,
+        lines=[LineIn(variant_id=int(str(v["id"])), quantity=1)],
+        payments=[PaymentIn(method="card", terminal_confirmed=True)]),
+        f"nps-{uuid.uuid4().hex}")
+    return order
+
+
+async def surveys_for(db: Database, order_id: int) -> list[NpsSurvey]:
+    async with db.reader() as s:
+        return list((await s.scalars(select(NpsSurvey).where(
+            NpsSurvey.order_id == order_id))).all())
+
+
+async def mails_for(db: Database, number: str) -> list[OutgoingMail]:
+    async with db.reader() as s:
+        return list((await s.scalars(select(OutgoingMail).where(
+            OutgoingMail.kind == "nps", OutgoingMail.reference == number))).all())
+
+
+async def test_only_with_consent_once_per_order(db: Database, shop: Shop,
+                                                settings: Settings) -> None:
+    yes = await customer(db, consent=True)
+    no = await customer(db, consent=False)
+    withdrawn = await customer(db, consent=True)
+    async with db.uow() as uow:
+        await set_consent(uow, withdrawn.id, "marketing_email", False, "account")
+        await uow.commit()
+    o_yes, o_no, o_withdrawn = (await sale(db, shop, yes.id), await sale(db, shop, no.id),
+                                await sale(db, shop, withdrawn.id))
+    anonymous = await sale(db, shop, None)
+    old = await sale(db, shop, yes.id)
+    async with db.uow() as uow:
+        await uow.session.execute(update(Order).where(Order.id == old.id).values(
+            created_at=utcnow() - timedelta(days=3)))
+        await uow.commit()
+    async with db.reader() as s:  # (other tests' purchases may be due too)
+        due = await due_orders(s, limit=100_000)
+    assert o_yes.id in due
+    assert not {o_no.id, o_withdrawn.id, anonymous.id, old.id} & set(due)
+
+    # the job, run twice (two app processes, or two ticks): one survey, one mail
+    await send_due(db, settings, limit=100_000)
+    await send_due(db, settings, limit=100_000)
+    async with db.uow() as uow:  # and once more straight: the order has its survey
+        assert await send_survey(uow, settings, o_yes.id) is None
+        await uow.commit()
+    assert len(await surveys_for(db, o_yes.id)) == 1
+    [mail] = await mails_for(db, o_yes.number)
+    assert mail.to_addr == yes.email
+    # the receipt and the eleven links in the mail
+    assert o_yes.number in mail.body_text and "19,90" in mail.body_text
+    links = re.findall(r"https?://\S+/nps/([\w-]+)\?score=(\d+)", mail.body_text)
+    assert [int(n) for _, n in links] == list(range(11))
+    assert len({t for t, _ in links}) == 1
+    token = links[0][0]
+    [survey] = await surveys_for(db, o_yes.id)
+    assert survey.token_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in survey.token_hash
+    for order in (o_no, o_withdrawn, old):
+        assert await surveys_for(db, order.id) == []
+        assert await mails_for(db, order.number) == []
+
+
+async def test_answer_once_in_range_and_on_the_timeline(db: Database, shop: Shop,
+                                                       settings: Settings) -> None:
+    c = await customer(db, consent=True)
+    order = await sale(db, shop, c.id)
+    async with db.uow() as uow:
+        token = await send_survey(uow, settings, order.id)
+        await uow.commit()
+    assert token
+    for bad in (-1, 11, "7.5", "", "ten"):
+        async with db.uow() as uow:
+            with pytest.raises(ValidationFailed) as exc:
+                await answer_survey(uow, token, bad)
+            assert (exc.value.status, exc.value.field) == (422, "score")
+    async with db.uow() as uow:
+        with pytest.raises(NotFound):
+            await answer_survey(uow, "not-a-token", 5)
+    async with db.uow() as uow:
+        out = await answer_survey(uow, token, 10, "Ihana palvelu!")
+        await uow.commit()
+    assert out.score == 10
+    async with db.uow() as uow:
+        with pytest.raises(Conflict) as conflict:
+            await answer_survey(uow, token, 0, "toinen vastaus")
+        assert conflict.value.code == "already_answered"
+    [survey] = await surveys_for(db, order.id)
+    assert (survey.score, survey.comment) == (10, "Ihana palvelu!")
+    async with db.reader() as s:
+        events = await timeline(s, CASHIER, c.id)
+    [nps] = [e for e in events if e.kind == "nps"]
+    assert (nps.score, nps.text, nps.number) == (10, "Ihana palvelu!", order.number)
+
+
+@pytest.fixture
+async def web(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=client._transport, base_url="http://test") as c:
+        yield c
+
+
+def csrf_of(page: str) -> str:
+    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert m, "no csrf token"
+    return html.unescape(m[1])
+
+
+async def test_the_public_pages(web: httpx.AsyncClient, db: Database, shop: Shop,
+                                settings: Settings) -> None:
+    c = await customer(db, consent=True)
+    order = await sale(db, shop, c.id)
+    async with db.uow() as uow:
+        token = await send_survey(uow, settings, order.id)
+        await uow.commit()
+    assert token
+    assert (await web.get("/nps/nonsense?score=5")).status_code == 404
+    assert (await web.get(f"/nps/{token}?score=11")).status_code == 422
+    assert (await web.get(f"/nps/{token}?score=x")).status_code == 422
+    page = await web.get(f"/nps/{token}?score=8")
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    assert re.search(r'value="8" required checked', page.text)
+    [survey] = await surveys_for(db, order.id)
+    assert survey.answered_at is None  # opening the link records nothing
+    csrf = csrf_of(page.text)
+    bad = await web.post(f"/nps/{token}", data={"csrf_token": csrf, "score": "12"})
+    assert bad.status_code == 422 and 'data-testid="nps-error-score"' in bad.text
+    ok = await web.post(f"/nps/{token}", data={"csrf_token": csrf, "score": "8",
+                                               "comment": "Nopea kassa"})
+    assert ok.status_code == 200 and 'data-testid="nps-thanks"' in ok.text
+    again = await web.post(f"/nps/{token}", data={"csrf_token": csrf, "score": "3"})
+    assert again.status_code == 409
+    assert (await web.get(f"/nps/{token}?score=3")).status_code == 409
+    [survey] = await surveys_for(db, order.id)
+    assert (survey.score, survey.comment) == (8, "Nopea kassa")

@@ -1,0 +1,255 @@
+"""The customer timeline (both databases): every source appears, newest first; a merged
+id shows the kept customer's timeline; limit and paging by cursor (ties included); who
+may see it; the fragment and the back office page."""
+
+from __future__ import annotations
+
+import html
+import random
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from saumaton.config import Settings
+from saumaton.core.actor import SYSTEM, Actor, RoleGrant
+from saumaton.core.clock import utcnow
+from saumaton.core.errors import Forbidden, NotFound, ValidationFailed
+from saumaton.customers.card import QuickCustomerIn, quick_create
+from saumaton.customers.consents import set_consent
+from saumaton.customers.duplicates import merge_customers
+from saumaton.customers.models import CustomerNote
+from saumaton.customers.notes import add_note
+from saumaton.customers.services import CustomerOut
+from saumaton.customers.timeline import SOURCES, TimelineEvent, timeline
+from saumaton.db.uow import Database
+from saumaton.loyalty.models import LoyaltyEntry
+from saumaton.orders.models import Order
+from saumaton.orders.schemas import LineIn, OrderIn, OrderOut
+from saumaton.orders.services import place_order
+from saumaton.payments.models import Payment
+from saumaton.payments.services import PaymentIn
+from saumaton.service.models import Conversation
+from saumaton.service.nps import answer_survey, send_survey
+from tests.support import Shop, make_variants
+
+CASHIER = Actor(label="staff:test cashier", name="Kaisa Kassa",
+                grants=(RoleGrant("cashier", None),))
+MANAGER = Actor(label="staff:test manager", name="Maija Manageri",
+                grants=(RoleGrant("manager", None),))
+NOBODY = Actor(label="staff:test nobody", name="Ei Ketään", grants=())
+
+
+def new_phone() -> str:
+    return f"040 {random.randrange(10**7):07d}"
+
+
+async def new_customer(db: Database, first: str = "Anna", *, consent: bool = True
+                       ) -> CustomerOut:
+    async with db.uow() as uow:
+        out = await quick_create(uow, CASHIER, QuickCustomerIn(
+            phone=new_phone(), first_name=first, last_name="Virtanen",
+            email=f"tl.{uuid.uuid4().hex[:10]}@example.fi", marketing_email=consent))
+        await uow.commit()
+    return out
+
+
+async def store_sale(db: Database, shop: Shop, customer_id: int, price: int = 2500
+                     ) -> OrderOut:
+    [v] = await make_variants(db, [price], stock={shop.store1: 5})
+    order, _ = await place_order(db, SYSTEM, OrderIn(
+        channel="pos-1", customer_id=customer_id,
+        lines=[LineIn(variant_id=int(str(v["id"])), quantity=1)],
+        payments=[PaymentIn(method="card", terminal_confirmed=True)]),
+        f"tl-{uuid.uuid4().hex}")
+    return order
+
+
+async def note(db: Database, customer_id: int, body: str, channel: str = "pos") -> None:
+    async with db.uow() as uow:
+        await add_note(uow, CASHIER, customer_id, body, channel)
+        await uow.commit()
+
+
+async def events_of(db: Database, customer_id: int, **kw: object) -> list[TimelineEvent]:
+    async with db.reader() as s:
+        return await timeline(s, CASHIER, customer_id, **kw)  # type: ignore[arg-type]
+
+
+def assert_newest_first(events: list[TimelineEvent]) -> None:
+    keys = [e.sort_key for e in events]
+    assert keys == sorted(keys, reverse=True)
+    assert len({(e.kind, e.row_id) for e in events}) == len(events)
+
+
+async def test_every_source_appears_newest_first(db: Database, shop: Shop,
+                                                 settings: Settings) -> None:
+    c = await new_customer(db)
+    sale = await store_sale(db, shop, c.id, 2500)
+    pickup = await store_sale(db, shop, c.id, 1200)
+    now = utcnow()
+    async with db.uow() as uow:
+        s = uow.session
+        # a click & collect handover, a refund, a chat (started and closed), points
+        await s.execute(update(Order).where(Order.id == pickup.id).values(
+            status="collected", collected_at=now, collected_by="staff:1 Kaisa"))
+        s.add(Payment(order_id=sale.id, method="card", status="refund_due",
+                      amount_cents=-500, created_at=now))
+        s.add(Conversation(visitor_token_hash=uuid.uuid4().hex, customer_id=c.id,
+                           status="closed", page="/shop/p/foundation", created_at=now,
+                           last_message_at=now, closed_at=now + timedelta(milliseconds=1)))
+        s.add(LoyaltyEntry(customer_id=c.id, kind="adjust", points=37, order_id=sale.id,
+                           channel="pos-1", reason="test bonus",
+                           key=f"adjust:test:{uuid.uuid4().hex}", created_at=now))
+        await uow.commit()
+    await note(db, c.id, "Suosii sävyä 2N, herkkä iho.", "service")
+    async with db.uow() as uow:
+        token = await send_survey(uow, settings, sale.id)
+        await uow.commit()
+    assert token
+    async with db.uow() as uow:
+        await answer_survey(uow, token, 9, "Hyvää palvelua")
+        await uow.commit()
+    async with db.uow() as uow:
+        await set_consent(uow, c.id, "marketing_sms", True, "pos")
+        await uow.commit()
+    other = await new_customer(db, "Anni", consent=False)
+    await note(db, other.id, "Toisen asiakkaan muistiinpano", "pos")
+    async with db.uow() as uow:
+        await merge_customers(uow, MANAGER, c.id, other.id)
+        await uow.commit()
+
+    events = await events_of(db, c.id)
+    assert_newest_first(events)
+    assert set(SOURCES) <= {e.kind for e in events}
+    assert events[0].kind == "merge" and events[0].ref_id == other.id
+    orders = {e.number: e for e in events if e.kind == "order"}
+    assert orders[sale.number].place == "Store Helsinki" and not orders[sale.number].web
+    assert orders[sale.number].amount_cents == sale.total_cents
+    assert orders[pickup.number].status == "collected"
+    [refund] = [e for e in events if e.kind == "refund"]
+    assert (refund.amount_cents, refund.status, refund.number) == (500, "refund_due",
+                                                                   sale.number)
+    [nps] = [e for e in events if e.kind == "nps"]
+    assert (nps.score, nps.text, nps.number) == (9, "Hyvää palvelua", sale.number)
+    notes = [e.text for e in events if e.kind == "note"]
+    # the merged customer's note moved with the merge: both histories are there
+    assert notes == ["Toisen asiakkaan muistiinpano", "Suosii sävyä 2N, herkkä iho."]
+    consents = [(e.status, e.granted) for e in events if e.kind == "consent"]
+    assert ("marketing_sms", True) in consents and ("marketing_email", True) in consents
+    # (points earned by the sales themselves may be there too, if loyalty earns them)
+    [points] = [e for e in events if e.kind == "loyalty" and e.text == "test bonus"]
+    assert (points.status, points.points, points.number) == ("adjust", 37, sale.number)
+    closed = next(i for i, e in enumerate(events) if e.kind == "chat_closed")
+    started = next(i for i, e in enumerate(events) if e.kind == "chat_started")
+    assert closed < started
+
+    # the merged customer's old id opens the kept customer's timeline
+    assert await events_of(db, other.id) == events
+
+
+async def test_limit_and_paging_by_cursor_with_ties(db: Database, shop: Shop) -> None:
+    c = await new_customer(db, consent=False)
+    same = utcnow() - timedelta(hours=1)
+    async with db.uow() as uow:
+        for i in range(12):  # notes and points at one instant: the cursor must split ties
+            uow.session.add(CustomerNote(customer_id=c.id, body=f"note {i}", author="t",
+                                         channel="pos", created_at=same))
+            uow.session.add(LoyaltyEntry(customer_id=c.id, kind="adjust", points=i + 1,
+                                         key=f"adj:{uuid.uuid4().hex}", created_at=same))
+        await uow.commit()
+    for i in range(5):
+        await note(db, c.id, f"later {i}")
+    full = await events_of(db, c.id, limit=500)
+    assert len(full) == 12 + 12 + 5 + 2  # + the two consents asked at creation
+    assert_newest_first(full)
+    assert [e.text for e in full[:5]] == [f"later {i}" for i in reversed(range(5))]
+    assert len(await events_of(db, c.id, limit=3)) == 3
+
+    pages: list[TimelineEvent] = []
+    before: str | None = None
+    while True:
+        page = await events_of(db, c.id, limit=7, before=before)
+        pages += page
+        if len(page) < 7:
+            break
+        before = page[-1].cursor
+    assert pages == full
+
+    for bad in (0, 501):
+        with pytest.raises(ValidationFailed) as exc:
+            await events_of(db, c.id, limit=bad)
+        assert exc.value.field == "limit"
+    with pytest.raises(ValidationFailed) as exc:
+        await events_of(db, c.id, before="yesterday")
+    assert (exc.value.code, exc.value.field) == ("invalid_cursor", "before")
+
+
+async def test_who_may_see_a_timeline(db: Database) -> None:
+    c = await new_customer(db, consent=False)
+    async with db.reader() as s:
+        with pytest.raises(Forbidden):
+            await timeline(s, NOBODY, c.id)
+        finance = Actor(label="f", name="F", grants=(RoleGrant("finance", None),))
+        assert [e.kind for e in await timeline(s, finance, c.id)] == ["consent", "consent"]
+        with pytest.raises(NotFound):
+            await timeline(s, CASHIER, 2**61)
+
+
+# --- pages ------------------------------------------------------------------------------
+
+@pytest.fixture
+async def web(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=client._transport, base_url="http://test") as c:
+        yield c
+
+
+def csrf_of(page: str) -> str:
+    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert m, "no csrf token"
+    return html.unescape(m[1])
+
+
+async def login(c: httpx.AsyncClient, shop: Shop, who: str) -> None:
+    page = (await c.get("/staff/login")).text
+    email, password = shop.logins[who]
+    r = await c.post("/staff/login", data={"email": email, "password": password,
+                                           "csrf_token": csrf_of(page)})
+    assert r.status_code == 303, r.text
+
+
+async def test_fragment_and_back_office_page(web: httpx.AsyncClient, db: Database,
+                                             shop: Shop) -> None:
+    c = await new_customer(db, consent=False)
+    for i in range(55):
+        await note(db, c.id, f"muistiinpano {i}")
+    r = await web.get(f"/timeline/{c.id}")
+    assert r.status_code == 303 and r.headers["location"].startswith("/staff/login")
+
+    await login(web, shop, "cashier1")
+    r = await web.get(f"/timeline/{c.id}", headers={"HX-Request": "true"})
+    assert r.status_code == 200
+    assert 'data-testid="timeline"' in r.text and "muistiinpano 54" in r.text
+    assert r.text.count('data-testid="timeline-event"') == 50
+    more = re.search(r'hx-get="(/timeline/\d+\?before=[^"]+)"', r.text)
+    assert more
+    older = await web.get(html.unescape(more[1]), headers={"HX-Request": "true"})
+    assert older.status_code == 200
+    assert older.text.count('data-testid="timeline-event"') == 7  # 5 notes + 2 consents
+    assert 'data-testid="timeline"' not in older.text and "muistiinpano 0" in older.text
+    assert (await web.get(f"/timeline/{c.id}?before=nonsense")).status_code == 422
+    assert (await web.get(f"/timeline/{2**61}")).status_code == 404
+    # a cashier has no back office rights for merges, but may read customers
+    page = await web.get(f"/backoffice/customers/{c.id}")
+    assert page.status_code == 200
+    assert "muistiinpano 54" in page.text and "Virtanen" in page.text
+
+    # the till's customer card loads the timeline into its container
+    card = await web.get(f"/pos/store-1/customers/{c.id}", headers={"HX-Request": "true"})
+    assert card.status_code == 200
+    assert f'hx-get="/timeline/{c.id}"' in card.text
+    assert 'data-testid="timeline-container"' in card.text
