@@ -528,7 +528,7 @@ async def test_pages(client: httpx.AsyncClient, db: Database, shop: Shop) -> Non
     assert r.status_code in (302, 303) and "/staff/login" in r.headers["location"]
 
     await login(client, shop, "cashier1")
-    r = await client.get("/backoffice/customers/duplicates?lang=en")
+    r = await client.get(f"/backoffice/customers/duplicates?lang=en&q=Page{tag}")
     assert r.status_code == 200 and f"Page{tag}" in r.text
     assert "data-testid=\"merge-" not in r.text  # a cashier sees, cannot merge
     r = await client.get(f"/backoffice/customers/merge?kept={a.id}&merged={b.id}")
@@ -536,10 +536,12 @@ async def test_pages(client: httpx.AsyncClient, db: Database, shop: Shop) -> Non
 
     client.cookies.clear()
     await login(client, shop, "manager")
-    r = await client.get("/backoffice/customers/duplicates?lang=fi")
+    r = await client.get(f"/backoffice/customers/duplicates?lang=fi&q=Page{tag}")
     assert r.status_code == 200
     assert f"Sama puhelinnumero {e164}" in html.unescape(r.text)
     assert f'data-testid="merge-{a.id}-{b.id}"' in r.text
+    r = await client.get("/backoffice/customers/duplicates?q=x")  # can be nothing
+    assert r.status_code == 422 and 'data-testid="error-q"' in r.text
     r = await client.get(f"/backoffice/customers/merge?kept={b.id}&merged={a.id}&lang=en")
     assert r.status_code == 200 and "phone numbers and loyalty cards" in r.text
     token = csrf(r.text)

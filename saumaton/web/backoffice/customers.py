@@ -14,6 +14,7 @@ from starlette.datastructures import FormData
 from saumaton.core.actor import Actor
 from saumaton.core.errors import DomainError, ValidationFailed
 from saumaton.core.types import MAX_ID
+from saumaton.customers.card import find_customers
 from saumaton.customers.duplicates import (
     duplicate_candidates,
     get_merge,
@@ -115,13 +116,25 @@ def _no_store(response: Response) -> Response:
 
 @router.get("/customers/duplicates")
 async def duplicates_page(request: Request) -> Response:
-    """Pairs that are probably one person, likeliest first."""
+    """Pairs that are probably one person, likeliest first; `?q=` (a name, e-mail,
+    phone or card, as at the till) narrows them to the customers it finds."""
     actor = await require_staff(request)
+    q = (request.query_params.get("q") or "").strip()[:320]
+    errors: dict[str, str] = {}
     async with db_of(request).reader() as s:
-        candidates = await duplicate_candidates(s, actor)
+        ids: list[int] | None = None
+        if q:
+            try:
+                ids = [m.id for m in await find_customers(s, actor, q)]
+            except DomainError as exc:
+                errors["q"] = error_message(request, exc)
+                ids = []
+        candidates = [] if ids == [] else await duplicate_candidates(s, actor,
+                                                                     customer_ids=ids)
     return _no_store(render(request, "backoffice/duplicates.html", {
         "title": gettext(request, N_("Duplicate customers")), "candidates": candidates,
-        "can_merge": _can_merge(actor)}))
+        "can_merge": _can_merge(actor), "q": q, "errors": errors},
+        status=422 if errors else 200))
 
 
 async def _confirm(request: Request, actor: Actor, kept: int, merged: int, *,
