@@ -54,7 +54,14 @@ from saumaton.inventory.services import (
 )
 from saumaton.locations.models import Location
 from saumaton.locations.services import web_fulfilment_locations
-from saumaton.loyalty.ledger import earn_for_order, reverse_for_order
+from saumaton.loyalty.ledger import (
+    POINTS_METHOD,
+    earn_for_order,
+    points_value_cents,
+    redeem,
+    refund_for_order,
+    reverse_for_order,
+)
 from saumaton.loyalty.tiers import tier_of
 from saumaton.mail.messages import Mail, order_confirmation
 from saumaton.mail.queue import queue_mail
@@ -103,6 +110,33 @@ class CheckoutIn(Input):
     marketing_email: bool = False
     language: Literal["fi", "en"] = "fi"
     lines: list[LineIn] = Field(min_length=1, max_length=50)
+    # Loyalty points to pay with (signed-in shoppers): whole points, at most the
+    # balance; they pay the whole total or leave at least MIN_PAYTRAIL_CENTS to pay.
+    points: int = Field(default=0, ge=0, le=MAX_INT32)
+
+
+# Paid partly with points, the rest paid through Paytrail is at least this much.
+MIN_PAYTRAIL_CENTS = 100
+
+
+def check_points(points: int, total_cents: int, *, signed_in: bool) -> int:
+    """The value in cents of `points` used for an order of `total_cents`: they pay all
+    of it, or leave at least MIN_PAYTRAIL_CENTS. (The balance is checked when they are
+    spent, under the customer's lock.)"""
+    if points <= 0:
+        return 0
+    if not signed_in:
+        raise ValidationFailed("sign in to use loyalty points", code="points_need_account",
+                               field="points")
+    value = points_value_cents(points)
+    if value > total_cents:
+        raise ValidationFailed(f"points worth {value} exceed the total {total_cents}",
+                               code="points_exceed_total", field="points",
+                               extra={"total": total_cents})
+    if 0 < total_cents - value < MIN_PAYTRAIL_CENTS:
+        raise ValidationFailed("use points for the whole total or leave at least 1,00 €",
+                               code="points_leave_too_little", field="points")
+    return value
 
 
 def clean_contact(cmd: CheckoutIn) -> tuple[str, str]:
@@ -209,6 +243,36 @@ async def delivery_options(s: AsyncSession, settings: Settings, quote: OrderQuot
                  for v, q in wanted.items())
         out.append(DeliveryOption("pickup", loc.id, loc.name, loc.address, 0, ok and bool(wanted)))
     return out
+
+
+@dataclass(frozen=True)
+class PointsOffer:
+    """What the signed-in shopper can pay with points on an order of `total_cents`."""
+
+    balance: int  # points the shopper has
+    value_cents: int  # what they are worth
+    max_points: int  # the most they can use on this order (0: none)
+    point_cents: int  # what one point pays
+
+
+async def points_offer(s: AsyncSession, customer_id: int | None,
+                       total_cents: int) -> PointsOffer | None:
+    """None for a guest or a shopper without points."""
+    if customer_id is None:
+        return None
+    from saumaton.loyalty.ledger import balance
+
+    have = await balance(s, customer_id)
+    if have <= 0:
+        return None
+    one = points_value_cents(1)
+    if one <= 0:
+        return None
+    if have * one >= total_cents and total_cents % one == 0:
+        most = total_cents // one  # the whole order
+    else:
+        most = max(0, min(have, (total_cents - MIN_PAYTRAIL_CENTS) // one))
+    return PointsOffer(have, points_value_cents(have), most, one)
 
 
 # --- placing ----------------------------------------------------------------------------
@@ -324,6 +388,8 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
         fee = home_delivery_fee(settings, priced.total_cents)
     fee_rate, fee_vat = await delivery_vat(s, fee)
 
+    points_cents = check_points(cmd.points, priced.total_cents + fee,
+                                signed_in=customer_id is not None)
     buyer, new_buyer = await _customer_for(uow, customer_id, email, phone, cmd)
     due = now + timedelta(seconds=settings.reservation_ttl_seconds)
     order_id = int((await s.execute(insert(Order).values(
@@ -365,12 +431,73 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
         # Only for the signed-in customer or one this checkout created: typing someone
         # else's e-mail must not grant consent on their record.
         await set_consent(uow, buyer, "marketing_email", True, "checkout")
+    if points_cents:
+        await _pay_with_points(uow, settings, order_id, buyer, cmd.points, points_cents,
+                               customer_id, now)
     uow.emit("order.created", {"order_id": order_id, "channel": WEB_CHANNEL,
                                "location_id": candidates[0] if cmd.delivery == "pickup"
                                else None, "status": "pending",
                                "total_cents": priced.total_cents + fee,
                                "customer_id": buyer, "delivery": cmd.delivery})
     return order_id
+
+
+async def _pay_with_points(uow: UnitOfWork, settings: Settings, order_id: int, buyer: int,
+                           points: int, value_cents: int, customer_id: int | None,
+                           now: datetime) -> None:
+    """Spend the shopper's points on the order in its own transaction (409
+    `not_enough_points`: the whole checkout rolls back) and record them as a captured
+    `points` payment. Points covering the whole total pay the order at once."""
+    s = uow.session
+    actor = Actor(label=f"web:customer:{customer_id}", name="webshop", system=True)
+    await redeem(uow, actor, buyer, points, order_id, f"redeem:order:{order_id}",
+                 channel=WEB_CHANNEL, field="points", now=now)
+    s.add(Payment(order_id=order_id, method=POINTS_METHOD, status="captured",
+                  amount_cents=value_cents, reference=f"{points} points", created_at=now))
+    order = await s.get(Order, order_id)
+    assert order is not None
+    order.paid_cents = value_cents
+    await s.flush()
+    if value_cents == order.total_cents:
+        await _mark_paid(uow, settings, order, now)
+
+
+async def _mark_paid(uow: UnitOfWork, settings: Settings, order: Order, now: datetime) -> None:
+    """A pending order whose whole total is now paid: its stock is secured, it becomes
+    paid, the confirmation is queued and the money part earns points. OutOfStock if
+    the units could not be secured (the caller decides)."""
+    s = uow.session
+    number = order_number(order.id)
+    # Everything the confirmation needs is read and rendered now, before the stock
+    # rows are locked: the hottest rows stay locked only until the commit.
+    mail = await _confirmation(uow, settings, order)
+    await _secure_stock(uow, order, number, settings, now)
+    order.status = "paid"
+    order.payment_due_at = None
+    await queue_mail(uow, kind="order_confirmation", to=order.email, subject=mail.subject,
+                     text=mail.text, html=mail.html, reference=number)
+    await s.flush()
+    await earn_for_order(uow, order.id, now)  # loyalty points, once (keyed by the order)
+    # The funnel's last step, once, whichever answer (redirect, callback, poll) settled it.
+    add_event(uow, "order_placed", order_id=order.id, customer_id=order.customer_id)
+    uow.emit("order.paid", {"order_id": order.id, "channel": WEB_CHANNEL,
+                            "location_id": order.location_id, "total_cents": order.total_cents,
+                            "customer_id": order.customer_id,
+                            "delivery": order.delivery_method})
+
+
+async def _return_points(uow: UnitOfWork, order: Order, reason: str, now: datetime) -> None:
+    """An order cancelled before it was paid: the points spent on it come back and
+    their payment is recorded as refunded."""
+    s = uow.session
+    paid = int(await s.scalar(select(func.coalesce(func.sum(Payment.amount_cents), 0)).where(
+        Payment.order_id == order.id, Payment.method == POINTS_METHOD)) or 0)
+    if paid <= 0:
+        return
+    if await refund_for_order(uow, order.id, reason, now):
+        s.add(Payment(order_id=order.id, method=POINTS_METHOD, status="refunded",
+                      amount_cents=-paid, reference="points returned", created_at=now))
+        order.paid_cents = max(0, (order.paid_cents or 0) - paid)
 
 
 async def _reserve_line(uow: UnitOfWork, variant_id: int, quantity: int,
@@ -470,7 +597,7 @@ async def start_payment(db: Database, client: PaytrailClient, settings: Settings
     async with db.uow() as uow:
         await uow.session.execute(insert(PaytrailPayment).values(
             order_id=order.id, stamp=stamp, transaction_id=str(data["transactionId"]),
-            href=str(data.get("href", "")), amount_cents=order.total_cents, status="new",
+            href=str(data.get("href", "")), amount_cents=int(body["amount"]), status="new",
             created_at=now, updated_at=now))
         await uow.commit()
     return str(data["href"])
@@ -574,33 +701,19 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
         await _refund_due(uow, order, amount, txn, now)
         await s.flush()
         return outcome(True, refund=amount)
-    number = order_number(order.id)
-    # Everything the confirmation needs is read and rendered now, before the stock
-    # rows are locked: the hottest rows stay locked only until the commit below.
-    mail = await _confirmation(uow, settings, order)
+    # Points spent at checkout paid the rest (paid_cents already counts them).
+    order.paid_cents = (order.paid_cents or 0) + amount
     try:
-        await _secure_stock(uow, order, number, settings, now)
+        await _mark_paid(uow, settings, order, now)
     except OutOfStock:
         order.status = "cancelled"
-        order.paid_cents = amount
+        order.payment_due_at = None
         await s.flush()
         uow.emit("order.cancelled", {"order_id": order.id, "reason": "sold_out_before_payment"})
+        await _return_points(uow, order, "sold_out_before_payment", now)
         await _refund_due(uow, order, amount, txn, now)
         await s.flush()
         return outcome(True, refund=amount)
-    order.status = "paid"
-    order.paid_cents = amount
-    order.payment_due_at = None
-    await queue_mail(uow, kind="order_confirmation", to=order.email, subject=mail.subject,
-                     text=mail.text, html=mail.html, reference=number)
-    await s.flush()
-    await earn_for_order(uow, order.id, now)  # loyalty points, once (keyed by the order)
-    # The funnel's last step, once, whichever answer (redirect, callback, poll) settled it.
-    add_event(uow, "order_placed", order_id=order.id, customer_id=order.customer_id)
-    uow.emit("order.paid", {"order_id": order.id, "channel": WEB_CHANNEL,
-                            "location_id": order.location_id, "total_cents": order.total_cents,
-                            "customer_id": order.customer_id,
-                            "delivery": order.delivery_method})
     return outcome(True)
 
 
@@ -718,6 +831,7 @@ async def cancel_unpaid_orders(uow: UnitOfWork, now: datetime | None = None,
             await release(uow, rid)
         order.status = "cancelled"
         order.payment_due_at = None
+        await _return_points(uow, order, "not_paid", now)
         uow.emit("order.cancelled", {"order_id": order.id, "reason": "not_paid"})
     await uow.session.flush()
     return len(orders)

@@ -11,6 +11,7 @@ or a till that sends the same payment again earn or spend once.
   than the balance; the customer row is locked so two tills cannot spend the same
   points.
 - reverse: a refund takes back the points earned for the refunded part.
+- refund: points spent on an order that is then cancelled unpaid come back.
 - expire: earned points not used by their expiry are written off, first in first
   out (the oldest points are used first), by `expire_due` (a background job every
   hour and `saumaton loyalty expire`).
@@ -209,6 +210,33 @@ async def redeem(uow: UnitOfWork, actor: Actor, customer_id: int, points: int,
                             created_by=actor.label, now=now)
     assert entry_id is not None  # the key was free and the customer is locked
     return entry_id
+
+
+async def refund_for_order(uow: UnitOfWork, order_id: int, reason: str,
+                           now: datetime | None = None) -> int:
+    """Give back the points spent on an order that will not be paid (cancelled unpaid,
+    or sold out before the payment came): one `refund` entry with the key
+    `refund:order:{id}`, so a second call gives nothing. Returns the points given back
+    now (0: none were spent, or given back before). The points come back as new points
+    (valid for `loyalty_points_valid_days` from now)."""
+    s = uow.session
+    spent = (await s.execute(
+        select(LoyaltyEntry.customer_id, func.sum(LoyaltyEntry.points),
+               func.min(LoyaltyEntry.channel))
+        .where(LoyaltyEntry.order_id == order_id, LoyaltyEntry.kind == "redeem")
+        .group_by(LoyaltyEntry.customer_id))).first()
+    if spent is None or not spent[1]:
+        return 0
+    points = -int(spent[1])
+    if points <= 0:
+        return 0
+    now = now or utcnow()
+    valid = timedelta(days=get_settings().loyalty_points_valid_days)
+    written = await _write(uow, customer_id=int(spent[0]), kind="refund", points=points,
+                           key=f"refund:order:{order_id}", order_id=order_id,
+                           channel=str(spent[2] or ""), reason=reason,
+                           expires_at=now + valid, now=now)
+    return points if written is not None else 0
 
 
 # --- expiry ----------------------------------------------------------------------------

@@ -3,7 +3,10 @@
 Paytrail requires `amount` to equal Σ unitPrice × units exactly. A line whose
 discounted total does not divide evenly by its quantity is sent as one unit of
 the line total, so the items always add up without a rounding row. A delivery
-fee is one more item. VAT goes as
+fee is one more item. Loyalty points already spent on the order are a payment, not
+a discount: they go as one negative item "points" at 0 % VAT (Paytrail accepts
+negative unit prices outside shop-in-shop), so the items add up to the amount left
+to pay and the goods keep their VAT. VAT goes as
 a JSON number with at most one decimal (25.5, 13.5, 10, 0).
 """
 
@@ -23,6 +26,20 @@ def vat_percentage(rate_bp: int) -> float | int:
     if value != value.quantize(Decimal("0.1")):
         raise ValueError(f"VAT rate {rate_bp} bp has more than one decimal")
     return int(value) if value == value.to_integral_value() else float(value)
+
+
+POINTS_METHOD = "points"
+
+
+def points_paid_cents(order: OrderOut) -> int:
+    """What the order's loyalty points paid (captured, not returned)."""
+    return sum(p.amount_cents for p in order.payments
+               if p.method == POINTS_METHOD and p.status in ("captured", "refunded"))
+
+
+def amount_due(order: OrderOut) -> int:
+    """What is left to pay through Paytrail: the total less the points."""
+    return order.total_cents - points_paid_cents(order)
 
 
 def payment_items(order: OrderOut) -> list[dict[str, Any]]:
@@ -47,6 +64,13 @@ def payment_items(order: OrderOut) -> list[dict[str, Any]]:
             "productCode": "delivery", "description": "Delivery",
             "stamp": f"{order.id}-delivery",
         })
+    points = points_paid_cents(order)
+    if points:
+        items.append({
+            "unitPrice": -points, "units": 1, "vatPercentage": 0,
+            "productCode": "points", "description": "Paid with loyalty points",
+            "stamp": f"{order.id}-points",
+        })
     return items
 
 
@@ -58,8 +82,8 @@ def payment_request(order: OrderOut, *, stamp: str, reference: str, email: str,
         raise ValueError(f"language must be one of {LANGUAGES}")
     items = payment_items(order)
     amount = sum(i["unitPrice"] * i["units"] for i in items)
-    if amount != order.total_cents or amount <= 0:
-        raise ValueError(f"items sum to {amount}, the order to {order.total_cents}")
+    if amount != amount_due(order) or amount <= 0:
+        raise ValueError(f"items sum to {amount}, the amount due is {amount_due(order)}")
     body: dict[str, Any] = {
         "stamp": stamp, "reference": reference, "amount": amount, "currency": "EUR",
         "language": language.upper(), "items": items, "customer": {"email": email},

@@ -27,6 +27,7 @@ from saumaton.checkout.services import (
     order_status_path,
     parse_return,
     place_web_order,
+    points_offer,
     record_payment_status,
     settle_refunds,
     start_payment,
@@ -39,6 +40,7 @@ from saumaton.customers.accounts import account_profile
 from saumaton.locations.models import Location
 from saumaton.orders.schemas import LineIn, OrderOut
 from saumaton.payments.paytrail.client import PaytrailClient
+from saumaton.payments.paytrail.payload import points_paid_cents
 from saumaton.web.analytics import track
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
@@ -81,6 +83,12 @@ MESSAGES = {
     "invalid_signature": N_("The payment result could not be verified. Nothing was changed."),
     "payment_mismatch": N_("The payment result could not be verified. Nothing was changed."),
     "paytrail_unreachable": N_("The payment service cannot be reached. Try again shortly."),
+    "not_enough_points": N_("You have only %(balance)s points now. Choose fewer points."),
+    "points_exceed_total": N_("That is more points than the order costs."),
+    "points_leave_too_little": N_("Pay the whole order with points, or leave at least "
+                                  "1,00 € to pay."),
+    "points_need_account": N_("Sign in to use your points."),
+    "invalid_points": N_("Give the points as a whole number."),
 }
 
 
@@ -203,7 +211,14 @@ async def _checkout_context(request: Request, values: dict[str, Any],
                                              else "pickup")
         method = method if method in ("home", "pickup") else "home"
         review = await order_review(s, settings, view.quote, method)
-    return {"title": gettext(request, N_("Checkout")), "cart": view, "options": options,
+        offer = await points_offer(s, current_customer_id(request), review.total_cents)
+    points_cents = 0
+    if offer is not None:
+        raw = str(values.get("points") or "").strip()
+        if raw.isdigit() and len(raw) < 10 and 0 < int(raw) <= offer.max_points:
+            points_cents = int(raw) * offer.point_cents
+    return {"offer": offer, "points_cents": points_cents,
+            "title": gettext(request, N_("Checkout")), "cart": view, "options": options,
             "home": options[0] if options else None, "stores": _stores(options),
             "values": values, "errors": errors, "method": method, "review": review,
             "key": values.get("key") or secrets.token_urlsafe(18)}
@@ -239,7 +254,8 @@ async def checkout_page(request: Request) -> Response:
 async def checkout_summary(request: Request) -> HTMLResponse:
     """The order review for the delivery method chosen (htmx, on change)."""
     form = await checked_form(request)
-    values = {"delivery": str(form.get("delivery") or "")}
+    values = {"delivery": str(form.get("delivery") or ""),
+              "points": str(form.get("points") or "")}
     ctx = await _checkout_context(request, values, {})
     return render(request, "shop/_summary.html", ctx)
 
@@ -257,6 +273,10 @@ def _command(form: FormData, lines: list[LineIn], lang: str) -> CheckoutIn:
         raise ValidationFailed("choose how you get the order", code="delivery_required",
                                field="delivery")
     store = text("pickup_location_id") if delivery == "pickup" else ""
+    raw_points = text("points")
+    if raw_points and not (raw_points.isdigit() and len(raw_points) < 10):
+        raise ValidationFailed("points must be a whole number", code="invalid_points",
+                               field="points")
     try:
         address = AddressIn(name=text("address_name"), street=text("street"),
                             postcode=text("postcode"), city=text("city")) \
@@ -267,7 +287,7 @@ def _command(form: FormData, lines: list[LineIn], lang: str) -> CheckoutIn:
             pickup_location_id=int(store) if store.isdigit() and len(store) < 10 else None,
             address=address, marketing_email=form.get("marketing_email") == "yes",
             language=lang if lang in ("fi", "en") else "fi",
-            lines=lines)
+            lines=lines, points=int(raw_points or 0))
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = [str(p) for p in first["loc"]]
@@ -313,6 +333,14 @@ async def checkout(request: Request) -> Response:
     if order is None:
         ctx = await _checkout_context(request, values, errors)
         return render(request, "shop/checkout.html", ctx, status=status)
+    if order.status == "paid":  # the points paid it all: no Paytrail payment
+        async with db.uow() as uow:
+            await carts.remove_ordered(uow, cart_token(request), current_customer_id(request),
+                                       order.id)
+            await uow.commit()
+        async with db.reader() as s:
+            token = await _token(s, order.id)
+        return RedirectResponse(status_path(order, token), status_code=303)
     return await _pay(request, order)
 
 
@@ -412,7 +440,8 @@ async def order_status(request: Request, number: Annotated[str, Path(max_length=
     flash = request.session.pop("flash", None)
     response = render(request, "shop/order.html", {
         "title": gettext(request, N_("Order %(number)s"), number=order.number),
-        "order": order, "token": t, "store": store, "flash": flash,
+        "order": order, "points_cents": points_paid_cents(order), "token": t, "store": store,
+        "flash": flash,
         "settings_": settings_of(request),
         "pickup": pickup_code_for(order, settings_of(request).resolved_secret_key())})
     response.headers["Cache-Control"] = "no-store"
