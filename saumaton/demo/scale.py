@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -180,6 +180,13 @@ async def generate_scale(
                 customer_ids = [int(i) for i in (await s.scalars(
                     select(Customer.id).order_by(Customer.id).limit(1_000_000))).all()]
         await _generate_orders(db, rng, ctx, order_lines, customer_ids, progress)
+    # Fresh planner statistics: right after a bulk load autovacuum has not analysed the
+    # tables yet, and PostgreSQL would plan a customer's orders by a status index that
+    # now matches nearly every row (25 ms instead of 0.3 ms for a customer card query).
+    if db.is_postgres:
+        async with db.write_engine.connect() as conn:
+            await conn.execute(text("ANALYZE"))
+            await conn.commit()
 
 
 # --- customers ---------------------------------------------------------------------------
