@@ -15,6 +15,9 @@ import pytest
 from saumaton.config import Settings
 from saumaton.db.uow import Database
 from saumaton.web.app import create_app
+
+# The browser tests' fixtures (Chromium, contexts), shared by every browser test module.
+from tests.browser import browser, contexts  # noqa: F401
 from tests.support import Server, Shop, backends, build_shop, drop_pg_database, fresh_database
 
 

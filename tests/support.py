@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -198,3 +199,20 @@ class Server:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+_CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def staff_login(c: httpx.AsyncClient, shop: Shop, who: str) -> str:
+    """Log `who` in through the staff login form; returns the session's CSRF token."""
+    page = (await c.get("/staff/login")).text
+    email, password = shop.logins[who]
+    m = _CSRF_FIELD.search(page)
+    assert m, "no CSRF token on the login page"
+    r = await c.post("/staff/login", data={"email": email, "password": password,
+                                           "csrf_token": m[1]})
+    assert r.status_code == 303, r.text
+    m = _CSRF_FIELD.search((await c.get("/staff/login")).text)
+    assert m
+    return m[1]

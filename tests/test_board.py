@@ -20,6 +20,7 @@ from saumaton.db.uow import Database
 from saumaton.pricing.services import CampaignIn, create_campaign
 from saumaton.service.board import NoticeIn, board, create_notice, end_notice
 from tests.support import Shop, make_variants
+from tests.support import staff_login as login
 
 
 def manager_at(location_id: int) -> Actor:
@@ -120,13 +121,6 @@ def csrf_of(page: str) -> str:
     return html.unescape(m[1])
 
 
-async def login(c: httpx.AsyncClient, shop: Shop, who: str) -> str:
-    page = (await c.get("/staff/login")).text
-    email, password = shop.logins[who]
-    r = await c.post("/staff/login", data={"email": email, "password": password,
-                                           "csrf_token": csrf_of(page)})
-    assert r.status_code == 303, r.text
-    return csrf_of((await c.get("/staff/login")).text)
 
 
 async def test_pages(web: httpx.AsyncClient, shop: Shop) -> None:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 import pytest
 import uvicorn
-from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 from sqlalchemy import func, select
 from starlette.routing import Mount
 
@@ -34,46 +34,15 @@ from saumaton.orders.models import Order
 from saumaton.payments.models import Payment, PaytrailPayment
 from saumaton.payments.paytrail.simulator import SimulatorState
 from saumaton.web.app import create_app
+from tests.browser import open_page
 from tests.support import Server, Shop, make_variants
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run"]
-WAIT_MS = 10_000
 PHONE = {"width": 375, "height": 812}
 NOT_VERIFIED = "Maksun tulosta ei voitu varmentaa. Mitään ei muutettu."
 
-expect.set_options(timeout=WAIT_MS)
 
 
 # --- browser --------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        await b.close()
-
-
-@pytest.fixture
-async def contexts() -> AsyncIterator[list[BrowserContext]]:
-    """Browser contexts (separate cookie jars, like two devices) closed after the test."""
-    opened: list[BrowserContext] = []
-    yield opened
-    for c in opened:
-        await c.close()
-
-
-async def open_page(contexts: list[BrowserContext], browser: Browser,
-                    **options: object) -> Page:
-    options.setdefault("locale", "fi-FI")
-    context = await browser.new_context(**options)  # type: ignore[arg-type]
-    context.set_default_timeout(WAIT_MS)
-    contexts.append(context)
-    return await context.new_page()
-
 
 # --- shopper's steps ------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from saumaton.orders.services import place_order
 from saumaton.payments.models import PaytrailPayment
 from saumaton.payments.services import PaymentIn
 from tests.support import Shop, make_variants
+from tests.support import staff_login as login
 
 HX = {"HX-Request": "true"}
 CASHIER = Actor(label="staff:test cashier", staff_id=None, name="Kaisa Kassa",
@@ -347,13 +348,6 @@ def csrf_of(page: str) -> str:
     return html.unescape(m[1])
 
 
-async def login(c: httpx.AsyncClient, shop: Shop, who: str) -> str:
-    page = (await c.get("/staff/login")).text
-    email, password = shop.logins[who]
-    r = await c.post("/staff/login", data={"email": email, "password": password,
-                                           "csrf_token": csrf_of(page)})
-    assert r.status_code == 303, r.text
-    return csrf_of((await c.get("/pos/store-1/customers")).text)
 
 
 async def test_find_page_answers_card_list_or_create_form(

@@ -12,11 +12,9 @@ import os
 import random
 import re
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 import segno
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 
 from saumaton.checkout.services import AddressIn, CheckoutIn, place_web_order, record_payment_status
@@ -30,56 +28,18 @@ from saumaton.mail.models import OutgoingMail
 from saumaton.orders.schemas import LineIn, OrderOut
 from saumaton.payments.models import PaytrailPayment
 from saumaton.tills.drawer import open_session
+from tests.browser import assert_fits, fill_staff_login, open_page
 from tests.support import Server, Shop, make_variants
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run"]
-WAIT_MS = 10_000
 PHONE = {"width": 375, "height": 740}
 
-expect.set_options(timeout=WAIT_MS)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        await b.close()
-
-
-@pytest.fixture
-async def contexts() -> AsyncIterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for c in opened:
-        await c.close()
-
-
-async def open_page(contexts: list[BrowserContext], browser: Browser,
-                    **options: object) -> Page:
-    options.setdefault("locale", "fi-FI")
-    context = await browser.new_context(**options)  # type: ignore[arg-type]
-    context.set_default_timeout(WAIT_MS)
-    contexts.append(context)
-    return await context.new_page()
 
 
 async def staff_log_in(page: Page, base_url: str, shop: Shop, who: str) -> None:
-    email, password = shop.logins[who]
     await page.goto(f"{base_url}/pos/")
     await expect(page).to_have_url(f"{base_url}/staff/login?next=%2Fpos%2F")
-    await page.get_by_label("Sähköposti").fill(email)
-    await page.get_by_label("Salasana").fill(password)
-    await page.get_by_role("button", name="Kirjaudu").click()
+    await fill_staff_login(page, shop, who)
     await expect(page.get_by_test_id("cashier")).to_be_visible()
-
-
-async def assert_fits(page: Page, width: int = PHONE["width"]) -> None:
-    scroll_width = await page.evaluate("document.documentElement.scrollWidth")
-    assert scroll_width <= width, f"page is {scroll_width}px wide on a {width}px screen"
 
 
 def new_mobile() -> str:

@@ -9,12 +9,10 @@ import os
 import re
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 
 from saumaton.core.actor import SYSTEM, Actor, RoleGrant
@@ -27,32 +25,11 @@ from saumaton.tills.drawer import close_session, open_session_at
 from saumaton.tills.models import CashMovement, DrawerSession
 from saumaton.tills.sales import TillLineIn, TillPaymentIn, TillSaleIn, VoidIn, sell
 from saumaton.web.i18n import money, rate
+from tests.browser import WAIT_MS, assert_fits, fill_staff_login
 from tests.support import Server, Shop, make_variants
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run"]
-WAIT_MS = 10_000
 PHONE = {"width": 375, "height": 812}
 
-expect.set_options(timeout=WAIT_MS)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        await b.close()
-
-
-@pytest.fixture
-async def contexts() -> AsyncIterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for c in opened:
-        await c.close()
 
 
 async def open_page(contexts: list[BrowserContext], browser: Browser,
@@ -66,17 +43,9 @@ async def open_page(contexts: list[BrowserContext], browser: Browser,
 
 
 async def log_in(page: Page, base_url: str, shop: Shop, who: str) -> None:
-    email, password = shop.logins[who]
     await page.goto(f"{base_url}/staff/login?next=%2Fpos%2F")
-    await page.get_by_label("Sähköposti").fill(email)
-    await page.get_by_label("Salasana").fill(password)
-    await page.get_by_role("button", name="Kirjaudu").click()
+    await fill_staff_login(page, shop, who)
     await expect(page).not_to_have_url(re.compile(r"/staff/login"))
-
-
-async def assert_fits(page: Page, width: int = PHONE["width"]) -> None:
-    scroll_width = await page.evaluate("document.documentElement.scrollWidth")
-    assert scroll_width <= width, f"page is {scroll_width}px wide on a {width}px screen"
 
 
 async def screenshot(page: Page, tmp_path: Path, name: str) -> None:

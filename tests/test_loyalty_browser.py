@@ -9,10 +9,8 @@ is the ledger's."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select, update
 
 from saumaton.config import Settings
@@ -28,33 +26,12 @@ from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.orders.models import Order
 from saumaton.payments.models import Payment
 from saumaton.tills.drawer import open_session
+from tests.browser import WAIT_MS, fill_staff_login
 from tests.support import Server, Shop, make_variants
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run"]
-WAIT_MS = 10_000
 EUR = "\xa0€"
 PASSWORD = "vihreä kettu hyppää"
 
-expect.set_options(timeout=WAIT_MS)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        await b.close()
-
-
-@pytest.fixture
-async def contexts() -> AsyncIterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for c in opened:
-        await c.close()
 
 
 async def open_page(contexts: list[BrowserContext], browser: Browser) -> Page:
@@ -65,11 +42,8 @@ async def open_page(contexts: list[BrowserContext], browser: Browser) -> Page:
 
 
 async def staff_log_in(page: Page, base_url: str, shop: Shop, who: str) -> None:
-    email, password = shop.logins[who]
     await page.goto(f"{base_url}/pos/")
-    await page.get_by_label("Sähköposti").fill(email)
-    await page.get_by_label("Salasana").fill(password)
-    await page.get_by_role("button", name="Kirjaudu").click()
+    await fill_staff_login(page, shop, who)
     await expect(page.get_by_test_id("cashier")).to_be_visible()
 
 

@@ -14,6 +14,7 @@ import pytest
 from saumaton.db.uow import Database
 from saumaton.web import i18n
 from tests.support import Shop, make_variants
+from tests.support import staff_login as login
 from tests.test_till_api import config_of, open_drawer
 
 HX = {"HX-Request": "true"}
@@ -52,12 +53,6 @@ def sale_form(page: str, **extra: str) -> dict[str, object]:
             "line": hidden(form, "line"), **extra}
 
 
-async def login(c: httpx.AsyncClient, shop: Shop, who: str) -> None:
-    page = (await c.get("/staff/login")).text
-    email, password = shop.logins[who]
-    r = await c.post("/staff/login", data={"email": email, "password": password,
-                                           "csrf_token": hidden(page, "csrf_token")[0]})
-    assert r.status_code == 303, r.text
 
 
 async def web_only_campaign(client: httpx.AsyncClient, shop: Shop, variant_id: int,

@@ -7,11 +7,9 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 
 from saumaton.checkout.services import CheckoutIn, place_web_order, record_payment_status
@@ -22,49 +20,16 @@ from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import LineIn
 from saumaton.payments.models import PaytrailPayment
+from tests.browser import fill_staff_login, open_page
 from tests.support import Server, Shop, make_variants
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run"]
-WAIT_MS = 10_000
 PHONE = {"width": 375, "height": 812}
 
-expect.set_options(timeout=WAIT_MS)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        await b.close()
-
-
-@pytest.fixture
-async def contexts() -> AsyncIterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for c in opened:
-        await c.close()
-
-
-async def open_page(contexts: list[BrowserContext], browser: Browser,
-                    **options: object) -> Page:
-    options.setdefault("locale", "fi-FI")
-    context = await browser.new_context(**options)  # type: ignore[arg-type]
-    context.set_default_timeout(WAIT_MS)
-    contexts.append(context)
-    return await context.new_page()
 
 
 async def staff_login(page: Page, base_url: str, shop: Shop, who: str, next_path: str) -> None:
-    email, password = shop.logins[who]
     await page.goto(f"{base_url}/staff/login?next={next_path}")
-    await page.get_by_label("Sähköposti").fill(email)
-    await page.get_by_label("Salasana").fill(password)
-    await page.get_by_role("button", name="Kirjaudu").click()
+    await fill_staff_login(page, shop, who)
     await expect(page).to_have_url(f"{base_url}{next_path}")
 
 

@@ -22,6 +22,7 @@ from saumaton.orders.schemas import LineIn, OrderIn, OrderOut, PaymentOut
 from saumaton.orders.services import place_order
 from saumaton.payments.services import PaymentIn
 from tests.support import Shop, make_variants
+from tests.support import staff_login as login
 
 
 @pytest.fixture
@@ -36,12 +37,6 @@ def hidden(page: str, name: str) -> str:
     return html.unescape(m[1])
 
 
-async def login(c: httpx.AsyncClient, shop: Shop, who: str) -> None:
-    page = (await c.get("/staff/login")).text
-    email, password = shop.logins[who]
-    r = await c.post("/staff/login", data={"email": email, "password": password,
-                                           "csrf_token": hidden(page, "csrf_token")})
-    assert r.status_code == 303, r.text
 
 
 async def sale_with_customer(db: Database, shop: Shop) -> tuple[OrderOut, str, str]:

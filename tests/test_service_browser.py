@@ -11,10 +11,8 @@ skin" and it is on the customer's card. And the offline form when no agent is on
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 
 from saumaton.core.actor import SYSTEM
@@ -24,60 +22,22 @@ from saumaton.db.uow import Database
 from saumaton.mail.models import OutgoingMail
 from saumaton.service import canned
 from saumaton.service.models import Conversation
+from tests.browser import assert_fits, fill_staff_login, open_page
 from tests.support import Server, Shop
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run"]
-WAIT_MS = 10_000
 PHONE = {"width": 375, "height": 740}
 DESK = {"width": 1280, "height": 900}
 
-expect.set_options(timeout=WAIT_MS)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        await b.close()
-
-
-@pytest.fixture
-async def contexts() -> AsyncIterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for c in opened:
-        await c.close()
-
-
-async def open_page(contexts: list[BrowserContext], browser: Browser,
-                    **options: object) -> Page:
-    options.setdefault("locale", "fi-FI")
-    context = await browser.new_context(**options)  # type: ignore[arg-type]
-    context.set_default_timeout(WAIT_MS)
-    contexts.append(context)
-    return await context.new_page()
 
 
 async def agent_desk(page: Page, base_url: str, shop: Shop, who: str = "service") -> None:
     """Log in and open /service; returns when the page is live and the agent online."""
-    email, password = shop.logins[who]
     await page.goto(f"{base_url}/service")
     await expect(page).to_have_url(f"{base_url}/staff/login?next=%2Fservice")
-    await page.get_by_label("Sähköposti").fill(email)
-    await page.get_by_label("Salasana").fill(password)
-    await page.get_by_role("button", name="Kirjaudu").click()
+    await fill_staff_login(page, shop, who)
     desk = page.get_by_test_id("service-desk")
     await expect(desk).to_have_attribute("data-live", "1")
     await expect(desk).to_have_attribute("data-present", "1")
-
-
-async def assert_fits(page: Page, width: int = PHONE["width"]) -> None:
-    scroll_width = await page.evaluate("document.documentElement.scrollWidth")
-    assert scroll_width <= width, f"page is {scroll_width}px wide on a {width}px screen"
 
 
 async def test_offline_form_when_no_agent_is_online(

@@ -29,6 +29,7 @@ from saumaton.service.models import ChatMessage, Conversation
 from saumaton.service.presence import ONLINE_SECONDS, Presence
 from saumaton.staff.models import Staff
 from tests.support import Shop
+from tests.support import staff_login as log_in
 
 HX = {"HX-Request": "true"}
 PASSWORD = "vihreä kettu hyppää"
@@ -380,12 +381,6 @@ def csrf(page: str) -> str:
     return html.unescape(m[1])
 
 
-async def log_in(client: httpx.AsyncClient, shop: Shop, who: str) -> None:
-    email, password = shop.logins[who]
-    page = (await client.get("/staff/login")).text
-    r = await client.post("/staff/login", data={"csrf_token": csrf(page), "email": email,
-                                               "password": password, "next": "/service"})
-    assert r.status_code == 303
 
 
 async def test_widget_endpoints_and_the_agents_page(client: httpx.AsyncClient, db: Database,

@@ -19,6 +19,7 @@ from saumaton.orders.models import SaleVoid
 from saumaton.tills.drawer import open_session_at
 from saumaton.tills.models import DrawerSession, Register
 from tests.support import Shop, make_variants
+from tests.support import staff_login as login
 
 
 @pytest.fixture
@@ -58,14 +59,6 @@ def config_of(page: str) -> dict[str, Any]:
     return data
 
 
-async def login(c: httpx.AsyncClient, shop: Shop, who: str) -> None:
-    page = (await c.get("/staff/login")).text
-    token = re.search(r'name="csrf_token" value="([^"]*)"', page)
-    assert token
-    email, password = shop.logins[who]
-    r = await c.post("/staff/login", data={"email": email, "password": password,
-                                           "csrf_token": token[1]})
-    assert r.status_code == 303, r.text
 
 
 async def till(c: httpx.AsyncClient, shop: Shop, db: Database, who: str = "cashier1",

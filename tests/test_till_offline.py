@@ -34,7 +34,6 @@ from playwright.async_api import (
     Page,
     Request,
     Route,
-    async_playwright,
     expect,
 )
 from sqlalchemy import func, select
@@ -45,17 +44,12 @@ from saumaton.orders.models import Order, SaleVoid
 from saumaton.tills.models import DrawerSession, Register
 from saumaton.tills.sales import order_key
 from saumaton.web.pos import offline
+from tests.browser import WAIT_MS, fill_staff_login
 from tests.support import Server, Shop, make_variants
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run"]
-WAIT_MS = 10_000
 SYNC_MS = 60_000  # 20 sales, one retry after the interruption, a busy test machine
 STORE = "store-1"
 
-expect.set_options(timeout=WAIT_MS)
 
 
 # --- the network the test can unplug ------------------------------------------------------
@@ -148,22 +142,6 @@ async def go_online(context: BrowserContext, net: Network) -> None:
 
 # --- browser ------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        await b.close()
-
-
-@pytest.fixture
-async def contexts() -> AsyncIterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for c in opened:
-        await c.close()
-
-
 async def new_context(contexts: list[BrowserContext], browser: Browser) -> BrowserContext:
     context = await browser.new_context(locale="fi-FI", service_workers="allow")
     context.set_default_timeout(WAIT_MS)
@@ -218,12 +196,9 @@ async def orders_since(db: Database, location_id: int, after_id: int) -> list[Or
 # --- the till -----------------------------------------------------------------------------
 
 async def log_in_at_till(page: Page, base_url: str, shop: Shop) -> None:
-    email, password = shop.logins["cashier1"]
     await page.goto(f"{base_url}/pos/{STORE}")
     await expect(page).to_have_url(re.compile(r"/staff/login\?next="))
-    await page.get_by_label("Sähköposti").fill(email)
-    await page.get_by_label("Salasana").fill(password)
-    await page.get_by_role("button", name="Kirjaudu").click()
+    await fill_staff_login(page, shop, "cashier1")
     await expect(page).to_have_url(f"{base_url}/pos/{STORE}")
 
 

@@ -36,6 +36,7 @@ from saumaton.payments.services import PaymentIn
 from saumaton.service.models import Conversation
 from saumaton.service.nps import answer_survey, send_survey
 from tests.support import Shop, make_variants
+from tests.support import staff_login as login
 
 CASHIER = Actor(label="staff:test cashier", name="Kaisa Kassa",
                 grants=(RoleGrant("cashier", None),))
@@ -214,12 +215,6 @@ def csrf_of(page: str) -> str:
     return html.unescape(m[1])
 
 
-async def login(c: httpx.AsyncClient, shop: Shop, who: str) -> None:
-    page = (await c.get("/staff/login")).text
-    email, password = shop.logins[who]
-    r = await c.post("/staff/login", data={"email": email, "password": password,
-                                           "csrf_token": csrf_of(page)})
-    assert r.status_code == 303, r.text
 
 
 async def test_fragment_and_back_office_page(web: httpx.AsyncClient, db: Database,

@@ -5,10 +5,7 @@ simulator, and the account page shows the right balance."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-from playwright.async_api import Browser, BrowserContext, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, expect
 from sqlalchemy import select
 
 from saumaton.config import Settings
@@ -18,8 +15,6 @@ from saumaton.payments.models import Payment, PaytrailPayment
 from tests.support import Server, Shop
 from tests.test_accounts import PASSWORD, new_email, register
 from tests.test_checkout_browser import (
-    ARGS,
-    CHROMIUM,
     ORDER_URL,
     add_to_cart_and_check_out,
     fill_home_delivery,
@@ -30,22 +25,6 @@ from tests.test_checkout_browser import (
     submit_checkout,
 )
 from tests.test_loyalty import _till_sale
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        await b.close()
-
-
-@pytest.fixture
-async def contexts() -> AsyncIterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for c in opened:
-        await c.close()
 
 
 async def test_points_from_the_till_pay_part_of_a_web_order(
