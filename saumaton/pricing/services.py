@@ -43,6 +43,8 @@ class PriceQuote:
     campaign_name: str | None = None
     # Channel codes the campaign is limited to; None means every channel.
     limited_to: tuple[str, ...] | None = None
+    # The loyalty tier the campaign is for (a member price); None: for everyone.
+    member_tier: str | None = None
 
     @property
     def price_cents(self) -> int:
@@ -57,6 +59,7 @@ class _Applicable:
     value: int
     target_type: str
     target_id: int
+    min_tier: str | None = None
 
 
 def campaign_discount(kind: str, value: int, list_cents: int) -> int:
@@ -100,7 +103,7 @@ async def resolve_prices(
     ).exists()
     stmt = (
         select(Campaign.id, Campaign.name, Campaign.kind, Campaign.value,
-               CampaignTarget.target_type, CampaignTarget.target_id)
+               CampaignTarget.target_type, CampaignTarget.target_id, Campaign.min_tier)
         .join(CampaignTarget, CampaignTarget.campaign_id == Campaign.id)
         .where(
             Campaign.active, Campaign.starts_at <= at,
@@ -124,7 +127,7 @@ _PG_CAMPAIGNS_SQL = """
 SELECT c.id, c.name, c.kind, c.value, t.target_type, t.target_id,
        (SELECT array_agg(ch.code ORDER BY ch.code)
         FROM campaign_channels cc JOIN channels ch ON ch.id = cc.channel_id
-        WHERE cc.campaign_id = c.id)
+        WHERE cc.campaign_id = c.id), c.min_tier
 FROM campaigns c JOIN campaign_targets t ON t.campaign_id = c.id
 WHERE c.active AND c.starts_at <= $4::timestamptz
       AND (c.ends_at IS NULL OR c.ends_at > $4::timestamptz)
@@ -149,7 +152,8 @@ async def resolve_prices_pg(
         _PG_CAMPAIGNS_SQL, list({v.id for v in variants}), list({v.product_id for v in variants}),
         list({v.category_id for v in variants if v.category_id is not None}), at, channel_id,
         tiers_up_to(tier))
-    found = [_Applicable(*row[:6]) for row in rows]
+    found = [_Applicable(row[0], row[1], row[2], row[3], row[4], row[5], row[7])
+             for row in rows]
     limits = {row[0]: tuple(row[6]) for row in rows if row[6] is not None}
     return best_prices(variants, found, limits)
 
@@ -173,7 +177,7 @@ def best_prices(variants: Sequence[VariantInfo], found: Sequence[_Applicable],
                 d == best.discount_cents and d > 0 and a.campaign_id < (best.campaign_id or 0)
             ):
                 best = PriceQuote(v.id, v.price_cents, d, a.campaign_id, a.name,
-                                  limits.get(a.campaign_id))
+                                  limits.get(a.campaign_id), a.min_tier)
         quotes[v.id] = best
     return quotes
 

@@ -4,7 +4,8 @@ The till keeps this in memory (and the offline worker caches it), so a scan adds
 line without a round trip. Prices are the core's one price resolution
 (`pricing.resolve_prices` for the store's POS channel) and the VAT rate in force
 today (`catalogue.load_variant_infos`); each campaign carries its end time so a till
-that is offline stops applying it when it ends.
+that is offline stops applying it when it ends. A variant with member prices lists
+them per loyalty tier (`member_prices`): the till uses them for an attached member.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.models import Product, Variant
@@ -23,7 +24,7 @@ from saumaton.catalogue.services import VariantInfo, load_variant_infos
 from saumaton.core.actor import Actor
 from saumaton.locations.models import Channel
 from saumaton.pricing.models import Campaign
-from saumaton.pricing.services import resolve_prices
+from saumaton.pricing.services import TIERS, PriceQuote, resolve_prices
 
 _CHUNK = 2000  # ids per query (SQLite's parameter limit)
 
@@ -57,10 +58,20 @@ async def build_catalogue(session: AsyncSession, channel: Channel, at: datetime,
     for start in range(0, len(ids), _CHUNK):
         infos.extend(await load_variant_infos(session, day, ids=ids[start:start + _CHUNK]))
     infos.sort(key=lambda i: i.id)
-    quotes = {}
-    for start in range(0, len(infos), _CHUNK):
-        quotes.update(await resolve_prices(session, infos[start:start + _CHUNK], channel.id, at))
+    quotes = await _quotes(session, infos, channel.id, at, None)
+    # Member prices: each tier's price where it beats everyone's, so the till shows an
+    # attached member's price at once (also offline); the core re-prices every sale.
+    by_tier: dict[str, dict[int, PriceQuote]] = {}
+    if await session.scalar(select(Campaign.id).where(
+            Campaign.active, Campaign.min_tier.is_not(None),
+            or_(Campaign.ends_at.is_(None), Campaign.ends_at > at)).limit(1)) is not None:
+        for tier in TIERS:
+            tier_quotes = await _quotes(session, infos, channel.id, at, tier)
+            by_tier[tier] = {vid: q for vid, q in tier_quotes.items()
+                             if q.discount_cents > quotes[vid].discount_cents}
     campaign_ids = {q.campaign_id for q in quotes.values() if q.campaign_id is not None}
+    campaign_ids |= {q.campaign_id for t in by_tier.values() for q in t.values()
+                     if q.campaign_id is not None}
     ends: dict[int, datetime | None] = {}
     if campaign_ids:
         ends = dict((await session.execute(
@@ -79,10 +90,26 @@ async def build_catalogue(session: AsyncSession, channel: Channel, at: datetime,
             "campaign_ends_at": _iso(ends.get(q.campaign_id)) if q.campaign_id else None,
             "vat_rate_bp": info.vat_rate_bp,
         })
+        members = {tier: {"campaign_discount_cents": m.discount_cents,
+                          "campaign_id": m.campaign_id, "campaign_name": m.campaign_name,
+                          "campaign_ends_at": _iso(ends.get(m.campaign_id))
+                          if m.campaign_id else None}
+                   for tier in TIERS if (m := by_tier.get(tier, {}).get(info.id))}
+        if members:
+            variants[-1]["member_prices"] = members
     content = json.dumps([channel.code, variants], separators=(",", ":"), sort_keys=True)
     etag = '"' + hashlib.blake2b(content.encode(), digest_size=12).hexdigest() + '"'
     return Snapshot({"generated_at": _iso(at), "channel": channel.code,
                      "variants": variants}, etag)
+
+
+async def _quotes(session: AsyncSession, infos: list[VariantInfo], channel_id: int,
+                  at: datetime, tier: str | None) -> dict[int, PriceQuote]:
+    quotes: dict[int, PriceQuote] = {}
+    for start in range(0, len(infos), _CHUNK):
+        quotes.update(await resolve_prices(session, infos[start:start + _CHUNK], channel_id,
+                                           at, tier))
+    return quotes
 
 
 def max_discount_pct(actor: Actor, location_id: int, cashier_max_pct: int) -> int:

@@ -3,11 +3,12 @@ price and availability fragments."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue import services as catalogue
 from saumaton.catalogue.schemas import ProductOut, VariantOut
@@ -50,9 +51,11 @@ async def home(request: Request, q: TextQ = None, category: CategoryQ = None,
                               stock=stock, page=page)
     now = utcnow()
     async with db_of(request).reader() as s:
+        tier = await tier_of(s, current_customer_id(request), now)  # member prices
         tree = await category_tree(s)
-        offers = await views.campaign_cards(s, now, HOME_CARDS)
-        newest = await views.product_cards(s, await newest_products(s, HOME_CARDS), now)
+        offers = await views.campaign_cards(s, now, HOME_CARDS, tier)
+        newest = await views.product_cards(s, await newest_products(s, HOME_CARDS), now,
+                                           tier=tier)
     return render(request, "shop/home.html", {"tree": tree, "offers": offers,
                                               "newest": newest})
 
@@ -87,15 +90,17 @@ async def _listing(request: Request, base: str, *, q: str | None = None,
             if found:  # a scanned or typed barcode opens the product
                 slug, variant_id = found
                 return RedirectResponse(f"/shop/p/{slug}?variant={variant_id}", status_code=303)
+        tier = await tier_of(s, current_customer_id(request), now)  # member prices
         try:
-            result = await search_products(s, filters, prices=views.price_lookup(s, now))
+            result = await search_products(s, filters,
+                                           prices=views.price_lookup(s, now, tier))
         except NotFound:
             if category_page:
                 raise NotFound(f"no category {category!r}", code="not_found") from None
             result = views.empty_result(filters)  # an old link's category: nothing matches
         cards = await views.product_cards(
             s, [h.product for h in result.hits], now,
-            matching={h.product.id: h.variant_ids for h in result.hits})
+            matching={h.product.id: h.variant_ids for h in result.hits}, tier=tier)
         tree = await category_tree(s) if result.category else None
     links = views.listing_links(base, result, filters, with_category=not category_page)
     current = result.category
@@ -127,13 +132,24 @@ async def _product(request: Request, slug: str, variant: int | None, *, strict: 
     return product, views.choose_variant(product, variant, strict=strict)
 
 
+async def _price_context(request: Request, s: AsyncSession, variant_id: int,
+                         slug: str) -> dict[str, Any]:
+    """The price block's context: a signed-in member sees their member price; anyone
+    else sees what members pay when that is lower (with the way to join)."""
+    now = utcnow()
+    customer_id = current_customer_id(request)
+    tier = await tier_of(s, customer_id, now)
+    price = (await views.web_prices(s, [variant_id], now, tier))[variant_id]
+    return {"price": price, "teaser": await views.member_teaser(s, variant_id, now, tier, price),
+            "signed_in": customer_id is not None,
+            "back_url": f"/shop/p/{slug}?variant={variant_id}"}
+
+
 @router.get("/p/{slug}")
 async def product_page(request: Request, slug: str, variant: VariantQ = None) -> HTMLResponse:
     product, current = await _product(request, slug, variant, strict=False)
     async with db_of(request).reader() as s:
-        now = utcnow()  # a signed-in shopper sees their member price
-        prices = await views.web_prices(
-            s, [current.id], now, await tier_of(s, current_customer_id(request), now))
+        price_ctx = await _price_context(request, s, current.id, product.slug)
         stock = await views.availability_view(s, current.id)
     track(request, "product_view", variant_id=current.id)
     base = f"/shop/p/{product.slug}"
@@ -142,8 +158,8 @@ async def product_page(request: Request, slug: str, variant: VariantQ = None) ->
         ("variant_id", str(current.id))])
     return render(request, "shop/product.html", {
         "title": product.name, "product": product, "variant": current,
-        "pickers": views.pickers(product, current), "price": prices[current.id],
-        "stock": stock, "events_url": events, "gallery": views.gallery(product, current),
+        "pickers": views.pickers(product, current), **price_ctx, "stock": stock,
+        "events_url": events, "gallery": views.gallery(product, current),
         "availability_url": f"{base}/availability?variant={current.id}",
         "price_url": f"{base}/price?variant={current.id}",
     })
@@ -166,9 +182,7 @@ async def price_fragment(request: Request, slug: str, variant: VariantQ = None) 
     """The price block alone: re-fetched on price and campaign events."""
     _, current = await _product(request, slug, variant, strict=variant is not None)
     async with db_of(request).reader() as s:
-        now = utcnow()
-        prices = await views.web_prices(
-            s, [current.id], now, await tier_of(s, current_customer_id(request), now))
-    response = render(request, "shop/_price.html", {"price": prices[current.id]})
+        price_ctx = await _price_context(request, s, current.id, slug)
+    response = render(request, "shop/_price.html", price_ctx)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -40,6 +40,7 @@ class PriceView:
     vat_rate_bp: int
     campaign_name: str | None
     limited_to: tuple[str, ...] | None
+    member_tier: str | None = None  # the price is a member price of this loyalty tier
 
     @property
     def discounted(self) -> bool:
@@ -64,14 +65,27 @@ async def web_prices(s: AsyncSession, variant_ids: Sequence[int], at: datetime,
     quotes = await resolve_prices(s, infos, channel_id, at, tier)
     return {i.id: PriceView(i.id, quotes[i.id].list_cents, quotes[i.id].price_cents,
                             quotes[i.id].discount_cents, i.vat_rate_bp,
-                            quotes[i.id].campaign_name, quotes[i.id].limited_to)
+                            quotes[i.id].campaign_name, quotes[i.id].limited_to,
+                            quotes[i.id].member_tier)
             for i in infos}
 
 
-def price_lookup(s: AsyncSession, at: datetime) -> PriceLookup:
-    """The web price of variants, for the catalogue search's price sorts."""
+async def member_teaser(s: AsyncSession, variant_id: int, at: datetime, tier: str | None,
+                        shown: PriceView) -> PriceView | None:
+    """The loyalty members' price of a variant, for a shopper who is not a member
+    (signed out, or no loyalty card yet), when it is lower than the price they see."""
+    if tier is not None:
+        return None
+    member = (await web_prices(s, [variant_id], at, "member")).get(variant_id)
+    return member if member and member.price_cents < shown.price_cents else None
+
+
+def price_lookup(s: AsyncSession, at: datetime, tier: str | None = None) -> PriceLookup:
+    """The web price of variants (for a shopper of loyalty `tier`), for the catalogue
+    search's price sorts."""
     async def lookup(variant_ids: Sequence[int]) -> dict[int, int]:
-        return {vid: p.price_cents for vid, p in (await web_prices(s, variant_ids, at)).items()}
+        return {vid: p.price_cents
+                for vid, p in (await web_prices(s, variant_ids, at, tier)).items()}
     return lookup
 
 
@@ -100,16 +114,17 @@ def card_image(product: ProductOut, variant_id: int, *, narrowed: bool) -> Image
 
 
 async def product_cards(s: AsyncSession, products: Sequence[ProductOut], at: datetime, *,
-                        matching: Mapping[int, Sequence[int]] | None = None
-                        ) -> list[ProductCard]:
+                        matching: Mapping[int, Sequence[int]] | None = None,
+                        tier: str | None = None) -> list[ProductCard]:
     """Cards for a product list; `matching` narrows each product to the variants that
-    matched the shopper's filters (price, "from" and stock are of those)."""
+    matched the shopper's filters (price, "from" and stock are of those). Prices are
+    a signed-in member's own (`tier`), as on the product page and in the cart."""
     def shown(p: ProductOut) -> list[VariantOut]:
         allowed = set(matching[p.id]) if matching and p.id in matching else None
         return [v for v in p.variants if v.active and (allowed is None or v.id in allowed)]
 
     ids = [v.id for p in products for v in shown(p)]
-    prices = await web_prices(s, ids, at)
+    prices = await web_prices(s, ids, at, tier)
     stock = await availability(s, ids)
     cards = []
     for p in products:
@@ -134,10 +149,13 @@ def _card_stock(found: Sequence[Availability]) -> str:
     return status
 
 
-async def campaign_cards(s: AsyncSession, at: datetime, limit: int = 8) -> list[ProductCard]:
-    """Products whose web price is discounted now (the home page's offers)."""
+async def campaign_cards(s: AsyncSession, at: datetime, limit: int = 8,
+                         tier: str | None = None) -> list[ProductCard]:
+    """Products whose web price (for a shopper of `tier`) is discounted now (the home
+    page's offers)."""
     candidates = await campaign_candidates(s, at)
-    return [c for c in await product_cards(s, candidates, at) if c.price.discounted][:limit]
+    return [c for c in await product_cards(s, candidates, at, tier=tier)
+            if c.price.discounted][:limit]
 
 
 def gallery(product: ProductOut, current: VariantOut) -> list[ImageOut]:

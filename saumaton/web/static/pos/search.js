@@ -39,14 +39,28 @@ export class Catalogue {
   }
 }
 
-/** The price of a variant now: a campaign that has ended (the till may be offline
- * past its end) no longer applies. */
-export function priceNow(v, now = new Date()) {
-  const ended = v.campaign_ends_at && new Date(v.campaign_ends_at) <= now;
+/** The price of a variant now for a buyer of loyalty `tier` ("member" | "silver" |
+ * "gold" | "" for none): the tier's member price when the snapshot has one, else
+ * everyone's. A campaign that has ended (the till may be offline past its end) no
+ * longer applies. */
+export function priceNow(v, now = new Date(), tier = "") {
+  const member = tier && v.member_prices ? v.member_prices[tier] : null;
+  const ended = (ends) => Boolean(ends) && new Date(ends) <= now;
+  if (member && !ended(member.campaign_ends_at)) {
+    return {
+      unit_price_cents: v.unit_price_cents,
+      campaign_discount_cents: member.campaign_discount_cents,
+      campaign_id: member.campaign_id,
+      campaign_name: member.campaign_name,
+      member_price: true,
+    };
+  }
+  const gone = ended(v.campaign_ends_at);
   return {
     unit_price_cents: v.unit_price_cents,
-    campaign_discount_cents: ended ? 0 : v.campaign_discount_cents,
-    campaign_id: ended ? null : v.campaign_id,
-    campaign_name: ended ? null : v.campaign_name,
+    campaign_discount_cents: gone ? 0 : v.campaign_discount_cents,
+    campaign_id: gone ? null : v.campaign_id,
+    campaign_name: gone ? null : v.campaign_name,
+    member_price: false,
   };
 }

@@ -146,6 +146,20 @@ function priced() {
   return priceSale(priceInput(), sale.order_discount, cfg.maxDiscountPct);
 }
 
+/** The attached customer's loyalty tier ("" for none): their member prices apply. */
+function tierNow() {
+  return (sale.customer && sale.customer.tier) || "";
+}
+
+/** Every line priced again from the snapshot for the attached customer (or none). */
+function repriceLines() {
+  const now = new Date();
+  for (const line of sale.lines) {
+    const v = catalogue && catalogue.byId.get(line.variant_id);
+    if (v) Object.assign(line, priceNow(v, now, tierNow()));
+  }
+}
+
 function unitNet(line) {
   return line.unit_price_cents - (line.campaign_discount_cents || 0);
 }
@@ -157,7 +171,7 @@ function addVariant(v, quantity = 1) {
   if (existing) {
     existing.quantity = Math.min(10000, existing.quantity + quantity);
   } else {
-    const p = priceNow(v);
+    const p = priceNow(v, new Date(), tierNow());
     sale.lines.push({variant_id: v.id, quantity, name: v.name, sku: v.sku,
                      vat_rate_bp: v.vat_rate_bp, discount: null, ...p});
   }
@@ -253,7 +267,7 @@ function showSuggestions() {
     li.setAttribute("role", "option");
     li.dataset.testid = "suggestion";
     li.dataset.index = String(i);
-    const p = priceNow(v);
+    const p = priceNow(v, new Date(), tierNow());
     li.innerHTML = "<span class=\"s-name\"></span><small></small><span class=\"s-price\"></span>";
     li.children[0].textContent = v.name;
     li.children[1].textContent = [v.brand, v.sku].filter(Boolean).join(" · ");
@@ -314,7 +328,8 @@ function render() {
       node("span", {testid: "line-unit", text: `${line.quantity} × ${fmt.money(line.unit_price_cents)}`}));
     if (pl.campaign_cents) {
       price.append(node("span", {class: "discount", testid: "line-campaign",
-        text: `−${fmt.money(pl.campaign_cents)}${line.campaign_name ? " · " + line.campaign_name : ""}`}));
+        text: `−${fmt.money(pl.campaign_cents)}${line.campaign_name ? " · " + line.campaign_name : ""}`
+          + (line.member_price ? ` · ${S.member_price}` : "")}));
     }
     const lineManual = pl.manual_cents - (pl.order_share_cents || 0);
     if (line.discount && lineManual) {
@@ -370,8 +385,8 @@ function render() {
 
 // --- loyalty points ---------------------------------------------------------------------
 
-/** The total the server will charge: its own figure after a 409 price_changed (e.g. an
- * attached customer's member prices), else the till's. */
+/** The total the server will charge: its own figure after a 409 price_changed (a
+ * campaign started or ended since the snapshot), else the till's. */
 function dueTotal(p) {
   return sale.expected_total_cents ?? p.total_cents;
 }
@@ -805,12 +820,7 @@ async function priceChanged(body) {
   const quote = body.quote || {};
   const total = quote.total_cents;
   await loadCatalogue();
-  for (const line of sale.lines) {
-    const v = catalogue && catalogue.byId.get(line.variant_id);
-    if (!v) continue;
-    const p = priceNow(v);
-    Object.assign(line, p);
-  }
+  repriceLines();
   if (Number.isInteger(total)) sale.expected_total_cents = total;
   save();
   render();
@@ -979,7 +989,8 @@ $("customer-panel").addEventListener("click", (ev) => {
                    labels: {use: a.dataset.labelUse, remove: a.dataset.labelRemove,
                             balance: a.dataset.labelBalance, used: a.dataset.labelUsed}};
   sale.points_cents = 0;
-  sale.expected_total_cents = null;  // the customer's member prices: the server says
+  sale.expected_total_cents = null;
+  repriceLines();  // the customer's member prices
   hideCustomerPanel();
   $("customer-q").value = "";
   changed();
@@ -1067,6 +1078,7 @@ root.addEventListener("click", (ev) => {
       sale.customer = null;
       sale.points_cents = 0;
       sale.expected_total_cents = null;
+      repriceLines();
       changed();
       break;
     case "use-points": togglePoints(); refocus = false; break;
