@@ -26,12 +26,13 @@ from saumaton.config import get_settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, NotFound, OutOfStock, ValidationFailed
-from saumaton.customers.models import Customer
+from saumaton.customers.buyers import buyer_id
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.inventory.services import Move, apply_moves
 from saumaton.locations.models import Channel, Location
 from saumaton.locations.services import channel_by_code, web_fulfilment_locations
 from saumaton.loyalty.ledger import earn_for_order
+from saumaton.loyalty.tiers import tier_of
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.quote import price_lines
 from saumaton.orders.schemas import (
@@ -214,16 +215,19 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
             candidates = await web_fulfilment_locations(s)
             if not candidates:
                 raise OutOfStock("no location ships web orders", code="no_fulfilment_location")
-    if cmd.customer_id is not None and await s.get(Customer, cmd.customer_id) is None:
-        raise ValidationFailed(f"no customer {cmd.customer_id}", code="unknown_customer",
-                               field="customer_id")
+    tier = None
+    if cmd.customer_id is not None:  # a merged customer's kept record; their member prices
+        buyer = await buyer_id(s, cmd.customer_id)
+        if buyer != cmd.customer_id:
+            cmd = cmd.model_copy(update={"customer_id": buyer})
+        tier = await tier_of(s, buyer, now)
 
     infos = await _variants_for(s, cmd, business_day(now), uow)
     distinct = list({i.id: i for i in infos}.values())
     if uow.db.is_postgres:  # the same lookup as a prepared statement on the driver
-        quotes = await resolve_prices_pg(uow, distinct, channel.id, now)
+        quotes = await resolve_prices_pg(uow, distinct, channel.id, now, tier)
     else:
-        quotes = await resolve_prices(s, distinct, channel.id, now)
+        quotes = await resolve_prices(s, distinct, channel.id, now, tier)
 
     # The one line-pricing function, shared with quote_order (POS cart, basket).
     priced = price_lines(channel.code, infos, [ln.quantity for ln in cmd.lines], quotes)

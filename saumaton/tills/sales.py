@@ -41,7 +41,7 @@ from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, ValidationFailed
 from saumaton.core.types import MAX_ID, MAX_INT32, Input
-from saumaton.customers.models import Customer
+from saumaton.customers.buyers import CustomerErased, buyer_id
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.inventory.services import Move, apply_moves
 from saumaton.locations.services import pos_channel_for
@@ -128,7 +128,9 @@ _PG_KEY_SQL = "SELECT id FROM orders WHERE idempotency_key = $1"
 # FOR SHARE: a Z report being computed by a close (FOR UPDATE) either sees this sale
 # or the sale sees the session closed; never a sale outside its report.
 _PG_DRAWER_SQL = "SELECT location_id, status FROM drawer_sessions WHERE id = $1 FOR SHARE"
-_PG_CUSTOMER_SQL = "SELECT 1 FROM customers WHERE id = $1"
+# True when the customer was merged or erased (the slow path, `customers.buyers`, decides).
+_PG_CUSTOMER_SQL = ("SELECT merged_into_id IS NOT NULL OR erased_at IS NOT NULL "
+                    "FROM customers WHERE id = $1")
 # The order, its lines and its payments in one statement (arrays unnested in order).
 _PG_SALE_SQL = """
 WITH o AS (
@@ -193,10 +195,22 @@ async def _drawer_state(uow: UnitOfWork, location_id: int, session_id: int
     return session_id, found[1]
 
 
-async def _customer_exists(uow: UnitOfWork, customer_id: int) -> bool:
+async def _buyer(uow: UnitOfWork, cmd: TillSaleIn, flags: list[str]) -> int | None:
+    """The customer the sale is for: a merged customer's kept record. An erased
+    customer: refused online; an offline sale (already made) is kept, anonymously."""
+    if cmd.customer_id is None:
+        return None
     if uow.db.is_postgres:
-        return await uow.fetchrow(_PG_CUSTOMER_SQL, customer_id) is not None
-    return await uow.session.get(Customer, customer_id) is not None
+        row = await uow.fetchrow(_PG_CUSTOMER_SQL, cmd.customer_id)
+        if row is not None and not row[0]:
+            return cmd.customer_id  # the usual case, one indexed read
+    try:
+        return await buyer_id(uow.session, cmd.customer_id)
+    except CustomerErased:
+        if not cmd.offline or any(p.method == "points" for p in cmd.payments):
+            raise
+        flags.append("customer_erased")
+        return None
 
 
 async def sell(db: Database, actor: Actor, location_id: int, cmd: TillSaleIn,
@@ -279,9 +293,9 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
             raise Conflict("the till is closed; open it first", code="drawer_closed",
                            field="session_id")
         flags.append("after_close")  # sold offline, synced after the Z report
-    if cmd.customer_id is not None and not await _customer_exists(uow, cmd.customer_id):
-        raise ValidationFailed(f"no customer {cmd.customer_id}", code="unknown_customer",
-                               field="customer_id")
+    buyer = await _buyer(uow, cmd, flags)
+    if buyer != cmd.customer_id:
+        cmd = cmd.model_copy(update={"customer_id": buyer})
     # The attached customer's member prices (the till asks for them when attaching).
     tier = await tier_of(s, cmd.customer_id, sold_at) if cmd.customer_id is not None else None
 
