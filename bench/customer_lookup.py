@@ -8,11 +8,12 @@ the Finnish way ("040 123 4567") and by loyalty card number (1000 cards are issu
 database has none), 2000 lookups in all; then the till's customer card
 (`customers.card.customer_card`: identities, purchase count and lifetime value over
 the 5 M order lines, recent purchases, loyalty) is built in-process for 200 random
-customers who have orders. Prints p50/p95/p99 per kind as JSON and writes
+customers who have orders; then the till's search by name in-process (`--names`
+random customers, three kinds of query). Prints p50/p95/p99 per kind as JSON and writes
 bench/results/customer_lookup.json.
 
     python -m bench.customer_lookup --url http://127.0.0.1:PORT --dsn postgresql://... \\
-        --token sau_... [--lookups 2000] [--clients 16] [--cards 200]
+        --token sau_... [--lookups 2000] [--clients 16] [--cards 200] [--names 200]
 """
 
 from __future__ import annotations
@@ -110,6 +111,39 @@ async def run_cards(dsn: str, n: int) -> dict[str, Any]:
     return {"cards": len(times), "latency_ms": latency_summary(times)}
 
 
+async def run_names(dsn: str, n: int) -> dict[str, Any]:
+    """The till's search by name (`customers.card.find_customers`), in-process, for
+    `n` random customers: "first last-prefix" ("anna vir"), a last-name prefix of four
+    letters ("virt") and two letters only ("vi", the shortest allowed)."""
+    from saumaton.core.actor import SYSTEM
+    from saumaton.customers.card import find_customers
+    from saumaton.db.uow import Database
+
+    rows = await pg_fetch(dsn, """
+        SELECT first_name, last_name FROM customers TABLESAMPLE SYSTEM (1)
+        WHERE erased_at IS NULL AND merged_into_id IS NULL LIMIT $1""", n)
+    queries = {
+        "first_and_last_prefix": [f"{r['first_name']} {r['last_name'][:3]}" for r in rows],
+        "last_prefix_4": [str(r["last_name"])[:4] for r in rows],
+        "prefix_2": [str(r["last_name"])[:2] for r in rows],
+    }
+    db = Database(dsn, pool_size=2)
+    out: dict[str, Any] = {}
+    try:
+        for kind, qs in queries.items():
+            times: list[float] = []
+            for q in qs:
+                t0 = time.perf_counter()
+                async with db.reader() as s:
+                    await find_customers(s, SYSTEM, q)
+                times.append((time.perf_counter() - t0) * 1000)
+            out[kind] = latency_summary(times)
+    finally:
+        await db.write_engine.dispose()
+        await db.read_engine.dispose()
+    return out
+
+
 async def run(args: argparse.Namespace) -> int:
     [size] = await pg_fetch(args.dsn, """SELECT (SELECT count(*) FROM customers) AS customers,
         (SELECT count(*) FROM orders) AS orders,
@@ -121,9 +155,10 @@ async def run(args: argparse.Namespace) -> int:
     alone = await run_lookups(args.url, args.token, work[: len(work) // 4], 1)
     lookups = await run_lookups(args.url, args.token, work, args.clients)
     cards = await run_cards(args.dsn, args.cards)
+    names = await run_names(args.dsn, args.names)
     result = {"database": dict(size), "clients": args.clients, "lookup_one_client": alone,
-              "lookup": lookups,
-              "card": cards, "target": "lookup p99 <= 20 ms"}
+              "lookup": lookups, "card": cards, "name_search": names,
+              "target": "lookup p99 <= 20 ms"}
     path = write_result("customer_lookup", result)
     print(f"{dict(size)}")
     print(f"one client: all p50 {alone['all_ms'].get('p50')} p95 {alone['all_ms'].get('p95')}"
@@ -136,7 +171,10 @@ async def run(args: argparse.Namespace) -> int:
         print(f"  {k}: p50 {v.get('p50')} p99 {v.get('p99')} ms (n {v.get('n')})")
     c = cards["latency_ms"]
     print(f"customer card (in-process): p50 {c.get('p50')} p95 {c.get('p95')} p99 "
-          f"{c.get('p99')} ms; {path}")
+          f"{c.get('p99')} ms")
+    for k, v in names.items():
+        print(f"name search {k}: p50 {v.get('p50')} p95 {v.get('p95')} p99 {v.get('p99')} ms")
+    print(path)
     return 0 if set(lookups["statuses"]) | set(alone["statuses"]) == {200} else 1
 
 
@@ -148,6 +186,7 @@ def main() -> None:
     p.add_argument("--lookups", type=int, default=2000)
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--cards", type=int, default=200)
+    p.add_argument("--names", type=int, default=200)
     raise SystemExit(asyncio.run(run(p.parse_args())))
 
 

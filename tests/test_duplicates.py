@@ -51,6 +51,7 @@ from saumaton.customers.notes import add_note, set_preference
 from saumaton.customers.services import CustomerIn, CustomerOut, create_customer, get_customer
 from saumaton.db.uow import Database
 from saumaton.events.models import OutboxEvent
+from saumaton.loyalty.ledger import balance, reverse_for_order
 from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import LineIn, OrderIn, OrderOut
@@ -58,6 +59,7 @@ from saumaton.orders.services import place_order
 from saumaton.payments.models import PaytrailPayment
 from saumaton.payments.services import PaymentIn
 from saumaton.service.models import Conversation, NpsSurvey
+from saumaton.service.nps import send_survey
 from tests.support import Shop, make_variants
 
 MANAGER = Actor(label="staff:test manager", name="Maija Manageri",
@@ -110,8 +112,9 @@ async def plain_customer(db: Database, first: str, last: str, **ids: str) -> Cus
 
 async def web_order(db: Database, settings: Settings, shop: Shop, *, email: str, phone: str,
                     first: str, last: str, postcode: str = "00100",
-                    customer_id: int | None = None, price: int = 3000) -> OrderOut:
-    """A paid home-delivery webshop order."""
+                    customer_id: int | None = None, price: int = 3000,
+                    paid: bool = True) -> OrderOut:
+    """A home-delivery webshop order, paid unless told otherwise."""
     [v] = await make_variants(db, [price], stock={shop.warehouse: 5})
     cmd = CheckoutIn(email=email, phone=phone, first_name=first, last_name=last,
                      delivery="home",
@@ -120,6 +123,12 @@ async def web_order(db: Database, settings: Settings, shop: Shop, *, email: str,
                      lines=[LineIn(variant_id=int(str(v["id"])), quantity=1)])
     order, _ = await place_web_order(db, settings, cmd, customer_id=customer_id,
                                      key=f"w-{uuid.uuid4().hex}")
+    if paid:
+        await pay_web_order(db, settings, order)
+    return order
+
+
+async def pay_web_order(db: Database, settings: Settings, order: OrderOut) -> None:
     stamp, txn = f"st-{order.id}", f"tx-{order.id}"
     async with db.uow() as uow:
         uow.session.add(PaytrailPayment(order_id=order.id, stamp=stamp, transaction_id=txn,
@@ -127,7 +136,6 @@ async def web_order(db: Database, settings: Settings, shop: Shop, *, email: str,
         await uow.commit()
     out = await record_payment_status(db, settings, stamp, txn, "ok", order.total_cents)
     assert out.order_status == "paid"
-    return order
 
 
 async def store_order(db: Database, shop: Shop, customer_id: int, price: int) -> OrderOut:
@@ -424,6 +432,75 @@ async def test_undo_window(db: Database, shop: Shop) -> None:
         assert m is not None and m.merged_into_id == a.id
 
 
+async def points(db: Database, customer_id: int) -> int:
+    async with db.reader() as s:
+        return await balance(s, customer_id)
+
+
+async def test_undo_gives_back_what_was_written_since_about_a_moved_order(
+        db: Database, settings: Settings, shop: Shop) -> None:
+    """A return of a moved order after the merge takes its points from the kept customer's
+    ledger; a web order placed before the merge and paid after it earns them there, and
+    gets its survey and funnel event there. Undo splits all of it along the orders: the
+    two balances add up and each order's points are with its own customer."""
+    tag = letters()
+    _, phone = new_phone()
+    kept = await plain_customer(db, "Anna", f"Split{tag}", phone=phone)
+    email = new_email()
+    merged = await plain_customer(db, "Anna", f"Split{tag}", email=email)
+    kept_store = await store_order(db, shop, kept.id, 1250)
+    merged_store = await store_order(db, shop, merged.id, 4000)
+    pending = await web_order(db, settings, shop, email=email, phone=phone, first="Anna",
+                              last=f"Split{tag}", customer_id=merged.id, price=2500,
+                              paid=False)
+    assert pending.customer_id == merged.id
+    kept_points, merged_points = await points(db, kept.id), await points(db, merged.id)
+    assert kept_points > 0 and merged_points > 0
+    merge_id = await merge(db, kept.id, merged.id)
+    assert await points(db, kept.id) == kept_points + merged_points
+
+    # after the merge, about the merged customer's orders:
+    async with db.uow() as uow:  # half of the store purchase comes back
+        taken = await reverse_for_order(uow, merged_store.id, 2000, "return")
+        await uow.commit()
+    assert taken > 0
+    await pay_web_order(db, settings, pending)  # earns, and the funnel's order_placed
+    async with db.uow() as uow:
+        assert await send_survey(uow, settings, merged_store.id)
+        await uow.commit()
+    async with db.reader() as s:
+        earned_web = int(await s.scalar(select(LoyaltyEntry.points).where(
+            LoyaltyEntry.order_id == pending.id, LoyaltyEntry.kind == "earn")) or 0)
+        survey_owner = await s.scalar(select(NpsSurvey.customer_id).where(
+            NpsSurvey.order_id == merged_store.id))
+    assert earned_web > 0
+    assert survey_owner == kept.id  # written on the kept customer, as it should be now
+    together = await points(db, kept.id)
+    assert together == kept_points + merged_points - taken + earned_web
+
+    await undo(db, merge_id)
+    assert await points(db, kept.id) == kept_points
+    assert await points(db, merged.id) == merged_points - taken + earned_web
+    assert await points(db, kept.id) + await points(db, merged.id) == together
+    theirs = (merged_store.id, pending.id)
+    async with db.reader() as s:
+        owners = dict((await s.execute(select(LoyaltyEntry.id, LoyaltyEntry.customer_id)
+                                       .where(LoyaltyEntry.order_id.in_(theirs)))).all())
+        assert len(owners) == 3 and set(owners.values()) == {merged.id}  # earn x2, reverse
+        assert await s.scalar(select(LoyaltyEntry.customer_id).where(
+            LoyaltyEntry.order_id == kept_store.id)) == kept.id
+        assert await s.scalar(select(NpsSurvey.customer_id).where(
+            NpsSurvey.order_id == merged_store.id)) == merged.id
+        assert set((await s.scalars(select(AnalyticsEvent.customer_id).where(
+            AnalyticsEvent.order_id == pending.id))).all()) == {merged.id}
+        entry = await s.scalar(select(AuditEntry).where(
+            AuditEntry.action == "customer.unmerge", AuditEntry.subject_id == kept.id))
+    assert entry is not None
+    # earn + reverse on the ledger, the survey, the order_placed event
+    assert entry.data["followed_orders"] == {"loyalty_entries": 2, "nps_surveys": 1,
+                                             "analytics_events": 1}
+
+
 async def test_refused_merges(db: Database, shop: Shop) -> None:
     a = await plain_customer(db, "Aino", f"Refuse{letters()}", phone=new_phone()[1])
     b = await plain_customer(db, "Aino", f"Refuse{letters()}", email=new_email())
@@ -601,3 +678,12 @@ async def test_an_erased_signed_in_shopper_buys_as_a_guest(db: Database, setting
     order = await web_order(db, settings, shop, email=email, phone=new_phone()[1],
                             first="Eero", last="Uusi", customer_id=gone.id)
     assert order.customer_id is not None and order.customer_id != gone.id
+
+
+def test_the_merge_page_names_every_kind_of_record_in_words() -> None:
+    """Every table a merge moves has a label on the confirm page (a raw table name
+    such as "loyalty_entries" means a new table was added without one)."""
+    from saumaton.customers.duplicates import customer_columns
+    from saumaton.web.backoffice.customers import KINDS
+
+    assert {cc.table.name for cc in customer_columns()} <= set(KINDS)

@@ -3,8 +3,9 @@
 The issue's scenario: "Anna Virtanen" exists twice - made at the till with her phone, and
 again by a web order with her e-mail and the same phone on the order. A manager opens
 the duplicates page, sees the pair with the reason, merges with one click plus the
-confirmation, and the kept customer's card at the till shows both histories; then the
-merge is undone and each customer has their own history again.
+confirmation, and the kept customer's card at the till shows both histories and a
+loyalty balance that adds up (each earned points for their purchase); then the merge is
+undone and each customer has their own history and points again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from saumaton.core.actor import SYSTEM, Actor, RoleGrant
 from saumaton.customers.card import QuickCustomerIn, quick_create
 from saumaton.customers.models import Customer, CustomerMerge
 from saumaton.db.uow import Database
+from saumaton.loyalty.ledger import balance
 from saumaton.orders.schemas import LineIn, OrderIn, OrderOut
 from saumaton.orders.services import place_order
 from saumaton.payments.models import PaytrailPayment
@@ -82,6 +84,11 @@ async def till_sale(db: Database, shop: Shop, customer_id: int) -> OrderOut:
     return order
 
 
+async def points(db: Database, customer_id: int) -> int:
+    async with db.reader() as s:
+        return await balance(s, customer_id)
+
+
 async def test_manager_merges_anna_twice_and_undoes_it(
         browser: Browser, contexts: list[BrowserContext], server: Server, db: Database,
         shop: Shop, settings: Settings) -> None:
@@ -98,6 +105,9 @@ async def test_manager_merges_anna_twice_and_undoes_it(
                                phone)
     web_id = web.customer_id
     assert web_id is not None and web_id != at_till.id
+    # both purchases earned points, each on its own record
+    till_points, web_points = await points(db, at_till.id), await points(db, web_id)
+    assert till_points > 0 and web_points > 0
     a, b = sorted((at_till.id, web_id))
     base = server.base_url
 
@@ -141,10 +151,15 @@ async def test_manager_merges_anna_twice_and_undoes_it(
     numbers = card.get_by_test_id("purchase-number")
     await expect(numbers).to_have_text([web.number, store.number])
     await expect(card.get_by_test_id("customer-phone")).to_have_text(phone)
+    # one loyalty balance: both records' points
+    await expect(card.get_by_test_id("loyalty-points")).to_have_text(
+        str(till_points + web_points))
     await assert_fits(manager)
     async with db.reader() as s:
         merged = await s.get(Customer, web_id)
         assert merged is not None and merged.merged_into_id == at_till.id
+    assert await points(db, at_till.id) == till_points + web_points
+    assert await points(db, web_id) == 0
 
     # undo: each has their own history again
     await manager.goto(result_url)
@@ -155,10 +170,13 @@ async def test_manager_merges_anna_twice_and_undoes_it(
     card = manager.get_by_test_id("customer-card")
     await expect(card.get_by_test_id("purchase-count")).to_have_text("1")
     await expect(card.get_by_test_id("purchase-number")).to_have_text([store.number])
+    await expect(card.get_by_test_id("loyalty-points")).to_have_text(str(till_points))
     await manager.goto(f"{base}/pos/store-1/customers/{web_id}")
     card = manager.get_by_test_id("customer-card")
     await expect(card.get_by_test_id("customer-name")).to_have_text("Anna Virtanen")
     await expect(card.get_by_test_id("purchase-number")).to_have_text([web.number])
+    await expect(card.get_by_test_id("loyalty-points")).to_have_text(str(web_points))
+    assert (await points(db, at_till.id), await points(db, web_id)) == (till_points, web_points)
     async with db.reader() as s:
         row = await s.scalar(select(CustomerMerge).where(CustomerMerge.merged_id == web_id))
         assert row is not None and row.undone_at is not None

@@ -53,6 +53,12 @@ from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.schemas import LineIn
 from saumaton.payments.models import Payment, PaytrailPayment
+from saumaton.service.chat import (
+    identify_visitor,
+    leave_offline_message,
+    new_visitor_token,
+    post_visitor_message,
+)
 from saumaton.service.models import ChatMessage, Conversation, NpsSurvey
 from saumaton.staff.models import Staff
 from saumaton.staff.services import actor_for
@@ -131,6 +137,8 @@ class Person:
     card: str
     store_order: int
     web_order: int
+    unlinked_chat: int  # they only typed their e-mail: linked to no customer
+    offline_chat: int  # an offline message (no agent online), mailed to the shop
 
     @property
     def values(self) -> list[str]:
@@ -146,6 +154,14 @@ async def rich_customer(db: Database, settings: Settings, shop: Shop) -> Person:
     phone, national = f"+35840{n}", f"040{n}"
     streets = (f"Poistokatu {tag} A 1", f"Unohduskuja {tag} 7")
     card = new_card_number()
+    # Before they had an account: a chat where they only typed their e-mail (so it is
+    # linked to no customer).
+    async with db.uow() as uow:
+        visitor_token = new_visitor_token()
+        first_message = await post_visitor_message(
+            uow, visitor_token, f"Soittakaa numeroon {national}", None, page="/shop/")
+        await identify_visitor(uow, visitor_token, "", email.upper())
+        await uow.commit()
     async with db.uow() as uow:
         cid = await register(uow, email=email, password=f"kelpo-salasana-{tag}",
                              first_name=first, last_name=last, marketing_email=True,
@@ -218,8 +234,16 @@ async def rich_customer(db: Database, settings: Settings, shop: Shop) -> Person:
                          key=f"earn:test:{tag}"),
         ])
         await uow.commit()
+    # No agent online: a message left for the queue and mailed to the shop, with their
+    # name in the subject (linked to them or not: it is theirs by the e-mail).
+    async with db.uow() as uow:
+        offline = await leave_offline_message(
+            uow, new_visitor_token(), name=f"{first} {last}", email=email,
+            body=f"Osoitteeni on {streets[1]}", shop_address="palvelu@example.fi",
+            page="/shop/")
+        await uow.commit()
     return Person(cid, shell_id, email, phone, national, first, last, streets, card,
-                  sale.id, web.id)
+                  sale.id, web.id, first_message.conversation_id, offline.id)
 
 
 async def hits(s: AsyncSession, values: list[str]) -> list[str]:
@@ -256,6 +280,13 @@ async def accounting(s: AsyncSession, order_ids: list[int]) -> list[tuple[Any, .
         Payment.rounding_cents, Payment.tendered_cents, Payment.change_cents)
         .where(Payment.order_id.in_(order_ids)).order_by(Payment.id))).all()
     return [tuple(r) for r in (*orders, *lines, *payments)]
+
+
+async def create_customer_in(db: Database, first: str) -> int:
+    async with db.uow() as uow:
+        c = await create_customer(uow, SYSTEM, CustomerIn(first_name=first))
+        await uow.commit()
+    return c.id
 
 
 async def audit_entries(db: Database, customer_id: int, action: str) -> list[AuditEntry]:
@@ -297,9 +328,14 @@ async def test_export_holds_every_area_and_is_audited(db: Database, shop: Shop,
     assert data["preferences"][0]["key"] == "shade" and data["preferences"][0]["value"] == "2N"
     assert "sensitive skin" in data["notes"][0]["body"]
     assert [t["tag"] for t in data["tags"]] == ["vip"]
-    [conv] = data["conversations"]
-    assert conv["email"] == p.email and [m["sender"] for m in conv["messages"]] == [
-        "visitor", "agent"]
+    # the chat where they only gave their e-mail, the one linked to them, the offline
+    # message
+    convs = data["conversations"]
+    assert [c["email"] for c in convs] == [p.email] * 3
+    assert [[m["sender"] for m in c["messages"]] for c in convs] == [
+        ["visitor"], ["visitor", "agent"], ["visitor"]]
+    assert p.phone_national in convs[0]["messages"][0]["body"]
+    assert convs[2]["name"] == f"{p.first} {p.last}"
     assert [(n["score"], n["comment"]) for n in data["nps"]] == [(9, f"Terveisin {p.first} "
                                                                      f"{p.last}")]
     loyalty = [(e["kind"], e["points"], e["order_id"]) for e in data["loyalty"]]
@@ -323,7 +359,7 @@ async def test_export_holds_every_area_and_is_audited(db: Database, shop: Shop,
     assert [ln["quantity"] for ln in data["carts"][0]["lines"]] == [1]
     assert [e["kind"] for e in data["analytics_events"]] == ["visit", "order_placed"]
     kinds = {m["kind"] for m in data["mails"]}
-    assert {"verify_email", "order_confirmation"} <= kinds
+    assert {"verify_email", "order_confirmation", "service_offline"} <= kinds
     assert all(set(m) == {"id", "kind", "to", "subject", "status", "created_at", "sent_at"}
                for m in data["mails"])
     assert data["merges"] == [{
@@ -358,6 +394,18 @@ async def test_erasure_leaves_no_personal_data_and_keeps_the_books(
     p = await rich_customer(db, settings, shop)
     other = await rich_customer(db, settings, shop)  # must stay as it is
     orders = [p.store_order, p.web_order]
+    # A chat that staff linked to someone else, in which p's e-mail was typed: that
+    # customer's history stays; only p's address goes.
+    third = await create_customer_in(db, "Kolmas")
+    async with db.uow() as uow:
+        elsewhere = Conversation(visitor_token_hash=uuid.uuid4().hex * 2, customer_id=third,
+                                 email=p.email, page="/shop/")
+        uow.session.add(elsewhere)
+        await uow.session.flush()
+        uow.session.add(ChatMessage(conversation_id=elsewhere.id, sender="visitor",
+                                    body="Kysyn ystäväni puolesta"))
+        elsewhere_id = int(elsewhere.id)
+        await uow.commit()
     async with db.reader() as s:
         found = {h.rsplit(": ", 1)[1] for h in await hits(s, p.values)}
         assert found >= set(p.values) - {p.phone_national}  # the search finds what is there
@@ -405,6 +453,29 @@ async def test_erasure_leaves_no_personal_data_and_keeps_the_books(
             OutgoingMail.reference == f"customer:{p.id}"))).all()
         assert mails and all(m.to_addr == "erased" and m.body_text == "" and
                              m.status != "queued" for m in mails)
+        # the shop's copy of the offline message: keyed by its conversation
+        [mail] = (await s.scalars(select(OutgoingMail).where(
+            OutgoingMail.reference == f"conversation:{p.offline_chat}"))).all()
+        assert (mail.subject, mail.body_text, mail.to_addr) == ("[erased]", "", "erased")
+        # both chats emptied, also the one linked to no one
+        for chat_id in (p.unlinked_chat, p.offline_chat):
+            chat = await s.get(Conversation, chat_id)
+            assert chat is not None and (chat.name, chat.email, chat.page) == ("", "", "")
+            assert set((await s.scalars(select(ChatMessage.body).where(
+                ChatMessage.conversation_id == chat_id))).all()) == {""}
+        unlinked = await s.get(Conversation, p.unlinked_chat)
+        assert unlinked is not None and unlinked.customer_id is None
+        kept_chat = await s.get(Conversation, elsewhere_id)
+        assert kept_chat is not None and kept_chat.customer_id == third
+        assert kept_chat.email == "" and kept_chat.page == "/shop/"
+        assert await s.scalar(select(ChatMessage.body).where(
+            ChatMessage.conversation_id == elsewhere_id)) == "Kysyn ystäväni puolesta"
+        # the survey link is voided: no token opens it any more
+        [survey] = (await s.scalars(select(NpsSurvey).where(
+            NpsSurvey.order_id == p.store_order))).all()
+        tag = p.first.removeprefix("Aino")
+        assert survey.token_hash != tag * 8 and survey.token_hash.startswith("void:")
+        assert (survey.score, survey.comment) == (9, "")
         merge = await s.scalar(select(CustomerMerge).where(CustomerMerge.kept_id == p.id))
         assert merge is not None and merge.moved["customer_identities"] == [1, 2]
         # the other customer: untouched

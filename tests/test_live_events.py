@@ -2,13 +2,15 @@
 
 A subscriber connects, the stream says `ready`, a sale is made and the
 `stock.changed` event for that variant and location arrives with the new
-levels. Every wait is bounded; nothing sleeps.
+levels. Staff topics need the permission of their kind: customer topics
+`customers.read`, chats a service desk agent. Every wait is bounded; nothing sleeps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,10 +19,14 @@ from typing import Any
 
 import httpx
 
+from saumaton.core.actor import SYSTEM
+from saumaton.customers.consents import set_consent
+from saumaton.customers.services import CustomerIn, create_customer
 from saumaton.db.uow import Database
 from saumaton.orders.schemas import OrderIn
 from saumaton.orders.services import place_order
-from saumaton.staff.services import actor_for_token
+from saumaton.service.chat import new_visitor_token, post_visitor_message
+from saumaton.staff.services import actor_for_token, create_api_token, create_staff
 from tests.support import Server, Shop, make_variants
 
 WAIT = 15.0  # seconds: the most any single event may take to arrive
@@ -253,6 +259,54 @@ async def test_staff_topics_need_staff_and_unknown_topics_are_refused(
     p = ev.json["payload"]
     assert (p["channel"], p["location_id"], p["status"], p["total_cents"]) == (
         "pos-1", shop.store1, "completed", 300)
+
+
+async def test_customer_topics_need_customers_read_and_chats_an_agent(
+    server: Server, db: Database, shop: Shop
+) -> None:
+    async with db.uow() as uow:  # a staff member with no role yet: may read nothing
+        nobody = await create_staff(uow, f"norole.{uuid.uuid4().hex[:8]}@test.example",
+                                    "No Role", "pw-norole-secret", [])
+        token = await create_api_token(uow, nobody.id, "no role")
+        await uow.commit()
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+        r = await http.get("/api/v1/events", headers={"Authorization": f"Bearer {token}"},
+                           params={"topic": ["stock.changed", "customer.updated",
+                                             "order.cancelled"]})
+        assert r.status_code == 403 and r.json()["code"] == "forbidden"
+        assert r.json()["topics"] == ["customer.updated", "order.cancelled"]
+        # a cashier reads customers but does not answer chats
+        r = await http.get("/api/v1/events", headers=shop.auth("cashier1"),
+                           params={"topic": ["customer.updated", "chat.message"]})
+        assert r.status_code == 403 and r.json()["topics"] == ["chat.message"]
+        r = await http.get("/api/v1/events", params={"topic": "loyalty.changed"})
+        assert r.status_code == 403  # no login at all
+
+    async with db.uow() as uow:
+        c = await create_customer(uow, SYSTEM, CustomerIn(first_name="Aino",
+                                                          last_name="Tapahtuma"))
+        await uow.commit()
+    topics = {"topic": ["customer.updated", "loyalty.changed", "nps.answered",
+                        "order.cancelled", "payment.refunded"]}
+    async with subscribe(server.base_url, topics, shop.auth("cashier1")) as sse:
+        async with db.uow() as uow:
+            assert await set_consent(uow, c.id, "marketing_email", True, "web")
+            await uow.commit()
+        ev = await sse.wait_for(lambda e: e.event == "customer.updated"
+                                and e.json["payload"]["customer_id"] == c.id)
+    assert ev.json["payload"] == {"customer_id": c.id, "consent": "marketing_email",
+                                  "granted": True}
+
+    visitor = new_visitor_token()
+    async with subscribe(server.base_url, {"topic": ["chat.message", "chat.updated"]},
+                         shop.auth("service")) as sse:
+        async with db.uow() as uow:
+            msg = await post_visitor_message(uow, visitor, "Onko teillä näytteitä?", None)
+            await uow.commit()
+        ev = await sse.wait_for(lambda e: e.event == "chat.message"
+                                and e.json["payload"]["message_id"] == msg.id)
+    assert ev.json["payload"]["conversation_id"] == msg.conversation_id
+    assert ev.json["payload"]["sender"] == "visitor"
 
 
 async def _postgres_listen_notify_across_two_server_processes(

@@ -1,7 +1,8 @@
 """Keep in touch (both databases): the after-purchase mail with the receipt and the NPS
-question goes only to customers who allow marketing e-mail, once per order; the link's
-token is stored hashed and answers once; scores outside 0–10 are refused; the answer
-lands on the timeline."""
+question goes only to customers who allow marketing e-mail, once per order, and for
+click & collect only once the order is handed over; the link's token is stored hashed
+and answers once; scores outside 0–10 are refused; the answer lands on the timeline; a
+GDPR erasure closes the link."""
 
 from __future__ import annotations
 
@@ -17,12 +18,15 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
+from saumaton.checkout.pickup import hand_over
+from saumaton.checkout.services import CheckoutIn, place_web_order, record_payment_status
 from saumaton.config import Settings
 from saumaton.core.actor import SYSTEM, Actor, RoleGrant
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, NotFound, ValidationFailed
 from saumaton.customers.card import QuickCustomerIn, quick_create
 from saumaton.customers.consents import set_consent
+from saumaton.customers.gdpr import erase_customer
 from saumaton.customers.services import CustomerOut
 from saumaton.customers.timeline import timeline
 from saumaton.db.uow import Database
@@ -30,9 +34,17 @@ from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import LineIn, OrderIn, OrderOut
 from saumaton.orders.services import place_order
+from saumaton.payments.models import PaytrailPayment
 from saumaton.payments.services import PaymentIn
 from saumaton.service.models import NpsSurvey
-from saumaton.service.nps import answer_survey, due_orders, send_due, send_survey
+from saumaton.service.nps import (
+    SurveyClosed,
+    answer_survey,
+    due_orders,
+    send_due,
+    send_survey,
+    survey_for_token,
+)
 from tests.support import Shop, make_variants
 
 CASHIER = Actor(label="staff:test cashier", name="Kaisa Kassa",
@@ -186,3 +198,106 @@ async def test_the_public_pages(web: httpx.AsyncClient, db: Database, shop: Shop
     assert (await web.get(f"/nps/{token}?score=3")).status_code == 409
     [survey] = await surveys_for(db, order.id)
     assert (survey.score, survey.comment) == (8, "Nopea kassa")
+
+
+async def pickup_order(db: Database, settings: Settings, shop: Shop, c: CustomerOut,
+                       ordered_days_ago: int) -> OrderOut:
+    """A click & collect order of the customer, paid, waiting at Store Helsinki."""
+    [v] = await make_variants(db, [2490], stock={shop.store1: 5})
+    order, _ = await place_web_order(db, settings, CheckoutIn(
+        email=str(c.email), phone="040 123 4567", first_name="Nina", delivery="pickup",
+        pickup_location_id=shop.store1, lines=[LineIn(variant_id=int(str(v["id"])))]),
+        customer_id=c.id, key=f"nps-pickup-{uuid.uuid4().hex}")
+    async with db.uow() as uow:
+        await uow.session.execute(update(Order).where(Order.id == order.id).values(
+            created_at=utcnow() - timedelta(days=ordered_days_ago)))
+        uow.session.add(PaytrailPayment(order_id=order.id, stamp=f"st-{order.id}",
+                                        transaction_id=f"tx-{order.id}",
+                                        amount_cents=order.total_cents, status="new"))
+        await uow.commit()
+    out = await record_payment_status(db, settings, f"st-{order.id}", f"tx-{order.id}", "ok",
+                                      order.total_cents)
+    assert out.order_status == "paid"
+    return order
+
+
+async def test_click_and_collect_is_asked_about_after_the_handover(
+        db: Database, shop: Shop, settings: Settings) -> None:
+    c = await customer(db, consent=True)
+    # paid today, not collected yet; and one ordered 4 days ago, collected now
+    waiting = await pickup_order(db, settings, shop, c, 0)
+    slow = await pickup_order(db, settings, shop, c, 4)
+    async with db.reader() as s:
+        due = set(await due_orders(s, limit=100_000))
+    assert not {waiting.id, slow.id} & due  # paid is not yet a purchase to ask about
+    async with db.uow() as uow:  # nor when asked straight
+        assert await send_survey(uow, settings, waiting.id) is None
+        await uow.commit()
+    assert await surveys_for(db, waiting.id) == []
+
+    for order in (waiting, slow):
+        async with db.uow() as uow:
+            await hand_over(uow, SYSTEM, order.id, shop.store1, id_checked=True)
+            await uow.commit()
+    async with db.reader() as s:
+        due = set(await due_orders(s, limit=100_000))
+    # handed over: due, the slow one too (the window counts from the handover)
+    assert {waiting.id, slow.id} <= due
+    async with db.uow() as uow:
+        assert await send_survey(uow, settings, slow.id)
+        await uow.commit()
+    [mail] = await mails_for(db, slow.number)
+    assert mail.to_addr == c.email
+
+    # collected long ago (the job was down): too late to ask
+    async with db.uow() as uow:
+        await uow.session.execute(update(Order).where(Order.id == waiting.id).values(
+            collected_at=utcnow() - timedelta(days=3)))
+        await uow.commit()
+    async with db.reader() as s:
+        assert waiting.id not in await due_orders(s, limit=100_000)
+
+
+async def test_erasure_closes_the_survey_link(web: httpx.AsyncClient, db: Database,
+                                              shop: Shop, settings: Settings) -> None:
+    c = await customer(db, consent=True)
+    open_order, answered_order = await sale(db, shop, c.id), await sale(db, shop, c.id)
+    async with db.uow() as uow:
+        token = await send_survey(uow, settings, open_order.id)
+        answered = await send_survey(uow, settings, answered_order.id)
+        await uow.commit()
+    assert token and answered
+    async with db.uow() as uow:
+        await answer_survey(uow, answered, 7, "Kiitos, t. Nina")
+        await uow.commit()
+    page = await web.get(f"/nps/{token}?score=9")
+    assert page.status_code == 200
+    csrf = csrf_of(page.text)
+
+    async with db.uow() as uow:
+        await erase_customer(uow, SYSTEM, c.id, "the customer's request")
+        await uow.commit()
+    for t in (token, answered):
+        async with db.uow() as uow:
+            with pytest.raises(SurveyClosed) as closed:
+                await answer_survey(uow, t, 9, "uusi kommentti")
+        assert (closed.value.status, closed.value.code) == (410, "survey_closed")
+        r = await web.get(f"/nps/{t}?score=9")
+        assert r.status_code == 410 and r.headers["cache-control"] == "no-store"
+        assert 'data-testid="nps-closed"' in r.text
+        assert "Tämä kysely on suljettu, eikä siihen voi enää vastata." in r.text
+        r = await web.post(f"/nps/{t}", data={"csrf_token": csrf, "score": "9",
+                                              "comment": "uusi kommentti"})
+        assert r.status_code == 410 and 'data-testid="nps-closed"' in r.text
+        r = await web.post(f"/nps/{t}", data={"csrf_token": csrf, "score": "12"})
+        assert r.status_code == 410  # closed, whatever was sent
+    r = await web.get("/nps/nonsense?score=9")
+    assert r.status_code == 404  # a mistyped link is still "not valid", not "closed"
+    # nothing recorded: the open one stays unanswered, the answered one keeps its score
+    [still_open] = await surveys_for(db, open_order.id)
+    assert (still_open.score, still_open.comment, still_open.answered_at) == (None, "", None)
+    [done] = await surveys_for(db, answered_order.id)
+    assert (done.score, done.comment) == (7, "")
+    async with db.reader() as s:
+        with pytest.raises(NotFound):
+            await survey_for_token(s, "x" + token)

@@ -2,10 +2,12 @@
 
 The issue's scenario with a shopper page and an agent page in two browser contexts: the
 visitor opens the chat and asks whether a foundation shade suits them; the agent sees it
-live, the visitor gives their e-mail and the agent recognises them as a known customer,
-answers (with a canned answer), the visitor sees the answer without reloading, reloads
-and the history is still there; the agent adds the note "prefers shade 2N, sensitive
-skin" and it is on the customer's card. And the offline form when no agent is online.
+live, the visitor gives their e-mail, the agent is warned that it is a customer's address
+but not verified and links the customer (then the card shows), answers (with a canned
+answer), the visitor sees the answer without reloading, reloads and the history is still
+there; the agent adds the note "prefers shade 2N, sensitive skin" and it is on the
+customer's card. And the offline form when no agent is online, the agent's answer to it
+going by e-mail, and the staff board in the desk.
 """
 
 from __future__ import annotations
@@ -85,6 +87,29 @@ async def test_offline_form_when_no_agent_is_online(
         ["Onko Silk-meikkivoidetta sävyssä 3W?"])
     await expect(agent.get_by_test_id("visitor-email")).to_have_text(email)
     await assert_fits(agent)
+
+    # The answer goes by e-mail too (the visitor's widget never shows this chat again).
+    await expect(agent.get_by_test_id("reply-by-email")).to_contain_text(email)
+    await agent.get_by_test_id("reply-input").fill("On, tilaamme sitä ensi viikolla.")
+    await agent.get_by_test_id("reply-send").click()
+    mailed = agent.locator('[data-testid="message"][data-sender="agent"]')
+    await expect(mailed.get_by_test_id("message-body")).to_have_text(
+        "On, tilaamme sitä ensi viikolla.")
+    await expect(mailed.get_by_test_id("message-mail")).to_have_text(
+        f"Lähetetty sähköpostilla ({email})")
+    async with db.reader() as s:
+        answer = await s.scalar(select(OutgoingMail).where(
+            OutgoingMail.kind == "service_reply", OutgoingMail.to_addr == email))
+    assert answer is not None and "On, tilaamme sitä ensi viikolla." in answer.body_text
+    assert answer.body_text.startswith("Hei Liisa,")
+    await assert_fits(agent)
+
+    # The staff board is one click away in the desk's header.
+    await agent.get_by_test_id("board-link").click()
+    await expect(agent).to_have_url(f"{server.base_url}/service/board")
+    await expect(agent.get_by_test_id("board")).to_be_visible()
+    await expect(agent.get_by_role("heading", level=1)).to_have_text("Henkilökunnan taulu")
+    await assert_fits(agent)
     # The agent leaves: the next visitor gets the offline form again.
     await agent.goto("about:blank")
     visitor2 = await open_page(contexts, browser, viewport=PHONE)
@@ -131,14 +156,23 @@ async def test_chat_between_a_shopper_and_an_agent(
     await expect(agent.get_by_test_id("not-linked")).to_be_visible()
     await expect(agent.get_by_test_id("service-desk")).to_have_attribute("data-live", "1")
 
-    # The visitor tells their e-mail; the agent's page shows the customer's card.
+    # The visitor tells their e-mail. It is Anna's address, but anyone could type it:
+    # the agent is warned, and sees her card only after linking her.
     await visitor.get_by_test_id("chat-email").fill(email.upper())
     await visitor.get_by_test_id("chat-email-send").click()
     await expect(visitor.get_by_test_id("chat-status")).to_have_text(
         "Kiitos! Nyt tunnistamme sinut.")
     await expect(visitor.get_by_test_id("chat-identify")).to_be_hidden()
+    warning = agent.get_by_test_id("email-unverified")
+    await expect(warning).to_contain_text("Sähköposti annettu, ei varmistettu")
+    await expect(warning).to_contain_text("Anna Virtanen")
+    await expect(agent.get_by_test_id("conversation-title")).to_have_text(email)
     card = agent.get_by_test_id("customer-card")
+    await expect(card).to_have_count(0)
+    await expect(agent.get_by_test_id("timeline")).to_have_count(0)
+    await warning.get_by_role("button", name="Liitä tähän asiakkaaseen").click()
     await expect(card.get_by_test_id("customer-name")).to_have_text("Anna Virtanen")
+    await expect(agent.get_by_test_id("service-desk")).to_have_attribute("data-live", "1")
     await expect(card.get_by_test_id("customer-email")).to_have_text(email)
     await expect(agent.get_by_test_id("conversation-title")).to_have_text("Anna Virtanen")
     # Beside the card, the customer's timeline shows this chat.

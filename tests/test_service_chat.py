@@ -1,8 +1,11 @@
 """The service desk's chat (both databases): idempotent messages, the visitor's chat
-across page loads, assignment, closing, recognising the visitor (signed in, or by an
-e-mail that belongs to a customer), who may do what, canned answers, presence, and the
-offline message (a conversation in the queue and a mail to the shop). Through the core
-and through HTTP (the widget's JSON endpoints and the agents' pages)."""
+across page loads, assignment, closing, recognising the visitor (signed in; a typed
+e-mail of a customer is shown as not verified until an agent links it), links that
+follow merged customers and refuse erased ones, who may do what, canned answers,
+presence, the offline message (a conversation in the queue and a mail to the shop with
+the visitor as Reply-To) and the agent's answer to it by e-mail. Through the core and
+through HTTP (the widget's JSON endpoints, JSON errors included, and the agents'
+pages with the staff board)."""
 
 from __future__ import annotations
 
@@ -13,18 +16,21 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from saumaton.config import Settings
 from saumaton.core.actor import SYSTEM, Actor
+from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from saumaton.customers import accounts
 from saumaton.customers.card import customer_card
+from saumaton.customers.models import Customer
 from saumaton.customers.services import CustomerIn, create_customer
 from saumaton.db.uow import Database
 from saumaton.events.models import OutboxEvent
 from saumaton.mail.models import OutgoingMail
 from saumaton.service import canned, chat
+from saumaton.service.board import NoticeIn, create_notice
 from saumaton.service.models import ChatMessage, Conversation
 from saumaton.service.presence import ONLINE_SECONDS, Presence
 from saumaton.staff.models import Staff
@@ -116,8 +122,8 @@ async def test_bad_messages_are_refused_and_nothing_is_written(db: Database,
             Conversation.visitor_token_hash == chat.token_hash(tok))) is None
 
 
-async def test_agent_answer_assigns_and_events_reach_the_visitor(db: Database,
-                                                                 shop: Shop) -> None:
+async def test_agent_answer_assigns_and_events_reach_the_visitor(
+        db: Database, settings: Settings, shop: Shop) -> None:
     agent = await staff_actor(db, shop, "service")
     tok = token()
     asked = await visitor_says(db, tok, "Onko tätä myymälässä?", key())
@@ -128,11 +134,13 @@ async def test_agent_answer_assigns_and_events_reach_the_visitor(db: Database,
     k = key()
     async with db.uow() as uow:
         answer = await chat.post_agent_message(uow, agent, asked.conversation_id,
-                                               "On, Helsingin myymälässä.", k)
+                                               "On, Helsingin myymälässä.", k,
+                                               settings=settings)
         await uow.commit()
     async with db.uow() as uow:  # the agent's page sent the form twice
         again = await chat.post_agent_message(uow, agent, asked.conversation_id,
-                                              "On, Helsingin myymälässä.", k)
+                                              "On, Helsingin myymälässä.", k,
+                                              settings=settings)
         await uow.commit()
     assert again.id == answer.id and answer.author == "Service" and answer.sender == "agent"
     async with db.reader() as s:
@@ -196,7 +204,8 @@ async def test_queue_order_open_unassigned_mine_newest(db: Database, shop: Shop)
     assert ids[2] not in open_ids and ids[2] in closed
 
 
-async def test_closing_ends_the_chat_for_both(db: Database, shop: Shop) -> None:
+async def test_closing_ends_the_chat_for_both(db: Database, settings: Settings,
+                                              shop: Shop) -> None:
     agent = await staff_actor(db, shop, "service")
     tok = token()
     msg = await visitor_says(db, tok, "Kiitos!", key())
@@ -208,7 +217,8 @@ async def test_closing_ends_the_chat_for_both(db: Database, shop: Shop) -> None:
         assert (await chat.close(uow, agent, msg.conversation_id)).closed_at == out.closed_at
     with pytest.raises(Conflict) as exc:
         async with db.uow() as uow:
-            await chat.post_agent_message(uow, agent, msg.conversation_id, "Vielä yksi", key())
+            await chat.post_agent_message(uow, agent, msg.conversation_id, "Vielä yksi", key(),
+                                          settings=settings)
     assert exc.value.code == "conversation_closed"
     async with db.reader() as s:
         assert await chat.visitor_view(s, tok) is None
@@ -235,15 +245,31 @@ async def test_signed_in_shopper_is_recognised(db: Database, shop: Shop) -> None
             s, agent, later.conversation_id)).conversation.customer_id == customer_id
 
 
-async def test_visitor_recognised_by_email_of_a_customer(db: Database, shop: Shop) -> None:
+async def test_a_typed_email_of_a_customer_is_not_proof(db: Database, shop: Shop) -> None:
+    """Anybody can type a customer's address: the desk shows the match as not verified
+    and keeps the card (and the chat off the customer's timeline) until an agent links."""
+    agent = await staff_actor(db, shop, "service")
     customer_id, email = await new_customer(db, "Eeva")
     tok = token()
-    await visitor_says(db, tok, "Sopiiko tämä?", key())
+    msg = await visitor_says(db, tok, "Sopiiko tämä?", key())
     async with db.uow() as uow:
         out = await chat.identify_visitor(uow, tok, "", email.upper())  # however typed
         await uow.commit()
-    assert out.customer_id == customer_id and out.email == email
-    assert out.label == "Eeva Virtanen"
+    assert out.customer_id is None and out.email == email
+    assert out.email_customer_id == customer_id and out.email_customer_name == "Eeva Virtanen"
+    assert out.label == email  # not the customer's name
+    async with db.reader() as s:
+        listed = {c.id: c for c in await chat.list_conversations(s, agent, "all")}
+        assert listed[msg.conversation_id].email_customer_id == customer_id
+        assert msg.conversation_id not in [c.id for c in await chat.conversations_of_customer(
+            s, agent, customer_id)]
+    # The agent checks and links: now it is the customer's chat, the warning is gone.
+    async with db.uow() as uow:
+        linked = await chat.link_customer(uow, agent, msg.conversation_id,
+                                          out.email_customer_id)
+        await uow.commit()
+    assert linked.customer_id == customer_id and linked.email_customer_id is None
+    assert linked.label == "Eeva Virtanen"
     # An address nobody has is kept, but links no one.
     tok2 = token()
     await visitor_says(db, tok2, "Hei", key())
@@ -282,7 +308,7 @@ async def test_agent_links_a_customer_and_writes_a_note(db: Database, shop: Shop
 
 
 async def test_only_agents_answer_and_only_managers_edit_canned_answers(
-        db: Database, shop: Shop) -> None:
+        db: Database, settings: Settings, shop: Shop) -> None:
     cashier = await staff_actor(db, shop, "cashier1")
     finance = await staff_actor(db, shop, "finance")
     agent = await staff_actor(db, shop, "service")
@@ -295,7 +321,8 @@ async def test_only_agents_answer_and_only_managers_edit_canned_answers(
                 await chat.list_conversations(s, who)
         with pytest.raises(Forbidden):
             async with db.uow() as uow:
-                await chat.post_agent_message(uow, who, msg.conversation_id, "Hei", key())
+                await chat.post_agent_message(uow, who, msg.conversation_id, "Hei", key(),
+                                              settings=settings)
         with pytest.raises(Forbidden):
             async with db.uow() as uow:
                 await chat.close(uow, who, msg.conversation_id)
@@ -335,7 +362,9 @@ async def test_offline_message_reaches_the_queue_and_the_shop_by_mail(
             uow, tok, name="Kaisa Virtanen", email=email, body="Soittakaa minulle huomenna.",
             shop_address="shop@kauppa.example", page="/shop/")
         await uow.commit()
-    assert out.offline_message and out.status == "open" and out.customer_id == customer_id
+    # The typed address is the customer's, but that is not verified: not linked.
+    assert out.offline_message and out.status == "open" and out.customer_id is None
+    assert out.email_customer_id == customer_id
     async with db.reader() as s:
         queue = await chat.list_conversations(s, agent, "unassigned")
         assert out.id in [c.id for c in queue]
@@ -343,7 +372,7 @@ async def test_offline_message_reaches_the_queue_and_the_shop_by_mail(
             OutgoingMail.reference == f"conversation:{out.id}"))
         assert await chat.visitor_view(s, tok) is None  # not a live chat
     assert mail is not None and mail.to_addr == "shop@kauppa.example"
-    assert mail.kind == "service_offline"
+    assert mail.kind == "service_offline" and mail.reply_to == email  # answer the visitor
     assert "Soittakaa minulle huomenna." in mail.body_text and email in mail.body_text
     for fields, field in ((dict(name="", email=email, body="x"), "name"),
                           (dict(name="K", email="", body="x"), "email"),
@@ -427,8 +456,20 @@ async def test_widget_endpoints_and_the_agents_page(client: httpx.AsyncClient, d
     await log_in(client, shop, "service")
     desk = await client.get(f"/service/c/{conversation_id}")
     assert desk.status_code == 200
+    # The typed e-mail is a customer's: a warning and a link button, no card yet.
     assert "Sopiiko sävy 2N?" in desk.text and "Helmi Virtanen" in desk.text
+    assert 'data-testid="email-unverified"' in desk.text
+    assert "Sähköposti annettu, ei varmistettu" in desk.text
+    assert 'data-testid="customer-card"' not in desk.text
+    m = re.search(r'name="customer_id" value="(\d+)">\s*'
+                  r'<button[^>]*data-testid="link-email-customer"', desk.text)
+    assert m, "a button links the customer of the typed e-mail"
+    r = await client.post(f"/service/c/{conversation_id}/customer",
+                          data={"csrf_token": csrf(desk.text), "customer_id": m[1]})
+    assert r.status_code == 303
+    desk = await client.get(f"/service/c/{conversation_id}")
     assert 'data-testid="customer-card"' in desk.text
+    assert 'data-testid="email-unverified"' not in desk.text
     r = await client.post(f"/service/c/{conversation_id}/reply", headers={
         **HX, "X-CSRF-Token": csrf(desk.text)}, data={"body": "Sopii hyvin!", "client_key": key()})
     assert r.status_code == 200 and "Sopii hyvin!" in r.text and 'hx-swap-oob="true"' in r.text
@@ -521,3 +562,100 @@ async def test_canned_answers_page(client: httpx.AsyncClient, shop: Shop) -> Non
     assert m, "the answer is listed"
     r = await client.post(f"/service/canned/{m[1]}/delete", data={"csrf_token": csrf(page)})
     assert r.status_code == 403
+
+
+async def test_links_follow_merged_customers_and_refuse_erased_ones(
+        db: Database, shop: Shop) -> None:
+    agent = await staff_actor(db, shop, "service")
+    kept, _ = await new_customer(db, "Kerttu")
+    merged, merged_email = await new_customer(db, "Kerttu")
+    erased, erased_email = await new_customer(db, "Elli")
+    async with db.uow() as uow:
+        await uow.session.execute(update(Customer).where(Customer.id == merged)
+                                  .values(merged_into_id=kept))
+        await uow.session.execute(update(Customer).where(Customer.id == erased)
+                                  .values(erased_at=utcnow()))
+        await uow.commit()
+    # An agent links the merged id: the chat goes to the kept customer.
+    msg = await visitor_says(db, token(), "Hei", key())
+    async with db.uow() as uow:
+        out = await chat.link_customer(uow, agent, msg.conversation_id, merged)
+        await uow.commit()
+    assert out.customer_id == kept
+    # An erased customer is refused and nothing changes.
+    with pytest.raises(Conflict) as exc:
+        async with db.uow() as uow:
+            await chat.link_customer(uow, agent, msg.conversation_id, erased)
+    assert exc.value.code == "customer_erased" and exc.value.field == "customer_id"
+    async with db.reader() as s:
+        assert (await chat.get_conversation(s, agent, msg.conversation_id)
+                ).conversation.customer_id == kept
+    # A signed-in shopper's merged id links the kept customer too; an erased customer's
+    # stale session chats on, linked to no one.
+    shopper = await visitor_says(db, token(), "Moi", key(), customer_id=merged)
+    ghost = await visitor_says(db, token(), "Moi", key(), customer_id=erased)
+    async with db.reader() as s:
+        assert (await chat.get_conversation(s, agent, shopper.conversation_id)
+                ).conversation.customer_id == kept
+        assert (await chat.get_conversation(s, agent, ghost.conversation_id)
+                ).conversation.customer_id is None
+    # Neither an erased nor a merged-away customer is offered as the typed e-mail's match.
+    for typed in (erased_email, merged_email):
+        tok = token()
+        await visitor_says(db, tok, "Hei", key())
+        async with db.uow() as uow:
+            conv = await chat.identify_visitor(uow, tok, "", typed)
+            await uow.commit()
+        assert conv.customer_id is None and conv.email_customer_id is None
+
+
+async def test_widget_answers_bad_input_with_json(client: httpx.AsyncClient, db: Database,
+                                                 shop: Shop) -> None:
+    for query in ("after=-1", "after=abc", f"after={10**30}"):
+        r = await client.get(f"/service/chat/messages?{query}")
+        assert r.status_code == 422, (query, r.text)
+        assert r.headers["content-type"].startswith("application/json")
+        assert r.json() == {"code": "validation_error", "field": "after", "message":
+                            "Chat ei ymmärtänyt pyyntöä. Lataa sivu uudelleen ja yritä "
+                            "uudestaan."}
+    r = await client.get("/service/chat/messages?after=-1&lang=en")
+    assert r.json()["message"] == "The chat could not read that. Reload the page and try again."
+    # A write without a form: JSON too (the CSRF check fails first).
+    r = await client.post("/service/chat/messages", json={"body": "Hei"})
+    assert r.status_code == 403 and r.json()["code"] == "csrf_failed"
+    # The agents' link form: an erased customer is refused with the reason.
+    erased, _ = await new_customer(db, "Elli")
+    async with db.uow() as uow:
+        await uow.session.execute(update(Customer).where(Customer.id == erased)
+                                  .values(erased_at=utcnow()))
+        await uow.commit()
+    msg = await visitor_says(db, token(), "Hei", key())
+    await log_in(client, shop, "service")
+    desk = await client.get(f"/service/c/{msg.conversation_id}")
+    r = await client.post(f"/service/c/{msg.conversation_id}/customer",
+                          data={"csrf_token": csrf(desk.text), "customer_id": str(erased)})
+    assert r.status_code == 409
+    assert "Tämän asiakkaan tiedot on poistettu" in r.text
+    async with db.reader() as s:
+        conv = await s.get(Conversation, msg.conversation_id)
+    assert conv is not None and conv.customer_id is None
+
+
+async def test_the_staff_board_is_in_the_desk(client: httpx.AsyncClient, db: Database,
+                                             shop: Shop) -> None:
+    title = f"Inventaario perjantaina {key()[:6]}"
+    async with db.uow() as uow:
+        await create_notice(uow, SYSTEM, NoticeIn(title=title, body="Myymälät kiinni klo 18."))
+        await uow.commit()
+    await log_in(client, shop, "service")
+    desk = (await client.get("/service")).text
+    assert 'href="/service/board"' in desk and 'data-testid="board-link"' in desk
+    page = await client.get("/service/board")
+    assert page.status_code == 200
+    assert 'data-testid="board"' in page.text and title in page.text
+    assert "Henkilökunnan taulu" in page.text and "Myymälät kiinni klo 18." in page.text
+    assert 'aria-current="page" data-testid="board-link"' in page.text
+    assert 'data-testid="notice-end"' not in page.text  # ending notices is the back office's
+    client.cookies.clear()
+    await log_in(client, shop, "cashier1")
+    assert (await client.get("/service/board")).status_code == 403

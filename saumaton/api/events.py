@@ -1,8 +1,13 @@
 """/api/v1/events: a server-sent-events stream of committed domain events.
 
-Stock and price topics are public (the webshop shows them); other topics need
-a staff session or token. A reconnecting client sends Last-Event-ID and gets
-what it missed replayed from the outbox.
+Stock, price and campaign topics are public (the webshop shows them); every other
+topic needs a staff session or token with the permission in TOPICS: orders and
+payments `orders.read`, customers (also their loyalty points and survey answers)
+`customers.read`, chats a service desk agent. A reconnecting client sends
+Last-Event-ID and gets what it missed replayed from the outbox.
+
+Not offered: `service.canned` and `service.presence` (the service desk's own pages
+keep themselves current with them; there is nothing to read them with in the API).
 """
 
 from __future__ import annotations
@@ -14,15 +19,41 @@ from fastapi import APIRouter, Header, Query, Request
 from pydantic import Field
 from sse_starlette.sse import EventSourceResponse
 
+from saumaton.core.actor import Actor
 from saumaton.core.errors import Forbidden, ValidationFailed
 from saumaton.core.types import MAX_ID, MAX_INT32
 from saumaton.events.hub import Event, EventHub
+from saumaton.service.chat import is_agent
 from saumaton.web.auth import optional_actor
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
-PUBLIC_TOPICS = frozenset({"stock.changed", "price.changed", "campaign.changed"})
-ALL_TOPICS = PUBLIC_TOPICS | {"order.created", "customer.created", "product.created"}
+AGENT = "service.agent"  # not a permission: the service desk's roles (service.chat)
+# Topic -> who may subscribe: None anyone, else a permission (or AGENT).
+TOPICS: dict[str, str | None] = {
+    "stock.changed": None, "price.changed": None, "campaign.changed": None,
+    "order.created": "orders.read", "order.paid": "orders.read",
+    "order.cancelled": "orders.read", "order.collected": "orders.read",
+    "payment.status": "orders.read", "payment.refund_due": "orders.read",
+    "payment.refunded": "orders.read", "product.created": "orders.read",
+    "board.changed": "orders.read",  # the staff board is read with orders.read
+    "customer.created": "customers.read", "customer.updated": "customers.read",
+    "customer.merged": "customers.read", "customer.unmerged": "customers.read",
+    "loyalty.changed": "customers.read", "nps.answered": "customers.read",
+    "chat.message": AGENT, "chat.updated": AGENT,
+}
+PUBLIC_TOPICS = frozenset(t for t, need in TOPICS.items() if need is None)
+ALL_TOPICS = frozenset(TOPICS)
+
+
+def _may(actor: Actor, need: str) -> bool:
+    return is_agent(actor) if need == AGENT else actor.can(need)
+
+
+def refused(actor: Actor | None, topics: set[str]) -> list[str]:
+    """The topics this actor may not subscribe to (None: not logged in), sorted."""
+    return sorted(t for t in topics if (need := TOPICS[t]) is not None
+                  and (actor is None or not _may(actor, need)))
 
 
 def _filter(topics: set[str], variant_ids: set[int]) -> Any:
@@ -53,8 +84,12 @@ async def events(
                                code="unknown_topic", field="topic")
     if topics - PUBLIC_TOPICS:
         actor = await optional_actor(request)
-        if actor is None or not actor.can("orders.read"):
+        if actor is None:
             raise Forbidden("staff topics need a staff login or token", code="forbidden")
+        denied = refused(actor, topics)
+        if denied:
+            raise Forbidden(f"you may not follow {', '.join(denied)}", code="forbidden",
+                            field="topic", extra={"topics": denied})
     accepts = _filter(topics, set(variant_id or []))
     hub: EventHub = request.app.state.hub
     sub = hub.subscribe(accepts)

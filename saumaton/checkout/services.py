@@ -709,7 +709,8 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
         order.status = "cancelled"
         order.payment_due_at = None
         await s.flush()
-        uow.emit("order.cancelled", {"order_id": order.id, "reason": "sold_out_before_payment"})
+        uow.emit("order.cancelled", {"order_id": order.id, "reason": "sold_out_before_payment",
+                                     "customer_id": order.customer_id})
         await _return_points(uow, order, "sold_out_before_payment", now)
         await _refund_due(uow, order, amount, txn, now)
         await s.flush()
@@ -777,7 +778,8 @@ async def _refund_due(uow: UnitOfWork, order: Order, amount: int, txn: str,
     if order.status == "cancelled":
         await reverse_for_order(uow, order.id, amount, "refund",
                                 key=f"reverse:refund:{order.id}:{txn}", now=now)
-    uow.emit("payment.refund_due", {"order_id": order.id, "amount_cents": amount})
+    uow.emit("payment.refund_due", {"order_id": order.id, "amount_cents": amount,
+                                    "customer_id": order.customer_id})
 
 
 async def settle_refunds(db: Database, client: PaytrailClient, settings: Settings,
@@ -804,8 +806,11 @@ async def settle_refunds(db: Database, client: PaytrailClient, settings: Setting
                 log.warning("refund of order %s not taken yet: %s", p.order_id, exc.detail)
                 continue
             p.status = "refunded"
+            customer_id = await uow.session.scalar(
+                select(Order.customer_id).where(Order.id == p.order_id))
             uow.emit("payment.refunded", {"order_id": p.order_id,
-                                          "amount_cents": -p.amount_cents})
+                                          "amount_cents": -p.amount_cents,
+                                          "customer_id": customer_id})
             done += 1
         await uow.commit()
     return done
@@ -832,7 +837,8 @@ async def cancel_unpaid_orders(uow: UnitOfWork, now: datetime | None = None,
         order.status = "cancelled"
         order.payment_due_at = None
         await _return_points(uow, order, "not_paid", now)
-        uow.emit("order.cancelled", {"order_id": order.id, "reason": "not_paid"})
+        uow.emit("order.cancelled", {"order_id": order.id, "reason": "not_paid",
+                                     "customer_id": order.customer_id})
     await uow.session.flush()
     return len(orders)
 

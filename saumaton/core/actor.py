@@ -18,7 +18,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "manager": frozenset({
         "catalogue.write", "prices.write", "stock.write", "stock.read", "orders.create",
         "orders.read", "customers.write", "customers.read", "staff.read", "discounts.any",
-        "customers.merge", "customers.erase", "notices.write",
+        "customers.merge", "customers.erase", "notices.write", "customers.configure",
     }),
     "cashier": frozenset({
         "orders.create", "orders.read", "customers.write", "customers.read", "stock.read",

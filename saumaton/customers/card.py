@@ -25,6 +25,7 @@ from saumaton.core.actor import Actor
 from saumaton.core.errors import Conflict, NotFound, ValidationFailed
 from saumaton.core.types import Input
 from saumaton.customers.consents import CONSENT_KINDS, current_consents, set_consent
+from saumaton.customers.fields import PreferenceShown, card_preferences
 from saumaton.customers.identities import guess_kinds, normalise, normalise_phone
 from saumaton.customers.models import (
     Customer,
@@ -34,6 +35,7 @@ from saumaton.customers.models import (
     CustomerPreference,
 )
 from saumaton.customers.services import CustomerIn, CustomerOut, create_customer, new_card_number
+from saumaton.customers.tags import tags_of
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.locations.models import Channel, Location
 from saumaton.loyalty.tiers import LoyaltySummary, loyalty_summary
@@ -42,8 +44,6 @@ from saumaton.orders.services import order_number
 
 # Orders that are purchases: paid, and possibly handed over.
 PURCHASE_STATUSES = ("paid", "completed", "collected")
-# Preference keys the forms offer; any lowercase key is accepted.
-SUGGESTED_PREFERENCES = ("shade", "skin_type")
 MAX_NAME_MATCHES = 10
 RECENT_PURCHASES = 10
 CARD_NOTES = 50
@@ -125,6 +125,10 @@ class CustomerCard:
     consents: dict[str, bool] = field(default_factory=dict)
     # Points balance, tier and the spend to the next tier (loyalty).
     loyalty: LoyaltySummary | None = None
+    # The shop's active preference fields in order with this customer's values, then
+    # values kept under removed fields (read-only); `preferences` has the values alone.
+    fields: list[PreferenceShown] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -165,14 +169,19 @@ async def _matches(session: AsyncSession, found: list[tuple[int, str]]) -> list[
     return out
 
 
-def _prefix(column: InstrumentedAttribute[str], word: str) -> ColumnElement[bool]:
+def _prefix(column: InstrumentedAttribute[str], word: str, pg: bool) -> ColumnElement[bool]:
     """Case-insensitive prefix match. SQLite's lower() folds ASCII only, so the
-    capitalised form is tried as typed as well ('äi' finds 'Äijälä')."""
+    capitalised form is tried as typed as well ('äi' finds 'Äijälä'). On PostgreSQL
+    both forms go through lower(), so one index (lower(name) text_pattern_ops,
+    migration 0008) serves both; the capitalised form covers a database whose ctype
+    is C (lower() leaves 'Ä' alone there)."""
     escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     lowered = escaped.lower()
     capital = lowered[:1].upper() + lowered[1:]
+    if capital == lowered:
+        return func.lower(column).like(lowered + "%", escape="\\")
     return or_(func.lower(column).like(lowered + "%", escape="\\"),
-               column.like(capital + "%", escape="\\"))
+               (func.lower(column) if pg else column).like(capital + "%", escape="\\"))
 
 
 async def find_customers(session: AsyncSession, actor: Actor, q: str) -> list[CustomerMatch]:
@@ -208,18 +217,29 @@ async def find_customers(session: AsyncSession, actor: Actor, q: str) -> list[Cu
     return await _matches(session, found)
 
 
+async def customer_matches(session: AsyncSession, ids: list[int],
+                           matched_by: str) -> list[CustomerMatch]:
+    """The customers with these ids as a search shows them, in this order."""
+    return await _matches(session, [(i, matched_by) for i in ids])
+
+
 async def _by_name(session: AsyncSession, value: str) -> list[CustomerMatch]:
     words = value.split(" ")
     if len(value) < 2:
         raise _invalid_query("type at least two letters of a name")
+    pg = session.get_bind().dialect.name == "postgresql"
+
+    def prefix(column: InstrumentedAttribute[str], word: str) -> ColumnElement[bool]:
+        return _prefix(column, word, pg)
+
     if len(words) == 1:
-        cond: ColumnElement[bool] = or_(_prefix(Customer.first_name, value),
-                                        _prefix(Customer.last_name, value))
+        cond: ColumnElement[bool] = or_(prefix(Customer.first_name, value),
+                                        prefix(Customer.last_name, value))
     else:  # "anna vir": first and last name, in either order; or a two-word first name
         first, rest = words[0], " ".join(words[1:])
-        cond = or_(and_(_prefix(Customer.first_name, first), _prefix(Customer.last_name, rest)),
-                   and_(_prefix(Customer.last_name, first), _prefix(Customer.first_name, rest)),
-                   _prefix(Customer.first_name, value), _prefix(Customer.last_name, value))
+        cond = or_(and_(prefix(Customer.first_name, first), prefix(Customer.last_name, rest)),
+                   and_(prefix(Customer.last_name, first), prefix(Customer.first_name, rest)),
+                   prefix(Customer.first_name, value), prefix(Customer.last_name, value))
     ids = (await session.scalars(
         select(Customer.id).where(cond)
         .order_by(Customer.last_name, Customer.first_name, Customer.id)
@@ -309,17 +329,19 @@ async def customer_card(session: AsyncSession, actor: Actor, customer_id: int) -
                Order.status.in_(PURCHASE_STATUSES)))).one()
     has_account = await session.scalar(select(CustomerAccount.customer_id).where(
         CustomerAccount.customer_id == customer_id)) is not None
+    shown = await card_preferences(session, customer_id)
     return CustomerCard(
         id=customer.id, first_name=customer.first_name, last_name=customer.last_name,
         email=idents.get("email"), phone=idents.get("phone"), card=idents.get("card"),
         member_since=customer.created_at, has_account=has_account,
         purchase_count=int(count), lifetime_value_cents=int(value), last_purchase_at=last,
-        preferences=await preferences_of(session, customer_id),
+        preferences={p.key: p.value for p in sorted(shown, key=lambda p: p.key) if p.value},
         notes=await notes_of(session, customer_id),
         recent=await _recent(session, customer_id),
         open_pickups=await _pickups(session, customer_id),
         consents=await current_consents(session, customer_id),
-        loyalty=await loyalty_summary(session, customer_id))
+        loyalty=await loyalty_summary(session, customer_id),
+        fields=shown, tags=await tags_of(session, customer_id))
 
 
 # --- creating at the till ------------------------------------------------------------------

@@ -51,7 +51,8 @@ async def current_consents(session: AsyncSession, customer_id: int) -> dict[str,
 async def set_consent(uow: UnitOfWork, customer_id: int, kind: str, granted: bool,
                       channel: str, *, record_unchanged: bool = False) -> bool:
     """Append a row when the value changes (or, with record_unchanged, when it was never
-    asked). Returns whether a row was written."""
+    asked), and say so (`customer.updated`: the timeline shows it). Returns whether a
+    row was written."""
     if kind not in CONSENT_KINDS:
         raise ValidationFailed(f"unknown consent '{kind}'", code="invalid_consent",
                                field="kind")
@@ -67,4 +68,6 @@ async def set_consent(uow: UnitOfWork, customer_id: int, kind: str, granted: boo
     uow.session.add(CustomerConsent(customer_id=customer_id, kind=kind, granted=granted,
                                     channel=channel[:32]))
     await uow.session.flush()
+    uow.emit("customer.updated", {"customer_id": customer_id, "consent": kind,
+                                  "granted": granted})
     return True

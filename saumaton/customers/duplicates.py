@@ -15,7 +15,9 @@ identities, the account, addresses, consents, preferences (the kept customer's v
 wins on the same key), notes, tags, carts, analytics events. What moved is recorded in
 `customer_merges.moved` so that the merge can be undone for `UNDO_WINDOW`; after that
 the kept customer has gathered new orders and notes that can no longer be told apart,
-so the merge stands.
+so the merge stands. An undo also moves back what was written after the merge about a
+moved order (a reversal or refund of its points, the points it earned when paid, its
+NPS survey, its funnel event): such rows belong to the order's customer.
 """
 
 from __future__ import annotations
@@ -419,6 +421,15 @@ class CustomerColumn:
         return pk
 
 
+def order_linked_columns() -> list[CustomerColumn]:
+    """Customer columns of tables whose rows are also about one order (loyalty entries,
+    NPS surveys, analytics events): what is written about an order belongs to the
+    order's customer. Payments have no customer column; they follow their order."""
+    return [cc for cc in customer_columns()
+            if cc.table.name != Order.__tablename__ and not cc.keyed_by_customer
+            and "order_id" in cc.table.c]
+
+
 def customer_columns() -> list[CustomerColumn]:
     """Every column in the schema that says which customer a row belongs to: a foreign
     key to customers.id or a column named customer_id (analytics has no foreign key)."""
@@ -640,10 +651,28 @@ async def get_merge(session: AsyncSession, actor: Actor, merge_id: int) -> Merge
     return _info(m, utcnow())
 
 
+async def _follow_orders(session: AsyncSession, order_ids: Sequence[int], kept_id: int,
+                         merged_id: int) -> dict[str, int]:
+    """Give the merged customer back the rows the kept one got after the merge for the
+    orders that move back (e.g. a return's points reversal written on the kept
+    customer's ledger); counts per table."""
+    out: dict[str, int] = {}
+    for cc in order_linked_columns():
+        n = 0
+        for chunk in _chunks(list(order_ids), 1000):
+            result = await session.execute(
+                update(cc.table).where(cc.column == kept_id, cc.table.c.order_id.in_(chunk))
+                .values({cc.column.name: merged_id}))
+            n += int(getattr(result, "rowcount", 0) or 0)
+        if n:
+            out[cc.table.name] = n
+    return out
+
+
 async def undo_merge(uow: UnitOfWork, actor: Actor, merge_id: int) -> None:
-    """Move back exactly the rows the merge moved, restore the merged customer's
-    preferences and tags the kept ones had replaced, and clear merged_into_id. Only
-    within UNDO_WINDOW, once."""
+    """Move back the rows the merge moved and what was written since about the orders
+    among them, restore the merged customer's preferences and tags the kept ones had
+    replaced, and clear merged_into_id. Only within UNDO_WINDOW, once."""
     actor.require("customers.merge", everywhere=True)
     s = uow.session
     m = (await s.execute(select(CustomerMerge).where(CustomerMerge.id == merge_id)
@@ -687,6 +716,10 @@ async def undo_merge(uow: UnitOfWork, actor: Actor, merge_id: int) -> None:
                 await s.execute(update(cc.table).where(pk.in_(chunk),
                                                        cc.column == m.kept_id)
                                 .values({cc.column.name: m.merged_id}))
+    # Written after the merge about a moved order: back with the order, so that the two
+    # ledgers split along the orders (and still add up to what the kept one had).
+    moved_orders = [int(i) for i in moved.get(Order.__tablename__, [])]
+    followed = await _follow_orders(s, moved_orders, m.kept_id, m.merged_id)
     for slot, full in dict(moved.get("_kept_wins", {})).items():
         cc = by_slot.get(slot)
         if cc is None:
@@ -713,7 +746,7 @@ async def undo_merge(uow: UnitOfWork, actor: Actor, merge_id: int) -> None:
     info = _info(m, now)
     await record(uow, actor, "customer.unmerge", "customer", m.kept_id, {
         "kept_id": m.kept_id, "merged_id": m.merged_id, "merge_id": m.id,
-        "counts": info.counts})
+        "counts": info.counts, "followed_orders": followed})
     uow.emit("customer.unmerged", {"customer_id": m.kept_id, "merged_id": m.merged_id,
                                    "merge_id": m.id})
 

@@ -6,7 +6,9 @@ Erasure anonymises; it does not delete the sales. Finnish bookkeeping law
 their lines, payments, totals and VAT stay exactly as they were, pointing to the now
 anonymous customer row. What identifies the person goes: name, e-mail, phone, loyalty
 card, account, addresses, notes, preferences, tags, consents, carts, the contact and
-delivery details on their orders, their analytics link and the mails sent to them.
+delivery details on their orders, their analytics link, the mails sent to them or about
+them, their chats (also those where they only typed their e-mail) and the links of
+their NPS surveys.
 
 Both are audited (`customer.export`, `customer.erase`); the audit entry holds counts
 and the reason, never the personal data itself.
@@ -19,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.analytics.models import AnalyticsEvent
@@ -48,6 +50,7 @@ from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.services import order_number
 from saumaton.payments.models import Payment, PaytrailPayment
 from saumaton.service.models import ChatMessage, Conversation, NpsSurvey
+from saumaton.service.nps import void_token_hash
 
 EXPORT_FORMAT = "saumaton.customer-export"
 EXPORT_VERSION = 1
@@ -114,14 +117,40 @@ async def _emails(session: AsyncSession, customer_ids: list[int],
     return out
 
 
-def _mails_query(customer_ids: list[int], order_ids: list[int],
-                 emails: set[str]) -> Select[OutgoingMail]:
-    """Mails to the person: sent to one of their addresses, or about their account or
-    one of their orders (receipts, confirmations)."""
-    refs = [f"customer:{i}" for i in customer_ids] + [order_number(i) for i in order_ids]
+async def _conversation_ids(session: AsyncSession, customer_ids: list[int],
+                            emails: set[str]) -> list[int]:
+    """The person's chats: linked to them, or not linked to anyone but started with one
+    of their e-mail addresses (typed in the chat or the offline form)."""
+    conds: list[ColumnElement[bool]] = [Conversation.customer_id.in_(customer_ids)]
+    if emails:
+        conds.append(and_(Conversation.customer_id.is_(None),
+                          func.lower(Conversation.email).in_(sorted(emails))))
+    return [int(i) for i in (await session.scalars(
+        select(Conversation.id).where(or_(*conds)).order_by(Conversation.id))).all()]
+
+
+async def _conversation_emails(session: AsyncSession, conversation_ids: list[int]
+                               ) -> set[str]:
+    """The addresses typed in those chats (an agent's answers were mailed there)."""
+    if not conversation_ids:
+        return set()
+    out = {str(v).lower() for v in (await session.scalars(select(Conversation.email).where(
+        Conversation.id.in_(conversation_ids)))).all()}
+    out.discard("")
+    return out
+
+
+def _mails_query(customer_ids: list[int], order_ids: list[int], emails: set[str],
+                 conversation_ids: list[int]) -> Select[OutgoingMail]:
+    """Mails to the person: sent to one of their addresses, or about their account, one
+    of their orders (receipts, confirmations) or one of their chats (the shop's copy of
+    an offline message, with Reply-To: them)."""
+    refs = ([f"customer:{i}" for i in customer_ids] + [order_number(i) for i in order_ids]
+            + [f"conversation:{i}" for i in conversation_ids])
     conds = [OutgoingMail.reference.in_(refs)]
     if emails:
         conds.append(func.lower(OutgoingMail.to_addr).in_(sorted(emails)))
+        conds.append(func.lower(OutgoingMail.reply_to).in_(sorted(emails)))
     return select(OutgoingMail).where(or_(*conds)).order_by(OutgoingMail.id)
 
 
@@ -138,6 +167,7 @@ async def export_customer(session: AsyncSession, actor: Actor,
     merged_from = [i for i in await _merged_into(session, customer_id) if i != customer_id]
     order_ids = await _order_ids(session, ids)
     emails = await _emails(session, ids, order_ids)
+    conv_ids = await _conversation_ids(session, ids, emails)
 
     identities = [{"kind": r.kind, "value": r.value} for r in (await session.scalars(
         select(CustomerIdentity).where(CustomerIdentity.customer_id == customer_id)
@@ -191,7 +221,9 @@ async def export_customer(session: AsyncSession, actor: Actor,
               "status": m.status, "created_at": _iso(m.created_at),
               "sent_at": _iso(m.sent_at)}
              for m in (await session.scalars(
-                 _mails_query([*ids, *merged_from], order_ids, emails))).all()]
+                 _mails_query([*ids, *merged_from], order_ids,
+                              emails | await _conversation_emails(session, conv_ids),
+                              conv_ids))).all()]
     merges = [{"id": m.id, "role": "kept" if m.kept_id == customer_id else "merged",
                "kept_id": m.kept_id, "merged_id": m.merged_id, "merged_by": m.merged_by,
                "merged_at": _iso(m.merged_at), "undone_at": _iso(m.undone_at),
@@ -228,7 +260,7 @@ async def export_customer(session: AsyncSession, actor: Actor,
                     for e in (await session.scalars(
                         select(LoyaltyEntry).where(LoyaltyEntry.customer_id.in_(ids))
                         .order_by(LoyaltyEntry.id))).all()],
-        "conversations": await _export_conversations(session, ids),
+        "conversations": await _export_conversations(session, conv_ids),
         "nps": [{"order_id": n.order_id, "sent_at": _iso(n.sent_at), "score": n.score,
                  "comment": n.comment, "answered_at": _iso(n.answered_at)}
                 for n in (await session.scalars(
@@ -237,10 +269,12 @@ async def export_customer(session: AsyncSession, actor: Actor,
     }
 
 
-async def _export_conversations(session: AsyncSession, customer_ids: list[int]
+async def _export_conversations(session: AsyncSession, conversation_ids: list[int]
                                 ) -> list[dict[str, Any]]:
+    if not conversation_ids:
+        return []
     convs = (await session.scalars(select(Conversation).where(
-        Conversation.customer_id.in_(customer_ids)).order_by(Conversation.id))).all()
+        Conversation.id.in_(conversation_ids)).order_by(Conversation.id))).all()
     messages: dict[int, list[dict[str, Any]]] = {}
     if convs:
         for m in (await session.scalars(select(ChatMessage).where(
@@ -393,8 +427,11 @@ def _open_order() -> Any:
 
 
 async def _personal_values(s: AsyncSession, ids: list[int], order_ids: list[int],
-                           emails: set[str]) -> set[str]:
-    values = set(emails)
+                           emails: set[str], conv_ids: list[int]) -> set[str]:
+    values = set(emails) | await _conversation_emails(s, conv_ids)
+    if conv_ids:  # the name they typed in a chat may differ from the register's
+        values |= {str(n) for n in (await s.scalars(select(Conversation.name).where(
+            Conversation.id.in_(conv_ids)))).all()}
     for first, last in (await s.execute(select(Customer.first_name, Customer.last_name)
                                         .where(Customer.id.in_(ids)))).all():
         values |= {str(first), str(last)}
@@ -441,21 +478,28 @@ async def erase_customer(uow: UnitOfWork, actor: Actor, customer_id: int,
 
     order_ids = await _order_ids(s, ids)
     emails = await _emails(s, ids, order_ids)
-    values = await _personal_values(s, ids, order_ids, emails)
+    conv_ids = await _conversation_ids(s, ids, emails)
+    values = await _personal_values(s, ids, order_ids, emails, conv_ids)
     now = utcnow()
     deleted: dict[str, int] = {}
     anonymised: dict[str, int] = {}
 
-    # Mails first: they are found through the addresses about to be deleted.
-    mail_ids = [m.id for m in (await s.scalars(_mails_query(ids, order_ids, emails))).all()]
-    if mail_ids:
-        await s.execute(update(OutgoingMail).where(
-            OutgoingMail.id.in_(mail_ids), OutgoingMail.status == "queued")
-            .values(status="failed").execution_options(synchronize_session=False))
-        await s.execute(update(OutgoingMail).where(OutgoingMail.id.in_(mail_ids)).values(
-            to_addr=ERASED_ADDRESS, body_text="", body_html="", last_error="")
-            .execution_options(synchronize_session=False))
-    anonymised["outgoing_mail"] = len(mail_ids)
+    # Mails first: they are found through the addresses about to be deleted (also the
+    # ones typed in their chats, where agents' answers were mailed).
+    mails = (await s.scalars(_mails_query(
+        ids, order_ids, emails | await _conversation_emails(s, conv_ids), conv_ids))).all()
+    chat_refs = {f"conversation:{i}" for i in conv_ids}
+    for mail in mails:
+        if mail.status == "queued":  # never sent now
+            mail.status = "failed"
+        mail.to_addr, mail.reply_to = ERASED_ADDRESS, ""
+        mail.body_text, mail.body_html, mail.last_error = "", "", ""
+        # An offline message's subject is the name the visitor typed; other subjects
+        # are the shop's own words, with anything of the person's blanked to be sure.
+        mail.subject = (REDACTED if mail.reference in chat_refs
+                        else _redact(mail.subject, values))
+    await s.flush()
+    anonymised["outgoing_mail"] = len(mails)
 
     # Analytics: the events stay as anonymous counts; the visitor ids that linked them
     # to this person are removed wherever they occur.
@@ -486,10 +530,9 @@ async def erase_customer(uow: UnitOfWork, actor: Actor, customer_id: int,
     await s.flush()
     anonymised["customer_merges"] = len(merges)
 
-    # Chats: the conversations stay as anonymous counts for the service statistics;
-    # what was said and who said it goes.
-    conv_ids = [int(i) for i in (await s.scalars(
-        select(Conversation.id).where(Conversation.customer_id.in_(ids)))).all()]
+    # Chats (theirs, and unlinked ones started with their e-mail): the conversations
+    # stay as anonymous counts for the service statistics; what was said and who said
+    # it goes.
     if conv_ids:
         anonymised["chat_messages"] = _rowcount(await s.execute(
             update(ChatMessage).where(ChatMessage.conversation_id.in_(conv_ids))
@@ -497,9 +540,19 @@ async def erase_customer(uow: UnitOfWork, actor: Actor, customer_id: int,
         anonymised["conversations"] = _rowcount(await s.execute(
             update(Conversation).where(Conversation.id.in_(conv_ids))
             .values(name="", email="", page="", visitor_token_hash="erased")))
-    # NPS: the score stays for the statistics, the free-text comment goes.
-    anonymised["nps_surveys"] = _rowcount(await s.execute(
-        update(NpsSurvey).where(NpsSurvey.customer_id.in_(ids)).values(comment="")))
+    if emails:  # their address typed in a chat that staff linked to someone else
+        anonymised["conversations"] = anonymised.get("conversations", 0) + _rowcount(
+            await s.execute(update(Conversation).where(
+                func.lower(Conversation.email).in_(sorted(emails))).values(email="")
+                .execution_options(synchronize_session=False)))
+    # NPS: the score stays for the statistics, the free-text comment goes, and so does
+    # the link: its token is voided, so the mailed link answers "closed" (410).
+    surveys = (await s.scalars(select(NpsSurvey).where(NpsSurvey.customer_id.in_(ids)))).all()
+    for n in surveys:
+        n.comment = ""
+        n.token_hash = void_token_hash(n.token_hash)
+    await s.flush()
+    anonymised["nps_surveys"] = len(surveys)
     # Loyalty entries stay with the anonymous customer (the points ledger must add up).
 
     cart_ids = [int(i) for i in (await s.scalars(

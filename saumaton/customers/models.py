@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from saumaton.core.clock import utcnow
@@ -24,6 +35,14 @@ class Customer(Base):
         BigInteger, ForeignKey("customers.id"), nullable=True, index=True)
     # Personal data anonymised on request (GDPR art. 17); orders stay for accounting.
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# The till's name search (lower(name) LIKE 'ann%'); PostgreSQL only (migration 0008):
+# SQLite's lower() folds ASCII only and its LIKE ignores case anyway.
+for _column in (Customer.first_name, Customer.last_name):
+    Index(f"ix_customers_{_column.key}_lower", func.lower(_column).label(f"{_column.key}_lower"),
+          postgresql_ops={f"{_column.key}_lower": "text_pattern_ops"}
+          ).ddl_if(dialect="postgresql")
 
 
 class CustomerMerge(Base):
@@ -47,7 +66,8 @@ class CustomerTag(Base):
     __tablename__ = "customer_tags"
     customer_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
-    tag: Mapped[str] = mapped_column(String(50), primary_key=True)
+    # Indexed on its own too: the back office lists the customers with a tag.
+    tag: Mapped[str] = mapped_column(String(50), primary_key=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -135,6 +155,22 @@ class CustomerPreference(Base):
     key: Mapped[str] = mapped_column(String(50), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
     updated_by: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PreferenceField(Base):
+    """A preference the shop records about its customers (shade, skin type, …). Cards
+    show the active ones by `position`; a choice field's value is one of `options`.
+    Removing a field deactivates it: the values customers have stay."""
+
+    __tablename__ = "preference_fields"
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)  # [a-z][a-z0-9_]*
+    label: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16), default="text")  # text | choice
+    options: Mapped[list[str]] = mapped_column(JSON, default=list)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -1,12 +1,11 @@
-"""What staff record about a customer: preferences (shade, skin type, …) and notes.
+"""What staff record about a customer: preferences (the shop's preference fields, e.g.
+shade, skin type; see `customers.fields`) and notes. Tags are in `customers.tags`.
 
 Each change emits `customer.updated` (with the customer's id) in the same transaction,
 so views of the customer in any channel can refresh.
 """
 
 from __future__ import annotations
-
-import re
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -15,10 +14,10 @@ from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import NotFound, ValidationFailed
 from saumaton.customers.card import NoteOut
+from saumaton.customers.fields import get_field
 from saumaton.customers.models import Customer, CustomerNote, CustomerPreference
 from saumaton.db.uow import UnitOfWork
 
-PREFERENCE_KEY = re.compile(r"[a-z_]{1,50}")
 MAX_PREFERENCE_VALUE = 200
 MAX_NOTE = 2000
 NOTE_CHANNELS = ("pos", "service", "backoffice")
@@ -35,12 +34,16 @@ def _author(actor: Actor) -> str:
 
 async def set_preference(uow: UnitOfWork, actor: Actor, customer_id: int, key: str,
                          value: str) -> bool:
-    """Set what suits the customer, e.g. shade = '2N'; an empty value removes the key.
-    Keys are lowercase letters and underscores. Returns whether anything changed."""
+    """Set what suits the customer, e.g. shade = '2N'; an empty value removes it. Only an
+    active preference field's key is accepted (422 `unknown_preference`) and, for a
+    choice, one of its options (422 `invalid_choice`); the error is on the field `key`.
+    Saving the value the customer already has is no change, even one that is no longer
+    among the options. Returns whether anything changed."""
     actor.require("customers.write")
-    if not PREFERENCE_KEY.fullmatch(key):
-        raise ValidationFailed("a preference key is 1–50 lowercase letters or '_'",
-                               code="invalid_preference_key", field="key")
+    field = await get_field(uow.session, key)
+    if field is None or not field.active:
+        raise ValidationFailed(f"'{key[:60]}' is not a preference field",
+                               code="unknown_preference", field=key[:60])
     clean = " ".join(value.split())
     if len(clean) > MAX_PREFERENCE_VALUE or "\x00" in clean:
         raise ValidationFailed(f"a preference is at most {MAX_PREFERENCE_VALUE} characters",
@@ -52,6 +55,10 @@ async def set_preference(uow: UnitOfWork, actor: Actor, customer_id: int, key: s
         CustomerPreference.customer_id == customer_id, CustomerPreference.key == key))
     if (current or "") == clean:
         return False
+    if clean and field.kind == "choice" and clean not in field.options:
+        raise ValidationFailed(f"choose one of: {', '.join(field.options)}",
+                               code="invalid_choice", field=key,
+                               extra={"options": list(field.options)})
     if not clean:
         await s.execute(delete(CustomerPreference).where(
             CustomerPreference.customer_id == customer_id, CustomerPreference.key == key))

@@ -1,6 +1,9 @@
 """The customer timeline: one list, newest first, of everything that happened with a
 customer in any channel — store purchases and web orders, click & collect handovers,
 refunds, chats, notes, NPS answers, loyalty points, consent changes and merges.
+A chat on it says what the visitor asked (their first message) and how many messages
+there were; `chat_transcript()` is the whole chat, read-only, for anyone who may read
+customers (a cashier too: the service desk's own view of a chat needs an agent).
 
 One SQL statement per source, each with its own LIMIT (so a customer with thousands of
 orders costs no more than one with a hundred), merged in Python. The same list is shown
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import Select, and_, func, or_, select, true
+from sqlalchemy import Select, and_, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -31,9 +34,12 @@ from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.orders.models import Order
 from saumaton.orders.services import order_number
 from saumaton.payments.models import Payment
-from saumaton.service.models import Conversation, NpsSurvey
+from saumaton.service.models import ChatMessage, Conversation, NpsSurvey
+from saumaton.staff.models import Staff
 
 MAX_LIMIT = 500
+PREVIEW = 140  # characters of a chat's first message shown on the timeline
+TRANSCRIPT_LIMIT = 500  # messages of one chat shown (the newest)
 REFUND_STATUSES = ("refund_due", "refunded")
 
 # Sources in their tie-break order (events at the same instant: higher rank first).
@@ -52,8 +58,10 @@ class TimelineEvent:
       channel (channel code), order_id
     - collected: number, place (the store), amount_cents, who (handed over by), order_id
     - refund: number, amount_cents (positive: money back), status (refund_due|refunded)
-    - chat_started / chat_closed: ref_id (conversation), text (the first page or
-      "offline message"), status
+    - chat_started: ref_id (conversation), text (the visitor's first message, at most
+      PREVIEW characters), count (messages), place (the page it started on), channel
+      (chat|offline), status
+    - chat_closed: ref_id (conversation), status
     - note: text, who (author), channel (pos|service|backoffice)
     - nps: score, text (comment), number (the order)
     - loyalty: status (earn|redeem|expire|reverse|adjust|refund), points, text (reason)
@@ -71,6 +79,7 @@ class TimelineEvent:
     amount_cents: int | None = None
     points: int | None = None
     score: int | None = None
+    count: int | None = None
     granted: bool | None = None
     text: str = ""
     who: str = ""
@@ -182,6 +191,29 @@ async def _refunds(s: AsyncSession, cid: int, cur: _Cursor | None,
             for pid, when, oid, amount, status in rows]
 
 
+def shorten(text: str, limit: int = PREVIEW) -> str:
+    """One line of at most `limit` characters ("…" when cut)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit - 1].rstrip() + "…"
+
+
+async def _chat_summaries(s: AsyncSession, ids: list[int]) -> dict[int, tuple[int, str]]:
+    """Per chat: its messages (the system's lines not counted) and the visitor's first
+    message, shortened (cut in SQL first: a message may be 2000 characters)."""
+    if not ids:
+        return {}
+    agg = (select(ChatMessage.conversation_id.label("conv"),
+                  func.count(ChatMessage.id).label("n"),
+                  func.min(case((ChatMessage.sender == "visitor", ChatMessage.id)))
+                  .label("first"))
+           .where(ChatMessage.conversation_id.in_(ids), ChatMessage.sender != "system")
+           .group_by(ChatMessage.conversation_id).subquery())
+    rows = (await s.execute(
+        select(agg.c.conv, agg.c.n, func.substr(ChatMessage.body, 1, 4 * PREVIEW))
+        .outerjoin(ChatMessage, ChatMessage.id == agg.c.first))).all()
+    return {int(conv): (int(n), shorten(str(first or ""))) for conv, n, first in rows}
+
+
 async def _chats_started(s: AsyncSession, cid: int, cur: _Cursor | None,
                          limit: int) -> list[TimelineEvent]:
     at = Conversation.created_at
@@ -191,10 +223,15 @@ async def _chats_started(s: AsyncSession, cid: int, cur: _Cursor | None,
         .where(Conversation.customer_id == cid,
                _older("chat_started", at, Conversation.id, cur)),
         at, Conversation.id, limit))).all()
-    return [TimelineEvent("chat_started", when, int(conv), ref_id=int(conv),
-                          status=str(status), text=str(page or ""),
-                          channel="offline" if offline else "chat")
-            for conv, when, status, page, offline in rows]
+    summaries = await _chat_summaries(s, [int(r[0]) for r in rows])
+    out = []
+    for conv, when, status, page, offline in rows:
+        count, first = summaries.get(int(conv), (0, ""))
+        out.append(TimelineEvent("chat_started", when, int(conv), ref_id=int(conv),
+                                 status=str(status), text=first, count=count,
+                                 place=str(page or ""),
+                                 channel="offline" if offline else "chat"))
+    return out
 
 
 async def _chats_closed(s: AsyncSession, cid: int, cur: _Cursor | None,
@@ -243,6 +280,7 @@ async def _loyalty(s: AsyncSession, cid: int, cur: _Cursor | None,
         select(LoyaltyEntry.id, at, LoyaltyEntry.kind, LoyaltyEntry.points,
                LoyaltyEntry.reason, LoyaltyEntry.order_id, LoyaltyEntry.channel)
         .where(LoyaltyEntry.customer_id == cid,
+               LoyaltyEntry.points != 0,  # a used-up lot's expiry: bookkeeping only
                _older("loyalty", at, LoyaltyEntry.id, cur)),
         at, LoyaltyEntry.id, limit))).all()
     return [TimelineEvent("loyalty", when, int(eid), status=str(kind), points=int(points),
@@ -308,3 +346,51 @@ async def timeline(session: AsyncSession, actor: Actor, customer_id: int, limit:
     return events[:limit]
 
 
+
+
+# --- one chat, read-only ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ChatLine:
+    sender: str  # visitor | agent | system
+    body: str
+    author: str  # the agent's name ("" for the visitor and the system)
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ChatTranscript:
+    conversation_id: int
+    customer_id: int
+    name: str  # the name the visitor gave ("" if none)
+    page: str  # where it started
+    offline: bool  # a message left while no agent was online
+    status: str  # open | closed
+    started_at: datetime
+    messages: list[ChatLine]  # oldest first; the newest TRANSCRIPT_LIMIT
+    earlier: bool  # there were older messages than these
+
+
+async def chat_transcript(session: AsyncSession, actor: Actor, customer_id: int,
+                          conversation_id: int) -> ChatTranscript:
+    """A chat of the customer's, as the timeline opens it: NotFound unless the chat is
+    this customer's (a merged customer's old id reads the kept customer's chats)."""
+    actor.require("customers.read")
+    from saumaton.customers.duplicates import resolve_customer_id
+
+    cid = await resolve_customer_id(session, customer_id)
+    conv = await session.scalar(select(Conversation).where(
+        Conversation.id == conversation_id, Conversation.customer_id == cid))
+    if conv is None:
+        raise NotFound(f"customer {customer_id} has no chat {conversation_id}",
+                       code="conversation_not_found")
+    rows = (await session.execute(
+        select(ChatMessage.sender, ChatMessage.body, ChatMessage.created_at, Staff.name)
+        .outerjoin(Staff, Staff.id == ChatMessage.staff_id)
+        .where(ChatMessage.conversation_id == conv.id)
+        .order_by(ChatMessage.id.desc()).limit(TRANSCRIPT_LIMIT + 1))).all()
+    lines = [ChatLine(str(sender), str(body), str(staff or "") if sender == "agent" else "",
+                      at) for sender, body, at, staff in rows[:TRANSCRIPT_LIMIT]]
+    return ChatTranscript(conv.id, cid, conv.name, conv.page, conv.offline_message,
+                          conv.status, conv.created_at, lines[::-1],
+                          earlier=len(rows) > TRANSCRIPT_LIMIT)

@@ -22,6 +22,7 @@ from saumaton.customers.models import (
     CustomerNote,
     CustomerPreference,
     CustomerTag,
+    PreferenceField,
 )
 from saumaton.db.base import Base
 from saumaton.db.idempotency import IdempotencyRecord
@@ -75,6 +76,7 @@ __all__ = [
     "OutgoingMail",
     "Payment",
     "PaytrailPayment",
+    "PreferenceField",
     "Product",
     "ProductImage",
     "Register",

@@ -13,11 +13,13 @@ from saumaton.db.base import Base, BigID, UTCDateTime
 
 class OutgoingMail(Base):
     __tablename__ = "outgoing_mail"
-    __table_args__ = (Index("ix_outgoing_mail_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outgoing_mail_status_next", "status", "next_attempt_at"),
+                      Index("ix_outgoing_mail_reference", "reference"))
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))  # order_confirmation | password_reset | …
     reference: Mapped[str] = mapped_column(String(100), default="")
     to_addr: Mapped[str] = mapped_column(String(320))
+    reply_to: Mapped[str] = mapped_column(String(320), default="")  # "" = none
     subject: Mapped[str] = mapped_column(String(300))
     body_text: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str] = mapped_column(Text, default="")

@@ -25,8 +25,10 @@ def wake_event(db: Database) -> asyncio.Event:
 
 
 async def queue_mail(uow: UnitOfWork, *, kind: str, to: str, subject: str, text: str,
-                     html: str = "", reference: str = "") -> int:
-    row = OutgoingMail(kind=kind[:32], to_addr=to, subject=subject[:300], body_text=text,
+                     html: str = "", reference: str = "", reply_to: str = "") -> int:
+    """`reply_to`: where an answer to the mail should go (the Reply-To header)."""
+    row = OutgoingMail(kind=kind[:32], to_addr=to, reply_to=reply_to[:320],
+                       subject=subject[:300], body_text=text,
                        body_html=html, reference=reference[:100], status="queued",
                        attempts=0, last_error="", next_attempt_at=utcnow())
     uow.session.add(row)

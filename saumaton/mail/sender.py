@@ -53,6 +53,7 @@ class Claimed:
     text: str
     html: str
     attempts: int  # including this one
+    reply_to: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ async def _claim(db: Database, limit: int) -> list[Claimed]:
             r.attempts += 1
             r.next_attempt_at = now + LEASE
             claimed.append(Claimed(r.id, r.kind, r.to_addr, r.subject, r.body_text,
-                                   r.body_html, r.attempts))
+                                   r.body_html, r.attempts, r.reply_to))
         await uow.commit()
     return claimed
 
@@ -115,6 +116,8 @@ def build_message(mail: Claimed, settings: Settings, now: datetime) -> EmailMess
     msg = EmailMessage()
     msg["From"] = settings.mail_from
     msg["To"] = mail.to
+    if mail.reply_to:
+        msg["Reply-To"] = mail.reply_to
     msg["Subject"] = mail.subject
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = make_msgid(idstring=f"mail{mail.id}",

@@ -3,10 +3,15 @@
 A visitor is known by a random token in the `saumaton_chat` cookie (only its SHA-256 is
 stored). Their first message starts a conversation; later messages join the newest open
 one, so the chat survives page loads. A signed-in shopper is linked to their customer at
-once; a visitor who gives an e-mail address that belongs to a customer is linked to that
-customer. Agents (staff with the role service, manager or owner) list, answer, assign,
-close and link conversations. When no agent is online the visitor leaves an offline
-message: a conversation in the agents' queue and a mail to the shop.
+once. An e-mail address the visitor types proves nothing: when it belongs to a customer
+the desk says so (`email_customer_id`, "e-mail given, not verified"), but the chat is
+linked, and the customer's card shown, only when an agent links it. Links follow merged
+customers to the kept one; an erased customer is never linked. Agents (staff with the
+role service, manager or owner) list, answer, assign, close and link conversations.
+When no agent is online the visitor leaves an offline message: a conversation in the
+agents' queue and a mail to the shop (Reply-To: the visitor). An agent's answer to an
+offline message, or to a visitor who has gone, is also mailed to the visitor
+(`service.chat_mail`).
 
 Every change emits `chat.message` (a new message) or `chat.updated` (anything else) with
 the conversation's id and the visitor's key (`visitor`, a prefix of the token's hash),
@@ -26,13 +31,16 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saumaton.config import Settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from saumaton.customers.duplicates import resolve_customer_id
 from saumaton.customers.identities import normalise_email
 from saumaton.customers.models import Customer, CustomerIdentity
 from saumaton.db.uow import UnitOfWork
 from saumaton.mail.queue import queue_mail
+from saumaton.service import chat_mail
 from saumaton.service.models import ChatMessage, Conversation
 from saumaton.staff.models import Staff, StaffRole
 from saumaton.staff.services import actor_for
@@ -102,6 +110,7 @@ class MessageOut:
     body: str
     author: str  # the agent's name; "" for the visitor and the system
     created_at: datetime
+    mail: str = ""  # the answer's e-mailed copy: "" (none) | queued | sent | failed
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "conversation_id": self.conversation_id, "sender": self.sender,
@@ -127,6 +136,10 @@ class ConversationOut:
     closed_at: datetime | None
     preview: str  # the newest message, shortened
     visitor: str  # the visitor key (a prefix of the token's hash)
+    # Not linked, but the e-mail the visitor typed is this customer's (not verified).
+    email_customer_id: int | None = None
+    email_customer_name: str = ""
+    answer_by_email: bool = False  # an agent's answer is mailed to `email` too
 
     @property
     def label(self) -> str:
@@ -189,14 +202,46 @@ async def _names_of_staff(session: AsyncSession, ids: set[int]) -> dict[int, str
         select(Staff.id, Staff.name).where(Staff.id.in_(ids)))).all()}
 
 
-async def _out_many(session: AsyncSession, rows: list[Conversation]) -> list[ConversationOut]:
+async def _customers_by_email(session: AsyncSession, emails: set[str]) -> dict[str, int]:
+    """The live (not merged away, not erased) customer of each address that has one."""
+    if not emails:
+        return {}
+    rows = (await session.execute(
+        select(CustomerIdentity.value, CustomerIdentity.customer_id)
+        .join(Customer, Customer.id == CustomerIdentity.customer_id)
+        .where(CustomerIdentity.kind == "email", CustomerIdentity.value.in_(sorted(emails)),
+               Customer.merged_into_id.is_(None), Customer.erased_at.is_(None))
+        .order_by(CustomerIdentity.id))).all()
+    out: dict[str, int] = {}
+    for value, cid in rows:
+        out.setdefault(str(value), int(cid))
+    return out
+
+
+async def _last_visitor_at(session: AsyncSession, ids: list[int]) -> dict[int, datetime]:
+    if not ids:
+        return {}
+    return {int(cid): at for cid, at in (await session.execute(
+        select(ChatMessage.conversation_id, func.max(ChatMessage.created_at))
+        .where(ChatMessage.conversation_id.in_(ids), ChatMessage.sender == "visitor")
+        .group_by(ChatMessage.conversation_id))).all()}
+
+
+async def _out_many(session: AsyncSession, rows: list[Conversation],
+                    desk: bool = True) -> list[ConversationOut]:
+    """`desk=False` (the visitor's own view): without what only agents see, the typed
+    e-mail's customer and whether answers go by e-mail."""
     ids = [c.id for c in rows]
-    customers = {c.customer_id for c in rows if c.customer_id}
+    by_email = await _customers_by_email(
+        session, {c.email for c in rows if desk and c.email and c.customer_id is None})
+    customers = {c.customer_id for c in rows if c.customer_id} | set(by_email.values())
     names: dict[int, str] = {}
     if customers:
         names = {int(i): f"{f} {last}".strip() for i, f, last in (await session.execute(
             select(Customer.id, Customer.first_name, Customer.last_name)
             .where(Customer.id.in_(customers)))).all()}
+    last_visitor = await _last_visitor_at(session, [c.id for c in rows if desk and c.email])
+    now = utcnow()
     staff = await _names_of_staff(session, {c.assigned_staff_id for c in rows
                                             if c.assigned_staff_id})
     previews: dict[int, str] = {}
@@ -210,6 +255,7 @@ async def _out_many(session: AsyncSession, rows: list[Conversation]) -> list[Con
     out = []
     for c in rows:
         preview = previews.get(c.id, "")
+        unverified = by_email.get(c.email) if c.customer_id is None and c.email else None
         out.append(ConversationOut(
             id=c.id, status=c.status, customer_id=c.customer_id,
             customer_name=names.get(c.customer_id or 0, ""),
@@ -219,18 +265,26 @@ async def _out_many(session: AsyncSession, rows: list[Conversation]) -> list[Con
             offline_message=c.offline_message, created_at=c.created_at,
             last_message_at=c.last_message_at, closed_at=c.closed_at,
             preview=preview if len(preview) <= 80 else preview[:79] + "…",
-            visitor=visitor_key(c.visitor_token_hash)))
+            visitor=visitor_key(c.visitor_token_hash), email_customer_id=unverified,
+            email_customer_name=names.get(unverified or 0, ""),
+            answer_by_email=desk and c.status == "open" and chat_mail.answer_by_email(
+                email=c.email, offline_message=c.offline_message,
+                last_visitor_at=last_visitor.get(c.id), now=now)))
     return out
 
 
-async def _messages(session: AsyncSession, conversation_id: int) -> list[MessageOut]:
+async def _messages(session: AsyncSession, conversation_id: int,
+                    mail: bool = False) -> list[MessageOut]:
+    """The newest messages, oldest first; `mail`: with the e-mailed copies' status."""
     rows = (await session.scalars(
         select(ChatMessage).where(ChatMessage.conversation_id == conversation_id)
         .order_by(ChatMessage.id.desc()).limit(HISTORY_LIMIT))).all()
     staff = await _names_of_staff(session, {m.staff_id for m in rows if m.staff_id})
+    mailed = await chat_mail.mail_status(
+        session, [m.id for m in rows if m.sender == "agent"]) if mail else {}
     return [MessageOut(m.id, m.conversation_id, m.sender, m.body,
                        staff.get(m.staff_id or 0, "") if m.sender == "agent" else "",
-                       m.created_at) for m in reversed(rows)]
+                       m.created_at, mailed.get(m.id, "")) for m in reversed(rows)]
 
 
 async def _open_conversation(session: AsyncSession, hashed: str) -> Conversation | None:
@@ -249,7 +303,7 @@ async def visitor_view(session: AsyncSession, token: str | None) -> Conversation
     conv = await _open_conversation(session, token_hash(token))
     if conv is None:
         return None
-    [out] = await _out_many(session, [conv])
+    [out] = await _out_many(session, [conv], desk=False)
     return ConversationView(out, await _messages(session, conv.id))
 
 
@@ -304,7 +358,7 @@ async def get_conversation(session: AsyncSession, actor: Actor,
     require_agent(actor)
     conv = await _conversation(session, conversation_id)
     [out] = await _out_many(session, [conv])
-    return ConversationView(out, await _messages(session, conv.id))
+    return ConversationView(out, await _messages(session, conv.id, mail=True))
 
 
 async def agents(session: AsyncSession) -> list[tuple[int, str]]:
@@ -323,17 +377,31 @@ def _emit(uow: UnitOfWork, topic: str, conv: Conversation, **extra: Any) -> None
                      "visitor": visitor_key(conv.visitor_token_hash), **extra})
 
 
-async def _customer_by_email(uow: UnitOfWork, email: str) -> int | None:
-    cid = await uow.session.scalar(
-        select(CustomerIdentity.customer_id).where(CustomerIdentity.kind == "email",
-                                                   CustomerIdentity.value == email)
-        .order_by(CustomerIdentity.id).limit(1))
-    return int(cid) if cid is not None else None
+async def _live_customer(uow: UnitOfWork, customer_id: int) -> int:
+    """The customer `customer_id` stands for now (a merged one: the kept one). 404
+    `customer_not_found`; 409 `customer_erased` for an erased customer, whose anonymised
+    record must not gather new personal data."""
+    resolved = await resolve_customer_id(uow.session, customer_id)
+    row = (await uow.session.execute(
+        select(Customer.id, Customer.erased_at).where(Customer.id == resolved))).first()
+    if row is None:
+        raise NotFound(f"no customer {customer_id}", code="customer_not_found",
+                       field="customer_id")
+    if row.erased_at is not None:
+        raise Conflict(f"customer {customer_id} was erased", code="customer_erased",
+                       field="customer_id")
+    return resolved
 
 
-async def _customer_exists(uow: UnitOfWork, customer_id: int) -> bool:
-    return await uow.session.scalar(
-        select(Customer.id).where(Customer.id == customer_id)) is not None
+async def _shopper(uow: UnitOfWork, customer_id: int | None) -> int | None:
+    """The signed-in shopper's customer to link a chat to; None when there is none to
+    link (not signed in, or the customer is gone): their chat goes on unlinked."""
+    if customer_id is None:
+        return None
+    try:
+        return await _live_customer(uow, customer_id)
+    except (NotFound, Conflict):
+        return None
 
 
 async def _existing_message(uow: UnitOfWork, key: str) -> ChatMessage | None:
@@ -383,16 +451,16 @@ async def _start(uow: UnitOfWork, token: str, *, language: str, page: str,
         now = utcnow()
         conv = Conversation(visitor_token_hash=hashed, status="open",
                             language=_language(language), page=_page(page),
-                            offline_message=False, created_at=now, last_message_at=now)
-        if customer_id is not None and await _customer_exists(uow, customer_id):
-            conv.customer_id = customer_id
+                            offline_message=False, created_at=now, last_message_at=now,
+                            customer_id=await _shopper(uow, customer_id))
         uow.session.add(conv)
         await uow.session.flush()
         _emit(uow, "chat.updated", conv)
-    elif customer_id is not None and conv.customer_id is None \
-            and await _customer_exists(uow, customer_id):
-        conv.customer_id = customer_id  # signed in since the chat began
-        _emit(uow, "chat.updated", conv)
+    elif customer_id is not None and conv.customer_id is None:
+        shopper = await _shopper(uow, customer_id)
+        if shopper is not None:
+            conv.customer_id = shopper  # signed in since the chat began
+            _emit(uow, "chat.updated", conv)
     return conv
 
 
@@ -422,8 +490,8 @@ async def post_visitor_message(uow: UnitOfWork, token: str, body: str,
 
 async def identify_visitor(uow: UnitOfWork, token: str, name: str,
                            email: str) -> ConversationOut:
-    """The visitor tells who they are. An e-mail that belongs to a customer links the
-    chat to that customer (unless it is linked already)."""
+    """The visitor tells who they are. The e-mail is kept, but links no one: anybody
+    can type anybody's address (the desk shows the match as not verified)."""
     clean_name = _name(name, False)
     clean_email = normalise_email(email) if email.strip() else ""
     if not clean_name and not clean_email:
@@ -438,8 +506,6 @@ async def identify_visitor(uow: UnitOfWork, token: str, name: str,
         conv.name = clean_name
     if clean_email:
         conv.email = clean_email
-        if conv.customer_id is None:
-            conv.customer_id = await _customer_by_email(uow, clean_email)
     await uow.session.flush()
     _emit(uow, "chat.updated", conv)
     [out] = await _out_many(uow.session, [conv])
@@ -451,7 +517,8 @@ async def leave_offline_message(uow: UnitOfWork, token: str, *, name: str, email
                                 page: str = "", customer_id: int | None = None
                                 ) -> ConversationOut:
     """No agent is online: the visitor's message becomes a conversation in the agents'
-    queue (`offline_message`) and a mail to the shop, both in this transaction."""
+    queue (`offline_message`) and a mail to the shop (Reply-To: the visitor), both in
+    this transaction. Linked only to a signed-in shopper, never by the typed e-mail."""
     clean_name = _name(name, True)
     if not email.strip():
         raise ValidationFailed("e-mail is required", code="email_required", field="email")
@@ -463,11 +530,7 @@ async def leave_offline_message(uow: UnitOfWork, token: str, *, name: str, email
     conv = Conversation(visitor_token_hash=token_hash(token), status="open",
                         name=clean_name, email=clean_email, language=_language(language),
                         page=_page(page), offline_message=True, created_at=now,
-                        last_message_at=now)
-    if customer_id is not None and await _customer_exists(uow, customer_id):
-        conv.customer_id = customer_id
-    else:
-        conv.customer_id = await _customer_by_email(uow, clean_email)
+                        last_message_at=now, customer_id=await _shopper(uow, customer_id))
     uow.session.add(conv)
     await uow.session.flush()
     _emit(uow, "chat.updated", conv)
@@ -478,15 +541,17 @@ async def leave_offline_message(uow: UnitOfWork, token: str, *, name: str, email
         text=(f"{clean_name} <{clean_email}>\n"
               f"{('Sivu / Page: ' + conv.page) if conv.page else ''}\n\n{text}\n\n"
               f"/service/c/{conv.id}\n"),
-        reference=f"conversation:{conv.id}")
+        reference=f"conversation:{conv.id}", reply_to=clean_email)
     [out] = await _out_many(uow.session, [conv])
     return out
 
 
 async def post_agent_message(uow: UnitOfWork, actor: Actor, conversation_id: int, body: str,
-                             client_key: str | None = None) -> MessageOut:
+                             client_key: str | None = None, *,
+                             settings: Settings) -> MessageOut:
     """An agent's answer. An unassigned chat becomes theirs; a closed one takes no more
-    messages (409 `conversation_closed`)."""
+    messages (409 `conversation_closed`). To an offline message, or a visitor who has
+    gone, the answer is mailed too (`chat_mail`), in this transaction."""
     require_agent(actor)
     text = _body(body)
     key = _client_key(client_key)
@@ -504,8 +569,25 @@ async def post_agent_message(uow: UnitOfWork, actor: Actor, conversation_id: int
     if conv.assigned_staff_id is None and actor.staff_id is not None:
         conv.assigned_staff_id = actor.staff_id
         _emit(uow, "chat.updated", conv)
+    question = (await uow.session.execute(
+        select(ChatMessage.body, ChatMessage.created_at)
+        .where(ChatMessage.conversation_id == conv.id, ChatMessage.sender == "visitor")
+        .order_by(ChatMessage.id.desc()).limit(1))).first()
+    by_email = chat_mail.answer_by_email(
+        email=conv.email, offline_message=conv.offline_message,
+        last_visitor_at=question.created_at if question else None, now=utcnow())
     msg = await _add_message(uow, conv, "agent", text, key, actor.staff_id)
-    return await _out_message(uow, msg)
+    out = await _out_message(uow, msg)
+    if not by_email:
+        return out
+    mail = chat_mail.reply_mail(settings=settings, language=conv.language, name=conv.name,
+                                answer=text, agent=out.author or actor.name,
+                                question=question.body if question else "")
+    await queue_mail(uow, kind=chat_mail.KIND, to=conv.email, subject=mail.subject,
+                     text=mail.text, html=mail.html, reference=chat_mail.reference(msg.id),
+                     reply_to=settings.service_email)
+    return MessageOut(out.id, out.conversation_id, out.sender, out.body, out.author,
+                      out.created_at, "queued")
 
 
 async def assign(uow: UnitOfWork, actor: Actor, conversation_id: int,
@@ -544,13 +626,13 @@ async def close(uow: UnitOfWork, actor: Actor, conversation_id: int) -> Conversa
 
 async def link_customer(uow: UnitOfWork, actor: Actor, conversation_id: int,
                         customer_id: int | None) -> ConversationOut:
-    """Tie the chat to a customer the agent found (None: untie it)."""
+    """Tie the chat to a customer the agent found (None: untie it). A merged customer's
+    id links the kept one; an erased customer is refused (409 `customer_erased`)."""
     require_agent(actor)
     actor.require("customers.read")
     conv = await _conversation(uow.session, conversation_id, lock=True)
-    if customer_id is not None and not await _customer_exists(uow, customer_id):
-        raise NotFound(f"no customer {customer_id}", code="customer_not_found",
-                       field="customer_id")
+    if customer_id is not None:
+        customer_id = await _live_customer(uow, customer_id)
     if conv.customer_id != customer_id:
         conv.customer_id = customer_id
         await uow.session.flush()

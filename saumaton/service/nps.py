@@ -10,7 +10,8 @@ question "How likely are you to recommend us to a friend?" with the links 0–10
 The link's token is random; only its SHA-256 is stored. Opening a link shows the score
 chosen and a comment box (a mail scanner opening the links records nothing); sending it
 records the answer once — the token is spent. The answer lands on the customer's
-timeline (`customers.timeline`) and emits `nps.answered`.
+timeline (`customers.timeline`) and emits `nps.answered`. Erasing the customer (GDPR)
+voids the token: the link then answers 410 `survey_closed`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from sqlalchemy.orm import aliased
 
 from saumaton.config import Settings
 from saumaton.core.clock import utcnow
-from saumaton.core.errors import Conflict, NotFound, ValidationFailed
+from saumaton.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from saumaton.customers.models import CustomerConsent, CustomerIdentity
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.locations.models import Channel, Location
@@ -45,17 +46,39 @@ from saumaton.web.i18n import N_
 log = logging.getLogger(__name__)
 
 PURCHASE_STATUSES = ("paid", "completed", "collected")
-# Orders of this recent past get a survey; older ones never (the job was down, the
-# consent came later: too late to ask about that purchase).
+PICKUP = "pickup"
+# Purchases of this recent past get a survey (a click & collect order counts from its
+# handover); older ones never (the job was down, the consent came later: too late to
+# ask about that purchase).
 SEND_WINDOW = timedelta(days=2)
 BATCH = 100
 JOB_SECONDS = 180.0
 SCORES = range(0, 11)
 MAX_COMMENT = 2000
+# A voided token's stored value starts with this; a SHA-256 in hex never does.
+_VOID = "void:"
+
+
+class SurveyClosed(DomainError):
+    """The survey's link was voided (the customer's data has been erased)."""
+
+    status = 410
+    code = "survey_closed"
 
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def void_token_hash(hashed: str) -> str:
+    """What replaces a survey's token hash when its link must stop working: no token
+    hashes to it, yet the link can still be told apart from a mistyped one (see
+    `survey_for_token`). Fits the column (64 characters); voiding twice changes
+    nothing."""
+    if hashed.startswith(_VOID):
+        return hashed
+    digest = hashlib.sha256((_VOID + hashed).encode()).hexdigest()
+    return (_VOID + digest)[:64]
 
 
 @dataclass(frozen=True)
@@ -80,6 +103,25 @@ def _consented() -> object:
                         newer.kind == CustomerConsent.kind, newer.id > CustomerConsent.id))
 
 
+def _purchased(now: datetime) -> object:
+    """SQL: the order is a purchase of the last SEND_WINDOW. A click & collect order is
+    one when it has been handed over (not at payment: the customer has not got it
+    yet), and counts from the handover."""
+    since = now - SEND_WINDOW
+    return or_(
+        and_(Order.delivery_method.is_distinct_from(PICKUP),
+             Order.status.in_(PURCHASE_STATUSES), Order.created_at >= since),
+        and_(Order.delivery_method == PICKUP, Order.status == "collected",
+             Order.collected_at >= since))
+
+
+def is_purchase(status: str, delivery_method: str | None) -> bool:
+    """The order is a purchase to ask about (a pickup order once handed over)."""
+    if delivery_method == PICKUP:
+        return status == "collected"
+    return status in PURCHASE_STATUSES
+
+
 def _has_email() -> object:
     return or_(Order.email != "", exists().where(
         CustomerIdentity.customer_id == Order.customer_id, CustomerIdentity.kind == "email"))
@@ -92,8 +134,7 @@ async def due_orders(session: AsyncSession, now: datetime | None = None,
     now = now or utcnow()
     ids = (await session.scalars(
         select(Order.id).where(
-            Order.status.in_(PURCHASE_STATUSES), Order.customer_id.is_not(None),
-            Order.created_at >= now - SEND_WINDOW,
+            _purchased(now), Order.customer_id.is_not(None),  # type: ignore[arg-type]
             ~exists().where(NpsSurvey.order_id == Order.id),
             _consented(), _has_email())  # type: ignore[arg-type]
         .order_by(Order.id).limit(limit))).all()
@@ -122,15 +163,17 @@ def survey_mail(order_number: str, *, settings: Settings, lang: str, links: list
 async def send_survey(uow: UnitOfWork, settings: Settings, order_id: int) -> str | None:
     """Create the order's survey and queue its mail, in the caller's transaction; the
     link's token (only its hash is kept), or None when the order has a survey already
-    (another process got there first) or there is no one to send to."""
+    (another process got there first), is not a purchase yet (a click & collect order
+    not handed over) or there is no one to send to."""
     s = uow.session
     order = (await s.execute(
         select(Order.customer_id, Order.email, Order.language, Order.status,
-               Channel.kind, Location.name, Location.address)
+               Order.delivery_method, Channel.kind, Location.name, Location.address)
         .join(Channel, Channel.id == Order.channel_id)
         .outerjoin(Location, Location.id == Order.location_id)
         .where(Order.id == order_id))).first()
-    if order is None or order.customer_id is None:
+    if order is None or order.customer_id is None \
+            or not is_purchase(str(order.status), order.delivery_method):
         return None
     to = await _address(s, int(order.customer_id), str(order.email or ""))
     if not to:
@@ -209,12 +252,16 @@ def check_score(score: object) -> int:
 
 
 async def survey_for_token(session: AsyncSession, token: str) -> SurveyOut:
-    """The survey a link's token opens (404 `survey_not_found` if none)."""
+    """The survey a link's token opens (404 `survey_not_found` if none; 410
+    `survey_closed` if its link was voided)."""
     if not token or len(token) > 200:
         raise NotFound("no such survey", code="survey_not_found")
-    row = await session.scalar(select(NpsSurvey).where(
-        NpsSurvey.token_hash == token_hash(token)))
+    hashed = token_hash(token)
+    row = await session.scalar(select(NpsSurvey).where(NpsSurvey.token_hash == hashed))
     if row is None:
+        if await session.scalar(select(NpsSurvey.id).where(
+                NpsSurvey.token_hash == void_token_hash(hashed))) is not None:
+            raise SurveyClosed("this survey is closed", code="survey_closed")
         raise NotFound("no such survey", code="survey_not_found")
     return _out(row)
 
@@ -222,15 +269,16 @@ async def survey_for_token(session: AsyncSession, token: str) -> SurveyOut:
 async def answer_survey(uow: UnitOfWork, token: str, score: object,
                         comment: str = "") -> SurveyOut:
     """Record the answer once: a second answer with the same token is a 409
-    `already_answered`; a score outside 0–10 a 422 (nothing changes)."""
+    `already_answered`; a score outside 0–10 a 422, a voided link a 410
+    `survey_closed` (nothing changes)."""
+    s = uow.session
+    survey = await survey_for_token(s, token)  # a closed link says so before anything
     value = check_score(score)
     text = comment.strip().replace("\r\n", "\n")
     if len(text) > MAX_COMMENT or "\x00" in text:
         raise ValidationFailed(f"a comment is at most {MAX_COMMENT} characters",
                                code="comment_too_long", field="comment",
                                extra={"max": MAX_COMMENT})
-    s = uow.session
-    survey = await survey_for_token(s, token)
     now = utcnow()
     done = await s.execute(
         update(NpsSurvey).where(and_(NpsSurvey.id == survey.id,

@@ -3,6 +3,8 @@
 - `GET /nps/{token}?score=N` — the score chosen in the mail (0–10, else 422), preselected,
   and a comment box; nothing is recorded yet (mail scanners open links);
 - `POST /nps/{token}` — records the answer once (409 after that), then thanks.
+
+A link voided by a GDPR erasure answers both with 410 and says the survey is closed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from fastapi import Path, Request
 from fastapi.responses import Response
 
 from saumaton.core.errors import DomainError, NotFound, ValidationFailed
-from saumaton.service.nps import SCORES, answer_survey, check_score, survey_for_token
+from saumaton.service.nps import (
+    SCORES,
+    SurveyClosed,
+    answer_survey,
+    check_score,
+    survey_for_token,
+)
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import checked_form, error_page, gettext, page_router, render
@@ -41,6 +49,11 @@ def _not_found(request: Request) -> Response:
         "This survey link is not valid. Check that the whole link was copied."))))
 
 
+def _closed(request: Request) -> Response:
+    return _private(render(request, "nps/closed.html", {
+        "title": gettext(request, N_("Survey closed"))}, status=410))
+
+
 def _page(request: Request, token: str, *, score: int | None, comment: str = "",
           errors: dict[str, str] | None = None, status: int = 200) -> Response:
     return _private(render(request, "nps/answer.html", {
@@ -63,6 +76,8 @@ async def survey_page(request: Request, token: Token) -> Response:
             survey = await survey_for_token(s, token)
     except NotFound:
         return _not_found(request)
+    except SurveyClosed:
+        return _closed(request)
     if survey.answered_at is not None:
         return _private(render(request, "nps/thanks.html", {
             "title": gettext(request, N_("Thank you!")), "already": True}, status=409))
@@ -90,6 +105,8 @@ async def answer(request: Request, token: Token) -> Response:
             await uow.commit()
     except NotFound:
         return _not_found(request)
+    except SurveyClosed:
+        return _closed(request)
     except DomainError as exc:
         if exc.code == "already_answered":
             return _private(render(request, "nps/thanks.html", {

@@ -1,12 +1,15 @@
-"""The customer timeline for staff: the fragment every channel shows (`_timeline.html`),
-its live stream, and the back office's customer page.
+"""The customer timeline for staff: the fragment every channel shows (`_timeline.html`)
+and its live stream. The back office's customer page is in web/backoffice/customers.py.
 
 - `GET /timeline/{customer_id}` — the fragment (staff with customers.read); `?before=`
   a cursor for the older page.
+- `GET /timeline/{customer_id}/chats/{conversation_id}` — one of the customer's chats,
+  read-only, opened inside the timeline ("Show messages"): also for a cashier, who may
+  not open the service desk's view of it.
 - `GET /timeline/{customer_id}/events` — server-sent events for this customer only
-  (`static/js/timeline.js` reloads the fragment on each): orders, handovers, notes and
-  other customer changes, chat messages, loyalty points, NPS answers, merges.
-- `GET /backoffice/customers/{customer_id}` — the customer's page in the back office.
+  (`static/js/timeline.js` reloads the fragment on each): orders (also cancelled),
+  handovers, refunds, notes, consents and other customer changes, chat messages,
+  loyalty points, NPS answers, merges.
 """
 
 from __future__ import annotations
@@ -22,9 +25,8 @@ from sse_starlette.sse import EventSourceResponse
 from saumaton.core.actor import Actor
 from saumaton.core.errors import NotFound
 from saumaton.core.types import MAX_ID
-from saumaton.customers.card import customer_card
 from saumaton.customers.duplicates import resolve_customer_id
-from saumaton.customers.timeline import MAX_LIMIT, TimelineEvent, timeline
+from saumaton.customers.timeline import MAX_LIMIT, TimelineEvent, chat_transcript, timeline
 from saumaton.events.hub import Event, EventHub
 from saumaton.service.models import Conversation
 from saumaton.web.auth import db_of
@@ -33,10 +35,12 @@ from saumaton.web.pages import error_page, gettext, page_router, render, require
 
 router = page_router()
 CustomerId = Annotated[int, Path(ge=1, le=MAX_ID)]
+ConversationId = Annotated[int, Path(ge=1, le=MAX_ID)]
 PAGE = 50
 # What changes a customer's timeline (each payload names the customer, or a chat of theirs).
 TOPICS = frozenset({
-    "order.created", "order.paid", "order.collected", "customer.updated", "customer.merged",
+    "order.created", "order.paid", "order.cancelled", "order.collected",
+    "payment.refund_due", "payment.refunded", "customer.updated", "customer.merged",
     "customer.unmerged", "chat.message", "chat.updated", "loyalty.changed", "nps.answered"})
 
 
@@ -76,6 +80,22 @@ async def timeline_fragment(
     except NotFound:
         return _no_customer(request)
     return _fragment(request, cid, events, limit, older=before is not None)
+
+
+@router.get("/timeline/{customer_id}/chats/{conversation_id}")
+async def timeline_chat(request: Request, customer_id: CustomerId,
+                        conversation_id: ConversationId) -> Response:
+    """The chat's messages, the fragment a chat on the timeline opens."""
+    actor = await require_staff(request)
+    actor.require("customers.read")
+    try:
+        async with db_of(request).reader() as s:
+            transcript = await chat_transcript(s, actor, customer_id, conversation_id)
+    except NotFound:
+        return error_page(request, 404, gettext(request, N_("There is no such chat.")))
+    response = render(request, "_timeline_chat.html", {"transcript": transcript})
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _accepts(customer_id: int, conversations: set[int]) -> Any:
@@ -134,23 +154,3 @@ async def timeline_events(request: Request, customer_id: CustomerId) -> Response
             hub.unsubscribe(sub)
 
     return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
-
-
-@router.get("/backoffice/customers/{customer_id}")
-async def backoffice_customer(request: Request, customer_id: CustomerId) -> Response:
-    """A customer in the back office: who they are and their timeline."""
-    actor = await require_staff(request)
-    try:
-        async with db_of(request).reader() as s:
-            card = await customer_card(s, actor, customer_id)
-            events = await timeline(s, actor, card.id, limit=PAGE + 1)
-    except NotFound:
-        return _no_customer(request)
-    more = len(events) > PAGE
-    shown = events[:PAGE]
-    response = render(request, "backoffice/customer.html", {
-        "title": card.name or gettext(request, N_("Customer")), "card": card,
-        "timeline": shown, "timeline_customer_id": card.id,
-        "timeline_next": shown[-1].cursor if more and shown else "", "timeline_older": False})
-    response.headers["Cache-Control"] = "no-store"
-    return response

@@ -1,6 +1,8 @@
-"""Duplicate customers in the back office: the candidate list, the confirmation that
-shows what a merge moves, the merge, and its result page with Undo while the window is
-open. Routes only translate HTTP to `saumaton.customers.duplicates`."""
+"""Customers in the back office: the customer list (search, filter by tag), one
+customer's page (preferences, tags, timeline), the shop's preference fields, and
+duplicates: the candidate list, the confirmation that shows what a merge moves, the
+merge, and its result page with Undo while the window is open. Routes only translate
+HTTP to `saumaton.customers` (card, fields, tags, duplicates)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,15 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from saumaton.core.actor import Actor
-from saumaton.core.errors import DomainError, ValidationFailed
+from saumaton.core.errors import DomainError, NotFound, ValidationFailed
 from saumaton.core.types import MAX_ID
-from saumaton.customers.card import find_customers
+from saumaton.customers import fields as preference_fields
+from saumaton.customers.card import (
+    CustomerMatch,
+    customer_card,
+    customer_matches,
+    find_customers,
+)
 from saumaton.customers.duplicates import (
     duplicate_candidates,
     get_merge,
@@ -23,6 +31,17 @@ from saumaton.customers.duplicates import (
     summaries,
     undo_merge,
 )
+from saumaton.customers.notes import set_preference
+from saumaton.customers.tags import (
+    MAX_LISTED,
+    add_tag,
+    all_tags,
+    normalise_tag,
+    remove_tag,
+    tagged_customer_ids,
+    tags_of_many,
+)
+from saumaton.customers.timeline import timeline
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
@@ -37,6 +56,9 @@ from saumaton.web.pages import (
 
 router = page_router("/backoffice")
 MergeId = Annotated[int, Path(ge=1, le=MAX_ID)]
+CustomerId = Annotated[int, Path(ge=1, le=MAX_ID)]
+FieldKey = Annotated[str, Path(max_length=50)]
+TIMELINE_PAGE = 50
 
 # What moves, by table, in words (a table added later is shown by its name).
 KINDS: Mapping[str, str] = {
@@ -51,6 +73,9 @@ KINDS: Mapping[str, str] = {
     "customer_tags": N_("Tags"),
     "carts": N_("Shopping carts"),
     "analytics_events": N_("Webshop visit events"),
+    "loyalty_entries": N_("Loyalty points (every entry of the ledger)"),
+    "conversations": N_("Chats with customer service"),
+    "nps_surveys": N_("Satisfaction surveys and answers"),
 }
 MESSAGES: Mapping[str, str] = {
     "merge_same_customer": N_("Choose two different customers."),
@@ -69,12 +94,40 @@ MESSAGES: Mapping[str, str] = {
     "kept_since_merged": N_(
         "The kept customer has since been merged into another one; undo that merge first."),
     "customer_id_invalid": N_("Choose which customer is kept."),
+    # preference fields
+    "invalid_field_key": N_(
+        "A key is 1–50 lowercase letters a–z, digits or underscores (_), starting with a "
+        "letter, e.g. shade or skin_type."),
+    "duplicate_field": N_(
+        "A field with this key exists already (maybe removed: show it again instead)."),
+    "label_required": N_("Give the field a label."),
+    "label_too_long": N_("A label is at most %(max)s characters."),
+    "invalid_field_kind": N_("Choose text or a choice."),
+    "options_required": N_("A choice needs at least one option."),
+    "option_too_long": N_("An option is at most %(max)s characters."),
+    "too_many_options": N_("At most %(max)s options."),
+    "invalid_position": N_("The order is a whole number from 0 to %(max)s."),
+    "field_not_found": N_("There is no such preference field."),
+    # a customer's preferences and tags
+    "preference_too_long": N_("At most %(max)s characters."),
+    "unknown_preference": N_("That is not a preference this card knows."),
+    "invalid_choice": N_("Choose one of the options."),
+    "invalid_tag": N_(
+        "A tag is 1–%(max)s letters, digits, spaces, hyphens (-) or underscores (_)."),
+    "invalid_customer_query": N_(
+        "Type a phone number, an e-mail address, a card number or at least two letters "
+        "of a name."),
 }
 
 
 def _message(request: Request, exc: DomainError) -> str:
     text = MESSAGES.get(exc.code)
-    return gettext(request, text) if text else error_message(request, exc)
+    if text is None:
+        return error_message(request, exc)
+    try:
+        return gettext(request, text, **{k: str(v) for k, v in exc.extra.items()})
+    except (KeyError, ValueError, TypeError):
+        return exc.detail
 
 
 def _id(value: object, field: str) -> int:
@@ -216,3 +269,230 @@ async def undo(request: Request, merge_id: MergeId) -> Response:
         return await _result(request, actor, merge_id, status=exc.status,
                              errors={"undo": _message(request, exc)})
     return RedirectResponse(f"/backoffice/customers/merges/{merge_id}", status_code=303)
+
+
+# --- the customer list ----------------------------------------------------------------------
+
+@router.get("/customers")
+async def customers_page(request: Request) -> Response:
+    """Customers by tag (`?tag=vip`) or by what `?q=` finds (as at the till); both narrow
+    each other. The tags in use, with counts, are the filter links."""
+    actor = await require_staff(request)
+    actor.require("customers.read")
+    q = (request.query_params.get("q") or "").strip()[:320]
+    raw_tag = (request.query_params.get("tag") or "").strip()[:200]
+    errors: dict[str, str] = {}
+    found: list[CustomerMatch] = []
+    more = False
+    tag = ""
+    try:
+        tag = normalise_tag(raw_tag) if raw_tag else ""
+    except DomainError as exc:
+        errors["tag"] = _message(request, exc)
+    async with db_of(request).reader() as s:
+        tags = await all_tags(s, actor)
+        if q and not errors:
+            try:
+                found = await find_customers(s, actor, q)
+            except DomainError as exc:
+                errors["q"] = _message(request, exc)
+            if tag:
+                have = await tags_of_many(s, [m.id for m in found])
+                found = [m for m in found if tag in have[m.id]]
+        elif tag and not errors:
+            ids = await tagged_customer_ids(s, actor, tag, MAX_LISTED + 1)
+            more = len(ids) > MAX_LISTED
+            found = await customer_matches(s, ids[:MAX_LISTED], "tag")
+        tags_by_customer = await tags_of_many(s, [m.id for m in found])
+    return _no_store(render(request, "backoffice/customers.html", {
+        "title": gettext(request, N_("Customers")), "tags": tags, "q": q,
+        "tag": tag or raw_tag, "customers": found, "tags_by_customer": tags_by_customer,
+        "errors": errors, "more": more, "max_listed": MAX_LISTED},
+        status=422 if errors else 200))
+
+
+@router.get("/customers/tags/options")
+async def tag_options(request: Request) -> Response:
+    """The tags in use as <option>s, for the cards' "add a tag" suggestions."""
+    actor = await require_staff(request)
+    async with db_of(request).reader() as s:
+        tags = await all_tags(s, actor)
+    return _no_store(render(request, "customers/_tag_options.html", {"tags": tags}))
+
+
+# --- preference fields ----------------------------------------------------------------------
+
+async def _fields_page(request: Request, actor: Actor, *, status: int = 200,
+                       errors: dict[str, str] | None = None,
+                       values: dict[str, str] | None = None, editing: str = "",
+                       saved: str = "") -> Response:
+    async with db_of(request).reader() as s:
+        fields = await preference_fields.list_fields(s, include_inactive=True)
+    return _no_store(render(request, "backoffice/fields.html", {
+        "title": gettext(request, N_("Preference fields")), "fields": fields,
+        "errors": errors or {}, "values": values or {}, "editing": editing,
+        "saved": saved}, status=status))
+
+
+def _configurer(actor: Actor) -> None:
+    actor.require("customers.configure", everywhere=True)
+
+
+def _position(raw: str) -> int | None:
+    """'' is None (the service decides); anything but a whole number is refused."""
+    text = raw.strip()
+    if not text:
+        return None
+    if not text.isdigit() or len(text) > 9:
+        raise ValidationFailed("a whole number", code="invalid_position", field="position",
+                               extra={"max": preference_fields.MAX_POSITION})
+    return int(text)
+
+
+def _text(form: FormData, name: str, max_len: int = 4000) -> str:
+    value = form.get(name)
+    return value[:max_len] if isinstance(value, str) else ""
+
+
+def _field_values(form: FormData, *names: str) -> dict[str, str]:
+    return {name: _text(form, name) for name in names}
+
+
+@router.get("/customers/fields")
+async def fields_page(request: Request) -> Response:
+    """The preference fields the cards ask, with forms to add and change them."""
+    actor = await require_staff(request)
+    _configurer(actor)
+    saved = request.query_params.get("saved", "")
+    return await _fields_page(request, actor, saved=saved if saved in ("added", "saved")
+                              else "")
+
+
+@router.post("/customers/fields")
+async def field_create(request: Request) -> Response:
+    actor = await require_staff(request)
+    form = await checked_form(request)
+    _configurer(actor)
+    values = _field_values(form, "key", "label", "kind", "options", "position")
+    try:
+        async with db_of(request).uow() as uow:
+            await preference_fields.create_field(
+                uow, actor, values["key"], values["label"], values["kind"] or "text",
+                preference_fields.parse_options(values["options"]),
+                _position(values["position"]))
+            await uow.commit()
+    except DomainError as exc:
+        if exc.status in (401, 403):
+            raise
+        return await _fields_page(request, actor, status=exc.status, values=values,
+                                  errors={exc.field or "key": _message(request, exc)})
+    return RedirectResponse("/backoffice/customers/fields?saved=added", status_code=303)
+
+
+@router.post("/customers/fields/{key}")
+async def field_update(request: Request, key: FieldKey) -> Response:
+    """Label, options, order and whether the cards ask it (unticked: removed from the
+    cards; the values customers have are kept)."""
+    actor = await require_staff(request)
+    form = await checked_form(request)
+    _configurer(actor)
+    values = _field_values(form, "label", "options", "position")
+    try:
+        async with db_of(request).uow() as uow:
+            await preference_fields.update_field(
+                uow, actor, key, label=values["label"],
+                options=preference_fields.parse_options(values["options"]),
+                position=_position(values["position"]), active=form.get("active") == "yes")
+            await uow.commit()
+    except DomainError as exc:
+        if exc.status in (401, 403, 404):
+            raise
+        return await _fields_page(request, actor, status=exc.status, editing=key,
+                                  values={**values, "active": str(form.get("active") or "")},
+                                  errors={exc.field or "label": _message(request, exc)})
+    return RedirectResponse("/backoffice/customers/fields?saved=saved", status_code=303)
+
+
+# --- one customer ---------------------------------------------------------------------------
+
+async def _customer_page(request: Request, actor: Actor, customer_id: int, *,
+                         status: int = 200, errors: dict[str, str] | None = None,
+                         values: dict[str, str] | None = None, saved: str = "") -> Response:
+    try:
+        async with db_of(request).reader() as s:
+            card = await customer_card(s, actor, customer_id)
+            events = await timeline(s, actor, card.id, limit=TIMELINE_PAGE + 1)
+    except NotFound:
+        return error_page(request, 404, gettext(request, N_("There is no such customer.")))
+    shown = events[:TIMELINE_PAGE]
+    return _no_store(render(request, "backoffice/customer.html", {
+        "title": card.name or gettext(request, N_("Customer")), "card": card,
+        "can_write": actor.can("customers.write"), "errors": errors or {},
+        "values": values or {}, "saved": saved,
+        "timeline": shown, "timeline_customer_id": card.id,
+        "timeline_next": shown[-1].cursor if len(events) > TIMELINE_PAGE and shown else "",
+        "timeline_older": False}, status=status))
+
+
+@router.get("/customers/{customer_id}")
+async def customer_page(request: Request, customer_id: CustomerId) -> Response:
+    """A customer in the back office: who they are, preferences, tags and timeline."""
+    actor = await require_staff(request)
+    saved = request.query_params.get("saved", "")
+    return await _customer_page(request, actor, customer_id,
+                                saved=saved if saved in ("preferences", "tag", "untag") else "")
+
+
+@router.post("/customers/{customer_id}/preferences")
+async def customer_preferences(request: Request, customer_id: CustomerId) -> Response:
+    """The shop's active preference fields; all or nothing, like at the till."""
+    actor = await require_staff(request)
+    form = await checked_form(request)
+    values: dict[str, str] = {}
+    try:
+        async with db_of(request).uow() as uow:
+            keys = [f.key for f in await preference_fields.list_fields(uow.session)]
+            values = {k: _text(form, k, 400) for k in keys if k in form}
+            for key, value in values.items():
+                await set_preference(uow, actor, customer_id, key, value)
+            await uow.commit()
+    except DomainError as exc:
+        if exc.status in (401, 403, 404):
+            raise
+        field = exc.field if exc.field in values else "preferences"
+        return await _customer_page(request, actor, customer_id, status=exc.status,
+                                    errors={field: _message(request, exc)}, values=values)
+    return RedirectResponse(f"/backoffice/customers/{customer_id}?saved=preferences",
+                            status_code=303)
+
+
+async def _tag(request: Request, customer_id: int, add: bool) -> Response:
+    actor = await require_staff(request)
+    form = await checked_form(request)
+    tag = _text(form, "tag", 200)
+    try:
+        async with db_of(request).uow() as uow:
+            if add:
+                await add_tag(uow, actor, customer_id, tag)
+            else:
+                await remove_tag(uow, actor, customer_id, tag)
+            await uow.commit()
+    except DomainError as exc:
+        if exc.status in (401, 403, 404):
+            raise
+        return await _customer_page(request, actor, customer_id, status=exc.status,
+                                    errors={"tag": _message(request, exc)},
+                                    values={"tag": tag})
+    saved = "tag" if add else "untag"
+    return RedirectResponse(f"/backoffice/customers/{customer_id}?saved={saved}",
+                            status_code=303)
+
+
+@router.post("/customers/{customer_id}/tags")
+async def customer_tag_add(request: Request, customer_id: CustomerId) -> Response:
+    return await _tag(request, customer_id, add=True)
+
+
+@router.post("/customers/{customer_id}/tags/remove")
+async def customer_tag_remove(request: Request, customer_id: CustomerId) -> Response:
+    return await _tag(request, customer_id, add=False)

@@ -1,4 +1,5 @@
-"""The customer card at the till: find (phone, e-mail, card, QR), create, preferences, notes.
+"""The customer card at the till: find (phone, e-mail, card, QR), create, preferences,
+tags, notes.
 
 Every answer is the customer panel (`pos/_customer_panel.html`): the card, a list to
 pick from, "not found" with the quick-create form, or a message about the search. htmx
@@ -18,7 +19,6 @@ from starlette.datastructures import FormData
 from saumaton.core.errors import DomainError, NotFound, ValidationFailed
 from saumaton.core.types import MAX_ID
 from saumaton.customers.card import (
-    SUGGESTED_PREFERENCES,
     CustomerCard,
     CustomerMatch,
     QuickCustomerIn,
@@ -27,7 +27,9 @@ from saumaton.customers.card import (
     quick_create,
     quick_create_defaults,
 )
+from saumaton.customers.fields import list_fields
 from saumaton.customers.notes import add_note, set_preference
+from saumaton.customers.tags import add_tag, remove_tag
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
@@ -58,7 +60,10 @@ MESSAGES: Mapping[str, str] = {
     "note_empty": N_("Write the note first."),
     "note_too_long": N_("A note is at most %(max)s characters."),
     "preference_too_long": N_("At most %(max)s characters."),
-    "invalid_preference_key": N_("That is not a preference this card knows."),
+    "unknown_preference": N_("That is not a preference this card knows."),
+    "invalid_choice": N_("Choose one of the options."),
+    "invalid_tag": N_(
+        "A tag is 1–%(max)s letters, digits, spaces, hyphens (-) or underscores (_)."),
     "customer_not_found": N_("There is no such customer."),
 }
 EXISTS: Mapping[str, str] = {
@@ -93,7 +98,7 @@ def _panel(request: Request, till: Till, view: str, *, status: int = 200,
     context: dict[str, Any] = {
         "till": till, "view": view, "q": q, "card": card, "matches": matches or [],
         "errors": errors or {}, "values": values or {}, "saved": saved,
-        "existing_id": existing_id, "suggested": SUGGESTED_PREFERENCES,
+        "existing_id": existing_id,
         "can_write": till.actor.can("customers.write", till.location.id),
         "title": card.name if card else gettext(request, N_("Customers")),
     }
@@ -204,12 +209,15 @@ async def note(request: Request, code: Code, customer_id: CustomerId) -> Respons
 
 @router.post("/{code}/customers/{customer_id}/preferences")
 async def preferences(request: Request, code: Code, customer_id: CustomerId) -> Response:
-    """The preference fields of the form (shade, skin type); an emptied field removes it."""
+    """The form's preference fields (the shop's active ones); an emptied field removes the
+    value. All or nothing: one refused value saves none."""
     till = await open_till(request, code, "customers.write")
     form = await checked_form(request)
-    values = {k: _text(form, k, 400) for k in SUGGESTED_PREFERENCES if k in form}
+    values: dict[str, str] = {}
     try:
         async with db_of(request).uow() as uow:
+            keys = [f.key for f in await list_fields(uow.session)]
+            values = {k: _text(form, k, 400) for k in keys if k in form}
             for key, value in values.items():
                 await set_preference(uow, till.actor, customer_id, key, value)
             await uow.commit()
@@ -224,3 +232,36 @@ async def preferences(request: Request, code: Code, customer_id: CustomerId) -> 
     if not is_htmx(request):
         return RedirectResponse(f"{till.base}/customers/{customer_id}", status_code=303)
     return await _card_panel(request, till, customer_id, saved="preferences")
+
+
+async def _tag(request: Request, code: Code, customer_id: int, add: bool) -> Response:
+    till = await open_till(request, code, "customers.write")
+    form = await checked_form(request)
+    tag = _text(form, "tag", 200)
+    try:
+        async with db_of(request).uow() as uow:
+            if add:
+                await add_tag(uow, till.actor, customer_id, tag)
+            else:
+                await remove_tag(uow, till.actor, customer_id, tag)
+            await uow.commit()
+    except NotFound:
+        return _no_customer(request)
+    except DomainError as exc:
+        if exc.status == 403:
+            raise
+        return await _card_panel(request, till, customer_id, status=exc.status,
+                                 errors={"tag": _message(request, exc)}, values={"tag": tag})
+    if not is_htmx(request):
+        return RedirectResponse(f"{till.base}/customers/{customer_id}", status_code=303)
+    return await _card_panel(request, till, customer_id, saved="tag" if add else "untag")
+
+
+@router.post("/{code}/customers/{customer_id}/tags")
+async def tag_add(request: Request, code: Code, customer_id: CustomerId) -> Response:
+    return await _tag(request, code, customer_id, add=True)
+
+
+@router.post("/{code}/customers/{customer_id}/tags/remove")
+async def tag_remove(request: Request, code: Code, customer_id: CustomerId) -> Response:
+    return await _tag(request, code, customer_id, add=False)

@@ -1,8 +1,8 @@
 """The service desk for agents (/service): the conversation queue, one conversation with
 its messages, the reply box with canned answers, assignment, closing, the customer linked
-to the chat with their card and a note form; canned answers for managers; the agents'
-live stream and presence heartbeat. Routes only translate HTTP to saumaton.service and
-saumaton.customers."""
+to the chat with their card and its preference, tag and note forms; canned answers for
+managers; the agents' live stream and presence heartbeat. Routes only translate HTTP to
+saumaton.service and saumaton.customers."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.datastructures import FormData
 
 from saumaton.core.actor import Actor
-from saumaton.core.errors import DomainError, NotFound, ValidationFailed
+from saumaton.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from saumaton.core.types import MAX_ID
 from saumaton.customers.card import CustomerCard, CustomerMatch, customer_card, find_customers
-from saumaton.customers.notes import add_note
+from saumaton.customers.fields import list_fields
+from saumaton.customers.notes import add_note, set_preference
+from saumaton.customers.tags import add_tag, remove_tag
 from saumaton.events.hub import Event, EventHub
 from saumaton.service import canned, chat, presence
 from saumaton.web.auth import db_of
@@ -31,6 +33,7 @@ from saumaton.web.pages import (
     page_router,
     render,
     require_staff,
+    settings_of,
 )
 from saumaton.web.service.common import CHAT_TOPICS, event_stream, message
 
@@ -166,7 +169,8 @@ async def reply(request: Request, conversation_id: ConvId) -> Response:
     errors: dict[str, str] = {}
     try:
         async with db_of(request).uow() as uow:
-            await chat.post_agent_message(uow, actor, conversation_id, body, key)
+            await chat.post_agent_message(uow, actor, conversation_id, body, key,
+                                          settings=settings_of(request))
             await uow.commit()
     except DomainError as exc:
         if exc.status in (401, 403, 404):
@@ -252,9 +256,14 @@ async def link(request: Request, conversation_id: ConvId) -> Response:
     customer_id = int(raw) if raw.isdigit() and 0 < int(raw) <= MAX_ID else None
     if raw and customer_id is None:
         return error_page(request, 422, gettext(request, N_("There is no such customer.")))
-    async with db_of(request).uow() as uow:
-        await chat.link_customer(uow, actor, conversation_id, customer_id)
-        await uow.commit()
+    try:
+        async with db_of(request).uow() as uow:
+            await chat.link_customer(uow, actor, conversation_id, customer_id)
+            await uow.commit()
+    except (NotFound, Conflict) as exc:  # no such customer, or an erased one
+        if exc.code == "conversation_not_found":
+            raise
+        return error_page(request, exc.status, message(request, exc))
     return RedirectResponse(f"/service/c/{conversation_id}", status_code=303)
 
 
@@ -286,6 +295,88 @@ async def note(request: Request, conversation_id: ConvId) -> Response:
         "errors": errors, "values": {"note": body} if errors else {},
         "saved": "" if errors else "note", "can_write": actor.can("customers.write"),
         "matches": None, "q": ""}, status=422 if errors else 200))
+
+
+async def _linked(request: Request, actor: Actor, conversation_id: int
+                  ) -> tuple[chat.ConversationOut, int | None]:
+    async with db_of(request).reader() as s:
+        detail = await chat.get_conversation(s, actor, conversation_id)
+    return detail.conversation, detail.conversation.customer_id
+
+
+async def _customer_answer(request: Request, actor: Actor, conv: chat.ConversationOut,
+                           customer_id: int, errors: dict[str, str], values: dict[str, str],
+                           saved: str) -> Response:
+    """After a card form: the customer panel (htmx) or back to the conversation."""
+    status = 422 if errors else 200
+    if not is_htmx(request):
+        if errors:
+            return _no_store(render(request, "service/desk.html", await _context(
+                request, actor, conv.id, "open", errors=errors, values=values),
+                status=status))
+        return RedirectResponse(f"/service/c/{conv.id}", status_code=303)
+    return _no_store(render(request, "service/_customer.html", {
+        "conv": conv, "card": await _card(request, actor, customer_id), "errors": errors,
+        "values": values if errors else {}, "saved": "" if errors else saved,
+        "can_write": actor.can("customers.write"), "matches": None, "q": ""}, status=status))
+
+
+def _unlinked(request: Request) -> Response:
+    return error_page(request, 409, gettext(request, N_("Link the chat to a customer first.")))
+
+
+@router.post("/c/{conversation_id}/preferences")
+async def preferences(request: Request, conversation_id: ConvId) -> Response:
+    """The linked customer's preference fields; all or nothing, like at the till."""
+    actor = await _agent(request)
+    form = await checked_form(request)
+    conv, customer_id = await _linked(request, actor, conversation_id)
+    if customer_id is None:
+        return _unlinked(request)
+    errors: dict[str, str] = {}
+    values: dict[str, str] = {}
+    try:
+        async with db_of(request).uow() as uow:
+            keys = [f.key for f in await list_fields(uow.session)]
+            values = {k: _text(form, k, 400) for k in keys if k in form}
+            for key, value in values.items():
+                await set_preference(uow, actor, customer_id, key, value)
+            await uow.commit()
+    except ValidationFailed as exc:
+        errors[exc.field if exc.field in values else "preferences"] = message(request, exc)
+    return await _customer_answer(request, actor, conv, customer_id, errors, values,
+                                  "preferences")
+
+
+async def _tag(request: Request, conversation_id: int, add: bool) -> Response:
+    actor = await _agent(request)
+    form = await checked_form(request)
+    conv, customer_id = await _linked(request, actor, conversation_id)
+    if customer_id is None:
+        return _unlinked(request)
+    tag = _text(form, "tag", 200)
+    errors: dict[str, str] = {}
+    try:
+        async with db_of(request).uow() as uow:
+            if add:
+                await add_tag(uow, actor, customer_id, tag)
+            else:
+                await remove_tag(uow, actor, customer_id, tag)
+            await uow.commit()
+    except ValidationFailed as exc:
+        errors["tag"] = message(request, exc)
+    return await _customer_answer(request, actor, conv, customer_id, errors, {"tag": tag},
+                                  "tag" if add else "untag")
+
+
+@router.post("/c/{conversation_id}/tags")
+async def tag_add(request: Request, conversation_id: ConvId) -> Response:
+    return await _tag(request, conversation_id, add=True)
+
+
+@router.post("/c/{conversation_id}/tags/remove")
+async def tag_remove(request: Request, conversation_id: ConvId) -> Response:
+    return await _tag(request, conversation_id, add=False)
 
 
 @router.post("/heartbeat")

@@ -29,6 +29,8 @@ MESSAGES: Mapping[str, str] = {
     "invalid_email": N_("Check the e-mail address."),
     "not_an_agent": N_("That person does not answer chats."),
     "customer_not_found": N_("There is no such customer."),
+    "customer_erased": N_(
+        "This customer's data has been erased: the chat cannot be linked to them."),
     "title_required": N_("Give the answer a title."),
     "title_too_long": N_("A title is at most %(max)s characters."),
     "invalid_language": N_("Choose Finnish or English."),
@@ -38,6 +40,11 @@ MESSAGES: Mapping[str, str] = {
         "of a name."),
     "note_empty": N_("Write the note first."),
     "note_too_long": N_("A note is at most %(max)s characters."),
+    "preference_too_long": N_("At most %(max)s characters."),
+    "unknown_preference": N_("That is not a preference this card knows."),
+    "invalid_choice": N_("Choose one of the options."),
+    "invalid_tag": N_(
+        "A tag is 1–%(max)s letters, digits, spaces, hyphens (-) or underscores (_)."),
 }
 CHAT_TOPICS = frozenset({"chat.message", "chat.updated"})
 

@@ -2,17 +2,22 @@
 
 The visitor is known by the `saumaton_chat` cookie (a random token, 30 days), set by
 the first message or offline message. Writes need the session's CSRF token in the
-X-CSRF-Token header (the widget reads it from its data attribute). Errors are JSON:
-{"code", "field", "message"} with the message in the page's language.
+X-CSRF-Token header (the widget reads it from its data attribute). Errors are JSON,
+whatever went wrong (a domain error, a query value out of range, a busy database):
+{"code", "field", "message"} with the message in the page's language, and a 4xx (503
+when busy).
 """
 
 from __future__ import annotations
 
-from email.utils import parseaddr
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Query, Request
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sse_starlette.sse import EventSourceResponse
 from starlette.datastructures import FormData
 
@@ -20,13 +25,16 @@ from saumaton.core.errors import DomainError
 from saumaton.core.types import MAX_ID
 from saumaton.events.hub import Event, EventHub
 from saumaton.service import chat
+from saumaton.service.chat_mail import service_address
 from saumaton.service.presence import agent_online
 from saumaton.web.auth import db_of
-from saumaton.web.pages import checked_form, page_lang, page_router, settings_of
+from saumaton.web.i18n import N_
+from saumaton.web.pages import checked_form, gettext, page_lang, settings_of
 from saumaton.web.service.common import CHAT_TOPICS, event_stream, message
 from saumaton.web.shopper import current_customer_id
 
-router = page_router("/service/chat")
+INVALID = N_("The chat could not read that. Reload the page and try again.")
+BUSY = N_("The shop is very busy right now. Please try again in a moment.")
 
 
 def _token(request: Request) -> str | None:
@@ -49,6 +57,40 @@ def _json(data: dict[str, Any], status: int = 200, token: str | None = None) -> 
 def _error(request: Request, exc: DomainError) -> JSONResponse:
     return _json({"code": exc.code, "field": exc.field, "message": message(request, exc)},
                  exc.status)
+
+
+def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A query value the route refused (`after=-1`): 422 naming the field, as the API."""
+    errors = exc.errors()
+    loc = [str(p) for p in (errors[0].get("loc", ()) if errors else ())]
+    field = ".".join(p for p in loc if p not in ("body", "query", "path", "header"))
+    return _json({"code": "validation_error", "field": field or None,
+                  "message": gettext(request, INVALID)}, 422)
+
+
+class ChatJsonRoute(APIRoute):
+    """The widget's routes answer in JSON, never with an HTML error page."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await original(request)
+            except DomainError as exc:
+                return _error(request, exc)
+            except RequestValidationError as exc:
+                return _invalid(request, exc)
+            except PoolTimeout:
+                response = _json({"code": "busy", "field": None,
+                                  "message": gettext(request, BUSY)}, 503)
+                response.headers["Retry-After"] = "2"
+                return response
+
+        return handler
+
+
+router = APIRouter(prefix="/service/chat", include_in_schema=False, route_class=ChatJsonRoute)
 
 
 async def _checked(request: Request) -> FormData | JSONResponse:
@@ -131,14 +173,6 @@ async def identify(request: Request) -> Response:
     return _json({"conversation": _conversation_json(conv)})
 
 
-def _shop_address(request: Request) -> str:
-    """Where offline messages are mailed: SAUMATON_SERVICE_EMAIL, else the shop's own
-    address (SAUMATON_MAIL_FROM)."""
-    settings = settings_of(request)
-    return (settings.service_email or parseaddr(settings.mail_from)[1]
-            or settings.mail_from)
-
-
 @router.post("/offline")
 async def offline(request: Request) -> Response:
     form = await _checked(request)
@@ -152,7 +186,8 @@ async def offline(request: Request) -> Response:
         async with db_of(request).uow() as uow:
             conv = await chat.leave_offline_message(
                 uow, token, name=_text(form, "name", 1000), email=_text(form, "email", 1000),
-                body=_text(form, "message"), shop_address=_shop_address(request),
+                body=_text(form, "message"),
+                shop_address=service_address(settings_of(request)),
                 language=page_lang(request), page=_text(form, "page", 1000),
                 customer_id=current_customer_id(request))
             await uow.commit()

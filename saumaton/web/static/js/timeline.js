@@ -23,8 +23,18 @@
           var doc = new DOMParser().parseFromString(html, "text/html");
           var fresh = doc.querySelector("[data-timeline]");
           if (fresh) {
+            // A chat opened on the timeline stays open: its fresh copy opens (which reads
+            // its messages again), showing what was there meanwhile.
+            var opened = [];
+            el.querySelectorAll("details[data-tl-chat][open]").forEach(function (d) {
+              opened.push([d.id, d.querySelector("[data-tl-chat-body]").innerHTML]);
+            });
             el.innerHTML = fresh.innerHTML;
             if (window.htmx) { window.htmx.process(el); }
+            opened.forEach(function (o) {
+              var d = el.querySelector('details[id="' + o[0] + '"]');
+              if (d) { d.querySelector("[data-tl-chat-body]").innerHTML = o[1]; d.open = true; }
+            });
             el.dataset.loads = String((Number(el.dataset.loads) || 0) + 1);
           }
         })

@@ -80,7 +80,10 @@
 
   async function getJSON(url) {
     const r = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
-    return r.json();
+    const json = await r.json();
+    // An error ({code, field, message}) is no state of the chat: keep what is shown.
+    if (!r.ok) throw new Error(json.message || String(r.status));
+    return json;
   }
 
   async function post(url, data) {
@@ -95,7 +98,12 @@
   }
 
   async function catchUp() {
-    const data = await getJSON(`/service/chat/messages?after=${lastId}`);
+    let data;
+    try {
+      data = await getJSON(`/service/chat/messages?after=${lastId}`);
+    } catch (e) {
+      return; // the next event (or a reload) catches up
+    }
     (data.messages || []).forEach(addMessage);
     if (data.conversation) applyConversation(data.conversation);
     else if (conversation) { // closed by the agent: the next message starts a new chat
