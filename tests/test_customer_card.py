@@ -153,6 +153,19 @@ async def test_find_by_name_prefix_at_most_ten(db: Database, shop: Shop) -> None
         assert [m.id for m in found] == [other.id]
 
 
+async def test_name_matches_come_in_name_order_last_names_first(
+        db: Database, shop: Shop) -> None:
+    tag = letters()
+    liisa = await new_customer(db, "Liisa", f"Zq{tag}", email=False)
+    first_named = await new_customer(db, f"Zq{tag}", "Aalto", email=False)
+    aino = await new_customer(db, "Aino", f"Zq{tag}", email=False)
+    second = await new_customer(db, f"Zq{tag}", "Bäck", email=False)
+    async with db.reader() as s:
+        found = await find_customers(s, CASHIER, f"zq{tag}")
+    # Last-name matches by first name, then first-name matches by last name.
+    assert [m.id for m in found] == [aino.id, liisa.id, first_named.id, second.id]
+
+
 @pytest.mark.parametrize("typed", ["", "   ", "a", "abc1", "12", "040", "+358 12", "x@",
                                    "anna@", "1" * 400])
 async def test_a_search_that_can_be_nothing_is_refused(db: Database, shop: Shop,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import Field
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, literal, or_, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -169,19 +169,17 @@ async def _matches(session: AsyncSession, found: list[tuple[int, str]]) -> list[
     return out
 
 
-def _prefix(column: InstrumentedAttribute[str], word: str, pg: bool) -> ColumnElement[bool]:
-    """Case-insensitive prefix match. SQLite's lower() folds ASCII only, so the
-    capitalised form is tried as typed as well ('äi' finds 'Äijälä'). On PostgreSQL
-    both forms go through lower(), so one index (lower(name) text_pattern_ops,
-    migration 0008) serves both; the capitalised form covers a database whose ctype
-    is C (lower() leaves 'Ä' alone there)."""
-    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    lowered = escaped.lower()
+def _escape_like(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _prefix(column: InstrumentedAttribute[str], word: str) -> ColumnElement[bool]:
+    """Case-insensitive prefix match on SQLite. Its lower() folds ASCII only, so the
+    capitalised form is tried as typed as well ('äi' finds 'Äijälä')."""
+    lowered = _escape_like(word).lower()
     capital = lowered[:1].upper() + lowered[1:]
-    if capital == lowered:
-        return func.lower(column).like(lowered + "%", escape="\\")
     return or_(func.lower(column).like(lowered + "%", escape="\\"),
-               (func.lower(column) if pg else column).like(capital + "%", escape="\\"))
+               column.like(capital + "%", escape="\\"))
 
 
 async def find_customers(session: AsyncSession, actor: Actor, q: str) -> list[CustomerMatch]:
@@ -224,27 +222,49 @@ async def customer_matches(session: AsyncSession, ids: list[int],
 
 
 async def _by_name(session: AsyncSession, value: str) -> list[CustomerMatch]:
+    """The name search, for a register of millions: each way the words can match is
+    its own query that reads at most ten rows in name order — on PostgreSQL from one
+    index range (ix_customers_name_by_last / _by_first, migration 0008), without
+    sorting every 'Vi…'. Last-name matches come first (by last name, first name),
+    then first-name matches (by first name, last name)."""
     words = value.split(" ")
     if len(value) < 2:
         raise _invalid_query("type at least two letters of a name")
     pg = session.get_bind().dialect.name == "postgresql"
 
-    def prefix(column: InstrumentedAttribute[str], word: str) -> ColumnElement[bool]:
-        return _prefix(column, word, pg)
+    def key(column: InstrumentedAttribute[str]) -> ColumnElement[str]:
+        return func.lower(column).collate("C") if pg else func.lower(column)
 
+    def starts(column: InstrumentedAttribute[str], word: str) -> ColumnElement[bool]:
+        if pg:  # lower() folds 'Ä' in a UTF-8 database
+            return key(column).like(_escape_like(word.lower()) + "%", escape="\\")
+        return _prefix(column, word)
+
+    by_last = (Customer.last_name, Customer.first_name)
+    by_first = (Customer.first_name, Customer.last_name)
+    ways: list[tuple[tuple[InstrumentedAttribute[str], InstrumentedAttribute[str]],
+                     ColumnElement[bool]]]
     if len(words) == 1:
-        cond: ColumnElement[bool] = or_(prefix(Customer.first_name, value),
-                                        prefix(Customer.last_name, value))
-    else:  # "anna vir": first and last name, in either order; or a two-word first name
+        ways = [(by_last, starts(Customer.last_name, value)),
+                (by_first, starts(Customer.first_name, value))]
+    else:  # "anna vir": first and last name, in either order; or a two-word name
         first, rest = words[0], " ".join(words[1:])
-        cond = or_(and_(prefix(Customer.first_name, first), prefix(Customer.last_name, rest)),
-                   and_(prefix(Customer.last_name, first), prefix(Customer.first_name, rest)),
-                   prefix(Customer.first_name, value), prefix(Customer.last_name, value))
-    ids = (await session.scalars(
-        select(Customer.id).where(cond)
-        .order_by(Customer.last_name, Customer.first_name, Customer.id)
-        .limit(MAX_NAME_MATCHES))).all()
-    return await _matches(session, [(int(i), "name") for i in ids])
+        ways = [(by_last, and_(starts(Customer.last_name, rest),
+                               starts(Customer.first_name, first))),
+                (by_last, and_(starts(Customer.last_name, first),
+                               starts(Customer.first_name, rest))),
+                (by_last, starts(Customer.last_name, value)),
+                (by_first, starts(Customer.first_name, value))]
+    parts = [select(Customer.id, literal(0 if lead is Customer.last_name else 1).label("g"),
+                    key(lead).label("k1"), key(then).label("k2"))
+             .where(cond).order_by(key(lead), key(then), Customer.id)
+             .limit(MAX_NAME_MATCHES).subquery()
+             for (lead, then), cond in ways]
+    both = union_all(*(select(*p.c) for p in parts)).subquery()
+    rows = (await session.execute(select(both.c.id).order_by(
+        both.c.g, both.c.k1, both.c.k2, both.c.id))).scalars().all()
+    ids = list(dict.fromkeys(int(i) for i in rows))[:MAX_NAME_MATCHES]
+    return await _matches(session, [(i, "name") for i in ids])
 
 
 # --- the card ------------------------------------------------------------------------------

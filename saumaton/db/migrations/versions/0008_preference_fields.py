@@ -1,6 +1,6 @@
 """Merchant-defined preference fields (seeded with shade and skin type), an index on
 customer tags for the back office's tag filter, and on PostgreSQL the expression indexes
-the till's name search uses (lower(name) LIKE 'abc%').
+the till's name search uses (lower(name) LIKE 'abc%', in name order).
 
 Revision ID: 0008
 Revises: 0007
@@ -23,8 +23,11 @@ SEED = [
     {"key": "skin_type", "label": "Skin type", "kind": "choice",
      "options": ["normal", "dry", "oily", "combination", "sensitive"], "position": 20},
 ]
-NAME_INDEXES = {"ix_customers_first_name_lower": "first_name",
-                "ix_customers_last_name_lower": "last_name"}
+# (lead, then) for each index: LIKE 'abc%' on the lead and the search's order (then
+# by the other name, then id) from one index range; COLLATE "C" makes both possible
+# whatever the database's collation.
+NAME_INDEXES = {"ix_customers_name_by_first": ("first_name", "last_name"),
+                "ix_customers_name_by_last": ("last_name", "first_name")}
 
 
 def upgrade() -> None:
@@ -48,9 +51,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_customer_tags_tag'), ['tag'], unique=False)
 
     if op.get_bind().dialect.name == "postgresql":
-        # text_pattern_ops: usable by LIKE 'prefix%' whatever the database's collation.
-        for name, column in NAME_INDEXES.items():
-            op.execute(f"CREATE INDEX {name} ON customers (lower({column}) text_pattern_ops)")
+        for name, (lead, then) in NAME_INDEXES.items():
+            op.execute(f'CREATE INDEX {name} ON customers ((lower({lead}) COLLATE "C"), '
+                       f'(lower({then}) COLLATE "C"), id)')
 
 
 def downgrade() -> None:
