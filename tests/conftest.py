@@ -67,6 +67,13 @@ async def client(settings: Settings, shop: Shop) -> AsyncIterator[httpx.AsyncCli
             yield c
 
 
+@pytest.fixture
+async def web(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser of its own (own cookies) on the shared in-process app."""
+    async with httpx.AsyncClient(transport=client._transport, base_url="http://test") as c:
+        yield c
+
+
 @pytest.fixture(autouse=True)
 def _fresh_client_cookies(request: pytest.FixtureRequest) -> Iterator[None]:
     """The in-process client is shared by the session: a test that logs in must not

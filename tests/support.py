@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import itertools
 import os
 import random
@@ -216,3 +217,20 @@ async def staff_login(c: httpx.AsyncClient, shop: Shop, who: str) -> str:
     m = _CSRF_FIELD.search((await c.get("/staff/login")).text)
     assert m
     return m[1]
+
+
+def text_of(page: str, testid: str) -> str:
+    """The text inside the element marked data-testid=testid (tags stripped, spaces
+    and no-break spaces folded)."""
+    m = re.search(rf'<(\w+)[^>]*\sdata-testid="{re.escape(testid)}"[^>]*>(.*?)</\1>', page,
+                  re.S)
+    assert m, f"no data-testid={testid!r} in page"
+    text = html.unescape(re.sub(r"<[^>]+>", " ", m[2])).replace("\xa0", " ")
+    return " ".join(text.split())
+
+
+def csrf_of(page: str) -> str:
+    """The CSRF token of the page's (first) form."""
+    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert m, "no csrf token"
+    return html.unescape(m[1])

@@ -4,10 +4,8 @@ notices; the till, back office and fragment pages."""
 
 from __future__ import annotations
 
-import html
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
@@ -108,18 +106,6 @@ async def test_who_may_write_notices_and_bad_input(db: Database, shop: Shop) -> 
 
 
 # --- pages ------------------------------------------------------------------------------
-
-@pytest.fixture
-async def web(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=client._transport, base_url="http://test") as c:
-        yield c
-
-
-def csrf_of(page: str) -> str:
-    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert m, "no csrf token"
-    return html.unescape(m[1])
-
 
 
 

@@ -4,11 +4,9 @@ card's figures across channels; preferences and notes; quick create with consent
 
 from __future__ import annotations
 
-import html
 import random
 import re
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -40,7 +38,7 @@ from saumaton.orders.schemas import LineIn, OrderIn, OrderOut
 from saumaton.orders.services import place_order
 from saumaton.payments.models import PaytrailPayment
 from saumaton.payments.services import PaymentIn
-from tests.support import Shop, make_variants
+from tests.support import Shop, csrf_of, make_variants, text_of
 from tests.support import staff_login as login
 
 HX = {"HX-Request": "true"}
@@ -343,26 +341,6 @@ async def test_quick_create_records_consents_and_refuses_duplicates(db: Database
 
 
 # --- the pages --------------------------------------------------------------------------------
-
-@pytest.fixture
-async def web(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=client._transport, base_url="http://test") as c:
-        yield c
-
-
-def text_of(page: str, testid: str) -> str:
-    m = re.search(rf'<(\w+)[^>]*\sdata-testid="{re.escape(testid)}"[^>]*>(.*?)</\1>', page,
-                  re.S)
-    assert m, f"no data-testid={testid!r} in page"
-    text = html.unescape(re.sub(r"<[^>]+>", " ", m[2])).replace("\xa0", " ")
-    return " ".join(text.split())
-
-
-def csrf_of(page: str) -> str:
-    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert m, "no csrf token"
-    return html.unescape(m[1])
-
 
 
 

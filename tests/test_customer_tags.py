@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -33,7 +32,7 @@ from saumaton.customers.tags import (
 from saumaton.db.uow import Database
 from saumaton.events.models import OutboxEvent
 from saumaton.service import chat
-from tests.support import Shop
+from tests.support import Shop, text_of
 from tests.support import staff_login as login
 
 HX = {"HX-Request": "true"}
@@ -167,19 +166,6 @@ async def test_the_gdpr_export_holds_tags_and_preferences(db: Database, shop: Sh
 
 
 # --- the pages -------------------------------------------------------------------------------
-
-@pytest.fixture
-async def web(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=client._transport, base_url="http://test") as c:
-        yield c
-
-
-def text_of(page: str, testid: str) -> str:
-    m = re.search(rf'<(\w+)[^>]*\sdata-testid="{re.escape(testid)}"[^>]*>(.*?)</\1>', page,
-                  re.S)
-    assert m, f"no data-testid={testid!r} in page"
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", m[2])).split())
-
 
 def chips(page: str) -> list[str]:
     return [html.unescape(t) for t in re.findall(r'data-testid="tag" data-tag="([^"]*)"', page)]

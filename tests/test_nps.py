@@ -7,11 +7,9 @@ GDPR erasure closes the link."""
 from __future__ import annotations
 
 import hashlib
-import html
 import random
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
@@ -45,7 +43,7 @@ from saumaton.service.nps import (
     send_survey,
     survey_for_token,
 )
-from tests.support import Shop, make_variants
+from tests.support import Shop, csrf_of, make_variants
 
 CASHIER = Actor(label="staff:test cashier", name="Kaisa Kassa",
                 grants=(RoleGrant("cashier", None),))
@@ -157,18 +155,6 @@ async def test_answer_once_in_range_and_on_the_timeline(db: Database, shop: Shop
         events = await timeline(s, CASHIER, c.id)
     [nps] = [e for e in events if e.kind == "nps"]
     assert (nps.score, nps.text, nps.number) == (10, "Ihana palvelu!", order.number)
-
-
-@pytest.fixture
-async def web(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=client._transport, base_url="http://test") as c:
-        yield c
-
-
-def csrf_of(page: str) -> str:
-    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert m, "no csrf token"
-    return html.unescape(m[1])
 
 
 async def test_the_public_pages(web: httpx.AsyncClient, db: Database, shop: Shop,

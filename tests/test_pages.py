@@ -5,35 +5,17 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 
 from saumaton.db.uow import Database
 from saumaton.web import i18n
-from tests.support import Shop, make_variants
+from tests.support import Shop, make_variants, text_of
 from tests.support import staff_login as login
 from tests.test_till_api import config_of, open_drawer
 
 HX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-async def web(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    """A browser of its own (own cookies) on the shared in-process app."""
-    async with httpx.AsyncClient(transport=client._transport, base_url="http://test") as c:
-        yield c
-
-
-def text_of(page: str, testid: str) -> str:
-    """Text inside the element marked data-testid=testid (tags stripped)."""
-    m = re.search(rf'<(\w+)[^>]*\sdata-testid="{re.escape(testid)}"[^>]*>(.*?)</\1>', page,
-                  re.S)
-    assert m, f"no data-testid={testid!r} in page"
-    text = html.unescape(re.sub(r"<[^>]+>", " ", m[2])).replace("\xa0", " ")
-    return " ".join(text.split())
 
 
 def has(page: str, testid: str) -> bool:

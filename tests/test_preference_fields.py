@@ -5,10 +5,8 @@ databases)."""
 
 from __future__ import annotations
 
-import html
 import re
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -23,7 +21,7 @@ from saumaton.customers.models import CustomerPreference, PreferenceField
 from saumaton.customers.notes import set_preference
 from saumaton.customers.services import CustomerOut
 from saumaton.db.uow import Database
-from tests.support import Shop
+from tests.support import Shop, text_of
 from tests.support import staff_login as login
 
 HX = {"HX-Request": "true"}
@@ -251,19 +249,6 @@ async def test_the_card_shows_active_fields_in_order_and_removed_values_read_onl
 
 
 # --- the pages -------------------------------------------------------------------------------
-
-@pytest.fixture
-async def web(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=client._transport, base_url="http://test") as c:
-        yield c
-
-
-def text_of(page: str, testid: str) -> str:
-    m = re.search(rf'<(\w+)[^>]*\sdata-testid="{re.escape(testid)}"[^>]*>(.*?)</\1>', page,
-                  re.S)
-    assert m, f"no data-testid={testid!r} in page"
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", m[2])).split())
-
 
 async def test_fields_page_adds_and_changes_fields(web: httpx.AsyncClient, db: Database,
                                                    shop: Shop) -> None:

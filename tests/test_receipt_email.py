@@ -6,10 +6,8 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 
 from saumaton.config import Settings
@@ -23,12 +21,6 @@ from saumaton.orders.services import place_order
 from saumaton.payments.services import PaymentIn
 from tests.support import Shop, make_variants
 from tests.support import staff_login as login
-
-
-@pytest.fixture
-async def web(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=client._transport, base_url="http://test") as c:
-        yield c
 
 
 def hidden(page: str, name: str) -> str:

@@ -34,7 +34,7 @@ from saumaton.demo import load_demo
 from saumaton.inventory.services import Move, apply_moves
 from saumaton.pricing.services import CampaignIn, create_campaign
 from saumaton.web.analytics import CONSENT_COOKIE
-from tests.support import Server, Shop, fresh_database, new_ean
+from tests.support import Server, Shop, fresh_database, new_ean, text_of
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -306,20 +306,6 @@ async def test_images_are_added_in_order_and_checked(db: Database, shop: Shop) -
 
 
 # --- pages ----------------------------------------------------------------------------------
-
-@pytest.fixture
-async def web(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=client._transport, base_url="http://test") as c:
-        yield c
-
-
-def text_of(page: str, testid: str) -> str:
-    m = re.search(rf'<(\w+)[^>]*\sdata-testid="{re.escape(testid)}"[^>]*>(.*?)</\1>', page,
-                  re.S)
-    assert m, f"no data-testid={testid!r} in page"
-    text = html.unescape(re.sub(r"<[^>]+>", " ", m[2])).replace("\xa0", " ")
-    return " ".join(text.split())
-
 
 def texts_of(page: str, testid: str) -> list[str]:
     """Texts of every element marked data-testid=testid, in page order."""

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from saumaton.db.uow import Database
@@ -20,13 +18,6 @@ from saumaton.tills.drawer import open_session_at
 from saumaton.tills.models import DrawerSession, Register
 from tests.support import Shop, make_variants
 from tests.support import staff_login as login
-
-
-@pytest.fixture
-async def web(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    """A browser of its own (own cookies) on the shared in-process app."""
-    async with httpx.AsyncClient(transport=client._transport, base_url="http://test") as c:
-        yield c
 
 
 async def open_drawer(db: Database, location_id: int) -> int:

@@ -226,18 +226,6 @@ async def test_who_may_see_a_timeline(db: Database) -> None:
 
 # --- pages ------------------------------------------------------------------------------
 
-@pytest.fixture
-async def web(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=client._transport, base_url="http://test") as c:
-        yield c
-
-
-def csrf_of(page: str) -> str:
-    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert m, "no csrf token"
-    return html.unescape(m[1])
-
-
 
 
 async def test_fragment_and_back_office_page(web: httpx.AsyncClient, db: Database,
