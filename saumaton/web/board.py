@@ -60,13 +60,7 @@ MESSAGES: Mapping[str, str] = {
 
 
 def _message(request: Request, exc: DomainError) -> str:
-    text = MESSAGES.get(exc.code)
-    if text is None:
-        return error_message(request, exc)
-    try:
-        return gettext(request, text, **{k: str(v) for k, v in exc.extra.items()})
-    except (KeyError, ValueError, TypeError):
-        return exc.detail
+    return error_message(request, exc, MESSAGES)
 
 
 def _no_store(response: Response) -> Response:

@@ -176,9 +176,11 @@ def render(request: Request, template: str, context: Mapping[str, Any] | None = 
     return response
 
 
-def error_message(request: Request, exc: DomainError, **values: str) -> str:
-    """The error in the page's language (the service's English detail if unknown)."""
-    message = ERROR_MESSAGES.get(exc.code)
+def error_message(request: Request, exc: DomainError, own: Mapping[str, str] | None = None,
+                  **values: str) -> str:
+    """The error in the page's language: a channel's `own` wording of the code first,
+    then the shared one, else the service's English detail."""
+    message = (own or {}).get(exc.code) or ERROR_MESSAGES.get(exc.code)
     if message is None:
         return exc.detail
     text = i18n.translations(page_lang(request)).gettext(message)

@@ -39,13 +39,7 @@ NO_REFERRER = {"Referrer-Policy": "no-referrer"}  # pages whose URL holds a secr
 
 
 def message(request: Request, exc: DomainError) -> str:
-    text = MESSAGES.get(exc.code)
-    if text is None:
-        return error_message(request, exc)
-    try:
-        return gettext(request, text, **{k: str(v) for k, v in exc.extra.items()})
-    except (KeyError, ValueError, TypeError):
-        return exc.detail
+    return error_message(request, exc, MESSAGES)
 
 
 def field_errors(request: Request, exc: DomainError, fields: set[str]) -> dict[str, str]:

@@ -75,13 +75,7 @@ EXISTS: Mapping[str, str] = {
 def _message(request: Request, exc: DomainError) -> str:
     if exc.code == "customer_exists":
         return gettext(request, EXISTS.get(exc.field or "", EXISTS["phone"]))
-    text = MESSAGES.get(exc.code)
-    if text is None:
-        return error_message(request, exc)
-    try:
-        return gettext(request, text, **{k: str(v) for k, v in exc.extra.items()})
-    except (KeyError, ValueError, TypeError):
-        return exc.detail
+    return error_message(request, exc, MESSAGES)
 
 
 def _text(form: FormData, name: str, max_len: int = 1000) -> str:

@@ -12,7 +12,7 @@ from saumaton.core.errors import DomainError
 from saumaton.core.types import MAX_ID
 from saumaton.events.hub import Event, EventHub
 from saumaton.web.i18n import N_
-from saumaton.web.pages import error_message, gettext
+from saumaton.web.pages import error_message
 
 MESSAGES: Mapping[str, str] = {
     "message_empty": N_("Write a message first."),
@@ -50,13 +50,7 @@ CHAT_TOPICS = frozenset({"chat.message", "chat.updated"})
 
 
 def message(request: Request, exc: DomainError) -> str:
-    text = MESSAGES.get(exc.code)
-    if text is None:
-        return error_message(request, exc)
-    try:
-        return gettext(request, text, **{k: str(v) for k, v in exc.extra.items()})
-    except (KeyError, ValueError, TypeError):
-        return exc.detail
+    return error_message(request, exc, MESSAGES)
 
 
 def last_event_id(request: Request) -> int | None:
