@@ -11,6 +11,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select, update
 
@@ -41,12 +42,13 @@ from saumaton.orders.services import place_order
 from saumaton.payments.models import Payment
 from saumaton.payments.services import PaymentIn
 from saumaton.pricing.services import CampaignIn, create_campaign
+from saumaton.service import chat
 from saumaton.staff.models import Staff
 from saumaton.staff.services import actor_for
 from saumaton.tills.models import DrawerSession, Register
 from saumaton.tills.sales import TillLineIn, TillPaymentIn, TillSaleIn, sell
 from saumaton.tills.zreport import z_report
-from tests.support import Shop, make_variants
+from tests.support import Shop, make_variants, staff_login, text_of
 from tests.test_checkout import attempt, cmd
 
 
@@ -466,3 +468,18 @@ async def test_two_tills_spend_the_same_points_once(db: Database, shop: Shop) ->
     assert isinstance(failed[0], Conflict) and failed[0].code == "not_enough_points"
     assert await _points(db, cid) == 100 - 80 + 19
     assert len(await _entries(db, customer_id=cid, kind="redeem")) == 1
+
+
+async def test_the_balance_shows_in_the_service_desk_and_the_back_office(
+        db: Database, shop: Shop, web: httpx.AsyncClient) -> None:
+    cid = await _customer(db)
+    await _till_sale(db, shop, cid, 4250)  # 42 points
+    async with db.uow() as uow:
+        msg = await chat.post_visitor_message(uow, chat.new_visitor_token(), "Hei!",
+                                              uuid.uuid4().hex, customer_id=cid)
+        await uow.commit()
+    await staff_login(web, shop, "manager")
+    for url in (f"/service/c/{msg.conversation_id}", f"/backoffice/customers/{cid}"):
+        page = (await web.get(url)).text
+        assert text_of(page, "loyalty-points") == "42", url
+        assert text_of(page, "loyalty-tier") == "Jäsen", url
