@@ -25,6 +25,12 @@ from saumaton.core.actor import Actor
 from saumaton.core.errors import Conflict, NotFound, ValidationFailed
 from saumaton.core.types import Input
 from saumaton.customers.consents import CONSENT_KINDS, current_consents, set_consent
+from saumaton.customers.contact import (
+    ConsentShown,
+    IdentityOut,
+    consent_details,
+    identities_of,
+)
 from saumaton.customers.fields import PreferenceShown, card_preferences
 from saumaton.customers.identities import guess_kinds, normalise, normalise_phone
 from saumaton.customers.models import (
@@ -129,6 +135,10 @@ class CustomerCard:
     # values kept under removed fields (read-only); `preferences` has the values alone.
     fields: list[PreferenceShown] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    # Every e-mail, phone and card (the fields above hold the first of each), and each
+    # consent with when and where it was given, for the contact forms (customers.contact).
+    identities: list[IdentityOut] = field(default_factory=list)
+    consent_details: list[ConsentShown] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -361,7 +371,9 @@ async def customer_card(session: AsyncSession, actor: Actor, customer_id: int) -
         open_pickups=await _pickups(session, customer_id),
         consents=await current_consents(session, customer_id),
         loyalty=await loyalty_summary(session, customer_id),
-        fields=shown, tags=await tags_of(session, customer_id))
+        fields=shown, tags=await tags_of(session, customer_id),
+        identities=await identities_of(session, customer_id),
+        consent_details=await consent_details(session, customer_id))
 
 
 # --- creating at the till ------------------------------------------------------------------

@@ -42,6 +42,7 @@ from saumaton.customers.tags import (
     tags_of_many,
 )
 from saumaton.customers.timeline import timeline
+from saumaton.web import customer_contact
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
@@ -59,6 +60,8 @@ MergeId = Annotated[int, Path(ge=1, le=MAX_ID)]
 CustomerId = Annotated[int, Path(ge=1, le=MAX_ID)]
 FieldKey = Annotated[str, Path(max_length=50)]
 TIMELINE_PAGE = 50
+# What `?saved=` may say on a customer's page after a form.
+SAVED = ("preferences", "tag", "untag", *customer_contact.SAVED.values())
 
 # What moves, by table, in words (a table added later is shown by its name).
 KINDS: Mapping[str, str] = {
@@ -434,7 +437,7 @@ async def customer_page(request: Request, customer_id: CustomerId) -> Response:
     actor = await require_staff(request)
     saved = request.query_params.get("saved", "")
     return await _customer_page(request, actor, customer_id,
-                                saved=saved if saved in ("preferences", "tag", "untag") else "")
+                                saved=saved if saved in SAVED else "")
 
 
 @router.post("/customers/{customer_id}/preferences")
@@ -490,3 +493,19 @@ async def customer_tag_add(request: Request, customer_id: CustomerId) -> Respons
 @router.post("/customers/{customer_id}/tags/remove")
 async def customer_tag_remove(request: Request, customer_id: CustomerId) -> Response:
     return await _tag(request, customer_id, add=False)
+
+
+@router.post("/customers/{customer_id}/contact/{action}")
+async def customer_contact_form(request: Request, customer_id: CustomerId,
+                                action: customer_contact.Action) -> Response:
+    """The page's contact forms: name, add an e-mail or phone, remove one, issue a card,
+    the marketing consents (recorded as given in the back office)."""
+    actor = await require_staff(request)
+    form = await checked_form(request)
+    done = await customer_contact.apply(request, actor, customer_id, action, form,
+                                        "backoffice")
+    if done.errors:
+        return await _customer_page(request, actor, customer_id, status=done.status,
+                                    errors=done.errors, values=done.values)
+    return RedirectResponse(f"/backoffice/customers/{customer_id}?saved={done.saved}",
+                            status_code=303)

@@ -1,5 +1,5 @@
 """The customer card at the till: find (phone, e-mail, card, QR), create, preferences,
-tags, notes.
+tags, notes, contact details and marketing consents.
 
 Every answer is the customer panel (`pos/_customer_panel.html`): the card, a list to
 pick from, "not found" with the quick-create form, or a message about the search. htmx
@@ -30,6 +30,7 @@ from saumaton.customers.card import (
 from saumaton.customers.fields import list_fields
 from saumaton.customers.notes import add_note, set_preference
 from saumaton.customers.tags import add_tag, remove_tag
+from saumaton.web import customer_contact
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
@@ -259,3 +260,23 @@ async def tag_add(request: Request, code: Code, customer_id: CustomerId) -> Resp
 @router.post("/{code}/customers/{customer_id}/tags/remove")
 async def tag_remove(request: Request, code: Code, customer_id: CustomerId) -> Response:
     return await _tag(request, code, customer_id, add=False)
+
+
+@router.post("/{code}/customers/{customer_id}/contact/{action}")
+async def contact(request: Request, code: Code, customer_id: CustomerId,
+                  action: customer_contact.Action) -> Response:
+    """The card's contact forms: name, add an e-mail or phone, remove one, issue a card,
+    the marketing consents (recorded as given at the till)."""
+    till = await open_till(request, code, "customers.write")
+    form = await checked_form(request)
+    try:
+        done = await customer_contact.apply(request, till.actor, customer_id, action, form,
+                                            "pos")
+    except NotFound:
+        return _no_customer(request)
+    if done.errors:
+        return await _card_panel(request, till, customer_id, status=done.status,
+                                 errors=done.errors, values=done.values)
+    if not is_htmx(request):
+        return RedirectResponse(f"{till.base}/customers/{customer_id}", status_code=303)
+    return await _card_panel(request, till, customer_id, saved=done.saved)

@@ -1,8 +1,8 @@
 """The service desk for agents (/service): the conversation queue, one conversation with
 its messages, the reply box with canned answers, assignment, closing, the customer linked
-to the chat with their card and its preference, tag and note forms; canned answers for
-managers; the agents' live stream and presence heartbeat. Routes only translate HTTP to
-saumaton.service and saumaton.customers."""
+to the chat with their card and its contact, consent, preference, tag and note forms;
+canned answers for managers; the agents' live stream and presence heartbeat. Routes only
+translate HTTP to saumaton.service and saumaton.customers."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from saumaton.customers.notes import add_note, set_preference
 from saumaton.customers.tags import add_tag, remove_tag
 from saumaton.events.hub import Event, EventHub
 from saumaton.service import canned, chat, presence
+from saumaton.web import customer_contact
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
@@ -377,6 +378,34 @@ async def tag_add(request: Request, conversation_id: ConvId) -> Response:
 @router.post("/c/{conversation_id}/tags/remove")
 async def tag_remove(request: Request, conversation_id: ConvId) -> Response:
     return await _tag(request, conversation_id, add=False)
+
+
+@router.post("/c/{conversation_id}/contact/{action}")
+async def contact(request: Request, conversation_id: ConvId,
+                  action: customer_contact.Action) -> Response:
+    """The linked customer's contact forms: name, add an e-mail or phone, remove one,
+    issue a card, the marketing consents (recorded as given at the service desk)."""
+    actor = await _agent(request)
+    form = await checked_form(request)
+    conv, customer_id = await _linked(request, actor, conversation_id)
+    if customer_id is None:
+        return _unlinked(request)
+    try:
+        done = await customer_contact.apply(request, actor, customer_id, action, form,
+                                            "service")
+    except NotFound as exc:
+        return error_page(request, 404, message(request, exc))
+    if not is_htmx(request):
+        if done.errors:
+            return _no_store(render(request, "service/desk.html", await _context(
+                request, actor, conv.id, "open", errors=done.errors, values=done.values),
+                status=done.status))
+        return RedirectResponse(f"/service/c/{conv.id}", status_code=303)
+    return _no_store(render(request, "service/_customer.html", {
+        "conv": conv, "card": await _card(request, actor, customer_id),
+        "errors": done.errors, "values": done.values, "saved": done.saved,
+        "can_write": actor.can("customers.write"), "matches": None, "q": ""},
+        status=done.status))
 
 
 @router.post("/heartbeat")
