@@ -40,7 +40,7 @@ from saumaton.customers.models import (
     CustomerNote,
     CustomerPreference,
 )
-from saumaton.customers.services import CustomerIn, CustomerOut, create_customer, new_card_number
+from saumaton.customers.services import CustomerIn, CustomerOut, add_card, create_customer
 from saumaton.customers.tags import tags_of
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.locations.models import Channel, Location
@@ -474,14 +474,7 @@ async def account_card(db: Database, customer_id: int) -> str | None:
         number = await card_number(s, customer_id)
         if number is not None:
             return number
-        for _ in range(5):
-            candidate = new_card_number()
-            taken = await s.scalar(select(CustomerIdentity.id).where(
-                CustomerIdentity.kind == "card", CustomerIdentity.value == candidate))
-            if taken is None:
-                s.add(CustomerIdentity(customer_id=customer_id, kind="card", value=candidate))
-                await s.flush()
-                uow.emit("customer.updated", {"customer_id": customer_id})
-                await uow.commit()
-                return candidate
-    raise Conflict("could not issue a card number", code="card_not_issued")
+        number = await add_card(s, customer_id)
+        uow.emit("customer.updated", {"customer_id": customer_id})
+        await uow.commit()
+        return number

@@ -32,7 +32,7 @@ from saumaton.customers.models import (
     CustomerConsent,
     CustomerIdentity,
 )
-from saumaton.customers.services import new_card_number
+from saumaton.customers.services import add_card
 from saumaton.db.uow import UnitOfWork
 
 CONTACT_KINDS = ("email", "phone")
@@ -227,17 +227,10 @@ async def issue_card(uow: UnitOfWork, actor: Actor, customer_id: int) -> str:
         CustomerIdentity.customer_id == cid, CustomerIdentity.kind == "card").limit(1))
     if has is not None:
         raise Conflict("the customer has a loyalty card", code="card_exists", field="card")
-    for _ in range(5):
-        number = new_card_number()
-        taken = await s.scalar(select(CustomerIdentity.id).where(
-            CustomerIdentity.kind == "card", CustomerIdentity.value == number))
-        if taken is None:
-            s.add(CustomerIdentity(customer_id=cid, kind="card", value=number))
-            await s.flush()
-            await record(uow, actor, "customer.card_issue", "customer", cid, {"kind": "card"})
-            _changed(uow, cid, "card")
-            return number
-    raise Conflict("could not issue a card number", code="card_not_issued", field="card")
+    number = await add_card(s, cid)
+    await record(uow, actor, "customer.card_issue", "customer", cid, {"kind": "card"})
+    _changed(uow, cid, "card")
+    return number
 
 
 async def set_consents(uow: UnitOfWork, actor: Actor, customer_id: int,

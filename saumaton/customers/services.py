@@ -49,6 +49,20 @@ def new_card_number() -> str:
     return body + str((10 - total % 10) % 10)
 
 
+async def add_card(session: AsyncSession, customer_id: int) -> str:
+    """Give the customer a new, unused loyalty card number (a few numbers are tried);
+    409 `card_not_issued` if none was free. The caller holds the customer's lock."""
+    for _ in range(5):
+        number = new_card_number()
+        taken = await session.scalar(select(CustomerIdentity.id).where(
+            CustomerIdentity.kind == "card", CustomerIdentity.value == number))
+        if taken is None:
+            session.add(CustomerIdentity(customer_id=customer_id, kind="card", value=number))
+            await session.flush()
+            return number
+    raise Conflict("could not issue a card number", code="card_not_issued", field="card")
+
+
 async def _out(session: AsyncSession, customer: Customer) -> CustomerOut:
     ids: dict[str, str] = dict((await session.execute(
         select(CustomerIdentity.kind, CustomerIdentity.value)
