@@ -12,7 +12,6 @@ keep themselves current with them; there is nothing to read them with in the API
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -22,6 +21,7 @@ from sse_starlette.sse import EventSourceResponse
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Forbidden, ValidationFailed
 from saumaton.core.types import MAX_ID, MAX_INT32
+from saumaton.events import sse
 from saumaton.events.hub import Event, EventHub
 from saumaton.service.chat import is_agent
 from saumaton.web.auth import optional_actor
@@ -92,22 +92,4 @@ async def events(
                             field="topic", extra={"topics": denied})
     accepts = _filter(topics, set(variant_id or []))
     hub: EventHub = request.app.state.hub
-    sub = hub.subscribe(accepts)
-    missed = await hub.replay(last_event_id, accepts) if last_event_id is not None else []
-
-    async def stream() -> AsyncIterator[dict[str, str]]:
-        try:
-            # First frame tells the client the subscription is live.
-            yield {"event": "ready", "data": "{}"}
-            seen = 0
-            for e in missed:
-                seen = e.id
-                yield {"id": str(e.id), "event": e.topic, "data": e.sse_data()}
-            async for e in sub:
-                if e.id <= seen:
-                    continue
-                yield {"id": str(e.id), "event": e.topic, "data": e.sse_data()}
-        finally:
-            hub.unsubscribe(sub)
-
-    return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
+    return await sse.event_stream(hub, accepts, last_event_id)

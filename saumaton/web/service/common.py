@@ -3,13 +3,14 @@ stream over the event hub."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from fastapi import Request
 from sse_starlette.sse import EventSourceResponse
 
 from saumaton.core.errors import DomainError
 from saumaton.core.types import MAX_ID
+from saumaton.events import sse
 from saumaton.events.hub import Event, EventHub
 from saumaton.web.i18n import N_
 from saumaton.web.pages import error_message
@@ -62,25 +63,7 @@ def last_event_id(request: Request) -> int | None:
 
 async def event_stream(request: Request, accepts: Callable[[Event], bool]
                        ) -> EventSourceResponse:
-    """Server-sent events that `accepts` takes; a reconnect (Last-Event-ID) replays what
-    was missed from the outbox. The first frame, `ready`, says the stream is live."""
+    """Server-sent events that `accepts` takes (`events.sse`), resumed after the
+    request's Last-Event-ID."""
     hub: EventHub = request.app.state.hub
-    sub = hub.subscribe(accepts)
-    after = last_event_id(request)
-    missed = await hub.replay(after, accepts) if after is not None else []
-
-    async def stream() -> AsyncIterator[dict[str, str]]:
-        try:
-            yield {"event": "ready", "data": "{}"}
-            seen = 0
-            for e in missed:
-                seen = e.id
-                yield {"id": str(e.id), "event": e.topic, "data": e.sse_data()}
-            async for e in sub:
-                if e.id <= seen:
-                    continue
-                yield {"id": str(e.id), "event": e.topic, "data": e.sse_data()}
-        finally:
-            hub.unsubscribe(sub)
-
-    return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
+    return await sse.event_stream(hub, accepts, last_event_id(request))
