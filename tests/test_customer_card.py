@@ -484,3 +484,22 @@ async def test_create_customer_shares_the_register(db: Database, shop: Shop) -> 
         await uow.commit()
     async with db.reader() as s:
         assert [m.id for m in await find_customers(s, CASHIER, typed)] == [out.id]
+
+
+async def test_back_office_notes(db: Database, shop: Shop, web: httpx.AsyncClient) -> None:
+    c = await new_customer(db)
+    csrf = await login(web, shop, "manager")
+    url = f"/backoffice/customers/{c.id}"
+    r = await web.post(f"{url}/notes", data={"csrf_token": csrf, "body": "  "})
+    assert r.status_code == 422 and text_of(r.text, "note-error")
+    assert 'aria-invalid="true"' in r.text
+    r = await web.post(f"{url}/notes", data={"csrf_token": csrf,
+                                             "body": "Soitti: toimitus myöhässä."})
+    assert r.status_code == 303 and r.headers["location"] == f"{url}?saved=note"
+    page = (await web.get(r.headers["location"])).text
+    assert text_of(page, "customer-saved") == "Muistiinpano tallennettu."
+    assert text_of(page, "note-body") == "Soitti: toimitus myöhässä."
+    async with db.reader() as s:
+        card = await customer_card(s, CASHIER, c.id)
+    assert [(n.body, n.channel) for n in card.notes] == [
+        ("Soitti: toimitus myöhässä.", "backoffice")]

@@ -31,7 +31,7 @@ from saumaton.customers.duplicates import (
     summaries,
     undo_merge,
 )
-from saumaton.customers.notes import set_preference
+from saumaton.customers.notes import add_note, set_preference
 from saumaton.customers.tags import (
     MAX_LISTED,
     add_tag,
@@ -61,7 +61,7 @@ CustomerId = Annotated[int, Path(ge=1, le=MAX_ID)]
 FieldKey = Annotated[str, Path(max_length=50)]
 TIMELINE_PAGE = 50
 # What `?saved=` may say on a customer's page after a form.
-SAVED = ("preferences", "tag", "untag", *customer_contact.SAVED.values())
+SAVED = ("preferences", "tag", "untag", "note", *customer_contact.SAVED.values())
 
 # What moves, by table, in words (a table added later is shown by its name).
 KINDS: Mapping[str, str] = {
@@ -460,6 +460,25 @@ async def customer_preferences(request: Request, customer_id: CustomerId) -> Res
         return await _customer_page(request, actor, customer_id, status=exc.status,
                                     errors={field: _message(request, exc)}, values=values)
     return RedirectResponse(f"/backoffice/customers/{customer_id}?saved=preferences",
+                            status_code=303)
+
+
+@router.post("/customers/{customer_id}/notes")
+async def customer_note(request: Request, customer_id: CustomerId) -> Response:
+    actor = await require_staff(request)
+    form = await checked_form(request)
+    body = _text(form, "body", 4000)
+    try:
+        async with db_of(request).uow() as uow:
+            await add_note(uow, actor, customer_id, body, "backoffice")
+            await uow.commit()
+    except DomainError as exc:
+        if exc.status in (401, 403, 404):
+            raise
+        return await _customer_page(request, actor, customer_id, status=exc.status,
+                                    errors={"body": _message(request, exc)},
+                                    values={"body": body})
+    return RedirectResponse(f"/backoffice/customers/{customer_id}?saved=note",
                             status_code=303)
 
 

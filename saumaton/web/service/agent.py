@@ -284,16 +284,16 @@ async def note(request: Request, conversation_id: ConvId) -> Response:
             await add_note(uow, actor, customer_id, body, "service")
             await uow.commit()
     except ValidationFailed as exc:
-        errors["note"] = message(request, exc)
+        errors["body"] = message(request, exc)
     if not is_htmx(request):
         if errors:
             return _no_store(render(request, "service/desk.html", await _context(
                 request, actor, conversation_id, "open", errors=errors,
-                values={"note": body}), status=422))
+                values={"body": body}), status=422))
         return RedirectResponse(f"/service/c/{conversation_id}", status_code=303)
     return _no_store(render(request, "service/_customer.html", {
         "conv": detail.conversation, "card": await _card(request, actor, customer_id),
-        "errors": errors, "values": {"note": body} if errors else {},
+        "errors": errors, "values": {"body": body} if errors else {},
         "saved": "" if errors else "note", "can_write": actor.can("customers.write"),
         "matches": None, "q": ""}, status=422 if errors else 200))
 
