@@ -115,6 +115,9 @@ async def test_pages(web: httpx.AsyncClient, shop: Shop) -> None:
     csrf = await login(web, shop, "manager")
     page = await web.get("/backoffice/board")
     assert page.status_code == 200 and 'data-testid="notice-form"' in page.text
+    # every back office page links to the board
+    customers = (await web.get("/backoffice/customers")).text
+    assert 'href="/backoffice/board" data-testid="nav-board"' in customers
     # errors next to the field, nothing saved
     bad = await web.post("/backoffice/board/notices", data={
         "csrf_token": csrf, "title": "", "body": "b", "location": ""})
