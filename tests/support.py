@@ -19,16 +19,19 @@ from pathlib import Path
 import asyncpg
 import httpx
 from alembic.script import ScriptDirectory
+from sqlalchemy import select
 from stdnum import ean as stdnum_ean
 
 from saumaton.catalogue.schemas import ProductIn, VariantIn
 from saumaton.catalogue.services import create_product
-from saumaton.core.actor import SYSTEM
+from saumaton.core.actor import SYSTEM, Actor
 from saumaton.db.migrate import MIGRATIONS, upgrade
 from saumaton.db.uow import Database
 from saumaton.inventory.services import Move, apply_moves
 from saumaton.locations.models import Channel, Location
-from saumaton.staff.services import create_api_token, create_staff
+from saumaton.staff.models import Staff
+from saumaton.staff.services import actor_for, create_api_token, create_staff
+from saumaton.tills.models import DrawerSession, Register
 
 PG_ADMIN = os.environ.get("SAUMATON_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parent.parent
@@ -234,3 +237,30 @@ def csrf_of(page: str) -> str:
     m = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert m, "no csrf token"
     return html.unescape(m[1])
+
+
+async def staff_actor(db: Database, shop: Shop, who: str) -> Actor:
+    """The demo shop's staff member `who` (cashier1, manager, …) as the core sees them."""
+    async with db.reader() as s:
+        staff_id = await s.scalar(select(Staff.id).where(Staff.email == shop.logins[who][0]))
+        assert staff_id is not None
+        actor = await actor_for(s, int(staff_id))
+    assert actor is not None
+    return actor
+
+
+async def open_drawer(db: Database, location_id: int, status: str = "open") -> int:
+    """A drawer session of the test's own (on an inactive register, not the store's till
+    that pages open); its id."""
+    async with db.uow() as uow:
+        reg = Register(location_id=location_id, name=f"Kassa {uuid.uuid4().hex[:4]}",
+                       active=False)
+        uow.session.add(reg)
+        await uow.session.flush()
+        d = DrawerSession(register_id=reg.id, location_id=location_id, status=status,
+                          float_cents=10000, opened_by="test")
+        uow.session.add(d)
+        await uow.session.flush()
+        session_id = int(d.id)
+        await uow.commit()
+    return session_id

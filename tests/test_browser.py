@@ -7,49 +7,14 @@ item in the store; the shopper's page updates by itself.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from saumaton.db.uow import Database
+from tests.browser import PHONE, WAIT_MS, assert_fits, fill_staff_login, open_page
 from tests.support import Server, Shop, make_variants
 from tests.test_till_api import open_drawer
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run"]
-WAIT_MS = 10_000
-PHONE = {"width": 375, "height": 740}
-
-expect.set_options(timeout=WAIT_MS)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        await b.close()
-
-
-@pytest.fixture
-async def new_context(browser: Browser) -> AsyncIterator[list[BrowserContext]]:
-    """Contexts (separate cookie jars, like two devices) closed after the test."""
-    contexts: list[BrowserContext] = []
-    yield contexts
-    for c in contexts:
-        await c.close()
-
-
-async def open_page(contexts: list[BrowserContext], browser: Browser, **options: object) -> Page:
-    options.setdefault("locale", "fi-FI")
-    context = await browser.new_context(**options)  # type: ignore[arg-type]
-    context.set_default_timeout(WAIT_MS)
-    contexts.append(context)
-    return await context.new_page()
 
 
 async def screenshot(page: Page, tmp_path: Path, name: str) -> Path:
@@ -61,22 +26,14 @@ async def screenshot(page: Page, tmp_path: Path, name: str) -> Path:
     return path
 
 
-async def assert_fits(page: Page, width: int = PHONE["width"]) -> None:
-    scroll_width = await page.evaluate("document.documentElement.scrollWidth")
-    assert scroll_width <= width, f"page is {scroll_width}px wide on a {width}px screen"
-
-
 async def log_in(page: Page, base_url: str, shop: Shop, who: str) -> None:
-    email, password = shop.logins[who]
     await page.goto(f"{base_url}/pos/")
     await expect(page).to_have_url(f"{base_url}/staff/login?next=%2Fpos%2F")
-    await page.get_by_label("Sähköposti").fill(email)
-    await page.get_by_label("Salasana").fill(password)
-    await page.get_by_role("button", name="Kirjaudu").click()
+    await fill_staff_login(page, shop, who)
 
 
 async def test_store_sale_updates_the_open_webshop_page(
-    browser: Browser, new_context: list[BrowserContext], server: Server, db: Database,
+    browser: Browser, contexts: list[BrowserContext], server: Server, db: Database,
     shop: Shop, tmp_path: Path, backend: str,
 ) -> None:
     [v] = await make_variants(db, [1999], stock={shop.store1: 5, shop.warehouse: 2})
@@ -84,7 +41,7 @@ async def test_store_sale_updates_the_open_webshop_page(
     product_url = f"{server.base_url}/shop/p/{v['product_slug']}?variant={v['id']}"
 
     # Tab A: a shopper on the product page.
-    shopper = await open_page(new_context, browser)
+    shopper = await open_page(contexts, browser)
     await shopper.goto(product_url)
     store1 = shopper.get_by_test_id("availability-store-1")
     await expect(store1).to_have_text("5")
@@ -93,7 +50,7 @@ async def test_store_sale_updates_the_open_webshop_page(
     await expect(shopper.locator("article[data-live=ready]")).to_have_count(1)
 
     # Tab B: the cashier of store-1 sells one with a scanner and cash.
-    cashier = await open_page(new_context, browser)
+    cashier = await open_page(contexts, browser)
     await log_in(cashier, server.base_url, shop, "cashier1")
     await expect(cashier).to_have_url(f"{server.base_url}/pos/store-1")
     await expect(cashier.locator("#till[data-ready='1']")).to_have_count(1)
@@ -129,14 +86,14 @@ async def test_store_sale_updates_the_open_webshop_page(
 
 
 async def test_pages_fit_a_phone_screen(
-    browser: Browser, new_context: list[BrowserContext], server: Server, db: Database,
+    browser: Browser, contexts: list[BrowserContext], server: Server, db: Database,
     shop: Shop, tmp_path: Path, backend: str,
 ) -> None:
     [v, _] = await make_variants(
         db, [4990, 4990], stock={shop.store1: 2, shop.store2: 0},
         attributes=[{"shade": "2N Posliini erittäin pitkä sävynimi", "size": "30 ml"},
                     {"shade": "3W Hunaja", "size": "30 ml"}])
-    page = await open_page(new_context, browser, viewport=PHONE, is_mobile=True,
+    page = await open_page(contexts, browser, viewport=PHONE, is_mobile=True,
                            has_touch=True)
     await page.goto(f"{server.base_url}/shop/p/{v['product_slug']}?variant={v['id']}")
     await expect(page.get_by_test_id("status-store-1")).to_have_text("Vähän jäljellä")
@@ -166,11 +123,11 @@ async def test_pages_fit_a_phone_screen(
 
 
 async def test_english_pages(
-    browser: Browser, new_context: list[BrowserContext], server: Server, db: Database,
+    browser: Browser, contexts: list[BrowserContext], server: Server, db: Database,
     shop: Shop,
 ) -> None:
     [v] = await make_variants(db, [1290], stock={shop.store1: 7})
-    page = await open_page(new_context, browser, locale="fi-FI")
+    page = await open_page(contexts, browser, locale="fi-FI")
     await page.goto(f"{server.base_url}/shop/p/{v['product_slug']}")
     await expect(page.get_by_role("heading", name="Saatavuus")).to_be_visible()
     await page.get_by_role("link", name="EN", exact=True).click()

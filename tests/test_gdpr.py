@@ -29,7 +29,7 @@ from saumaton.checkout.pickup import hand_over
 from saumaton.checkout.services import AddressIn as ShippingIn
 from saumaton.checkout.services import CheckoutIn, place_web_order, record_payment_status
 from saumaton.config import Settings
-from saumaton.core.actor import SYSTEM, Actor
+from saumaton.core.actor import SYSTEM
 from saumaton.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from saumaton.customers.accounts import register
 from saumaton.customers.addresses import AddressIn, add_address
@@ -60,12 +60,9 @@ from saumaton.service.chat import (
     post_visitor_message,
 )
 from saumaton.service.models import ChatMessage, Conversation, NpsSurvey
-from saumaton.staff.models import Staff
-from saumaton.staff.services import actor_for
-from saumaton.tills.models import DrawerSession, Register
 from saumaton.tills.sales import TillLineIn, TillPaymentIn, TillSaleIn, sell
 from saumaton.web.app import create_app
-from tests.support import ROOT, Shop, make_variants
+from tests.support import ROOT, Shop, make_variants, open_drawer, staff_actor
 
 _SCRIPT = Path(sys.executable).parent / "saumaton"
 CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [
@@ -85,30 +82,6 @@ async def api(settings: Settings, shop: Shop) -> AsyncIterator[httpx.AsyncClient
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
             yield c
-
-
-async def staff_actor(db: Database, shop: Shop, who: str) -> Actor:
-    async with db.reader() as s:
-        staff_id = await s.scalar(select(Staff.id).where(Staff.email == shop.logins[who][0]))
-        assert staff_id is not None
-        actor = await actor_for(s, int(staff_id))
-    assert actor is not None
-    return actor
-
-
-async def open_drawer(db: Database, location_id: int) -> int:
-    async with db.uow() as uow:
-        reg = Register(location_id=location_id, name=f"Kassa {uuid.uuid4().hex[:4]}",
-                       active=False)
-        uow.session.add(reg)
-        await uow.session.flush()
-        d = DrawerSession(register_id=reg.id, location_id=location_id, status="open",
-                          float_cents=10000, opened_by="test")
-        uow.session.add(d)
-        await uow.session.flush()
-        session_id = int(d.id)
-        await uow.commit()
-    return session_id
 
 
 async def pay(db: Database, settings: Settings, order_id: int, total: int) -> None:

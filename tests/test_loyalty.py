@@ -43,37 +43,12 @@ from saumaton.payments.models import Payment
 from saumaton.payments.services import PaymentIn
 from saumaton.pricing.services import CampaignIn, create_campaign
 from saumaton.service import chat
-from saumaton.staff.models import Staff
-from saumaton.staff.services import actor_for
-from saumaton.tills.models import DrawerSession, Register
 from saumaton.tills.sales import TillLineIn, TillPaymentIn, TillSaleIn, sell
 from saumaton.tills.zreport import z_report
 from tests.support import Shop, make_variants, staff_login, text_of
+from tests.support import open_drawer as _drawer
+from tests.support import staff_actor as _actor
 from tests.test_checkout import attempt, cmd
-
-
-async def _actor(db: Database, shop: Shop, who: str) -> Actor:
-    async with db.reader() as s:
-        staff_id = await s.scalar(select(Staff.id).where(Staff.email == shop.logins[who][0]))
-        assert staff_id is not None
-        actor = await actor_for(s, int(staff_id))
-    assert actor is not None
-    return actor
-
-
-async def _drawer(db: Database, location_id: int) -> int:
-    async with db.uow() as uow:
-        reg = Register(location_id=location_id, name=f"Kassa {uuid.uuid4().hex[:4]}",
-                       active=False)
-        uow.session.add(reg)
-        await uow.session.flush()
-        d = DrawerSession(register_id=reg.id, location_id=location_id, status="open",
-                          float_cents=10000, opened_by="test")
-        uow.session.add(d)
-        await uow.session.flush()
-        session_id = int(d.id)
-        await uow.commit()
-    return session_id
 
 
 async def _customer(db: Database, *, card: bool = True) -> int:

@@ -14,16 +14,9 @@ from sqlalchemy import select
 from saumaton.db.uow import Database
 from saumaton.orders.models import Order, OrderLine, SaleVoid
 from saumaton.payments.models import Payment
+from tests.browser import PHONE, assert_fits, open_page
 from tests.support import Server, Shop, make_variants
-from tests.test_browser import (  # noqa: F401  (fixtures)
-    PHONE,
-    assert_fits,
-    browser,
-    log_in,
-    new_context,
-    open_page,
-    screenshot,
-)
+from tests.test_browser import log_in, screenshot
 from tests.test_till_api import open_drawer
 
 EUR = "\xa0€"
@@ -49,12 +42,12 @@ async def order_of(page: Page, db: Database) -> tuple[Order, list[OrderLine], li
 
 
 async def test_scanner_speed_cash_sale(
-    browser: Browser, new_context: list[BrowserContext], server: Server,  # noqa: F811
+    browser: Browser, contexts: list[BrowserContext], server: Server,
     db: Database, shop: Shop, tmp_path: Path, backend: str,
 ) -> None:
     a, b = await make_variants(db, [1999, 452], stock={shop.store1: 10})
     session_id = await open_drawer(db, shop.store1)
-    page = await open_page(new_context, browser)
+    page = await open_page(contexts, browser)
     await open_till(page, server, shop)
 
     # The scanner types each EAN and Enter, as fast as the keyboard goes.
@@ -103,12 +96,12 @@ async def test_scanner_speed_cash_sale(
 
 
 async def test_line_discount_within_the_cashier_limit(
-    browser: Browser, new_context: list[BrowserContext], server: Server,  # noqa: F811
+    browser: Browser, contexts: list[BrowserContext], server: Server,
     db: Database, shop: Shop, backend: str,
 ) -> None:
     [v] = await make_variants(db, [2000], stock={shop.store1: 10})
     await open_drawer(db, shop.store1)
-    page = await open_page(new_context, browser)
+    page = await open_page(contexts, browser)
     await open_till(page, server, shop)
     await page.keyboard.type(f"{v['ean']}\n")
     line = page.get_by_test_id("cart-line")
@@ -148,12 +141,12 @@ async def test_line_discount_within_the_cashier_limit(
 
 
 async def test_voids_park_recall_and_search(
-    browser: Browser, new_context: list[BrowserContext], server: Server,  # noqa: F811
+    browser: Browser, contexts: list[BrowserContext], server: Server,
     db: Database, shop: Shop, tmp_path: Path, backend: str,
 ) -> None:
     a, b, c = await make_variants(db, [1000, 500, 250], stock={shop.store1: 10})
     await open_drawer(db, shop.store1)
-    page = await open_page(new_context, browser, viewport=PHONE, is_mobile=True,
+    page = await open_page(contexts, browser, viewport=PHONE, is_mobile=True,
                            has_touch=True)
     await open_till(page, server, shop)
     lines = page.get_by_test_id("cart-line")
@@ -217,12 +210,12 @@ async def test_voids_park_recall_and_search(
 
 
 async def test_split_tender(
-    browser: Browser, new_context: list[BrowserContext], server: Server,  # noqa: F811
+    browser: Browser, contexts: list[BrowserContext], server: Server,
     db: Database, shop: Shop, backend: str,
 ) -> None:
     [v] = await make_variants(db, [4993], stock={shop.store1: 10})
     await open_drawer(db, shop.store1)
-    page = await open_page(new_context, browser)
+    page = await open_page(contexts, browser)
     await open_till(page, server, shop)
     await page.keyboard.type(f"{v['ean']}\n")
     await expect(page.get_by_test_id("total")).to_have_text(f"49,93{EUR}")
@@ -248,7 +241,7 @@ async def test_split_tender(
 
 
 async def test_customer_found_by_phone_is_attached_to_the_sale(
-    browser: Browser, new_context: list[BrowserContext], server: Server,  # noqa: F811
+    browser: Browser, contexts: list[BrowserContext], server: Server,
     db: Database, shop: Shop, backend: str,
 ) -> None:
     [v] = await make_variants(db, [1500], stock={shop.store1: 10})
@@ -259,7 +252,7 @@ async def test_customer_found_by_phone_is_attached_to_the_sale(
             "first_name": "Aino", "last_name": "Asiakas", "phone": phone})
         assert r.status_code == 201, r.text
         customer_id = r.json()["id"]
-    page = await open_page(new_context, browser)
+    page = await open_page(contexts, browser)
     await open_till(page, server, shop)
     await page.keyboard.type(f"{v['ean']}\n")
     await expect(page.get_by_test_id("cart-line")).to_have_count(1)
@@ -278,12 +271,12 @@ async def test_customer_found_by_phone_is_attached_to_the_sale(
 
 
 async def test_offline_sale_gets_an_offline_receipt_and_syncs_once(
-    browser: Browser, new_context: list[BrowserContext], server: Server,  # noqa: F811
+    browser: Browser, contexts: list[BrowserContext], server: Server,
     db: Database, shop: Shop, backend: str,
 ) -> None:
     [v] = await make_variants(db, [1998], stock={shop.store1: 10})
     session_id = await open_drawer(db, shop.store1)
-    page = await open_page(new_context, browser)
+    page = await open_page(contexts, browser)
     await open_till(page, server, shop)
     await page.context.set_offline(True)
     await page.keyboard.type(f"{v['ean']}\n")

@@ -21,7 +21,7 @@ from saumaton.orders.discounts import DiscountIn, apply_discounts
 from saumaton.orders.quote import price_lines
 from saumaton.payments.services import PaymentIn, plan_payments
 from saumaton.pricing.services import PriceQuote
-from tests.test_browser import ARGS, CHROMIUM
+from tests.browser import ARGS, CHROMIUM
 
 STATIC = Path(__file__).resolve().parent.parent / "saumaton" / "web" / "static"
 ORIGIN = "http://till.test"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from saumaton.core.actor import SYSTEM, Actor
+from saumaton.core.actor import SYSTEM
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, Forbidden, ValidationFailed
 from saumaton.db.uow import Database
@@ -23,9 +23,6 @@ from saumaton.orders.models import Order, OrderLine, SaleVoid
 from saumaton.payments.models import Payment
 from saumaton.payments.terminal import TerminalResult
 from saumaton.pricing.services import CampaignIn, create_campaign
-from saumaton.staff.models import Staff
-from saumaton.staff.services import actor_for
-from saumaton.tills.models import DrawerSession, Register
 from saumaton.tills.sales import (
     TillLineIn,
     TillPaymentIn,
@@ -36,31 +33,8 @@ from saumaton.tills.sales import (
     sell,
 )
 from tests.support import Shop, make_variants
-
-
-async def _actor(db: Database, shop: Shop, who: str) -> Actor:
-    async with db.reader() as s:
-        staff_id = await s.scalar(select(Staff.id).where(Staff.email == shop.logins[who][0]))
-        assert staff_id is not None
-        actor = await actor_for(s, int(staff_id))
-    assert actor is not None
-    return actor
-
-
-async def _drawer(db: Database, location_id: int, status: str = "open") -> int:
-    async with db.uow() as uow:
-        # Inactive: a drawer of the test's own, not the store's till that pages open.
-        reg = Register(location_id=location_id, name=f"Kassa {uuid.uuid4().hex[:4]}",
-                       active=False)
-        uow.session.add(reg)
-        await uow.session.flush()
-        d = DrawerSession(register_id=reg.id, location_id=location_id, status=status,
-                          float_cents=10000, opened_by="test")
-        uow.session.add(d)
-        await uow.session.flush()
-        session_id = int(d.id)
-        await uow.commit()
-    return session_id
+from tests.support import open_drawer as _drawer
+from tests.support import staff_actor as _actor
 
 
 def _key() -> str:

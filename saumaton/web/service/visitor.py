@@ -93,13 +93,6 @@ class ChatJsonRoute(APIRoute):
 router = APIRouter(prefix="/service/chat", include_in_schema=False, route_class=ChatJsonRoute)
 
 
-async def _checked(request: Request) -> FormData | JSONResponse:
-    try:
-        return await checked_form(request)
-    except DomainError as exc:
-        return _error(request, exc)
-
-
 def _hub(request: Request) -> EventHub:
     hub: EventHub = request.app.state.hub
     return hub
@@ -138,61 +131,46 @@ async def messages_after(request: Request,
 
 @router.post("/messages")
 async def send(request: Request) -> Response:
-    form = await _checked(request)
-    if isinstance(form, JSONResponse):
-        return form
+    form = await checked_form(request)
     token = _token(request)
     new_token = None
     if token is None:
         token = new_token = chat.new_visitor_token()
-    try:
-        async with db_of(request).uow() as uow:
-            msg = await chat.post_visitor_message(
-                uow, token, _text(form, "body"), _text(form, "client_key", 100) or None,
-                language=page_lang(request), page=_text(form, "page", 1000),
-                customer_id=current_customer_id(request))
-            await uow.commit()
-    except DomainError as exc:
-        return _error(request, exc)
+    async with db_of(request).uow() as uow:
+        msg = await chat.post_visitor_message(
+            uow, token, _text(form, "body"), _text(form, "client_key", 100) or None,
+            language=page_lang(request), page=_text(form, "page", 1000),
+            customer_id=current_customer_id(request))
+        await uow.commit()
     return _json({"message": msg.as_json()}, token=new_token)
 
 
 @router.post("/identify")
 async def identify(request: Request) -> Response:
-    form = await _checked(request)
-    if isinstance(form, JSONResponse):
-        return form
-    try:
-        async with db_of(request).uow() as uow:
-            conv = await chat.identify_visitor(uow, _token(request) or "",
-                                               _text(form, "name", 1000),
-                                               _text(form, "email", 1000))
-            await uow.commit()
-    except DomainError as exc:
-        return _error(request, exc)
+    form = await checked_form(request)
+    async with db_of(request).uow() as uow:
+        conv = await chat.identify_visitor(uow, _token(request) or "",
+                                           _text(form, "name", 1000),
+                                           _text(form, "email", 1000))
+        await uow.commit()
     return _json({"conversation": _conversation_json(conv)})
 
 
 @router.post("/offline")
 async def offline(request: Request) -> Response:
-    form = await _checked(request)
-    if isinstance(form, JSONResponse):
-        return form
+    form = await checked_form(request)
     token = _token(request)
     new_token = None
     if token is None:
         token = new_token = chat.new_visitor_token()
-    try:
-        async with db_of(request).uow() as uow:
-            conv = await chat.leave_offline_message(
-                uow, token, name=_text(form, "name", 1000), email=_text(form, "email", 1000),
-                body=_text(form, "message"),
-                shop_address=service_address(settings_of(request)),
-                language=page_lang(request), page=_text(form, "page", 1000),
-                customer_id=current_customer_id(request))
-            await uow.commit()
-    except DomainError as exc:
-        return _error(request, exc)
+    async with db_of(request).uow() as uow:
+        conv = await chat.leave_offline_message(
+            uow, token, name=_text(form, "name", 1000), email=_text(form, "email", 1000),
+            body=_text(form, "message"),
+            shop_address=service_address(settings_of(request)),
+            language=page_lang(request), page=_text(form, "page", 1000),
+            customer_id=current_customer_id(request))
+        await uow.commit()
     return _json({"conversation": _conversation_json(conv)}, token=new_token)
 
 
