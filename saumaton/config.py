@@ -41,6 +41,17 @@ class Settings(BaseSettings):
     free_delivery_from_cents: int = 5000
     # A paid click & collect order is held at the store this many days.
     pickup_hold_days: int = 14
+    # The shopper is reminded this many days before an uncollected pickup's hold ends.
+    pickup_reminder_days_before: int = Field(default=3, ge=0)
+    # Returns (docs/returns.md): web orders carry the 14-day withdrawal right (Consumer
+    # Protection Act ch. 6) from delivery; a store's own sales follow the store's
+    # policy (locations.return_days). Refunds for a till sale paid in cash or by card
+    # when the goods come back by post: "store_credit" or "bank_transfer".
+    web_return_days: int = Field(default=14, ge=14)
+    post_return_cash_refund: Literal["store_credit", "bank_transfer"] = "store_credit"
+    # Gift cards and store credit are valid this many days from issue (docs/gift-cards.md:
+    # three years, the general limitation period of a debt, Act 728/2003).
+    gift_card_valid_days: int = Field(default=3 * 365, ge=1)
     # The till: the largest manual discount (per cent of a line or of the sale) a
     # cashier may give; managers and owners may give any. Card payments taken while
     # the till is offline: "to_confirm" (recorded, flagged for checking against the

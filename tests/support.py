@@ -132,6 +132,11 @@ async def build_shop(db: Database) -> Shop:
             shop.tokens[who] = await create_api_token(uow, staff.id, f"{who} token")
             shop.logins[who] = (email, pw)
         await uow.commit()
+    # A store sale made through the API goes into an open drawer session: each store has
+    # one of its own for the API (the till pages' register stays closed for the tests
+    # that open it).
+    for store in (shop.store1, shop.store2):
+        await open_drawer(db, store)
     return shop
 
 

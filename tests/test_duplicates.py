@@ -51,6 +51,7 @@ from saumaton.customers.notes import add_note, set_preference
 from saumaton.customers.services import CustomerIn, CustomerOut, create_customer, get_customer
 from saumaton.db.uow import Database
 from saumaton.events.models import OutboxEvent
+from saumaton.giftcards.models import GiftCard
 from saumaton.loyalty.ledger import balance, reverse_for_order
 from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.orders.models import Order
@@ -58,6 +59,7 @@ from saumaton.orders.schemas import LineIn, OrderIn, OrderOut
 from saumaton.orders.services import place_order
 from saumaton.payments.models import PaytrailPayment
 from saumaton.payments.services import PaymentIn
+from saumaton.returns.models import Return
 from saumaton.service.models import Conversation, NpsSurvey
 from saumaton.service.nps import send_survey
 from tests.support import Shop, make_variants
@@ -76,6 +78,7 @@ CUSTOMER_TABLES = {
     "account_tokens", "analytics_events", "carts", "customer_accounts", "customer_addresses",
     "customer_consents", "customer_identities", "customer_notes", "customer_preferences",
     "customer_tags", "orders", "loyalty_entries", "conversations", "nps_surveys",
+    "gift_cards", "returns",
 }
 
 
@@ -352,6 +355,11 @@ async def test_merge_moves_everything_and_undo_restores_it(
         s.add(Conversation(visitor_token_hash=uuid.uuid4().hex * 2, customer_id=merged_id))
         s.add(NpsSurvey(customer_id=merged_id, order_id=merged_store.id,
                         token_hash=uuid.uuid4().hex * 2))
+        s.add(GiftCard(code=uuid.uuid4().hex[:16], kind="store_credit", customer_id=merged_id,
+                       initial_cents=500, balance_cents=500))
+        s.add(Return(order_id=merged_store.id, customer_id=merged_id,
+                     code=uuid.uuid4().hex[:16], status="completed", kind="in_store",
+                     channel="pos-1", refund_method="cash"))
         await uow.commit()
     seeded = await belongs_to(db, merged_id)
     assert set(seeded) == CUSTOMER_TABLES, "seed every customer table for the merged one"

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from saumaton.core.clock import utcnow
@@ -51,6 +61,9 @@ class Product(Base):
     vat_class_code: Mapped[str] = mapped_column(ForeignKey("vat_classes.code"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A gift card: each unit sold issues a card worth the variant's price; no stock is
+    # kept and the sale carries no VAT (a multi-purpose voucher, VAT class "zero").
+    gift_card: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Variant(Base):

@@ -19,14 +19,18 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         "catalogue.write", "prices.write", "stock.write", "stock.read", "orders.create",
         "orders.read", "customers.write", "customers.read", "staff.read", "discounts.any",
         "customers.merge", "customers.erase", "notices.write", "customers.configure",
+        "orders.fulfil", "returns.create", "returns.override", "giftcards.issue",
+        "giftcards.read",
     }),
     "cashier": frozenset({
         "orders.create", "orders.read", "customers.write", "customers.read", "stock.read",
+        "orders.fulfil", "returns.create", "giftcards.read",
     }),
     "service": frozenset({
         "orders.create", "orders.read", "customers.write", "customers.read", "stock.read",
+        "returns.create", "giftcards.read",
     }),
-    "finance": frozenset({"orders.read", "stock.read", "customers.read"}),
+    "finance": frozenset({"orders.read", "stock.read", "customers.read", "giftcards.read"}),
 }
 
 

@@ -27,13 +27,15 @@ from saumaton.customers.models import (
 from saumaton.db.base import Base
 from saumaton.db.idempotency import IdempotencyRecord
 from saumaton.events.models import OutboxEvent
+from saumaton.giftcards.models import GiftCard, GiftCardEntry
 from saumaton.inventory.models import StockLevel, StockMovement, StockReservation
 from saumaton.locations.models import Channel, Location
 from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order, OrderLine, SaleVoid
-from saumaton.payments.models import Payment, PaytrailPayment
+from saumaton.payments.models import Payment, PaytrailPayment, Refund
 from saumaton.pricing.models import Campaign, CampaignChannel, CampaignTarget
+from saumaton.returns.models import Return, ReturnLine
 from saumaton.service.models import CannedAnswer, ChatMessage, Conversation, Notice, NpsSurvey
 from saumaton.staff.models import ApiToken, Staff, StaffRole
 from saumaton.tills.models import CashMovement, DrawerSession, Register
@@ -65,6 +67,8 @@ __all__ = [
     "CustomerPreference",
     "CustomerTag",
     "DrawerSession",
+    "GiftCard",
+    "GiftCardEntry",
     "IdempotencyRecord",
     "Location",
     "LoyaltyEntry",
@@ -79,7 +83,10 @@ __all__ = [
     "PreferenceField",
     "Product",
     "ProductImage",
+    "Refund",
     "Register",
+    "Return",
+    "ReturnLine",
     "SaleVoid",
     "Staff",
     "StaffRole",

@@ -35,6 +35,7 @@ from saumaton.orders.services import place_order
 from saumaton.payments.services import PaymentIn
 from saumaton.pricing.services import CampaignIn, create_campaign
 from saumaton.staff.services import create_staff
+from saumaton.tills.drawer import open_session
 
 SEED = 42
 HERO_SLUG = "kaunis-iho-silk-foundation"
@@ -366,7 +367,12 @@ async def load_demo(db: Database, *, media_dir: Path | None = None) -> DemoSumma
             customer_ids.append(c.id)
         await uow.commit()
 
-    # Orders: in both stores (paid at the till) and in the webshop.
+    # Orders: in both stores (paid at the till) and in the webshop. The stores' tills are
+    # open (as during a shop's day) so their sales are in the drawers' X and Z reports.
+    async with db.uow() as uow:
+        for store in ("store-1", "store-2"):
+            await open_session(uow, SYSTEM, loc_ids[store], 15000, f"demo-open-{store}")
+        await uow.commit()
     orders = 0
     plan = ["pos-1"] * 35 + ["pos-2"] * 25 + ["web"] * 40
     rng.shuffle(plan)

@@ -20,6 +20,9 @@ class Location(Base):
     address: Mapped[str] = mapped_column(String(300), default="")
     # Lower ships first when several locations can fulfil a web order.
     web_priority: Mapped[int] = mapped_column(Integer, default=100)
+    # The store's own return policy for its sales (days from the sale); web orders have
+    # the 14-day withdrawal right instead (Settings.web_return_days).
+    return_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
 
 
 class Channel(Base):

@@ -15,15 +15,15 @@ from saumaton.db.base import Base, BigID, UTCDateTime
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (Index("ix_orders_channel_created", "channel_id", "created_at"),
-                      Index("ix_orders_status_payment_due", "status", "payment_due_at"))
+                      Index("ix_orders_status_payment_due", "status", "payment_due_at"),
+                      Index("ix_orders_location_status", "location_id", "status"))
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
     channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
     location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"), nullable=True)
     customer_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("customers.id"), nullable=True, index=True
     )
-    # pending (awaiting payment) | paid | completed (a store sale: paid and handed over)
-    # | collected (click & collect: handed over at the store) | cancelled
+    # An orders.lifecycle.OrderStatus value; it changes only through orders.lifecycle.
     status: Mapped[str] = mapped_column(String(16))
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     subtotal_cents: Mapped[int] = mapped_column(Integer)  # before discounts
@@ -66,6 +66,18 @@ class Order(Base):
     # Click & collect: handed over to the customer.
     collected_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     collected_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # A till sale's receipt number from its register's own sequence ("1-000042").
+    receipt_no: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    # Fulfilment of web orders (orders.lifecycle): when each step happened.
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    packed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    carrier: Mapped[str] = mapped_column(String(60), default="", server_default="")
+    tracking_number: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    # Click & collect: the reminder before the hold ends was sent.
+    pickup_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Money given back so far (every refund method); never above paid_cents.
+    refunded_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class OrderLine(Base):
@@ -89,6 +101,9 @@ class OrderLine(Base):
     # The part of discount_cents given by hand at the till (line and order discounts).
     manual_discount_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     discount_reason: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # Units taken back by returns; a return moves it with one conditional UPDATE
+    # (returned_quantity + q <= quantity), so two tills never return the same unit.
+    returned_quantity: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SaleVoid(Base):

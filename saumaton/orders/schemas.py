@@ -30,6 +30,10 @@ class OrderIn(Input):
     customer_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     lines: list[LineIn] = Field(min_length=1, max_length=500)
     payments: list[PaymentIn] = Field(default_factory=list, max_length=10)
+    drawer_session_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID,
+        description="POS: the open cash drawer session the sale goes into (its Z report); "
+                    "defaults to the store's open session")
 
 
 class OrderLineOut(BaseModel):

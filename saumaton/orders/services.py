@@ -46,6 +46,7 @@ from saumaton.orders.schemas import (
 from saumaton.payments.models import Payment
 from saumaton.payments.services import PlannedPayment, plan_payments
 from saumaton.pricing.services import resolve_prices, resolve_prices_pg
+from saumaton.tills.models import DrawerSession, Register
 
 
 def business_day(at: datetime) -> date:
@@ -81,8 +82,18 @@ _PG_KEY_SQL = "SELECT id, request_hash FROM orders WHERE idempotency_key = $1"
 _PG_ORDER_INSERT = """
 INSERT INTO orders (channel_id, location_id, customer_id, status, currency, subtotal_cents,
                     discount_cents, total_cents, vat_cents, paid_cents, idempotency_key,
-                    request_hash, created_by, created_at)
-VALUES ($1, $2, $3, $4, 'EUR', $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id"""
+                    request_hash, created_by, created_at, drawer_session_id)
+VALUES ($1, $2, $3, $4, 'EUR', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id"""
+# A store sale's drawer session: the named one (it must be open at the store) or the
+# store's open one. FOR SHARE: a close computing the Z report (FOR UPDATE) either sees
+# this sale or the sale sees the session closed.
+_PG_DRAWER_NAMED_SQL = """
+SELECT id FROM drawer_sessions WHERE id = $1 AND location_id = $2 AND status = 'open'
+FOR SHARE"""
+_PG_DRAWER_OPEN_SQL = """
+SELECT ds.id FROM drawer_sessions ds JOIN registers r ON r.id = ds.register_id
+WHERE ds.location_id = $1 AND ds.status = 'open'
+ORDER BY r.active DESC, r.id LIMIT 1 FOR SHARE OF ds"""
 
 
 def _pg_lines_payments(order_id: str, p: int) -> tuple[str, str]:
@@ -118,7 +129,7 @@ _LINES, _PAYMENTS = _pg_lines_payments("$1::bigint", 2)
 # Lines and payments of an order already inserted ($1): a web order, whose lines learn
 # their location from the stock moves.
 _PG_LINES_PAYMENTS_SQL = f"WITH l AS ({_LINES}\n)\n{_PAYMENTS}"
-_LINES, _PAYMENTS = _pg_lines_payments("(SELECT id FROM o)", 14)
+_LINES, _PAYMENTS = _pg_lines_payments("(SELECT id FROM o)", 15)
 # A store sale's order, lines and payments in one statement (its lines' location is
 # known before any stock moves).
 _PG_ORDER_LINES_PAYMENTS_SQL = (f"WITH o AS ({_PG_ORDER_INSERT}\n), l AS ({_LINES}\n), "
@@ -202,7 +213,12 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
                                    field="location_id")
         actor.require("orders.create", location_id)
         candidates = [location_id]
+        drawer_id: int | None = await _drawer_session(uow, location_id, cmd.drawer_session_id)
     else:
+        if cmd.drawer_session_id is not None:
+            raise ValidationFailed("only a store sale goes into a cash drawer",
+                                   code="not_a_store_sale", field="drawer_session_id")
+        drawer_id = None
         actor.require("orders.create", cmd.location_id,
                       everywhere=cmd.location_id is None)
         location_id = cmd.location_id
@@ -250,7 +266,7 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
     # The idempotency key is unique: a concurrent duplicate fails here, before any stock moves.
     request_hash = fingerprint if key else None
     order_args = (channel.id, location_id, cmd.customer_id, status, subtotal, discount, total,
-                  vat, paid, key, request_hash, actor.label, now)
+                  vat, paid, key, request_hash, actor.label, now, drawer_id)
     written = False  # lines and payments
     if uow.db.is_postgres and in_store:
         for r in line_rows:
@@ -267,6 +283,7 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
             status=status, currency="EUR", subtotal_cents=subtotal, discount_cents=discount,
             total_cents=total, vat_cents=vat, paid_cents=paid, idempotency_key=key,
             request_hash=request_hash, created_by=actor.label, created_at=now,
+            drawer_session_id=drawer_id,
         ).returning(Order.id))).scalar_one())
     reference = order_number(order_id)
 
@@ -332,8 +349,34 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
         customer_id=cmd.customer_id, status=status, currency="EUR", subtotal_cents=subtotal,
         discount_cents=discount, total_cents=total, vat_cents=vat, paid_cents=paid,
         lines=lines, payments=payments, vat_breakdown=vat_breakdown(lines), created_at=now,
-        created_by=actor.label,
+        created_by=actor.label, drawer_session_id=drawer_id,
     )
+
+
+async def _drawer_session(uow: UnitOfWork, location_id: int, named: int | None) -> int:
+    """The open drawer session a store sale goes into, so that it reaches a Z report:
+    409 `drawer_closed` when the store has none open (or the named one is not open
+    here)."""
+    if uow.db.is_postgres:
+        row = (await uow.fetchrow(_PG_DRAWER_NAMED_SQL, named, location_id) if named
+               else await uow.fetchrow(_PG_DRAWER_OPEN_SQL, location_id))
+        found = None if row is None else int(row[0])
+    else:
+        q = (select(DrawerSession.id).where(DrawerSession.location_id == location_id,
+                                            DrawerSession.status == "open"))
+        if named:
+            q = q.where(DrawerSession.id == named)
+        else:
+            q = (q.join(Register, Register.id == DrawerSession.register_id)
+                 .order_by(Register.active.desc(), Register.id))
+        found = await uow.session.scalar(q.limit(1))
+    if found is None:
+        if named:
+            raise Conflict(f"drawer session {named} is not open at this store",
+                           code="drawer_closed", field="drawer_session_id")
+        raise Conflict("the store's cash drawer is not open: open it at the till first, "
+                       "so the sale reaches the day's Z report", code="drawer_closed")
+    return found
 
 
 async def _variants_for(s: AsyncSession, cmd: OrderIn, day: date,

@@ -22,6 +22,9 @@ class Register(Base):
     name: Mapped[str] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The register's own receipt sequence (Act 658/2013: an identification number per
+    # receipt); the last number given, moved forward in the sale's transaction.
+    last_receipt_no: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class DrawerSession(Base):

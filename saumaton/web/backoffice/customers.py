@@ -79,6 +79,8 @@ KINDS: Mapping[str, str] = {
     "loyalty_entries": N_("Loyalty points (every entry of the ledger)"),
     "conversations": N_("Chats with customer service"),
     "nps_surveys": N_("Satisfaction surveys and answers"),
+    "gift_cards": N_("Store credit"),
+    "returns": N_("Returns"),
 }
 MESSAGES: Mapping[str, str] = {
     "merge_same_customer": N_("Choose two different customers."),

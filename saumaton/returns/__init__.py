@@ -1,0 +1,1 @@
+"""Returns and exchanges in any channel, and the credit receipts they print."""
