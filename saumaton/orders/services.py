@@ -84,16 +84,20 @@ INSERT INTO orders (channel_id, location_id, customer_id, status, currency, subt
                     discount_cents, total_cents, vat_cents, paid_cents, idempotency_key,
                     request_hash, created_by, created_at, drawer_session_id)
 VALUES ($1, $2, $3, $4, 'EUR', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id"""
-# A store sale's drawer session: the named one (it must be open at the store) or the
-# store's open one. FOR SHARE: a close computing the Z report (FOR UPDATE) either sees
-# this sale or the sale sees the session closed.
-_PG_DRAWER_NAMED_SQL = """
-SELECT id FROM drawer_sessions WHERE id = $1 AND location_id = $2 AND status = 'open'
-FOR SHARE"""
-_PG_DRAWER_OPEN_SQL = """
-SELECT ds.id FROM drawer_sessions ds JOIN registers r ON r.id = ds.register_id
-WHERE ds.location_id = $1 AND ds.status = 'open'
-ORDER BY r.active DESC, r.id LIMIT 1 FOR SHARE OF ds"""
+# A store sale's order with its drawer session, found in the same statement: the named
+# session ($14, which must be open at the store) or the store's open one (the till
+# page's register first). FOR SHARE: a close computing the Z report (FOR UPDATE) either
+# sees this sale or the sale sees the session closed. No open session: no row.
+_PG_STORE_ORDER_INSERT = """
+WITH d AS (
+  SELECT ds.id FROM drawer_sessions ds JOIN registers r ON r.id = ds.register_id
+  WHERE ds.location_id = $2 AND ds.status = 'open' AND ($14::bigint IS NULL OR ds.id = $14)
+  ORDER BY r.active DESC, r.id LIMIT 1 FOR SHARE OF ds)
+INSERT INTO orders (channel_id, location_id, customer_id, status, currency, subtotal_cents,
+                    discount_cents, total_cents, vat_cents, paid_cents, idempotency_key,
+                    request_hash, created_by, created_at, drawer_session_id)
+SELECT $1, $2, $3, $4, 'EUR', $5, $6, $7, $8, $9, $10, $11, $12, $13, d.id FROM d
+RETURNING id, drawer_session_id"""
 
 
 def _pg_lines_payments(order_id: str, p: int) -> tuple[str, str]:
@@ -129,11 +133,15 @@ _LINES, _PAYMENTS = _pg_lines_payments("$1::bigint", 2)
 # Lines and payments of an order already inserted ($1): a web order, whose lines learn
 # their location from the stock moves.
 _PG_LINES_PAYMENTS_SQL = f"WITH l AS ({_LINES}\n)\n{_PAYMENTS}"
-_LINES, _PAYMENTS = _pg_lines_payments("(SELECT id FROM o)", 15)
+_LINES, _PAYMENTS = _pg_lines_payments("o.id", 15)
 # A store sale's order, lines and payments in one statement (its lines' location is
-# known before any stock moves).
-_PG_ORDER_LINES_PAYMENTS_SQL = (f"WITH o AS ({_PG_ORDER_INSERT}\n), l AS ({_LINES}\n), "
-                                f"p AS ({_PAYMENTS}\n)\nSELECT id FROM o")
+# known before any stock moves); with no open drawer nothing is written and no row comes
+# back.
+_PG_ORDER_LINES_PAYMENTS_SQL = (
+    f"WITH o AS ({_PG_STORE_ORDER_INSERT}\n), "
+    f"l AS ({_LINES.replace('ORDER BY n', ', o ORDER BY n')}\n), "
+    f"p AS ({_PAYMENTS.replace('ORDER BY n', ', o ORDER BY n')}\n)\n"
+    "SELECT id, drawer_session_id FROM o")
 
 
 def _pg_line_args(line_rows: list[dict[str, Any]], location_id: int | None, now: datetime,
@@ -213,7 +221,9 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
                                    field="location_id")
         actor.require("orders.create", location_id)
         candidates = [location_id]
-        drawer_id: int | None = await _drawer_session(uow, location_id, cmd.drawer_session_id)
+        drawer_id: int | None = None
+        if not uow.db.is_postgres:  # on PostgreSQL, found by the order's INSERT
+            drawer_id = await _drawer_session(uow, location_id, cmd.drawer_session_id)
     else:
         if cmd.drawer_session_id is not None:
             raise ValidationFailed("only a store sale goes into a cash drawer",
@@ -271,9 +281,12 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
     if uow.db.is_postgres and in_store:
         for r in line_rows:
             r["location_id"] = candidates[0]
-        order_id = int((await uow.fetchrow(
-            _PG_ORDER_LINES_PAYMENTS_SQL, *order_args,
-            *_pg_line_args(line_rows, location_id, now, planned)))[0])
+        row = await uow.fetchrow(
+            _PG_ORDER_LINES_PAYMENTS_SQL, *(*order_args[:13], cmd.drawer_session_id),
+            *_pg_line_args(line_rows, location_id, now, planned))
+        if row is None:
+            raise _drawer_closed(cmd.drawer_session_id)
+        order_id, drawer_id = int(row[0]), int(row[1])
         written = True
     elif uow.db.is_postgres:
         order_id = int((await uow.fetchrow(_PG_ORDER_INSERT, *order_args))[0])
@@ -354,29 +367,26 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
 
 
 async def _drawer_session(uow: UnitOfWork, location_id: int, named: int | None) -> int:
-    """The open drawer session a store sale goes into, so that it reaches a Z report:
-    409 `drawer_closed` when the store has none open (or the named one is not open
-    here)."""
-    if uow.db.is_postgres:
-        row = (await uow.fetchrow(_PG_DRAWER_NAMED_SQL, named, location_id) if named
-               else await uow.fetchrow(_PG_DRAWER_OPEN_SQL, location_id))
-        found = None if row is None else int(row[0])
-    else:
-        q = (select(DrawerSession.id).where(DrawerSession.location_id == location_id,
-                                            DrawerSession.status == "open"))
-        if named:
-            q = q.where(DrawerSession.id == named)
-        else:
-            q = (q.join(Register, Register.id == DrawerSession.register_id)
-                 .order_by(Register.active.desc(), Register.id))
-        found = await uow.session.scalar(q.limit(1))
+    """The open drawer session a store sale goes into, so that it reaches a Z report
+    (the portable path; on PostgreSQL the order's INSERT finds it)."""
+    q = (select(DrawerSession.id)
+         .join(Register, Register.id == DrawerSession.register_id)
+         .where(DrawerSession.location_id == location_id, DrawerSession.status == "open")
+         .order_by(Register.active.desc(), Register.id).limit(1))
+    if named:
+        q = q.where(DrawerSession.id == named)
+    found = await uow.session.scalar(q)
     if found is None:
-        if named:
-            raise Conflict(f"drawer session {named} is not open at this store",
-                           code="drawer_closed", field="drawer_session_id")
-        raise Conflict("the store's cash drawer is not open: open it at the till first, "
-                       "so the sale reaches the day's Z report", code="drawer_closed")
-    return found
+        raise _drawer_closed(named)
+    return int(found)
+
+
+def _drawer_closed(named: int | None) -> Conflict:
+    if named:
+        return Conflict(f"drawer session {named} is not open at this store",
+                        code="drawer_closed", field="drawer_session_id")
+    return Conflict("the store's cash drawer is not open: open it at the till first, "
+                    "so the sale reaches the day's Z report", code="drawer_closed")
 
 
 async def _variants_for(s: AsyncSession, cmd: OrderIn, day: date,
