@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine, Mapping
-from pathlib import Path
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
