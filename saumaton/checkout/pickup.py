@@ -88,8 +88,7 @@ class PickupCodeView:
     """The pickup code as text and as a QR code (for the order page and the e-mail)."""
 
     code: str
-    svg: str  # inline <svg> element
-    png_data_uri: str  # data:image/png;base64,… for mail clients
+    svg: str  # inline <svg> element (the e-mail's picture: mail/inline.py)
 
     @property
     def spaced(self) -> str:
@@ -101,7 +100,7 @@ def pickup_code_view(order_id: int, secret: str | None = None) -> PickupCodeView
     code = pickup_code(order_id, secret)
     qr = segno.make(code, error="m", micro=False)
     svg = qr.svg_inline(scale=5, border=2, title=code)
-    return PickupCodeView(code, svg, qr.png_data_uri(scale=5, border=2))
+    return PickupCodeView(code, svg)
 
 
 def pickup_code_for(order: OrderOut, secret: str | None = None) -> PickupCodeView | None:

@@ -139,33 +139,69 @@ def check_points(points: int, total_cents: int, *, signed_in: bool) -> int:
     return value
 
 
-def clean_contact(cmd: CheckoutIn) -> tuple[str, str]:
-    """(email, phone) normalised; errors name the field."""
-    email = normalise_email(cmd.email)
-    phone = normalise_phone(cmd.phone) if cmd.phone.strip() else ""
-    if cmd.delivery == "pickup" and not phone:
-        raise ValidationFailed("a phone number is needed to tell you the order is ready",
-                               code="phone_required", field="phone")
+def _contact(cmd: CheckoutIn, problems: list[ValidationFailed]) -> tuple[str, str]:
+    email = phone = ""
+    try:
+        email = normalise_email(cmd.email)
+    except ValidationFailed as exc:
+        problems.append(exc)
+    try:
+        phone = normalise_phone(cmd.phone) if cmd.phone.strip() else ""
+    except ValidationFailed as exc:
+        problems.append(exc)
+    else:
+        if cmd.delivery == "pickup" and not phone:
+            problems.append(ValidationFailed(
+                "a phone number is needed to tell you the order is ready",
+                code="phone_required", field="phone"))
     return email, phone
 
 
-def clean_address(cmd: CheckoutIn) -> dict[str, str] | None:
+def _address(cmd: CheckoutIn, problems: list[ValidationFailed]) -> dict[str, str] | None:
     if cmd.delivery != "home":
         return None
     a = cmd.address
     if a is None:
-        raise ValidationFailed("home delivery needs an address", code="address_required",
-                               field="address.street")
-    postcode = a.postcode.strip()
-    if not (len(postcode) == 5 and postcode.isascii() and postcode.isdigit()):
-        raise ValidationFailed("a Finnish postcode has five digits", code="invalid_postcode",
-                               field="address.postcode")
-    out = {"name": a.name.strip(), "street": a.street.strip(), "postcode": postcode,
+        problems.append(ValidationFailed("home delivery needs an address",
+                                         code="address_required", field="address.street"))
+        return None
+    out = {"name": a.name.strip(), "street": a.street.strip(), "postcode": a.postcode.strip(),
            "city": a.city.strip(), "country": a.country}
-    for key in ("name", "street", "city"):
+    for key in ("name", "street", "postcode", "city"):
         if not out[key]:
-            raise ValidationFailed(f"{key} is required", code="address_required",
-                                   field=f"address.{key}")
+            problems.append(ValidationFailed(f"{key} is required", code="address_required",
+                                             field=f"address.{key}"))
+    postcode = out["postcode"]
+    if postcode and not (len(postcode) == 5 and postcode.isascii() and postcode.isdigit()):
+        problems.append(ValidationFailed("a Finnish postcode has five digits",
+                                         code="invalid_postcode", field="address.postcode"))
+    return out
+
+
+def checkout_problems(cmd: CheckoutIn) -> list[ValidationFailed]:
+    """Every problem `clean_contact` and `clean_address` find, at once (a form shows
+    them all next to their fields). `cmd` may be unvalidated (`model_construct`)."""
+    problems: list[ValidationFailed] = []
+    _contact(cmd, problems)
+    _address(cmd, problems)
+    return problems
+
+
+def clean_contact(cmd: CheckoutIn) -> tuple[str, str]:
+    """(email, phone) normalised; errors name the field."""
+    problems: list[ValidationFailed] = []
+    out = _contact(cmd, problems)
+    if problems:
+        raise problems[0]
+    return out
+
+
+def clean_address(cmd: CheckoutIn) -> dict[str, str] | None:
+    """Home delivery's address, trimmed: every part is required."""
+    problems: list[ValidationFailed] = []
+    out = _address(cmd, problems)
+    if problems:
+        raise problems[0]
     return out
 
 
