@@ -139,7 +139,7 @@ def _phone(q: str) -> str | None:
         return None
 
 
-def _search_conditions(q: str, secret: str | None) -> list[ColumnElement[bool]]:
+def search_conditions(q: str, secret: str | None) -> list[ColumnElement[bool]]:
     """Which orders `q` can mean: a pickup code, an order number, a phone number,
     an e-mail address or the customer's name."""
     text = q.strip()
@@ -172,7 +172,7 @@ async def find_pickups(s: AsyncSession, location_id: int, q: str,
     from saumaton.checkout.services import PickupOrder
 
     q = q.strip()[:200]
-    conds = _search_conditions(q, secret) if q else []
+    conds = search_conditions(q, secret) if q else []
     if not conds:
         return []
     rows = (await s.execute(

@@ -485,7 +485,7 @@ async def _mark_paid(uow: UnitOfWork, settings: Settings, order: Order, now: dat
     add_event(uow, "order_placed", order_id=order.id, customer_id=order.customer_id)
 
 
-async def _return_points(uow: UnitOfWork, order: Order, reason: str, now: datetime) -> None:
+async def return_points(uow: UnitOfWork, order: Order, reason: str, now: datetime) -> None:
     """An order cancelled before it was paid: the points spent on it come back and
     their payment is recorded as refunded."""
     s = uow.session
@@ -707,7 +707,7 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
     except OutOfStock:
         await transition(uow, order, OrderStatus.CANCELLED, values={"payment_due_at": None},
                          data={"reason": "sold_out_before_payment"}, now=now)
-        await _return_points(uow, order, "sold_out_before_payment", now)
+        await return_points(uow, order, "sold_out_before_payment", now)
         await _refund_due(uow, order, amount, txn, now)
         await s.flush()
         return outcome(True, refund=amount)
@@ -832,7 +832,7 @@ async def cancel_unpaid_orders(uow: UnitOfWork, now: datetime | None = None,
             await release(uow, rid)
         await transition(uow, order, OrderStatus.CANCELLED, values={"payment_due_at": None},
                          data={"reason": "not_paid"}, now=now)
-        await _return_points(uow, order, "not_paid", now)
+        await return_points(uow, order, "not_paid", now)
     await uow.session.flush()
     return len(orders)
 
