@@ -260,3 +260,61 @@ async def test_two_job_runs_at_once_remind_and_cancel_each_pickup_once(
             StockReservation.status == "active"))
     assert active == 0
     assert await level(db, vid, shop.store1) == (12, 4)
+
+
+# --- staff pages and the shopper's order page ----------------------------------------------
+
+async def test_store_pages_mark_ready_and_the_shopper_sees_it(
+        web: httpx.AsyncClient, db: Database, shop: Shop, settings: Settings) -> None:
+    from saumaton.checkout.services import access_token_of
+    from tests.support import csrf_of, staff_login, text_of
+
+    [v] = await make_variants(db, [1290], stock={shop.store1: 3})
+    order, _ = await paid_web_order(db, settings, [(int(str(v["id"])), 1)], store=shop.store1)
+    await staff_login(web, shop, "cashier1")
+    page = await web.get("/pos/store-1/orders")
+    assert page.status_code == 200
+    assert text_of(page.text, f"order-status-{order.number}") == "Maksettu, valmisteltava"
+    picks = await web.get("/pos/store-1/orders/picklist")
+    assert str(v["sku"]) in picks.text and "hyllypaikkoja" in picks.text
+    detail = await web.get(f"/pos/store-1/orders/{order.id}")
+    assert 'data-testid="step-ready"' in detail.text and "step-packed" not in detail.text
+    r = await web.post(f"/pos/store-1/orders/{order.id}/ready",
+                       data={"csrf_token": csrf_of(detail.text)})
+    assert r.status_code == 303
+    detail = await web.get(r.headers["location"])
+    assert text_of(detail.text, "order-status") == "Valmis noudettavaksi"
+    assert "step-ready" not in detail.text
+    # the Tampere store's queue does not show it; its page there is not found
+    assert (await web.get(f"/pos/store-1/orders?q={order.number}")).status_code == 200
+    async with db.reader() as s:
+        token = await access_token_of(s, order.id)
+    shopper = await web.get(f"/shop/orders/{order.number}?t={token}")
+    assert text_of(shopper.text, "order-state") == "Valmis noudettavaksi"
+    assert "pickup-code" in shopper.text
+
+
+async def test_back_office_lists_every_order_and_ships_with_tracking(
+        web: httpx.AsyncClient, db: Database, shop: Shop, settings: Settings) -> None:
+    from tests.support import csrf_of, staff_login, text_of
+
+    [v] = await make_variants(db, [4100], stock={shop.warehouse: 3})
+    order, _ = await paid_web_order(db, settings, [(int(str(v["id"])), 1)])
+    await staff_login(web, shop, "manager")
+    listed = await web.get("/backoffice/orders", params={"delivery": "home", "q": order.email})
+    assert text_of(listed.text, "orders-count") == "1 tilausta"
+    detail = await web.get(f"/backoffice/orders/{order.id}")
+    token = csrf_of(detail.text)
+    r = await web.post(f"/backoffice/orders/{order.id}/shipped",
+                       data={"csrf_token": token, "carrier": "", "tracking_number": ""})
+    assert r.status_code == 422
+    assert text_of(r.text, "error-carrier") == "Anna kuljetusliike."
+    assert text_of(r.text, "error-tracking_number") == "Anna paketin seurantakoodi."
+    r = await web.post(f"/backoffice/orders/{order.id}/shipped",
+                       data={"csrf_token": token, "carrier": "Posti",
+                             "tracking_number": "JJFI1"})
+    assert r.status_code == 303
+    detail = await web.get(r.headers["location"])
+    assert text_of(detail.text, "order-status") == "Lähetetty"
+    assert "JJFI1" in text_of(detail.text, "order-tracking")
+    assert "order.shipped" in text_of(detail.text, "order-history")

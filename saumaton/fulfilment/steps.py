@@ -231,8 +231,9 @@ async def cancel_order(uow: UnitOfWork, actor: Actor, settings: Settings, order_
     s = uow.session
     frm = OrderStatus(order.status)
     if frm not in CANCELLABLE:
-        raise InvalidTransition(f"order {order_number(order_id)} is {frm.value}; it cannot "
-                                "be cancelled", extra={"order_status": frm.value, "to": "cancelled"})
+        raise InvalidTransition(
+            f"order {order_number(order_id)} is {frm.value}; it cannot be cancelled",
+            extra={"order_status": frm.value, "to": "cancelled"})
     number = order_number(order.id)
     refund = await _paytrail_refundable(s, order)
     await lifecycle_transition(uow, order, S.CANCELLED, actor=actor, now=now,
