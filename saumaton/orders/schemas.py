@@ -117,6 +117,13 @@ class OrderOut(BaseModel):
     discount_reason: str = ""
     collected_at: datetime | None = None
     collected_by: str = ""
+    # Fulfilment of a web order (orders.lifecycle): when each step happened.
+    ready_at: datetime | None = None
+    packed_at: datetime | None = None
+    shipped_at: datetime | None = None
+    carrier: str = ""
+    tracking_number: str = ""
+    pickup_reminded_at: datetime | None = None
 
     @property
     def delivery_fee_cents(self) -> int:

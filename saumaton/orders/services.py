@@ -486,6 +486,9 @@ async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
             sold_at=order.sold_at, client_ref=order.client_ref,
             flags=order.flags.split(), discount_reason=order.discount_reason,
             collected_at=order.collected_at, collected_by=order.collected_by,
+            ready_at=order.ready_at, packed_at=order.packed_at, shipped_at=order.shipped_at,
+            carrier=order.carrier, tracking_number=order.tracking_number,
+            pickup_reminded_at=order.pickup_reminded_at,
         )
     return [by_id[i] for i in order_ids if i in by_id]
 
@@ -496,7 +499,10 @@ def order_number(order_id: int) -> str:
 
 async def list_orders(s: AsyncSession, actor: Actor, *, channel: str | None = None,
                       location_id: int | None = None, customer_id: int | None = None,
-                      limit: int = 50, before_id: int | None = None) -> list[OrderOut]:
+                      limit: int = 50, before_id: int | None = None,
+                      status: str | None = None, delivery_method: str | None = None,
+                      created_from: datetime | None = None,
+                      created_before: datetime | None = None) -> list[OrderOut]:
     """Newest first. Staff whose read access is limited to some stores see only
     those stores' orders unless they name a location they may read."""
     actor.require("orders.read", location_id)
@@ -514,5 +520,15 @@ async def list_orders(s: AsyncSession, actor: Actor, *, channel: str | None = No
         q = q.where(Order.customer_id == customer_id)
     if before_id is not None:
         q = q.where(Order.id < before_id)
+    if status is not None:
+        q = q.where(Order.status == status)
+    if delivery_method == "store":  # a sale in the store
+        q = q.where(Order.delivery_method.is_(None))
+    elif delivery_method is not None:
+        q = q.where(Order.delivery_method == delivery_method)
+    if created_from is not None:
+        q = q.where(Order.created_at >= created_from)
+    if created_before is not None:
+        q = q.where(Order.created_at < created_before)
     return await _orders_out(s, list((await s.scalars(q)).all()))
 

@@ -22,12 +22,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import NotFound
 from saumaton.locations.models import Location
+from saumaton.orders.lifecycle import OrderStatus
 from saumaton.orders.models import Order, OrderLine, SaleVoid
 from saumaton.orders.services import order_number
 from saumaton.payments.models import Payment
 from saumaton.tills.models import CashMovement, DrawerSession, Register
 
 FLAGS = ("negative_stock", "price_mismatch", "card_unconfirmed")
+# A store sale stays a sale of its session after a return: the return is a refund of
+# the day it is made, not a change to the day the goods were sold.
+STORE_SALE_STATUSES = (OrderStatus.COMPLETED, OrderStatus.PARTLY_RETURNED,
+                       OrderStatus.RETURNED)
 
 
 class VatRow(BaseModel):
@@ -160,7 +165,7 @@ async def compute_report(s: AsyncSession, ds: DrawerSession, *, now: datetime | 
     orders = (await s.execute(
         select(Order.id, Order.subtotal_cents, Order.discount_cents, Order.total_cents,
                Order.vat_cents, Order.offline, Order.flags)
-        .where(Order.drawer_session_id == ds.id, Order.status == "completed")
+        .where(Order.drawer_session_id == ds.id, Order.status.in_(STORE_SALE_STATUSES))
         .order_by(Order.id))).all()
     if orders:
         report.sales_count = report.receipt_count = len(orders)
@@ -178,7 +183,7 @@ async def compute_report(s: AsyncSession, ds: DrawerSession, *, now: datetime | 
             report.flags[f] = report.flags.get(f, 0) + 1
 
     sales = (select(Order.id).where(Order.drawer_session_id == ds.id,
-                                    Order.status == "completed")).scalar_subquery()
+                                    Order.status.in_(STORE_SALE_STATUSES))).scalar_subquery()
     by_rate: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for ln in (await s.execute(
         select(OrderLine.quantity, OrderLine.discount_cents, OrderLine.manual_discount_cents,

@@ -375,3 +375,5 @@ def install(app: FastAPI) -> None:
     app.include_router(timeline_pages.router)
     app.include_router(board_pages.router)  # /pos/{code}/board, /backoffice/board, /board
     app.include_router(nps_pages.router)  # the public /nps/{token} pages
+    from saumaton.web import fulfilment as fulfilment_pages
+    app.include_router(fulfilment_pages.router)  # /pos/{code}/orders, /backoffice/orders

@@ -33,7 +33,8 @@ STATUS_LABELS = {
     "pending": N_("Awaiting payment"), "paid": N_("Paid"), "completed": N_("Completed"),
     "cancelled": N_("Cancelled"), "ready": N_("Ready for collection"),
     "collected": N_("Collected"),
-    "shipped": N_("Shipped"),
+    "shipped": N_("Shipped"), "picking": N_("Being prepared"), "packed": N_("Packed"),
+    "partly_returned": N_("Partly returned"), "returned": N_("Returned"),
 }
 
 

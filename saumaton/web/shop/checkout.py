@@ -42,6 +42,7 @@ from saumaton.locations.models import Location
 from saumaton.orders.schemas import LineIn, OrderOut
 from saumaton.payments.paytrail.client import PaytrailClient
 from saumaton.payments.paytrail.payload import points_paid_cents
+from saumaton.payments.refunds import refunds_of
 from saumaton.web.analytics import track
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
@@ -500,11 +501,12 @@ async def order_status(request: Request, number: Annotated[str, Path(max_length=
     async with db_of(request).reader() as s:
         order = await order_by_token(s, number, t)
         store = await s.get(Location, order.location_id) if order.location_id else None
+        refunds = await refunds_of(s, order.id)
     flash = request.session.pop("flash", None)
     response = render(request, "shop/order.html", {
         "title": gettext(request, N_("Order %(number)s"), number=order.number),
         "order": order, "points_cents": points_paid_cents(order), "token": t, "store": store,
-        "flash": flash,
+        "flash": flash, "refunds": refunds,
         "settings_": settings_of(request),
         "pickup": pickup_code_for(order, settings_of(request).resolved_secret_key())})
     response.headers["Cache-Control"] = "no-store"
