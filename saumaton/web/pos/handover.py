@@ -151,7 +151,8 @@ async def email_receipt(request: Request, code: Code, order_id: OrderId) -> Resp
         to = normalise_email(typed)
     except DomainError as exc:
         return _no_cache(render(request, "pos/receipt.html", {
-            "title": gettext(request, N_("Receipt %(number)s"), number=order.number),
+            "title": gettext(request, N_("Receipt %(number)s"),
+                             number=order.receipt_no or order.number),
             "till": till, "order": order, "just_paid": False, "customer_name": name,
             "receipt_email": typed, "email_error": _message(request, exc)},
             status=exc.status))
