@@ -5,7 +5,10 @@ receipt. Order numbers are shared by every channel, so a till's receipts numbere
 by them would have the webshop's orders in the gaps; each register therefore keeps
 its own counter (`registers.last_receipt_no`), moved forward in the sale's own
 transaction: a sale that fails takes no number, and two sales never share one (the
-UPDATE holds the register's row until the sale commits).
+UPDATE holds the register's row until the sale commits). A sale takes its number as
+its last statement: the register's row is then held only for the commit, and always
+after the sale's stock rows (taking it first would deadlock a till sale with an API
+sale into the same drawer, which locks them in the other order).
 
 A sale made offline prints its till-made number (`orders.client_ref`) and gets its
 register number when it reaches the server.
@@ -33,7 +36,7 @@ def receipt_seq(receipt_no: str) -> int | None:
     return int(seq) if sep and seq.isdigit() else None
 
 
-def sql_receipt_no(register_id: str, seq: str) -> str:
+def _sql_receipt_no(register_id: str, seq: str) -> str:
     """The same text as `format_receipt_no`, as a PostgreSQL expression over two
     integer expressions (for statements that take the number and write it at once)."""
     return (f"({register_id})::text || '-' || lpad(({seq})::text, "
@@ -50,7 +53,7 @@ WITH r AS (
     WHERE id = (SELECT register_id FROM drawer_sessions WHERE id = $2)
     RETURNING id, last_receipt_no
 )
-UPDATE orders SET receipt_no = (SELECT {sql_receipt_no('r.id', 'r.last_receipt_no')} FROM r)
+UPDATE orders SET receipt_no = (SELECT {_sql_receipt_no('r.id', 'r.last_receipt_no')} FROM r)
 WHERE id = $1 RETURNING receipt_no"""
 
 

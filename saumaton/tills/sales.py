@@ -57,7 +57,7 @@ from saumaton.payments.services import PaymentIn, PlannedPayment, plan_payments
 from saumaton.payments.terminal import CardTerminal
 from saumaton.pricing.services import PriceQuote, resolve_prices, resolve_prices_pg
 from saumaton.tills.models import DrawerSession
-from saumaton.tills.receipts import next_receipt_no, sql_receipt_no
+from saumaton.tills.receipts import assign_receipt_no
 
 KEY_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
 
@@ -128,25 +128,20 @@ def order_key(location_id: int, key: str) -> str:
 _PG_KEY_SQL = "SELECT id FROM orders WHERE idempotency_key = $1"
 # FOR SHARE: a Z report being computed by a close (FOR UPDATE) either sees this sale
 # or the sale sees the session closed; never a sale outside its report.
-_PG_DRAWER_SQL = ("SELECT location_id, status, register_id FROM drawer_sessions WHERE id = $1 "
-                  "FOR SHARE")
+_PG_DRAWER_SQL = "SELECT location_id, status FROM drawer_sessions WHERE id = $1 FOR SHARE"
 # True when the customer was merged or erased (the slow path, `customers.buyers`, decides).
 _PG_CUSTOMER_SQL = ("SELECT merged_into_id IS NOT NULL OR erased_at IS NOT NULL "
                     "FROM customers WHERE id = $1")
-# The register's next receipt number ($35: the register), the order, its lines and its
-# payments in one statement (arrays unnested in order).
+# The order, its lines and its payments in one statement (arrays unnested in order).
 _PG_SALE_SQL = """
-WITH r AS (
-    UPDATE registers SET last_receipt_no = last_receipt_no + 1 WHERE id = $35
-    RETURNING id, last_receipt_no
-), o AS (
+WITH o AS (
     INSERT INTO orders (channel_id, location_id, customer_id, status, currency,
                         subtotal_cents, discount_cents, total_cents, vat_cents, paid_cents,
                         idempotency_key, created_by, created_at, drawer_session_id, offline,
-                        sold_at, client_ref, discount_reason, receipt_no)
+                        sold_at, client_ref, discount_reason)
     VALUES ($1, $2, $3, 'completed', 'EUR', $4, $5, $6, $7, $6, $8, $9, $10, $11, $12, $13,
-            $14, $15, (SELECT """ + sql_receipt_no("r.id", "r.last_receipt_no") + """ FROM r))
-    RETURNING id, receipt_no
+            $14, $15)
+    RETURNING id
 ), l AS (
     INSERT INTO order_lines (order_id, line_no, variant_id, location_id, sku, name, quantity,
                              unit_price_cents, discount_cents, total_cents, vat_rate_bp,
@@ -168,7 +163,7 @@ WITH r AS (
         WITH ORDINALITY AS y(method, status, amount, rounding, tendered, change, reference, n)
     ORDER BY n
 )
-SELECT id, receipt_no FROM o"""
+SELECT id FROM o"""
 # A store's till channel is a reference row read by every sale; kept this long.
 CHANNEL_CACHE_SECONDS = 10.0
 
@@ -187,19 +182,18 @@ async def _pos_channel(uow: UnitOfWork, location_id: int) -> _Channel:
 
 
 async def _drawer_state(uow: UnitOfWork, location_id: int, session_id: int
-                        ) -> tuple[int, str, int]:
-    """(id, status, register id) of the sale's drawer session, which must be at this
-    store."""
+                        ) -> tuple[int, str]:
+    """(id, status) of the sale's drawer session, which must be at this store."""
     if uow.db.is_postgres:
         row = await uow.fetchrow(_PG_DRAWER_SQL, session_id)
-        found = None if row is None else (int(row[0]), str(row[1]), int(row[2]))
+        found = None if row is None else (int(row[0]), str(row[1]))
     else:
         d = await uow.session.get(DrawerSession, session_id)
-        found = None if d is None else (d.location_id, d.status, d.register_id)
+        found = None if d is None else (d.location_id, d.status)
     if found is None or found[0] != location_id:
         raise ValidationFailed(f"no drawer session {session_id} at this store",
                                code="drawer_session_invalid", field="session_id")
-    return session_id, found[1], found[2]
+    return session_id, found[1]
 
 
 async def _buyer(uow: UnitOfWork, cmd: TillSaleIn, flags: list[str]) -> int | None:
@@ -294,8 +288,7 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     flags: list[str] = []
     pg = uow.db.is_postgres
     channel = await _pos_channel(uow, location_id)
-    drawer_id, drawer_status, register_id = await _drawer_state(uow, location_id,
-                                                                cmd.session_id)
+    drawer_id, drawer_status = await _drawer_state(uow, location_id, cmd.session_id)
     if drawer_status != "open":
         if not cmd.offline:
             raise Conflict("the till is closed; open it first", code="drawer_closed",
@@ -381,7 +374,7 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
                   for p in planned]
     if pg:
         ql = priced.lines
-        row = await uow.fetchrow(
+        order_id = int((await uow.fetchrow(
             _PG_SALE_SQL, channel.id, location_id, cmd.customer_id, priced.subtotal_cents,
             priced.discount_cents, priced.total_cents, priced.vat_cents, key, actor.label,
             now, drawer_id, cmd.offline, sold_at if cmd.offline else None,
@@ -393,13 +386,11 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
             [q.campaign_id for q in ql], manual, reasons,
             [p.method for p in planned], pay_status, [p.amount_cents for p in planned],
             [p.rounding_cents for p in planned], [p.tendered_cents for p in planned],
-            [p.change_cents for p in planned], [p.reference for p in planned], register_id)
-        order_id, receipt_no = int(row[0]), str(row[1])
+            [p.change_cents for p in planned], [p.reference for p in planned]))[0])
     else:
-        receipt_no = await next_receipt_no(uow, register_id)
         order_id = await _insert_sale_orm(uow, actor, location_id, cmd, key, channel.id,
                                           drawer_id, priced, manual, reasons, planned,
-                                          pay_status, order_reason, sold_at, now, receipt_no)
+                                          pay_status, order_reason, sold_at, now)
     number = order_number(order_id)
     for i, p in enumerate(planned):
         if p.method == POINTS_METHOD:
@@ -425,6 +416,9 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     if flags:  # known only now (negative stock); rare
         await s.execute(update(Order).where(Order.id == order_id)
                         .values(flags=" ".join(flags)))
+    # Last: the register's row stays locked only until the commit, and every sale locks
+    # its stock rows before it (no deadlock with an API sale into the same drawer).
+    receipt_no = await assign_receipt_no(uow, order_id, drawer_id)
     uow.emit("order.created", {"order_id": order_id, "channel": channel.code,
                                "location_id": location_id, "status": "completed",
                                "total_cents": priced.total_cents,
@@ -500,8 +494,7 @@ async def _insert_sale_orm(uow: UnitOfWork, actor: Actor, location_id: int, cmd:
                            key: str, channel_id: int, drawer_id: int, priced: OrderQuote,
                            manual: list[int], reasons: list[str],
                            planned: list[PlannedPayment], pay_status: list[str],
-                           order_reason: str, sold_at: datetime, now: datetime,
-                           receipt_no: str) -> int:
+                           order_reason: str, sold_at: datetime, now: datetime) -> int:
     """The sale's order, lines and payments through SQLAlchemy (SQLite)."""
     s = uow.session
     order_id = int((await s.execute(insert(Order).values(
@@ -512,7 +505,6 @@ async def _insert_sale_orm(uow: UnitOfWork, actor: Actor, location_id: int, cmd:
         created_by=actor.label, created_at=now, drawer_session_id=drawer_id,
         offline=cmd.offline, sold_at=sold_at if cmd.offline else None,
         client_ref=cmd.client_ref.strip(), discount_reason=order_reason,
-        receipt_no=receipt_no,
     ).returning(Order.id))).scalar_one())
     await s.execute(insert(OrderLine), [{
         "order_id": order_id, "line_no": ln.line_no, "variant_id": ln.variant_id,
