@@ -342,6 +342,7 @@ async def test_quantity_box_refuses_bad_numbers_and_keeps_the_line(
     await expect(qty).not_to_have_attribute("aria-invalid", "true")
     await expect(page.get_by_test_id("total")).to_have_text(f"7,50{EUR}")
     await page.get_by_test_id("pay-card").click()
+    await expect(page.get_by_test_id("receipt")).to_be_visible()
     _, [ol], _ = await order_of(page, db)
     assert ol.quantity == 3
 
