@@ -116,6 +116,10 @@ async def test_click_and_collect_handover_at_the_till(
     await cashier.get_by_test_id("hand-over").click()
     await expect(cashier.get_by_test_id("handed-over")).to_be_visible()
     await expect(cashier.get_by_test_id("order-state")).to_have_text("Noudettu")
+    # Who handed it over: the cashier's name, not the account label.
+    info = cashier.get_by_test_id("collected-info")
+    await expect(info).to_contain_text("Cashier1")
+    await expect(info).not_to_contain_text("staff:")
     await expect(cashier.get_by_test_id("receipt-link")).to_be_visible()
 
     async with db.reader() as s:

@@ -56,7 +56,7 @@ def receipt(order: OrderOut, *, settings: Settings, store_name: str, store_addre
     printed receipt has (seller, business ID, date, number, items, paid, VAT per rate)."""
     lang = mail_language(settings.default_language, settings)
     subject = gettext(lang, N_("Receipt %(number)s – %(shop)s"),
-                      number=order.number, shop=settings.business_name)
+                      number=order.receipt_no or order.number, shop=settings.business_name)
     return _mail("receipt", subject, lang, settings, order=order, store_name=store_name,
                  store_address=store_address, customer_name=customer_name)
 

@@ -113,6 +113,7 @@ class OrderOut(BaseModel):
     offline: bool = False
     sold_at: datetime | None = None  # offline: the till's clock
     client_ref: str = ""  # offline: the receipt number the till printed
+    receipt_no: str = ""  # a store sale: its register's receipt number, e.g. "1-000042"
     flags: list[str] = Field(default_factory=list)  # negative_stock price_mismatch …
     discount_reason: str = ""
     collected_at: datetime | None = None

@@ -47,6 +47,7 @@ from saumaton.payments.models import Payment
 from saumaton.payments.services import PlannedPayment, plan_payments
 from saumaton.pricing.services import resolve_prices, resolve_prices_pg
 from saumaton.tills.models import DrawerSession, Register
+from saumaton.tills.receipts import assign_receipt_no
 
 
 def business_day(at: datetime) -> date:
@@ -345,6 +346,9 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
                                "total_cents": total, "customer_id": cmd.customer_id})
     if cmd.customer_id is not None and status != "pending":  # paid: loyalty points
         await earn_for_order(uow, order_id, now)
+    # Last: the register's row stays locked until the commit (see tills.receipts).
+    receipt_no = (await assign_receipt_no(uow, order_id, drawer_id)
+                  if drawer_id is not None else "")
     # What was just written, as get_order() would read it back (no extra round trips).
     lines = [OrderLineOut(
         line_no=r["line_no"], variant_id=r["variant_id"], location_id=r["location_id"],
@@ -362,7 +366,7 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
         customer_id=cmd.customer_id, status=status, currency="EUR", subtotal_cents=subtotal,
         discount_cents=discount, total_cents=total, vat_cents=vat, paid_cents=paid,
         lines=lines, payments=payments, vat_breakdown=vat_breakdown(lines), created_at=now,
-        created_by=actor.label, drawer_session_id=drawer_id,
+        created_by=actor.label, drawer_session_id=drawer_id, receipt_no=receipt_no,
     )
 
 
@@ -483,7 +487,7 @@ async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
             created_by=order.created_by, email=order.email, phone=order.phone,
             language=order.language, delivery=delivery, payment_due_at=order.payment_due_at,
             drawer_session_id=order.drawer_session_id, offline=order.offline,
-            sold_at=order.sold_at, client_ref=order.client_ref,
+            sold_at=order.sold_at, client_ref=order.client_ref, receipt_no=order.receipt_no,
             flags=order.flags.split(), discount_reason=order.discount_reason,
             collected_at=order.collected_at, collected_by=order.collected_by,
             ready_at=order.ready_at, packed_at=order.packed_at, shipped_at=order.shipped_at,
