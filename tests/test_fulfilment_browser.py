@@ -156,7 +156,10 @@ async def test_click_and_collect_is_picked_made_ready_and_handed_over(
     await staff.goto(order_page)
     await staff.get_by_test_id("step-ready").click()
     await expect(staff.get_by_test_id("order-status")).to_have_text("Valmis noudettavaksi")
-    await expect(staff.get_by_test_id("order-history")).to_contain_text("Valmis noudettavaksi")
+    history = staff.get_by_test_id("order-history")
+    await expect(history).to_contain_text("Keräily aloitettu · Cashier1")
+    await expect(history).to_contain_text("Valmis noudettavaksi · Cashier1")
+    await expect(history).not_to_contain_text("staff:")
 
     # The shopper's e-mail: ready at the store, with the pickup code and its QR inline.
     [ready] = await sent(db, number, "pickup_ready")
@@ -213,10 +216,21 @@ async def test_uncollected_pickup_is_reminded_then_cancelled_and_refunded(
         assert await balance(s, cid) == 30  # a member earns on the paid goods
     assert await stock_at(db, item.id, shop.store1) == (2, 1)
 
+    # The cashier works on a phone: the list is one block per order, the page fits.
     staff = await staff_page(contexts, browser, server, shop, "cashier1",
-                             f"/pos/store-1/orders/{order_id}")
+                             f"/pos/store-1/orders?q={number}", viewport=PHONE,
+                             is_mobile=True, has_touch=True)
+    status = staff.get_by_test_id(f"order-status-{number}")
+    await expect(status).to_have_text("Maksettu, valmisteltava")
+    box = await status.bounding_box()
+    assert box and box["width"] > PHONE["width"] / 2, box  # not a squeezed column
+    await assert_fits(staff)
+    await staff.get_by_test_id(f"order-open-{number}").click()
+    await assert_fits(staff)
     await staff.get_by_test_id("step-ready").click()
     await expect(staff.get_by_test_id("order-status")).to_have_text("Valmis noudettavaksi")
+    await expect(staff.get_by_test_id("order-payments")).to_contain_text(
+        "Paytrail · 30,00\xa0€ · maksettu")
     await shopper.goto(item.url)
     await expect(shopper.get_by_test_id("availability-store-1")).to_have_text("1")
 
@@ -257,7 +271,8 @@ async def test_uncollected_pickup_is_reminded_then_cancelled_and_refunded(
     await expect(shopper.get_by_test_id("pickup-code")).to_have_count(0)
     await staff.reload()
     await expect(staff.get_by_test_id("order-status")).to_have_text("Peruttu")
-    await expect(staff.get_by_test_id("order-refunds")).to_contain_text("30,00\xa0€")
+    await expect(staff.get_by_test_id("order-refunds")).to_contain_text(
+        "Paytrail · 30,00\xa0€ · odottaa lähetystä")
     await expect(staff.get_by_test_id("order-steps")).to_have_count(0)
 
 
