@@ -317,4 +317,8 @@ async def test_back_office_lists_every_order_and_ships_with_tracking(
     detail = await web.get(r.headers["location"])
     assert text_of(detail.text, "order-status") == "Lähetetty"
     assert "JJFI1" in text_of(detail.text, "order-tracking")
-    assert "order.shipped" in text_of(detail.text, "order-history")
+    history = text_of(detail.text, "order-history")
+    # who took each step by name, the steps in words, each once
+    assert "Tilattu" in history and "Lähetetty · Manager" in history, history
+    assert history.count("Lähetetty") == 1 and "staff:" not in history
+    assert "Paytrail · 46,90 € · maksettu" in text_of(detail.text, "order-payments")

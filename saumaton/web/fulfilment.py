@@ -8,14 +8,17 @@ a printable pick list. Routes only translate HTTP to `fulfilment.queue` and
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from saumaton.audit.models import AuditEntry
 from saumaton.audit.services import entries_for
 from saumaton.checkout.pickup import customer_contact
 from saumaton.core.actor import Actor
@@ -27,9 +30,11 @@ from saumaton.locations.models import Location
 from saumaton.locations.services import list_locations
 from saumaton.orders.lifecycle import OrderStatus, can_move
 from saumaton.orders.models import Order
+from saumaton.orders.schemas import OrderOut
 from saumaton.orders.services import get_order
 from saumaton.payments.refunds import refunds_of
 from saumaton.returns.models import Return
+from saumaton.staff.models import Staff
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
@@ -55,6 +60,20 @@ STATUS_LABELS = {
 }
 DELIVERY_LABELS = {"home": N_("Home delivery"), "pickup": N_("Click & collect"),
                    "store": N_("Sale in the store")}
+# The order page's history: the staff steps (audited as order.<state>) and the stamps.
+STEP_LABELS = {
+    "ordered": N_("Ordered"), "picking": N_("Picking started"),
+    "ready": N_("Ready for pickup"), "reminded": N_("Reminder sent"), "packed": N_("Packed"),
+    "shipped": N_("Shipped"), "collected": N_("Collected"), "cancelled": N_("Cancelled"),
+}
+PAYMENT_METHODS = {"paytrail": N_("Paytrail"), "points": N_("Loyalty points"),
+                   "cash": N_("Cash"), "card": N_("Card"), "gift_card": N_("Gift card"),
+                   "store_credit": N_("Store credit")}
+PAYMENT_STATES = {"captured": N_("paid"), "to_confirm": N_("to confirm"),
+                  "refunded": N_("refunded"), "refund_due": N_("refund due")}
+REFUND_STATES = {"due": N_("to be sent"), "pending": N_("sent, awaiting confirmation"),
+                 "ok": N_("refunded"), "fail": N_("failed")}
+STAFF_LABEL = re.compile(r"^staff:(\d+)\b")
 MESSAGES = {
     "invalid_transition": N_("The order's state does not allow this any more. Reload "
                              "the page to see where it is."),
@@ -84,6 +103,41 @@ async def _where(request: Request, code: str | None) -> Where:
         return Where("/backoffice/orders", "backoffice/base.html", actor)
     till = await open_till(request, code, "orders.read")
     return Where(f"{till.base}/orders", "pos/base.html", till.actor, till.location, till)
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    at: datetime
+    what: str  # a msgid of STEP_LABELS, or an audit action without one
+    who: str = ""
+
+
+async def _history(s: AsyncSession, order: OrderOut,
+                   entries: list[AuditEntry]) -> list[HistoryLine]:
+    """Oldest first. A step a staff member took shows who (their name, not the audit
+    label); steps without an audit entry (the pickup job, the shopper) show their stamp."""
+    ids = {int(m[1]) for e in entries if (m := STAFF_LABEL.match(e.actor))}
+    names: dict[int, str] = {}
+    if ids:
+        names = {int(i): str(n) for i, n in (await s.execute(
+            select(Staff.id, Staff.name).where(Staff.id.in_(ids)))).all()}
+    lines: list[HistoryLine] = []
+    steps: set[str] = set()
+    for e in entries:
+        step = e.action.removeprefix("order.")
+        m = STAFF_LABEL.match(e.actor)
+        who = names.get(int(m[1]), e.actor) if m else e.actor
+        if step in STEP_LABELS:
+            steps.add(step)
+            lines.append(HistoryLine(e.at, STEP_LABELS[step], who))
+        else:
+            lines.append(HistoryLine(e.at, e.action, who))
+    stamps = (("ordered", order.created_at), ("ready", order.ready_at),
+              ("reminded", order.pickup_reminded_at), ("packed", order.packed_at),
+              ("shipped", order.shipped_at), ("collected", order.collected_at))
+    lines += [HistoryLine(at, STEP_LABELS[step]) for step, at in stamps
+              if at is not None and step not in steps]
+    return sorted(lines, key=lambda ln: ln.at)
 
 
 def _parse_date(raw: str) -> date | None:
@@ -176,7 +230,7 @@ async def _order_page(request: Request, where: Where, order_id: int, *,
         refunds = await refunds_of(s, order_id)
         returns = list((await s.scalars(select(Return).where(Return.order_id == order_id)
                                         .order_by(Return.id))).all())
-        history = await entries_for(s, "order", order_id)
+        history = await _history(s, order, await entries_for(s, "order", order_id))
         store = await s.get(Location, order.location_id) if order.location_id else None
     may = steps.may_fulfil(where.actor, places) and order.delivery is not None
     method = order.delivery.method if order.delivery else None
@@ -191,6 +245,8 @@ async def _order_page(request: Request, where: Where, order_id: int, *,
         "history": history, "store": store, "actions": actions,
         "may_cancel": may and order.status in steps.CANCELLABLE,
         "statuses": STATUS_LABELS, "deliveries": DELIVERY_LABELS, "errors": errors or {},
+        "methods": PAYMENT_METHODS, "payment_states": PAYMENT_STATES,
+        "refund_states": REFUND_STATES,
         "form": form or {}, "done": request.query_params.get("done", "")}, status=status))
 
 
