@@ -8,7 +8,6 @@ a printable pick list. Routes only translate HTTP to `fulfilment.queue` and
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -34,7 +33,7 @@ from saumaton.orders.schemas import OrderOut
 from saumaton.orders.services import get_order
 from saumaton.payments.refunds import refunds_of
 from saumaton.returns.models import Return
-from saumaton.staff.models import Staff
+from saumaton.staff.services import staff_names
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
@@ -73,7 +72,6 @@ PAYMENT_STATES = {"captured": N_("paid"), "to_confirm": N_("to confirm"),
                   "refunded": N_("refunded"), "refund_due": N_("refund due")}
 REFUND_STATES = {"due": N_("to be sent"), "pending": N_("sent, awaiting confirmation"),
                  "ok": N_("refunded"), "fail": N_("failed")}
-STAFF_LABEL = re.compile(r"^staff:(\d+)\b")
 MESSAGES = {
     "invalid_transition": N_("The order's state does not allow this any more. Reload "
                              "the page to see where it is."),
@@ -116,17 +114,12 @@ async def _history(s: AsyncSession, order: OrderOut,
                    entries: list[AuditEntry]) -> list[HistoryLine]:
     """Oldest first. A step a staff member took shows who (their name, not the audit
     label); steps without an audit entry (the pickup job, the shopper) show their stamp."""
-    ids = {int(m[1]) for e in entries if (m := STAFF_LABEL.match(e.actor))}
-    names: dict[int, str] = {}
-    if ids:
-        names = {int(i): str(n) for i, n in (await s.execute(
-            select(Staff.id, Staff.name).where(Staff.id.in_(ids)))).all()}
+    names = await staff_names(s, [e.actor for e in entries])
     lines: list[HistoryLine] = []
     steps: set[str] = set()
     for e in entries:
         step = e.action.removeprefix("order.")
-        m = STAFF_LABEL.match(e.actor)
-        who = names.get(int(m[1]), e.actor) if m else e.actor
+        who = names[e.actor]
         if step in STEP_LABELS:
             steps.add(step)
             lines.append(HistoryLine(e.at, STEP_LABELS[step], who))
