@@ -22,6 +22,7 @@ from saumaton.giftcards.ledger import store_credit_of
 from saumaton.inventory.models import StockLevel, StockMovement
 from saumaton.inventory.services import verify_ledger
 from saumaton.loyalty.ledger import balance
+from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order
 from saumaton.payments.models import Refund
 from saumaton.returns import services as returns
@@ -365,6 +366,14 @@ async def test_credit_receipt_by_email(db: Database, shop: Shop, settings: Setti
     for text in (mail.text, mail.html):
         assert settings.business_id in text and out.order_number in text
         assert "-12,50" in text.replace("−", "-").replace("\xa0", " ")
+    async with db.uow() as uow:
+        mail_id = await returns.email_credit_receipt(uow, out.id, "anna@example.fi",
+                                                     settings=settings)
+        await uow.commit()
+    async with db.reader() as s:
+        queued = await s.get(OutgoingMail, mail_id)
+    assert queued is not None and queued.to_addr == "anna@example.fi"
+    assert queued.subject == mail.subject  # the shop's language: Finnish
 
 
 def exchange_sale(sid: int, variant_id: int, expected: int, **kw: Any) -> TillSaleIn:

@@ -59,6 +59,8 @@ from saumaton.inventory.services import Move, apply_moves
 from saumaton.locations.models import Channel, Location
 from saumaton.loyalty.ledger import POINTS_METHOD, give_back_points, reverse_for_order
 from saumaton.loyalty.models import LoyaltyEntry
+from saumaton.mail.messages import credit_receipt as credit_receipt_mail
+from saumaton.mail.queue import queue_mail
 from saumaton.orders.lifecycle import OrderStatus, returnable, transition
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.schemas import OrderOut
@@ -1024,3 +1026,15 @@ async def take_exchange(db: Database, actor: Actor, order_id: int, cmd: ReturnIn
         if seen is None:
             raise
         return seen, True
+
+
+async def email_credit_receipt(uow: UnitOfWork, return_id: int, to: str, *,
+                               lang: str = "", settings: Settings | None = None) -> int:
+    """Queue the return's credit receipt to `to` (in the caller's transaction: sent if
+    and only if it commits). Returns the mail's id."""
+    settings = settings or get_settings()
+    receipt = await credit_receipt(uow.session, return_id, settings)
+    mail = credit_receipt_mail(receipt, settings=settings, lang=lang)
+    return await queue_mail(uow, kind="credit_receipt", to=to, subject=mail.subject,
+                            text=mail.text, html=mail.html,
+                            reference=f"return:{return_id}")
