@@ -905,6 +905,7 @@ async def cancel_post_return(uow: UnitOfWork, actor: Actor, code: str, *,
             update(OrderLine).where(OrderLine.id == r.order_line_id)
             .values(returned_quantity=OrderLine.returned_quantity - r.quantity)
             .execution_options(synchronize_session=False))
+    await uow.session.refresh(ret)
     uow.emit("return.cancelled", {"return_id": ret.id, "order_id": ret.order_id,
                                   "customer_id": ret.customer_id})
     if not actor.system:
