@@ -76,7 +76,7 @@ async def create_return(
     elif any(r.method == "paytrail" and r.status == "due" for r in out.refunds):
         # Asked for right after the answer (the checkout job asks again if this fails).
         background.add_task(send_due_refunds, db, request.app.state.paytrail,
-                            settings_of(request))
+                            settings_of(request), order_id=order_id)
     response.headers["Location"] = f"/api/v1/returns/{out.id}"
     return out
 
