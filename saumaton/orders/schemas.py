@@ -62,7 +62,7 @@ class PaymentOut(BaseModel):
     tendered_cents: int | None
     change_cents: int
     reference: str
-    status: str = "captured"  # captured | to_confirm (card taken offline) | refund_due …
+    status: str = "captured"  # captured | to_confirm (card taken offline) | refunded (points)
 
     @property
     def collected_cents(self) -> int:
