@@ -41,6 +41,7 @@ from saumaton.locations.models import Location
 from saumaton.orders.schemas import LineIn, OrderOut
 from saumaton.payments.paytrail.client import PaytrailClient
 from saumaton.payments.paytrail.payload import points_paid_cents
+from saumaton.returns.services import returns_of_order
 from saumaton.web.analytics import track
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
@@ -437,11 +438,12 @@ async def order_status(request: Request, number: Annotated[str, Path(max_length=
     async with db_of(request).reader() as s:
         order = await order_by_token(s, number, t)
         store = await s.get(Location, order.location_id) if order.location_id else None
+        order_returns = await returns_of_order(s, order.id)
     flash = request.session.pop("flash", None)
     response = render(request, "shop/order.html", {
         "title": gettext(request, N_("Order %(number)s"), number=order.number),
         "order": order, "points_cents": points_paid_cents(order), "token": t, "store": store,
-        "flash": flash,
+        "flash": flash, "order_returns": order_returns,
         "settings_": settings_of(request),
         "pickup": pickup_code_for(order, settings_of(request).resolved_secret_key())})
     response.headers["Cache-Control"] = "no-store"
