@@ -20,15 +20,17 @@ from saumaton.checkout.pickup import customer_contact
 from saumaton.config import Settings
 from saumaton.core.actor import Actor
 from saumaton.core.errors import DomainError
-from saumaton.db.uow import Database, UnitOfWork
-from saumaton.mail.queue import queue_mail
-from saumaton.locations.models import Channel, Location
 from saumaton.customers.models import Customer
+from saumaton.db.uow import Database, UnitOfWork
+from saumaton.locations.models import Channel, Location
+from saumaton.mail import return_messages
+from saumaton.mail.messages import Mail
+from saumaton.mail.queue import queue_mail
 from saumaton.orders.lookup import search_conditions
 from saumaton.orders.models import Order
-from saumaton.returns.models import Return
 from saumaton.orders.schemas import OrderOut
 from saumaton.orders.services import get_order
+from saumaton.returns.models import Return
 from saumaton.returns.schemas import (
     BankAccountIn,
     PostReturnIn,
@@ -39,8 +41,6 @@ from saumaton.returns.schemas import (
     ReturnLineIn,
     ReturnOut,
 )
-from saumaton.mail import return_messages
-from saumaton.mail.messages import Mail
 from saumaton.returns.services import (
     create_return,
     credit_receipt,
@@ -249,7 +249,7 @@ async def take_at_till(uow: UnitOfWork, actor: Actor, settings: Settings, reques
                        drawer_session_id: int | None, channel: str) -> ReturnOut:
     """A return taken at a store's till (or the back office's desk): refunded now."""
     cmd = ReturnIn(location_id=location_id, lines=return_lines(request, form, staff=True),
-                   refund_method=form.refund_method,  # type: ignore[arg-type]  # checked
+                   refund_method=form.refund_method,
                    reason=reason_text(request, form), override_reason=form.override_reason,
                    drawer_session_id=drawer_session_id,
                    terminal_confirmed=form.terminal_confirmed, note=form.note)
@@ -317,7 +317,7 @@ async def start_post_return(db: Database, actor: Actor, settings: Settings,
     """Start a postal return and e-mail its code and instructions; commits; the code."""
     cmd = PostReturnIn(lines=return_lines(request, form, staff=False),
                        reason=reason_text(request, form),
-                       refund_method=form.refund_method,  # type: ignore[arg-type]
+                       refund_method=form.refund_method,
                        bank_account=bank, note=form.note)
     async with db.uow() as uow:
         ret = await request_post_return(

