@@ -24,15 +24,26 @@ from saumaton.checkout.services import (
     place_web_order,
     record_payment_status,
 )
-from saumaton.config import Settings
+from saumaton.config import TEST_MERCHANT, Settings
 from saumaton.db.uow import Database
+from saumaton.loyalty.ledger import balance
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import LineIn
 from saumaton.payments.models import PaytrailPayment, Refund
+from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
+from saumaton.payments.paytrail_refunds import send_due_refunds
 from saumaton.returns.models import Return
 from tests.browser import PHONE, assert_fits, browser, contexts, fill_staff_login, open_page
 from tests.support import Server, Shop, csrf_of, make_variants
 from tests.test_accounts import PASSWORD, register, verify
+from tests.test_checkout_browser import (
+    ORDER_URL,
+    add_to_cart_and_check_out,
+    fill_home_delivery,
+    new_item,
+    number_of,
+    submit_checkout,
+)
 from tests.test_returns import on_hand
 from tests.test_till_api import open_drawer
 
@@ -154,3 +165,92 @@ async def test_shopper_starts_a_post_return_and_the_back_office_receives_it(
     await expect(done).to_have_attribute("data-status", "completed")
     await expect(done.get_by_test_id("refund-paytrail")).to_contain_text(
         "Hyvitetty verkkomaksuun (Paytrail)")
+
+
+async def refund_status(db: Database, order_id: int) -> list[tuple[str, str, int]]:
+    async with db.reader() as s:
+        rows = (await s.execute(select(Refund.method, Refund.status, Refund.amount_cents)
+                                .where(Refund.order_id == order_id)
+                                .order_by(Refund.id))).all()
+    return [(str(m), str(st), int(a)) for m, st, a in rows]
+
+
+async def test_web_order_returned_at_the_other_store_is_refunded_through_paytrail(
+        browser: Browser, contexts: list[BrowserContext], server: Server, db: Database,
+        shop: Shop, settings: Settings) -> None:
+    # A member buys two of a shade online and pays through the Paytrail simulator.
+    email = f"savy.{uuid.uuid4().hex[:8]}@example.fi"
+    cid = await register(db, settings, email)
+    shopper = await open_page(contexts, browser, viewport=PHONE, is_mobile=True,
+                              has_touch=True)
+    await shopper.goto(f"{server.base_url}/account/login")
+    await shopper.locator("#email").fill(email)
+    await shopper.locator("#password").fill(PASSWORD)
+    await shopper.get_by_test_id("login-submit").click()
+    await expect(shopper).to_have_url(f"{server.base_url}/account/")
+    item = await new_item(db, server.base_url, 2490, {shop.warehouse: 5})
+    await add_to_cart_and_check_out(shopper, server.base_url, item, quantity=2)
+    await fill_home_delivery(shopper)
+    await submit_checkout(shopper)
+    await shopper.get_by_label("OP").check()
+    await shopper.locator("#success").click()
+    await expect(shopper).to_have_url(ORDER_URL)
+    order_url, number = shopper.url, number_of(shopper.url)
+    order_id = int(number)
+    async with db.reader() as s:
+        earned = await balance(s, cid)
+    assert earned == 49  # 2 × 24,90 (the delivery fee earns nothing)
+
+    # At the Tampere store the cashier scans the order number from her e-mail.
+    await open_drawer(db, shop.store2)
+    stock = await on_hand(db, item.id, shop.store2)
+    till = await open_page(contexts, browser)
+    await staff_log_in(till, server.base_url, shop, "cashier2", "/pos/store-2")
+    await expect(till.locator("#till[data-ready='1']")).to_have_count(1)
+    await till.get_by_test_id("code-input").fill(number)
+    await till.get_by_test_id("code-input").press("Enter")
+    offer = till.get_by_test_id("return-offer")
+    await expect(offer).to_have_text(f"Avaa tilaus {number} palautusta varten")
+    await offer.click()
+    await expect(till).to_have_url(f"{server.base_url}/pos/store-2/returns/orders/{order_id}")
+    await expect(till.get_by_test_id("order-where")).to_have_text("Webshop")
+    await expect(till.get_by_test_id("returnable-1")).to_have_text("2")
+    await expect(till.get_by_test_id("window")).to_contain_text("Palautusaika on auki")
+    await expect(till.get_by_test_id("refund-original")).to_be_checked()
+    await till.get_by_test_id("qty-1").fill("1")
+    await till.get_by_test_id("condition-1").select_option("shelf")
+    await till.get_by_test_id("reason").select_option(label="Väärä sävy tai koko")
+    await till.get_by_test_id("confirm-return").click()
+    await expect(till.get_by_test_id("return-done")).to_have_text(
+        "Palautus tehty. Hyvitys: 24,90\xa0€.")
+    await expect(till.get_by_test_id("paytrail-note")).to_be_visible()
+    receipt = till.get_by_test_id("credit-receipt")
+    await expect(receipt.get_by_test_id("credit-total")).to_have_text("-24,90\xa0€")
+    await expect(receipt.get_by_test_id("credit-vat-row")).to_contain_text("-24,90\xa0€")
+    await expect(receipt.get_by_test_id("credit-refund-paytrail")).to_contain_text(
+        "Hyvitetty verkkomaksuun (Paytrail) (matkalla)")
+    assert await on_hand(db, item.id, shop.store2) == stock + 1  # back where it came in
+    assert await refund_status(db, order_id) == [("paytrail", "due", 2490)]
+    async with db.reader() as s:
+        assert await balance(s, cid) == earned - 24  # the points for 24,90 taken back
+
+    # The refund job asks Paytrail (the server's simulator), which takes it.
+    client = PaytrailClient(PaytrailConfig(*TEST_MERCHANT, f"{server.base_url}/paytrail-sim"))
+    try:
+        sender = Settings(database_url=settings.database_url, public_url=server.base_url)
+        assert await send_due_refunds(db, client, sender) == 1
+    finally:
+        await client.aclose()
+    assert await refund_status(db, order_id) == [("paytrail", "ok", 2490)]
+
+    # Her order page shows the return and the refund to her Paytrail payment.
+    await shopper.goto(order_url)
+    shown = shopper.get_by_test_id("order-returns")
+    await expect(shown.get_by_test_id("refund-paytrail")).to_have_attribute("data-status", "ok")
+    await expect(shown.get_by_test_id("refund-paytrail")).to_contain_text(
+        "Hyvitetty verkkomaksuun (Paytrail): 24,90\xa0€")
+    await expect(shown.get_by_test_id("points-reversed")).to_contain_text("24")
+    await assert_fits(shopper)
+    async with db.reader() as s:
+        o = await s.get(Order, order_id)
+    assert o is not None and (o.status, o.refunded_cents) == ("partly_returned", 2490)

@@ -34,8 +34,11 @@ TOPICS: dict[str, str | None] = {
     "stock.changed": None, "price.changed": None, "campaign.changed": None,
     "order.created": "orders.read", "order.paid": "orders.read",
     "order.cancelled": "orders.read", "order.collected": "orders.read",
-    "payment.status": "orders.read", "payment.refund_due": "orders.read",
-    "payment.refunded": "orders.read", "product.created": "orders.read",
+    "order.partly_returned": "orders.read", "order.returned": "orders.read",
+    "payment.status": "orders.read", "refund.created": "orders.read",
+    "refund.pending": "orders.read", "refund.ok": "orders.read", "refund.fail": "orders.read",
+    "return.created": "orders.read", "return.completed": "orders.read",
+    "return.cancelled": "orders.read", "product.created": "orders.read",
     "board.changed": "orders.read",  # the staff board is read with orders.read
     "customer.created": "customers.read", "customer.updated": "customers.read",
     "customer.merged": "customers.read", "customer.unmerged": "customers.read",

@@ -52,6 +52,7 @@ class OrderLineOut(BaseModel):
     # Of discount_cents, the part given by hand at the till, and why.
     manual_discount_cents: int = 0
     discount_reason: str = ""
+    returned_quantity: int = 0  # units taken back by returns
 
 
 class PaymentOut(BaseModel):
@@ -67,6 +68,17 @@ class PaymentOut(BaseModel):
     def collected_cents(self) -> int:
         """What the payment took: for cash, the amount plus its 5-cent rounding."""
         return self.amount_cents + self.rounding_cents
+
+
+class OrderRefundOut(BaseModel):
+    """Money given back for the order (payments.refunds)."""
+
+    id: int
+    return_id: int | None
+    method: str  # paytrail | card | cash | store_credit | gift_card | bank_transfer
+    status: str  # due | pending | ok | fail
+    amount_cents: int
+    created_at: datetime
 
 
 class VatLine(BaseModel):
@@ -117,6 +129,8 @@ class OrderOut(BaseModel):
     discount_reason: str = ""
     collected_at: datetime | None = None
     collected_by: str = ""
+    refunded_cents: int = 0
+    refunds: list[OrderRefundOut] = Field(default_factory=list)
 
     @property
     def delivery_fee_cents(self) -> int:

@@ -40,10 +40,11 @@ from saumaton.orders.schemas import (
     OrderIn,
     OrderLineOut,
     OrderOut,
+    OrderRefundOut,
     PaymentOut,
     VatLine,
 )
-from saumaton.payments.models import Payment
+from saumaton.payments.models import Payment, Refund
 from saumaton.payments.services import PlannedPayment, plan_payments
 from saumaton.pricing.services import resolve_prices, resolve_prices_pg
 from saumaton.tills.models import DrawerSession, Register
@@ -446,7 +447,7 @@ async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
             unit_price_cents=ln.unit_price_cents, discount_cents=ln.discount_cents,
             total_cents=ln.total_cents, vat_rate_bp=ln.vat_rate_bp, vat_cents=ln.vat_cents,
             campaign_id=ln.campaign_id, manual_discount_cents=ln.manual_discount_cents,
-            discount_reason=ln.discount_reason))
+            discount_reason=ln.discount_reason, returned_quantity=ln.returned_quantity))
     payments: dict[int, list[PaymentOut]] = defaultdict(list)
     for p in (await s.scalars(
         select(Payment).where(Payment.order_id.in_(order_ids)).order_by(Payment.id)
@@ -455,6 +456,14 @@ async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
             method=p.method, amount_cents=p.amount_cents, rounding_cents=p.rounding_cents,
             tendered_cents=p.tendered_cents, change_cents=p.change_cents,
             reference=p.reference, status=p.status))
+    refunds: dict[int, list[OrderRefundOut]] = defaultdict(list)
+    if any(order.refunded_cents for order, _ in rows):
+        for r in (await s.scalars(
+            select(Refund).where(Refund.order_id.in_(order_ids)).order_by(Refund.id)
+        )).all():
+            refunds[r.order_id].append(OrderRefundOut(
+                id=r.id, return_id=r.return_id, method=r.method, status=r.status,
+                amount_cents=r.amount_cents, created_at=r.created_at))
     by_id = {}
     for order, channel_code in rows:
         ls = lines[order.id]
@@ -476,6 +485,7 @@ async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
             sold_at=order.sold_at, client_ref=order.client_ref,
             flags=order.flags.split(), discount_reason=order.discount_reason,
             collected_at=order.collected_at, collected_by=order.collected_by,
+            refunded_cents=order.refunded_cents, refunds=refunds[order.id],
         )
     return [by_id[i] for i in order_ids if i in by_id]
 

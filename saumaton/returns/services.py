@@ -308,7 +308,7 @@ async def _context(uow: UnitOfWork, order_id: int, wanted: list[ReturnLineIn]) -
     order = await _lock_order(uow, order_id)
     if not returnable(order.status):
         raise Conflict(f"order {order_number(order.id)} is {order.status}: nothing to return",
-                       code="order_not_returnable", extra={"status": order.status})
+                       code="order_not_returnable", extra={"order_status": order.status})
     _, kind = await _channel_of(s, order)
     lines = {ln.line_no: ln for ln in (await s.scalars(
         select(OrderLine).where(OrderLine.order_id == order_id)

@@ -17,7 +17,17 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from saumaton import __version__
 from saumaton.analytics.buffer import AnalyticsBuffer
-from saumaton.api import analytics, catalogue, customers, events, gdpr, orders, problems, stock
+from saumaton.api import (
+    analytics,
+    catalogue,
+    customers,
+    events,
+    gdpr,
+    orders,
+    problems,
+    returns,
+    stock,
+)
 from saumaton.checkout.jobs import run_checkout_jobs
 from saumaton.config import SIMULATOR_PATH, TEST_MERCHANT, Settings, get_settings
 from saumaton.db.uow import Database
@@ -85,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        session_cookie="saumaton_session", same_site="lax",
                        max_age=12 * 3600)
     problems.install(app)
-    for module in (catalogue, orders, customers, gdpr, stock, events, analytics):
+    for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status")

@@ -1,0 +1,95 @@
+"""POST /api/v1/orders/{id}/returns, GET /api/v1/returns/{id}, the order's returned
+quantities and refunds, and two tills returning the same line at once through a real
+server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+
+from saumaton.db.uow import Database
+from tests.support import Server, Shop, make_variants
+
+
+async def sale(c: httpx.AsyncClient, db: Database, shop: Shop, qty: int = 2,
+               price: int = 1990) -> tuple[int, int]:
+    [v] = await make_variants(db, [price], stock={shop.store1: 10, shop.store2: 10})
+    r = await c.post("/api/v1/orders", headers=shop.auth("cashier1"), json={
+        "channel": "pos-1", "lines": [{"variant_id": v["id"], "quantity": qty}],
+        "payments": [{"method": "card", "terminal_confirmed": True}]})
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"]), int(str(v["id"]))
+
+
+def body(qty: int = 1, **kw: object) -> dict[str, object]:
+    return {"location": "store-2", "lines": [{"line_no": 1, "quantity": qty}],
+            "refund_method": "card", "terminal_confirmed": True, "reason": "wrong shade", **kw}
+
+
+async def test_return_and_read_it_back(client: httpx.AsyncClient, db: Database,
+                                       shop: Shop) -> None:
+    order_id, _ = await sale(client, db, shop)
+    key = {"Idempotency-Key": f"ret-{uuid.uuid4().hex}"}
+    r = await client.post(f"/api/v1/orders/{order_id}/returns", json=body(),
+                          headers=shop.auth("cashier2") | key)
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert r.headers["Location"] == f"/api/v1/returns/{out['id']}"
+    assert (out["status"], out["refund_cents"], out["location_id"]) == (
+        "completed", 1990, shop.store2)
+    assert [(x["method"], x["amount_cents"]) for x in out["refunds"]] == [("card", 1990)]
+    assert out["vat"][0]["vat_cents"] > 0
+    again = await client.post(f"/api/v1/orders/{order_id}/returns", json=body(),
+                              headers=shop.auth("cashier2") | key)
+    assert again.status_code == 200 and again.json()["id"] == out["id"]
+    got = await client.get(f"/api/v1/returns/{out['id']}", headers=shop.auth("finance"))
+    assert got.status_code == 200 and got.json()["code"] == out["code"]
+    order = (await client.get(f"/api/v1/orders/{order_id}", headers=shop.auth())).json()
+    assert order["lines"][0]["returned_quantity"] == 1
+    assert order["status"] == "partly_returned" and order["refunded_cents"] == 1990
+    assert [(x["method"], x["return_id"]) for x in order["refunds"]] == [("card", out["id"])]
+
+
+async def test_bad_returns_are_clear_problems(client: httpx.AsyncClient, db: Database,
+                                              shop: Shop) -> None:
+    order_id, _ = await sale(client, db, shop, qty=1)
+    url = f"/api/v1/orders/{order_id}/returns"
+    r = await client.post(url, json=body(2), headers=shop.auth("cashier2"))
+    assert r.status_code == 409 and r.json()["code"] == "return_exceeds_sold"
+    assert r.headers["content-type"].startswith("application/problem+json")
+    r = await client.post(url, json=body(location="nowhere"), headers=shop.auth("cashier2"))
+    assert r.status_code == 422 and r.json()["code"] == "unknown_location"
+    r = await client.post(url, json=body(refund_method="bitcoin"),
+                          headers=shop.auth("cashier2"))
+    assert r.status_code == 422
+    r = await client.post(url, json=body(), headers=shop.auth("finance"))
+    assert r.status_code == 403
+    # the cashier of store 2 may not take a return at store 1
+    r = await client.post(url, json=body(location="store-1"), headers=shop.auth("cashier2"))
+    assert r.status_code == 403
+    r = await client.get("/api/v1/returns/999999999", headers=shop.auth())
+    assert r.status_code == 404 and r.json()["code"] == "return_not_found"
+    order = (await client.get(f"/api/v1/orders/{order_id}", headers=shop.auth())).json()
+    assert order["refunded_cents"] == 0 and order["lines"][0]["returned_quantity"] == 0
+
+
+async def test_two_tills_return_the_same_line_at_once(
+        server: Server, client: httpx.AsyncClient, db: Database, shop: Shop) -> None:
+    order_id, _ = await sale(client, db, shop, qty=3)  # each till returns 2 of the 3
+    url = f"{server.base_url}/api/v1/orders/{order_id}/returns"
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=30.0, limits=limits) as a, \
+            httpx.AsyncClient(timeout=30.0, limits=limits) as b:
+        results = await asyncio.gather(*[
+            c.post(url, json=body(2), headers=shop.auth("cashier2")
+                   | {"Idempotency-Key": f"till-{n}-{uuid.uuid4().hex}"})
+            for n, c in enumerate((a, b))])
+    codes = sorted(r.status_code for r in results)
+    assert codes == [201, 409], [r.text for r in results]
+    [lost] = [r for r in results if r.status_code == 409]
+    assert lost.json()["code"] == "return_exceeds_sold"
+    order = (await client.get(f"/api/v1/orders/{order_id}", headers=shop.auth())).json()
+    assert order["lines"][0]["returned_quantity"] == 2
+    assert order["refunded_cents"] == 3980 and len(order["refunds"]) == 1
