@@ -325,3 +325,27 @@ async def test_post_return_without_customer_needs_a_bank_account(
     async with db.reader() as s:
         rows = (await s.scalars(select(Refund).where(Refund.order_id == order_id))).all()
     assert len(rows) == 1
+
+
+async def test_refunds_are_on_the_tills_x_and_z_report(db: Database, shop: Shop) -> None:
+    from saumaton.tills.zreport import z_report
+    order_id, _ = await till_sale(db, shop, [1999], qty=2)
+    async with db.reader() as s:
+        sold_in = (await s.get(Order, order_id)).drawer_session_id  # type: ignore[union-attr]
+        assert sold_in is not None
+        sale_report = await z_report(s, sold_in)
+    drawer = await open_drawer(db, shop.store2)
+    cashier2 = await staff_actor(db, shop, "cashier2")
+    await take(db, cashier2, order_id, ret(shop.store2, [(1, 1)], refund_method="cash",
+                                           drawer_session_id=drawer))
+    async with db.reader() as s:
+        report = await z_report(s, drawer)
+        after = await z_report(s, sold_in)
+    assert (report.return_count, report.returned_units, report.refund_cents) == (1, 1, 1999)
+    c = report.cash_refunds
+    assert (c.count, c.amount_cents, c.rounding_cents, c.paid_out_cents) == (1, 1999, 1, 2000)
+    assert report.expected_cents == report.float_cents - 2000
+    assert [(v.rate_bp, v.gross_cents) for v in report.return_vat] == [(2550, 1999)]
+    # The sale stays on the report of the day it was made.
+    assert (after.sales_count, after.net_sales_cents) == (sale_report.sales_count,
+                                                          sale_report.net_sales_cents)

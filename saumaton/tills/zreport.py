@@ -24,10 +24,13 @@ from saumaton.core.errors import NotFound
 from saumaton.locations.models import Location
 from saumaton.orders.models import Order, OrderLine, SaleVoid
 from saumaton.orders.services import order_number
-from saumaton.payments.models import Payment
+from saumaton.payments.models import Payment, Refund
+from saumaton.returns.models import Return, ReturnLine
 from saumaton.tills.models import CashMovement, DrawerSession, Register
 
 FLAGS = ("negative_stock", "price_mismatch", "card_unconfirmed")
+# A sale stays on its day's report when goods of it are returned later.
+SALE_STATUSES = ("completed", "partly_returned", "returned")
 
 
 class VatRow(BaseModel):
@@ -52,6 +55,16 @@ class CashTender(Tender):
     @property
     def collected_cents(self) -> int:
         """What stayed in the drawer: the amount applied plus its rounding."""
+        return self.amount_cents + self.rounding_cents
+
+
+class CashRefunds(Tender):
+    """Cash given back for returns: the amounts refunded and their 5-cent rounding."""
+
+    rounding_cents: int = 0
+
+    @property
+    def paid_out_cents(self) -> int:
         return self.amount_cents + self.rounding_cents
 
 
@@ -99,6 +112,14 @@ class ZReport(BaseModel):
     card: Tender = Field(default_factory=Tender)  # captured
     card_to_confirm: Tender = Field(default_factory=Tender)  # taken offline
     points: Tender = Field(default_factory=Tender)  # loyalty points redeemed
+    # Refunds of returns taken at this till (any order's: a web order returned here too).
+    return_count: int = 0
+    returned_units: int = 0
+    refund_cents: int = 0  # every method
+    cash_refunds: CashRefunds = Field(default_factory=CashRefunds)
+    card_refunds: Tender = Field(default_factory=Tender)
+    other_refunds: dict[str, Tender] = Field(default_factory=dict)  # paytrail, store_credit…
+    return_vat: list[VatRow] = Field(default_factory=list)  # of the goods taken back
     # Voided lines (taken out of a cart before payment).
     void_count: int = 0
     void_units: int = 0
@@ -107,7 +128,7 @@ class ZReport(BaseModel):
     movements: list[MovementRow] = Field(default_factory=list)
     cash_in_cents: int = 0
     cash_out_cents: int = 0
-    expected_cents: int = 0  # float + cash collected + cash in − cash out
+    expected_cents: int = 0  # float + cash collected − cash refunded + cash in − cash out
     counted_cents: int | None = None
     difference_cents: int | None = None  # counted − expected
     offline_count: int = 0
@@ -160,7 +181,7 @@ async def compute_report(s: AsyncSession, ds: DrawerSession, *, now: datetime | 
     orders = (await s.execute(
         select(Order.id, Order.subtotal_cents, Order.discount_cents, Order.total_cents,
                Order.vat_cents, Order.offline, Order.flags)
-        .where(Order.drawer_session_id == ds.id, Order.status == "completed")
+        .where(Order.drawer_session_id == ds.id, Order.status.in_(SALE_STATUSES))
         .order_by(Order.id))).all()
     if orders:
         report.sales_count = report.receipt_count = len(orders)
@@ -178,7 +199,7 @@ async def compute_report(s: AsyncSession, ds: DrawerSession, *, now: datetime | 
             report.flags[f] = report.flags.get(f, 0) + 1
 
     sales = (select(Order.id).where(Order.drawer_session_id == ds.id,
-                                    Order.status == "completed")).scalar_subquery()
+                                    Order.status.in_(SALE_STATUSES))).scalar_subquery()
     by_rate: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for ln in (await s.execute(
         select(OrderLine.quantity, OrderLine.discount_cents, OrderLine.manual_discount_cents,
@@ -226,11 +247,43 @@ async def compute_report(s: AsyncSession, ds: DrawerSession, *, now: datetime | 
             report.cash_in_cents += m.amount_cents
         else:
             report.cash_out_cents += m.amount_cents
+    await _refunds(s, ds.id, report)
     report.expected_cents = (report.float_cents + report.cash.collected_cents
+                             - report.cash_refunds.paid_out_cents
                              + report.cash_in_cents - report.cash_out_cents)
     if report.counted_cents is not None:
         report.difference_cents = report.counted_cents - report.expected_cents
     return report
+
+
+async def _refunds(s: AsyncSession, session_id: int, report: ZReport) -> None:
+    """The session's refunds (by method) and the VAT of the goods taken back."""
+    for r in (await s.execute(
+        select(Refund.method, Refund.amount_cents, Refund.rounding_cents)
+        .where(Refund.drawer_session_id == session_id))).all():
+        report.refund_cents += r.amount_cents
+        if r.method == "cash":
+            report.cash_refunds.count += 1
+            report.cash_refunds.amount_cents += r.amount_cents
+            report.cash_refunds.rounding_cents += r.rounding_cents
+            continue
+        t = (report.card_refunds if r.method == "card"
+             else report.other_refunds.setdefault(r.method, Tender()))
+        t.count += 1
+        t.amount_cents += r.amount_cents
+    returns = (select(Return.id).where(Return.drawer_session_id == session_id)
+               .scalar_subquery())
+    report.return_count = int(await s.scalar(
+        select(func.count()).where(Return.drawer_session_id == session_id)) or 0)
+    by_rate: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for ln in (await s.execute(
+        select(ReturnLine.quantity, ReturnLine.refund_cents, ReturnLine.vat_rate_bp,
+               ReturnLine.vat_cents).where(ReturnLine.return_id.in_(returns)))).all():
+        report.returned_units += ln.quantity
+        by_rate[ln.vat_rate_bp][0] += ln.refund_cents
+        by_rate[ln.vat_rate_bp][1] += ln.vat_cents
+    report.return_vat = [VatRow(rate_bp=r, gross_cents=g, vat_cents=v, net_cents=g - v)
+                         for r, (g, v) in sorted(by_rate.items(), reverse=True)]
 
 
 def stored(data: dict[str, Any]) -> ZReport:
