@@ -166,3 +166,73 @@ async def test_shopper_starts_a_post_return_and_back_office_receives_it(
     assert ret is not None and ret.status == "completed"
     assert ret.location_id == shop.warehouse
     assert order is not None and order.refunded_cents > 0
+
+
+async def test_closed_window_needs_a_managers_reason(
+        web: httpx.AsyncClient, db: Database, shop: Shop) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from saumaton.core.clock import utcnow
+
+    order_id, _ = await till_sale(db, shop, [1500])
+    async with db.uow() as uow:
+        await uow.session.execute(update(Order).where(Order.id == order_id).values(
+            created_at=utcnow() - timedelta(days=40)))
+        await uow.commit()
+    await open_drawer(db, shop.store1)
+    await staff_login(web, shop, "cashier1")
+    url = f"/pos/store-1/returns/orders/{order_id}"
+    page = (await web.get(url)).text
+    assert text_of(page, "window").startswith("Palautusaika päättyi")
+    assert text_of(page, "override-needs-manager").startswith("Vain esihenkilö")
+    form = {"csrf_token": csrf_of(page), "key": "k-" + uuid.uuid4().hex, "qty-1": "1",
+            "reason": "Faulty or damaged", "refund_method": "cash"}
+    r = await web.post(url, data=form)
+    assert r.status_code == 409
+    assert text_of(r.text, "error-override-reason").startswith("Palautusaika on päättynyt")
+    assert await returned(db, order_id) == [0]
+
+    web.cookies.clear()
+    await staff_login(web, shop, "manager")
+    page = (await web.get(url)).text
+    assert 'data-testid="override-reason"' in page
+    r = await web.post(url, data={**form, "csrf_token": csrf_of(page),
+                                  "override_reason": "Viallinen erä, vaihdettu"})
+    assert r.status_code == 303, r.text
+    assert await returned(db, order_id) == [1]
+    async with db.reader() as s:
+        ret = await s.scalar(select(Return).where(Return.order_id == order_id))
+    assert ret is not None and ret.override_reason == "Viallinen erä, vaihdettu"
+
+
+async def test_service_desk_starts_a_post_return_for_the_customer(
+        web: httpx.AsyncClient, db: Database, shop: Shop) -> None:
+    from tests.test_returns_browser import paid_account_order
+
+    shopper = await paid_account_order(db, shop)
+    await staff_login(web, shop, "service")
+    url = f"/service/orders/{shopper.order_id}/return"
+    page = (await web.get(url)).text
+    assert text_of(page, "returnable-1") == "2"
+    r = await web.post(url, data={"csrf_token": csrf_of(page), "key": "s-" + uuid.uuid4().hex,
+                                  "qty-1": "5", "reason": "Other", "refund_method": "original"})
+    assert r.status_code == 422
+    assert text_of(r.text, "error-qty-1") == "Tältä riviltä voi palauttaa enintään 2."
+    assert text_of(r.text, "error-reason-other") == "Kerro syy muutamalla sanalla."
+    r = await web.post(url, data={"csrf_token": csrf_of(page), "key": "s-" + uuid.uuid4().hex,
+                                  "qty-1": "2", "reason": "Other",
+                                  "reason_other": "Allergic reaction",
+                                  "refund_method": "store_credit"})
+    assert r.status_code == 303, r.text
+    page = (await web.get(r.headers["location"])).text
+    code = text_of(page, "return-code")
+    async with db.reader() as s:
+        ret = await s.scalar(select(Return).where(Return.code == code))
+        mail = await s.scalar(select(OutgoingMail).where(OutgoingMail.reference == code))
+    assert ret is not None and (ret.kind, ret.channel, ret.status) == (
+        "post", "service", "requested")
+    assert ret.reason == "Allergic reaction" and ret.refund_method == "store_credit"
+    assert mail is not None and mail.to_addr == shopper.email
+    assert await returned(db, shopper.order_id) == [2]  # set aside for the parcel
