@@ -349,3 +349,19 @@ async def test_refunds_are_on_the_tills_x_and_z_report(db: Database, shop: Shop)
     # The sale stays on the report of the day it was made.
     assert (after.sales_count, after.net_sales_cents) == (sale_report.sales_count,
                                                           sale_report.net_sales_cents)
+
+
+async def test_credit_receipt_by_email(db: Database, shop: Shop, settings: Settings) -> None:
+    from saumaton.mail.messages import credit_receipt
+    order_id, _ = await till_sale(db, shop, [1250])
+    drawer = await open_drawer(db, shop.store1)
+    out = await take(db, await staff_actor(db, shop, "cashier1"), order_id,
+                     ret(shop.store1, [(1, 1)], refund_method="cash", drawer_session_id=drawer))
+    async with db.reader() as s:
+        receipt = await returns.credit_receipt(s, out.id, settings)
+    assert receipt.receipt_no == out.receipt_no and receipt.total_cents == -1250
+    mail = credit_receipt(receipt, settings=settings, lang="fi")
+    assert mail.subject.startswith(f"Hyvityskuitti {out.receipt_no}")
+    for text in (mail.text, mail.html):
+        assert settings.business_id in text and out.order_number in text
+        assert "-12,50" in text.replace("−", "-").replace("\xa0", " ")

@@ -92,7 +92,7 @@ async def test_cash_return_at_another_store_with_credit_receipt(
         mail = (await s.scalars(select(OutgoingMail).where(
             OutgoingMail.kind == "credit_receipt", OutgoingMail.to_addr == "a@example.fi")
             .order_by(OutgoingMail.id.desc()))).first()
-    assert mail is not None and "HYVITYSKUITTI" in mail.body_text
+    assert mail is not None and "Hyvityskuitti" in mail.body_text
     assert "-19,99\xa0€" in mail.body_text
 
 

@@ -10,6 +10,7 @@ from saumaton.checkout.pickup import pickup_code_for
 from saumaton.config import Settings
 from saumaton.mail.render import gettext, mail_language, render_mail
 from saumaton.orders.schemas import OrderOut
+from saumaton.returns.schemas import CreditReceipt
 from saumaton.web import i18n
 from saumaton.web.i18n import N_
 
@@ -73,3 +74,13 @@ def verify_email(*, url: str, lang: str, settings: Settings, first_name: str = "
                       shop=settings.business_name)
     return _mail("verify_email", subject, lang, settings, url=url, first_name=first_name,
                  hours=VERIFY_LINK_HOURS)
+
+
+def credit_receipt(receipt: CreditReceipt, *, settings: Settings, lang: str = "") -> Mail:
+    """A credit receipt (hyvityskuitti) by e-mail: what the printed one has (seller,
+    business ID, place, date, number, the goods taken back and the amounts as
+    negatives, VAT per rate) and how the money went back."""
+    lang = mail_language(lang or settings.default_language, settings)
+    subject = gettext(lang, N_("Credit receipt %(number)s – %(shop)s"),
+                      number=receipt.receipt_no, shop=settings.business_name)
+    return _mail("credit_receipt", subject, lang, settings, receipt=receipt)

@@ -23,6 +23,7 @@ from saumaton.core.errors import DomainError
 from saumaton.customers.models import Customer
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.locations.models import Channel, Location
+from saumaton.mail import messages as messages_mail
 from saumaton.mail import return_messages
 from saumaton.mail.messages import Mail
 from saumaton.mail.queue import queue_mail
@@ -277,8 +278,8 @@ def error_fields(request: Request, exc: DomainError, form: ReturnForm) -> dict[s
 
 async def credit_receipt_mail(s: AsyncSession, settings: Settings, return_id: int, *,
                               lang: str) -> Mail:
-    return return_messages.credit_receipt(await credit_receipt(s, return_id, settings),
-                                          lang=lang, settings=settings)
+    return messages_mail.credit_receipt(await credit_receipt(s, return_id, settings),
+                                        settings=settings, lang=lang)
 
 
 def read_bank_account(request: Request, posted: FormData
