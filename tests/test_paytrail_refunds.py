@@ -14,7 +14,10 @@ from sqlalchemy import select, update
 
 from saumaton.checkout.services import place_web_order, record_payment_status, start_payment
 from saumaton.config import TEST_MERCHANT, Settings
+from saumaton.core.actor import SYSTEM
+from saumaton.core.errors import Conflict, Forbidden
 from saumaton.db.uow import Database
+from saumaton.orders.models import Order
 from saumaton.payments.models import PaytrailPayment, Refund
 from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
 from saumaton.payments.paytrail.signing import sign
@@ -22,9 +25,13 @@ from saumaton.payments.paytrail.simulator import SimulatorState, create_simulato
 from saumaton.payments.paytrail_refunds import (
     MAX_ATTEMPTS,
     InvalidRefundNotice,
+    mark_transfer_paid,
     record_refund_callback,
+    refunds_needing_attention,
+    retry_refund,
     send_due_refunds,
 )
+from saumaton.payments.refunds import record_refund
 from saumaton.returns.schemas import ReturnIn, ReturnLineIn
 from saumaton.returns.services import take_return
 from tests.support import Shop, make_variants, staff_actor
@@ -152,3 +159,34 @@ async def test_a_refund_paytrail_refuses_fails_after_its_attempts(
         assert row.status == ("fail" if n == MAX_ATTEMPTS else "due")
     await send_due_refunds(db, paytrail, settings, limit=10_000)
     assert (await refund_row(db, due.id)).attempts == MAX_ATTEMPTS  # not asked again
+
+
+async def test_a_failed_refund_is_visible_and_asked_again_by_a_manager(
+        db: Database, shop: Shop) -> None:
+    async with db.uow() as uow:
+        order = Order(channel_id=1, status="paid", subtotal_cents=1000, discount_cents=0,
+                      total_cents=1000, vat_cents=0, paid_cents=1000)
+        uow.session.add(order)
+        await uow.session.flush()
+        failed = await record_refund(uow, SYSTEM, order.id, "paytrail", 600,
+                                     status="fail", reference="t")
+        transfer = await record_refund(uow, SYSTEM, order.id, "bank_transfer", 400,
+                                       status="due", reference="FI00 Anna")
+        await uow.commit()
+    async with db.reader() as s:
+        seen = {r.id for r in await refunds_needing_attention(s, limit=10_000)}
+    assert {failed.id, transfer.id} <= seen
+    with pytest.raises(Forbidden):
+        async with db.uow() as uow:
+            await retry_refund(uow, await staff_actor(db, shop, "cashier1"), failed.id)
+    async with db.uow() as uow:
+        await retry_refund(uow, await staff_actor(db, shop, "manager"), failed.id)
+        await mark_transfer_paid(uow, await staff_actor(db, shop, "finance"), transfer.id,
+                                 "paid 2026-12-06")
+        await uow.commit()
+    assert ((await refund_row(db, failed.id)).status,
+            (await refund_row(db, failed.id)).attempts) == ("due", 0)
+    assert (await refund_row(db, transfer.id)).status == "ok"
+    with pytest.raises(Conflict):
+        async with db.uow() as uow:
+            await mark_transfer_paid(uow, await staff_actor(db, shop, "finance"), transfer.id)

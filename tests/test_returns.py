@@ -365,3 +365,62 @@ async def test_credit_receipt_by_email(db: Database, shop: Shop, settings: Setti
     for text in (mail.text, mail.html):
         assert settings.business_id in text and out.order_number in text
         assert "-12,50" in text.replace("−", "-").replace("\xa0", " ")
+
+
+def exchange_sale(sid: int, variant_id: int, expected: int, **kw: Any) -> TillSaleIn:
+    return TillSaleIn(key=uuid.uuid4().hex, session_id=sid, expected_total_cents=expected,
+                      lines=[TillLineIn(variant_id=variant_id)],
+                      payments=[TillPaymentIn(**p) for p in kw.pop(
+                          "payments", [{"method": "cash"}])], **kw)
+
+
+async def test_exchange_for_dearer_goods_pays_the_difference(db: Database, shop: Shop) -> None:
+    from saumaton.tills.zreport import z_report
+    order_id, [old] = await till_sale(db, shop, [2490])
+    [new] = await make_variants(db, [3290], stock={shop.store1: 3})
+    nid = int(str(new["id"]))
+    drawer = await open_drawer(db, shop.store1)
+    cashier = await staff_actor(db, shop, "cashier1")
+    old_stock, new_stock = await on_hand(db, old, shop.store1), await on_hand(db, nid, shop.store1)
+    sale = exchange_sale(drawer, nid, 3290)
+    out, replayed = await returns.take_exchange(
+        db, cashier, order_id, ret(shop.store1, [(1, 1)], reason="other shade"), sale)
+    assert not replayed and out.difference_cents == 800
+    assert out.return_.exchange_order_id == out.sale.id
+    assert [(r.method, r.amount_cents) for r in out.return_.refunds] == [("exchange", 2490)]
+    assert [(p.method, p.amount_cents) for p in out.sale.payments] == [
+        ("exchange", 2490), ("cash", 800)]
+    assert await on_hand(db, old, shop.store1) == old_stock + 1
+    assert await on_hand(db, nid, shop.store1) == new_stock - 1
+    again, replayed = await returns.take_exchange(
+        db, cashier, order_id, ret(shop.store1, [(1, 1)], reason="other shade"), sale)
+    assert replayed and again.sale.id == out.sale.id
+    async with db.reader() as s:
+        report = await z_report(s, drawer)
+    assert report.exchange.amount_cents == 2490 and report.cash.amount_cents == 800
+    assert report.expected_cents == report.float_cents + 800  # only the difference in cash
+
+
+async def test_exchange_for_cheaper_goods_refunds_the_rest(db: Database, shop: Shop) -> None:
+    order_id, _ = await till_sale(db, shop, [3000])
+    [new] = await make_variants(db, [1000], stock={shop.store1: 3})
+    drawer = await open_drawer(db, shop.store1)
+    out, _ = await returns.take_exchange(
+        db, await staff_actor(db, shop, "cashier1"), order_id,
+        ret(shop.store1, [(1, 1)], refund_method="cash"),
+        exchange_sale(drawer, int(str(new["id"])), 1000))
+    assert out.difference_cents == -2000
+    assert [(p.method, p.amount_cents) for p in out.sale.payments] == [("exchange", 1000)]
+    assert sorted((r.method, r.amount_cents) for r in out.return_.refunds) == [
+        ("cash", 2000), ("exchange", 1000)]
+    o = await order_row(db, order_id)
+    assert (o.status, o.refunded_cents) == ("returned", 3000)
+    # A price that changed meanwhile: nothing of the exchange is written.
+    order2, _ = await till_sale(db, shop, [3000])
+    with pytest.raises(Conflict) as e:
+        await returns.take_exchange(
+            db, await staff_actor(db, shop, "cashier1"), order2,
+            ret(shop.store1, [(1, 1)], refund_method="cash"),
+            exchange_sale(drawer, int(str(new["id"])), 999))
+    assert e.value.code == "price_changed"
+    assert (await order_row(db, order2)).status == "completed"

@@ -23,10 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from saumaton.audit.services import record as audit
 from saumaton.config import Settings
+from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
-from saumaton.core.errors import DomainError
+from saumaton.core.errors import Conflict, DomainError, Forbidden
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.orders.models import Order
 from saumaton.orders.services import order_number
@@ -160,3 +163,45 @@ async def record_refund_callback(db: Database, client: PaytrailClient,
             select(Refund.status).where(Refund.id == refund_id)))
         await uow.commit()
     return RefundNotice(int(refund_id), now_status, changed)
+
+
+async def refunds_needing_attention(s: AsyncSession, limit: int = 100) -> list[Refund]:
+    """Refunds someone must look at: Paytrail refunds that failed, and bank transfers
+    finance has still to pay (oldest first)."""
+    return list((await s.scalars(
+        select(Refund).where(or_(Refund.status == "fail",
+                                 (Refund.method == "bank_transfer") & (Refund.status == "due")))
+        .order_by(Refund.id).limit(limit))).all())
+
+
+async def retry_refund(uow: UnitOfWork, actor: Actor, refund_id: int) -> None:
+    """A failed Paytrail refund asked for again (its attempts start over)."""
+    actor.require("returns.override")
+    moved = await uow.session.execute(
+        update(Refund).where(Refund.id == refund_id, Refund.method == "paytrail",
+                             Refund.status == "fail")
+        .values(status="due", attempts=0, error="", updated_at=utcnow())
+        .execution_options(synchronize_session=False))
+    if getattr(moved, "rowcount", 1) != 1:
+        raise Conflict("only a failed Paytrail refund is asked for again",
+                       code="refund_not_failed")
+    await audit(uow, actor, "refund.retried", "refund", refund_id)
+
+
+async def mark_transfer_paid(uow: UnitOfWork, actor: Actor, refund_id: int,
+                             reference: str = "") -> None:
+    """Finance paid a refund by bank transfer."""
+    actor.require("orders.read")
+    if not actor.can("returns.override") and not any(g.role == "finance"
+                                                     for g in actor.grants):
+        raise Forbidden("only finance or a manager marks a transfer paid", code="forbidden")
+    moved = await uow.session.execute(
+        update(Refund).where(Refund.id == refund_id, Refund.method == "bank_transfer",
+                             Refund.status == "due")
+        .values(status="ok", error=reference[:300], updated_at=utcnow())
+        .execution_options(synchronize_session=False))
+    if getattr(moved, "rowcount", 1) != 1:
+        raise Conflict("this is not a bank transfer still to pay", code="refund_not_due")
+    await _emit(uow, refund_id, "ok")
+    await audit(uow, actor, "refund.transfer_paid", "refund", refund_id,
+                {"reference": reference[:100]})

@@ -26,7 +26,9 @@ from saumaton.orders.models import Order
 from saumaton.payments.models import PaytrailPayment, Refund
 
 # bank_transfer: written "due" with the account in `reference`; finance pays it.
-METHODS = ("paytrail", "card", "cash", "store_credit", "gift_card", "bank_transfer")
+# exchange: the value went into a new sale in the same transaction (its `exchange` payment).
+METHODS = ("paytrail", "card", "cash", "store_credit", "gift_card", "bank_transfer",
+           "exchange")
 
 
 async def record_refund(uow: UnitOfWork, actor: Actor, order_id: int, method: str,

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,9 +61,11 @@ from saumaton.loyalty.ledger import POINTS_METHOD, give_back_points, reverse_for
 from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.orders.lifecycle import OrderStatus, returnable, transition
 from saumaton.orders.models import Order, OrderLine
-from saumaton.orders.services import business_day, order_number
+from saumaton.orders.schemas import OrderOut
+from saumaton.orders.services import business_day, get_order, order_number
 from saumaton.payments.models import Payment, Refund
 from saumaton.payments.refunds import paytrail_transaction_of, record_refund
+from saumaton.payments.terminal import CardTerminal
 from saumaton.returns.amounts import LineFacts, ReturnAmounts, compute
 from saumaton.returns.models import Return, ReturnLine
 from saumaton.returns.schemas import (
@@ -81,11 +84,12 @@ from saumaton.returns.schemas import (
 )
 from saumaton.tills.models import DrawerSession
 from saumaton.tills.receipts import next_receipt_no
+from saumaton.tills.sales import TillSaleIn, sell_in_exchange
 
 # "original" money goes back in this order of the ways the order was paid; each
 # refund takes the next cents of that sequence, so no method gives back more than it
 # took.
-_ORIGINAL_ORDER = ("paytrail", "card", "gift_card", "store_credit", "cash")
+_ORIGINAL_ORDER = ("paytrail", "card", "gift_card", "store_credit", "cash", "exchange")
 _CODE_ALPHABET = "ACDEFGHJKLMNPQRTUVWXY34679"  # no look-alikes (0/O, 1/I, 5/S, 8/B)
 
 
@@ -421,13 +425,15 @@ async def _paid_by_method(s: AsyncSession, order_id: int) -> list[tuple[str, int
     return known + [(m, int(v)) for m, v in sorted(rows.items())]
 
 
-async def _plan_refunds(uow: UnitOfWork, ctx: _Ctx, money: int, choice: str) -> list[_RefundPlan]:
+async def _plan_refunds(uow: UnitOfWork, ctx: _Ctx, money: int, choice: str,
+                        already: int = 0) -> list[_RefundPlan]:
     if money <= 0:
         return []
     if choice != "original":
         return [_RefundPlan(choice, money, "")]
-    # The next `money` cents of the order's payments, after what was refunded before.
-    skip = ctx.order.refunded_cents
+    # The next `money` cents of the order's payments, after what was refunded before
+    # (`already`: refunded earlier in this transaction).
+    skip = ctx.order.refunded_cents + already
     plans: list[_RefundPlan] = []
     left = money
     for method, paid in await _paid_by_method(uow.session, ctx.order.id):
@@ -485,7 +491,8 @@ async def _pay_out(uow: UnitOfWork, actor: Actor, ctx: _Ctx, ret: Return,
                                    location_id=how.location_id, now=now)
 
     for i, p in enumerate(plans):
-        method = p.method
+        # Paid with goods returned in an exchange: given back like cash.
+        method = "cash" if p.method == "exchange" else p.method
         # A postal return of goods paid at a till: no terminal, no drawer at hand.
         if how.kind == "post" and (method == "cash" or (
                 method == "card" and not (how.drawer_session_id and how.terminal_confirmed))):
@@ -597,12 +604,28 @@ async def _goods_back(uow: UnitOfWork, actor: Actor, ctx: _Ctx, ret: Return,
 
 async def _complete(uow: UnitOfWork, actor: Actor, ctx: _Ctx, ret: Return,
                     amounts: ReturnAmounts, complete: bool, how: _Refunding,
-                    restock: dict[int, bool], settings: Settings, now: datetime) -> None:
-    """The goods are back at `how.location_id`: stock, refunds, points, order state."""
+                    restock: dict[int, bool], settings: Settings, now: datetime,
+                    exchanged: tuple[int, int] | None = None) -> None:
+    """The goods are back at `how.location_id`: stock, refunds, points, order state.
+    `exchanged`: (new order, cents) of the value that paid a new sale (an exchange)."""
     ret.location_id = how.location_id
     await _goods_back(uow, actor, ctx, ret, restock, ret.reason)
-    plans = await _plan_refunds(uow, ctx, amounts.money_cents, ret.refund_method)
-    refunds, drawer_id = await _pay_out(uow, actor, ctx, ret, plans, how, settings, now)
+    refunds: list[Refund] = []
+    into_sale = 0
+    drawer_id: int | None = None
+    if exchanged is not None and exchanged[1] > 0:
+        new_order, into_sale = exchanged
+        d = await _open_drawer(uow, how.location_id, how.drawer_session_id)
+        drawer_id = d.id
+        refunds.append(await record_refund(
+            uow, actor, ctx.order.id, "exchange", into_sale, return_id=ret.id,
+            reference=order_number(new_order), location_id=how.location_id,
+            drawer_session_id=d.id, now=now))
+    plans = await _plan_refunds(uow, ctx, amounts.money_cents - into_sale, ret.refund_method,
+                                into_sale)
+    more, paid_from = await _pay_out(uow, actor, ctx, ret, plans, how, settings, now)
+    refunds.extend(more)
+    drawer_id = drawer_id or paid_from
     ret.refund_cents = sum(r.amount_cents for r in refunds)
     ret.drawer_session_id = drawer_id
     ret.status = "completed"
@@ -866,3 +889,118 @@ async def cancel_post_return(uow: UnitOfWork, actor: Actor, code: str, *,
         await audit(uow, actor, "return.cancelled", "order", ret.order_id,
                     {"return_id": ret.id})
     return await get_return(uow.session, ret.id)
+
+
+# --- exchanges --------------------------------------------------------------------------
+
+class ExchangeOut(BaseModel):
+    """An exchange at the till: the return and the new sale, made in one transaction."""
+
+    return_: ReturnOut = Field(alias="return")
+    sale: OrderOut
+    # Positive: the customer paid the difference; negative: it was refunded to them.
+    difference_cents: int
+
+    model_config = {"populate_by_name": True}
+
+
+def _exchange_hash(order_id: int, cmd: ReturnIn, sale: TillSaleIn) -> str:
+    return hashlib.sha256(
+        f"{order_id}:{cmd.model_dump_json()}:{sale.model_dump_json()}".encode()).hexdigest()
+
+
+def exchange_key(location_id: int, sale_key: str) -> str:
+    return f"exchange:{location_id}:{sale_key}"
+
+
+async def _exchange_replayed(uow: UnitOfWork, key: str, hashed: str) -> ExchangeOut | None:
+    found = (await uow.session.execute(
+        select(Return.id, Return.request_hash, Return.exchange_order_id)
+        .where(Return.idempotency_key == key))).first()
+    if found is None:
+        return None
+    if found[1] != hashed:
+        raise Conflict("this sale key was used for a different exchange",
+                       code="idempotency_key_reused")
+    ret = await get_return(uow.session, int(found[0]))
+    assert found[2] is not None  # an exchange's return names its sale
+    sale = await get_order(uow.session, int(found[2]))
+    return ExchangeOut(return_=ret, sale=sale,
+                       difference_cents=sale.total_cents - ret.refund_cents)
+
+
+async def exchange(uow: UnitOfWork, actor: Actor, order_id: int, cmd: ReturnIn,
+                   sale: TillSaleIn, *, terminal: CardTerminal | None = None,
+                   channel: str = "pos", now: datetime | None = None,
+                   settings: Settings | None = None) -> ExchangeOut:
+    """Take goods of `order_id` back at the till and sell new ones in the same
+    transaction. The returned value pays the new sale first (an `exchange` payment on
+    it, an `exchange` refund on the return, both in the till's drawer session); the
+    customer pays the rest with `sale.payments`, or, when the new goods cost less, the
+    difference is refunded by `cmd.refund_method`. `sale.expected_total_cents` is
+    required (the total the till shows); when the returned value covers it, no
+    payments are needed (any given are ignored). Idempotent on the sale's key.
+
+    Everything `create_return` and `tills.sales.sell` refuse, this refuses, and
+    nothing of either is written."""
+    settings = settings or get_settings()
+    actor.require("returns.create", cmd.location_id)
+    if sale.expected_total_cents is None:
+        raise ValidationFailed("give the total the till shows for the new goods",
+                               code="expected_total_required", field="expected_total_cents")
+    key = exchange_key(cmd.location_id, sale.key)
+    hashed = _exchange_hash(order_id, cmd, sale)
+    seen = await _exchange_replayed(uow, key, hashed)
+    if seen is not None:
+        return seen
+    now = now or utcnow()
+    if await uow.session.get(Location, cmd.location_id) is None:
+        raise ValidationFailed(f"no location {cmd.location_id}", code="unknown_location",
+                               field="location")
+    ctx = await _context(uow, order_id, cmd.lines)
+    override = await _check_window(uow, actor, ctx, cmd.override_reason, cmd.location_id,
+                                   now, settings)
+    amounts, complete = await _amounts(uow, ctx, cmd.lines, settings)
+    await _take_units(uow, ctx, cmd.lines)
+    ret = await _new_return(
+        uow, actor, ctx, kind="in_store", channel=channel, status="requested",
+        refund_method=cmd.refund_method, reason=cmd.reason, note=cmd.note,
+        override_reason=override, location_id=cmd.location_id, wanted=cmd.lines,
+        amounts=amounts, idempotency_key=key, hashed=hashed, now=now)
+    credit = amounts.money_cents
+    if credit >= sale.expected_total_cents:
+        sale = sale.model_copy(update={"payments": []})
+    new = await sell_in_exchange(uow, actor, cmd.location_id, sale, credit, terminal)
+    into_sale = min(credit, new.total_cents)
+    ret.exchange_order_id = new.id
+    how = _Refunding("in_store", cmd.location_id, sale.session_id, cmd.terminal_confirmed,
+                     cmd.terminal_reference)
+    await _complete(uow, actor, ctx, ret, amounts, complete, how,
+                    {w.line_no: w.restock for w in cmd.lines}, settings, now,
+                    exchanged=(new.id, into_sale))
+    out = await get_return(uow.session, ret.id)
+    return ExchangeOut(return_=out, sale=new,
+                       difference_cents=new.total_cents - credit)
+
+
+async def take_exchange(db: Database, actor: Actor, order_id: int, cmd: ReturnIn,
+                        sale: TillSaleIn, *, terminal: CardTerminal | None = None,
+                        channel: str = "pos") -> tuple[ExchangeOut, bool]:
+    """`exchange` in its own transaction, committed. Returns (exchange, replayed)."""
+    key = exchange_key(cmd.location_id, sale.key)
+    hashed = _exchange_hash(order_id, cmd, sale)
+    try:
+        async with db.uow() as uow:
+            seen = await _exchange_replayed(uow, key, hashed)
+            if seen is not None:
+                return seen, True
+            out = await exchange(uow, actor, order_id, cmd, sale, terminal=terminal,
+                                 channel=channel)
+            await uow.commit()
+            return out, False
+    except IntegrityError:
+        async with db.uow() as uow:
+            seen = await _exchange_replayed(uow, key, hashed)
+        if seen is None:
+            raise
+        return seen, True

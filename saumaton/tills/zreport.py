@@ -112,6 +112,7 @@ class ZReport(BaseModel):
     card: Tender = Field(default_factory=Tender)  # captured
     card_to_confirm: Tender = Field(default_factory=Tender)  # taken offline
     points: Tender = Field(default_factory=Tender)  # loyalty points redeemed
+    exchange: Tender = Field(default_factory=Tender)  # paid by goods returned (exchanges)
     # Refunds of returns taken at this till (any order's: a web order returned here too).
     return_count: int = 0
     returned_units: int = 0
@@ -147,7 +148,8 @@ class ZReport(BaseModel):
     @property
     def payments_cents(self) -> int:
         return (self.cash.amount_cents + self.card.amount_cents
-                + self.card_to_confirm.amount_cents + self.points.amount_cents)
+                + self.card_to_confirm.amount_cents + self.points.amount_cents
+                + self.exchange.amount_cents)
 
 
 class ZReportSummary(BaseModel):
@@ -228,6 +230,7 @@ async def compute_report(s: AsyncSession, ds: DrawerSession, *, now: datetime | 
             c.change_cents += p.change_cents
         else:
             t = (report.points if p.method == "points"
+                 else report.exchange if p.method == "exchange"
                  else report.card_to_confirm if p.status == "to_confirm" else report.card)
             t.count += 1
             t.amount_cents += p.amount_cents
