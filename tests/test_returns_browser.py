@@ -254,3 +254,55 @@ async def test_web_order_returned_at_the_other_store_is_refunded_through_paytrai
     async with db.reader() as s:
         o = await s.get(Order, order_id)
     assert o is not None and (o.status, o.refunded_cents) == ("partly_returned", 2490)
+
+
+async def test_exchange_at_the_till_for_a_dearer_shade(
+        browser: Browser, contexts: list[BrowserContext], server: Server, db: Database,
+        shop: Shop) -> None:
+    from tests.test_returns import till_sale
+
+    order_id, [old] = await till_sale(db, shop, [2490])
+    [new] = await make_variants(db, [3290], stock={shop.store1: 3})
+    new_id = int(str(new["id"]))
+    await open_drawer(db, shop.store1)
+    old_stock = await on_hand(db, old, shop.store1)
+    new_stock = await on_hand(db, new_id, shop.store1)
+    till = await open_page(contexts, browser, viewport=PHONE, is_mobile=True, has_touch=True)
+    await staff_log_in(till, server.base_url, shop, "cashier1", "/pos/store-1/returns")
+    await till.get_by_test_id("return-q").fill(f"{order_id:06d}")
+    await till.get_by_test_id("return-find").click()
+    await expect(till.get_by_test_id("return-form")).to_be_visible()
+    await assert_fits(till)
+    await till.get_by_test_id("qty-1").fill("1")
+    await till.get_by_test_id("reason").select_option(label="Väärä sävy tai koko")
+    # The scanner types the new shade's code and Enter into the exchange box.
+    await till.get_by_test_id("exchange-codes").fill("2000000000000")
+    await till.get_by_test_id("confirm-return").click()
+    await expect(till.get_by_test_id("error-exchange-codes")).to_have_text(
+        "Koodilla 2000000000000 ei löydy tuotetta.")
+    await till.get_by_test_id("exchange-codes").fill(str(new["ean"]))
+    await till.get_by_test_id("confirm-return").click()
+    preview = till.get_by_test_id("exchange-preview")
+    await expect(preview.get_by_test_id("exchange-new-total")).to_have_text("32,90\xa0€")
+    await expect(preview.get_by_test_id("exchange-credit")).to_have_text("24,90\xa0€")
+    await expect(preview.get_by_test_id("exchange-difference")).to_have_text(
+        "Asiakas maksaa 8,00\xa0€.")
+    assert await on_hand(db, old, shop.store1) == old_stock  # a preview changes nothing
+    async with db.reader() as s:
+        assert await s.scalar(select(Return.id).where(Return.order_id == order_id)) is None
+    await till.get_by_test_id("exchange-pay-cash").check()
+    await till.get_by_test_id("confirm-return").click()
+    await expect(till.get_by_test_id("exchange-note")).to_be_visible()
+    await expect(till.get_by_test_id("credit-refund-exchange")).to_contain_text(
+        "Uusien tuotteiden maksuksi (vaihto)")
+    assert await on_hand(db, old, shop.store1) == old_stock + 1
+    assert await on_hand(db, new_id, shop.store1) == new_stock - 1
+    async with db.reader() as s:
+        ret = await s.scalar(select(Return).where(Return.order_id == order_id))
+        assert ret is not None and ret.exchange_order_id is not None
+        sale = await s.get(Order, ret.exchange_order_id)
+    assert sale is not None and (sale.total_cents, sale.paid_cents) == (3290, 3290)
+    # The new sale's receipt shows the exchange credit and the cash paid.
+    await till.get_by_test_id("exchange-receipt").click()
+    await expect(till.get_by_test_id("receipt-total")).to_have_text("32,90\xa0€")
+    await expect(till.get_by_test_id("cash-paid")).to_have_text("8,00\xa0€")

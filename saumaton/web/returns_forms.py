@@ -245,15 +245,21 @@ def reason_text(request: Request, form: ReturnForm) -> str:
     return gettext(request, form.reason)[:MAX_TEXT]
 
 
+def return_command(request: Request, form: ReturnForm, *, location_id: int,
+                   drawer_session_id: int | None) -> ReturnIn:
+    return ReturnIn(location_id=location_id, lines=return_lines(request, form, staff=True),
+                    refund_method=form.refund_method,
+                    reason=reason_text(request, form), override_reason=form.override_reason,
+                    drawer_session_id=drawer_session_id,
+                    terminal_confirmed=form.terminal_confirmed, note=form.note)
+
+
 async def take_at_till(uow: UnitOfWork, actor: Actor, settings: Settings, request: Request,
                        view: OrderForReturn, form: ReturnForm, *, location_id: int,
                        drawer_session_id: int | None, channel: str) -> ReturnOut:
     """A return taken at a store's till (or the back office's desk): refunded now."""
-    cmd = ReturnIn(location_id=location_id, lines=return_lines(request, form, staff=True),
-                   refund_method=form.refund_method,
-                   reason=reason_text(request, form), override_reason=form.override_reason,
-                   drawer_session_id=drawer_session_id,
-                   terminal_confirmed=form.terminal_confirmed, note=form.note)
+    cmd = return_command(request, form, location_id=location_id,
+                         drawer_session_id=drawer_session_id)
     return await create_return(uow, actor, view.order.id, cmd, channel=channel,
                                idempotency_key=f"pos-return:{form.key}" if form.key else None,
                                settings=settings)

@@ -22,8 +22,8 @@ from saumaton.customers.identities import normalise_email
 from saumaton.mail.queue import queue_mail
 from saumaton.orders.lookup import find_orders
 from saumaton.orders.services import get_order
+from saumaton.returns.services import ExchangeOut, get_return
 from saumaton.returns.services import credit_receipt as credit_receipt_of
-from saumaton.returns.services import get_return
 from saumaton.tills.drawer import open_session_at
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
@@ -37,6 +37,7 @@ from saumaton.web.pages import (
     render,
     settings_of,
 )
+from saumaton.web.pos.exchange import Exchange, read_exchange
 from saumaton.web.pos.routes import Code, OrderId, Till, open_till
 from saumaton.web.returns_forms import (
     REASONS,
@@ -157,7 +158,8 @@ async def receive_parcel(request: Request, code: Code, return_id: ReturnId) -> R
 
 async def _order_page(request: Request, till: Till, order_id: int, *,
                       form: ReturnForm | None = None, errors: dict[str, str] | None = None,
-                      status: int = 200) -> Response:
+                      status: int = 200, swap: Exchange | None = None,
+                      preview: ExchangeOut | None = None) -> Response:
     settings = settings_of(request)
     async with db_of(request).reader() as s:
         view = await returnable_order(s, settings, order_id)
@@ -167,6 +169,7 @@ async def _order_page(request: Request, till: Till, order_id: int, *,
         "till": till, "v": view, "form": form or ReturnForm.blank(view),
         "errors": errors or {}, "reasons": REASONS, "drawer": drawer,
         "may_override": till.actor.can("returns.override", till.location.id),
+        "swap": swap or Exchange(), "preview": preview,
         "key": secrets.token_urlsafe(18)}, status=status))
 
 
@@ -179,7 +182,9 @@ async def return_form(request: Request, code: Code, order_id: OrderId) -> Respon
 @router.post("/{code}/returns/orders/{order_id}")
 async def take(request: Request, code: Code, order_id: OrderId) -> Response:
     """Confirm: the goods come back here and the refund is made; then the credit
-    receipt. Every error comes back next to its field and nothing changes."""
+    receipt. With replacement items scanned, an exchange: the first press shows what
+    the new items cost and the difference, the second makes it (one transaction).
+    Every error comes back next to its field and nothing changes."""
     till = await open_till(request, code, "returns.create")
     posted: FormData = await checked_form(request)
     settings = settings_of(request)
@@ -187,18 +192,36 @@ async def take(request: Request, code: Code, order_id: OrderId) -> Response:
         view = await returnable_order(s, settings, order_id)
         drawer = await open_session_at(s, till.location.id)
     form, errors = read_return_form(request, posted, view)
+    swap = read_exchange(request, posted)
+    errors.update(swap.errors)
+    if swap.codes and drawer is None:
+        errors["exchange_codes"] = gettext(request, N_(
+            "Open the cash drawer first: an exchange is a sale."))
+    if not errors and swap.codes:
+        async with db_of(request).reader() as s:
+            errors.update(await swap.resolve(request, s, till))
     if errors:
         return await _order_page(request, till, order_id, form=form, errors=errors,
-                                 status=422)
+                                 status=422, swap=swap)
+    drawer_id = drawer.id if drawer else None
     try:
+        if swap.codes:
+            assert drawer_id is not None
+            preview = await swap.run(db_of(request), till, settings, request, view, form,
+                                     drawer_id, dry=not swap.confirmed)
+            if not swap.confirmed:  # show the difference; the cashier confirms
+                return await _order_page(request, till, order_id, form=form, swap=swap,
+                                         preview=preview)
+            return RedirectResponse(f"{till.base}/returns/{preview.return_.id}?done=1",
+                                    status_code=303)
         async with db_of(request).uow() as uow:
             ret = await take_at_till(uow, till.actor, settings, request, view, form,
                                      location_id=till.location.id,
-                                     drawer_session_id=drawer.id if drawer else None,
+                                     drawer_session_id=drawer_id,
                                      channel=till.channel_code)
             await uow.commit()
     except DomainError as exc:
-        return await _order_page(request, till, order_id, form=form,
+        return await _order_page(request, till, order_id, form=form, swap=swap,
                                  errors=error_fields(request, exc, form), status=exc.status)
     return RedirectResponse(f"{till.base}/returns/{ret.id}?done=1", status_code=303)
 
