@@ -305,4 +305,5 @@ async def test_exchange_at_the_till_for_a_dearer_shade(
     # The new sale's receipt shows the exchange credit and the cash paid.
     await till.get_by_test_id("exchange-receipt").click()
     await expect(till.get_by_test_id("receipt-total")).to_have_text("32,90\xa0€")
+    await expect(till.get_by_test_id("exchange-paid")).to_have_text("24,90\xa0€")
     await expect(till.get_by_test_id("cash-paid")).to_have_text("8,00\xa0€")
