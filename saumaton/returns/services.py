@@ -137,6 +137,13 @@ async def _channel_of(s: AsyncSession, order: Order) -> tuple[str, str]:
     return str(row[0]), str(row[1])
 
 
+async def _channel_cached(uow: UnitOfWork, order: Order) -> tuple[str, str]:
+    """Channels are reference rows; each process keeps them a few seconds."""
+    async def load() -> tuple[str, str]:
+        return await _channel_of(uow.session, order)
+    return await uow.db.cached(("channel-of", order.channel_id), 10.0, load)
+
+
 async def _gift_card_variants(s: AsyncSession, variant_ids: list[int]) -> set[int]:
     return set((await s.scalars(
         select(Variant.id).join(Product, Product.id == Variant.product_id)
@@ -216,9 +223,10 @@ async def _out(s: AsyncSession, ret: Return) -> ReturnOut:
                              .order_by(ReturnLine.line_no))).all()
     refunds = (await s.scalars(select(Refund).where(Refund.return_id == ret.id)
                                .order_by(Refund.id))).all()
-    points = {str(k): int(v) for k, v in (await s.execute(
-        select(LoyaltyEntry.key, LoyaltyEntry.points).where(LoyaltyEntry.key.in_(
-            [f"refund:return:{ret.id}", f"reverse:return:{ret.id}"])))).all()}
+    points = {} if ret.customer_id is None else {str(k): int(v) for k, v in (
+        await s.execute(select(LoyaltyEntry.key, LoyaltyEntry.points).where(
+            LoyaltyEntry.key.in_([f"refund:return:{ret.id}",
+                                  f"reverse:return:{ret.id}"])))).all()}
     back = int(points.get(f"refund:return:{ret.id}", 0))
     line_outs = [ReturnLineOut(
         line_no=ln.line_no, variant_id=ln.variant_id, sku=ln.sku, name=ln.name,
@@ -295,6 +303,20 @@ class _Ctx:
     order: Order
     channel_kind: str
     lines: dict[int, OrderLine]
+    paid: dict[str, int]  # the order's payments by method (points included)
+
+
+async def _paid_of(s: AsyncSession, order_id: int) -> dict[str, int]:
+    return {str(m): int(v) for m, v in (await s.execute(
+        select(Payment.method, func.sum(Payment.amount_cents))
+        .where(Payment.order_id == order_id, Payment.amount_cents > 0)
+        .group_by(Payment.method))).all()}
+
+
+async def _location_exists(uow: UnitOfWork, location_id: int) -> bool:
+    async def load() -> bool:
+        return await uow.session.get(Location, location_id) is not None
+    return await uow.db.cached(("location-exists", location_id), 10.0, load)
 
 
 async def _lock_order(uow: UnitOfWork, order_id: int) -> Order:
@@ -313,7 +335,7 @@ async def _context(uow: UnitOfWork, order_id: int, wanted: list[ReturnLineIn]) -
     if not returnable(order.status):
         raise Conflict(f"order {order_number(order.id)} is {order.status}: nothing to return",
                        code="order_not_returnable", extra={"order_status": order.status})
-    _, kind = await _channel_of(s, order)
+    _, kind = await _channel_cached(uow, order)
     lines = {ln.line_no: ln for ln in (await s.scalars(
         select(OrderLine).where(OrderLine.order_id == order_id)
         .execution_options(populate_existing=True))).all()}
@@ -329,7 +351,7 @@ async def _context(uow: UnitOfWork, order_id: int, wanted: list[ReturnLineIn]) -
         if lines[w.line_no].variant_id in gift:
             raise ValidationFailed("a gift card is not returned: its balance is spent or kept",
                                    code="gift_card_not_returnable", field=f"lines.{i}")
-    return _Ctx(order, kind, lines)
+    return _Ctx(order, kind, lines, await _paid_of(s, order_id))
 
 
 async def _check_window(uow: UnitOfWork, actor: Actor, ctx: _Ctx, override_reason: str,
@@ -373,7 +395,6 @@ async def _amounts(uow: UnitOfWork, ctx: _Ctx, wanted: list[ReturnLineIn],
     """The amounts of this return (computed from the units returned before it) and
     whether it completes the order's return. `set_aside`: units of this return already
     counted in `returned_quantity` (a postal return, set aside when requested)."""
-    s = uow.session
     taking = {w.line_no: w.quantity for w in wanted}
     aside = set_aside or {}
     facts = [LineFacts(ln.line_no, ln.quantity, ln.returned_quantity - aside.get(ln.line_no, 0),
@@ -381,9 +402,7 @@ async def _amounts(uow: UnitOfWork, ctx: _Ctx, wanted: list[ReturnLineIn],
              for ln in sorted(ctx.lines.values(), key=lambda x: x.line_no)]
     complete = all(f.returned_before + taking.get(f.line_no, 0) >= f.quantity for f in facts)
     value = settings.loyalty_point_value_cents
-    points_cents = int(await s.scalar(
-        select(func.coalesce(func.sum(Payment.amount_cents), 0))
-        .where(Payment.order_id == ctx.order.id, Payment.method == POINTS_METHOD)) or 0)
+    points_cents = ctx.paid.get(POINTS_METHOD, 0)
     order = ctx.order
     return compute(facts, taking, order_total_cents=order.total_cents,
                    delivery_fee_cents=order.delivery_fee_cents or 0,
@@ -415,14 +434,10 @@ class _RefundPlan:
     source: str  # the payment method it comes from ("" for a choice)
 
 
-async def _paid_by_method(s: AsyncSession, order_id: int) -> list[tuple[str, int]]:
-    rows = {str(m): int(v) for m, v in (await s.execute(
-        select(Payment.method, func.sum(Payment.amount_cents))
-        .where(Payment.order_id == order_id, Payment.amount_cents > 0,
-               Payment.method != POINTS_METHOD)
-        .group_by(Payment.method))).all()}
-    known = [(m, int(rows.pop(m))) for m in _ORIGINAL_ORDER if m in rows]
-    return known + [(m, int(v)) for m, v in sorted(rows.items())]
+def _paid_by_method(paid: dict[str, int]) -> list[tuple[str, int]]:
+    rows = {m: v for m, v in paid.items() if m != POINTS_METHOD}
+    known = [(m, rows.pop(m)) for m in _ORIGINAL_ORDER if m in rows]
+    return known + sorted(rows.items())
 
 
 async def _plan_refunds(uow: UnitOfWork, ctx: _Ctx, money: int, choice: str,
@@ -436,7 +451,7 @@ async def _plan_refunds(uow: UnitOfWork, ctx: _Ctx, money: int, choice: str,
     skip = ctx.order.refunded_cents + already
     plans: list[_RefundPlan] = []
     left = money
-    for method, paid in await _paid_by_method(uow.session, ctx.order.id):
+    for method, paid in _paid_by_method(ctx.paid):
         take = min(left, max(0, paid - skip))
         skip = max(0, skip - paid)
         if take > 0:
@@ -632,17 +647,17 @@ async def _complete(uow: UnitOfWork, actor: Actor, ctx: _Ctx, ret: Return,
     ret.received_at = now
     ret.received_by = actor.label
     if drawer_id is not None:
-        register = await uow.session.scalar(select(DrawerSession.register_id)
-                                            .where(DrawerSession.id == drawer_id))
-        assert register is not None  # FK
-        ret.receipt_no = await next_receipt_no(uow, int(register))
+        drawer = await uow.session.get(DrawerSession, drawer_id)  # loaded: no query
+        assert drawer is not None
+        ret.receipt_no = await next_receipt_no(uow, drawer.register_id)
     else:
         ret.receipt_no = f"R-{ret.id:06d}"
     order = ctx.order
-    await reverse_for_order(uow, order.id, amounts.goods_money_cents, "return",
-                            key=f"reverse:return:{ret.id}", now=now)
-    await give_back_points(uow, order.id, amounts.points, "return",
-                           key=f"refund:return:{ret.id}", now=now)
+    if order.customer_id is not None:  # points live only on a customer's orders
+        await reverse_for_order(uow, order.id, amounts.goods_money_cents, "return",
+                                key=f"reverse:return:{ret.id}", now=now)
+        await give_back_points(uow, order.id, amounts.points, "return",
+                               key=f"refund:return:{ret.id}", now=now)
     to = OrderStatus.RETURNED if complete else OrderStatus.PARTLY_RETURNED
     await transition(uow, order, to, actor=actor, data={"return_id": ret.id}, now=now)
     await uow.session.flush()
@@ -717,14 +732,22 @@ async def create_return(uow: UnitOfWork, actor: Actor, order_id: int, cmd: Retur
     `unknown_line`, `unknown_location`; 403 without `returns.create` at the location
     (or `returns.override` outside the window). A key seen before with the same body
     returns the first return unchanged."""
+    out, _ = await _create_return(uow, actor, order_id, cmd, channel, idempotency_key, now,
+                                  settings)
+    return out
+
+
+async def _create_return(uow: UnitOfWork, actor: Actor, order_id: int, cmd: ReturnIn,
+                         channel: str, idempotency_key: str | None, now: datetime | None,
+                         settings: Settings | None) -> tuple[ReturnOut, bool]:
     settings = settings or get_settings()
     actor.require("returns.create", cmd.location_id)
     hashed = request_hash(order_id, cmd)
     seen = await _replayed(uow, idempotency_key, hashed)
     if seen is not None:
-        return seen
+        return seen, True
     now = now or utcnow()
-    if await uow.session.get(Location, cmd.location_id) is None:
+    if not await _location_exists(uow, cmd.location_id):
         raise ValidationFailed(f"no location {cmd.location_id}", code="unknown_location",
                                field="location")
     ctx = await _context(uow, order_id, cmd.lines)
@@ -741,7 +764,7 @@ async def create_return(uow: UnitOfWork, actor: Actor, order_id: int, cmd: Retur
                      cmd.terminal_confirmed, cmd.terminal_reference)
     await _complete(uow, actor, ctx, ret, amounts, complete, how,
                     {w.line_no: w.restock for w in cmd.lines}, settings, now)
-    return await get_return(uow.session, ret.id)
+    return await get_return(uow.session, ret.id), False
 
 
 async def take_return(db: Database, actor: Actor, order_id: int, cmd: ReturnIn, *,
@@ -751,14 +774,11 @@ async def take_return(db: Database, actor: Actor, order_id: int, cmd: ReturnIn, 
     replayed when the key was seen before (also when a concurrent twin won)."""
     try:
         async with db.uow() as uow:
-            hashed = request_hash(order_id, cmd)
-            seen = await _replayed(uow, idempotency_key, hashed)
-            if seen is not None:
-                return seen, True
-            out = await create_return(uow, actor, order_id, cmd, channel=channel,
-                                      idempotency_key=idempotency_key)
-            await uow.commit()
-            return out, False
+            out, replayed = await _create_return(uow, actor, order_id, cmd, channel,
+                                                 idempotency_key, None, None)
+            if not replayed:
+                await uow.commit()
+            return out, replayed
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -835,7 +855,7 @@ async def receive_post_return(uow: UnitOfWork, actor: Actor, code: str, cmd: Rec
         return await get_return(uow.session, ret.id)
     if ret.status != "requested":
         raise Conflict(f"this return is {ret.status}", code="return_not_open")
-    if await uow.session.get(Location, cmd.location_id) is None:
+    if not await _location_exists(uow, cmd.location_id):
         raise ValidationFailed(f"no location {cmd.location_id}", code="unknown_location",
                                field="location")
     now = now or utcnow()
@@ -845,11 +865,11 @@ async def receive_post_return(uow: UnitOfWork, actor: Actor, code: str, cmd: Rec
         .values(status="receiving").execution_options(synchronize_session=False))
     if getattr(moved, "rowcount", 1) != 1:
         raise Conflict("this return was received a moment ago", code="return_not_open")
-    _, kind = await _channel_of(uow.session, order)
+    _, kind = await _channel_cached(uow, order)
     lines = {ln.line_no: ln for ln in (await uow.session.scalars(
         select(OrderLine).where(OrderLine.order_id == order.id)
         .execution_options(populate_existing=True))).all()}
-    ctx = _Ctx(order, kind, lines)
+    ctx = _Ctx(order, kind, lines, await _paid_of(uow.session, order.id))
     rlines = (await uow.session.scalars(select(ReturnLine)
                                         .where(ReturnLine.return_id == ret.id))).all()
     # The units of this return were set aside at the request: the amounts are those
@@ -954,7 +974,7 @@ async def exchange(uow: UnitOfWork, actor: Actor, order_id: int, cmd: ReturnIn,
     if seen is not None:
         return seen
     now = now or utcnow()
-    if await uow.session.get(Location, cmd.location_id) is None:
+    if not await _location_exists(uow, cmd.location_id):
         raise ValidationFailed(f"no location {cmd.location_id}", code="unknown_location",
                                field="location")
     ctx = await _context(uow, order_id, cmd.lines)
