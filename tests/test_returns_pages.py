@@ -236,3 +236,39 @@ async def test_service_desk_starts_a_post_return_for_the_customer(
     assert ret.reason == "Allergic reaction" and ret.refund_method == "store_credit"
     assert mail is not None and mail.to_addr == shopper.email
     assert await returned(db, shopper.order_id) == [2]  # set aside for the parcel
+
+
+async def test_a_store_receives_a_postal_return_with_a_damaged_item(
+        web: httpx.AsyncClient, db: Database, shop: Shop) -> None:
+    from tests.test_returns_browser import paid_account_order
+
+    shopper = await paid_account_order(db, shop)
+    async with httpx.AsyncClient(transport=web._transport, base_url="http://test") as me:
+        await shopper.sign_in(me)
+        form = (await me.get(f"/account/orders/{shopper.number}/return")).text
+        r = await me.post(f"/account/orders/{shopper.number}/return", data={
+            "csrf_token": csrf_of(form), "key": "a-" + uuid.uuid4().hex, "qty-1": "2",
+            "reason": "Faulty or damaged", "refund_method": "store_credit"})
+        assert r.status_code == 303, r.text
+        code = r.headers["location"].split("/")[-1].split("?")[0]
+    await open_drawer(db, shop.store2)
+    await staff_login(web, shop, "cashier2")
+    waiting = (await web.get("/pos/store-2/returns/receive")).text
+    assert f'data-testid="open-return-{code}"' in waiting
+    r = await web.get("/pos/store-2/returns/receive", params={"q": "NOSUCHCODE"})
+    assert text_of(r.text, "receive-q-error") == \
+        "Mikään matkalla oleva palautus ei vastaa hakua NOSUCHCODE."
+    r = await web.get("/pos/store-2/returns/receive", params={"q": code})
+    assert r.status_code == 303
+    page = (await web.get(r.headers["location"])).text
+    stock = await on_hand(db, shopper.variant_id, shop.store2)
+    r = await web.post(r.headers["location"], data={"csrf_token": csrf_of(page),
+                                                    "condition-1": "damaged"})
+    assert r.status_code == 303, r.text
+    receipt = (await web.get(r.headers["location"])).text
+    assert text_of(receipt, "store-credit-note").endswith("lisätty asiakkaan hyvityssaldoon.")
+    assert "vaurioitunut" in text_of(receipt, "credit-line")
+    assert await on_hand(db, shopper.variant_id, shop.store2) == stock  # written off
+    # Receiving it again changes nothing: the page shows the completed return.
+    again = await web.get(r.headers["location"].split("?")[0])
+    assert again.status_code == 200
