@@ -11,6 +11,8 @@ import uuid
 import httpx
 from sqlalchemy import select
 
+from saumaton.checkout.pickup import pickup_code
+from saumaton.config import Settings
 from saumaton.customers.services import CustomerIn, create_customer
 from saumaton.db.uow import Database
 from saumaton.mail.models import OutgoingMail
@@ -97,8 +99,13 @@ async def test_cash_return_at_another_store_with_credit_receipt(
 
 
 async def test_search_by_phone_lists_orders_and_says_when_nothing_matches(
-        web: httpx.AsyncClient, db: Database, shop: Shop) -> None:
+        web: httpx.AsyncClient, db: Database, shop: Shop, settings: Settings) -> None:
     await staff_login(web, shop, "cashier1")
+    # The QR of an order e-mail (the pickup code) opens its order.
+    order_id, _ = await till_sale(db, shop, [300])
+    r = await web.get("/pos/store-1/returns", params={
+        "q": pickup_code(order_id, settings.resolved_secret_key())})
+    assert r.headers["location"] == f"/pos/store-1/returns/orders/{order_id}"
     r = await web.get("/pos/store-1/returns", params={"q": "999999999"})
     assert r.status_code == 404
     assert text_of(r.text, "return-q-error") == "Mikään tilaus ei vastaa hakua 999999999."

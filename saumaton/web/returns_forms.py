@@ -348,6 +348,7 @@ POST_RETURNS_LIMIT = 50
 
 
 async def post_returns(s: AsyncSession, q: str = "", *, status: str = "requested",
+                       secret: str | None = None,
                        limit: int = POST_RETURNS_LIMIT) -> list[ReturnOut]:
     """Postal returns waiting for their parcel (or in another state), newest first;
     `q` narrows by the return code, the order number or the customer's e-mail, phone,
@@ -358,7 +359,7 @@ async def post_returns(s: AsyncSession, q: str = "", *, status: str = "requested
         compact = text.replace(" ", "").upper()
         conds: list[ColumnElement[bool]] = [Return.code == compact]
         conds += [Return.order_id.in_(select(Order.id).where(c))
-                  for c in search_conditions(text, None)]
+                  for c in search_conditions(text, secret)]
         words = [w for w in text.lower().split() if w.isalpha()][:3]
         if words:
             conds.append(Return.customer_id.in_(select(Customer.id).where(*[

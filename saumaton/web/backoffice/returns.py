@@ -50,7 +50,8 @@ async def returns_list(request: Request, q: Annotated[str, Query(max_length=200)
     typed = q.strip()
     state = status if status in STATES else "requested"
     async with db_of(request).reader() as s:
-        found = await post_returns(s, typed, status=state)
+        found = await post_returns(s, typed, status=state,
+                                   secret=settings_of(request).resolved_secret_key())
     if typed and len(found) == 1:
         return RedirectResponse(f"/backoffice/returns/{found[0].id}", status_code=303)
     errors: dict[str, str] = {}

@@ -104,7 +104,7 @@ async def receive_list(request: Request, code: Code,
     typed = q.strip()
     errors: dict[str, str] = {}
     async with db_of(request).reader() as s:
-        found = await post_returns(s, typed)
+        found = await post_returns(s, typed, secret=_secret(request))
     if typed and len(found) == 1:
         return RedirectResponse(f"{till.base}/returns/receive/{found[0].id}", status_code=303)
     if typed and not found:
