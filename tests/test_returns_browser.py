@@ -44,6 +44,7 @@ from tests.test_checkout_browser import (
     number_of,
     submit_checkout,
 )
+from tests.test_pickup_browser import screenshot
 from tests.test_returns import on_hand
 from tests.test_till_api import open_drawer
 
@@ -131,6 +132,7 @@ async def test_shopper_starts_a_post_return_and_the_back_office_receives_it(
     code = (await page.get_by_test_id("return-code").inner_text()).strip()
     await expect(page.locator(".return-qr svg")).to_be_visible()
     await expect(page.get_by_test_id("return-instructions")).to_contain_text(code)
+    await screenshot(page, "account-return-phone")
     await assert_fits(page)
     # The order page shows the return waiting for its parcel.
     await page.goto(f"{server.base_url}/account/orders/{shopper.number}")
@@ -289,12 +291,14 @@ async def test_exchange_at_the_till_for_a_dearer_shade(
     await expect(preview.get_by_test_id("exchange-credit")).to_have_text("24,90\xa0€")
     await expect(preview.get_by_test_id("exchange-difference")).to_have_text(
         "Asiakas maksaa 8,00\xa0€.")
+    await screenshot(till, "exchange-preview-phone")
     assert await on_hand(db, old, shop.store1) == old_stock  # a preview changes nothing
     async with db.reader() as s:
         assert await s.scalar(select(Return.id).where(Return.order_id == order_id)) is None
     await till.get_by_test_id("exchange-pay-cash").check()
     await till.get_by_test_id("confirm-return").click()
     await expect(till.get_by_test_id("exchange-note")).to_be_visible()
+    await screenshot(till, "credit-receipt-phone")
     await expect(till.get_by_test_id("credit-refund-exchange")).to_contain_text(
         "Uusien tuotteiden maksuksi (vaihto)")
     assert await on_hand(db, old, shop.store1) == old_stock + 1
