@@ -108,8 +108,8 @@ async def test_a_payment_after_cancellation_is_refunded(
     assert [tuple(r) for r in refunds] == [("paytrail", "due", order.total_cents,
                                             out.transaction_id)]
     # ... and paid back through Paytrail by the checkout job (once).
-    assert await send_due_refunds(db, client, settings) >= 1
-    assert await send_due_refunds(db, client, settings) == 0
+    assert await send_due_refunds(db, client, settings, order_id=order.id) == 1
+    assert await send_due_refunds(db, client, settings, order_id=order.id) == 0
     async with db.reader() as s:
         [status] = (await s.scalars(select(Refund.status).where(
             Refund.order_id == order.id))).all()

@@ -87,7 +87,7 @@ async def test_a_return_is_refunded_through_paytrail_once(
     [due] = out.refunds
     assert (due.method, due.status, due.amount_cents, due.reference) == (
         "paytrail", "due", 3490, txn)
-    assert await send_due_refunds(db, paytrail, settings, limit=10_000) >= 1
+    assert await send_due_refunds(db, paytrail, settings, order_id=order_id) == 1
     sent = await refund_row(db, due.id)
     assert (sent.status, sent.attempts) == ("ok", 1) and sent.provider_refund_id
     payment = state.payments[txn]
@@ -101,7 +101,7 @@ async def test_a_return_is_refunded_through_paytrail_once(
         await uow.session.execute(update(Refund).where(Refund.id == due.id)
                                   .values(status="due"))
         await uow.commit()
-    assert await send_due_refunds(db, paytrail, settings, limit=10_000) >= 1
+    assert await send_due_refunds(db, paytrail, settings, order_id=order_id) == 1
     assert [r["amount"] for r in payment.refunds] == [3490]
 
 
@@ -153,11 +153,11 @@ async def test_a_refund_paytrail_refuses_fails_after_its_attempts(
                                   .values(reference="unknown-transaction"))
         await uow.commit()
     for n in range(1, MAX_ATTEMPTS + 1):
-        await send_due_refunds(db, paytrail, settings, limit=10_000)
+        await send_due_refunds(db, paytrail, settings, order_id=order_id)
         row = await refund_row(db, due.id)
         assert row.attempts == n and row.error
         assert row.status == ("fail" if n == MAX_ATTEMPTS else "due")
-    await send_due_refunds(db, paytrail, settings, limit=10_000)
+    await send_due_refunds(db, paytrail, settings, order_id=order_id)
     assert (await refund_row(db, due.id)).attempts == MAX_ATTEMPTS  # not asked again
 
 

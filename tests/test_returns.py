@@ -22,6 +22,7 @@ from saumaton.giftcards.ledger import store_credit_of
 from saumaton.inventory.models import StockLevel, StockMovement
 from saumaton.inventory.services import verify_ledger
 from saumaton.loyalty.ledger import balance
+from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order
 from saumaton.payments.models import Refund
 from saumaton.returns import services as returns
@@ -365,6 +366,14 @@ async def test_credit_receipt_by_email(db: Database, shop: Shop, settings: Setti
     for text in (mail.text, mail.html):
         assert settings.business_id in text and out.order_number in text
         assert "-12,50" in text.replace("−", "-").replace("\xa0", " ")
+    async with db.uow() as uow:
+        mail_id = await returns.email_credit_receipt(uow, out.id, "anna@example.fi",
+                                                     settings=settings)
+        await uow.commit()
+    async with db.reader() as s:
+        queued = await s.get(OutgoingMail, mail_id)
+    assert queued is not None and queued.to_addr == "anna@example.fi"
+    assert queued.subject == mail.subject  # the shop's language: Finnish
 
 
 def exchange_sale(sid: int, variant_id: int, expected: int, **kw: Any) -> TillSaleIn:
@@ -424,3 +433,40 @@ async def test_exchange_for_cheaper_goods_refunds_the_rest(db: Database, shop: S
             exchange_sale(drawer, int(str(new["id"])), 999))
     assert e.value.code == "price_changed"
     assert (await order_row(db, order2)).status == "completed"
+
+
+async def test_a_shopper_starts_a_post_return_and_cancels_it(db: Database, shop: Shop) -> None:
+    from saumaton.core.actor import SYSTEM
+    from saumaton.core.errors import NotFound
+    cid, other = await customer(db), await customer(db)
+    order_id, _ = await till_sale(db, shop, [1800], qty=2, customer_id=cid)
+    wanted = PostReturnIn(lines=[ReturnLineIn(line_no=1, quantity=2)], reason="allergy")
+    with pytest.raises(NotFound):  # not her order: as if it did not exist
+        async with db.uow() as uow:
+            await returns.request_post_return(uow, SYSTEM, order_id, wanted, customer_id=other)
+    async with db.uow() as uow:
+        req = await returns.request_post_return(uow, SYSTEM, order_id, wanted,
+                                                customer_id=cid)
+        await uow.commit()
+    async with db.reader() as s:
+        assert (await returns.returnable_lines(s, order_id)).lines[0].returnable_quantity == 0
+    with pytest.raises(NotFound):
+        async with db.uow() as uow:
+            await returns.cancel_post_return(uow, SYSTEM, req.code, customer_id=other)
+    async with db.uow() as uow:
+        cancelled = await returns.cancel_post_return(uow, SYSTEM, req.code, customer_id=cid)
+        await uow.commit()
+    assert cancelled.status == "cancelled"
+    async with db.reader() as s:
+        view = await returns.returnable_lines(s, order_id)
+        assert view.lines[0].returnable_quantity == 2 and view.window_open
+        assert await returns.find_order(s, view.number) == order_id
+    with pytest.raises(NotFound):  # a cancelled return cannot be received
+        async with db.uow() as uow:
+            await returns.receive_post_return(uow, await staff_actor(db, shop, "manager"),
+                                              "RNOPE-00000", ReceiveIn(location_id=shop.store1))
+    with pytest.raises(Conflict) as e:
+        async with db.uow() as uow:
+            await returns.receive_post_return(uow, await staff_actor(db, shop, "manager"),
+                                              req.code, ReceiveIn(location_id=shop.store1))
+    assert e.value.code == "return_not_open"

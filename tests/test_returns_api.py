@@ -5,12 +5,19 @@ server."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import httpx
+from sqlalchemy import select
 
+from saumaton.checkout.services import place_web_order, record_payment_status, start_payment
+from saumaton.config import TEST_MERCHANT, Settings
 from saumaton.db.uow import Database
+from saumaton.payments.models import PaytrailPayment
+from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
 from tests.support import Server, Shop, make_variants
+from tests.test_checkout import cmd
 
 
 async def sale(c: httpx.AsyncClient, db: Database, shop: Shop, qty: int = 2,
@@ -64,6 +71,10 @@ async def test_bad_returns_are_clear_problems(client: httpx.AsyncClient, db: Dat
     r = await client.post(url, json=body(refund_method="bitcoin"),
                           headers=shop.auth("cashier2"))
     assert r.status_code == 422
+    for bad in (body(reason="   "), {**body(), "lines": [{"line_no": 1, "quantity": 1}] * 2},
+                body(0)):
+        r = await client.post(url, json=bad, headers=shop.auth("cashier2"))
+        assert r.status_code == 422 and r.json()["code"] == "validation_error", r.text
     r = await client.post(url, json=body(), headers=shop.auth("finance"))
     assert r.status_code == 403
     # the cashier of store 2 may not take a return at store 1
@@ -93,3 +104,41 @@ async def test_two_tills_return_the_same_line_at_once(
     order = (await client.get(f"/api/v1/orders/{order_id}", headers=shop.auth())).json()
     assert order["lines"][0]["returned_quantity"] == 2
     assert order["refunded_cents"] == 3980 and len(order["refunds"]) == 1
+
+
+async def test_web_order_returned_through_the_api_is_refunded_by_paytrail(
+        server: Server, db: Database, shop: Shop, settings: Settings) -> None:
+    """End to end: the server's own Paytrail simulator takes the payment; the return's
+    Paytrail refund is sent right after the answer and Paytrail's refund callback
+    comes back to the server."""
+    [v] = await make_variants(db, [2590], stock={shop.warehouse: 2})
+    order, _ = await place_web_order(db, settings, cmd(int(str(v["id"]))), customer_id=None,
+                                     key=f"api-ret-{uuid.uuid4().hex}")
+    sim = server.base_url + "/paytrail-sim"
+    async with httpx.AsyncClient(base_url=sim, timeout=30.0) as http:
+        paytrail = PaytrailClient(PaytrailConfig(*TEST_MERCHANT, sim), http)
+        href = await start_payment(db, paytrail, settings, order)
+        assert (await http.post(href.removeprefix(sim) + "/success?callbacks=0")
+                ).status_code == 303
+    async with db.reader() as s:
+        attempt = (await s.scalars(select(PaytrailPayment).where(
+            PaytrailPayment.order_id == order.id))).one()
+    await record_payment_status(db, settings, attempt.stamp, str(attempt.transaction_id),
+                                "ok", order.total_cents)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30.0) as c:
+        r = await c.post(f"/api/v1/orders/{order.id}/returns", headers=shop.auth("cashier1"),
+                         json={"location": "store-1", "reason": "does not suit",
+                               "lines": [{"line_no": 1, "quantity": 1}]})
+        assert r.status_code == 201, r.text
+        [refund] = r.json()["refunds"]
+        assert (refund["method"], refund["status"]) == ("paytrail", "due")
+        deadline = time.monotonic() + 20
+        while True:  # sent by the server after its answer: wait for it, with a bound
+            got = (await c.get(f"/api/v1/orders/{order.id}", headers=shop.auth())).json()
+            if got["refunds"][0]["status"] == "ok" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+    assert got["refunds"][0]["status"] == "ok"
+    # everything back: a full withdrawal, the delivery fee refunded too
+    assert got["status"] == "returned"
+    assert got["refunds"][0]["amount_cents"] == got["refunded_cents"] == order.total_cents

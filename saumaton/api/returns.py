@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, Path, Request, Response
 from pydantic import Field, model_validator
 
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Forbidden, NotFound, ValidationFailed
 from saumaton.core.types import MAX_ID, Input
 from saumaton.locations.services import location_by_code
+from saumaton.payments.paytrail_refunds import send_due_refunds
 from saumaton.returns import services as returns
 from saumaton.returns.schemas import RefundChoice, ReturnIn, ReturnLineIn, ReturnOut
 from saumaton.web.auth import db_of, require_actor
+from saumaton.web.pages import settings_of
 
 router = APIRouter(prefix="/api/v1", tags=["returns"])
 
@@ -36,6 +38,8 @@ class ApiReturnIn(Input):
         nos = [ln.line_no for ln in self.lines]
         if len(set(nos)) != len(nos):
             raise ValueError("name each order line once")
+        if not self.reason.strip():
+            raise ValueError("a return needs a reason")
         return self
 
 
@@ -48,7 +52,7 @@ class ApiReturnIn(Input):
                                     "idempotency_key_reused"}},
 )
 async def create_return(
-    request: Request, response: Response, body: ApiReturnIn,
+    request: Request, response: Response, body: ApiReturnIn, background: BackgroundTasks,
     order_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     actor: Actor = Depends(require_actor),
     idempotency_key: Annotated[str | None, Header(
@@ -69,6 +73,10 @@ async def create_return(
     if replayed:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
+    elif any(r.method == "paytrail" and r.status == "due" for r in out.refunds):
+        # Asked for right after the answer (the checkout job asks again if this fails).
+        background.add_task(send_due_refunds, db, request.app.state.paytrail,
+                            settings_of(request), order_id=order_id)
     response.headers["Location"] = f"/api/v1/returns/{out.id}"
     return out
 

@@ -108,13 +108,16 @@ async def _send_one(db: Database, client: PaytrailClient, settings: Settings,
 
 
 async def send_due_refunds(db: Database, client: PaytrailClient, settings: Settings,
-                           limit: int = 20) -> int:
-    """Ask Paytrail for every due Paytrail refund (oldest first); returns how many it
-    took. Safe with several app processes."""
+                           limit: int = 20, *, order_id: int | None = None) -> int:
+    """Ask Paytrail for every due Paytrail refund (oldest first), or only those of
+    `order_id` (right after a request wrote them: a request never waits for other
+    orders' refunds); returns how many it took. Safe with several app processes."""
+    q = (select(Refund.id).where(Refund.method == "paytrail", Refund.status == "due")
+         .order_by(Refund.id).limit(limit))
+    if order_id is not None:
+        q = q.where(Refund.order_id == order_id)
     async with db.reader() as s:
-        ids = list((await s.scalars(
-            select(Refund.id).where(Refund.method == "paytrail", Refund.status == "due")
-            .order_by(Refund.id).limit(limit))).all())
+        ids = list((await s.scalars(q)).all())
     done = 0
     for refund_id in ids:
         if await _send_one(db, client, settings, int(refund_id)):

@@ -59,6 +59,8 @@ from saumaton.inventory.services import Move, apply_moves
 from saumaton.locations.models import Channel, Location
 from saumaton.loyalty.ledger import POINTS_METHOD, give_back_points, reverse_for_order
 from saumaton.loyalty.models import LoyaltyEntry
+from saumaton.mail.messages import credit_receipt as credit_receipt_mail
+from saumaton.mail.queue import queue_mail
 from saumaton.orders.lifecycle import OrderStatus, returnable, transition
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.schemas import OrderOut
@@ -903,6 +905,7 @@ async def cancel_post_return(uow: UnitOfWork, actor: Actor, code: str, *,
             update(OrderLine).where(OrderLine.id == r.order_line_id)
             .values(returned_quantity=OrderLine.returned_quantity - r.quantity)
             .execution_options(synchronize_session=False))
+    await uow.session.refresh(ret)
     uow.emit("return.cancelled", {"return_id": ret.id, "order_id": ret.order_id,
                                   "customer_id": ret.customer_id})
     if not actor.system:
@@ -1024,3 +1027,15 @@ async def take_exchange(db: Database, actor: Actor, order_id: int, cmd: ReturnIn
         if seen is None:
             raise
         return seen, True
+
+
+async def email_credit_receipt(uow: UnitOfWork, return_id: int, to: str, *,
+                               lang: str = "", settings: Settings | None = None) -> int:
+    """Queue the return's credit receipt to `to` (in the caller's transaction: sent if
+    and only if it commits). Returns the mail's id."""
+    settings = settings or get_settings()
+    receipt = await credit_receipt(uow.session, return_id, settings)
+    mail = credit_receipt_mail(receipt, settings=settings, lang=lang)
+    return await queue_mail(uow, kind="credit_receipt", to=to, subject=mail.subject,
+                            text=mail.text, html=mail.html,
+                            reference=f"return:{return_id}")

@@ -378,7 +378,8 @@ async def _record(request: Request) -> PaymentOutcome:
                                       status, amount, provider)
     if out.changed and out.refund_cents:
         # Recorded as due with the payment; asked for now, else by the checkout job.
-        await send_due_refunds(db_of(request), client, settings_of(request))
+        await send_due_refunds(db_of(request), client, settings_of(request),
+                               order_id=out.order_id)
     return out
 
 
