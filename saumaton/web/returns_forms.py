@@ -23,9 +23,7 @@ from saumaton.core.errors import DomainError
 from saumaton.customers.models import Customer
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.locations.models import Channel, Location
-from saumaton.mail import messages as messages_mail
 from saumaton.mail import return_messages
-from saumaton.mail.messages import Mail
 from saumaton.mail.queue import queue_mail
 from saumaton.orders.lookup import search_conditions
 from saumaton.orders.models import Order
@@ -44,7 +42,6 @@ from saumaton.returns.schemas import (
 )
 from saumaton.returns.services import (
     create_return,
-    credit_receipt,
     get_return,
     receive_post_return,
     request_post_return,
@@ -280,12 +277,6 @@ def error_fields(request: Request, exc: DomainError, form: ReturnForm) -> dict[s
     if exc.code == "forbidden" and form.override_reason:
         where = "override_reason"
     return {where: messages(request, exc)}
-
-
-async def credit_receipt_mail(s: AsyncSession, settings: Settings, return_id: int, *,
-                              lang: str) -> Mail:
-    return messages_mail.credit_receipt(await credit_receipt(s, return_id, settings),
-                                        settings=settings, lang=lang)
 
 
 def read_bank_account(request: Request, posted: FormData

@@ -19,10 +19,9 @@ from starlette.datastructures import FormData
 from saumaton.core.errors import DomainError, NotFound
 from saumaton.core.types import MAX_ID
 from saumaton.customers.identities import normalise_email
-from saumaton.mail.queue import queue_mail
 from saumaton.orders.lookup import find_orders
 from saumaton.orders.services import get_order
-from saumaton.returns.services import ExchangeOut, get_return
+from saumaton.returns.services import ExchangeOut, email_credit_receipt, get_return
 from saumaton.returns.services import credit_receipt as credit_receipt_of
 from saumaton.tills.drawer import open_session_at
 from saumaton.web.auth import db_of
@@ -42,7 +41,6 @@ from saumaton.web.pos.routes import Code, OrderId, Till, open_till
 from saumaton.web.returns_forms import (
     REASONS,
     ReturnForm,
-    credit_receipt_mail,
     error_fields,
     messages,
     post_returns,
@@ -258,7 +256,7 @@ async def _receipt_page(request: Request, till: Till, return_id: int, *,
 
 
 @router.post("/{code}/returns/{return_id}/email")
-async def email_credit_receipt(request: Request, code: Code, return_id: ReturnId) -> Response:
+async def email_receipt(request: Request, code: Code, return_id: ReturnId) -> Response:
     till = await open_till(request, code, "returns.create")
     form = await checked_form(request)
     typed = str(form.get("email") or "").strip()[:320]
@@ -270,15 +268,13 @@ async def email_credit_receipt(request: Request, code: Code, return_id: ReturnId
                                        "invalid_email": N_(
                                            "Enter a valid e-mail address, such as "
                                            "name@example.fi.")}), status=exc.status)
-    settings = settings_of(request)
     async with db_of(request).reader() as s:
         ret = await get_return(s, return_id)
-        if ret.location_id != till.location.id:
-            raise NotFound(f"no return {return_id} at {code}", code="return_not_found")
-        mail = await credit_receipt_mail(s, settings, return_id, lang=page_lang(request))
+    if ret.location_id != till.location.id:
+        raise NotFound(f"no return {return_id} at {code}", code="return_not_found")
     async with db_of(request).uow() as uow:
-        await queue_mail(uow, kind="credit_receipt", to=to, subject=mail.subject,
-                         text=mail.text, html=mail.html, reference=ret.order_number)
+        await email_credit_receipt(uow, return_id, to, lang=page_lang(request),
+                                   settings=settings_of(request))
         await uow.commit()
     return RedirectResponse(f"{till.base}/returns/{return_id}?"
                             + urlencode({"emailed": to}), status_code=303)
