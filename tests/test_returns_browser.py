@@ -313,3 +313,32 @@ async def test_exchange_at_the_till_for_a_dearer_shade(
     await expect(till.get_by_test_id("receipt-total")).to_have_text("32,90\xa0€")
     await expect(till.get_by_test_id("exchange-paid")).to_have_text("24,90\xa0€")
     await expect(till.get_by_test_id("cash-paid")).to_have_text("8,00\xa0€")
+
+
+async def test_offline_till_offers_the_return_but_says_it_needs_the_network(
+        browser: Browser, contexts: list[BrowserContext], server: Server, db: Database,
+        shop: Shop) -> None:
+    await open_drawer(db, shop.store1)
+    till = await open_page(contexts, browser)
+    await staff_log_in(till, server.base_url, shop, "cashier1", "/pos/store-1")
+    await expect(till.locator("#till[data-ready='1']")).to_have_count(1)
+    await till.context.set_offline(True)
+    await till.get_by_test_id("code-input").fill("000104")
+    await till.get_by_test_id("code-input").press("Enter")
+    await expect(till.get_by_test_id("error-code")).to_have_text(
+        "Koodilla 000104 ei löydy tuotetta.")
+    await expect(till.get_by_test_id("return-offer")).to_have_text(
+        "Avaa tilaus 000104 palautusta varten")
+    await expect(till.locator("#return-offer small")).to_have_text(
+        "Palautukset tarvitsevat verkkoyhteyden: kassa myy sillä välin normaalisti.")
+    # A product code still sells offline; the offer goes away.
+    [v] = await make_variants(db, [990], stock={shop.store1: 2})
+    await till.context.set_offline(False)
+    await till.reload()
+    await expect(till.locator("#till[data-ready='1']")).to_have_count(1)
+    await till.context.set_offline(True)
+    await till.get_by_test_id("code-input").fill(str(v["ean"]))
+    await till.get_by_test_id("code-input").press("Enter")
+    await expect(till.get_by_test_id("cart").locator("li")).to_have_count(1)
+    await expect(till.locator("#return-offer")).to_be_hidden()
+    await till.context.set_offline(False)
