@@ -103,9 +103,13 @@ async def test_search_by_phone_lists_orders_and_says_when_nothing_matches(
     await staff_login(web, shop, "cashier1")
     # The QR of an order e-mail (the pickup code) opens its order.
     order_id, _ = await till_sale(db, shop, [300])
-    r = await web.get("/pos/store-1/returns", params={
-        "q": pickup_code(order_id, settings.resolved_secret_key())})
+    code = pickup_code(order_id, settings.resolved_secret_key())
+    r = await web.get("/pos/store-1/returns", params={"q": code})
     assert r.headers["location"] == f"/pos/store-1/returns/orders/{order_id}"
+    # Scanned into the till, the QR goes to the pickups; nothing waiting there: the
+    # page offers the order for a return.
+    page = (await web.get("/pos/store-1/pickups/find", params={"q": code})).text
+    assert f'href="/pos/store-1/returns?q={code}"' in page
     r = await web.get("/pos/store-1/returns", params={"q": "999999999"})
     assert r.status_code == 404
     assert text_of(r.text, "return-q-error") == "Mikään tilaus ei vastaa hakua 999999999."
