@@ -142,3 +142,26 @@ async def test_web_order_returned_through_the_api_is_refunded_by_paytrail(
     # everything back: a full withdrawal, the delivery fee refunded too
     assert got["status"] == "returned"
     assert got["refunds"][0]["amount_cents"] == got["refunded_cents"] == order.total_cents
+
+
+async def test_the_z_report_page_shows_the_refunds(client: httpx.AsyncClient, db: Database,
+                                                   shop: Shop) -> None:
+    from saumaton.returns.schemas import ReturnIn, ReturnLineIn
+    from saumaton.returns.services import take_return
+    from saumaton.tills.drawer import close_session
+    from tests.support import open_drawer, staff_actor, staff_login, text_of
+    order_id, _ = await sale(client, db, shop, qty=1, price=1999)
+    cashier = await staff_actor(db, shop, "cashier2")
+    drawer = await open_drawer(db, shop.store2)
+    await take_return(db, cashier, order_id, ReturnIn(
+        location_id=shop.store2, lines=[ReturnLineIn(line_no=1, quantity=1)],
+        refund_method="cash", drawer_session_id=drawer, reason="wrong shade"))
+    async with db.uow() as uow:
+        report = await close_session(uow, cashier, drawer, 10000 - 2000)
+        await uow.commit()
+    await staff_login(client, shop, "cashier2")
+    page = await client.get(f"/pos/store-2/reports/{report.z_number}")
+    assert page.status_code == 200
+    assert text_of(page.text, "z-return-count") == "1"
+    assert text_of(page.text, "z-cash-refunded") == "20,00 €"
+    assert text_of(page.text, "z-expected") == "80,00 €"

@@ -110,6 +110,12 @@ async def test_search_by_phone_lists_orders_and_says_when_nothing_matches(
     # page offers the order for a return.
     page = (await web.get("/pos/store-1/pickups/find", params={"q": code})).text
     assert f'href="/pos/store-1/returns?q={code}"' in page
+    # So does the till receipt's number.
+    async with db.reader() as s:
+        receipt_no = await s.scalar(select(Order.receipt_no).where(Order.id == order_id))
+    assert receipt_no
+    r = await web.get("/pos/store-1/returns", params={"q": receipt_no})
+    assert r.headers["location"] == f"/pos/store-1/returns/orders/{order_id}"
     r = await web.get("/pos/store-1/returns", params={"q": "999999999"})
     assert r.status_code == 404
     assert text_of(r.text, "return-q-error") == "Mikään tilaus ei vastaa hakua 999999999."

@@ -62,7 +62,7 @@ class PaymentOut(BaseModel):
     tendered_cents: int | None
     change_cents: int
     reference: str
-    status: str = "captured"  # captured | to_confirm (card taken offline) | refund_due …
+    status: str = "captured"  # captured | to_confirm (card taken offline) | refunded (points)
 
     @property
     def collected_cents(self) -> int:
@@ -125,10 +125,18 @@ class OrderOut(BaseModel):
     offline: bool = False
     sold_at: datetime | None = None  # offline: the till's clock
     client_ref: str = ""  # offline: the receipt number the till printed
+    receipt_no: str = ""  # a store sale: its register's receipt number, e.g. "1-000042"
     flags: list[str] = Field(default_factory=list)  # negative_stock price_mismatch …
     discount_reason: str = ""
     collected_at: datetime | None = None
     collected_by: str = ""
+    # Fulfilment of a web order (orders.lifecycle): when each step happened.
+    ready_at: datetime | None = None
+    packed_at: datetime | None = None
+    shipped_at: datetime | None = None
+    carrier: str = ""
+    tracking_number: str = ""
+    pickup_reminded_at: datetime | None = None
     refunded_cents: int = 0
     refunds: list[OrderRefundOut] = Field(default_factory=list)
 
