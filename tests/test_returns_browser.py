@@ -230,7 +230,7 @@ async def test_web_order_returned_at_the_other_store_is_refunded_through_paytrai
     await expect(receipt.get_by_test_id("credit-total")).to_have_text("-24,90\xa0€")
     await expect(receipt.get_by_test_id("credit-vat-row")).to_contain_text("-24,90\xa0€")
     await expect(receipt.get_by_test_id("credit-refund-paytrail")).to_contain_text(
-        "Hyvitetty verkkomaksuun (Paytrail) (matkalla)")
+        "Hyvitetty verkkomaksuun (Paytrail) (tulossa)")
     assert await on_hand(db, item.id, shop.store2) == stock + 1  # back where it came in
     assert await refund_status(db, order_id) == [("paytrail", "due", 2490)]
     async with db.reader() as s:
