@@ -624,9 +624,11 @@ async def _complete(uow: UnitOfWork, actor: Actor, ctx: _Ctx, ret: Return,
                     restock: dict[int, bool], settings: Settings, now: datetime,
                     exchanged: tuple[int, int] | None = None) -> None:
     """The goods are back at `how.location_id`: stock, refunds, points, order state.
-    `exchanged`: (new order, cents) of the value that paid a new sale (an exchange)."""
+    `exchanged`: (new order, cents) of the value that paid a new sale (an exchange,
+    whose goods were booked in before the sale)."""
     ret.location_id = how.location_id
-    await _goods_back(uow, actor, ctx, ret, restock, ret.reason)
+    if exchanged is None:
+        await _goods_back(uow, actor, ctx, ret, restock, ret.reason)
     refunds: list[Refund] = []
     into_sale = 0
     drawer_id: int | None = None
@@ -990,6 +992,10 @@ async def exchange(uow: UnitOfWork, actor: Actor, order_id: int, cmd: ReturnIn,
         refund_method=cmd.refund_method, reason=cmd.reason, note=cmd.note,
         override_reason=override, location_id=cmd.location_id, wanted=cmd.lines,
         amounts=amounts, idempotency_key=key, hashed=hashed, now=now)
+    # The goods back first: stock rows before the register's receipt number, which the
+    # sale takes last (tills.receipts), as every sale orders its locks.
+    await _goods_back(uow, actor, ctx, ret, {w.line_no: w.restock for w in cmd.lines},
+                      ret.reason)
     credit = amounts.money_cents
     if credit >= sale.expected_total_cents:
         sale = sale.model_copy(update={"payments": []})
