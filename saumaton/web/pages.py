@@ -351,6 +351,7 @@ def install(app: FastAPI) -> None:
     from saumaton.web.pos import drawer as pos_drawer
     from saumaton.web.pos import handover as pos_handover
     from saumaton.web.pos import offline as pos_offline
+    from saumaton.web.pos import returns as pos_returns
     from saumaton.web.pos.routes import router as pos_router
     from saumaton.web.shop.checkout import router as checkout_router
     from saumaton.web.shop.routes import router as shop_router
@@ -360,12 +361,15 @@ def install(app: FastAPI) -> None:
     app.include_router(shop_router)
     app.include_router(checkout_router)
     # Before the till's /pos/{code} routes: /pos/sw.js is not a store.
-    for module in (pos_offline, pos_api, pos_drawer, pos_customers, pos_handover):
+    for module in (pos_offline, pos_api, pos_drawer, pos_customers, pos_handover,
+                   pos_returns):
         app.include_router(module.router)
     app.include_router(pos_router)
     app.include_router(consent_router)
     app.include_router(account_router)
     app.include_router(backoffice_customers.router)
+    from saumaton.web.backoffice import returns as backoffice_returns
+    app.include_router(backoffice_returns.router)
     from saumaton.web.service import router as service_router  # the service desk
     app.include_router(service_router)
     # After the back office's /backoffice/customers/duplicates: the customer page.

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from saumaton.web.account import profile, signin
+from saumaton.web.account import profile, returns, signin
 
 router = APIRouter()
 router.include_router(signin.router)
 router.include_router(profile.router)
+router.include_router(returns.router)

@@ -18,6 +18,8 @@ from saumaton.customers.card import account_card
 from saumaton.db.uow import UnitOfWork
 from saumaton.loyalty.tiers import loyalty_summary
 from saumaton.mail.messages import country_name
+from saumaton.orders.lifecycle import returnable
+from saumaton.returns.services import returns_of_order
 from saumaton.web.account.common import field_errors, missing, page, signed_in, text_field
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
@@ -84,13 +86,15 @@ async def order_page(request: Request,
     try:
         async with db_of(request).reader() as s:
             entry = await accounts.customer_order(s, customer_id, number)
+            order_returns = await returns_of_order(s, entry.order.id)
     except NotFound as exc:
         if exc.code == "account_not_found":
             return _gone(request)
         return error_page(request, 404, gettext(request, N_(
             "There is no such order in your account.")))
     return page(request, "account/order.html", N_("Order %(number)s"),
-                {"entry": entry, "order": entry.order, "status_labels": STATUS_LABELS},
+                {"entry": entry, "order": entry.order, "status_labels": STATUS_LABELS,
+                 "order_returns": order_returns, "may_return": returnable(entry.order.status)},
                 title_values={"number": entry.order.number})
 
 

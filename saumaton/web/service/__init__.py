@@ -5,9 +5,10 @@ holds them all."""
 from __future__ import annotations
 
 from saumaton.web.pages import page_router
-from saumaton.web.service import agent, staff_board, visitor
+from saumaton.web.service import agent, returns, staff_board, visitor
 
 router = page_router()
 router.include_router(visitor.router)
 router.include_router(staff_board.router)
 router.include_router(agent.router)
+router.include_router(returns.router)

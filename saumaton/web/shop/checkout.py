@@ -47,6 +47,7 @@ from saumaton.payments.paytrail_refunds import (
     send_due_refunds,
 )
 from saumaton.payments.refunds import refunds_of
+from saumaton.returns.services import returns_of_order
 from saumaton.web.analytics import track
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
@@ -508,12 +509,13 @@ async def order_status(request: Request, number: Annotated[str, Path(max_length=
     async with db_of(request).reader() as s:
         order = await order_by_token(s, number, t)
         store = await s.get(Location, order.location_id) if order.location_id else None
+        order_returns = await returns_of_order(s, order.id)
         refunds = await refunds_of(s, order.id)
     flash = request.session.pop("flash", None)
     response = render(request, "shop/order.html", {
         "title": gettext(request, N_("Order %(number)s"), number=order.number),
         "order": order, "points_cents": points_paid_cents(order), "token": t, "store": store,
-        "flash": flash, "refunds": refunds,
+        "flash": flash, "order_returns": order_returns, "refunds": refunds,
         "settings_": settings_of(request),
         "pickup": pickup_code_for(order, settings_of(request).resolved_secret_key())})
     response.headers["Cache-Control"] = "no-store"

@@ -23,6 +23,9 @@ const PARKED_KEY = `saumaton.till.${cfg.code}.parked`;
 const LOYALTY = /^9\d{11}$/;
 const PICKUP = /^NT\d{10}$/i;
 const PHONE = /^(\+\d[\d ()-]{6,17}|0\d[\d ()-]{5,10})$/;
+// An order number ("000104", from the order e-mail) or a till receipt's number
+// ("1-000042", "K1-000017"): offered for a return, not sold.
+const ORDER_NO = /^(\d{1,12}|[A-Za-z]{0,3}\d{1,6}-\d{1,9})$/;
 const MAX_QTY = 10000;  // the server's limit per line
 
 // --- formatting -------------------------------------------------------------------------
@@ -288,6 +291,7 @@ async function clearSale() {
 function handleCode(raw) {
   const code = raw.trim();
   hideError("code-error");
+  $("return-offer").hidden = true;
   if (!code) { showError("code-error", S.scan_first, "code"); return; }
   if (PICKUP.test(code)) {
     location.href = `${cfg.base}/pickups/find?q=${encodeURIComponent(code.toUpperCase())}`;
@@ -302,8 +306,18 @@ function handleCode(raw) {
     return;
   }
   showError("code-error", tr(S.unknown_code, {code}), "code");
+  if (ORDER_NO.test(code)) offerReturn(code);
   codeInput.value = code;
   codeInput.select();
+}
+
+function offerReturn(code) {
+  const offer = $("return-offer");
+  const link = offer.querySelector("a");
+  link.textContent = tr(S.open_return, {number: code});
+  link.href = `${cfg.base}/returns?q=${encodeURIComponent(code)}`;
+  offer.querySelector("small").hidden = navigator.onLine;
+  offer.hidden = false;
 }
 
 function showSuggestions() {
