@@ -243,7 +243,8 @@ async def test_till_sells_gift_cards_without_stock_points_or_campaigns(
     async with db.uow() as uow:
         await create_campaign(uow, SYSTEM, CampaignIn(
             name="Kaikki -20 %", kind="percent", value=2000,
-            starts_at=utcnow() - timedelta(hours=1), product_ids=[int(str(gc["product_id"])), int(str(lip["product_id"]))]))
+            starts_at=utcnow() - timedelta(hours=1),
+            product_ids=[int(str(gc["product_id"])), int(str(lip["product_id"]))]))
         await uow.commit()
     customer = await _customer(db)
     cashier = await _actor(db, shop, "cashier1")

@@ -68,7 +68,8 @@ async def issue_sold_cards(uow: UnitOfWork, actor: Actor, order_id: int,
                            lines: Sequence[SoldLine], *, email: str = "",
                            location_id: int | None = None) -> list[ledger.CardView]:
     """One card per unit of each gift card line, worth the line's total / quantity
-    (what was paid for it; a cent left over goes on the first). Issued again for the same order: the same cards."""
+    (what was paid for it; a cent left over goes on the first). Issued again for the
+    same order: the same cards."""
     valid_days = get_settings().gift_card_valid_days
     cards = []
     for ln in lines:
@@ -77,6 +78,7 @@ async def issue_sold_cards(uow: UnitOfWork, actor: Actor, order_id: int,
         each, odd = divmod(ln.total_cents, ln.quantity)
         for n in range(ln.quantity):
             cards.append(await ledger.issue(
-                uow, actor, each + (odd if n == 0 else 0), valid_days=valid_days, order_id=order_id, email=email,
-                location_id=location_id, key=f"order:{order_id}:l{ln.line_no}:{n + 1}"))
+                uow, actor, each + (odd if n == 0 else 0), valid_days=valid_days,
+                order_id=order_id, email=email, location_id=location_id,
+                key=f"order:{order_id}:l{ln.line_no}:{n + 1}"))
     return cards

@@ -31,11 +31,11 @@ from sqlalchemy import String, cast, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saumaton.catalogue.models import Product, Variant
 from saumaton.config import get_settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, ValidationFailed
-from saumaton.catalogue.models import Product, Variant
 from saumaton.customers.models import Customer
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.locations.models import Channel

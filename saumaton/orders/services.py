@@ -27,8 +27,8 @@ from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, NotFound, OutOfStock, ValidationFailed
 from saumaton.customers.buyers import buyer_id
-from saumaton.giftcards.sales import SoldLine, issue_sold_cards, spend_payments
 from saumaton.db.uow import Database, UnitOfWork
+from saumaton.giftcards.sales import SoldLine, issue_sold_cards, spend_payments
 from saumaton.inventory.services import Move, apply_moves
 from saumaton.locations.models import Channel, Location
 from saumaton.locations.services import channel_by_code, web_fulfilment_locations

@@ -19,7 +19,6 @@ from saumaton.core.money import round_cash
 from saumaton.core.types import Input
 from saumaton.giftcards.ledger import clean_code
 
-
 GIFT_CARD = "gift_card"
 STORE_CREDIT = "store_credit"
 BALANCE_METHODS = (GIFT_CARD, STORE_CREDIT)
