@@ -15,6 +15,8 @@ from sqlalchemy import func, select
 
 from saumaton.catalogue.schemas import ProductIn, VariantIn
 from saumaton.catalogue.services import create_product
+from saumaton.checkout.services import CheckoutIn, place_web_order, record_payment_status
+from saumaton.config import Settings
 from saumaton.core.actor import SYSTEM
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, NotFound, ValidationFailed
@@ -24,11 +26,14 @@ from saumaton.giftcards import ledger
 from saumaton.giftcards.models import GiftCard, GiftCardEntry
 from saumaton.inventory.models import StockMovement
 from saumaton.loyalty.ledger import balance
+from saumaton.mail.models import OutgoingMail
+from saumaton.orders.schemas import LineIn
 from saumaton.pricing.services import CampaignIn, create_campaign
 from saumaton.tills.sales import TillLineIn, TillPaymentIn, TillSaleIn, sell
 from tests.support import Shop, make_variants
 from tests.support import open_drawer as _drawer
 from tests.support import staff_actor as _actor
+from tests.test_checkout import ADDRESS, attempt
 
 
 async def _card(db: Database, cents: int, *, days: int = 365) -> ledger.CardView:
@@ -291,3 +296,36 @@ async def test_a_gift_card_product_is_sold_without_vat(db: Database, shop: Shop)
                 gift_card=True, variants=[VariantIn(sku=uuid.uuid4().hex[:10],
                                                     price_cents=100)]))
     assert exc.value.code == "gift_card_vat_class"
+
+
+async def test_webshop_sells_a_digital_gift_card_by_mail_when_paid(
+    db: Database, shop: Shop, settings: Settings
+) -> None:
+    [gc] = await make_variants(db, [2500], gift_card=True)
+    [lip] = await make_variants(db, [1990], stock={shop.warehouse: 5})
+    order, _ = await place_web_order(db, settings, CheckoutIn(
+        email="gift@example.fi", phone="040 123 4567", first_name="Anna", last_name="Lahja",
+        delivery="home", address=ADDRESS, lines=[
+            LineIn(variant_id=int(str(gc["id"])), quantity=2),
+            LineIn(variant_id=int(str(lip["id"])))]), customer_id=None, key=uuid.uuid4().hex)
+    gift_line = order.lines[0]
+    assert gift_line.location_id is None and gift_line.vat_cents == 0
+    async with db.reader() as s:
+        assert await s.scalar(select(func.count()).select_from(GiftCard).where(
+            GiftCard.order_id == order.id)) == 0  # issued only once paid
+    stamp, txn = await attempt(db, order)
+    for _ in range(2):  # the callback and the redirect: one set of cards
+        await record_payment_status(db, settings, stamp, txn, "ok", order.total_cents)
+    async with db.reader() as s:
+        cards = list((await s.scalars(select(GiftCard).where(
+            GiftCard.order_id == order.id))).all())
+        mail = await s.scalar(select(OutgoingMail).where(
+            OutgoingMail.kind == "gift_card", OutgoingMail.reference == order.number))
+        stock_moves = list((await s.scalars(select(StockMovement.variant_id).where(
+            StockMovement.order_id == order.id))).all())
+    assert [(c.balance_cents, c.email) for c in cards] == [(2500, "gift@example.fi")] * 2
+    assert mail is not None and mail.to_addr == "gift@example.fi"
+    for c in cards:
+        assert ledger.display_code(c.code) in mail.body_text
+        assert f'data-gift-card="{c.code}"' in mail.body_html
+    assert stock_moves == [lip["id"]]

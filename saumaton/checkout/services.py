@@ -44,6 +44,8 @@ from saumaton.customers.consents import set_consent
 from saumaton.customers.identities import normalise_email, normalise_phone
 from saumaton.customers.models import Customer, CustomerIdentity
 from saumaton.db.uow import Database, UnitOfWork
+from saumaton.giftcards.digital import send_digital_cards
+from saumaton.giftcards.sales import gift_card_lines
 from saumaton.inventory.models import StockLevel, StockReservation
 from saumaton.inventory.services import (
     Availability,
@@ -66,7 +68,7 @@ from saumaton.loyalty.tiers import tier_of
 from saumaton.mail.messages import Mail, order_confirmation
 from saumaton.mail.queue import queue_mail
 from saumaton.orders.models import Order, OrderLine
-from saumaton.orders.quote import OrderQuote, price_lines
+from saumaton.orders.quote import OrderQuote, QuotedLine, price_lines
 from saumaton.orders.schemas import DeliveryOut, LineIn, OrderIn, OrderLineOut, OrderOut, VatLine
 from saumaton.orders.services import (
     _channel,
@@ -407,8 +409,12 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
     number = order_number(order_id)
 
     rows = []
+    gift = {i.id for i in infos if i.gift_card}  # no stock: a card is issued when paid
     # Reserve in variant order (the lock order of every stock write: no deadlocks).
     for ln in sorted(priced.lines, key=lambda ln: (ln.variant_id, ln.line_no)):
+        if ln.variant_id in gift:
+            rows.append(_line_row(order_id, ln, None))
+            continue
         taken = await _reserve_line(uow, ln.variant_id, ln.quantity, candidates,
                                     split=cmd.delivery == "home", reference=number,
                                     ttl=due - now, now=now)
@@ -418,14 +424,8 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
                              code="not_in_store" if cmd.delivery == "pickup"
                              else "out_of_stock", field=f"lines.{ln.line_no - 1}",
                              extra={"variant_id": ln.variant_id, "name": ln.name})
-        rows.append({
-            "order_id": order_id, "line_no": ln.line_no, "variant_id": ln.variant_id,
-            # where most of the line comes from (each reservation knows its own)
-            "location_id": max(taken, key=lambda loc: taken[loc]),
-            "sku": ln.sku, "name": ln.name, "quantity": ln.quantity,
-            "unit_price_cents": ln.unit_price_cents, "discount_cents": ln.discount_cents,
-            "total_cents": ln.total_cents, "vat_rate_bp": ln.vat_rate_bp,
-            "vat_cents": ln.vat_cents, "campaign_id": ln.campaign_id})
+        # where most of the line comes from (each reservation knows its own)
+        rows.append(_line_row(order_id, ln, max(taken, key=lambda loc: taken[loc])))
     await s.execute(insert(OrderLine), sorted(rows, key=lambda r: int(str(r["line_no"]))))
     if cmd.marketing_email and (customer_id is not None or new_buyer):
         # Only for the signed-in customer or one this checkout created: typing someone
@@ -440,6 +440,15 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
                                "total_cents": priced.total_cents + fee,
                                "customer_id": buyer, "delivery": cmd.delivery})
     return order_id
+
+
+def _line_row(order_id: int, ln: QuotedLine, location_id: int | None) -> dict[str, Any]:
+    return {"order_id": order_id, "line_no": ln.line_no, "variant_id": ln.variant_id,
+            "location_id": location_id, "sku": ln.sku, "name": ln.name,
+            "quantity": ln.quantity, "unit_price_cents": ln.unit_price_cents,
+            "discount_cents": ln.discount_cents, "total_cents": ln.total_cents,
+            "vat_rate_bp": ln.vat_rate_bp, "vat_cents": ln.vat_cents,
+            "campaign_id": ln.campaign_id}
 
 
 async def _pay_with_points(uow: UnitOfWork, settings: Settings, order_id: int, buyer: int,
@@ -478,6 +487,8 @@ async def _mark_paid(uow: UnitOfWork, settings: Settings, order: Order, now: dat
                      text=mail.text, html=mail.html, reference=number)
     await s.flush()
     await earn_for_order(uow, order.id, now)  # loyalty points, once (keyed by the order)
+    await send_digital_cards(uow, WEB_ACTOR, settings, order.id, email=order.email or "",
+                             lang=order.language or settings.default_language)
     # The funnel's last step, once, whichever answer (redirect, callback, poll) settled it.
     add_event(uow, "order_placed", order_id=order.id, customer_id=order.customer_id)
     uow.emit("order.paid", {"order_id": order.id, "channel": WEB_CHANNEL,
@@ -731,8 +742,11 @@ async def _secure_stock(uow: UnitOfWork, order: Order, number: str, settings: Se
     for r in held:
         have[r.variant_id] += r.quantity
     wanted: dict[int, tuple[int, int | None]] = {}
+    gift = {ln.line_no for ln in await gift_card_lines(s, order.id)}
     for ln in (await s.scalars(select(OrderLine).where(OrderLine.order_id == order.id)
                                .order_by(OrderLine.variant_id))).all():
+        if ln.line_no in gift:  # no stock kept of gift cards
+            continue
         qty, _ = wanted.get(ln.variant_id, (0, None))
         wanted[ln.variant_id] = (qty + ln.quantity, ln.location_id)
     hold = timedelta(days=settings.pickup_hold_days)

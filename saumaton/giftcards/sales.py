@@ -11,11 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saumaton.catalogue.models import Product, Variant
 from saumaton.config import get_settings
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from saumaton.db.uow import UnitOfWork
 from saumaton.giftcards import ledger
+from saumaton.giftcards.models import GiftCard
+from saumaton.orders.models import OrderLine
 from saumaton.payments.services import GIFT_CARD, STORE_CREDIT, PlannedPayment
 
 
@@ -82,3 +88,23 @@ async def issue_sold_cards(uow: UnitOfWork, actor: Actor, order_id: int,
                 order_id=order_id, email=email, location_id=location_id,
                 key=f"order:{order_id}:l{ln.line_no}:{n + 1}"))
     return cards
+
+
+async def gift_card_lines(s: AsyncSession, order_id: int) -> list[SoldLine]:
+    """The order's gift card lines (bought cards, not goods)."""
+    rows = (await s.execute(
+        select(OrderLine.line_no, OrderLine.quantity, OrderLine.total_cents)
+        .join(Variant, Variant.id == OrderLine.variant_id)
+        .join(Product, Product.id == Variant.product_id)
+        .where(OrderLine.order_id == order_id, Product.gift_card)
+        .order_by(OrderLine.line_no))).all()
+    return [SoldLine(int(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+
+async def cards_sold_by(s: AsyncSession, order_id: int) -> list[ledger.CardView]:
+    """The cards an order issued (for its receipt), in issue order."""
+    rows = (await s.scalars(select(GiftCard).where(
+        GiftCard.order_id == order_id, GiftCard.kind == ledger.GIFT_CARD)
+        .order_by(GiftCard.id))).all()
+    return [await ledger.card_by_code(s, c.code) for c in rows]
+

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from babel import Locale
 
 from saumaton.checkout.pickup import pickup_code_for
 from saumaton.config import Settings
+from saumaton.giftcards.qr import CardCode
 from saumaton.mail.render import gettext, mail_language, render_mail
 from saumaton.orders.schemas import OrderOut
 from saumaton.web import i18n
@@ -58,6 +60,22 @@ def receipt(order: OrderOut, *, settings: Settings, store_name: str, store_addre
                       number=order.number, shop=settings.business_name)
     return _mail("receipt", subject, lang, settings, order=order, store_name=store_name,
                  store_address=store_address, customer_name=customer_name)
+
+
+@dataclass(frozen=True)
+class GiftCardMailLine:
+    code: CardCode
+    amount_cents: int
+    expires_at: datetime | None
+
+
+def gift_cards(cards: list[GiftCardMailLine], *, order_number: str, lang: str,
+               settings: Settings) -> Mail:
+    """Digital gift cards bought in the webshop: each card's code, QR and expiry."""
+    lang = mail_language(lang, settings)
+    subject = gettext(lang, N_("Your gift card – %(shop)s"), shop=settings.business_name)
+    return _mail("gift_cards", subject, lang, settings, cards=cards,
+                 order_number=order_number)
 
 
 def password_reset(*, url: str, lang: str, settings: Settings, first_name: str = "") -> Mail:

@@ -1,0 +1,23 @@
+"""A gift card code as a QR code (the till and the webshop read it with a scanner)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import segno
+
+from saumaton.giftcards.ledger import display_code
+
+
+@dataclass(frozen=True)
+class CardCode:
+    code: str
+    spaced: str
+    svg: str  # inline SVG, for pages and printed receipts
+    png_data_uri: str  # for mail
+
+
+def card_code(code: str) -> CardCode:
+    qr = segno.make(code, error="m", micro=False)
+    return CardCode(code, display_code(code), qr.svg_inline(scale=4, border=2, title=code),
+                    qr.png_data_uri(scale=5, border=2))
