@@ -8,7 +8,7 @@ from __future__ import annotations
 from saumaton.config import Settings
 from saumaton.core.actor import Actor
 from saumaton.db.uow import UnitOfWork
-from saumaton.giftcards.qr import card_code
+from saumaton.giftcards.qr import sold_cards
 from saumaton.giftcards.sales import gift_card_lines, issue_sold_cards
 from saumaton.mail import messages
 from saumaton.mail.queue import queue_mail
@@ -24,8 +24,7 @@ async def send_digital_cards(uow: UnitOfWork, actor: Actor, settings: Settings,
     cards = await issue_sold_cards(uow, actor, order_id, lines, email=email)
     if email and cards:
         mail = messages.gift_cards(
-            [messages.GiftCardMailLine(card_code(c.code), c.initial_cents, c.expires_at)
-             for c in cards], order_number=f"{order_id:06d}", lang=lang,
+            sold_cards(cards), order_number=f"{order_id:06d}", lang=lang,
             settings=settings)
         await queue_mail(uow, kind="gift_card", to=email, subject=mail.subject,
                          text=mail.text, html=mail.html,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import segno
 
-from saumaton.giftcards.ledger import display_code
+from saumaton.giftcards.ledger import CardView, display_code
 
 
 @dataclass(frozen=True)
@@ -21,3 +22,16 @@ def card_code(code: str) -> CardCode:
     qr = segno.make(code, error="m", micro=False)
     return CardCode(code, display_code(code), qr.svg_inline(scale=4, border=2, title=code),
                     qr.png_data_uri(scale=5, border=2))
+
+
+@dataclass(frozen=True)
+class SoldCard:
+    """A card as a receipt or a mail shows it to the one who bought it."""
+
+    code: CardCode
+    amount_cents: int
+    expires_at: datetime | None
+
+
+def sold_cards(cards: list[CardView]) -> list[SoldCard]:
+    return [SoldCard(card_code(c.code), c.initial_cents, c.expires_at) for c in cards]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from babel import Locale
 
 from saumaton.checkout.pickup import pickup_code_for
 from saumaton.config import Settings
-from saumaton.giftcards.qr import CardCode
+from saumaton.giftcards.qr import SoldCard
 from saumaton.mail.render import gettext, mail_language, render_mail
 from saumaton.orders.schemas import OrderOut
 from saumaton.web import i18n
@@ -62,14 +61,7 @@ def receipt(order: OrderOut, *, settings: Settings, store_name: str, store_addre
                  store_address=store_address, customer_name=customer_name)
 
 
-@dataclass(frozen=True)
-class GiftCardMailLine:
-    code: CardCode
-    amount_cents: int
-    expires_at: datetime | None
-
-
-def gift_cards(cards: list[GiftCardMailLine], *, order_number: str, lang: str,
+def gift_cards(cards: list[SoldCard], *, order_number: str, lang: str,
                settings: Settings) -> Mail:
     """Digital gift cards bought in the webshop: each card's code, QR and expiry."""
     lang = mail_language(lang, settings)
