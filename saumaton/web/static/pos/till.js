@@ -31,11 +31,14 @@ const rateFmt = new Intl.NumberFormat(LOCALE, {maximumFractionDigits: 2});
 const dateFmt = new Intl.DateTimeFormat(LOCALE, {
   timeZone: cfg.timezone, day: "numeric", month: "numeric", year: "numeric",
   hour: "numeric", minute: "2-digit", second: "2-digit"});
+const dayFmt = new Intl.DateTimeFormat(LOCALE, {
+  timeZone: cfg.timezone, day: "numeric", month: "numeric", year: "numeric"});
 const fmt = {
   money: (c) => (c < 0 ? "−" : "") + moneyFmt.format(Math.abs(c) / 100),
   signed: (c) => (c > 0 ? "+" : c < 0 ? "−" : "") + moneyFmt.format(Math.abs(c) / 100),
   rate: (bp) => rateFmt.format(bp / 100),
   datetime: (d) => dateFmt.format(d).replace(" klo", "").replace(",", ""),
+  date: (d) => dayFmt.format(d),
 };
 const tr = (text, values = {}) => text.replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
 
@@ -240,6 +243,12 @@ function handleCode(raw) {
   if (!code) { showError("code-error", S.scan_first, "code"); return; }
   if (PICKUP.test(code)) {
     location.href = `${cfg.base}/pickups/find?q=${encodeURIComponent(code.toUpperCase())}`;
+    return;
+  }
+  if (GIFT_CODE.test(code.replace(/ /g, ""))) {  // a gift card scanned into the code field
+    codeInput.value = "";
+    $("gift-code").value = code;
+    checkGiftCard(code);
     return;
   }
   if (!catalogue) { pending.push(code); return; }
@@ -453,9 +462,82 @@ function togglePoints() {
   changed();
 }
 
+// --- gift cards -------------------------------------------------------------------------
+// A card is checked with the server when scanned or typed (its balance and expiry); it
+// then pays min(balance, what is still due). Offline the till cannot see a balance: it
+// says so and keeps taking cash and cards.
+
+const GIFT_CODE = /^\d{16}$/;
+
+/** The part of the sale the attached gift card pays (cents). */
+function giftPart(p) {
+  const g = sale.gift;
+  if (!g || !navigator.onLine) return 0;
+  return Math.max(0, Math.min(g.usable_cents, dueTotal(p) - pointsPart(p)));
+}
+
+async function checkGiftCard(raw) {
+  hideError("gift-error");
+  const code = String(raw || "").replace(/[\s-]/g, "");
+  if (!navigator.onLine) { showError("gift-error", S.gift_offline, "gift-code"); return; }
+  if (!GIFT_CODE.test(code)) { showError("gift-error", S.gift_bad_code, "gift-code"); return; }
+  let r;
+  try {
+    r = await fetch(`${cfg.base}/api/gift-cards/${code}`, {credentials: "same-origin"});
+  } catch {
+    showError("gift-error", S.gift_offline, "gift-code");
+    return;
+  }
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    showError("gift-error", r.status === 404 ? S.gift_not_found
+      : data.code === "invalid_gift_card_code" ? S.gift_bad_code
+      : tr(S.sale_error, {detail: data.detail || r.status}), "gift-code");
+    return;
+  }
+  const expires = data.expires_at ? fmt.date(new Date(data.expires_at)) : "";
+  if (data.status === "expired") { showError("gift-error", tr(S.gift_expired, {expires}), "gift-code"); return; }
+  if (data.status !== "active") { showError("gift-error", S.gift_void, "gift-code"); return; }
+  if (data.usable_cents <= 0) { showError("gift-error", S.gift_empty, "gift-code"); return; }
+  sale.gift = {code, usable_cents: data.usable_cents, expires};
+  $("gift-code").value = data.display_code;
+  changed();
+}
+
+function removeGiftCard() {
+  sale.gift = null;
+  $("gift-code").value = "";
+  hideError("gift-error");
+  changed();
+}
+
+function renderGift(p) {
+  const offline = !navigator.onLine;
+  const g = sale.gift;
+  const part = giftPart(p);
+  $("gift-code").disabled = offline || !!g;
+  root.querySelector("[data-act=gift-check]").disabled = offline || !!g || sending;
+  root.querySelector("[data-act=gift-remove]").hidden = !g;
+  const info = $("gift-info");
+  if (offline) {
+    info.hidden = false;
+    info.textContent = S.gift_offline;
+  } else if (g) {
+    info.hidden = false;
+    info.textContent = `${tr(S.gift_balance, {balance: fmt.money(g.usable_cents), expires: g.expires})} · ${tr(S.gift_takes, {amount: fmt.money(part)})}`;
+  } else {
+    info.hidden = true;
+    info.textContent = "";
+  }
+  const payGift = root.querySelector("[data-act=pay-gift]");
+  payGift.hidden = !g || offline || !p.lines.length || part < dueTotal(p) - pointsPart(p);
+  payGift.disabled = sending;
+}
+
 function renderPayment(p = priced()) {
   renderPoints(p);
-  const total = dueTotal(p) - pointsPart(p);
+  renderGift(p);
+  const total = dueTotal(p) - pointsPart(p) - giftPart(p);
   const card = parseMoney($("card-amount").value);
   const split = Number.isInteger(card) && card > 0 && card < total;
   const cashPart = split ? total - card : total;
@@ -758,8 +840,9 @@ async function pay(method) {
   if (p.errors.length) { showError("payment-error", S.too_large); return; }
   let payments;
   const byPoints = pointsPart(p);
-  const total = dueTotal(p) - byPoints;
-  if (method === "points") {
+  const byGift = giftPart(p);
+  const total = dueTotal(p) - byPoints - byGift;
+  if (method === "points" || method === "gift") {
     payments = [];
   } else if (method === "card") {
     payments = [{method: "card", terminal_confirmed: true}];
@@ -778,7 +861,9 @@ async function pay(method) {
     if (!card || card < total) payments.push(cash);
   }
   if (byPoints) payments.unshift({method: "points", amount_cents: byPoints});
-  const plan = planPayments(dueTotal(p), payments);
+  const plan = planPayments(dueTotal(p) - byGift, payments);
+  if (byGift) payments.splice(byPoints ? 1 : 0, 0,
+                              {method: "gift_card", code: sale.gift.code, amount_cents: byGift});
   if (plan.error && plan.error.code === "insufficient_cash") {
     showError("tendered-error", S.insufficient_cash, "tendered");
     return;
@@ -801,6 +886,7 @@ async function pay(method) {
     editor = null;
     $("tendered").value = "";
     $("card-amount").value = "";
+    $("gift-code").value = "";
     save();
   } catch (err) {
     saleError(err);
@@ -852,6 +938,10 @@ function saleError(err) {
     render();
     return;
   }
+  if (/^gift_card|insufficient_gift_card_balance|gift_card_/.test(body.code || "")) {
+    giftError(body, message);
+    return;
+  }
   if (/tendered_cents$/.test(field)) { showError("tendered-error", message, "tendered"); return; }
   if (/^payments\.\d+\.amount_cents$/.test(field)) { showError("card-amount-error", message, "card-amount"); return; }
   if (body.code === "not_enough_points" && sale.customer) {
@@ -863,6 +953,23 @@ function saleError(err) {
   }
   if (field.startsWith("payments")) { showError("payment-error", message); return; }
   showError("general-error", message);
+}
+
+/** The server refused the card (spent meanwhile at another till, expired): the card is
+ * taken off the sale with the reason next to its field. */
+function giftError(body, message) {
+  const g = sale.gift;
+  sale.gift = null;
+  if (g) $("gift-code").value = g.code;
+  save();
+  render();
+  const text = body.code === "insufficient_gift_card_balance"
+    ? tr(S.gift_short, {balance: fmt.money(body.balance_cents || 0)})
+    : body.code === "gift_card_expired" ? tr(S.gift_expired, {expires: g ? g.expires : ""})
+    : body.code === "gift_card_void" ? S.gift_void
+    : body.code === "gift_card_not_found" ? S.gift_not_found
+    : body.code === "gift_card_offline" ? S.gift_offline : message;
+  showError("gift-error", text, "gift-code");
 }
 
 function showSaleView() {
@@ -998,6 +1105,9 @@ $("customer-panel").addEventListener("click", (ev) => {
 });
 
 $("tendered").addEventListener("input", () => renderPayment());
+$("gift-code").addEventListener("keydown", (ev) => {
+  if (ev.key === "Enter") { ev.preventDefault(); checkGiftCard($("gift-code").value); }
+});
 $("card-amount").addEventListener("input", () => renderPayment());
 for (const id of ["tendered", "card-amount"]) {
   $(id).addEventListener("keydown", (ev) => {
@@ -1085,6 +1195,9 @@ root.addEventListener("click", (ev) => {
     case "close-customer": hideCustomerPanel(); break;
     case "pay-cash": pay("cash"); refocus = false; break;
     case "pay-card": pay("card"); refocus = false; break;
+    case "pay-gift": pay("gift"); refocus = false; break;
+    case "gift-check": checkGiftCard($("gift-code").value); refocus = false; break;
+    case "gift-remove": removeGiftCard(); break;
     case "print": window.print(); break;
     default: break;
   }
