@@ -45,6 +45,10 @@ from saumaton.customers.identities import normalise_email, normalise_phone
 from saumaton.customers.models import Customer, CustomerIdentity
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.giftcards.digital import send_digital_cards
+from saumaton.giftcards.ledger import card_by_code
+from saumaton.giftcards.ledger import credit as credit_gift_card
+from saumaton.giftcards.ledger import spend as spend_gift_card
+from saumaton.giftcards.models import GiftCardEntry
 from saumaton.giftcards.sales import gift_card_lines
 from saumaton.inventory.models import StockLevel, StockReservation
 from saumaton.inventory.services import (
@@ -81,6 +85,7 @@ from saumaton.orders.services import (
 from saumaton.payments.models import Payment, PaytrailPayment
 from saumaton.payments.paytrail.client import PaytrailClient
 from saumaton.payments.paytrail.payload import payment_request
+from saumaton.payments.services import clean_code_at
 from saumaton.pricing.services import resolve_prices
 
 log = logging.getLogger(__name__)
@@ -115,6 +120,8 @@ class CheckoutIn(Input):
     # Loyalty points to pay with (signed-in shoppers): whole points, at most the
     # balance; they pay the whole total or leave at least MIN_PAYTRAIL_CENTS to pay.
     points: int = Field(default=0, ge=0, le=MAX_INT32)
+    # A gift card to pay with (partly: the rest through Paytrail).
+    gift_card_code: str = Field(default="", max_length=40)
 
 
 # Paid partly with points, the rest paid through Paytrail is at least this much.
@@ -434,6 +441,8 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
     if points_cents:
         await _pay_with_points(uow, settings, order_id, buyer, cmd.points, points_cents,
                                customer_id, now)
+    if cmd.gift_card_code.strip():
+        await _pay_with_gift_card(uow, settings, order_id, cmd.gift_card_code, now)
     uow.emit("order.created", {"order_id": order_id, "channel": WEB_CHANNEL,
                                "location_id": candidates[0] if cmd.delivery == "pickup"
                                else None, "status": "pending",
@@ -469,6 +478,63 @@ async def _pay_with_points(uow: UnitOfWork, settings: Settings, order_id: int, b
     await s.flush()
     if value_cents == order.total_cents:
         await _mark_paid(uow, settings, order, now)
+
+
+async def _pay_with_gift_card(uow: UnitOfWork, settings: Settings, order_id: int, raw: str,
+                              now: datetime) -> None:
+    """Spend a gift card on what is left of the order in its own transaction (409: the
+    whole checkout rolls back) as a captured `gift_card` payment: all of the rest, or
+    what the card holds leaving at least MIN_PAYTRAIL_CENTS for Paytrail. A card
+    covering the rest pays the order at once (no Paytrail step)."""
+    s = uow.session
+    code = clean_code_at(raw, "gift_card_code")
+    order = await s.get(Order, order_id)
+    assert order is not None
+    due = order.total_cents - (order.paid_cents or 0)
+    try:
+        card = await card_by_code(s, code)
+    except NotFound as e:
+        raise Conflict(e.detail, code=e.code, field="gift_card_code") from None
+    usable = card.usable_cents(now)
+    # Nothing usable: the ledger's refusal says why (expired, void, spent).
+    amount = min(usable, due) if usable > 0 else due
+    if usable > 0 and 0 < due - amount < MIN_PAYTRAIL_CENTS:
+        amount = due - MIN_PAYTRAIL_CENTS
+    if amount <= 0:
+        return
+    try:
+        await spend_gift_card(uow, WEB_ACTOR, code, amount, order_id=order_id,
+                              key=f"order:{order_id}:gift", now=now)
+    except DomainError as e:
+        e.field = "gift_card_code"
+        raise
+    s.add(Payment(order_id=order_id, method="gift_card", status="captured",
+                  amount_cents=amount, reference="•••• " + code[-4:], created_at=now))
+    order.paid_cents = (order.paid_cents or 0) + amount
+    await s.flush()
+    if order.paid_cents == order.total_cents:
+        await _mark_paid(uow, settings, order, now)
+
+
+async def _return_gift_card(uow: UnitOfWork, order: Order, now: datetime) -> None:
+    """An order cancelled before it was paid: what its gift card paid goes back on the
+    card (once: keyed by the order) and the payment is recorded as refunded."""
+    s = uow.session
+    spent = (await s.execute(
+        select(GiftCardEntry.gift_card_id, func.coalesce(func.sum(GiftCardEntry.amount_cents), 0))
+        .where(GiftCardEntry.order_id == order.id,
+               GiftCardEntry.kind.in_(("spend", "refund")))
+        .group_by(GiftCardEntry.gift_card_id))).all()
+    for card_id, net in spent:
+        back = -int(net)
+        if back <= 0:
+            continue
+        await credit_gift_card(uow, WEB_ACTOR, int(card_id), back, kind="refund",
+                               order_id=order.id, key=f"order:{order.id}:gift:back", now=now)
+        s.add(Payment(order_id=order.id, method="gift_card", status="refunded",
+                      amount_cents=-back, reference="gift card returned", created_at=now))
+        order.paid_cents = max(0, (order.paid_cents or 0) - back)
+    await s.flush()
 
 
 async def _mark_paid(uow: UnitOfWork, settings: Settings, order: Order, now: datetime) -> None:
@@ -723,6 +789,7 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
         uow.emit("order.cancelled", {"order_id": order.id, "reason": "sold_out_before_payment",
                                      "customer_id": order.customer_id})
         await _return_points(uow, order, "sold_out_before_payment", now)
+        await _return_gift_card(uow, order, now)
         await _refund_due(uow, order, amount, txn, now)
         await s.flush()
         return outcome(True, refund=amount)
@@ -851,6 +918,7 @@ async def cancel_unpaid_orders(uow: UnitOfWork, now: datetime | None = None,
         order.status = "cancelled"
         order.payment_due_at = None
         await _return_points(uow, order, "not_paid", now)
+        await _return_gift_card(uow, order, now)
         uow.emit("order.cancelled", {"order_id": order.id, "reason": "not_paid",
                                      "customer_id": order.customer_id})
     await uow.session.flush()

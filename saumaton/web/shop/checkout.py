@@ -89,6 +89,11 @@ MESSAGES = {
                                   "1,00 € to pay."),
     "points_need_account": N_("Sign in to use your points."),
     "invalid_points": N_("Give the points as a whole number."),
+    "invalid_gift_card_code": N_("A gift card code has 16 digits. Check the code."),
+    "gift_card_not_found": N_("No gift card has this code. Check the digits."),
+    "gift_card_expired": N_("This gift card has expired."),
+    "gift_card_void": N_("This card is no longer valid."),
+    "insufficient_gift_card_balance": N_("This card has nothing left to spend."),
 }
 
 
@@ -287,7 +292,8 @@ def _command(form: FormData, lines: list[LineIn], lang: str) -> CheckoutIn:
             pickup_location_id=int(store) if store.isdigit() and len(store) < 10 else None,
             address=address, marketing_email=form.get("marketing_email") == "yes",
             language=lang if lang in ("fi", "en") else "fi",
-            lines=lines, points=int(raw_points or 0))
+            lines=lines, points=int(raw_points or 0),
+            gift_card_code=text("gift_card_code")[:40])
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = [str(p) for p in first["loc"]]
@@ -333,7 +339,7 @@ async def checkout(request: Request) -> Response:
     if order is None:
         ctx = await _checkout_context(request, values, errors)
         return render(request, "shop/checkout.html", ctx, status=status)
-    if order.status == "paid":  # the points paid it all: no Paytrail payment
+    if order.status == "paid":  # points or a gift card paid it all: no Paytrail payment
         async with db.uow() as uow:
             await carts.remove_ordered(uow, cart_token(request), current_customer_id(request),
                                        order.id)
