@@ -128,3 +128,36 @@ async def test_checkout_page_refuses_a_bad_card_next_to_the_field(
     async with db.reader() as s:
         assert (await s.scalars(select(Order.id).where(Order.email == "gc@example.fi"))
                 ).first() is None
+
+
+async def test_shopper_buys_a_gift_card_and_checks_a_balance(
+        db: Database, shop: Shop, client: httpx.AsyncClient) -> None:
+    [gc] = await make_variants(db, [5000], gift_card=True)  # no stock: always for sale
+    async with httpx.AsyncClient(transport=client._transport, base_url="http://test",
+                                 headers={"Accept-Language": "en"}) as web:
+        page = (await web.get("/shop/cart")).text
+        r = await web.post("/shop/cart/add", data={"csrf_token": csrf(page),
+                                                   "variant_id": str(gc["id"]), "quantity": "2"})
+        assert r.status_code == 303, r.text
+        page = (await web.get("/shop/checkout")).text
+        r = await web.post("/shop/checkout", data={
+            "csrf_token": csrf(page), "key": uuid.uuid4().hex, "email": "buyer@example.fi",
+            "first_name": "Maija", "last_name": "Meikäläinen", "phone": "0401234567",
+            "delivery": "pickup", "pickup_location_id": str(shop.store1)})
+        assert r.status_code in (302, 303), r.text  # on to Paytrail
+        async with db.reader() as s:
+            order = (await s.scalars(select(Order).where(Order.email == "buyer@example.fi"))
+                     ).one()
+        assert (order.total_cents, order.vat_cents, order.status) == (10000, 0, "pending")
+
+        code = await _card(db, 2500)
+        r = await web.get("/shop/gift-card", params={"code": ledger.display_code(code)})
+        assert r.status_code == 200
+        assert text_of(r.text, "balance") == "€25.00"
+        r = await web.get("/shop/gift-card", params={"code": code[:-1] + "x"})
+        assert r.status_code == 422
+        assert "A gift card code has 16 digits" in text_of(r.text, "error-code")
+        r = await web.get("/shop/gift-card", params={"code": ledger.new_code()},
+                          headers={"Accept-Language": "fi"})
+        assert r.status_code == 422
+        assert "Tällä koodilla ei löydy lahjakorttia" in text_of(r.text, "error-code")
