@@ -327,6 +327,10 @@ async def load_demo(db: Database, *, media_dir: Path | None = None) -> DemoSumma
                         "the webshop and in every store, in parts, for three years.",
             vat_class="zero", gift_card=True, variants=variants_gc))
         product_ids[GIFT_CARD_SLUG] = gift.id
+        images.append(ImageIn(
+            product_id=gift.id, position=0, alt="Lahjakortti / Gift card",
+            url=pictures.write(media, f"demo/{GIFT_CARD_SLUG}.svg",
+                               pictures.gift_card_svg("Lahjakortti"))))
         await add_images(uow, SYSTEM, images)
         await uow.commit()
 
