@@ -329,3 +329,31 @@ async def test_webshop_sells_a_digital_gift_card_by_mail_when_paid(
         assert ledger.display_code(c.code) in mail.body_text
         assert f'data-gift-card="{c.code}"' in mail.body_html
     assert stock_moves == [lip["id"]]
+
+
+async def test_till_sale_paid_with_store_credit(db: Database, shop: Shop) -> None:
+    [v] = await make_variants(db, [3000], stock={shop.store1: 5})
+    customer = await _customer(db)
+    async with db.uow() as uow:
+        await ledger.add_store_credit(uow, SYSTEM, customer, 1000, valid_days=30)
+        await uow.commit()
+    cashier = await _actor(db, shop, "cashier1")
+    sid = await _drawer(db, shop.store1)
+    order, _ = await sell(db, cashier, shop.store1, _sale(
+        sid, [{"variant_id": v["id"]}],
+        [{"method": "store_credit", "amount_cents": 1000}, {"method": "cash"}],
+        customer_id=customer))
+    assert [(p.method, p.amount_cents) for p in order.payments] == [
+        ("store_credit", 1000), ("cash", 2000)]
+    async with db.reader() as s:
+        credit = await ledger.store_credit_of(s, customer)
+        points = await balance(s, customer)
+    assert credit is not None and credit.balance_cents == 0
+    assert points == 30  # goods paid with credit earn points like any payment
+    with pytest.raises(Conflict) as exc:
+        await sell(db, cashier, shop.store1, _sale(
+            sid, [{"variant_id": v["id"]}],
+            [{"method": "store_credit", "amount_cents": 100}, {"method": "cash"}],
+            customer_id=customer))
+    assert exc.value.code == "insufficient_gift_card_balance"
+    assert exc.value.field == "payments.0.amount_cents"

@@ -25,8 +25,8 @@ from saumaton.giftcards import ledger
 from saumaton.orders.models import Order
 from saumaton.payments.models import PaytrailPayment
 from saumaton.payments.paytrail.payload import amount_due, payment_items
-from tests.support import Shop, make_variants
-from tests.test_accounts import csrf, text_of
+from tests.support import Shop, make_variants, staff_login
+from tests.test_accounts import csrf, new_email, register_page, sign_in, text_of
 from tests.test_checkout import cmd, level
 
 
@@ -161,3 +161,28 @@ async def test_shopper_buys_a_gift_card_and_checks_a_balance(
                           headers={"Accept-Language": "fi"})
         assert r.status_code == 422
         assert "Tällä koodilla ei löydy lahjakorttia" in text_of(r.text, "error-code")
+
+
+async def test_store_credit_shows_on_every_customer_card(
+        db: Database, shop: Shop, client: httpx.AsyncClient) -> None:
+    async with httpx.AsyncClient(transport=client._transport, base_url="http://test",
+                                 headers={"Accept-Language": "fi"}) as shopper:
+        email = new_email()
+        r = await register_page(shopper, email)
+        assert r.status_code == 303, r.text
+        cid = await sign_in(db, email)
+        page = (await shopper.get("/account/")).text
+        assert 'data-testid="account-store-credit"' not in page  # none yet
+        async with db.uow() as uow:
+            await ledger.add_store_credit(uow, SYSTEM, cid, 1250, valid_days=365)
+            await uow.commit()
+        page = (await shopper.get("/account/")).text
+        assert text_of(page, "store-credit-balance") == "12,50 €"
+    async with httpx.AsyncClient(transport=client._transport,
+                                 base_url="http://test") as staff:
+        await staff_login(staff, shop, "manager")
+        for url in (f"/pos/store-1/customers/{cid}", f"/backoffice/customers/{cid}"):
+            page = (await staff.get(url)).text
+            assert text_of(page, "store-credit-balance") == "12,50 €", url
+        page = (await staff.get(f"/pos/store-1/customers/{cid}")).text
+        assert 'data-store-credit="1250"' in page  # what the till may take

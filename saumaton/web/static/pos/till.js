@@ -504,6 +504,18 @@ async function checkGiftCard(raw) {
   changed();
 }
 
+/** The part the attached customer's store credit pays, after points and a gift card. */
+function creditPart(p) {
+  const c = sale.customer;
+  if (!sale.use_credit || !c || !c.storeCredit || !navigator.onLine) return 0;
+  return Math.max(0, Math.min(c.storeCredit, dueTotal(p) - pointsPart(p) - giftPart(p)));
+}
+
+function toggleCredit() {
+  sale.use_credit = !sale.use_credit;
+  changed();
+}
+
 function removeGiftCard() {
   sale.gift = null;
   $("gift-code").value = "";
@@ -529,15 +541,26 @@ function renderGift(p) {
     info.hidden = true;
     info.textContent = "";
   }
+  const c = sale.customer;
+  const credit = creditPart(p);
+  const useCredit = root.querySelector("[data-act=use-credit]");
+  useCredit.hidden = offline || !c || !c.storeCredit || !p.lines.length;
+  useCredit.disabled = sending;
+  useCredit.setAttribute("aria-pressed", sale.use_credit ? "true" : "false");
+  useCredit.textContent = sale.use_credit ? S.no_credit : `${S.use_credit} (${fmt.money(c && c.storeCredit || 0)})`;
+  const creditInfo = $("credit-info");
+  creditInfo.hidden = !credit;
+  creditInfo.textContent = credit ? tr(S.credit_takes, {amount: fmt.money(credit)}) : "";
   const payGift = root.querySelector("[data-act=pay-gift]");
-  payGift.hidden = !g || offline || !p.lines.length || part < dueTotal(p) - pointsPart(p);
+  payGift.hidden = (!g && !credit) || offline || !p.lines.length
+    || part + credit < dueTotal(p) - pointsPart(p);
   payGift.disabled = sending;
 }
 
 function renderPayment(p = priced()) {
   renderPoints(p);
   renderGift(p);
-  const total = dueTotal(p) - pointsPart(p) - giftPart(p);
+  const total = dueTotal(p) - pointsPart(p) - giftPart(p) - creditPart(p);
   const card = parseMoney($("card-amount").value);
   const split = Number.isInteger(card) && card > 0 && card < total;
   const cashPart = split ? total - card : total;
@@ -841,7 +864,8 @@ async function pay(method) {
   let payments;
   const byPoints = pointsPart(p);
   const byGift = giftPart(p);
-  const total = dueTotal(p) - byPoints - byGift;
+  const byCredit = creditPart(p);
+  const total = dueTotal(p) - byPoints - byGift - byCredit;
   if (method === "points" || method === "gift") {
     payments = [];
   } else if (method === "card") {
@@ -861,13 +885,16 @@ async function pay(method) {
     if (!card || card < total) payments.push(cash);
   }
   if (byPoints) payments.unshift({method: "points", amount_cents: byPoints});
-  const plan = planPayments(dueTotal(p) - byGift, payments);
-  if (byGift) payments.splice(byPoints ? 1 : 0, 0,
-                              {method: "gift_card", code: sale.gift.code, amount_cents: byGift});
+  const plan = planPayments(dueTotal(p) - byGift - byCredit, payments);
+  const held = [];  // balances kept by the shop, after any points
+  if (byGift) held.push({method: "gift_card", code: sale.gift.code, amount_cents: byGift});
+  if (byCredit) held.push({method: "store_credit", amount_cents: byCredit});
+  payments.splice(byPoints ? 1 : 0, 0, ...held);
   if (plan.error && plan.error.code === "insufficient_cash") {
     showError("tendered-error", S.insufficient_cash, "tendered");
     return;
   }
+  lastPayments = payments;
   const body = saleBody(payments);
   const snapshot = {sale: JSON.parse(JSON.stringify(sale)), input: priceInput(),
                     names: sale.lines.map((l) => l.name)};
@@ -896,6 +923,8 @@ async function pay(method) {
     render();
   }
 }
+
+let lastPayments = [];  // what the last Pay sent: which tender a refusal is about
 
 const LINE_FIELD = /^lines\.(\d+)\.discount/;
 
@@ -938,7 +967,18 @@ function saleError(err) {
     render();
     return;
   }
-  if (/^gift_card|insufficient_gift_card_balance|gift_card_/.test(body.code || "")) {
+  const payment = /^payments\.(\d+)/.exec(field);
+  const method = payment && lastPayments[Number(payment[1])]
+    ? lastPayments[Number(payment[1])].method : "";
+  if (method === "store_credit") {  // spent meanwhile elsewhere: take it off the sale
+    sale.use_credit = false;
+    if (sale.customer) sale.customer.storeCredit = Number(body.balance_cents) || 0;
+    save();
+    render();
+    showError("gift-error", message);
+    return;
+  }
+  if (method === "gift_card" || /^gift_card/.test(body.code || "")) {
     giftError(body, message);
     return;
   }
@@ -1093,6 +1133,7 @@ $("customer-panel").addEventListener("click", (ev) => {
   sale.customer = {id: Number(a.dataset.customerId), name: a.dataset.customerName || "",
                    points: Number(a.dataset.points) || 0,
                    pointValue: Number(a.dataset.pointValue) || 1, tier: a.dataset.tier || "",
+                   storeCredit: Number(a.dataset.storeCredit) || 0,
                    labels: {use: a.dataset.labelUse, remove: a.dataset.labelRemove,
                             balance: a.dataset.labelBalance, used: a.dataset.labelUsed}};
   sale.points_cents = 0;
@@ -1198,6 +1239,7 @@ root.addEventListener("click", (ev) => {
     case "pay-gift": pay("gift"); refocus = false; break;
     case "gift-check": checkGiftCard($("gift-code").value); refocus = false; break;
     case "gift-remove": removeGiftCard(); break;
+    case "use-credit": toggleCredit(); refocus = false; break;
     case "print": window.print(); break;
     default: break;
   }
