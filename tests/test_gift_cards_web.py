@@ -22,6 +22,7 @@ from saumaton.core.actor import SYSTEM
 from saumaton.core.clock import utcnow
 from saumaton.db.uow import Database
 from saumaton.giftcards import ledger
+from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order
 from saumaton.payments.models import PaytrailPayment
 from saumaton.payments.paytrail.payload import amount_due, payment_items
@@ -62,6 +63,13 @@ async def test_a_card_pays_part_and_paytrail_the_rest(
     out = await record_payment_status(db, settings, stamp, txn, "ok", amount_due(order))
     assert out.order_status == "paid"
     assert await level(db, vid, shop.warehouse) == (4, 0)
+    async with db.reader() as s:
+        mail = await s.scalar(select(OutgoingMail).where(
+            OutgoingMail.kind == "order_confirmation", OutgoingMail.reference == order.number))
+    assert mail is not None
+    assert "Maksettu lahjakortilla −20,00" in mail.body_text.replace("\xa0", " ")
+    paytrail = order.total_cents - 2000
+    assert f"{paytrail // 100},{paytrail % 100:02d}" in mail.body_text
 
 
 async def test_a_card_covering_everything_needs_no_paytrail(

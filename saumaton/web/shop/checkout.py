@@ -40,7 +40,7 @@ from saumaton.customers.accounts import account_profile
 from saumaton.locations.models import Location
 from saumaton.orders.schemas import LineIn, OrderOut
 from saumaton.payments.paytrail.client import PaytrailClient
-from saumaton.payments.paytrail.payload import points_paid_cents
+from saumaton.payments.paytrail.payload import gift_card_paid_cents, points_paid_cents
 from saumaton.web.analytics import track
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
@@ -447,6 +447,7 @@ async def order_status(request: Request, number: Annotated[str, Path(max_length=
     response = render(request, "shop/order.html", {
         "title": gettext(request, N_("Order %(number)s"), number=order.number),
         "order": order, "points_cents": points_paid_cents(order), "token": t, "store": store,
+        "gift_cents": gift_card_paid_cents(order),
         "flash": flash,
         "settings_": settings_of(request),
         "pickup": pickup_code_for(order, settings_of(request).resolved_secret_key())})
