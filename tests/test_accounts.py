@@ -474,6 +474,53 @@ async def test_register_page_shows_errors_next_to_fields_and_changes_nothing(
     assert (await web.get("/account/")).status_code == 303  # still not signed in
 
 
+async def test_an_over_long_name_is_refused_next_to_the_field_not_cut(
+    web: httpx.AsyncClient, db: Database
+) -> None:
+    email = new_email()
+    page = (await web.get("/account/register")).text
+    assert not re.search(r'id="first_name"[^>]*maxlength', page)  # no silent cut in the form
+    r = await register_page(web, email, first_name="A" * 5000, last_name="B" * 101,
+                            password="lyhyt")
+    assert r.status_code == 422
+    assert text_of(r.text, "error-first_name") == "Käytä enintään 100 merkkiä."
+    assert text_of(r.text, "error-last_name") == "Käytä enintään 100 merkkiä."
+    assert text_of(r.text, "error-password") == "Käytä vähintään 10 merkkiä."  # all at once
+    assert 'aria-describedby="first_name-error"' in r.text
+    assert await mail_count(db, email) == 0
+    r = await post_form(web, "/account/register?lang=en", "/account/register", {
+        "first_name": "A" * 101, "last_name": "B", "email": email, "password": PASSWORD})
+    assert r.status_code == 422
+    assert text_of(r.text, "error-first_name") == "Use at most 100 characters."
+
+
+async def test_after_confirming_the_email_the_card_and_the_tier_agree(
+    web: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    email = new_email()
+    form = (await web.get("/account/register")).text
+    assert "Voin perua suostumukseni milloin tahansa." in form  # the consent, not an order
+    r = await register_page(web, email)
+    assert r.status_code == 303
+    mail = await last_mail(db, email, "verify_email")
+    assert mail is not None
+    assert "Tervetuloa asiakkaaksemme!" in mail.body_text
+    assert "asiakkaaksi:" not in mail.body_text
+    page = (await web.get("/account/")).text
+    assert text_of(page, "loyalty-tier") == "Ei jäsen (ei kanta-asiakaskorttia)"
+    assert 'data-testid="card-number"' not in page  # no card before the e-mail is confirmed
+    token = await link_in_mail(db, email, "verify_email", "/account/verify/")
+    assert (await web.get(f"/account/verify/{token}")).status_code == 200
+
+    page = (await web.get("/account/")).text  # the first visit issues the card
+    assert re.fullmatch(r"Kortin numero \d+", text_of(page, "card-number"))
+    assert text_of(page, "loyalty-tier") == "Jäsen"
+    assert len(re.findall(r"<h2[^>]*>Kanta-asiakaspisteet</h2>", page)) == 0
+    assert page.count(">Kanta-asiakaspisteet<") == 1
+    assert page.count('id="loyalty-title"') == 1
+    assert "perua tilauksen" not in (await web.get("/account/consents")).text
+
+
 async def test_register_signs_in_and_overview_asks_for_verification(
     web: httpx.AsyncClient, db: Database, shop: Shop
 ) -> None:

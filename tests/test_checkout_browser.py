@@ -223,7 +223,7 @@ async def test_guest_pays_on_a_phone_and_gets_a_confirmation(
 
 async def test_click_and_collect_is_ready_at_the_store(
     browser: Browser, contexts: list[BrowserContext], server: Server, db: Database,
-    shop: Shop,
+    shop: Shop, settings: Settings,
 ) -> None:
     item = await new_item(db, server.base_url, 2490, {shop.store1: 3, shop.warehouse: 5})
     page = await open_page(contexts, browser)
@@ -235,7 +235,10 @@ async def test_click_and_collect_is_ready_at_the_store(
     await page.get_by_test_id("pay").click()
     error = page.get_by_test_id("error-phone")
     await expect(error).to_have_text(
-        "Tarvitsemme puhelinnumerosi, jotta myymälä tavoittaa sinut tilaukseen liittyen.")
+        "Anna puhelinnumerosi: tarvitsemme sen noutoa varten, jotta myymälä tavoittaa sinut "
+        "tilaukseen liittyen.")
+    await expect(page.locator("label[for=phone]")).to_have_text(
+        "Puhelin (pakollinen, jos noudat myymälästä)")
     await expect(page.locator("#phone")).to_have_attribute("aria-invalid", "true")
     await expect(page.locator("#phone")).to_have_attribute(
         "aria-describedby", re.compile(r"\bphone-error\b"))
@@ -279,6 +282,20 @@ async def test_click_and_collect_is_ready_at_the_store(
     await expect(card).to_contain_text("2 × ")
     await expect(card).to_contain_text(item.sku)
     await expect(card).to_contain_text("+358401234567")
+
+    # The confirmation shows the pickup code as a picture that travels with the mail
+    # (multipart/related, cid:), not as a data: URL that mail programs block.
+    mail = await sent_mail(db, number)
+    mail_dirs = [Path(server.log.name).parent / "mail", settings.mail_dir()]
+    [eml] = [f for d in mail_dirs for f in d.glob(f"*-{mail.id}-order_confirmation.eml")]
+    message = email.message_from_bytes(eml.read_bytes())
+    [image] = [p for p in message.walk() if p.get_content_type() == "image/png"]
+    html = next(p for p in message.walk() if p.get_content_type() == "text/html")
+    html_text = html.get_payload(decode=True)
+    assert isinstance(html_text, bytes)
+    cid = str(image["Content-ID"]).strip("<>")
+    assert f'src="cid:{cid}"' in html_text.decode() and "data:image" not in html_text.decode()
+    assert cid.startswith(f"qr-NT{number}")
 
     # The two units are held at store-1: not on sale there any more, still on hand.
     order = await order_of(db, number)
@@ -448,3 +465,49 @@ async def test_callback_delivered_three_times_records_one_payment(
     assert await stock_at(db, item.id, shop.warehouse) == (1, 0)
     async with db.reader() as s:
         assert await verify_ledger(s) == []
+
+
+# --- 6. the form's errors -----------------------------------------------------------------
+
+async def test_every_error_shows_at_once_next_to_its_field_in_the_pages_language(
+    browser: Browser, contexts: list[BrowserContext], server: Server, db: Database,
+    shop: Shop,
+) -> None:
+    item = await new_item(db, server.base_url, 1590, {shop.warehouse: 3, shop.store1: 3})
+    page = await open_page(contexts, browser, viewport=PHONE, is_mobile=True, has_touch=True)
+    await add_to_cart_and_check_out(page, server.base_url, item)
+    await page.get_by_role("button", name="Vain välttämättömät").click()
+    for field in ("address_name", "street", "postcode", "city"):  # home delivery's: required
+        await expect(page.locator(f"label[for={field}]")).not_to_contain_text("vapaaehtoinen")
+    await page.locator("#first_name").fill("A" * 5000)
+    await page.locator("#delivery-home").check()
+    await page.get_by_test_id("pay").click()
+    expected = {"email": "Anna sähköpostiosoitteesi.", "first_name": "Käytä enintään 100 merkkiä.",
+                "last_name": "Anna sukunimesi.", "address_name": "Anna vastaanottajan nimi.",
+                "street": "Anna katuosoite.", "postcode": "Anna postinumero.",
+                "city": "Anna postitoimipaikka."}
+    for field, text in expected.items():
+        await expect(page.get_by_test_id(f"error-{field}")).to_have_text(text)
+        await expect(page.locator(f"#{field}")).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#first_name")).to_have_value("A" * 5000)  # not cut short
+    await expect(page.get_by_text("String should")).to_have_count(0)
+
+    # In English on a desktop: English labels and errors; click & collect says what it needs.
+    await page.goto(f"{server.base_url}/shop/checkout?lang=en")
+    await page.set_viewport_size({"width": 1280, "height": 900})
+    await expect(page.locator("label[for=phone]")).to_have_text(
+        "Phone (required for click & collect)")
+    await expect(page.locator("label[for=street]")).to_have_text("Street address")
+    await expect(page.get_by_text("vapaaehtoinen")).to_have_count(0)
+    await fill_contact(page, "english@example.fi")
+    await page.locator("#delivery-pickup").check()
+    await expect(page.locator("#street")).to_be_hidden()  # no address for click & collect
+    await page.get_by_test_id("pay").click()
+    await expect(page.get_by_test_id("error-phone")).to_have_text(
+        "Enter your phone number: click & collect needs it, so the store can reach you "
+        "about the order.")
+    await expect(page.get_by_test_id("error-delivery")).to_have_text(
+        "Choose the store where you collect the order.")
+    async with db.reader() as s:
+        assert await s.scalar(select(func.count()).select_from(Order)
+                              .where(Order.email == "english@example.fi")) == 0

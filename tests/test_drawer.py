@@ -22,7 +22,6 @@ from saumaton.db.uow import Database
 from saumaton.locations.models import Channel, Location
 from saumaton.orders.discounts import DiscountIn
 from saumaton.orders.models import Order, OrderLine, SaleVoid
-from saumaton.orders.services import order_number
 from saumaton.payments.models import Payment
 from saumaton.pricing.services import CampaignIn, create_campaign
 from saumaton.tills.drawer import (
@@ -281,8 +280,8 @@ def _sums(orders: list[Order], lines: list[OrderLine], payments: list[Payment],
     cash_out = sum(m.amount_cents for m in movements if m.kind == "out")
     return {
         "sales_count": len(orders),
-        "first_receipt": order_number(min(o.id for o in orders)),
-        "last_receipt": order_number(max(o.id for o in orders)),
+        "first_receipt": min(o.receipt_no for o in orders),  # one register: same length
+        "last_receipt": max(o.receipt_no for o in orders),
         "units_sold": sum(ln.quantity for ln in lines),
         "gross_sales_cents": sum(o.subtotal_cents for o in orders),
         "discount_cents": sum(o.discount_cents for o in orders),
@@ -343,7 +342,8 @@ async def rows_of(db: Database, session_id: int) -> dict[str, Any]:
         ds = await s.get(DrawerSession, session_id)
         assert ds is not None
         orders = list((await s.scalars(select(Order).where(
-            Order.drawer_session_id == session_id, Order.status == "completed"))).all())
+            Order.drawer_session_id == session_id,
+            Order.status.in_(("completed", "partly_returned", "returned"))))).all())
         ids = [o.id for o in orders]
         lines = list((await s.scalars(select(OrderLine).where(
             OrderLine.order_id.in_(ids)))).all())
@@ -384,7 +384,13 @@ async def test_z_report_equals_the_sums_of_the_days_sales(db: Database) -> None:
     assert _figures(x) == expected
     # The day as made above, worked out by hand.
     assert x.sales_count == x.receipt_count == 6
-    assert (x.first_receipt, x.last_receipt) == (order_number(ids[0]), order_number(ids[-1]))
+    # The register's own sequence (this store's first register), not the order numbers.
+    assert (x.first_receipt, x.last_receipt) == (f"{drawer.register_id}-000001",
+                                                 f"{drawer.register_id}-000006")
+    async with db.reader() as s:
+        numbers = dict((await s.execute(select(Order.id, Order.receipt_no)
+                                        .where(Order.id.in_(ids)))).all())
+    assert [numbers[i] for i in ids] == [f"{drawer.register_id}-{n:06d}" for n in range(1, 7)]
     assert x.cash.rounding_cents == 1 + 2 + 0  # 19,99→20,00; 22,33→22,35; 29,10
     assert x.manual_discount_count == 1 and x.manual_discount_cents == 200
     assert x.campaign_discount_cents == 123

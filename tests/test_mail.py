@@ -20,10 +20,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, select, update
 
+from saumaton.checkout.pickup import pickup_code
 from saumaton.config import Settings
 from saumaton.core.clock import utcnow
 from saumaton.db.uow import Database
 from saumaton.mail import messages
+from saumaton.mail.inline import inline_images, qr_png, qr_src
 from saumaton.mail.models import OutgoingMail
 from saumaton.mail.queue import queue_mail, wake_event
 from saumaton.mail.sender import MAX_ATTEMPTS, run_mail_sender, send_due
@@ -215,6 +217,47 @@ async def test_a_text_only_mail_is_a_single_part(mdb: Database, tmp_path: Path) 
     [f] = list(settings.mail_dir().iterdir())
     msg = message_from_bytes(f.read_bytes(), policy=policy.default)
     assert msg.get_content_type() == "text/plain"
+
+
+async def test_the_pickup_qr_goes_as_an_inline_picture_not_a_data_url(
+    mdb: Database, tmp_path: Path
+) -> None:
+    """Mail programs block data: images; a cid: picture in multipart/related they show.
+    The queue stores the HTML only: the picture is made when the mail is sent."""
+    settings = file_settings(tmp_path)
+    pickup = DeliveryOut(method="pickup", fee_cents=0, vat_rate_bp=2550, vat_cents=0,
+                         address=None)
+    mail = messages.order_confirmation(order(pickup), status_url="https://k.fi/s/1",
+                                       lang="fi", settings=settings,
+                                       pickup_store_name="Store Helsinki")
+    code = pickup_code(123, settings.resolved_secret_key())
+    src = f"cid:qr-{code}@qr.saumaton.invalid"
+    assert f'<img src="{src}"' in mail.html and "data:" not in mail.html
+    async with mdb.uow() as uow:
+        mail_id = await queue_mail(uow, kind="order_confirmation", to="a@example.fi",
+                                   subject=mail.subject, text=mail.text, html=mail.html)
+        await uow.commit()
+    assert await send_due(mdb, settings) == 1
+
+    [f] = list(settings.mail_dir().iterdir())
+    assert f.name.endswith(f"-{mail_id}-order_confirmation.eml")
+    msg = message_from_bytes(f.read_bytes(), policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    plain, related = msg.iter_parts()
+    assert (msg.get_content_type(), plain.get_content_type(),
+            related.get_content_type()) == ("multipart/alternative", "text/plain",
+                                            "multipart/related")
+    html_part, image = related.iter_parts()
+    assert src in html_part.get_content()
+    assert image.get_content_type() == "image/png"
+    assert image["Content-ID"] == f"<{src.removeprefix('cid:')}>"
+    assert image.get_content_disposition() == "inline"
+    png = image.get_content()
+    assert png.startswith(b"\x89PNG") and png == qr_png(code)
+
+    assert inline_images("<p>no pictures</p>") == []
+    with pytest.raises(ValueError):
+        qr_src("NT 123")  # a space would break the cid: link
 
 
 # --- SMTP ---------------------------------------------------------------------------------

@@ -258,7 +258,10 @@ async def test_cash_sale_gives_a_receipt_with_vat_breakdown_and_rounding(
     assert text_of(page, "business-name") == "Saumaton Demo Oy"
     assert text_of(page, "business-id") == "2077474-0"
     assert "Esimerkkikatu 1, 00100 Helsinki" in page
-    assert re.fullmatch(r"\d{6}", text_of(page, "receipt-number"))
+    # The register's own sequence ("1-000042"), and the order number to find it by.
+    assert re.fullmatch(r"\d+-\d{6}", text_of(page, "receipt-number"))
+    assert r.json()["order"]["receipt_no"] == text_of(page, "receipt-number")
+    assert re.fullmatch(r"\d{6}", text_of(page, "order-number"))
     assert re.fullmatch(r"\d{1,2}\.\d{1,2}\.\d{4} \d{1,2}\.\d{2}\.\d{2}",
                         text_of(page, "receipt-time"))
     assert text_of(page, "receipt-total") == "19,99 €"

@@ -86,7 +86,8 @@ async def test_click_and_collect_handover_at_the_till(
     code = m[1]
     assert code.startswith(f"NT{order.number}")
     assert f'data-pickup-code="{code}"' in mail.body_html
-    assert 'src="data:image/png;base64,' in mail.body_html
+    # the QR travels as an inline part (cid:), not a data: URL mail programs block
+    assert f'src="cid:qr-{code}@' in mail.body_html and "data:image" not in mail.body_html
 
     # At the till: the cashier opens click & collect and scans the code (keys + Enter).
     cashier = await open_page(contexts, browser)
@@ -116,6 +117,10 @@ async def test_click_and_collect_handover_at_the_till(
     await cashier.get_by_test_id("hand-over").click()
     await expect(cashier.get_by_test_id("handed-over")).to_be_visible()
     await expect(cashier.get_by_test_id("order-state")).to_have_text("Noudettu")
+    # Who handed it over: the cashier's name, not the account label.
+    info = cashier.get_by_test_id("collected-info")
+    await expect(info).to_contain_text("Cashier1")
+    await expect(info).not_to_contain_text("staff:")
     await expect(cashier.get_by_test_id("receipt-link")).to_be_visible()
 
     async with db.reader() as s:

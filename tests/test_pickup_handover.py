@@ -36,6 +36,8 @@ from saumaton.orders.services import place_order
 from saumaton.orders.suggestions import suggestions
 from saumaton.payments.models import PaytrailPayment
 from saumaton.payments.services import PaymentIn
+from saumaton.staff.models import Staff
+from saumaton.staff.services import staff_names
 from tests.support import Shop, make_variants
 
 SECRET = "test-secret-key-0123456789"
@@ -369,3 +371,16 @@ async def test_handover_pages_over_http(client: httpx.AsyncClient, db: Database,
         r = await c2.get(f"/pos/store-2/pickups/{order.id}")
         assert r.status_code == 404
         assert "Tässä myymälässä ei ole tällaista noutotilausta." in r.text
+
+
+async def test_handover_shows_the_staff_members_name(db: Database, shop: Shop) -> None:
+    """`collected_by` keeps the actor label (who exactly, by id); pages show the name."""
+    email = shop.logins["cashier1"][0]
+    async with db.reader() as s:
+        staff_id = await s.scalar(select(Staff.id).where(Staff.email == email))
+        label = f"staff:{staff_id} {email}"
+        names = await staff_names(s, [label, "system", "staff:999999999 gone@x.fi",
+                                      "Kaisa Kassa", ""])
+    assert names == {label: "Cashier1", "system": "system",
+                     "staff:999999999 gone@x.fi": "staff:999999999 gone@x.fi",
+                     "Kaisa Kassa": "Kaisa Kassa", "": ""}

@@ -85,14 +85,18 @@ async def test_receipt_is_emailed_from_the_till(
     assert r.headers["location"].startswith(f"{url}?emailed=")
     [mail] = await mails_for(db, order.number)
     assert mail.to_addr == email and mail.status == "queued"
-    assert order.number in mail.subject and settings.business_name in mail.subject
+    # The receipt's number is its register's; the order number is on it too.
+    assert order.receipt_no and order.receipt_no in mail.subject
+    assert settings.business_name in mail.subject
     assert mail.subject.startswith("Kuitti")  # the store's default language: Finnish
     text = mail.body_text
-    for needed in (settings.business_name, settings.business_id, order.number, name,
+    for needed in (settings.business_name, settings.business_id, order.number,
+                   f"Kuitin nro: {order.receipt_no}", name,
                    "2 × 19,90", "4,55", "44,35", "Maksettu käteisellä 44,35", "ALV 25,5 %"):
         assert needed in text, (needed, text)
     assert "Vaihtoraha 5,65" in text  # 50,00 − 44,35
     assert order.number in mail.body_html and name in mail.body_html
+    assert order.receipt_no in mail.body_html
     assert settings.business_id in mail.body_html
 
     shown = (await web.get(r.headers["location"])).text

@@ -172,6 +172,61 @@ async def test_search_finds_name_brand_shade_sku_and_barcode(db: Database, shop:
     assert "036000291452" in gtin_forms("0036000291452")  # UPC-A kept as EAN-13
 
 
+async def test_search_finds_the_english_names_in_product_and_category_slugs(
+    db: Database, shop: Shop, web: httpx.AsyncClient
+) -> None:
+    """The names are Finnish; the English ones are in the slugs. Searching the English
+    word finds every product of the category, and of its subcategories."""
+    t = tag()
+    word = f"foundation{t}"
+    parent = f"makeup{t}"
+    async with db.uow() as uow:
+        await create_category(uow, SYSTEM, parent, f"Meikit {t}")
+        await create_category(uow, SYSTEM, word, f"Meikkivoiteet {t}", parent)
+        await create_category(uow, SYSTEM, f"tinted-{word}", f"Sävyttävät {t}", word)
+        await uow.commit()
+    silk = await product(db, f"Silk {word} -meikkivoide", [("1", {}, 3999, {})],
+                         category_slug=word)
+    matte = await product(db, f"Matte Finish {t} -meikkivoide", [("1", {}, 3490, {})],
+                          category_slug=word)
+    tint = await product(db, f"Skin Tint {t}", [("1", {}, 2990, {})],
+                         category_slug=f"tinted-{word}")
+    async with db.uow() as uow:  # an English word only in the product's slug
+        bright = await create_product(uow, SYSTEM, ProductIn(
+            slug=f"brightening-{t}", name=f"Kirkastava peitevoide {t}", brand="Pohjoisvalo",
+            variants=[VariantIn(sku=f"B-{t}", price_cents=2490)]))
+        await uow.commit()
+
+    assert set(names(await find(db, q=word))) == {silk.name, matte.name, tint.name}
+    assert set(names(await find(db, q=f"meikkivoiteet {t}"))) == {
+        silk.name, matte.name, tint.name}
+    assert names(await find(db, q=f"brightening-{t}")) == [bright.name]
+    assert names(await find(db, q=f"{word} matte")) == [matte.name]  # still every word
+    page = (await web.get("/shop/search", params={"q": word, "lang": "en"})).text
+    assert page.count('data-testid="product-tile"') == 3
+
+
+async def test_a_long_search_is_shortened_with_a_note_not_a_404(
+    db: Database, shop: Shop, web: httpx.AsyncClient
+) -> None:
+    t = tag()
+    lip = await product(db, f"Pitka{t}", [("1", {}, 990, {})])
+    long_q = f"pitka{t} " + "x" * 5000
+    r = await web.get("/shop/search", params={"q": long_q})
+    assert r.status_code == 200
+    assert text_of(r.text, "search-shortened") == (
+        "Hakusi oli pitkä: haimme sen 100 ensimmäisellä merkillä.")
+    box = re.search(r'id="shop-q"[^>]*value="([^"]*)"', r.text)
+    assert box and box[1] == long_q[:100]  # what was searched, in the search box
+    r = await web.get("/shop/search", params={"q": f"pitka{t}"})
+    assert 'data-testid="search-shortened"' not in r.text
+    assert text_of(r.text, "tile-name") == lip.name
+    r = await web.get("/shop/", params={"q": long_q, "lang": "en"})  # the old list URL
+    assert r.status_code == 200
+    assert text_of(r.text, "search-shortened") == (
+        "Your search was long: we searched with its first 100 characters.")
+
+
 async def test_category_filters_or_within_an_attribute_and_across_variants(
     db: Database, shop: Shop
 ) -> None:

@@ -15,7 +15,7 @@ from saumaton.db.uow import Database
 from saumaton.orders.models import Order, OrderLine, SaleVoid
 from saumaton.payments.models import Payment
 from tests.browser import PHONE, assert_fits, open_page
-from tests.support import Server, Shop, make_variants
+from tests.support import Server, Shop, make_variants, new_ean
 from tests.test_browser import log_in, screenshot
 from tests.test_till_api import open_drawer
 
@@ -305,3 +305,92 @@ async def test_offline_sale_gets_an_offline_receipt_and_syncs_once(
             Order.id.in_(select(OrderLine.order_id).where(OrderLine.variant_id == v["id"]))))
         ).all()
     assert [(o.offline, o.total_cents) for o in orders] == [(True, 1998)]
+
+
+async def test_quantity_box_refuses_bad_numbers_and_keeps_the_line(
+    browser: Browser, contexts: list[BrowserContext], server: Server,
+    db: Database, shop: Shop,
+) -> None:
+    [v] = await make_variants(db, [250], stock={shop.store1: 10})
+    await open_drawer(db, shop.store1)
+    page = await open_page(contexts, browser)
+    await open_till(page, server, shop)
+    await page.keyboard.type(f"{v['ean']}\n")
+    line = page.get_by_test_id("cart-line")
+    qty = line.get_by_test_id("line-qty")
+    error = line.get_by_test_id("qty-error")
+    await expect(qty).to_have_value("1")
+
+    for typed, message in [
+        ("kaksi", "Anna määrä kokonaislukuna 1–10\xa0000 (0 poistaa rivin)."),
+        ("-3", "Anna määrä kokonaislukuna 1–10\xa0000 (0 poistaa rivin)."),
+        ("1,5", "Anna määrä kokonaislukuna 1–10\xa0000 (0 poistaa rivin)."),
+        ("99999999999", "Yhtä tuotetta voi olla myynnissä enintään 10\xa0000 kpl."),
+    ]:
+        await qty.fill(typed)
+        await qty.press("Enter")
+        await expect(error).to_have_text(message)
+        await expect(line).to_have_count(1)  # the line stays, with its quantity
+        await expect(qty).to_have_value("1")
+        await expect(qty).to_have_attribute("aria-invalid", "true")
+        await expect(page.get_by_test_id("total")).to_have_text(f"2,50{EUR}")
+
+    await qty.fill("3")
+    await qty.press("Enter")
+    await expect(error).to_have_count(0)
+    await expect(qty).to_have_value("3")
+    await expect(qty).not_to_have_attribute("aria-invalid", "true")
+    await expect(page.get_by_test_id("total")).to_have_text(f"7,50{EUR}")
+    await page.get_by_test_id("pay-card").click()
+    await expect(page.get_by_test_id("receipt")).to_be_visible()
+    _, [ol], _ = await order_of(page, db)
+    assert ol.quantity == 3
+
+
+async def test_sync_status_speaks_the_pages_language_on_every_till_page(
+    browser: Browser, contexts: list[BrowserContext], server: Server,
+    db: Database, shop: Shop,
+) -> None:
+    await open_drawer(db, shop.store1)
+    page = await open_page(contexts, browser)
+    await open_till(page, server, shop)
+    status = page.get_by_test_id("sync-status-text")
+    finnish = "Yhteys toimii, kaikki myynnit siirretty"
+    await expect(status).to_have_text(finnish)
+    for path in ("pickups", "drawer", "drawer/close", "reports"):
+        await page.goto(f"{server.base_url}/pos/store-1/{path}")
+        await expect(status).to_have_text(finnish)
+        await expect(page.get_by_test_id("sync-details-toggle")).to_be_hidden()
+
+    await page.goto(f"{server.base_url}/pos/store-1/drawer?lang=en")
+    await expect(status).to_have_text("Online, everything synced")
+
+
+async def test_a_product_created_while_the_till_is_open_scans_without_a_reload(
+    browser: Browser, contexts: list[BrowserContext], server: Server,
+    db: Database, shop: Shop,
+) -> None:
+    await open_drawer(db, shop.store1)
+    page = await open_page(contexts, browser)
+    await open_till(page, server, shop)
+    till = page.locator("#till")
+    await expect(till).to_have_attribute("data-live", "1")  # following the events
+    size = int(await till.get_attribute("data-catalogue-size") or -1)
+    assert size >= 0
+
+    ean = new_ean()
+    tag = random.randrange(10**8)
+    async with httpx.AsyncClient(base_url=server.base_url, headers=shop.auth()) as api:
+        r = await api.post("/api/v1/products", json={
+            "slug": f"uutuus-{tag}", "name": f"Uutuus {tag}", "brand": "Test",
+            "vat_class": "standard", "variants": [
+                {"sku": f"NEW-{tag}", "ean": ean, "name": "50 ml", "price_cents": 1490}]})
+        assert r.status_code == 201, r.text
+    # The open page takes a fresh snapshot on the event: no reload.
+    await expect(till).to_have_attribute("data-catalogue-size", str(size + 1))
+    await page.keyboard.type(f"{ean}\n")
+    line = page.get_by_test_id("cart-line")
+    await expect(line).to_have_count(1)
+    await expect(line).to_contain_text(f"Uutuus {tag}")
+    await expect(page.get_by_test_id("total")).to_have_text(f"14,90{EUR}")
+    await expect(page.get_by_test_id("error-code")).to_be_hidden()

@@ -48,14 +48,19 @@ WHERE c.active AND c.starts_at <= now() AND (c.ends_at IS NULL OR c.ends_at > no
 \set vat1 (:pr1 * :r1 + (10000 + :r1) / 2) / (10000 + :r1)
 \set vat2 (:pr2 * :r2 + (10000 + :r2) / 2) / (10000 + :r2)
 \set vat :vat1 + :vat2
--- The order, its lines and its cash payment in one statement.
-WITH o AS (
+-- The order (in the store's open drawer session), its lines and its cash payment in
+-- one statement.
+WITH d AS (
+  SELECT ds.id FROM drawer_sessions ds JOIN registers r ON r.id = ds.register_id
+  WHERE ds.location_id = 1 AND ds.status = 'open'
+  ORDER BY r.active DESC, r.id LIMIT 1 FOR SHARE OF ds
+), o AS (
   INSERT INTO orders (channel_id, location_id, customer_id, status, currency, subtotal_cents,
                       discount_cents, total_cents, vat_cents, paid_cents, idempotency_key,
-                      request_hash, created_by, created_at)
-  VALUES (2, 1, NULL, 'completed', 'EUR', :total, 0, :total, :vat, :total,
+                      request_hash, created_by, created_at, drawer_session_id)
+  SELECT 2, 1, NULL, 'completed', 'EUR', :total, 0, :total, :vat, :total,
           'pgb-' || :client_id || '-' || :key, md5(:key::text) || md5(:client_id::text),
-          'staff:1 omistaja@kaunisiho.fi', now())
+          'staff:1 omistaja@kaunisiho.fi', now(), d.id FROM d
   RETURNING id
 ), l AS (
   INSERT INTO order_lines (order_id, line_no, variant_id, location_id, sku, name, quantity,

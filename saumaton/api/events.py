@@ -34,6 +34,9 @@ TOPICS: dict[str, str | None] = {
     "stock.changed": None, "price.changed": None, "campaign.changed": None,
     "order.created": "orders.read", "order.paid": "orders.read",
     "order.cancelled": "orders.read", "order.collected": "orders.read",
+    "order.picking": "orders.read", "order.ready": "orders.read",
+    "order.packed": "orders.read", "order.shipped": "orders.read",
+    "order.pickup_reminded": "orders.read",
     "payment.status": "orders.read", "payment.refund_due": "orders.read",
     "payment.refunded": "orders.read", "product.created": "orders.read",
     "board.changed": "orders.read",  # the staff board is read with orders.read

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
 
+from saumaton.checkout.pickup import hand_over
 from saumaton.core.actor import Actor
-from saumaton.core.errors import Forbidden
-from saumaton.core.types import MAX_ID
+from saumaton.core.errors import Forbidden, NotFound
+from saumaton.core.types import MAX_ID, Input
+from saumaton.fulfilment import steps
 from saumaton.orders import services as orders
+from saumaton.orders.lifecycle import OrderStatus
+from saumaton.orders.models import Order
 from saumaton.orders.schemas import OrderIn, OrderOut
 from saumaton.web.auth import db_of, require_actor
 
@@ -56,8 +64,124 @@ async def list_orders(
     customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    status: Annotated[OrderStatus | None, Query()] = None,
+    delivery_method: Annotated[Literal["home", "pickup", "store"] | None, Query(
+        description="store: a sale in the store")] = None,
+    date_from: Annotated[date | None, Query(description="created on or after this day "
+                                                        "(the shop's time zone)")] = None,
+    date_to: Annotated[date | None, Query(description="created on or before this day")]
+    = None,
 ) -> list[OrderOut]:
+    zone = ZoneInfo(request.app.state.settings.timezone)
+
+    def start(d: date) -> datetime:
+        return datetime.combine(d, time.min, zone)
     async with db_of(request).reader() as s:
-        return await orders.list_orders(s, actor, channel=channel, location_id=location_id,
-                                        customer_id=customer_id, limit=limit,
-                                        before_id=before_id)
+        return await orders.list_orders(
+            s, actor, channel=channel, location_id=location_id, customer_id=customer_id,
+            limit=limit, before_id=before_id, status=status.value if status else None,
+            delivery_method=delivery_method,
+            created_from=start(date_from) if date_from else None,
+            created_before=start(date_to + timedelta(days=1)) if date_to else None)
+
+
+# --- fulfilment of web orders ---------------------------------------------------------------
+
+_TRANSITION_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "forbidden: no orders.fulfil at the order's location"},
+    404: {"description": "order_not_found"},
+    409: {"description": "invalid_transition (the order's state does not allow it; "
+                         "`order_status` names it), order_changed, not_a_web_order"}}
+OrderIdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+class ShippedIn(Input):
+    carrier: str = Field(max_length=200, description="e.g. Posti, Matkahuolto, DB Schenker")
+    tracking_number: str = Field(max_length=200)
+
+
+class CollectedIn(Input):
+    id_checked: bool = Field(description="the customer's ID was checked against the order")
+
+
+class CancelIn(Input):
+    reason: str = Field(default="cancelled_by_shop", min_length=1, max_length=60)
+
+
+class CancelOut(BaseModel):
+    order: OrderOut
+    refund_cents: int = Field(description="recorded as a Paytrail refund due (sent by "
+                                          "the refund job)")
+
+
+@router.post("/orders/{order_id}/picking", response_model=OrderOut,
+             summary="Start picking a paid web order", responses=_TRANSITION_ERRORS)
+async def picking(request: Request, order_id: OrderIdPath,
+                  actor: Actor = Depends(require_actor)) -> OrderOut:
+    async with db_of(request).uow() as uow:
+        out = await steps.start_picking(uow, actor, order_id)
+        await uow.commit()
+    return out
+
+
+@router.post("/orders/{order_id}/ready", response_model=OrderOut,
+             summary="Click & collect: ready for pickup (e-mails the pickup code)",
+             responses=_TRANSITION_ERRORS)
+async def ready(request: Request, order_id: OrderIdPath,
+                actor: Actor = Depends(require_actor)) -> OrderOut:
+    async with db_of(request).uow() as uow:
+        out = await steps.mark_ready(uow, actor, request.app.state.settings, order_id)
+        await uow.commit()
+    return out
+
+
+@router.post("/orders/{order_id}/packed", response_model=OrderOut,
+             summary="Home delivery: packed", responses=_TRANSITION_ERRORS)
+async def packed(request: Request, order_id: OrderIdPath,
+                 actor: Actor = Depends(require_actor)) -> OrderOut:
+    async with db_of(request).uow() as uow:
+        out = await steps.mark_packed(uow, actor, order_id)
+        await uow.commit()
+    return out
+
+
+@router.post("/orders/{order_id}/shipped", response_model=OrderOut,
+             summary="Home delivery: shipped (e-mails the tracking number)",
+             responses=_TRANSITION_ERRORS)
+async def shipped(request: Request, order_id: OrderIdPath, body: ShippedIn,
+                  actor: Actor = Depends(require_actor)) -> OrderOut:
+    async with db_of(request).uow() as uow:
+        out = await steps.mark_shipped(uow, actor, request.app.state.settings, order_id,
+                                       body.carrier, body.tracking_number)
+        await uow.commit()
+    return out
+
+
+@router.post("/orders/{order_id}/collected", response_model=OrderOut,
+             summary="Click & collect: handed over at the pickup store",
+             responses={**_TRANSITION_ERRORS,
+                        409: {"description": "already_collected, pickup_not_paid, "
+                                             "order_cancelled"},
+                        422: {"description": "id_not_checked"}})
+async def collected(request: Request, order_id: OrderIdPath, body: CollectedIn,
+                    actor: Actor = Depends(require_actor)) -> OrderOut:
+    async with db_of(request).uow() as uow:
+        location_id = await uow.session.scalar(
+            select(Order.location_id).where(Order.id == order_id))
+        if location_id is None:
+            raise NotFound(f"no click & collect order {order_id}", code="pickup_not_found")
+        out = await hand_over(uow, actor, order_id, int(location_id), body.id_checked)
+        await uow.commit()
+    return out
+
+
+@router.post("/orders/{order_id}/cancel", response_model=CancelOut,
+             summary="Cancel a paid web order: stock back on sale, Paytrail refund due",
+             responses=_TRANSITION_ERRORS)
+async def cancel(request: Request, order_id: OrderIdPath, body: CancelIn | None = None,
+                 actor: Actor = Depends(require_actor)) -> CancelOut:
+    async with db_of(request).uow() as uow:
+        done = await steps.cancel_order(uow, actor, request.app.state.settings, order_id,
+                                        reason=(body or CancelIn()).reason)
+        await uow.commit()
+    return CancelOut(order=done.order, refund_cents=done.refund_cents)

@@ -194,17 +194,27 @@ async def product_for_code(session: AsyncSession, text: str) -> tuple[str, int] 
 
 # --- search ---------------------------------------------------------------------------------
 
-def _text_conditions(words: Sequence[str], code_forms: Sequence[str]) -> list[Any]:
-    """Every word somewhere in the product name, brand, variant name or SKU."""
+def _text_conditions(words: Sequence[str], code_forms: Sequence[str],
+                     tree: CategoryTree) -> list[Any]:
+    """Every word somewhere in the product name, brand, slug, variant name or SKU, or in
+    the name or slug of its category or a category above it. The slugs are where the
+    English names are (kaunis-iho-matte-foundation, category foundation): a shopper
+    on the English pages searching "foundation" finds every foundation."""
     conds: list[Any] = []
     for word in words:
         like = like_pattern(word)
+        categories: set[int] = set()
+        for c in tree.categories:
+            if word in c.name.lower() or word in c.slug.lower():
+                categories |= tree.descendants(c.id)
         conds.append(or_(
             func.lower(Product.name).like(like, escape="\\"),
             func.lower(Product.brand).like(like, escape="\\"),
+            func.lower(Product.slug).like(like, escape="\\"),
             func.lower(Variant.name).like(like, escape="\\"),
             func.lower(Variant.sku).like(like, escape="\\"),
             Variant.ean == word,
+            Product.category_id.in_(categories) if categories else false(),
         ))
     if code_forms and conds:
         return [or_(and_(*conds), Variant.ean.in_(code_forms))]
@@ -307,7 +317,7 @@ async def search_products(
             raise NotFound(f"no category {filters.category!r}", code="category_not_found")
         base.append(Product.category_id.in_(tree.descendants(category.id)))
     words = filters.words()
-    base.extend(_text_conditions(words, gtin_forms(filters.q)))
+    base.extend(_text_conditions(words, gtin_forms(filters.q), tree))
     query = _Query(session, base)
 
     # The attributes the candidates have; only chosen values of those count, so

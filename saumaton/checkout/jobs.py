@@ -1,6 +1,7 @@
 """Background work of the web checkout, run by every app process:
 cancel orders not paid in time (their stock goes back on sale), ask Paytrail
-about payments that have had no final answer, and pay back refunds that are due."""
+about payments that have had no final answer, pay back refunds that are due, and
+remind about and cancel uncollected pickups (fulfilment.pickups)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from saumaton.config import Settings
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import DomainError
 from saumaton.db.uow import Database
+from saumaton.fulfilment.pickups import uncollected_pickups
 from saumaton.payments.models import PaytrailPayment
 from saumaton.payments.paytrail.client import PaytrailClient
 
@@ -77,8 +79,12 @@ async def run_checkout_jobs(db: Database, client: PaytrailClient, settings: Sett
     async def refunds() -> int:
         return await settle_refunds(db, client, settings)
 
+    async def pickups() -> int:
+        return (await uncollected_pickups(db, settings)).total
+
     jobs: list[tuple[str, Callable[[], Awaitable[int]]]] = [
-        ("cancel unpaid orders", cancel), ("poll payments", poll), ("refunds", refunds)]
+        ("cancel unpaid orders", cancel), ("poll payments", poll), ("refunds", refunds),
+        ("uncollected pickups", pickups)]
     while not stop.is_set():
         for name, job in jobs:
             try:

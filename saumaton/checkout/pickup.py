@@ -20,17 +20,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import segno
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.core.actor import Actor
-from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from saumaton.customers.identities import normalise_phone
 from saumaton.customers.models import Customer
 from saumaton.db.uow import UnitOfWork
 from saumaton.inventory.models import StockReservation
 from saumaton.inventory.services import Move, apply_moves, consume
+from saumaton.orders.lifecycle import OrderStatus, transition
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.schemas import OrderOut
 from saumaton.orders.services import _orders_out, get_order, order_number
@@ -45,6 +45,8 @@ CODE_PATTERN = re.compile(r"NT(\d{7,})", re.IGNORECASE)
 # Flag on an order whose reservation had lapsed: its units were taken off the shelf.
 LAPSED_FLAG = "reservation_lapsed"
 FIND_LIMIT = 20
+# Paid and waiting at the store: handed over whether or not it was marked ready yet.
+AWAITING_HANDOVER = frozenset({OrderStatus.PAID, OrderStatus.PICKING, OrderStatus.READY})
 
 
 # --- the pickup code ----------------------------------------------------------------------
@@ -88,8 +90,7 @@ class PickupCodeView:
     """The pickup code as text and as a QR code (for the order page and the e-mail)."""
 
     code: str
-    svg: str  # inline <svg> element
-    png_data_uri: str  # data:image/png;base64,… for mail clients
+    svg: str  # inline <svg> element (the e-mail's picture: mail/inline.py)
 
     @property
     def spaced(self) -> str:
@@ -101,7 +102,7 @@ def pickup_code_view(order_id: int, secret: str | None = None) -> PickupCodeView
     code = pickup_code(order_id, secret)
     qr = segno.make(code, error="m", micro=False)
     svg = qr.svg_inline(scale=5, border=2, title=code)
-    return PickupCodeView(code, svg, qr.png_data_uri(scale=5, border=2))
+    return PickupCodeView(code, svg)
 
 
 def pickup_code_for(order: OrderOut, secret: str | None = None) -> PickupCodeView | None:
@@ -137,7 +138,7 @@ def _phone(q: str) -> str | None:
         return None
 
 
-def _search_conditions(q: str, secret: str | None) -> list[ColumnElement[bool]]:
+def search_conditions(q: str, secret: str | None) -> list[ColumnElement[bool]]:
     """Which orders `q` can mean: a pickup code, an order number, a phone number,
     an e-mail address or the customer's name."""
     text = q.strip()
@@ -170,18 +171,18 @@ async def find_pickups(s: AsyncSession, location_id: int, q: str,
     from saumaton.checkout.services import PickupOrder
 
     q = q.strip()[:200]
-    conds = _search_conditions(q, secret) if q else []
+    conds = search_conditions(q, secret) if q else []
     if not conds:
         return []
     rows = (await s.execute(
         select(Order.id, Customer.first_name, Customer.last_name)
         .outerjoin(Customer, Customer.id == Order.customer_id)
         .where(Order.location_id == location_id, Order.delivery_method == "pickup",
-               Order.status.in_(("pending", "paid")), or_(*conds))
+               Order.status.in_((OrderStatus.PENDING, *AWAITING_HANDOVER)), or_(*conds))
         .order_by(Order.id.desc()).limit(FIND_LIMIT))).all()
     names = {int(r[0]): f"{r[1] or ''} {r[2] or ''}".strip() for r in rows}
     orders = await _orders_out(s, list(names))
-    return [PickupOrder(o, names[o.id], o.status == "paid") for o in orders]
+    return [PickupOrder(o, names[o.id], o.status in AWAITING_HANDOVER) for o in orders]
 
 
 @dataclass(frozen=True)
@@ -195,11 +196,12 @@ class PickupDetail:
 
     @property
     def ready(self) -> bool:
-        return self.order.status == "paid"
+        """Paid and waiting here: may be handed over (marked ready or not)."""
+        return self.order.status in AWAITING_HANDOVER
 
     @property
     def collected(self) -> bool:
-        return self.order.status == "collected"
+        return self.order.status == OrderStatus.COLLECTED
 
 
 async def pickup_detail(s: AsyncSession, order_id: int, location_id: int,
@@ -237,11 +239,11 @@ async def hand_over(uow: UnitOfWork, actor: Actor, order_id: int, location_id: i
         raise NotFound(f"no click & collect order {order_id} at this store",
                        code="pickup_not_found")
     number = order_number(order.id)
-    if order.status == "collected":
+    if order.status == OrderStatus.COLLECTED:
         raise Conflict(f"order {number} was already handed over", code="already_collected")
-    if order.status != "paid":
+    if order.status not in AWAITING_HANDOVER:
         raise Conflict(f"order {number} is {order.status}, not paid",
-                       code="pickup_not_paid" if order.status == "pending"
+                       code="pickup_not_paid" if order.status == OrderStatus.PENDING
                        else f"order_{order.status}")
     if not id_checked:
         raise ValidationFailed("check the customer's ID first", code="id_not_checked",
@@ -273,16 +275,13 @@ async def hand_over(uow: UnitOfWork, actor: Actor, order_id: int, location_id: i
                 order_id=order.id, reason="click & collect: reservation had lapsed")])
             lapsed.append((variant_id, missing))
 
-    now = utcnow()
     flags = order.flags.split()
     if lapsed and LAPSED_FLAG not in flags:
         flags.append(LAPSED_FLAG)
-    await s.execute(update(Order).where(Order.id == order.id).values(
-        status="collected", collected_at=now, collected_by=actor.label[:200],
-        flags=" ".join(flags)[:200]).execution_options(synchronize_session=False))
-    uow.emit("order.collected", {
-        "order_id": order.id, "location_id": location_id, "customer_id": order.customer_id,
-        "total_cents": order.total_cents, "collected_by": actor.label,
+    await transition(uow, order, OrderStatus.COLLECTED, actor=actor, values={
+        "collected_by": actor.label[:200], "flags": " ".join(flags)[:200]}, data={
+        "location_id": location_id, "total_cents": order.total_cents,
+        "collected_by": actor.label,
         "lapsed": [{"variant_id": v, "quantity": n} for v, n in lapsed]})
     await s.flush()
     s.expire_all()  # the row was changed with a statement: read it afresh

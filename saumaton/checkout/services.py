@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.analytics.events import add_event
 from saumaton.catalogue.services import vat_rates_on
+from saumaton.checkout.pickup import AWAITING_HANDOVER
 from saumaton.config import Settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
@@ -71,6 +72,7 @@ from saumaton.loyalty.ledger import (
 from saumaton.loyalty.tiers import tier_of
 from saumaton.mail.messages import Mail, order_confirmation
 from saumaton.mail.queue import queue_mail
+from saumaton.orders.lifecycle import OrderStatus, transition
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.quote import OrderQuote, QuotedLine, price_lines
 from saumaton.orders.schemas import DeliveryOut, LineIn, OrderIn, OrderLineOut, OrderOut, VatLine
@@ -148,33 +150,69 @@ def check_points(points: int, total_cents: int, *, signed_in: bool) -> int:
     return value
 
 
-def clean_contact(cmd: CheckoutIn) -> tuple[str, str]:
-    """(email, phone) normalised; errors name the field."""
-    email = normalise_email(cmd.email)
-    phone = normalise_phone(cmd.phone) if cmd.phone.strip() else ""
-    if cmd.delivery == "pickup" and not phone:
-        raise ValidationFailed("a phone number is needed to tell you the order is ready",
-                               code="phone_required", field="phone")
+def _contact(cmd: CheckoutIn, problems: list[ValidationFailed]) -> tuple[str, str]:
+    email = phone = ""
+    try:
+        email = normalise_email(cmd.email)
+    except ValidationFailed as exc:
+        problems.append(exc)
+    try:
+        phone = normalise_phone(cmd.phone) if cmd.phone.strip() else ""
+    except ValidationFailed as exc:
+        problems.append(exc)
+    else:
+        if cmd.delivery == "pickup" and not phone:
+            problems.append(ValidationFailed(
+                "a phone number is needed to tell you the order is ready",
+                code="phone_required", field="phone"))
     return email, phone
 
 
-def clean_address(cmd: CheckoutIn) -> dict[str, str] | None:
+def _address(cmd: CheckoutIn, problems: list[ValidationFailed]) -> dict[str, str] | None:
     if cmd.delivery != "home":
         return None
     a = cmd.address
     if a is None:
-        raise ValidationFailed("home delivery needs an address", code="address_required",
-                               field="address.street")
-    postcode = a.postcode.strip()
-    if not (len(postcode) == 5 and postcode.isascii() and postcode.isdigit()):
-        raise ValidationFailed("a Finnish postcode has five digits", code="invalid_postcode",
-                               field="address.postcode")
-    out = {"name": a.name.strip(), "street": a.street.strip(), "postcode": postcode,
+        problems.append(ValidationFailed("home delivery needs an address",
+                                         code="address_required", field="address.street"))
+        return None
+    out = {"name": a.name.strip(), "street": a.street.strip(), "postcode": a.postcode.strip(),
            "city": a.city.strip(), "country": a.country}
-    for key in ("name", "street", "city"):
+    for key in ("name", "street", "postcode", "city"):
         if not out[key]:
-            raise ValidationFailed(f"{key} is required", code="address_required",
-                                   field=f"address.{key}")
+            problems.append(ValidationFailed(f"{key} is required", code="address_required",
+                                             field=f"address.{key}"))
+    postcode = out["postcode"]
+    if postcode and not (len(postcode) == 5 and postcode.isascii() and postcode.isdigit()):
+        problems.append(ValidationFailed("a Finnish postcode has five digits",
+                                         code="invalid_postcode", field="address.postcode"))
+    return out
+
+
+def checkout_problems(cmd: CheckoutIn) -> list[ValidationFailed]:
+    """Every problem `clean_contact` and `clean_address` find, at once (a form shows
+    them all next to their fields). `cmd` may be unvalidated (`model_construct`)."""
+    problems: list[ValidationFailed] = []
+    _contact(cmd, problems)
+    _address(cmd, problems)
+    return problems
+
+
+def clean_contact(cmd: CheckoutIn) -> tuple[str, str]:
+    """(email, phone) normalised; errors name the field."""
+    problems: list[ValidationFailed] = []
+    out = _contact(cmd, problems)
+    if problems:
+        raise problems[0]
+    return out
+
+
+def clean_address(cmd: CheckoutIn) -> dict[str, str] | None:
+    """Home delivery's address, trimmed: every part is required."""
+    problems: list[ValidationFailed] = []
+    out = _address(cmd, problems)
+    if problems:
+        raise problems[0]
     return out
 
 
@@ -403,7 +441,7 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
     due = now + timedelta(seconds=settings.reservation_ttl_seconds)
     order_id = int((await s.execute(insert(Order).values(
         channel_id=channel.id, location_id=candidates[0] if cmd.delivery == "pickup" else None,
-        customer_id=buyer, status="pending", currency="EUR",
+        customer_id=buyer, status=OrderStatus.PENDING.value, currency="EUR",
         subtotal_cents=priced.subtotal_cents + fee, discount_cents=priced.discount_cents,
         total_cents=priced.total_cents + fee, vat_cents=priced.vat_cents + fee_vat,
         paid_cents=0, idempotency_key=key, request_hash=fingerprint,
@@ -547,8 +585,9 @@ async def _mark_paid(uow: UnitOfWork, settings: Settings, order: Order, now: dat
     # rows are locked: the hottest rows stay locked only until the commit.
     mail = await _confirmation(uow, settings, order)
     await _secure_stock(uow, order, number, settings, now)
-    order.status = "paid"
-    order.payment_due_at = None
+    await transition(uow, order, OrderStatus.PAID, values={"payment_due_at": None}, data={
+        "channel": WEB_CHANNEL, "location_id": order.location_id,
+        "total_cents": order.total_cents, "delivery": order.delivery_method}, now=now)
     await queue_mail(uow, kind="order_confirmation", to=order.email, subject=mail.subject,
                      text=mail.text, html=mail.html, reference=number)
     await s.flush()
@@ -557,13 +596,9 @@ async def _mark_paid(uow: UnitOfWork, settings: Settings, order: Order, now: dat
                              lang=order.language or settings.default_language)
     # The funnel's last step, once, whichever answer (redirect, callback, poll) settled it.
     add_event(uow, "order_placed", order_id=order.id, customer_id=order.customer_id)
-    uow.emit("order.paid", {"order_id": order.id, "channel": WEB_CHANNEL,
-                            "location_id": order.location_id, "total_cents": order.total_cents,
-                            "customer_id": order.customer_id,
-                            "delivery": order.delivery_method})
 
 
-async def _return_points(uow: UnitOfWork, order: Order, reason: str, now: datetime) -> None:
+async def return_points(uow: UnitOfWork, order: Order, reason: str, now: datetime) -> None:
     """An order cancelled before it was paid: the points spent on it come back and
     their payment is recorded as refunded."""
     s = uow.session
@@ -654,7 +689,7 @@ async def start_payment(db: Database, client: PaytrailClient, settings: Settings
     """Create a Paytrail payment for a pending order; returns the URL of the payment
     page to send the shopper to."""
     now = utcnow()
-    if order.status != "pending":
+    if order.status != OrderStatus.PENDING:
         raise PaymentNotPossible(f"order {order.number} is {order.status}",
                                  code=f"order_{order.status}")
     if order.payment_due_at is not None and order.payment_due_at <= now:
@@ -724,7 +759,7 @@ async def record_payment_status(db: Database, settings: Settings, stamp: str,
     async with db.uow() as uow:
         out = await _record(uow, settings, stamp, transaction_id, status, amount, provider)
         await uow.commit()
-    if out.changed and out.order_status == "paid":
+    if out.changed and out.order_status == OrderStatus.PAID:
         log.info("order %s paid (%s)", order_number(out.order_id), transaction_id)
     return out
 
@@ -772,7 +807,7 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
     s.add(Payment(order_id=order.id, method="paytrail", status="captured",
                   amount_cents=amount, reference=txn, location_id=order.location_id,
                   created_at=now))
-    if order.status != "pending":
+    if order.status != OrderStatus.PENDING:
         # Paid twice (a second attempt), or paid after the order was cancelled:
         # the money goes back; the order stays as it is.
         await _refund_due(uow, order, amount, txn, now)
@@ -783,12 +818,9 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
     try:
         await _mark_paid(uow, settings, order, now)
     except OutOfStock:
-        order.status = "cancelled"
-        order.payment_due_at = None
-        await s.flush()
-        uow.emit("order.cancelled", {"order_id": order.id, "reason": "sold_out_before_payment",
-                                     "customer_id": order.customer_id})
-        await _return_points(uow, order, "sold_out_before_payment", now)
+        await transition(uow, order, OrderStatus.CANCELLED, values={"payment_due_at": None},
+                         data={"reason": "sold_out_before_payment"}, now=now)
+        await return_points(uow, order, "sold_out_before_payment", now)
         await _return_gift_card(uow, order, now)
         await _refund_due(uow, order, amount, txn, now)
         await s.flush()
@@ -856,7 +888,7 @@ async def _refund_due(uow: UnitOfWork, order: Order, amount: int, txn: str,
     nothing and takes nothing back."""
     uow.session.add(Payment(order_id=order.id, method="paytrail", status="refund_due",
                             amount_cents=-amount, reference=txn, created_at=now))
-    if order.status == "cancelled":
+    if order.status == OrderStatus.CANCELLED:
         await reverse_for_order(uow, order.id, amount, "refund",
                                 key=f"reverse:refund:{order.id}:{txn}", now=now)
     uow.emit("payment.refund_due", {"order_id": order.id, "amount_cents": amount,
@@ -904,7 +936,7 @@ async def cancel_unpaid_orders(uow: UnitOfWork, now: datetime | None = None,
     """Cancel pending web orders whose time to pay has passed and release their stock.
     Several processes may run it: on PostgreSQL rows are claimed with SKIP LOCKED."""
     now = now or utcnow()
-    q = (select(Order).where(Order.status == "pending", Order.payment_due_at <= now)
+    q = (select(Order).where(Order.status == OrderStatus.PENDING, Order.payment_due_at <= now)
          .order_by(Order.payment_due_at).limit(limit))
     if uow.db.is_postgres:
         q = q.with_for_update(skip_locked=True)
@@ -915,12 +947,10 @@ async def cancel_unpaid_orders(uow: UnitOfWork, now: datetime | None = None,
             StockReservation.reference == number, StockReservation.status == "active"))).all()
         for rid in ids:
             await release(uow, rid)
-        order.status = "cancelled"
-        order.payment_due_at = None
-        await _return_points(uow, order, "not_paid", now)
+        await transition(uow, order, OrderStatus.CANCELLED, values={"payment_due_at": None},
+                         data={"reason": "not_paid"}, now=now)
+        await return_points(uow, order, "not_paid", now)
         await _return_gift_card(uow, order, now)
-        uow.emit("order.cancelled", {"order_id": order.id, "reason": "not_paid",
-                                     "customer_id": order.customer_id})
     await uow.session.flush()
     return len(orders)
 
@@ -935,7 +965,7 @@ async def payments_to_poll(s: AsyncSession, now: datetime, *, older_than: timede
                PaytrailPayment.transaction_id.is_not(None),
                PaytrailPayment.updated_at <= now - older_than,
                PaytrailPayment.created_at >= now - timedelta(days=2),
-               Order.status == "pending")
+               Order.status == OrderStatus.PENDING)
         .order_by(PaytrailPayment.updated_at).limit(limit))).all()
     return [(str(a), str(b)) for a, b in rows]
 
@@ -946,14 +976,19 @@ async def payments_to_poll(s: AsyncSession, now: datetime, *, older_than: timede
 class PickupOrder:
     order: OrderOut
     customer_name: str
-    ready: bool  # paid: the units wait at the store; else still awaiting payment
+    ready: bool  # paid: the units wait at the store (may be handed over); else unpaid
+
+    @property
+    def prepared(self) -> bool:
+        """Marked ready by the store (the shopper was told to come)."""
+        return self.order.status == OrderStatus.READY
 
 
 async def ready_pickup_count(s: AsyncSession, location_id: int) -> int:
     """Paid click & collect orders waiting at this store (the till's badge)."""
     return int(await s.scalar(select(func.count()).select_from(Order).where(
         Order.location_id == location_id, Order.delivery_method == "pickup",
-        Order.status == "paid")) or 0)
+        Order.status.in_(AWAITING_HANDOVER))) or 0)
 
 
 async def pickup_orders(s: AsyncSession, location_id: int, limit: int = 100
@@ -966,8 +1001,8 @@ async def pickup_orders(s: AsyncSession, location_id: int, limit: int = 100
         select(Order.id, Customer.first_name, Customer.last_name)
         .outerjoin(Customer, Customer.id == Order.customer_id)
         .where(Order.location_id == location_id, Order.delivery_method == "pickup",
-               Order.status.in_(("pending", "paid")))
+               Order.status.in_((OrderStatus.PENDING, *AWAITING_HANDOVER)))
         .order_by(Order.id.desc()).limit(limit))).all()
     names = {int(r[0]): f"{r[1] or ''} {r[2] or ''}".strip() for r in rows}
     orders = await _orders_out(s, list(names))
-    return [PickupOrder(o, names[o.id], o.status == "paid") for o in orders]
+    return [PickupOrder(o, names[o.id], o.status in AWAITING_HANDOVER) for o in orders]

@@ -41,6 +41,7 @@ from saumaton.staff.services import _DUMMY_HASH, _hasher
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1000  # argon2 takes any length; this bounds the work per attempt
+MAX_NAME = 100  # first and last name, each
 VERIFY_TTL = timedelta(hours=messages.VERIFY_LINK_HOURS)
 RESET_TTL = timedelta(hours=messages.RESET_LINK_HOURS)
 # A second link of the same kind within this time is not sent (no mail flooding).
@@ -90,15 +91,26 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _names(first_name: str, last_name: str) -> tuple[str, str]:
-    first, last = " ".join(first_name.split()), " ".join(last_name.split())
-    for field, value in (("first_name", first), ("last_name", last)):
+def name_problems(first_name: str, last_name: str) -> list[ValidationFailed]:
+    """What is wrong with the names of a new account, every problem at once."""
+    problems = []
+    for field, raw in (("first_name", first_name), ("last_name", last_name)):
+        value = " ".join(raw.split())
         if not value:
-            raise ValidationFailed(f"{field} is required", code="required", field=field)
-        if len(value) > 100 or "\x00" in value:
-            raise ValidationFailed(f"{field} is at most 100 characters", code="too_long",
-                                   field=field)
-    return first, last
+            problems.append(ValidationFailed(f"{field} is required", code="required",
+                                             field=field))
+        elif len(value) > MAX_NAME or "\x00" in value:
+            problems.append(ValidationFailed(f"{field} is at most {MAX_NAME} characters",
+                                             code="too_long", field=field,
+                                             extra={"max": MAX_NAME}))
+    return problems
+
+
+def _names(first_name: str, last_name: str) -> tuple[str, str]:
+    problems = name_problems(first_name, last_name)
+    if problems:
+        raise problems[0]
+    return " ".join(first_name.split()), " ".join(last_name.split())
 
 
 async def _issue_token(uow: UnitOfWork, customer_id: int, purpose: str,

@@ -62,7 +62,7 @@ def _text(value: str, field: str, max_len: int) -> str:
         raise ValidationFailed(f"{field} is required", code="required", field=field)
     if len(v) > max_len:
         raise ValidationFailed(f"{field} is at most {max_len} characters", code="too_long",
-                               field=field)
+                               field=field, extra={"max": max_len})
     return v
 
 

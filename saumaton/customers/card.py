@@ -46,11 +46,12 @@ from saumaton.db.uow import Database, UnitOfWork
 from saumaton.giftcards.ledger import CardView, store_credit_of
 from saumaton.locations.models import Channel, Location
 from saumaton.loyalty.tiers import LoyaltySummary, loyalty_summary
+from saumaton.orders.lifecycle import OPEN_FULFILMENT, SOLD
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.services import order_number
 
 # Orders that are purchases: paid, and possibly handed over.
-PURCHASE_STATUSES = ("paid", "completed", "collected")
+PURCHASE_STATUSES = tuple(SOLD)
 MAX_NAME_MATCHES = 10
 RECENT_PURCHASES = 10
 CARD_NOTES = 50
@@ -340,7 +341,7 @@ async def _pickups(session: AsyncSession, customer_id: int) -> list[PickupOut]:
         select(Order.id, Order.created_at, Order.location_id, Location.name, Order.total_cents)
         .join(Location, Location.id == Order.location_id)
         .where(Order.customer_id == customer_id, Order.delivery_method == "pickup",
-               Order.status == "paid", Order.collected_at.is_(None))
+               Order.status.in_(OPEN_FULFILMENT), Order.collected_at.is_(None))
         .order_by(Order.id))).all()
     return [PickupOut(int(oid), order_number(int(oid)), created, int(loc or 0), str(store),
                       int(total)) for oid, created, loc, store, total in rows]

@@ -61,11 +61,12 @@ from saumaton.customers.models import (
 from saumaton.db import models as _all_models  # noqa: F401  (every table in the metadata)
 from saumaton.db.base import Base
 from saumaton.db.uow import UnitOfWork
+from saumaton.orders.lifecycle import SOLD
 from saumaton.orders.models import Order
 
 # After this a merge cannot be undone (see the module docstring and docs/duplicates.md).
 UNDO_WINDOW = timedelta(days=7)
-PURCHASE_STATUSES = ("paid", "completed", "collected")
+PURCHASE_STATUSES = tuple(SOLD)
 # Scores (0-100): a shared e-mail or phone is nearly certain; a similar name in the same
 # postcode is a strong hint; together they add up (capped at 100).
 SCORE_EMAIL = 90

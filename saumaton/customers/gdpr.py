@@ -46,6 +46,7 @@ from saumaton.db.uow import UnitOfWork
 from saumaton.locations.models import Channel
 from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.mail.models import OutgoingMail
+from saumaton.orders.lifecycle import OPEN_FULFILMENT, OrderStatus
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.services import order_number
 from saumaton.payments.models import Payment, PaytrailPayment
@@ -421,8 +422,8 @@ def _blank_strings(value: Any) -> Any:
 
 def _open_order() -> Any:
     """Not finished: awaiting payment, or paid for collection and not handed over."""
-    return or_(Order.status == "pending",
-               (Order.status == "paid") & (Order.delivery_method == "pickup")
+    return or_(Order.status == OrderStatus.PENDING,
+               Order.status.in_(OPEN_FULFILMENT) & (Order.delivery_method == "pickup")
                & Order.collected_at.is_(None))
 
 

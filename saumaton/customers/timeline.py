@@ -36,6 +36,7 @@ from saumaton.orders.services import order_number
 from saumaton.payments.models import Payment
 from saumaton.service.models import ChatMessage, Conversation, NpsSurvey
 from saumaton.staff.models import Staff
+from saumaton.staff.services import staff_names
 
 MAX_LIMIT = 500
 PREVIEW = 140  # characters of a chat's first message shown on the timeline
@@ -170,8 +171,9 @@ async def _collected(s: AsyncSession, cid: int, cur: _Cursor | None,
         .where(Order.customer_id == cid, at.is_not(None),
                _older("collected", at, Order.id, cur)),
         at, Order.id, limit))).all()
+    names = await staff_names(s, (str(by) for *_, by, _store in rows))
     return [TimelineEvent("collected", _at(when), int(oid), number=order_number(int(oid)),
-                          place=str(store or ""), amount_cents=int(total), who=str(by),
+                          place=str(store or ""), amount_cents=int(total), who=names[str(by)],
                           order_id=int(oid))
             for oid, when, total, by, store in rows]
 

@@ -40,13 +40,14 @@ from saumaton.customers.models import Customer
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.locations.models import Channel
 from saumaton.loyalty.models import LoyaltyEntry
+from saumaton.orders.lifecycle import SOLD
 from saumaton.orders.models import Order, OrderLine
 from saumaton.payments.models import Payment
 
 log = logging.getLogger(__name__)
 
 # Orders that are purchases (the same as the customer card's figures).
-PURCHASE_STATUSES = ("paid", "completed", "collected")
+PURCHASE_STATUSES = tuple(SOLD)
 POINTS_METHOD = "points"
 HISTORY_LIMIT = 50
 EXPIRY_EVERY_SECONDS = 3600.0

@@ -13,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context,
 from jinja2.runtime import Context
 
 from saumaton.config import Settings
+from saumaton.mail.inline import qr_src
 from saumaton.web import i18n
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -46,6 +47,7 @@ def environment(lang: str) -> Environment:
         money=lambda cents: i18n.money(int(cents), lang),
         rate=lambda rate_bp: i18n.rate(int(rate_bp), lang),
         local_datetime=_local_datetime,
+        qr_src=qr_src,
     )
     return env
 

@@ -27,6 +27,7 @@ from sqlalchemy import select, update
 from saumaton.config import Settings
 from saumaton.core.clock import utcnow
 from saumaton.db.uow import Database
+from saumaton.mail.inline import inline_images
 from saumaton.mail.models import OutgoingMail
 from saumaton.mail.queue import wake_event
 
@@ -112,7 +113,8 @@ def _domain(address: str) -> str:
 
 
 def build_message(mail: Claimed, settings: Settings, now: datetime) -> EmailMessage:
-    """RFC 5322: text, and with HTML multipart/alternative (text first)."""
+    """RFC 5322: text, and with HTML multipart/alternative (text first); pictures the
+    HTML links to with `cid:` go with it as multipart/related (mail/inline.py)."""
     msg = EmailMessage()
     msg["From"] = settings.mail_from
     msg["To"] = mail.to
@@ -126,6 +128,12 @@ def build_message(mail: Claimed, settings: Settings, now: datetime) -> EmailMess
     msg.set_content(mail.text)
     if mail.html:
         msg.add_alternative(mail.html, subtype="html")
+        html_part = msg.get_body(("html",))
+        assert isinstance(html_part, EmailMessage)
+        for image in inline_images(mail.html):
+            # The HTML part becomes multipart/related: the HTML, then its pictures.
+            html_part.add_related(image.png, "image", "png", cid=f"<{image.content_id}>",
+                                  disposition="inline", filename=image.filename)
     return msg
 
 

@@ -90,7 +90,7 @@ def _check(order_id: int, frm: OrderStatus, to: OrderStatus) -> None:
     if to not in TRANSITIONS[frm]:
         raise InvalidTransition(
             f"order {order_id:06d} is {frm.value}; it cannot become {to.value}",
-            extra={"status": frm.value, "to": to.value})
+            extra={"order_status": frm.value, "to": to.value})
 
 
 async def transition(uow: UnitOfWork, order: Order, to: OrderStatus, *,
@@ -139,7 +139,7 @@ async def _move(uow: UnitOfWork, order_id: int, frm: OrderStatus, to: OrderStatu
     if getattr(result, "rowcount", 1) != 1:
         raise InvalidTransition(
             f"order {order_id:06d} changed while you were looking at it; reload it",
-            code="order_changed", extra={"status": frm.value, "to": to.value})
+            code="order_changed", extra={"order_status": frm.value, "to": to.value})
     payload: dict[str, Any] = {"order_id": order_id, "from": frm.value, "status": to.value,
                                "customer_id": customer_id, **(data or {})}
     uow.emit(f"order.{to.value}", payload)

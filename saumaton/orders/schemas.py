@@ -113,10 +113,18 @@ class OrderOut(BaseModel):
     offline: bool = False
     sold_at: datetime | None = None  # offline: the till's clock
     client_ref: str = ""  # offline: the receipt number the till printed
+    receipt_no: str = ""  # a store sale: its register's receipt number, e.g. "1-000042"
     flags: list[str] = Field(default_factory=list)  # negative_stock price_mismatch …
     discount_reason: str = ""
     collected_at: datetime | None = None
     collected_by: str = ""
+    # Fulfilment of a web order (orders.lifecycle): when each step happened.
+    ready_at: datetime | None = None
+    packed_at: datetime | None = None
+    shipped_at: datetime | None = None
+    carrier: str = ""
+    tracking_number: str = ""
+    pickup_reminded_at: datetime | None = None
 
     @property
     def delivery_fee_cents(self) -> int:

@@ -48,6 +48,7 @@ from saumaton.payments.models import Payment
 from saumaton.payments.services import BALANCE_METHODS, PlannedPayment, plan_payments
 from saumaton.pricing.services import resolve_prices, resolve_prices_pg
 from saumaton.tills.models import DrawerSession, Register
+from saumaton.tills.receipts import assign_receipt_no
 
 
 def business_day(at: datetime) -> date:
@@ -85,16 +86,20 @@ INSERT INTO orders (channel_id, location_id, customer_id, status, currency, subt
                     discount_cents, total_cents, vat_cents, paid_cents, idempotency_key,
                     request_hash, created_by, created_at, drawer_session_id)
 VALUES ($1, $2, $3, $4, 'EUR', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id"""
-# A store sale's drawer session: the named one (it must be open at the store) or the
-# store's open one. FOR SHARE: a close computing the Z report (FOR UPDATE) either sees
-# this sale or the sale sees the session closed.
-_PG_DRAWER_NAMED_SQL = """
-SELECT id FROM drawer_sessions WHERE id = $1 AND location_id = $2 AND status = 'open'
-FOR SHARE"""
-_PG_DRAWER_OPEN_SQL = """
-SELECT ds.id FROM drawer_sessions ds JOIN registers r ON r.id = ds.register_id
-WHERE ds.location_id = $1 AND ds.status = 'open'
-ORDER BY r.active DESC, r.id LIMIT 1 FOR SHARE OF ds"""
+# A store sale's order with its drawer session, found in the same statement: the named
+# session ($14, which must be open at the store) or the store's open one (the till
+# page's register first). FOR SHARE: a close computing the Z report (FOR UPDATE) either
+# sees this sale or the sale sees the session closed. No open session: no row.
+_PG_STORE_ORDER_INSERT = """
+WITH d AS (
+  SELECT ds.id FROM drawer_sessions ds JOIN registers r ON r.id = ds.register_id
+  WHERE ds.location_id = $2 AND ds.status = 'open' AND ($14::bigint IS NULL OR ds.id = $14)
+  ORDER BY r.active DESC, r.id LIMIT 1 FOR SHARE OF ds)
+INSERT INTO orders (channel_id, location_id, customer_id, status, currency, subtotal_cents,
+                    discount_cents, total_cents, vat_cents, paid_cents, idempotency_key,
+                    request_hash, created_by, created_at, drawer_session_id)
+SELECT $1, $2, $3, $4, 'EUR', $5, $6, $7, $8, $9, $10, $11, $12, $13, d.id FROM d
+RETURNING id, drawer_session_id"""
 
 
 def _pg_lines_payments(order_id: str, p: int) -> tuple[str, str]:
@@ -130,11 +135,15 @@ _LINES, _PAYMENTS = _pg_lines_payments("$1::bigint", 2)
 # Lines and payments of an order already inserted ($1): a web order, whose lines learn
 # their location from the stock moves.
 _PG_LINES_PAYMENTS_SQL = f"WITH l AS ({_LINES}\n)\n{_PAYMENTS}"
-_LINES, _PAYMENTS = _pg_lines_payments("(SELECT id FROM o)", 15)
+_LINES, _PAYMENTS = _pg_lines_payments("o.id", 15)
 # A store sale's order, lines and payments in one statement (its lines' location is
-# known before any stock moves).
-_PG_ORDER_LINES_PAYMENTS_SQL = (f"WITH o AS ({_PG_ORDER_INSERT}\n), l AS ({_LINES}\n), "
-                                f"p AS ({_PAYMENTS}\n)\nSELECT id FROM o")
+# known before any stock moves); with no open drawer nothing is written and no row comes
+# back.
+_PG_ORDER_LINES_PAYMENTS_SQL = (
+    f"WITH o AS ({_PG_STORE_ORDER_INSERT}\n), "
+    f"l AS ({_LINES.replace('ORDER BY n', ', o ORDER BY n')}\n), "
+    f"p AS ({_PAYMENTS.replace('ORDER BY n', ', o ORDER BY n')}\n)\n"
+    "SELECT id, drawer_session_id FROM o")
 
 
 def _pg_line_args(line_rows: list[dict[str, Any]], location_id: int | None, now: datetime,
@@ -214,7 +223,9 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
                                    field="location_id")
         actor.require("orders.create", location_id)
         candidates = [location_id]
-        drawer_id: int | None = await _drawer_session(uow, location_id, cmd.drawer_session_id)
+        drawer_id: int | None = None
+        if not uow.db.is_postgres:  # on PostgreSQL, found by the order's INSERT
+            drawer_id = await _drawer_session(uow, location_id, cmd.drawer_session_id)
     else:
         if cmd.drawer_session_id is not None:
             raise ValidationFailed("only a store sale goes into a cash drawer",
@@ -275,9 +286,12 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
     if uow.db.is_postgres and in_store:
         for r in line_rows:
             r["location_id"] = candidates[0]
-        order_id = int((await uow.fetchrow(
-            _PG_ORDER_LINES_PAYMENTS_SQL, *order_args,
-            *_pg_line_args(line_rows, location_id, now, planned)))[0])
+        row = await uow.fetchrow(
+            _PG_ORDER_LINES_PAYMENTS_SQL, *(*order_args[:13], cmd.drawer_session_id),
+            *_pg_line_args(line_rows, location_id, now, planned))
+        if row is None:
+            raise _drawer_closed(cmd.drawer_session_id)
+        order_id, drawer_id = int(row[0]), int(row[1])
         written = True
     elif uow.db.is_postgres:
         order_id = int((await uow.fetchrow(_PG_ORDER_INSERT, *order_args))[0])
@@ -346,6 +360,9 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
                                "total_cents": total, "customer_id": cmd.customer_id})
     if cmd.customer_id is not None and status != "pending":  # paid: loyalty points
         await earn_for_order(uow, order_id, now)
+    # Last: the register's row stays locked until the commit (see tills.receipts).
+    receipt_no = (await assign_receipt_no(uow, order_id, drawer_id)
+                  if drawer_id is not None else "")
     # What was just written, as get_order() would read it back (no extra round trips).
     lines = [OrderLineOut(
         line_no=r["line_no"], variant_id=r["variant_id"], location_id=r["location_id"],
@@ -363,34 +380,31 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
         customer_id=cmd.customer_id, status=status, currency="EUR", subtotal_cents=subtotal,
         discount_cents=discount, total_cents=total, vat_cents=vat, paid_cents=paid,
         lines=lines, payments=payments, vat_breakdown=vat_breakdown(lines), created_at=now,
-        created_by=actor.label, drawer_session_id=drawer_id,
+        created_by=actor.label, drawer_session_id=drawer_id, receipt_no=receipt_no,
     )
 
 
 async def _drawer_session(uow: UnitOfWork, location_id: int, named: int | None) -> int:
-    """The open drawer session a store sale goes into, so that it reaches a Z report:
-    409 `drawer_closed` when the store has none open (or the named one is not open
-    here)."""
-    if uow.db.is_postgres:
-        row = (await uow.fetchrow(_PG_DRAWER_NAMED_SQL, named, location_id) if named
-               else await uow.fetchrow(_PG_DRAWER_OPEN_SQL, location_id))
-        found = None if row is None else int(row[0])
-    else:
-        q = (select(DrawerSession.id).where(DrawerSession.location_id == location_id,
-                                            DrawerSession.status == "open"))
-        if named:
-            q = q.where(DrawerSession.id == named)
-        else:
-            q = (q.join(Register, Register.id == DrawerSession.register_id)
-                 .order_by(Register.active.desc(), Register.id))
-        found = await uow.session.scalar(q.limit(1))
+    """The open drawer session a store sale goes into, so that it reaches a Z report
+    (the portable path; on PostgreSQL the order's INSERT finds it)."""
+    q = (select(DrawerSession.id)
+         .join(Register, Register.id == DrawerSession.register_id)
+         .where(DrawerSession.location_id == location_id, DrawerSession.status == "open")
+         .order_by(Register.active.desc(), Register.id).limit(1))
+    if named:
+        q = q.where(DrawerSession.id == named)
+    found = await uow.session.scalar(q)
     if found is None:
-        if named:
-            raise Conflict(f"drawer session {named} is not open at this store",
-                           code="drawer_closed", field="drawer_session_id")
-        raise Conflict("the store's cash drawer is not open: open it at the till first, "
-                       "so the sale reaches the day's Z report", code="drawer_closed")
-    return found
+        raise _drawer_closed(named)
+    return int(found)
+
+
+def _drawer_closed(named: int | None) -> Conflict:
+    if named:
+        return Conflict(f"drawer session {named} is not open at this store",
+                        code="drawer_closed", field="drawer_session_id")
+    return Conflict("the store's cash drawer is not open: open it at the till first, "
+                    "so the sale reaches the day's Z report", code="drawer_closed")
 
 
 async def _variants_for(s: AsyncSession, cmd: OrderIn, day: date,
@@ -487,9 +501,12 @@ async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
             created_by=order.created_by, email=order.email, phone=order.phone,
             language=order.language, delivery=delivery, payment_due_at=order.payment_due_at,
             drawer_session_id=order.drawer_session_id, offline=order.offline,
-            sold_at=order.sold_at, client_ref=order.client_ref,
+            sold_at=order.sold_at, client_ref=order.client_ref, receipt_no=order.receipt_no,
             flags=order.flags.split(), discount_reason=order.discount_reason,
             collected_at=order.collected_at, collected_by=order.collected_by,
+            ready_at=order.ready_at, packed_at=order.packed_at, shipped_at=order.shipped_at,
+            carrier=order.carrier, tracking_number=order.tracking_number,
+            pickup_reminded_at=order.pickup_reminded_at,
         )
     return [by_id[i] for i in order_ids if i in by_id]
 
@@ -500,7 +517,10 @@ def order_number(order_id: int) -> str:
 
 async def list_orders(s: AsyncSession, actor: Actor, *, channel: str | None = None,
                       location_id: int | None = None, customer_id: int | None = None,
-                      limit: int = 50, before_id: int | None = None) -> list[OrderOut]:
+                      limit: int = 50, before_id: int | None = None,
+                      status: str | None = None, delivery_method: str | None = None,
+                      created_from: datetime | None = None,
+                      created_before: datetime | None = None) -> list[OrderOut]:
     """Newest first. Staff whose read access is limited to some stores see only
     those stores' orders unless they name a location they may read."""
     actor.require("orders.read", location_id)
@@ -518,5 +538,15 @@ async def list_orders(s: AsyncSession, actor: Actor, *, channel: str | None = No
         q = q.where(Order.customer_id == customer_id)
     if before_id is not None:
         q = q.where(Order.id < before_id)
+    if status is not None:
+        q = q.where(Order.status == status)
+    if delivery_method == "store":  # a sale in the store
+        q = q.where(Order.delivery_method.is_(None))
+    elif delivery_method is not None:
+        q = q.where(Order.delivery_method == delivery_method)
+    if created_from is not None:
+        q = q.where(Order.created_at >= created_from)
+    if created_before is not None:
+        q = q.where(Order.created_at < created_before)
     return await _orders_out(s, list((await s.scalars(q)).all()))
 

@@ -27,12 +27,13 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import DomainError
 from saumaton.inventory.models import StockLevel
 from saumaton.locations.services import pos_channel_for
+from saumaton.orders.lifecycle import SOLD
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.services import business_day
 from saumaton.pricing.services import resolve_prices
 
 # Orders that count as purchases (not waiting for payment, not cancelled).
-BOUGHT = ("paid", "completed", "collected")
+BOUGHT = tuple(SOLD)
 RECENT_ORDERS = 5000
 REPEAT_MIN_ORDERS = 2
 REPEAT_QUIET_DAYS = 30

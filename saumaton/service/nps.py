@@ -38,6 +38,7 @@ from saumaton.locations.models import Channel, Location
 from saumaton.mail.messages import Mail
 from saumaton.mail.queue import queue_mail
 from saumaton.mail.render import gettext, mail_language, render_mail
+from saumaton.orders.lifecycle import SOLD, OrderStatus
 from saumaton.orders.models import Order
 from saumaton.orders.services import get_order
 from saumaton.service.models import NpsSurvey
@@ -45,7 +46,7 @@ from saumaton.web.i18n import N_
 
 log = logging.getLogger(__name__)
 
-PURCHASE_STATUSES = ("paid", "completed", "collected")
+PURCHASE_STATUSES = tuple(SOLD)
 PICKUP = "pickup"
 # Purchases of this recent past get a survey (a click & collect order counts from its
 # handover); older ones never (the job was down, the consent came later: too late to
@@ -111,14 +112,14 @@ def _purchased(now: datetime) -> object:
     return or_(
         and_(Order.delivery_method.is_distinct_from(PICKUP),
              Order.status.in_(PURCHASE_STATUSES), Order.created_at >= since),
-        and_(Order.delivery_method == PICKUP, Order.status == "collected",
+        and_(Order.delivery_method == PICKUP, Order.status == OrderStatus.COLLECTED,
              Order.collected_at >= since))
 
 
 def is_purchase(status: str, delivery_method: str | None) -> bool:
     """The order is a purchase to ask about (a pickup order once handed over)."""
     if delivery_method == PICKUP:
-        return status == "collected"
+        return status == OrderStatus.COLLECTED
     return status in PURCHASE_STATUSES
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
+from collections.abc import Iterable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -20,6 +22,8 @@ _hasher = PasswordHasher()
 # Verified against when the e-mail is unknown, so timing does not reveal accounts.
 _DUMMY_HASH = _hasher.hash("not-a-password")
 TOKEN_PREFIX = "sau_"
+# An actor label as written into ledgers and "…_by" columns (Actor.label).
+_STAFF_LABEL = re.compile(r"staff:(\d{1,18})(?:\s|$)")
 
 
 async def create_staff(uow: UnitOfWork, email: str, name: str, password: str,
@@ -50,6 +54,22 @@ async def actor_for(session: AsyncSession, staff_id: int) -> Actor | None:
     )).all())
     return Actor(label=f"staff:{staff.id} {staff.email}", staff_id=staff.id, name=staff.name,
                  grants=grants)
+
+
+async def staff_names(s: AsyncSession, labels: Iterable[str]) -> dict[str, str]:
+    """The name to show for each actor label: "staff:3 anna@shop.fi" -> "Anna Virtanen".
+    A label of no staff member (the system, a name stored as such, a removed account)
+    stands for itself."""
+    wanted = set(labels)
+    ids = {int(m[1]) for label in wanted if (m := _STAFF_LABEL.match(label))}
+    names = dict((await s.execute(select(Staff.id, Staff.name).where(Staff.id.in_(ids)))).all()
+                 ) if ids else {}
+    out = {}
+    for label in wanted:
+        m = _STAFF_LABEL.match(label)
+        name = names.get(int(m[1])) if m else None
+        out[label] = name or label
+    return out
 
 
 async def authenticate(session: AsyncSession, email: str, password: str) -> Actor:

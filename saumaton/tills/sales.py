@@ -63,6 +63,7 @@ from saumaton.payments.services import (
 from saumaton.payments.terminal import CardTerminal
 from saumaton.pricing.services import PriceQuote, resolve_prices, resolve_prices_pg
 from saumaton.tills.models import DrawerSession
+from saumaton.tills.receipts import assign_receipt_no
 
 KEY_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
 
@@ -432,6 +433,9 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     if flags:  # known only now (negative stock); rare
         await s.execute(update(Order).where(Order.id == order_id)
                         .values(flags=" ".join(flags)))
+    # Last: the register's row stays locked only until the commit, and every sale locks
+    # its stock rows before it (no deadlock with an API sale into the same drawer).
+    receipt_no = await assign_receipt_no(uow, order_id, drawer_id)
     uow.emit("order.created", {"order_id": order_id, "channel": channel.code,
                                "location_id": location_id, "status": "completed",
                                "total_cents": priced.total_cents,
@@ -457,7 +461,7 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
         vat_breakdown=vat_breakdown(lines), created_at=now, created_by=actor.label,
         drawer_session_id=drawer_id, offline=cmd.offline,
         sold_at=sold_at if cmd.offline else None, client_ref=cmd.client_ref.strip(),
-        flags=flags, discount_reason=order_reason)
+        flags=flags, discount_reason=order_reason, receipt_no=receipt_no)
 
 
 async def _plan(uow: UnitOfWork, cmd: TillSaleIn, total_cents: int,

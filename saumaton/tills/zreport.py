@@ -2,7 +2,8 @@
 session that is still open).
 
 Every figure is integer cents summed from the rows themselves: the till's sales
-are the completed orders with the session's `drawer_session_id`; their lines give
+are the orders with the session's `drawer_session_id` in a sold-at-the-till state
+(`SALE_STATES`: a sale returned later is still that day's sale); their lines give
 the VAT per rate and the discounts, their payments the takings per method; the
 voided lines and the cash movements are the session's own rows. At closing the
 report is frozen as JSON on the session (`z_report`) with the store's next Z
@@ -12,6 +13,7 @@ number, so a reprint shows exactly what was printed.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,12 +24,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import NotFound
 from saumaton.locations.models import Location
+from saumaton.orders.lifecycle import OrderStatus
 from saumaton.orders.models import Order, OrderLine, SaleVoid
 from saumaton.orders.services import order_number
 from saumaton.payments.models import Payment
 from saumaton.tills.models import CashMovement, DrawerSession, Register
+from saumaton.tills.receipts import receipt_seq
 
 FLAGS = ("negative_stock", "price_mismatch", "card_unconfirmed")
+# A till sale stays the day's sale when it is returned later (the refund is its own
+# figure, on the day it is made).
+SALE_STATES = (OrderStatus.COMPLETED, OrderStatus.PARTLY_RETURNED, OrderStatus.RETURNED)
 
 
 class VatRow(BaseModel):
@@ -159,13 +166,13 @@ async def compute_report(s: AsyncSession, ds: DrawerSession, *, now: datetime | 
 
     orders = (await s.execute(
         select(Order.id, Order.subtotal_cents, Order.discount_cents, Order.total_cents,
-               Order.vat_cents, Order.offline, Order.flags)
-        .where(Order.drawer_session_id == ds.id, Order.status == "completed")
+               Order.vat_cents, Order.offline, Order.flags, Order.receipt_no)
+        .where(Order.drawer_session_id == ds.id, Order.status.in_(SALE_STATES))
         .order_by(Order.id))).all()
     if orders:
         report.sales_count = report.receipt_count = len(orders)
-        report.first_receipt = order_number(orders[0].id)
-        report.last_receipt = order_number(orders[-1].id)
+        report.first_receipt, report.last_receipt = _receipt_range(
+            [(o.id, o.receipt_no) for o in orders])
     for o in orders:
         report.gross_sales_cents += o.subtotal_cents
         report.discount_cents += o.discount_cents
@@ -178,7 +185,7 @@ async def compute_report(s: AsyncSession, ds: DrawerSession, *, now: datetime | 
             report.flags[f] = report.flags.get(f, 0) + 1
 
     sales = (select(Order.id).where(Order.drawer_session_id == ds.id,
-                                    Order.status == "completed")).scalar_subquery()
+                                    Order.status.in_(SALE_STATES))).scalar_subquery()
     by_rate: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for ln in (await s.execute(
         select(OrderLine.quantity, OrderLine.discount_cents, OrderLine.manual_discount_cents,
@@ -231,6 +238,16 @@ async def compute_report(s: AsyncSession, ds: DrawerSession, *, now: datetime | 
     if report.counted_cents is not None:
         report.difference_cents = report.counted_cents - report.expected_cents
     return report
+
+
+def _receipt_range(orders: Sequence[tuple[int, str]]) -> tuple[str, str]:
+    """The session's first and last receipt number: its register's sequence (the
+    orders' own numbers also count the webshop's). Sales from before the registers had
+    sequences have none: then their order numbers."""
+    numbered = sorted((seq, no) for _, no in orders if (seq := receipt_seq(no)) is not None)
+    if numbered:
+        return numbered[0][1], numbered[-1][1]
+    return order_number(orders[0][0]), order_number(orders[-1][0])
 
 
 def stored(data: dict[str, Any]) -> ZReport:

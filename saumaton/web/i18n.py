@@ -22,7 +22,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel.core import negotiate_locale
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
@@ -134,6 +134,12 @@ def rate(rate_bp: int, lang: str) -> str:
 def local_datetime(at: datetime, lang: str, timezone: str) -> str:
     """Date and time in the shop's time zone, e.g. 14.3.2026 14.05.09 (fi)."""
     return format_datetime(at, "medium", tzinfo=ZoneInfo(timezone), locale=LOCALES[lang])
+
+
+def local_date(at: datetime, lang: str, timezone: str) -> str:
+    """The day in the shop's time zone, e.g. 14.3.2026 (fi) or Mar 14, 2026 (en)."""
+    return format_date(at.astimezone(ZoneInfo(timezone)).date(), "medium",
+                       locale=LOCALES[lang])
 
 
 def parse_money(text: str) -> int | None:

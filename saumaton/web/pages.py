@@ -4,15 +4,17 @@ Pages are thin: a route reads the request, calls service functions and renders
 a template with what they return. Prices, totals, VAT, rounding and stock rules
 come from the core; templates only format them.
 
-Rendering is synchronous on the event loop thread, so installing the request's
-gettext catalog on the shared Jinja environment right before rendering cannot
-interleave with another request.
+The templates' `_()` reads the language of the page being rendered from a context
+variable at call time. (A catalog installed on the environment per request is not
+enough: a macro imported without context keeps the globals of the first render
+that imported it, so its texts stayed in that first page's language.)
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -98,6 +100,17 @@ def _datetime(ctx: Context, value: Any) -> str:
     return i18n.local_datetime(value, str(ctx["lang"]), settings.timezone)
 
 
+_rendering_lang: ContextVar[str] = ContextVar("rendering_lang", default=i18n.DEFAULT_LANGUAGE)
+
+
+def _gettext(message: str) -> str:
+    return i18n.translations(_rendering_lang.get()).gettext(message)
+
+
+def _ngettext(singular: str, plural: str, n: int) -> str:
+    return i18n.translations(_rendering_lang.get()).ngettext(singular, plural, n)
+
+
 def _build_env() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(("html",)),
@@ -105,6 +118,8 @@ def _build_env() -> Environment:
         undefined=StrictUndefined,
     )
     env.filters.update(money=_money, rate=_rate, local_datetime=_datetime)
+    env.install_gettext_callables(  # type: ignore[attr-defined]  # i18n extension
+        _gettext, _ngettext, newstyle=True)
     return env
 
 
@@ -167,9 +182,11 @@ def render(request: Request, template: str, context: Mapping[str, Any] | None = 
         "staff": getattr(request.state, "actor", None), "title": "",
     }
     ctx.update(context or {})
-    _env.install_gettext_translations(  # type: ignore[attr-defined]  # i18n extension
-        i18n.translations(lang), newstyle=True)
-    html = _env.get_template(template).render(ctx)
+    token = _rendering_lang.set(lang)
+    try:
+        html = _env.get_template(template).render(ctx)
+    finally:
+        _rendering_lang.reset(token)
     response = HTMLResponse(html, status_code=status, headers=dict(headers or {}))
     response.headers["Vary"] = "Accept-Language, Cookie"
     remember_language(request, response)
@@ -358,3 +375,5 @@ def install(app: FastAPI) -> None:
     app.include_router(timeline_pages.router)
     app.include_router(board_pages.router)  # /pos/{code}/board, /backoffice/board, /board
     app.include_router(nps_pages.router)  # the public /nps/{token} pages
+    from saumaton.web import fulfilment as fulfilment_pages
+    app.include_router(fulfilment_pages.router)  # /pos/{code}/orders, /backoffice/orders

@@ -40,6 +40,7 @@ PAGE = 50
 # What changes a customer's timeline (each payload names the customer, or a chat of theirs).
 TOPICS = frozenset({
     "order.created", "order.paid", "order.cancelled", "order.collected",
+    "order.picking", "order.ready", "order.packed", "order.shipped",
     "payment.refund_due", "payment.refunded", "customer.updated", "customer.merged",
     "customer.unmerged", "chat.message", "chat.updated", "loyalty.changed", "nps.answered"})
 

@@ -26,7 +26,7 @@ MESSAGES: Mapping[str, str] = {
     "wrong_password": N_("The current password is wrong."),
     "invalid_link": N_("This link is invalid, already used or expired."),
     "required": N_("Fill in this field."),
-    "too_long": N_("That is too long."),
+    "too_long": N_("Use at most %(max)s characters."),
     "invalid_text": N_("That contains characters we cannot store."),
     "invalid_postcode": N_("Check the postcode: a Finnish postcode has five digits."),
     "invalid_country": N_("Choose a country."),

@@ -34,7 +34,8 @@ STATUS_LABELS = {
     "pending": N_("Awaiting payment"), "paid": N_("Paid"), "completed": N_("Completed"),
     "cancelled": N_("Cancelled"), "ready": N_("Ready for collection"),
     "collected": N_("Collected"),
-    "shipped": N_("Shipped"),
+    "shipped": N_("Shipped"), "picking": N_("Being prepared"), "packed": N_("Packed"),
+    "partly_returned": N_("Partly returned"), "returned": N_("Returned"),
 }
 
 
@@ -64,9 +65,12 @@ async def overview(request: Request,
         except NotFound:
             return _gone(request)
         history = await accounts.order_history(s, customer_id, limit=20, before_id=before)
-        loyalty = await loyalty_summary(s, customer_id)
         store_credit = await store_credit_of(s, customer_id)
+    # The card first: issued on the first visit after the e-mail is confirmed, it makes
+    # the shopper a member, which the summary's tier must already show.
     card = await account_card(db_of(request), customer_id)
+    async with db_of(request).reader() as s:
+        loyalty = await loyalty_summary(s, customer_id)
     return page(request, "account/overview.html", N_("My account"), {
         "profile": profile, "history": history, "sent": bool(sent),
         "status_labels": STATUS_LABELS, "card_number": card,

@@ -64,6 +64,8 @@ async def register(request: Request) -> Response:
     values["marketing_email"] = form.get("marketing_email") == "yes"
     password = text_field(form, "password", accounts.MAX_PASSWORD + 1)
     errors = missing(request, form, ["first_name", "last_name", "email", "password"])
+    for problem in accounts.name_problems(values["first_name"], values["last_name"]):
+        errors.setdefault(str(problem.field), message(request, problem))
     if errors and "password" not in errors:
         try:  # all the form's problems at once, not one per round trip
             accounts.check_password(password, values["email"])

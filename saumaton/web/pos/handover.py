@@ -26,6 +26,7 @@ from saumaton.mail.messages import receipt as receipt_mail
 from saumaton.mail.queue import queue_mail
 from saumaton.orders.services import get_order
 from saumaton.orders.suggestions import suggestions
+from saumaton.staff.services import staff_names
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
@@ -102,10 +103,13 @@ async def _page(request: Request, till: Till, order_id: int, *, errors: dict[str
             return _no_cache(error_page(request, 404, _message(request, exc)))
         extra = await suggestions(s, till.location.id, detail.order.customer_id,
                                   [ln.variant_id for ln in detail.order.lines])
+        by = detail.order.collected_by
+        collected_by = (await staff_names(s, [by]))[by] if by else ""
     return _no_cache(render(request, "pos/pickup.html", {
         "title": gettext(request, N_("Order %(number)s"), number=detail.order.number),
         "till": till, "p": detail, "suggestions": extra, "errors": errors or {},
-        "handed": handed, "lapsed": lapsed_note(detail.order)}, status=status))
+        "handed": handed, "lapsed": lapsed_note(detail.order),
+        "collected_by": collected_by}, status=status))
 
 
 @router.get("/{code}/pickups/{order_id}")
@@ -151,7 +155,8 @@ async def email_receipt(request: Request, code: Code, order_id: OrderId) -> Resp
         to = normalise_email(typed)
     except DomainError as exc:
         return _no_cache(render(request, "pos/receipt.html", {
-            "title": gettext(request, N_("Receipt %(number)s"), number=order.number),
+            "title": gettext(request, N_("Receipt %(number)s"),
+                             number=order.receipt_no or order.number),
             "till": till, "order": order, "just_paid": False, "customer_name": name,
             "receipt_email": typed, "email_error": _message(request, exc)},
             status=exc.status))

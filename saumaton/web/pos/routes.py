@@ -150,5 +150,6 @@ async def receipt(request: Request, code: Code, order_id: OrderId) -> Response:
         return _no_cache(render(request, "pos/_receipt_panel.html", {
             "till": till, "order": order, "just_paid": True, **who}))
     return _no_cache(render(request, "pos/receipt.html", {
-        "title": gettext(request, N_("Receipt %(number)s"), number=order.number),
+        "title": gettext(request, N_("Receipt %(number)s"),
+                         number=order.receipt_no or order.number),
         "till": till, "order": order, "just_paid": False, **who}))

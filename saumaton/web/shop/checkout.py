@@ -21,6 +21,7 @@ from saumaton.checkout.services import (
     DeliveryOption,
     InvalidSignature,
     PaymentOutcome,
+    checkout_problems,
     delivery_options,
     order_by_token,
     order_review,
@@ -41,6 +42,7 @@ from saumaton.locations.models import Location
 from saumaton.orders.schemas import LineIn, OrderOut
 from saumaton.payments.paytrail.client import PaytrailClient
 from saumaton.payments.paytrail.payload import gift_card_paid_cents, points_paid_cents
+from saumaton.payments.refunds import refunds_of
 from saumaton.web.analytics import track
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
@@ -72,7 +74,8 @@ MESSAGES = {
     "cart_full": N_("Your cart is full."),
     "invalid_email": N_("Check the e-mail address."),
     "invalid_phone": N_("Check the phone number."),
-    "phone_required": N_("We need your phone number so the store can reach you about the order."),
+    "phone_required": N_("Enter your phone number: click & collect needs it, so the store can "
+                         "reach you about the order."),
     "address_required": N_("Fill in the delivery address."),
     "invalid_postcode": N_("A postcode has five digits."),
     "pickup_store_required": N_("Choose the store where you collect the order."),
@@ -267,39 +270,107 @@ async def checkout_summary(request: Request) -> HTMLResponse:
 
 FIELD_OF_ERROR = {"address.name": "address_name", "address.street": "street",
                   "address.postcode": "postcode", "address.city": "city"}
+# What to write in an empty field, by field; "required" and "address_required" use it.
+REQUIRED = {
+    "email": N_("Enter your e-mail address."),
+    "first_name": N_("Enter your first name."),
+    "last_name": N_("Enter your last name."),
+    "address_name": N_("Enter the recipient's name."),
+    "street": N_("Enter the street address."),
+    "postcode": N_("Enter the postcode."),
+    "city": N_("Enter the city."),
+}
+TOO_LONG = N_("Use at most %(max)s characters.")
+CHECK_FIELD = N_("Check this field.")
 
 
-def _command(form: FormData, lines: list[LineIn], lang: str) -> CheckoutIn:
+def _form_field(field: str | None) -> str:
+    """The form's field for a service's field name (lines and the like: the form)."""
+    name = FIELD_OF_ERROR.get(field or "", field or "form")
+    return "form" if name.startswith("lines") else name
+
+
+def _pydantic_problems(exc: ValidationError) -> list[ValidationFailed]:
+    out = []
+    for e in exc.errors():
+        field = _form_field(".".join(str(p) for p in e["loc"]))
+        ctx = e.get("ctx") or {}
+        if e["type"] == "string_too_short":
+            out.append(ValidationFailed(f"{field} is required", code="required", field=field))
+        elif e["type"] == "string_too_long":
+            out.append(ValidationFailed(f"{field}: {e['msg']}", code="too_long", field=field,
+                                        extra={"max": ctx.get("max_length", "")}))
+        else:
+            out.append(ValidationFailed(f"{field}: {e['msg']}", code="invalid_input",
+                                        field=field))
+    return out
+
+
+def _command(form: FormData, lines: list[LineIn], lang: str
+             ) -> tuple[CheckoutIn | None, list[ValidationFailed]]:
+    """The checkout command of the form, or None, and every problem with the form."""
     def text(name: str) -> str:
         return str(form.get(name) or "").strip()
 
+    problems: list[ValidationFailed] = [
+        ValidationFailed(f"{name} is required", code="required", field=name)
+        for name in ("email", "first_name", "last_name") if not text(name)]
     delivery = text("delivery")
     if delivery not in ("home", "pickup"):
-        raise ValidationFailed("choose how you get the order", code="delivery_required",
-                               field="delivery")
+        problems.append(ValidationFailed("choose how you get the order",
+                                         code="delivery_required", field="delivery"))
     store = text("pickup_location_id") if delivery == "pickup" else ""
+    store_id = int(store) if store.isdigit() and len(store) < 10 else None
+    if delivery == "pickup" and store_id is None:
+        problems.append(ValidationFailed("choose the store", code="pickup_store_required",
+                                         field="pickup_location_id"))
     raw_points = text("points")
     if raw_points and not (raw_points.isdigit() and len(raw_points) < 10):
-        raise ValidationFailed("points must be a whole number", code="invalid_points",
-                               field="points")
+        problems.append(ValidationFailed("points must be a whole number",
+                                         code="invalid_points", field="points"))
+        raw_points = ""
+    address = {"name": text("address_name"), "street": text("street"),
+               "postcode": text("postcode"), "city": text("city")}
+    data: dict[str, Any] = {
+        "email": text("email"), "phone": text("phone"), "first_name": text("first_name"),
+        "last_name": text("last_name"), "delivery": delivery, "pickup_location_id": store_id,
+        "address": address if delivery == "home" else None,
+        "marketing_email": form.get("marketing_email") == "yes",
+        "language": lang if lang in ("fi", "en") else "fi",
+        "lines": lines, "points": int(raw_points or 0),
+        "gift_card_code": text("gift_card_code")[:40]}
+    cmd: CheckoutIn | None = None
     try:
-        address = AddressIn(name=text("address_name"), street=text("street"),
-                            postcode=text("postcode"), city=text("city")) \
-            if delivery == "home" else None
-        return CheckoutIn(
-            email=text("email"), phone=text("phone"), first_name=text("first_name"),
-            last_name=text("last_name"), delivery=delivery,
-            pickup_location_id=int(store) if store.isdigit() and len(store) < 10 else None,
-            address=address, marketing_email=form.get("marketing_email") == "yes",
-            language=lang if lang in ("fi", "en") else "fi",
-            lines=lines, points=int(raw_points or 0),
-            gift_card_code=text("gift_card_code")[:40])
+        cmd = CheckoutIn.model_validate(data)
+        checked = cmd
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = [str(p) for p in first["loc"]]
-        field = {"name": "address_name"}.get(loc[-1], loc[-1]) if loc else "form"
-        raise ValidationFailed(f"{field}: {first['msg']}", code="invalid_input",
-                               field=field) from None
+        problems.extend(_pydantic_problems(exc))
+        # The format checks run on the raw values too, so every problem shows at once.
+        checked = CheckoutIn.model_construct(None, **{
+            **data, "address": AddressIn.model_construct(None, **address, country="FI")
+            if delivery == "home" else None})
+    problems.extend(checkout_problems(checked))
+    return (cmd if not problems else None), problems
+
+
+def _problem_message(request: Request, field: str, exc: DomainError) -> str:
+    if exc.code in ("required", "address_required") and field in REQUIRED:
+        return gettext(request, REQUIRED[field])
+    if exc.code == "too_long":
+        return gettext(request, TOO_LONG, max=str(exc.extra.get("max", "")))
+    if exc.code == "invalid_input":
+        return gettext(request, CHECK_FIELD)
+    return _msg(request, exc)
+
+
+def _errors(request: Request, problems: list[ValidationFailed]) -> dict[str, str]:
+    """The first problem of each field, in the page's language."""
+    errors: dict[str, str] = {}
+    for exc in problems:
+        field = _form_field(exc.field)
+        if field not in errors:
+            errors[field] = _problem_message(request, field, exc)
+    return errors
 
 
 @router.post("/checkout")
@@ -312,18 +383,13 @@ async def checkout(request: Request) -> Response:
         wanted = await carts.cart_lines(s, cart_token(request), current_customer_id(request))
     if not wanted:
         return RedirectResponse("/shop/cart", status_code=303)
-    errors: dict[str, str] = {}
     status = 422
-    for name, message in (("email", N_("Enter your e-mail address.")),
-                          ("first_name", N_("Enter your first name.")),
-                          ("last_name", N_("Enter your last name."))):
-        if not values.get(name, "").strip():
-            errors[name] = gettext(request, message)
+    cmd, problems = _command(form, [LineIn(variant_id=v, quantity=q) for v, q in wanted],
+                             page_lang(request))
+    errors = _errors(request, problems)
     order: OrderOut | None = None
-    if not errors:
+    if cmd is not None:
         try:
-            cmd = _command(form, [LineIn(variant_id=v, quantity=q) for v, q in wanted],
-                           page_lang(request))
             key = values.get("key", "")
             if not 16 <= len(key) <= 64:
                 key = secrets.token_urlsafe(18)
@@ -331,10 +397,8 @@ async def checkout(request: Request) -> Response:
                                              customer_id=current_customer_id(request),
                                              key="web-checkout:" + key)
         except DomainError as exc:
-            field = FIELD_OF_ERROR.get(exc.field or "", exc.field or "form")
-            if field.startswith("lines."):
-                field = "form"
-            errors[field] = _msg(request, exc)
+            errors = _errors(request, [ValidationFailed(exc.detail, code=exc.code,
+                                                        field=exc.field, extra=exc.extra)])
             status = exc.status
     if order is None:
         ctx = await _checkout_context(request, values, errors)
@@ -443,12 +507,12 @@ async def order_status(request: Request, number: Annotated[str, Path(max_length=
     async with db_of(request).reader() as s:
         order = await order_by_token(s, number, t)
         store = await s.get(Location, order.location_id) if order.location_id else None
+        refunds = await refunds_of(s, order.id)
     flash = request.session.pop("flash", None)
     response = render(request, "shop/order.html", {
         "title": gettext(request, N_("Order %(number)s"), number=order.number),
         "order": order, "points_cents": points_paid_cents(order), "token": t, "store": store,
-        "gift_cents": gift_card_paid_cents(order),
-        "flash": flash,
+        "gift_cents": gift_card_paid_cents(order), "flash": flash, "refunds": refunds,
         "settings_": settings_of(request),
         "pickup": pickup_code_for(order, settings_of(request).resolved_secret_key())})
     response.headers["Cache-Control"] = "no-store"

@@ -36,7 +36,10 @@ router = page_router("/shop")
 PAGE_SIZE = 24
 HOME_CARDS = 8
 VariantQ = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-TextQ = Annotated[str | None, Query(max_length=100)]
+# No length limit on the search words here: a longer search is shortened with a note
+# on the page (MAX_QUERY), not refused as a broken link.
+TextQ = Annotated[str | None, Query()]
+MAX_QUERY = 100
 CategoryQ = Annotated[str | None, Query(max_length=120)]
 SortQ = Annotated[str | None, Query(max_length=20)]
 StockQ = Annotated[str | None, Query(max_length=40)]
@@ -80,6 +83,9 @@ async def _listing(request: Request, base: str, *, q: str | None = None,
                    page: int, category_page: bool = False) -> Response:
     """A category page or search results: the same filters, facets, sort and pages."""
     text = (q or "").strip()
+    shortened = len(text) > MAX_QUERY
+    if shortened:
+        text = text[:MAX_QUERY].strip()
     filters = SearchFilters(
         q=text, category=category or None,
         attributes=parse_attribute_params(request.query_params.multi_items()),
@@ -112,7 +118,8 @@ async def _listing(request: Request, base: str, *, q: str | None = None,
     else:
         title = gettext(request, N_("Products"))
     return render(request, "shop/list.html", {
-        "title": title, "result": result, "cards": cards, "q": text,
+        "title": title, "result": result, "cards": cards, "q": text, "shortened": shortened,
+        "max_query": MAX_QUERY,
         "category": current, "category_page": category_page,
         "crumbs": tree.path(current) if tree and current else [],
         "subcategories": tree.children(current.id) if tree and current else [],

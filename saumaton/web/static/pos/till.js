@@ -23,11 +23,13 @@ const PARKED_KEY = `saumaton.till.${cfg.code}.parked`;
 const LOYALTY = /^9\d{11}$/;
 const PICKUP = /^NT\d{10}$/i;
 const PHONE = /^(\+\d[\d ()-]{6,17}|0\d[\d ()-]{5,10})$/;
+const MAX_QTY = 10000;  // the server's limit per line
 
 // --- formatting -------------------------------------------------------------------------
 
 const moneyFmt = new Intl.NumberFormat(LOCALE, {style: "currency", currency: "EUR"});
 const rateFmt = new Intl.NumberFormat(LOCALE, {maximumFractionDigits: 2});
+const qtyFmt = new Intl.NumberFormat(LOCALE, {maximumFractionDigits: 0});
 const dateFmt = new Intl.DateTimeFormat(LOCALE, {
   timeZone: cfg.timezone, day: "numeric", month: "numeric", year: "numeric",
   hour: "numeric", minute: "2-digit", second: "2-digit"});
@@ -72,6 +74,7 @@ let suggestions = [];
 let active = -1;
 const pending = [];  // codes scanned before the catalogue arrived
 let queue = null;
+let qtyError = null;  // {variantId, message}: a quantity refused, shown at that line's box
 
 function save() {
   try { localStorage.setItem(CURRENT_KEY, JSON.stringify(sale)); } catch { /* full: keep going */ }
@@ -123,17 +126,42 @@ const queueReady = startQueue();
 
 // --- the catalogue ----------------------------------------------------------------------
 
+let catalogueAsked = 0;
+
 async function loadCatalogue() {
+  const ask = ++catalogueAsked;
   try {
     const r = await fetch(`${cfg.base}/api/catalogue`, {credentials: "same-origin"});
     if (!r.ok) throw new Error(`catalogue: ${r.status}`);
-    catalogue = new Catalogue(await r.json());
+    const data = await r.json();
+    if (ask !== catalogueAsked && catalogue) return;  // a newer snapshot is on its way
+    catalogue = new Catalogue(data);
     root.dataset.ready = "1";
     root.dataset.catalogueSize = String(catalogue.size);
     while (pending.length) handleCode(pending.shift());
   } catch (err) {
     if (!catalogue) showError("general-error", S.network_error);
   }
+}
+
+// Products created, prices set and campaigns started or ended elsewhere (back office,
+// API) reach the open till through the event stream: a fresh snapshot shortly after
+// (a burst of price changes gives one reload). Every "ready" (also after a reconnect)
+// reloads too, so nothing changed before the stream was live is missed.
+const LIVE_TOPICS = ["product.created", "price.changed", "campaign.changed"];
+let refreshTimer = null;
+
+function refreshSoon() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => { if (navigator.onLine) loadCatalogue(); }, 300);
+}
+
+function followCatalogue() {
+  if (!window.EventSource) return;
+  const source = new EventSource("/api/v1/events?" + LIVE_TOPICS.map((t) => `topic=${t}`).join("&"));
+  source.addEventListener("ready", () => { root.dataset.live = "1"; refreshSoon(); });
+  for (const topic of LIVE_TOPICS) source.addEventListener(topic, refreshSoon);
+  source.addEventListener("error", () => { root.dataset.live = "0"; });
 }
 
 // --- pricing ------------------------------------------------------------------------------
@@ -171,8 +199,14 @@ function unitNet(line) {
 
 function addVariant(v, quantity = 1) {
   const existing = sale.lines.find((l) => l.variant_id === v.id);
+  qtyError = null;
+  if (existing && existing.quantity + quantity > MAX_QTY) {
+    qtyError = {variantId: v.id, message: tr(S.qty_too_many, {max: qtyFmt.format(MAX_QTY)})};
+    render();
+    return;
+  }
   if (existing) {
-    existing.quantity = Math.min(10000, existing.quantity + quantity);
+    existing.quantity += quantity;
   } else {
     const p = priceNow(v, new Date(), tierNow());
     sale.lines.push({variant_id: v.id, quantity, name: v.name, sku: v.sku,
@@ -189,10 +223,26 @@ function voidUnits(line, quantity, reason = "") {
                    amount_cents: unitNet(line) * quantity, reason});
 }
 
+/** What the cashier typed in a line's quantity box: a whole number 0..MAX_QTY (0 takes
+ * the line off the sale, like ✕), else an error message and the line stays as it was. */
+function parseQuantity(text) {
+  const raw = String(text).trim().replace(/\s/g, "");
+  if (!/^\d+$/.test(raw)) return {error: tr(S.qty_invalid, {max: qtyFmt.format(MAX_QTY)})};
+  const n = Number(raw);
+  if (n > MAX_QTY) return {error: tr(S.qty_too_many, {max: qtyFmt.format(MAX_QTY)})};
+  return {quantity: n};
+}
+
 function setQuantity(index, quantity) {
   const line = sale.lines[index];
   if (!line) return;
-  quantity = Math.max(0, Math.min(10000, quantity));
+  if (quantity > MAX_QTY) {
+    qtyError = {variantId: line.variant_id, message: tr(S.qty_too_many, {max: qtyFmt.format(MAX_QTY)})};
+    render();
+    return;
+  }
+  qtyError = null;
+  quantity = Math.max(0, quantity);
   if (quantity < line.quantity) voidUnits(line, line.quantity - quantity);
   if (quantity === 0) {
     sale.lines.splice(index, 1);
@@ -213,6 +263,7 @@ function changed() {
 function startNewSale() {
   sale = newSale();
   editor = null;
+  qtyError = null;
   $("tendered").value = "";
   $("card-amount").value = "";
   hideCustomerPanel();
@@ -345,9 +396,12 @@ function render() {
       price.append(node("span", {class: "discount manual", testid: "line-manual",
         text: `−${fmt.money(lineManual)} · ${line.discount.reason}`}));
     }
-    const qty = node("input", {type: "number", min: "0", max: "10000", inputmode: "numeric",
-      class: "qty", value: String(line.quantity), testid: "line-qty", "data-index": String(i),
-      "aria-label": `${S.quantity}: ${line.name}`});
+    const badQty = qtyError && qtyError.variantId === line.variant_id ? qtyError.message : null;
+    const qty = node("input", {type: "text", inputmode: "numeric", maxlength: "12",
+      autocomplete: "off", class: "qty", value: String(line.quantity), testid: "line-qty",
+      "data-index": String(i), "aria-label": `${S.quantity}: ${line.name}`,
+      "aria-invalid": badQty ? "true" : null,
+      "aria-describedby": badQty ? `qty-error-${i}` : null});
     qty.value = String(line.quantity);
     const err = p.errors.find((e) => e.field === `lines.${i}.discount`);
     const li = node("li", {class: "line" + (justAdded === line.variant_id ? " just-added" : ""),
@@ -365,7 +419,9 @@ function render() {
         node("button", {type: "button", class: "icon-btn remove", act: "void", testid: "remove",
           "aria-label": `${S.remove}: ${line.name}`, title: S.remove, text: "✕"})),
       node("div", {class: "line-editor"}),
-      err ? node("p", {class: "error line-error", testid: "line-error",
+      badQty ? node("p", {class: "error line-error", testid: "qty-error", id: `qty-error-${i}`,
+        role: "alert", text: badQty})
+      : err ? node("p", {class: "error line-error", testid: "line-error",
         text: err.code === "discount_over_limit" ? tr(S.over_limit, {pct: cfg.maxDiscountPct}) : S.too_large}) : null);
     return li;
   });
@@ -1159,8 +1215,18 @@ for (const id of ["tendered", "card-amount"]) {
 $("lines").addEventListener("change", (ev) => {
   const input = ev.target.closest("input.qty");
   if (!input) return;
-  const q = parseInt(input.value, 10);
-  setQuantity(Number(input.dataset.index), Number.isFinite(q) ? q : 0);
+  const index = Number(input.dataset.index);
+  const line = sale.lines[index];
+  if (!line) return;
+  const typed = parseQuantity(input.value);
+  if (typed.error) {  // the line keeps its quantity; the message stays at the box
+    qtyError = {variantId: line.variant_id, message: typed.error};
+    render();
+    const box = $("lines").querySelector(`input.qty[data-index="${index}"]`);
+    if (box) box.focus();
+    return;
+  }
+  setQuantity(index, typed.quantity);
   focusCode();
 });
 
@@ -1262,7 +1328,7 @@ document.addEventListener("keydown", (ev) => {
 
 addEventListener("online", () => { render(); loadCatalogue(); });
 addEventListener("offline", () => render());
-// Catch campaigns that start or end and price changes: a fresh snapshot every 5 minutes.
+// Campaigns start and end on the clock without an event: a fresh snapshot every 5 minutes.
 setInterval(() => { if (navigator.onLine) loadCatalogue(); }, 5 * 60 * 1000);
 
 const addParam = new URLSearchParams(location.search).get("add");
@@ -1274,3 +1340,4 @@ if (addParam) {
 render();
 focusCode();
 loadCatalogue();
+followCatalogue();

@@ -249,5 +249,15 @@
     });
   }
 
+  // While the cookie banner is at the bottom of the screen the widget stands on top of it
+  // (service.css): on a phone the button would otherwise cover the banner's choices. The
+  // banner's height, measured here, replaces the CSS's estimate.
+  const banner = document.querySelector(".consent-banner");
+  if (banner && window.ResizeObserver) {
+    new ResizeObserver(() => {
+      document.documentElement.style.setProperty("--consent-height", banner.offsetHeight + "px");
+    }).observe(banner);
+  }
+
   if (sessionStorage.getItem(OPEN_KEY) === "1") open(false);
 })();
