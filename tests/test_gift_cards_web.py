@@ -26,6 +26,7 @@ from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order
 from saumaton.payments.models import PaytrailPayment
 from saumaton.payments.paytrail.payload import amount_due, payment_items
+from saumaton.payments.refunds import refunds_of
 from tests.support import Shop, make_variants, staff_login
 from tests.test_accounts import csrf, new_email, register_page, sign_in, text_of
 from tests.test_checkout import cmd, level
@@ -194,3 +195,26 @@ async def test_store_credit_shows_on_every_customer_card(
             assert text_of(page, "store-credit-balance") == "12,50 €", url
         page = (await staff.get(f"/pos/store-1/customers/{cid}")).text
         assert 'data-store-credit="1250"' in page  # what the till may take
+
+
+async def test_cancelling_a_paid_order_puts_the_card_part_back_on_the_card(
+        db: Database, shop: Shop, settings: Settings, client: httpx.AsyncClient) -> None:
+    [v] = await make_variants(db, [5000], stock={shop.warehouse: 5})
+    code = await _card(db, 2000)
+    order, _ = await place_web_order(
+        db, settings, cmd(int(str(v["id"]))).model_copy(update={"gift_card_code": code}),
+        customer_id=None, key=uuid.uuid4().hex)
+    stamp, txn = f"st-gc-{order.id}", f"tx-gc-{order.id}"
+    async with db.uow() as uow:
+        uow.session.add(PaytrailPayment(order_id=order.id, stamp=stamp, transaction_id=txn,
+                                        amount_cents=amount_due(order), status="new"))
+        await uow.commit()
+    await record_payment_status(db, settings, stamp, txn, "ok", amount_due(order))
+    r = await client.post(f"/api/v1/orders/{order.id}/cancel", json={"reason": "customer"},
+                          headers=shop.auth("manager"))
+    assert r.status_code == 200, r.text
+    assert r.json()["refund_cents"] == order.total_cents - 2000  # the Paytrail part
+    assert await _balance(db, code) == 2000
+    async with db.reader() as s:
+        refunds = sorted((x.method, x.amount_cents) for x in await refunds_of(s, order.id))
+    assert refunds == [("gift_card", 2000), ("paytrail", order.total_cents - 2000)]

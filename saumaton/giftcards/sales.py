@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.models import Product, Variant
@@ -20,8 +21,9 @@ from saumaton.core.actor import Actor
 from saumaton.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from saumaton.db.uow import UnitOfWork
 from saumaton.giftcards import ledger
-from saumaton.giftcards.models import GiftCard
+from saumaton.giftcards.models import GiftCard, GiftCardEntry
 from saumaton.orders.models import OrderLine
+from saumaton.payments.refunds import record_refund
 from saumaton.payments.services import GIFT_CARD, STORE_CREDIT, PlannedPayment
 
 
@@ -108,3 +110,25 @@ async def cards_sold_by(s: AsyncSession, order_id: int) -> list[ledger.CardView]
         .order_by(GiftCard.id))).all()
     return [await ledger.card_by_code(s, c.code) for c in rows]
 
+
+
+async def refund_spent_cards(uow: UnitOfWork, actor: Actor, order_id: int, *,
+                             now: datetime | None = None) -> int:
+    """A paid order cancelled: what its gift cards and store credit paid (and has not
+    come back yet) goes back on each card, recorded as a refund. Returns the cents."""
+    spent = (await uow.session.execute(
+        select(GiftCardEntry.gift_card_id, func.coalesce(func.sum(GiftCardEntry.amount_cents), 0))
+        .where(GiftCardEntry.order_id == order_id,
+               GiftCardEntry.kind.in_(("spend", "refund")))
+        .group_by(GiftCardEntry.gift_card_id).order_by(GiftCardEntry.gift_card_id))).all()
+    back_total = 0
+    for card_id, net in spent:
+        back = -int(net)
+        if back <= 0:
+            continue
+        await ledger.credit(uow, actor, int(card_id), back, kind="refund", order_id=order_id,
+                            key=f"order:{order_id}:gift:cancel:{card_id}", now=now)
+        await record_refund(uow, actor, order_id, "gift_card", back, gift_card_id=int(card_id),
+                            now=now)
+        back_total += back
+    return back_total
