@@ -134,6 +134,13 @@ async def test_checkout_page_refuses_a_bad_card_next_to_the_field(
             assert r.status_code == status, r.text
             assert text in text_of(r.text, "error-gift-card")
             assert 'aria-invalid="true" aria-describedby="gift-card-error' in r.text
+        # The review shows the card's part as it is typed (htmx), and the rest to pay.
+        good = await _card(db, 1500)
+        r = await web.post("/shop/checkout/summary", data={
+            "csrf_token": csrf(page), "delivery": "home", "gift_card_code": good})
+        assert text_of(r.text, "gift-card-paid") == "−15,00 €"
+        assert text_of(r.text, "to-pay") == f"{(4000 + 590 - 1500) / 100:.2f} €".replace(
+            ".", ",")
     async with db.reader() as s:
         assert (await s.scalars(select(Order.id).where(Order.email == "gc@example.fi"))
                 ).first() is None

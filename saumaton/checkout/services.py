@@ -518,6 +518,15 @@ async def _pay_with_points(uow: UnitOfWork, settings: Settings, order_id: int, b
         await _mark_paid(uow, settings, order, now)
 
 
+def gift_card_part(usable_cents: int, due_cents: int) -> int:
+    """What a card holding `usable_cents` pays of `due_cents`: all of it, or as much as
+    it holds while leaving at least MIN_PAYTRAIL_CENTS for Paytrail."""
+    amount = max(0, min(usable_cents, due_cents))
+    if 0 < due_cents - amount < MIN_PAYTRAIL_CENTS:
+        amount = max(0, due_cents - MIN_PAYTRAIL_CENTS)
+    return amount
+
+
 async def _pay_with_gift_card(uow: UnitOfWork, settings: Settings, order_id: int, raw: str,
                               now: datetime) -> None:
     """Spend a gift card on what is left of the order in its own transaction (409: the
@@ -535,9 +544,7 @@ async def _pay_with_gift_card(uow: UnitOfWork, settings: Settings, order_id: int
         raise Conflict(e.detail, code=e.code, field="gift_card_code") from None
     usable = card.usable_cents(now)
     # Nothing usable: the ledger's refusal says why (expired, void, spent).
-    amount = min(usable, due) if usable > 0 else due
-    if usable > 0 and 0 < due - amount < MIN_PAYTRAIL_CENTS:
-        amount = due - MIN_PAYTRAIL_CENTS
+    amount = gift_card_part(usable, due) if usable > 0 else due
     if amount <= 0:
         return
     try:

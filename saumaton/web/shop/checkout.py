@@ -23,6 +23,7 @@ from saumaton.checkout.services import (
     PaymentOutcome,
     checkout_problems,
     delivery_options,
+    gift_card_part,
     order_by_token,
     order_review,
     order_status_path,
@@ -38,6 +39,7 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import DomainError, ValidationFailed
 from saumaton.core.types import MAX_INT32
 from saumaton.customers.accounts import account_profile
+from saumaton.giftcards import services as giftcards
 from saumaton.locations.models import Location
 from saumaton.orders.schemas import LineIn, OrderOut
 from saumaton.payments.paytrail.client import PaytrailClient
@@ -220,12 +222,23 @@ async def _checkout_context(request: Request, values: dict[str, Any],
         method = method if method in ("home", "pickup") else "home"
         review = await order_review(s, settings, view.quote, method)
         offer = await points_offer(s, current_customer_id(request), review.total_cents)
-    points_cents = 0
-    if offer is not None:
-        raw = str(values.get("points") or "").strip()
-        if raw.isdigit() and len(raw) < 10 and 0 < int(raw) <= offer.max_points:
-            points_cents = int(raw) * offer.point_cents
-    return {"offer": offer, "points_cents": points_cents,
+        points_cents = 0
+        if offer is not None:
+            raw = str(values.get("points") or "").strip()
+            if raw.isdigit() and len(raw) < 10 and 0 < int(raw) <= offer.max_points:
+                points_cents = int(raw) * offer.point_cents
+        # A preview of the card's part; a bad code is reported when the order is placed.
+        gift_cents = 0
+        code = str(values.get("gift_card_code") or "").strip()
+        if code and len(code) <= 40:
+            try:
+                card = await giftcards.balance_of(s, code)
+            except DomainError:
+                card = None
+            if card is not None:
+                gift_cents = gift_card_part(card.usable_cents,
+                                            review.total_cents - points_cents)
+    return {"offer": offer, "points_cents": points_cents, "gift_cents": gift_cents,
             "title": gettext(request, N_("Checkout")), "cart": view, "options": options,
             "home": options[0] if options else None, "stores": _stores(options),
             "values": values, "errors": errors, "method": method, "review": review,
@@ -263,7 +276,8 @@ async def checkout_summary(request: Request) -> HTMLResponse:
     """The order review for the delivery method chosen (htmx, on change)."""
     form = await checked_form(request)
     values = {"delivery": str(form.get("delivery") or ""),
-              "points": str(form.get("points") or "")}
+              "points": str(form.get("points") or ""),
+              "gift_card_code": str(form.get("gift_card_code") or "")[:40]}
     ctx = await _checkout_context(request, values, {})
     return render(request, "shop/_summary.html", ctx)
 
