@@ -1,6 +1,7 @@
 """A gift card in a real headless Chromium against a real server (both databases): sold
 at the Helsinki till (code and QR on the receipt), spent partly in the webshop (it pays
-the whole order: no Paytrail step) and the rest at the Tampere till."""
+the whole order: no Paytrail step) and the rest at the Tampere till, whose offline
+moment refuses gift cards clearly and keeps selling the rest."""
 
 from __future__ import annotations
 
@@ -83,7 +84,21 @@ async def test_gift_card_sold_at_a_till_is_spent_online_and_at_the_other_store(
         await open_drawer(db, shop.store2)
         other = await open_page(contexts, browser)
         await open_till(other, server, shop, "cashier2", "store-2")
+        # Offline the till says gift cards need the network and keeps selling the rest.
+        await other.context.set_offline(True)
+        await other.keyboard.type(f"{gc['ean']}\n")
+        await expect(other.get_by_test_id("error-code")).to_have_text(
+            "Lahjakortin voi myydä vain verkkoyhteyden ollessa päällä: sen koodi tulee "
+            "palvelimelta.")
         await other.keyboard.type(f"{lip['ean']}\n")
+        await expect(other.get_by_test_id("gift-info")).to_have_text(
+            "Lahjakortit tarvitsevat verkkoyhteyden. Ota maksu muulla tavalla – kaiken muun "
+            "voi myydä normaalisti.")
+        await expect(other.get_by_test_id("gift-code")).to_be_disabled()
+        await expect(other.get_by_test_id("cart-line")).to_have_count(1)
+        await other.context.set_offline(False)
+        await expect(other.get_by_test_id("gift-code")).to_be_enabled()
+        await other.get_by_test_id("code-input").focus()
         await expect(other.get_by_test_id("total")).to_have_text(f"20,00{EUR}")
         await other.keyboard.type(f"{printed}\n")  # the card's QR, scanned
         await expect(other.get_by_test_id("gift-info")).to_contain_text(f"14,10{EUR}")

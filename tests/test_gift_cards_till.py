@@ -23,6 +23,9 @@ async def test_card_sold_at_one_store_is_spent_at_the_other(
     [gc] = await make_variants(db, [5000], gift_card=True)
     [lip] = await make_variants(db, [3000], stock={shop.store1: 5, shop.store2: 5})
     cfg = await till(web, shop, db)
+    snapshot = (await web.get("/pos/store-1/api/catalogue")).json()["variants"]
+    flags = {v["id"]: v.get("gift_card", False) for v in snapshot}
+    assert flags[gc["id"]] is True and flags[lip["id"]] is False  # sold online only
     r = await web.post("/pos/store-1/api/sales", headers=headers(cfg), content=json.dumps(
         sale(cfg, [{"variant_id": gc["id"]}],
              payments=[{"method": "card", "terminal_confirmed": True}])))

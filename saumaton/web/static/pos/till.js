@@ -198,6 +198,10 @@ function unitNet(line) {
 // --- changing the sale --------------------------------------------------------------------
 
 function addVariant(v, quantity = 1) {
+  if (v.gift_card && !navigator.onLine) {  // its code comes from the server
+    showError("code-error", S.gift_offline_sell, "code");
+    return;
+  }
   const existing = sale.lines.find((l) => l.variant_id === v.id);
   qtyError = null;
   if (existing && existing.quantity + quantity > MAX_QTY) {
@@ -210,7 +214,7 @@ function addVariant(v, quantity = 1) {
   } else {
     const p = priceNow(v, new Date(), tierNow());
     sale.lines.push({variant_id: v.id, quantity, name: v.name, sku: v.sku,
-                     vat_rate_bp: v.vat_rate_bp, discount: null, ...p});
+                     vat_rate_bp: v.vat_rate_bp, discount: null, gift_card: !!v.gift_card, ...p});
   }
   justAdded = v.id;
   sale.expected_total_cents = null;
@@ -917,6 +921,10 @@ async function pay(method) {
   const p = priced();
   if (!sale.lines.length) { showError("general-error", S.cart_empty); return; }
   if (p.errors.length) { showError("payment-error", S.too_large); return; }
+  if (!navigator.onLine && sale.lines.some((l) => l.gift_card)) {
+    showError("payment-error", S.gift_offline_sell);
+    return;
+  }
   let payments;
   const byPoints = pointsPart(p);
   const byGift = giftPart(p);
