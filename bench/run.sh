@@ -15,6 +15,8 @@
 #   6. till sales as the till sends them (JSON, staff session)   bench/pos_till.py
 #      at 16 tills: paced (1 sale/s each) and saturated; runs
 #      while the server is up, so before 4
+#   7. returns at 16 tills (API, cash refunds): paced and      bench/returns_till.py
+#      saturated; before 4
 #   4. the raw-SQL ceiling: pgbench with the same statements      bench/pgbench_run.py
 #      (those the app runs now, and those it ran before the hot-path work)
 # stops the server (by PID), runs `saumaton check` again, drops the database and
@@ -161,6 +163,13 @@ log "6. till sales (${BENCH_TILLS:-16} tills: paced, one sale per ${BENCH_TILL_I
   --interval "${BENCH_TILL_INTERVAL:-1}" || FAILED+=(pos_till)
 "$SAUMATON" check > "$RESULTS/check_after_till.txt" 2>&1 || FAILED+=(check_after_till)
 tail -1 "$RESULTS/check_after_till.txt"
+
+log "7. returns (${BENCH_TILLS:-16} tills: paced, one return per ${BENCH_TILL_INTERVAL:-1}s each; then saturated)"
+"$PY" -m bench.returns_till --url "$URL" --dsn "$DSN" --token "$TOKEN" \
+  --server-pid "$SERVER_PID" --tills "${BENCH_TILLS:-16}" --duration "$DURATION" \
+  --warmup "$WARMUP" --interval "${BENCH_TILL_INTERVAL:-1}" || FAILED+=(returns_till)
+"$SAUMATON" check > "$RESULTS/check_after_returns.txt" 2>&1 || FAILED+=(check_after_returns)
+tail -1 "$RESULTS/check_after_returns.txt"
 
 log "stopping the server (pid $SERVER_PID)"
 stop_server

@@ -24,9 +24,10 @@ from saumaton.db.uow import Database
 from saumaton.inventory.models import StockLevel
 from saumaton.inventory.services import verify_ledger
 from saumaton.orders.models import Order
-from saumaton.payments.models import Payment, PaytrailPayment
+from saumaton.payments.models import Payment, PaytrailPayment, Refund
 from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
 from saumaton.payments.paytrail.simulator import create_simulator
+from saumaton.payments.paytrail_refunds import send_due_refunds
 from tests.support import Shop, make_variants
 from tests.test_checkout import cmd
 
@@ -89,7 +90,7 @@ async def test_a_payment_after_cancellation_is_refunded(
     await _age_attempts(db, order.id)
     # a cancelled order is not polled for; the late answer comes by the redirect
     assert await poll_once(db, client, settings) == 0
-    from saumaton.checkout.services import record_payment_status, settle_refunds
+    from saumaton.checkout.services import record_payment_status
     async with db.reader() as s:
         attempt = (await s.scalars(select(PaytrailPayment).where(
             PaytrailPayment.order_id == order.id))).one()
@@ -98,18 +99,26 @@ async def test_a_payment_after_cancellation_is_refunded(
     assert out.order_status == "cancelled" and out.refund_cents == order.total_cents
     # The refund is due, recorded with the payment in one transaction ...
     async with db.reader() as s:
-        rows = sorted((await s.execute(select(Payment.amount_cents, Payment.status).where(
-            Payment.order_id == order.id))).all())
-    assert rows == [(-order.total_cents, "refund_due"), (order.total_cents, "captured")]
+        rows = (await s.execute(select(Payment.amount_cents, Payment.status).where(
+            Payment.order_id == order.id))).all()
+        refunds = (await s.execute(select(Refund.method, Refund.status, Refund.amount_cents,
+                                          Refund.reference)
+                                   .where(Refund.order_id == order.id))).all()
+    assert [tuple(r) for r in rows] == [(order.total_cents, "captured")]
+    assert [tuple(r) for r in refunds] == [("paytrail", "due", order.total_cents,
+                                            out.transaction_id)]
     # ... and paid back through Paytrail by the checkout job (once).
-    assert await settle_refunds(db, client, settings) >= 1
-    assert await settle_refunds(db, client, settings) == 0
+    assert await send_due_refunds(db, client, settings, order_id=order.id) == 1
+    assert await send_due_refunds(db, client, settings, order_id=order.id) == 0
     async with db.reader() as s:
-        amounts = sorted((await s.scalars(select(Payment.amount_cents).where(
-            Payment.order_id == order.id, Payment.status != "refund_due"))).all())
+        [status] = (await s.scalars(select(Refund.status).where(
+            Refund.order_id == order.id))).all()
+        o = await s.get(Order, order.id)
         level = (await s.scalars(select(StockLevel).where(
             StockLevel.variant_id == vid, StockLevel.location_id == shop.warehouse))).one()
-    assert amounts == [-order.total_cents, order.total_cents]
+    assert status == "ok"
+    assert o is not None and (o.paid_cents, o.refunded_cents) == (order.total_cents,
+                                                                  order.total_cents)
     assert (level.on_hand, level.reserved) == (1, 0)  # the unit never left
     # Paytrail (the simulator) took the refund: nothing more is refundable now.
     from saumaton.payments.paytrail.client import PaytrailError

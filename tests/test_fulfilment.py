@@ -247,8 +247,13 @@ async def test_two_job_runs_at_once_remind_and_cancel_each_pickup_once(
     due = [await ready_pickup(db, settings, shop, vid, days_ago=hold + 1) for _ in range(4)]
     remind = [await ready_pickup(db, settings, shop, vid, days_ago=hold - 1)
               for _ in range(4)]
-    runs = await asyncio.gather(*(uncollected_pickups(db, settings) for _ in range(2)))
-    assert sum(r.cancelled for r in runs) >= 4
+    # The app's own background job may take part too (it runs the same function): what
+    # matters is that each order is reminded or cancelled exactly once, whoever did it.
+    await asyncio.gather(*(uncollected_pickups(db, settings) for _ in range(2)))
+    async with db.reader() as s:
+        states = set((await s.scalars(select(Order.status).where(
+            Order.id.in_([o.id for o in due])))).all())
+    assert states == {"cancelled"}
     for o in due:
         assert len(await refunds(db, o.id)) == 1
         assert len(await mails(db, o.number, "order_cancelled")) == 1

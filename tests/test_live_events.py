@@ -287,7 +287,7 @@ async def test_customer_topics_need_customers_read_and_chats_an_agent(
                                                           last_name="Tapahtuma"))
         await uow.commit()
     topics = {"topic": ["customer.updated", "loyalty.changed", "nps.answered",
-                        "order.cancelled", "payment.refunded"]}
+                        "order.cancelled", "refund.ok"]}
     async with subscribe(server.base_url, topics, shop.auth("cashier1")) as sse:
         async with db.uow() as uow:
             assert await set_consent(uow, c.id, "marketing_email", True, "web")

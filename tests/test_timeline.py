@@ -23,7 +23,6 @@ from saumaton.checkout.services import (
     cancel_unpaid_orders,
     place_web_order,
     record_payment_status,
-    settle_refunds,
     start_payment,
 )
 from saumaton.config import TEST_MERCHANT, Settings
@@ -49,9 +48,10 @@ from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import LineIn, OrderIn, OrderOut
 from saumaton.orders.services import place_order
-from saumaton.payments.models import Payment, PaytrailPayment
+from saumaton.payments.models import PaytrailPayment, Refund
 from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
 from saumaton.payments.paytrail.simulator import create_simulator
+from saumaton.payments.paytrail_refunds import send_due_refunds
 from saumaton.payments.services import PaymentIn
 from saumaton.service.models import ChatMessage, Conversation
 from saumaton.service.nps import answer_survey, send_survey
@@ -121,8 +121,8 @@ async def test_every_source_appears_newest_first(db: Database, shop: Shop,
         # a click & collect handover, a refund, a chat (started and closed), points
         await s.execute(update(Order).where(Order.id == pickup.id).values(
             status="collected", collected_at=now, collected_by="staff:1 Kaisa"))
-        s.add(Payment(order_id=sale.id, method="card", status="refund_due",
-                      amount_cents=-500, created_at=now))
+        s.add(Refund(order_id=sale.id, method="card", status="due", amount_cents=500,
+                     created_at=now, updated_at=now))
         s.add(Conversation(visitor_token_hash=uuid.uuid4().hex, customer_id=c.id,
                            status="closed", page="/shop/p/foundation", created_at=now,
                            last_message_at=now, closed_at=now + timedelta(milliseconds=1)))
@@ -437,7 +437,7 @@ async def paid_too_late(db: Database, settings: Settings, order: OrderOut,
 async def refund(db: Database, settings: Settings,
                  paytrail: tuple[PaytrailClient, httpx.AsyncClient]) -> None:
     # (other tests leave refunds Paytrail never heard of: all are tried)
-    assert await settle_refunds(db, paytrail[0], settings, limit=10_000) >= 1
+    assert await send_due_refunds(db, paytrail[0], settings, limit=10_000) >= 1
 
 
 async def last_event_id(db: Database) -> int:
@@ -475,10 +475,9 @@ async def test_changes_on_the_timeline_are_announced_with_the_customer(
     await refund(db, settings, paytrail)
     got = [(t, p) for t, p in await announced(db, start, c.id)
            if p.get("order_id") == order.id]
-    assert [t for t, _ in got] == ["order.cancelled", "payment.refund_due",
-                                   "payment.refunded"]
+    assert [t for t, _ in got] == ["order.cancelled", "refund.created", "refund.ok"]
     assert {t for t, _ in got} <= TOPICS  # the timeline's stream takes them
-    assert [p.get("amount_cents") for t, p in got if t.startswith("payment.")] == [
+    assert [p.get("amount_cents") for t, p in got if t.startswith("refund.")] == [
         order.total_cents, order.total_cents]
     # (the other writers the timeline shows — orders, handovers, notes, points, NPS,
     # merges — already name the customer; the browser test sees them arrive)

@@ -37,8 +37,11 @@ TOPICS: dict[str, str | None] = {
     "order.picking": "orders.read", "order.ready": "orders.read",
     "order.packed": "orders.read", "order.shipped": "orders.read",
     "order.pickup_reminded": "orders.read",
-    "payment.status": "orders.read", "payment.refund_due": "orders.read",
-    "payment.refunded": "orders.read", "product.created": "orders.read",
+    "order.partly_returned": "orders.read", "order.returned": "orders.read",
+    "payment.status": "orders.read", "refund.created": "orders.read",
+    "refund.pending": "orders.read", "refund.ok": "orders.read", "refund.fail": "orders.read",
+    "return.created": "orders.read", "return.completed": "orders.read",
+    "return.cancelled": "orders.read", "product.created": "orders.read",
     "board.changed": "orders.read",  # the staff board is read with orders.read
     "customer.created": "customers.read", "customer.updated": "customers.read",
     "customer.merged": "customers.read", "customer.unmerged": "customers.read",

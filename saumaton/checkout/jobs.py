@@ -17,7 +17,6 @@ from saumaton.checkout.services import (
     cancel_unpaid_orders,
     payments_to_poll,
     record_payment_status,
-    settle_refunds,
 )
 from saumaton.config import Settings
 from saumaton.core.clock import utcnow
@@ -26,6 +25,7 @@ from saumaton.db.uow import Database
 from saumaton.fulfilment.pickups import uncollected_pickups
 from saumaton.payments.models import PaytrailPayment
 from saumaton.payments.paytrail.client import PaytrailClient
+from saumaton.payments.paytrail_refunds import send_due_refunds
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ async def run_checkout_jobs(db: Database, client: PaytrailClient, settings: Sett
         return await poll_once(db, client, settings)
 
     async def refunds() -> int:
-        return await settle_refunds(db, client, settings)
+        return await send_due_refunds(db, client, settings)
 
     async def pickups() -> int:
         return (await uncollected_pickups(db, settings)).total

@@ -87,6 +87,7 @@ from saumaton.orders.services import (
 from saumaton.payments.models import Payment, PaytrailPayment
 from saumaton.payments.paytrail.client import PaytrailClient
 from saumaton.payments.paytrail.payload import payment_request
+from saumaton.payments.refunds import record_refund
 from saumaton.payments.services import clean_code_at
 from saumaton.pricing.services import resolve_prices
 
@@ -816,7 +817,9 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
                   created_at=now))
     if order.status != OrderStatus.PENDING:
         # Paid twice (a second attempt), or paid after the order was cancelled:
-        # the money goes back; the order stays as it is.
+        # the money was taken (it counts as paid) and goes back; the order stays as it is.
+        order.paid_cents = (order.paid_cents or 0) + amount
+        await s.flush()
         await _refund_due(uow, order, amount, txn, now)
         await s.flush()
         return outcome(True, refund=amount)
@@ -887,53 +890,17 @@ async def _confirmation(uow: UnitOfWork, settings: Settings, order: Order) -> Ma
 
 
 async def _refund_due(uow: UnitOfWork, order: Order, amount: int, txn: str,
-                     now: datetime) -> None:
-    """Money to give back, recorded with the payment itself so it cannot be forgotten;
-    `settle_refunds` pays it back through Paytrail (and retries until it can).
-    When the order's own money goes back (it is cancelled), the loyalty points it
-    earned for that part are taken back; a second payment of a paid order earned
-    nothing and takes nothing back."""
-    uow.session.add(Payment(order_id=order.id, method="paytrail", status="refund_due",
-                            amount_cents=-amount, reference=txn, created_at=now))
+                      now: datetime) -> None:
+    """Money to give back, recorded with the payment itself so it cannot be forgotten:
+    a Paytrail refund `due` (payments.paytrail_refunds sends it, and retries until
+    Paytrail takes it). When the order's own money goes back (it is cancelled), the
+    loyalty points it earned for that part are taken back; a second payment of a paid
+    order earned nothing and takes nothing back."""
+    await record_refund(uow, WEB_ACTOR, order.id, "paytrail", amount, status="due",
+                        reference=txn, refund_stamp=f"refund-{order.id}-{txn}"[:64], now=now)
     if order.status == OrderStatus.CANCELLED:
         await reverse_for_order(uow, order.id, amount, "refund",
                                 key=f"reverse:refund:{order.id}:{txn}", now=now)
-    uow.emit("payment.refund_due", {"order_id": order.id, "amount_cents": amount,
-                                    "customer_id": order.customer_id})
-
-
-async def settle_refunds(db: Database, client: PaytrailClient, settings: Settings,
-                         limit: int = 20) -> int:
-    """Ask Paytrail to refund every refund that is due; returns how many it took.
-    Each row stays locked while its refund is asked for, so two processes never
-    refund it twice (SKIP LOCKED on PostgreSQL); the refund stamp is the row's id,
-    which Paytrail accepts once."""
-    base = settings.resolved_public_url()
-    done = 0
-    async with db.uow() as uow:
-        q = (select(Payment).where(Payment.status == "refund_due")
-             .order_by(Payment.id).limit(limit))
-        if uow.db.is_postgres:
-            q = q.with_for_update(skip_locked=True)
-        for p in (await uow.session.scalars(q)).all():
-            try:
-                await client.refund(p.reference, {
-                    "amount": -p.amount_cents, "refundStamp": f"refund-{p.id}",
-                    "refundReference": order_number(p.order_id),
-                    "callbackUrls": {"success": f"{base}/shop/checkout/refund/success",
-                                     "cancel": f"{base}/shop/checkout/refund/cancel"}})
-            except DomainError as exc:  # asked again on the next run
-                log.warning("refund of order %s not taken yet: %s", p.order_id, exc.detail)
-                continue
-            p.status = "refunded"
-            customer_id = await uow.session.scalar(
-                select(Order.customer_id).where(Order.id == p.order_id))
-            uow.emit("payment.refunded", {"order_id": p.order_id,
-                                          "amount_cents": -p.amount_cents,
-                                          "customer_id": customer_id})
-            done += 1
-        await uow.commit()
-    return done
 
 
 # --- background -------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from saumaton.locations.models import Channel, Location
 from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.orders.models import Order
 from saumaton.orders.services import order_number
-from saumaton.payments.models import Payment
+from saumaton.payments.models import Refund
 from saumaton.service.models import ChatMessage, Conversation, NpsSurvey
 from saumaton.staff.models import Staff
 from saumaton.staff.services import staff_names
@@ -41,7 +41,6 @@ from saumaton.staff.services import staff_names
 MAX_LIMIT = 500
 PREVIEW = 140  # characters of a chat's first message shown on the timeline
 TRANSCRIPT_LIMIT = 500  # messages of one chat shown (the newest)
-REFUND_STATUSES = ("refund_due", "refunded")
 
 # Sources in their tie-break order (events at the same instant: higher rank first).
 SOURCES = ("merge", "consent", "loyalty", "nps", "note", "chat_closed", "chat_started",
@@ -180,17 +179,17 @@ async def _collected(s: AsyncSession, cid: int, cur: _Cursor | None,
 
 async def _refunds(s: AsyncSession, cid: int, cur: _Cursor | None,
                    limit: int) -> list[TimelineEvent]:
-    at = Payment.created_at
+    at = Refund.created_at
     rows = (await s.execute(_page(
-        select(Payment.id, at, Payment.order_id, Payment.amount_cents, Payment.status)
-        .join(Order, Order.id == Payment.order_id)
-        .where(Order.customer_id == cid, Payment.status.in_(REFUND_STATUSES),
-               _older("refund", at, Payment.id, cur)),
-        at, Payment.id, limit))).all()
-    return [TimelineEvent("refund", when, int(pid), number=order_number(int(oid)),
-                          amount_cents=abs(int(amount)), status=str(status),
+        select(Refund.id, at, Refund.order_id, Refund.amount_cents, Refund.status)
+        .join(Order, Order.id == Refund.order_id)
+        .where(Order.customer_id == cid, _older("refund", at, Refund.id, cur)),
+        at, Refund.id, limit))).all()
+    return [TimelineEvent("refund", when, int(rid), number=order_number(int(oid)),
+                          amount_cents=abs(int(amount)),
+                          status="refunded" if status == "ok" else "refund_due",
                           order_id=int(oid))
-            for pid, when, oid, amount, status in rows]
+            for rid, when, oid, amount, status in rows]
 
 
 def shorten(text: str, limit: int = PREVIEW) -> str:

@@ -27,7 +27,8 @@ from saumaton.db.uow import UnitOfWork
 from saumaton.inventory.models import StockLevel, StockMovement, StockReservation
 from saumaton.locations.models import Location
 
-MOVEMENT_KINDS = ("receipt", "sale", "return", "transfer", "count", "adjustment")
+# write_off: a unit that came back damaged (a "return" in, then this out).
+MOVEMENT_KINDS = ("receipt", "sale", "return", "transfer", "count", "adjustment", "write_off")
 
 
 @dataclass(frozen=True)

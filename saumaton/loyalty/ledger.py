@@ -358,3 +358,33 @@ async def run_expiry(db: Database, every_seconds: float = EXPIRY_EVERY_SECONDS,
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(every_seconds):
                 await stop.wait()
+
+
+async def give_back_points(uow: UnitOfWork, order_id: int, points: int, reason: str, *,
+                           key: str, now: datetime | None = None) -> int:
+    """Give back `points` of those spent on the order (a return of goods paid partly
+    with points), never more than were spent and not yet given back. One `refund`
+    entry with `key`: a retried return gives nothing twice. Returns the points given
+    back now."""
+    if points <= 0:
+        return 0
+    s = uow.session
+    spent = (await s.execute(
+        select(LoyaltyEntry.customer_id, func.sum(LoyaltyEntry.points),
+               func.min(LoyaltyEntry.channel))
+        .where(LoyaltyEntry.order_id == order_id, LoyaltyEntry.kind == "redeem")
+        .group_by(LoyaltyEntry.customer_id))).first()
+    if spent is None or not spent[1]:
+        return 0
+    back = int(await s.scalar(
+        select(func.coalesce(func.sum(LoyaltyEntry.points), 0))
+        .where(LoyaltyEntry.order_id == order_id, LoyaltyEntry.kind == "refund")) or 0)
+    give = min(points, -int(spent[1]) - back)
+    if give <= 0:
+        return 0
+    now = now or utcnow()
+    valid = timedelta(days=get_settings().loyalty_points_valid_days)
+    written = await _write(uow, customer_id=int(spent[0]), kind="refund", points=give,
+                           key=key, order_id=order_id, channel=str(spent[2] or ""),
+                           reason=reason, expires_at=now + valid, now=now)
+    return give if written is not None else 0

@@ -12,6 +12,7 @@ from saumaton.config import Settings
 from saumaton.giftcards.qr import SoldCard
 from saumaton.mail.render import gettext, mail_language, render_mail
 from saumaton.orders.schemas import OrderOut
+from saumaton.returns.schemas import CreditReceipt
 from saumaton.web import i18n
 from saumaton.web.i18n import N_
 
@@ -147,3 +148,13 @@ def order_cancelled(order: OrderOut, *, status_url: str, settings: Settings, rea
     return _order_update("cancelled", gettext(lang, N_("Order cancelled")), paragraphs,
                          order, status_url=status_url, lang=lang, settings=settings,
                          refund_cents=refund_cents)
+
+
+def credit_receipt(receipt: CreditReceipt, *, settings: Settings, lang: str = "") -> Mail:
+    """A credit receipt (hyvityskuitti) by e-mail: what the printed one has (seller,
+    business ID, place, date, number, the goods taken back and the amounts as
+    negatives, VAT per rate) and how the money went back."""
+    lang = mail_language(lang or settings.default_language, settings)
+    subject = gettext(lang, N_("Credit receipt %(number)s – %(shop)s"),
+                      number=receipt.receipt_no, shop=settings.business_name)
+    return _mail("credit_receipt", subject, lang, settings, receipt=receipt)

@@ -4,7 +4,8 @@ An order's status changes only through `transition` (or `transition_row` for a
 caller that holds no ORM object). Each move is one conditional UPDATE (the order must
 still be in the state the caller saw, so two tills or two app processes never both
 move it), sets the step's timestamp, writes the outbox event `order.<state>` and, for
-a staff member's action, an audit entry — all in the caller's transaction.
+a staff member's action or any cancellation, an audit entry — all in the caller's
+transaction.
 
     pending ──► paid ──► picking ──► ready ──► collected ─┐
        │          │  └──────┬─────► packed ──► shipped ───┼─► partly_returned ─► returned
@@ -143,6 +144,8 @@ async def _move(uow: UnitOfWork, order_id: int, frm: OrderStatus, to: OrderStatu
     payload: dict[str, Any] = {"order_id": order_id, "from": frm.value, "status": to.value,
                                "customer_id": customer_id, **(data or {})}
     uow.emit(f"order.{to.value}", payload)
-    if actor is not None and not actor.system:
+    # Staff actions are audited, and so is every cancellation (a job's too: the order's
+    # history then says when and why).
+    if actor is not None and (not actor.system or to is S.CANCELLED):
         await audit(uow, actor, f"order.{to.value}", "order", order_id,
                     {"from": frm.value, **(data or {})})

@@ -52,6 +52,7 @@ class OrderLineOut(BaseModel):
     # Of discount_cents, the part given by hand at the till, and why.
     manual_discount_cents: int = 0
     discount_reason: str = ""
+    returned_quantity: int = 0  # units taken back by returns
 
 
 class PaymentOut(BaseModel):
@@ -61,12 +62,23 @@ class PaymentOut(BaseModel):
     tendered_cents: int | None
     change_cents: int
     reference: str
-    status: str = "captured"  # captured | to_confirm (card taken offline) | refund_due …
+    status: str = "captured"  # captured | to_confirm (card taken offline) | refunded (points)
 
     @property
     def collected_cents(self) -> int:
         """What the payment took: for cash, the amount plus its 5-cent rounding."""
         return self.amount_cents + self.rounding_cents
+
+
+class OrderRefundOut(BaseModel):
+    """Money given back for the order (payments.refunds)."""
+
+    id: int
+    return_id: int | None
+    method: str  # paytrail | card | cash | store_credit | gift_card | bank_transfer
+    status: str  # due | pending | ok | fail
+    amount_cents: int
+    created_at: datetime
 
 
 class VatLine(BaseModel):
@@ -125,6 +137,8 @@ class OrderOut(BaseModel):
     carrier: str = ""
     tracking_number: str = ""
     pickup_reminded_at: datetime | None = None
+    refunded_cents: int = 0
+    refunds: list[OrderRefundOut] = Field(default_factory=list)
 
     @property
     def delivery_fee_cents(self) -> int:

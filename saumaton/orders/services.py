@@ -41,10 +41,11 @@ from saumaton.orders.schemas import (
     OrderIn,
     OrderLineOut,
     OrderOut,
+    OrderRefundOut,
     PaymentOut,
     VatLine,
 )
-from saumaton.payments.models import Payment
+from saumaton.payments.models import Payment, Refund
 from saumaton.payments.services import BALANCE_METHODS, PlannedPayment, plan_payments
 from saumaton.pricing.services import resolve_prices, resolve_prices_pg
 from saumaton.tills.models import DrawerSession, Register
@@ -474,7 +475,7 @@ async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
             unit_price_cents=ln.unit_price_cents, discount_cents=ln.discount_cents,
             total_cents=ln.total_cents, vat_rate_bp=ln.vat_rate_bp, vat_cents=ln.vat_cents,
             campaign_id=ln.campaign_id, manual_discount_cents=ln.manual_discount_cents,
-            discount_reason=ln.discount_reason))
+            discount_reason=ln.discount_reason, returned_quantity=ln.returned_quantity))
     payments: dict[int, list[PaymentOut]] = defaultdict(list)
     for p in (await s.scalars(
         select(Payment).where(Payment.order_id.in_(order_ids)).order_by(Payment.id)
@@ -483,6 +484,14 @@ async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
             method=p.method, amount_cents=p.amount_cents, rounding_cents=p.rounding_cents,
             tendered_cents=p.tendered_cents, change_cents=p.change_cents,
             reference=p.reference, status=p.status))
+    refunds: dict[int, list[OrderRefundOut]] = defaultdict(list)
+    if any(order.refunded_cents for order, _ in rows):
+        for r in (await s.scalars(
+            select(Refund).where(Refund.order_id.in_(order_ids)).order_by(Refund.id)
+        )).all():
+            refunds[r.order_id].append(OrderRefundOut(
+                id=r.id, return_id=r.return_id, method=r.method, status=r.status,
+                amount_cents=r.amount_cents, created_at=r.created_at))
     by_id = {}
     for order, channel_code in rows:
         ls = lines[order.id]
@@ -507,6 +516,7 @@ async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
             ready_at=order.ready_at, packed_at=order.packed_at, shipped_at=order.shipped_at,
             carrier=order.carrier, tracking_number=order.tracking_number,
             pickup_reminded_at=order.pickup_reminded_at,
+            refunded_cents=order.refunded_cents, refunds=refunds[order.id],
         )
     return [by_id[i] for i in order_ids if i in by_id]
 

@@ -25,7 +25,10 @@ from saumaton.db.uow import UnitOfWork
 from saumaton.orders.models import Order
 from saumaton.payments.models import PaytrailPayment, Refund
 
-METHODS = ("paytrail", "card", "cash", "store_credit", "gift_card")
+# bank_transfer: written "due" with the account in `reference`; finance pays it.
+# exchange: the value went into a new sale in the same transaction (its `exchange` payment).
+METHODS = ("paytrail", "card", "cash", "store_credit", "gift_card", "bank_transfer",
+           "exchange")
 
 
 async def record_refund(uow: UnitOfWork, actor: Actor, order_id: int, method: str,

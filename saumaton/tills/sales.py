@@ -126,6 +126,10 @@ class VoidsIn(Input):
     voids: list[VoidIn] = Field(min_length=1, max_length=500)
 
 
+# A payment by goods returned in the same transaction (an exchange at the till).
+EXCHANGE_METHOD = "exchange"
+
+
 def order_key(location_id: int, key: str) -> str:
     """The order book's idempotency key for a till's sale key."""
     return f"till:{location_id}:{key}"
@@ -283,8 +287,19 @@ async def _infos(s: AsyncSession, ids: set[int], at: datetime) -> dict[int, Vari
     return {i.id: i for i in await load_variant_infos(s, business_day(at), ids=sorted(ids))}
 
 
+async def sell_in_exchange(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn,
+                           credit_cents: int, terminal: CardTerminal | None = None
+                           ) -> OrderOut:
+    """The new sale of an exchange, in the caller's transaction (returns.exchange): up to
+    `credit_cents` of it is paid by the goods returned in the same transaction (an
+    `exchange` payment, first); `cmd.payments` pay the rest (none when the credit
+    covers it all)."""
+    return await _sell(uow, actor, location_id, cmd, order_key(location_id, cmd.key), terminal,
+                       credit_cents=credit_cents)
+
+
 async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn,
-                key: str, terminal: CardTerminal | None) -> OrderOut:
+                key: str, terminal: CardTerminal | None, credit_cents: int = 0) -> OrderOut:
     actor.require("orders.create", location_id)
     s = uow.session
     now = utcnow()
@@ -365,7 +380,10 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     if cmd.offline:
         check_offline([p.method for p in cmd.payments])
     offline_card = cmd.offline and any(p.method == "card" for p in cmd.payments)
-    planned = await _plan(uow, cmd, priced.total_cents, terminal)  # checks before any charge
+    credit = min(credit_cents, priced.total_cents)  # an exchange: the goods brought back
+    planned = await _plan(uow, cmd, priced.total_cents - credit, terminal)  # before any charge
+    if credit:
+        planned.insert(0, PlannedPayment(EXCHANGE_METHOD, credit, 0, None, 0, ""))
     if terminal is not None and not cmd.offline:
         for i, p in enumerate(planned):
             if p.method != "card":

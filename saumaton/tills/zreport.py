@@ -27,7 +27,8 @@ from saumaton.locations.models import Location
 from saumaton.orders.lifecycle import OrderStatus
 from saumaton.orders.models import Order, OrderLine, SaleVoid
 from saumaton.orders.services import order_number
-from saumaton.payments.models import Payment
+from saumaton.payments.models import Payment, Refund
+from saumaton.returns.models import Return, ReturnLine
 from saumaton.tills.models import CashMovement, DrawerSession, Register
 from saumaton.tills.receipts import receipt_seq
 
@@ -59,6 +60,16 @@ class CashTender(Tender):
     @property
     def collected_cents(self) -> int:
         """What stayed in the drawer: the amount applied plus its rounding."""
+        return self.amount_cents + self.rounding_cents
+
+
+class CashRefunds(Tender):
+    """Cash given back for returns: the amounts refunded and their 5-cent rounding."""
+
+    rounding_cents: int = 0
+
+    @property
+    def paid_out_cents(self) -> int:
         return self.amount_cents + self.rounding_cents
 
 
@@ -106,6 +117,15 @@ class ZReport(BaseModel):
     card: Tender = Field(default_factory=Tender)  # captured
     card_to_confirm: Tender = Field(default_factory=Tender)  # taken offline
     points: Tender = Field(default_factory=Tender)  # loyalty points redeemed
+    exchange: Tender = Field(default_factory=Tender)  # paid by goods returned (exchanges)
+    # Refunds of returns taken at this till (any order's: a web order returned here too).
+    return_count: int = 0
+    returned_units: int = 0
+    refund_cents: int = 0  # every method
+    cash_refunds: CashRefunds = Field(default_factory=CashRefunds)
+    card_refunds: Tender = Field(default_factory=Tender)
+    other_refunds: dict[str, Tender] = Field(default_factory=dict)  # paytrail, store_credit…
+    return_vat: list[VatRow] = Field(default_factory=list)  # of the goods taken back
     # Voided lines (taken out of a cart before payment).
     void_count: int = 0
     void_units: int = 0
@@ -114,7 +134,7 @@ class ZReport(BaseModel):
     movements: list[MovementRow] = Field(default_factory=list)
     cash_in_cents: int = 0
     cash_out_cents: int = 0
-    expected_cents: int = 0  # float + cash collected + cash in − cash out
+    expected_cents: int = 0  # float + cash collected − cash refunded + cash in − cash out
     counted_cents: int | None = None
     difference_cents: int | None = None  # counted − expected
     offline_count: int = 0
@@ -133,7 +153,8 @@ class ZReport(BaseModel):
     @property
     def payments_cents(self) -> int:
         return (self.cash.amount_cents + self.card.amount_cents
-                + self.card_to_confirm.amount_cents + self.points.amount_cents)
+                + self.card_to_confirm.amount_cents + self.points.amount_cents
+                + self.exchange.amount_cents)
 
 
 class ZReportSummary(BaseModel):
@@ -214,6 +235,7 @@ async def compute_report(s: AsyncSession, ds: DrawerSession, *, now: datetime | 
             c.change_cents += p.change_cents
         else:
             t = (report.points if p.method == "points"
+                 else report.exchange if p.method == "exchange"
                  else report.card_to_confirm if p.status == "to_confirm" else report.card)
             t.count += 1
             t.amount_cents += p.amount_cents
@@ -233,11 +255,43 @@ async def compute_report(s: AsyncSession, ds: DrawerSession, *, now: datetime | 
             report.cash_in_cents += m.amount_cents
         else:
             report.cash_out_cents += m.amount_cents
+    await _refunds(s, ds.id, report)
     report.expected_cents = (report.float_cents + report.cash.collected_cents
+                             - report.cash_refunds.paid_out_cents
                              + report.cash_in_cents - report.cash_out_cents)
     if report.counted_cents is not None:
         report.difference_cents = report.counted_cents - report.expected_cents
     return report
+
+
+async def _refunds(s: AsyncSession, session_id: int, report: ZReport) -> None:
+    """The session's refunds (by method) and the VAT of the goods taken back."""
+    for r in (await s.execute(
+        select(Refund.method, Refund.amount_cents, Refund.rounding_cents)
+        .where(Refund.drawer_session_id == session_id))).all():
+        report.refund_cents += r.amount_cents
+        if r.method == "cash":
+            report.cash_refunds.count += 1
+            report.cash_refunds.amount_cents += r.amount_cents
+            report.cash_refunds.rounding_cents += r.rounding_cents
+            continue
+        t = (report.card_refunds if r.method == "card"
+             else report.other_refunds.setdefault(r.method, Tender()))
+        t.count += 1
+        t.amount_cents += r.amount_cents
+    returns = (select(Return.id).where(Return.drawer_session_id == session_id)
+               .scalar_subquery())
+    report.return_count = int(await s.scalar(
+        select(func.count()).where(Return.drawer_session_id == session_id)) or 0)
+    by_rate: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for ln in (await s.execute(
+        select(ReturnLine.quantity, ReturnLine.refund_cents, ReturnLine.vat_rate_bp,
+               ReturnLine.vat_cents).where(ReturnLine.return_id.in_(returns)))).all():
+        report.returned_units += ln.quantity
+        by_rate[ln.vat_rate_bp][0] += ln.refund_cents
+        by_rate[ln.vat_rate_bp][1] += ln.vat_cents
+    report.return_vat = [VatRow(rate_bp=r, gross_cents=g, vat_cents=v, net_cents=g - v)
+                         for r, (g, v) in sorted(by_rate.items(), reverse=True)]
 
 
 def _receipt_range(orders: Sequence[tuple[int, str]]) -> tuple[str, str]:

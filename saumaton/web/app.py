@@ -26,6 +26,7 @@ from saumaton.api import (
     giftcards,
     orders,
     problems,
+    returns,
     stock,
 )
 from saumaton.checkout.jobs import run_checkout_jobs
@@ -98,7 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        session_cookie="saumaton_session", same_site="lax",
                        max_age=12 * 3600)
     problems.install(app)
-    for module in (catalogue, orders, customers, gdpr, stock, events, analytics, giftcards):
+    for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
+                   giftcards):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status")

@@ -41,7 +41,7 @@ PAGE = 50
 TOPICS = frozenset({
     "order.created", "order.paid", "order.cancelled", "order.collected",
     "order.picking", "order.ready", "order.packed", "order.shipped",
-    "payment.refund_due", "payment.refunded", "customer.updated", "customer.merged",
+    "refund.created", "refund.ok", "refund.fail", "customer.updated", "customer.merged",
     "customer.unmerged", "chat.message", "chat.updated", "loyalty.changed", "nps.answered"})
 
 

@@ -78,6 +78,8 @@ class SimulatorState:
     nonces: set[tuple[str, str]] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     callback_log: list[tuple[str, int | str]] = field(default_factory=list)
+    # How many times each refund's callback is sent (test hook; 0: none).
+    refund_callbacks: int = 1
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -273,20 +275,49 @@ def create_simulator(accounts: dict[str, str], public_url: str, *,
         for key in ("refundStamp", "refundReference"):
             if key in body and not _is_str(body[key], 200):
                 raise SimulatorError(400, f"{key} must be a string")
-        _url_pair(body.get("callbackUrls"), "callbackUrls")
+        urls = _url_pair(body.get("callbackUrls"), "callbackUrls")
+        stamp = body.get("refundStamp")
         async with state.lock:
             if p.status != "ok":
                 raise SimulatorError(400, f"payment is {p.status}, only paid payments refund")
+            seen = next((r for r in p.refunds if stamp and r["refundStamp"] == stamp), None)
+            if seen is not None:
+                # The same refund asked again (its answer was lost): still one refund.
+                if seen["amount"] != amount:
+                    raise SimulatorError(400, "duplicate refundStamp with another amount")
+                return signed(201, {"provider": p.provider, "status": "ok",
+                                    "transactionId": seen["transactionId"]},
+                              account, secret, algorithm, transaction_id)
             if amount > p.amount - p.refunded:
                 raise SimulatorError(400, f"refund {amount} exceeds the refundable "
                                           f"{p.amount - p.refunded}")
             refund_id = str(uuid.uuid4())
             p.refunded += amount
-            p.refunds.append({"transactionId": refund_id, "amount": amount,
-                              "refundStamp": body.get("refundStamp"),
-                              "refundReference": body.get("refundReference")})
+            refund = {"transactionId": refund_id, "amount": amount, "refundStamp": stamp,
+                      "refundReference": body.get("refundReference")}
+            p.refunds.append(refund)
+        # Like Paytrail, the refund's outcome is also reported to its callback URL.
+        times = state.refund_callbacks
+        if times:
+            task = asyncio.create_task(call_back(
+                urls["success"], refund_params(p, refund), times, p.callback_delay))
+            state.tasks.add(task)
+            task.add_done_callback(state.tasks.discard)
         return signed(201, {"provider": p.provider, "status": "ok", "transactionId": refund_id},
                       account, secret, algorithm, transaction_id)
+
+    def refund_params(p: Payment, refund: dict[str, Any]) -> dict[str, str]:
+        """A refund callback's query: the payment callback's parameters, naming the
+        refund (its stamp, reference, amount and Paytrail's id for it)."""
+        params = {
+            "checkout-account": p.account, "checkout-algorithm": p.algorithm,
+            "checkout-amount": str(refund["amount"]),
+            "checkout-stamp": str(refund["refundStamp"] or ""),
+            "checkout-reference": str(refund["refundReference"] or ""),
+            "checkout-transaction-id": str(refund["transactionId"]),
+            "checkout-status": "ok", "checkout-provider": p.provider or "nordea"}
+        params["signature"] = sign(params, "", state.accounts[p.account], p.algorithm)
+        return params
 
     @app.get("/pay/{transaction_id}", response_class=HTMLResponse)
     async def pay_page(transaction_id: str, callbacks: int = 1) -> HTMLResponse:

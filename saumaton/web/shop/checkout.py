@@ -31,7 +31,6 @@ from saumaton.checkout.services import (
     place_web_order,
     points_offer,
     record_payment_status,
-    settle_refunds,
     start_payment,
     status_path,
 )
@@ -44,6 +43,11 @@ from saumaton.locations.models import Location
 from saumaton.orders.schemas import LineIn, OrderOut
 from saumaton.payments.paytrail.client import PaytrailClient
 from saumaton.payments.paytrail.payload import gift_card_paid_cents, points_paid_cents
+from saumaton.payments.paytrail_refunds import (
+    InvalidRefundNotice,
+    record_refund_callback,
+    send_due_refunds,
+)
 from saumaton.payments.refunds import refunds_of
 from saumaton.web.analytics import track
 from saumaton.web.auth import db_of
@@ -457,7 +461,8 @@ async def _record(request: Request) -> PaymentOutcome:
                                       status, amount, provider)
     if out.changed and out.refund_cents:
         # Recorded as due with the payment; asked for now, else by the checkout job.
-        await settle_refunds(db_of(request), client, settings_of(request))
+        await send_due_refunds(db_of(request), client, settings_of(request),
+                               order_id=out.order_id)
     return out
 
 
@@ -487,12 +492,14 @@ async def payment_return(request: Request,
 async def refund_callback(request: Request,
                           result: Annotated[str, Path(pattern="^(success|cancel)$")]
                           ) -> Response:
-    """Paytrail's notice about a refund (the refund was recorded when it was taken)."""
+    """Paytrail's signed notice about a refund: ok or fail (may come several times)."""
     client: PaytrailClient = request.app.state.paytrail
-    if not client.verify_return(dict(request.query_params.items())):
-        return PlainTextResponse("the refund notice is not signed by Paytrail",
-                                 status_code=400)
-    log.info("Paytrail refund %s: %s", result, request.query_params.get("checkout-stamp"))
+    try:
+        notice = await record_refund_callback(db_of(request), client,
+                                              dict(request.query_params.items()))
+    except InvalidRefundNotice as exc:
+        return PlainTextResponse(exc.detail, status_code=400)
+    log.info("Paytrail refund %s (%s): %s", notice.refund_id, result, notice.status)
     return PlainTextResponse("OK")
 
 
