@@ -328,6 +328,8 @@ async def test_webshop_sells_a_digital_gift_card_by_mail_when_paid(
     for c in cards:
         assert ledger.display_code(c.code) in mail.body_text
         assert f'data-gift-card="{c.code}"' in mail.body_html
+        assert f"cid:qr-{c.code}@qr.saumaton.invalid" in mail.body_html  # inline QR
+    assert "data:image" not in mail.body_html
     assert stock_moves == [lip["id"]]
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 import segno
 
 from saumaton.giftcards.ledger import CardView, display_code
+from saumaton.mail.inline import qr_src
 
 
 @dataclass(frozen=True)
@@ -15,13 +16,13 @@ class CardCode:
     code: str
     spaced: str
     svg: str  # inline SVG, for pages and printed receipts
-    png_data_uri: str  # for mail
+    mail_src: str  # a mail's <img src>: an inline part (cid:) made when it is sent
 
 
 def card_code(code: str) -> CardCode:
     qr = segno.make(code, error="m", micro=False)
     return CardCode(code, display_code(code), qr.svg_inline(scale=4, border=2, title=code),
-                    qr.png_data_uri(scale=5, border=2))
+                    qr_src(code))
 
 
 @dataclass(frozen=True)
