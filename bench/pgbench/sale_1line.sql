@@ -11,7 +11,7 @@ SELECT id, request_hash FROM orders WHERE idempotency_key = 'pgb-' || :client_id
 SELECT a.id AS v1, a.product_id AS p1, coalesce(a.category_id, 0) AS c1, a.price_cents AS pr1,
        a.rate AS r1, a.sku AS sku1, a.name AS name1
 FROM (SELECT v.id, v.product_id, p.category_id, v.sku, v.ean, p.name || ' – ' || v.name AS name,
-             v.price_cents, v.active AND p.active AS active,
+             v.price_cents, v.active AND p.active AS active, p.gift_card,
              (SELECT vr.rate_bp FROM vat_rates vr WHERE vr.vat_class_code = p.vat_class_code
                 AND vr.valid_from <= current_date
                 AND (vr.valid_to IS NULL OR vr.valid_to > current_date)

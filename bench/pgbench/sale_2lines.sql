@@ -15,7 +15,7 @@ SELECT a.id AS v1, a.product_id AS p1, coalesce(a.category_id, 0) AS c1, a.price
        b.id AS v2, b.product_id AS p2, coalesce(b.category_id, 0) AS c2, b.price_cents AS pr2,
        b.rate AS r2, b.sku AS sku2, b.name AS name2
 FROM (SELECT v.id, v.product_id, p.category_id, v.sku, v.ean, p.name || ' – ' || v.name AS name,
-             v.price_cents, v.active AND p.active AS active,
+             v.price_cents, v.active AND p.active AS active, p.gift_card,
              (SELECT vr.rate_bp FROM vat_rates vr WHERE vr.vat_class_code = p.vat_class_code
                 AND vr.valid_from <= current_date
                 AND (vr.valid_to IS NULL OR vr.valid_to > current_date)
@@ -23,7 +23,7 @@ FROM (SELECT v.id, v.product_id, p.category_id, v.sku, v.ean, p.name || ' – ' 
       FROM variants v JOIN products p ON p.id = v.product_id
       WHERE v.ean = '6409876' || lpad(:n1::text, 5, '0') || ((10 - (80 + 3 * (:n1 / 10000) + (:n1 / 1000) % 10 + 3 * ((:n1 / 100) % 10) + (:n1 / 10) % 10 + 3 * (:n1 % 10)) % 10) % 10)::text) a,
      (SELECT v.id, v.product_id, p.category_id, v.sku, v.ean, p.name || ' – ' || v.name AS name,
-             v.price_cents, v.active AND p.active AS active,
+             v.price_cents, v.active AND p.active AS active, p.gift_card,
              (SELECT vr.rate_bp FROM vat_rates vr WHERE vr.vat_class_code = p.vat_class_code
                 AND vr.valid_from <= current_date
                 AND (vr.valid_to IS NULL OR vr.valid_to > current_date)

@@ -26,6 +26,9 @@ class ProductIn(Input):
     description: str = Field(default="", max_length=10_000)
     category_slug: str | None = Field(default=None, max_length=120)
     vat_class: str = Field(default="standard", max_length=32)
+    gift_card: bool = Field(
+        default=False, description="each unit sold issues a gift card worth its price; "
+                                   "needs vat_class 'zero' (docs/gift-cards.md)")
     variants: list[VariantIn] = Field(min_length=1, max_length=500)
 
 
@@ -67,5 +70,6 @@ class ProductOut(BaseModel):
     category_id: int | None
     vat_class: str
     active: bool
+    gift_card: bool = False
     variants: list[VariantOut]
     images: list[ImageOut] = Field(default_factory=list)  # gallery order

@@ -32,6 +32,11 @@ class VariantInfo:
     price_cents: int
     vat_rate_bp: int
     active: bool
+    # A gift card: each unit sold issues a card; no stock, no campaign discount.
+    gift_card: bool = False
+
+
+GIFT_CARD_VAT_CLASS = "zero"
 
 
 def display_name(product_name: str, variant_name: str) -> str:
@@ -74,7 +79,7 @@ async def load_variant_infos(
         select(
             Variant.id, Variant.product_id, Product.category_id, Variant.sku, Variant.ean,
             Product.name, Variant.name, Variant.price_cents, rate,
-            and_(Variant.active, Product.active),
+            and_(Variant.active, Product.active), Product.gift_card,
         )
         .join(Product, Product.id == Variant.product_id)
         .where(or_(*conds))
@@ -90,7 +95,7 @@ SELECT v.id, v.product_id, p.category_id, v.sku, v.ean, p.name, v.name, v.price_
         WHERE r.vat_class_code = p.vat_class_code AND r.valid_from <= $3::date
               AND (r.valid_to IS NULL OR r.valid_to > $3::date)
         ORDER BY r.valid_from DESC LIMIT 1),
-       v.active AND p.active
+       v.active AND p.active, p.gift_card
 FROM variants v JOIN products p ON p.id = v.product_id
 WHERE v.id = ANY($1::int[]) OR v.ean = ANY($2::text[])"""
 
@@ -115,7 +120,7 @@ def _variant_infos(rows: Iterable[Sequence[Any]], day: date) -> list[VariantInfo
         out.append(VariantInfo(
             id=row[0], product_id=row[1], category_id=row[2], sku=row[3], ean=row[4],
             name=display_name(row[5], row[6]), price_cents=row[7], vat_rate_bp=row[8],
-            active=bool(row[9]),
+            active=bool(row[9]), gift_card=bool(row[10]),
         ))
     return out
 
@@ -126,6 +131,10 @@ async def create_product(uow: UnitOfWork, actor: Actor, data: ProductIn) -> Prod
     if await s.scalar(select(VatClass.code).where(VatClass.code == data.vat_class)) is None:
         raise ValidationFailed(f"unknown VAT class '{data.vat_class}'", code="unknown_vat_class",
                                field="vat_class")
+    if data.gift_card and data.vat_class != GIFT_CARD_VAT_CLASS:
+        # A multi-purpose voucher is not taxed when sold, only when spent (VAT Act §§ 17 a-c).
+        raise ValidationFailed("a gift card is sold in VAT class 'zero'",
+                               code="gift_card_vat_class", field="vat_class")
     category_id = None
     if data.category_slug:
         category_id = await s.scalar(select(Category.id).where(Category.slug == data.category_slug))
@@ -157,6 +166,7 @@ async def create_product(uow: UnitOfWork, actor: Actor, data: ProductIn) -> Prod
     product = Product(
         slug=data.slug, name=data.name, brand=data.brand, description=data.description,
         category_id=category_id, vat_class_code=data.vat_class, active=True,
+        gift_card=data.gift_card,
     )
     s.add(product)
     await s.flush()
@@ -182,6 +192,7 @@ def _product_out(p: Product, variants: Sequence[Variant],
     return ProductOut(
         id=p.id, slug=p.slug, name=p.name, brand=p.brand, description=p.description,
         category_id=p.category_id, vat_class=p.vat_class_code, active=p.active,
+        gift_card=p.gift_card,
         variants=[_variant_out(v) for v in sorted(variants, key=lambda v: (v.position, v.id))],
         images=list(images),
     )

@@ -45,6 +45,12 @@ from saumaton.customers.consents import set_consent
 from saumaton.customers.identities import normalise_email, normalise_phone
 from saumaton.customers.models import Customer, CustomerIdentity
 from saumaton.db.uow import Database, UnitOfWork
+from saumaton.giftcards.digital import send_digital_cards
+from saumaton.giftcards.ledger import card_by_code
+from saumaton.giftcards.ledger import credit as credit_gift_card
+from saumaton.giftcards.ledger import spend as spend_gift_card
+from saumaton.giftcards.models import GiftCardEntry
+from saumaton.giftcards.sales import gift_card_lines
 from saumaton.inventory.models import StockLevel, StockReservation
 from saumaton.inventory.services import (
     Availability,
@@ -68,7 +74,7 @@ from saumaton.mail.messages import Mail, order_confirmation
 from saumaton.mail.queue import queue_mail
 from saumaton.orders.lifecycle import OrderStatus, transition
 from saumaton.orders.models import Order, OrderLine
-from saumaton.orders.quote import OrderQuote, price_lines
+from saumaton.orders.quote import OrderQuote, QuotedLine, price_lines
 from saumaton.orders.schemas import DeliveryOut, LineIn, OrderIn, OrderLineOut, OrderOut, VatLine
 from saumaton.orders.services import (
     _channel,
@@ -82,6 +88,7 @@ from saumaton.payments.models import Payment, PaytrailPayment
 from saumaton.payments.paytrail.client import PaytrailClient
 from saumaton.payments.paytrail.payload import payment_request
 from saumaton.payments.refunds import record_refund
+from saumaton.payments.services import clean_code_at
 from saumaton.pricing.services import resolve_prices
 
 log = logging.getLogger(__name__)
@@ -116,6 +123,8 @@ class CheckoutIn(Input):
     # Loyalty points to pay with (signed-in shoppers): whole points, at most the
     # balance; they pay the whole total or leave at least MIN_PAYTRAIL_CENTS to pay.
     points: int = Field(default=0, ge=0, le=MAX_INT32)
+    # A gift card to pay with (partly: the rest through Paytrail).
+    gift_card_code: str = Field(default="", max_length=40)
 
 
 # Paid partly with points, the rest paid through Paytrail is at least this much.
@@ -446,8 +455,12 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
     number = order_number(order_id)
 
     rows = []
+    gift = {i.id for i in infos if i.gift_card}  # no stock: a card is issued when paid
     # Reserve in variant order (the lock order of every stock write: no deadlocks).
     for ln in sorted(priced.lines, key=lambda ln: (ln.variant_id, ln.line_no)):
+        if ln.variant_id in gift:
+            rows.append(_line_row(order_id, ln, None))
+            continue
         taken = await _reserve_line(uow, ln.variant_id, ln.quantity, candidates,
                                     split=cmd.delivery == "home", reference=number,
                                     ttl=due - now, now=now)
@@ -457,14 +470,8 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
                              code="not_in_store" if cmd.delivery == "pickup"
                              else "out_of_stock", field=f"lines.{ln.line_no - 1}",
                              extra={"variant_id": ln.variant_id, "name": ln.name})
-        rows.append({
-            "order_id": order_id, "line_no": ln.line_no, "variant_id": ln.variant_id,
-            # where most of the line comes from (each reservation knows its own)
-            "location_id": max(taken, key=lambda loc: taken[loc]),
-            "sku": ln.sku, "name": ln.name, "quantity": ln.quantity,
-            "unit_price_cents": ln.unit_price_cents, "discount_cents": ln.discount_cents,
-            "total_cents": ln.total_cents, "vat_rate_bp": ln.vat_rate_bp,
-            "vat_cents": ln.vat_cents, "campaign_id": ln.campaign_id})
+        # where most of the line comes from (each reservation knows its own)
+        rows.append(_line_row(order_id, ln, max(taken, key=lambda loc: taken[loc])))
     await s.execute(insert(OrderLine), sorted(rows, key=lambda r: int(str(r["line_no"]))))
     if cmd.marketing_email and (customer_id is not None or new_buyer):
         # Only for the signed-in customer or one this checkout created: typing someone
@@ -473,12 +480,23 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
     if points_cents:
         await _pay_with_points(uow, settings, order_id, buyer, cmd.points, points_cents,
                                customer_id, now)
+    if cmd.gift_card_code.strip():
+        await _pay_with_gift_card(uow, settings, order_id, cmd.gift_card_code, now)
     uow.emit("order.created", {"order_id": order_id, "channel": WEB_CHANNEL,
                                "location_id": candidates[0] if cmd.delivery == "pickup"
                                else None, "status": "pending",
                                "total_cents": priced.total_cents + fee,
                                "customer_id": buyer, "delivery": cmd.delivery})
     return order_id
+
+
+def _line_row(order_id: int, ln: QuotedLine, location_id: int | None) -> dict[str, Any]:
+    return {"order_id": order_id, "line_no": ln.line_no, "variant_id": ln.variant_id,
+            "location_id": location_id, "sku": ln.sku, "name": ln.name,
+            "quantity": ln.quantity, "unit_price_cents": ln.unit_price_cents,
+            "discount_cents": ln.discount_cents, "total_cents": ln.total_cents,
+            "vat_rate_bp": ln.vat_rate_bp, "vat_cents": ln.vat_cents,
+            "campaign_id": ln.campaign_id}
 
 
 async def _pay_with_points(uow: UnitOfWork, settings: Settings, order_id: int, buyer: int,
@@ -501,6 +519,70 @@ async def _pay_with_points(uow: UnitOfWork, settings: Settings, order_id: int, b
         await _mark_paid(uow, settings, order, now)
 
 
+def gift_card_part(usable_cents: int, due_cents: int) -> int:
+    """What a card holding `usable_cents` pays of `due_cents`: all of it, or as much as
+    it holds while leaving at least MIN_PAYTRAIL_CENTS for Paytrail."""
+    amount = max(0, min(usable_cents, due_cents))
+    if 0 < due_cents - amount < MIN_PAYTRAIL_CENTS:
+        amount = max(0, due_cents - MIN_PAYTRAIL_CENTS)
+    return amount
+
+
+async def _pay_with_gift_card(uow: UnitOfWork, settings: Settings, order_id: int, raw: str,
+                              now: datetime) -> None:
+    """Spend a gift card on what is left of the order in its own transaction (409: the
+    whole checkout rolls back) as a captured `gift_card` payment: all of the rest, or
+    what the card holds leaving at least MIN_PAYTRAIL_CENTS for Paytrail. A card
+    covering the rest pays the order at once (no Paytrail step)."""
+    s = uow.session
+    code = clean_code_at(raw, "gift_card_code")
+    order = await s.get(Order, order_id)
+    assert order is not None
+    due = order.total_cents - (order.paid_cents or 0)
+    try:
+        card = await card_by_code(s, code)
+    except NotFound as e:
+        raise Conflict(e.detail, code=e.code, field="gift_card_code") from None
+    usable = card.usable_cents(now)
+    # Nothing usable: the ledger's refusal says why (expired, void, spent).
+    amount = gift_card_part(usable, due) if usable > 0 else due
+    if amount <= 0:
+        return
+    try:
+        await spend_gift_card(uow, WEB_ACTOR, code, amount, order_id=order_id,
+                              key=f"order:{order_id}:gift", now=now)
+    except DomainError as e:
+        e.field = "gift_card_code"
+        raise
+    s.add(Payment(order_id=order_id, method="gift_card", status="captured",
+                  amount_cents=amount, reference="•••• " + code[-4:], created_at=now))
+    order.paid_cents = (order.paid_cents or 0) + amount
+    await s.flush()
+    if order.paid_cents == order.total_cents:
+        await _mark_paid(uow, settings, order, now)
+
+
+async def _return_gift_card(uow: UnitOfWork, order: Order, now: datetime) -> None:
+    """An order cancelled before it was paid: what its gift card paid goes back on the
+    card (once: keyed by the order) and the payment is recorded as refunded."""
+    s = uow.session
+    spent = (await s.execute(
+        select(GiftCardEntry.gift_card_id, func.coalesce(func.sum(GiftCardEntry.amount_cents), 0))
+        .where(GiftCardEntry.order_id == order.id,
+               GiftCardEntry.kind.in_(("spend", "refund")))
+        .group_by(GiftCardEntry.gift_card_id))).all()
+    for card_id, net in spent:
+        back = -int(net)
+        if back <= 0:
+            continue
+        await credit_gift_card(uow, WEB_ACTOR, int(card_id), back, kind="refund",
+                               order_id=order.id, key=f"order:{order.id}:gift:back", now=now)
+        s.add(Payment(order_id=order.id, method="gift_card", status="refunded",
+                      amount_cents=-back, reference="gift card returned", created_at=now))
+        order.paid_cents = max(0, (order.paid_cents or 0) - back)
+    await s.flush()
+
+
 async def _mark_paid(uow: UnitOfWork, settings: Settings, order: Order, now: datetime) -> None:
     """A pending order whose whole total is now paid: its stock is secured, it becomes
     paid, the confirmation is queued and the money part earns points. OutOfStock if
@@ -518,6 +600,8 @@ async def _mark_paid(uow: UnitOfWork, settings: Settings, order: Order, now: dat
                      text=mail.text, html=mail.html, reference=number)
     await s.flush()
     await earn_for_order(uow, order.id, now)  # loyalty points, once (keyed by the order)
+    await send_digital_cards(uow, WEB_ACTOR, settings, order.id, email=order.email or "",
+                             lang=order.language or settings.default_language)
     # The funnel's last step, once, whichever answer (redirect, callback, poll) settled it.
     add_event(uow, "order_placed", order_id=order.id, customer_id=order.customer_id)
 
@@ -747,6 +831,7 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
         await transition(uow, order, OrderStatus.CANCELLED, values={"payment_due_at": None},
                          data={"reason": "sold_out_before_payment"}, now=now)
         await return_points(uow, order, "sold_out_before_payment", now)
+        await _return_gift_card(uow, order, now)
         await _refund_due(uow, order, amount, txn, now)
         await s.flush()
         return outcome(True, refund=amount)
@@ -766,8 +851,11 @@ async def _secure_stock(uow: UnitOfWork, order: Order, number: str, settings: Se
     for r in held:
         have[r.variant_id] += r.quantity
     wanted: dict[int, tuple[int, int | None]] = {}
+    gift = {ln.line_no for ln in await gift_card_lines(s, order.id)}
     for ln in (await s.scalars(select(OrderLine).where(OrderLine.order_id == order.id)
                                .order_by(OrderLine.variant_id))).all():
+        if ln.line_no in gift:  # no stock kept of gift cards
+            continue
         qty, _ = wanted.get(ln.variant_id, (0, None))
         wanted[ln.variant_id] = (qty + ln.quantity, ln.location_id)
     hold = timedelta(days=settings.pickup_hold_days)
@@ -836,6 +924,7 @@ async def cancel_unpaid_orders(uow: UnitOfWork, now: datetime | None = None,
         await transition(uow, order, OrderStatus.CANCELLED, values={"payment_due_at": None},
                          data={"reason": "not_paid"}, now=now)
         await return_points(uow, order, "not_paid", now)
+        await _return_gift_card(uow, order, now)
     await uow.session.flush()
     return len(orders)
 

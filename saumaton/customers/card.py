@@ -43,6 +43,7 @@ from saumaton.customers.models import (
 from saumaton.customers.services import CustomerIn, CustomerOut, add_card, create_customer
 from saumaton.customers.tags import tags_of
 from saumaton.db.uow import Database, UnitOfWork
+from saumaton.giftcards.ledger import CardView, store_credit_of
 from saumaton.locations.models import Channel, Location
 from saumaton.loyalty.tiers import LoyaltySummary, loyalty_summary
 from saumaton.orders.lifecycle import OPEN_FULFILMENT, SOLD
@@ -140,6 +141,8 @@ class CustomerCard:
     # consent with when and where it was given, for the contact forms (customers.contact).
     identities: list[IdentityOut] = field(default_factory=list)
     consent_details: list[ConsentShown] = field(default_factory=list)
+    # The customer's store credit (a balance spent like money), if they have any.
+    store_credit: CardView | None = None
 
     @property
     def name(self) -> str:
@@ -374,7 +377,8 @@ async def customer_card(session: AsyncSession, actor: Actor, customer_id: int) -
         loyalty=await loyalty_summary(session, customer_id),
         fields=shown, tags=await tags_of(session, customer_id),
         identities=await identities_of(session, customer_id),
-        consent_details=await consent_details(session, customer_id))
+        consent_details=await consent_details(session, customer_id),
+        store_credit=await store_credit_of(session, customer_id))
 
 
 # --- creating at the till ------------------------------------------------------------------

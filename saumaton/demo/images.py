@@ -75,6 +75,18 @@ def product_svg(name: str, brand: str, category: str, accent: str = "#e8d5dc") -
         f'text-anchor="middle">{escape(brand)}</text></svg>')
 
 
+def gift_card_svg(title: str) -> str:
+    """A gift card: a card with a ribbon."""
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 400" role="img">'
+        f'<title>{escape(title)}</title><rect width="400" height="400" fill="#f6eff2"/>'
+        '<rect x="60" y="110" width="280" height="180" rx="18" fill="#7a4b5a"/>'
+        '<rect x="60" y="185" width="280" height="26" fill="#e8d5dc"/>'
+        '<rect x="150" y="110" width="26" height="180" fill="#e8d5dc"/>'
+        '<text x="200" y="345" font-family="sans-serif" font-size="26" fill="#5c3443" '
+        f'text-anchor="middle">{escape(title)}</text></svg>')
+
+
 def swatch_svg(shade: str) -> str:
     colour = shade_colour(shade)
     return (

@@ -100,6 +100,7 @@ _CHANNELS = (
     ("service", "service_desk", "Asiakaspalvelu", None),
     ("api", "api", "Rajapinta", None),
 )
+GIFT_CARD_SLUG = "lahjakortti"
 # (slug, name, parent slug)
 _CATEGORIES = (
     ("makeup", "Meikit", None),
@@ -312,6 +313,24 @@ async def load_demo(db: Database, *, media_dir: Path | None = None) -> DemoSumma
             if spec.slug == HERO_SLUG:
                 hero_ean = out.variants[0].ean or ""
             images.extend(_pictures(media, spec, out.id, ids))
+        # A gift card: no stock; VAT is due on what it buys (docs/gift-cards.md).
+        variants_gc = []
+        for vname, price in (("25 €", 2500), ("50 €", 5000), ("100 €", 10000)):
+            n += 1
+            variants_gc.append(VariantIn(sku=f"GIFT-{price // 100:03d}", ean=ean13(n),
+                                         name=vname, attributes={"value": vname},
+                                         price_cents=price))
+        gift = await create_product(uow, SYSTEM, ProductIn(
+            slug=GIFT_CARD_SLUG, name="Lahjakortti / Gift card", brand="Saumaton",
+            description="Lahjakortti, jonka voi käyttää verkkokaupassa ja kaikissa "
+                        "myymälöissä osissa kolmen vuoden ajan. / A gift card to spend in "
+                        "the webshop and in every store, in parts, for three years.",
+            vat_class="zero", gift_card=True, variants=variants_gc))
+        product_ids[GIFT_CARD_SLUG] = gift.id
+        images.append(ImageIn(
+            product_id=gift.id, position=0, alt="Lahjakortti / Gift card",
+            url=pictures.write(media, f"demo/{GIFT_CARD_SLUG}.svg",
+                               pictures.gift_card_svg("Lahjakortti"))))
         await add_images(uow, SYSTEM, images)
         await uow.commit()
 
@@ -412,7 +431,8 @@ async def load_demo(db: Database, *, media_dir: Path | None = None) -> DemoSumma
         orders += 1
 
     return DemoSummary(
-        locations=len(locations), products=len(product_ids), variants=len(variant_ids),
+        locations=len(locations), products=len(product_ids),
+        variants=len(variant_ids) + len(variants_gc),
         customers=len(customer_ids), orders=orders, hero_slug=HERO_SLUG, hero_ean=hero_ean,
         logins=list(DEMO_LOGINS),
     )

@@ -25,6 +25,7 @@ from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Forbidden, NotFound, ValidationFailed
 from saumaton.db.uow import UnitOfWork
+from saumaton.giftcards.sales import refund_spent_cards
 from saumaton.inventory.models import StockMovement, StockReservation
 from saumaton.inventory.services import Move, apply_moves, release
 from saumaton.locations.models import Location
@@ -245,6 +246,7 @@ async def cancel_order(uow: UnitOfWork, actor: Actor, settings: Settings, order_
                             reference=await paytrail_transaction_of(s, order.id) or "",
                             now=now)
     await return_points(uow, order, reason, now)
+    await refund_spent_cards(uow, actor, order.id, now=now)
     await reverse_for_order(uow, order.id, order.total_cents, reason,
                             key=f"reverse:cancel:{order.id}", now=now)
     out = await _fresh(uow, order_id)

@@ -19,7 +19,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saumaton.catalogue.models import Variant
+from saumaton.catalogue.models import Product, Variant
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import NotFound, OutOfStock, ValidationFailed
@@ -421,6 +421,9 @@ class LocationStock:
         return max(0, self.on_hand - self.reserved)
 
 
+# What a gift card product shows as available everywhere: it keeps no stock.
+GIFT_CARD_UNITS = 10_000
+
 # At most this many available units reads "few left" to customers, in every channel.
 FEW_LEFT = 3
 
@@ -462,14 +465,20 @@ async def availability(
             select(StockLevel).where(StockLevel.variant_id.in_(list(variant_ids)))
         )).all()
     }
+    gift_cards = set((await session.scalars(
+        select(Variant.id).join(Product, Product.id == Variant.product_id)
+        .where(Variant.id.in_(list(variant_ids)), Product.gift_card))).all())
     out: dict[int, Availability] = {}
     for vid in variant_ids:
         per = []
         for loc in locations:
             lv = levels.get((vid, loc.id))
+            on_hand = lv.on_hand if lv else 0
+            if vid in gift_cards:  # no stock is kept: a card is issued when sold
+                on_hand = GIFT_CARD_UNITS
             per.append(LocationStock(
                 loc.id, loc.code, loc.name, loc.kind, loc.sells_in_person, loc.ships_web_orders,
-                loc.pickup_point, lv.on_hand if lv else 0, lv.reserved if lv else 0,
+                loc.pickup_point, on_hand, lv.reserved if lv else 0,
                 bool(lv.needs_count) if lv else False,
             ))
         online = sum(p.available for p in per if p.ships_web_orders)

@@ -31,6 +31,7 @@ from sqlalchemy import String, cast, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saumaton.catalogue.models import Product, Variant
 from saumaton.config import get_settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
@@ -40,7 +41,7 @@ from saumaton.db.uow import Database, UnitOfWork
 from saumaton.locations.models import Channel
 from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.orders.lifecycle import SOLD
-from saumaton.orders.models import Order
+from saumaton.orders.models import Order, OrderLine
 from saumaton.payments.models import Payment
 
 log = logging.getLogger(__name__)
@@ -145,10 +146,17 @@ async def earn_for_order(uow: UnitOfWork, order_id: int, now: datetime | None = 
     customer_id, status, total, fee, channel = row
     if customer_id is None or status not in PURCHASE_STATUSES:
         return 0
-    with_points = int(await s.scalar(
+    # A gift card bought earns nothing: the goods it pays for later earn the points.
+    with_points, gift_cards = (await s.execute(select(
         select(func.coalesce(func.sum(Payment.amount_cents), 0))
-        .where(Payment.order_id == order_id, Payment.method == POINTS_METHOD)) or 0)
-    points = points_for(int(total) - int(fee or 0) - with_points)
+        .where(Payment.order_id == order_id, Payment.method == POINTS_METHOD)
+        .scalar_subquery(),
+        select(func.coalesce(func.sum(OrderLine.total_cents), 0))
+        .join(Variant, Variant.id == OrderLine.variant_id)
+        .join(Product, Product.id == Variant.product_id)
+        .where(OrderLine.order_id == order_id, Product.gift_card).scalar_subquery()))).one()
+    with_points, gift_cards = int(with_points or 0), int(gift_cards or 0)
+    points = points_for(int(total) - int(fee or 0) - with_points - gift_cards)
     if points <= 0:
         return 0
     now = now or utcnow()

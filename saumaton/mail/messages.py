@@ -9,6 +9,7 @@ from babel import Locale
 
 from saumaton.checkout.pickup import pickup_code_for
 from saumaton.config import Settings
+from saumaton.giftcards.qr import SoldCard
 from saumaton.mail.render import gettext, mail_language, render_mail
 from saumaton.orders.schemas import OrderOut
 from saumaton.returns.schemas import CreditReceipt
@@ -60,6 +61,15 @@ def receipt(order: OrderOut, *, settings: Settings, store_name: str, store_addre
                       number=order.receipt_no or order.number, shop=settings.business_name)
     return _mail("receipt", subject, lang, settings, order=order, store_name=store_name,
                  store_address=store_address, customer_name=customer_name)
+
+
+def gift_cards(cards: list[SoldCard], *, order_number: str, lang: str,
+               settings: Settings) -> Mail:
+    """Digital gift cards bought in the webshop: each card's code, QR and expiry."""
+    lang = mail_language(lang, settings)
+    subject = gettext(lang, N_("Your gift card – %(shop)s"), shop=settings.business_name)
+    return _mail("gift_cards", subject, lang, settings, cards=cards,
+                 order_number=order_number)
 
 
 def password_reset(*, url: str, lang: str, settings: Settings, first_name: str = "") -> Mail:

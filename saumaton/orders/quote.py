@@ -90,6 +90,10 @@ def price_lines(channel_code: str, infos: Sequence[VariantInfo], quantities: Seq
     lines: list[QuotedLine] = []
     for idx, (info, quantity) in enumerate(zip(infos, quantities, strict=True)):
         q = quotes[info.id]
+        if info.gift_card and (q.discount_cents or q.campaign_id is not None):
+            # A card is worth what is paid for it: no campaign makes it cheaper.
+            q = PriceQuote(variant_id=info.id, list_cents=q.list_cents, discount_cents=0,
+                           campaign_id=None, campaign_name=None)
         l_gross = q.list_cents * quantity
         l_disc = q.discount_cents * quantity
         l_total = l_gross - l_disc

@@ -28,6 +28,7 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, NotFound, OutOfStock, ValidationFailed
 from saumaton.customers.buyers import buyer_id
 from saumaton.db.uow import Database, UnitOfWork
+from saumaton.giftcards.sales import SoldLine, issue_sold_cards, spend_payments
 from saumaton.inventory.services import Move, apply_moves
 from saumaton.locations.models import Channel, Location
 from saumaton.locations.services import channel_by_code, web_fulfilment_locations
@@ -45,7 +46,7 @@ from saumaton.orders.schemas import (
     VatLine,
 )
 from saumaton.payments.models import Payment, Refund
-from saumaton.payments.services import PlannedPayment, plan_payments
+from saumaton.payments.services import BALANCE_METHODS, PlannedPayment, plan_payments
 from saumaton.pricing.services import resolve_prices, resolve_prices_pg
 from saumaton.tills.models import DrawerSession, Register
 from saumaton.tills.receipts import assign_receipt_no
@@ -268,6 +269,9 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
         "total_cents": ln.total_cents, "vat_rate_bp": ln.vat_rate_bp,
         "vat_cents": ln.vat_cents, "campaign_id": ln.campaign_id,
     } for ln in priced.lines]
+    # Gift card lines: no stock moves; each unit issues a card once the order is paid.
+    gift_lines = {ln.line_no for ln, info in zip(priced.lines, infos, strict=True)
+                  if info.gift_card}
     planned = plan_payments(total, cmd.payments)
     paid = sum(p.amount_cents for p in planned)
     if planned and paid == total:
@@ -308,10 +312,13 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
             r["location_id"] = candidates[0]
         await apply_moves(uow, actor, [
             Move(r["variant_id"], candidates[0], -r["quantity"], "sale",
-                 reference=reference, order_id=order_id) for r in line_rows])
+                 reference=reference, order_id=order_id) for r in line_rows
+            if r["line_no"] not in gift_lines])
     else:
         # Remote sale: each line from the first location that has it, never below zero.
         for r in sorted(line_rows, key=lambda r: r["variant_id"]):
+            if r["line_no"] in gift_lines:
+                continue
             for loc in candidates:
                 try:
                     await apply_moves(uow, actor, [Move(
@@ -342,6 +349,13 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
                 "tendered_cents": p.tendered_cents, "change_cents": p.change_cents,
                 "reference": p.reference, "location_id": location_id, "created_at": now,
             } for p in planned])
+    if any(p.method in BALANCE_METHODS for p in planned):
+        await spend_payments(uow, actor, order_id, cmd.customer_id, planned,
+                             location_id=location_id)
+    if gift_lines and status != "pending":
+        await issue_sold_cards(uow, actor, order_id, [
+            SoldLine(r["line_no"], r["quantity"], r["total_cents"]) for r in line_rows
+            if r["line_no"] in gift_lines], location_id=location_id)
     uow.emit("order.created", {"order_id": order_id, "channel": channel.code,
                                "location_id": location_id, "status": status,
                                "total_cents": total, "customer_id": cmd.customer_id})

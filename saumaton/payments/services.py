@@ -1,4 +1,6 @@
-"""Payments v1: cash (Act 890/2000 rounding, change) and card-present.
+"""Payments v1: cash (Act 890/2000 rounding, change), card-present, and balances kept
+by the shop (a gift card by its code, a customer's store credit; giftcards.payments
+spends them in the order's transaction).
 
 Only the cash payment is rounded, never the order total or the lines: the
 order's `paid_cents` equals its exact total, and the payment row records the
@@ -15,10 +17,15 @@ from pydantic import Field
 from saumaton.core.errors import ValidationFailed
 from saumaton.core.money import round_cash
 from saumaton.core.types import Input
+from saumaton.giftcards.ledger import clean_code
+
+GIFT_CARD = "gift_card"
+STORE_CREDIT = "store_credit"
+BALANCE_METHODS = (GIFT_CARD, STORE_CREDIT)
 
 
 class PaymentIn(Input):
-    method: Literal["cash", "card"]
+    method: Literal["cash", "card", "gift_card", "store_credit"]
     amount_cents: int | None = Field(
         default=None, gt=0, le=100_000_000,
         description="applied to the order; omit to pay the rest of the total")
@@ -27,6 +34,8 @@ class PaymentIn(Input):
     terminal_confirmed: bool = Field(
         default=False, description="card: the cashier saw the terminal approve the payment")
     reference: str = Field(default="", max_length=100)
+    code: str = Field(default="", max_length=40,
+                      description="gift_card: the card's 16-digit code (spaces allowed)")
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,9 @@ class PlannedPayment:
     tendered_cents: int | None
     change_cents: int
     reference: str
+    # gift_card: the full code to spend (never stored on the payment: its reference
+    # shows only the last digits).
+    code: str = ""
 
     @property
     def collected_cents(self) -> int:
@@ -61,6 +73,12 @@ def plan_payments(total_cents: int, payments: list[PaymentIn]) -> list[PlannedPa
                 raise ValidationFailed("confirm that the card terminal approved the payment",
                                        code="card_not_confirmed", field=field)
             planned.append(PlannedPayment("card", amount, 0, None, 0, p.reference))
+        elif p.method == GIFT_CARD:
+            code = clean_code_at(p.code, f"{field}.code")
+            planned.append(PlannedPayment(GIFT_CARD, amount, 0, None, 0,
+                                          "•••• " + code[-4:], code))
+        elif p.method == STORE_CREDIT:
+            planned.append(PlannedPayment(STORE_CREDIT, amount, 0, None, 0, ""))
         else:
             settles = amount == due
             to_collect = round_cash(amount) if settles else amount
@@ -76,3 +94,11 @@ def plan_payments(total_cents: int, payments: list[PaymentIn]) -> list[PlannedPa
         raise ValidationFailed(f"payments leave {due} cents unpaid", code="payment_incomplete",
                                field="payments")
     return planned
+
+
+def clean_code_at(raw: str, field: str) -> str:
+    """A gift card code as typed or scanned, checked (field: where the error points)."""
+    try:
+        return clean_code(raw)
+    except ValidationFailed as e:
+        raise ValidationFailed(e.detail, code=e.code, field=field) from None

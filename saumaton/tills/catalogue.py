@@ -97,6 +97,8 @@ async def build_catalogue(session: AsyncSession, channel: Channel, at: datetime,
                    for tier in TIERS if (m := by_tier.get(tier, {}).get(info.id))}
         if members:
             variants[-1]["member_prices"] = members
+        if info.gift_card:  # sold only online: its code comes from the server
+            variants[-1]["gift_card"] = True
     content = json.dumps([channel.code, variants], separators=(",", ":"), sort_keys=True)
     etag = '"' + hashlib.blake2b(content.encode(), digest_size=12).hexdigest() + '"'
     return Snapshot({"generated_at": _iso(at), "channel": channel.code,

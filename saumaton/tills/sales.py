@@ -43,6 +43,7 @@ from saumaton.core.errors import Conflict, ValidationFailed
 from saumaton.core.types import MAX_ID, MAX_INT32, Input
 from saumaton.customers.buyers import CustomerErased, buyer_id
 from saumaton.db.uow import Database, UnitOfWork
+from saumaton.giftcards.sales import SoldLine, check_offline, issue_sold_cards, spend_payments
 from saumaton.inventory.services import Move, apply_moves
 from saumaton.locations.services import pos_channel_for
 from saumaton.loyalty.ledger import POINTS_METHOD, balance, earn_for_order, redeem
@@ -53,7 +54,12 @@ from saumaton.orders.quote import OrderQuote, price_lines
 from saumaton.orders.schemas import OrderLineOut, OrderOut, PaymentOut
 from saumaton.orders.services import business_day, get_order, order_number, vat_breakdown
 from saumaton.payments.models import Payment
-from saumaton.payments.services import PaymentIn, PlannedPayment, plan_payments
+from saumaton.payments.services import (
+    BALANCE_METHODS,
+    PaymentIn,
+    PlannedPayment,
+    plan_payments,
+)
 from saumaton.payments.terminal import CardTerminal
 from saumaton.pricing.services import PriceQuote, resolve_prices, resolve_prices_pg
 from saumaton.tills.models import DrawerSession
@@ -74,13 +80,14 @@ class TillLineIn(Input):
 
 
 class TillPaymentIn(Input):
-    method: str = Field(pattern="^(cash|card|points)$")
+    method: str = Field(pattern="^(cash|card|points|gift_card|store_credit)$")
     amount_cents: int | None = Field(default=None, gt=0, le=100_000_000,
                                      description="omit on the last payment: the rest; "
                                                  "points: required (the value of the "
                                                  "points used)")
     tendered_cents: int | None = Field(default=None, ge=0, le=100_000_000)
     terminal_confirmed: bool = False
+    code: str = Field(default="", max_length=40, description="gift_card: the card's code")
 
 
 class VoidIn(Input):
@@ -370,6 +377,8 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
             f"the price has changed: the total is now {priced.total_cents}",
             code="price_changed", extra={"quote": _quote_json(priced)})
 
+    if cmd.offline:
+        check_offline([p.method for p in cmd.payments])
     offline_card = cmd.offline and any(p.method == "card" for p in cmd.payments)
     credit = min(credit_cents, priced.total_cents)  # an exchange: the goods brought back
     planned = await _plan(uow, cmd, priced.total_cents - credit, terminal)  # before any charge
@@ -417,15 +426,23 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
                          p.amount_cents // settings.loyalty_point_value_cents, order_id,
                          f"redeem:{key}:p{i}", channel=channel.code, field=f"payments.{i}",
                          now=now)
+    if any(p.method in BALANCE_METHODS for p in planned):
+        await spend_payments(uow, actor, order_id, cmd.customer_id, planned,
+                             location_id=location_id)
+    gift_lines = [SoldLine(q.line_no, q.quantity, q.total_cents)
+                  for q, info in zip(priced.lines, line_infos, strict=True) if info.gift_card]
+    if gift_lines:  # printed on the receipt (code and QR)
+        await issue_sold_cards(uow, actor, order_id, gift_lines, location_id=location_id)
     if cmd.customer_id is not None:
         await earn_for_order(uow, order_id, now)
     # The item is in the cashier's hand: never refuse; a level below zero gets flagged.
     moved: dict[int, int] = {}
-    for q in priced.lines:
-        moved[q.variant_id] = moved.get(q.variant_id, 0) + q.quantity
+    for q, info in zip(priced.lines, line_infos, strict=True):
+        if not info.gift_card:  # no stock kept of gift cards
+            moved[q.variant_id] = moved.get(q.variant_id, 0) + q.quantity
     afters = await apply_moves(uow, actor, [
         Move(vid, location_id, -qty, "sale", reference=number, order_id=order_id)
-        for vid, qty in moved.items()])
+        for vid, qty in moved.items()]) if moved else []
     if any(a.on_hand < 0 for a in afters):
         flags.append("negative_stock")
     if cmd.voids:
@@ -496,8 +513,8 @@ async def _plan(uow: UnitOfWork, cmd: TillSaleIn, total_cents: int,
             raise Conflict(f"not enough points: {have} available", code="not_enough_points",
                            field="payments", extra={"balance": have})
     others = [PaymentIn(
-        method="cash" if p.method == "cash" else "card", amount_cents=p.amount_cents,
-        tendered_cents=p.tendered_cents,
+        method=p.method if p.method in ("cash", *BALANCE_METHODS) else "card",
+        amount_cents=p.amount_cents, tendered_cents=p.tendered_cents, code=p.code,
         terminal_confirmed=p.terminal_confirmed or cmd.offline or terminal is not None)
         for p in cmd.payments if p.method != POINTS_METHOD]
     rest = iter(plan_payments(total_cents - by_points, others))

@@ -23,6 +23,7 @@ from saumaton.api import (
     customers,
     events,
     gdpr,
+    giftcards,
     orders,
     problems,
     returns,
@@ -32,6 +33,7 @@ from saumaton.checkout.jobs import run_checkout_jobs
 from saumaton.config import SIMULATOR_PATH, TEST_MERCHANT, Settings, get_settings
 from saumaton.db.uow import Database
 from saumaton.events.hub import EventHub
+from saumaton.giftcards.jobs import run_expiry as run_gift_card_expiry
 from saumaton.inventory.expiry import run_expiry
 from saumaton.loyalty.ledger import run_expiry as run_loyalty_expiry
 from saumaton.mail.sender import run_mail_sender
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             db, app.state.paytrail, settings, stop_expiry))
         nps_job = asyncio.create_task(run_nps_job(db, settings, stop_expiry))
         loyalty_expiry = asyncio.create_task(run_loyalty_expiry(db, stop=stop_expiry))
+        gift_card_expiry = asyncio.create_task(run_gift_card_expiry(db, stop=stop_expiry))
         app.state.analytics = AnalyticsBuffer(db)
         app.state.analytics.start()
         try:
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await checkout_jobs
             await nps_job
             await loyalty_expiry
+            await gift_card_expiry
             await app.state.analytics.stop()  # flushes what is left
             await app.state.paytrail.aclose()
             await hub.stop()
@@ -95,7 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        session_cookie="saumaton_session", same_site="lax",
                        max_age=12 * 3600)
     problems.install(app)
-    for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics):
+    for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
+                   giftcards):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status")

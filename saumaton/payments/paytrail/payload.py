@@ -37,9 +37,18 @@ def points_paid_cents(order: OrderOut) -> int:
                if p.method == POINTS_METHOD and p.status in ("captured", "refunded"))
 
 
+GIFT_CARD_METHODS = ("gift_card", "store_credit")
+
+
+def gift_card_paid_cents(order: OrderOut) -> int:
+    """What a gift card or store credit paid at checkout (captured, not given back)."""
+    return sum(p.amount_cents for p in order.payments
+               if p.method in GIFT_CARD_METHODS and p.status in ("captured", "refunded"))
+
+
 def amount_due(order: OrderOut) -> int:
-    """What is left to pay through Paytrail: the total less the points."""
-    return order.total_cents - points_paid_cents(order)
+    """What is left to pay through Paytrail: the total less the points and gift cards."""
+    return order.total_cents - points_paid_cents(order) - gift_card_paid_cents(order)
 
 
 def payment_items(order: OrderOut) -> list[dict[str, Any]]:
@@ -70,6 +79,13 @@ def payment_items(order: OrderOut) -> list[dict[str, Any]]:
             "unitPrice": -points, "units": 1, "vatPercentage": 0,
             "productCode": "points", "description": "Paid with loyalty points",
             "stamp": f"{order.id}-points",
+        })
+    gift = gift_card_paid_cents(order)
+    if gift:  # a means of payment: no VAT of its own
+        items.append({
+            "unitPrice": -gift, "units": 1, "vatPercentage": 0,
+            "productCode": "gift-card", "description": "Paid with a gift card",
+            "stamp": f"{order.id}-gift-card",
         })
     return items
 

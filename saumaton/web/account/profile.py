@@ -16,6 +16,7 @@ from saumaton.core.types import MAX_ID
 from saumaton.customers import accounts, addresses, consents
 from saumaton.customers.card import account_card
 from saumaton.db.uow import UnitOfWork
+from saumaton.giftcards.ledger import store_credit_of
 from saumaton.loyalty.tiers import loyalty_summary
 from saumaton.mail.messages import country_name
 from saumaton.orders.lifecycle import returnable
@@ -66,6 +67,7 @@ async def overview(request: Request,
         except NotFound:
             return _gone(request)
         history = await accounts.order_history(s, customer_id, limit=20, before_id=before)
+        store_credit = await store_credit_of(s, customer_id)
     # The card first: issued on the first visit after the e-mail is confirmed, it makes
     # the shopper a member, which the summary's tier must already show.
     card = await account_card(db_of(request), customer_id)
@@ -74,7 +76,8 @@ async def overview(request: Request,
     return page(request, "account/overview.html", N_("My account"), {
         "profile": profile, "history": history, "sent": bool(sent),
         "status_labels": STATUS_LABELS, "card_number": card,
-        "card_qr": card_qr_svg(card) if card else None, "loyalty": loyalty})
+        "card_qr": card_qr_svg(card) if card else None, "loyalty": loyalty,
+        "store_credit": store_credit})
 
 
 @router.get("/orders/{number}")

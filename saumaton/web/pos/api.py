@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import ValidationFailed
+from saumaton.giftcards import services as giftcards
 from saumaton.locations.services import channel_by_code
 from saumaton.orders.services import business_day
 from saumaton.tills import sales
@@ -82,3 +83,14 @@ async def voids(request: Request, code: Code) -> Response:
     cmd = await _checked_json(request, sales.VoidsIn)
     recorded = await sales.record_voids(db_of(request), till.actor, till.location.id, cmd)
     return _json({"recorded": recorded})
+
+
+@router.get("/{code}/api/gift-cards/{card}")
+async def gift_card(request: Request, code: Code,
+                    card: Annotated[str, Path(max_length=40)]) -> Response:
+    """A scanned or typed card: its balance and expiry (what the cashier tells the
+    customer, and what the till takes as payment: at most this)."""
+    till = await open_till(request, code, "giftcards.read")
+    async with db_of(request).reader() as s:
+        out = await giftcards.lookup(s, till.actor, card, entries=0)
+    return _json(out.model_dump(mode="json"))

@@ -19,6 +19,8 @@ from saumaton.checkout.services import pickup_orders, ready_pickup_count
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Forbidden, NotFound
 from saumaton.core.types import MAX_ID
+from saumaton.giftcards.qr import sold_cards
+from saumaton.giftcards.sales import cards_sold_by
 from saumaton.locations.models import Location
 from saumaton.locations.services import list_locations, location_by_code, pos_channel_for
 from saumaton.orders.services import get_order
@@ -139,9 +141,11 @@ async def receipt(request: Request, code: Code, order_id: OrderId) -> Response:
     async with db_of(request).reader() as s:
         order = await get_order(s, order_id)
         name, email = await customer_contact(s, order.customer_id)
+        cards = sold_cards(await cards_sold_by(s, order_id))  # printed: code and QR
     if order.location_id != till.location.id:
         raise NotFound(f"no order {order_id} at {code}", code="order_not_found")
-    who = {"customer_name": name, "receipt_email": order.email or email}
+    who = {"customer_name": name, "receipt_email": order.email or email,
+           "gift_cards": cards}
     if is_htmx(request):  # the till shows the receipt of the sale just paid in place
         return _no_cache(render(request, "pos/_receipt_panel.html", {
             "till": till, "order": order, "just_paid": True, **who}))

@@ -23,6 +23,7 @@ from saumaton.checkout.services import (
     PaymentOutcome,
     checkout_problems,
     delivery_options,
+    gift_card_part,
     order_by_token,
     order_review,
     order_status_path,
@@ -37,10 +38,11 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import DomainError, ValidationFailed
 from saumaton.core.types import MAX_INT32
 from saumaton.customers.accounts import account_profile
+from saumaton.giftcards import services as giftcards
 from saumaton.locations.models import Location
 from saumaton.orders.schemas import LineIn, OrderOut
 from saumaton.payments.paytrail.client import PaytrailClient
-from saumaton.payments.paytrail.payload import points_paid_cents
+from saumaton.payments.paytrail.payload import gift_card_paid_cents, points_paid_cents
 from saumaton.payments.paytrail_refunds import (
     InvalidRefundNotice,
     record_refund_callback,
@@ -97,6 +99,11 @@ MESSAGES = {
                                   "1,00 € to pay."),
     "points_need_account": N_("Sign in to use your points."),
     "invalid_points": N_("Give the points as a whole number."),
+    "invalid_gift_card_code": N_("A gift card code has 16 digits. Check the code."),
+    "gift_card_not_found": N_("No gift card has this code. Check the digits."),
+    "gift_card_expired": N_("This gift card has expired."),
+    "gift_card_void": N_("This card is no longer valid."),
+    "insufficient_gift_card_balance": N_("This card has nothing left to spend."),
 }
 
 
@@ -220,12 +227,23 @@ async def _checkout_context(request: Request, values: dict[str, Any],
         method = method if method in ("home", "pickup") else "home"
         review = await order_review(s, settings, view.quote, method)
         offer = await points_offer(s, current_customer_id(request), review.total_cents)
-    points_cents = 0
-    if offer is not None:
-        raw = str(values.get("points") or "").strip()
-        if raw.isdigit() and len(raw) < 10 and 0 < int(raw) <= offer.max_points:
-            points_cents = int(raw) * offer.point_cents
-    return {"offer": offer, "points_cents": points_cents,
+        points_cents = 0
+        if offer is not None:
+            raw = str(values.get("points") or "").strip()
+            if raw.isdigit() and len(raw) < 10 and 0 < int(raw) <= offer.max_points:
+                points_cents = int(raw) * offer.point_cents
+        # A preview of the card's part; a bad code is reported when the order is placed.
+        gift_cents = 0
+        code = str(values.get("gift_card_code") or "").strip()
+        if code and len(code) <= 40:
+            try:
+                card = await giftcards.balance_of(s, code)
+            except DomainError:
+                card = None
+            if card is not None:
+                gift_cents = gift_card_part(card.usable_cents,
+                                            review.total_cents - points_cents)
+    return {"offer": offer, "points_cents": points_cents, "gift_cents": gift_cents,
             "title": gettext(request, N_("Checkout")), "cart": view, "options": options,
             "home": options[0] if options else None, "stores": _stores(options),
             "values": values, "errors": errors, "method": method, "review": review,
@@ -263,7 +281,8 @@ async def checkout_summary(request: Request) -> HTMLResponse:
     """The order review for the delivery method chosen (htmx, on change)."""
     form = await checked_form(request)
     values = {"delivery": str(form.get("delivery") or ""),
-              "points": str(form.get("points") or "")}
+              "points": str(form.get("points") or ""),
+              "gift_card_code": str(form.get("gift_card_code") or "")[:40]}
     ctx = await _checkout_context(request, values, {})
     return render(request, "shop/_summary.html", ctx)
 
@@ -337,7 +356,8 @@ def _command(form: FormData, lines: list[LineIn], lang: str
         "address": address if delivery == "home" else None,
         "marketing_email": form.get("marketing_email") == "yes",
         "language": lang if lang in ("fi", "en") else "fi",
-        "lines": lines, "points": int(raw_points or 0)}
+        "lines": lines, "points": int(raw_points or 0),
+        "gift_card_code": text("gift_card_code")[:40]}
     cmd: CheckoutIn | None = None
     try:
         cmd = CheckoutIn.model_validate(data)
@@ -402,7 +422,7 @@ async def checkout(request: Request) -> Response:
     if order is None:
         ctx = await _checkout_context(request, values, errors)
         return render(request, "shop/checkout.html", ctx, status=status)
-    if order.status == "paid":  # the points paid it all: no Paytrail payment
+    if order.status == "paid":  # points or a gift card paid it all: no Paytrail payment
         async with db.uow() as uow:
             await carts.remove_ordered(uow, cart_token(request), current_customer_id(request),
                                        order.id)
@@ -515,7 +535,8 @@ async def order_status(request: Request, number: Annotated[str, Path(max_length=
     response = render(request, "shop/order.html", {
         "title": gettext(request, N_("Order %(number)s"), number=order.number),
         "order": order, "points_cents": points_paid_cents(order), "token": t, "store": store,
-        "flash": flash, "order_returns": order_returns, "refunds": refunds,
+        "gift_cents": gift_card_paid_cents(order), "flash": flash,
+        "order_returns": order_returns, "refunds": refunds,
         "settings_": settings_of(request),
         "pickup": pickup_code_for(order, settings_of(request).resolved_secret_key())})
     response.headers["Cache-Control"] = "no-store"

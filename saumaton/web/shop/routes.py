@@ -21,8 +21,9 @@ from saumaton.catalogue.search import (
     search_products,
 )
 from saumaton.core.clock import utcnow
-from saumaton.core.errors import NotFound
+from saumaton.core.errors import DomainError, NotFound
 from saumaton.core.types import MAX_ID
+from saumaton.giftcards import services as giftcards
 from saumaton.loyalty.tiers import tier_of
 from saumaton.web.analytics import track
 from saumaton.web.auth import db_of
@@ -193,3 +194,27 @@ async def price_fragment(request: Request, slug: str, variant: VariantQ = None) 
     response = render(request, "shop/_price.html", price_ctx)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+GIFT_CARD_MESSAGES = {
+    "invalid_gift_card_code": N_("A gift card code has 16 digits. Check the code."),
+    "gift_card_not_found": N_("No gift card has this code. Check the digits."),
+}
+
+
+@router.get("/gift-card")
+async def gift_card_balance(request: Request,
+                            code: Annotated[str | None, Query(max_length=40)] = None
+                            ) -> HTMLResponse:
+    """The holder types the code and sees the balance and the expiry (no history: the
+    code is all anyone needs, and it cannot be guessed)."""
+    card, error = None, ""
+    if code and code.strip():
+        async with db_of(request).reader() as s:
+            try:
+                card = await giftcards.balance_of(s, code)
+            except DomainError as exc:
+                error = gettext(request, GIFT_CARD_MESSAGES.get(exc.code, exc.detail))
+    return render(request, "shop/gift_card.html", {
+        "title": gettext(request, N_("Check a gift card's balance")), "card": card,
+        "code": (code or "").strip(), "error": error}, status=422 if error else 200)

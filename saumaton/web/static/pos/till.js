@@ -36,11 +36,14 @@ const qtyFmt = new Intl.NumberFormat(LOCALE, {maximumFractionDigits: 0});
 const dateFmt = new Intl.DateTimeFormat(LOCALE, {
   timeZone: cfg.timezone, day: "numeric", month: "numeric", year: "numeric",
   hour: "numeric", minute: "2-digit", second: "2-digit"});
+const dayFmt = new Intl.DateTimeFormat(LOCALE, {
+  timeZone: cfg.timezone, day: "numeric", month: "numeric", year: "numeric"});
 const fmt = {
   money: (c) => (c < 0 ? "−" : "") + moneyFmt.format(Math.abs(c) / 100),
   signed: (c) => (c > 0 ? "+" : c < 0 ? "−" : "") + moneyFmt.format(Math.abs(c) / 100),
   rate: (bp) => rateFmt.format(bp / 100),
   datetime: (d) => dateFmt.format(d).replace(" klo", "").replace(",", ""),
+  date: (d) => dayFmt.format(d),
 };
 const tr = (text, values = {}) => text.replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
 
@@ -198,6 +201,10 @@ function unitNet(line) {
 // --- changing the sale --------------------------------------------------------------------
 
 function addVariant(v, quantity = 1) {
+  if (v.gift_card && !navigator.onLine) {  // its code comes from the server
+    showError("code-error", S.gift_offline_sell, "code");
+    return;
+  }
   const existing = sale.lines.find((l) => l.variant_id === v.id);
   qtyError = null;
   if (existing && existing.quantity + quantity > MAX_QTY) {
@@ -210,7 +217,7 @@ function addVariant(v, quantity = 1) {
   } else {
     const p = priceNow(v, new Date(), tierNow());
     sale.lines.push({variant_id: v.id, quantity, name: v.name, sku: v.sku,
-                     vat_rate_bp: v.vat_rate_bp, discount: null, ...p});
+                     vat_rate_bp: v.vat_rate_bp, discount: null, gift_card: !!v.gift_card, ...p});
   }
   justAdded = v.id;
   sale.expected_total_cents = null;
@@ -295,6 +302,12 @@ function handleCode(raw) {
   if (!code) { showError("code-error", S.scan_first, "code"); return; }
   if (PICKUP.test(code)) {
     location.href = `${cfg.base}/pickups/find?q=${encodeURIComponent(code.toUpperCase())}`;
+    return;
+  }
+  if (GIFT_CODE.test(code.replace(/ /g, ""))) {  // a gift card scanned into the code field
+    codeInput.value = "";
+    $("gift-code").value = code;
+    checkGiftCard(code);
     return;
   }
   if (!catalogue) { pending.push(code); return; }
@@ -523,9 +536,105 @@ function togglePoints() {
   changed();
 }
 
+// --- gift cards -------------------------------------------------------------------------
+// A card is checked with the server when scanned or typed (its balance and expiry); it
+// then pays min(balance, what is still due). Offline the till cannot see a balance: it
+// says so and keeps taking cash and cards.
+
+const GIFT_CODE = /^\d{16}$/;
+
+/** The part of the sale the attached gift card pays (cents). */
+function giftPart(p) {
+  const g = sale.gift;
+  if (!g || !navigator.onLine) return 0;
+  return Math.max(0, Math.min(g.usable_cents, dueTotal(p) - pointsPart(p)));
+}
+
+async function checkGiftCard(raw) {
+  hideError("gift-error");
+  const code = String(raw || "").replace(/[\s-]/g, "");
+  if (!navigator.onLine) { showError("gift-error", S.gift_offline, "gift-code"); return; }
+  if (!GIFT_CODE.test(code)) { showError("gift-error", S.gift_bad_code, "gift-code"); return; }
+  let r;
+  try {
+    r = await fetch(`${cfg.base}/api/gift-cards/${code}`, {credentials: "same-origin"});
+  } catch {
+    showError("gift-error", S.gift_offline, "gift-code");
+    return;
+  }
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    showError("gift-error", r.status === 404 ? S.gift_not_found
+      : data.code === "invalid_gift_card_code" ? S.gift_bad_code
+      : tr(S.sale_error, {detail: data.detail || r.status}), "gift-code");
+    return;
+  }
+  const expires = data.expires_at ? fmt.date(new Date(data.expires_at)) : "";
+  if (data.status === "expired") { showError("gift-error", tr(S.gift_expired, {expires}), "gift-code"); return; }
+  if (data.status !== "active") { showError("gift-error", S.gift_void, "gift-code"); return; }
+  if (data.usable_cents <= 0) { showError("gift-error", S.gift_empty, "gift-code"); return; }
+  sale.gift = {code, usable_cents: data.usable_cents, expires};
+  $("gift-code").value = data.display_code;
+  changed();
+}
+
+/** The part the attached customer's store credit pays, after points and a gift card. */
+function creditPart(p) {
+  const c = sale.customer;
+  if (!sale.use_credit || !c || !c.storeCredit || !navigator.onLine) return 0;
+  return Math.max(0, Math.min(c.storeCredit, dueTotal(p) - pointsPart(p) - giftPart(p)));
+}
+
+function toggleCredit() {
+  sale.use_credit = !sale.use_credit;
+  changed();
+}
+
+function removeGiftCard() {
+  sale.gift = null;
+  $("gift-code").value = "";
+  hideError("gift-error");
+  changed();
+}
+
+function renderGift(p) {
+  const offline = !navigator.onLine;
+  const g = sale.gift;
+  const part = giftPart(p);
+  $("gift-code").disabled = offline || !!g;
+  root.querySelector("[data-act=gift-check]").disabled = offline || !!g || sending;
+  root.querySelector("[data-act=gift-remove]").hidden = !g;
+  const info = $("gift-info");
+  if (offline) {
+    info.hidden = false;
+    info.textContent = S.gift_offline;
+  } else if (g) {
+    info.hidden = false;
+    info.textContent = `${tr(S.gift_balance, {balance: fmt.money(g.usable_cents), expires: g.expires})} · ${tr(S.gift_takes, {amount: fmt.money(part)})}`;
+  } else {
+    info.hidden = true;
+    info.textContent = "";
+  }
+  const c = sale.customer;
+  const credit = creditPart(p);
+  const useCredit = root.querySelector("[data-act=use-credit]");
+  useCredit.hidden = offline || !c || !c.storeCredit || !p.lines.length;
+  useCredit.disabled = sending;
+  useCredit.setAttribute("aria-pressed", sale.use_credit ? "true" : "false");
+  useCredit.textContent = sale.use_credit ? S.no_credit : `${S.use_credit} (${fmt.money(c && c.storeCredit || 0)})`;
+  const creditInfo = $("credit-info");
+  creditInfo.hidden = !credit;
+  creditInfo.textContent = credit ? tr(S.credit_takes, {amount: fmt.money(credit)}) : "";
+  const payGift = root.querySelector("[data-act=pay-gift]");
+  payGift.hidden = (!g && !credit) || offline || !p.lines.length
+    || part + credit < dueTotal(p) - pointsPart(p);
+  payGift.disabled = sending;
+}
+
 function renderPayment(p = priced()) {
   renderPoints(p);
-  const total = dueTotal(p) - pointsPart(p);
+  renderGift(p);
+  const total = dueTotal(p) - pointsPart(p) - giftPart(p) - creditPart(p);
   const card = parseMoney($("card-amount").value);
   const split = Number.isInteger(card) && card > 0 && card < total;
   const cashPart = split ? total - card : total;
@@ -826,10 +935,16 @@ async function pay(method) {
   const p = priced();
   if (!sale.lines.length) { showError("general-error", S.cart_empty); return; }
   if (p.errors.length) { showError("payment-error", S.too_large); return; }
+  if (!navigator.onLine && sale.lines.some((l) => l.gift_card)) {
+    showError("payment-error", S.gift_offline_sell);
+    return;
+  }
   let payments;
   const byPoints = pointsPart(p);
-  const total = dueTotal(p) - byPoints;
-  if (method === "points") {
+  const byGift = giftPart(p);
+  const byCredit = creditPart(p);
+  const total = dueTotal(p) - byPoints - byGift - byCredit;
+  if (method === "points" || method === "gift") {
     payments = [];
   } else if (method === "card") {
     payments = [{method: "card", terminal_confirmed: true}];
@@ -848,11 +963,16 @@ async function pay(method) {
     if (!card || card < total) payments.push(cash);
   }
   if (byPoints) payments.unshift({method: "points", amount_cents: byPoints});
-  const plan = planPayments(dueTotal(p), payments);
+  const plan = planPayments(dueTotal(p) - byGift - byCredit, payments);
+  const held = [];  // balances kept by the shop, after any points
+  if (byGift) held.push({method: "gift_card", code: sale.gift.code, amount_cents: byGift});
+  if (byCredit) held.push({method: "store_credit", amount_cents: byCredit});
+  payments.splice(byPoints ? 1 : 0, 0, ...held);
   if (plan.error && plan.error.code === "insufficient_cash") {
     showError("tendered-error", S.insufficient_cash, "tendered");
     return;
   }
+  lastPayments = payments;
   const body = saleBody(payments);
   const snapshot = {sale: JSON.parse(JSON.stringify(sale)), input: priceInput(),
                     names: sale.lines.map((l) => l.name)};
@@ -871,6 +991,7 @@ async function pay(method) {
     editor = null;
     $("tendered").value = "";
     $("card-amount").value = "";
+    $("gift-code").value = "";
     save();
   } catch (err) {
     saleError(err);
@@ -880,6 +1001,8 @@ async function pay(method) {
     render();
   }
 }
+
+let lastPayments = [];  // what the last Pay sent: which tender a refusal is about
 
 const LINE_FIELD = /^lines\.(\d+)\.discount/;
 
@@ -922,6 +1045,21 @@ function saleError(err) {
     render();
     return;
   }
+  const payment = /^payments\.(\d+)/.exec(field);
+  const method = payment && lastPayments[Number(payment[1])]
+    ? lastPayments[Number(payment[1])].method : "";
+  if (method === "store_credit") {  // spent meanwhile elsewhere: take it off the sale
+    sale.use_credit = false;
+    if (sale.customer) sale.customer.storeCredit = Number(body.balance_cents) || 0;
+    save();
+    render();
+    showError("gift-error", message);
+    return;
+  }
+  if (method === "gift_card" || /^gift_card/.test(body.code || "")) {
+    giftError(body, message);
+    return;
+  }
   if (/tendered_cents$/.test(field)) { showError("tendered-error", message, "tendered"); return; }
   if (/^payments\.\d+\.amount_cents$/.test(field)) { showError("card-amount-error", message, "card-amount"); return; }
   if (body.code === "not_enough_points" && sale.customer) {
@@ -933,6 +1071,23 @@ function saleError(err) {
   }
   if (field.startsWith("payments")) { showError("payment-error", message); return; }
   showError("general-error", message);
+}
+
+/** The server refused the card (spent meanwhile at another till, expired): the card is
+ * taken off the sale with the reason next to its field. */
+function giftError(body, message) {
+  const g = sale.gift;
+  sale.gift = null;
+  if (g) $("gift-code").value = g.code;
+  save();
+  render();
+  const text = body.code === "insufficient_gift_card_balance"
+    ? tr(S.gift_short, {balance: fmt.money(body.balance_cents || 0)})
+    : body.code === "gift_card_expired" ? tr(S.gift_expired, {expires: g ? g.expires : ""})
+    : body.code === "gift_card_void" ? S.gift_void
+    : body.code === "gift_card_not_found" ? S.gift_not_found
+    : body.code === "gift_card_offline" ? S.gift_offline : message;
+  showError("gift-error", text, "gift-code");
 }
 
 function showSaleView() {
@@ -1056,6 +1211,7 @@ $("customer-panel").addEventListener("click", (ev) => {
   sale.customer = {id: Number(a.dataset.customerId), name: a.dataset.customerName || "",
                    points: Number(a.dataset.points) || 0,
                    pointValue: Number(a.dataset.pointValue) || 1, tier: a.dataset.tier || "",
+                   storeCredit: Number(a.dataset.storeCredit) || 0,
                    labels: {use: a.dataset.labelUse, remove: a.dataset.labelRemove,
                             balance: a.dataset.labelBalance, used: a.dataset.labelUsed}};
   sale.points_cents = 0;
@@ -1068,6 +1224,9 @@ $("customer-panel").addEventListener("click", (ev) => {
 });
 
 $("tendered").addEventListener("input", () => renderPayment());
+$("gift-code").addEventListener("keydown", (ev) => {
+  if (ev.key === "Enter") { ev.preventDefault(); checkGiftCard($("gift-code").value); }
+});
 $("card-amount").addEventListener("input", () => renderPayment());
 for (const id of ["tendered", "card-amount"]) {
   $(id).addEventListener("keydown", (ev) => {
@@ -1165,6 +1324,10 @@ root.addEventListener("click", (ev) => {
     case "close-customer": hideCustomerPanel(); break;
     case "pay-cash": pay("cash"); refocus = false; break;
     case "pay-card": pay("card"); refocus = false; break;
+    case "pay-gift": pay("gift"); refocus = false; break;
+    case "gift-check": checkGiftCard($("gift-code").value); refocus = false; break;
+    case "gift-remove": removeGiftCard(); break;
+    case "use-credit": toggleCredit(); refocus = false; break;
     case "print": window.print(); break;
     default: break;
   }

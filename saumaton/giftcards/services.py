@@ -1,0 +1,100 @@
+"""Gift cards for staff and the API: a manager issues a card, anyone allowed looks one up.
+
+The balance itself moves only in `giftcards.ledger`; this module checks permissions,
+writes the audit entry and shapes what the channels show.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saumaton.audit.services import record as audit
+from saumaton.config import get_settings
+from saumaton.core.actor import Actor
+from saumaton.core.clock import utcnow
+from saumaton.core.errors import Conflict
+from saumaton.core.types import Input
+from saumaton.db.uow import UnitOfWork
+from saumaton.giftcards import ledger
+from saumaton.giftcards.models import GiftCard
+
+
+class GiftCardIn(Input):
+    amount_cents: int = Field(gt=0, le=ledger.MAX_CARD_CENTS,
+                              description="what the card holds, VAT included (cents)")
+    email: str = Field(default="", max_length=320,
+                       description="optional: who the card is for (kept with the card)")
+
+
+class GiftCardEntryOut(BaseModel):
+    kind: str  # issue | spend | refund | credit | expire | void
+    amount_cents: int  # signed
+    balance_after_cents: int
+    order_id: int | None
+    created_at: datetime
+
+
+class GiftCardOut(BaseModel):
+    code: str
+    display_code: str
+    kind: str  # gift_card | store_credit
+    status: str  # active | expired | void
+    initial_cents: int
+    balance_cents: int
+    usable_cents: int  # what can be spent now (0 once expired or void)
+    expires_at: datetime | None
+    created_at: datetime
+    entries: list[GiftCardEntryOut] = Field(default_factory=list)  # newest first
+
+
+def card_out(card: ledger.CardView, entries: list[GiftCardEntryOut] | None = None,
+             now: datetime | None = None) -> GiftCardOut:
+    now = now or utcnow()
+    status = "expired" if card.status == "active" and card.expired(now) else card.status
+    return GiftCardOut(
+        code=card.code, display_code=ledger.display_code(card.code), kind=card.kind,
+        status=status, initial_cents=card.initial_cents, balance_cents=card.balance_cents,
+        usable_cents=card.usable_cents(now), expires_at=card.expires_at,
+        created_at=card.created_at, entries=entries or [])
+
+
+async def issue_card(uow: UnitOfWork, actor: Actor, cmd: GiftCardIn,
+                     key: str | None = None) -> tuple[GiftCardOut, bool]:
+    """A manager issues a card (a goodwill gesture, a prize). Returns (card, replayed):
+    the same key again returns the card issued first; with another amount, 409
+    `idempotency_key_reused`."""
+    actor.require("giftcards.issue", everywhere=True)
+    if key:
+        seen = (await uow.session.scalars(select(GiftCard).where(
+            GiftCard.idempotency_key == key))).first()
+        if seen is not None:
+            if (seen.initial_cents, seen.email) != (cmd.amount_cents, cmd.email.strip()):
+                raise Conflict("this Idempotency-Key was used for a different request",
+                               code="idempotency_key_reused")
+            return await lookup(uow.session, actor, seen.code), True
+    card = await ledger.issue(uow, actor, cmd.amount_cents,
+                              valid_days=get_settings().gift_card_valid_days,
+                              email=cmd.email.strip(), key=key)
+    await audit(uow, actor, "giftcard.issue", "gift_card", card.id,
+                {"amount_cents": cmd.amount_cents, "code": ledger.masked_code(card.code)})
+    return await lookup(uow.session, actor, card.code), False
+
+
+async def lookup(s: AsyncSession, actor: Actor, code: str, *, entries: int = 20
+                 ) -> GiftCardOut:
+    """Balance, expiry, status and the last entries of the card with `code`."""
+    actor.require("giftcards.read")
+    card = await ledger.card_by_code(s, code)
+    rows = await ledger.entries(s, card.id, limit=entries)
+    return card_out(card, [GiftCardEntryOut(
+        kind=e.kind, amount_cents=e.amount_cents, balance_after_cents=e.balance_after_cents,
+        order_id=e.order_id, created_at=e.created_at) for e in rows])
+
+
+async def balance_of(s: AsyncSession, code: str) -> GiftCardOut:
+    """What the holder of a code may see (webshop, till scan): no history."""
+    return card_out(await ledger.card_by_code(s, code))
