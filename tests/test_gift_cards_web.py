@@ -225,3 +225,23 @@ async def test_cancelling_a_paid_order_puts_the_card_part_back_on_the_card(
     async with db.reader() as s:
         refunds = sorted((x.method, x.amount_cents) for x in await refunds_of(s, order.id))
     assert refunds == [("gift_card", 2000), ("paytrail", order.total_cents - 2000)]
+
+
+async def test_gift_cards_alone_carry_no_delivery_fee(
+        db: Database, shop: Shop, settings: Settings) -> None:
+    """A digital card is e-mailed: home delivery of gift cards only costs nothing; with
+    goods in the cart the fee is charged as usual."""
+    assert settings.home_delivery_fee_cents > 0
+    [gc] = await make_variants(db, [1000], gift_card=True)
+    [v] = await make_variants(db, [1000], stock={shop.warehouse: 5})
+    only_cards, _ = await place_web_order(db, settings, cmd(int(str(gc["id"]))),
+                                          customer_id=None, key=uuid.uuid4().hex)
+    assert only_cards.delivery is not None and only_cards.delivery.fee_cents == 0
+    assert only_cards.total_cents == 1000
+    mixed = cmd(int(str(gc["id"])))
+    mixed = mixed.model_copy(update={"lines": [*mixed.lines, *cmd(int(str(v["id"]))).lines]})
+    with_goods, _ = await place_web_order(db, settings, mixed, customer_id=None,
+                                          key=uuid.uuid4().hex)
+    assert with_goods.delivery is not None
+    assert with_goods.delivery.fee_cents == settings.home_delivery_fee_cents
+    assert with_goods.total_cents == 2000 + settings.home_delivery_fee_cents

@@ -257,7 +257,8 @@ async def delivery_vat(s: AsyncSession, fee_cents: int) -> tuple[int, int]:
 
 async def order_review(s: AsyncSession, settings: Settings, quote: OrderQuote,
                        method: str) -> Review:
-    fee = home_delivery_fee(settings, quote.total_cents) if method == "home" else 0
+    fee = (home_delivery_fee(settings, quote.total_cents)
+           if method == "home" and quote.ships_goods else 0)
     rate, fee_vat = await delivery_vat(s, fee)
     delivery = DeliveryOut(method=method, fee_cents=fee, vat_rate_bp=rate, vat_cents=fee_vat,
                            address=None)
@@ -283,7 +284,8 @@ async def delivery_options(s: AsyncSession, settings: Settings, quote: OrderQuot
         stock = await availability(s, list(wanted))
     home_ok = all(stock[v].online >= q for v, q in wanted.items())
     out = [DeliveryOption("home", None, "", "",
-                          home_delivery_fee(settings, quote.total_cents), home_ok)]
+                          home_delivery_fee(settings, quote.total_cents)
+                          if quote.ships_goods else 0, home_ok)]
     stores = (await s.scalars(select(Location).where(Location.pickup_point)
                               .order_by(Location.id))).all()
     for loc in stores:
@@ -433,7 +435,7 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
         candidates = await web_fulfilment_locations(s)
         if not candidates:
             raise OutOfStock("no location ships web orders", code="no_fulfilment_location")
-        fee = home_delivery_fee(settings, priced.total_cents)
+        fee = home_delivery_fee(settings, priced.total_cents) if priced.ships_goods else 0
     fee_rate, fee_vat = await delivery_vat(s, fee)
 
     points_cents = check_points(cmd.points, priced.total_cents + fee,

@@ -39,6 +39,8 @@ class QuotedLine:
     campaign_name: str | None
     # Channel codes the campaign is limited to; None: every channel.
     limited_to: tuple[str, ...] | None
+    # A gift card: nothing to ship (e-mailed or handed over as a code).
+    gift_card: bool = False
 
     @property
     def list_total_cents(self) -> int:
@@ -54,6 +56,11 @@ class OrderQuote:
     discount_cents: int
     total_cents: int
     vat_cents: int
+
+    @property
+    def ships_goods(self) -> bool:
+        """Something to deliver: a cart of gift cards only has no delivery fee."""
+        return any(not ln.gift_card for ln in self.lines)
 
     @property
     def cash_due_cents(self) -> int:
@@ -107,7 +114,7 @@ def price_lines(channel_code: str, infos: Sequence[VariantInfo], quantities: Seq
             quantity=quantity, unit_price_cents=q.list_cents, discount_cents=l_disc,
             total_cents=l_total, vat_rate_bp=info.vat_rate_bp, vat_cents=l_vat,
             campaign_id=q.campaign_id, campaign_name=q.campaign_name,
-            limited_to=q.limited_to,
+            limited_to=q.limited_to, gift_card=info.gift_card,
         ))
     return OrderQuote(channel=channel_code, lines=tuple(lines), subtotal_cents=subtotal,
                       discount_cents=discount, total_cents=total, vat_cents=vat)
