@@ -228,6 +228,28 @@ async def add_store_credit(uow: UnitOfWork, actor: Actor, customer_id: int,
     return await _fresh(uow.session, card.id)
 
 
+async def void(uow: UnitOfWork, actor: Actor, card_id: int, *,
+               now: datetime | None = None) -> GiftCardEntry:
+    """Close a card for good (lost, stolen, issued by mistake): what was left on it is
+    written off in a `void` entry and nothing can be spent any more. 409
+    `gift_card_void` when it was closed already."""
+    now = now or utcnow()
+    left = await uow.session.scalar(
+        select(GiftCard.balance_cents)
+        .where(GiftCard.id == card_id, GiftCard.status == "active").with_for_update()
+        .execution_options(populate_existing=True))
+    moved = None if left is None else await uow.session.execute(
+        update(GiftCard)
+        .where(GiftCard.id == card_id, GiftCard.status == "active",
+               GiftCard.balance_cents == left)
+        .values(status="void", balance_cents=0)
+        .execution_options(synchronize_session=False))
+    if left is None or moved is None or getattr(moved, "rowcount", 1) != 1:
+        raise Conflict("this gift card is no longer valid", code="gift_card_void")
+    return await _append(uow, actor, card_id, "void", -int(left), 0, order_id=None,
+                         return_id=None, location_id=None, key=f"void:{card_id}", now=now)
+
+
 async def _fresh(s: AsyncSession, card_id: int) -> CardView:
     card = (await s.execute(select(GiftCard).where(GiftCard.id == card_id)
                             .execution_options(populate_existing=True))).scalar_one()

@@ -16,7 +16,7 @@ from saumaton.audit.services import record as audit
 from saumaton.config import get_settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
-from saumaton.core.errors import Conflict
+from saumaton.core.errors import Conflict, ValidationFailed
 from saumaton.core.types import Input
 from saumaton.db.uow import UnitOfWork
 from saumaton.giftcards import ledger
@@ -82,6 +82,25 @@ async def issue_card(uow: UnitOfWork, actor: Actor, cmd: GiftCardIn,
     await audit(uow, actor, "giftcard.issue", "gift_card", card.id,
                 {"amount_cents": cmd.amount_cents, "code": ledger.masked_code(card.code)})
     return await lookup(uow.session, actor, card.code), False
+
+
+async def void_card(uow: UnitOfWork, actor: Actor, code: str, reason: str) -> GiftCardOut:
+    """A manager closes a card (lost, stolen, issued by mistake); the reason is audited.
+    422 `reason_required`; 409 `gift_card_void` when it was closed already."""
+    actor.require("giftcards.issue", everywhere=True)
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ValidationFailed("say why the card is closed", code="reason_required",
+                               field="reason")
+    if len(reason) > 200:
+        raise ValidationFailed("the reason is too long (200 characters at most)",
+                               code="reason_too_long", field="reason")
+    card = await ledger.card_by_code(uow.session, code)
+    entry = await ledger.void(uow, actor, card.id)
+    await audit(uow, actor, "giftcard.void", "gift_card", card.id,
+                {"reason": reason, "written_off_cents": -entry.amount_cents,
+                 "code": ledger.masked_code(card.code)})
+    return await lookup(uow.session, actor, card.code)
 
 
 async def lookup(s: AsyncSession, actor: Actor, code: str, *, entries: int = 20

@@ -100,6 +100,12 @@ def _datetime(ctx: Context, value: Any) -> str:
     return i18n.local_datetime(value, str(ctx["lang"]), settings.timezone)
 
 
+@pass_context
+def _date(ctx: Context, value: Any) -> str:
+    settings: Settings = ctx["settings"]
+    return i18n.local_date(value, str(ctx["lang"]), settings.timezone)
+
+
 _rendering_lang: ContextVar[str] = ContextVar("rendering_lang", default=i18n.DEFAULT_LANGUAGE)
 
 
@@ -117,7 +123,7 @@ def _build_env() -> Environment:
         extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True,
         undefined=StrictUndefined,
     )
-    env.filters.update(money=_money, rate=_rate, local_datetime=_datetime)
+    env.filters.update(money=_money, rate=_rate, local_datetime=_datetime, local_date=_date)
     env.install_gettext_callables(  # type: ignore[attr-defined]  # i18n extension
         _gettext, _ngettext, newstyle=True)
     return env
@@ -368,8 +374,10 @@ def install(app: FastAPI) -> None:
     app.include_router(consent_router)
     app.include_router(account_router)
     app.include_router(backoffice_customers.router)
+    from saumaton.web.backoffice import giftcards as backoffice_giftcards
     from saumaton.web.backoffice import returns as backoffice_returns
     app.include_router(backoffice_returns.router)
+    app.include_router(backoffice_giftcards.router)
     from saumaton.web.service import router as service_router  # the service desk
     app.include_router(service_router)
     # After the back office's /backoffice/customers/duplicates: the customer page.
