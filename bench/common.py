@@ -374,3 +374,22 @@ async def drive_tills(steps: list[TillStep], duration: float, warmup: float,
     return {"interval_s": interval, f"{unit}s": n, "statuses": statuses,
             f"{unit}s_per_s": round(n / duration, 1), "latency_ms": latency_summary(latencies),
             "cpu": usage, "keys": keys}
+
+
+def report_tills(name: str, unit: str, tills: int, store: str, paced: dict[str, Any],
+                 saturated: dict[str, Any], facts: dict[str, Any], answered_ok: int,
+                 database_ok: bool) -> int:
+    """Write and print a till benchmark's result (its paced and saturated parts, what the
+    database holds); exit status 0 when the database agrees and every answer was 2xx."""
+    ok = database_ok and all(
+        s in (200, 201) for part in (paced, saturated) for s in part["statuses"])
+    result = {"tills": tills, "store": store, "paced": paced, "saturated": saturated,
+              "database": facts, "answered_ok": answered_ok, "passed": ok,
+              "target": "p99 <= 50 ms at 16 concurrent tills"}
+    path = write_result(name, result)
+    for part_name, part in (("paced", paced), ("saturated", saturated)):
+        lat = part["latency_ms"]
+        print(f"{part_name}: {part[f'{unit}s_per_s']} {unit}s/s, p50 {lat.get('p50')} ms, "
+              f"p99 {lat.get('p99')} ms, statuses {part['statuses']}")
+    print(f"database: {facts}; passed: {ok}; {path}")
+    return 0 if ok else 1

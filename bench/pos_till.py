@@ -30,7 +30,7 @@ import re
 import uuid
 from typing import Any
 
-from bench.common import TillStep, drive_tills, pg_fetch, write_result
+from bench.common import TillStep, drive_tills, pg_fetch, report_tills
 from bench.web_checkout import Browser
 
 STORE = "store-1"
@@ -122,18 +122,9 @@ async def run(args: argparse.Namespace) -> int:
                (SELECT count(*) FROM payments WHERE order_id IN (SELECT id FROM o)) AS pays,
                (SELECT count(*) FROM order_lines WHERE order_id IN (SELECT id FROM o))
                    AS lines""", sessions)
-    ok = (facts["orders"] == len(keys) == facts["pays"]
-          and all(s in (200, 201) for part in (paced, saturated) for s in part["statuses"]))
-    result = {"tills": args.tills, "store": STORE, "paced": paced, "saturated": saturated,
-              "database": dict(facts), "answered_ok": len(keys), "passed": ok,
-              "target": "p99 <= 50 ms at 16 concurrent tills"}
-    path = write_result("pos_till", result)
-    for name, part in (("paced", paced), ("saturated", saturated)):
-        lat = part["latency_ms"]
-        print(f"{name}: {part['sales_per_s']} sales/s, p50 {lat.get('p50')} ms, "
-              f"p99 {lat.get('p99')} ms, statuses {part['statuses']}")
-    print(f"database: {dict(facts)}; passed: {ok}; {path}")
-    return 0 if ok else 1
+    agrees = facts["orders"] == len(keys) == facts["pays"]
+    return report_tills("pos_till", "sale", args.tills, STORE, paced, saturated, dict(facts),
+                        len(keys), agrees)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ import json
 import uuid
 from typing import Any
 
-from bench.common import TillStep, drive_tills, pg_fetch, write_result
+from bench.common import TillStep, drive_tills, pg_fetch, report_tills
 from bench.pos_till import STORE, Till, close_drawers, open_drawers
 
 UNITS_PER_SALE = 400
@@ -98,18 +98,9 @@ async def run(args: argparse.Namespace) -> int:
                (SELECT count(*) FROM refunds WHERE order_id = ANY($1::bigint[])) AS refunds,
                (SELECT coalesce(sum(returned_quantity), 0) FROM order_lines
                  WHERE order_id = ANY($1::bigint[])) AS returned_units""", orders)
-    ok = (facts["returns"] == len(keys) == facts["refunds"] == facts["returned_units"]
-          and all(s in (200, 201) for part in (paced, saturated) for s in part["statuses"]))
-    result = {"tills": args.tills, "store": STORE, "paced": paced, "saturated": saturated,
-              "database": dict(facts), "answered_ok": len(keys), "passed": ok,
-              "target": "p99 <= 50 ms at 16 concurrent tills"}
-    path = write_result("returns_till", result)
-    for name, part in (("paced", paced), ("saturated", saturated)):
-        lat = part["latency_ms"]
-        print(f"{name}: {part['returns_per_s']} returns/s, p50 {lat.get('p50')} ms, "
-              f"p99 {lat.get('p99')} ms, statuses {part['statuses']}")
-    print(f"database: {dict(facts)}; passed: {ok}; {path}")
-    return 0 if ok else 1
+    agrees = facts["returns"] == len(keys) == facts["refunds"] == facts["returned_units"]
+    return report_tills("returns_till", "return", args.tills, STORE, paced, saturated,
+                        dict(facts), len(keys), agrees)
 
 
 def main() -> None:
