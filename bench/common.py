@@ -13,7 +13,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -309,3 +309,87 @@ class Connection:
 
 def json_body(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
+
+
+# One till's next request: (HTTP status, idempotency key), or None when it has nothing
+# left to send.
+TillStep = Callable[[], Awaitable["tuple[int, str] | None"]]
+
+
+async def drive_tills(steps: list[TillStep], duration: float, warmup: float,
+                      interval: float | None, server_pid: int | None, unit: str
+                      ) -> dict[str, Any]:
+    """Run each till's step over and over: every `interval` seconds (staggered across
+    the tills), or back to back when `interval` is None. Latencies and statuses count
+    after `warmup`, for `duration` seconds; the server's CPU is sampled over the same
+    window. `unit` names the work in the result ("sale": `sales`, `sales_per_s`,
+    `ms_per_sale`); `keys` are the idempotency keys answered 200/201."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    keys: list[str] = []
+    start = time.monotonic()
+    measure_from = start + warmup
+    stop = measure_from + duration
+    cpu = CpuSampler(server_pid)
+    usage: dict[str, Any] = {}
+
+    async def account() -> None:
+        await asyncio.sleep(max(0.0, measure_from - time.monotonic()))  # the schedule
+        client0 = own_cpu_seconds()
+        with cpu:
+            await asyncio.sleep(max(0.0, stop - time.monotonic()))
+        usage.update(cpu.report(own_cpu_seconds() - client0))
+
+    async def one(step: TillStep, index: int) -> None:
+        due = start + (index / len(steps)) * (interval or 0)
+        while True:
+            now = time.monotonic()
+            if interval is not None:
+                if due > now:
+                    await asyncio.sleep(due - now)  # the schedule, not synchronisation
+                sent = due
+                due += interval
+            else:
+                sent = now
+            if sent >= stop:
+                return
+            answer = await step()
+            if answer is None:
+                return
+            status, key = answer
+            done = time.monotonic()
+            if sent >= measure_from:
+                latencies.append((done - sent) * 1000)
+                statuses[status] = statuses.get(status, 0) + 1
+            if status in (200, 201):
+                keys.append(key)
+
+    await asyncio.gather(account(), *(one(step, i) for i, step in enumerate(steps)))
+    n = sum(statuses.values())
+    server_s = usage.get("core_seconds", {}).get("server", 0.0)
+    pg_s = usage.get("core_seconds", {}).get("postgres", 0.0)
+    if n:
+        usage[f"ms_per_{unit}"] = {"server": round(1000 * server_s / n, 2),
+                                   "postgres": round(1000 * pg_s / n, 2)}
+    return {"interval_s": interval, f"{unit}s": n, "statuses": statuses,
+            f"{unit}s_per_s": round(n / duration, 1), "latency_ms": latency_summary(latencies),
+            "cpu": usage, "keys": keys}
+
+
+def report_tills(name: str, unit: str, tills: int, store: str, paced: dict[str, Any],
+                 saturated: dict[str, Any], facts: dict[str, Any], answered_ok: int,
+                 database_ok: bool) -> int:
+    """Write and print a till benchmark's result (its paced and saturated parts, what the
+    database holds); exit status 0 when the database agrees and every answer was 2xx."""
+    ok = database_ok and all(
+        s in (200, 201) for part in (paced, saturated) for s in part["statuses"])
+    result = {"tills": tills, "store": store, "paced": paced, "saturated": saturated,
+              "database": facts, "answered_ok": answered_ok, "passed": ok,
+              "target": "p99 <= 50 ms at 16 concurrent tills"}
+    path = write_result(name, result)
+    for part_name, part in (("paced", paced), ("saturated", saturated)):
+        lat = part["latency_ms"]
+        print(f"{part_name}: {part[f'{unit}s_per_s']} {unit}s/s, p50 {lat.get('p50')} ms, "
+              f"p99 {lat.get('p99')} ms, statuses {part['statuses']}")
+    print(f"database: {facts}; passed: {ok}; {path}")
+    return 0 if ok else 1

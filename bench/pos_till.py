@@ -27,11 +27,10 @@ import asyncio
 import json
 import random
 import re
-import time
 import uuid
 from typing import Any
 
-from bench.common import CpuSampler, latency_summary, own_cpu_seconds, pg_fetch, write_result
+from bench.common import TillStep, drive_tills, pg_fetch, report_tills
 from bench.web_checkout import Browser
 
 STORE = "store-1"
@@ -90,54 +89,12 @@ async def close_drawers(dsn: str, ids: list[int]) -> None:
 
 async def run_part(tills: list[Till], variants: list[int], duration: float, warmup: float,
                    interval: float | None, server_pid: int | None) -> dict[str, Any]:
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    keys: list[str] = []
-    start = time.monotonic()
-    measure_from = start + warmup
-    stop = measure_from + duration
-    cpu = CpuSampler(server_pid)
-    usage: dict[str, Any] = {}
-
-    async def account() -> None:
-        await asyncio.sleep(max(0.0, measure_from - time.monotonic()))  # the schedule
-        client0 = own_cpu_seconds()
-        with cpu:
-            await asyncio.sleep(max(0.0, stop - time.monotonic()))
-        usage.update(cpu.report(own_cpu_seconds() - client0))
-
-    async def one(t: Till, index: int) -> None:
+    def seller(t: Till, index: int) -> TillStep:
         rnd = random.Random(index)
-        due = start + (index / len(tills)) * (interval or 0)
-        while True:
-            now = time.monotonic()
-            if interval is not None:
-                if due > now:
-                    await asyncio.sleep(due - now)  # the schedule, not synchronisation
-                sent = due
-                due += interval
-            else:
-                sent = now
-            if sent >= stop:
-                return
-            status, key = await t.sell(rnd.sample(variants, rnd.choice((1, 2))))
-            done = time.monotonic()
-            if sent >= measure_from:
-                latencies.append((done - sent) * 1000)
-                statuses[status] = statuses.get(status, 0) + 1
-            if status in (200, 201):
-                keys.append(key)
+        return lambda: t.sell(rnd.sample(variants, rnd.choice((1, 2))))
 
-    await asyncio.gather(account(), *(one(t, i) for i, t in enumerate(tills)))
-    n = sum(statuses.values())
-    server_s = usage.get("core_seconds", {}).get("server", 0.0)
-    pg_s = usage.get("core_seconds", {}).get("postgres", 0.0)
-    if n:
-        usage["ms_per_sale"] = {"server": round(1000 * server_s / n, 2),
-                                "postgres": round(1000 * pg_s / n, 2)}
-    return {"interval_s": interval, "sales": n, "statuses": statuses,
-            "sales_per_s": round(n / duration, 1), "latency_ms": latency_summary(latencies),
-            "cpu": usage, "keys": keys}
+    return await drive_tills([seller(t, i) for i, t in enumerate(tills)], duration, warmup,
+                             interval, server_pid, "sale")
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -165,18 +122,9 @@ async def run(args: argparse.Namespace) -> int:
                (SELECT count(*) FROM payments WHERE order_id IN (SELECT id FROM o)) AS pays,
                (SELECT count(*) FROM order_lines WHERE order_id IN (SELECT id FROM o))
                    AS lines""", sessions)
-    ok = (facts["orders"] == len(keys) == facts["pays"]
-          and all(s in (200, 201) for part in (paced, saturated) for s in part["statuses"]))
-    result = {"tills": args.tills, "store": STORE, "paced": paced, "saturated": saturated,
-              "database": dict(facts), "answered_ok": len(keys), "passed": ok,
-              "target": "p99 <= 50 ms at 16 concurrent tills"}
-    path = write_result("pos_till", result)
-    for name, part in (("paced", paced), ("saturated", saturated)):
-        lat = part["latency_ms"]
-        print(f"{name}: {part['sales_per_s']} sales/s, p50 {lat.get('p50')} ms, "
-              f"p99 {lat.get('p99')} ms, statuses {part['statuses']}")
-    print(f"database: {dict(facts)}; passed: {ok}; {path}")
-    return 0 if ok else 1
+    agrees = facts["orders"] == len(keys) == facts["pays"]
+    return report_tills("pos_till", "sale", args.tills, STORE, paced, saturated, dict(facts),
+                        len(keys), agrees)
 
 
 def main() -> None:

@@ -22,11 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import time
 import uuid
 from typing import Any
 
-from bench.common import CpuSampler, latency_summary, own_cpu_seconds, pg_fetch, write_result
+from bench.common import TillStep, drive_tills, pg_fetch, report_tills
 from bench.pos_till import STORE, Till, close_drawers, open_drawers
 
 UNITS_PER_SALE = 400
@@ -68,53 +67,13 @@ class ReturnTill(Till):
 
 async def run_part(tills: list[ReturnTill], duration: float, warmup: float,
                    interval: float | None, server_pid: int | None) -> dict[str, Any]:
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    keys: list[str] = []
-    start = time.monotonic()
-    measure_from = start + warmup
-    stop = measure_from + duration
-    cpu = CpuSampler(server_pid)
-    usage: dict[str, Any] = {}
+    def returner(t: ReturnTill) -> TillStep:
+        async def step() -> tuple[int, str] | None:
+            return await t.take_return() if any(t.left.values()) else None
+        return step
 
-    async def account() -> None:
-        await asyncio.sleep(max(0.0, measure_from - time.monotonic()))  # the schedule
-        client0 = own_cpu_seconds()
-        with cpu:
-            await asyncio.sleep(max(0.0, stop - time.monotonic()))
-        usage.update(cpu.report(own_cpu_seconds() - client0))
-
-    async def one(t: ReturnTill, index: int) -> None:
-        due = start + (index / len(tills)) * (interval or 0)
-        while True:
-            now = time.monotonic()
-            if interval is not None:
-                if due > now:
-                    await asyncio.sleep(due - now)  # the schedule, not synchronisation
-                sent = due
-                due += interval
-            else:
-                sent = now
-            if sent >= stop or not any(t.left.values()):
-                return
-            status, key = await t.take_return()
-            done = time.monotonic()
-            if sent >= measure_from:
-                latencies.append((done - sent) * 1000)
-                statuses[status] = statuses.get(status, 0) + 1
-            if status in (200, 201):
-                keys.append(key)
-
-    await asyncio.gather(account(), *(one(t, i) for i, t in enumerate(tills)))
-    n = sum(statuses.values())
-    server_s = usage.get("core_seconds", {}).get("server", 0.0)
-    pg_s = usage.get("core_seconds", {}).get("postgres", 0.0)
-    if n:
-        usage["ms_per_return"] = {"server": round(1000 * server_s / n, 2),
-                                  "postgres": round(1000 * pg_s / n, 2)}
-    return {"interval_s": interval, "returns": n, "statuses": statuses,
-            "returns_per_s": round(n / duration, 1), "latency_ms": latency_summary(latencies),
-            "cpu": usage, "keys": keys}
+    return await drive_tills([returner(t) for t in tills], duration, warmup, interval,
+                             server_pid, "return")
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -139,18 +98,9 @@ async def run(args: argparse.Namespace) -> int:
                (SELECT count(*) FROM refunds WHERE order_id = ANY($1::bigint[])) AS refunds,
                (SELECT coalesce(sum(returned_quantity), 0) FROM order_lines
                  WHERE order_id = ANY($1::bigint[])) AS returned_units""", orders)
-    ok = (facts["returns"] == len(keys) == facts["refunds"] == facts["returned_units"]
-          and all(s in (200, 201) for part in (paced, saturated) for s in part["statuses"]))
-    result = {"tills": args.tills, "store": STORE, "paced": paced, "saturated": saturated,
-              "database": dict(facts), "answered_ok": len(keys), "passed": ok,
-              "target": "p99 <= 50 ms at 16 concurrent tills"}
-    path = write_result("returns_till", result)
-    for name, part in (("paced", paced), ("saturated", saturated)):
-        lat = part["latency_ms"]
-        print(f"{name}: {part['returns_per_s']} returns/s, p50 {lat.get('p50')} ms, "
-              f"p99 {lat.get('p99')} ms, statuses {part['statuses']}")
-    print(f"database: {dict(facts)}; passed: {ok}; {path}")
-    return 0 if ok else 1
+    agrees = facts["returns"] == len(keys) == facts["refunds"] == facts["returned_units"]
+    return report_tills("returns_till", "return", args.tills, STORE, paced, saturated,
+                        dict(facts), len(keys), agrees)
 
 
 def main() -> None:

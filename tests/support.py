@@ -24,11 +24,15 @@ from stdnum import ean as stdnum_ean
 
 from saumaton.catalogue.schemas import ProductIn, VariantIn
 from saumaton.catalogue.services import create_product
+from saumaton.checkout.services import record_payment_status
+from saumaton.config import Settings
 from saumaton.core.actor import SYSTEM, Actor
 from saumaton.db.migrate import MIGRATIONS, upgrade
 from saumaton.db.uow import Database
 from saumaton.inventory.services import Move, apply_moves
 from saumaton.locations.models import Channel, Location
+from saumaton.orders.schemas import OrderOut
+from saumaton.payments.models import PaytrailPayment
 from saumaton.staff.models import Staff
 from saumaton.staff.services import actor_for, create_api_token, create_staff
 from saumaton.tills.models import DrawerSession, Register
@@ -270,3 +274,16 @@ async def open_drawer(db: Database, location_id: int, status: str = "open") -> i
         session_id = int(d.id)
         await uow.commit()
     return session_id
+
+
+async def pay_web_order(db: Database, settings: Settings, order: OrderOut) -> str:
+    """Pay a placed web order as Paytrail's "ok" result does (a payment attempt, then its
+    status recorded); returns the Paytrail transaction id."""
+    stamp, txn = f"st-{order.id}", f"tx-{order.id}"
+    async with db.uow() as uow:
+        uow.session.add(PaytrailPayment(order_id=order.id, stamp=stamp, transaction_id=txn,
+                                        amount_cents=order.total_cents, status="new"))
+        await uow.commit()
+    out = await record_payment_status(db, settings, stamp, txn, "ok", order.total_cents)
+    assert out.order_status == "paid"
+    return txn

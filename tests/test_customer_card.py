@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from saumaton.checkout.services import AddressIn, CheckoutIn, place_web_order, record_payment_status
+from saumaton.checkout.services import AddressIn, CheckoutIn, place_web_order
 from saumaton.config import Settings
 from saumaton.core.actor import SYSTEM, Actor, RoleGrant
 from saumaton.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -36,9 +36,8 @@ from saumaton.events.models import OutboxEvent
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import LineIn, OrderIn, OrderOut
 from saumaton.orders.services import place_order
-from saumaton.payments.models import PaytrailPayment
 from saumaton.payments.services import PaymentIn
-from tests.support import Shop, csrf_of, make_variants, text_of
+from tests.support import Shop, csrf_of, make_variants, pay_web_order, text_of
 from tests.support import staff_login as login
 
 HX = {"HX-Request": "true"}
@@ -88,13 +87,7 @@ async def web_order(db: Database, settings: Settings, shop: Shop, c: CustomerOut
                                      key=f"w-{uuid.uuid4().hex}")
     assert order.customer_id == c.id
     if pay:
-        stamp, txn = f"st-{order.id}", f"tx-{order.id}"
-        async with db.uow() as uow:
-            uow.session.add(PaytrailPayment(order_id=order.id, stamp=stamp, transaction_id=txn,
-                                            amount_cents=order.total_cents, status="new"))
-            await uow.commit()
-        out = await record_payment_status(db, settings, stamp, txn, "ok", order.total_cents)
-        assert out.order_status == "paid"
+        await pay_web_order(db, settings, order)
     return order
 
 

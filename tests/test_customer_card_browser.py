@@ -17,7 +17,7 @@ import segno
 from playwright.async_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 
-from saumaton.checkout.services import AddressIn, CheckoutIn, place_web_order, record_payment_status
+from saumaton.checkout.services import AddressIn, CheckoutIn, place_web_order
 from saumaton.config import Settings
 from saumaton.core.actor import SYSTEM
 from saumaton.customers import accounts
@@ -26,10 +26,9 @@ from saumaton.db.uow import Database
 from saumaton.locations.models import Channel, Location
 from saumaton.mail.models import OutgoingMail
 from saumaton.orders.schemas import LineIn, OrderOut
-from saumaton.payments.models import PaytrailPayment
 from saumaton.tills.drawer import open_session
 from tests.browser import assert_fits, fill_staff_login, open_page
-from tests.support import Server, Shop, make_variants
+from tests.support import Server, Shop, make_variants, pay_web_order
 
 PHONE = {"width": 375, "height": 740}
 
@@ -57,13 +56,7 @@ async def paid_web_order(db: Database, settings: Settings, shop: Shop, email: st
                           city="Helsinki"),
         lines=[LineIn(variant_id=int(str(v["id"])), quantity=1)]),
         customer_id=None, key=f"web-{uuid.uuid4().hex}")
-    stamp, txn = f"st-{order.id}", f"tx-{order.id}"
-    async with db.uow() as uow:
-        uow.session.add(PaytrailPayment(order_id=order.id, stamp=stamp, transaction_id=txn,
-                                        amount_cents=order.total_cents, status="new"))
-        await uow.commit()
-    outcome = await record_payment_status(db, settings, stamp, txn, "ok", order.total_cents)
-    assert outcome.order_status == "paid"
+    await pay_web_order(db, settings, order)
     return order
 
 

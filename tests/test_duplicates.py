@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from saumaton.analytics.models import AnalyticsEvent
 from saumaton.audit.models import AuditEntry
 from saumaton.checkout.models import Cart
-from saumaton.checkout.services import AddressIn, CheckoutIn, place_web_order, record_payment_status
+from saumaton.checkout.services import AddressIn, CheckoutIn, place_web_order
 from saumaton.config import Settings
 from saumaton.core.actor import SYSTEM, Actor, RoleGrant
 from saumaton.core.clock import utcnow
@@ -57,12 +57,11 @@ from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import LineIn, OrderIn, OrderOut
 from saumaton.orders.services import place_order
-from saumaton.payments.models import PaytrailPayment
 from saumaton.payments.services import PaymentIn
 from saumaton.returns.models import Return
 from saumaton.service.models import Conversation, NpsSurvey
 from saumaton.service.nps import send_survey
-from tests.support import Shop, make_variants
+from tests.support import Shop, make_variants, pay_web_order
 
 MANAGER = Actor(label="staff:test manager", name="Maija Manageri",
                 grants=(RoleGrant("manager", None),))
@@ -129,16 +128,6 @@ async def web_order(db: Database, settings: Settings, shop: Shop, *, email: str,
     if paid:
         await pay_web_order(db, settings, order)
     return order
-
-
-async def pay_web_order(db: Database, settings: Settings, order: OrderOut) -> None:
-    stamp, txn = f"st-{order.id}", f"tx-{order.id}"
-    async with db.uow() as uow:
-        uow.session.add(PaytrailPayment(order_id=order.id, stamp=stamp, transaction_id=txn,
-                                        amount_cents=order.total_cents, status="new"))
-        await uow.commit()
-    out = await record_payment_status(db, settings, stamp, txn, "ok", order.total_cents)
-    assert out.order_status == "paid"
 
 
 async def store_order(db: Database, shop: Shop, customer_id: int, price: int) -> OrderOut:

@@ -11,7 +11,7 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import func, select
 
-from saumaton.checkout.services import AddressIn, CheckoutIn, place_web_order, record_payment_status
+from saumaton.checkout.services import AddressIn, CheckoutIn, place_web_order
 from saumaton.config import Settings
 from saumaton.core.clock import utcnow
 from saumaton.db.uow import Database
@@ -22,8 +22,8 @@ from saumaton.inventory.models import StockReservation
 from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import LineIn, OrderOut
-from saumaton.payments.models import PaytrailPayment, Refund
-from tests.support import Shop, make_variants, staff_actor
+from saumaton.payments.models import Refund
+from tests.support import Shop, make_variants, pay_web_order, staff_actor
 from tests.test_pickup_handover import level, new_phone
 
 
@@ -41,14 +41,7 @@ async def paid_web_order(db: Database, settings: Settings, lines: list[tuple[int
                                             city="Helsinki"),
         lines=[LineIn(variant_id=v, quantity=q) for v, q in lines])
     order, _ = await place_web_order(db, settings, cmd, customer_id=None, key=f"ff-{tag}")
-    stamp, txn = f"st-{tag}", f"tx-{tag}"
-    async with db.uow() as uow:
-        uow.session.add(PaytrailPayment(order_id=order.id, stamp=stamp, transaction_id=txn,
-                                        amount_cents=order.total_cents, status="new"))
-        await uow.commit()
-    out = await record_payment_status(db, settings, stamp, txn, "ok", order.total_cents)
-    assert out.order_status == "paid"
-    return order, txn
+    return order, await pay_web_order(db, settings, order)
 
 
 async def mails(db: Database, number: str, kind: str) -> list[OutgoingMail]:

@@ -32,7 +32,7 @@ from saumaton.payments.paytrail_refunds import (
     send_due_refunds,
 )
 from saumaton.payments.refunds import record_refund
-from saumaton.returns.schemas import ReturnIn, ReturnLineIn
+from saumaton.returns.schemas import ReturnIn, ReturnLineIn, ReturnOut
 from saumaton.returns.services import take_return
 from tests.support import Shop, make_variants, staff_actor
 from tests.test_checkout import cmd
@@ -76,14 +76,27 @@ async def refund_row(db: Database, refund_id: int) -> Refund:
         return r
 
 
+async def returned_at_store(db: Database, shop: Shop, order_id: int, quantity: int,
+                            reason: str) -> ReturnOut:
+    """Line 1 of the order brought back to store 1 by a cashier: a Paytrail refund due."""
+    out, _ = await take_return(db, await staff_actor(db, shop, "cashier1"), order_id, ReturnIn(
+        location_id=shop.store1, lines=[ReturnLineIn(line_no=1, quantity=quantity)],
+        reason=reason))
+    return out
+
+
+async def set_refund(db: Database, refund_id: int, **values: str) -> None:
+    async with db.uow() as uow:
+        await uow.session.execute(update(Refund).where(Refund.id == refund_id).values(**values))
+        await uow.commit()
+
+
 async def test_a_return_is_refunded_through_paytrail_once(
         db: Database, shop: Shop, settings: Settings, client: httpx.AsyncClient,
         sim: tuple[PaytrailClient, httpx.AsyncClient, SimulatorState]) -> None:
     paytrail, http, state = sim
     order_id, txn = await paid_web_order(db, shop, settings, paytrail, http)
-    out, _ = await take_return(db, await staff_actor(db, shop, "cashier1"), order_id, ReturnIn(
-        location_id=shop.store1, lines=[ReturnLineIn(line_no=1, quantity=1)],
-        reason="wrong shade"))
+    out = await returned_at_store(db, shop, order_id, 1, "wrong shade")
     [due] = out.refunds
     assert (due.method, due.status, due.amount_cents, due.reference) == (
         "paytrail", "due", 3490, txn)
@@ -97,10 +110,7 @@ async def test_a_return_is_refunded_through_paytrail_once(
     await asyncio.wait_for(asyncio.gather(*state.tasks), 10)
     assert [code for url, code in state.callback_log if "/refund/" in url] == [200]
     # Asked again (the first answer lost): the stamp keeps it one refund at Paytrail.
-    async with db.uow() as uow:
-        await uow.session.execute(update(Refund).where(Refund.id == due.id)
-                                  .values(status="due"))
-        await uow.commit()
+    await set_refund(db, due.id, status="due")
     assert await send_due_refunds(db, paytrail, settings, order_id=order_id) == 1
     assert [r["amount"] for r in payment.refunds] == [3490]
 
@@ -111,9 +121,7 @@ async def test_refund_callbacks_are_signed_and_idempotent(
     paytrail, http, state = sim
     state.refund_callbacks = 0
     order_id, _ = await paid_web_order(db, shop, settings, paytrail, http)
-    out, _ = await take_return(db, await staff_actor(db, shop, "cashier1"), order_id, ReturnIn(
-        location_id=shop.store1, lines=[ReturnLineIn(line_no=1, quantity=2)],
-        reason="changed my mind"))
+    out = await returned_at_store(db, shop, order_id, 2, "changed my mind")
     [due] = out.refunds
     stamp = (await refund_row(db, due.id)).refund_stamp
     assert stamp
@@ -144,14 +152,10 @@ async def test_a_refund_paytrail_refuses_fails_after_its_attempts(
         sim: tuple[PaytrailClient, httpx.AsyncClient, SimulatorState]) -> None:
     paytrail, http, _ = sim
     order_id, _ = await paid_web_order(db, shop, settings, paytrail, http)
-    out, _ = await take_return(db, await staff_actor(db, shop, "cashier1"), order_id, ReturnIn(
-        location_id=shop.store1, lines=[ReturnLineIn(line_no=1, quantity=1)],
-        reason="faulty"))
+    out = await returned_at_store(db, shop, order_id, 1, "faulty")
     [due] = out.refunds
-    async with db.uow() as uow:  # a transaction Paytrail does not know
-        await uow.session.execute(update(Refund).where(Refund.id == due.id)
-                                  .values(reference="unknown-transaction"))
-        await uow.commit()
+    # A transaction Paytrail does not know.
+    await set_refund(db, due.id, reference="unknown-transaction")
     for n in range(1, MAX_ATTEMPTS + 1):
         await send_due_refunds(db, paytrail, settings, order_id=order_id)
         row = await refund_row(db, due.id)

@@ -20,7 +20,7 @@ from saumaton.checkout.pickup import (
     order_id_from_code,
     pickup_code,
 )
-from saumaton.checkout.services import AddressIn, CheckoutIn, place_web_order, record_payment_status
+from saumaton.checkout.services import AddressIn, CheckoutIn, place_web_order
 from saumaton.config import Settings
 from saumaton.core.actor import SYSTEM, Actor, RoleGrant
 from saumaton.core.clock import utcnow
@@ -34,11 +34,10 @@ from saumaton.orders.models import Order
 from saumaton.orders.schemas import LineIn, OrderIn, OrderOut
 from saumaton.orders.services import place_order
 from saumaton.orders.suggestions import suggestions
-from saumaton.payments.models import PaytrailPayment
 from saumaton.payments.services import PaymentIn
 from saumaton.staff.models import Staff
 from saumaton.staff.services import staff_names
-from tests.support import Shop, make_variants
+from tests.support import Shop, make_variants, pay_web_order
 
 SECRET = "test-secret-key-0123456789"
 CASHIER1 = Actor(label="staff:test cashier1", staff_id=None, name="Cashier 1",
@@ -61,13 +60,7 @@ async def paid_pickup(db: Database, settings: Settings, store: int, lines: list[
                      lines=[LineIn(variant_id=v, quantity=q) for v, q in lines])
     order, _ = await place_web_order(db, settings, cmd, customer_id=None, key=f"cc-{tag}")
     if pay:
-        stamp, txn = f"st-{tag}", f"tx-{tag}"
-        async with db.uow() as uow:
-            uow.session.add(PaytrailPayment(order_id=order.id, stamp=stamp, transaction_id=txn,
-                                            amount_cents=order.total_cents, status="new"))
-            await uow.commit()
-        out = await record_payment_status(db, settings, stamp, txn, "ok", order.total_cents)
-        assert out.order_status == "paid"
+        await pay_web_order(db, settings, order)
     return order, last, phone
 
 

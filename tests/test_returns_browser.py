@@ -22,19 +22,18 @@ from saumaton.checkout.services import (
     AddressIn,
     CheckoutIn,
     place_web_order,
-    record_payment_status,
 )
 from saumaton.config import TEST_MERCHANT, Settings
 from saumaton.db.uow import Database
 from saumaton.loyalty.ledger import balance
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import LineIn
-from saumaton.payments.models import PaytrailPayment, Refund
+from saumaton.payments.models import Refund
 from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
 from saumaton.payments.paytrail_refunds import send_due_refunds
 from saumaton.returns.models import Return
 from tests.browser import PHONE, assert_fits, browser, contexts, fill_staff_login, open_page
-from tests.support import Server, Shop, csrf_of, make_variants
+from tests.support import Server, Shop, csrf_of, make_variants, pay_web_order
 from tests.test_accounts import PASSWORD, register, verify
 from tests.test_checkout_browser import (
     ORDER_URL,
@@ -86,13 +85,7 @@ async def paid_account_order(db: Database, shop: Shop, settings: Settings | None
                           city="Tampere"),
         lines=[LineIn(variant_id=int(str(v["id"])), quantity=2)]),
         customer_id=cid, key=f"ret-{uuid.uuid4().hex}")
-    stamp, txn = f"st-{order.id}", f"tx-{order.id}"
-    async with db.uow() as uow:
-        uow.session.add(PaytrailPayment(order_id=order.id, stamp=stamp, transaction_id=txn,
-                                        amount_cents=order.total_cents, status="new"))
-        await uow.commit()
-    out = await record_payment_status(db, settings, stamp, txn, "ok", order.total_cents)
-    assert out.order_status == "paid"
+    await pay_web_order(db, settings, order)
     return ShopperOrder(email, cid, order.id, int(str(v["id"])))
 
 

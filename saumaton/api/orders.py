@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -14,6 +15,7 @@ from saumaton.checkout.pickup import hand_over
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Forbidden, NotFound
 from saumaton.core.types import MAX_ID, Input
+from saumaton.db.uow import UnitOfWork
 from saumaton.fulfilment import steps
 from saumaton.orders import services as orders
 from saumaton.orders.lifecycle import OrderStatus
@@ -22,6 +24,7 @@ from saumaton.orders.schemas import OrderIn, OrderOut
 from saumaton.web.auth import db_of, require_actor
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
+T = TypeVar("T")
 
 
 @router.post(
@@ -114,14 +117,19 @@ class CancelOut(BaseModel):
                                           "the refund job)")
 
 
+async def _committed(request: Request, step: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    """One fulfilment step in its own transaction, committed (the steps never commit)."""
+    async with db_of(request).uow() as uow:
+        out = await step(uow)
+        await uow.commit()
+    return out
+
+
 @router.post("/orders/{order_id}/picking", response_model=OrderOut,
              summary="Start picking a paid web order", responses=_TRANSITION_ERRORS)
 async def picking(request: Request, order_id: OrderIdPath,
                   actor: Actor = Depends(require_actor)) -> OrderOut:
-    async with db_of(request).uow() as uow:
-        out = await steps.start_picking(uow, actor, order_id)
-        await uow.commit()
-    return out
+    return await _committed(request, lambda uow: steps.start_picking(uow, actor, order_id))
 
 
 @router.post("/orders/{order_id}/ready", response_model=OrderOut,
@@ -129,20 +137,15 @@ async def picking(request: Request, order_id: OrderIdPath,
              responses=_TRANSITION_ERRORS)
 async def ready(request: Request, order_id: OrderIdPath,
                 actor: Actor = Depends(require_actor)) -> OrderOut:
-    async with db_of(request).uow() as uow:
-        out = await steps.mark_ready(uow, actor, request.app.state.settings, order_id)
-        await uow.commit()
-    return out
+    return await _committed(request, lambda uow: steps.mark_ready(
+        uow, actor, request.app.state.settings, order_id))
 
 
 @router.post("/orders/{order_id}/packed", response_model=OrderOut,
              summary="Home delivery: packed", responses=_TRANSITION_ERRORS)
 async def packed(request: Request, order_id: OrderIdPath,
                  actor: Actor = Depends(require_actor)) -> OrderOut:
-    async with db_of(request).uow() as uow:
-        out = await steps.mark_packed(uow, actor, order_id)
-        await uow.commit()
-    return out
+    return await _committed(request, lambda uow: steps.mark_packed(uow, actor, order_id))
 
 
 @router.post("/orders/{order_id}/shipped", response_model=OrderOut,
@@ -150,11 +153,9 @@ async def packed(request: Request, order_id: OrderIdPath,
              responses=_TRANSITION_ERRORS)
 async def shipped(request: Request, order_id: OrderIdPath, body: ShippedIn,
                   actor: Actor = Depends(require_actor)) -> OrderOut:
-    async with db_of(request).uow() as uow:
-        out = await steps.mark_shipped(uow, actor, request.app.state.settings, order_id,
-                                       body.carrier, body.tracking_number)
-        await uow.commit()
-    return out
+    return await _committed(request, lambda uow: steps.mark_shipped(
+        uow, actor, request.app.state.settings, order_id, body.carrier,
+        body.tracking_number))
 
 
 @router.post("/orders/{order_id}/collected", response_model=OrderOut,
@@ -180,8 +181,7 @@ async def collected(request: Request, order_id: OrderIdPath, body: CollectedIn,
              responses=_TRANSITION_ERRORS)
 async def cancel(request: Request, order_id: OrderIdPath, body: CancelIn | None = None,
                  actor: Actor = Depends(require_actor)) -> CancelOut:
-    async with db_of(request).uow() as uow:
-        done = await steps.cancel_order(uow, actor, request.app.state.settings, order_id,
-                                        reason=(body or CancelIn()).reason)
-        await uow.commit()
+    done = await _committed(request, lambda uow: steps.cancel_order(
+        uow, actor, request.app.state.settings, order_id,
+        reason=(body or CancelIn()).reason))
     return CancelOut(order=done.order, refund_cents=done.refund_cents)

@@ -14,7 +14,13 @@ from saumaton.core.types import MAX_ID, Input
 from saumaton.locations.services import location_by_code
 from saumaton.payments.paytrail_refunds import send_due_refunds
 from saumaton.returns import services as returns
-from saumaton.returns.schemas import RefundChoice, ReturnIn, ReturnLineIn, ReturnOut
+from saumaton.returns.schemas import (
+    RefundChoice,
+    ReturnIn,
+    ReturnLineIn,
+    ReturnOut,
+    check_return_lines,
+)
 from saumaton.web.auth import db_of, require_actor
 from saumaton.web.pages import settings_of
 
@@ -35,11 +41,7 @@ class ApiReturnIn(Input):
 
     @model_validator(mode="after")
     def _distinct(self) -> ApiReturnIn:
-        nos = [ln.line_no for ln in self.lines]
-        if len(set(nos)) != len(nos):
-            raise ValueError("name each order line once")
-        if not self.reason.strip():
-            raise ValueError("a return needs a reason")
+        check_return_lines(self.lines, self.reason)
         return self
 
 

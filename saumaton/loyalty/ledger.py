@@ -228,22 +228,40 @@ async def refund_for_order(uow: UnitOfWork, order_id: int, reason: str,
     `refund:order:{id}`, so a second call gives nothing. Returns the points given back
     now (0: none were spent, or given back before). The points come back as new points
     (valid for `loyalty_points_valid_days` from now)."""
-    s = uow.session
+    spent = await _spent_on(uow.session, order_id)
+    if spent is None or spent.points <= 0:
+        return 0
+    return await _refund_entry(uow, spent, order_id, spent.points, reason,
+                               key=f"refund:order:{order_id}", now=now)
+
+
+@dataclass(frozen=True)
+class _Spent:
+    customer_id: int
+    points: int  # spent on the order, as a positive number
+    channel: str
+
+
+async def _spent_on(s: AsyncSession, order_id: int) -> _Spent | None:
+    """Who spent points on the order, how many and in which channel (None: nobody)."""
     spent = (await s.execute(
         select(LoyaltyEntry.customer_id, func.sum(LoyaltyEntry.points),
                func.min(LoyaltyEntry.channel))
         .where(LoyaltyEntry.order_id == order_id, LoyaltyEntry.kind == "redeem")
         .group_by(LoyaltyEntry.customer_id))).first()
     if spent is None or not spent[1]:
-        return 0
-    points = -int(spent[1])
-    if points <= 0:
-        return 0
+        return None
+    return _Spent(int(spent[0]), -int(spent[1]), str(spent[2] or ""))
+
+
+async def _refund_entry(uow: UnitOfWork, spent: _Spent, order_id: int, points: int,
+                        reason: str, *, key: str, now: datetime | None) -> int:
+    """One `refund` entry giving `points` back as new points (valid for
+    `loyalty_points_valid_days` from now); 0 when `key` was written before."""
     now = now or utcnow()
     valid = timedelta(days=get_settings().loyalty_points_valid_days)
-    written = await _write(uow, customer_id=int(spent[0]), kind="refund", points=points,
-                           key=f"refund:order:{order_id}", order_id=order_id,
-                           channel=str(spent[2] or ""), reason=reason,
+    written = await _write(uow, customer_id=spent.customer_id, kind="refund", points=points,
+                           key=key, order_id=order_id, channel=spent.channel, reason=reason,
                            expires_at=now + valid, now=now)
     return points if written is not None else 0
 
@@ -369,22 +387,13 @@ async def give_back_points(uow: UnitOfWork, order_id: int, points: int, reason: 
     if points <= 0:
         return 0
     s = uow.session
-    spent = (await s.execute(
-        select(LoyaltyEntry.customer_id, func.sum(LoyaltyEntry.points),
-               func.min(LoyaltyEntry.channel))
-        .where(LoyaltyEntry.order_id == order_id, LoyaltyEntry.kind == "redeem")
-        .group_by(LoyaltyEntry.customer_id))).first()
-    if spent is None or not spent[1]:
+    spent = await _spent_on(s, order_id)
+    if spent is None:
         return 0
     back = int(await s.scalar(
         select(func.coalesce(func.sum(LoyaltyEntry.points), 0))
         .where(LoyaltyEntry.order_id == order_id, LoyaltyEntry.kind == "refund")) or 0)
-    give = min(points, -int(spent[1]) - back)
+    give = min(points, spent.points - back)
     if give <= 0:
         return 0
-    now = now or utcnow()
-    valid = timedelta(days=get_settings().loyalty_points_valid_days)
-    written = await _write(uow, customer_id=int(spent[0]), kind="refund", points=give,
-                           key=key, order_id=order_id, channel=str(spent[2] or ""),
-                           reason=reason, expires_at=now + valid, now=now)
-    return give if written is not None else 0
+    return await _refund_entry(uow, spent, order_id, give, reason, key=key, now=now)

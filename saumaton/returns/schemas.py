@@ -22,6 +22,16 @@ class ReturnLineIn(Input):
     reason: str = Field(default="", max_length=200)
 
 
+def check_return_lines(lines: list[ReturnLineIn], reason: str) -> None:
+    """What every return request must hold, in whichever channel it is made: each
+    order line named once, and a reason that is more than blanks."""
+    nos = [ln.line_no for ln in lines]
+    if len(set(nos)) != len(nos):
+        raise ValueError("name each order line once")
+    if not reason.strip():
+        raise ValueError("a return needs a reason")
+
+
 class BankAccountIn(Input):
     """Where finance pays a refund by bank transfer (a post return of a cash sale)."""
 
@@ -49,11 +59,7 @@ class ReturnIn(Input):
 
     @model_validator(mode="after")
     def _distinct_lines(self) -> ReturnIn:
-        nos = [ln.line_no for ln in self.lines]
-        if len(set(nos)) != len(nos):
-            raise ValueError("name each order line once")
-        if not self.reason.strip():
-            raise ValueError("a return needs a reason")
+        check_return_lines(self.lines, self.reason)
         return self
 
 
@@ -68,11 +74,7 @@ class PostReturnIn(Input):
 
     @model_validator(mode="after")
     def _distinct_lines(self) -> PostReturnIn:
-        nos = [ln.line_no for ln in self.lines]
-        if len(set(nos)) != len(nos):
-            raise ValueError("name each order line once")
-        if not self.reason.strip():
-            raise ValueError("a return needs a reason")
+        check_return_lines(self.lines, self.reason)
         return self
 
 

@@ -741,16 +741,12 @@ async def create_return(uow: UnitOfWork, actor: Actor, order_id: int, cmd: Retur
     return out
 
 
-async def _create_return(uow: UnitOfWork, actor: Actor, order_id: int, cmd: ReturnIn,
-                         channel: str, idempotency_key: str | None, now: datetime | None,
-                         settings: Settings | None) -> tuple[ReturnOut, bool]:
-    settings = settings or get_settings()
-    actor.require("returns.create", cmd.location_id)
-    hashed = request_hash(order_id, cmd)
-    seen = await _replayed(uow, idempotency_key, hashed)
-    if seen is not None:
-        return seen, True
-    now = now or utcnow()
+async def _open_in_store_return(uow: UnitOfWork, actor: Actor, order_id: int,
+                                cmd: ReturnIn, channel: str, idempotency_key: str | None,
+                                hashed: str, now: datetime, settings: Settings
+                                ) -> tuple[_Ctx, Return, ReturnAmounts, bool]:
+    """The checks and rows a return at a store starts with (a plain return and an
+    exchange alike): the return row, its units taken, not yet refunded."""
     if not await _location_exists(uow, cmd.location_id):
         raise ValidationFailed(f"no location {cmd.location_id}", code="unknown_location",
                                field="location")
@@ -764,6 +760,21 @@ async def _create_return(uow: UnitOfWork, actor: Actor, order_id: int, cmd: Retu
         refund_method=cmd.refund_method, reason=cmd.reason, note=cmd.note,
         override_reason=override, location_id=cmd.location_id, wanted=cmd.lines,
         amounts=amounts, idempotency_key=idempotency_key, hashed=hashed, now=now)
+    return ctx, ret, amounts, complete
+
+
+async def _create_return(uow: UnitOfWork, actor: Actor, order_id: int, cmd: ReturnIn,
+                         channel: str, idempotency_key: str | None, now: datetime | None,
+                         settings: Settings | None) -> tuple[ReturnOut, bool]:
+    settings = settings or get_settings()
+    actor.require("returns.create", cmd.location_id)
+    hashed = request_hash(order_id, cmd)
+    seen = await _replayed(uow, idempotency_key, hashed)
+    if seen is not None:
+        return seen, True
+    now = now or utcnow()
+    ctx, ret, amounts, complete = await _open_in_store_return(
+        uow, actor, order_id, cmd, channel, idempotency_key, hashed, now, settings)
     how = _Refunding("in_store", cmd.location_id, cmd.drawer_session_id,
                      cmd.terminal_confirmed, cmd.terminal_reference)
     await _complete(uow, actor, ctx, ret, amounts, complete, how,
@@ -979,19 +990,8 @@ async def exchange(uow: UnitOfWork, actor: Actor, order_id: int, cmd: ReturnIn,
     if seen is not None:
         return seen
     now = now or utcnow()
-    if not await _location_exists(uow, cmd.location_id):
-        raise ValidationFailed(f"no location {cmd.location_id}", code="unknown_location",
-                               field="location")
-    ctx = await _context(uow, order_id, cmd.lines)
-    override = await _check_window(uow, actor, ctx, cmd.override_reason, cmd.location_id,
-                                   now, settings)
-    amounts, complete = await _amounts(uow, ctx, cmd.lines, settings)
-    await _take_units(uow, ctx, cmd.lines)
-    ret = await _new_return(
-        uow, actor, ctx, kind="in_store", channel=channel, status="requested",
-        refund_method=cmd.refund_method, reason=cmd.reason, note=cmd.note,
-        override_reason=override, location_id=cmd.location_id, wanted=cmd.lines,
-        amounts=amounts, idempotency_key=key, hashed=hashed, now=now)
+    ctx, ret, amounts, complete = await _open_in_store_return(
+        uow, actor, order_id, cmd, channel, key, hashed, now, settings)
     # The goods back first: stock rows before the register's receipt number, which the
     # sale takes last (tills.receipts), as every sale orders its locks.
     await _goods_back(uow, actor, ctx, ret, {w.line_no: w.restock for w in cmd.lines},

@@ -8,6 +8,7 @@ turns a form into the core's commands and the core's views into what a page show
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -293,6 +294,30 @@ def read_bank_account(request: Request, posted: FormData
     if errors:
         return None, errors
     return BankAccountIn(holder=holder, iban=compact), {}
+
+
+def read_post_return_form(request: Request, posted: FormData, view: OrderForReturn,
+                          settings: Settings
+                          ) -> tuple[ReturnForm, BankAccountIn | None, dict[str, str]]:
+    """A postal return's form (the shopper's and the service desk's alike): the lines,
+    the refund (the original payment or store credit) and, when the original payment
+    cannot be refunded to it, the bank account; every error at once."""
+    form, errors = read_return_form(request, posted, view,
+                                    refund_choices=("original", "store_credit"))
+    bank = None
+    if view.needs_bank_account(settings) and form.refund_method == "original":
+        bank, bank_errors = read_bank_account(request, posted)
+        errors.update(bank_errors)
+    return form, bank, errors
+
+
+def post_return_form_context(view: OrderForReturn, settings: Settings,
+                             form: ReturnForm | None, errors: dict[str, str] | None
+                             ) -> dict[str, Any]:
+    """What a postal return's form page shows, wherever it is filled in."""
+    return {"v": view, "form": form or ReturnForm.blank(view), "errors": errors or {},
+            "reasons": REASONS, "key": secrets.token_urlsafe(18),
+            "bank_needed": view.needs_bank_account(settings)}
 
 
 def _iban_ok(iban: str) -> bool:

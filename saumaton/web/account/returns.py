@@ -8,7 +8,6 @@ Thin: `returns.services.request_post_return` holds every rule.
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 import segno
@@ -32,12 +31,12 @@ from saumaton.web.pages import (
     settings_of,
 )
 from saumaton.web.returns_forms import (
-    REASONS,
+    OrderForReturn,
     ReturnForm,
     error_fields,
     post_return_address,
-    read_bank_account,
-    read_return_form,
+    post_return_form_context,
+    read_post_return_form,
     returnable_order,
     start_post_return,
 )
@@ -59,20 +58,26 @@ def return_qr(code: str) -> Markup:
     return Markup(svg)  # segno's own markup; the code is letters and digits only
 
 
-async def _form_page(request: Request, customer_id: int, number: str, *,
-                     form: ReturnForm | None = None, errors: dict[str, str] | None = None,
-                     status: int = 200) -> Response:
+async def _own_order(request: Request, customer_id: int, number: str
+                     ) -> OrderForReturn | Response:
+    """Her order as the return form shows it, or the page saying it is not hers."""
     try:
         async with db_of(request).reader() as s:
             entry = await accounts.customer_order(s, customer_id, number)
-            view = await returnable_order(s, settings_of(request), entry.order.id)
+            return await returnable_order(s, settings_of(request), entry.order.id)
     except NotFound:
         return error_page(request, 404, gettext(request, N_(
             "There is no such order in your account.")))
+
+
+async def _form_page(request: Request, customer_id: int, number: str, *,
+                     form: ReturnForm | None = None, errors: dict[str, str] | None = None,
+                     status: int = 200) -> Response:
+    view = await _own_order(request, customer_id, number)
+    if isinstance(view, Response):
+        return view
     return page(request, "account/return_form.html", N_("Return items from order %(number)s"),
-                {"v": view, "form": form or ReturnForm.blank(view), "errors": errors or {},
-                 "reasons": REASONS, "key": secrets.token_urlsafe(18),
-                 "bank_needed": view.needs_bank_account(settings_of(request))},
+                post_return_form_context(view, settings_of(request), form, errors),
                 status=status, title_values={"number": view.order.number})
 
 
@@ -91,19 +96,10 @@ async def start_return(request: Request, number: Number) -> Response:
         return customer_id
     posted = await checked_form(request)
     settings = settings_of(request)
-    try:
-        async with db_of(request).reader() as s:
-            entry = await accounts.customer_order(s, customer_id, number)
-            view = await returnable_order(s, settings, entry.order.id)
-    except NotFound:
-        return error_page(request, 404, gettext(request, N_(
-            "There is no such order in your account.")))
-    form, errors = read_return_form(request, posted, view,
-                                    refund_choices=("original", "store_credit"))
-    bank = None
-    if view.needs_bank_account(settings) and form.refund_method == "original":
-        bank, bank_errors = read_bank_account(request, posted)
-        errors.update(bank_errors)
+    view = await _own_order(request, customer_id, number)
+    if isinstance(view, Response):
+        return view
+    form, bank, errors = read_post_return_form(request, posted, view, settings)
     if errors:
         return await _form_page(request, customer_id, number, form=form, errors=errors,
                                 status=422)

@@ -7,7 +7,6 @@ Thin: `returns.services.request_post_return` (staff need `returns.create`).
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import Path, Request
@@ -29,12 +28,11 @@ from saumaton.web.pages import (
     settings_of,
 )
 from saumaton.web.returns_forms import (
-    REASONS,
     ReturnForm,
     error_fields,
     post_return_address,
-    read_bank_account,
-    read_return_form,
+    post_return_form_context,
+    read_post_return_form,
     returnable_order,
     start_post_return,
 )
@@ -58,9 +56,8 @@ async def _form_page(request: Request, order_id: int, *, form: ReturnForm | None
     return render(request, "service/return_form.html", {
         "title": gettext(request, N_("Return items from order %(number)s"),
                          number=view.order.number),
-        "section": "conversations", "v": view, "form": form or ReturnForm.blank(view),
-        "errors": errors or {}, "reasons": REASONS, "key": secrets.token_urlsafe(18),
-        "bank_needed": view.needs_bank_account(settings)}, status=status)
+        "section": "conversations",
+        **post_return_form_context(view, settings, form, errors)}, status=status)
 
 
 @router.get("/orders/{order_id}/return")
@@ -76,12 +73,7 @@ async def start_return(request: Request, order_id: OrderId) -> Response:
     settings = settings_of(request)
     async with db_of(request).reader() as s:
         view = await returnable_order(s, settings, order_id)
-    form, errors = read_return_form(request, posted, view,
-                                    refund_choices=("original", "store_credit"))
-    bank = None
-    if view.needs_bank_account(settings) and form.refund_method == "original":
-        bank, bank_errors = read_bank_account(request, posted)
-        errors.update(bank_errors)
+    form, bank, errors = read_post_return_form(request, posted, view, settings)
     if errors:
         return await _form_page(request, order_id, form=form, errors=errors, status=422)
     try:
