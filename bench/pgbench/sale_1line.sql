@@ -36,7 +36,8 @@ WHERE c.active AND c.starts_at <= now() AND (c.ends_at IS NULL OR c.ends_at > no
 \set vat1 (:pr1 * :r1 + (10000 + :r1) / 2) / (10000 + :r1)
 \set vat :vat1
 -- The order (in the store's open drawer session), its lines and its cash payment in
--- one statement.
+-- one statement (the app's orders.writer statement also carries the web-order columns,
+-- NULL for a store sale).
 WITH d AS (
   SELECT ds.id FROM drawer_sessions ds JOIN registers r ON r.id = ds.register_id
   WHERE ds.location_id = 1 AND ds.status = 'open'

@@ -49,7 +49,8 @@ WHERE c.active AND c.starts_at <= now() AND (c.ends_at IS NULL OR c.ends_at > no
 \set vat2 (:pr2 * :r2 + (10000 + :r2) / 2) / (10000 + :r2)
 \set vat :vat1 + :vat2
 -- The order (in the store's open drawer session), its lines and its cash payment in
--- one statement.
+-- one statement (the app's orders.writer statement also carries the web-order columns,
+-- NULL for a store sale).
 WITH d AS (
   SELECT ds.id FROM drawer_sessions ds JOIN registers r ON r.id = ds.register_id
   WHERE ds.location_id = 1 AND ds.status = 'open'

@@ -84,6 +84,7 @@ from saumaton.orders.services import (
     order_number,
     vat_breakdown,
 )
+from saumaton.orders.writer import LineRecord, OrderRecord, write_lines_payments, write_order
 from saumaton.payments.models import Payment, PaytrailPayment
 from saumaton.payments.paytrail.client import PaytrailClient
 from saumaton.payments.paytrail.payload import payment_request
@@ -442,9 +443,9 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
                                 signed_in=customer_id is not None)
     buyer, new_buyer = await _customer_for(uow, customer_id, email, phone, cmd)
     due = now + timedelta(seconds=settings.reservation_ttl_seconds)
-    order_id = int((await s.execute(insert(Order).values(
+    order_id, _ = await write_order(uow, OrderRecord(
         channel_id=channel.id, location_id=candidates[0] if cmd.delivery == "pickup" else None,
-        customer_id=buyer, status=OrderStatus.PENDING.value, currency="EUR",
+        customer_id=buyer, status=OrderStatus.PENDING.value,
         subtotal_cents=priced.subtotal_cents + fee, discount_cents=priced.discount_cents,
         total_cents=priced.total_cents + fee, vat_cents=priced.vat_cents + fee_vat,
         paid_cents=0, idempotency_key=key, request_hash=fingerprint,
@@ -453,15 +454,15 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
         delivery_method=cmd.delivery, delivery_fee_cents=fee, delivery_vat_rate_bp=fee_rate,
         delivery_vat_cents=fee_vat, shipping_address=address,
         access_token=secrets.token_urlsafe(24), payment_due_at=due,
-    ).returning(Order.id))).scalar_one())
+    ), [], [], event={"channel": WEB_CHANNEL, "delivery": cmd.delivery})
     number = order_number(order_id)
 
-    rows = []
+    rows: list[LineRecord] = []
     gift = {i.id for i in infos if i.gift_card}  # no stock: a card is issued when paid
     # Reserve in variant order (the lock order of every stock write: no deadlocks).
     for ln in sorted(priced.lines, key=lambda ln: (ln.variant_id, ln.line_no)):
         if ln.variant_id in gift:
-            rows.append(_line_row(order_id, ln, None))
+            rows.append(_line_row(ln, None))
             continue
         taken = await _reserve_line(uow, ln.variant_id, ln.quantity, candidates,
                                     split=cmd.delivery == "home", reference=number,
@@ -473,8 +474,9 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
                              else "out_of_stock", field=f"lines.{ln.line_no - 1}",
                              extra={"variant_id": ln.variant_id, "name": ln.name})
         # where most of the line comes from (each reservation knows its own)
-        rows.append(_line_row(order_id, ln, max(taken, key=lambda loc: taken[loc])))
-    await s.execute(insert(OrderLine), sorted(rows, key=lambda r: int(str(r["line_no"]))))
+        rows.append(_line_row(ln, max(taken, key=lambda loc: taken[loc])))
+    await write_lines_payments(uow, order_id, sorted(rows, key=lambda r: r.line_no), [],
+                               location_id=None, at=now)
     if cmd.marketing_email and (customer_id is not None or new_buyer):
         # Only for the signed-in customer or one this checkout created: typing someone
         # else's e-mail must not grant consent on their record.
@@ -484,21 +486,13 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
                                customer_id, now)
     if cmd.gift_card_code.strip():
         await _pay_with_gift_card(uow, settings, order_id, cmd.gift_card_code, now)
-    uow.emit("order.created", {"order_id": order_id, "channel": WEB_CHANNEL,
-                               "location_id": candidates[0] if cmd.delivery == "pickup"
-                               else None, "status": "pending",
-                               "total_cents": priced.total_cents + fee,
-                               "customer_id": buyer, "delivery": cmd.delivery})
     return order_id
 
 
-def _line_row(order_id: int, ln: QuotedLine, location_id: int | None) -> dict[str, Any]:
-    return {"order_id": order_id, "line_no": ln.line_no, "variant_id": ln.variant_id,
-            "location_id": location_id, "sku": ln.sku, "name": ln.name,
-            "quantity": ln.quantity, "unit_price_cents": ln.unit_price_cents,
-            "discount_cents": ln.discount_cents, "total_cents": ln.total_cents,
-            "vat_rate_bp": ln.vat_rate_bp, "vat_cents": ln.vat_cents,
-            "campaign_id": ln.campaign_id}
+def _line_row(ln: QuotedLine, location_id: int | None) -> LineRecord:
+    return LineRecord(ln.line_no, ln.variant_id, location_id, ln.sku, ln.name, ln.quantity,
+                      ln.unit_price_cents, ln.discount_cents, ln.total_cents,
+                      ln.vat_rate_bp, ln.vat_cents, ln.campaign_id)
 
 
 async def _pay_with_points(uow: UnitOfWork, settings: Settings, order_id: int, buyer: int,

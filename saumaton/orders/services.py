@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,10 +45,16 @@ from saumaton.orders.schemas import (
     PaymentOut,
     VatLine,
 )
+from saumaton.orders.writer import (
+    LineRecord,
+    OrderRecord,
+    PaymentRecord,
+    write_lines_payments,
+    write_order,
+)
 from saumaton.payments.models import Payment, Refund
-from saumaton.payments.services import BALANCE_METHODS, PlannedPayment, plan_payments
+from saumaton.payments.services import BALANCE_METHODS, plan_payments
 from saumaton.pricing.services import resolve_prices, resolve_prices_pg
-from saumaton.tills.models import DrawerSession, Register
 from saumaton.tills.receipts import assign_receipt_no
 
 
@@ -82,80 +88,6 @@ async def _channel(uow: UnitOfWork, code: str) -> _ChannelRef:
 
 # PostgreSQL hot path: prepared statements on the driver (see UnitOfWork.driver).
 _PG_KEY_SQL = "SELECT id, request_hash FROM orders WHERE idempotency_key = $1"
-_PG_ORDER_INSERT = """
-INSERT INTO orders (channel_id, location_id, customer_id, status, currency, subtotal_cents,
-                    discount_cents, total_cents, vat_cents, paid_cents, idempotency_key,
-                    request_hash, created_by, created_at, drawer_session_id)
-VALUES ($1, $2, $3, $4, 'EUR', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id"""
-# A store sale's order with its drawer session, found in the same statement: the named
-# session ($14, which must be open at the store) or the store's open one (the till
-# page's register first). FOR SHARE: a close computing the Z report (FOR UPDATE) either
-# sees this sale or the sale sees the session closed. No open session: no row.
-_PG_STORE_ORDER_INSERT = """
-WITH d AS (
-  SELECT ds.id FROM drawer_sessions ds JOIN registers r ON r.id = ds.register_id
-  WHERE ds.location_id = $2 AND ds.status = 'open' AND ($14::bigint IS NULL OR ds.id = $14)
-  ORDER BY r.active DESC, r.id LIMIT 1 FOR SHARE OF ds)
-INSERT INTO orders (channel_id, location_id, customer_id, status, currency, subtotal_cents,
-                    discount_cents, total_cents, vat_cents, paid_cents, idempotency_key,
-                    request_hash, created_by, created_at, drawer_session_id)
-SELECT $1, $2, $3, $4, 'EUR', $5, $6, $7, $8, $9, $10, $11, $12, $13, d.id FROM d
-RETURNING id, drawer_session_id"""
-
-
-def _pg_lines_payments(order_id: str, p: int) -> tuple[str, str]:
-    """INSERTs of an order's lines and payments (each kept in the given order) as
-    columns of arrays, parameters $p..$p+19: the 12 line columns, the payments'
-    location and time, then the 6 payment columns."""
-    a = [f"${p + i}" for i in range(20)]
-    lines = f"""
-    INSERT INTO order_lines (order_id, line_no, variant_id, location_id, sku, name, quantity,
-                             unit_price_cents, discount_cents, total_cents, vat_rate_bp,
-                             vat_cents, campaign_id)
-    SELECT {order_id}, line_no, variant_id, location_id, sku, name, quantity,
-           unit_price_cents, discount_cents, total_cents, vat_rate_bp, vat_cents, campaign_id
-    FROM unnest({a[0]}::int[], {a[1]}::int[], {a[2]}::int[], {a[3]}::text[], {a[4]}::text[],
-                {a[5]}::int[], {a[6]}::int[], {a[7]}::int[], {a[8]}::int[], {a[9]}::int[],
-                {a[10]}::int[], {a[11]}::int[]) WITH ORDINALITY
-        AS l(line_no, variant_id, location_id, sku, name, quantity, unit_price_cents,
-             discount_cents, total_cents, vat_rate_bp, vat_cents, campaign_id, n)
-    ORDER BY n"""
-    payments = f"""
-    INSERT INTO payments (order_id, method, status, amount_cents, rounding_cents,
-                          tendered_cents, change_cents, reference, location_id, created_at)
-    SELECT {order_id}, method, 'captured', amount_cents, rounding_cents, tendered_cents,
-           change_cents, reference, {a[12]}::int, {a[13]}::timestamptz
-    FROM unnest({a[14]}::text[], {a[15]}::int[], {a[16]}::int[], {a[17]}::int[],
-                {a[18]}::int[], {a[19]}::text[]) WITH ORDINALITY
-        AS p(method, amount_cents, rounding_cents, tendered_cents, change_cents, reference, n)
-    ORDER BY n"""
-    return lines, payments
-
-
-_LINES, _PAYMENTS = _pg_lines_payments("$1::bigint", 2)
-# Lines and payments of an order already inserted ($1): a web order, whose lines learn
-# their location from the stock moves.
-_PG_LINES_PAYMENTS_SQL = f"WITH l AS ({_LINES}\n)\n{_PAYMENTS}"
-_LINES, _PAYMENTS = _pg_lines_payments("o.id", 15)
-# A store sale's order, lines and payments in one statement (its lines' location is
-# known before any stock moves); with no open drawer nothing is written and no row comes
-# back.
-_PG_ORDER_LINES_PAYMENTS_SQL = (
-    f"WITH o AS ({_PG_STORE_ORDER_INSERT}\n), "
-    f"l AS ({_LINES.replace('ORDER BY n', ', o ORDER BY n')}\n), "
-    f"p AS ({_PAYMENTS.replace('ORDER BY n', ', o ORDER BY n')}\n)\n"
-    "SELECT id, drawer_session_id FROM o")
-
-
-def _pg_line_args(line_rows: list[dict[str, Any]], location_id: int | None, now: datetime,
-                  planned: list[PlannedPayment]) -> list[Any]:
-    cols = ("line_no", "variant_id", "location_id", "sku", "name", "quantity",
-            "unit_price_cents", "discount_cents", "total_cents", "vat_rate_bp", "vat_cents",
-            "campaign_id")
-    return [*([r[c] for r in line_rows] for c in cols), location_id, now,
-            [p.method for p in planned], [p.amount_cents for p in planned],
-            [p.rounding_cents for p in planned], [p.tendered_cents for p in planned],
-            [p.change_cents for p in planned], [p.reference for p in planned]]
 
 
 async def place_order(db: Database, actor: Actor, cmd: OrderIn,
@@ -224,14 +156,10 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
                                    field="location_id")
         actor.require("orders.create", location_id)
         candidates = [location_id]
-        drawer_id: int | None = None
-        if not uow.db.is_postgres:  # on PostgreSQL, found by the order's INSERT
-            drawer_id = await _drawer_session(uow, location_id, cmd.drawer_session_id)
     else:
         if cmd.drawer_session_id is not None:
             raise ValidationFailed("only a store sale goes into a cash drawer",
                                    code="not_a_store_sale", field="drawer_session_id")
-        drawer_id = None
         actor.require("orders.create", cmd.location_id,
                       everywhere=cmd.location_id is None)
         location_id = cmd.location_id
@@ -280,36 +208,27 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
         status = "pending"
 
     # The idempotency key is unique: a concurrent duplicate fails here, before any stock moves.
-    request_hash = fingerprint if key else None
-    order_args = (channel.id, location_id, cmd.customer_id, status, subtotal, discount, total,
-                  vat, paid, key, request_hash, actor.label, now, drawer_id)
-    written = False  # lines and payments
-    if uow.db.is_postgres and in_store:
+    record = OrderRecord(
+        channel_id=channel.id, location_id=location_id, customer_id=cmd.customer_id,
+        status=status, subtotal_cents=subtotal, discount_cents=discount, total_cents=total,
+        vat_cents=vat, paid_cents=paid, idempotency_key=key,
+        request_hash=fingerprint if key else None, created_by=actor.label, created_at=now,
+        drawer_session_id=cmd.drawer_session_id)
+    pays = [PaymentRecord(p.method, p.amount_cents, "captured", p.rounding_cents,
+                          p.tendered_cents, p.change_cents, p.reference) for p in planned]
+    event = {"channel": channel.code}
+    if in_store:  # its lines' location is known before any stock moves: one statement
         for r in line_rows:
             r["location_id"] = candidates[0]
-        row = await uow.fetchrow(
-            _PG_ORDER_LINES_PAYMENTS_SQL, *(*order_args[:13], cmd.drawer_session_id),
-            *_pg_line_args(line_rows, location_id, now, planned))
-        if row is None:
-            raise _drawer_closed(cmd.drawer_session_id)
-        order_id, drawer_id = int(row[0]), int(row[1])
-        written = True
-    elif uow.db.is_postgres:
-        order_id = int((await uow.fetchrow(_PG_ORDER_INSERT, *order_args))[0])
+        order_id, drawer_id = await write_order(
+            uow, record, [LineRecord(**r) for r in line_rows], pays, find_drawer=True,
+            event=event)
     else:
-        order_id = int((await s.execute(insert(Order).values(
-            channel_id=channel.id, location_id=location_id, customer_id=cmd.customer_id,
-            status=status, currency="EUR", subtotal_cents=subtotal, discount_cents=discount,
-            total_cents=total, vat_cents=vat, paid_cents=paid, idempotency_key=key,
-            request_hash=request_hash, created_by=actor.label, created_at=now,
-            drawer_session_id=drawer_id,
-        ).returning(Order.id))).scalar_one())
+        order_id, drawer_id = await write_order(uow, record, [], [], event=event)
     reference = order_number(order_id)
 
     if in_store:
         # The item is in the cashier's hand: never refuse; a negative level gets flagged.
-        for r in line_rows:
-            r["location_id"] = candidates[0]
         await apply_moves(uow, actor, [
             Move(r["variant_id"], candidates[0], -r["quantity"], "sale",
                  reference=reference, order_id=order_id) for r in line_rows
@@ -332,23 +251,8 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
                 raise OutOfStock(f"{r['name']} is out of stock",
                                  field=f"lines.{r['line_no'] - 1}",
                                  extra={"variant_id": r["variant_id"]})
-
-    if written:
-        pass  # with the order, above
-    elif uow.db.is_postgres:
-        await uow.execute(_PG_LINES_PAYMENTS_SQL, order_id,
-                          *_pg_line_args(line_rows, location_id, now, planned))
-    else:
-        for r in line_rows:
-            r["order_id"] = order_id
-        await s.execute(insert(OrderLine), line_rows)
-        if planned:
-            await s.execute(insert(Payment), [{
-                "order_id": order_id, "method": p.method, "status": "captured",
-                "amount_cents": p.amount_cents, "rounding_cents": p.rounding_cents,
-                "tendered_cents": p.tendered_cents, "change_cents": p.change_cents,
-                "reference": p.reference, "location_id": location_id, "created_at": now,
-            } for p in planned])
+        await write_lines_payments(uow, order_id, [LineRecord(**r) for r in line_rows],
+                                   pays, location_id=location_id, at=now)
     if any(p.method in BALANCE_METHODS for p in planned):
         await spend_payments(uow, actor, order_id, cmd.customer_id, planned,
                              location_id=location_id)
@@ -356,9 +260,6 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
         await issue_sold_cards(uow, actor, order_id, [
             SoldLine(r["line_no"], r["quantity"], r["total_cents"]) for r in line_rows
             if r["line_no"] in gift_lines], location_id=location_id)
-    uow.emit("order.created", {"order_id": order_id, "channel": channel.code,
-                               "location_id": location_id, "status": status,
-                               "total_cents": total, "customer_id": cmd.customer_id})
     if cmd.customer_id is not None and status != "pending":  # paid: loyalty points
         await earn_for_order(uow, order_id, now)
     # Last: the register's row stays locked until the commit (see tills.receipts).
@@ -383,29 +284,6 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
         lines=lines, payments=payments, vat_breakdown=vat_breakdown(lines), created_at=now,
         created_by=actor.label, drawer_session_id=drawer_id, receipt_no=receipt_no,
     )
-
-
-async def _drawer_session(uow: UnitOfWork, location_id: int, named: int | None) -> int:
-    """The open drawer session a store sale goes into, so that it reaches a Z report
-    (the portable path; on PostgreSQL the order's INSERT finds it)."""
-    q = (select(DrawerSession.id)
-         .join(Register, Register.id == DrawerSession.register_id)
-         .where(DrawerSession.location_id == location_id, DrawerSession.status == "open")
-         .order_by(Register.active.desc(), Register.id).limit(1))
-    if named:
-        q = q.where(DrawerSession.id == named)
-    found = await uow.session.scalar(q)
-    if found is None:
-        raise _drawer_closed(named)
-    return int(found)
-
-
-def _drawer_closed(named: int | None) -> Conflict:
-    if named:
-        return Conflict(f"drawer session {named} is not open at this store",
-                        code="drawer_closed", field="drawer_session_id")
-    return Conflict("the store's cash drawer is not open: open it at the till first, "
-                    "so the sale reaches the day's Z report", code="drawer_closed")
 
 
 async def _variants_for(s: AsyncSession, cmd: OrderIn, day: date,

@@ -49,11 +49,11 @@ from saumaton.locations.services import pos_channel_for
 from saumaton.loyalty.ledger import POINTS_METHOD, balance, earn_for_order, redeem
 from saumaton.loyalty.tiers import tier_of
 from saumaton.orders.discounts import DiscountIn, apply_discounts
-from saumaton.orders.models import Order, OrderLine, SaleVoid
+from saumaton.orders.models import Order, SaleVoid
 from saumaton.orders.quote import OrderQuote, price_lines
 from saumaton.orders.schemas import OrderLineOut, OrderOut, PaymentOut
 from saumaton.orders.services import business_day, get_order, order_number, vat_breakdown
-from saumaton.payments.models import Payment
+from saumaton.orders.writer import LineRecord, OrderRecord, PaymentRecord, write_order
 from saumaton.payments.services import (
     BALANCE_METHODS,
     PaymentIn,
@@ -143,38 +143,6 @@ _PG_DRAWER_SQL = "SELECT location_id, status FROM drawer_sessions WHERE id = $1 
 # True when the customer was merged or erased (the slow path, `customers.buyers`, decides).
 _PG_CUSTOMER_SQL = ("SELECT merged_into_id IS NOT NULL OR erased_at IS NOT NULL "
                     "FROM customers WHERE id = $1")
-# The order, its lines and its payments in one statement (arrays unnested in order).
-_PG_SALE_SQL = """
-WITH o AS (
-    INSERT INTO orders (channel_id, location_id, customer_id, status, currency,
-                        subtotal_cents, discount_cents, total_cents, vat_cents, paid_cents,
-                        idempotency_key, created_by, created_at, drawer_session_id, offline,
-                        sold_at, client_ref, discount_reason)
-    VALUES ($1, $2, $3, 'completed', 'EUR', $4, $5, $6, $7, $6, $8, $9, $10, $11, $12, $13,
-            $14, $15)
-    RETURNING id
-), l AS (
-    INSERT INTO order_lines (order_id, line_no, variant_id, location_id, sku, name, quantity,
-                             unit_price_cents, discount_cents, total_cents, vat_rate_bp,
-                             vat_cents, campaign_id, manual_discount_cents, discount_reason)
-    SELECT (SELECT id FROM o), n::int, variant_id, $2, sku, name, quantity, unit_price,
-           discount, total, rate, vat, campaign_id, manual, reason
-    FROM unnest($16::int[], $17::text[], $18::text[], $19::int[], $20::int[], $21::int[],
-                $22::int[], $23::int[], $24::int[], $25::int[], $26::int[], $27::text[])
-        WITH ORDINALITY AS x(variant_id, sku, name, quantity, unit_price, discount, total,
-                             rate, vat, campaign_id, manual, reason, n)
-    ORDER BY n
-), p AS (
-    INSERT INTO payments (order_id, method, status, amount_cents, rounding_cents,
-                          tendered_cents, change_cents, reference, location_id, created_at)
-    SELECT (SELECT id FROM o), method, status, amount, rounding, tendered, change, reference,
-           $2, $10
-    FROM unnest($28::text[], $29::text[], $30::int[], $31::int[], $32::int[], $33::int[],
-                $34::text[])
-        WITH ORDINALITY AS y(method, status, amount, rounding, tendered, change, reference, n)
-    ORDER BY n
-)
-SELECT id FROM o"""
 # A store's till channel is a reference row read by every sale; kept this long.
 CHANNEL_CACHE_SECONDS = 10.0
 
@@ -399,25 +367,23 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     order_reason = cmd.order_discount.reason.strip() if cmd.order_discount else ""
     pay_status = ["to_confirm" if offline_card and p.method == "card" else "captured"
                   for p in planned]
-    if pg:
-        ql = priced.lines
-        order_id = int((await uow.fetchrow(
-            _PG_SALE_SQL, channel.id, location_id, cmd.customer_id, priced.subtotal_cents,
-            priced.discount_cents, priced.total_cents, priced.vat_cents, key, actor.label,
-            now, drawer_id, cmd.offline, sold_at if cmd.offline else None,
-            cmd.client_ref.strip(), order_reason,
-            [q.variant_id for q in ql], [q.sku for q in ql], [q.name for q in ql],
-            [q.quantity for q in ql], [q.unit_price_cents for q in ql],
-            [q.discount_cents for q in ql], [q.total_cents for q in ql],
-            [q.vat_rate_bp for q in ql], [q.vat_cents for q in ql],
-            [q.campaign_id for q in ql], manual, reasons,
-            [p.method for p in planned], pay_status, [p.amount_cents for p in planned],
-            [p.rounding_cents for p in planned], [p.tendered_cents for p in planned],
-            [p.change_cents for p in planned], [p.reference for p in planned]))[0])
-    else:
-        order_id = await _insert_sale_orm(uow, actor, location_id, cmd, key, channel.id,
-                                          drawer_id, priced, manual, reasons, planned,
-                                          pay_status, order_reason, sold_at, now)
+    order_id, _ = await write_order(uow, OrderRecord(
+        channel_id=channel.id, location_id=location_id, customer_id=cmd.customer_id,
+        status="completed", subtotal_cents=priced.subtotal_cents,
+        discount_cents=priced.discount_cents, total_cents=priced.total_cents,
+        vat_cents=priced.vat_cents, paid_cents=priced.total_cents, idempotency_key=key,
+        request_hash=None, created_by=actor.label, created_at=now,
+        drawer_session_id=drawer_id, offline=cmd.offline,
+        sold_at=sold_at if cmd.offline else None, client_ref=cmd.client_ref.strip(),
+        discount_reason=order_reason,
+    ), [LineRecord(q.line_no, q.variant_id, location_id, q.sku, q.name, q.quantity,
+                   q.unit_price_cents, q.discount_cents, q.total_cents, q.vat_rate_bp,
+                   q.vat_cents, q.campaign_id, m, r)
+        for q, m, r in zip(priced.lines, manual, reasons, strict=True)],
+       [PaymentRecord(p.method, p.amount_cents, st, p.rounding_cents, p.tendered_cents,
+                      p.change_cents, p.reference)
+        for p, st in zip(planned, pay_status, strict=True)],
+       event={"channel": channel.code, "offline": cmd.offline})
     number = order_number(order_id)
     for i, p in enumerate(planned):
         if p.method == POINTS_METHOD:
@@ -454,10 +420,6 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     # Last: the register's row stays locked only until the commit, and every sale locks
     # its stock rows before it (no deadlock with an API sale into the same drawer).
     receipt_no = await assign_receipt_no(uow, order_id, drawer_id)
-    uow.emit("order.created", {"order_id": order_id, "channel": channel.code,
-                               "location_id": location_id, "status": "completed",
-                               "total_cents": priced.total_cents,
-                               "customer_id": cmd.customer_id, "offline": cmd.offline})
     # What was just written, as get_order() would read it back (no extra round trips).
     lines = [OrderLineOut(
         line_no=q.line_no, variant_id=q.variant_id, location_id=location_id, sku=q.sku,
@@ -523,39 +485,6 @@ async def _plan(uow: UnitOfWork, cmd: TillSaleIn, total_cents: int,
                                code="payment_incomplete", field="payments")
     return [PlannedPayment(POINTS_METHOD, p.amount_cents or 0, 0, None, 0, "")
             if p.method == POINTS_METHOD else next(rest) for p in cmd.payments]
-
-
-async def _insert_sale_orm(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn,
-                           key: str, channel_id: int, drawer_id: int, priced: OrderQuote,
-                           manual: list[int], reasons: list[str],
-                           planned: list[PlannedPayment], pay_status: list[str],
-                           order_reason: str, sold_at: datetime, now: datetime) -> int:
-    """The sale's order, lines and payments through SQLAlchemy (SQLite)."""
-    s = uow.session
-    order_id = int((await s.execute(insert(Order).values(
-        channel_id=channel_id, location_id=location_id, customer_id=cmd.customer_id,
-        status="completed", currency="EUR", subtotal_cents=priced.subtotal_cents,
-        discount_cents=priced.discount_cents, total_cents=priced.total_cents,
-        vat_cents=priced.vat_cents, paid_cents=priced.total_cents, idempotency_key=key,
-        created_by=actor.label, created_at=now, drawer_session_id=drawer_id,
-        offline=cmd.offline, sold_at=sold_at if cmd.offline else None,
-        client_ref=cmd.client_ref.strip(), discount_reason=order_reason,
-    ).returning(Order.id))).scalar_one())
-    await s.execute(insert(OrderLine), [{
-        "order_id": order_id, "line_no": ln.line_no, "variant_id": ln.variant_id,
-        "location_id": location_id, "sku": ln.sku, "name": ln.name, "quantity": ln.quantity,
-        "unit_price_cents": ln.unit_price_cents, "discount_cents": ln.discount_cents,
-        "total_cents": ln.total_cents, "vat_rate_bp": ln.vat_rate_bp,
-        "vat_cents": ln.vat_cents, "campaign_id": ln.campaign_id,
-        "manual_discount_cents": m, "discount_reason": r,
-    } for ln, m, r in zip(priced.lines, manual, reasons, strict=True)])
-    await s.execute(insert(Payment), [{
-        "order_id": order_id, "method": p.method, "status": st,
-        "amount_cents": p.amount_cents, "rounding_cents": p.rounding_cents,
-        "tendered_cents": p.tendered_cents, "change_cents": p.change_cents,
-        "reference": p.reference, "location_id": location_id, "created_at": now,
-    } for p, st in zip(planned, pay_status, strict=True)])
-    return order_id
 
 
 async def _insert_voids(uow: UnitOfWork, actor: Actor, location_id: int,

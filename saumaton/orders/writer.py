@@ -1,0 +1,263 @@
+"""The one order writer: every channel's order row, its lines and payments are written
+here — the API and service desk (`orders.services.place_order`), the till online and
+synced from offline (`tills.sales.sell`), the webshop checkout
+(`checkout.services.place_web_order`) — and the `order.created` event with them.
+
+The callers decide prices, the stock policy (in hand at a till, strict for a remote
+sale, reserved for a checkout) and payments; the writer only records, so one order
+looks the same whichever channel wrote it.
+
+PostgreSQL: one prepared statement writes the order, its lines and its payments
+(arrays unnested in order); a store sale can have its drawer session found in the same
+statement (`find_drawer`). Elsewhere the same rows go through SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from saumaton.core.errors import Conflict
+from saumaton.db.uow import UnitOfWork
+from saumaton.orders.models import Order, OrderLine
+from saumaton.payments.models import Payment
+from saumaton.tills.models import DrawerSession, Register
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    channel_id: int
+    location_id: int | None
+    customer_id: int | None
+    status: str
+    subtotal_cents: int
+    discount_cents: int
+    total_cents: int
+    vat_cents: int
+    paid_cents: int
+    idempotency_key: str | None
+    request_hash: str | None
+    created_by: str
+    created_at: datetime
+    drawer_session_id: int | None = None
+    # A till sale synced from offline: the till's clock and its own receipt number.
+    offline: bool = False
+    sold_at: datetime | None = None
+    client_ref: str = ""
+    flags: str = ""
+    discount_reason: str = ""
+    # A web order: the buyer's contact, the delivery and the status link's secret.
+    email: str = ""
+    phone: str = ""
+    language: str = "fi"
+    delivery_method: str | None = None
+    delivery_fee_cents: int = 0
+    delivery_vat_rate_bp: int = 0
+    delivery_vat_cents: int = 0
+    shipping_address: dict[str, Any] | None = None
+    access_token: str | None = None
+    payment_due_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LineRecord:
+    line_no: int
+    variant_id: int
+    location_id: int | None
+    sku: str
+    name: str
+    quantity: int
+    unit_price_cents: int
+    discount_cents: int
+    total_cents: int
+    vat_rate_bp: int
+    vat_cents: int
+    campaign_id: int | None
+    manual_discount_cents: int = 0
+    discount_reason: str = ""
+
+
+@dataclass(frozen=True)
+class PaymentRecord:
+    method: str
+    amount_cents: int
+    status: str = "captured"
+    rounding_cents: int = 0
+    tendered_cents: int | None = None
+    change_cents: int = 0
+    reference: str = ""
+
+
+_ORDER_COLS = [f.name for f in fields(OrderRecord)]
+_LINE_COLS = [f.name for f in fields(LineRecord)]
+_PAY_COLS = [f.name for f in fields(PaymentRecord)]
+_PG_TYPES = {"channel_id": "int", "location_id": "int", "customer_id": "bigint",
+             "drawer_session_id": "bigint", "offline": "boolean", "sold_at": "timestamptz",
+             "created_at": "timestamptz", "payment_due_at": "timestamptz",
+             "shipping_address": "json"}
+_INT_COLS = {"line_no", "variant_id", "location_id", "quantity", "unit_price_cents",
+             "discount_cents", "total_cents", "vat_rate_bp", "vat_cents", "campaign_id",
+             "manual_discount_cents", "amount_cents", "rounding_cents", "tendered_cents",
+             "change_cents", "subtotal_cents", "paid_cents", "delivery_fee_cents",
+             "delivery_vat_rate_bp", "delivery_vat_cents"}
+
+
+def _pg_type(col: str) -> str:
+    return _PG_TYPES.get(col) or ("int" if col in _INT_COLS else "text")
+
+
+def _order_values(first: int) -> str:
+    return ", ".join(f"${first + i}::{_pg_type(c)}" for i, c in enumerate(_ORDER_COLS))
+
+
+def _lines_payments_sql(order_id: str, first: int, *, join_o: bool) -> tuple[str, str]:
+    """INSERTs of the lines and payments, parameters $first… (one array per column)."""
+    n_lines = len(_LINE_COLS)
+    la = ", ".join(f"${first + i}::{_pg_type(c)}[]" for i, c in enumerate(_LINE_COLS))
+    pa = ", ".join(f"${first + n_lines + i}::{_pg_type(c)}[]"
+                   for i, c in enumerate(_PAY_COLS))
+    frm = ", o" if join_o else ""
+    loc_at = (f"${first + n_lines + len(_PAY_COLS)}::int, "
+              f"${first + n_lines + len(_PAY_COLS) + 1}::timestamptz")
+    lines = (f"INSERT INTO order_lines (order_id, {', '.join(_LINE_COLS)})\n"
+             f"SELECT {order_id}, {', '.join(_LINE_COLS)}\n"
+             f"FROM unnest({la}) WITH ORDINALITY AS l({', '.join(_LINE_COLS)}, n){frm}\n"
+             "ORDER BY n")
+    payments = (f"INSERT INTO payments (order_id, {', '.join(_PAY_COLS)}, location_id, "
+                f"created_at)\nSELECT {order_id}, {', '.join(_PAY_COLS)}, {loc_at}\n"
+                f"FROM unnest({pa}) WITH ORDINALITY AS p({', '.join(_PAY_COLS)}, n){frm}\n"
+                "ORDER BY n")
+    return lines, payments
+
+
+_N = len(_ORDER_COLS)
+_DRAWER = _ORDER_COLS.index("drawer_session_id") + 1
+_LOCATION = _ORDER_COLS.index("location_id") + 1
+_COLS = ", ".join(_ORDER_COLS)
+# The order, its lines and payments in one statement. With $drawer NULL and the flag
+# ($last) true, the store's open drawer session is found in it (FOR SHARE: a close
+# computing the Z report either sees this sale or the sale sees the session closed;
+# the till page's register first); with no open session no row is written or returned.
+_L, _P = _lines_payments_sql("o.id", _N + 2, join_o=True)
+# The drawer column takes the session found (or the one named).
+_VALUES = _order_values(1).replace(f"${_DRAWER}::bigint",
+                                   f"coalesce(d.id, ${_DRAWER}::bigint)")
+_PG_WRITE_SQL = f"""
+WITH d AS (
+  SELECT ds.id FROM drawer_sessions ds JOIN registers r ON r.id = ds.register_id
+  WHERE ${_N + 1}::boolean AND ds.location_id = ${_LOCATION}::int AND ds.status = 'open'
+    AND (${_DRAWER}::bigint IS NULL OR ds.id = ${_DRAWER}::bigint)
+  ORDER BY r.active DESC, r.id LIMIT 1 FOR SHARE OF ds
+), o AS (
+  INSERT INTO orders (currency, {_COLS})
+  SELECT 'EUR', {_VALUES}
+  FROM (SELECT 1) one LEFT JOIN d ON true
+  WHERE NOT ${_N + 1}::boolean OR d.id IS NOT NULL
+  RETURNING id, drawer_session_id
+), l AS (
+{_L}
+), p AS (
+{_P}
+)
+SELECT id, drawer_session_id FROM o"""
+_L, _P = _lines_payments_sql("$1::bigint", 2, join_o=False)
+# Lines and payments of an order written before (a remote sale's lines learn their
+# location from the stock moves).
+_PG_LINES_PAYMENTS_SQL = f"WITH l AS (\n{_L}\n)\n{_P}"
+
+
+class DrawerClosed(Conflict):
+    code = "drawer_closed"
+
+
+def drawer_closed(named: int | None) -> DrawerClosed:
+    if named:
+        return DrawerClosed(f"drawer session {named} is not open at this store",
+                            field="drawer_session_id")
+    return DrawerClosed("the store's cash drawer is not open: open it at the till first, "
+                        "so the sale reaches the day's Z report")
+
+
+def _arrays(lines: list[LineRecord], payments: list[PaymentRecord]) -> list[Any]:
+    return [*([getattr(ln, c) for ln in lines] for c in _LINE_COLS),
+            *([getattr(p, c) for p in payments] for c in _PAY_COLS)]
+
+
+def _order_args(order: OrderRecord) -> list[Any]:
+    return [json.dumps(order.shipping_address) if c == "shipping_address"
+            and order.shipping_address is not None else getattr(order, c)
+            for c in _ORDER_COLS]
+
+
+async def write_order(uow: UnitOfWork, order: OrderRecord, lines: list[LineRecord],
+                      payments: list[PaymentRecord], *, find_drawer: bool = False,
+                      event: dict[str, Any] | None = None) -> tuple[int, int | None]:
+    """Write the order with its lines and payments and emit `order.created` (with
+    `event` added to the payload); returns (order id, drawer session id). With
+    `find_drawer` (a store sale) the order goes into `order.drawer_session_id` if it
+    is open at the store, else the store's open session: 409 `drawer_closed` when
+    there is none. Lines and payments may be empty (written later with
+    `write_lines_payments`)."""
+    if uow.db.is_postgres:
+        row = await uow.fetchrow(_PG_WRITE_SQL, *_order_args(order), find_drawer,
+                                 *_arrays(lines, payments), order.location_id,
+                                 order.created_at)
+        if row is None:
+            raise drawer_closed(order.drawer_session_id)
+        order_id, drawer_id = int(row[0]), None if row[1] is None else int(row[1])
+    else:
+        drawer_id = order.drawer_session_id
+        if find_drawer:
+            drawer_id = await _open_drawer(uow, order)
+        values = asdict(order) | {"drawer_session_id": drawer_id, "currency": "EUR"}
+        order_id = int((await uow.session.execute(
+            insert(Order).values(**values).returning(Order.id))).scalar_one())
+        await _insert_lines_payments(uow, order_id, lines, payments, order.location_id,
+                                     order.created_at)
+    uow.emit("order.created", {
+        "order_id": order_id, "channel_id": order.channel_id,
+        "location_id": order.location_id, "status": order.status,
+        "total_cents": order.total_cents, "customer_id": order.customer_id,
+        **(event or {})})
+    return order_id, drawer_id
+
+
+async def write_lines_payments(uow: UnitOfWork, order_id: int, lines: list[LineRecord],
+                               payments: list[PaymentRecord], *, location_id: int | None,
+                               at: datetime) -> None:
+    """The lines and payments of an order written before without them."""
+    if uow.db.is_postgres:
+        await uow.execute(_PG_LINES_PAYMENTS_SQL, order_id, *_arrays(lines, payments),
+                          location_id, at)
+    else:
+        await _insert_lines_payments(uow, order_id, lines, payments, location_id, at)
+
+
+async def _insert_lines_payments(uow: UnitOfWork, order_id: int, lines: list[LineRecord],
+                                 payments: list[PaymentRecord], location_id: int | None,
+                                 at: datetime) -> None:
+    if lines:
+        await uow.session.execute(insert(OrderLine), [
+            {"order_id": order_id, **asdict(ln)} for ln in lines])
+    if payments:
+        await uow.session.execute(insert(Payment), [
+            {"order_id": order_id, **asdict(p), "location_id": location_id,
+             "created_at": at} for p in payments])
+
+
+async def _open_drawer(uow: UnitOfWork, order: OrderRecord) -> int:
+    q = (select(DrawerSession.id)
+         .join(Register, Register.id == DrawerSession.register_id)
+         .where(DrawerSession.location_id == order.location_id,
+                DrawerSession.status == "open")
+         .order_by(Register.active.desc(), Register.id).limit(1))
+    if order.drawer_session_id:
+        q = q.where(DrawerSession.id == order.drawer_session_id)
+    found = await uow.session.scalar(q.with_for_update(read=True))
+    if found is None:
+        raise drawer_closed(order.drawer_session_id)
+    return int(found)
