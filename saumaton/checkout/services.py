@@ -512,7 +512,7 @@ async def _pay_with_points(uow: UnitOfWork, settings: Settings, order_id: int, b
     order.paid_cents = value_cents
     await s.flush()
     if value_cents == order.total_cents:
-        await _mark_paid(uow, settings, order, now)
+        await mark_order_paid(uow, settings, order, now)
 
 
 def gift_card_part(usable_cents: int, due_cents: int) -> int:
@@ -555,7 +555,7 @@ async def _pay_with_gift_card(uow: UnitOfWork, settings: Settings, order_id: int
     order.paid_cents = (order.paid_cents or 0) + amount
     await s.flush()
     if order.paid_cents == order.total_cents:
-        await _mark_paid(uow, settings, order, now)
+        await mark_order_paid(uow, settings, order, now)
 
 
 async def _return_gift_card(uow: UnitOfWork, order: Order, now: datetime) -> None:
@@ -579,7 +579,7 @@ async def _return_gift_card(uow: UnitOfWork, order: Order, now: datetime) -> Non
     await s.flush()
 
 
-async def _mark_paid(uow: UnitOfWork, settings: Settings, order: Order, now: datetime) -> None:
+async def mark_order_paid(uow: UnitOfWork, settings: Settings, order: Order, now: datetime) -> None:
     """A pending order whose whole total is now paid: its stock is secured, it becomes
     paid, the confirmation is queued and the money part earns points. OutOfStock if
     the units could not be secured (the caller decides)."""
@@ -822,7 +822,7 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
     # Points spent at checkout paid the rest (paid_cents already counts them).
     order.paid_cents = (order.paid_cents or 0) + amount
     try:
-        await _mark_paid(uow, settings, order, now)
+        await mark_order_paid(uow, settings, order, now)
     except OutOfStock:
         await transition(uow, order, OrderStatus.CANCELLED, values={"payment_due_at": None},
                          data={"reason": "sold_out_before_payment"}, now=now)
