@@ -86,10 +86,14 @@ async def sent(db: Database, number: str, kind: str) -> list[OutgoingMail]:
 
 
 def eml(server: Server, settings: Settings, mail: OutgoingMail) -> Message:
-    """The .eml the sender wrote: by the server, or by the test session's app."""
+    """The .eml the sender wrote: by the server, or by the test session's app (whose
+    mail folder the other database's run shares: the same id may be there twice, so
+    the recipient tells them apart)."""
     dirs = [Path(server.log.name).parent / "mail", settings.mail_dir()]
-    [found] = [f for d in dirs for f in d.glob(f"*-{mail.id}-{mail.kind}.eml")]
-    return email.message_from_bytes(found.read_bytes())
+    messages = [email.message_from_bytes(f.read_bytes())
+                for d in dirs for f in d.glob(f"*-{mail.id}-{mail.kind}.eml")]
+    [found] = [m for m in messages if m["To"] == mail.to_addr]
+    return found
 
 
 async def refunds(db: Database, order_id: int) -> list[Refund]:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from saumaton.db.uow import Database
 from saumaton.orders.models import SaleVoid
@@ -76,6 +76,14 @@ async def test_the_till_page_needs_an_open_drawer_and_carries_its_settings(
     web: httpx.AsyncClient, db: Database, shop: Shop
 ) -> None:
     await login(web, shop, "owner")
+    # Earlier tests may have left store 2's till open: close it (as its Z would).
+    async with db.uow() as uow:
+        await uow.session.execute(update(DrawerSession).where(
+            DrawerSession.location_id == shop.store2, DrawerSession.status == "open",
+            DrawerSession.register_id.in_(select(Register.id).where(
+                Register.location_id == shop.store2, Register.active.is_(True))))
+            .values(status="closed"))
+        await uow.commit()
     async with db.reader() as s:
         assert await open_session_at(s, shop.store2) is None
     r = await web.get("/pos/store-2")
