@@ -52,8 +52,10 @@ async def shop(db: Database) -> Shop:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, session_tmp: Path) -> Settings:
-    return Settings(database_url=database_url, var_dir=session_tmp / "var",
+def settings(database_url: str, session_tmp: Path, backend: str) -> Settings:
+    # A var dir per database: mail files are named by the mail's id, which both
+    # databases' runs count from 1.
+    return Settings(database_url=database_url, var_dir=session_tmp / f"var-{backend}",
                     secret_key="test-secret-key-0123456789")
 
 
