@@ -38,7 +38,7 @@ async def setup_stock(base: Connection, dsn: str, token: str, units: int
     """Pick a variant and count it so that exactly `units` are available online."""
     [variant] = await pg_fetch(dsn, """
         SELECT v.id FROM variants v JOIN products p ON p.id = v.product_id
-        WHERE v.active AND p.active ORDER BY v.id DESC LIMIT 1""")
+        WHERE v.active AND p.active AND NOT p.gift_card ORDER BY v.id DESC LIMIT 1""")
     vid = int(variant["id"])
     locs = [int(r["id"]) for r in await pg_fetch(
         dsn, "SELECT id FROM locations WHERE ships_web_orders ORDER BY web_priority, id")]

@@ -85,7 +85,8 @@ async def run(args: argparse.Namespace) -> int:
     store = int(ch["location_id"])
     [v] = await pg_fetch(args.dsn, """
         SELECT v.id, v.ean FROM variants v JOIN products p ON p.id = v.product_id
-        WHERE v.active AND p.active AND v.ean IS NOT NULL ORDER BY v.id LIMIT 1""")
+        WHERE v.active AND p.active AND NOT p.gift_card AND v.ean IS NOT NULL
+        ORDER BY v.id LIMIT 1""")
     vid, ean = int(v["id"]), str(v["ean"])
 
     subs = [Subscriber(Connection(host, port), expect=args.sales)

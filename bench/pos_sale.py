@@ -76,7 +76,7 @@ def main() -> None:
 
     rows = asyncio.run(pg_fetch(args.dsn, """
         SELECT v.ean FROM variants v JOIN products p ON p.id = v.product_id
-        WHERE v.active AND p.active AND v.ean IS NOT NULL ORDER BY v.id"""))
+        WHERE v.active AND p.active AND NOT p.gift_card AND v.ean IS NOT NULL ORDER BY v.id"""))
     eans = [r["ean"] for r in rows]
     RESULTS.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:8]

@@ -100,7 +100,8 @@ async def run_part(tills: list[Till], variants: list[int], duration: float, warm
 async def run(args: argparse.Namespace) -> int:
     tag = uuid.uuid4().hex[:6]
     sessions = await open_drawers(args.dsn, args.tills, tag)
-    rows = await pg_fetch(args.dsn, "SELECT id FROM variants WHERE active ORDER BY id")
+    rows = await pg_fetch(args.dsn, "SELECT v.id FROM variants v JOIN products p ON "
+                         "p.id = v.product_id WHERE v.active AND NOT p.gift_card ORDER BY v.id")
     variants = [int(r["id"]) for r in rows]
     tills = [Till(args.url, sid) for sid in sessions]
     try:

@@ -79,7 +79,9 @@ async def run_part(tills: list[ReturnTill], duration: float, warmup: float,
 async def run(args: argparse.Namespace) -> int:
     tag = uuid.uuid4().hex[:6]
     sessions = await open_drawers(args.dsn, args.tills, f"returns {tag}")
-    [row] = await pg_fetch(args.dsn, "SELECT id FROM variants WHERE active ORDER BY id LIMIT 1")
+    [row] = await pg_fetch(args.dsn, "SELECT v.id FROM variants v JOIN products p ON "
+                           "p.id = v.product_id WHERE v.active AND NOT p.gift_card "
+                           "ORDER BY v.id LIMIT 1")
     tills = [ReturnTill(args.url, sid, args.token) for sid in sessions]
     try:
         for t in tills:

@@ -461,7 +461,7 @@ async def run_product_page(args: argparse.Namespace) -> dict[str, Any]:
 async def run_oversell(args: argparse.Namespace, setup: Browser, tag: str) -> dict[str, Any]:
     [row] = await pg_fetch(args.dsn, """
         SELECT p.slug, v.id FROM variants v JOIN products p ON p.id = v.product_id
-        WHERE v.active AND p.active ORDER BY v.id DESC OFFSET 1 LIMIT 1""")
+        WHERE v.active AND p.active AND NOT p.gift_card ORDER BY v.id DESC OFFSET 1 LIMIT 1""")
     slug, vid = str(row["slug"]), int(row["id"])
     locs = await web_locations(args.dsn)
     levels = {int(r["location_id"]): int(r["reserved"]) for r in await pg_fetch(
