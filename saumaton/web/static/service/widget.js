@@ -140,7 +140,9 @@
       if (!data.conversation) status.textContent = strings.welcome;
       if (data.conversation) listen();
     } else {
-      show("offline");
+      // A message just left stays thanked for: a late answer to an earlier load (a slow
+      // server) must not bring the empty form back over the thank-you.
+      show(root.dataset.state === "sent" ? "sent" : "offline");
     }
     root.dataset.ready = "1";
   }
