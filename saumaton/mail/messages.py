@@ -7,14 +7,14 @@ from datetime import datetime
 
 from babel import Locale
 
+from saumaton import i18n
 from saumaton.checkout.pickup import pickup_code_for
 from saumaton.config import Settings
 from saumaton.giftcards.qr import SoldCard
+from saumaton.i18n import N_
 from saumaton.mail.render import gettext, mail_language, render_mail
 from saumaton.orders.schemas import OrderOut
 from saumaton.returns.schemas import CreditReceipt
-from saumaton.web import i18n
-from saumaton.web.i18n import N_
 
 RESET_LINK_HOURS = 1
 VERIFY_LINK_HOURS = 48

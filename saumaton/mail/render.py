@@ -12,9 +12,9 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
 from jinja2.runtime import Context
 
+from saumaton import i18n
 from saumaton.config import Settings
 from saumaton.mail.inline import qr_src
-from saumaton.web import i18n
 
 TEMPLATES = Path(__file__).parent / "templates"
 

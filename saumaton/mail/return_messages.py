@@ -4,10 +4,10 @@ shopper's language (fi/en). (The credit receipt is `mail.messages.credit_receipt
 from __future__ import annotations
 
 from saumaton.config import Settings
+from saumaton.i18n import N_
 from saumaton.mail.messages import Mail
 from saumaton.mail.render import gettext, mail_language, render_mail
 from saumaton.returns.schemas import ReturnOut
-from saumaton.web.i18n import N_
 
 
 def return_started(ret: ReturnOut, *, lang: str, settings: Settings, address: str,

@@ -19,10 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.config import Settings
+from saumaton.i18n import N_
 from saumaton.mail.messages import Mail
 from saumaton.mail.models import OutgoingMail
 from saumaton.mail.render import gettext, mail_language, render_mail
-from saumaton.web.i18n import N_
 
 KIND = "service_reply"
 # Silence after which a live chat's visitor counts as gone: answers go by e-mail too.

@@ -34,6 +34,7 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from saumaton.customers.models import CustomerConsent, CustomerIdentity
 from saumaton.db.uow import Database, UnitOfWork
+from saumaton.i18n import N_
 from saumaton.locations.models import Channel, Location
 from saumaton.mail.messages import Mail
 from saumaton.mail.queue import queue_mail
@@ -42,7 +43,6 @@ from saumaton.orders.lifecycle import SOLD, OrderStatus
 from saumaton.orders.models import Order
 from saumaton.orders.services import get_order
 from saumaton.service.models import NpsSurvey
-from saumaton.web.i18n import N_
 
 log = logging.getLogger(__name__)
 
