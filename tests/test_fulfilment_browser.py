@@ -73,9 +73,9 @@ async def pay(page: Page) -> None:
 
 
 async def sent(db: Database, number: str, kind: str) -> list[OutgoingMail]:
-    """The e-mails of `kind` about the order once the sender has handled them (each
-    round is a query; bounded)."""
-    async with asyncio.timeout(10):
+    """The e-mails of `kind` about the order once the sender has handled them (a query
+    every 50 ms, so the poll does not starve the sender on a busy machine; bounded)."""
+    async with asyncio.timeout(30):
         while True:
             async with db.reader() as s:
                 rows = list((await s.scalars(select(OutgoingMail).where(
@@ -83,6 +83,7 @@ async def sent(db: Database, number: str, kind: str) -> list[OutgoingMail]:
                     .order_by(OutgoingMail.id))).all())
             if rows and all(r.status != "queued" for r in rows):
                 return rows
+            await asyncio.sleep(0.05)
 
 
 def eml(server: Server, settings: Settings, mail: OutgoingMail) -> Message:
