@@ -162,9 +162,10 @@ async def test_cancelling_a_paid_home_delivery_restocks_and_records_the_refund_d
 async def test_store_queue_search_and_pick_list(
         db: Database, shop: Shop, settings: Settings) -> None:
     [a, b] = await make_variants(db, [1000, 1200], stock={shop.store2: 10})
-    va, vb = int(str(a["id"])), int(str(b["id"]))
-    first, _ = await paid_web_order(db, settings, [(vb, 1), (va, 2)], store=shop.store2,
-                                    last_name="Queue")
+    [gc] = await make_variants(db, [2500], gift_card=True)  # e-mailed, not picked
+    va, vb, vgc = int(str(a["id"])), int(str(b["id"])), int(str(gc["id"]))
+    first, _ = await paid_web_order(db, settings, [(vb, 1), (va, 2), (vgc, 1)],
+                                    store=shop.store2, last_name="Queue")
     second, _ = await paid_web_order(db, settings, [(va, 1)], store=shop.store2)
     cashier = await staff_actor(db, shop, "cashier2")
     async with db.reader() as s:
@@ -186,6 +187,7 @@ async def test_store_queue_search_and_pick_list(
     mine = {ln.variant_id: ln for ln in picks.lines if ln.variant_id in (va, vb)}
     assert mine[va].quantity == 3 and set(mine[va].orders) == {first.number, second.number}
     assert mine[vb].quantity == 1
+    assert vgc not in {ln.variant_id for ln in picks.lines}
     names = [ln.name for ln in picks.lines]
     assert names == sorted(names)
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saumaton.catalogue.models import Product, Variant
 from saumaton.checkout.pickup import search_conditions
 from saumaton.core.actor import Actor
 from saumaton.customers.models import Customer
@@ -168,12 +169,15 @@ class PickList:
 async def pick_list(s: AsyncSession, location_id: int) -> PickList:
     """What to collect at `location_id` for its web orders still to pick (paid or being
     picked): pickups at the store take every line; home deliveries the lines that ship
-    from here. In name order (no shelf data), then SKU."""
+    from here. In name order (no shelf data), then SKU. Gift cards are not picked:
+    they are codes, e-mailed when the order is paid."""
     rows = (await s.execute(
         select(OrderLine.order_id, OrderLine.variant_id, OrderLine.sku, OrderLine.name,
                OrderLine.quantity)
         .join(Order, Order.id == OrderLine.order_id)
-        .where(Order.status.in_(TO_PICK), or_(
+        .join(Variant, Variant.id == OrderLine.variant_id)
+        .join(Product, Product.id == Variant.product_id)
+        .where(Order.status.in_(TO_PICK), Product.gift_card.is_(False), or_(
             and_(Order.delivery_method == "pickup", Order.location_id == location_id),
             and_(Order.delivery_method == "home", OrderLine.location_id == location_id)))
         .order_by(OrderLine.name, OrderLine.sku, OrderLine.order_id))).all()
