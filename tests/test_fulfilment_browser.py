@@ -257,7 +257,9 @@ async def test_uncollected_pickup_is_reminded_then_cancelled_and_refunded(
     await uncollected_pickups(db, settings, now=expired_at)
     assert await status_of(db, order_id) == "cancelled"
     [refund] = await refunds(db, order_id)
-    assert (refund.method, refund.status, refund.amount_cents) == ("paytrail", "due", 3000)
+    # Recorded due; the server's refund job may already have sent it to the simulator.
+    assert (refund.method, refund.amount_cents) == ("paytrail", 3000)
+    assert refund.status in ("due", "pending", "ok")
     async with db.reader() as s:
         assert await balance(s, cid) == 0  # the points earned are taken back
     assert await stock_at(db, item.id, shop.store1) == (2, 0)
@@ -276,8 +278,9 @@ async def test_uncollected_pickup_is_reminded_then_cancelled_and_refunded(
     await expect(shopper.get_by_test_id("pickup-code")).to_have_count(0)
     await staff.reload()
     await expect(staff.get_by_test_id("order-status")).to_have_text("Peruttu")
-    await expect(staff.get_by_test_id("order-refunds")).to_contain_text(
-        "Paytrail · 30,00\xa0€ · odottaa lähetystä")
+    await expect(staff.get_by_test_id("order-refunds")).to_contain_text(re.compile(
+        "Paytrail · 30,00\xa0€ · (odottaa lähetystä|lähetetty, odottaa vahvistusta"
+        "|hyvitetty)"))
     await expect(staff.get_by_test_id("order-steps")).to_have_count(0)
 
 
