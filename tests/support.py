@@ -125,6 +125,7 @@ async def build_shop(db: Database) -> Shop:
         people = {
             "owner": [("owner", None)],
             "manager": [("manager", None)],
+            "manager1": [("manager", locs[0].id)],  # the Helsinki store's manager only
             "cashier1": [("cashier", locs[0].id)],
             "cashier2": [("cashier", locs[1].id)],
             "service": [("service", None)],

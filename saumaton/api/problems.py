@@ -79,6 +79,12 @@ def refused_value(exc: BaseException) -> bool:
     return False
 
 
+def http_problem(exc: StarletteHTTPException) -> JSONResponse:
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    # keep the headers the error carries, e.g. Allow on a 405
+    return problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
@@ -94,9 +100,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "http_error")
-        # keep the headers the error carries, e.g. Allow on a 405
-        return problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        return http_problem(exc)
 
     def _refused() -> JSONResponse:
         return problem(422, "invalid_value",

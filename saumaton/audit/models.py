@@ -18,7 +18,10 @@ class AuditEntry(Base):
     the personal data itself (an erasure must not copy what it erased)."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_subject", "subject_type", "subject_id"),)
+    __table_args__ = (Index("ix_audit_log_subject", "subject_type", "subject_id"),
+                      Index("ix_audit_log_at", "at"),
+                      Index("ix_audit_log_actor", "actor"),
+                      Index("ix_audit_log_action", "action"))
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     actor: Mapped[str] = mapped_column(String(200))

@@ -46,6 +46,9 @@ class Category(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"), nullable=True)
     slug: Mapped[str] = mapped_column(String(120), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    # English name for the webshop's English pages; "" = show the Finnish name.
+    name_en: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Product(Base):
@@ -55,6 +58,10 @@ class Product(Base):
     name: Mapped[str] = mapped_column(String(200))
     brand: Mapped[str] = mapped_column(String(120), default="")
     description: Mapped[str] = mapped_column(Text, default="")
+    # English texts for the webshop's English pages; "" = show the Finnish ones.
+    name_en: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    description_en: Mapped[str] = mapped_column(Text, default="", server_default="")
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     category_id: Mapped[int | None] = mapped_column(
         ForeignKey("categories.id"), nullable=True, index=True
     )
@@ -75,10 +82,24 @@ class Variant(Base):
     sku: Mapped[str] = mapped_column(String(64), unique=True)
     ean: Mapped[str | None] = mapped_column(String(14), unique=True, nullable=True)
     name: Mapped[str] = mapped_column(String(200), default="")
+    name_en: Mapped[str] = mapped_column(String(200), default="", server_default="")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     price_cents: Mapped[int] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # What one unit cost the shop, VAT excluded (gross margin in reports); NULL = unknown.
+    cost_cents: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class VariantBarcode(Base):
+    """A further barcode of a variant (a supplier's own code, an old packaging's EAN);
+    the main one is variants.ean. A code belongs to one variant across both."""
+
+    __tablename__ = "variant_barcodes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    variant_id: Mapped[int] = mapped_column(
+        ForeignKey("variants.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(14), unique=True)
 
 
 class ProductImage(Base):

@@ -13,6 +13,10 @@ from saumaton.core.errors import Forbidden
 
 ROLES = ("owner", "manager", "cashier", "service", "finance")
 
+# Only the owner ("*") has: staff.write (invite, roles, disable, tokens), settings.write,
+# audit.read is the owner's and finance's. Back-office pages declare one of these each
+# (web/backoffice/access.py); the services check them again.
+
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "owner": frozenset({"*"}),
     "manager": frozenset({
@@ -20,17 +24,19 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         "orders.read", "customers.write", "customers.read", "staff.read", "discounts.any",
         "customers.merge", "customers.erase", "notices.write", "customers.configure",
         "orders.fulfil", "returns.create", "returns.override", "giftcards.issue",
-        "giftcards.read",
+        "giftcards.read", "catalogue.read", "prices.read", "stock.count", "imports.run",
+        "reports.read",
     }),
     "cashier": frozenset({
         "orders.create", "orders.read", "customers.write", "customers.read", "stock.read",
-        "orders.fulfil", "returns.create", "giftcards.read",
+        "orders.fulfil", "returns.create", "giftcards.read", "stock.count",
     }),
     "service": frozenset({
         "orders.create", "orders.read", "customers.write", "customers.read", "stock.read",
         "returns.create", "giftcards.read",
     }),
-    "finance": frozenset({"orders.read", "stock.read", "customers.read", "giftcards.read"}),
+    "finance": frozenset({"orders.read", "stock.read", "customers.read", "giftcards.read",
+                          "catalogue.read", "prices.read", "audit.read", "reports.read"}),
 }
 
 

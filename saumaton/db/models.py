@@ -7,10 +7,12 @@ from saumaton.catalogue.models import (
     Product,
     ProductImage,
     Variant,
+    VariantBarcode,
     VatClass,
     VatRate,
 )
 from saumaton.checkout.models import Cart, CartLine
+from saumaton.csvio.models import ImportJob
 from saumaton.customers.models import (
     AccountToken,
     Customer,
@@ -28,16 +30,30 @@ from saumaton.db.base import Base
 from saumaton.db.idempotency import IdempotencyRecord
 from saumaton.events.models import OutboxEvent
 from saumaton.giftcards.models import GiftCard, GiftCardEntry
-from saumaton.inventory.models import StockLevel, StockMovement, StockReservation
+from saumaton.inventory.models import (
+    StockCount,
+    StockCountLine,
+    StockLevel,
+    StockMovement,
+    StockReservation,
+    StockTransfer,
+    StockTransferLine,
+)
 from saumaton.locations.models import Channel, Location
 from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order, OrderLine, SaleVoid
 from saumaton.payments.models import Payment, PaytrailPayment, Refund
-from saumaton.pricing.models import Campaign, CampaignChannel, CampaignTarget
+from saumaton.pricing.models import (
+    Campaign,
+    CampaignChannel,
+    CampaignTarget,
+    PriceChange,
+)
 from saumaton.returns.models import Return, ReturnLine
 from saumaton.service.models import CannedAnswer, ChatMessage, Conversation, Notice, NpsSurvey
-from saumaton.staff.models import ApiToken, Staff, StaffRole
+from saumaton.shopsettings.models import ShopSetting
+from saumaton.staff.models import ApiToken, Staff, StaffLinkToken, StaffRole, StaffSession
 from saumaton.tills.models import CashMovement, DrawerSession, Register
 
 __all__ = [
@@ -70,6 +86,7 @@ __all__ = [
     "GiftCard",
     "GiftCardEntry",
     "IdempotencyRecord",
+    "ImportJob",
     "Location",
     "LoyaltyEntry",
     "Notice",
@@ -81,6 +98,7 @@ __all__ = [
     "Payment",
     "PaytrailPayment",
     "PreferenceField",
+    "PriceChange",
     "Product",
     "ProductImage",
     "Refund",
@@ -88,12 +106,20 @@ __all__ = [
     "Return",
     "ReturnLine",
     "SaleVoid",
+    "ShopSetting",
     "Staff",
+    "StaffLinkToken",
     "StaffRole",
+    "StaffSession",
+    "StockCount",
+    "StockCountLine",
     "StockLevel",
     "StockMovement",
     "StockReservation",
+    "StockTransfer",
+    "StockTransferLine",
     "Variant",
+    "VariantBarcode",
     "VatClass",
     "VatRate",
 ]

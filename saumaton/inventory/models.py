@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from saumaton.core.clock import utcnow
@@ -54,3 +54,62 @@ class StockReservation(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StockTransfer(Base):
+    """Goods sent from one location to another. Sending takes them off the sender's
+    shelf (a transfer_out movement); until the receiver posts what arrived they are in
+    transit, sellable nowhere. A difference at receipt is recorded per line."""
+
+    __tablename__ = "stock_transfers"
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    from_location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), index=True)
+    to_location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # in_transit | received | cancelled
+    note: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    sent_by: Mapped[str] = mapped_column(String(200))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    received_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True,
+                                                        nullable=True)
+
+
+class StockTransferLine(Base):
+    __tablename__ = "stock_transfer_lines"
+    __table_args__ = (UniqueConstraint("transfer_id", "variant_id"),)
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    transfer_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("stock_transfers.id", ondelete="CASCADE"), index=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"))
+    quantity_sent: Mapped[int] = mapped_column(Integer)
+    quantity_received: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class StockCount(Base):
+    """A stock count of a whole location or a part of it (a shelf). Counted quantities
+    are collected first; posting compares them with the ledger and writes count
+    movements for the variances, after they have been reviewed."""
+
+    __tablename__ = "stock_counts"
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), index=True)
+    scope: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    full: Mapped[bool] = mapped_column(Boolean, default=False)  # the whole location
+    status: Mapped[str] = mapped_column(String(16))  # open | posted | cancelled
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    posted_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class StockCountLine(Base):
+    __tablename__ = "stock_count_lines"
+    __table_args__ = (UniqueConstraint("count_id", "variant_id"),)
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    count_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("stock_counts.id", ondelete="CASCADE"), index=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"))
+    counted: Mapped[int] = mapped_column(Integer)
+    expected: Mapped[int | None] = mapped_column(Integer, nullable=True)  # set when posted
+    counted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

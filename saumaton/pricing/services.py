@@ -106,7 +106,7 @@ async def resolve_prices(
                CampaignTarget.target_type, CampaignTarget.target_id, Campaign.min_tier)
         .join(CampaignTarget, CampaignTarget.campaign_id == Campaign.id)
         .where(
-            Campaign.active, Campaign.starts_at <= at,
+            Campaign.active, Campaign.kind.in_(UNIT_KINDS), Campaign.starts_at <= at,
             or_(Campaign.ends_at.is_(None), Campaign.ends_at > at),
             or_(*target_conds),
             or_(~limited, in_channel) if channel_id is not None else ~limited,
@@ -129,7 +129,7 @@ SELECT c.id, c.name, c.kind, c.value, t.target_type, t.target_id,
         FROM campaign_channels cc JOIN channels ch ON ch.id = cc.channel_id
         WHERE cc.campaign_id = c.id), c.min_tier
 FROM campaigns c JOIN campaign_targets t ON t.campaign_id = c.id
-WHERE c.active AND c.starts_at <= $4::timestamptz
+WHERE c.active AND c.kind IN ('percent', 'fixed') AND c.starts_at <= $4::timestamptz
       AND (c.ends_at IS NULL OR c.ends_at > $4::timestamptz)
       AND ((t.target_type = 'variant' AND t.target_id = ANY($1::int[]))
            OR (t.target_type = 'product' AND t.target_id = ANY($2::int[]))
@@ -197,11 +197,28 @@ async def _channel_limits(session: AsyncSession, ids: set[int]) -> dict[int, tup
     return {k: tuple(v) for k, v in out.items()}
 
 
+# Campaigns that take money off each unit (resolve_prices) and those priced over the
+# units of a whole cart (bundles: the cheapest qualifying units are the discounted ones).
+UNIT_KINDS = ("percent", "fixed")
+BUNDLE_KINDS = ("x_for_y", "buy_x_get_y", "set_price")
+
+
 class CampaignIn(Input):
     name: str = Field(min_length=1, max_length=200)
-    kind: str = Field(pattern="^(percent|fixed)$")
-    value: int = Field(gt=0, le=100_000_000,
-                       description="percent: basis points (2000 = 20 %); fixed: cents")
+    kind: str = Field(pattern="^(percent|fixed|x_for_y|buy_x_get_y|set_price)$",
+                      description="percent | fixed (per unit) | x_for_y ('3 for 2') | "
+                                  "buy_x_get_y | set_price (buy_quantity units for value)")
+    value: int = Field(default=0, ge=0, le=100_000_000,
+                       description="percent, buy_x_get_y: basis points (2000 = 20 %, 10000 "
+                                   "= free); fixed: cents off a unit; set_price: cents for "
+                                   "the set; x_for_y: not used")
+    buy_quantity: int | None = Field(
+        default=None, ge=1, le=100,
+        description="bundles: units in a set (x_for_y: 3 in '3 for 2'; buy_x_get_y: X)")
+    pay_quantity: int | None = Field(default=None, ge=1, le=100,
+                                     description="x_for_y: units paid (2 in '3 for 2')")
+    get_quantity: int | None = Field(default=None, ge=1, le=100,
+                                     description="buy_x_get_y: Y units at value bp off")
     starts_at: datetime
     ends_at: datetime | None = None
     variant_ids: list[SmallId] = Field(default_factory=list, max_length=1000)
@@ -217,8 +234,27 @@ class CampaignIn(Input):
 
     @model_validator(mode="after")
     def _check(self) -> CampaignIn:
-        if self.kind == "percent" and self.value > 10000:
-            raise ValueError("a percent campaign takes at most 10000 basis points (100 %)")
+        if self.kind in ("percent", "buy_x_get_y") and self.value > 10000:
+            raise ValueError("a percent takes at most 10000 basis points (100 %)")
+        if self.kind in ("percent", "fixed", "set_price") and self.value <= 0:
+            raise ValueError("value must be greater than 0")
+        if self.kind == "x_for_y":
+            if self.buy_quantity is None or self.pay_quantity is None \
+                    or not 1 <= self.pay_quantity < self.buy_quantity:
+                raise ValueError("x_for_y needs buy_quantity > pay_quantity >= 1")
+            self.value, self.get_quantity = 0, None
+        elif self.kind == "buy_x_get_y":
+            if self.buy_quantity is None or self.get_quantity is None:
+                raise ValueError("buy_x_get_y needs buy_quantity and get_quantity")
+            if self.value <= 0:
+                self.value = 10000  # "get one free"
+            self.pay_quantity = None
+        elif self.kind == "set_price":
+            if self.buy_quantity is None or self.buy_quantity < 2:
+                raise ValueError("set_price needs buy_quantity >= 2")
+            self.pay_quantity = self.get_quantity = None
+        else:
+            self.buy_quantity = self.pay_quantity = self.get_quantity = None
         if self.starts_at.tzinfo is None or (self.ends_at and self.ends_at.tzinfo is None):
             raise ValueError("times must carry a UTC offset")
         try:  # stored in UTC: a time near year 1 or 9999 may not fit
@@ -257,7 +293,9 @@ async def create_campaign(uow: UnitOfWork, actor: Actor, data: CampaignIn) -> in
     await _check_targets(s, data)
     campaign = Campaign(name=data.name, kind=data.kind, value=data.value,
                         starts_at=data.starts_at, ends_at=data.ends_at, active=True,
-                        min_tier=data.min_tier)
+                        min_tier=data.min_tier, buy_quantity=data.buy_quantity,
+                        pay_quantity=data.pay_quantity, get_quantity=data.get_quantity,
+                        created_by=actor.label)
     s.add(campaign)
     await s.flush()
     targets = ([("variant", i) for i in data.variant_ids]

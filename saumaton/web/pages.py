@@ -132,6 +132,11 @@ def _build_env() -> Environment:
 _env = _build_env()
 
 
+def add_template_global(name: str, value: Any) -> None:
+    """A function or value every template can use (e.g. the back office's navigation)."""
+    _env.globals[name] = value
+
+
 # --- language ---------------------------------------------------------------------------
 
 def settings_of(request: Request) -> Settings:
@@ -283,7 +288,7 @@ async def checked_form(request: Request) -> FormData:
     return form
 
 
-def safe_next(value: object, default: str = "/pos/") -> str:
+def safe_next(value: object, default: str = "/staff/") -> str:
     """Only same-site paths: '/pos/', never '//evil.example' or 'https://…'."""
     if isinstance(value, str) and value.startswith("/") and not value.startswith("//") \
             and "\\" not in value and len(value) < 300:
@@ -389,3 +394,26 @@ def install(app: FastAPI) -> None:
     app.include_router(nps_pages.router)  # the public /nps/{token} pages
     from saumaton.web import fulfilment as fulfilment_pages
     app.include_router(fulfilment_pages.router)  # /pos/{code}/orders, /backoffice/orders
+    from saumaton.web.backoffice import home as backoffice_home
+    app.include_router(backoffice_home.router)  # /staff/, /backoffice/, /backoffice/reports
+    _html_not_found(app)
+
+
+def _html_not_found(app: FastAPI) -> None:
+    """An unknown page under the staff and shop paths answers with the HTML 404 page; the
+    API (and everything else) keeps its application/problem+json answers."""
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from saumaton.api.problems import http_problem
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        path = request.url.path
+        if exc.status_code == 404 and path.startswith(_HTML_PREFIXES):
+            return error_page(request, 404, gettext(request, N_("The page was not found.")))
+        return http_problem(exc)
+
+    app.add_exception_handler(StarletteHTTPException, handler)
+
+
+_HTML_PREFIXES = ("/backoffice", "/staff")

@@ -1,0 +1,80 @@
+"""The staff home (what this person's roles open: a till per store, the service desk,
+the back office, reports) and the back office's front page.
+
+One staff login leads here; every staff page links back (the "Home" link in each
+header)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from saumaton.core.actor import Actor
+from saumaton.locations.services import list_locations
+from saumaton.web.auth import db_of
+from saumaton.web.backoffice.access import nav_for, requires
+from saumaton.web.i18n import N_
+from saumaton.web.pages import gettext, page_router, render, require_staff
+
+router = page_router()
+
+
+@dataclass(frozen=True)
+class Tile:
+    key: str
+    href: str
+    title: str
+    text: str
+
+
+async def _tiles(request: Request, actor: Actor) -> list[Tile]:
+    async with db_of(request).reader() as s:
+        stores = [loc for loc in await list_locations(s)
+                  if loc.kind == "store" and loc.sells_in_person
+                  and actor.can("orders.create", loc.id)]
+    tiles = [Tile(f"till-{loc.code}", f"/pos/{loc.code}",
+                  gettext(request, N_("Till: %(store)s"), store=loc.name),
+                  gettext(request, N_("Sell, returns, click & collect, cash drawer")))
+             for loc in stores]
+    if actor.can("customers.read") and actor.can("orders.create"):
+        tiles.append(Tile("service", "/service", gettext(request, N_("Service desk")),
+                          gettext(request, N_("Chat, e-mail, phone orders and returns"))))
+    if nav_for(actor):
+        tiles.append(Tile("backoffice", "/backoffice/", gettext(request, N_("Back office")),
+                          gettext(request, N_(
+                              "Orders, catalogue, prices, stock, customers, staff"))))
+    if actor.can("reports.read"):
+        tiles.append(Tile("reports", "/backoffice/reports", gettext(request, N_("Reports")),
+                          gettext(request, N_("Cash drawer Z reports per till"))))
+    return tiles
+
+
+@router.get("/staff/")
+async def staff_home(request: Request) -> Response:
+    actor = await require_staff(request)
+    response = render(request, "staff/home.html", {
+        "title": gettext(request, N_("Home")), "tiles": await _tiles(request, actor)})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/backoffice/")
+async def backoffice_home(request: Request,
+                          actor: Annotated[Actor, requires("orders.read")]) -> Response:
+    return render(request, "backoffice/home.html", {
+        "title": gettext(request, N_("Back office")), "groups": nav_for(actor),
+        "nav_key": "home"})
+
+
+@router.get("/backoffice/reports")
+async def reports(request: Request,
+                  actor: Annotated[Actor, requires("reports.read")]) -> Response:
+    async with db_of(request).reader() as s:
+        stores = [loc for loc in await list_locations(s)
+                  if loc.kind == "store" and loc.sells_in_person
+                  and actor.can("orders.read", loc.id)]
+    return render(request, "backoffice/reports.html", {
+        "title": gettext(request, N_("Reports")), "stores": stores, "nav_key": "reports"})
