@@ -396,7 +396,32 @@ def install(app: FastAPI) -> None:
     app.include_router(fulfilment_pages.router)  # /pos/{code}/orders, /backoffice/orders
     from saumaton.web.backoffice import home as backoffice_home
     app.include_router(backoffice_home.router)  # /staff/, /backoffice/, /backoffice/reports
+    for router_module in _backoffice_feature_routers():
+        app.include_router(router_module)
     _html_not_found(app)
+
+
+_INCLUDED_ABOVE = frozenset({"access", "customers", "giftcards", "home", "returns"})
+
+
+def _backoffice_feature_routers() -> list[APIRouter]:
+    """The `router` of every other module in saumaton.web.backoffice (catalogue, prices,
+    stock, staff, settings, import/export…), in module-name order: a feature adds its
+    pages by adding a module."""
+    import importlib
+    import pkgutil
+
+    from saumaton.web import backoffice
+
+    routers = []
+    for info in sorted(pkgutil.iter_modules(backoffice.__path__), key=lambda i: i.name):
+        if info.name in _INCLUDED_ABOVE or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"saumaton.web.backoffice.{info.name}")
+        router_of = getattr(module, "router", None)
+        if isinstance(router_of, APIRouter):
+            routers.append(router_of)
+    return routers
 
 
 def _html_not_found(app: FastAPI) -> None:
