@@ -32,6 +32,7 @@ from saumaton.service.board import (
     end_notice,
 )
 from saumaton.web.auth import db_of
+from saumaton.web.backoffice.access import requires
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
     checked_form,
@@ -104,7 +105,8 @@ async def _backoffice(request: Request, actor: Actor, *, status: int = 200,
 
 
 @router.get("/backoffice/board")
-async def backoffice_board(request: Request) -> Response:
+async def backoffice_board(request: Request,
+        _allowed: Annotated[Actor, requires("orders.read")]) -> Response:
     actor = await require_staff(request)
     return await _backoffice(request, actor, saved=request.query_params.get("saved", "")[:10])
 
@@ -133,7 +135,8 @@ def _local_time(value: str, field: str, zone: str) -> datetime | None:
 
 
 @router.post("/backoffice/board/notices")
-async def add_notice(request: Request) -> Response:
+async def add_notice(request: Request,
+        _allowed: Annotated[Actor, requires("notices.write")]) -> Response:
     actor = await require_staff(request)
     form = await checked_form(request)
     values = {name: _text(form, name) for name in FIELDS}
@@ -168,7 +171,9 @@ async def add_notice(request: Request) -> Response:
 
 
 @router.post("/backoffice/board/notices/{notice_id}/end")
-async def stop_notice(request: Request, notice_id: NoticeId) -> Response:
+async def stop_notice(request: Request,
+        _allowed: Annotated[Actor, requires("notices.write")],
+        notice_id: NoticeId) -> Response:
     actor = await require_staff(request)
     await checked_form(request)
     try:

@@ -35,6 +35,7 @@ from saumaton.payments.refunds import refunds_of
 from saumaton.returns.models import Return
 from saumaton.staff.services import staff_names
 from saumaton.web.auth import db_of
+from saumaton.web.backoffice.access import requires
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
     checked_form,
@@ -190,7 +191,8 @@ async def store_orders(request: Request, code: Code) -> Response:
 
 
 @router.get("/backoffice/orders")
-async def backoffice_orders(request: Request) -> Response:
+async def backoffice_orders(request: Request,
+        _allowed: Annotated[Actor, requires("orders.read")]) -> Response:
     return await _list(request, await _where(request, None))
 
 
@@ -249,7 +251,9 @@ async def store_order(request: Request, code: Code, order_id: OrderId) -> Respon
 
 
 @router.get("/backoffice/orders/{order_id}")
-async def backoffice_order(request: Request, order_id: OrderId) -> Response:
+async def backoffice_order(request: Request,
+        _allowed: Annotated[Actor, requires("orders.read")],
+        order_id: OrderId) -> Response:
     return await _order_page(request, await _where(request, None), order_id)
 
 
@@ -291,7 +295,9 @@ async def store_step(request: Request, code: Code, order_id: OrderId, step: Step
 
 
 @router.post("/backoffice/orders/{order_id}/{step}")
-async def backoffice_step(request: Request, order_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+async def backoffice_step(request: Request,
+        _allowed: Annotated[Actor, requires("orders.fulfil")],
+        order_id: Annotated[int, Path(ge=1, le=MAX_ID)],
                           step: Step) -> Response:
     return await _step(request, await _where(request, None), order_id, step)
 

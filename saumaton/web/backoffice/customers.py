@@ -44,6 +44,7 @@ from saumaton.customers.tags import (
 from saumaton.customers.timeline import timeline
 from saumaton.web import customer_contact
 from saumaton.web.auth import db_of
+from saumaton.web.backoffice.access import requires
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
     checked_form,
@@ -167,7 +168,8 @@ def _no_store(response: Response) -> Response:
 
 
 @router.get("/customers/duplicates")
-async def duplicates_page(request: Request) -> Response:
+async def duplicates_page(request: Request,
+        _allowed: Annotated[Actor, requires("customers.read")]) -> Response:
     """Pairs that are probably one person, likeliest first; `?q=` (a name, e-mail,
     phone or card, as at the till) narrows them to the customers it finds."""
     actor = await require_staff(request)
@@ -204,7 +206,8 @@ async def _confirm(request: Request, actor: Actor, kept: int, merged: int, *,
 
 
 @router.get("/customers/merge")
-async def confirm_page(request: Request) -> Response:
+async def confirm_page(request: Request,
+        _allowed: Annotated[Actor, requires("customers.merge", everywhere=True)]) -> Response:
     """What the merge will move, with the button that does it."""
     actor = await require_staff(request)
     actor.require("customers.merge", everywhere=True)
@@ -216,7 +219,8 @@ async def confirm_page(request: Request) -> Response:
 
 
 @router.post("/customers/merge")
-async def merge(request: Request) -> Response:
+async def merge(request: Request,
+        _allowed: Annotated[Actor, requires("customers.merge", everywhere=True)]) -> Response:
     actor = await require_staff(request)
     form = await checked_form(request)
     actor.require("customers.merge", everywhere=True)
@@ -249,13 +253,17 @@ async def _result(request: Request, actor: Actor, merge_id: int, *, status: int 
 
 
 @router.get("/customers/merges/{merge_id}")
-async def result_page(request: Request, merge_id: MergeId) -> Response:
+async def result_page(request: Request,
+        _allowed: Annotated[Actor, requires("customers.merge", everywhere=True)],
+        merge_id: MergeId) -> Response:
     actor = await require_staff(request)
     return await _result(request, actor, merge_id)
 
 
 @router.post("/customers/merges/{merge_id}/undo")
-async def undo(request: Request, merge_id: MergeId) -> Response:
+async def undo(request: Request,
+        _allowed: Annotated[Actor, requires("customers.merge", everywhere=True)],
+        merge_id: MergeId) -> Response:
     actor = await require_staff(request)
     await checked_form(request)
     try:
@@ -273,7 +281,8 @@ async def undo(request: Request, merge_id: MergeId) -> Response:
 # --- the customer list ----------------------------------------------------------------------
 
 @router.get("/customers")
-async def customers_page(request: Request) -> Response:
+async def customers_page(request: Request,
+        _allowed: Annotated[Actor, requires("customers.read")]) -> Response:
     """Customers by tag (`?tag=vip`) or by what `?q=` finds (as at the till); both narrow
     each other. The tags in use, with counts, are the filter links."""
     actor = await require_staff(request)
@@ -311,7 +320,8 @@ async def customers_page(request: Request) -> Response:
 
 
 @router.get("/customers/tags/options")
-async def tag_options(request: Request) -> Response:
+async def tag_options(request: Request,
+        _allowed: Annotated[Actor, requires("customers.read")]) -> Response:
     """The tags in use as <option>s, for the cards' "add a tag" suggestions."""
     actor = await require_staff(request)
     async with db_of(request).reader() as s:
@@ -358,7 +368,8 @@ def _field_values(form: FormData, *names: str) -> dict[str, str]:
 
 
 @router.get("/customers/fields")
-async def fields_page(request: Request) -> Response:
+async def fields_page(request: Request,
+        _allowed: Annotated[Actor, requires("customers.configure", everywhere=True)]) -> Response:
     """The preference fields the cards ask, with forms to add and change them."""
     actor = await require_staff(request)
     _configurer(actor)
@@ -368,7 +379,8 @@ async def fields_page(request: Request) -> Response:
 
 
 @router.post("/customers/fields")
-async def field_create(request: Request) -> Response:
+async def field_create(request: Request,
+        _allowed: Annotated[Actor, requires("customers.configure", everywhere=True)]) -> Response:
     actor = await require_staff(request)
     form = await checked_form(request)
     _configurer(actor)
@@ -389,7 +401,9 @@ async def field_create(request: Request) -> Response:
 
 
 @router.post("/customers/fields/{key}")
-async def field_update(request: Request, key: FieldKey) -> Response:
+async def field_update(request: Request,
+        _allowed: Annotated[Actor, requires("customers.configure", everywhere=True)],
+        key: FieldKey) -> Response:
     """Label, options, order and whether the cards ask it (unticked: removed from the
     cards; the values customers have are kept)."""
     actor = await require_staff(request)
@@ -434,7 +448,9 @@ async def _customer_page(request: Request, actor: Actor, customer_id: int, *,
 
 
 @router.get("/customers/{customer_id}")
-async def customer_page(request: Request, customer_id: CustomerId) -> Response:
+async def customer_page(request: Request,
+        _allowed: Annotated[Actor, requires("customers.read")],
+        customer_id: CustomerId) -> Response:
     """A customer in the back office: who they are, preferences, tags and timeline."""
     actor = await require_staff(request)
     saved = request.query_params.get("saved", "")
@@ -443,7 +459,9 @@ async def customer_page(request: Request, customer_id: CustomerId) -> Response:
 
 
 @router.post("/customers/{customer_id}/preferences")
-async def customer_preferences(request: Request, customer_id: CustomerId) -> Response:
+async def customer_preferences(request: Request,
+        _allowed: Annotated[Actor, requires("customers.write")],
+        customer_id: CustomerId) -> Response:
     """The shop's active preference fields; all or nothing, like at the till."""
     actor = await require_staff(request)
     form = await checked_form(request)
@@ -466,7 +484,9 @@ async def customer_preferences(request: Request, customer_id: CustomerId) -> Res
 
 
 @router.post("/customers/{customer_id}/notes")
-async def customer_note(request: Request, customer_id: CustomerId) -> Response:
+async def customer_note(request: Request,
+        _allowed: Annotated[Actor, requires("customers.write")],
+        customer_id: CustomerId) -> Response:
     actor = await require_staff(request)
     form = await checked_form(request)
     body = _text(form, "body", 4000)
@@ -507,17 +527,23 @@ async def _tag(request: Request, customer_id: int, add: bool) -> Response:
 
 
 @router.post("/customers/{customer_id}/tags")
-async def customer_tag_add(request: Request, customer_id: CustomerId) -> Response:
+async def customer_tag_add(request: Request,
+        _allowed: Annotated[Actor, requires("customers.write")],
+        customer_id: CustomerId) -> Response:
     return await _tag(request, customer_id, add=True)
 
 
 @router.post("/customers/{customer_id}/tags/remove")
-async def customer_tag_remove(request: Request, customer_id: CustomerId) -> Response:
+async def customer_tag_remove(request: Request,
+        _allowed: Annotated[Actor, requires("customers.write")],
+        customer_id: CustomerId) -> Response:
     return await _tag(request, customer_id, add=False)
 
 
 @router.post("/customers/{customer_id}/contact/{action}")
-async def customer_contact_form(request: Request, customer_id: CustomerId,
+async def customer_contact_form(request: Request,
+        _allowed: Annotated[Actor, requires("customers.write")],
+        customer_id: CustomerId,
                                 action: customer_contact.Action) -> Response:
     """The page's contact forms: name, add an e-mail or phone, remove one, issue a card,
     the marketing consents (recorded as given in the back office)."""

@@ -13,11 +13,13 @@ from typing import Annotated, Any
 from fastapi import Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from saumaton.core.actor import Actor
 from saumaton.core.errors import DomainError
 from saumaton.giftcards import ledger
 from saumaton.giftcards import services as giftcards
 from saumaton.giftcards.services import GiftCardIn, GiftCardOut
 from saumaton.web.auth import db_of
+from saumaton.web.backoffice.access import requires
 from saumaton.web.i18n import N_, parse_money
 from saumaton.web.pages import (
     checked_form,
@@ -59,7 +61,9 @@ def _message(request: Request, exc: DomainError) -> str:
 
 
 @router.get("/gift-cards")
-async def gift_cards(request: Request, code: Annotated[str, Query(max_length=40)] = "",
+async def gift_cards(request: Request,
+        _allowed: Annotated[Actor, requires("giftcards.read")],
+        code: Annotated[str, Query(max_length=40)] = "",
                      done: Annotated[str, Query(max_length=16)] = "") -> Response:
     actor = await require_staff(request)
     actor.require("giftcards.read")
@@ -79,7 +83,8 @@ async def gift_cards(request: Request, code: Annotated[str, Query(max_length=40)
 
 
 @router.post("/gift-cards")
-async def issue(request: Request) -> Response:
+async def issue(request: Request,
+        _allowed: Annotated[Actor, requires("giftcards.issue", everywhere=True)]) -> Response:
     actor = await require_staff(request)
     form = await checked_form(request)
     raw_amount, email = str(form.get("amount", "")), str(form.get("email", "")).strip()
@@ -108,7 +113,8 @@ async def issue(request: Request) -> Response:
 
 
 @router.post("/gift-cards/void")
-async def void(request: Request) -> Response:
+async def void(request: Request,
+        _allowed: Annotated[Actor, requires("giftcards.issue", everywhere=True)]) -> Response:
     actor = await require_staff(request)
     form = await checked_form(request)
     code, reason = str(form.get("code", ""))[:40], str(form.get("reason", ""))

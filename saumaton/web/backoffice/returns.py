@@ -19,6 +19,7 @@ from saumaton.locations.models import Location
 from saumaton.locations.services import list_locations
 from saumaton.returns.services import credit_receipt, get_return
 from saumaton.web.auth import db_of
+from saumaton.web.backoffice.access import requires
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
     checked_form,
@@ -42,7 +43,9 @@ async def _receiving_locations(request: Request, actor: Actor) -> list[Location]
 
 
 @router.get("/returns")
-async def returns_list(request: Request, q: Annotated[str, Query(max_length=200)] = "",
+async def returns_list(request: Request,
+        _allowed: Annotated[Actor, requires("returns.create")],
+        q: Annotated[str, Query(max_length=200)] = "",
                        status: Annotated[str, Query(max_length=16)] = "requested"
                        ) -> Response:
     actor = await require_staff(request)
@@ -78,14 +81,18 @@ async def _page(request: Request, actor: Actor, return_id: int, *,
 
 
 @router.get("/returns/{return_id}")
-async def return_page(request: Request, return_id: ReturnId) -> Response:
+async def return_page(request: Request,
+        _allowed: Annotated[Actor, requires("returns.create")],
+        return_id: ReturnId) -> Response:
     actor = await require_staff(request)
     actor.require("returns.create")
     return await _page(request, actor, return_id)
 
 
 @router.post("/returns/{return_id}")
-async def receive_parcel(request: Request, return_id: ReturnId) -> Response:
+async def receive_parcel(request: Request,
+        _allowed: Annotated[Actor, requires("returns.create")],
+        return_id: ReturnId) -> Response:
     actor = await require_staff(request)
     posted = await checked_form(request)
     locations = {loc.id: loc for loc in await _receiving_locations(request, actor)}
