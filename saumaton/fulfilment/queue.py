@@ -119,6 +119,12 @@ def _filtered(q: Select[int], query: OrderQuery, actor: Actor, timezone: str,
     return q
 
 
+async def open_order_count(s: AsyncSession, actor: Actor) -> int:
+    """Web orders of the staff member's stores still to prepare (paid … packed)."""
+    q = _filtered(select(Order.id), OrderQuery(status="open"), actor, "UTC", None)
+    return int(await s.scalar(select(func.count()).select_from(q.subquery())) or 0)
+
+
 async def order_page(s: AsyncSession, actor: Actor, query: OrderQuery, *, timezone: str,
                      secret: str | None = None, page_size: int = PAGE_SIZE) -> OrderPage:
     """One page of orders, newest first, and how many there are in all."""

@@ -13,7 +13,9 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from saumaton.core.actor import Actor
+from saumaton.core.clock import utcnow
 from saumaton.locations.services import list_locations
+from saumaton.overview import todos
 from saumaton.web.auth import db_of
 from saumaton.web.backoffice.access import nav_for, requires
 from saumaton.web.i18n import N_
@@ -61,12 +63,28 @@ async def staff_home(request: Request) -> Response:
     return response
 
 
+# What each to-do figure means and where its rows are.
+TODO_LINKS: dict[str, tuple[str, str]] = {
+    "orders": (N_("Web orders to prepare"), "/backoffice/orders?status=open"),
+    "returns": (N_("Returns on their way by post"), "/backoffice/returns"),
+    "counts": (N_("Shelves that need a count"), "/backoffice/stock?needs_count=1"),
+    "negative": (N_("Variants with negative stock"), "/backoffice/stock?negative=1"),
+    "transfers": (N_("Transfers in transit"), "/backoffice/stock/transfers"),
+    "price_changes": (N_("Scheduled price changes"), "/backoffice/prices"),
+    "campaigns": (N_("Campaigns running now"), "/backoffice/campaigns"),
+}
+
+
 @router.get("/backoffice/")
 async def backoffice_home(request: Request,
                           actor: Annotated[Actor, requires("orders.read")]) -> Response:
+    async with db_of(request).reader() as s:
+        found = await todos(s, actor, utcnow())
+    figures = [(t.key, t.count, gettext(request, TODO_LINKS[t.key][0]), TODO_LINKS[t.key][1])
+               for t in found]
     return render(request, "backoffice/home.html", {
         "title": gettext(request, N_("Back office")), "groups": nav_for(actor),
-        "nav_key": "home"})
+        "figures": figures, "nav_key": "home"})
 
 
 @router.get("/backoffice/reports")
