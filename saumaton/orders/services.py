@@ -275,8 +275,8 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
         sku=r["sku"], name=r["name"], quantity=r["quantity"],
         unit_price_cents=r["unit_price_cents"], discount_cents=r["discount_cents"],
         total_cents=r["total_cents"], vat_rate_bp=r["vat_rate_bp"], vat_cents=r["vat_cents"],
-        campaign_id=r["campaign_id"],
-    ) for r in line_rows]
+        campaign_id=r["campaign_id"], campaign_name=ln.campaign_name,
+    ) for r, ln in zip(line_rows, priced.lines, strict=True)]
     payments = [PaymentOut(
         method=p.method, amount_cents=p.amount_cents, rounding_cents=p.rounding_cents,
         tendered_cents=p.tendered_cents, change_cents=p.change_cents, reference=p.reference,

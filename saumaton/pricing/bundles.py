@@ -187,13 +187,15 @@ def apply_bundles(lines: Sequence[CartLine], bundles: Sequence[Bundle]
         bundle, trial = best
         left.remove(bundle)
         weights = [0] * len(lines)
+        touched = [False] * len(lines)
         for members, _ in trial.sets:
             for i in members:
                 free[i] -= 1
                 bundled[i] += 1
                 weights[i] += lines[i].unit_cents
+                touched[i] = True
         for i, share in enumerate(spread(sum(d for _, d in trial.sets), weights)):
-            if weights[i]:
+            if touched[i]:
                 shares[i][bundle.campaign_id] = share
     by_id = {b.campaign_id: b for b in bundles}
     out: list[LineBundle | None] = []

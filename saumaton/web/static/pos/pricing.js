@@ -144,16 +144,18 @@ export function applyBundles(lines, bundles) {
     const [bundle, trial] = best;
     left.splice(left.indexOf(bundle), 1);
     const weights = lines.map(() => 0);
+    const touched = lines.map(() => false);
     for (const [members] of trial.sets) {
       for (const i of members) {
         free[i] -= 1;
         bundled[i] += 1;
         weights[i] += lines[i].unit_price_cents;
+        touched[i] = true;
       }
     }
     const total = trial.sets.reduce((s, [, d]) => s + d, 0);
     spread(total, weights).forEach((share, i) => {
-      if (weights[i]) shares[i].set(bundle.campaign_id, share);
+      if (touched[i]) shares[i].set(bundle.campaign_id, share);
     });
   }
   const byId = new Map((bundles || []).map((b) => [b.campaign_id, b]));
