@@ -181,8 +181,8 @@ export function applyBundles(lines, bundles) {
  * `bundles`: the bundle campaigns that apply (bundlesFor).
  * Returns the lines and totals as the order will record them, the VAT per rate and
  * `errors`: [{field: "lines.0.discount" | "order_discount", code}] (a discount with an
- * error is left out of the figures). A line in a bundle set has `bundle_cents` and the
- * bundle's `campaign_id` and `campaign_name`.
+ * error is left out of the figures). A line in a bundle set has `bundled`, its
+ * `bundle_cents` and the bundle's `campaign_id` and `campaign_name`.
  */
 export function priceSale(lines, orderDiscount = null, maxPct = 100, bundles = []) {
   const errors = [];
@@ -197,7 +197,8 @@ export function priceSale(lines, orderDiscount = null, maxPct = 100, bundles = [
       after_campaign_cents: listTotal - campaign, manual_cents: 0, reason: "",
       bundle_cents: b ? b.bundle_cents : 0,
     };
-    if (b) {
+    if (b) {  // in a bundle set: named by the bundle campaign
+      line.bundled = true;
       line.campaign_id = b.campaign_id;
       line.campaign_name = b.campaign_name;
     }

@@ -37,7 +37,7 @@ export function offlineReceipt({sale, priceInput, names, fmt, cfg, S, clientRef,
   priced.lines.forEach((ln, i) => {
     const small = el("small", {}, `${ln.quantity} × ${fmt.money(ln.unit_price_cents)}`);
     if (ln.campaign_cents > 0) {
-      small.append(` · ${ln.bundle_cents ? ln.campaign_name + ":" : S.manual_discount} −${fmt.money(ln.campaign_cents)}`);
+      small.append(` · ${ln.bundled ? ln.campaign_name + ":" : S.manual_discount} −${fmt.money(ln.campaign_cents)}`);
     }
     const cellName = el("td", {}, names[i], el("br"), small);
     if (ln.manual_cents) {

@@ -417,9 +417,9 @@ function render() {
       node("span", {testid: "line-unit", text: `${line.quantity} × ${fmt.money(line.unit_price_cents)}`}));
     if (pl.campaign_cents) {
       price.append(node("span", {class: "discount", testid: "line-campaign",
-        text: `−${fmt.money(pl.campaign_cents)}${pl.bundle_cents ? " · " + pl.campaign_name
+        text: `−${fmt.money(pl.campaign_cents)}${pl.bundled ? " · " + pl.campaign_name
           : (line.campaign_name ? " · " + line.campaign_name : "")}`
-          + (line.member_price && !pl.bundle_cents ? ` · ${S.member_price}` : "")}));
+          + (line.member_price && !pl.bundled ? ` · ${S.member_price}` : "")}));
     }
     const lineManual = pl.manual_cents - (pl.order_share_cents || 0);
     if (line.discount && lineManual) {
@@ -928,7 +928,7 @@ function saleBody(payments) {
     lines: sale.lines.map((l, i) => ({
       variant_id: l.variant_id, quantity: l.quantity, discount: l.discount,
       unit_price_cents: l.unit_price_cents, campaign_discount_cents: l.campaign_discount_cents,
-      campaign_id: p.lines[i].bundle_cents ? p.lines[i].campaign_id : l.campaign_id,
+      campaign_id: p.lines[i].bundled ? p.lines[i].campaign_id : l.campaign_id,
       campaign_total_cents: p.lines[i].campaign_cents,
     })),
     order_discount: sale.order_discount,
