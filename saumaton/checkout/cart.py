@@ -30,6 +30,7 @@ from saumaton.locations.services import channel_by_code
 from saumaton.loyalty.tiers import tier_of
 from saumaton.orders.quote import OrderQuote, QuotedLine, price_lines
 from saumaton.orders.services import business_day
+from saumaton.pricing.bundles import load_bundles
 from saumaton.pricing.services import resolve_prices
 
 WEB_CHANNEL = "web"
@@ -301,9 +302,11 @@ async def price_cart(s: AsyncSession, cart_id: int | None, token: str | None,
         .where(Variant.id.in_(ids)))).all()) if ids else {}
     keep = [(v, q) for v, q in wanted if v in infos and infos[v].active]
     channel = await channel_by_code(s, WEB_CHANNEL)
-    quotes = await resolve_prices(s, [infos[v] for v, _ in keep], channel.id, at,
-                                  await tier_of(s, customer_id, at))
-    quote = price_lines(channel.code, [infos[v] for v, _ in keep], [q for _, q in keep], quotes)
+    tier = await tier_of(s, customer_id, at)
+    distinct = list({v: infos[v] for v, _ in keep}.values())
+    quotes = await resolve_prices(s, distinct, channel.id, at, tier)
+    quote = price_lines(channel.code, [infos[v] for v, _ in keep], [q for _, q in keep], quotes,
+                        await load_bundles(s, distinct, channel.id, at, tier))
     stock = await availability(s, [v for v, _ in keep])
     images: dict[int, str] = {}
     if keep:

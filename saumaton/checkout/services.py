@@ -90,6 +90,7 @@ from saumaton.payments.paytrail.client import PaytrailClient
 from saumaton.payments.paytrail.payload import payment_request
 from saumaton.payments.refunds import record_refund
 from saumaton.payments.services import clean_code_at
+from saumaton.pricing.bundles import load_bundles
 from saumaton.pricing.services import resolve_prices
 
 log = logging.getLogger(__name__)
@@ -418,9 +419,11 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
     channel = await _channel(uow, WEB_CHANNEL)
     infos = await _variants_for(s, OrderIn(channel=WEB_CHANNEL, lines=cmd.lines), day)
     # The signed-in shopper's member prices, as the cart showed them.
-    quotes = await resolve_prices(s, list({i.id: i for i in infos}.values()), channel.id, now,
-                                  await tier_of(s, customer_id, now))
-    priced = price_lines(channel.code, infos, [ln.quantity for ln in cmd.lines], quotes)
+    tier = await tier_of(s, customer_id, now)
+    distinct = list({i.id: i for i in infos}.values())
+    quotes = await resolve_prices(s, distinct, channel.id, now, tier)
+    priced = price_lines(channel.code, infos, [ln.quantity for ln in cmd.lines], quotes,
+                         await load_bundles(s, distinct, channel.id, now, tier))
 
     if cmd.delivery == "pickup":
         if cmd.pickup_location_id is None:

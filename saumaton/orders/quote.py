@@ -20,6 +20,7 @@ from saumaton.core.money import round_cash, vat_included
 from saumaton.locations.services import channel_by_code
 from saumaton.orders.schemas import LineIn, OrderIn, OrderLineOut, VatLine
 from saumaton.payments.services import PaymentIn, PlannedPayment, plan_payments
+from saumaton.pricing.bundles import Bundle, CartLine, LineBundle, apply_bundles, load_bundles
 from saumaton.pricing.services import PriceQuote, resolve_prices
 
 
@@ -41,6 +42,8 @@ class QuotedLine:
     limited_to: tuple[str, ...] | None
     # A gift card: nothing to ship (e-mailed or handed over as a code).
     gift_card: bool = False
+    # The part of discount_cents that is a bundle campaign's (campaign_id names it).
+    bundle_cents: int = 0
 
     @property
     def list_total_cents(self) -> int:
@@ -91,18 +94,32 @@ class OrderQuote:
 
 
 def price_lines(channel_code: str, infos: Sequence[VariantInfo], quantities: Sequence[int],
-                quotes: Mapping[int, PriceQuote]) -> OrderQuote:
-    """Price each line (infos[i] bought quantities[i] times) with its resolved price."""
+                quotes: Mapping[int, PriceQuote], bundles: Sequence[Bundle] = (),
+                line_campaigns: Sequence[LineBundle | None] | None = None) -> OrderQuote:
+    """Price each line (infos[i] bought quantities[i] times) with its resolved price,
+    then the bundle campaigns over the whole cart (`pricing.bundles`). An offline till
+    sale passes the campaign discount it charged per line (`line_campaigns`) instead."""
     subtotal = discount = total = vat = 0
     lines: list[QuotedLine] = []
-    for idx, (info, quantity) in enumerate(zip(infos, quantities, strict=True)):
+    units: list[PriceQuote] = []
+    for info in infos:
         q = quotes[info.id]
         if info.gift_card and (q.discount_cents or q.campaign_id is not None):
             # A card is worth what is paid for it: no campaign makes it cheaper.
             q = PriceQuote(variant_id=info.id, list_cents=q.list_cents, discount_cents=0,
                            campaign_id=None, campaign_name=None)
+        units.append(q)
+    if line_campaigns is None:
+        line_campaigns = bundle_campaigns(infos, quantities, units, bundles)
+    for idx, (info, quantity, q) in enumerate(zip(infos, quantities, units, strict=True)):
         l_gross = q.list_cents * quantity
         l_disc = q.discount_cents * quantity
+        campaign_id, campaign_name, limited_to = q.campaign_id, q.campaign_name, q.limited_to
+        bundle_cents = 0
+        if (lc := line_campaigns[idx]) is not None and not info.gift_card:
+            l_disc, bundle_cents = lc.discount_cents, lc.bundle_cents
+            campaign_id, campaign_name, limited_to = (lc.campaign_id, lc.campaign_name,
+                                                      lc.limited_to)
         l_total = l_gross - l_disc
         l_vat = vat_included(l_total, info.vat_rate_bp)
         subtotal += l_gross
@@ -113,11 +130,24 @@ def price_lines(channel_code: str, infos: Sequence[VariantInfo], quantities: Seq
             line_no=idx + 1, variant_id=info.id, sku=info.sku, name=info.name,
             quantity=quantity, unit_price_cents=q.list_cents, discount_cents=l_disc,
             total_cents=l_total, vat_rate_bp=info.vat_rate_bp, vat_cents=l_vat,
-            campaign_id=q.campaign_id, campaign_name=q.campaign_name,
-            limited_to=q.limited_to, gift_card=info.gift_card,
+            campaign_id=campaign_id, campaign_name=campaign_name,
+            limited_to=limited_to, gift_card=info.gift_card, bundle_cents=bundle_cents,
         ))
     return OrderQuote(channel=channel_code, lines=tuple(lines), subtotal_cents=subtotal,
                       discount_cents=discount, total_cents=total, vat_cents=vat)
+
+
+def bundle_campaigns(infos: Sequence[VariantInfo], quantities: Sequence[int],
+                     units: Sequence[PriceQuote], bundles: Sequence[Bundle]
+                     ) -> list[LineBundle | None]:
+    """The bundle campaigns' discount per line (None: the line keeps its unit price)."""
+    if not bundles:
+        return [None] * len(infos)
+    return list(apply_bundles([
+        CartLine(variant_id=info.id, product_id=info.product_id, category_id=info.category_id,
+                 quantity=quantity, unit_cents=q.list_cents, unit_discount_cents=q.discount_cents,
+                 eligible=not info.gift_card)
+        for info, quantity, q in zip(infos, quantities, units, strict=True)], bundles))
 
 
 async def quote_order(session: AsyncSession, channel_code: str, lines: list[LineIn],
@@ -133,6 +163,7 @@ async def quote_order(session: AsyncSession, channel_code: str, lines: list[Line
                           total_cents=0, vat_cents=0)
     cmd = OrderIn(channel=channel.code, lines=lines)
     infos = await _variants_for(session, cmd, business_day(at))
-    quotes = await resolve_prices(session, list({i.id: i for i in infos}.values()),
-                                  channel.id, at)
-    return price_lines(channel.code, infos, [ln.quantity for ln in lines], quotes)
+    distinct = list({i.id: i for i in infos}.values())
+    quotes = await resolve_prices(session, distinct, channel.id, at)
+    bundles = await load_bundles(session, distinct, channel.id, at)
+    return price_lines(channel.code, infos, [ln.quantity for ln in lines], quotes, bundles)

@@ -49,6 +49,8 @@ class OrderLineOut(BaseModel):
     vat_rate_bp: int
     vat_cents: int
     campaign_id: int | None
+    # The campaign's name, for receipts ("3 for 2: −12,90 €").
+    campaign_name: str | None = None
     # Of discount_cents, the part given by hand at the till, and why.
     manual_discount_cents: int = 0
     discount_reason: str = ""

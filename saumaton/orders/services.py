@@ -54,6 +54,8 @@ from saumaton.orders.writer import (
 )
 from saumaton.payments.models import Payment, Refund
 from saumaton.payments.services import BALANCE_METHODS, plan_payments
+from saumaton.pricing.bundles import load_bundles
+from saumaton.pricing.models import Campaign
 from saumaton.pricing.services import resolve_prices, resolve_prices_pg
 from saumaton.tills.receipts import assign_receipt_no
 
@@ -187,7 +189,9 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
         quotes = await resolve_prices(s, distinct, channel.id, now, tier)
 
     # The one line-pricing function, shared with quote_order (POS cart, basket).
-    priced = price_lines(channel.code, infos, [ln.quantity for ln in cmd.lines], quotes)
+    bundles = await load_bundles(s, distinct, channel.id, now, tier)
+    priced = price_lines(channel.code, infos, [ln.quantity for ln in cmd.lines], quotes,
+                         bundles)
     subtotal, discount = priced.subtotal_cents, priced.discount_cents
     total, vat = priced.total_cents, priced.vat_cents
     line_rows: list[dict[str, Any]] = [{
@@ -271,8 +275,8 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
         sku=r["sku"], name=r["name"], quantity=r["quantity"],
         unit_price_cents=r["unit_price_cents"], discount_cents=r["discount_cents"],
         total_cents=r["total_cents"], vat_rate_bp=r["vat_rate_bp"], vat_cents=r["vat_cents"],
-        campaign_id=r["campaign_id"],
-    ) for r in line_rows]
+        campaign_id=r["campaign_id"], campaign_name=ln.campaign_name,
+    ) for r, ln in zip(line_rows, priced.lines, strict=True)]
     payments = [PaymentOut(
         method=p.method, amount_cents=p.amount_cents, rounding_cents=p.rounding_cents,
         tendered_cents=p.tendered_cents, change_cents=p.change_cents, reference=p.reference,
@@ -343,8 +347,10 @@ async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
         .where(Order.id.in_(order_ids))
     )).all()
     lines: dict[int, list[OrderLineOut]] = defaultdict(list)
-    for ln in (await s.scalars(
-        select(OrderLine).where(OrderLine.order_id.in_(order_ids))
+    for ln, campaign_name in (await s.execute(
+        select(OrderLine, Campaign.name)
+        .outerjoin(Campaign, Campaign.id == OrderLine.campaign_id)
+        .where(OrderLine.order_id.in_(order_ids))
         .order_by(OrderLine.order_id, OrderLine.line_no)
     )).all():
         lines[ln.order_id].append(OrderLineOut(
@@ -352,7 +358,8 @@ async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
             sku=ln.sku, name=ln.name, quantity=ln.quantity,
             unit_price_cents=ln.unit_price_cents, discount_cents=ln.discount_cents,
             total_cents=ln.total_cents, vat_rate_bp=ln.vat_rate_bp, vat_cents=ln.vat_cents,
-            campaign_id=ln.campaign_id, manual_discount_cents=ln.manual_discount_cents,
+            campaign_id=ln.campaign_id, campaign_name=campaign_name,
+            manual_discount_cents=ln.manual_discount_cents,
             discount_reason=ln.discount_reason, returned_quantity=ln.returned_quantity))
     payments: dict[int, list[PaymentOut]] = defaultdict(list)
     for p in (await s.scalars(

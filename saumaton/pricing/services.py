@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -232,12 +232,18 @@ class CampaignIn(Input):
                                  description="a member price: only for this loyalty tier "
                                              "or higher; empty = for everyone")
 
+    @field_validator("value")
+    @classmethod
+    def _positive(cls, value: int, info: ValidationInfo) -> int:
+        # A field check (kind is validated before it), so the error names `value`.
+        if info.data.get("kind") in ("percent", "fixed", "set_price") and value <= 0:
+            raise ValueError("value must be greater than 0")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> CampaignIn:
         if self.kind in ("percent", "buy_x_get_y") and self.value > 10000:
             raise ValueError("a percent takes at most 10000 basis points (100 %)")
-        if self.kind in ("percent", "fixed", "set_price") and self.value <= 0:
-            raise ValueError("value must be greater than 0")
         if self.kind == "x_for_y":
             if self.buy_quantity is None or self.pay_quantity is None \
                     or not 1 <= self.pay_quantity < self.buy_quantity:

@@ -6,6 +6,8 @@ line without a round trip. Prices are the core's one price resolution
 today (`catalogue.load_variant_infos`); each campaign carries its end time so a till
 that is offline stops applying it when it ends. A variant with member prices lists
 them per loyalty tier (`member_prices`): the till uses them for an attached member.
+The bundle campaigns of the channel come along (`bundles`, `pricing.bundles`): the
+till applies them over the whole sale exactly as the core does.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from saumaton.catalogue.models import Product, Variant
 from saumaton.catalogue.services import VariantInfo, load_variant_infos
 from saumaton.core.actor import Actor
 from saumaton.locations.models import Channel
+from saumaton.pricing.bundles import load_bundles
 from saumaton.pricing.models import Campaign
 from saumaton.pricing.services import TIERS, PriceQuote, resolve_prices
 
@@ -88,7 +91,8 @@ async def build_catalogue(session: AsyncSession, channel: Channel, at: datetime,
             "unit_price_cents": q.list_cents, "campaign_discount_cents": q.discount_cents,
             "campaign_id": q.campaign_id, "campaign_name": q.campaign_name,
             "campaign_ends_at": _iso(ends.get(q.campaign_id)) if q.campaign_id else None,
-            "vat_rate_bp": info.vat_rate_bp,
+            "vat_rate_bp": info.vat_rate_bp, "product_id": info.product_id,
+            "category_id": info.category_id,
         })
         members = {tier: {"campaign_discount_cents": m.discount_cents,
                           "campaign_id": m.campaign_id, "campaign_name": m.campaign_name,
@@ -99,10 +103,15 @@ async def build_catalogue(session: AsyncSession, channel: Channel, at: datetime,
             variants[-1]["member_prices"] = members
         if info.gift_card:  # sold only online: its code comes from the server
             variants[-1]["gift_card"] = True
-    content = json.dumps([channel.code, variants], separators=(",", ":"), sort_keys=True)
+    # Bundle campaigns ("3 for 2") are priced over the whole sale (pricing.js
+    # applyBundles); member-only ones carry their tier, every one its end time.
+    bundles = [b.as_json() for b in await load_bundles(session, None, channel.id, at,
+                                                       any_tier=True)]
+    content = json.dumps([channel.code, variants, bundles], separators=(",", ":"),
+                         sort_keys=True)
     etag = '"' + hashlib.blake2b(content.encode(), digest_size=12).hexdigest() + '"'
     return Snapshot({"generated_at": _iso(at), "channel": channel.code,
-                     "variants": variants}, etag)
+                     "variants": variants, "bundles": bundles}, etag)
 
 
 async def _quotes(session: AsyncSession, infos: list[VariantInfo], channel_id: int,

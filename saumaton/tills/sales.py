@@ -61,6 +61,7 @@ from saumaton.payments.services import (
     plan_payments,
 )
 from saumaton.payments.terminal import CardTerminal
+from saumaton.pricing.bundles import LineBundle, load_bundles
 from saumaton.pricing.services import PriceQuote, resolve_prices, resolve_prices_pg
 from saumaton.tills.models import DrawerSession
 from saumaton.tills.receipts import assign_receipt_no
@@ -77,6 +78,10 @@ class TillLineIn(Input):
     campaign_discount_cents: int | None = Field(default=None, ge=0, le=100_000_000,
                                                 description="per unit")
     campaign_id: int | None = Field(default=None, ge=1, le=MAX_INT32)
+    campaign_total_cents: int | None = Field(
+        default=None, ge=0, le=1_000_000_000_000,
+        description="offline: the line's whole campaign discount the till gave (bundle "
+                    "campaigns included); absent: campaign_discount_cents × quantity")
 
 
 class TillPaymentIn(Input):
@@ -312,23 +317,32 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     distinct = list({i.id: i for i in line_infos}.values())
     core = (await resolve_prices_pg(uow, distinct, channel.id, sold_at, tier) if pg
             else await resolve_prices(s, distinct, channel.id, sold_at, tier))
-    quotes: dict[int, PriceQuote] = dict(core)
+    bundles = await load_bundles(s, distinct, channel.id, sold_at, tier)
+    quantities = [ln.quantity for ln in cmd.lines]
+    priced = price_lines(channel.code, line_infos, quantities, core, bundles)
     if cmd.offline:
         # The customer paid what the till showed: record that, flag any difference.
+        quotes: dict[int, PriceQuote] = dict(core)
+        names = {b.campaign_id: b.name for b in bundles}
+        names.update({q.campaign_id: q.campaign_name or "" for q in core.values()
+                      if q.campaign_id is not None})
+        charged: list[LineBundle | None] = []
         for ln in cmd.lines:
             assert ln.unit_price_cents is not None  # checked by TillSaleIn
-            mine = core[ln.variant_id]
-            till = PriceQuote(
+            quotes[ln.variant_id] = PriceQuote(
                 variant_id=ln.variant_id, list_cents=ln.unit_price_cents,
-                discount_cents=ln.campaign_discount_cents or 0, campaign_id=ln.campaign_id,
-                campaign_name=(mine.campaign_name if mine.campaign_id == ln.campaign_id
-                               else None))
-            if ((till.list_cents, till.discount_cents)
-                    != (mine.list_cents, mine.discount_cents)
-                    and "price_mismatch" not in flags):
-                flags.append("price_mismatch")
-            quotes[ln.variant_id] = till
-    priced = price_lines(channel.code, line_infos, [ln.quantity for ln in cmd.lines], quotes)
+                discount_cents=ln.campaign_discount_cents or 0)
+            total = (ln.campaign_total_cents if ln.campaign_total_cents is not None
+                     else (ln.campaign_discount_cents or 0) * ln.quantity)
+            charged.append(LineBundle(
+                min(total, ln.unit_price_cents * ln.quantity), 0, ln.campaign_id,
+                names.get(ln.campaign_id) if ln.campaign_id is not None else None, None))
+        mine = priced
+        priced = price_lines(channel.code, line_infos, quantities, quotes,
+                             line_campaigns=charged)
+        if [(a.unit_price_cents, a.discount_cents) for a in priced.lines] != [
+                (b.unit_price_cents, b.discount_cents) for b in mine.lines]:
+            flags.append("price_mismatch")
     settings = get_settings()
     # Offline the discount was already given: recorded and flagged, not refused.
     priced, manual, reasons = apply_discounts(
@@ -426,7 +440,7 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
         name=q.name, quantity=q.quantity, unit_price_cents=q.unit_price_cents,
         discount_cents=q.discount_cents, total_cents=q.total_cents,
         vat_rate_bp=q.vat_rate_bp, vat_cents=q.vat_cents, campaign_id=q.campaign_id,
-        manual_discount_cents=m, discount_reason=r,
+        campaign_name=q.campaign_name, manual_discount_cents=m, discount_reason=r,
     ) for q, m, r in zip(priced.lines, manual, reasons, strict=True)]
     paid_with = [PaymentOut(
         method=p.method, amount_cents=p.amount_cents, rounding_cents=p.rounding_cents,

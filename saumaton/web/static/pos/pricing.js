@@ -1,5 +1,5 @@
 // The till's pricing: a line-for-line mirror of saumaton/orders/quote.py
-// (price_lines), saumaton/orders/discounts.py (apply_discounts) and
+// (price_lines), saumaton/pricing/bundles.py (apply_bundles), saumaton/orders/discounts.py (apply_discounts) and
 // saumaton/payments/services.py (plan_payments) with core/money.py's rounding.
 // tests/test_till_pricing.py runs this file in Chromium on random carts and
 // compares every figure with the Python functions, to the cent.
@@ -65,24 +65,144 @@ export function overLimit(amount, base, maxPct) {
   return BigInt(amount) * 100n > BigInt(maxPct) * BigInt(base);
 }
 
+// --- bundle campaigns (pricing/bundles.py) -------------------------------------------
+
+const TIERS = ["member", "silver", "gold"];
+
+/** The snapshot's bundle campaigns that apply `now` for a buyer of loyalty `tier`
+ * ("" for none): not ended, and member-only ones only for that tier or higher. */
+export function bundlesFor(bundles, now = new Date(), tier = "") {
+  const rank = TIERS.indexOf(tier || "");
+  return (bundles || []).filter((b) => (!b.ends_at || new Date(b.ends_at) > now)
+    && (!b.min_tier || (rank >= 0 && TIERS.indexOf(b.min_tier) <= rank)));
+}
+
+function bundleMatches(b, ln) {
+  return b.variant_ids.includes(ln.variant_id) || b.product_ids.includes(ln.product_id)
+    || (ln.category_id != null && b.category_ids.includes(ln.category_id));
+}
+
+function setSize(b) {
+  return b.kind === "buy_x_get_y" ? b.buy_quantity + (b.get_quantity || 0) : b.buy_quantity;
+}
+
+/** The discount on one set; `prices` its units' list prices, dearest first. */
+function setDiscount(b, prices) {
+  const sum = (xs) => xs.reduce((s, x) => s + x, 0);
+  if (b.kind === "x_for_y") {
+    const free = b.buy_quantity - (b.pay_quantity || b.buy_quantity);
+    return free > 0 ? sum(prices.slice(prices.length - free)) : 0;
+  }
+  if (b.kind === "buy_x_get_y") {
+    const got = b.get_quantity || 0;
+    return sum(prices.slice(prices.length - got).map((p) => divRound(BigInt(p) * BigInt(b.value), 10000)));
+  }
+  return Math.max(0, sum(prices) - b.value);  // set_price
+}
+
+function tryBundle(b, lines, free) {
+  const order = [];
+  lines.forEach((ln, i) => {
+    if (free[i] > 0 && !ln.gift_card && bundleMatches(b, ln)) order.push(i);
+  });
+  order.sort((x, y) => (lines[y].unit_price_cents - lines[x].unit_price_cents) || (x - y));
+  const units = [];
+  for (const i of order) for (let k = 0; k < free[i]; k++) units.push(i);
+  const size = setSize(b);
+  const trial = {saving: 0, sets: []};
+  for (let start = 0; start + size <= units.length; start += size) {
+    const members = units.slice(start, start + size);
+    const d = setDiscount(b, members.map((i) => lines[i].unit_price_cents));
+    const replaced = members.reduce((s, i) => s + Math.min(
+      lines[i].campaign_discount_cents || 0, lines[i].unit_price_cents), 0);
+    if (d > replaced) {
+      trial.sets.push([members, d]);
+      trial.saving += d - replaced;
+    }
+  }
+  return trial;
+}
+
+/**
+ * The bundle campaigns over a sale (pricing.bundles.apply_bundles): for each line null
+ * (not in a set) or {discount_cents (the line's whole campaign discount), bundle_cents,
+ * campaign_id, campaign_name}. `lines`: [{variant_id, product_id, category_id, quantity,
+ * unit_price_cents, campaign_discount_cents (per unit), gift_card}].
+ */
+export function applyBundles(lines, bundles) {
+  const free = lines.map((ln) => ln.quantity);
+  const bundled = lines.map(() => 0);
+  const shares = lines.map(() => new Map());
+  const left = [...(bundles || [])].sort((a, b) => a.campaign_id - b.campaign_id);
+  while (left.length) {
+    let best = null;
+    for (const b of left) {
+      const t = tryBundle(b, lines, free);
+      if (t.saving > 0 && (best === null || t.saving > best[1].saving)) best = [b, t];
+    }
+    if (best === null) break;
+    const [bundle, trial] = best;
+    left.splice(left.indexOf(bundle), 1);
+    const weights = lines.map(() => 0);
+    const touched = lines.map(() => false);
+    for (const [members] of trial.sets) {
+      for (const i of members) {
+        free[i] -= 1;
+        bundled[i] += 1;
+        weights[i] += lines[i].unit_price_cents;
+        touched[i] = true;
+      }
+    }
+    const total = trial.sets.reduce((s, [, d]) => s + d, 0);
+    spread(total, weights).forEach((share, i) => {
+      if (touched[i]) shares[i].set(bundle.campaign_id, share);
+    });
+  }
+  const byId = new Map((bundles || []).map((b) => [b.campaign_id, b]));
+  return lines.map((ln, i) => {
+    if (!bundled[i]) return null;
+    let top = null;
+    let own = 0;
+    for (const [id, share] of shares[i]) {
+      own += share;
+      if (top === null || share > shares[i].get(top) || (share === shares[i].get(top) && id < top)) top = id;
+    }
+    const unit = Math.min(ln.campaign_discount_cents || 0, ln.unit_price_cents) * (ln.quantity - bundled[i]);
+    return {discount_cents: unit + own, bundle_cents: own, campaign_id: top,
+            campaign_name: byId.get(top).name};
+  });
+}
+
 /**
  * Price a sale. `lines`: [{unit_price_cents, campaign_discount_cents (per unit),
- * vat_rate_bp, quantity, discount: {percent_bp | cents, reason} | null}];
- * `orderDiscount`: {percent_bp | cents, reason} | null; `maxPct`: the cashier's limit.
+ * vat_rate_bp, quantity, discount: {percent_bp | cents, reason} | null, and for the
+ * bundles variant_id, product_id, category_id, gift_card}];
+ * `orderDiscount`: {percent_bp | cents, reason} | null; `maxPct`: the cashier's limit;
+ * `bundles`: the bundle campaigns that apply (bundlesFor).
  * Returns the lines and totals as the order will record them, the VAT per rate and
  * `errors`: [{field: "lines.0.discount" | "order_discount", code}] (a discount with an
- * error is left out of the figures).
+ * error is left out of the figures). A line in a bundle set has `bundled`, its
+ * `bundle_cents` and the bundle's `campaign_id` and `campaign_name`.
  */
-export function priceSale(lines, orderDiscount = null, maxPct = 100) {
+export function priceSale(lines, orderDiscount = null, maxPct = 100, bundles = []) {
   const errors = [];
-  const out = lines.map((ln) => {
+  const byBundle = bundles && bundles.length ? applyBundles(lines, bundles) : lines.map(() => null);
+  const out = lines.map((ln, i) => {
     const listTotal = ln.unit_price_cents * ln.quantity;
-    const campaign = (ln.campaign_discount_cents || 0) * ln.quantity;
-    return {
+    const b = ln.gift_card ? null : byBundle[i];
+    const campaign = b ? b.discount_cents : (ln.campaign_discount_cents || 0) * ln.quantity;
+    const line = {
       quantity: ln.quantity, unit_price_cents: ln.unit_price_cents,
       vat_rate_bp: ln.vat_rate_bp, list_total_cents: listTotal, campaign_cents: campaign,
       after_campaign_cents: listTotal - campaign, manual_cents: 0, reason: "",
+      bundle_cents: b ? b.bundle_cents : 0,
     };
+    if (b) {  // in a bundle set: named by the bundle campaign
+      line.bundled = true;
+      line.campaign_id = b.campaign_id;
+      line.campaign_name = b.campaign_name;
+    }
+    return line;
   });
   out.forEach((ln, i) => {
     const d = lines[i].discount;

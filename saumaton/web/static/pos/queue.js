@@ -24,7 +24,8 @@ const TIMEOUT_MS = 8000;
 const EVERY_MS = 15000;
 const BACKOFF_MIN_MS = 2000;
 const BACKOFF_MAX_MS = 60000;
-const OFFLINE_ONLY_LINE_FIELDS = ["unit_price_cents", "campaign_discount_cents", "campaign_id"];
+const OFFLINE_ONLY_LINE_FIELDS = ["unit_price_cents", "campaign_discount_cents", "campaign_id",
+                                  "campaign_total_cents"];
 
 const config = { code: "", csrfToken: "", registerName: "", sessionId: null };
 const listeners = new Set();

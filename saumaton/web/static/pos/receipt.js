@@ -30,13 +30,15 @@ function row(label, value, testid, cls) {
  * till config (seller, store), `S`: the strings, `clientRef`: the receipt number.
  */
 export function offlineReceipt({sale, priceInput, names, fmt, cfg, S, clientRef, soldAt,
-                                cardRefused}) {
-  const priced = priceSale(priceInput, sale.order_discount, 100);
+                                cardRefused, bundles = []}) {
+  const priced = priceSale(priceInput, sale.order_discount, 100, bundles);
   const plan = planPayments(priced.total_cents, sale.payments);
   const lines = el("tbody");
   priced.lines.forEach((ln, i) => {
     const small = el("small", {}, `${ln.quantity} × ${fmt.money(ln.unit_price_cents)}`);
-    if (ln.campaign_cents > 0) small.append(` · ${S.manual_discount} −${fmt.money(ln.campaign_cents)}`);
+    if (ln.campaign_cents > 0) {
+      small.append(` · ${ln.bundled ? ln.campaign_name + ":" : S.manual_discount} −${fmt.money(ln.campaign_cents)}`);
+    }
     const cellName = el("td", {}, names[i], el("br"), small);
     if (ln.manual_cents) {
       cellName.append(el("br"), el("small", {testid: "manual-discount"},

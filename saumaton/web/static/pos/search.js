@@ -4,6 +4,7 @@ export class Catalogue {
   constructor(snapshot) {
     this.generatedAt = snapshot.generated_at;
     this.variants = snapshot.variants || [];
+    this.bundles = snapshot.bundles || [];  // bundle campaigns (pricing.js applyBundles)
     this.byId = new Map();
     this.byEan = new Map();
     this.bySku = new Map();

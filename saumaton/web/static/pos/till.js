@@ -8,7 +8,7 @@
 // offline) loses nothing.
 
 import { Catalogue, priceNow } from "./search.js";
-import { overLimit, discountAmount, parseMoney, planPayments, priceSale, roundCash }
+import { bundlesFor, overLimit, discountAmount, parseMoney, planPayments, priceSale, roundCash }
   from "./pricing.js";
 import { offlineReceipt } from "./receipt.js";
 
@@ -170,14 +170,24 @@ function followCatalogue() {
 // --- pricing ------------------------------------------------------------------------------
 
 function priceInput() {
-  return sale.lines.map((l) => ({
-    unit_price_cents: l.unit_price_cents, campaign_discount_cents: l.campaign_discount_cents,
-    vat_rate_bp: l.vat_rate_bp, quantity: l.quantity, discount: l.discount,
-  }));
+  return sale.lines.map((l) => {
+    const v = catalogue && catalogue.byId.get(l.variant_id);
+    return {
+      unit_price_cents: l.unit_price_cents, campaign_discount_cents: l.campaign_discount_cents,
+      vat_rate_bp: l.vat_rate_bp, quantity: l.quantity, discount: l.discount,
+      variant_id: l.variant_id, product_id: v ? v.product_id : l.product_id,
+      category_id: v ? v.category_id : l.category_id, gift_card: !!l.gift_card,
+    };
+  });
+}
+
+/** The bundle campaigns ("3 for 2") that apply now for the attached customer. */
+function activeBundles() {
+  return catalogue ? bundlesFor(catalogue.bundles, new Date(), tierNow()) : [];
 }
 
 function priced() {
-  return priceSale(priceInput(), sale.order_discount, cfg.maxDiscountPct);
+  return priceSale(priceInput(), sale.order_discount, cfg.maxDiscountPct, activeBundles());
 }
 
 /** The attached customer's loyalty tier ("" for none): their member prices apply. */
@@ -216,7 +226,8 @@ function addVariant(v, quantity = 1) {
     existing.quantity += quantity;
   } else {
     const p = priceNow(v, new Date(), tierNow());
-    sale.lines.push({variant_id: v.id, quantity, name: v.name, sku: v.sku,
+    sale.lines.push({variant_id: v.id, product_id: v.product_id, category_id: v.category_id,
+                     quantity, name: v.name, sku: v.sku,
                      vat_rate_bp: v.vat_rate_bp, discount: null, gift_card: !!v.gift_card, ...p});
   }
   justAdded = v.id;
@@ -406,8 +417,9 @@ function render() {
       node("span", {testid: "line-unit", text: `${line.quantity} × ${fmt.money(line.unit_price_cents)}`}));
     if (pl.campaign_cents) {
       price.append(node("span", {class: "discount", testid: "line-campaign",
-        text: `−${fmt.money(pl.campaign_cents)}${line.campaign_name ? " · " + line.campaign_name : ""}`
-          + (line.member_price ? ` · ${S.member_price}` : "")}));
+        text: `−${fmt.money(pl.campaign_cents)}${pl.bundled ? " · " + pl.campaign_name
+          : (line.campaign_name ? " · " + line.campaign_name : "")}`
+          + (line.member_price && !pl.bundled ? ` · ${S.member_price}` : "")}));
     }
     const lineManual = pl.manual_cents - (pl.order_share_cents || 0);
     if (line.discount && lineManual) {
@@ -913,10 +925,11 @@ function saleBody(payments) {
   return {
     key: sale.key, session_id: cfg.sessionId,
     customer_id: sale.customer ? sale.customer.id : null,
-    lines: sale.lines.map((l) => ({
+    lines: sale.lines.map((l, i) => ({
       variant_id: l.variant_id, quantity: l.quantity, discount: l.discount,
       unit_price_cents: l.unit_price_cents, campaign_discount_cents: l.campaign_discount_cents,
-      campaign_id: l.campaign_id,
+      campaign_id: p.lines[i].bundled ? p.lines[i].campaign_id : l.campaign_id,
+      campaign_total_cents: p.lines[i].campaign_cents,
     })),
     order_discount: sale.order_discount,
     payments, voids: sale.voids,
@@ -975,7 +988,7 @@ async function pay(method) {
   lastPayments = payments;
   const body = saleBody(payments);
   const snapshot = {sale: JSON.parse(JSON.stringify(sale)), input: priceInput(),
-                    names: sale.lines.map((l) => l.name)};
+                    bundles: activeBundles(), names: sale.lines.map((l) => l.name)};
   sending = true;
   renderPayment(p);
   const button = root.querySelector(method === "points" ? "[data-act=use-points]"
@@ -1126,6 +1139,7 @@ async function showServerReceipt(response) {
 function showOfflineReceipt(body, snapshot, clientRef) {
   const view = $("receipt-view");
   const article = offlineReceipt({sale: body, priceInput: snapshot.input, names: snapshot.names,
+    bundles: snapshot.bundles,
     fmt, cfg, S, clientRef, soldAt: new Date(), cardRefused: false});
   view.replaceChildren(node("div", {class: "sale-screen done"}, article,
     node("p", {class: "actions no-print"},
