@@ -103,6 +103,13 @@ async def list_staff(s: AsyncSession, actor: Actor) -> list[StaffMember]:
     return [_member(p, grants[p.id]) for p in people]
 
 
+async def staff_choices(s: AsyncSession) -> list[tuple[int, str]]:
+    """(id, name) of everybody, by name: for choosing a person in a filter (the audit
+    log's readers see names anyway)."""
+    return [(int(i), str(n)) for i, n in (await s.execute(
+        select(Staff.id, Staff.name).order_by(Staff.name, Staff.id))).all()]
+
+
 async def get_member(s: AsyncSession, actor: Actor, staff_id: int) -> StaffMember:
     actor.require("staff.read")
     staff = await s.get(Staff, staff_id)

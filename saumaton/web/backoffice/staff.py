@@ -413,7 +413,7 @@ async def audit_log(
         names = await staff_names(s, [e.actor for e in entries])
         actions = await known_actions(s)
         subject_types = await known_subject_types(s)
-        people = await admin.list_staff(s, actor) if actor.can("staff.read") else []
+        people = await admin.staff_choices(s)
     rows = [AuditRow(e, names.get(e.actor, e.actor), describe(e.data or {}, lang))
             for e in entries]
     params = [(k, v) for k, v in values.items() if v]
