@@ -235,9 +235,17 @@ async def test_invitation_mail_sets_the_password_then_login(
     assert r.status_code == 422 and 'data-testid="error-email"' in r.text
     mail = await last_mail(db, email)
     assert mail.kind == "staff_invite" and "7 days" in mail.body_text
+    first = link_of(mail)
+    # sent again: a new link, the first one stops working
+    assert (await owner_post(web, f"/backoffice/staff/{staff_id}/reset")).status_code == 303
+    mail = await last_mail(db, email)
+    assert mail.kind == "staff_invite"
     token = link_of(mail)
-    [entry] = await audit_rows(db, "staff.invite", "staff", staff_id)
-    assert entry.data["roles"] == ["cashier@store-2"]
+    assert token != first
+    assert (await web.get(f"/staff/set-password?token={first}")).status_code == 410
+    entries = await audit_rows(db, "staff.invite", "staff", staff_id)
+    assert entries[0].data["roles"] == ["cashier@store-2"]
+    assert entries[1].data == {"email": email, "resent": True}
     async with client_of(web) as new:
         # no usable password before the link
         page = (await new.get("/staff/login")).text

@@ -397,8 +397,10 @@ async def send_password_reset(uow: UnitOfWork, actor: Actor, staff_id: int, *, l
     staff = await _staff_for_update(uow, staff_id)
     if not staff.active:
         raise Conflict("the person is disabled", code="staff_disabled")
-    purpose = "invite" if _state(staff) == "invited" else "reset"
-    await _send_link(uow, staff, purpose, lang=lang, settings=settings)
+    if _state(staff) == "invited":  # no password yet: a new invitation instead
+        await resend_invite(uow, actor, staff_id, lang=lang, settings=settings)
+        return
+    await _send_link(uow, staff, "reset", lang=lang, settings=settings)
     await record(uow, actor, "staff.password_reset", "staff", staff_id,
                  {"email": staff.email, "by": "owner"})
 
