@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from saumaton.db.uow import Database
 from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order
-from tests.browser import fill_staff_login, open_page
+from tests.browser import PHONE, assert_fits, fill_staff_login, open_page
 from tests.support import Server, Shop, make_variants
 from tests.test_staff_admin import PASSWORD, new_person
 from tests.test_till_api import open_drawer
@@ -108,3 +108,29 @@ async def test_invited_person_sets_a_password_from_the_mail_and_signs_in(
     await new.get_by_test_id("set-password").click()
     await expect(new).to_have_url(f"{base}/staff/")
     await expect(new.get_by_text("Till: Store Tampere")).to_be_visible()
+
+
+async def test_staff_and_audit_pages_fit_a_phone(
+    browser: Browser, contexts: list[BrowserContext], server: Server, db: Database,
+    shop: Shop,
+) -> None:
+    staff_id, _, _ = await new_person(db, [("cashier", shop.store1), ("service", None)],
+                                      name="Phone Person")
+    base = server.base_url
+    page = await open_page(contexts, browser, viewport=PHONE)
+    await page.goto(f"{base}/staff/login?next=/backoffice/staff")
+    await fill_staff_login(page, shop, "owner")
+    await expect(page.get_by_test_id("staff-table")).to_be_visible()
+    await assert_fits(page)
+    await page.goto(f"{base}/backoffice/staff/{staff_id}")
+    await expect(page.get_by_test_id("person-name")).to_have_text("Phone Person")
+    await assert_fits(page)
+    # keyboard: the token form is reachable and submits with Enter
+    await page.get_by_test_id("token-name").focus()
+    await page.keyboard.type("kassaintegraatio")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_test_id("new-token")).to_be_visible()
+    await assert_fits(page)
+    await page.goto(f"{base}/backoffice/audit?action=token.create")
+    await expect(page.get_by_test_id("audit-row").first).to_contain_text("kassaintegraatio")
+    await assert_fits(page)
