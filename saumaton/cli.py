@@ -278,8 +278,8 @@ def token_create(email: str, name: str = "integration", database_url: DbUrl = No
 
 @token_app.command("revoke")
 def token_revoke(token: str, database_url: DbUrl = None) -> None:
-    """Revoke an API token (give the whole token). Processes stop accepting it within
-    the few seconds they cache tokens."""
+    """Revoke an API token (give the whole token). Every running app process stops
+    accepting it at once (the staff.revoked event)."""
     from saumaton.db.uow import Database
     from saumaton.staff.services import revoke_api_token_value
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saumaton.audit.services import record
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict
@@ -67,6 +68,9 @@ async def record_refund(uow: UnitOfWork, actor: Actor, order_id: int, method: st
         refund.refund_stamp = f"refund-{refund.id}"
     customer_id = await uow.session.scalar(
         select(Order.customer_id).where(Order.id == order_id))
+    await record(uow, actor, "refund.create", "order", order_id, {
+        "refund_id": refund.id, "method": method, "status": status,
+        "amount_cents": amount_cents, "return_id": return_id})
     uow.emit("refund.created", {"order_id": order_id, "refund_id": refund.id,
                                 "method": method, "status": status,
                                 "amount_cents": amount_cents, "return_id": return_id,

@@ -16,6 +16,7 @@ from saumaton.core.actor import ROLES, Actor, RoleGrant
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, NotAuthenticated, ValidationFailed
 from saumaton.db.uow import UnitOfWork
+from saumaton.staff.events import staff_changed
 from saumaton.staff.models import ApiToken, Staff, StaffRole
 
 _hasher = PasswordHasher()
@@ -73,17 +74,31 @@ async def staff_names(s: AsyncSession, labels: Iterable[str]) -> dict[str, str]:
 
 
 async def authenticate(session: AsyncSession, email: str, password: str) -> Actor:
+    """The person with this e-mail and password. A wrong password, an unknown e-mail, a
+    disabled account and an invitation not yet accepted all answer the same
+    NotAuthenticated, whose `extra["staff_id"]` names the account when one has the
+    e-mail (for the audit log)."""
     staff = await session.scalar(select(Staff).where(Staff.email == email.strip().lower()))
+    known = staff.id if staff is not None else None
     try:
         _hasher.verify(staff.password_hash if staff else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         staff = None
     if staff is None or not staff.active:
         raise NotAuthenticated("wrong e-mail or password", code="invalid_credentials",
-                               field="password")
+                               field="password", extra={"staff_id": known})
     actor = await actor_for(session, staff.id)
     assert actor is not None
     return actor
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def unusable_password() -> str:
+    """A stored hash that no password verifies (an invited person has none yet)."""
+    return "!" + secrets.token_hex(16)
 
 
 def _token_hash(token: str) -> str:
@@ -113,6 +128,7 @@ async def revoke_api_token(uow: UnitOfWork, token_id: int) -> None:
     row = await uow.session.get(ApiToken, token_id)
     if row is not None and row.revoked_at is None:
         row.revoked_at = utcnow()
+        staff_changed(uow, row.staff_id, revoked=True)
 
 
 async def revoke_api_token_value(uow: UnitOfWork, token: str) -> bool:
@@ -123,4 +139,5 @@ async def revoke_api_token_value(uow: UnitOfWork, token: str) -> bool:
         return False
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+        staff_changed(uow, row.staff_id, revoked=True)
     return True

@@ -35,6 +35,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saumaton.audit.services import record
 from saumaton.catalogue.services import VariantInfo, load_variant_infos, load_variant_infos_pg
 from saumaton.config import get_settings
 from saumaton.core.actor import Actor
@@ -399,6 +400,12 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
         for p, st in zip(planned, pay_status, strict=True)],
        event={"channel": channel.code, "offline": cmd.offline})
     number = order_number(order_id)
+    if any(manual):  # one audit row, only when a manual discount was given
+        await record(uow, actor, "discount.manual", "order", order_id, {
+            "number": number, "location_id": location_id,
+            "discount_cents": sum(manual), "order_reason": order_reason,
+            "lines": [{"sku": q.sku, "discount_cents": m, "reason": r}
+                      for q, m, r in zip(priced.lines, manual, reasons, strict=True) if m]})
     for i, p in enumerate(planned):
         if p.method == POINTS_METHOD:
             assert cmd.customer_id is not None  # checked by _plan

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,6 +42,7 @@ from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
 from saumaton.payments.paytrail.simulator import create_simulator
 from saumaton.service.nps import run_nps_job
 from saumaton.web.analytics import VisitMiddleware
+from saumaton.web.auth import follow_staff_events
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
@@ -70,10 +72,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gift_card_expiry = asyncio.create_task(run_gift_card_expiry(db, stop=stop_expiry))
         app.state.analytics = AnalyticsBuffer(db)
         app.state.analytics.start()
+        # Revoked sessions and tokens leave this process's cache at once.
+        staff_events = asyncio.create_task(follow_staff_events(hub))
         try:
             yield
         finally:
             stop_expiry.set()
+            staff_events.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await staff_events
             await expiry
             await mail_sender
             await checkout_jobs

@@ -2,11 +2,20 @@
 
 Cookie-authenticated writes must carry the session's CSRF token (form field
 `csrf_token` or header `X-CSRF-Token`); bearer-token calls need none.
+
+The signed session cookie holds only a server-side session's token (`sid`); the
+session row decides (staff/sessions.py). Look-ups of sessions and tokens are cached
+per process for speed (the till makes many requests); a revocation or a change of
+roles drops the person's entries at once: in this process right after the commit,
+in every other process when the outbox event `staff.revoked`/`staff.changed` arrives
+(`follow_staff_events`, started in the app's lifespan).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import secrets
 import time
 
@@ -15,14 +24,63 @@ from fastapi import Request
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Forbidden, NotAuthenticated
 from saumaton.db.uow import Database
-from saumaton.staff.services import actor_for, actor_for_token
+from saumaton.events.hub import EventHub
+from saumaton.staff.events import STAFF_TOPICS, on_staff_changed
+from saumaton.staff.services import actor_for_token
+from saumaton.staff.sessions import session_staff
 
+log = logging.getLogger(__name__)
 _SAFE = {"GET", "HEAD", "OPTIONS"}
-# Tokens are looked up once per few seconds per process, not once per request.
-_TOKEN_TTL = 5.0
+# Sessions and tokens are looked up once per CACHE_TTL per process, not once per
+# request; revocations and role changes drop the entries at once (events), the TTL is
+# only a backstop.
+CACHE_TTL = 30.0
 _token_cache: dict[str, tuple[float, Actor]] = {}
-# The same for logged-in staff: roles are read once per staff member per _TOKEN_TTL.
-_staff_cache: dict[int, tuple[float, Actor | None]] = {}
+_session_cache: dict[str, tuple[float, Actor]] = {}
+# Bumped by every eviction: a look-up that began before an eviction is not cached
+# (it may have read the state from before the revocation).
+_generation = 0
+
+
+def forget_staff(staff_id: int) -> None:
+    """Drop every cached session and token of the person (revoked, disabled, roles
+    changed): their next request reads the database."""
+    global _generation
+    _generation += 1
+    for cache in (_session_cache, _token_cache):
+        for key in [k for k, (_, a) in cache.items() if a.staff_id == staff_id]:
+            cache.pop(key, None)
+
+
+def forget_everyone() -> None:
+    global _generation
+    _generation += 1
+    _session_cache.clear()
+    _token_cache.clear()
+
+
+on_staff_changed.append(forget_staff)
+
+
+async def follow_staff_events(hub: EventHub) -> None:
+    """Run for the app's life: evict a person's cached sessions and tokens when another
+    process (or the CLI) revokes or changes them. A subscription cut off for lagging
+    forgets everyone and subscribes again."""
+    while True:
+        sub = hub.subscribe(lambda e: e.topic in STAFF_TOPICS)
+        try:
+            async for e in sub:
+                try:
+                    forget_staff(int(e.payload.get("staff_id", 0)))
+                except (TypeError, ValueError):
+                    forget_everyone()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # never let the cache listener die
+            log.exception("staff event listener failed")
+        finally:
+            hub.unsubscribe(sub)
+        forget_everyone()
 
 
 def db_of(request: Request) -> Database:
@@ -50,11 +108,13 @@ async def _bearer_actor(request: Request, token: str) -> Actor:
     hit = _token_cache.get(token)
     if hit and hit[0] > now:
         return hit[1]
+    generation = _generation
     async with db_of(request).reader() as s:
         actor = await actor_for_token(s, token)
-    if len(_token_cache) > 10_000:
-        _token_cache.clear()
-    _token_cache[token] = (now + _TOKEN_TTL, actor)
+    if generation == _generation:
+        if len(_token_cache) > 10_000:
+            _token_cache.clear()
+        _token_cache[token] = (now + CACHE_TTL, actor)
     return actor
 
 
@@ -72,20 +132,26 @@ async def optional_actor(request: Request) -> Actor | None:
 
 
 async def session_actor(request: Request) -> Actor | None:
-    """The logged-in staff member of this browser session, if any."""
-    staff_id = request.session.get("staff_id")
-    if not isinstance(staff_id, int):
+    """The logged-in staff member of this browser session, if any: the session must be
+    live server-side (not logged out, revoked or expired; the person not disabled)."""
+    sid = request.session.get("sid")
+    if not isinstance(sid, str):
+        if "staff_id" in request.session:  # a cookie from before server-side sessions
+            request.session.clear()
         return None
     now = time.monotonic()
-    hit = _staff_cache.get(staff_id)
+    hit = _session_cache.get(sid)
+    actor: Actor | None
     if hit and hit[0] > now:
-        actor: Actor | None = hit[1]
+        actor = hit[1]
     else:
+        generation = _generation
         async with db_of(request).reader() as s:
-            actor = await actor_for(s, staff_id)
-        if len(_staff_cache) > 10_000:
-            _staff_cache.clear()
-        _staff_cache[staff_id] = (now + _TOKEN_TTL, actor)
+            actor = await session_staff(s, sid)
+        if actor is not None and generation == _generation:
+            if len(_session_cache) > 10_000:
+                _session_cache.clear()
+            _session_cache[sid] = (now + CACHE_TTL, actor)
     if actor is None:
         request.session.clear()
     request.state.actor = actor
@@ -99,10 +165,16 @@ async def require_actor(request: Request) -> Actor:
     return actor
 
 
-def login_session(request: Request, actor: Actor) -> None:
+def login_session(request: Request, session_token: str) -> None:
+    """Put a server-side session's token (staff.sessions.sign_in) into the cookie."""
     request.session.clear()
-    request.session["staff_id"] = actor.staff_id
+    request.session["sid"] = session_token
     request.session["csrf"] = secrets.token_urlsafe(24)
+
+
+def session_token(request: Request) -> str | None:
+    sid = request.session.get("sid")
+    return sid if isinstance(sid, str) else None
 
 
 def logout_session(request: Request) -> None:

@@ -33,6 +33,7 @@ from saumaton.config import Settings
 from saumaton.core.actor import Actor
 from saumaton.core.errors import DomainError, Forbidden, NotAuthenticated
 from saumaton.staff.services import authenticate
+from saumaton.staff.sessions import note_failed_login, sign_in, sign_out
 from saumaton.web import i18n
 from saumaton.web.auth import (
     check_csrf,
@@ -41,6 +42,7 @@ from saumaton.web.auth import (
     login_session,
     logout_session,
     session_actor,
+    session_token,
 )
 from saumaton.web.i18n import N_
 
@@ -331,14 +333,23 @@ async def login(request: Request) -> Response:
         if not password:
             errors["password"] = gettext(request, N_("Enter your password."))
     if not errors:
+        db = db_of(request)
         try:
-            async with db_of(request).reader() as s:
+            async with db.reader() as s:
                 actor = await authenticate(s, email[:320], password[:1000])
         except DomainError as exc:
             errors[exc.field or "form"] = error_message(request, exc)
             status = exc.status
+            async with db.uow() as uow:
+                staff_id = exc.extra.get("staff_id")
+                await note_failed_login(uow, email, staff_id if isinstance(staff_id, int)
+                                        else None)
+                await uow.commit()
         else:
-            login_session(request, actor)
+            async with db.uow() as uow:
+                token = await sign_in(uow, actor, request.headers.get("user-agent", ""))
+                await uow.commit()
+            login_session(request, token)
             return RedirectResponse(next_url, status_code=303)
     return render(request, "staff/login.html", {
         "title": gettext(request, N_("Staff login")), "email": email, "errors": errors,
@@ -348,6 +359,11 @@ async def login(request: Request) -> Response:
 @router.post("/staff/logout")
 async def logout(request: Request) -> Response:
     await checked_form(request)
+    token = session_token(request)
+    if token:
+        async with db_of(request).uow() as uow:
+            await sign_out(uow, token)
+            await uow.commit()
     logout_session(request)
     return RedirectResponse("/staff/login", status_code=303)
 
