@@ -72,14 +72,14 @@ REGISTRY: tuple[SettingDef, ...] = (
                N_("Gift cards and store credit valid (days)"),
                N_("From issue; new cards only."), 1, 36_500),
     SettingDef("pos_cashier_max_discount_pct", "till", "percent",
-               N_("Largest discount a cashier may give (%)"),
+               N_("Largest discount a cashier may give (per cent)"),
                N_("Of a line or of the sale; managers and the owner may give any."), 0, 100),
 )
 
 BY_KEY: dict[str, SettingDef] = {d.key: d for d in REGISTRY}
 
 # Each store's own return policy (Location.return_days): days from the sale.
-STORE_RETURN_DAYS_MIN = 0
+STORE_RETURN_DAYS_MIN = 1
 STORE_RETURN_DAYS_MAX = 365
 
 
