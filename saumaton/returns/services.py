@@ -659,9 +659,9 @@ async def _complete(uow: UnitOfWork, actor: Actor, ctx: _Ctx, ret: Return,
     order = ctx.order
     if order.customer_id is not None:  # points live only on a customer's orders
         await reverse_for_order(uow, order.id, amounts.goods_money_cents, "return",
-                                key=f"reverse:return:{ret.id}", now=now)
+                                key=f"reverse:return:{ret.id}", now=now, settings=settings)
         await give_back_points(uow, order.id, amounts.points, "return",
-                               key=f"refund:return:{ret.id}", now=now)
+                               key=f"refund:return:{ret.id}", now=now, settings=settings)
     to = OrderStatus.RETURNED if complete else OrderStatus.PARTLY_RETURNED
     await transition(uow, order, to, actor=actor, data={"return_id": ret.id}, now=now)
     await uow.session.flush()

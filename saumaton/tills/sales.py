@@ -292,7 +292,8 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     if buyer != cmd.customer_id:
         cmd = cmd.model_copy(update={"customer_id": buyer})
     # The attached customer's member prices (the till asks for them when attaching).
-    tier = await tier_of(s, cmd.customer_id, sold_at) if cmd.customer_id is not None else None
+    tier = (await tier_of(s, cmd.customer_id, sold_at, settings=settings)
+            if cmd.customer_id is not None else None)
 
     wanted = sorted({ln.variant_id for ln in cmd.lines} | {v.variant_id for v in cmd.voids})
     day = business_day(sold_at)
@@ -402,9 +403,10 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     gift_lines = [SoldLine(q.line_no, q.quantity, q.total_cents)
                   for q, info in zip(priced.lines, line_infos, strict=True) if info.gift_card]
     if gift_lines:  # printed on the receipt (code and QR)
-        await issue_sold_cards(uow, actor, order_id, gift_lines, location_id=location_id)
+        await issue_sold_cards(uow, actor, order_id, gift_lines, location_id=location_id,
+                               settings=settings)
     if cmd.customer_id is not None:
-        await earn_for_order(uow, order_id, now)
+        await earn_for_order(uow, order_id, now, settings=settings)
     # The item is in the cashier's hand: never refuse; a level below zero gets flagged.
     moved: dict[int, int] = {}
     for q, info in zip(priced.lines, line_infos, strict=True):

@@ -226,7 +226,8 @@ async def _checkout_context(request: Request, values: dict[str, Any],
                                              else "pickup")
         method = method if method in ("home", "pickup") else "home"
         review = await order_review(s, settings, view.quote, method)
-        offer = await points_offer(s, current_customer_id(request), review.total_cents)
+        offer = await points_offer(s, current_customer_id(request), review.total_cents,
+                                   settings)
         points_cents = 0
         if offer is not None:
             raw = str(values.get("points") or "").strip()
