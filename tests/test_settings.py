@@ -25,8 +25,10 @@ from saumaton.audit.models import AuditEntry
 from saumaton.core.actor import SYSTEM
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Forbidden, ValidationFailed
+from saumaton.customers.services import CustomerIn, create_customer
 from saumaton.db.uow import Database
 from saumaton.locations.models import Location
+from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.orders.models import Order
 from saumaton.shopsettings import services
 from saumaton.shopsettings.live import LiveSettings
@@ -339,3 +341,34 @@ async def test_another_app_process_follows_the_change(
         while name in (await c.get("/shop/")).text:
             assert time.monotonic() < deadline, "the restore never reached the other process"
             await asyncio.sleep(0.05)
+
+
+async def test_loyalty_rates_apply_to_the_next_sale(
+        web: httpx.AsyncClient, client: httpx.AsyncClient, db: Database, shop: Shop,
+        restore: LiveSettings) -> None:
+    async with db.uow() as uow:
+        customer = await create_customer(uow, SYSTEM, CustomerIn(
+            first_name="Lea", last_name=f"L{uuid.uuid4().hex[:6]}", issue_card=True))
+        await uow.commit()
+    [v] = await make_variants(db, [2000], stock={shop.store1: 10})
+    owner = httpx.AsyncClient(transport=client._transport, base_url="http://test")
+    async with owner:
+        page = await owner_page(owner, shop)
+        r = await post(owner, page, loyalty_points_per_euro="3",
+                       loyalty_points_valid_days="10")
+        assert r.status_code == 303
+    await staff_login(web, shop, "cashier1")
+    await open_drawer(db, shop.store1)
+    cfg = config_of((await web.get("/pos/store-1")).text)
+    before = utcnow()
+    r = await web.post("/pos/store-1/api/sales", headers=headers(cfg), content=json.dumps(
+        sale(cfg, [{"variant_id": v["id"]}], customer_id=customer.id)))
+    assert r.status_code == 201, r.text
+    async with db.reader() as s:
+        [earned] = (await s.scalars(select(LoyaltyEntry).where(
+            LoyaltyEntry.customer_id == customer.id, LoyaltyEntry.kind == "earn"))).all()
+    assert earned.points == 60  # 20 € × 3 (the default is 1 a euro)
+    assert earned.expires_at is not None
+    expires = earned.expires_at.replace(tzinfo=before.tzinfo) \
+        if earned.expires_at.tzinfo is None else earned.expires_at
+    assert timedelta(days=9) < expires - before < timedelta(days=11)
