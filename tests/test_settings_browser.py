@@ -69,6 +69,14 @@ async def test_owner_corrects_errors_and_saves_settings_on_a_phone(
                                 "home_delivery_fee_cents": 690}
     await assert_fits(page)
 
+    # Enter in a field saves (not a "Restore default" of a changed field above it).
+    hold = page.get_by_label("Noudon säilytysaika (päivää)")
+    await hold.fill("10")
+    await hold.press("Enter")
+    await expect(page.get_by_test_id("changed-pickup_hold_days")).to_be_visible()
+    await expect(page.get_by_test_id("changed-business_id")).to_be_visible()
+    assert (await stored(db))["pickup_hold_days"] == 10
+
     # Restore one default by keyboard: the override goes, the default is shown.
     await page.get_by_test_id("reset-web_return_days").focus()
     await page.keyboard.press("Enter")
@@ -77,7 +85,8 @@ async def test_owner_corrects_errors_and_saves_settings_on_a_phone(
     await expect(page.get_by_label("Verkkotilausten palautusaika (päivää)")).to_have_value(
         "14")
     await expect(page.get_by_test_id("changed-web_return_days")).to_have_count(0)
-    assert await stored(db) == {"business_id": "1572860-0", "home_delivery_fee_cents": 690}
+    assert await stored(db) == {"business_id": "1572860-0", "home_delivery_fee_cents": 690,
+                                "pickup_hold_days": 10}
 
     # Back to the defaults before the next test uses this server: wait until it has
     # reloaded them (its footer prints the business ID).
