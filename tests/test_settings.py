@@ -372,3 +372,19 @@ async def test_loyalty_rates_apply_to_the_next_sale(
     expires = earned.expires_at.replace(tzinfo=before.tzinfo) \
         if earned.expires_at.tzinfo is None else earned.expires_at
     assert timedelta(days=9) < expires - before < timedelta(days=11)
+
+
+async def test_the_page_in_english(web: httpx.AsyncClient, shop: Shop,
+                                   restore: LiveSettings) -> None:
+    await staff_login(web, shop, "owner")
+    page = (await web.get(URL, params={"lang": "en"})).text
+    assert text_of(page, "default-free_delivery_from_cents") == "Default: €50.00"
+    assert '<label for="web_return_days">Web order returns (days)</label>' in page
+    assert 'name="home_delivery_fee_cents" value="5.90"' in page  # a decimal point
+    r = await post(web, page, web_return_days="10", home_delivery_fee_cents="5,90 €",
+                   business_id="ABC")
+    assert r.status_code == 422
+    assert text_of(r.text, "error-web_return_days") == "Give at least 14."
+    assert text_of(r.text, "error-business_id") == (
+        "This is not a valid business ID (Y-tunnus), e.g. 1234567-1.")
+    assert "error-home_delivery_fee_cents" not in r.text  # "5,90 €" is a fine amount
