@@ -426,12 +426,13 @@ def nps_send_due(database_url: DbUrl = None) -> None:
     (the app also does it every few minutes)."""
     from saumaton.db.uow import Database
     from saumaton.service.nps import send_due
-
-    settings = get_settings()
+    from saumaton.shopsettings.services import effective
 
     async def run() -> int:
         db = Database(_url(database_url))
         try:
+            async with db.reader() as s:  # with the owner's changes (business name…)
+                settings = await effective(s, get_settings())
             total = 0
             while n := await send_due(db, settings):  # 100 orders a round
                 total += n

@@ -360,7 +360,8 @@ async def test_the_background_sender_wakes_on_commit(mdb: Database, tmp_path: Pa
         settings = smtp_settings(tmp_path, sink.port)
         stop = asyncio.Event()
         # An hour between polls: only the commit hook can make it send in time.
-        task = asyncio.create_task(run_mail_sender(mdb, settings, stop, every_seconds=3600))
+        task = asyncio.create_task(run_mail_sender(mdb, lambda: settings, stop,
+                                                     every_seconds=3600))
         try:
             [mail_id] = await queue(mdb, to="heti@example.fi")
             async with asyncio.timeout(10):

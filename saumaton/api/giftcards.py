@@ -10,6 +10,7 @@ from saumaton.core.actor import Actor
 from saumaton.giftcards import services as giftcards
 from saumaton.giftcards.services import GiftCardIn, GiftCardOut
 from saumaton.web.auth import db_of, require_actor
+from saumaton.web.pages import settings_of
 
 router = APIRouter(prefix="/api/v1", tags=["gift cards"])
 
@@ -30,7 +31,8 @@ async def issue_gift_card(
 ) -> GiftCardOut:
     async with db_of(request).uow() as uow:
         out, replayed = await giftcards.issue_card(
-            uow, actor, body, f"api:{idempotency_key}" if idempotency_key else None)
+            uow, actor, body, f"api:{idempotency_key}" if idempotency_key else None,
+            settings=settings_of(request))
         await uow.commit()
     if replayed:
         response.status_code = 200

@@ -41,7 +41,8 @@ async def create_order(
         description="any unique string (a UUID); a retry with the same key returns the "
                     "same order and never sells twice")] = None,
 ) -> OrderOut:
-    out, replayed = await orders.place_order(db_of(request), actor, body, idempotency_key)
+    out, replayed = await orders.place_order(db_of(request), actor, body, idempotency_key,
+                                             settings=request.app.state.settings)
     if replayed:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"

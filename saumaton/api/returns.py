@@ -71,7 +71,8 @@ async def create_return(
                                    field="location") from exc
     cmd = ReturnIn(location_id=location.id, **body.model_dump(exclude={"location"}))
     out, replayed = await returns.take_return(db, actor, order_id, cmd, channel="api",
-                                              idempotency_key=idempotency_key)
+                                              idempotency_key=idempotency_key,
+                                              settings=settings_of(request))
     if replayed:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saumaton.catalogue.models import Product, ProductImage, Variant
 from saumaton.catalogue.services import load_variant_infos
 from saumaton.checkout.models import Cart, CartLine
+from saumaton.config import Settings
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import OutOfStock, ValidationFailed
 from saumaton.db.uow import UnitOfWork
@@ -276,7 +277,7 @@ class CartView:
 
 
 async def view_cart(s: AsyncSession, token: str | None, customer_id: int | None,
-                    at: datetime) -> CartView:
+                    at: datetime, *, settings: Settings | None = None) -> CartView:
     cart = await find_cart(s, token, customer_id)
     empty = OrderQuote(channel=WEB_CHANNEL, lines=(), subtotal_cents=0, discount_cents=0,
                        total_cents=0, vat_cents=0)
@@ -287,12 +288,13 @@ async def view_cart(s: AsyncSession, token: str | None, customer_id: int | None,
         .where(CartLine.cart_id == cart.id).order_by(CartLine.added_at, CartLine.variant_id)
     )).all()
     return await price_cart(s, cart.id, cart.token, [(int(v), int(q)) for v, q in rows], at,
-                            customer_id=customer_id)
+                            customer_id=customer_id, settings=settings)
 
 
 async def price_cart(s: AsyncSession, cart_id: int | None, token: str | None,
                      wanted: Sequence[tuple[int, int]], at: datetime, *,
-                     customer_id: int | None = None) -> CartView:
+                     customer_id: int | None = None, settings: Settings | None = None
+                     ) -> CartView:
     """Price (variant_id, quantity) pairs for the web with the one price function, with
     the signed-in shopper's (`customer_id`) member prices."""
     ids = [v for v, _ in wanted]
@@ -302,7 +304,7 @@ async def price_cart(s: AsyncSession, cart_id: int | None, token: str | None,
         .where(Variant.id.in_(ids)))).all()) if ids else {}
     keep = [(v, q) for v, q in wanted if v in infos and infos[v].active]
     channel = await channel_by_code(s, WEB_CHANNEL)
-    tier = await tier_of(s, customer_id, at)
+    tier = await tier_of(s, customer_id, at, settings=settings)
     distinct = list({v: infos[v] for v, _ in keep}.values())
     quotes = await resolve_prices(s, distinct, channel.id, at, tier)
     quote = price_lines(channel.code, [infos[v] for v, _ in keep], [q for _, q in keep], quotes,

@@ -68,19 +68,21 @@ async def poll_once(db: Database, client: PaytrailClient, settings: Settings) ->
     return changed
 
 
-async def run_checkout_jobs(db: Database, client: PaytrailClient, settings: Settings,
-                            stop: asyncio.Event, every_seconds: float = 30.0) -> None:
+async def run_checkout_jobs(db: Database, client: PaytrailClient,
+                            settings: Callable[[], Settings], stop: asyncio.Event,
+                            every_seconds: float = 30.0) -> None:
+    """`settings()` is read each round: the owner's changes apply without a restart."""
     async def cancel() -> int:
         return await cancel_unpaid_once(db)
 
     async def poll() -> int:
-        return await poll_once(db, client, settings)
+        return await poll_once(db, client, settings())
 
     async def refunds() -> int:
-        return await send_due_refunds(db, client, settings)
+        return await send_due_refunds(db, client, settings())
 
     async def pickups() -> int:
-        return (await uncollected_pickups(db, settings)).total
+        return (await uncollected_pickups(db, settings())).total
 
     jobs: list[tuple[str, Callable[[], Awaitable[int]]]] = [
         ("cancel unpaid orders", cancel), ("poll payments", poll), ("refunds", refunds),

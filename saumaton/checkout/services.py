@@ -133,7 +133,8 @@ class CheckoutIn(Input):
 MIN_PAYTRAIL_CENTS = 100
 
 
-def check_points(points: int, total_cents: int, *, signed_in: bool) -> int:
+def check_points(points: int, total_cents: int, *, signed_in: bool,
+                 settings: Settings | None = None) -> int:
     """The value in cents of `points` used for an order of `total_cents`: they pay all
     of it, or leave at least MIN_PAYTRAIL_CENTS. (The balance is checked when they are
     spent, under the customer's lock.)"""
@@ -142,7 +143,7 @@ def check_points(points: int, total_cents: int, *, signed_in: bool) -> int:
     if not signed_in:
         raise ValidationFailed("sign in to use loyalty points", code="points_need_account",
                                field="points")
-    value = points_value_cents(points)
+    value = points_value_cents(points, settings)
     if value > total_cents:
         raise ValidationFailed(f"points worth {value} exceed the total {total_cents}",
                                code="points_exceed_total", field="points",
@@ -308,7 +309,8 @@ class PointsOffer:
 
 
 async def points_offer(s: AsyncSession, customer_id: int | None,
-                       total_cents: int) -> PointsOffer | None:
+                       total_cents: int, settings: Settings | None = None
+                       ) -> PointsOffer | None:
     """None for a guest or a shopper without points."""
     if customer_id is None:
         return None
@@ -317,14 +319,14 @@ async def points_offer(s: AsyncSession, customer_id: int | None,
     have = await balance(s, customer_id)
     if have <= 0:
         return None
-    one = points_value_cents(1)
+    one = points_value_cents(1, settings)
     if one <= 0:
         return None
     if have * one >= total_cents and total_cents % one == 0:
         most = total_cents // one  # the whole order
     else:
         most = max(0, min(have, (total_cents - MIN_PAYTRAIL_CENTS) // one))
-    return PointsOffer(have, points_value_cents(have), most, one)
+    return PointsOffer(have, points_value_cents(have, settings), most, one)
 
 
 # --- placing ----------------------------------------------------------------------------
@@ -419,7 +421,7 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
     channel = await _channel(uow, WEB_CHANNEL)
     infos = await _variants_for(s, OrderIn(channel=WEB_CHANNEL, lines=cmd.lines), day)
     # The signed-in shopper's member prices, as the cart showed them.
-    tier = await tier_of(s, customer_id, now)
+    tier = await tier_of(s, customer_id, now, settings=settings)
     distinct = list({i.id: i for i in infos}.values())
     quotes = await resolve_prices(s, distinct, channel.id, now, tier)
     priced = price_lines(channel.code, infos, [ln.quantity for ln in cmd.lines], quotes,
@@ -443,7 +445,7 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
     fee_rate, fee_vat = await delivery_vat(s, fee)
 
     points_cents = check_points(cmd.points, priced.total_cents + fee,
-                                signed_in=customer_id is not None)
+                                signed_in=customer_id is not None, settings=settings)
     buyer, new_buyer = await _customer_for(uow, customer_id, email, phone, cmd)
     due = now + timedelta(seconds=settings.reservation_ttl_seconds)
     order_id, _ = await write_order(uow, OrderRecord(
@@ -598,14 +600,16 @@ async def mark_order_paid(uow: UnitOfWork, settings: Settings, order: Order, now
     await queue_mail(uow, kind="order_confirmation", to=order.email, subject=mail.subject,
                      text=mail.text, html=mail.html, reference=number)
     await s.flush()
-    await earn_for_order(uow, order.id, now)  # loyalty points, once (keyed by the order)
+    # Loyalty points, once (keyed by the order), at the current rate.
+    await earn_for_order(uow, order.id, now, settings=settings)
     await send_digital_cards(uow, WEB_ACTOR, settings, order.id, email=order.email or "",
                              lang=order.language or settings.default_language)
     # The funnel's last step, once, whichever answer (redirect, callback, poll) settled it.
     add_event(uow, "order_placed", order_id=order.id, customer_id=order.customer_id)
 
 
-async def return_points(uow: UnitOfWork, order: Order, reason: str, now: datetime) -> None:
+async def return_points(uow: UnitOfWork, order: Order, reason: str, now: datetime, *,
+                        settings: Settings | None = None) -> None:
     """An order cancelled before it was paid: the points spent on it come back and
     their payment is recorded as refunded."""
     s = uow.session
@@ -613,7 +617,7 @@ async def return_points(uow: UnitOfWork, order: Order, reason: str, now: datetim
         Payment.order_id == order.id, Payment.method == POINTS_METHOD)) or 0)
     if paid <= 0:
         return
-    if await refund_for_order(uow, order.id, reason, now):
+    if await refund_for_order(uow, order.id, reason, now, settings=settings):
         s.add(Payment(order_id=order.id, method=POINTS_METHOD, status="refunded",
                       amount_cents=-paid, reference="points returned", created_at=now))
         order.paid_cents = max(0, (order.paid_cents or 0) - paid)
@@ -819,7 +823,7 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
         # the money was taken (it counts as paid) and goes back; the order stays as it is.
         order.paid_cents = (order.paid_cents or 0) + amount
         await s.flush()
-        await _refund_due(uow, order, amount, txn, now)
+        await _refund_due(uow, order, amount, txn, now, settings)
         await s.flush()
         return outcome(True, refund=amount)
     # Points spent at checkout paid the rest (paid_cents already counts them).
@@ -829,9 +833,9 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
     except OutOfStock:
         await transition(uow, order, OrderStatus.CANCELLED, values={"payment_due_at": None},
                          data={"reason": "sold_out_before_payment"}, now=now)
-        await return_points(uow, order, "sold_out_before_payment", now)
+        await return_points(uow, order, "sold_out_before_payment", now, settings=settings)
         await _return_gift_card(uow, order, now)
-        await _refund_due(uow, order, amount, txn, now)
+        await _refund_due(uow, order, amount, txn, now, settings)
         await s.flush()
         return outcome(True, refund=amount)
     return outcome(True)
@@ -889,7 +893,7 @@ async def _confirmation(uow: UnitOfWork, settings: Settings, order: Order) -> Ma
 
 
 async def _refund_due(uow: UnitOfWork, order: Order, amount: int, txn: str,
-                      now: datetime) -> None:
+                      now: datetime, settings: Settings) -> None:
     """Money to give back, recorded with the payment itself so it cannot be forgotten:
     a Paytrail refund `due` (payments.paytrail_refunds sends it, and retries until
     Paytrail takes it). When the order's own money goes back (it is cancelled), the
@@ -899,7 +903,8 @@ async def _refund_due(uow: UnitOfWork, order: Order, amount: int, txn: str,
                         reference=txn, refund_stamp=f"refund-{order.id}-{txn}"[:64], now=now)
     if order.status == OrderStatus.CANCELLED:
         await reverse_for_order(uow, order.id, amount, "refund",
-                                key=f"reverse:refund:{order.id}:{txn}", now=now)
+                                key=f"reverse:refund:{order.id}:{txn}", now=now,
+                                settings=settings)
 
 
 # --- background -------------------------------------------------------------------------

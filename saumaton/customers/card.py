@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
+from saumaton.config import Settings
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Conflict, NotFound, ValidationFailed
 from saumaton.core.types import Input
@@ -347,7 +348,8 @@ async def _pickups(session: AsyncSession, customer_id: int) -> list[PickupOut]:
                       int(total)) for oid, created, loc, store, total in rows]
 
 
-async def customer_card(session: AsyncSession, actor: Actor, customer_id: int) -> CustomerCard:
+async def customer_card(session: AsyncSession, actor: Actor, customer_id: int, *,
+                        settings: Settings | None = None) -> CustomerCard:
     """Everything the till (and the service desk) shows about one customer."""
     actor.require("customers.read")
     # A merged customer's old id (a bookmarked card, an old order) opens the kept one.
@@ -374,7 +376,7 @@ async def customer_card(session: AsyncSession, actor: Actor, customer_id: int) -
         recent=await _recent(session, customer_id),
         open_pickups=await _pickups(session, customer_id),
         consents=await current_consents(session, customer_id),
-        loyalty=await loyalty_summary(session, customer_id),
+        loyalty=await loyalty_summary(session, customer_id, settings=settings),
         fields=shown, tags=await tags_of(session, customer_id),
         identities=await identities_of(session, customer_id),
         consent_details=await consent_details(session, customer_id),

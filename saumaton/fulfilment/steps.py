@@ -245,10 +245,10 @@ async def cancel_order(uow: UnitOfWork, actor: Actor, settings: Settings, order_
         await record_refund(uow, actor, order.id, "paytrail", refund, status="due",
                             reference=await paytrail_transaction_of(s, order.id) or "",
                             now=now)
-    await return_points(uow, order, reason, now)
+    await return_points(uow, order, reason, now, settings=settings)
     await refund_spent_cards(uow, actor, order.id, now=now)
     await reverse_for_order(uow, order.id, order.total_cents, reason,
-                            key=f"reverse:cancel:{order.id}", now=now)
+                            key=f"reverse:cancel:{order.id}", now=now, settings=settings)
     out = await _fresh(uow, order_id)
     if order.email:
         mail = order_cancelled(out, status_url=status_url(settings, order), settings=settings,

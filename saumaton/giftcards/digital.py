@@ -21,7 +21,8 @@ async def send_digital_cards(uow: UnitOfWork, actor: Actor, settings: Settings,
     lines = await gift_card_lines(uow.session, order_id)
     if not lines:
         return 0
-    cards = await issue_sold_cards(uow, actor, order_id, lines, email=email)
+    cards = await issue_sold_cards(uow, actor, order_id, lines, email=email,
+                                   settings=settings)
     if email and cards:
         mail = messages.gift_cards(
             sold_cards(cards), order_number=f"{order_id:06d}", lang=lang,

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.models import Product, Variant
-from saumaton.config import get_settings
+from saumaton.config import Settings, get_settings
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from saumaton.db.uow import UnitOfWork
@@ -74,11 +74,12 @@ class SoldLine:
 
 async def issue_sold_cards(uow: UnitOfWork, actor: Actor, order_id: int,
                            lines: Sequence[SoldLine], *, email: str = "",
-                           location_id: int | None = None) -> list[ledger.CardView]:
+                           location_id: int | None = None,
+                           settings: Settings | None = None) -> list[ledger.CardView]:
     """One card per unit of each gift card line, worth the line's total / quantity
     (what was paid for it; a cent left over goes on the first). Issued again for the
     same order: the same cards."""
-    valid_days = get_settings().gift_card_valid_days
+    valid_days = (settings or get_settings()).gift_card_valid_days
     cards = []
     for ln in lines:
         if ln.quantity <= 0 or ln.total_cents < ln.quantity:

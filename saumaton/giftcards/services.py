@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.audit.services import record as audit
-from saumaton.config import get_settings
+from saumaton.config import Settings, get_settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, ValidationFailed
@@ -63,7 +63,8 @@ def card_out(card: ledger.CardView, entries: list[GiftCardEntryOut] | None = Non
 
 
 async def issue_card(uow: UnitOfWork, actor: Actor, cmd: GiftCardIn,
-                     key: str | None = None) -> tuple[GiftCardOut, bool]:
+                     key: str | None = None, *,
+                     settings: Settings | None = None) -> tuple[GiftCardOut, bool]:
     """A manager issues a card (a goodwill gesture, a prize). Returns (card, replayed):
     the same key again returns the card issued first; with another amount, 409
     `idempotency_key_reused`."""
@@ -77,7 +78,7 @@ async def issue_card(uow: UnitOfWork, actor: Actor, cmd: GiftCardIn,
                                code="idempotency_key_reused")
             return await lookup(uow.session, actor, seen.code), True
     card = await ledger.issue(uow, actor, cmd.amount_cents,
-                              valid_days=get_settings().gift_card_valid_days,
+                              valid_days=(settings or get_settings()).gift_card_valid_days,
                               email=cmd.email.strip(), key=key)
     await audit(uow, actor, "giftcard.issue", "gift_card", card.id,
                 {"amount_cents": cmd.amount_cents, "code": ledger.masked_code(card.code)})

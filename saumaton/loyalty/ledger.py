@@ -32,7 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.models import Product, Variant
-from saumaton.config import get_settings
+from saumaton.config import Settings, get_settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, ValidationFailed
@@ -65,13 +65,15 @@ class EntryOut:
     created_at: datetime
 
 
-def points_for(amount_cents: int) -> int:
-    """Points earned for `amount_cents` of goods: per whole euro."""
-    return max(0, amount_cents) // 100 * get_settings().loyalty_points_per_euro
+def points_for(amount_cents: int, settings: Settings | None = None) -> int:
+    """Points earned for `amount_cents` of goods: per whole euro. `settings`: the
+    caller's current settings (the owner may change the rate in the back office)."""
+    rate = (settings or get_settings()).loyalty_points_per_euro
+    return max(0, amount_cents) // 100 * rate
 
 
-def points_value_cents(points: int) -> int:
-    return points * get_settings().loyalty_point_value_cents
+def points_value_cents(points: int, settings: Settings | None = None) -> int:
+    return points * (settings or get_settings()).loyalty_point_value_cents
 
 
 async def balance(session: AsyncSession, customer_id: int, at: datetime | None = None) -> int:
@@ -132,7 +134,8 @@ async def _lock_customer(uow: UnitOfWork, customer_id: int) -> None:
 
 # --- earning ---------------------------------------------------------------------------
 
-async def earn_for_order(uow: UnitOfWork, order_id: int, now: datetime | None = None) -> int:
+async def earn_for_order(uow: UnitOfWork, order_id: int, now: datetime | None = None, *,
+                         settings: Settings | None = None) -> int:
     """Points for a paid or completed order of an identified customer; idempotent by
     the key `earn:order:{id}`. Returns the points written now (0: none due, or
     written before)."""
@@ -156,11 +159,12 @@ async def earn_for_order(uow: UnitOfWork, order_id: int, now: datetime | None = 
         .join(Product, Product.id == Variant.product_id)
         .where(OrderLine.order_id == order_id, Product.gift_card).scalar_subquery()))).one()
     with_points, gift_cards = int(with_points or 0), int(gift_cards or 0)
-    points = points_for(int(total) - int(fee or 0) - with_points - gift_cards)
+    settings = settings or get_settings()
+    points = points_for(int(total) - int(fee or 0) - with_points - gift_cards, settings)
     if points <= 0:
         return 0
     now = now or utcnow()
-    valid = timedelta(days=get_settings().loyalty_points_valid_days)
+    valid = timedelta(days=settings.loyalty_points_valid_days)
     written = await _write(uow, customer_id=int(customer_id), kind="earn", points=points,
                            key=f"earn:order:{order_id}", order_id=order_id,
                            channel=str(channel), expires_at=now + valid, now=now)
@@ -168,7 +172,8 @@ async def earn_for_order(uow: UnitOfWork, order_id: int, now: datetime | None = 
 
 
 async def reverse_for_order(uow: UnitOfWork, order_id: int, amount_cents: int, reason: str,
-                            *, key: str | None = None, now: datetime | None = None) -> int:
+                            *, key: str | None = None, now: datetime | None = None,
+                            settings: Settings | None = None) -> int:
     """Take back the points earned for `amount_cents` of the order (a refund or a
     return), never more than the order earned and is not yet taken back. Returns the
     points taken back (0 if the order earned none). `key` makes a retried call a
@@ -183,7 +188,7 @@ async def reverse_for_order(uow: UnitOfWork, order_id: int, amount_cents: int, r
     taken, count = (await s.execute(
         select(func.coalesce(func.sum(LoyaltyEntry.points), 0), func.count(LoyaltyEntry.id))
         .where(LoyaltyEntry.order_id == order_id, LoyaltyEntry.kind == "reverse"))).one()
-    take = min(points + int(taken), points_for(amount_cents))
+    take = min(points + int(taken), points_for(amount_cents, settings))
     if take <= 0:
         return 0
     written = await _write(uow, customer_id=customer_id, kind="reverse", points=-take,
@@ -222,7 +227,8 @@ async def redeem(uow: UnitOfWork, actor: Actor, customer_id: int, points: int,
 
 
 async def refund_for_order(uow: UnitOfWork, order_id: int, reason: str,
-                           now: datetime | None = None) -> int:
+                           now: datetime | None = None, *,
+                           settings: Settings | None = None) -> int:
     """Give back the points spent on an order that will not be paid (cancelled unpaid,
     or sold out before the payment came): one `refund` entry with the key
     `refund:order:{id}`, so a second call gives nothing. Returns the points given back
@@ -232,7 +238,7 @@ async def refund_for_order(uow: UnitOfWork, order_id: int, reason: str,
     if spent is None or spent.points <= 0:
         return 0
     return await _refund_entry(uow, spent, order_id, spent.points, reason,
-                               key=f"refund:order:{order_id}", now=now)
+                               key=f"refund:order:{order_id}", now=now, settings=settings)
 
 
 @dataclass(frozen=True)
@@ -255,11 +261,12 @@ async def _spent_on(s: AsyncSession, order_id: int) -> _Spent | None:
 
 
 async def _refund_entry(uow: UnitOfWork, spent: _Spent, order_id: int, points: int,
-                        reason: str, *, key: str, now: datetime | None) -> int:
+                        reason: str, *, key: str, now: datetime | None,
+                        settings: Settings | None = None) -> int:
     """One `refund` entry giving `points` back as new points (valid for
     `loyalty_points_valid_days` from now); 0 when `key` was written before."""
     now = now or utcnow()
-    valid = timedelta(days=get_settings().loyalty_points_valid_days)
+    valid = timedelta(days=(settings or get_settings()).loyalty_points_valid_days)
     written = await _write(uow, customer_id=spent.customer_id, kind="refund", points=points,
                            key=key, order_id=order_id, channel=spent.channel, reason=reason,
                            expires_at=now + valid, now=now)
@@ -379,7 +386,8 @@ async def run_expiry(db: Database, every_seconds: float = EXPIRY_EVERY_SECONDS,
 
 
 async def give_back_points(uow: UnitOfWork, order_id: int, points: int, reason: str, *,
-                           key: str, now: datetime | None = None) -> int:
+                           key: str, now: datetime | None = None,
+                           settings: Settings | None = None) -> int:
     """Give back `points` of those spent on the order (a return of goods paid partly
     with points), never more than were spent and not yet given back. One `refund`
     entry with `key`: a retried return gives nothing twice. Returns the points given
@@ -396,4 +404,5 @@ async def give_back_points(uow: UnitOfWork, order_id: int, points: int, reason: 
     give = min(points, spent.points - back)
     if give <= 0:
         return 0
-    return await _refund_entry(uow, spent, order_id, give, reason, key=key, now=now)
+    return await _refund_entry(uow, spent, order_id, give, reason, key=key, now=now,
+                               settings=settings)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saumaton.config import get_settings
+from saumaton.config import Settings, get_settings
 from saumaton.core.clock import utcnow
 from saumaton.customers.models import CustomerIdentity
 from saumaton.loyalty.ledger import PURCHASE_STATUSES, balance, points_value_cents
@@ -51,8 +51,8 @@ class LoyaltySummary:
     status: TierStatus
 
 
-def tier_for_spend(spend_cents: int) -> str:
-    settings = get_settings()
+def tier_for_spend(spend_cents: int, settings: Settings | None = None) -> str:
+    settings = settings or get_settings()
     if spend_cents >= settings.loyalty_gold_from_cents:
         return "gold"
     if spend_cents >= settings.loyalty_silver_from_cents:
@@ -75,12 +75,13 @@ async def spend_of(session: AsyncSession, customer_id: int, at: datetime | None 
 
 
 async def tier_status(session: AsyncSession, customer_id: int,
-                      at: datetime | None = None) -> TierStatus:
+                      at: datetime | None = None, *,
+                      settings: Settings | None = None) -> TierStatus:
     spend = await spend_of(session, customer_id, at)
     if not await enrolled(session, customer_id):
         return TierStatus(None, spend, "member", None)
-    tier = tier_for_spend(spend)
-    settings = get_settings()
+    settings = settings or get_settings()
+    tier = tier_for_spend(spend, settings)
     if tier == "member":
         return TierStatus(tier, spend, "silver", settings.loyalty_silver_from_cents - spend)
     if tier == "silver":
@@ -89,15 +90,17 @@ async def tier_status(session: AsyncSession, customer_id: int,
 
 
 async def tier_of(session: AsyncSession, customer_id: int | None,
-                  at: datetime | None = None) -> str | None:
+                  at: datetime | None = None, *,
+                  settings: Settings | None = None) -> str | None:
     """The customer's tier now (or at `at`); None for no customer or not enrolled."""
     if customer_id is None or not await enrolled(session, customer_id):
         return None
-    return tier_for_spend(await spend_of(session, customer_id, at))
+    return tier_for_spend(await spend_of(session, customer_id, at), settings)
 
 
 async def loyalty_summary(session: AsyncSession, customer_id: int,
-                          at: datetime | None = None) -> LoyaltySummary:
+                          at: datetime | None = None, *,
+                          settings: Settings | None = None) -> LoyaltySummary:
     points = await balance(session, customer_id)
-    return LoyaltySummary(points, points_value_cents(points),
-                          await tier_status(session, customer_id, at))
+    return LoyaltySummary(points, points_value_cents(points, settings),
+                          await tier_status(session, customer_id, at, settings=settings))

@@ -16,6 +16,7 @@ import logging
 import os
 import smtplib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -226,15 +227,16 @@ async def send_due(db: Database, settings: Settings, limit: int = BATCH) -> int:
     return len(claimed)
 
 
-async def run_mail_sender(db: Database, settings: Settings, stop: asyncio.Event,
+async def run_mail_sender(db: Database, settings: Callable[[], Settings], stop: asyncio.Event,
                           every_seconds: float = POLL_SECONDS) -> None:
     """Send due mail until `stop` is set: at once when this process queues a mail,
-    else every few seconds (mail queued by other processes, retries)."""
+    else every few seconds (mail queued by other processes, retries). `settings()` is
+    read each round (the current settings, not the ones at startup)."""
     wake = wake_event(db)
     while not stop.is_set():
         wake.clear()
         try:
-            while await send_due(db, settings) == BATCH and not stop.is_set():
+            while await send_due(db, settings()) == BATCH and not stop.is_set():
                 pass  # a full batch: more may be waiting
         except Exception:  # a failed round is retried on the next tick
             log.exception("mail sending failed")

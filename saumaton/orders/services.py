@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.codes import clean_ean
 from saumaton.catalogue.services import VariantInfo, load_variant_infos, load_variant_infos_pg
-from saumaton.config import get_settings
+from saumaton.config import Settings, get_settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, NotFound, OutOfStock, ValidationFailed
@@ -93,7 +93,8 @@ _PG_KEY_SQL = "SELECT id, request_hash FROM orders WHERE idempotency_key = $1"
 
 
 async def place_order(db: Database, actor: Actor, cmd: OrderIn,
-                      idempotency_key: str | None = None) -> tuple[OrderOut, bool]:
+                      idempotency_key: str | None = None, *,
+                      settings: Settings | None = None) -> tuple[OrderOut, bool]:
     """Place an order. Returns (order, replayed): replayed is True when the key was
     seen before and the stored order is returned unchanged."""
     fingerprint = request_fingerprint(cmd)
@@ -110,7 +111,8 @@ async def place_order(db: Database, actor: Actor, cmd: OrderIn,
                 row = await uow.fetchrow(_PG_KEY_SQL, idempotency_key)
                 if row is not None:
                     return await _replayed(uow.session, row[0], row[1], fingerprint), True
-            out = await _place(uow, actor, cmd, idempotency_key, fingerprint)
+            out = await _place(uow, actor, cmd, idempotency_key, fingerprint,
+                               settings or get_settings())
             await uow.commit()
             return out, False
     except IntegrityError:
@@ -142,7 +144,7 @@ async def _replayed(s: AsyncSession, order_id: int, request_hash: str | None,
 
 
 async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
-                 fingerprint: str) -> OrderOut:
+                 fingerprint: str, settings: Settings) -> OrderOut:
     """Place the order in `uow`; returns it as `get_order` would read it back."""
     s = uow.session
     now = utcnow()
@@ -179,7 +181,7 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
         buyer = await buyer_id(s, cmd.customer_id)
         if buyer != cmd.customer_id:
             cmd = cmd.model_copy(update={"customer_id": buyer})
-        tier = await tier_of(s, buyer, now)
+        tier = await tier_of(s, buyer, now, settings=settings)
 
     infos = await _variants_for(s, cmd, business_day(now), uow)
     distinct = list({i.id: i for i in infos}.values())
@@ -263,9 +265,9 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
     if gift_lines and status != "pending":
         await issue_sold_cards(uow, actor, order_id, [
             SoldLine(r["line_no"], r["quantity"], r["total_cents"]) for r in line_rows
-            if r["line_no"] in gift_lines], location_id=location_id)
+            if r["line_no"] in gift_lines], location_id=location_id, settings=settings)
     if cmd.customer_id is not None and status != "pending":  # paid: loyalty points
-        await earn_for_order(uow, order_id, now)
+        await earn_for_order(uow, order_id, now, settings=settings)
     # Last: the register's row stays locked until the commit (see tills.receipts).
     receipt_no = (await assign_receipt_no(uow, order_id, drawer_id)
                   if drawer_id is not None else "")

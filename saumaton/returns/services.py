@@ -659,9 +659,9 @@ async def _complete(uow: UnitOfWork, actor: Actor, ctx: _Ctx, ret: Return,
     order = ctx.order
     if order.customer_id is not None:  # points live only on a customer's orders
         await reverse_for_order(uow, order.id, amounts.goods_money_cents, "return",
-                                key=f"reverse:return:{ret.id}", now=now)
+                                key=f"reverse:return:{ret.id}", now=now, settings=settings)
         await give_back_points(uow, order.id, amounts.points, "return",
-                               key=f"refund:return:{ret.id}", now=now)
+                               key=f"refund:return:{ret.id}", now=now, settings=settings)
     to = OrderStatus.RETURNED if complete else OrderStatus.PARTLY_RETURNED
     await transition(uow, order, to, actor=actor, data={"return_id": ret.id}, now=now)
     await uow.session.flush()
@@ -783,14 +783,14 @@ async def _create_return(uow: UnitOfWork, actor: Actor, order_id: int, cmd: Retu
 
 
 async def take_return(db: Database, actor: Actor, order_id: int, cmd: ReturnIn, *,
-                      channel: str = "pos", idempotency_key: str | None = None
-                      ) -> tuple[ReturnOut, bool]:
+                      channel: str = "pos", idempotency_key: str | None = None,
+                      settings: Settings | None = None) -> tuple[ReturnOut, bool]:
     """`create_return` in its own transaction, committed. Returns (return, replayed):
     replayed when the key was seen before (also when a concurrent twin won)."""
     try:
         async with db.uow() as uow:
             out, replayed = await _create_return(uow, actor, order_id, cmd, channel,
-                                                 idempotency_key, None, None)
+                                                 idempotency_key, None, settings)
             if not replayed:
                 await uow.commit()
             return out, replayed
@@ -999,7 +999,8 @@ async def exchange(uow: UnitOfWork, actor: Actor, order_id: int, cmd: ReturnIn,
     credit = amounts.money_cents
     if credit >= sale.expected_total_cents:
         sale = sale.model_copy(update={"payments": []})
-    new = await sell_in_exchange(uow, actor, cmd.location_id, sale, credit, terminal)
+    new = await sell_in_exchange(uow, actor, cmd.location_id, sale, credit, terminal,
+                                 settings=settings)
     into_sale = min(credit, new.total_cents)
     ret.exchange_order_id = new.id
     how = _Refunding("in_store", cmd.location_id, sale.session_id, cmd.terminal_confirmed,
@@ -1014,7 +1015,8 @@ async def exchange(uow: UnitOfWork, actor: Actor, order_id: int, cmd: ReturnIn,
 
 async def take_exchange(db: Database, actor: Actor, order_id: int, cmd: ReturnIn,
                         sale: TillSaleIn, *, terminal: CardTerminal | None = None,
-                        channel: str = "pos") -> tuple[ExchangeOut, bool]:
+                        channel: str = "pos", settings: Settings | None = None
+                        ) -> tuple[ExchangeOut, bool]:
     """`exchange` in its own transaction, committed. Returns (exchange, replayed)."""
     key = exchange_key(cmd.location_id, sale.key)
     hashed = _exchange_hash(order_id, cmd, sale)
@@ -1024,7 +1026,7 @@ async def take_exchange(db: Database, actor: Actor, order_id: int, cmd: ReturnIn
             if seen is not None:
                 return seen, True
             out = await exchange(uow, actor, order_id, cmd, sale, terminal=terminal,
-                                 channel=channel)
+                                 channel=channel, settings=settings)
             await uow.commit()
             return out, False
     except IntegrityError:

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -218,12 +219,14 @@ async def send_due(db: Database, settings: Settings, now: datetime | None = None
     return sent
 
 
-async def run_nps_job(db: Database, settings: Settings, stop: asyncio.Event | None = None,
+async def run_nps_job(db: Database, settings: Callable[[], Settings],
+                      stop: asyncio.Event | None = None,
                       every_seconds: float = JOB_SECONDS) -> None:
+    """`settings()` is read each round (the current settings, not the ones at startup)."""
     stop = stop or asyncio.Event()
     while not stop.is_set():
         try:
-            n = await send_due(db, settings)
+            n = await send_due(db, settings())
             if n:
                 log.info("sent %d after-purchase surveys", n)
         except Exception:  # a failed pass is retried on the next tick

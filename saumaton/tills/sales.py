@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.audit.services import record
 from saumaton.catalogue.services import VariantInfo, load_variant_infos, load_variant_infos_pg
-from saumaton.config import get_settings
+from saumaton.config import Settings, get_settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, ValidationFailed
@@ -200,7 +200,8 @@ async def _buyer(uow: UnitOfWork, cmd: TillSaleIn, flags: list[str]) -> int | No
 
 
 async def sell(db: Database, actor: Actor, location_id: int, cmd: TillSaleIn,
-               terminal: CardTerminal | None = None) -> tuple[OrderOut, bool]:
+               terminal: CardTerminal | None = None, *, settings: Settings | None = None
+               ) -> tuple[OrderOut, bool]:
     """Record a till sale at `location_id`. Returns (order, replayed).
 
     Card payments: with an integrated `terminal`, each online card payment is
@@ -221,7 +222,8 @@ async def sell(db: Database, actor: Actor, location_id: int, cmd: TillSaleIn,
             if existing is not None:
                 actor.require("orders.create", location_id)
                 return await get_order(uow.session, existing), True
-            out = await _sell(uow, actor, location_id, cmd, key, terminal)
+            out = await _sell(uow, actor, location_id, cmd, key, terminal,
+                              settings=settings)
             await uow.commit()
             return out, False
     except IntegrityError:
@@ -262,19 +264,21 @@ async def _infos(s: AsyncSession, ids: set[int], at: datetime) -> dict[int, Vari
 
 
 async def sell_in_exchange(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn,
-                           credit_cents: int, terminal: CardTerminal | None = None
-                           ) -> OrderOut:
+                           credit_cents: int, terminal: CardTerminal | None = None, *,
+                           settings: Settings | None = None) -> OrderOut:
     """The new sale of an exchange, in the caller's transaction (returns.exchange): up to
     `credit_cents` of it is paid by the goods returned in the same transaction (an
     `exchange` payment, first); `cmd.payments` pay the rest (none when the credit
     covers it all)."""
     return await _sell(uow, actor, location_id, cmd, order_key(location_id, cmd.key), terminal,
-                       credit_cents=credit_cents)
+                       credit_cents=credit_cents, settings=settings)
 
 
 async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn,
-                key: str, terminal: CardTerminal | None, credit_cents: int = 0) -> OrderOut:
+                key: str, terminal: CardTerminal | None, credit_cents: int = 0, *,
+                settings: Settings | None = None) -> OrderOut:
     actor.require("orders.create", location_id)
+    settings = settings or get_settings()  # the caller's current (live) settings
     s = uow.session
     now = utcnow()
     sold_at = cmd.sold_at if cmd.offline and cmd.sold_at is not None else now
@@ -294,7 +298,8 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     if buyer != cmd.customer_id:
         cmd = cmd.model_copy(update={"customer_id": buyer})
     # The attached customer's member prices (the till asks for them when attaching).
-    tier = await tier_of(s, cmd.customer_id, sold_at) if cmd.customer_id is not None else None
+    tier = (await tier_of(s, cmd.customer_id, sold_at, settings=settings)
+            if cmd.customer_id is not None else None)
 
     wanted = sorted({ln.variant_id for ln in cmd.lines} | {v.variant_id for v in cmd.voids})
     day = business_day(sold_at)
@@ -344,7 +349,6 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
         if [(a.unit_price_cents, a.discount_cents) for a in priced.lines] != [
                 (b.unit_price_cents, b.discount_cents) for b in mine.lines]:
             flags.append("price_mismatch")
-    settings = get_settings()
     # Offline the discount was already given: recorded and flagged, not refused.
     priced, manual, reasons = apply_discounts(
         priced, [ln.discount for ln in cmd.lines], cmd.order_discount,
@@ -364,7 +368,8 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
         check_offline([p.method for p in cmd.payments])
     offline_card = cmd.offline and any(p.method == "card" for p in cmd.payments)
     credit = min(credit_cents, priced.total_cents)  # an exchange: the goods brought back
-    planned = await _plan(uow, cmd, priced.total_cents - credit, terminal)  # before any charge
+    planned = await _plan(uow, cmd, priced.total_cents - credit, terminal,  # before any charge
+                         settings)
     if credit:
         planned.insert(0, PlannedPayment(EXCHANGE_METHOD, credit, 0, None, 0, ""))
     if terminal is not None and not cmd.offline:
@@ -419,9 +424,10 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     gift_lines = [SoldLine(q.line_no, q.quantity, q.total_cents)
                   for q, info in zip(priced.lines, line_infos, strict=True) if info.gift_card]
     if gift_lines:  # printed on the receipt (code and QR)
-        await issue_sold_cards(uow, actor, order_id, gift_lines, location_id=location_id)
+        await issue_sold_cards(uow, actor, order_id, gift_lines, location_id=location_id,
+                               settings=settings)
     if cmd.customer_id is not None:
-        await earn_for_order(uow, order_id, now)
+        await earn_for_order(uow, order_id, now, settings=settings)
     # The item is in the cashier's hand: never refuse; a level below zero gets flagged.
     moved: dict[int, int] = {}
     for q, info in zip(priced.lines, line_infos, strict=True):
@@ -466,11 +472,11 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
 
 
 async def _plan(uow: UnitOfWork, cmd: TillSaleIn, total_cents: int,
-                terminal: CardTerminal | None) -> list[PlannedPayment]:
+                terminal: CardTerminal | None, settings: Settings) -> list[PlannedPayment]:
     """The sale's payments in the till's order: points take their stated value (whole
     points, at most the balance, checked again under lock when spent), cash and card
     settle the rest (cash rounding, change)."""
-    value = get_settings().loyalty_point_value_cents
+    value = settings.loyalty_point_value_cents
     by_points = 0
     for i, p in enumerate(cmd.payments):
         if p.method != POINTS_METHOD:

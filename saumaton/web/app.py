@@ -41,6 +41,7 @@ from saumaton.mail.sender import run_mail_sender
 from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
 from saumaton.payments.paytrail.simulator import create_simulator
 from saumaton.service.nps import run_nps_job
+from saumaton.shopsettings.live import LiveSettings
 from saumaton.web.analytics import VisitMiddleware
 from saumaton.web.auth import follow_staff_events
 
@@ -59,15 +60,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await hub.start()
         app.state.db = db
         app.state.hub = hub
-        app.state.settings = settings
+        # The environment's settings with the owner's changes from the back office,
+        # replaced on every change (this process's or another's): never captured.
+        live = LiveSettings(settings)
+        live.on_change.append(lambda fresh: setattr(app.state, "settings", fresh))
+        app.state.live_settings = live
+        app.state.settings = await live.refresh(db)
         account, secret, base_url = settings.paytrail()
         app.state.paytrail = PaytrailClient(PaytrailConfig(account, secret, base_url))
         stop_expiry = asyncio.Event()
         expiry = asyncio.create_task(run_expiry(db, stop=stop_expiry))
-        mail_sender = asyncio.create_task(run_mail_sender(db, settings, stop_expiry))
+        settings_follower = asyncio.create_task(live.follow(db, hub, stop_expiry))
+        mail_sender = asyncio.create_task(run_mail_sender(db, live, stop_expiry))
         checkout_jobs = asyncio.create_task(run_checkout_jobs(
-            db, app.state.paytrail, settings, stop_expiry))
-        nps_job = asyncio.create_task(run_nps_job(db, settings, stop_expiry))
+            db, app.state.paytrail, live, stop_expiry))
+        nps_job = asyncio.create_task(run_nps_job(db, live, stop_expiry))
         loyalty_expiry = asyncio.create_task(run_loyalty_expiry(db, stop=stop_expiry))
         gift_card_expiry = asyncio.create_task(run_gift_card_expiry(db, stop=stop_expiry))
         app.state.analytics = AnalyticsBuffer(db)
@@ -82,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await staff_events
             await expiry
+            await settings_follower
             await mail_sender
             await checkout_jobs
             await nps_job

@@ -24,7 +24,14 @@ from saumaton.returns.services import returns_of_order
 from saumaton.web.account.common import field_errors, missing, page, signed_in, text_field
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
-from saumaton.web.pages import checked_form, error_page, gettext, page_lang, page_router
+from saumaton.web.pages import (
+    checked_form,
+    error_page,
+    gettext,
+    page_lang,
+    page_router,
+    settings_of,
+)
 from saumaton.web.shopper import sign_out_shopper
 
 router = page_router("/account")
@@ -72,7 +79,7 @@ async def overview(request: Request,
     # the shopper a member, which the summary's tier must already show.
     card = await account_card(db_of(request), customer_id)
     async with db_of(request).reader() as s:
-        loyalty = await loyalty_summary(s, customer_id)
+        loyalty = await loyalty_summary(s, customer_id, settings=settings_of(request))
     return page(request, "account/overview.html", N_("My account"), {
         "profile": profile, "history": history, "sent": bool(sent),
         "status_labels": STATUS_LABELS, "card_number": card,

@@ -54,6 +54,7 @@ from saumaton.web.pages import (
     page_router,
     render,
     require_staff,
+    settings_of,
 )
 
 router = page_router("/backoffice")
@@ -433,7 +434,7 @@ async def _customer_page(request: Request, actor: Actor, customer_id: int, *,
                          values: dict[str, str] | None = None, saved: str = "") -> Response:
     try:
         async with db_of(request).reader() as s:
-            card = await customer_card(s, actor, customer_id)
+            card = await customer_card(s, actor, customer_id, settings=settings_of(request))
             events = await timeline(s, actor, card.id, limit=TIMELINE_PAGE + 1)
     except NotFound:
         return error_page(request, 404, gettext(request, N_("There is no such customer.")))

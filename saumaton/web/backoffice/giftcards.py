@@ -28,6 +28,7 @@ from saumaton.web.pages import (
     page_router,
     render,
     require_staff,
+    settings_of,
 )
 
 router = page_router("/backoffice")
@@ -104,7 +105,8 @@ async def issue(request: Request,
     try:
         async with db_of(request).uow() as uow:
             card, _ = await giftcards.issue_card(
-                uow, actor, GiftCardIn(amount_cents=cents, email=email), f"bo:{key[:64]}")
+                uow, actor, GiftCardIn(amount_cents=cents, email=email), f"bo:{key[:64]}",
+                settings=settings_of(request))
             await uow.commit()
     except DomainError as exc:
         return await _render(request, errors={"amount": _message(request, exc)},

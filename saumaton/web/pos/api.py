@@ -21,6 +21,7 @@ from saumaton.orders.services import business_day
 from saumaton.tills import sales
 from saumaton.tills.catalogue import build_catalogue
 from saumaton.web.auth import check_csrf, db_of
+from saumaton.web.pages import settings_of
 from saumaton.web.pos.routes import Till, open_till
 
 router = APIRouter(prefix="/pos", include_in_schema=False)
@@ -71,7 +72,8 @@ def _receipt_url(till: Till, order_id: int) -> str:
 async def sell(request: Request, code: Code) -> Response:
     till = await open_till(request, code)
     cmd = await _checked_json(request, sales.TillSaleIn)
-    order, replayed = await sales.sell(db_of(request), till.actor, till.location.id, cmd)
+    order, replayed = await sales.sell(db_of(request), till.actor, till.location.id, cmd,
+                                       settings=settings_of(request))
     return _json({"order": order.model_dump(mode="json"),
                   "receipt_url": _receipt_url(till, order.id)},
                  200 if replayed else 201)

@@ -41,6 +41,7 @@ from saumaton.web.pages import (
     is_htmx,
     page_router,
     render,
+    settings_of,
 )
 from saumaton.web.pos.routes import Till, open_till
 
@@ -112,7 +113,8 @@ async def _card_panel(request: Request, till: Till, customer_id: int, *, status:
                       values: dict[str, str] | None = None, saved: str = "") -> Response:
     try:
         async with db_of(request).reader() as s:
-            card = await customer_card(s, till.actor, customer_id)
+            card = await customer_card(s, till.actor, customer_id,
+                                       settings=settings_of(request))
     except NotFound:
         return _no_customer(request)
     return _panel(request, till, "card", status=status, card=card, errors=errors,
@@ -135,7 +137,8 @@ async def find(request: Request, code: Code) -> Response:
     try:
         async with db_of(request).reader() as s:
             matches = await find_customers(s, till.actor, q)
-            card = await customer_card(s, till.actor, matches[0].id) \
+            card = await customer_card(s, till.actor, matches[0].id,
+                                       settings=settings_of(request)) \
                 if len(matches) == 1 else None
     except ValidationFailed as exc:
         return _panel(request, till, "error", status=422, q=q,

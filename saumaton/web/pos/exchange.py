@@ -90,7 +90,7 @@ class Exchange:
             out, _ = await take_exchange(
                 db, till.actor, view.order.id, cmd,
                 self.sale(key, drawer_id, view.order.customer_id, form.terminal_confirmed),
-                channel=till.channel_code)
+                channel=till.channel_code, settings=settings)
             return out
         for _attempt in range(2):
             async with db.uow() as uow:  # never committed: a preview

@@ -76,7 +76,7 @@ async def _card(request: Request, actor: Actor, customer_id: int | None) -> Cust
         return None
     try:
         async with db_of(request).reader() as s:
-            return await customer_card(s, actor, customer_id)
+            return await customer_card(s, actor, customer_id, settings=settings_of(request))
     except NotFound:
         return None
 

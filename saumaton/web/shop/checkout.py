@@ -145,7 +145,8 @@ def _int(form: FormData, name: str, default: int | None = None) -> int:
 @router.get("/cart")
 async def cart_page(request: Request) -> HTMLResponse:
     async with db_of(request).reader() as s:
-        view = await carts.view_cart(s, cart_token(request), current_customer_id(request), utcnow())
+        view = await carts.view_cart(s, cart_token(request), current_customer_id(request),
+                                     utcnow(), settings=settings_of(request))
     response = render(request, "shop/cart.html", {
         "title": gettext(request, N_("Shopping cart")), "cart": view})
     response.headers["Cache-Control"] = "no-store"
@@ -219,14 +220,16 @@ async def _checkout_context(request: Request, values: dict[str, Any],
                             errors: dict[str, str]) -> dict[str, Any]:
     settings = settings_of(request)
     async with db_of(request).reader() as s:
-        view = await carts.view_cart(s, cart_token(request), current_customer_id(request), utcnow())
+        view = await carts.view_cart(s, cart_token(request), current_customer_id(request),
+                                     utcnow(), settings=settings_of(request))
         options = (await delivery_options(s, settings, view.quote, view.stock)
                    if not view.empty else [])
         method = values.get("delivery") or ("home" if options and options[0].available
                                              else "pickup")
         method = method if method in ("home", "pickup") else "home"
         review = await order_review(s, settings, view.quote, method)
-        offer = await points_offer(s, current_customer_id(request), review.total_cents)
+        offer = await points_offer(s, current_customer_id(request), review.total_cents,
+                                   settings)
         points_cents = 0
         if offer is not None:
             raw = str(values.get("points") or "").strip()

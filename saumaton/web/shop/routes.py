@@ -28,7 +28,7 @@ from saumaton.loyalty.tiers import tier_of
 from saumaton.web.analytics import track
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
-from saumaton.web.pages import gettext, page_router, render
+from saumaton.web.pages import gettext, page_router, render, settings_of
 from saumaton.web.shop import views
 from saumaton.web.shopper import current_customer_id
 
@@ -55,7 +55,8 @@ async def home(request: Request, q: TextQ = None, category: CategoryQ = None,
                               stock=stock, page=page)
     now = utcnow()
     async with db_of(request).reader() as s:
-        tier = await tier_of(s, current_customer_id(request), now)  # member prices
+        tier = await tier_of(s, current_customer_id(request), now,  # member prices
+                             settings=settings_of(request))
         tree = await category_tree(s)
         offers = await views.campaign_cards(s, now, HOME_CARDS, tier)
         newest = await views.product_cards(s, await newest_products(s, HOME_CARDS), now,
@@ -97,7 +98,8 @@ async def _listing(request: Request, base: str, *, q: str | None = None,
             if found:  # a scanned or typed barcode opens the product
                 slug, variant_id = found
                 return RedirectResponse(f"/shop/p/{slug}?variant={variant_id}", status_code=303)
-        tier = await tier_of(s, current_customer_id(request), now)  # member prices
+        tier = await tier_of(s, current_customer_id(request), now,  # member prices
+                             settings=settings_of(request))
         try:
             result = await search_products(s, filters,
                                            prices=views.price_lookup(s, now, tier))
@@ -146,7 +148,7 @@ async def _price_context(request: Request, s: AsyncSession, variant_id: int,
     else sees what members pay when that is lower (with the way to join)."""
     now = utcnow()
     customer_id = current_customer_id(request)
-    tier = await tier_of(s, customer_id, now)
+    tier = await tier_of(s, customer_id, now, settings=settings_of(request))
     price = (await views.web_prices(s, [variant_id], now, tier))[variant_id]
     return {"price": price, "teaser": await views.member_teaser(s, variant_id, now, tier, price),
             "signed_in": customer_id is not None,
