@@ -10,6 +10,7 @@ export class Catalogue {
     for (const v of this.variants) {
       this.byId.set(v.id, v);
       if (v.ean) this.byEan.set(v.ean, v);
+      for (const code of v.codes || []) this.byEan.set(code, v);  // further barcodes
       this.bySku.set(v.sku.toLowerCase(), v);
     }
   }

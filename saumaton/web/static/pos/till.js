@@ -151,7 +151,7 @@ async function loadCatalogue() {
 // API) reach the open till through the event stream: a fresh snapshot shortly after
 // (a burst of price changes gives one reload). Every "ready" (also after a reconnect)
 // reloads too, so nothing changed before the stream was live is missed.
-const LIVE_TOPICS = ["product.created", "price.changed", "campaign.changed"];
+const LIVE_TOPICS = ["product.created", "product.updated", "price.changed", "campaign.changed"];
 let refreshTimer = null;
 
 function refreshSoon() {
