@@ -199,11 +199,11 @@ async def variant_problems(session: AsyncSession, data: VariantEdit,
             owner = await code_owner(session, ean)
             if owner is not None and owner != variant_id:
                 out.append(Conflict(f"EAN '{ean}' is already in use", code="duplicate_ean",
-                                    field="ean", extra={"code": ean}))
+                                    field="ean", extra={"barcode": ean}))
             elif owner == variant_id and variant_id is not None and await session.scalar(
                     select(VariantBarcode.id).where(VariantBarcode.code == ean)) is not None:
                 out.append(Conflict(f"EAN '{ean}' is already a further barcode of this variant",
-                                    code="duplicate_ean", field="ean", extra={"code": ean}))
+                                    code="duplicate_ean", field="ean", extra={"barcode": ean}))
     return out
 
 
@@ -279,7 +279,7 @@ async def add_barcode(uow: UnitOfWork, actor: Actor, variant_id: int, code: str)
     clean = clean_ean(code.strip(), "code")
     if await code_owner(s, clean) is not None:
         raise Conflict(f"the code '{clean}' is already in use", code="duplicate_ean",
-                       field="code", extra={"code": clean})
+                       field="code", extra={"barcode": clean})
     count = await s.scalar(select(func.count()).select_from(VariantBarcode)
                            .where(VariantBarcode.variant_id == variant_id)) or 0
     if count >= MAX_BARCODES:

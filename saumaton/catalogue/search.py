@@ -207,10 +207,11 @@ def _text_conditions(words: Sequence[str], code_forms: Sequence[str],
         like = like_pattern(word)
         categories: set[int] = set()
         for c in tree.categories:
-            if word in c.name.lower() or word in c.slug.lower():
+            if word in c.name.lower() or word in c.slug.lower() or word in c.name_en.lower():
                 categories |= tree.descendants(c.id)
         conds.append(or_(
             func.lower(Product.name).like(like, escape="\\"),
+            func.lower(Product.name_en).like(like, escape="\\"),
             func.lower(Product.brand).like(like, escape="\\"),
             func.lower(Product.slug).like(like, escape="\\"),
             func.lower(Variant.name).like(like, escape="\\"),

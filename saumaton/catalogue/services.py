@@ -171,13 +171,13 @@ async def create_product(uow: UnitOfWork, actor: Actor, data: ProductIn) -> Prod
             raise Conflict(f"SKU '{sku}' is already in use", code="duplicate_sku",
                            field=f"variants.{skus.index(sku)}.sku")
         raise Conflict(f"EAN '{ean}' is already in use", code="duplicate_ean",
-                       field=f"variants.{eans.index(ean)}.ean", extra={"code": ean})
+                       field=f"variants.{eans.index(ean)}.ean", extra={"barcode": ean})
     if real_eans:  # a code belongs to one variant, as its EAN or a further barcode
         taken = await s.scalar(select(VariantBarcode.code).where(
             VariantBarcode.code.in_(real_eans)).limit(1))
         if taken is not None:
             raise Conflict(f"EAN '{taken}' is already in use", code="duplicate_ean",
-                           field=f"variants.{eans.index(taken)}.ean", extra={"code": taken})
+                           field=f"variants.{eans.index(taken)}.ean", extra={"barcode": taken})
     product = Product(
         slug=data.slug, name=data.name, brand=data.brand, description=data.description,
         name_en=data.name_en.strip(), description_en=data.description_en,
@@ -357,8 +357,7 @@ async def find_variant_by_code(session: AsyncSession, code: str) -> VariantOut:
             select(Variant).join(VariantBarcode, VariantBarcode.variant_id == Variant.id)
             .where(VariantBarcode.code == code).limit(1))
     if v is None:
-        raise NotFound(f"no product with code '{code}'", code="unknown_code", field="code",
-                       extra={"code": code})
+        raise NotFound(f"no product with code '{code}'", code="unknown_code", field="code")
     return _variant_out(v)
 
 
@@ -388,13 +387,16 @@ class CategoryInfo:
     slug: str
     name: str
     parent_id: int | None = None
+    name_en: str = ""  # "" = the Finnish name on the English pages too
+    position: int = 0
 
 
 async def list_categories(session: AsyncSession) -> list[CategoryInfo]:
-    """Every category, by name (the webshop's category filter)."""
+    """Every category, by position and name (the webshop's category filter)."""
     rows = await session.execute(select(Category.id, Category.slug, Category.name,
-                                        Category.parent_id)
-                                 .order_by(Category.name, Category.id))
+                                        Category.parent_id, Category.name_en,
+                                        Category.position)
+                                 .order_by(Category.position, Category.name, Category.id))
     return [CategoryInfo(*row) for row in rows.all()]
 
 

@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.schemas import ImageOut, ProductOut, VariantOut
@@ -23,12 +25,24 @@ from saumaton.catalogue.search import (
 )
 from saumaton.catalogue.services import load_variant_infos
 from saumaton.core.errors import DomainError, NotFound
+from saumaton.i18n import localized
 from saumaton.inventory.services import Availability, availability, stock_status
 from saumaton.locations.services import channel_by_code
 from saumaton.orders.services import business_day
 from saumaton.pricing.services import resolve_prices
+from saumaton.web.pages import add_template_global
 
 WEB_CHANNEL = "web"
+
+
+@pass_context
+def local_text(ctx: Context, obj: object, field: str = "name") -> str:
+    """In templates: `{{ local(product) }}`, `{{ local(product, 'description') }}` — the
+    English text on English pages when it is set, else the Finnish one."""
+    return localized(obj, field, str(ctx.get("lang", "")))
+
+
+add_template_global("local", local_text)
 
 
 @dataclass(frozen=True)
