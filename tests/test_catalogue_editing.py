@@ -198,3 +198,46 @@ async def test_inactive_is_off_sale_everywhere_and_old_orders_stay(
     order = await client.get(f"/api/v1/orders/{sold.json()['id']}",
                              headers=shop.auth("cashier1"))
     assert order.status_code == 200 and order.json()["lines"][0]["variant_id"] == a["id"]
+
+
+async def test_the_api_edits_products_variants_and_barcodes(
+        client: httpx.AsyncClient, db: Database, shop: Shop) -> None:
+    [v] = await make_variants(db, [990])
+    pid, vid = v["product_id"], v["id"]
+    r = await client.patch(f"/api/v1/products/{pid}", headers=shop.auth("manager1"),
+                           json={"name_en": "Edited"})
+    assert r.status_code == 403  # one store's manager: not the chain's catalogue
+    r = await client.patch(f"/api/v1/products/{pid}", headers=shop.auth("manager"),
+                           json={"name_en": "Edited", "description_en": "In English."})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["name_en"] == "Edited" and body["name"].startswith("Product ")  # kept
+    assert body["description_en"] == "In English." and body["active"] is True
+    r = await client.patch(f"/api/v1/products/{pid}", headers=shop.auth("manager"),
+                           json={"vat_class": "nope"})
+    assert r.status_code == 422 and r.json()["code"] == "unknown_vat_class"
+
+    sku = f"API-{uuid.uuid4().hex[:8]}"
+    r = await client.post(f"/api/v1/products/{pid}/variants", headers=shop.auth("manager"),
+                          json={"sku": sku, "ean": str(v["ean"]), "price_cents": 1500})
+    assert r.status_code == 409 and r.json()["code"] == "duplicate_ean"
+    ean = new_ean()
+    r = await client.post(f"/api/v1/products/{pid}/variants", headers=shop.auth("manager"),
+                          json={"sku": sku, "ean": ean, "price_cents": 1500,
+                                "name": "Iso", "name_en": "Large", "cost_cents": 400,
+                                "attributes": {"size": "100 ml"}})
+    assert r.status_code == 201, r.text
+    new = r.json()
+    assert new["ean"] == ean and new["price_cents"] == 1500 and new["name_en"] == "Large"
+    r = await client.patch(f"/api/v1/variants/{new['id']}", headers=shop.auth("manager"),
+                           json={"active": False, "cost_cents": 450})
+    assert r.status_code == 200 and r.json()["active"] is False and r.json()["sku"] == sku
+    code = new_ean()
+    r = await client.post(f"/api/v1/variants/{vid}/barcodes", headers=shop.auth("manager"),
+                          json={"code": code})
+    assert r.status_code == 201 and r.json() == {"code": code}
+    r = await client.post(f"/api/v1/variants/{new['id']}/barcodes",
+                          headers=shop.auth("manager"), json={"code": code})
+    assert r.status_code == 409
+    events = await events_for(db, "product.updated", int(str(pid)))
+    assert len(events) >= 4 and events[0]["variant_ids"] == sorted([vid, new["id"]])
