@@ -265,6 +265,8 @@ async def test_pictures_are_uploaded_resized_cached_and_removed(
             assert img.size == (size, size)
     product_page = await client.get(f"/shop/p/{v['product_slug']}")
     assert first in product_page.text
+    assert f'{first} 1x, {first.replace("-400.", "-800.")} 2x' in product_page.text  # srcset
+    assert first.replace("-400.", "-128.") in product_page.text  # the 64 px thumbnails
 
     r = await web.post(f"{url}/{rows[0].id}", data={"csrf_token": csrf, "delete": "yes"})
     assert r.status_code == 303

@@ -16,6 +16,7 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saumaton.catalogue.images import image_sizes
 from saumaton.catalogue.schemas import ImageOut, ProductOut, VariantOut
 from saumaton.catalogue.search import (
     PriceLookup,
@@ -42,7 +43,21 @@ def local_text(ctx: Context, obj: object, field: str = "name") -> str:
     return localized(obj, field, str(ctx.get("lang", "")))
 
 
+def picture(url: str, size: int) -> str:
+    """In templates: `{{ picture(img.url, 128) }}` — an uploaded picture's file of that
+    size (catalogue.images.SIZES), else the URL as it is."""
+    return image_sizes(url).get(size, url)
+
+
+def srcset(url: str) -> str:
+    """`url 1x, url-800 2x` for an uploaded picture shown at 400 px ("" otherwise)."""
+    sizes = image_sizes(url)
+    return f"{sizes[400]} 1x, {sizes[800]} 2x" if sizes else ""
+
+
 add_template_global("local", local_text)
+add_template_global("picture", picture)
+add_template_global("srcset", srcset)
 
 
 @dataclass(frozen=True)
