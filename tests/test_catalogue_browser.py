@@ -1,6 +1,7 @@
 """The catalogue in a real Chromium (both databases): a product the owner creates in the
 back office (its EAN scanned into the form) is sold at a till that was already open,
-without a reload, and bought in the webshop; the form fits a phone."""
+without a reload, and bought in the webshop; taken off sale, it leaves the open till
+and the webshop at once; the form fits a phone."""
 
 from __future__ import annotations
 
@@ -91,6 +92,8 @@ async def test_a_product_created_in_the_back_office_sells_at_an_open_till_and_on
     receipt = till_page.get_by_test_id("receipt")
     await expect(receipt).to_be_visible()
     await expect(receipt.get_by_test_id("receipt-total")).to_have_text(f"14,90{EUR}")
+    after_sale = await till.get_attribute("data-catalogue-size")
+    assert after_sale == str(size + 1)
 
     # The webshop sells it too (in English its English name).
     shopper = await open_page(contexts, browser)
@@ -105,3 +108,12 @@ async def test_a_product_created_in_the_back_office_sells_at_an_open_till_and_on
     await shopper.locator("#success").click()
     await expect(shopper).to_have_url(ORDER_URL)
     await expect(shopper.get_by_test_id("order-status")).to_have_attribute("data-status", "paid")
+
+    # Off sale in the back office: the open till drops it on the event, the webshop too.
+    await owner.goto(f"{base}/backoffice/products/{product.id}")
+    await owner.get_by_test_id("field-active").uncheck()
+    await owner.get_by_test_id("save-product").click()
+    await expect(owner.get_by_test_id("off-sale")).to_be_visible()
+    await expect(till).to_have_attribute("data-catalogue-size", str(size))
+    response = await shopper.goto(f"{base}/shop/p/{product.slug}")
+    assert response is not None and response.status == 404
