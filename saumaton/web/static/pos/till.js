@@ -141,6 +141,7 @@ async function loadCatalogue() {
     catalogue = new Catalogue(data);
     root.dataset.ready = "1";
     root.dataset.catalogueSize = String(catalogue.size);
+    root.dataset.catalogueCodes = String(catalogue.furtherCodes);
     while (pending.length) handleCode(pending.shift());
   } catch (err) {
     if (!catalogue) showError("general-error", S.network_error);
