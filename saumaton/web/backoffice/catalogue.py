@@ -10,6 +10,7 @@ entered when a variant is created; later changes are the price pages'
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -531,7 +532,9 @@ async def upload_image(request: Request, actor: Write, product_id: Id) -> Respon
     if isinstance(upload, UploadFile):
         data = await upload.read(images.MAX_BYTES + 1)
     try:
-        stored = images.store_image(settings_of(request).media_dir(), data)
+        # Decoding and resizing take a while: off the event loop.
+        stored = await asyncio.to_thread(images.store_image, settings_of(request).media_dir(),
+                                         data)
         async with db_of(request).uow() as uow:
             await images.add_uploaded_image(uow, actor, product_id, stored, alt=alt,
                                             variant_id=variant_id)
