@@ -15,6 +15,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from saumaton.audit.models import AuditEntry
+from saumaton.catalogue import editing
 from saumaton.catalogue.models import Category, Product, ProductImage, Variant
 from saumaton.core.actor import SYSTEM
 from saumaton.db.uow import Database
@@ -100,12 +101,18 @@ async def test_a_valid_product_is_saved_audited_and_for_sale_in_english_too(
         assert audited == "product.create"
     assert f'/backoffice/prices?variant_id={variant.id}' in page.text  # "Change price"
 
+    async with db.uow() as uow:  # a second variant: the shop's picker of names
+        await editing.add_variant(uow, SYSTEM, product.id, editing.VariantCreate(
+            sku=f"BO2-{tag}", name="Karpalo", name_en="Cranberry", price_cents=1990))
+        await uow.commit()
+
     # The webshop in English: product, variant and category names in English.
     shop_page = await client.get(f"/shop/p/{product.slug}", params={"lang": "en"})
     assert shop_page.status_code == 200
     assert text_of(shop_page.text, "product-name") == f"Lipstick {tag}"
     assert text_of(shop_page.text, "variant-name") == "Lingonberry"
     assert "Creamy." in text_of(shop_page.text, "description")
+    assert text_of(shop_page.text, "picker-variant") == "Lingonberry Cranberry"
     fi_page = await client.get(f"/shop/p/{product.slug}", params={"lang": "fi"})
     assert text_of(fi_page.text, "product-name") == f"Huulipuna {tag}"
     listing = await client.get(f"/shop/c/{child.slug}", params={"lang": "en"})

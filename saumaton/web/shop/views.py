@@ -199,6 +199,7 @@ class Option:
     value: str
     variant_id: int
     selected: bool
+    value_en: str = ""  # the variant's English name (a picker of names), else ""
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,8 @@ def pickers(product: ProductOut, current: VariantOut) -> list[Picker]:
             options.append(Option(value, best.id, _attr(current, key) == value))
         out.append(Picker(key, options))
     if not out and len(variants) > 1:
-        out.append(Picker("", [Option(v.name or v.sku, v.id, v.id == current.id)
+        out.append(Picker("", [Option(v.name or v.sku, v.id, v.id == current.id,
+                                      v.name_en if v.name else "")
                                for v in variants]))
     return out
 
