@@ -68,6 +68,7 @@ async def test_a_product_created_in_the_back_office_sells_at_an_open_till_and_on
     await owner.get_by_test_id("save-product").click()
     await expect(owner.get_by_test_id("notice")).to_be_visible()
     await assert_fits(owner)
+    await screenshot(owner, tmp_path, f"catalogue-product-{backend}")
 
     async with db.reader() as s:
         variant = await s.scalar(select(Variant).where(Variant.ean == ean))

@@ -194,11 +194,16 @@ def _variant_field(field: str | None) -> str:
         field.startswith("variants.") or name in ("sku", "ean", "code")) else name
 
 
+SHOWN = frozenset({*PRODUCT_FIELDS, *VARIANT_FIELDS, "price", "parent_id", "position"})
+
+
 def _add_problems(request: Request, problems: list[DomainError], errors: dict[str, str],
                   variant: bool = False) -> None:
+    """Each domain error next to its field; one without a field on the form (a slug
+    taken meanwhile) above the form."""
     for exc in problems:
         key = _variant_field(exc.field) if variant else (exc.field or "form")
-        errors.setdefault(key or "form", _domain(request, exc))
+        errors.setdefault(key if key in SHOWN else "form", _domain(request, exc))
 
 
 # --- shared page data -----------------------------------------------------------------------
