@@ -114,3 +114,13 @@ def parse_money(text: str) -> int | None:
 
 
 _MONEY = re.compile(r"([0-9]{0,6})(?:\.([0-9]{0,2}))?")
+
+
+def localized(obj: object, field: str, lang: str) -> str:
+    """`obj.<field>_en` on English pages when it is set, else `obj.<field>` (the Finnish
+    text): product, variant and category names and descriptions, cart lines."""
+    if lang == "en":
+        english = getattr(obj, f"{field}_en", "")
+        if english:
+            return str(english)
+    return str(getattr(obj, field, "") or "")

@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
+from saumaton.catalogue import editing
 from saumaton.catalogue import services as catalogue
+from saumaton.catalogue.models import Variant
 from saumaton.catalogue.schemas import ProductIn, ProductOut, VariantOut
 from saumaton.catalogue.services import load_variant_infos
 from saumaton.core.actor import Actor
@@ -199,3 +201,88 @@ async def get_channels(request: Request) -> list[ChannelOut]:
     async with db_of(request).reader() as s:
         return [ChannelOut.model_validate(c, from_attributes=True)
                 for c in await list_channels(s)]
+
+
+# --- editing the catalogue (the back office's product pages use the same services) ------
+
+class ProductPatch(Input):
+    """The fields to change; the others keep their values."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name_en: str | None = Field(default=None, max_length=200)
+    brand: str | None = Field(default=None, max_length=120)
+    description: str | None = Field(default=None, max_length=10_000)
+    description_en: str | None = Field(default=None, max_length=10_000)
+    category_id: int | None = Field(default=None, ge=1, le=MAX_INT32)
+    vat_class: str | None = Field(default=None, max_length=32)
+    active: bool | None = None
+
+
+class VariantPatch(Input):
+    sku: str | None = Field(default=None, min_length=1, max_length=64)
+    ean: str | None = Field(default=None, max_length=20)
+    name: str | None = Field(default=None, max_length=200)
+    name_en: str | None = Field(default=None, max_length=200)
+    attributes: dict[str, str] | None = Field(default=None, max_length=50)
+    cost_cents: int | None = Field(default=None, ge=0, le=100_000_000)
+    active: bool | None = None
+
+
+@router.patch("/products/{product_id}", response_model=ProductOut,
+              summary="Change a product (names, texts, brand, category, VAT class, active)")
+async def patch_product(request: Request, product_id: IdPath, body: ProductPatch,
+                        actor: Actor = Depends(require_actor)) -> ProductOut:
+    async with db_of(request).uow() as uow:
+        current = await catalogue.get_product(uow.session, product_id)
+        merged = {"name": current.name, "name_en": current.name_en, "brand": current.brand,
+                  "description": current.description,
+                  "description_en": current.description_en,
+                  "category_id": current.category_id, "vat_class": current.vat_class,
+                  "active": current.active, **body.model_dump(exclude_unset=True)}
+        await editing.update_product(uow, actor, product_id,
+                                     editing.ProductEdit.model_validate(merged))
+        await uow.commit()
+    async with db_of(request).reader() as s:
+        return await catalogue.get_product(s, product_id)
+
+
+@router.post("/products/{product_id}/variants", response_model=VariantOut, status_code=201,
+             summary="Add a variant to a product (its price is set here once)")
+async def add_variant(request: Request, product_id: IdPath, body: editing.VariantCreate,
+                      actor: Actor = Depends(require_actor)) -> VariantOut:
+    async with db_of(request).uow() as uow:
+        out = await editing.add_variant(uow, actor, product_id, body)
+        await uow.commit()
+    return out
+
+
+@router.patch("/variants/{variant_id}", response_model=VariantOut,
+              summary="Change a variant (SKU, EAN, names, attributes, cost price, active)")
+async def patch_variant(request: Request, variant_id: IdPath, body: VariantPatch,
+                        actor: Actor = Depends(require_actor)) -> VariantOut:
+    async with db_of(request).uow() as uow:
+        current = await uow.session.get(Variant, variant_id)
+        if current is None:
+            raise NotFound(f"no variant {variant_id}", code="variant_not_found")
+        merged = {"sku": current.sku, "ean": current.ean, "name": current.name,
+                  "name_en": current.name_en, "attributes": dict(current.attributes or {}),
+                  "cost_cents": current.cost_cents, "active": current.active,
+                  **body.model_dump(exclude_unset=True)}
+        out = await editing.update_variant(uow, actor, variant_id,
+                                           editing.VariantEdit.model_validate(merged))
+        await uow.commit()
+    return out
+
+
+class BarcodeIn(Input):
+    code: str = Field(min_length=1, max_length=20, description="an EAN/GTIN")
+
+
+@router.post("/variants/{variant_id}/barcodes", status_code=201,
+             summary="Add a further barcode to a variant")
+async def add_barcode(request: Request, variant_id: IdPath, body: BarcodeIn,
+                      actor: Actor = Depends(require_actor)) -> dict[str, str]:
+    async with db_of(request).uow() as uow:
+        code = await editing.add_barcode(uow, actor, variant_id, body.code)
+        await uow.commit()
+    return {"code": code}

@@ -15,15 +15,20 @@ class VariantIn(Input):
         default=None, max_length=20,
         description="EAN-8, UPC-A, EAN-13 or GTIN-14; spaces and dashes are ignored")
     name: str = Field(default="", max_length=200)
+    name_en: str = Field(default="", max_length=200, description="English name; '' = the Finnish")
     attributes: dict[str, str] = Field(default_factory=dict, max_length=50)
     price_cents: int = Field(ge=0, le=100_000_000)
+    cost_cents: int | None = Field(default=None, ge=0, le=100_000_000,
+                                   description="what one unit cost, VAT excluded")
 
 
 class ProductIn(Input):
     slug: str = Field(min_length=1, max_length=160, pattern=r"^[a-z0-9][a-z0-9-]*$")
     name: str = Field(min_length=1, max_length=200)
+    name_en: str = Field(default="", max_length=200, description="English name; '' = the Finnish")
     brand: str = Field(default="", max_length=120)
     description: str = Field(default="", max_length=10_000)
+    description_en: str = Field(default="", max_length=10_000)
     category_slug: str | None = Field(default=None, max_length=120)
     vat_class: str = Field(default="standard", max_length=32)
     gift_card: bool = Field(
@@ -41,6 +46,7 @@ class VariantOut(BaseModel):
     attributes: dict[str, Any]
     price_cents: int
     active: bool
+    name_en: str = ""
 
 
 class ImageIn(Input):
@@ -71,5 +77,7 @@ class ProductOut(BaseModel):
     vat_class: str
     active: bool
     gift_card: bool = False
+    name_en: str = ""
+    description_en: str = ""
     variants: list[VariantOut]
     images: list[ImageOut] = Field(default_factory=list)  # gallery order

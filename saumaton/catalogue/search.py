@@ -40,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from stdnum import ean as stdnum_ean
 
-from saumaton.catalogue.models import Product, Variant
+from saumaton.catalogue.models import Product, Variant, VariantBarcode
 from saumaton.catalogue.schemas import ProductOut
 from saumaton.catalogue.services import CategoryInfo, like_pattern, list_categories, load_products
 from saumaton.core.clock import utcnow
@@ -187,7 +187,9 @@ async def product_for_code(session: AsyncSession, text: str) -> tuple[str, int] 
         return None
     row = (await session.execute(
         select(Product.slug, Variant.id).join(Product, Product.id == Variant.product_id)
-        .where(Variant.ean.in_(forms), Variant.active, Product.active)
+        .where(or_(Variant.ean.in_(forms), Variant.id.in_(
+            select(VariantBarcode.variant_id).where(VariantBarcode.code.in_(forms)))),
+            Variant.active, Product.active)
         .order_by(Variant.id).limit(1))).first()
     return (row[0], row[1]) if row else None
 
@@ -205,10 +207,11 @@ def _text_conditions(words: Sequence[str], code_forms: Sequence[str],
         like = like_pattern(word)
         categories: set[int] = set()
         for c in tree.categories:
-            if word in c.name.lower() or word in c.slug.lower():
+            if word in c.name.lower() or word in c.slug.lower() or word in c.name_en.lower():
                 categories |= tree.descendants(c.id)
         conds.append(or_(
             func.lower(Product.name).like(like, escape="\\"),
+            func.lower(Product.name_en).like(like, escape="\\"),
             func.lower(Product.brand).like(like, escape="\\"),
             func.lower(Product.slug).like(like, escape="\\"),
             func.lower(Variant.name).like(like, escape="\\"),
@@ -217,7 +220,8 @@ def _text_conditions(words: Sequence[str], code_forms: Sequence[str],
             Product.category_id.in_(categories) if categories else false(),
         ))
     if code_forms and conds:
-        return [or_(and_(*conds), Variant.ean.in_(code_forms))]
+        return [or_(and_(*conds), Variant.ean.in_(code_forms), Variant.id.in_(
+            select(VariantBarcode.variant_id).where(VariantBarcode.code.in_(code_forms))))]
     return conds
 
 

@@ -11,8 +11,17 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saumaton.audit.services import record
 from saumaton.catalogue.codes import clean_ean
-from saumaton.catalogue.models import Category, Product, ProductImage, Variant, VatClass, VatRate
+from saumaton.catalogue.models import (
+    Category,
+    Product,
+    ProductImage,
+    Variant,
+    VariantBarcode,
+    VatClass,
+    VatRate,
+)
 from saumaton.catalogue.schemas import ImageIn, ImageOut, ProductIn, ProductOut, VariantOut
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Conflict, NotFound, ValidationFailed
@@ -162,9 +171,16 @@ async def create_product(uow: UnitOfWork, actor: Actor, data: ProductIn) -> Prod
             raise Conflict(f"SKU '{sku}' is already in use", code="duplicate_sku",
                            field=f"variants.{skus.index(sku)}.sku")
         raise Conflict(f"EAN '{ean}' is already in use", code="duplicate_ean",
-                       field=f"variants.{eans.index(ean)}.ean")
+                       field=f"variants.{eans.index(ean)}.ean", extra={"barcode": ean})
+    if real_eans:  # a code belongs to one variant, as its EAN or a further barcode
+        taken = await s.scalar(select(VariantBarcode.code).where(
+            VariantBarcode.code.in_(real_eans)).limit(1))
+        if taken is not None:
+            raise Conflict(f"EAN '{taken}' is already in use", code="duplicate_ean",
+                           field=f"variants.{eans.index(taken)}.ean", extra={"barcode": taken})
     product = Product(
         slug=data.slug, name=data.name, brand=data.brand, description=data.description,
+        name_en=data.name_en.strip(), description_en=data.description_en,
         category_id=category_id, vat_class_code=data.vat_class, active=True,
         gift_card=data.gift_card,
     )
@@ -172,11 +188,16 @@ async def create_product(uow: UnitOfWork, actor: Actor, data: ProductIn) -> Prod
     await s.flush()
     variants = [
         Variant(product_id=product.id, sku=v.sku, ean=eans[i], name=v.name,
-                attributes=dict(v.attributes), price_cents=v.price_cents, active=True, position=i)
+                name_en=v.name_en.strip(), attributes=dict(v.attributes),
+                price_cents=v.price_cents, cost_cents=v.cost_cents, active=True, position=i)
         for i, v in enumerate(data.variants)
     ]
     s.add_all(variants)
     await s.flush()
+    await record(uow, actor, "product.create", "product", product.id, {
+        "slug": product.slug, "name": product.name,
+        "variants": [{"id": v.id, "sku": v.sku, "ean": v.ean, "price_cents": v.price_cents}
+                     for v in variants]})
     uow.emit("product.created", {"product_id": product.id, "slug": product.slug})
     return _product_out(product, variants)
 
@@ -184,7 +205,7 @@ async def create_product(uow: UnitOfWork, actor: Actor, data: ProductIn) -> Prod
 def _variant_out(v: Variant) -> VariantOut:
     return VariantOut(id=v.id, product_id=v.product_id, sku=v.sku, ean=v.ean, name=v.name,
                       attributes=dict(v.attributes or {}), price_cents=v.price_cents,
-                      active=v.active)
+                      active=v.active, name_en=v.name_en or "")
 
 
 def _product_out(p: Product, variants: Sequence[Variant],
@@ -192,7 +213,7 @@ def _product_out(p: Product, variants: Sequence[Variant],
     return ProductOut(
         id=p.id, slug=p.slug, name=p.name, brand=p.brand, description=p.description,
         category_id=p.category_id, vat_class=p.vat_class_code, active=p.active,
-        gift_card=p.gift_card,
+        gift_card=p.gift_card, name_en=p.name_en or "", description_en=p.description_en or "",
         variants=[_variant_out(v) for v in sorted(variants, key=lambda v: (v.position, v.id))],
         images=list(images),
     )
@@ -331,6 +352,10 @@ async def find_variant_by_code(session: AsyncSession, code: str) -> VariantOut:
         select(Variant).where(or_(Variant.ean == code, Variant.sku == code))
         .order_by(case((Variant.ean == code, 0), else_=1), Variant.id).limit(1)
     )
+    if v is None:  # a further barcode (a supplier's code, an old packaging's EAN)
+        v = await session.scalar(
+            select(Variant).join(VariantBarcode, VariantBarcode.variant_id == Variant.id)
+            .where(VariantBarcode.code == code).limit(1))
     if v is None:
         raise NotFound(f"no product with code '{code}'", code="unknown_code", field="code")
     return _variant_out(v)
@@ -362,13 +387,16 @@ class CategoryInfo:
     slug: str
     name: str
     parent_id: int | None = None
+    name_en: str = ""  # "" = the Finnish name on the English pages too
+    position: int = 0
 
 
 async def list_categories(session: AsyncSession) -> list[CategoryInfo]:
-    """Every category, by name (the webshop's category filter)."""
+    """Every category, by position and name (the webshop's category filter)."""
     rows = await session.execute(select(Category.id, Category.slug, Category.name,
-                                        Category.parent_id)
-                                 .order_by(Category.name, Category.id))
+                                        Category.parent_id, Category.name_en,
+                                        Category.position)
+                                 .order_by(Category.position, Category.name, Category.id))
     return [CategoryInfo(*row) for row in rows.all()]
 
 

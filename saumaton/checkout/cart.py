@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.models import Product, ProductImage, Variant
-from saumaton.catalogue.services import load_variant_infos
+from saumaton.catalogue.services import display_name, load_variant_infos
 from saumaton.checkout.models import Cart, CartLine
 from saumaton.config import Settings
 from saumaton.core.clock import utcnow
@@ -243,6 +243,11 @@ class CartLineView:
     wanted: int  # what the shopper put in the cart
     sellable: int  # what can be bought now
     online: int
+    name_en: str = ""  # the English name when the product or variant has one
+
+    @property
+    def name(self) -> str:
+        return self.priced.name
 
     @property
     def short(self) -> bool:
@@ -299,9 +304,17 @@ async def price_cart(s: AsyncSession, cart_id: int | None, token: str | None,
     the signed-in shopper's (`customer_id`) member prices."""
     ids = [v for v, _ in wanted]
     infos = {i.id: i for i in await load_variant_infos(s, business_day(at), ids=ids)}
-    slugs = dict((await s.execute(
-        select(Variant.id, Product.slug).join(Product, Product.id == Variant.product_id)
-        .where(Variant.id.in_(ids)))).all()) if ids else {}
+    slugs: dict[int, str] = {}
+    names_en: dict[int, str] = {}
+    if ids:
+        for vid, slug, p_name, p_en, v_name, v_en in (await s.execute(
+                select(Variant.id, Product.slug, Product.name, Product.name_en, Variant.name,
+                       Variant.name_en)
+                .join(Product, Product.id == Variant.product_id)
+                .where(Variant.id.in_(ids)))).all():
+            slugs[vid] = slug
+            if p_en or v_en:
+                names_en[vid] = display_name(p_en or p_name, v_en or v_name)
     keep = [(v, q) for v, q in wanted if v in infos and infos[v].active]
     channel = await channel_by_code(s, WEB_CHANNEL)
     tier = await tier_of(s, customer_id, at, settings=settings)
@@ -324,6 +337,7 @@ async def price_cart(s: AsyncSession, cart_id: int | None, token: str | None,
     lines = [CartLineView(priced=ln, product_slug=str(slugs.get(ln.variant_id, "")),
                           image_url=images.get(ln.variant_id), wanted=ln.quantity,
                           sellable=stock[ln.variant_id].one_order_max,
-                          online=stock[ln.variant_id].online)
+                          online=stock[ln.variant_id].online,
+                          name_en=names_en.get(ln.variant_id, ""))
              for ln in quote.lines]
     return CartView(cart_id, token, lines, quote, len(wanted) - len(keep), stock)

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.codes import clean_ean
+from saumaton.catalogue.models import VariantBarcode
 from saumaton.catalogue.services import VariantInfo, load_variant_infos, load_variant_infos_pg
 from saumaton.config import Settings, get_settings
 from saumaton.core.actor import Actor
@@ -306,6 +307,16 @@ async def _variants_for(s: AsyncSession, cmd: OrderIn, day: date,
         found = await load_variant_infos(s, day, ids=ids, eans=list(cleaned.values()))
     by_id = {i.id: i for i in found}
     by_ean = {i.ean: i for i in found if i.ean}
+    further = [e for e in cleaned.values() if e not in by_ean]
+    if further:  # a variant's further barcode (a supplier's code, an old packaging's EAN)
+        session = uow.session if uow is not None else s
+        owners = dict((await session.execute(
+            select(VariantBarcode.code, VariantBarcode.variant_id)
+            .where(VariantBarcode.code.in_(further)))).all())
+        if owners:
+            extra = {i.id: i for i in await load_variant_infos(session, day,
+                                                                ids=set(owners.values()))}
+            by_ean.update({code: extra[vid] for code, vid in owners.items() if vid in extra})
     out = []
     for i, ln in enumerate(cmd.lines):
         info = by_id.get(ln.variant_id) if ln.variant_id else by_ean.get(

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saumaton.catalogue.models import Product, Variant
+from saumaton.catalogue.models import Product, Variant, VariantBarcode
 from saumaton.catalogue.services import VariantInfo, load_variant_infos
 from saumaton.core.actor import Actor
 from saumaton.locations.models import Channel
@@ -62,6 +62,14 @@ async def build_catalogue(session: AsyncSession, channel: Channel, at: datetime,
         infos.extend(await load_variant_infos(session, day, ids=ids[start:start + _CHUNK]))
     infos.sort(key=lambda i: i.id)
     quotes = await _quotes(session, infos, channel.id, at, None)
+    codes: dict[int, list[str]] = {}  # further barcodes: scanned offline too
+    for vid, code in (await session.execute(
+            select(VariantBarcode.variant_id, VariantBarcode.code)
+            .join(Variant, Variant.id == VariantBarcode.variant_id)
+            .join(Product, Product.id == Variant.product_id)
+            .where(Variant.active, Product.active)
+            .order_by(VariantBarcode.id))).all():
+        codes.setdefault(vid, []).append(code)
     # Member prices: each tier's price where it beats everyone's, so the till shows an
     # attached member's price at once (also offline); the core re-prices every sale.
     by_tier: dict[str, dict[int, PriceQuote]] = {}
@@ -101,6 +109,8 @@ async def build_catalogue(session: AsyncSession, channel: Channel, at: datetime,
                    for tier in TIERS if (m := by_tier.get(tier, {}).get(info.id))}
         if members:
             variants[-1]["member_prices"] = members
+        if info.id in codes:
+            variants[-1]["codes"] = codes[info.id]
         if info.gift_card:  # sold only online: its code comes from the server
             variants[-1]["gift_card"] = True
     # Bundle campaigns ("3 for 2") are priced over the whole sale (pricing.js

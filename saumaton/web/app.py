@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
@@ -30,6 +32,7 @@ from saumaton.api import (
     returns,
     stock,
 )
+from saumaton.catalogue.images import is_content_named
 from saumaton.checkout.jobs import run_checkout_jobs
 from saumaton.config import SIMULATOR_PATH, TEST_MERCHANT, Settings, get_settings
 from saumaton.db.uow import Database
@@ -48,6 +51,20 @@ from saumaton.web.auth import follow_staff_events
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
 
+
+
+class MediaFiles(StaticFiles):
+    """/media: uploaded product pictures are named by their content's hash, so a browser
+    keeps them for a year; other files (demo pictures) for an hour."""
+
+    def file_response(self, full_path: Any, stat_result: Any, scope: Any,
+                      status_code: int = 200) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        name = os.path.basename(str(full_path))
+        response.headers["Cache-Control"] = (
+            "public, max-age=31536000, immutable" if is_content_named(name)
+            else "public, max-age=3600")
+        return response
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
@@ -147,7 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     settings.media_dir().mkdir(parents=True, exist_ok=True)
-    app.mount("/media", StaticFiles(directory=settings.media_dir()), name="media")
+    app.mount("/media", MediaFiles(directory=settings.media_dir()), name="media")
     if settings.paytrail_simulated():
         # No merchant credentials: serve a local Paytrail with the same HTTP contract.
         app.mount(SIMULATOR_PATH, create_simulator(

@@ -24,11 +24,12 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import DomainError, NotFound
 from saumaton.core.types import MAX_ID
 from saumaton.giftcards import services as giftcards
+from saumaton.i18n import localized
 from saumaton.loyalty.tiers import tier_of
 from saumaton.web.analytics import track
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
-from saumaton.web.pages import gettext, page_router, render, settings_of
+from saumaton.web.pages import gettext, page_lang, page_router, render, settings_of
 from saumaton.web.shop import views
 from saumaton.web.shopper import current_customer_id
 
@@ -114,7 +115,7 @@ async def _listing(request: Request, base: str, *, q: str | None = None,
     links = views.listing_links(base, result, filters, with_category=not category_page)
     current = result.category
     if category_page and current:
-        title = current.name
+        title = localized(current, "name", page_lang(request))
     elif text:
         title = gettext(request, N_("Search: %(q)s"), q=text)
     else:
@@ -167,7 +168,8 @@ async def product_page(request: Request, slug: str, variant: VariantQ = None) ->
         ("topic", "stock.changed"), ("topic", "price.changed"), ("topic", "campaign.changed"),
         ("variant_id", str(current.id))])
     return render(request, "shop/product.html", {
-        "title": product.name, "product": product, "variant": current,
+        "title": localized(product, "name", page_lang(request)), "product": product,
+        "variant": current,
         "pickers": views.pickers(product, current), **price_ctx, "stock": stock,
         "events_url": events, "gallery": views.gallery(product, current),
         "availability_url": f"{base}/availability?variant={current.id}",

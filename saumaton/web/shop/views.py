@@ -12,8 +12,11 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saumaton.catalogue.images import image_sizes
 from saumaton.catalogue.schemas import ImageOut, ProductOut, VariantOut
 from saumaton.catalogue.search import (
     PriceLookup,
@@ -23,12 +26,38 @@ from saumaton.catalogue.search import (
 )
 from saumaton.catalogue.services import load_variant_infos
 from saumaton.core.errors import DomainError, NotFound
+from saumaton.i18n import localized
 from saumaton.inventory.services import Availability, availability, stock_status
 from saumaton.locations.services import channel_by_code
 from saumaton.orders.services import business_day
 from saumaton.pricing.services import resolve_prices
+from saumaton.web.pages import add_template_global
 
 WEB_CHANNEL = "web"
+
+
+@pass_context
+def local_text(ctx: Context, obj: object, field: str = "name") -> str:
+    """In templates: `{{ local(product) }}`, `{{ local(product, 'description') }}` — the
+    English text on English pages when it is set, else the Finnish one."""
+    return localized(obj, field, str(ctx.get("lang", "")))
+
+
+def picture(url: str, size: int) -> str:
+    """In templates: `{{ picture(img.url, 128) }}` — an uploaded picture's file of that
+    size (catalogue.images.SIZES), else the URL as it is."""
+    return image_sizes(url).get(size, url)
+
+
+def srcset(url: str) -> str:
+    """`url 1x, url-800 2x` for an uploaded picture shown at 400 px ("" otherwise)."""
+    sizes = image_sizes(url)
+    return f"{sizes[400]} 1x, {sizes[800]} 2x" if sizes else ""
+
+
+add_template_global("local", local_text)
+add_template_global("picture", picture)
+add_template_global("srcset", srcset)
 
 
 @dataclass(frozen=True)
@@ -170,6 +199,7 @@ class Option:
     value: str
     variant_id: int
     selected: bool
+    value_en: str = ""  # the variant's English name (a picker of names), else ""
 
 
 @dataclass(frozen=True)
@@ -221,7 +251,8 @@ def pickers(product: ProductOut, current: VariantOut) -> list[Picker]:
             options.append(Option(value, best.id, _attr(current, key) == value))
         out.append(Picker(key, options))
     if not out and len(variants) > 1:
-        out.append(Picker("", [Option(v.name or v.sku, v.id, v.id == current.id)
+        out.append(Picker("", [Option(v.name or v.sku, v.id, v.id == current.id,
+                                      v.name_en if v.name else "")
                                for v in variants]))
     return out
 

@@ -8,9 +8,14 @@ export class Catalogue {
     this.byId = new Map();
     this.byEan = new Map();
     this.bySku = new Map();
+    this.furtherCodes = 0;  // further barcodes (a supplier's code, an old packaging's EAN)
     for (const v of this.variants) {
       this.byId.set(v.id, v);
       if (v.ean) this.byEan.set(v.ean, v);
+      for (const code of v.codes || []) {
+        this.byEan.set(code, v);
+        this.furtherCodes += 1;
+      }
       this.bySku.set(v.sku.toLowerCase(), v);
     }
   }

@@ -141,6 +141,7 @@ async function loadCatalogue() {
     catalogue = new Catalogue(data);
     root.dataset.ready = "1";
     root.dataset.catalogueSize = String(catalogue.size);
+    root.dataset.catalogueCodes = String(catalogue.furtherCodes);
     while (pending.length) handleCode(pending.shift());
   } catch (err) {
     if (!catalogue) showError("general-error", S.network_error);
@@ -151,7 +152,7 @@ async function loadCatalogue() {
 // API) reach the open till through the event stream: a fresh snapshot shortly after
 // (a burst of price changes gives one reload). Every "ready" (also after a reconnect)
 // reloads too, so nothing changed before the stream was live is missed.
-const LIVE_TOPICS = ["product.created", "price.changed", "campaign.changed"];
+const LIVE_TOPICS = ["product.created", "product.updated", "price.changed", "campaign.changed"];
 let refreshTimer = null;
 
 function refreshSoon() {
