@@ -39,6 +39,7 @@ from saumaton.loyalty.ledger import run_expiry as run_loyalty_expiry
 from saumaton.mail.sender import run_mail_sender
 from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
 from saumaton.payments.paytrail.simulator import create_simulator
+from saumaton.pricing.changes import run_price_changes
 from saumaton.service.nps import run_nps_job
 from saumaton.web.analytics import VisitMiddleware
 
@@ -68,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         nps_job = asyncio.create_task(run_nps_job(db, settings, stop_expiry))
         loyalty_expiry = asyncio.create_task(run_loyalty_expiry(db, stop=stop_expiry))
         gift_card_expiry = asyncio.create_task(run_gift_card_expiry(db, stop=stop_expiry))
+        price_changes = asyncio.create_task(run_price_changes(
+            db, stop_expiry, settings.price_job_interval_seconds))
         app.state.analytics = AnalyticsBuffer(db)
         app.state.analytics.start()
         try:
@@ -80,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await nps_job
             await loyalty_expiry
             await gift_card_expiry
+            await price_changes
             await app.state.analytics.stop()  # flushes what is left
             await app.state.paytrail.aclose()
             await hub.stop()
