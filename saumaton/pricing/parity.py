@@ -17,6 +17,7 @@ thousand variants take a few dozen queries.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -103,13 +104,17 @@ async def selling_channels(s: AsyncSession) -> list[ChannelInfo]:
     return [ChannelInfo(*r) for r in rows.all()]
 
 
-async def _active_variants(s: AsyncSession, after_id: int, limit: int) -> list[VariantInfo]:
-    rows = (await s.execute(
+async def _active_variants(s: AsyncSession, after_id: int, limit: int,
+                           only: Sequence[int] | None = None) -> list[VariantInfo]:
+    q = (
         select(Variant.id, Variant.product_id, Product.category_id, Variant.sku, Variant.ean,
                Product.name, Variant.name, Variant.price_cents, Product.gift_card)
         .join(Product, Product.id == Variant.product_id)
         .where(Variant.active, Product.active, Variant.id > after_id)
-        .order_by(Variant.id).limit(limit))).all()
+        .order_by(Variant.id).limit(limit))
+    if only is not None:
+        q = q.where(Variant.id.in_(list(only)[:10_000]))
+    rows = (await s.execute(q)).all()
     return [VariantInfo(id=r[0], product_id=r[1], category_id=r[2], sku=r[3], ean=r[4],
                         name=display_name(r[5], r[6]), price_cents=r[7], vat_rate_bp=0,
                         active=True, gift_card=r[8]) for r in rows]
@@ -171,18 +176,18 @@ async def bundle_differences(s: AsyncSession, at: datetime,
 
 
 async def price_parity(s: AsyncSession, at: datetime, *, tier: str | None = None,
-                       now: datetime, include_all: bool = False,
-                       all_limit: int = 500) -> ParityReport:
+                       now: datetime, include_all: bool = False, all_limit: int = 500,
+                       variant_ids: Sequence[int] | None = None) -> ParityReport:
     """Every active variant priced in every channel at `at` for a buyer of `tier` (None:
     no loyalty tier); the variants whose prices differ, with the campaigns causing it,
     and the channel-limited bundle campaigns. `include_all` also keeps the first
-    `all_limit` variants' rows."""
+    `all_limit` variants' rows; `variant_ids` narrows the check to those variants."""
     channels = await selling_channels(s)
     report = ParityReport(at=at, tier=tier, channels=channels)
     report.bundles = await bundle_differences(s, at, tier)
     after = 0
     while True:
-        infos = await _active_variants(s, after, CHUNK)
+        infos = await _active_variants(s, after, CHUNK, variant_ids)
         if not infos:
             break
         after = infos[-1].id
