@@ -17,15 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import Field, field_validator
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.audit.services import record
-from saumaton.catalogue.models import Product, Variant
+from saumaton.catalogue.models import Product, Variant, VariantBarcode
 from saumaton.core.actor import SYSTEM, Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, NotFound, ValidationFailed
@@ -269,3 +271,90 @@ async def price_history(s: AsyncSession, variant_id: int,
                         limit: int = 500) -> list[PriceChangeOut]:
     """Every change of the variant (applied, scheduled and cancelled), newest first."""
     return await list_changes(s, variant_id=variant_id, limit=limit)
+
+
+# --- finding the variants to change (the back office's pickers) -------------------------
+
+@dataclass(frozen=True)
+class VariantPick:
+    id: int
+    product_id: int
+    product_slug: str
+    sku: str
+    ean: str | None
+    name: str
+    price_cents: int
+    active: bool
+
+
+def _pick_query() -> Any:
+    return (select(Variant.id, Variant.product_id, Product.slug, Variant.sku, Variant.ean,
+                   Product.name, Variant.name, Variant.price_cents,
+                   Variant.active & Product.active)
+            .join(Product, Product.id == Variant.product_id))
+
+
+def _picks(rows: Sequence[Any]) -> list[VariantPick]:
+    return [VariantPick(r[0], r[1], r[2], r[3], r[4], _display(r[5], r[6]), r[7], bool(r[8]))
+            for r in rows]
+
+
+async def variant_picks(s: AsyncSession, ids: Iterable[int]) -> list[VariantPick]:
+    """The variants `ids` (unknown ones left out), by product and position."""
+    unique = sorted(set(ids))[:5000]
+    if not unique:
+        return []
+    rows = (await s.execute(_pick_query().where(Variant.id.in_(unique))
+                            .order_by(Product.name, Variant.position, Variant.id))).all()
+    return _picks(rows)
+
+
+async def search_variants(s: AsyncSession, q: str, limit: int = 50) -> list[VariantPick]:
+    """Variants whose product name, variant name, SKU or EAN contains `q`."""
+    q = q.strip().replace("%", "").replace("_", "")
+    if not q:
+        return []
+    like = f"%{q}%"
+    rows = (await s.execute(_pick_query().where(or_(
+        Product.name.ilike(like), Variant.name.ilike(like), Variant.sku.ilike(like),
+        Variant.ean == q, Product.slug == q))
+        .order_by(Product.name, Variant.position, Variant.id).limit(limit))).all()
+    return _picks(rows)
+
+
+async def find_by_codes(s: AsyncSession, codes: Iterable[str], *, whole_product: bool = False
+                        ) -> tuple[list[VariantPick], list[str]]:
+    """The variants scanned or typed as SKU, EAN (also extra barcodes) or a product's
+    slug (all its variants); with `whole_product`, every variant of each product found.
+    Returns the variants and the codes that matched nothing."""
+    wanted = list(dict.fromkeys(c.strip() for c in codes if c.strip()))[:5000]
+    if not wanted:
+        return [], []
+    by_code: dict[str, set[int]] = {}
+    product_of: dict[int, int] = {}
+    for vid, pid, sku, ean in (await s.execute(
+            select(Variant.id, Variant.product_id, Variant.sku, Variant.ean)
+            .where(or_(Variant.sku.in_(wanted), Variant.ean.in_(wanted))))).all():
+        product_of[vid] = pid
+        for c in (sku, ean):
+            if c in wanted:
+                by_code.setdefault(c, set()).add(vid)
+    for vid, pid, code in (await s.execute(
+            select(VariantBarcode.variant_id, Variant.product_id, VariantBarcode.code)
+            .join(Variant, Variant.id == VariantBarcode.variant_id)
+            .where(VariantBarcode.code.in_(wanted)))).all():
+        product_of[vid] = pid
+        by_code.setdefault(code, set()).add(vid)
+    slugs = [c for c in wanted if c not in by_code]
+    if slugs:
+        for vid, pid, slug in (await s.execute(
+                select(Variant.id, Variant.product_id, Product.slug)
+                .join(Product, Product.id == Variant.product_id)
+                .where(Product.slug.in_(slugs)))).all():
+            product_of[vid] = pid
+            by_code.setdefault(slug, set()).add(vid)
+    ids = {vid for found in by_code.values() for vid in found}
+    if whole_product and product_of:
+        ids |= set((await s.scalars(select(Variant.id).where(
+            Variant.product_id.in_(set(product_of.values()))))).all())
+    return await variant_picks(s, ids), [c for c in wanted if c not in by_code]

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.models import Product, Variant
 from saumaton.catalogue.services import VariantInfo, display_name
-from saumaton.locations.models import Channel
+from saumaton.locations.models import Channel, Location
 from saumaton.pricing.changes import APPLIED, SCHEDULED
 from saumaton.pricing.models import Campaign, CampaignChannel, PriceChange
 from saumaton.pricing.services import BUNDLE_KINDS, PriceQuote, resolve_prices, tiers_up_to
@@ -40,6 +40,7 @@ class ChannelInfo:
     code: str
     kind: str
     name: str
+    location_name: str | None = None  # a till: its store
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,9 @@ class ParityReport:
 
 
 async def selling_channels(s: AsyncSession) -> list[ChannelInfo]:
-    rows = await s.execute(select(Channel.id, Channel.code, Channel.kind, Channel.name)
+    rows = await s.execute(select(Channel.id, Channel.code, Channel.kind, Channel.name,
+                                  Location.name)
+                           .outerjoin(Location, Location.id == Channel.location_id)
                            .order_by(Channel.kind != "webshop", Channel.kind, Channel.code))
     return [ChannelInfo(*r) for r in rows.all()]
 
