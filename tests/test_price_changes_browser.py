@@ -1,7 +1,8 @@
 """A scheduled price change takes effect at the set time in both channels (real Chromium
 against a real server, both databases): the owner schedules a new price a few seconds
 ahead in the back office's form (Helsinki time); at that time the server's job applies
-it, the open till reloads its catalogue on the "price.changed" event and sells at the new
+it, the open till (which shows a campaign limited to some channels as limited)
+reloads its catalogue on the "price.changed" event and sells at the new
 price, and the webshop's product page shows it after a reload."""
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Response, expect
 from sqlalchemy import select
 
+from saumaton.core.actor import SYSTEM
 from saumaton.core.clock import utcnow
 from saumaton.db.uow import Database
 from saumaton.pricing.models import PriceChange
+from saumaton.pricing.services import CampaignIn, create_campaign
 from tests.browser import fill_staff_login
 from tests.support import Server, Shop, make_variants
 from tests.test_loyalty_browser import EUR, open_page, own_store, staff_log_in
@@ -60,6 +63,14 @@ async def test_scheduled_price_change_reaches_the_till_and_the_webshop_at_its_ti
     store = await own_store(db)
     [v] = await make_variants(db, [2500], stock={shop.warehouse: 5})
     vid = int(str(v["id"]))
+    # Another product on a campaign only at this store's till: shown as limited there.
+    [offer] = await make_variants(db, [1000])
+    async with db.uow() as uow:
+        await create_campaign(uow, SYSTEM, CampaignIn(
+            name="Vain täällä", kind="percent", value=1000, starts_at=utcnow(),
+            variant_ids=[int(str(offer["id"]))],
+            channel_codes=["pos-" + store.removeprefix("ly-")]))
+        await uow.commit()
 
     # An open till: the product sells at 25,00; the sale is cleared again.
     till = await open_page(contexts, browser)
@@ -67,8 +78,11 @@ async def test_scheduled_price_change_reaches_the_till_and_the_webshop_at_its_ti
     await till.goto(f"{base}/pos/{store}")
     await expect(till.get_by_test_id("code-input")).to_be_focused()
     await expect(till.locator("#till[data-live='1']")).to_have_count(1)
+    await till.keyboard.type(f"{offer['ean']}\n")
+    await expect(till.get_by_test_id("line-campaign")).to_have_text(
+        f"−1,00{EUR} · Vain täällä · ei kaikissa kanavissa")
     await till.keyboard.type(f"{v['ean']}\n")
-    await expect(till.get_by_test_id("total")).to_have_text(f"25,00{EUR}")
+    await expect(till.get_by_test_id("total")).to_have_text(f"34,00{EUR}")
     await till.get_by_test_id("clear-sale").click()
     await expect(till.get_by_test_id("cart-empty")).to_be_visible()
     snapshots: list[Response] = []

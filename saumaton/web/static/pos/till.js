@@ -407,7 +407,8 @@ function render() {
     if (pl.campaign_cents) {
       price.append(node("span", {class: "discount", testid: "line-campaign",
         text: `−${fmt.money(pl.campaign_cents)}${line.campaign_name ? " · " + line.campaign_name : ""}`
-          + (line.member_price ? ` · ${S.member_price}` : "")}));
+          + (line.member_price ? ` · ${S.member_price}` : "")
+          + (line.campaign_limited ? ` · ${S.campaign_limited}` : "")}));
     }
     const lineManual = pl.manual_cents - (pl.order_share_cents || 0);
     if (line.discount && lineManual) {
