@@ -326,3 +326,49 @@ async def test_parity_of_a_whole_shop_is_zero_without_limited_campaigns(
         await db.dispose()
         if backend == "postgresql":
             await drop_pg_database(url)
+
+
+async def test_the_prices_api(client: httpx.AsyncClient, db: Database, shop: Shop) -> None:
+    (v,) = await make_variants(db, [1500])
+    vid = int(v["id"])
+    later = (utcnow() + timedelta(days=3)).isoformat()
+    r = await client.post("/api/v1/price-changes", headers=shop.auth("manager"), json={
+        "variant_ids": [vid], "price_cents": 1200, "effective_at": later, "note": "api"})
+    assert r.status_code == 201, r.text
+    (cid,) = r.json()["ids"]
+    r = await client.get("/api/v1/price-changes", headers=shop.auth("finance"))
+    assert cid in {c["id"] for c in r.json()}
+    r = await client.post(f"/api/v1/price-changes/{cid}/cancel", headers=shop.auth("manager1"))
+    assert r.status_code == 403
+    r = await client.post(f"/api/v1/price-changes/{cid}/cancel", headers=shop.auth("manager"))
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    r = await client.post("/api/v1/price-changes", headers=shop.auth("owner"), json={
+        "variant_ids": [vid], "price_cents": 1400})
+    assert r.status_code == 201
+    r = await client.get(f"/api/v1/variants/{vid}/price-history", headers=shop.auth("finance"))
+    assert [(c["status"], c["old_price_cents"], c["price_cents"]) for c in r.json()] == [
+        ("cancelled", None, 1200), ("applied", 1500, 1400)]  # by when they take effect
+    assert (await client.get(f"/api/v1/variants/{vid}/price-history",
+                             headers=shop.auth("cashier1"))).status_code == 403
+    r = await client.post("/api/v1/price-changes", headers=shop.auth("owner"), json={
+        "variant_ids": [vid], "price_cents": -1})
+    assert r.status_code == 422
+
+    body = {"name": f"api-{uuid.uuid4().hex[:6]}", "kind": "percent", "value": 1000,
+            "starts_at": utcnow().isoformat(), "variant_ids": [vid]}
+    r = await client.post("/api/v1/campaigns", headers=shop.auth("owner"), json=body)
+    camp = r.json()["id"]
+    r = await client.put(f"/api/v1/campaigns/{camp}", headers=shop.auth("owner"),
+                         json={**body, "channel_codes": ["web"]})
+    assert r.status_code == 200 and r.json()["channels"] == ["web"]
+    r = await client.get("/api/v1/price-parity", headers=shop.auth("finance"))
+    diff = [d for d in r.json()["differences"] if d["variant_id"] == vid]
+    assert diff and diff[0]["prices"]["web"] == 1260 and diff[0]["prices"]["pos-1"] == 1400
+    assert diff[0]["causes"][0]["limited_to"] == ["web"]
+    r = await client.post(f"/api/v1/campaigns/{camp}/end", headers=shop.auth("owner"))
+    assert r.status_code == 204
+    r = await client.get("/api/v1/campaigns", params={"state": "ended"},
+                         headers=shop.auth("owner"))
+    assert camp in {c["id"] for c in r.json()}
+    r = await client.get("/api/v1/price-parity", headers=shop.auth("finance"))
+    assert vid not in {d["variant_id"] for d in r.json()["differences"]}

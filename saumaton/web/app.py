@@ -25,6 +25,7 @@ from saumaton.api import (
     gdpr,
     giftcards,
     orders,
+    prices,
     problems,
     returns,
     stock,
@@ -104,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        max_age=12 * 3600)
     problems.install(app)
     for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
-                   giftcards):
+                   giftcards, prices):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status")
