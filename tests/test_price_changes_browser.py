@@ -24,7 +24,7 @@ from saumaton.core.clock import utcnow
 from saumaton.db.uow import Database
 from saumaton.pricing.models import PriceChange
 from saumaton.pricing.services import CampaignIn, create_campaign
-from tests.browser import fill_staff_login
+from tests.browser import assert_fits, fill_staff_login
 from tests.support import Server, Shop, make_variants
 from tests.test_loyalty_browser import EUR, open_page, own_store, staff_log_in
 
@@ -104,6 +104,7 @@ async def test_scheduled_price_change_reaches_the_till_and_the_webshop_at_its_ti
     await office.goto(f"{base}/staff/login?next=" + quote(f"/backoffice/prices?variant_id={vid}"))
     await fill_staff_login(office, shop, "owner")
     await expect(office.get_by_test_id(f"pick-{v['sku']}")).to_be_checked()
+    await assert_fits(office)  # a phone's width
     at = (utcnow() + AHEAD).astimezone(TZ).replace(microsecond=0)
     await office.get_by_test_id("price-new").fill("19,90")
     await office.get_by_test_id("when-later").check()
@@ -147,3 +148,9 @@ async def test_scheduled_price_change_reaches_the_till_and_the_webshop_at_its_ti
     history = office.get_by_test_id(f"history-{change.id}")
     await expect(history).to_contain_text("25,00")
     await expect(history).to_contain_text("19,90")
+    await assert_fits(office)
+    for path in ("/backoffice/campaigns/new", "/backoffice/campaigns",
+                 "/backoffice/price-parity"):
+        await office.goto(base + path)
+        await expect(office.locator("h1")).to_be_visible()
+        await assert_fits(office)

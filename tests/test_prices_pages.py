@@ -175,3 +175,34 @@ async def test_campaign_pages_create_edit_end_and_parity(
     assert (await web.get("/backoffice/campaigns/2000000000")).status_code == 404
     bad = await web.get("/backoffice/price-parity", params={"date": "2026-02-31"})
     assert bad.status_code == 422 and text_of(bad.text, "error-at")
+
+
+ROUTES = ["/backoffice/prices", "/backoffice/prices/variants/1", "/backoffice/campaigns",
+          "/backoffice/campaigns/new", "/backoffice/campaigns/1", "/backoffice/price-parity"]
+POSTS = ["/backoffice/prices", "/backoffice/prices/changes/1/cancel", "/backoffice/campaigns",
+         "/backoffice/campaigns/1", "/backoffice/campaigns/1/end"]
+
+
+async def test_every_page_answers_each_role(web: httpx.AsyncClient, shop: Shop) -> None:
+    readers = {"owner", "manager", "manager1", "finance"}
+    writers = {"owner", "manager"}
+    for who in ("owner", "manager", "manager1", "cashier1", "service", "finance", None):
+        web.cookies.clear()
+        if who:
+            await staff_login(web, shop, who)
+        for path in ROUTES:
+            r = await web.get(path)
+            may = who in (writers if path.endswith("/new") else readers)
+            if who is None:
+                assert r.status_code == 303 and "/staff/login" in r.headers["location"], path
+            elif may:
+                assert r.status_code in (200, 404), (who, path, r.status_code)
+                assert "<html" in r.text
+            else:
+                assert r.status_code == 403 and "<html" in r.text, (who, path)
+        for path in POSTS:
+            r = await web.post(path, data={})
+            if who is None:
+                assert r.status_code in (303, 204), (path, r.status_code)
+            elif who not in writers:
+                assert r.status_code == 403 and "<html" in r.text, (who, path)

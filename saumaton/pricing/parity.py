@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import case, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.models import Product, Variant
@@ -99,11 +99,16 @@ class ParityReport:
         return len(self.differences) + len(self.bundles)
 
 
+# The webshop first, then the stores' tills, the service desk and the API.
+_CHANNEL_ORDER = case({"webshop": 0, "pos": 1, "service_desk": 2, "api": 3},
+                      value=Channel.kind, else_=4)
+
+
 async def selling_channels(s: AsyncSession) -> list[ChannelInfo]:
     rows = await s.execute(select(Channel.id, Channel.code, Channel.kind, Channel.name,
                                   Location.name)
                            .outerjoin(Location, Location.id == Channel.location_id)
-                           .order_by(Channel.kind != "webshop", Channel.kind, Channel.code))
+                           .order_by(_CHANNEL_ORDER, Channel.code))
     return [ChannelInfo(*r) for r in rows.all()]
 
 
