@@ -97,6 +97,8 @@ async def test_who_may_change_prices(web: httpx.AsyncClient, db: Database, shop:
     assert r.status_code == 403 and "<html" in r.text
     assert (await web.get("/backoffice/campaigns/new")).status_code == 403
     assert (await web.get("/backoffice/price-parity")).status_code == 200
+    english = await web.get("/backoffice/prices", params={"lang": "en"})
+    assert "<h1>Price changes</h1>" in english.text and "Latest changes" in english.text
     assert await price_of(db, int(v["id"])) == 700
     web.cookies.clear()
     await staff_login(web, shop, "cashier1")
