@@ -4,6 +4,8 @@ campaigns created, listed, edited and ended; the price-parity page; who may do w
 
 from __future__ import annotations
 
+import html
+import re
 import uuid
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -208,3 +210,57 @@ async def test_every_page_answers_each_role(web: httpx.AsyncClient, shop: Shop) 
                 assert r.status_code in (303, 204), (path, r.status_code)
             elif who not in writers:
                 assert r.status_code == 403 and "<html" in r.text, (who, path)
+
+
+async def test_every_kind_through_the_form_and_back(
+        web: httpx.AsyncClient, db: Database, shop: Shop) -> None:
+    (v,) = await make_variants(db, [1000])
+    await staff_login(web, shop, "manager")
+    token = csrf_of((await web.get("/backoffice/campaigns/new")).text)
+    start = utcnow().astimezone(TZ) + timedelta(days=1)
+    common = {"csrf_token": token, "variant_codes": str(v["sku"]),
+              "start_date": start.date().isoformat(), "start_time": "06:00",
+              "min_tier": "silver", "channel": ["web", "pos-2"]}
+    cases = [
+        ({"kind": "percent", "percent": "12,5"}, (1250, None, None, None)),
+        ({"kind": "fixed", "amount": "2,50"}, (250, None, None, None)),
+        ({"kind": "x_for_y", "buy_quantity": "3", "pay_quantity": "2"}, (0, 3, 2, None)),
+        ({"kind": "buy_x_get_y", "buy_quantity": "2", "get_quantity": "1"},
+         (10000, 2, None, 1)),
+        ({"kind": "buy_x_get_y", "buy_quantity": "2", "get_quantity": "1", "percent": "50"},
+         (5000, 2, None, 1)),
+        ({"kind": "set_price", "buy_quantity": "3", "amount": "25"}, (2500, 3, None, None)),
+    ]
+    for fields, expected in cases:
+        name = f"kind-{uuid.uuid4().hex[:6]}"
+        r = await web.post("/backoffice/campaigns", data={**common, "name": name, **fields})
+        assert r.status_code == 303, (fields, r.text)
+        async with db.reader() as s:
+            c = (await s.scalars(select(Campaign).where(Campaign.name == name))).one()
+        assert (c.kind, c.value, c.buy_quantity, c.pay_quantity, c.get_quantity) == (
+            fields["kind"], *expected)
+        assert c.min_tier == "silver"
+        local = c.starts_at.astimezone(TZ)
+        assert (local.date(), local.hour) == (start.date(), 6)
+        # The edit form shows it as saved; saving it unchanged keeps it the same.
+        edit = await web.get(f"/backoffice/campaigns/{c.id}")
+        assert 'value="pos-2" checked' in edit.text and 'value="web" checked' in edit.text
+        form = {k: html_value(edit.text, k) for k in (
+            "name", "percent", "amount", "buy_quantity", "pay_quantity", "get_quantity",
+            "start_date", "start_time", "end_date", "end_time")}
+        r = await web.post(f"/backoffice/campaigns/{c.id}", data={
+            **form, "csrf_token": token, "kind": fields["kind"], "min_tier": "silver",
+            "variant_codes": str(v["sku"]), "channel": ["web", "pos-2"]})
+        assert r.status_code == 303, (fields, r.text)
+        async with db.reader() as s:
+            again = await s.get(Campaign, c.id)
+            assert again is not None
+            await s.refresh(again)
+        assert (again.kind, again.value, again.buy_quantity, again.pay_quantity,
+                again.get_quantity, again.starts_at) == (
+            c.kind, c.value, c.buy_quantity, c.pay_quantity, c.get_quantity, c.starts_at)
+
+
+def html_value(page: str, name: str) -> str:
+    m = re.search(rf'name="{name}"[^>]*value="([^"]*)"', page)
+    return html.unescape(m[1]) if m else ""
