@@ -195,7 +195,8 @@ async def cancel_change(uow: UnitOfWork, actor: Actor, change_id: int) -> PriceC
 
 async def apply_one_due(uow: UnitOfWork, now: datetime | None = None) -> int | None:
     """Apply the earliest due scheduled change (claimed with SKIP LOCKED on PostgreSQL);
-    its id, or None when nothing is due. The caller commits."""
+    its id, 0 when another process took it first, or None when nothing is due. The
+    caller commits."""
     now = now or utcnow()
     q = (select(PriceChange)
          .where(PriceChange.status == SCHEDULED, PriceChange.effective_at <= now)
@@ -205,6 +206,13 @@ async def apply_one_due(uow: UnitOfWork, now: datetime | None = None) -> int | N
     change = (await uow.session.scalars(q)).one_or_none()
     if change is None:
         return None
+    # Claim it: only one transaction turns it from scheduled to applied (belt and braces
+    # to SKIP LOCKED on PostgreSQL and SQLite's serialised writers).
+    claimed = await uow.session.execute(
+        update(PriceChange).where(PriceChange.id == change.id, PriceChange.status == SCHEDULED)
+        .values(status=APPLIED).execution_options(synchronize_session=False))
+    if getattr(claimed, "rowcount", 1) != 1:
+        return 0
     await apply_price(uow, SYSTEM, change.variant_id, change.price_cents, change=change)
     return change.id
 
@@ -212,13 +220,14 @@ async def apply_one_due(uow: UnitOfWork, now: datetime | None = None) -> int | N
 async def apply_due(db: Database, now: datetime | None = None, limit: int = 10_000) -> int:
     """Apply every due scheduled change, each in its own transaction; how many."""
     done = 0
-    while done < limit:
+    for _ in range(limit):
         async with db.uow() as uow:
             applied = await apply_one_due(uow, now)
             if applied is None:
                 return done
-            await uow.commit()
-        done += 1
+            if applied:
+                await uow.commit()
+                done += 1
     return done
 
 
