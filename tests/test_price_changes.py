@@ -233,6 +233,12 @@ async def test_campaign_create_update_end_are_audited(db: Database, shop: Shop) 
     assert ended.state == "ended" and ended.ended_by == me.label
     assert ended.updated_at is not None
     assert (await audits(db, "campaign.end", "campaign", cid))[-1].actor == me.label
+    async with db.uow() as uow:  # an ended campaign stays ended
+        with pytest.raises(Conflict) as ended_err:
+            await campaigns.update_campaign(uow, me, cid, CampaignIn(
+                name="again", kind="percent", value=10, starts_at=start,
+                variant_ids=[int(v["id"])]))
+    assert ended_err.value.code == "campaign_ended"
     manager1 = await staff_actor(db, "manager1")
     async with db.uow() as uow:
         with pytest.raises(Forbidden):

@@ -174,6 +174,14 @@ async def test_campaign_pages_create_edit_end_and_parity(
     assert r.status_code == 303
     ended = await web.get("/backoffice/campaigns", params={"state": "ended", "q": name})
     assert "Päättynyt" in text_of(ended.text, f"campaign-{cid}")
+    ended_form = await web.get(f"/backoffice/campaigns/{cid}")
+    assert "päättynyt" in text_of(ended_form.text, "campaign-ended")
+    assert 'data-testid="campaign-save"' not in ended_form.text
+    r = await web.post(f"/backoffice/campaigns/{cid}", data={
+        "csrf_token": token, "name": name, "kind": "percent", "percent": "20",
+        "variant_codes": str(v3["sku"]), "start_date": start.date().isoformat(),
+        "start_time": start.strftime("%H:%M")})
+    assert r.status_code == 409 and "päättynyt" in text_of(r.text, "error-form")
     parity = await web.get("/backoffice/price-parity")
     assert f'data-testid="difference-{v3["id"]}"' not in parity.text
     assert (await web.get("/backoffice/campaigns/2000000000")).status_code == 404

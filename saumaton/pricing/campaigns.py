@@ -19,7 +19,7 @@ from saumaton.audit.services import record
 from saumaton.catalogue.models import Category, Product, Variant
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
-from saumaton.core.errors import NotFound, ValidationFailed
+from saumaton.core.errors import Conflict, NotFound, ValidationFailed
 from saumaton.db.uow import UnitOfWork
 from saumaton.locations.models import Channel
 from saumaton.pricing.models import Campaign, CampaignChannel, CampaignTarget
@@ -188,12 +188,16 @@ def summary(data: CampaignIn) -> dict[str, object]:
 
 async def update_campaign(uow: UnitOfWork, actor: Actor, campaign_id: int,
                           data: CampaignIn) -> CampaignOut:
-    """Replace a campaign's settings, targets and channel limits (all of them)."""
+    """Replace a campaign's settings, targets and channel limits (all of them). An ended
+    campaign stays ended: 409 campaign_ended."""
     actor.require("prices.write", everywhere=True)
     s = uow.session
     campaign = await s.get(Campaign, campaign_id)
     if campaign is None:
         raise NotFound(f"no campaign {campaign_id}", code="campaign_not_found")
+    if not campaign.active:
+        raise Conflict("the campaign has been ended; create a new one",
+                       code="campaign_ended")
     before = await get_campaign(s, campaign_id)
     await check_targets(s, data)
     channels = await channel_ids(s, list(dict.fromkeys(data.channel_codes)))

@@ -76,6 +76,8 @@ MESSAGES = {
     "campaign_not_found": N_("There is no such campaign."),
     "unknown_channel": N_("There is no such channel."),
     "invalid_price": N_("Give a price between 0 and 1 000 000 €."),
+    "campaign_ended": N_("This campaign has ended and can no longer be changed. Create a "
+                         "new one."),
 }
 
 
@@ -465,7 +467,10 @@ async def _campaign_form(request: Request, actor: Actor, *, campaign_id: int | N
         "channels": [(ch.code, channel_label(request, ch)) for ch in channels],
         "categories": categories, "base": CAMPAIGNS,
         "action": f"{CAMPAIGNS}/{campaign_id}" if campaign_id else CAMPAIGNS,
-        "may_write": actor.can("prices.write", everywhere=True),
+        "may_write": actor.can("prices.write", everywhere=True)
+        and (info is None or info.active),
+        "ended_note": _t(request, MESSAGES["campaign_ended"])
+        if info is not None and not info.active else "",
         "timezone": settings_of(request).timezone}, status=status)
 
 
