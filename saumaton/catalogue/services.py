@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.audit.services import record
@@ -364,20 +364,11 @@ async def find_variant_by_code(session: AsyncSession, code: str) -> VariantOut:
 async def set_variant_price(
     uow: UnitOfWork, actor: Actor, variant_id: int, price_cents: int
 ) -> VariantOut:
-    """Change the one consumer price; every channel sees it at once."""
-    actor.require("prices.write", everywhere=True)  # one price for every channel
-    if price_cents < 0:
-        raise ValidationFailed("price must not be negative", code="invalid_price",
-                               field="price_cents")
-    res = await uow.session.execute(
-        update(Variant).where(Variant.id == variant_id).values(price_cents=price_cents)
-        .returning(Variant.product_id)
-    )
-    product_id = res.scalar_one_or_none()
-    if product_id is None:
-        raise NotFound(f"no variant {variant_id}", code="variant_not_found")
-    uow.emit("price.changed", {"variant_id": variant_id, "product_id": product_id,
-                               "price_cents": price_cents})
+    """Change the one consumer price; every channel sees it at once. Recorded in the
+    price history and audited (`pricing.changes.apply_price`, the one writer)."""
+    from saumaton.pricing.changes import set_price_now  # pricing builds on the catalogue
+
+    await set_price_now(uow, actor, variant_id, price_cents)
     return await get_variant(uow.session, variant_id)
 
 

@@ -23,9 +23,11 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saumaton.audit import services as audit
 from saumaton.catalogue.models import Category, Product, Variant
 from saumaton.catalogue.services import VariantInfo
 from saumaton.core.actor import Actor
+from saumaton.core.clock import utcnow
 from saumaton.core.errors import NotFound, ValidationFailed
 from saumaton.core.money import percent_of
 from saumaton.core.types import Input, SmallId
@@ -320,6 +322,8 @@ async def create_campaign(uow: UnitOfWork, actor: Actor, data: CampaignIn) -> in
         s.add_all(CampaignChannel(campaign_id=campaign.id, channel_id=c)
                   for c in channels.values())
     await s.flush()
+    await audit.record(uow, actor, "campaign.create", "campaign", campaign.id,
+                       data.model_dump(mode="json"))
     uow.emit("campaign.changed", {"campaign_id": campaign.id, "name": data.name,
                                   "variant_ids": data.variant_ids,
                                   "product_ids": data.product_ids,
@@ -328,9 +332,19 @@ async def create_campaign(uow: UnitOfWork, actor: Actor, data: CampaignIn) -> in
 
 
 async def end_campaign(uow: UnitOfWork, actor: Actor, campaign_id: int) -> None:
+    """End a campaign now in every channel; who ended it is kept and audited."""
     actor.require("prices.write", everywhere=True)
     campaign = await uow.session.get(Campaign, campaign_id)
     if campaign is None:
         raise NotFound(f"no campaign {campaign_id}", code="campaign_not_found")
+    now = utcnow()
+    was_active = campaign.active
     campaign.active = False
+    if campaign.starts_at <= now and (campaign.ends_at is None or campaign.ends_at > now):
+        campaign.ends_at = now  # the window shows when it really ended
+    campaign.updated_at = now
+    campaign.ended_by = actor.label
+    await uow.session.flush()
+    await audit.record(uow, actor, "campaign.end", "campaign", campaign_id,
+                       {"name": campaign.name, "was_active": was_active})
     uow.emit("campaign.changed", {"campaign_id": campaign_id, "active": False})

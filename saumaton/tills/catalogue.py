@@ -99,13 +99,16 @@ async def build_catalogue(session: AsyncSession, channel: Channel, at: datetime,
             "unit_price_cents": q.list_cents, "campaign_discount_cents": q.discount_cents,
             "campaign_id": q.campaign_id, "campaign_name": q.campaign_name,
             "campaign_ends_at": _iso(ends.get(q.campaign_id)) if q.campaign_id else None,
+            # Limited to some channels (shown as such at the till too).
+            "campaign_limited": q.limited_to is not None,
             "vat_rate_bp": info.vat_rate_bp, "product_id": info.product_id,
             "category_id": info.category_id,
         })
         members = {tier: {"campaign_discount_cents": m.discount_cents,
                           "campaign_id": m.campaign_id, "campaign_name": m.campaign_name,
                           "campaign_ends_at": _iso(ends.get(m.campaign_id))
-                          if m.campaign_id else None}
+                          if m.campaign_id else None,
+                          "campaign_limited": m.limited_to is not None}
                    for tier in TIERS if (m := by_tier.get(tier, {}).get(info.id))}
         if members:
             variants[-1]["member_prices"] = members

@@ -28,6 +28,7 @@ from saumaton.api import (
     gdpr,
     giftcards,
     orders,
+    prices,
     problems,
     returns,
     stock,
@@ -43,6 +44,7 @@ from saumaton.loyalty.ledger import run_expiry as run_loyalty_expiry
 from saumaton.mail.sender import run_mail_sender
 from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
 from saumaton.payments.paytrail.simulator import create_simulator
+from saumaton.pricing.changes import run_price_changes
 from saumaton.service.nps import run_nps_job
 from saumaton.shopsettings.live import LiveSettings
 from saumaton.web.analytics import VisitMiddleware
@@ -94,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         nps_job = asyncio.create_task(run_nps_job(db, live, stop_expiry))
         loyalty_expiry = asyncio.create_task(run_loyalty_expiry(db, stop=stop_expiry))
         gift_card_expiry = asyncio.create_task(run_gift_card_expiry(db, stop=stop_expiry))
+        price_changes = asyncio.create_task(run_price_changes(
+            db, stop_expiry, settings.price_job_interval_seconds))
         app.state.analytics = AnalyticsBuffer(db)
         app.state.analytics.start()
         # Revoked sessions and tokens leave this process's cache at once.
@@ -112,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await nps_job
             await loyalty_expiry
             await gift_card_expiry
+            await price_changes
             await app.state.analytics.stop()  # flushes what is left
             await app.state.paytrail.aclose()
             await hub.stop()
@@ -132,7 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        max_age=12 * 3600)
     problems.install(app)
     for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
-                   giftcards):
+                   giftcards, prices):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status")

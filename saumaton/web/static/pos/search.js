@@ -58,6 +58,7 @@ export function priceNow(v, now = new Date(), tier = "") {
       campaign_discount_cents: member.campaign_discount_cents,
       campaign_id: member.campaign_id,
       campaign_name: member.campaign_name,
+      campaign_limited: Boolean(member.campaign_limited),
       member_price: true,
     };
   }
@@ -67,6 +68,7 @@ export function priceNow(v, now = new Date(), tier = "") {
     campaign_discount_cents: gone ? 0 : v.campaign_discount_cents,
     campaign_id: gone ? null : v.campaign_id,
     campaign_name: gone ? null : v.campaign_name,
+    campaign_limited: !gone && Boolean(v.campaign_limited),
     member_price: false,
   };
 }

@@ -420,7 +420,8 @@ function render() {
       price.append(node("span", {class: "discount", testid: "line-campaign",
         text: `−${fmt.money(pl.campaign_cents)}${pl.bundled ? " · " + pl.campaign_name
           : (line.campaign_name ? " · " + line.campaign_name : "")}`
-          + (line.member_price && !pl.bundled ? ` · ${S.member_price}` : "")}));
+          + (line.member_price && !pl.bundled ? ` · ${S.member_price}` : "")
+          + (line.campaign_limited && !pl.bundled ? ` · ${S.campaign_limited}` : "")}));
     }
     const lineManual = pl.manual_cents - (pl.order_share_cents || 0);
     if (line.discount && lineManual) {

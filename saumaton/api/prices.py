@@ -1,0 +1,227 @@
+"""/api/v1 price changes (now or scheduled, cancel, history), campaigns (list, read,
+edit, end) and the price-parity report. Reads need `prices.read`, writes
+`prices.write` at every location (the services check them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel
+
+from saumaton.core.actor import Actor
+from saumaton.core.clock import utcnow
+from saumaton.core.errors import ValidationFailed
+from saumaton.core.types import MAX_ID, MAX_INT32
+from saumaton.pricing import campaigns, changes
+from saumaton.pricing.changes import PriceChangeIn
+from saumaton.pricing.parity import price_parity
+from saumaton.pricing.services import TIERS, CampaignIn
+from saumaton.web.auth import db_of, require_actor
+
+router = APIRouter(prefix="/api/v1", tags=["prices"])
+IdPath = Annotated[int, Path(ge=1, le=MAX_INT32)]
+ChangeId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+class PriceChangeOut(BaseModel):
+    id: int
+    variant_id: int
+    sku: str
+    name: str
+    price_cents: int
+    old_price_cents: int | None
+    effective_at: datetime
+    status: str
+    note: str
+    created_by: str
+    created_at: datetime
+    applied_at: datetime | None
+    batch_id: int | None
+
+
+class PriceChangesCreated(BaseModel):
+    ids: list[int]
+
+
+def _change_out(c: changes.PriceChangeOut) -> PriceChangeOut:
+    return PriceChangeOut.model_validate(c, from_attributes=True)
+
+
+@router.post("/price-changes", response_model=PriceChangesCreated, status_code=201,
+             summary="Change variants' price now, or schedule it (effective_at)")
+async def create_price_changes(request: Request, body: PriceChangeIn,
+                               actor: Actor = Depends(require_actor)) -> PriceChangesCreated:
+    async with db_of(request).uow() as uow:
+        ids = await changes.change_prices(uow, actor, body)
+        await uow.commit()
+    return PriceChangesCreated(ids=ids)
+
+
+@router.get("/price-changes", response_model=list[PriceChangeOut],
+            summary="Scheduled (soonest first) or past price changes (newest first)")
+async def list_price_changes(
+    request: Request, actor: Actor = Depends(require_actor),
+    status: Annotated[str, Query(pattern="^(scheduled|applied|cancelled)$")] = "scheduled",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[PriceChangeOut]:
+    actor.require("prices.read")
+    async with db_of(request).reader() as s:
+        return [_change_out(c) for c in await changes.list_changes(s, status=status,
+                                                                    limit=limit)]
+
+
+@router.post("/price-changes/{change_id}/cancel", response_model=PriceChangeOut,
+             summary="Cancel a scheduled price change")
+async def cancel_price_change(request: Request, change_id: ChangeId,
+                              actor: Actor = Depends(require_actor)) -> PriceChangeOut:
+    async with db_of(request).uow() as uow:
+        change = await changes.cancel_change(uow, actor, change_id)
+        variant_id = change.variant_id
+        await uow.commit()
+    async with db_of(request).reader() as s:
+        found = [c for c in await changes.price_history(s, variant_id) if c.id == change_id]
+    return _change_out(found[0])
+
+
+@router.get("/variants/{variant_id}/price-history", response_model=list[PriceChangeOut],
+            summary="Every price change of a variant, newest first")
+async def variant_price_history(request: Request, variant_id: IdPath,
+                                actor: Actor = Depends(require_actor)
+                                ) -> list[PriceChangeOut]:
+    actor.require("prices.read")
+    async with db_of(request).reader() as s:
+        return [_change_out(c) for c in await changes.price_history(s, variant_id)]
+
+
+class TargetOut(BaseModel):
+    type: str
+    id: int
+    label: str
+
+
+class CampaignOut(BaseModel):
+    id: int
+    name: str
+    kind: str
+    value: int
+    buy_quantity: int | None
+    pay_quantity: int | None
+    get_quantity: int | None
+    starts_at: datetime
+    ends_at: datetime | None
+    active: bool
+    min_tier: str | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime | None
+    ended_by: str
+    state: str
+    targets: list[TargetOut]
+    channels: list[str]
+
+
+def _campaign_out(c: campaigns.CampaignOut) -> CampaignOut:
+    return CampaignOut(
+        id=c.id, name=c.name, kind=c.kind, value=c.value, buy_quantity=c.buy_quantity,
+        pay_quantity=c.pay_quantity, get_quantity=c.get_quantity, starts_at=c.starts_at,
+        ends_at=c.ends_at, active=c.active, min_tier=c.min_tier, created_by=c.created_by,
+        created_at=c.created_at, updated_at=c.updated_at, ended_by=c.ended_by, state=c.state,
+        targets=[TargetOut(type=t.type, id=t.id, label=t.label) for t in c.targets],
+        channels=list(c.channels))
+
+
+@router.get("/campaigns", response_model=list[CampaignOut],
+            summary="Campaigns with their targets and channel limits")
+async def list_campaigns(
+    request: Request, actor: Actor = Depends(require_actor),
+    state: Annotated[str | None, Query(pattern="^(running|scheduled|ended)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[CampaignOut]:
+    actor.require("prices.read")
+    async with db_of(request).reader() as s:
+        return [_campaign_out(c) for c in await campaigns.list_campaigns(s, state=state,
+                                                                          limit=limit)]
+
+
+@router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
+async def get_campaign(request: Request, campaign_id: IdPath,
+                       actor: Actor = Depends(require_actor)) -> CampaignOut:
+    actor.require("prices.read")
+    async with db_of(request).reader() as s:
+        return _campaign_out(await campaigns.get_campaign(s, campaign_id))
+
+
+@router.put("/campaigns/{campaign_id}", response_model=CampaignOut,
+            summary="Replace a campaign's settings, targets and channel limits")
+async def update_campaign(request: Request, campaign_id: IdPath, body: CampaignIn,
+                          actor: Actor = Depends(require_actor)) -> CampaignOut:
+    async with db_of(request).uow() as uow:
+        out = await campaigns.update_campaign(uow, actor, campaign_id, body)
+        await uow.commit()
+    return _campaign_out(out)
+
+
+@router.post("/campaigns/{campaign_id}/end", status_code=204,
+             summary="End a campaign now in every channel")
+async def end_campaign(request: Request, campaign_id: IdPath,
+                       actor: Actor = Depends(require_actor)) -> Response:
+    async with db_of(request).uow() as uow:
+        await campaigns.end_now(uow, actor, campaign_id)
+        await uow.commit()
+    return Response(status_code=204)
+
+
+class ParityPrice(BaseModel):
+    variant_id: int
+    sku: str
+    name: str
+    prices: dict[str, int]
+    causes: list[dict[str, object]]
+
+
+class ParityBundle(BaseModel):
+    campaign_id: int
+    name: str
+    kind: str
+    limited_to: list[str]
+    member_tier: str | None
+
+
+class ParityOut(BaseModel):
+    at: datetime
+    tier: str | None
+    channels: list[str]
+    variants_checked: int
+    differences: list[ParityPrice]
+    bundles: list[ParityBundle]
+
+
+@router.get("/price-parity", response_model=ParityOut,
+            summary="Every active variant's price in every channel at a moment; differences")
+async def get_price_parity(
+    request: Request, actor: Actor = Depends(require_actor),
+    at: Annotated[datetime | None, Query(description="default: now (with a UTC offset)")]
+    = None,
+    tier: Annotated[str | None, Query(pattern="^(member|silver|gold)$")] = None,
+) -> ParityOut:
+    actor.require("prices.read")
+    now = utcnow()
+    if at is not None and at.tzinfo is None:
+        raise ValidationFailed("the time must carry a UTC offset", code="invalid_time",
+                               field="at")
+    async with db_of(request).reader() as s:
+        report = await price_parity(s, at or now, tier=tier if tier in TIERS else None,
+                                    now=now)
+    return ParityOut(
+        at=report.at, tier=report.tier, channels=[c.code for c in report.channels],
+        variants_checked=report.variants_checked,
+        differences=[ParityPrice(
+            variant_id=d.variant_id, sku=d.sku, name=d.name, prices=d.prices,
+            causes=[{"campaign_id": c.campaign_id, "campaign_name": c.campaign_name,
+                     "limited_to": list(c.limited_to), "member_tier": c.member_tier}
+                    for c in d.causes]) for d in report.differences],
+        bundles=[ParityBundle(campaign_id=b.campaign_id, name=b.name, kind=b.kind,
+                              limited_to=list(b.limited_to), member_tier=b.member_tier)
+                 for b in report.bundles])
