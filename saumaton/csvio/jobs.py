@@ -33,6 +33,9 @@ KINDS: dict[str, ModuleType] = {"products": products, "stock": stock, "customers
 BATCH = 500
 EXPORT_PAGE = 500
 MAX_ERRORS_KEPT = 5000  # more are counted only
+ANALYZE_AFTER = 5000  # new rows
+KIND_TABLES = {"products": ("products", "variants", "variant_barcodes"),
+               "customers": ("customers", "customer_identities", "customer_consents")}
 STALE_AFTER = timedelta(minutes=2)  # a running job without progress for this long died
 Progress = Callable[[int, int], None]  # rows done, rows in all
 
@@ -231,6 +234,14 @@ async def run(db: Database, actor: Actor, job_id: int,
                 summary={**(job.summary or {}), "failure": str(exc)[:500]}))
             await uow.commit()
         raise
+    if db.is_postgres and outcome.new >= ANALYZE_AFTER:
+        # Fresh planner statistics for the tables that just grew (autovacuum would do it
+        # later): the next import's lookups by SKU and barcode stay on their indexes.
+        async with db.uow() as uow:
+            conn = await uow.session.connection()
+            for table in KIND_TABLES.get(job.kind, ()):
+                await conn.exec_driver_sql(f"ANALYZE {table}")
+            await uow.commit()
     async with db.uow() as uow:
         counts = outcome.counts()
         await record(uow, actor, "import.run", "import_job", job_id,
@@ -316,7 +327,7 @@ async def start_export(db: Database, actor: Actor, kind: str) -> None:
             await uow.commit()
 
 
-async def export_lines(db: Database, kind: str, page: int = EXPORT_PAGE
+async def export_lines(db: Database, kind: str, page: int | None = None
                        ) -> AsyncIterator[str]:
     """The export as text lines (the first with the byte order mark and the header),
     read `page` records at a time in key order: memory stays flat however big."""
@@ -327,7 +338,7 @@ async def export_lines(db: Database, kind: str, page: int = EXPORT_PAGE
               "customers": customers.export_rows}[kind]  # type: ignore[assignment]
     while True:
         async with db.reader() as s:
-            last, rows = await reader(s, after, page)
+            last, rows = await reader(s, after, page or EXPORT_PAGE)
         if last == after:
             return
         after = last
