@@ -263,3 +263,25 @@ async def test_export_reimports_unchanged(db: Database, shop: Shop, tmp_path: Pa
     assert done.summary["rows"] == done.summary["unchanged"] > 0
     assert await counts(db) == {**before, "audit_log": before["audit_log"] + 1}
     assert only(await exported(db, kind), keep) == mine
+
+
+async def test_cli_import_and_export(db: Database, shop: Shop, database_url: str,
+                                     tmp_path: Path) -> None:
+    from tests.test_cli import run_cli
+
+    tag = uuid.uuid4().hex[:8]
+    bad = write(tmp_path, products_csv(tag, [new_ean(), "123", new_ean()]))
+    r = await run_cli(database_url, tmp_path, "import", "products", str(bad))
+    assert r.code == 1 and "row 3 ean: invalid_ean" in r.out and "nothing imported" in r.out
+    good = write(tmp_path, products_csv(tag, [new_ean() for _ in range(3)]))
+    r = await run_cli(database_url, tmp_path, "import", "products", str(good), "--dry-run")
+    assert r.code == 0 and "2 new" in r.out and "dry run" in r.out, r.out
+    async with db.reader() as s:
+        assert await s.scalar(select(Product.id).where(Product.slug == f"lip-{tag}")) is None
+    r = await run_cli(database_url, tmp_path, "import", "products", str(good))
+    assert r.code == 0 and "imported" in r.out, r.out
+    out = tmp_path / "export.csv"
+    r = await run_cli(database_url, tmp_path, "export", "products", str(out))
+    assert r.code == 0, r.out
+    data = out.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") and f"lip-{tag};Huulipuna".encode() in data
