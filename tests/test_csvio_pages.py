@@ -48,7 +48,7 @@ async def test_upload_preview_with_errors_next_to_rows_then_refused(
     row = re.search(r'data-testid="row-4".*?</tr>', page, re.S)
     assert row is not None
     assert 'data-field="ean"' in row[0] and 'data-field="price"' in row[0]
-    assert "EAN" in row[0]
+    assert "tarkistusnumero" in row[0]  # in the page's language (Finnish by default)
     assert 'data-testid="run-import"' not in page and 'data-testid="fix-errors"' in page
     r = await web.post(job_url + "/run", data={"csrf_token": csrf})
     assert r.status_code == 303 and "problem=import_errors" in r.headers["location"]

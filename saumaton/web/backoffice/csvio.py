@@ -50,7 +50,7 @@ MESSAGES = {
     "too_long": N_("The value is too long."),
     "invalid_slug": N_("A product key is lower-case letters, digits and dashes."),
     "unknown_category": N_("No such category: create it first or leave the column empty."),
-    "unknown_vat_class": N_("No such VAT class (standard, reduced, books, zero…)."),
+    "unknown_vat_class": N_("No such VAT class."),
     "invalid_bool": N_("Write yes or no."),
     "invalid_ean": N_("This is not a valid EAN/GTIN: check the digits and the check digit."),
     "invalid_barcode": N_("A barcode is 1–14 letters and digits."),
