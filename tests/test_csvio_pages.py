@@ -140,3 +140,29 @@ async def test_exports_stream_in_the_finnish_excel_format(
     await staff_login(web, shop, "cashier1")
     assert (await web.get(f"{BASE}/export/products")).status_code == 403
     assert (await web.get(BASE)).status_code == 403
+
+
+@pytest.mark.parametrize("who", ["owner", "manager1", "cashier1", "service", "finance"])
+async def test_every_route_answers_each_role(web: httpx.AsyncClient, shop: Shop,
+                                             who: str) -> None:
+    from saumaton.core.actor import ROLE_PERMISSIONS
+
+    role = {"manager1": "manager", "cashier1": "cashier"}.get(who, who)
+    perms = ROLE_PERMISSIONS[role]
+    csrf = await staff_login(web, shop, who)
+    routes = [(BASE, "imports.run"), (f"{BASE}/jobs/999999", "imports.run"),
+              (f"{BASE}/jobs/999999/progress", "imports.run"),
+              (f"{BASE}/export/products", "catalogue.read"),
+              (f"{BASE}/export/stock", "stock.read"),
+              (f"{BASE}/export/customers", "customers.read")]
+    for url, perm in routes:
+        allowed = "*" in perms or perm in perms
+        r = await web.get(url)
+        assert r.status_code in ((200, 303, 404) if allowed else (403,)), (url, r.status_code)
+        assert r.headers["content-type"].startswith("text/csv" if allowed and "/export/" in url
+                                                    else "text/html")
+    for url in (BASE, f"{BASE}/jobs/999999/run", f"{BASE}/jobs/999999/discard"):
+        r = await web.post(url, data={"csrf_token": csrf})
+        allowed = "*" in perms or "imports.run" in perms
+        assert r.status_code in ((404, 422) if allowed else (403,)), (url, r.status_code)
+        assert r.headers["content-type"].startswith("text/html")

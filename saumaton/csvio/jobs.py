@@ -136,6 +136,10 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _unchanged(path: Path, sha256: str) -> bool:
+    return path.is_file() and file_sha256(path) == sha256
+
+
 async def create_job(db: Database, actor: Actor, kind: str, filename: str,
                      file_path: Path) -> int:
     require(actor, kind)
@@ -175,10 +179,11 @@ async def preview(db: Database, actor: Actor, job_id: int, path: Path | None = N
         summary = {**outcome.counts(), "file_error": exc.code, "statuses": ""}
     else:
         summary = {**outcome.counts(), "statuses": "".join(outcome.statuses)}
+    sha256 = await asyncio.to_thread(file_sha256, file) if file.is_file() else ""
     async with db.uow() as uow:
         await uow.session.execute(update(ImportJob).where(ImportJob.id == job_id).values(
             status="previewed", total_rows=outcome.total, done_rows=0,
-            error_count=outcome.error_count, file_sha256=file_sha256(file),
+            error_count=outcome.error_count, file_sha256=sha256,
             errors=[e.as_dict() for e in outcome.errors], summary=summary))
         await uow.commit()
     return await get_job(db, job_id)
@@ -206,7 +211,7 @@ async def start(db: Database, actor: Actor, job_id: int) -> ImportJob:
         raise Conflict("the import is running", code="import_running")
     if job.status not in ("previewed", "failed", "running", "done"):
         raise Conflict("this import cannot be run", code="import_not_runnable")
-    if file_sha256(Path(job.file_path)) != job.file_sha256:
+    if not await asyncio.to_thread(_unchanged, Path(job.file_path), job.file_sha256):
         raise Conflict("the file changed after its preview; upload it again",
                        code="import_file_changed")
     async with db.uow() as uow:
