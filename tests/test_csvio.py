@@ -97,6 +97,18 @@ async def test_products_dry_run_lists_every_rows_errors_and_changes_nothing(
         await jobs.start(db, SYSTEM, job.id)
 
 
+async def test_rows_of_one_product_must_agree_and_skus_not_repeat(
+        db: Database, shop: Shop, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    text = ("product;name;brand;sku;price\r\n"
+            f"p-{tag};Voide;A;S-{tag}-1;1\r\n"
+            f"p-{tag};Voide;B;S-{tag}-2;1\r\n"
+            f"q-{tag};Voide;A;S-{tag}-1;1\r\n")
+    job, _ = await import_file(db, write(tmp_path, text), "products")
+    assert [(e["row"], e["field"], e["code"]) for e in job.errors] == [
+        (3, "brand", "product_differs"), (4, "sku", "duplicate_sku")]
+
+
 async def test_products_import_creates_updates_and_reimport_changes_nothing(
         db: Database, shop: Shop, tmp_path: Path) -> None:
     tag = uuid.uuid4().hex[:8]

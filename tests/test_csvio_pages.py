@@ -16,7 +16,7 @@ from saumaton.audit.models import AuditEntry
 from saumaton.core.actor import SYSTEM
 from saumaton.csvio import jobs
 from saumaton.db.uow import Database
-from tests.support import Shop, make_variants, new_ean, staff_login, text_of
+from tests.support import Shop, make_variants, new_ean, staff_actor, staff_login, text_of
 
 BASE = "/backoffice/import-export"
 
@@ -166,3 +166,35 @@ async def test_every_route_answers_each_role(web: httpx.AsyncClient, shop: Shop,
         allowed = "*" in perms or "imports.run" in perms
         assert r.status_code in ((404, 422) if allowed else (403,)), (url, r.status_code)
         assert r.headers["content-type"].startswith("text/html")
+
+
+async def test_an_import_whose_process_died_shows_stopped_and_runs_again(
+        web: httpx.AsyncClient, shop: Shop, db: Database) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from saumaton.core.clock import utcnow
+    from saumaton.csvio.models import ImportJob
+
+    csrf = await staff_login(web, shop, "owner")
+    tag = uuid.uuid4().hex[:8]
+    r = await upload(web, csrf, "products", good_products(tag, 4))
+    job_url = r.headers["location"]
+    job_id = int(job_url.rsplit("/", 1)[1])
+    owner = await staff_actor(db, shop, "owner")
+    await jobs.start(db, owner, job_id)  # "running", but no process runs it
+    r = await web.post(job_url + "/run", data={"csrf_token": csrf})
+    assert "problem=import_running" in r.headers["location"]
+    long_ago = utcnow() - timedelta(minutes=10)
+    async with db.uow() as uow:
+        await uow.session.execute(update(ImportJob).where(ImportJob.id == job_id).values(
+            started_at=long_ago, summary={"heartbeat": long_ago.isoformat()}))
+        await uow.commit()
+    page = (await web.get(job_url)).text
+    assert 'data-testid="import-failed"' in page and 'data-testid="run-import"' in page
+    r = await web.post(job_url + "/run", data={"csrf_token": csrf})
+    assert r.headers["location"] == job_url
+    await jobs.wait(job_id)
+    assert (await jobs.get_job(db, job_id)).status == "done"
+    assert 'data-status="done"' in (await web.get(job_url + "/progress")).text

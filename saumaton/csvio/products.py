@@ -81,6 +81,7 @@ class State:
     skus: dict[str, int] = field(default_factory=dict)  # sku -> row
     codes: dict[str, str] = field(default_factory=dict)  # barcode -> sku
     products: dict[str, ProductFields] = field(default_factory=dict)  # slug -> first row's
+    decided: set[str] = field(default_factory=set)  # products compared with the database
     positions: dict[str, int] = field(default_factory=dict)  # slug -> rows so far
 
 
@@ -228,6 +229,7 @@ def _in_file_errors(row: Row, state: State) -> list[RowError]:
                                f"{col} differs from the product's first row; every row of "
                                "a product gives the same product columns"))
     if not errors:
+        state.products.setdefault(row.slug, row.product)
         state.skus[row.sku] = row.n
         for code in ([row.ean] if row.ean else []) + list(row.barcodes):
             state.codes[code] = row.sku
@@ -321,10 +323,10 @@ async def process(uow: UnitOfWork, actor: Actor, state: State,
     barcode_inserts: list[tuple[Row, int | None, str]] = []  # row, variant id (None=new)
     touched_products: set[str] = set()
     for r in ok:
-        first = r.slug not in state.products
+        first = r.slug not in state.decided
+        state.decided.add(r.slug)
         position = state.positions.get(r.slug, 0)
         state.positions[r.slug] = position + 1
-        state.products.setdefault(r.slug, r.product)
         status = "="
         values = _product_values(r.product, state)
         prod = products.get(r.slug)
