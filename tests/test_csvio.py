@@ -297,3 +297,17 @@ async def test_cli_import_and_export(db: Database, shop: Shop, database_url: str
     assert r.code == 0, r.out
     data = out.read_bytes()
     assert data.startswith(b"\xef\xbb\xbf") and f"lip-{tag};Huulipuna".encode() in data
+
+
+async def test_two_starts_of_one_import_run_it_once(db: Database, shop: Shop,
+                                                    tmp_path: Path) -> None:
+    import asyncio
+
+    tag = uuid.uuid4().hex[:8]
+    path = write(tmp_path, products_csv(tag, [new_ean() for _ in range(3)]))
+    job_id = await jobs.create_job(db, SYSTEM, "products", path.name, path)
+    await jobs.preview(db, SYSTEM, job_id)
+    results = await asyncio.gather(jobs.start(db, SYSTEM, job_id),
+                                   jobs.start(db, SYSTEM, job_id), return_exceptions=True)
+    refused = [r for r in results if isinstance(r, jobs.Conflict)]
+    assert len(refused) == 1 and refused[0].code == "import_running"

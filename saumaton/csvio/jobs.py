@@ -216,9 +216,14 @@ async def start(db: Database, actor: Actor, job_id: int) -> ImportJob:
                        code="import_file_changed")
     async with db.uow() as uow:
         summary = {**(job.summary or {}), "heartbeat": utcnow().isoformat()}
-        await uow.session.execute(update(ImportJob).where(ImportJob.id == job_id).values(
+        # Only if nobody started it since we read it (a double click starts one run).
+        res = await uow.session.execute(update(ImportJob).where(
+            ImportJob.id == job_id, ImportJob.status == job.status,
+            ImportJob.started_at.is_not_distinct_from(job.started_at)).values(
             status="running", started_at=utcnow(), finished_at=None, done_rows=0,
             summary=summary))
+        if getattr(res, "rowcount", 1) != 1:
+            raise Conflict("the import is running", code="import_running")
         await uow.commit()
     return await get_job(db, job_id)
 
