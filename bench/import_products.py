@@ -55,8 +55,8 @@ def generate(path: Path, products: int, variants: int) -> int:
                 w.writerow([
                     f"tuote-{p:05d}", f"Huulipuna {p}", f"Lipstick {p}", f"Merkki {p % 50}",
                     f"bench-cat-{p % 20}", "standard",
-                    f"Kestävä huulipuna, sävy {shade}. Tuote {p}.",
-                    f"Long-lasting lipstick, shade {shade}. Product {p}.", "yes",
+                    f"Kestävä huulipuna. Tuote {p}.",
+                    f"Long-lasting lipstick. Product {p}.", "yes",
                     f"B{p:05d}-{v}", make_ean(n), make_ean(10_000_000 + n), shade, shade,
                     f"shade={shade}|size=4 g", f"{19 + v},{(p % 100):02d}",
                     f"{6 + v},50", "yes"])
