@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.core.actor import Actor
 from saumaton.core.errors import ValidationFailed
-from saumaton.csvio.files import RowError, format_bool, parse_bool
+from saumaton.csvio.files import RowError, excel_text, format_bool, parse_bool
 from saumaton.customers.consents import CONSENT_KINDS, set_consent
 from saumaton.customers.contact import add_identity, update_name
 from saumaton.customers.identities import normalise
@@ -221,8 +221,9 @@ async def export_rows(session: AsyncSession, after_id: int, limit: int
     out: list[list[object]] = []
     for c in custs:
         i, g = idents.get(c.id, {}), given.get(c.id, {})
-        out.append([c.first_name, c.last_name, i.get("email", ""), i.get("phone", ""),
+        out.append([excel_text(c.first_name), excel_text(c.last_name),
+                    excel_text(i.get("email", "")), i.get("phone", ""),
                     i.get("card", ""),
                     *(format_bool(g[k]) if k in g else "" for k in CONSENT_KINDS),
-                    source.get(c.id, "")])
+                    excel_text(source.get(c.id, ""))])
     return custs[-1].id, out

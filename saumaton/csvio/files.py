@@ -97,8 +97,24 @@ class CsvRows:
             for n, values in enumerate(reader, start=2):
                 if not any(v.strip() for v in values):
                     continue  # an empty line (Excel writes some at the end)
-                yield n, {h: (values[i].strip() if i < len(values) else "")
+                yield n, {h: (cell(values[i]) if i < len(values) else "")
                           for i, h in enumerate(self.header)}
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def excel_text(value: str) -> str:
+    """A text that Excel would run as a formula ('=HYPERLINK(…)', a name typed in the
+    webshop) is written with a leading apostrophe, which Excel shows as text; the
+    importer takes it off again (`cell`), so the round trip is exact."""
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def cell(value: str) -> str:
+    """A read value, spaces trimmed and `excel_text`'s apostrophe taken off."""
+    v = value.strip()
+    return v[1:] if v.startswith("'") and v[1:].startswith(FORMULA_START) else v
 
 
 def batches(rows: Iterable[tuple[int, dict[str, str]]], size: int

@@ -22,7 +22,14 @@ from saumaton.catalogue.models import Category, Product, Variant, VariantBarcode
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import ValidationFailed
-from saumaton.csvio.files import RowError, format_bool, format_euros, parse_bool, parse_euros
+from saumaton.csvio.files import (
+    RowError,
+    excel_text,
+    format_bool,
+    format_euros,
+    parse_bool,
+    parse_euros,
+)
 from saumaton.db.uow import UnitOfWork
 from saumaton.pricing.models import PriceChange
 
@@ -445,11 +452,12 @@ async def export_rows(session: AsyncSession, after_id: int, limit: int
     out: list[list[object]] = []
     for p in prods:
         for v in variants.get(p.id, []):
-            out.append([p.slug, p.name, p.name_en, p.brand, p.category or "",
-                        p.vat_class_code, p.description, p.description_en,
-                        format_bool(p.active), v.sku, v.ean or "",
-                        "|".join(codes.get(v.id, [])), v.name, v.name_en,
-                        format_attributes(dict(v.attributes or {})),
+            t = excel_text
+            out.append([p.slug, t(p.name), t(p.name_en), t(p.brand), p.category or "",
+                        p.vat_class_code, t(p.description), t(p.description_en),
+                        format_bool(p.active), t(v.sku), v.ean or "",
+                        "|".join(codes.get(v.id, [])), t(v.name), t(v.name_en),
+                        t(format_attributes(dict(v.attributes or {}))),
                         format_euros(v.price_cents), format_euros(v.cost_cents),
                         format_bool(v.active)])
     return prods[-1].id, out

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.models import Product, Variant
 from saumaton.core.actor import Actor
-from saumaton.csvio.files import RowError, format_euros
+from saumaton.csvio.files import RowError, excel_text, format_euros
 from saumaton.db.uow import UnitOfWork
 from saumaton.inventory.models import StockLevel
 from saumaton.inventory.services import Move, apply_moves
@@ -146,7 +146,8 @@ async def export_rows(session: AsyncSession, after: tuple[int, int], limit: int
     for r in rows:
         name = f"{r.name} – {r.vname}" if r.vname else r.name
         value: Any = None if r.cost_cents is None else r.cost_cents * r.on_hand
-        out.append([r.code, r.sku, r.ean or "", name, r.on_hand, r.reserved,
+        out.append([r.code, excel_text(r.sku), r.ean or "", excel_text(name), r.on_hand,
+                    r.reserved,
                     r.on_hand - r.reserved, format_euros(value)])
     last = (rows[-1].variant_id, rows[-1].location_id) if rows else after
     return last, out
