@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -29,6 +30,7 @@ from saumaton.csvio.files import BOM, CsvRows, RowError, batches, check_utf8, cs
 from saumaton.csvio.models import ImportJob
 from saumaton.db.uow import Database
 
+log = logging.getLogger(__name__)
 KINDS: dict[str, ModuleType] = {"products": products, "stock": stock, "customers": customers}
 BATCH = 500
 EXPORT_PAGE = 500
@@ -277,8 +279,8 @@ def run_in_background(db: Database, actor: Actor, job_id: int) -> asyncio.Task[A
     async def go() -> None:
         try:
             await run(db, actor, job_id)
-        except Exception:  # recorded on the job as failed
-            pass
+        except Exception:  # recorded on the job as failed; may be run again
+            log.exception("import %s failed", job_id)
         finally:
             _TASKS.pop(job_id, None)
 
