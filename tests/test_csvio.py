@@ -314,3 +314,30 @@ async def test_two_starts_of_one_import_run_it_once(db: Database, shop: Shop,
                                    jobs.start(db, SYSTEM, job_id), return_exceptions=True)
     refused = [r for r in results if isinstance(r, jobs.Conflict)]
     assert len(refused) == 1 and refused[0].code == "import_running"
+
+
+async def test_a_row_the_register_refuses_on_import_is_an_error_of_that_row_only(
+        db: Database, shop: Shop, tmp_path: Path) -> None:
+    from saumaton.customers.contact import add_identity
+
+    tag = uuid.uuid4().hex[:8]
+    phone = f"+35850{int(tag, 16) % 10_000_000:07d}"
+    _, done = await import_file(db, write(tmp_path, (
+        f"first_name;email;phone\r\nMaija;m0.{tag}@example.com;{phone}\r\n")), "customers")
+    async with db.reader() as s:
+        cid = await s.scalar(select(CustomerIdentity.customer_id).where(
+            CustomerIdentity.value == f"m0.{tag}@example.com"))
+    async with db.uow() as uow:
+        for i in range(1, 10):  # ten e-mails: the register's limit
+            await add_identity(uow, SYSTEM, int(cid or 0), "email", f"m{i}.{tag}@example.com")
+        await uow.commit()
+    before = await counts(db)
+    _, done = await import_file(db, write(tmp_path, (
+        f"first_name;email;phone\r\nMaija;m10.{tag}@example.com;{phone}\r\n"
+        f"Ville;ville.{tag}@example.com;\r\n")), "customers")
+    assert done.status == "done" and done.summary["statuses"] == "en"
+    assert (done.summary["errors"], done.summary["new"]) == (1, 1)
+    assert [(e["row"], e["code"]) for e in done.errors] == [(2, "too_many_identities")]
+    after = await counts(db)
+    assert after["customers"] == before["customers"] + 1
+    assert after["customer_identities"] == before["customer_identities"] + 1

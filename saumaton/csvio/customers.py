@@ -7,6 +7,7 @@ duplicates page)."""
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.core.actor import Actor
-from saumaton.core.errors import ValidationFailed
+from saumaton.core.errors import DomainError, ValidationFailed
 from saumaton.csvio.files import RowError, excel_text, format_bool, parse_bool
 from saumaton.customers.consents import CONSENT_KINDS, set_consent
 from saumaton.customers.contact import add_identity, update_name
@@ -154,11 +155,7 @@ async def process(uow: UnitOfWork, actor: Actor, state: State,
         if not found:
             results[r.n] = ("n", [])
             if write:
-                out = await create_customer(uow, actor, CustomerIn(
-                    first_name=r.first, last_name=r.last, email=r.ids.get("email"),
-                    phone=r.ids.get("phone"), card=r.ids.get("card")))
-                for kind, granted in r.consents.items():
-                    await set_consent(uow, out.id, kind, granted, r.source)
+                results[r.n] = await _guarded(uow, r, "n", _create(uow, actor, r))
             continue
         [cid] = found
         c = customers[cid]
@@ -183,13 +180,45 @@ async def process(uow: UnitOfWork, actor: Actor, state: State,
             continue
         results[r.n] = ("u", [])
         if write:
-            if name_changed:
-                await update_name(uow, actor, cid, first, last)
-            for kind, value in missing:
-                await add_identity(uow, actor, cid, kind, value)
-            for kind, granted in changed.items():
-                await set_consent(uow, cid, kind, granted, r.source)
+            results[r.n] = await _guarded(uow, r, "u", _update(
+                uow, actor, r, cid, (first, last) if name_changed else None, missing,
+                changed))
     return [results[n] for n, _ in rows]
+
+
+async def _create(uow: UnitOfWork, actor: Actor, r: Row) -> None:
+    out = await create_customer(uow, actor, CustomerIn(
+        first_name=r.first, last_name=r.last, email=r.ids.get("email"),
+        phone=r.ids.get("phone"), card=r.ids.get("card")))
+    for kind, granted in r.consents.items():
+        await set_consent(uow, out.id, kind, granted, r.source)
+
+
+async def _update(uow: UnitOfWork, actor: Actor, r: Row, cid: int,
+                  name: tuple[str, str] | None, missing: list[tuple[str, str]],
+                  changed: dict[str, bool]) -> None:
+    if name is not None:
+        await update_name(uow, actor, cid, *name)
+    for kind, value in missing:
+        await add_identity(uow, actor, cid, kind, value)
+    for kind, granted in changed.items():
+        await set_consent(uow, cid, kind, granted, r.source)
+
+
+async def _guarded(uow: UnitOfWork, r: Row, status: str,
+                   write: Coroutine[Any, Any, None]) -> Result:
+    """Write one row in a savepoint: a rule of the register that refuses it (an
+    identity taken at this moment, too many e-mails) becomes the row's error and
+    leaves the rest of the batch, and no event of the refused row is sent."""
+    events = len(uow.events)
+    try:
+        async with uow.session.begin_nested():
+            await write
+    except DomainError as exc:
+        del uow.events[events:]
+        field = exc.field if exc.field in COLUMNS else "email"
+        return "e", [RowError(r.n, field, exc.code, exc.detail)]
+    return status, []
 
 
 async def export_rows(session: AsyncSession, after_id: int, limit: int

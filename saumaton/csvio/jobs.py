@@ -235,7 +235,6 @@ async def run(db: Database, actor: Actor, job_id: int,
     """Import a started job's file; the job ends done (with one `import.run` audit
     entry holding the counts) or failed (and may be run again)."""
     job = await get_job(db, job_id)
-    statuses = (job.summary or {}).get("statuses", "")
     try:
         outcome = await process_file(db, actor, job.kind, Path(job.file_path), write=True,
                                      job_id=job_id, progress=progress, total=job.total_rows)
@@ -263,7 +262,7 @@ async def run(db: Database, actor: Actor, job_id: int,
             error_count=outcome.error_count,
             errors=[e.as_dict() for e in outcome.errors] if outcome.error_count
             else job.errors,
-            summary={"statuses": statuses, "preview": {
+            summary={"statuses": "".join(outcome.statuses), "preview": {
                 k: (job.summary or {}).get(k) for k in ("new", "updated", "unchanged")},
                 **counts}))
         await uow.commit()
