@@ -201,6 +201,21 @@ async def test_stock_import_posts_only_the_differences(db: Database, shop: Shop,
     assert done.summary["unchanged"] == 3
     assert await counts(db) == {**before, "audit_log": before["audit_log"] + 1}
 
+    # A level flagged "needs a count": the import is its count (no movement if equal).
+    from sqlalchemy import update
+    async with db.uow() as uow:
+        await uow.session.execute(update(StockLevel).where(
+            StockLevel.variant_id == a["id"], StockLevel.location_id == shop.store1)
+            .values(needs_count=True))
+        await uow.commit()
+    before = await counts(db)
+    _, done = await import_file(db, write(tmp_path, ok), "stock")
+    assert done.summary["statuses"] == "u=="
+    assert (await counts(db))["stock_movements"] == before["stock_movements"]
+    async with db.reader() as s:
+        assert await s.scalar(select(StockLevel.needs_count).where(
+            StockLevel.variant_id == a["id"], StockLevel.location_id == shop.store1)) is False
+
     manager1 = await staff_actor(db, shop, "manager1")
     job, _ = await import_file(db, write(tmp_path, ok), "stock", manager1)
     assert {(e["row"], e["code"]) for e in job.errors} == {(4, "forbidden")}

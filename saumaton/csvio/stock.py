@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.models import Product, Variant
@@ -109,24 +109,35 @@ async def process(uow: UnitOfWork, actor: Actor, state: State,
                 wanted.append((n, variant, loc, quantity))
         if errors:
             results[n] = ("e", errors)
-    current: dict[tuple[int, int], int] = {}
+    current: dict[tuple[int, int], tuple[int, bool]] = {}
     if wanted:
         keys = sorted({(w[1], w[2]) for w in wanted})
-        stmt = select(StockLevel.variant_id, StockLevel.location_id, StockLevel.on_hand).where(
+        stmt = select(StockLevel.variant_id, StockLevel.location_id, StockLevel.on_hand,
+                      StockLevel.needs_count).where(
             tuple_(StockLevel.variant_id, StockLevel.location_id).in_(keys))
         if write:
             stmt = stmt.order_by(StockLevel.variant_id, StockLevel.location_id) \
                 .with_for_update()
-        current = {(r[0], r[1]): r[2] for r in (await s.execute(stmt)).all()}
+        current = {(r[0], r[1]): (r[2], bool(r[3])) for r in (await s.execute(stmt)).all()}
     moves = []
+    counted: list[tuple[int, int]] = []  # levels flagged "needs a count": counted now
     for n, variant, loc, quantity in wanted:
-        diff = quantity - current.get((variant, loc), 0)
-        results[n] = ("u" if diff else "=", [])
+        on_hand, flagged = current.get((variant, loc), (0, False))
+        diff = quantity - on_hand
+        results[n] = ("u" if diff or flagged else "=", [])
         if diff:
             moves.append(Move(variant, loc, diff, "count", reason=f"counted {quantity}",
                               reference=reference[:100]))
+        if flagged:
+            counted.append((variant, loc))
     if write and moves:
         await apply_moves(uow, actor, moves)
+    if write and counted:
+        # Like a stock count: the level is known again.
+        await s.execute(update(StockLevel).where(
+            tuple_(StockLevel.variant_id, StockLevel.location_id).in_(counted),
+            StockLevel.needs_count.is_(True)).values(needs_count=False)
+            .execution_options(synchronize_session=False))
     return [results[n] for n, _ in rows]
 
 
