@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from saumaton.audit.models import AuditEntry
 from saumaton.catalogue.models import Category, Product, Variant, VariantBarcode
@@ -202,7 +202,6 @@ async def test_stock_import_posts_only_the_differences(db: Database, shop: Shop,
     assert await counts(db) == {**before, "audit_log": before["audit_log"] + 1}
 
     # A level flagged "needs a count": the import is its count (no movement if equal).
-    from sqlalchemy import update
     async with db.uow() as uow:
         await uow.session.execute(update(StockLevel).where(
             StockLevel.variant_id == a["id"], StockLevel.location_id == shop.store1)
