@@ -76,6 +76,17 @@ def test_parse_euros() -> None:
             parse_euros(bad)
 
 
+def test_reading_sniffs_the_delimiter_and_ignores_empty_columns(tmp_path: Path) -> None:
+    from saumaton.csvio.files import CsvRows
+
+    path = write(tmp_path, "\ufeffSKU;Quantity;;\r\n'=A;3;;\r\n;;;\r\n\"b;c\";4\r\n")
+    rows = list(CsvRows(path, ("sku", "quantity"), ("sku",)))
+    assert rows == [(2, {"sku": "=A", "quantity": "3", "": ""}),
+                    (4, {"sku": "b;c", "quantity": "4", "": ""})]
+    path = write(tmp_path, "sku,quantity\r\nA,1\r\n")
+    assert list(CsvRows(path, ("sku",), ("sku",))) == [(2, {"sku": "A", "quantity": "1"})]
+
+
 async def test_products_dry_run_lists_every_rows_errors_and_changes_nothing(
         db: Database, shop: Shop, tmp_path: Path) -> None:
     tag = uuid.uuid4().hex[:8]

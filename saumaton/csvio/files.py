@@ -85,7 +85,8 @@ class CsvRows:
                 f"the file has no column {', '.join(missing)}; the first line names the "
                 f"columns: {', '.join(columns)}", code="missing_columns", field="file",
                 extra={"columns": ", ".join(missing)})
-        if len(set(self.header)) != len(self.header):
+        named = [h for h in self.header if h]  # Excel may add empty columns at the end
+        if len(set(named)) != len(named):
             raise ValidationFailed("a column name repeats in the first line",
                                    code="duplicate_columns", field="file")
 
