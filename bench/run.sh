@@ -19,6 +19,9 @@
 #      saturated; before 4
 #   4. the raw-SQL ceiling: pgbench with the same statements      bench/pgbench_run.py
 #      (those the app runs now, and those it ran before the hot-path work)
+#   8. CSV import: 10,000 products × 5 variants into a fresh     bench/import_products.py
+#      database of its own (dry run, import, re-import), time
+#      and peak RSS; runs after 4 with the server stopped
 # stops the server (by PID), runs `saumaton check` again, drops the database and
 # prints a summary. Results: bench/results/*.json, summary.txt (gitignored).
 #
@@ -27,7 +30,7 @@
 # BENCH_WARMUP (s, default 3), BENCH_CLIENTS (default 16), BENCH_BUYERS (1000),
 # BENCH_UNITS (100), BENCH_SALES (500), BENCH_SUBSCRIBERS (8), BENCH_WEB_BUYERS (300),
 # BENCH_WEB_UNITS (100), BENCH_PAGE_DURATION (s, 10), BENCH_TILLS (16),
-# BENCH_TILL_INTERVAL (s, 1), BENCH_KEEP_DB=1,
+# BENCH_TILL_INTERVAL (s, 1), BENCH_IMPORT_PRODUCTS (10000), BENCH_KEEP_DB=1,
 # SAUMATON_SRC=/path/to/another/checkout (serve and migrate that tree's `saumaton`
 # package instead of this one, e.g. to measure before/after a change).
 set -euo pipefail
@@ -179,6 +182,10 @@ for variant in current orig; do
   "$PY" -m bench.pgbench_run --dsn "$DSN" --variant "$variant" --clients "$CLIENTS" \
     --duration "$DURATION" --warmup "$WARMUP" || FAILED+=("pgbench_$variant")
 done
+
+log "8. CSV import: ${BENCH_IMPORT_PRODUCTS:-10000} products × 5 variants (a fresh database)"
+"$PY" -m bench.import_products --admin-dsn "$PG_ADMIN" \
+  --products "${BENCH_IMPORT_PRODUCTS:-10000}" --variants 5 || FAILED+=(import_products)
 
 "$SAUMATON" check > "$RESULTS/check_final.txt" 2>&1 || FAILED+=(check_final)
 

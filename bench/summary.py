@@ -95,6 +95,13 @@ def lines(m: dict[str, Any]) -> list[str]:
                 f"other processes {pgb['cpu']['share_of_machine_pct']['other_processes']}%")
     out.extend(web_lines())
     out.extend(till_lines())
+    imp = load("import_products")
+    if imp:
+        out.append(
+            f"8. CSV import ({imp['rows']} rows: {imp['products']} products × "
+            f"{imp['variants']} variants): dry run {imp['dry_run_s']} s, import "
+            f"{imp['import_s']} s (target 60), re-import unchanged "
+            f"{imp['reimport_unchanged_s']} s; peak RSS {imp['peak_rss_mb']} MB (target 300)")
     for name in ("check_after_flash", "check_after_web", "check_after_till", "check_final"):
         path = RESULTS / f"{name}.txt"
         if path.exists():

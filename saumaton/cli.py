@@ -443,6 +443,139 @@ def nps_send_due(database_url: DbUrl = None) -> None:
     console.print(f"queued {asyncio.run(run())} after-purchase surveys")
 
 
+# --- CSV import and export (docs/import-export.md; runs as the system actor) ------------
+import_app = typer.Typer(help="Import a CSV file: products, stock or customers.",
+                         no_args_is_help=True)
+export_app = typer.Typer(help="Export products, stock or customers as CSV (Excel, ';').",
+                         no_args_is_help=True)
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
+
+
+def _import(kind: str, file: str, dry_run: bool, database_url: str | None) -> None:
+    from pathlib import Path
+
+    from saumaton.core.actor import SYSTEM
+    from saumaton.core.errors import DomainError
+    from saumaton.csvio import jobs
+    from saumaton.csvio.files import count_rows
+    from saumaton.db.uow import Database
+
+    path = Path(file).resolve()
+    if not path.is_file():
+        console.print(f"[red]no file {file}[/red]")
+        raise typer.Exit(2)
+
+    async def run() -> int:
+        db = Database(_url(database_url))
+        try:
+            total = await asyncio.to_thread(count_rows, path)
+            job_id = await jobs.create_job(db, SYSTEM, kind, path.name, path)
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=console) as bar:
+                check = bar.add_task("checking", total=total)
+                job = await jobs.preview(db, SYSTEM, job_id, progress=lambda done, _: bar.update(
+                    check, completed=done))
+            c = job.summary
+            console.print(f"{job.total_rows} rows: {c.get('new', 0)} new, "
+                          f"{c.get('updated', 0)} updated, {c.get('unchanged', 0)} unchanged, "
+                          f"{c.get('errors', 0)} with errors")
+            for e in job.errors[:100]:
+                console.print(f"  row {e['row']} {e['field']}: [red]{e['code']}[/red] "
+                              f"{e['message']}", markup=True, highlight=False)
+            if job.error_count > 100:
+                console.print(f"  … {job.error_count - 100} more errors")
+            if job.error_count:
+                console.print("[red]nothing imported[/red]: fix the file and run again")
+                return 1
+            if dry_run:
+                console.print("dry run: nothing imported")
+                return 0
+            await jobs.start(db, SYSTEM, job_id)
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=console) as bar:
+                task = bar.add_task("importing", total=job.total_rows)
+                job = await jobs.run(db, SYSTEM, job_id, progress=lambda done, _: bar.update(
+                    task, completed=done))
+            c = job.summary
+            console.print(f"[green]imported[/green] (import {job_id}): {c.get('new', 0)} new, "
+                          f"{c.get('updated', 0)} updated, {c.get('unchanged', 0)} unchanged")
+            return 0
+        except DomainError as exc:
+            console.print(f"[red]{exc.code}[/red]: {exc.detail}")
+            return 1
+        finally:
+            await db.dispose()
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+DryRun = Annotated[bool, typer.Option("--dry-run", help="check every row, import nothing")]
+
+
+@import_app.command("products")
+def import_products(file: str, dry_run: DryRun = False, database_url: DbUrl = None) -> None:
+    """Products with variants, prices and barcodes, one row per variant (upsert by SKU)."""
+    _import("products", file, dry_run, database_url)
+
+
+@import_app.command("stock")
+def import_stock(file: str, dry_run: DryRun = False, database_url: DbUrl = None) -> None:
+    """Stock levels: location, SKU or EAN, quantity (count movements where they differ)."""
+    _import("stock", file, dry_run, database_url)
+
+
+@import_app.command("customers")
+def import_customers(file: str, dry_run: DryRun = False, database_url: DbUrl = None) -> None:
+    """Customers with marketing consents (matched by e-mail, phone, card)."""
+    _import("customers", file, dry_run, database_url)
+
+
+def _export(kind: str, file: str | None, database_url: str | None) -> None:
+    from saumaton.core.actor import SYSTEM
+    from saumaton.csvio import jobs
+    from saumaton.db.uow import Database
+
+    async def run() -> None:
+        db = Database(_url(database_url))
+        try:
+            await jobs.start_export(db, SYSTEM, kind)
+            out = open(file, "w", encoding="utf-8", newline="") if file else sys.stdout  # noqa: ASYNC230
+            try:
+                async for chunk in jobs.export_lines(db, kind):
+                    out.write(chunk)
+            finally:
+                if file:
+                    out.close()
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+    if file:
+        console.print(f"[green]exported[/green] {kind} to {file}", highlight=False)
+
+
+FileOut = Annotated[str | None, typer.Argument(help="the file to write (default: print)")]
+
+
+@export_app.command("products")
+def export_products(file: FileOut = None, database_url: DbUrl = None) -> None:
+    """Every product and variant, in the import's columns."""
+    _export("products", file, database_url)
+
+
+@export_app.command("stock")
+def export_stock(file: FileOut = None, database_url: DbUrl = None) -> None:
+    """Stock levels per location with the cost value."""
+    _export("stock", file, database_url)
+
+
+@export_app.command("customers")
+def export_customers(file: FileOut = None, database_url: DbUrl = None) -> None:
+    """Customers and their consents (audited as customers.export)."""
+    _export("customers", file, database_url)
+
+
 @app.command("wait-ready")
 def wait_ready(url: str = "http://127.0.0.1:8000/healthz", timeout: float = 30.0) -> None:
     """Poll URL until it answers 200 (for scripts)."""
