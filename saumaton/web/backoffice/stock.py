@@ -77,7 +77,7 @@ KIND_LABELS = {"receipt": N_("Received"), "sale": N_("Sold"), "return": N_("Retu
                "adjustment": N_("Adjustment"), "write_off": N_("Write-off"),
                "transfer_out": N_("Sent (transfer)"), "transfer_in": N_("Received (transfer)")}
 STATUS_LABELS = {"in_transit": N_("In transit"), "received": N_("Received"),
-                 "cancelled": N_("Cancelled"), "open": N_("Open"), "posted": N_("Posted")}
+                 "cancelled": N_("Cancelled"), "open": N_("Being counted"), "posted": N_("Posted")}
 
 LocationQ = Annotated[int | None, Query(alias="location", ge=1, le=MAX_INT32)]
 
