@@ -228,3 +228,69 @@ async def test_count_pages_scan_review_post(web: httpx.AsyncClient, db: Database
         assert (await other.get(url)).status_code == 404
     assert (await web.get("/backoffice/stock/counts/999999999")).status_code == 404
     assert csrf_of(page.text)
+
+
+async def test_every_stock_page_declares_its_permission(web: httpx.AsyncClient,
+                                                        shop: Shop) -> None:
+    """Each role without the route's permission gets the HTML 403 page for a GET and a
+    POST; with it, a GET answers 200, 303 or the HTML 404 page."""
+    from fastapi.routing import APIRoute
+
+    from saumaton.core.actor import ROLE_PERMISSIONS
+    from saumaton.web.backoffice.access import declared_permission
+    from saumaton.web.backoffice.stock import router
+    roles = {"owner": "owner", "manager": "manager", "manager1": "manager",
+             "cashier1": "cashier", "service": "service", "finance": "finance"}
+    routes = [r for r in router.routes if isinstance(r, APIRoute)]
+    assert len(routes) >= 19
+    for who, role in roles.items():
+        c = httpx.AsyncClient(transport=web._transport, base_url="http://test")
+        async with c:
+            await staff_login(c, shop, who)
+            for route in routes:
+                perms = [p for d in route.dependant.dependencies
+                         if (p := declared_permission(d.call)) is not None]
+                assert len(perms) == 1, route.path
+                perm = perms[0].permission
+                path = route.path.replace("{variant_id}", "1").replace(
+                    "{transfer_id}", "1").replace("{count_id}", "1")
+                allowed = "*" in ROLE_PERMISSIONS[role] or perm in ROLE_PERMISSIONS[role]
+                for method in route.methods:
+                    r = await c.request(method, path)
+                    if not allowed:
+                        assert r.status_code == 403, (who, method, path)
+                        assert "text/html" in r.headers["content-type"]
+                    elif method == "GET":
+                        assert r.status_code in (200, 303, 404), (who, path, r.status_code)
+                        assert "text/html" in r.headers["content-type"], (who, path)
+    anon = httpx.AsyncClient(transport=web._transport, base_url="http://test")
+    async with anon:
+        r = await anon.get("/backoffice/stock")
+        assert r.status_code == 303 and r.headers["location"].startswith("/staff/login")
+
+
+async def test_counting_on_a_till_device(web: httpx.AsyncClient, db: Database,
+                                         shop: Shop) -> None:
+    [a] = await make_variants(db, [1000], stock={shop.store1: 1})
+    token = await staff_login(web, shop, "cashier1")
+    page = await web.get("/pos/store-1/stock", params={"code": a["ean"]})
+    assert page.status_code == 200
+    assert text_of(page.text, "till-available") == "1"
+    assert text_of(page.text, "till-in-transit") == "0"
+    r = await web.get("/pos/store-1/stock", params={"code": "42"}, headers=EN)
+    assert r.status_code == 422 and text_of(r.text, "error-code") == \
+        "No product has the code 42."
+    r = await web.post("/pos/store-1/counts", data={"csrf_token": token, "scope": "kassa"})
+    assert r.status_code == 303
+    url = r.headers["location"]
+    assert url.startswith("/pos/store-1/counts/")
+    for _ in range(3):
+        r = await web.post(f"{url}/lines", data={"csrf_token": token, "code": a["ean"]})
+        assert r.status_code == 303
+    page = (await web.get(r.headers["location"])).text
+    assert 'data-testid="stock-link"' in page  # the till's header
+    assert re.search(rf'data-testid="set-{a["sku"]}"', page) and 'value="3"' in page
+    assert (await web.get(url.replace("store-1", "store-2"))).status_code == 403
+    count_id = url.rsplit("/", 1)[1]
+    review = (await web.get(f"/backoffice/stock/counts/{count_id}/review")).text
+    assert "+2" in text_of(review, f"variance-{a['sku']}")
