@@ -285,3 +285,29 @@ async def test_delivery_and_write_off(db: Database, shop: Shop) -> None:
     async with db.reader() as s:
         c = await counts.list_counts(s, manager1)
         assert all(x.location_id == shop.store1 for x in c)
+
+
+async def test_receive_and_cancel_at_the_same_moment_only_one_wins(
+        server: Server, db: Database, shop: Shop) -> None:
+    [a] = await make_variants(db, [1000], stock={shop.warehouse: 5})
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as c:
+        r = await c.post("/api/v1/stock/transfers", headers=shop.auth("manager"), json={
+            "from_location_id": shop.warehouse, "to_location_id": shop.store1,
+            "lines": [{"variant_id": a["id"], "quantity": 5}]})
+        tid = r.json()["id"]
+        answers = await asyncio.gather(
+            c.post(f"/api/v1/stock/transfers/{tid}/receive", headers=shop.auth("manager"),
+                   json={}),
+            c.post(f"/api/v1/stock/transfers/{tid}/cancel", headers=shop.auth("manager")),
+            c.post(f"/api/v1/stock/transfers/{tid}/receive", headers=shop.auth("owner"),
+                   json={}))
+    codes = sorted(x.status_code for x in answers)
+    assert codes == [200, 409, 409], [x.text for x in answers]
+    won = next(x.json() for x in answers if x.status_code == 200)
+    total = (await on_hand(db, int(str(a["id"])), shop.warehouse))[0] + \
+        (await on_hand(db, int(str(a["id"])), shop.store1))[0]
+    assert total == 5  # moved once, either way
+    assert (await on_hand(db, int(str(a["id"])), shop.store1))[0] == (
+        5 if won["status"] == "received" else 0)
+    async with db.reader() as s:
+        assert await verify_ledger(s) == []
