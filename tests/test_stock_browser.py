@@ -17,7 +17,7 @@ from saumaton.db.uow import Database
 from saumaton.inventory.models import StockLevel
 from saumaton.inventory.services import verify_ledger
 from saumaton.orders.models import Order
-from tests.browser import browser, contexts, fill_staff_login, open_page
+from tests.browser import PHONE, assert_fits, browser, contexts, fill_staff_login, open_page
 from tests.support import Server, Shop, make_variants
 from tests.test_browser import log_in
 from tests.test_till_api import open_drawer
@@ -27,8 +27,8 @@ EUR = "\xa0€"
 
 
 async def staff_page(contexts: list[BrowserContext], browser: Browser, server: Server,
-                     shop: Shop, who: str, path: str) -> Page:
-    page = await open_page(contexts, browser)
+                     shop: Shop, who: str, path: str, **options: object) -> Page:
+    page = await open_page(contexts, browser, **options)
     await page.goto(f"{server.base_url}/staff/login?next={path}")
     await fill_staff_login(page, shop, who)
     await expect(page).to_have_url(f"{server.base_url}{path}")
@@ -142,7 +142,8 @@ async def test_a_count_by_scanning_with_the_variances_reviewed(
         shop: Shop) -> None:
     a, b = await make_variants(db, [1000, 1500], stock={shop.store1: 3})
     manager = await staff_page(contexts, browser, server, shop, "manager1",
-                               "/backoffice/stock/counts")
+                               "/backoffice/stock/counts", viewport=PHONE)  # a phone
+    await assert_fits(manager)
     await manager.get_by_test_id("count-location").select_option(str(shop.store1))
     await manager.get_by_test_id("count-open").click()  # no scope, not the whole store
     await expect(manager.get_by_test_id("error-scope")).to_be_visible()
@@ -176,5 +177,10 @@ async def test_a_count_by_scanning_with_the_variances_reviewed(
     await manager.get_by_test_id("post-count").click()
     await expect(manager.get_by_test_id("count-status")).to_have_attribute("data-status",
                                                                            "posted")
+    await assert_fits(manager)
+    for path in ("/backoffice/stock", "/backoffice/stock/receive",
+                 "/backoffice/stock/transfers/new", f"/backoffice/stock/variants/{a['id']}"):
+        await manager.goto(f"{server.base_url}{path}")
+        await assert_fits(manager)
     assert await on_hand(db, int(str(a["id"])), shop.store1) == 2
     assert await on_hand(db, int(str(b["id"])), shop.store1) == 3
