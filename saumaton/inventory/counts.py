@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import delete, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -209,19 +209,15 @@ async def post(uow: UnitOfWork, actor: Actor, count_id: int) -> CountOut:
         select(StockCountLine.variant_id, StockCountLine.counted)
         .where(StockCountLine.count_id == count_id))).all()}
     await ensure_levels(uow, {(v, loc) for v in got})
-    # Lock the levels in key order (the order every stock move locks them in).
+    # Lock the levels in key order (the order every stock move locks them in), in one
+    # statement: a full count covers every level with stock there, too.
+    counted = StockLevel.variant_id.in_(list(got))
     lock = (select(StockLevel.variant_id, StockLevel.on_hand, StockLevel.reserved)
-            .where(StockLevel.location_id == loc)
+            .where(StockLevel.location_id == loc,
+                   or_(counted, StockLevel.on_hand != 0) if c.full else counted)
             .order_by(StockLevel.variant_id).with_for_update())
-    lock = lock.where(StockLevel.on_hand != 0) if c.full else \
-        lock.where(StockLevel.variant_id.in_(list(got)))
     levels = {int(v): (int(n), int(r)) for v, n, r in (await uow.session.execute(lock)).all()}
     if c.full:
-        extra = {int(v): (int(n), int(r)) for v, n, r in (await uow.session.execute(
-            select(StockLevel.variant_id, StockLevel.on_hand, StockLevel.reserved)
-            .where(StockLevel.location_id == loc, StockLevel.variant_id.in_(list(got)))
-            .order_by(StockLevel.variant_id).with_for_update())).all()}
-        levels.update(extra)
         missing = sorted(set(levels) - set(got))
         if missing:  # not counted in a full count: none on the shelf
             await uow.session.execute(insert(StockCountLine), [
@@ -238,8 +234,7 @@ async def post(uow: UnitOfWork, actor: Actor, count_id: int) -> CountOut:
         if got[vid] != on_hand:  # the levels are locked: the difference is exact
             moves.append(Move(vid, loc, got[vid] - on_hand, "count",
                               reason=f"counted {got[vid]}", reference=f"count:{count_id}"))
-    if moves:
-        await apply_moves(uow, actor, moves)
+    afters = await apply_moves(uow, actor, moves) if moves else []
     if got:
         await uow.session.execute(
             update(StockLevel)
@@ -247,8 +242,10 @@ async def post(uow: UnitOfWork, actor: Actor, count_id: int) -> CountOut:
                    StockLevel.needs_count)
             .values(needs_count=False, updated_at=now)
             .execution_options(synchronize_session=False))
-        moved = {m.variant_id for m in moves}
-        for vid in sorted(set(got) - moved):  # the flag cleared: open tills, pages
+        # The flag cleared: open tills and pages learn it (a moved level's event from
+        # apply_moves may still carry the flag).
+        moved = {a.variant_id for a in afters if not a.needs_count}
+        for vid in sorted(set(got) - moved):
             uow.emit("stock.changed", LevelAfter(vid, loc, got[vid], levels.get(
                 vid, (0, 0))[1], False).event())
     await record(uow, actor, "stock.count.post", "stock_count", count_id, {
