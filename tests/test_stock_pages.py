@@ -60,10 +60,13 @@ async def test_receive_a_delivery_by_scanning(web: httpx.AsyncClient, db: Databa
     assert text_of(r.text, f"error-q-{a['id']}") == "Give a whole number of at least 1."
     assert await level(db, a["id"], shop.store1) == 0
     ref = f"DN-{uuid.uuid4().hex[:6]}"
-    r = await web.post("/backoffice/stock/receive", data={
-        **form, "action": "post", "line": [str(a["id"]), str(b["id"])],
-        f"q-{a['id']}": "2", f"q-{b['id']}": "3", "reference": ref, "supplier": "Lumene"})
+    posted = {**form, "action": "post", "line": [str(a["id"]), str(b["id"])],
+              f"q-{a['id']}": "2", f"q-{b['id']}": "3", "reference": ref,
+              "supplier": "Lumene", "key": uuid.uuid4().hex}
+    r = await web.post("/backoffice/stock/receive", data=posted)
     assert r.status_code == 303
+    again = await web.post("/backoffice/stock/receive", data=posted)  # a double submit
+    assert again.status_code == 303
     assert ref in text_of((await web.get(r.headers["location"])).text, "notice")
     assert (await level(db, a["id"], shop.store1), await level(db, b["id"], shop.store1)) \
         == (2, 3)

@@ -11,6 +11,7 @@ the scan field focused, so no script is needed to keep scanning.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -24,6 +25,8 @@ from saumaton.catalogue.models import Product, Variant
 from saumaton.core.actor import Actor
 from saumaton.core.errors import DomainError, Forbidden, NotFound
 from saumaton.core.types import MAX_ID, MAX_INT32
+from saumaton.db.idempotency import fingerprint, run_once
+from saumaton.db.uow import UnitOfWork
 from saumaton.inventory import counts as stock_counts
 from saumaton.inventory import services as inventory
 from saumaton.inventory import transfers
@@ -324,7 +327,7 @@ async def receive_post(request: Request,
                        actor: Annotated[Actor, requires("stock.write")]) -> Response:
     form = await checked_form(request)
     errors: dict[str, str] = {}
-    values = {k: _text(form, k, 200) for k in ("location_id", "reference", "supplier")}
+    values = {k: _text(form, k, 200) for k in ("location_id", "reference", "supplier", "key")}
     lines = await _read_lines(request, form, errors)
     if _text(form, "action", 10) != "post":
         return await _receive_page(request, actor, lines=lines, values=values, errors=errors,
@@ -341,13 +344,18 @@ async def receive_post(request: Request,
     if not lines:
         errors.setdefault("code", _t(request, MESSAGES["no_lines"]))
     if not errors and location_id is not None:
+        key = _text(form, "key", 64) or uuid.uuid4().hex  # a double submit posts once
+        posted = [(ln.variant_id, ln.quantity) for ln in lines]
+
+        async def work(uow: UnitOfWork) -> Any:
+            assert location_id is not None
+            await receive_delivery(uow, actor, location_id, posted,
+                                   reference=values["reference"],
+                                   supplier=values["supplier"])
+            return {"reference": values["reference"]}
         try:
-            async with db_of(request).uow() as uow:
-                await receive_delivery(uow, actor, location_id,
-                                       [(ln.variant_id, ln.quantity) for ln in lines],
-                                       reference=values["reference"],
-                                       supplier=values["supplier"])
-                await uow.commit()
+            await run_once(db_of(request), "bo.stock.receive", key, fingerprint(
+                f"{location_id}|{values['reference']}|{values['supplier']}|{posted}"), work)
         except Forbidden:
             raise
         except DomainError as exc:
