@@ -311,3 +311,35 @@ async def test_receive_and_cancel_at_the_same_moment_only_one_wins(
         5 if won["status"] == "received" else 0)
     async with db.reader() as s:
         assert await verify_ledger(s) == []
+
+
+async def test_delivery_and_write_off_through_the_api(client: httpx.AsyncClient, db: Database,
+                                                      shop: Shop) -> None:
+    a, b = await make_variants(db, [1000, 1000])
+    headers = {"Idempotency-Key": f"d-{uuid.uuid4().hex}", **shop.auth("manager1")}
+    body = {"location_id": shop.store1, "reference": "DN-7", "supplier": "Lumene",
+            "lines": [{"variant_id": a["id"], "quantity": 4},
+                      {"variant_id": b["id"], "quantity": 2}]}
+    r = await client.post("/api/v1/stock/deliveries", json=body, headers=headers)
+    assert r.status_code == 201, r.text
+    assert [x["on_hand"] for x in r.json()] == [4, 2]
+    again = await client.post("/api/v1/stock/deliveries", json=body, headers=headers)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert await on_hand(db, int(str(a["id"])), shop.store1) == (4, False)
+    r = await client.post("/api/v1/stock/deliveries", json={**body, "location_id":
+                                                            shop.store2},
+                          headers=shop.auth("manager1"))
+    assert r.status_code == 403
+    r = await api(client, shop, "write-offs", who="manager1", variant_id=a["id"],
+                  location_id=shop.store1, quantity=1, reason="broken")
+    assert r.status_code == 201 and r.json()["on_hand"] == 3
+    r = await api(client, shop, "write-offs", who="cashier1", variant_id=a["id"],
+                  location_id=shop.store1, quantity=1, reason="broken")
+    assert r.status_code == 403
+    r = await api(client, shop, "write-offs", variant_id=a["id"], location_id=shop.store1,
+                  quantity=1, reason="")
+    assert r.status_code == 422 and r.json()["field"] == "reason"
+    moves = (await client.get("/api/v1/stock/movements", headers=shop.auth("manager"),
+                              params={"variant_id": a["id"]})).json()
+    assert [(m["kind"], m["quantity"], m["reference"]) for m in moves] == [
+        ("write_off", -1, ""), ("receipt", 4, "DN-7")]

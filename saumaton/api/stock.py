@@ -18,7 +18,7 @@ from saumaton.db.uow import UnitOfWork
 from saumaton.inventory import counts as stock_counts
 from saumaton.inventory import services as inventory
 from saumaton.inventory import transfers
-from saumaton.inventory.receiving import variant_by_code
+from saumaton.inventory.receiving import receive_delivery, variant_by_code, write_off
 from saumaton.inventory.services import LevelAfter
 from saumaton.web.auth import db_of, require_actor
 
@@ -106,6 +106,25 @@ class CountLineIn(Input):
                                 description="set the counted quantity instead")
 
 
+class DeliveryLineIn(Input):
+    variant_id: SmallId
+    quantity: int = Field(ge=1, le=1_000_000)
+
+
+class DeliveryIn(Input):
+    location_id: SmallId
+    reference: str = Field(min_length=1, max_length=100, description="delivery note number")
+    supplier: str = Field(default="", max_length=150)
+    lines: list[DeliveryLineIn] = Field(min_length=1, max_length=500)
+
+
+class WriteOffIn(Input):
+    variant_id: SmallId
+    location_id: SmallId
+    quantity: int = Field(ge=1, le=1_000_000)
+    reason: str = Field(min_length=1, max_length=200)
+
+
 class _Empty(BaseModel):
     pass
 
@@ -139,6 +158,31 @@ async def receive(request: Request, response: Response, body: ReceiptIn,
                                         reference=body.reference)
         return _level(after).model_dump(mode="json")
     return await _once(request, response, "stock.receipts", idempotency_key, body, work)
+
+
+@router.post("/deliveries", response_model=list[LevelOut], status_code=201,
+             summary="A supplier delivery: one receipt per line, in one transaction")
+async def delivery(request: Request, response: Response, body: DeliveryIn,
+                   actor: Actor = Depends(require_actor),
+                   idempotency_key: IdempotencyKey = None) -> Any:
+    async def work(uow: UnitOfWork) -> Any:
+        afters = await receive_delivery(uow, actor, body.location_id,
+                                        [(ln.variant_id, ln.quantity) for ln in body.lines],
+                                        reference=body.reference, supplier=body.supplier)
+        return [_level(a).model_dump(mode="json") for a in afters]
+    return await _once(request, response, "stock.deliveries", idempotency_key, body, work)
+
+
+@router.post("/write-offs", response_model=LevelOut, status_code=201,
+             summary="Take units off the shelf for good, with a reason")
+async def write_off_units(request: Request, response: Response, body: WriteOffIn,
+                          actor: Actor = Depends(require_actor),
+                          idempotency_key: IdempotencyKey = None) -> Any:
+    async def work(uow: UnitOfWork) -> Any:
+        after = await write_off(uow, actor, body.variant_id, body.location_id, body.quantity,
+                                reason=body.reason)
+        return _level(after).model_dump(mode="json")
+    return await _once(request, response, "stock.write_offs", idempotency_key, body, work)
 
 
 @router.post("/adjustments", response_model=LevelOut, status_code=201)
