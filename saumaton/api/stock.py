@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from saumaton.core.actor import Actor
+from saumaton.core.errors import Forbidden, NotFound
 from saumaton.core.types import MAX_ID, MAX_INT32, Input, SmallId
 from saumaton.db.idempotency import fingerprint, run_once
 from saumaton.db.uow import UnitOfWork
+from saumaton.inventory import counts as stock_counts
 from saumaton.inventory import services as inventory
+from saumaton.inventory import transfers
+from saumaton.inventory.receiving import receive_delivery, variant_by_code, write_off
 from saumaton.inventory.services import LevelAfter
 from saumaton.web.auth import db_of, require_actor
 
@@ -65,6 +70,67 @@ class TransferIn(Input):
     reference: str = Field(default="", max_length=100)
 
 
+class TransferLineIn(Input):
+    variant_id: SmallId
+    quantity: int = Field(ge=1, le=1_000_000)
+
+
+class TransferSendIn(Input):
+    from_location_id: SmallId
+    to_location_id: SmallId
+    lines: list[TransferLineIn] = Field(min_length=1, max_length=500)
+    note: str = Field(default="", max_length=200)
+
+
+class ReceivedLineIn(Input):
+    variant_id: SmallId
+    quantity_received: int = Field(ge=0, le=1_000_000)
+
+
+class TransferReceiveIn(Input):
+    lines: list[ReceivedLineIn] = Field(default_factory=list, max_length=500)
+    note: str = Field(default="", max_length=200)
+
+
+class CountOpenIn(Input):
+    location_id: SmallId
+    scope: str = Field(default="", max_length=200)
+    full: bool = False
+
+
+class CountLineIn(Input):
+    variant_id: SmallId | None = None
+    code: str = Field(default="", max_length=64, description="a scanned EAN, barcode or SKU")
+    add: int = Field(default=1, ge=1, le=10_000, description="units a scan adds")
+    counted: int | None = Field(default=None, ge=0, le=10_000_000,
+                                description="set the counted quantity instead")
+
+
+class DeliveryLineIn(Input):
+    variant_id: SmallId
+    quantity: int = Field(ge=1, le=1_000_000)
+
+
+class DeliveryIn(Input):
+    location_id: SmallId
+    reference: str = Field(min_length=1, max_length=100, description="delivery note number")
+    supplier: str = Field(default="", max_length=150)
+    lines: list[DeliveryLineIn] = Field(min_length=1, max_length=500)
+
+
+class WriteOffIn(Input):
+    variant_id: SmallId
+    location_id: SmallId
+    quantity: int = Field(ge=1, le=1_000_000)
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class _Empty(BaseModel):
+    pass
+
+
+B = TypeVar("B", bound=BaseModel)
+
 IdempotencyKey = Annotated[str | None, Header(
     min_length=8, max_length=200,
     description="a retry with the same key returns the first answer and moves no stock "
@@ -94,6 +160,31 @@ async def receive(request: Request, response: Response, body: ReceiptIn,
     return await _once(request, response, "stock.receipts", idempotency_key, body, work)
 
 
+@router.post("/deliveries", response_model=list[LevelOut], status_code=201,
+             summary="A supplier delivery: one receipt per line, in one transaction")
+async def delivery(request: Request, response: Response, body: DeliveryIn,
+                   actor: Actor = Depends(require_actor),
+                   idempotency_key: IdempotencyKey = None) -> Any:
+    async def work(uow: UnitOfWork) -> Any:
+        afters = await receive_delivery(uow, actor, body.location_id,
+                                        [(ln.variant_id, ln.quantity) for ln in body.lines],
+                                        reference=body.reference, supplier=body.supplier)
+        return [_level(a).model_dump(mode="json") for a in afters]
+    return await _once(request, response, "stock.deliveries", idempotency_key, body, work)
+
+
+@router.post("/write-offs", response_model=LevelOut, status_code=201,
+             summary="Take units off the shelf for good, with a reason")
+async def write_off_units(request: Request, response: Response, body: WriteOffIn,
+                          actor: Actor = Depends(require_actor),
+                          idempotency_key: IdempotencyKey = None) -> Any:
+    async def work(uow: UnitOfWork) -> Any:
+        after = await write_off(uow, actor, body.variant_id, body.location_id, body.quantity,
+                                reason=body.reason)
+        return _level(after).model_dump(mode="json")
+    return await _once(request, response, "stock.write_offs", idempotency_key, body, work)
+
+
 @router.post("/adjustments", response_model=LevelOut, status_code=201)
 async def adjust(request: Request, response: Response, body: AdjustmentIn,
                  actor: Actor = Depends(require_actor),
@@ -106,10 +197,38 @@ async def adjust(request: Request, response: Response, body: AdjustmentIn,
     return await _once(request, response, "stock.adjustments", idempotency_key, body, work)
 
 
-@router.post("/counts", response_model=LevelOut, status_code=201)
-async def count(request: Request, response: Response, body: CountIn,
+def parse_body(model: type[B], raw: Any) -> B:
+    """Validate a body read as JSON; errors answer as FastAPI's own would."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+
+
+# One path, two commands (told apart by their fields): the single-variant count of
+# before, and a count session of a location or a part of it.
+COUNT_BODY = Body(openapi_examples={
+    "one variant": {"value": {"variant_id": 1, "location_id": 1, "counted": 5}},
+    "open a count": {"value": {"location_id": 1, "scope": "shelf A3", "full": False}}})
+
+
+@router.post("/counts", status_code=201, response_model=None,
+             summary="Count one variant now, or open a count of a location (or a shelf)")
+async def count(request: Request, response: Response, raw: Annotated[Any, COUNT_BODY],
                 actor: Actor = Depends(require_actor),
                 idempotency_key: IdempotencyKey = None) -> Any:
+    if isinstance(raw, dict) and "counted" not in raw and "variant_id" not in raw:
+        opened = parse_body(CountOpenIn, raw)
+
+        async def open_work(uow: UnitOfWork) -> Any:
+            count_id = await stock_counts.open_count(uow, actor, opened.location_id,
+                                                     scope=opened.scope, full=opened.full)
+            return (await stock_counts.get_count(uow.session, count_id)).as_json()
+        return await _once(request, response, "stock.counts.open", idempotency_key, opened,
+                           open_work)
+    body = parse_body(CountIn, raw)
+
     async def work(uow: UnitOfWork) -> Any:
         after = await inventory.count(uow, actor, body.variant_id, body.location_id,
                                       body.counted, reference=body.reference)
@@ -117,16 +236,147 @@ async def count(request: Request, response: Response, body: CountIn,
     return await _once(request, response, "stock.counts", idempotency_key, body, work)
 
 
-@router.post("/transfers", response_model=list[LevelOut], status_code=201)
-async def transfer(request: Request, response: Response, body: TransferIn,
+TRANSFER_BODY = Body(openapi_examples={
+    "send (in transit)": {"value": {"from_location_id": 3, "to_location_id": 2,
+                                    "lines": [{"variant_id": 1, "quantity": 10}]}},
+    "instant, one variant": {"value": {"variant_id": 1, "from_location_id": 3,
+                                       "to_location_id": 2, "quantity": 1}}})
+
+
+@router.post("/transfers", status_code=201, response_model=None,
+             summary="Send goods (in transit until received), or move one variant at once")
+async def transfer(request: Request, response: Response, raw: Annotated[Any, TRANSFER_BODY],
                    actor: Actor = Depends(require_actor),
                    idempotency_key: IdempotencyKey = None) -> Any:
+    if isinstance(raw, dict) and "lines" in raw:
+        sent = parse_body(TransferSendIn, raw)
+
+        async def send_work(uow: UnitOfWork) -> Any:
+            out = await transfers.send(uow, actor, sent.from_location_id, sent.to_location_id,
+                                       [(ln.variant_id, ln.quantity) for ln in sent.lines],
+                                       note=sent.note)
+            return out.as_json()
+        return await _once(request, response, "stock.transfers.send", idempotency_key, sent,
+                           send_work)
+    body = parse_body(TransferIn, raw)
+
     async def work(uow: UnitOfWork) -> Any:
         afters = await inventory.transfer(uow, actor, body.variant_id, body.from_location_id,
                                           body.to_location_id, body.quantity,
                                           reference=body.reference)
         return [_level(a).model_dump(mode="json") for a in afters]
     return await _once(request, response, "stock.transfers", idempotency_key, body, work)
+
+
+TransferId = Annotated[int, Path(ge=1, le=MAX_ID)]
+CountId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+@router.get("/transfers", summary="Transfers, newest first")
+async def list_transfers(
+    request: Request, actor: Actor = Depends(require_actor),
+    status: Annotated[str, Query(pattern="^(|in_transit|received|cancelled)$")] = "",
+    location_id: Annotated[int | None, Query(ge=1, le=MAX_INT32)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[dict[str, Any]]:
+    actor.require("stock.read", location_id)
+    async with db_of(request).reader() as s:
+        rows = await transfers.list_transfers(s, actor, status=status, location_id=location_id,
+                                              limit=limit, offset=offset)
+    return [t.as_json() for t in rows]
+
+
+@router.get("/transfers/{transfer_id}", summary="One transfer with its lines")
+async def get_transfer(request: Request, transfer_id: TransferId,
+                       actor: Actor = Depends(require_actor)) -> dict[str, Any]:
+    async with db_of(request).reader() as s:
+        t = await transfers.get_transfer(s, transfer_id)
+    if not transfers.may_read(actor, t):
+        raise Forbidden(f"{actor.name or actor.label} may not stock.read", code="forbidden")
+    return t.as_json()
+
+
+@router.post("/transfers/{transfer_id}/receive",
+             summary="Post what arrived (lines left out: all that was sent)")
+async def receive_transfer(request: Request, response: Response, transfer_id: TransferId,
+                           body: TransferReceiveIn, actor: Actor = Depends(require_actor),
+                           idempotency_key: IdempotencyKey = None) -> Any:
+    async def work(uow: UnitOfWork) -> Any:
+        got = {ln.variant_id: ln.quantity_received for ln in body.lines}
+        if len(got) != len(body.lines):
+            raise RequestValidationError([{"loc": ("body", "lines"), "type": "value_error",
+                                           "msg": "a variant is listed twice"}])
+        return (await transfers.receive(uow, actor, transfer_id, got,
+                                        note=body.note)).as_json()
+    return await _once(request, response, f"stock.transfers.receive.{transfer_id}",
+                       idempotency_key, body, work)
+
+
+@router.post("/transfers/{transfer_id}/cancel", summary="Call back a transfer in transit")
+async def cancel_transfer(request: Request, transfer_id: TransferId,
+                          actor: Actor = Depends(require_actor)) -> Any:
+    async with db_of(request).uow() as uow:
+        out = await transfers.cancel(uow, actor, transfer_id)
+        await uow.commit()
+    return out.as_json()
+
+
+async def _readable_count(request: Request, actor: Actor, count_id: int
+                          ) -> stock_counts.CountOut:
+    async with db_of(request).reader() as s:
+        c = await stock_counts.get_count(s, count_id)
+    if not (actor.can("stock.read", c.location_id) or actor.can("stock.count", c.location_id)):
+        raise Forbidden(f"{actor.name or actor.label} may not stock.read", code="forbidden")
+    return c
+
+
+@router.get("/counts/{count_id}",
+            summary="A count with its variances (expected, counted, variance per line)")
+async def get_count(request: Request, count_id: CountId,
+                    actor: Actor = Depends(require_actor)) -> dict[str, Any]:
+    return (await _readable_count(request, actor, count_id)).as_json()
+
+
+@router.post("/counts/{count_id}/lines", summary="A scan (adds 1) or a typed quantity (sets)")
+async def count_line(request: Request, response: Response, count_id: CountId,
+                     body: CountLineIn, actor: Actor = Depends(require_actor),
+                     idempotency_key: IdempotencyKey = None) -> Any:
+    async def work(uow: UnitOfWork) -> Any:
+        if body.variant_id is not None:
+            vid = body.variant_id
+        elif body.code:
+            vid, _, _ = await variant_by_code(uow.session, body.code)
+        else:
+            raise NotFound("give variant_id or code", code="unknown_code", field="code")
+        if body.counted is not None:
+            n = await stock_counts.record_scan(uow, actor, count_id, vid, body.counted,
+                                               replace=True)
+        else:
+            n = await stock_counts.record_scan(uow, actor, count_id, vid, body.add)
+        return {"count_id": count_id, "variant_id": vid, "counted": n}
+    return await _once(request, response, f"stock.counts.lines.{count_id}", idempotency_key,
+                       body, work)
+
+
+@router.post("/counts/{count_id}/post",
+             summary="Post the reviewed variances as count movements")
+async def post_count(request: Request, response: Response, count_id: CountId,
+                     actor: Actor = Depends(require_actor),
+                     idempotency_key: IdempotencyKey = None) -> Any:
+    async def work(uow: UnitOfWork) -> Any:
+        return (await stock_counts.post(uow, actor, count_id)).as_json()
+    return await _once(request, response, f"stock.counts.post.{count_id}", idempotency_key,
+                       _Empty(), work)
+
+
+@router.post("/counts/{count_id}/cancel", summary="Cancel an open count (nothing moves)")
+async def cancel_count(request: Request, count_id: CountId,
+                       actor: Actor = Depends(require_actor)) -> Any:
+    async with db_of(request).uow() as uow:
+        await stock_counts.cancel(uow, actor, count_id)
+        await uow.commit()
+    return (await _readable_count(request, actor, count_id)).as_json()
 
 
 class MovementOut(BaseModel):

@@ -27,8 +27,12 @@ from saumaton.db.uow import UnitOfWork
 from saumaton.inventory.models import StockLevel, StockMovement, StockReservation
 from saumaton.locations.models import Location
 
-# write_off: a unit that came back damaged (a "return" in, then this out).
-MOVEMENT_KINDS = ("receipt", "sale", "return", "transfer", "count", "adjustment", "write_off")
+# write_off: a unit that came back damaged (a "return" in, then this out), or one taken
+# off the shelf with a reason (broken, expired, stolen).
+# transfer_out / transfer_in: a transfer with an in-transit state (inventory.transfers);
+# "transfer" is the instant one of `transfer()`.
+MOVEMENT_KINDS = ("receipt", "sale", "return", "transfer", "count", "adjustment", "write_off",
+                  "transfer_out", "transfer_in")
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,11 @@ async def _ensure_levels(uow: UnitOfWork, keys: set[tuple[int, int]]) -> None:
             {"variant_id": v, "location_id": loc, "on_hand": 0, "reserved": 0,
              "needs_count": False, "updated_at": now} for v, loc in sorted(keys)
         ])
+
+
+async def ensure_levels(uow: UnitOfWork, keys: set[tuple[int, int]]) -> None:
+    """Create missing level rows (zero) for (variant_id, location_id) keys."""
+    await _ensure_levels(uow, keys)
 
 
 async def _change_level(uow: UnitOfWork, m: Move) -> LevelAfter:

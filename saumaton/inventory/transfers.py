@@ -1,0 +1,341 @@
+"""Transfers between locations with an in-transit state.
+
+* send: the units leave the sender's shelf at once (a strict `transfer_out` move per
+  line: never more than the sender has available, the same rule as the instant
+  transfer and a web sale). From then on they are in transit: on no shelf, sellable
+  nowhere, left out of every availability figure.
+* receive: the receiver posts what actually arrived per line (default: what was sent);
+  `transfer_in` moves put that on the receiver's shelf. A difference (lost or broken on
+  the way, or more than was sent) stays recorded on the line.
+* cancel (before receipt): the units go back on the sender's shelf.
+
+Receive and cancel each claim the transfer with one conditional UPDATE, so a transfer
+is received or cancelled exactly once even when two people press at the same moment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from saumaton.audit.services import record
+from saumaton.catalogue.models import Product, Variant
+from saumaton.core.actor import Actor
+from saumaton.core.clock import utcnow
+from saumaton.core.errors import Conflict, NotFound, OutOfStock, ValidationFailed
+from saumaton.db.uow import UnitOfWork
+from saumaton.inventory.models import StockTransfer, StockTransferLine
+from saumaton.inventory.services import Move, apply_moves, ensure_levels
+from saumaton.locations.models import Location
+
+MAX_LINES = 500
+MAX_QUANTITY = 1_000_000
+
+
+@dataclass(frozen=True)
+class TransferLineOut:
+    variant_id: int
+    sku: str
+    ean: str | None
+    name: str
+    quantity_sent: int
+    quantity_received: int | None
+
+    @property
+    def difference(self) -> int | None:
+        """received − sent (negative: missing), None until received."""
+        if self.quantity_received is None:
+            return None
+        return self.quantity_received - self.quantity_sent
+
+
+@dataclass(frozen=True)
+class TransferOut:
+    id: int
+    from_location_id: int
+    from_name: str
+    to_location_id: int
+    to_name: str
+    status: str
+    note: str
+    sent_by: str
+    sent_at: datetime
+    received_by: str
+    received_at: datetime | None
+    lines: tuple[TransferLineOut, ...]
+
+    @property
+    def units_sent(self) -> int:
+        return sum(ln.quantity_sent for ln in self.lines)
+
+    @property
+    def has_difference(self) -> bool:
+        return any(ln.difference for ln in self.lines)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "from_location_id": self.from_location_id,
+            "to_location_id": self.to_location_id, "status": self.status, "note": self.note,
+            "sent_by": self.sent_by, "sent_at": self.sent_at.isoformat(),
+            "received_by": self.received_by,
+            "received_at": self.received_at.isoformat() if self.received_at else None,
+            "lines": [{"variant_id": ln.variant_id, "sku": ln.sku,
+                       "quantity_sent": ln.quantity_sent,
+                       "quantity_received": ln.quantity_received,
+                       "difference": ln.difference} for ln in self.lines],
+        }
+
+
+def merge_lines(lines: Sequence[tuple[int, int]]) -> dict[int, int]:
+    """(variant_id, quantity) pairs → quantity per variant (a variant scanned twice
+    is one line)."""
+    out: dict[int, int] = {}
+    for vid, qty in lines:
+        out[vid] = out.get(vid, 0) + qty
+    return out
+
+
+async def _location_ids(session: AsyncSession, ids: set[int]) -> set[int]:
+    return set((await session.scalars(select(Location.id).where(Location.id.in_(ids)))).all())
+
+
+async def check_variants(session: AsyncSession, variant_ids: Sequence[int]) -> None:
+    known = set((await session.scalars(
+        select(Variant.id).where(Variant.id.in_(list(variant_ids))))).all())
+    missing = [v for v in variant_ids if v not in known]
+    if missing:
+        raise NotFound(f"no variant {missing[0]}", code="variant_not_found",
+                       field="lines", extra={"variant_id": missing[0]})
+
+
+async def send(uow: UnitOfWork, actor: Actor, from_location_id: int, to_location_id: int,
+               lines: Sequence[tuple[int, int]], *, note: str = "",
+               idempotency_key: str | None = None) -> TransferOut:
+    """Send goods: they leave the sender's shelf now and are in transit until received.
+    Refuses a line the sender does not have available (`out_of_stock`, the variant in
+    `extra`), moving nothing."""
+    actor.require("stock.write", from_location_id)
+    if from_location_id == to_location_id:
+        raise ValidationFailed("a transfer needs two different locations",
+                               code="same_location", field="to_location_id")
+    if len(await _location_ids(uow.session, {from_location_id, to_location_id})) != 2:
+        raise NotFound("no such location", code="location_not_found",
+                       field="to_location_id")
+    merged = merge_lines(lines)
+    if not merged:
+        raise ValidationFailed("a transfer needs at least one line", code="no_lines",
+                               field="lines")
+    if len(merged) > MAX_LINES:
+        raise ValidationFailed(f"at most {MAX_LINES} lines", code="too_many_lines",
+                               field="lines")
+    if any(q <= 0 or q > MAX_QUANTITY for q in merged.values()):
+        raise ValidationFailed("each quantity must be positive", code="invalid_quantity",
+                               field="lines")
+    note = note.strip()
+    if len(note) > 200:
+        raise ValidationFailed("a note has at most 200 characters", code="note_too_long",
+                               field="note")
+    await check_variants(uow.session, list(merged))
+    transfer = StockTransfer(from_location_id=from_location_id, to_location_id=to_location_id,
+                             status="in_transit", note=note, sent_by=actor.label,
+                             sent_at=utcnow(), idempotency_key=idempotency_key)
+    uow.session.add(transfer)
+    try:
+        await uow.session.flush()
+    except IntegrityError:
+        raise Conflict("this transfer was sent already", code="duplicate_transfer") from None
+    uow.session.add_all([StockTransferLine(transfer_id=transfer.id, variant_id=vid,
+                                           quantity_sent=qty)
+                         for vid, qty in sorted(merged.items())])
+    await uow.session.flush()
+    ref = f"transfer:{transfer.id}"
+    # The receiver gets its (zero) level rows now: its "in transit" figure is listed.
+    await ensure_levels(uow, {(vid, to_location_id) for vid in merged})
+    # One strict move per line: each takes stock out only if it is there.
+    for vid, qty in sorted(merged.items()):
+        try:
+            await apply_moves(uow, actor, [Move(
+                vid, from_location_id, -qty, "transfer_out", strict=True,
+                reason=f"to location {to_location_id}", reference=ref)])
+        except OutOfStock as exc:
+            raise OutOfStock(f"not enough stock of variant {vid} to send",
+                             field="lines", extra={"variant_id": vid}) from exc
+    await record(uow, actor, "stock.transfer.send", "stock_transfer", transfer.id, {
+        "from_location_id": from_location_id, "to_location_id": to_location_id,
+        "lines": [[vid, qty] for vid, qty in sorted(merged.items())], "note": note})
+    uow.emit("stock.transfer", {"transfer_id": transfer.id, "status": "in_transit",
+                                "from_location_id": from_location_id,
+                                "to_location_id": to_location_id})
+    return await get_transfer(uow.session, transfer.id)
+
+
+async def _claim(uow: UnitOfWork, transfer_id: int, status: str, actor: Actor,
+                 permission: str, end: str) -> StockTransfer:
+    t = await uow.session.get(StockTransfer, transfer_id)
+    if t is None:
+        raise NotFound(f"no transfer {transfer_id}", code="transfer_not_found")
+    actor.require(permission, t.to_location_id if end == "to" else t.from_location_id)
+    res = await uow.session.execute(
+        update(StockTransfer)
+        .where(StockTransfer.id == transfer_id, StockTransfer.status == "in_transit")
+        .values(status=status, received_by=actor.label, received_at=utcnow())
+        .returning(StockTransfer.id)
+        .execution_options(synchronize_session=False))
+    if res.first() is None:
+        raise Conflict("this transfer is no longer in transit", code="transfer_not_in_transit")
+    return t
+
+
+async def receive(uow: UnitOfWork, actor: Actor, transfer_id: int,
+                  received: dict[int, int] | None = None, *, note: str = "") -> TransferOut:
+    """Post what arrived. `received` maps variant → units that arrived (a line left out:
+    all that was sent). A variant that was not on the transfer is refused."""
+    received = received or {}
+    if any(q < 0 or q > MAX_QUANTITY for q in received.values()):
+        raise ValidationFailed("a received quantity cannot be negative",
+                               code="invalid_quantity", field="lines")
+    note = note.strip()
+    if len(note) > 200:
+        raise ValidationFailed("a note has at most 200 characters", code="note_too_long",
+                               field="note")
+    t = await _claim(uow, transfer_id, "received", actor, "stock.write", "to")
+    lines = list((await uow.session.scalars(
+        select(StockTransferLine).where(StockTransferLine.transfer_id == transfer_id)
+        .order_by(StockTransferLine.variant_id))).all())
+    unknown = set(received) - {ln.variant_id for ln in lines}
+    if unknown:
+        raise ValidationFailed(f"variant {min(unknown)} is not on this transfer",
+                               code="not_on_transfer", field="lines")
+    moves = []
+    got: dict[int, int] = {}
+    for ln in lines:
+        qty = received.get(ln.variant_id, ln.quantity_sent)
+        got[ln.variant_id] = qty
+        await uow.session.execute(
+            update(StockTransferLine).where(StockTransferLine.id == ln.id)
+            .values(quantity_received=qty).execution_options(synchronize_session=False))
+        if qty:
+            moves.append(Move(ln.variant_id, t.to_location_id, qty, "transfer_in",
+                              reason=f"from location {t.from_location_id}",
+                              reference=f"transfer:{transfer_id}"))
+    if note:
+        text = f"{t.note} / {note}" if t.note else note
+        await uow.session.execute(
+            update(StockTransfer).where(StockTransfer.id == transfer_id)
+            .values(note=text[:200]).execution_options(synchronize_session=False))
+    if moves:
+        await apply_moves(uow, actor, moves)
+    differences = {vid: got[vid] - ln.quantity_sent for ln in lines
+                   if (vid := ln.variant_id) and got[vid] != ln.quantity_sent}
+    await record(uow, actor, "stock.transfer.receive", "stock_transfer", transfer_id, {
+        "received": [[vid, q] for vid, q in sorted(got.items())],
+        "differences": [[vid, d] for vid, d in sorted(differences.items())], "note": note})
+    uow.emit("stock.transfer", {"transfer_id": transfer_id, "status": "received",
+                                "from_location_id": t.from_location_id,
+                                "to_location_id": t.to_location_id})
+    return await get_transfer(uow.session, transfer_id)
+
+
+async def cancel(uow: UnitOfWork, actor: Actor, transfer_id: int) -> TransferOut:
+    """Call a transfer back before it was received: the units return to the sender."""
+    t = await _claim(uow, transfer_id, "cancelled", actor, "stock.write", "from")
+    lines = list((await uow.session.scalars(
+        select(StockTransferLine).where(StockTransferLine.transfer_id == transfer_id))).all())
+    await apply_moves(uow, actor, [
+        Move(ln.variant_id, t.from_location_id, ln.quantity_sent, "transfer_in",
+             reason=f"transfer {transfer_id} cancelled", reference=f"transfer:{transfer_id}")
+        for ln in lines])
+    await record(uow, actor, "stock.transfer.cancel", "stock_transfer", transfer_id, {})
+    uow.emit("stock.transfer", {"transfer_id": transfer_id, "status": "cancelled",
+                                "from_location_id": t.from_location_id,
+                                "to_location_id": t.to_location_id})
+    return await get_transfer(uow.session, transfer_id)
+
+
+# --- reading ------------------------------------------------------------------------
+
+
+async def _names(session: AsyncSession) -> dict[int, str]:
+    return {i: n for i, n in (await session.execute(select(Location.id, Location.name))).all()}
+
+
+async def _outs(session: AsyncSession, transfers: Sequence[StockTransfer]) -> list[TransferOut]:
+    if not transfers:
+        return []
+    names = await _names(session)
+    ids = [t.id for t in transfers]
+    rows = (await session.execute(
+        select(StockTransferLine, Variant.sku, Variant.ean, Product.name, Variant.name)
+        .join(Variant, Variant.id == StockTransferLine.variant_id)
+        .join(Product, Product.id == Variant.product_id)
+        .where(StockTransferLine.transfer_id.in_(ids))
+        .order_by(StockTransferLine.transfer_id, StockTransferLine.id)
+        .execution_options(populate_existing=True))).all()
+    by: dict[int, list[TransferLineOut]] = {}
+    for ln, sku, ean, pname, vname in rows:
+        by.setdefault(ln.transfer_id, []).append(TransferLineOut(
+            ln.variant_id, sku, ean, f"{pname} {vname}".strip(), ln.quantity_sent,
+            ln.quantity_received))
+    return [TransferOut(t.id, t.from_location_id, names.get(t.from_location_id, ""),
+                        t.to_location_id, names.get(t.to_location_id, ""), t.status, t.note,
+                        t.sent_by, t.sent_at, t.received_by, t.received_at,
+                        tuple(by.get(t.id, []))) for t in transfers]
+
+
+async def get_transfer(session: AsyncSession, transfer_id: int) -> TransferOut:
+    t = await session.get(StockTransfer, transfer_id, populate_existing=True)
+    if t is None:
+        raise NotFound(f"no transfer {transfer_id}", code="transfer_not_found")
+    [out] = await _outs(session, [t])
+    return out
+
+
+async def find_by_key(session: AsyncSession, key: str) -> TransferOut | None:
+    t = await session.scalar(select(StockTransfer).where(StockTransfer.idempotency_key == key))
+    return await get_transfer(session, t.id) if t else None
+
+
+async def list_transfers(session: AsyncSession, actor: Actor, *, status: str = "",
+                         location_id: int | None = None, limit: int = 50,
+                         offset: int = 0) -> list[TransferOut]:
+    """Newest first; only transfers from or to a location `actor` may read stock at."""
+    q = select(StockTransfer).order_by(StockTransfer.id.desc()).limit(limit).offset(offset)
+    if status:
+        q = q.where(StockTransfer.status == status)
+    if location_id is not None:
+        q = q.where((StockTransfer.from_location_id == location_id)
+                    | (StockTransfer.to_location_id == location_id))
+    if not actor.can("stock.read", everywhere=True):
+        mine = [loc for loc in actor.location_ids if loc is not None
+                and actor.can("stock.read", loc)]
+        q = q.where(StockTransfer.from_location_id.in_(mine)
+                    | StockTransfer.to_location_id.in_(mine))
+    return await _outs(session, list((await session.scalars(
+        q.execution_options(populate_existing=True))).all()))
+
+
+def may_read(actor: Actor, t: TransferOut) -> bool:
+    return (actor.can("stock.read", t.from_location_id)
+            or actor.can("stock.read", t.to_location_id))
+
+
+async def in_transit(session: AsyncSession, *, variant_ids: Sequence[int] | None = None,
+                     location_id: int | None = None) -> dict[tuple[int, int], int]:
+    """Units on their way to each (variant_id, receiving location_id): sent, not yet
+    received or cancelled. They are on no shelf and in no availability figure."""
+    q = (select(StockTransferLine.variant_id, StockTransfer.to_location_id,
+                func.sum(StockTransferLine.quantity_sent))
+         .join(StockTransfer, StockTransfer.id == StockTransferLine.transfer_id)
+         .where(StockTransfer.status == "in_transit")
+         .group_by(StockTransferLine.variant_id, StockTransfer.to_location_id))
+    if variant_ids is not None:
+        q = q.where(StockTransferLine.variant_id.in_(list(variant_ids)))
+    if location_id is not None:
+        q = q.where(StockTransfer.to_location_id == location_id)
+    return {(int(v), int(loc)): int(n) for v, loc, n in (await session.execute(q)).all()}
