@@ -68,7 +68,7 @@ async def test_cashier_on_a_phone_sees_only_her_pages_and_a_clear_403(
     await assert_fits(page)
 
     # A page her role may not open: the HTML 403 page, with the way back home.
-    response = await page.goto(f"{server.base_url}/backoffice/customers/fields")
+    response = await page.goto(f"{server.base_url}/backoffice/settings")
     assert response is not None and response.status == 403
     await expect(page.get_by_test_id("error-page")).to_be_visible()
     await expect(page.get_by_test_id("error-message")).to_have_text(

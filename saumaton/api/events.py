@@ -42,7 +42,7 @@ TOPICS: dict[str, str | None] = {
     "refund.pending": "orders.read", "refund.ok": "orders.read", "refund.fail": "orders.read",
     "return.created": "orders.read", "return.completed": "orders.read",
     "return.cancelled": "orders.read", "product.created": "orders.read",
-    "product.updated": "orders.read",
+    "product.updated": "orders.read", "stock.transfer": "stock.read",
     "board.changed": "orders.read",  # the staff board is read with orders.read
     "customer.created": "customers.read", "customer.updated": "customers.read",
     "customer.merged": "customers.read", "customer.unmerged": "customers.read",

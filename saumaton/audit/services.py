@@ -24,6 +24,16 @@ async def record(uow: UnitOfWork, actor: Actor, action: str, subject_type: str,
         subject_id=subject_id, data=data or {}))
 
 
+async def record_many(uow: UnitOfWork, actor: Actor, action: str, subject_type: str,
+                      entries: list[tuple[int, dict[str, Any]]]) -> None:
+    """`record` for many subjects at once (one statement): (subject id, data) each."""
+    if entries:
+        now = utcnow()
+        await uow.session.execute(insert(AuditEntry), [
+            {"at": now, "actor": actor.label, "action": action, "subject_type": subject_type,
+             "subject_id": sid, "data": data} for sid, data in entries])
+
+
 async def entries_for(session: AsyncSession, subject_type: str, subject_id: int,
                       limit: int = 100) -> list[AuditEntry]:
     """Newest first."""

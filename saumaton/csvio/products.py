@@ -31,7 +31,7 @@ from saumaton.csvio.files import (
     parse_euros,
 )
 from saumaton.db.uow import UnitOfWork
-from saumaton.pricing.models import PriceChange
+from saumaton.pricing.changes import apply_prices
 
 COLUMNS = ("product", "name", "name_en", "brand", "category", "vat_class", "description",
            "description_en", "active", "sku", "ean", "barcodes", "variant_name",
@@ -352,7 +352,10 @@ async def process(uow: UnitOfWork, actor: Actor, state: State,
             barcode_inserts += [(r, None, c) for c in r.barcodes]
         else:
             if any(getattr(old, k) != val for k, val in vvalues.items()):
-                changed_variants.append({"id": old.id, **vvalues})
+                # The price moves through pricing.changes (history, audit, event).
+                others = {k: val for k, val in vvalues.items() if k != "price_cents"}
+                if any(getattr(old, k) != val for k, val in others.items()):
+                    changed_variants.append({"id": old.id, **others})
                 status = "u"
                 if old.price_cents != r.price_cents:
                     price_changes.append((old.id, old.price_cents, r.price_cents))
@@ -408,18 +411,7 @@ async def _write(uow: UnitOfWork, actor: Actor, reference: str, products: dict[s
         await s.execute(insert(VariantBarcode), [
             {"variant_id": vid if vid is not None else variant_ids[r.sku], "code": code}
             for r, vid, code in barcode_inserts])
-    if price_changes:
-        await s.execute(insert(PriceChange), [
-            {"variant_id": vid, "price_cents": new, "old_price_cents": old,
-             "effective_at": now, "status": "applied", "note": reference[:200],
-             "created_by": actor.label, "created_at": now, "applied_at": now}
-            for vid, old, new in price_changes])
-        by_variant = {vid: new for vid, _, new in price_changes}
-        owners = dict((await s.execute(select(Variant.id, Variant.product_id).where(
-            Variant.id.in_(list(by_variant))))).all())
-        for vid, new in by_variant.items():
-            uow.emit("price.changed", {"variant_id": vid, "product_id": owners[vid],
-                                       "price_cents": new})
+    await apply_prices(uow, actor, price_changes, note=reference)
     for slug in sorted(touched_products - set(new_products)):
         uow.emit("product.updated", {"product_id": product_ids[slug], "slug": slug})
 

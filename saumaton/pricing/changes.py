@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field, field_validator
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saumaton.audit.services import record
+from saumaton.audit.services import record, record_many
 from saumaton.catalogue.models import Product, Variant, VariantBarcode
 from saumaton.core.actor import SYSTEM, Actor
 from saumaton.core.clock import utcnow
@@ -113,6 +113,31 @@ async def apply_price(uow: UnitOfWork, actor: Actor, variant_id: int, price_cent
     uow.emit("price.changed", {"variant_id": variant_id, "product_id": product_id,
                                "price_cents": price_cents, "old_price_cents": old})
     return change
+
+
+async def apply_prices(uow: UnitOfWork, actor: Actor,
+                       changes: Sequence[tuple[int, int, int]], note: str = "") -> None:
+    """`apply_price` for many variants at once (a CSV import): `changes` are
+    (variant id, old price, new price) read in the caller's transaction. The same
+    variants, history rows, audit entries and events, in one statement each."""
+    if not changes:
+        return
+    s = uow.session
+    now = utcnow()
+    await s.execute(update(Variant), [{"id": vid, "price_cents": new}
+                                      for vid, _, new in changes])
+    await s.execute(insert(PriceChange), [
+        {"variant_id": vid, "price_cents": new, "old_price_cents": old, "effective_at": now,
+         "status": APPLIED, "note": note[:200], "created_by": actor.label,
+         "created_at": now, "applied_at": now} for vid, old, new in changes])
+    await record_many(uow, actor, "price.change", "variant", [
+        (vid, {"old_price_cents": old, "price_cents": new, "note": note[:200]})
+        for vid, old, new in changes])
+    owners = dict((await s.execute(select(Variant.id, Variant.product_id).where(
+        Variant.id.in_([vid for vid, _, _ in changes])))).all())
+    for vid, old, new in changes:
+        uow.emit("price.changed", {"variant_id": vid, "product_id": owners[vid],
+                                   "price_cents": new, "old_price_cents": old})
 
 
 async def set_price_now(uow: UnitOfWork, actor: Actor, variant_id: int,

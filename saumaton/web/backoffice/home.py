@@ -67,8 +67,8 @@ async def staff_home(request: Request) -> Response:
 TODO_LINKS: dict[str, tuple[str, str]] = {
     "orders": (N_("Web orders to prepare"), "/backoffice/orders?status=open"),
     "returns": (N_("Returns on their way by post"), "/backoffice/returns"),
-    "counts": (N_("Shelves that need a count"), "/backoffice/stock?needs_count=1"),
-    "negative": (N_("Variants with negative stock"), "/backoffice/stock?negative=1"),
+    "counts": (N_("Shelves that need a count"), "/backoffice/stock/needs-count"),
+    "negative": (N_("Variants with negative stock"), "/backoffice/stock?state=negative"),
     "transfers": (N_("Transfers in transit"), "/backoffice/stock/transfers"),
     "price_changes": (N_("Scheduled price changes"), "/backoffice/prices"),
     "campaigns": (N_("Campaigns running now"), "/backoffice/campaigns"),
