@@ -95,8 +95,8 @@ async def _exercise(url: str) -> None:
             assert all(e is not None and stdnum_ean.is_valid(e) for e in eans)
             assert len(set(eans)) == len(eans)
 
-        # Campaigns: one everywhere, one web-only.
-        assert await _count(db, Campaign) == 2
+        # Campaigns: one everywhere, one web-only, a 3-for-2 bundle, a members' price.
+        assert await _count(db, Campaign) == 4
         assert await _count(db, CampaignChannel) == 1
 
         # Customers with orders in the stores and in the webshop.

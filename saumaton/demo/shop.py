@@ -2,7 +2,8 @@
 
 `load_demo` fills an empty, migrated database with two stores, a warehouse, the
 sales channels, a catalogue of about 160 variants with valid EAN-13 barcodes,
-opening stock, two campaigns, staff accounts, customers and about 100 orders
+opening stock, four campaigns (one a 3-for-2 bundle, one for members), a
+scheduled price change, staff accounts, customers and about 100 orders
 placed through the ordinary services. Everything is deterministic (seeded RNG)
 apart from loyalty card numbers and timestamps.
 """
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from stdnum import ean as stdnum_ean
 
-from saumaton.catalogue.models import Category
+from saumaton.catalogue.models import Category, Variant
 from saumaton.catalogue.schemas import ImageIn, ProductIn, VariantIn
 from saumaton.catalogue.services import add_images, create_product
 from saumaton.config import get_settings
@@ -33,6 +35,7 @@ from saumaton.locations.models import Channel, Location
 from saumaton.orders.schemas import LineIn, OrderIn
 from saumaton.orders.services import place_order
 from saumaton.payments.services import PaymentIn
+from saumaton.pricing.changes import PriceChangeIn, change_prices
 from saumaton.pricing.services import CampaignIn, create_campaign
 from saumaton.staff.services import create_staff
 from saumaton.tills.drawer import open_session
@@ -101,17 +104,17 @@ _CHANNELS = (
     ("api", "api", "Rajapinta", None),
 )
 GIFT_CARD_SLUG = "lahjakortti"
-# (slug, name, parent slug)
+# (slug, name, English name, parent slug)
 _CATEGORIES = (
-    ("makeup", "Meikit", None),
-    ("skincare", "Ihonhoito", None),
-    ("foundation", "Meikkivoiteet", "makeup"),
-    ("concealer", "Peitevoiteet", "makeup"),
-    ("lipstick", "Huulipunat", "makeup"),
-    ("serums", "Seerumit", "skincare"),
-    ("cleansers", "Puhdistustuotteet", "skincare"),
-    ("moisturisers", "Kosteusvoiteet", "skincare"),
-    ("sunscreen", "Aurinkosuojat", "skincare"),
+    ("makeup", "Meikit", "Make-up", None),
+    ("skincare", "Ihonhoito", "Skincare", None),
+    ("foundation", "Meikkivoiteet", "Foundations", "makeup"),
+    ("concealer", "Peitevoiteet", "Concealers", "makeup"),
+    ("lipstick", "Huulipunat", "Lipsticks", "makeup"),
+    ("serums", "Seerumit", "Serums", "skincare"),
+    ("cleansers", "Puhdistustuotteet", "Cleansers", "skincare"),
+    ("moisturisers", "Kosteusvoiteet", "Moisturisers", "skincare"),
+    ("sunscreen", "Aurinkosuojat", "Sunscreens", "skincare"),
 )
 
 _SHADE_WORDS = ("Lumi", "Posliini", "Vanilja", "Hiekka", "Hunaja", "Karamelli", "Kaneli",
@@ -239,6 +242,11 @@ def _pictures(media: Path, spec: _ProductSpec, product_id: int, variant_ids: lis
     return out
 
 
+def _cost(price_cents: int) -> int:
+    """What a unit cost the shop, VAT excluded: about 40 % of the net price."""
+    return round(price_cents / 1.255 * 0.4)
+
+
 def ean13(n: int) -> str:
     """The n-th EAN-13 of the demo company (n < 100 000), check digit included."""
     body = f"{EAN_COMPANY_PREFIX}{n:05d}"
@@ -279,8 +287,8 @@ async def load_demo(db: Database, *, media_dir: Path | None = None) -> DemoSumma
                           location_id=locations[loc].id if loc else None)
                   for code, kind, name, loc in _CHANNELS)
         categories: dict[str, Category] = {}
-        for slug, name, parent in _CATEGORIES:
-            cat = Category(slug=slug, name=name,
+        for position, (slug, name, name_en, parent) in enumerate(_CATEGORIES):
+            cat = Category(slug=slug, name=name, name_en=name_en, position=position,
                            parent_id=categories[parent].id if parent else None)
             s.add(cat)
             await s.flush()
@@ -302,7 +310,8 @@ async def load_demo(db: Database, *, media_dir: Path | None = None) -> DemoSumma
             for i, (vname, attrs, price) in enumerate(spec.variants, 1):
                 n += 1
                 variants.append(VariantIn(sku=f"{spec.sku}-{i:02d}", ean=ean13(n), name=vname,
-                                          attributes=attrs, price_cents=price))
+                                          attributes=attrs, price_cents=price,
+                                          cost_cents=_cost(price)))
             out = await create_product(uow, SYSTEM, ProductIn(
                 slug=spec.slug, name=spec.name, brand=spec.brand, description=spec.description,
                 category_slug=spec.category, vat_class="standard", variants=variants))
@@ -359,6 +368,27 @@ async def load_demo(db: Database, *, media_dir: Path | None = None) -> DemoSumma
             name="Verkkokaupan aurinkoviikot -15 %", kind="percent", value=1500,
             starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=14),
             product_ids=[product_ids["kaunis-iho-daily-sun-spf50"]], channel_codes=["web"]))
+        # The owner's examples from docs/campaigns.md: 3 for 2 on every lipstick in every
+        # channel, and a members-only weekend price on moisturisers.
+        await create_campaign(uow, SYSTEM, CampaignIn(
+            name="Huulipunat 3 kahden hinnalla", kind="x_for_y", buy_quantity=3,
+            pay_quantity=2, starts_at=now - timedelta(days=1),
+            ends_at=now + timedelta(days=21), category_ids=[categories["lipstick"].id]))
+        await create_campaign(uow, SYSTEM, CampaignIn(
+            name="Jäsenten viikonloppu -15 %", kind="percent", value=1500, min_tier="member",
+            starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=3),
+            category_ids=[categories["moisturisers"].id]))
+        await uow.commit()
+    # A price change scheduled for next Monday 06:00 in the shop's time zone.
+    zone = ZoneInfo(get_settings().timezone)
+    today = now.astimezone(zone).date()
+    monday = today + timedelta(days=7 - today.weekday())
+    async with db.uow() as uow:
+        hero = list((await uow.session.scalars(select(Variant.id).where(
+            Variant.product_id == product_ids[HERO_SLUG]))).all())
+        await change_prices(uow, SYSTEM, PriceChangeIn(
+            variant_ids=hero, price_cents=3790, note="Uusi hinnasto",
+            effective_at=datetime.combine(monday, time(6, 0), zone)))
         await uow.commit()
 
     # Staff.
