@@ -35,18 +35,20 @@ OWNER_PAGES = [
     ("05-product-edit", "/backoffice/products/1"),
     ("06-categories", "/backoffice/categories"),
     ("07-price-changes", "/backoffice/prices"),
-    ("08-campaigns", "/backoffice/campaigns"),
-    ("09-campaign-new", "/backoffice/campaigns/new"),
-    ("10-price-parity", "/backoffice/price-parity"),
-    ("11-stock", "/backoffice/stock"),
-    ("12-receive", "/backoffice/stock/receive"),
-    ("13-transfers", "/backoffice/stock/transfers"),
-    ("14-counts", "/backoffice/stock/counts"),
-    ("15-staff", "/backoffice/staff"),
-    ("16-audit", "/backoffice/audit"),
-    ("17-settings", "/backoffice/settings"),
-    ("18-import-export", "/backoffice/import-export"),
-    ("19-orders", "/backoffice/orders"),
+    ("08-price-history", "/backoffice/prices/variants/1"),
+    ("09-campaigns", "/backoffice/campaigns"),
+    ("10-campaign-bundle", "/backoffice/campaigns/3"),
+    ("11-price-parity", "/backoffice/price-parity"),
+    ("12-stock", "/backoffice/stock"),
+    ("13-stock-variant", "/backoffice/stock/variants/1"),
+    ("14-receive", "/backoffice/stock/receive"),
+    ("15-transfer-new", "/backoffice/stock/transfers/new"),
+    ("16-counts", "/backoffice/stock/counts"),
+    ("17-staff", "/backoffice/staff"),
+    ("18-audit", "/backoffice/audit"),
+    ("19-settings", "/backoffice/settings"),
+    ("20-import-export", "/backoffice/import-export"),
+    ("21-orders", "/backoffice/orders"),
 ]
 
 
@@ -92,7 +94,7 @@ async def _tour(base: str) -> None:
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                            args=["--no-sandbox", "--disable-gpu"])
-        desk = await browser.new_page(viewport={"width": 1280, "height": 900},
+        desk = await browser.new_page(viewport={"width": 1280, "height": 860},
                                       locale="fi-FI")
         await _login(desk, base, OWNER)
         for name, path in OWNER_PAGES:
@@ -100,14 +102,15 @@ async def _tour(base: str) -> None:
             if response is None or response.status != 200:
                 print(f"skipped {path}: {response.status if response else 'no answer'}")
                 continue
-            await desk.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
+            await desk.wait_for_load_state("networkidle")
+            await desk.screenshot(path=str(OUT / f"{name}.png"))
             print(f"{name}.png  {path}")
         phone = await browser.new_page(viewport={"width": 375, "height": 740},
                                        locale="fi-FI")
         await _login(phone, base, CASHIER)
-        await phone.screenshot(path=str(OUT / "20-cashier-home-phone.png"), full_page=True)
+        await phone.screenshot(path=str(OUT / "22-cashier-home-phone.png"))
         await phone.goto(base + "/backoffice/settings")
-        await phone.screenshot(path=str(OUT / "21-forbidden-phone.png"), full_page=True)
+        await phone.screenshot(path=str(OUT / "23-forbidden-phone.png"))
         await browser.close()
 
 
