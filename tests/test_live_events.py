@@ -352,3 +352,25 @@ async def test_event_written_by_another_process_reaches_subscribers(
         assert backend == "sqlite"
         await _sqlite_poller_delivers_a_write_made_outside_the_server(
             server, db, shop, _vid(v))
+
+
+async def test_a_product_page_follows_edits_of_its_own_product(
+    server: Server, db: Database, shop: Shop
+) -> None:
+    """The public product page subscribes to product.updated for its product only (it
+    reloads itself when the back office edits names, pictures or takes it off sale)."""
+    [v] = await make_variants(db, [1200])
+    [other] = await make_variants(db, [1300])
+    pid, other_pid = int(str(v["product_id"])), int(str(other["product_id"]))
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+        page = (await http.get(f"/shop/p/{v['product_slug']}")).text
+        assert "product.updated" in page and f"product_id={pid}" in page
+
+        params = {"topic": "product.updated", "product_id": pid}
+        async with subscribe(server.base_url, params) as sse:  # no login: a shopper
+            for target, name in ((other_pid, "Not this one"), (pid, "Uusi nimi")):
+                r = await http.patch(f"/api/v1/products/{target}", json={"name": name},
+                                     headers=shop.auth("owner"))
+                assert r.status_code == 200, r.text
+            ev = await sse.wait_for(lambda e: e.event == "product.updated")
+    assert ev.json["payload"]["product_id"] == pid  # the other product's edit was filtered

@@ -42,7 +42,7 @@ TOPICS: dict[str, str | None] = {
     "refund.pending": "orders.read", "refund.ok": "orders.read", "refund.fail": "orders.read",
     "return.created": "orders.read", "return.completed": "orders.read",
     "return.cancelled": "orders.read", "product.created": "orders.read",
-    "product.updated": "orders.read", "stock.transfer": "stock.read",
+    "product.updated": None, "stock.transfer": "stock.read",
     "board.changed": "orders.read",  # the staff board is read with orders.read
     "customer.created": "customers.read", "customer.updated": "customers.read",
     "customer.merged": "customers.read", "customer.unmerged": "customers.read",
@@ -63,12 +63,14 @@ def refused(actor: Actor | None, topics: set[str]) -> list[str]:
                   and (actor is None or not _may(actor, need)))
 
 
-def _filter(topics: set[str], variant_ids: set[int]) -> Any:
+def _filter(topics: set[str], variant_ids: set[int], product_id: int | None) -> Any:
     def accepts(e: Event) -> bool:
         if e.topic not in topics:
             return False
         if variant_ids and "variant_id" in e.payload:
             return int(e.payload["variant_id"]) in variant_ids
+        if product_id is not None and "product_id" in e.payload:
+            return int(e.payload["product_id"]) == product_id
         return True
     return accepts
 
@@ -82,6 +84,9 @@ async def events(
     = None,
     variant_id: Annotated[list[Annotated[int, Field(ge=1, le=MAX_INT32)]] | None, Query(
         max_length=200, description="only these variants (repeatable)")] = None,
+    product_id: Annotated[int | None, Query(
+        ge=1, le=MAX_INT32, description="events naming a product: only this one's "
+                                        "(e.g. product.updated for a product page)")] = None,
     last_event_id: Annotated[int | None, Header(ge=0, le=MAX_ID)] = None,
 ) -> EventSourceResponse:
     topics = set(topic or ["stock.changed", "price.changed", "campaign.changed"])
@@ -97,6 +102,6 @@ async def events(
         if denied:
             raise Forbidden(f"you may not follow {', '.join(denied)}", code="forbidden",
                             field="topic", extra={"topics": denied})
-    accepts = _filter(topics, set(variant_id or []))
+    accepts = _filter(topics, set(variant_id or []), product_id)
     hub: EventHub = request.app.state.hub
     return await sse.event_stream(hub, accepts, last_event_id)

@@ -166,7 +166,8 @@ async def product_page(request: Request, slug: str, variant: VariantQ = None) ->
     base = f"/shop/p/{product.slug}"
     events = "/api/v1/events?" + urlencode([
         ("topic", "stock.changed"), ("topic", "price.changed"), ("topic", "campaign.changed"),
-        ("variant_id", str(current.id))])
+        ("topic", "product.updated"), ("variant_id", str(current.id)),
+        ("product_id", str(product.id))])
     return render(request, "shop/product.html", {
         "title": localized(product, "name", page_lang(request)), "product": product,
         "variant": current,

@@ -1,5 +1,6 @@
 /* Live product page: when stock or a price changes anywhere (a store sale, a
- * web order, a new campaign), re-fetch the server-rendered fragments.
+ * web order, a new campaign), re-fetch the server-rendered fragments; when the
+ * product itself was edited in the back office, load the page again.
  * No rules here: the server renders every number. */
 (function () {
   "use strict";
@@ -36,6 +37,8 @@
     source.addEventListener("stock.changed", stock);
     source.addEventListener("price.changed", price);
     source.addEventListener("campaign.changed", price);
+    // Its names, pictures or being on sale changed in the back office: show it anew.
+    source.addEventListener("product.updated", function () { window.location.reload(); });
     source.onerror = function () { el.dataset.live = "reconnecting"; };
     window.addEventListener("pagehide", function () { source.close(); });
   }
