@@ -15,7 +15,8 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import ValidationFailed
 from saumaton.core.types import MAX_ID, MAX_INT32
 from saumaton.pricing import campaigns, changes
-from saumaton.pricing.changes import PriceChangeIn
+from saumaton.pricing.campaigns import CampaignOut
+from saumaton.pricing.changes import PriceChangeIn, PriceChangeOut
 from saumaton.pricing.parity import price_parity
 from saumaton.pricing.services import TIERS, CampaignIn
 from saumaton.web.auth import db_of, require_actor
@@ -25,28 +26,8 @@ IdPath = Annotated[int, Path(ge=1, le=MAX_INT32)]
 ChangeId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-class PriceChangeOut(BaseModel):
-    id: int
-    variant_id: int
-    sku: str
-    name: str
-    price_cents: int
-    old_price_cents: int | None
-    effective_at: datetime
-    status: str
-    note: str
-    created_by: str
-    created_at: datetime
-    applied_at: datetime | None
-    batch_id: int | None
-
-
 class PriceChangesCreated(BaseModel):
     ids: list[int]
-
-
-def _change_out(c: changes.PriceChangeOut) -> PriceChangeOut:
-    return PriceChangeOut.model_validate(c, from_attributes=True)
 
 
 @router.post("/price-changes", response_model=PriceChangesCreated, status_code=201,
@@ -68,8 +49,7 @@ async def list_price_changes(
 ) -> list[PriceChangeOut]:
     actor.require("prices.read")
     async with db_of(request).reader() as s:
-        return [_change_out(c) for c in await changes.list_changes(s, status=status,
-                                                                    limit=limit)]
+        return await changes.list_changes(s, status=status, limit=limit)
 
 
 @router.post("/price-changes/{change_id}/cancel", response_model=PriceChangeOut,
@@ -82,7 +62,7 @@ async def cancel_price_change(request: Request, change_id: ChangeId,
         await uow.commit()
     async with db_of(request).reader() as s:
         found = [c for c in await changes.price_history(s, variant_id) if c.id == change_id]
-    return _change_out(found[0])
+    return found[0]
 
 
 @router.get("/variants/{variant_id}/price-history", response_model=list[PriceChangeOut],
@@ -92,44 +72,7 @@ async def variant_price_history(request: Request, variant_id: IdPath,
                                 ) -> list[PriceChangeOut]:
     actor.require("prices.read")
     async with db_of(request).reader() as s:
-        return [_change_out(c) for c in await changes.price_history(s, variant_id)]
-
-
-class TargetOut(BaseModel):
-    type: str
-    id: int
-    label: str
-
-
-class CampaignOut(BaseModel):
-    id: int
-    name: str
-    kind: str
-    value: int
-    buy_quantity: int | None
-    pay_quantity: int | None
-    get_quantity: int | None
-    starts_at: datetime
-    ends_at: datetime | None
-    active: bool
-    min_tier: str | None
-    created_by: str
-    created_at: datetime
-    updated_at: datetime | None
-    ended_by: str
-    state: str
-    targets: list[TargetOut]
-    channels: list[str]
-
-
-def _campaign_out(c: campaigns.CampaignOut) -> CampaignOut:
-    return CampaignOut(
-        id=c.id, name=c.name, kind=c.kind, value=c.value, buy_quantity=c.buy_quantity,
-        pay_quantity=c.pay_quantity, get_quantity=c.get_quantity, starts_at=c.starts_at,
-        ends_at=c.ends_at, active=c.active, min_tier=c.min_tier, created_by=c.created_by,
-        created_at=c.created_at, updated_at=c.updated_at, ended_by=c.ended_by, state=c.state,
-        targets=[TargetOut(type=t.type, id=t.id, label=t.label) for t in c.targets],
-        channels=list(c.channels))
+        return await changes.price_history(s, variant_id)
 
 
 @router.get("/campaigns", response_model=list[CampaignOut],
@@ -141,8 +84,7 @@ async def list_campaigns(
 ) -> list[CampaignOut]:
     actor.require("prices.read")
     async with db_of(request).reader() as s:
-        return [_campaign_out(c) for c in await campaigns.list_campaigns(s, state=state,
-                                                                          limit=limit)]
+        return await campaigns.list_campaigns(s, state=state, limit=limit)
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
@@ -150,7 +92,7 @@ async def get_campaign(request: Request, campaign_id: IdPath,
                        actor: Actor = Depends(require_actor)) -> CampaignOut:
     actor.require("prices.read")
     async with db_of(request).reader() as s:
-        return _campaign_out(await campaigns.get_campaign(s, campaign_id))
+        return await campaigns.get_campaign(s, campaign_id)
 
 
 @router.put("/campaigns/{campaign_id}", response_model=CampaignOut,
@@ -160,7 +102,7 @@ async def update_campaign(request: Request, campaign_id: IdPath, body: CampaignI
     async with db_of(request).uow() as uow:
         out = await campaigns.update_campaign(uow, actor, campaign_id, body)
         await uow.commit()
-    return _campaign_out(out)
+    return out
 
 
 @router.post("/campaigns/{campaign_id}/end", status_code=204,
