@@ -23,7 +23,7 @@ from saumaton.core.errors import Conflict, NotFound, ValidationFailed
 from saumaton.db.uow import UnitOfWork
 from saumaton.locations.models import Channel
 from saumaton.pricing.models import Campaign, CampaignChannel, CampaignTarget
-from saumaton.pricing.services import CampaignIn, end_campaign
+from saumaton.pricing.services import CampaignIn, check_targets, end_campaign
 
 RUNNING, SCHEDULED, ENDED = "running", "scheduled", "ended"
 STATES = (RUNNING, SCHEDULED, ENDED)
@@ -146,23 +146,6 @@ async def get_campaign(s: AsyncSession, campaign_id: int,
     if c is None:
         raise NotFound(f"no campaign {campaign_id}", code="campaign_not_found")
     return (await _outs(s, [c], now or utcnow()))[0]
-
-
-async def check_targets(s: AsyncSession, data: CampaignIn) -> None:
-    """Every variant, product and category a campaign names must exist."""
-    for ids, model, field, code in (
-        (data.variant_ids, Variant, "variant_ids", "unknown_variant"),
-        (data.product_ids, Product, "product_ids", "unknown_product"),
-        (data.category_ids, Category, "category_ids", "unknown_category"),
-    ):
-        if not ids:
-            continue
-        found = set((await s.scalars(select(model.id).where(model.id.in_(set(ids))))).all())
-        missing = sorted(set(ids) - found)
-        if missing:
-            raise ValidationFailed(f"no such {field.removesuffix('_ids')}: "
-                                   f"{', '.join(map(str, missing[:10]))}",
-                                   code=code, field=field, extra={"ids": missing[:10]})
 
 
 async def channel_ids(s: AsyncSession, codes: list[str]) -> dict[str, int]:

@@ -278,7 +278,7 @@ class CampaignIn(Input):
         return self
 
 
-async def _check_targets(s: AsyncSession, data: CampaignIn) -> None:
+async def check_targets(s: AsyncSession, data: CampaignIn) -> None:
     """Every variant, product and category a campaign names must exist."""
     for ids, model, field, code in (
         (data.variant_ids, Variant, "variant_ids", "unknown_variant"),
@@ -292,13 +292,13 @@ async def _check_targets(s: AsyncSession, data: CampaignIn) -> None:
         if missing:
             raise ValidationFailed(f"no such {field.removesuffix('_ids')}: "
                                    f"{', '.join(map(str, missing[:10]))}",
-                                   code=code, field=field)
+                                   code=code, field=field, extra={"ids": missing[:10]})
 
 
 async def create_campaign(uow: UnitOfWork, actor: Actor, data: CampaignIn) -> int:
     actor.require("prices.write", everywhere=True)
     s = uow.session
-    await _check_targets(s, data)
+    await check_targets(s, data)
     campaign = Campaign(name=data.name, kind=data.kind, value=data.value,
                         starts_at=data.starts_at, ends_at=data.ends_at, active=True,
                         min_tier=data.min_tier, buy_quantity=data.buy_quantity,
