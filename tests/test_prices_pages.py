@@ -167,7 +167,8 @@ async def test_campaign_pages_create_edit_end_and_parity(
     assert name in cause and "Verkkokauppa" in cause and "8,00" in cause
     async with db.reader() as s:
         actions = (await s.scalars(select(AuditEntry.action).where(
-            AuditEntry.subject_type == "campaign", AuditEntry.subject_id == cid))).all()
+            AuditEntry.subject_type == "campaign", AuditEntry.subject_id == cid)
+            .order_by(AuditEntry.id))).all()
     assert list(actions) == ["campaign.create", "campaign.update"]
 
     r = await web.post(f"/backoffice/campaigns/{cid}/end", data={"csrf_token": token})
