@@ -23,7 +23,14 @@ from saumaton.core.money import percent_of, vat_included
 from saumaton.db.uow import Database
 from saumaton.locations.services import channel_by_code
 from saumaton.orders.services import business_day, get_order
-from saumaton.pricing.bundles import Bundle, CartLine, apply_bundles, load_bundles, spread
+from saumaton.pricing.bundles import (
+    Bundle,
+    CartLine,
+    apply_bundles,
+    load_bundles,
+    load_bundles_pg,
+    spread,
+)
 from saumaton.pricing.services import CampaignIn, create_campaign
 from saumaton.returns import services as returns
 from saumaton.returns.schemas import ReturnIn, ReturnLineIn
@@ -191,6 +198,11 @@ async def test_member_channel_and_time_limits(db: Database, shop: Shop) -> None:
         # the till's snapshot gets every tier's (it filters by the attached customer)
         every = {b.campaign_id for b in await load_bundles(s, None, pos, now, any_tier=True)}
         assert {everyone, in_store, members} <= every and not {ended, future} & every
+    if db.is_postgres:  # the sale's prepared statement picks exactly the same bundles
+        async with db.uow() as uow:
+            for channel, tier in ((web, None), (web, "gold"), (pos, None), (pos, "silver")):
+                assert await load_bundles_pg(uow, infos, channel, now, tier) == \
+                    await load_bundles(uow.session, infos, channel, now, tier)
 
 
 async def test_till_sale_online_and_offline(db: Database, shop: Shop) -> None:

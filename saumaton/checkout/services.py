@@ -90,7 +90,7 @@ from saumaton.payments.paytrail.client import PaytrailClient
 from saumaton.payments.paytrail.payload import payment_request
 from saumaton.payments.refunds import record_refund
 from saumaton.payments.services import clean_code_at
-from saumaton.pricing.bundles import load_bundles
+from saumaton.pricing.bundles import load_bundles, load_bundles_pg
 from saumaton.pricing.services import resolve_prices
 
 log = logging.getLogger(__name__)
@@ -424,8 +424,10 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
     tier = await tier_of(s, customer_id, now, settings=settings)
     distinct = list({i.id: i for i in infos}.values())
     quotes = await resolve_prices(s, distinct, channel.id, now, tier)
+    bundles = (await load_bundles_pg(uow, distinct, channel.id, now, tier)
+               if uow.db.is_postgres else await load_bundles(s, distinct, channel.id, now, tier))
     priced = price_lines(channel.code, infos, [ln.quantity for ln in cmd.lines], quotes,
-                         await load_bundles(s, distinct, channel.id, now, tier))
+                         bundles)
 
     if cmd.delivery == "pickup":
         if cmd.pickup_location_id is None:

@@ -108,6 +108,14 @@ async def process_file(db: Database, actor: Actor, kind: str, path: Path, *, wri
         state = await module.load_state(s)
     for batch in batches(rows, BATCH):
         async with db.uow() as uow:
+            if db.is_postgres:
+                # A batch looks its SKUs and barcodes up with IN lists of up to ~1,000
+                # values. After five runs PostgreSQL would switch the driver's prepared
+                # statement to a generic plan, in which the list is not a constant and
+                # cannot be hashed: every row of the table is compared with every value
+                # (50,000 variants: ~1 s a batch). Custom plans keep the hashed lookup.
+                await (await uow.session.connection()).exec_driver_sql(
+                    "SET LOCAL plan_cache_mode = force_custom_plan")
             results = await module.process(uow, actor, state, batch, write=write,
                                            reference=reference)
             for status, errors in results:

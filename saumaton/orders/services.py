@@ -55,7 +55,7 @@ from saumaton.orders.writer import (
 )
 from saumaton.payments.models import Payment, Refund
 from saumaton.payments.services import BALANCE_METHODS, plan_payments
-from saumaton.pricing.bundles import load_bundles
+from saumaton.pricing.bundles import load_bundles, load_bundles_pg
 from saumaton.pricing.models import Campaign
 from saumaton.pricing.services import resolve_prices, resolve_prices_pg
 from saumaton.tills.receipts import assign_receipt_no
@@ -192,7 +192,8 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
         quotes = await resolve_prices(s, distinct, channel.id, now, tier)
 
     # The one line-pricing function, shared with quote_order (POS cart, basket).
-    bundles = await load_bundles(s, distinct, channel.id, now, tier)
+    bundles = (await load_bundles_pg(uow, distinct, channel.id, now, tier)
+               if uow.db.is_postgres else await load_bundles(s, distinct, channel.id, now, tier))
     priced = price_lines(channel.code, infos, [ln.quantity for ln in cmd.lines], quotes,
                          bundles)
     subtotal, discount = priced.subtotal_cents, priced.discount_cents

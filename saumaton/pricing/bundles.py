@@ -43,11 +43,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.services import VariantInfo
 from saumaton.core.money import percent_of
+from saumaton.db.uow import UnitOfWork
 from saumaton.locations.models import Channel
 from saumaton.pricing.models import Campaign, CampaignChannel, CampaignTarget
 from saumaton.pricing.services import BUNDLE_KINDS, tiers_up_to
@@ -211,6 +212,35 @@ def apply_bundles(lines: Sequence[CartLine], bundles: Sequence[Bundle]
     return out
 
 
+def _cart_bundles() -> Any:
+    at: Any = bindparam("at")
+    targeted = select(CampaignTarget.campaign_id).where(
+        CampaignTarget.campaign_id == Campaign.id, or_(
+            and_(CampaignTarget.target_type == "variant",
+                 CampaignTarget.target_id.in_(bindparam("variant_ids", expanding=True))),
+            and_(CampaignTarget.target_type == "product",
+                 CampaignTarget.target_id.in_(bindparam("product_ids", expanding=True))),
+            and_(CampaignTarget.target_type == "category",
+                 CampaignTarget.target_id.in_(bindparam("category_ids", expanding=True))),
+        )).exists()
+    limited = select(CampaignChannel.campaign_id).where(
+        CampaignChannel.campaign_id == Campaign.id).exists()
+    in_channel = select(CampaignChannel.campaign_id).where(
+        CampaignChannel.campaign_id == Campaign.id,
+        CampaignChannel.channel_id == bindparam("channel_id")).exists()
+    return select(Campaign).where(
+        Campaign.active, Campaign.kind.in_(BUNDLE_KINDS), Campaign.starts_at <= at,
+        Campaign.buy_quantity.is_not(None), or_(Campaign.ends_at.is_(None), Campaign.ends_at > at),
+        targeted, or_(~limited, in_channel),
+        or_(Campaign.min_tier.is_(None),
+            Campaign.min_tier.in_(bindparam("tiers", expanding=True))),
+    ).order_by(Campaign.id)
+
+
+# `load_bundles` for a cart in a channel: built once, so SQLAlchemy compiles it once.
+_CART_BUNDLES = _cart_bundles()
+
+
 async def load_bundles(session: AsyncSession, variants: Sequence[VariantInfo] | None,
                        channel_id: int | None, at: datetime, tier: str | None = None,
                        *, any_tier: bool = False) -> list[Bundle]:
@@ -220,6 +250,15 @@ async def load_bundles(session: AsyncSession, variants: Sequence[VariantInfo] | 
     snapshot carries them and filters by the attached customer's tier)."""
     if variants is not None and not variants:
         return []
+    if variants is not None and channel_id is not None and not any_tier:
+        # A cart's lookup (the common case): one constant statement, compiled once.
+        campaigns = list((await session.scalars(_CART_BUNDLES, {
+            "variant_ids": list({v.id for v in variants}),
+            "product_ids": list({v.product_id for v in variants}),
+            "category_ids": list({v.category_id for v in variants
+                                  if v.category_id is not None}),
+            "at": at, "channel_id": channel_id, "tiers": tiers_up_to(tier)})).all())
+        return await _bundles_of(session, campaigns)
     conds = [Campaign.active, Campaign.kind.in_(BUNDLE_KINDS), Campaign.starts_at <= at,
              Campaign.buy_quantity.is_not(None),
              or_(Campaign.ends_at.is_(None), Campaign.ends_at > at)]
@@ -248,6 +287,11 @@ async def load_bundles(session: AsyncSession, variants: Sequence[VariantInfo] | 
         conds.append(or_(Campaign.min_tier.is_(None), Campaign.min_tier.in_(tiers_up_to(tier))))
     campaigns = list((await session.scalars(
         select(Campaign).where(*conds).order_by(Campaign.id))).all())
+    return await _bundles_of(session, campaigns)
+
+
+async def _bundles_of(session: AsyncSession, campaigns: list[Campaign]) -> list[Bundle]:
+    """The campaigns as Bundles, with their targets and channel limits."""
     if not campaigns:
         return []
     ids = [c.id for c in campaigns]
@@ -275,3 +319,54 @@ async def load_bundles(session: AsyncSession, variants: Sequence[VariantInfo] | 
             limited_to=tuple(limits[c.id]) if c.id in limits else None,
             min_tier=c.min_tier, ends_at=c.ends_at))
     return out
+
+
+# The same selection as `load_bundles` (targets and channel limits folded in) as one
+# constant statement for the PostgreSQL hot path, prepared once per connection, like
+# pricing.services' _PG_CAMPAIGNS_SQL. $1..$3: variant, product and category ids; $4:
+# the time; $5: the channel id (NULL: only campaigns limited to no channel); $6: the
+# member-price tiers the buyer gets.
+_PG_BUNDLES_SQL = """
+SELECT c.id, c.name, c.kind, c.value, c.buy_quantity, c.pay_quantity, c.get_quantity,
+       c.min_tier, c.ends_at,
+       ARRAY(SELECT t.target_id FROM campaign_targets t
+             WHERE t.campaign_id = c.id AND t.target_type = 'variant'),
+       ARRAY(SELECT t.target_id FROM campaign_targets t
+             WHERE t.campaign_id = c.id AND t.target_type = 'product'),
+       ARRAY(SELECT t.target_id FROM campaign_targets t
+             WHERE t.campaign_id = c.id AND t.target_type = 'category'),
+       (SELECT array_agg(ch.code ORDER BY ch.code)
+        FROM campaign_channels cc JOIN channels ch ON ch.id = cc.channel_id
+        WHERE cc.campaign_id = c.id)
+FROM campaigns c
+WHERE c.active AND c.kind IN ('x_for_y', 'buy_x_get_y', 'set_price')
+      AND c.buy_quantity IS NOT NULL AND c.starts_at <= $4::timestamptz
+      AND (c.ends_at IS NULL OR c.ends_at > $4::timestamptz)
+      AND EXISTS (SELECT 1 FROM campaign_targets t WHERE t.campaign_id = c.id
+                  AND ((t.target_type = 'variant' AND t.target_id = ANY($1::int[]))
+                       OR (t.target_type = 'product' AND t.target_id = ANY($2::int[]))
+                       OR (t.target_type = 'category' AND t.target_id = ANY($3::int[]))))
+      AND (NOT EXISTS (SELECT 1 FROM campaign_channels cc WHERE cc.campaign_id = c.id)
+           OR EXISTS (SELECT 1 FROM campaign_channels cc
+                      WHERE cc.campaign_id = c.id AND cc.channel_id = $5::int))
+      AND (c.min_tier IS NULL OR c.min_tier = ANY($6::text[]))
+ORDER BY c.id"""
+
+
+async def load_bundles_pg(uow: UnitOfWork, variants: Sequence[VariantInfo],
+                          channel_id: int | None, at: datetime, tier: str | None = None
+                          ) -> list[Bundle]:
+    """`load_bundles` for a cart inside `uow`'s transaction on PostgreSQL: one prepared
+    statement on the driver (a sale's hot path); the same campaigns, the same order."""
+    if not variants:
+        return []
+    rows = await uow.fetch(
+        _PG_BUNDLES_SQL, list({v.id for v in variants}), list({v.product_id for v in variants}),
+        list({v.category_id for v in variants if v.category_id is not None}), at, channel_id,
+        tiers_up_to(tier))
+    return [Bundle(
+        campaign_id=r[0], name=r[1], kind=r[2], value=r[3], buy_quantity=r[4],
+        pay_quantity=r[5], get_quantity=r[6], variant_ids=frozenset(r[9]),
+        product_ids=frozenset(r[10]), category_ids=frozenset(r[11]),
+        limited_to=tuple(r[12]) if r[12] is not None else None, min_tier=r[7],
+        ends_at=r[8]) for r in rows]

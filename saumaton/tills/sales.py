@@ -62,7 +62,7 @@ from saumaton.payments.services import (
     plan_payments,
 )
 from saumaton.payments.terminal import CardTerminal
-from saumaton.pricing.bundles import LineBundle, load_bundles
+from saumaton.pricing.bundles import LineBundle, load_bundles, load_bundles_pg
 from saumaton.pricing.services import PriceQuote, resolve_prices, resolve_prices_pg
 from saumaton.tills.models import DrawerSession
 from saumaton.tills.receipts import assign_receipt_no
@@ -323,7 +323,8 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     distinct = list({i.id: i for i in line_infos}.values())
     core = (await resolve_prices_pg(uow, distinct, channel.id, sold_at, tier) if pg
             else await resolve_prices(s, distinct, channel.id, sold_at, tier))
-    bundles = await load_bundles(s, distinct, channel.id, sold_at, tier)
+    bundles = (await load_bundles_pg(uow, distinct, channel.id, sold_at, tier) if pg
+               else await load_bundles(s, distinct, channel.id, sold_at, tier))
     quantities = [ln.quantity for ln in cmd.lines]
     priced = price_lines(channel.code, line_infos, quantities, core, bundles)
     if cmd.offline:
