@@ -13,8 +13,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 import httpx
@@ -36,6 +38,8 @@ from saumaton.payments.models import PaytrailPayment
 from saumaton.staff.models import Staff
 from saumaton.staff.services import actor_for, create_api_token, create_staff
 from saumaton.tills.models import DrawerSession, Register
+
+T = TypeVar("T")
 
 PG_ADMIN = os.environ.get("SAUMATON_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,6 +176,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def eventually(check: Callable[[], Awaitable[T]], *, within: float,
+                     what: str, every: float = 0.05) -> T:
+    """The tests' one polling loop: `check` again every `every` seconds until it gives a
+    truthy value (returned), failing with `what` after `within` seconds. For conditions
+    no event announces (another process's state, a background job); a bounded wait for
+    a condition, never a fixed delay."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"not within {within} s: {what}"
+        await asyncio.sleep(every)
 
 
 class Server:

@@ -7,7 +7,6 @@ from the back office. The shopper's order page follows every step."""
 
 from __future__ import annotations
 
-import asyncio
 import email
 import re
 from datetime import timedelta
@@ -26,7 +25,7 @@ from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order
 from saumaton.payments.models import Refund
 from tests.browser import PHONE, assert_fits, fill_staff_login, open_page
-from tests.support import Server, Shop
+from tests.support import Server, Shop, eventually
 from tests.test_accounts import PASSWORD, new_email, register
 from tests.test_checkout_browser import (
     ORDER_URL,
@@ -75,15 +74,13 @@ async def pay(page: Page) -> None:
 async def sent(db: Database, number: str, kind: str) -> list[OutgoingMail]:
     """The e-mails of `kind` about the order once the sender has handled them (a query
     every 50 ms, so the poll does not starve the sender on a busy machine; bounded)."""
-    async with asyncio.timeout(30):
-        while True:
-            async with db.reader() as s:
-                rows = list((await s.scalars(select(OutgoingMail).where(
-                    OutgoingMail.kind == kind, OutgoingMail.reference == number)
-                    .order_by(OutgoingMail.id))).all())
-            if rows and all(r.status != "queued" for r in rows):
-                return rows
-            await asyncio.sleep(0.05)
+    async def handled() -> list[OutgoingMail]:
+        async with db.reader() as s:
+            rows = list((await s.scalars(select(OutgoingMail).where(
+                OutgoingMail.kind == kind, OutgoingMail.reference == number)
+                .order_by(OutgoingMail.id))).all())
+        return rows if rows and all(r.status != "queued" for r in rows) else []
+    return await eventually(handled, within=30, what=f"the {kind} e-mail of {number} sent")
 
 
 def eml(server: Server, settings: Settings, mail: OutgoingMail) -> Message:

@@ -25,7 +25,7 @@ from saumaton.db.uow import Database
 from saumaton.pricing.models import PriceChange
 from saumaton.pricing.services import CampaignIn, create_campaign
 from tests.browser import assert_fits, fill_staff_login
-from tests.support import Server, Shop, make_variants
+from tests.support import Server, Shop, eventually, make_variants
 from tests.test_loyalty_browser import EUR, open_page, own_store, staff_log_in
 
 TZ = ZoneInfo("Europe/Helsinki")
@@ -43,17 +43,16 @@ def price_server(database_url: str, shop: Shop, session_tmp: Path,
     srv.stop()
 
 
-async def applied_change(db: Database, variant_id: int) -> PriceChange | None:
+async def applied_change(db: Database, variant_id: int) -> PriceChange:
     """The variant's scheduled change once applied (a bounded poll of the database)."""
-    for _ in range(400):  # at most ~40 s
+    async def applied() -> PriceChange | None:
         async with db.reader() as s:
-            change = (await s.scalars(select(PriceChange).where(
+            return (await s.scalars(select(PriceChange).where(
                 PriceChange.variant_id == variant_id, PriceChange.status == "applied")
                 .order_by(PriceChange.id.desc()).limit(1))).one_or_none()
-        if change is not None:
-            return change
-        await asyncio.sleep(0.1)
-    return None
+    found = await eventually(applied, within=40, what="the scheduled change applied")
+    assert found is not None
+    return found
 
 
 async def test_scheduled_price_change_reaches_the_till_and_the_webshop_at_its_time(
@@ -116,7 +115,6 @@ async def test_scheduled_price_change_reaches_the_till_and_the_webshop_at_its_ti
 
     # Not before its time: the job applies it then.
     change = await applied_change(db, vid)
-    assert change is not None, "the scheduled change was not applied"
     assert change.applied_at is not None and change.applied_at >= at
     assert (change.old_price_cents, change.price_cents) == (2500, 1990)
 

@@ -5,8 +5,8 @@ server."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
+from typing import Any
 
 import httpx
 from sqlalchemy import select
@@ -16,7 +16,7 @@ from saumaton.config import TEST_MERCHANT, Settings
 from saumaton.db.uow import Database
 from saumaton.payments.models import PaytrailPayment
 from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
-from tests.support import Server, Shop, make_variants
+from tests.support import Server, Shop, eventually, make_variants
 from tests.test_checkout import cmd
 
 
@@ -132,13 +132,10 @@ async def test_web_order_returned_through_the_api_is_refunded_by_paytrail(
         assert r.status_code == 201, r.text
         [refund] = r.json()["refunds"]
         assert (refund["method"], refund["status"]) == ("paytrail", "due")
-        deadline = time.monotonic() + 20
-        while True:  # sent by the server after its answer: wait for it, with a bound
+        async def refunded() -> dict[str, Any] | None:  # sent after the server's answer
             got = (await c.get(f"/api/v1/orders/{order.id}", headers=shop.auth())).json()
-            if got["refunds"][0]["status"] == "ok" or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.05)
-    assert got["refunds"][0]["status"] == "ok"
+            return got if got["refunds"][0]["status"] == "ok" else None
+        got = await eventually(refunded, within=20, what="the Paytrail refund sent")
     # everything back: a full withdrawal, the delivery fee refunded too
     assert got["status"] == "returned"
     assert got["refunds"][0]["amount_cents"] == got["refunded_cents"] == order.total_cents

@@ -8,10 +8,8 @@ The form in a real browser: tests/test_settings_browser.py."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -35,7 +33,16 @@ from saumaton.shopsettings.live import LiveSettings
 from saumaton.shopsettings.models import ShopSetting
 from saumaton.shopsettings.registry import BY_KEY, store_field
 from saumaton.shopsettings.services import FieldError
-from tests.support import Server, Shop, csrf_of, make_variants, staff_actor, staff_login, text_of
+from tests.support import (
+    Server,
+    Shop,
+    csrf_of,
+    eventually,
+    make_variants,
+    staff_actor,
+    staff_login,
+    text_of,
+)
 from tests.test_checkout_form import checkout_page
 from tests.test_till_api import config_of, headers, open_drawer, sale
 
@@ -327,20 +334,15 @@ async def test_another_app_process_follows_the_change(
         async with db.uow() as uow:
             await services.save(uow, SYSTEM, restore.base, {"pickup_hold_days": "9"})
             await uow.commit()
-        deadline = time.monotonic() + 20
-        while True:
-            text = (await c.get(URL)).text
-            if 'name="pickup_hold_days" value="9"' in text:
-                break
-            assert time.monotonic() < deadline, "the other process never saw the change"
-            await asyncio.sleep(0.05)
+        async def seen() -> bool:
+            return 'name="pickup_hold_days" value="9"' in (await c.get(URL)).text
+        await eventually(seen, within=20, what="the other process sees the change")
         assert name in (await c.get("/shop/")).text
     await restore_settings(db, restore, {})
     async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as c:
-        deadline = time.monotonic() + 20
-        while name in (await c.get("/shop/")).text:
-            assert time.monotonic() < deadline, "the restore never reached the other process"
-            await asyncio.sleep(0.05)
+        async def restored() -> bool:
+            return name not in (await c.get("/shop/")).text
+        await eventually(restored, within=20, what="the restore reaches the other process")
 
 
 async def test_loyalty_rates_apply_to_the_next_sale(

@@ -64,7 +64,7 @@ async def staff_home(request: Request) -> Response:
 
 
 # What each to-do figure means and where its rows are.
-TODO_LINKS: dict[str, tuple[str, str]] = {
+WORK_LINKS: dict[str, tuple[str, str]] = {
     "orders": (N_("Web orders to prepare"), "/backoffice/orders?status=open"),
     "returns": (N_("Returns on their way by post"), "/backoffice/returns"),
     "counts": (N_("Shelves that need a count"), "/backoffice/stock/needs-count"),
@@ -80,7 +80,7 @@ async def backoffice_home(request: Request,
                           actor: Annotated[Actor, requires("orders.read")]) -> Response:
     async with db_of(request).reader() as s:
         found = await todos(s, actor, utcnow())
-    figures = [(t.key, t.count, gettext(request, TODO_LINKS[t.key][0]), TODO_LINKS[t.key][1])
+    figures = [(t.key, t.count, gettext(request, WORK_LINKS[t.key][0]), WORK_LINKS[t.key][1])
                for t in found]
     return render(request, "backoffice/home.html", {
         "title": gettext(request, N_("Back office")), "groups": nav_for(actor),
