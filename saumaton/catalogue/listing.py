@@ -16,8 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saumaton.catalogue.models import Category, Product, Variant, VariantBarcode
 from saumaton.catalogue.services import like_pattern
 from saumaton.inventory.models import StockLevel
+from saumaton.inventory.services import FEW_LEFT
 
-LOW_STOCK = 5  # units of a product at all locations together
+# "Low": as few as the webshop calls "few left" (inventory.services.FEW_LEFT), counted
+# over every location here (a product's units together).
+LOW_STOCK = FEW_LEFT
 STOCK_STATES = ("in", "low", "out", "negative")
 
 

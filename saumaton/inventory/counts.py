@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, literal, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -225,15 +225,19 @@ async def post(uow: UnitOfWork, actor: Actor, count_id: int) -> CountOut:
                 for v in missing])
             got.update({v: 0 for v in missing})
     moves = []
+    expected = []
     for vid in sorted(got):
         on_hand, _ = levels.get(vid, (0, 0))
-        await uow.session.execute(
-            update(StockCountLine)
-            .where(StockCountLine.count_id == count_id, StockCountLine.variant_id == vid)
-            .values(expected=on_hand).execution_options(synchronize_session=False))
+        expected.append({"b_vid": vid, "b_expected": on_hand})
         if got[vid] != on_hand:  # the levels are locked: the difference is exact
             moves.append(Move(vid, loc, got[vid] - on_hand, "count",
                               reason=f"counted {got[vid]}", reference=f"count:{count_id}"))
+    if expected:  # one statement for every line (a full count has thousands)
+        lines = cast(Table, StockCountLine.__table__)  # Core: executemany with a WHERE
+        await uow.session.execute(
+            update(lines)
+            .where(lines.c.count_id == count_id, lines.c.variant_id == bindparam("b_vid"))
+            .values(expected=bindparam("b_expected")), expected)
     afters = await apply_moves(uow, actor, moves) if moves else []
     if got:
         await uow.session.execute(

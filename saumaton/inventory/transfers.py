@@ -217,13 +217,13 @@ async def receive(uow: UnitOfWork, actor: Actor, transfer_id: int,
     for ln in lines:
         qty = received.get(ln.variant_id, ln.quantity_sent)
         got[ln.variant_id] = qty
-        await uow.session.execute(
-            update(StockTransferLine).where(StockTransferLine.id == ln.id)
-            .values(quantity_received=qty).execution_options(synchronize_session=False))
         if qty:
             moves.append(Move(ln.variant_id, t.to_location_id, qty, "transfer_in",
                               reason=f"from location {t.from_location_id}",
                               reference=f"transfer:{transfer_id}"))
+    await uow.session.execute(  # every line's received quantity in one statement
+        update(StockTransferLine), [{"id": ln.id, "quantity_received": got[ln.variant_id]}
+                                    for ln in lines])
     if note:
         text = f"{t.note} / {note}" if t.note else note
         await uow.session.execute(
