@@ -108,8 +108,4 @@ def nav_for(actor: Actor | None) -> list[tuple[str, list[NavItem]]]:
     return out
 
 
-def may_open_backoffice(actor: Actor) -> bool:
-    return bool(nav_for(actor))
-
-
 add_template_global("backoffice_nav", nav_for)
