@@ -94,6 +94,14 @@ class Settings(BaseSettings):
     paytrail_secret: str = ""
     paytrail_url: str = ""
 
+    # Reports (docs/reports.md) may read from a replica; empty: the main database.
+    reports_database_url: str = ""
+    # How often the reports job brings the sales and journey summaries up to date.
+    reports_job_interval_seconds: float = Field(default=300.0, gt=0)
+
+    def resolved_reports_database_url(self) -> str:
+        return self.reports_database_url or self.resolved_database_url()
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -14,8 +14,10 @@ from saumaton.core.errors import Forbidden
 ROLES = ("owner", "manager", "cashier", "service", "finance")
 
 # Only the owner ("*") has: staff.write (invite, roles, disable, tokens), settings.write,
-# audit.read is the owner's and finance's. Back-office pages declare one of these each
-# (web/backoffice/access.py); the services check them again.
+# audit.read is the owner's and finance's; reconcile.write (importing Paytrail
+# settlements and card terminal reports) finance's; flags.resolve (closing an offline
+# sale's review flag with a note) a manager's for their stores. Back-office pages
+# declare one of these each (web/backoffice/access.py); the services check them again.
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "owner": frozenset({"*"}),
@@ -25,7 +27,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         "customers.merge", "customers.erase", "notices.write", "customers.configure",
         "orders.fulfil", "returns.create", "returns.override", "giftcards.issue",
         "giftcards.read", "catalogue.read", "prices.read", "stock.count", "imports.run",
-        "reports.read",
+        "reports.read", "flags.resolve",
     }),
     "cashier": frozenset({
         "orders.create", "orders.read", "customers.write", "customers.read", "stock.read",
@@ -36,7 +38,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         "returns.create", "giftcards.read",
     }),
     "finance": frozenset({"orders.read", "stock.read", "customers.read", "giftcards.read",
-                          "catalogue.read", "prices.read", "audit.read", "reports.read"}),
+                          "catalogue.read", "prices.read", "audit.read", "reports.read",
+                          "reconcile.write"}),
 }
 
 

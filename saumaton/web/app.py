@@ -78,6 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hub = EventHub(db)
         await hub.start()
         app.state.db = db
+        # Reports read through their own URL (a read replica) when one is set.
+        reports_url = settings.resolved_reports_database_url()
+        app.state.reports_db = (db if reports_url == settings.resolved_database_url()
+                                else Database(reports_url, pool_size=2,
+                                              pool_timeout=settings.db_pool_timeout))
         app.state.hub = hub
         # The environment's settings with the owner's changes from the back office,
         # replaced on every change (this process's or another's): never captured.
@@ -120,6 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.analytics.stop()  # flushes what is left
             await app.state.paytrail.aclose()
             await hub.stop()
+            if app.state.reports_db is not db:
+                await app.state.reports_db.dispose()
             await db.dispose()
 
     app = FastAPI(

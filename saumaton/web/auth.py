@@ -88,6 +88,14 @@ def db_of(request: Request) -> Database:
     return db
 
 
+def reports_db_of(request: Request) -> Database:
+    """The database reports read: SAUMATON_REPORTS_DATABASE_URL (a read replica) or the
+    main one. Only reads go through it; the reports job writes the summaries on the
+    main database."""
+    db: Database = request.app.state.reports_db
+    return db
+
+
 def csrf_token(request: Request) -> str:
     token = request.session.get("csrf")
     if not token:

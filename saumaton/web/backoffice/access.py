@@ -82,6 +82,16 @@ NAV: tuple[NavGroup, ...] = (
         NavItem("transfers", "/backoffice/stock/transfers", N_("Transfers"), "stock.read"),
         NavItem("counts", "/backoffice/stock/counts", N_("Stock counts"), "stock.count"),
     )),
+    NavGroup(N_("Reports"), (
+        NavItem("reports", "/backoffice/reports", N_("Sales"), "reports.read"),
+        NavItem("customer-reports", "/backoffice/reports/customers",
+                N_("Customers and channels"), "reports.read"),
+        NavItem("settlements", "/backoffice/settlements", N_("Paytrail settlements"),
+                "reports.read", everywhere=True),
+        NavItem("card-cash", "/backoffice/card-cash", N_("Card and cash"), "reports.read"),
+        NavItem("flags", "/backoffice/flags", N_("Offline sales to review"), "reports.read"),
+        NavItem("journal", "/backoffice/journal", N_("Daily journal"), "reports.read"),
+    )),
     NavGroup(N_("Administration"), (
         NavItem("fields", "/backoffice/customers/fields", N_("Preference fields"),
                 "customers.configure", everywhere=True),
