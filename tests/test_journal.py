@@ -189,6 +189,8 @@ async def test_the_page_shows_the_tables_and_refuses_a_bad_date(
     assert r.status_code == 400
     for f in ("date", "until", "location"):  # every error at once, next to its field
         assert f'data-testid="error-{f}"' in r.text
+    assert text_of(r.text, "error-date").startswith("Kirjoita päivä muodossa VVVV-KK-PP")
+    assert text_of(r.text, "error-location") == "Valitse toimipaikka listasta."
     r = await web.get("/backoffice/journal", params={"date": "2026-03-10",
                                                      "until": "2026-03-01"})
     assert r.status_code == 400 and 'data-testid="error-until"' in r.text

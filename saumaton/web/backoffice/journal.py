@@ -90,9 +90,10 @@ LABELS: dict[str, str] = {
     "liability.store_credit.closing": N_("Store credit: held at the end of the day"),
 }
 SECTION_TITLES: dict[str, str] = {
-    "sales": N_("Sales"), "returns": N_("Returns"), "gift_cards": N_("Gift cards"),
-    "rounding": N_("Cash rounding"), "clearing": N_("Clearing (other days)"),
-    "payments": N_("Payments received"), "refunds": N_("Refunds"),
+    "sales": N_("Sales by VAT rate"), "returns": N_("Returns by VAT rate"),
+    "gift_cards": N_("Gift cards sold"), "rounding": N_("Cash rounding"),
+    "clearing": N_("Clearing (other days)"), "payments": N_("Payments received"),
+    "refunds": N_("Refunds paid"),
     "check": N_("Balance check"), "liability": N_("Gift card and store credit liability"),
 }
 MESSAGES = {
