@@ -10,14 +10,20 @@ import csv
 import io
 import os
 import subprocess
-from datetime import date
+import uuid
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from sqlalchemy import update
 
+from saumaton.checkout.services import place_web_order
 from saumaton.config import Settings
 from saumaton.core.money import vat_included
 from saumaton.db.uow import Database
+from saumaton.orders.models import Order
+from saumaton.payments.models import Payment, Refund
 from saumaton.reports.journal import (
     COMPANY,
     CSV_COLUMNS,
@@ -26,8 +32,20 @@ from saumaton.reports.journal import (
     journal_period,
     to_csv,
 )
+from saumaton.returns import services as returns
+from saumaton.returns.models import Return
+from saumaton.returns.schemas import ReturnIn, ReturnLineIn
 from tests.journal_day import DELIVERY, GIFT, A, F, JournalDay, build_journal_day
-from tests.support import ROOT, Shop, staff_login, text_of
+from tests.support import (
+    ROOT,
+    Shop,
+    make_variants,
+    pay_web_order,
+    staff_actor,
+    staff_login,
+    text_of,
+)
+from tests.test_checkout import cmd
 from tests.test_cli import CLI
 
 DAY = date(2026, 3, 10)
@@ -209,3 +227,55 @@ async def test_a_store_manager_gets_only_their_store_on_the_page(
     await staff_login(web, shop, "cashier1")
     r = await web.get("/backoffice/journal")
     assert r.status_code == 403
+
+
+async def test_money_on_another_day_than_the_sale_or_the_return_is_cleared(
+        db: Database, settings: Settings, shop: Shop) -> None:
+    """A web order placed late on the 20th and paid on the 21st; returned at store 2 on
+    the 22nd, its Paytrail refund going out on the 23rd: each day balances through its
+    clearing row."""
+    [v] = await make_variants(db, [A], stock={shop.warehouse: 5})
+    order, _ = await place_web_order(db, settings, cmd(int(str(v["id"]))), customer_id=None,
+                                     key=uuid.uuid4().hex)
+    await pay_web_order(db, settings, order)
+    cashier = await staff_actor(db, shop, "cashier2")
+    ret, _ = await returns.take_return(db, cashier, order.id, ReturnIn(
+        location_id=shop.store2, reason="too small",
+        lines=[ReturnLineIn(line_no=1, quantity=1)]), idempotency_key=None)
+    d20, d21, d22, d23 = (date(2026, 3, n) for n in (20, 21, 22, 23))
+    at = {d: datetime.combine(d, time(23, 50), ZoneInfo(TZ)).astimezone(UTC)
+          for d in (d20, d21, d22, d23)}
+    async with db.uow() as uow:
+        s = uow.session
+        await s.execute(update(Order).where(Order.id == order.id).values(created_at=at[d20]))
+        await s.execute(update(Payment).where(Payment.order_id == order.id)
+                        .values(created_at=at[d21]))
+        await s.execute(update(Return).where(Return.id == ret.id)
+                        .values(created_at=at[d22], received_at=at[d22]))
+        await s.execute(update(Refund).where(Refund.order_id == order.id)
+                        .values(created_at=at[d23], status="ok"))
+        await uow.commit()
+    total = A + DELIVERY
+    async with db.reader() as s:
+        j = await build_journal(s, journal_period(d20, d23), TZ, locations={"web", "store-2"})
+    assert j.figure(d20, "web", "sales", "goods") == A
+    assert j.figure(d20, "web", "clearing", "sales_paid_other_day") == -total
+    assert j.figure(d21, "web", "payments", "paytrail") == total
+    assert j.figure(d21, "web", "clearing", "payments_not_sales_of_day") == total
+    # the return counts where the goods came back, its refund there too
+    assert j.figure(d22, "store-2", "returns", "goods") == -A
+    assert j.figure(d22, "store-2", "returns", "delivery") == -DELIVERY
+    assert j.figure(d22, "store-2", "clearing", "returns_refunded_other_day") == total
+    assert j.figure(d23, "store-2", "refunds", "paytrail") == -total
+    assert j.figure(d23, "store-2", "clearing", "refunds_not_returns_of_day") == -total
+    diffs = {(ln.day, ln.location): ln.gross_cents for ln in j.differences()}
+    assert diffs == {(d20, "web"): 0, (d21, "web"): 0, (d22, "store-2"): 0,
+                     (d23, "store-2"): 0}
+    # A sale paid twice is not hidden: the difference shows it until it is refunded.
+    async with db.uow() as uow:
+        uow.session.add(Payment(order_id=order.id, method="paytrail", status="captured",
+                                amount_cents=100, created_at=at[d20]))
+        await uow.commit()
+    async with db.reader() as s:
+        j = await build_journal(s, journal_period(d20), TZ, locations={"web"})
+    assert [ln.gross_cents for ln in j.differences()] == [100]
