@@ -56,6 +56,11 @@ REVENUE_SECTIONS = ("sales", "returns", "gift_cards", "rounding", "clearing")
 MONEY_SECTIONS = ("payments", "refunds")
 PAYMENT_ORDER = ("cash", "card", "card_to_confirm", "paytrail", "gift_card", "store_credit",
                  "points", "exchange")
+# Within a section: goods before delivery, sales' rounding before refunds', methods as
+# above, anything else by its name.
+KEY_ORDER = ("goods", "delivery", "sold", "sales", "refunds", "payments_not_sales_of_day",
+             "sales_paid_other_day", "refunds_not_returns_of_day",
+             "returns_refunded_other_day", *PAYMENT_ORDER)
 LEDGER_KINDS = ("gift_card", "store_credit")
 LEDGER_MOVES = ("issue", "credit", "refund", "spend", "expire", "void")
 
@@ -402,7 +407,7 @@ def _lines(acc: _Acc, period: Period, locations: set[str] | None,
 
 def _order(ln: JournalLine) -> tuple[int, int, str, int]:
     section = SECTIONS.index(ln.section) if ln.section in SECTIONS else len(SECTIONS)
-    key = PAYMENT_ORDER.index(ln.key) if ln.key in PAYMENT_ORDER else len(PAYMENT_ORDER)
+    key = KEY_ORDER.index(ln.key) if ln.key in KEY_ORDER else len(KEY_ORDER)
     return section, key, ln.key, -(ln.vat_rate_bp or 0)
 
 
