@@ -263,7 +263,8 @@ async def build_journal(s: AsyncSession, period: Period, tz: str, *,
     # Sales.
     for oid, rate, total, vat, gift in sale_rows:
         info = infos[int(oid)]
-        assert info.sale_day is not None
+        if info.sale_day is None:  # cancelled between the two reads: not a sale now
+            continue
         if gift:  # a multi-purpose voucher: a liability, no VAT
             acc.add(info.sale_day, info.location, "gift_cards", "sold", int(total))
         else:
@@ -271,7 +272,8 @@ async def build_journal(s: AsyncSession, period: Period, tz: str, *,
                     rate=int(rate), vat=int(vat))
     for oid, rate, fee, vat in delivery_rows:
         info = infos[int(oid)]
-        assert info.sale_day is not None
+        if info.sale_day is None:  # cancelled between the two reads: not a sale now
+            continue
         acc.add(info.sale_day, info.location, "sales", "delivery", int(fee), rate=int(rate),
                 vat=int(vat))
 
@@ -287,7 +289,8 @@ async def build_journal(s: AsyncSession, period: Period, tz: str, *,
             acc.add(day, info.location, "clearing", "payments_not_sales_of_day", int(amount))
     for oid, _m, _st, amount, _r, at in payments_of_sales:
         info = infos[int(oid)]
-        assert info.sale_day is not None
+        if info.sale_day is None:  # cancelled between the two reads: not a sale now
+            continue
         if day_of(at) != info.sale_day:
             acc.add(info.sale_day, info.location, "clearing", "sales_paid_other_day",
                     -int(amount))
