@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import os
 import subprocess
 import uuid
@@ -192,6 +193,16 @@ async def test_csv_layout_and_the_cli_prints_the_page_s_csv(
     assert table.returncode == 0, table.stderr.decode()
     out = table.stdout.decode()
     assert "check/difference" in out and "37,02" in out and "Webshop" not in out
+    as_json = await asyncio.to_thread(
+        subprocess.run, [*CLI, "report", "journal", "--date", DAY.isoformat(),
+                         "--format", "json"], env=env, cwd=ROOT, capture_output=True,
+        timeout=120)
+    assert as_json.returncode == 0, as_json.stderr.decode()
+    assert json.loads(as_json.stdout) == j.as_dict()
+    bad = await asyncio.to_thread(
+        subprocess.run, [*CLI, "report", "journal", "--date", "10.3.2026"], env=env,
+        cwd=ROOT, capture_output=True, timeout=120)
+    assert bad.returncode == 2 and b"YYYY-MM-DD" in bad.stdout + bad.stderr
 
 
 async def test_the_page_shows_the_tables_and_refuses_a_bad_date(
