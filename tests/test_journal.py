@@ -36,7 +36,15 @@ from saumaton.reports.journal import (
 from saumaton.returns import services as returns
 from saumaton.returns.models import Return
 from saumaton.returns.schemas import ReturnIn, ReturnLineIn
-from tests.journal_day import DELIVERY, GIFT, A, F, JournalDay, build_journal_day
+from tests.journal_day import (
+    DELIVERY,
+    GIFT,
+    A,
+    F,
+    JournalDay,
+    build_journal_day,
+    move_to_day,
+)
 from tests.support import (
     ROOT,
     Shop,
@@ -48,6 +56,7 @@ from tests.support import (
 )
 from tests.test_checkout import cmd
 from tests.test_cli import CLI
+from tests.test_returns import customer, ret, take, till_sale
 
 DAY = date(2026, 3, 10)
 TZ = "Europe/Helsinki"
@@ -290,3 +299,24 @@ async def test_money_on_another_day_than_the_sale_or_the_return_is_cleared(
     async with db.reader() as s:
         j = await build_journal(s, journal_period(d20), TZ, locations={"web"})
     assert [ln.gross_cents for ln in j.differences()] == [100]
+
+
+async def test_points_paid_part_of_a_return_comes_back_as_points(
+        db: Database, shop: Shop) -> None:
+    cid = await customer(db)
+    await till_sale(db, shop, [50000], customer_id=cid)  # earns the points (stays today)
+    # 2 × 20.00: 4.00 in points, 36.00 in cash; one unit back: 2.00 as points, 18.00 cash
+    order_id, _ = await till_sale(db, shop, [2000], qty=2, customer_id=cid, payments=[
+        {"method": "points", "amount_cents": 400}, {"method": "cash"}])
+    out = await take(db, await staff_actor(db, shop, "cashier1"), order_id,
+                     ret(shop.store1, [(1, 1)], refund_method="cash"))
+    day = date(2026, 3, 25)
+    await move_to_day(db, JournalDay(day, [order_id], [out.id]), day)
+    async with db.reader() as s:
+        j = await build_journal(s, journal_period(day), TZ, locations={"store-1"})
+    got = {(ln.section, ln.key): ln.gross_cents for ln in j.block(day, "store-1")}
+    assert got == {("sales", "goods"): 4000, ("returns", "goods"): -2000,
+                   ("payments", "cash"): 3600, ("payments", "points"): 400,
+                   ("refunds", "cash"): -1800, ("refunds", "points"): -200,
+                   ("check", "money"): 2000, ("check", "movements"): 2000,
+                   ("check", "difference"): 0}
