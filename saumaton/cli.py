@@ -576,6 +576,71 @@ def export_customers(file: FileOut = None, database_url: DbUrl = None) -> None:
     _export("customers", file, database_url)
 
 
+# --- report: figures for finance (docs/reports.md) ----------------------------------------
+report_app = typer.Typer(help="Reports: the daily journal and the sales summaries.",
+                         no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+# --- report journal: the accountant's daily journal (docs/journal.md) ---------------------
+@report_app.command("journal")
+def report_journal(
+    day: Annotated[str, typer.Option("--date", help="the business day, YYYY-MM-DD")],
+    until: Annotated[str | None, typer.Option(
+        "--until", help="the last day of a range, YYYY-MM-DD (default: --date)")] = None,
+    location: Annotated[str | None, typer.Option(
+        "--location", help="one location's rows: a store's or channel's code, * for the "
+                           "gift card ledger")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv | table | json")] = "table",
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", envvar="SAUMATON_REPORTS_DATABASE_URL",
+        help="default: SAUMATON_REPORTS_DATABASE_URL, else the main database")] = None,
+) -> None:
+    """The daily journal per day and location: sales and returns per VAT rate, payments
+    and refunds per method, gift cards, cash rounding and the balance check (0)."""
+    import json
+    from datetime import date
+
+    from saumaton.core.errors import ValidationFailed
+    from saumaton.db.uow import Database
+    from saumaton.reports.journal import build_journal, journal_period, to_csv, to_table
+
+    if fmt not in ("csv", "table", "json"):
+        console.print("[red]--format is csv, table or json[/red]")
+        raise typer.Exit(2)
+    try:
+        period = journal_period(date.fromisoformat(day),
+                                date.fromisoformat(until) if until else None)
+    except ValueError:
+        console.print("[red]a date is written YYYY-MM-DD[/red]")
+        raise typer.Exit(2) from None
+    except ValidationFailed as e:
+        console.print(f"[red]{e.detail}[/red]")
+        raise typer.Exit(2) from None
+    settings = get_settings()
+    url = database_url or settings.resolved_reports_database_url()
+
+    async def run() -> str:
+        db = Database(url)
+        try:
+            async with db.reader() as s:
+                journal = await build_journal(
+                    s, period, settings.timezone,
+                    locations={location} if location else None)
+        finally:
+            await db.dispose()
+        if fmt == "csv":
+            return to_csv(journal)
+        if fmt == "json":
+            return json.dumps(journal.as_dict(), ensure_ascii=False, indent=1)
+        return to_table(journal)
+
+    out = asyncio.run(run())
+    # Written as is (not through rich): the CSV must stay byte for byte the page's download.
+    sys.stdout.buffer.write(out.encode("utf-8"))
+    sys.stdout.flush()
+
+
 @app.command("wait-ready")
 def wait_ready(url: str = "http://127.0.0.1:8000/healthz", timeout: float = 30.0) -> None:
     """Poll URL until it answers 200 (for scripts)."""
