@@ -1,10 +1,10 @@
 """Benchmark 9 (issue 13): the reports on the scaled data set (1 M customers, 5 M order
 lines, returns, points, NPS answers, funnel events; `saumaton demo-data --scale`).
 
-The data set lives in a template database, `scale_base` (built once, it takes about
-a quarter of an hour; kept between runs). Each run copies it
-(`CREATE DATABASE reports_bench_<pid> TEMPLATE scale_base`, a file copy: seconds,
-not minutes), upgrades the copy to the newest migration (the summary tables'
+The data set lives in a template database, `scale_base` (4 GB; built once, 12-25 min
+depending on how busy the machine is; kept between runs). Each run copies it
+(`CREATE DATABASE reports_bench_<pid> TEMPLATE scale_base`, a file copy: about
+1.5 min), upgrades the copy to the newest migration (the summary tables'
 backfills run here and are timed), runs every report benchmark module that exists
 and drops the copy:
 
@@ -204,7 +204,7 @@ async def main() -> int:
     if not await exists(args.admin_dsn, args.template):
         if not args.build:
             result["skipped"] = (f"no template database {args.template}: build it with "
-                                 f"`python -m bench.reports --build` (about 15 min)")
+                                 f"`python -m bench.reports --build` (12-25 min)")
             print(f"reports benchmark skipped: {result['skipped']}")
             write_result("reports", result)
             return 0

@@ -27,7 +27,7 @@
 #      database `scale_base`, upgraded to head, then each report
 #      benchmark module that exists; the copy is dropped. The
 #      template is kept between runs; when missing it is built
-#      first (about 15 min once; BENCH_SCALE_BUILD=0 skips the
+#      first (12-25 min once; BENCH_SCALE_BUILD=0 skips the
 #      step instead)
 # stops the server (by PID), runs `saumaton check` again, drops the database and
 # prints a summary. Results: bench/results/*.json, summary.txt (gitignored).
