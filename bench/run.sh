@@ -22,6 +22,13 @@
 #   8. CSV import: 10,000 products × 5 variants into a fresh     bench/import_products.py
 #      database of its own (dry run, import, re-import), time
 #      and peak RSS; runs after 4 with the server stopped
+#   9. reports on the scaled data set (1 M customers, 5 M lines, bench/reports.py
+#      returns, points, NPS, funnel): a copy of the template
+#      database `scale_base`, upgraded to head, then each report
+#      benchmark module that exists; the copy is dropped. The
+#      template is kept between runs; when missing it is built
+#      first (12-25 min once; BENCH_SCALE_BUILD=0 skips the
+#      step instead)
 # stops the server (by PID), runs `saumaton check` again, drops the database and
 # prints a summary. Results: bench/results/*.json, summary.txt (gitignored).
 #
@@ -31,6 +38,7 @@
 # BENCH_UNITS (100), BENCH_SALES (500), BENCH_SUBSCRIBERS (8), BENCH_WEB_BUYERS (300),
 # BENCH_WEB_UNITS (100), BENCH_PAGE_DURATION (s, 10), BENCH_TILLS (16),
 # BENCH_TILL_INTERVAL (s, 1), BENCH_IMPORT_PRODUCTS (10000), BENCH_KEEP_DB=1,
+# BENCH_SCALE_BUILD (1: build scale_base if missing; 0: skip step 9 without it),
 # SAUMATON_SRC=/path/to/another/checkout (serve and migrate that tree's `saumaton`
 # package instead of this one, e.g. to measure before/after a change).
 set -euo pipefail
@@ -186,6 +194,13 @@ done
 log "8. CSV import: ${BENCH_IMPORT_PRODUCTS:-10000} products × 5 variants (a fresh database)"
 "$PY" -m bench.import_products --admin-dsn "$PG_ADMIN" \
   --products "${BENCH_IMPORT_PRODUCTS:-10000}" --variants 5 || FAILED+=(import_products)
+
+log "9. reports on the scaled data set (template scale_base)"
+if [ "${BENCH_SCALE_BUILD:-1}" = 0 ]; then SCALE_BUILD=--no-build; else SCALE_BUILD=--build; fi
+"$PY" -m bench.reports --admin-dsn "$PG_ADMIN" "$SCALE_BUILD" > "$RESULTS/reports.log" 2>&1 \
+  || FAILED+=(reports)
+# The table (between its header and the JSON), or the reason the step was skipped.
+sed -n -e '/^module /,/^{/p' -e '/skipped/p' "$RESULTS/reports.log" | sed '/^{/d'
 
 "$SAUMATON" check > "$RESULTS/check_final.txt" 2>&1 || FAILED+=(check_final)
 

@@ -102,6 +102,7 @@ def lines(m: dict[str, Any]) -> list[str]:
             f"{imp['variants']} variants): dry run {imp['dry_run_s']} s, import "
             f"{imp['import_s']} s (target 60), re-import unchanged "
             f"{imp['reimport_unchanged_s']} s; peak RSS {imp['peak_rss_mb']} MB (target 300)")
+    out.extend(report_lines())
     for name in ("check_after_flash", "check_after_web", "check_after_till", "check_final"):
         path = RESULTS / f"{name}.txt"
         if path.exists():
@@ -143,6 +144,32 @@ def web_lines() -> list[str]:
             f"flow each): {over['outcomes']}; stock left {over['database_check']}; all "
             f"answered after {over['total_s']} s; {'PASSED' if over['passed'] else 'FAILED'}; "
             f"oversold: {'no' if over.get('no_oversell') else 'YES'}")
+    return out
+
+
+def report_lines() -> list[str]:
+    """Benchmark 9 (bench/reports.py): the reports on the scaled data set."""
+    rep = load("reports")
+    if not rep:
+        return []
+    if "skipped" in rep:
+        return [f"9. Reports on the scaled data: skipped ({rep['skipped']})"]
+    data = rep.get("data", {})
+    out = [f"9. Reports on the scaled data ({data.get('order_lines', 0):,} order lines, "
+           f"{data.get('returns', 0):,} returns): copy {rep.get('copy_s')} s, upgrade to "
+           f"head {rep.get('upgrade_to_head_s')} s"
+           + (f", template built in {rep['template_build_s']} s"
+              if "template_build_s" in rep else "")
+           + (f"; missing modules: {', '.join(rep['missing'])}" if rep.get("missing") else "")]
+    for m in rep.get("modules", []):
+        if m["status"] != "ok":
+            if m["status"] != "missing":
+                out.append(f"9. {m['module']}: {m['status']}")
+            continue
+        figs = ", ".join(f"{f['name']} {f['seconds']:.3f} s"
+                         + ("" if f["within_target"] else " (over target)")
+                         for f in m["figures"])
+        out.append(f"9. {m['module']} (target {m['target_s']} s each): {figs}")
     return out
 
 

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from stdnum import ean as stdnum_ean
 
+from saumaton.analytics import KINDS as ANALYTICS_KINDS
+from saumaton.analytics.models import AnalyticsEvent
 from saumaton.catalogue.models import Product, Variant
 from saumaton.customers.models import Customer, CustomerIdentity
 from saumaton.db.base import Base
@@ -22,9 +24,12 @@ from saumaton.demo import DemoAlreadyLoaded, generate_scale, load_demo
 from saumaton.inventory.models import StockLevel, StockMovement
 from saumaton.inventory.services import verify_ledger
 from saumaton.locations.models import Channel, Location
+from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.orders.models import Order, OrderLine
-from saumaton.payments.models import Payment
+from saumaton.payments.models import Payment, Refund
 from saumaton.pricing.models import Campaign, CampaignChannel
+from saumaton.returns.models import Return, ReturnLine
+from saumaton.service.models import NpsSurvey
 from saumaton.staff.services import authenticate
 
 PG_ADMIN = os.environ.get("SAUMATON_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -141,9 +146,10 @@ async def _exercise(url: str) -> None:
             sales = await s.scalar(select(func.coalesce(func.sum(StockMovement.quantity), 0))
                                    .where(StockMovement.kind == "sale",
                                           StockMovement.actor == "system:demo-scale"))
+            # A cancelled order moved no stock (its reservation was released).
             sold = await s.scalar(select(func.sum(OrderLine.quantity)).join(
-                Order, Order.id == OrderLine.order_id).where(Order.created_by ==
-                                                             "system:demo-scale"))
+                Order, Order.id == OrderLine.order_id).where(
+                    Order.created_by == "system:demo-scale", Order.status != "cancelled"))
             assert sales == -int(sold or 0)
             assert await s.scalar(select(func.count()).select_from(StockLevel)
                                   .where(StockLevel.on_hand < 0)) == 0
@@ -156,12 +162,15 @@ async def _exercise(url: str) -> None:
             mismatch = await s.scalar(
                 select(func.count()).select_from(
                     select(Order.id).join(OrderLine, OrderLine.order_id == Order.id)
-                    .group_by(Order.id, Order.total_cents)
-                    .having(func.sum(OrderLine.total_cents) != Order.total_cents).subquery()))
+                    .group_by(Order.id, Order.total_cents, Order.delivery_fee_cents)
+                    .having(func.sum(OrderLine.total_cents) + Order.delivery_fee_cents
+                            != Order.total_cents).subquery()))
             assert mismatch == 0
             emails = await s.scalar(select(func.count()).select_from(CustomerIdentity)
                                     .where(CustomerIdentity.kind == "email"))
             assert emails == before_customers + 200
+
+        await _check_after_sale(db)
 
         # A second run adds more without clashing.
         await generate_scale(db, customers=50, order_lines=120, seed=8)
@@ -170,6 +179,97 @@ async def _exercise(url: str) -> None:
         assert await _count(db, Customer) == before_customers + 250
     finally:
         await db.dispose()
+
+
+async def _check_after_sale(db: Database) -> None:
+    """What the scale generator adds after the sales: returns with refunds and stock,
+    cancelled web orders, points, NPS answers and funnel events, all consistent."""
+    scale = Order.created_by == "system:demo-scale"
+    async with db.reader() as s:
+        returns = int(await s.scalar(select(func.count()).select_from(Return)
+                                     .where(Return.created_by == "system:demo-scale")) or 0)
+        sold = int(await s.scalar(select(func.count()).select_from(Order).where(
+            scale, Order.status.not_in(("pending", "cancelled")))) or 0)
+        # About 5 % of the sales come back (a return 1-30 days later, so a few fewer).
+        assert 0.015 * sold <= returns <= 0.10 * sold
+        assert await s.scalar(select(func.count()).select_from(Return)
+                              .where(Return.status != "completed")) == 0
+        # Web orders came back both by post and at a store (cross-channel).
+        web_returns = set((await s.execute(
+            select(Return.kind, Return.channel).distinct()
+            .join(Order, Order.id == Return.order_id)
+            .join(Channel, Channel.id == Order.channel_id)
+            .where(Channel.kind == "webshop"))).all())
+        assert ("post", "web") in web_returns
+        assert any(kind == "in_store" and ch.startswith("pos-") for kind, ch in web_returns)
+        assert len(set((await s.scalars(select(Return.reason))).all())) >= 3
+        # Never more back than sold; returned_quantity == the return lines' units.
+        assert await s.scalar(select(func.count()).select_from(OrderLine).where(
+            OrderLine.returned_quantity > OrderLine.quantity)) == 0
+        per_line = select(ReturnLine.order_line_id, func.sum(ReturnLine.quantity).label("q")
+                          ).group_by(ReturnLine.order_line_id).subquery()
+        assert await s.scalar(select(func.count()).select_from(OrderLine).outerjoin(
+            per_line, per_line.c.order_line_id == OrderLine.id).where(
+                OrderLine.returned_quantity != func.coalesce(per_line.c.q, 0))) == 0
+        # Refunds == the returns' totals == the lines' refunds == the orders' refunded.
+        lines_sum = select(ReturnLine.return_id, func.sum(ReturnLine.refund_cents).label("c")
+                           ).group_by(ReturnLine.return_id).subquery()
+        refund_sum = select(Refund.return_id, func.sum(Refund.amount_cents).label("c")
+                            ).where(Refund.status == "ok").group_by(Refund.return_id).subquery()
+        assert await s.scalar(select(func.count()).select_from(Return)
+                              .join(lines_sum, lines_sum.c.return_id == Return.id)
+                              .join(refund_sum, refund_sum.c.return_id == Return.id)
+                              .where(or_(Return.refund_cents != lines_sum.c.c,
+                                         Return.refund_cents != refund_sum.c.c))) == 0
+        assert await s.scalar(select(func.count()).select_from(Return).outerjoin(
+            refund_sum, refund_sum.c.return_id == Return.id).where(
+                refund_sum.c.c.is_(None))) == 0
+        refunded = int(await s.scalar(select(func.sum(Order.refunded_cents)).where(scale)) or 0)
+        assert refunded == int(await s.scalar(select(func.sum(Refund.amount_cents)).join(
+            Order, Order.id == Refund.order_id).where(scale)) or 0) > 0
+        # A returned order's status says how much came back.
+        states = set((await s.scalars(select(Order.status).distinct().where(
+            scale, Order.refunded_cents > 0))).all())
+        assert states <= {"returned", "partly_returned"} and states
+        # Every returned unit is a "return" row in the ledger at the receiving location.
+        back = await s.scalar(select(func.sum(StockMovement.quantity)).where(
+            StockMovement.kind == "return", StockMovement.actor == "system:demo-scale"))
+        assert back == await s.scalar(select(func.sum(ReturnLine.quantity)).join(
+            Return, Return.id == ReturnLine.return_id).where(
+                Return.created_by == "system:demo-scale"))
+        assert await verify_ledger(s) == []
+        # Cancelled web orders: unpaid, no payment.
+        cancelled = await s.scalar(select(func.count()).select_from(Order)
+                                   .where(scale, Order.status == "cancelled"))
+        assert cancelled and cancelled < sold * 0.05
+        assert await s.scalar(select(func.count()).select_from(Payment).join(
+            Order, Order.id == Payment.order_id).where(Order.status == "cancelled")) == 0
+        # Points: earned once per identified sale, a return takes its share back.
+        earned = await s.scalar(select(func.count()).select_from(LoyaltyEntry).where(
+            LoyaltyEntry.kind == "earn", LoyaltyEntry.created_by == "system:demo-scale"))
+        buyers = await s.scalar(select(func.count()).select_from(Order).where(
+            scale, Order.customer_id.is_not(None),
+            Order.status.not_in(("pending", "cancelled")), Order.total_cents >= 100))
+        assert earned and earned <= int(buyers or 0)
+        assert await s.scalar(select(func.count()).select_from(LoyaltyEntry)
+                              .where(LoyaltyEntry.kind == "reverse"))
+        # NPS: some asked, some answered with a score 0-10.
+        answered = (await s.scalars(select(NpsSurvey.score)
+                                    .where(NpsSurvey.score.is_not(None)))).all()
+        assert answered and all(0 <= int(x) <= 10 for x in answered if x is not None)
+        assert await s.scalar(select(func.count()).select_from(NpsSurvey)
+                              .where(NpsSurvey.score.is_(None)))
+        # Funnel events: every step, more visits than orders placed, devices recorded.
+        kinds = dict((await s.execute(select(AnalyticsEvent.kind, func.count())
+                                      .group_by(AnalyticsEvent.kind))).all())
+        assert set(kinds) == set(ANALYTICS_KINDS)
+        assert kinds["visit"] > kinds["order_placed"] > 0
+        placed = await s.scalar(select(func.count()).select_from(AnalyticsEvent).join(
+            Order, Order.id == AnalyticsEvent.order_id).where(
+                AnalyticsEvent.kind == "order_placed"))
+        assert placed == kinds["order_placed"]
+        data = await s.scalar(select(AnalyticsEvent.data).limit(1))
+        assert data is not None and data["device"] in {"mobile", "desktop", "tablet"}
 
 
 async def test_demo_data_sqlite(sqlite_url: str) -> None:
