@@ -333,16 +333,17 @@ async def test_flags_page_resolves_for_the_managers_own_store_only(
         assert page.status_code == 200
         assert f'data-testid="flag-{h}-price_mismatch"' in page.text
         assert f'data-testid="flag-{t}-price_mismatch"' not in page.text  # not her store
-        empty = await manager.post(f"/backoffice/flags/{h}/price_mismatch",
-                                   data={"csrf_token": token, "note": " "},
+        empty = await manager.post(f"/backoffice/flags/{h}", data={
+                                   "csrf_token": token, "flag": "price_mismatch", "note": " "},
                                    headers={"Accept-Language": "en"})
         assert empty.status_code == 422 and 'data-testid="error-note"' in empty.text
         assert "Write what you checked" in empty.text
-        other = await manager.post(f"/backoffice/flags/{t}/price_mismatch",
-                                   data={"csrf_token": token, "note": "looked"})
+        other = await manager.post(f"/backoffice/flags/{t}", data={
+                                   "csrf_token": token, "flag": "price_mismatch", "note": "x"})
         assert other.status_code == 403
-        done = await manager.post(f"/backoffice/flags/{h}/price_mismatch", data={
-            "csrf_token": token, "note": "Old shelf label", "back": "/backoffice/flags"})
+        done = await manager.post(f"/backoffice/flags/{h}", data={
+            "csrf_token": token, "flag": "price_mismatch", "note": "Old shelf label",
+            "back": "/backoffice/flags"})
         assert done.status_code == 303
         resolved = await manager.get("/backoffice/flags", params={"state": "resolved",
                                                                    "flag": "price_mismatch"})

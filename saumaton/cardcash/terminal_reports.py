@@ -114,6 +114,15 @@ def _day(text: str) -> date | None:
 
 def parse(data: bytes, tz: str) -> list[ParsedRow]:
     """The rows of a terminal report file, or TerminalReportInvalid with every error."""
+    rows, errors = parse_rows(data, tz)
+    if errors:
+        raise TerminalReportInvalid(errors)
+    return rows
+
+
+def parse_rows(data: bytes, tz: str) -> tuple[list[ParsedRow], list[RowError]]:
+    """The good rows and every row's errors; a file that cannot be read at all (not
+    UTF-8, no header, no rows): TerminalReportInvalid."""
     if len(data) > MAX_BYTES:
         raise _file_error("file_too_big", f"the file is over {MAX_BYTES // 2**20} MB")
     try:
@@ -202,9 +211,7 @@ def parse(data: bytes, tz: str) -> list[ParsedRow]:
             continue
         seen[parsed.key] = n
         rows.append(parsed)
-    if errors:
-        raise TerminalReportInvalid(errors)
-    return rows
+    return rows, errors
 
 
 @dataclass
@@ -230,12 +237,11 @@ async def import_report(uow: UnitOfWork, actor: Actor, filename: str, data: byte
     """Import a terminal report file (needs reconcile.write at every store it names) and
     match the days it covers. Any error: TerminalReportInvalid, nothing written."""
     actor.require("reconcile.write")
-    rows = parse(data, tz)
+    rows, errors = parse_rows(data, tz)
     s = uow.session
     codes = sorted({r.store for r in rows})
     stores = {loc.code: loc for loc in (await s.scalars(
         select(Location).where(Location.code.in_(codes)))).all()}
-    errors: list[RowError] = []
     for r in rows:
         loc = stores.get(r.store)
         if loc is None or loc.kind != "store":

@@ -134,10 +134,11 @@ async def review(request: Request, actor: Annotated[Actor, requires("reports.rea
                        until=until, fmt=format, notice=notice)
 
 
-@router.post(BASE + "/{order_id}/{flag}")
-async def resolve(request: Request, order_id: int, flag: str,
+@router.post(BASE + "/{order_id}")
+async def resolve(request: Request, order_id: int,
                   actor: Annotated[Actor, requires("flags.resolve")]) -> Response:
     form = await checked_form(request)
+    flag = str(form.get("flag", ""))[:32]
     note = str(form.get("note", ""))
     back = str(form.get("back", ""))
     back = back if back.startswith(BASE) and "//" not in back else BASE
