@@ -23,6 +23,8 @@ from saumaton.core.errors import Conflict, Forbidden, ValidationFailed
 from saumaton.db.uow import Database
 from saumaton.payments.models import Payment
 from saumaton.reports.period import Period
+from saumaton.returns import services as returns
+from saumaton.returns.schemas import ReturnIn, ReturnLineIn
 from saumaton.tills.drawer import close_session, open_session
 from tests.card_cash_builders import TZ, card_sale, card_store, local, terminal_file
 from tests.support import Shop, csrf_of, open_drawer, staff_actor, staff_login
@@ -134,6 +136,32 @@ async def test_reference_match_with_another_amount_is_listed_not_confirmed(
     assert {r.reference: (r.status, r.matched_by, r.order_id) for r in view.rows} == {
         f"REF-{tag}": ("amount_differs", "reference", d.id),
         f"OTHER-{tag}": ("matched", "amount_time", e.id)}
+
+
+async def test_card_refunds_are_matched_to_the_terminal_refunds(db: Database) -> None:
+    store = await card_store(db)
+    tag = uuid.uuid4().hex[:6]
+    sale = await card_sale(db, store, 2500, reference=f"P-{tag}")
+    manager = Actor(label="staff:m", name="M", grants=(RoleGrant("manager", store.id),))
+    refund, _ = await returns.take_return(db, manager, sale.id, ReturnIn(
+        location_id=store.id, reason="wrong shade",
+        lines=[ReturnLineIn(line_no=1, quantity=1, restock=True)],
+        terminal_confirmed=True, terminal_reference=f"RF-{tag}"))
+    assert [(r.method, r.amount_cents) for r in refund.refunds] == [("card", 2500)]
+    now = utcnow().astimezone(TZ)
+    day, at = now.date().isoformat(), now.strftime("%H:%M:%S")
+    await _import(db, terminal_file([
+        (day, at, "T4", store.code, "25,00", "purchase", "Visa", "****5555", "", f"P-{tag}"),
+        (day, at, "T4", store.code, "25,00", "refund", "Visa", "****5555", "", f"RF-{tag}"),
+        (day, at, "T4", store.code, "7,00", "refund", "Visa", "****5555", "", f"RX-{tag}")]))
+    async with db.reader() as s:
+        view = await terminal_reports.card_day(s, [store.id], now.date(), tz="Europe/Helsinki")
+    assert {r.reference: (r.kind, r.status, r.order_id) for r in view.rows} == {
+        f"P-{tag}": ("purchase", "matched", sale.id),
+        f"RF-{tag}": ("refund", "matched", sale.id),
+        f"RX-{tag}": ("refund", "terminal_only", None)}
+    assert [(m.kind, m.card_kind, m.terminal_amount_cents) for m in view.mismatches] == [
+        ("terminal_only", "refund", 700)]
 
 
 async def test_offline_payment_matched_by_reference_with_another_amount_stays_unconfirmed(
