@@ -27,7 +27,7 @@ from saumaton.returns import services as returns
 from saumaton.returns.schemas import ReturnIn, ReturnLineIn
 from saumaton.tills.drawer import close_session, open_session
 from tests.card_cash_builders import TZ, card_sale, card_store, local, terminal_file
-from tests.support import Shop, csrf_of, open_drawer, staff_actor, staff_login
+from tests.support import Shop, csrf_of, open_drawer, staff_actor, staff_login, text_of
 
 FINANCE = Actor(label="staff:test finance", name="Fiia Finanssi",
                 grants=(RoleGrant("finance", None),))
@@ -366,6 +366,9 @@ async def test_flags_page_resolves_for_the_managers_own_store_only(
                                    headers={"Accept-Language": "en"})
         assert empty.status_code == 422 and 'data-testid="error-note"' in empty.text
         assert "Write what you checked" in empty.text
+        home = (await manager.get("/backoffice/")).text
+        open_before = int(text_of(home, "todo-flags-count"))
+        assert open_before >= 2  # both of this sale's flags at least
         other = await manager.post(f"/backoffice/flags/{t}", data={
                                    "csrf_token": token, "flag": "price_mismatch", "note": "x"})
         assert other.status_code == 403
@@ -373,6 +376,9 @@ async def test_flags_page_resolves_for_the_managers_own_store_only(
             "csrf_token": token, "flag": "price_mismatch", "note": "Old shelf label",
             "back": "/backoffice/flags"})
         assert done.status_code == 303
+        home = (await manager.get("/backoffice/")).text
+        assert int(text_of(home, "todo-flags-count")) == open_before - 1
+        assert 'href="/backoffice/flags"' in home
         resolved = await manager.get("/backoffice/flags", params={"state": "resolved",
                                                                    "flag": "price_mismatch"})
         assert f'data-testid="flag-{h}-price_mismatch"' in resolved.text

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import case, func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -160,18 +160,18 @@ async def review_items(s: AsyncSession, q: ReviewQuery, *, tz: str) -> tuple[
 
 
 async def open_count(s: AsyncSession, location_ids: Iterable[int] | None) -> int:
-    """How many review items are open (every store when `location_ids` is None)."""
-    stmt = select(Order.id, Order.flags).where(Order.flags != "")
+    """How many review items are open (every store when `location_ids` is None): the
+    flags the stores' orders carry minus those resolved; two counts over the flagged
+    orders (the partial index ix_orders_flagged)."""
+    padded = literal(" ") + Order.flags + literal(" ")
+    carried = select(func.coalesce(func.sum(sum(
+        (case((padded.like(f"% {f} %"), 1), else_=0) for f in REVIEW_FLAGS),
+        literal(0))), 0)).where(Order.flags != "")
+    resolved = (select(func.count()).select_from(FlagResolution)
+                .join(Order, Order.id == FlagResolution.order_id)
+                .where(FlagResolution.flag.in_(REVIEW_FLAGS)))
     if location_ids is not None:
-        stmt = stmt.where(Order.location_id.in_(list(location_ids)))
-    rows = (await s.execute(stmt)).all()
-    if not rows:
-        return 0
-    wanted = sum(len(set(str(r.flags).split()) & set(REVIEW_FLAGS)) for r in rows)
-    ids = [int(r.id) for r in rows]
-    done = 0
-    for chunk in range(0, len(ids), 500):
-        done += int(await s.scalar(select(func.count()).where(
-            FlagResolution.order_id.in_(ids[chunk:chunk + 500]),
-            FlagResolution.flag.in_(REVIEW_FLAGS))) or 0)
-    return wanted - done
+        ids = list(location_ids)
+        carried = carried.where(Order.location_id.in_(ids))
+        resolved = resolved.where(Order.location_id.in_(ids))
+    return int(await s.scalar(carried) or 0) - int(await s.scalar(resolved) or 0)
