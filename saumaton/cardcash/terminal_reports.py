@@ -363,12 +363,16 @@ def pair(rows: Sequence[TerminalRow], cards: Sequence[TillCard]
             out.append((r, c, "reference"))
             used_rows.add(r.id)
             used_cards.add((c.kind, c.id))
+    # Only the same type and amount can pair: bucket the till's side by them.
+    buckets: dict[tuple[str, int], list[TillCard]] = {}
+    for c in cards:
+        if not c.reference and (c.kind, c.id) not in used_cards:
+            buckets.setdefault((c.kind, c.amount_cents), []).append(c)
     # Nearest time first: a pair closer in time wins over a farther one.
     candidates = sorted(
         ((abs(r.occurred_at - c.at), r.id, c.id, r, c) for r in rows if r.id not in used_rows
-         for c in cards if not c.reference and (c.kind, c.id) not in used_cards
-         and c.kind == r.kind and c.amount_cents == r.amount_cents
-         and abs(r.occurred_at - c.at) <= MATCH_WINDOW), key=lambda t: t[:3])
+         for c in buckets.get((r.kind, r.amount_cents), ())
+         if abs(r.occurred_at - c.at) <= MATCH_WINDOW), key=lambda t: t[:3])
     for _, _, _, r, c in candidates:
         if r.id in used_rows or (c.kind, c.id) in used_cards:
             continue

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Query, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.exc import IntegrityError
 from starlette.datastructures import UploadFile
 
 from saumaton.cardcash import cash, terminal_reports
@@ -221,6 +222,11 @@ async def upload(request: Request,
             result = await terminal_reports.import_report(
                 uow, actor, file.filename, data, tz=settings_of(request).timezone)
             await uow.commit()
+    except IntegrityError:  # the same rows imported by someone else at this moment
+        return await _page(request, actor, day_text="", store="", since="", until="",
+                           status=409, errors={"file": gettext(request, N_(
+                               "Another import of these rows ran at the same moment: "
+                               "upload the file again."))})
     except TerminalReportInvalid as exc:
         rows = [_row_error(request, e) for e in exc.extra["errors"]]
         return await _page(request, actor, day_text="", store="", since="", until="",
