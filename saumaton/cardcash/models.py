@@ -44,8 +44,8 @@ class TerminalRow(Base):
 
     __tablename__ = "terminal_rows"
     __table_args__ = (
-        UniqueConstraint("terminal_id", "kind", "reference",
-                         name="uq_terminal_rows_terminal_kind_reference"),
+        UniqueConstraint("reference", "terminal_id", "kind",
+                         name="uq_terminal_rows_reference"),
         Index("ix_terminal_rows_location_day", "location_id", "business_day"),
     )
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)

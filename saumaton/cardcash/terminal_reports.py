@@ -26,9 +26,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.audit.services import record
@@ -225,11 +226,15 @@ class ImportResult:
     days: list[tuple[str, date]] = field(default_factory=list)  # (store code, day)
 
 
-def _same(row: TerminalRow, p: ParsedRow, location_id: int) -> bool:
-    return (row.location_id, row.business_day, row.occurred_at, row.amount_cents,
-            row.card_brand, row.masked_pan, row.auth_code) == (
-        location_id, p.business_day, p.occurred_at, p.amount_cents, p.card_brand,
-        p.masked_pan, p.auth_code)
+_KEPT = (TerminalRow.terminal_id, TerminalRow.kind, TerminalRow.reference,
+         TerminalRow.location_id, TerminalRow.business_day, TerminalRow.occurred_at,
+         TerminalRow.amount_cents, TerminalRow.card_brand, TerminalRow.masked_pan,
+         TerminalRow.auth_code)
+
+
+def _figures(p: ParsedRow, location_id: int) -> tuple[Any, ...]:
+    return (location_id, p.business_day, p.occurred_at, p.amount_cents, p.card_brand,
+            p.masked_pan, p.auth_code)
 
 
 async def import_report(uow: UnitOfWork, actor: Actor, filename: str, data: bytes, *,
@@ -250,20 +255,19 @@ async def import_report(uow: UnitOfWork, actor: Actor, filename: str, data: byte
         elif not actor.can("reconcile.write", loc.id):
             errors.append(RowError(r.row, "store", "forbidden",
                                    f"you may not import for the store {r.store}"))
-    existing: dict[tuple[str, str, str], TerminalRow] = {}
-    keys = [r.key for r in rows]
-    for chunk in range(0, len(keys), 500):
-        part = keys[chunk:chunk + 500]
-        for tr in (await s.scalars(select(TerminalRow).where(
-                TerminalRow.terminal_id.in_({k[0] for k in part}),
-                TerminalRow.reference.in_({k[2] for k in part})))).all():
-            existing[(tr.terminal_id, tr.kind, tr.reference)] = tr
+    existing: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+    refs = sorted({r.reference for r in rows})
+    for chunk in range(0, len(refs), 1000):
+        for kept in (await s.execute(select(*_KEPT).where(
+                TerminalRow.reference.in_(refs[chunk:chunk + 1000])))).all():
+            existing[(kept[0], kept[1], kept[2])] = (
+                kept[3], kept[4], aware_utc(kept[5]), *kept[6:])
     new: list[ParsedRow] = []
     for r in rows:
         old = existing.get(r.key)
         if old is None:
             new.append(r)
-        elif r.store in stores and not _same(old, r, stores[r.store].id):
+        elif r.store in stores and old != _figures(r, stores[r.store].id):
             errors.append(RowError(r.row, "reference", "row_changed",
                                    "a row with this terminal, type and reference was "
                                    "imported earlier with other figures"))
@@ -282,13 +286,14 @@ async def import_report(uow: UnitOfWork, actor: Actor, filename: str, data: byte
         s.add(imp)
         await s.flush()
         result.import_id = imp.id
-        s.add_all([TerminalRow(
-            import_id=imp.id, location_id=stores[r.store].id, business_day=r.business_day,
-            occurred_at=r.occurred_at, terminal_id=r.terminal_id, kind=r.kind,
-            amount_cents=r.amount_cents, card_brand=r.card_brand, masked_pan=r.masked_pan,
-            auth_code=r.auth_code, reference=r.reference, matched_by="", confirmed=False,
-            confirmed_by="") for r in new])
-        await s.flush()
+        for chunk in range(0, len(new), 2000):
+            await s.execute(insert(TerminalRow), [{
+                "import_id": imp.id, "location_id": stores[r.store].id,
+                "business_day": r.business_day, "occurred_at": r.occurred_at,
+                "terminal_id": r.terminal_id, "kind": r.kind, "amount_cents": r.amount_cents,
+                "card_brand": r.card_brand, "masked_pan": r.masked_pan,
+                "auth_code": r.auth_code, "reference": r.reference, "matched_by": "",
+                "confirmed": False, "confirmed_by": ""} for r in new[chunk:chunk + 2000]])
     for location_id, day in days:
         matched, confirmed = await match_day(uow, actor, location_id, day, tz=tz)
         result.matched += matched
@@ -387,13 +392,15 @@ async def match_day(uow: UnitOfWork, actor: Actor, location_id: int, day: date, 
     """Match the store's unmatched terminal rows of `day` with its unmatched card
     payments and refunds; (rows matched, payments confirmed)."""
     s = uow.session
+    cards = await till_cards(s, location_id, day, tz=tz, unmatched_only=True)
+    if not cards:
+        return 0, 0
     rows = list((await s.scalars(select(TerminalRow).where(
         TerminalRow.location_id == location_id, TerminalRow.business_day == day,
         TerminalRow.payment_id.is_(None), TerminalRow.refund_id.is_(None))
         .order_by(TerminalRow.id))).all())
     if not rows:
         return 0, 0
-    cards = await till_cards(s, location_id, day, tz=tz, unmatched_only=True)
     now = utcnow()
     confirmed = 0
     pairs = pair(rows, cards)

@@ -75,7 +75,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_terminal_rows')),
     sa.UniqueConstraint('payment_id', name=op.f('uq_terminal_rows_payment_id')),
     sa.UniqueConstraint('refund_id', name=op.f('uq_terminal_rows_refund_id')),
-    sa.UniqueConstraint('terminal_id', 'kind', 'reference', name='uq_terminal_rows_terminal_kind_reference')
+    sa.UniqueConstraint('reference', 'terminal_id', 'kind', name='uq_terminal_rows_reference')
     )
     with op.batch_alter_table('terminal_rows', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_terminal_rows_import_id'), ['import_id'], unique=False)
