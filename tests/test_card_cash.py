@@ -33,6 +33,10 @@ FINANCE = Actor(label="staff:test finance", name="Fiia Finanssi",
                 grants=(RoleGrant("finance", None),))
 
 
+OWNER = Actor(label="staff:test owner", name="Olli Omistaja",
+                       grants=(RoleGrant("owner", None),))
+
+
 def today() -> date:
     return utcnow().astimezone(TZ).date()
 
@@ -326,6 +330,14 @@ async def test_card_cash_page_imports_shows_and_exports(
         text = exported.content.decode("utf-8")
         assert text.startswith("\ufeffstore;time_utc;kind;")
         assert f"{store.code};" in text and ";terminal_only;purchase;5,00;;W-" in text
+        async with db.uow() as uow:  # the store's drawer closed 30 cents short
+            await close_session(uow, OWNER, store.session_id, 9970)
+            await uow.commit()
+        cash_csv = (await finance.get("/backoffice/card-cash", params={
+            "format": "csv", "table": "cash", "store": store.code})).content.decode("utf-8")
+        [line] = [ln for ln in cash_csv.splitlines() if ln.startswith(f"{store.code};")]
+        assert line.split(";")[3:] == ["1", "test", line.split(";")[5], "Olli Omistaja",
+                                       line.split(";")[7], "100,00", "99,70", "-0,30"]
         for table in ("terminal", "cash", "cash_days", "cash_months"):
             r = await finance.get("/backoffice/card-cash", params={"format": "csv",
                                                                     "table": table})
@@ -362,10 +374,12 @@ async def test_flags_page_resolves_for_the_managers_own_store_only(
         assert f'data-testid="flag-{h}-price_mismatch"' in page.text
         assert f'data-testid="flag-{t}-price_mismatch"' not in page.text  # not her store
         empty = await manager.post(f"/backoffice/flags/{h}", data={
-                                   "csrf_token": token, "flag": "price_mismatch", "note": " "},
+                                   "csrf_token": token, "flag": "price_mismatch", "note": " ",
+                                   "back": "/backoffice/flags?flag=price_mismatch&state=open"},
                                    headers={"Accept-Language": "en"})
         assert empty.status_code == 422 and 'data-testid="error-note"' in empty.text
         assert "Write what you checked" in empty.text
+        assert '<option value="price_mismatch" selected>' in empty.text  # filters kept
         home = (await manager.get("/backoffice/")).text
         open_before = int(text_of(home, "todo-flags-count"))
         assert open_before >= 2  # both of this sale's flags at least

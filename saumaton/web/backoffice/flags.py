@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import Query, Request
@@ -150,8 +150,11 @@ async def resolve(request: Request, order_id: int,
         if exc.status in (403, 404):
             raise
         key = (order_id, flag)
+        shown = {k: v[:32] for k, v in parse_qsl(urlsplit(back).query)}  # the list's filters
         return await _page(
-            request, actor, store="", flag="", state="open", since="", until="",
+            request, actor, store=shown.get("store", ""), flag=shown.get("flag", ""),
+            state=shown.get("state", "open"), since=shown.get("since", ""),
+            until=shown.get("until", ""),
             errors={key: {"note": error_message(request, exc, MESSAGES)}},
             values={key: note[:500]}, status=exc.status)
     sep = "&" if "?" in back else "?"
