@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date
 from fastapi import Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.exc import IntegrityError
@@ -25,13 +26,21 @@ from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import DomainError
 from saumaton.csvio.files import BOM, csv_line, excel_text, format_euros
+from saumaton.i18n import LOCALES
 from saumaton.locations.models import Location
 from saumaton.locations.services import list_locations
 from saumaton.reports.period import Period, parse_period
 from saumaton.web.auth import db_of, reports_db_of
 from saumaton.web.backoffice.access import requires
 from saumaton.web.i18n import N_
-from saumaton.web.pages import checked_form, gettext, page_router, render, settings_of
+from saumaton.web.pages import (
+    checked_form,
+    gettext,
+    page_lang,
+    page_router,
+    render,
+    settings_of,
+)
 
 router = page_router()
 BASE = "/backoffice/card-cash"
@@ -141,6 +150,8 @@ async def _page(request: Request, actor: Actor, *, day_text: str, store: str, si
         "may_import": actor.can("reconcile.write"),
         "status_labels": STATUS_LABELS, "mismatch_labels": MISMATCH_LABELS,
         "kind_labels": KIND_LABELS,
+        "fmt_day": lambda d: format_date(d, "medium", locale=LOCALES[page_lang(request)]),
+        "fmt_month": lambda d: format_date(d, "LLLL yyyy", locale=LOCALES[page_lang(request)]),
         "csv_href": lambda t: f"{BASE}?{urlencode({**query, 'format': 'csv', 'table': t})}",
         "prev_day": (day - timedelta(days=1)).isoformat(),
         "next_day": (day + timedelta(days=1)).isoformat(),
