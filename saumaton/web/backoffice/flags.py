@@ -27,7 +27,14 @@ from saumaton.reports.period import Period, parse_period
 from saumaton.web.auth import db_of, reports_db_of
 from saumaton.web.backoffice.access import requires
 from saumaton.web.i18n import N_
-from saumaton.web.pages import checked_form, error_message, gettext, page_router, render
+from saumaton.web.pages import (
+    checked_form,
+    error_message,
+    gettext,
+    page_router,
+    render,
+    settings_of,
+)
 
 router = page_router()
 BASE = "/backoffice/flags"
@@ -68,7 +75,7 @@ async def _page(request: Request, actor: Actor, *, store: str, flag: str, state:
                 errors: dict[tuple[int, str], dict[str, str]] | None = None,
                 values: dict[tuple[int, str], str] | None = None, notice: str = "",
                 status: int = 200) -> Response:
-    tz = request.app.state.settings.timezone
+    tz = settings_of(request).timezone
     stores = await _stores(request, actor)
     chosen = [loc for loc in stores if loc.code == store] or stores
     by_id = {loc.id: loc for loc in stores}
