@@ -92,6 +92,9 @@ async def test_terminal_report_confirms_offline_card_payments_and_lists_mismatch
             AuditEntry.subject_id.in_(pay_ids)))).all()
         resolved = (await s.scalars(select(FlagResolution).where(
             FlagResolution.order_id.in_([a.id, c1.id, c2.id])))).all()
+        imported = (await s.scalars(select(AuditEntry).where(
+            AuditEntry.action == "terminal_report.import",
+            AuditEntry.subject_id == result.import_id))).all()
         flag_audit = (await s.scalars(select(AuditEntry).where(
             AuditEntry.action == "flag.resolve", AuditEntry.subject_type == "order",
             AuditEntry.subject_id.in_([a.id, c2.id])))).all()
@@ -106,6 +109,8 @@ async def test_terminal_report_confirms_offline_card_payments_and_lists_mismatch
         (a.id, "card_unconfirmed", True), (c2.id, "card_unconfirmed", True)])
     assert any(f"TX-{tag}-1" in r.note for r in resolved)
     assert len(flag_audit) == 2
+    assert [(e.actor, e.data["new"], e.data["confirmed"]) for e in imported] == [
+        (FINANCE.label, 3, 2)]
 
     # The same file again, and its rows in another file: nothing changes.
     before = await _counts(db)
