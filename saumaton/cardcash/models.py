@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from saumaton.core.clock import utcnow
 from saumaton.db.base import Base, BigID, UTCDateTime
 from saumaton.orders.models import Order
+from saumaton.payments.models import Payment, Refund
 
 
 class TerminalImport(Base):
@@ -90,3 +91,9 @@ class FlagResolution(Base):
 # only those (orders.flags is '' for nearly every order).
 Index("ix_orders_flagged", Order.location_id, Order.created_at,
       sqlite_where=text("flags <> ''"), postgresql_where=text("flags <> ''"))
+# A store's card payments and card refunds of a day, for matching a terminal report (the
+# offline ones are recorded when the till syncs: on or after the day they were taken).
+Index("ix_payments_card_location_created", Payment.location_id, Payment.created_at,
+      sqlite_where=text("method = 'card'"), postgresql_where=text("method = 'card'"))
+Index("ix_refunds_card_location_created", Refund.location_id, Refund.created_at,
+      sqlite_where=text("method = 'card'"), postgresql_where=text("method = 'card'"))

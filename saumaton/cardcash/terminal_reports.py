@@ -54,6 +54,9 @@ MAX_ROWS = 50_000
 MAX_BYTES = 10 * 1024 * 1024
 # How far apart the till's and the terminal's clocks may put the same card payment.
 MATCH_WINDOW = timedelta(minutes=15)
+# An offline till's sale is recorded when the till syncs; one synced later than this after
+# the day it was made is not looked for.
+SYNC_LAG = timedelta(days=60)
 
 _DATE_ISO = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATE_FI = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})")
@@ -335,6 +338,10 @@ async def till_cards(s: AsyncSession, location_id: int, day: date, *, tz: str,
                  Payment.reference, Payment.status)
           .join(Order, Order.id == Payment.order_id)
           .where(Payment.method == "card", Payment.location_id == location_id,
+                 # recorded from the day before (a till's clock may run ahead) until
+                 # SYNC_LAG after: the index's range; the till's time decides
+                 Payment.created_at >= start - timedelta(days=1),
+                 Payment.created_at < end + SYNC_LAG,
                  Payment.status.in_(("captured", "to_confirm")), at >= start, at < end))
     rq = (select(Refund.id, Refund.order_id, Refund.amount_cents, Refund.created_at,
                  Refund.reference, Refund.status)
