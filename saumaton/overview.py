@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saumaton.cardcash.flags import open_count as open_flag_count
 from saumaton.core.actor import Actor
 from saumaton.fulfilment.queue import open_order_count
 from saumaton.inventory.models import StockLevel, StockTransfer
@@ -20,7 +21,8 @@ from saumaton.returns.models import Return
 
 @dataclass(frozen=True)
 class Todo:
-    key: str  # orders | returns | counts | negative | transfers | price_changes | campaigns
+    # orders | returns | counts | negative | transfers | price_changes | campaigns | flags
+    key: str
     count: int
 
 
@@ -60,4 +62,6 @@ async def todos(s: AsyncSession, actor: Actor, now: datetime) -> list[Todo]:
         out.append(Todo("campaigns", await _count(s, select(Campaign.id).where(
             Campaign.active, Campaign.starts_at <= now,
             or_(Campaign.ends_at.is_(None), Campaign.ends_at > now)))))
+    if actor.can("flags.resolve"):  # offline sales' flags waiting for a manager's note
+        out.append(Todo("flags", await open_flag_count(s, _stores(actor, "flags.resolve"))))
     return out

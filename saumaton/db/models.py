@@ -1,5 +1,6 @@
 """Imports every business area's tables so metadata (and Alembic) sees them all."""
 
+import saumaton.cardcash.models  # noqa: F401  (card terminal rows, flag resolutions)
 from saumaton.analytics.models import AnalyticsEvent
 from saumaton.audit.models import AuditEntry
 from saumaton.catalogue.models import (

@@ -72,6 +72,7 @@ WORK_LINKS: dict[str, tuple[str, str]] = {
     "transfers": (N_("Transfers in transit"), "/backoffice/stock/transfers"),
     "price_changes": (N_("Scheduled price changes"), "/backoffice/prices"),
     "campaigns": (N_("Campaigns running now"), "/backoffice/campaigns"),
+    "flags": (N_("Offline sales to review"), "/backoffice/flags"),
 }
 
 
