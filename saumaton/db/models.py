@@ -52,6 +52,7 @@ from saumaton.pricing.models import (
 )
 from saumaton.returns.models import Return, ReturnLine
 from saumaton.service.models import CannedAnswer, ChatMessage, Conversation, Notice, NpsSurvey
+from saumaton.settlements.models import PaytrailSettlement, SettlementLine, SettlementReportRequest
 from saumaton.shopsettings.models import ShopSetting
 from saumaton.staff.models import ApiToken, Staff, StaffLinkToken, StaffRole, StaffSession
 from saumaton.tills.models import CashMovement, DrawerSession, Register
@@ -97,6 +98,7 @@ __all__ = [
     "OutgoingMail",
     "Payment",
     "PaytrailPayment",
+    "PaytrailSettlement",
     "PreferenceField",
     "PriceChange",
     "Product",
@@ -106,6 +108,8 @@ __all__ = [
     "Return",
     "ReturnLine",
     "SaleVoid",
+    "SettlementLine",
+    "SettlementReportRequest",
     "ShopSetting",
     "Staff",
     "StaffLinkToken",
