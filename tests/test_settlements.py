@@ -101,8 +101,8 @@ async def test_settlement_with_exactly_two_discrepancies(
             SettlementLine.settlement_id == sid).order_by(SettlementLine.id))).all()
         found = await discrepancies(s, sc["period"], TZ, LATER, 7)  # type: ignore[arg-type]
         view = await month_view(s, sc["period"], TZ, LATER, 7)  # type: ignore[arg-type]
-    got = sorted(((x.kind, x.paytrail_payment_id or 0, x.refund_id or 0, x.order_id or 0,
-                   x.state, x.cause) for x in lines))
+    got = sorted((x.kind, x.paytrail_payment_id or 0, x.refund_id or 0, x.order_id or 0,
+                   x.state, x.cause) for x in lines)
     assert got == sorted([
         ("payment", p1.payment_id, 0, p1.order.id, "matched", ""),
         ("payment", p2.payment_id, 0, p2.order.id, "matched", ""),
@@ -131,7 +131,7 @@ async def test_settlement_with_exactly_two_discrepancies(
 
 async def test_reimporting_changes_nothing(db: Database, settings: Settings,
                                            shop: Shop) -> None:
-    data, sc = await _scenario(db, settings, shop, 5, "json")
+    data, _sc = await _scenario(db, settings, shop, 5, "json")
     finance = await staff_actor(db, shop, "finance")
 
     async def state() -> tuple[int, int, int]:
@@ -158,7 +158,7 @@ async def test_reimporting_changes_nothing(db: Database, settings: Settings,
 
 async def test_payout_check_finds_a_bank_amount_that_differs(
         db: Database, settings: Settings, shop: Shop) -> None:
-    data, sc = await _scenario(db, settings, shop, 6, "json")
+    data, _sc = await _scenario(db, settings, shop, 6, "json")
     finance = await staff_actor(db, shop, "finance")
     report = parse_report(data)
     payout = (report.settlements[0].payments_cents - report.settlements[0].refunds_cents
@@ -204,11 +204,11 @@ async def test_amounts_refunds_and_duplicates(db: Database, settings: Settings,
 
 
 def test_a_bad_file_is_refused_with_every_error() -> None:
-    data = ("amount;status;stamp;entryDate;settlementId;paymentMethodFee\r\n"
-            "12,50;Paid and settled;a;01-03-2025;7;0,25\r\n"
-            "12,345;Paid and settled;b;01-03-2025;7;0,25\r\n"
-            "10,00;Done;c;31-06-2019;7;x\r\n"
-            "10,00;Paid;;01-03-2025;;0\r\n").encode()
+    data = (b"amount;status;stamp;entryDate;settlementId;paymentMethodFee\r\n"
+            b"12,50;Paid and settled;a;01-03-2025;7;0,25\r\n"
+            b"12,345;Paid and settled;b;01-03-2025;7;0,25\r\n"
+            b"10,00;Done;c;31-06-2019;7;x\r\n"
+            b"10,00;Paid;;01-03-2025;;0\r\n")
     with pytest.raises(ReportInvalid) as err:
         parse_report(data, "bad.csv")
     assert [(e.row, e.field, e.code) for e in err.value.errors] == [
