@@ -45,6 +45,14 @@ class PaytrailSettlement(Base):
         return self.payments_cents - self.refunds_cents - self.fees_cents
 
     @property
+    def payout_difference(self) -> int:
+        """What the report or the bank says minus our payout (0 when they agree)."""
+        for v in (self.bank_cents, self.stated_payout_cents):
+            if v is not None and v != self.payout_cents:
+                return v - self.payout_cents
+        return 0
+
+    @property
     def payout_ok(self) -> bool:
         return all(v is None or v == self.payout_cents
                    for v in (self.stated_payout_cents, self.bank_cents))
