@@ -25,9 +25,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from saumaton.core.errors import ValidationFailed
@@ -38,7 +40,6 @@ _STATUS_BY_LOWER = {s.lower(): s for s in STATUSES}
 SETTLED_STATUSES = frozenset({"Paid", "Paid and settled"})
 MAX_ROWS = 500_000
 MAX_ERRORS = 200  # shown at once; a file with more has a systematic problem
-_CENT = Decimal("0.01")
 _MONEY_LIMIT = Decimal("100000000")  # a single Paytrail payment is below 1 M €
 FEE_FIELDS = ("paymentMethodFee", "paymentMethodCommission", "shopInShopCommission")
 
@@ -127,9 +128,11 @@ class Defaults:
 def euros_to_cents(value: object, *, signed: bool = False) -> int:
     """25.55, "25,55", "25.55", Decimal("25.55") → 2555. ValueError for anything that is
     not a whole number of cents (or negative, unless `signed`)."""
-    if isinstance(value, bool) or value is None:
+    if type(value) is Decimal:
+        d = value
+    elif isinstance(value, bool) or value is None:
         raise ValueError(value)
-    if isinstance(value, Decimal | int):
+    elif isinstance(value, int):
         d = Decimal(value)
     elif isinstance(value, str):
         text = value.strip().replace("\u00a0", "").replace(" ", "").replace(",", ".")
@@ -139,18 +142,24 @@ def euros_to_cents(value: object, *, signed: bool = False) -> int:
             d = Decimal(text)
         except InvalidOperation:
             raise ValueError(value) from None
-    else:  # a float (never from our JSON reader): its exact decimal text, not its binary
+    elif isinstance(value, Decimal | float):
+        # a float (never from our JSON reader): its exact decimal text, not its binary
         d = Decimal(str(value))
-    if not d.is_finite() or d != d.quantize(_CENT) or abs(d) >= _MONEY_LIMIT:
+    else:
         raise ValueError(value)
-    if d < 0 and not signed:
+    if not d.is_finite():
         raise ValueError(value)
-    return int(d * 100)
+    hundred = d * 100
+    cents = int(hundred)
+    if hundred != cents or abs(d) >= _MONEY_LIMIT or (cents < 0 and not signed):
+        raise ValueError(value)
+    return cents
 
 
+@lru_cache(maxsize=4096)
 def parse_day(text: str) -> date:
     """DD-MM-YYYY (Paytrail's report dates); YYYY-MM-DD too (its settlementDate examples
-    use both)."""
+    use both). A report has few distinct days: the answers are remembered."""
     t = text.strip()
     for fmt in ("%d-%m-%Y", "%Y-%m-%d", "%d.%m.%Y"):
         try:
@@ -160,7 +169,12 @@ def parse_day(text: str) -> date:
     raise ValueError(text)
 
 
+_TIME = re.compile(r"([01]?\d|2[0-3]):[0-5]\d")
+
+
 def _text(value: object) -> str:
+    if type(value) is str:
+        return value.strip()
     if value is None:
         return ""
     if isinstance(value, Decimal):
@@ -182,7 +196,7 @@ class _Reader:
     def money(self, row: int, values: dict[str, Any], name: str, *, signed: bool = False,
               required: bool = False) -> int:
         raw = values.get(name.lower())
-        if raw is None or _text(raw) == "":
+        if raw is None or (type(raw) is str and not raw.strip()):
             if required:
                 self.error(row, name, "required")
             return 0
@@ -238,11 +252,8 @@ class _Reader:
             except ValueError:
                 self.error(n, "entryDate", "invalid_date", values["entrydate"])
         created = _text(values.get("created"))
-        if created:
-            try:
-                datetime.strptime(created, "%H:%M")
-            except ValueError:
-                self.error(n, "created", "invalid_time", created)
+        if created and _TIME.fullmatch(created) is None:
+            self.error(n, "created", "invalid_time", created)
         settled_on = self.defaults.settled_on
         if _text(values.get("settlementdate")):
             try:
@@ -381,11 +392,13 @@ def parse_report(data: bytes, filename: str = "", defaults: Defaults | None = No
         numbered = _csv_rows(data, reader) or []
     if len(numbered) > MAX_ROWS:
         raise ReportInvalid([FileError(0, "file", "too_many_rows", str(len(numbered)))])
+    lowered: dict[Any, str] = {}  # each key lower-cased once, not once per row
     for n, values in numbered:
         if not isinstance(values, dict):
             reader.error(n, "row", "invalid_layout")
             continue
-        reader.row(n, {str(k).lower(): v for k, v in values.items()})
+        reader.row(n, {lowered.get(k) or lowered.setdefault(k, str(k).lower()): v
+                       for k, v in values.items()})
     if reader.errors:
         raise ReportInvalid(reader.errors)
     return reader.result()

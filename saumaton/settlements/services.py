@@ -80,7 +80,6 @@ async def _import_one(uow: UnitOfWork, actor: Actor, ps: ParsedSettlement, sourc
     s.add(settlement)
     await s.flush()
     await _insert_lines(s, uow.db.is_postgres, settlement.id, ps.lines)
-    await match_lines(s, settlement.id)
     settlement.discrepancy_count = int(await s.scalar(
         select(func.count()).select_from(SettlementLine).where(
             SettlementLine.settlement_id == settlement.id,
@@ -99,33 +98,16 @@ def _reference_order(reference: str) -> int | None:
 
 async def _insert_lines(s: AsyncSession, postgres: bool, settlement_id: int,
                         lines: list[ParsedLine]) -> None:
-    # order_id starts as the order the reference names (a candidate for rule 2); the
-    # matching replaces it, or clears it when nothing matched.
+    """Insert the lines, matched. PostgreSQL: one INSERT … SELECT that matches while it
+    inserts (each line written once); SQLite: insert, then one UPDATE per rule. The
+    same rules, and the same tests on both."""
     if not lines:
         return
     if postgres:
-        cols = {
-            "row": ("int[]", [x.row for x in lines]),
-            "kind": ("text[]", [x.kind for x in lines]),
-            "stamp": ("text[]", [x.stamp for x in lines]),
-            "reference": ("text[]", [x.reference for x in lines]),
-            "transaction_id": ("text[]", [x.transaction_id for x in lines]),
-            "original_reference": ("text[]", [x.original_reference for x in lines]),
-            "status": ("text[]", [x.status for x in lines]),
-            "entry_date": ("date[]", [x.entry_date for x in lines]),
-            "amount_cents": ("bigint[]", [x.amount_cents for x in lines]),
-            "fee_cents": ("int[]", [x.fee_cents for x in lines]),
-            "commission_cents": ("int[]", [x.commission_cents for x in lines]),
-            "shop_commission_cents": ("int[]", [x.shop_commission_cents for x in lines]),
-            "order_id": ("bigint[]", [_reference_order(x.reference) for x in lines]),
-        }
-        names = ", ".join(cols)
-        arrays = ", ".join(f"CAST(:{n} AS {t})" for n, (t, _) in cols.items())
-        await s.execute(text(
-            f"INSERT INTO {LINES} (settlement_id, state, cause, {names}) "
-            f"SELECT :sid, 'matched', '', {names} FROM unnest({arrays}) AS u({names})"),
-            {"sid": settlement_id, **{n: v for n, (_, v) in cols.items()}})
+        await _insert_matched_pg(s, settlement_id, lines)
         return
+    # order_id starts as the order the reference names (a candidate for rule 2); the
+    # matching replaces it, or clears it when nothing matched.
     await s.execute(insert(SettlementLine), [{
         "settlement_id": settlement_id, "row": x.row, "kind": x.kind, "stamp": x.stamp,
         "reference": x.reference, "transaction_id": x.transaction_id,
@@ -135,6 +117,72 @@ async def _insert_lines(s: AsyncSession, postgres: bool, settlement_id: int,
         "shop_commission_cents": x.shop_commission_cents,
         "order_id": _reference_order(x.reference), "state": "matched", "cause": ""}
         for x in lines])
+    await match_lines(s, settlement_id)
+
+
+_FIELDS = ("row", "kind", "stamp", "reference", "transaction_id", "original_reference",
+           "status", "entry_date", "amount_cents", "fee_cents", "commission_cents",
+           "shop_commission_cents")
+_TYPES = ("int[]", "text[]", "text[]", "text[]", "text[]", "text[]", "text[]", "date[]",
+          "bigint[]", "int[]", "int[]", "int[]")
+_INSERT_MATCHED_PG = (
+    f"INSERT INTO {LINES} (settlement_id, {', '.join(_FIELDS)}, order_id, "
+    "paytrail_payment_id, refund_id, state, cause) "
+    "WITH u AS (SELECT * FROM unnest("
+    + ", ".join(f"CAST(:{f} AS {t})" for f, t in zip(_FIELDS, _TYPES, strict=True))
+    + ", CAST(:ref_order AS bigint[])) WITH ORDINALITY AS u("
+    + ", ".join(_FIELDS) + ", ref_order, ord)), "
+    # rules in order: payments by stamp, by reference (the order's paid attempt: looked
+    # up only for a line its stamp did not match), by transaction id; refunds by refund
+    # stamp, by Paytrail's refund id
+    "m AS (SELECT u.*, CASE WHEN u.kind = 'payment' THEN COALESCE(ps.id, pr.id, pt.id) END "
+    "AS pid, CASE WHEN u.kind = 'refund' THEN COALESCE(rs.id, rt.id) END AS rid FROM u "
+    "LEFT JOIN paytrail_payments ps ON u.kind = 'payment' AND u.stamp <> '' "
+    "AND ps.stamp = u.stamp "
+    "LEFT JOIN LATERAL (SELECT MIN(x.id) AS id FROM paytrail_payments x "
+    "WHERE ps.id IS NULL AND u.kind = 'payment' AND u.ref_order IS NOT NULL "
+    "AND x.order_id = u.ref_order AND x.status = 'ok') pr ON true "
+    "LEFT JOIN paytrail_payments pt ON u.kind = 'payment' AND u.transaction_id <> '' "
+    "AND pt.transaction_id = u.transaction_id "
+    "LEFT JOIN refunds rs ON u.kind = 'refund' AND u.stamp <> '' "
+    "AND rs.refund_stamp = u.stamp AND rs.method = 'paytrail' "
+    "LEFT JOIN LATERAL (SELECT MIN(y.id) AS id FROM refunds y WHERE rs.id IS NULL "
+    "AND u.kind = 'refund' AND u.transaction_id <> '' "
+    "AND y.provider_refund_id = u.transaction_id AND y.method = 'paytrail') rt ON true), "
+    # a payment or refund on two lines of this settlement: the later ones are duplicates
+    "d AS (SELECT kind, COALESCE(pid, rid) AS oid, MIN(ord) AS first FROM m "
+    "WHERE COALESCE(pid, rid) IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1), "
+    "k AS (SELECT m.*, p.order_id AS p_order, r.order_id AS r_order, CASE "
+    "WHEN m.pid IS NULL AND m.rid IS NULL THEN 'settled_unknown' "
+    "WHEN m.pid IS NOT NULL AND p.amount_cents <> m.amount_cents THEN 'amount_mismatch' "
+    "WHEN m.rid IS NOT NULL AND r.amount_cents <> m.amount_cents THEN 'amount_mismatch' "
+    "WHEN m.pid IS NOT NULL AND p.status <> 'ok' THEN 'status_mismatch' "
+    "WHEN m.rid IS NOT NULL AND r.status NOT IN ('ok', 'pending') THEN 'status_mismatch' "
+    "WHEN d.first IS NOT NULL AND m.ord > d.first THEN 'duplicate' "
+    f"WHEN m.pid IS NOT NULL AND EXISTS (SELECT 1 FROM {LINES} o "
+    "WHERE o.paytrail_payment_id = m.pid) THEN 'duplicate' "
+    f"WHEN m.rid IS NOT NULL AND EXISTS (SELECT 1 FROM {LINES} o "
+    "WHERE o.refund_id = m.rid) THEN 'duplicate' ELSE '' END AS cause FROM m "
+    "LEFT JOIN paytrail_payments p ON p.id = m.pid LEFT JOIN refunds r ON r.id = m.rid "
+    "LEFT JOIN d ON d.kind = m.kind AND d.oid = COALESCE(m.pid, m.rid)) "
+    # ORDER BY: every row is worked out before the first is inserted (the EXISTS above
+    # must never read the rows this statement is writing), and ids follow the report.
+    f"SELECT :sid, {', '.join(_FIELDS)}, COALESCE(p_order, r_order), pid, rid, "
+    "CASE WHEN cause = '' THEN 'matched' ELSE 'discrepancy' END, cause FROM k ORDER BY ord"
+)
+
+
+async def _insert_matched_pg(s: AsyncSession, settlement_id: int,
+                             lines: list[ParsedLine]) -> None:
+    params: dict[str, Any] = {f: [getattr(x, f) for x in lines] for f in _FIELDS}
+    params["ref_order"] = [_reference_order(x.reference) for x in lines]
+    params["sid"] = settlement_id
+    # Room for the hash joins of a large settlement, and no JIT: the per-row lookups
+    # make the estimated cost high enough to compile for seconds what runs in less
+    # (this transaction only).
+    await s.execute(text("SET LOCAL work_mem = '64MB'"))
+    await s.execute(text("SET LOCAL jit = off"))
+    await s.execute(text(_INSERT_MATCHED_PG), params)
 
 
 _MATCH = (
@@ -192,7 +240,7 @@ _MATCH = (
 
 
 async def match_lines(s: AsyncSession, settlement_id: int) -> None:
-    """Match a settlement's lines (all at once, one statement per rule)."""
+    """Match a settlement's lines (all at once, one statement per rule; SQLite)."""
     for sql in _MATCH:
         await s.execute(text(sql), {"sid": settlement_id})
 
