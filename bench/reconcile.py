@@ -27,6 +27,7 @@ from pathlib import Path
 
 import asyncpg
 
+from bench.common import write_result
 from saumaton.core.actor import SYSTEM
 from saumaton.db.migrate import upgrade
 from saumaton.db.uow import Database
@@ -196,6 +197,11 @@ async def main(args: argparse.Namespace) -> None:
               f"discrepancies {view.discrepancies}, payout {view.payout_cents / 100:.2f} €, "
               f"fees {view.fees_cents / 100:.2f} €")
         print(f"causes: {dict(sorted(causes.items()))}")
+        write_result("reconcile", {
+            "payments": args.payments, "format": "csv" if args.csv else "json",
+            "lines": lines, "parse_s": round(t1 - t0, 3), "import_s": round(t2 - t1, 3),
+            "total_s": round(t2 - t0, 3), "views_s": round(t3 - t2, 3),
+            "reimport_s": round(t4 - t3, 3), "causes": causes})
         expected = {"amount_mismatch": MISMATCH, "settled_unknown": UNKNOWN,
                     "not_settled": LEFT_OUT}
         assert causes == expected, causes

@@ -22,6 +22,8 @@
 #   8. CSV import: 10,000 products × 5 variants into a fresh     bench/import_products.py
 #      database of its own (dry run, import, re-import), time
 #      and peak RSS; runs after 4 with the server stopped
+#   9. Paytrail settlement reconciliation: 100,000 settled        bench/reconcile.py
+#      payments, parse + import + matching (database of its own)
 # stops the server (by PID), runs `saumaton check` again, drops the database and
 # prints a summary. Results: bench/results/*.json, summary.txt (gitignored).
 #
@@ -186,6 +188,9 @@ done
 log "8. CSV import: ${BENCH_IMPORT_PRODUCTS:-10000} products × 5 variants (a fresh database)"
 "$PY" -m bench.import_products --admin-dsn "$PG_ADMIN" \
   --products "${BENCH_IMPORT_PRODUCTS:-10000}" --variants 5 || FAILED+=(import_products)
+
+log "9. Paytrail settlement of 100,000 payments: parse + import + matching"
+"$PY" -m bench.reconcile --admin "$PG_ADMIN" || FAILED+=(reconcile)
 
 "$SAUMATON" check > "$RESULTS/check_final.txt" 2>&1 || FAILED+=(check_final)
 
