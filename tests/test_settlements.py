@@ -4,15 +4,18 @@ cause, the payout checked, a re-import changes nothing; bad files are refused wh
 
 from __future__ import annotations
 
+import json
 from datetime import date
+from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from saumaton.audit.models import AuditEntry
 from saumaton.config import Settings
 from saumaton.core.errors import Forbidden
 from saumaton.db.uow import Database
+from saumaton.payments.models import PaytrailPayment
 from saumaton.reports.period import Period
 from saumaton.settlements.models import PaytrailSettlement, SettlementLine
 from saumaton.settlements.parsing import ReportInvalid, euros_to_cents, parse_report
@@ -38,7 +41,6 @@ LATER = date(2026, 1, 30)  # "today" for the checks: every grace period has pass
 
 
 def test_euros_are_read_exactly() -> None:
-    from decimal import Decimal
     assert euros_to_cents(Decimal("25.55")) == 2555
     assert euros_to_cents("0,10") == 10
     assert euros_to_cents("-4,00", signed=True) == -400
@@ -231,3 +233,42 @@ async def test_only_finance_and_the_owner_import(db: Database, shop: Shop) -> No
         async with db.uow() as uow:
             with pytest.raises(Forbidden):
                 await import_report(uow, actor, report, source="file")
+
+
+async def test_settled_but_failed_with_us_and_a_stated_payout(
+        db: Database, settings: Settings, shop: Shop) -> None:
+    """A payment we hold as failed is settled (status_mismatch); the report's envelope
+    states a payout that differs from payments − refunds − fees; a refund both as a row
+    and in refunditems counts once."""
+    day = date(2025, 8, 4)
+    ok, failed = [await paid_web_order(db, settings, shop, 2000, day) for _ in range(2)]
+    async with db.uow() as uow:
+        await uow.session.execute(update(PaytrailPayment).where(
+            PaytrailPayment.id == failed.payment_id).values(status="fail"))
+        await uow.commit()
+    refund = await paytrail_refund(db, ok, 700, day)
+    rows = [row_for(ok, fee=25), row_for(failed, fee=25),
+            Row(-700, stamp=refund.refund_stamp or "", archive="x", original=ok.order.number)]
+    rows[0].refunditems = [(refund.refund_stamp or "", -700)]
+    envelope = {"settlementId": "env-8", "settlementReference": "123",
+                "settledAt": "11-08-2025", "payout": 1.00,
+                "payments": json.loads(report_json("env-8", "123", date(2025, 8, 11), rows))}
+    for item in envelope["payments"]:  # type: ignore[union-attr]
+        del item["settlementId"]
+    report = parse_report(json.dumps(envelope).encode(), "env.json")
+    [ps] = report.settlements
+    assert (ps.paytrail_id, ps.stated_payout_cents, ps.refunds_cents) == ("env-8", 100, 700)
+    finance = await staff_actor(db, shop, "finance")
+    async with db.uow() as uow:
+        [sid] = (await import_report(uow, finance, report, source="file")).imported
+        await uow.commit()
+    async with db.reader() as s:
+        settlement = await s.get(PaytrailSettlement, sid)
+        lines = (await s.scalars(select(SettlementLine).where(
+            SettlementLine.settlement_id == sid).order_by(SettlementLine.row))).all()
+    assert sorted((x.kind, x.state, x.cause) for x in lines) == [
+        ("payment", "discrepancy", "status_mismatch"), ("payment", "matched", ""),
+        ("refund", "matched", "")]
+    assert settlement is not None and not settlement.payout_ok
+    assert settlement.payout_difference == 100 - (ok.amount_cents + failed.amount_cents
+                                                  - 700 - 50)
