@@ -83,6 +83,11 @@ async def test_upload_shows_the_settlement_and_its_discrepancies(
     # the month and the discrepancy list (with the CSV behind it)
     month = await web.get(f"{BASE}?month=2025-09&lang=en")
     assert text_of(month.text, "fig-discrepancies") == "1"
+    assert text_of(month.text, "year-2025-09").startswith("September 2025")
+    year = await web.get(f"{BASE}?month=2025-09&format=year-csv")
+    [sep] = [x for x in csv.DictReader(io.StringIO(year.text.lstrip("\ufeff")), delimiter=";")
+             if x["month"] == "2025-09"]
+    assert (sep["settlements"], sep["fees"]) == ("1", "0,90")
     assert 'data-testid="settlement-page-9"' in month.text
     disc = await web.get(f"{BASE}/discrepancies?month=2025-09&format=csv")
     lines = list(csv.DictReader(io.StringIO(disc.text.lstrip("\ufeff")), delimiter=";"))

@@ -355,6 +355,39 @@ async def month_view(s: AsyncSession, period: Period, tz: str, today: date,
         await missing_from_settlements(s, period, tz, today, grace_days))
 
 
+@dataclass(frozen=True)
+class MonthTotals:
+    month: date  # its first day
+    settlements: int
+    payments_cents: int
+    refunds_cents: int
+    fees_cents: int
+    discrepancies: int
+
+    @property
+    def payout_cents(self) -> int:
+        return self.payments_cents - self.refunds_cents - self.fees_cents
+
+
+async def year_totals(s: AsyncSession, year: int) -> list[MonthTotals]:
+    """The fees (and payments, refunds, payouts) booked per month of `year`, by the
+    settlements' payout day; months without settlements are left out."""
+    rows = (await s.execute(
+        select(PaytrailSettlement.settled_on, PaytrailSettlement.payments_cents,
+               PaytrailSettlement.refunds_cents, PaytrailSettlement.fees_cents,
+               PaytrailSettlement.discrepancy_count)
+        .where(PaytrailSettlement.settled_on >= date(year, 1, 1),
+               PaytrailSettlement.settled_on <= date(year, 12, 31)))).all()
+    by_month: dict[date, list[int]] = {}
+    for day, pay, ref, fees, disc in rows:
+        if day is None:
+            continue
+        m = by_month.setdefault(day.replace(day=1), [0, 0, 0, 0, 0])
+        for i, v in enumerate((1, pay, ref, fees, disc)):
+            m[i] += int(v)
+    return [MonthTotals(k, *v) for k, v in sorted(by_month.items())]
+
+
 async def get_settlement(s: AsyncSession, settlement_id: int) -> PaytrailSettlement:
     settlement = await s.get(PaytrailSettlement, settlement_id)
     if settlement is None:

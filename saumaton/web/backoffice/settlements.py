@@ -38,6 +38,7 @@ from saumaton.settlements.services import (
     month_view,
     set_bank_amount,
     settlement_lines,
+    year_totals,
 )
 from saumaton.web.auth import db_of, reports_db_of
 from saumaton.web.backoffice.access import requires
@@ -141,6 +142,13 @@ async def month_page(request: Request,
     async with reports_db_of(request).reader() as s:
         view = await month_view(s, period, settings.timezone, _today(request),
                                 settings.settlement_grace_days)
+        year = await year_totals(s, period.first.year)
+    if request.query_params.get("format") == "year-csv":
+        return _csv(f"settlement-fees-{period.first.year}.csv", [
+            "month", "settlements", "payments", "refunds", "fees", "payout", "discrepancies"],
+            [[_month_value(y.month), y.settlements, format_euros(y.payments_cents),
+              format_euros(y.refunds_cents), format_euros(y.fees_cents),
+              format_euros(y.payout_cents), y.discrepancies] for y in year])
     if request.query_params.get("format") == "csv":
         return _csv(f"settlements-{month}.csv", [
             "settled_on", "settlement", "bank_reference", "source", "payments", "refunds",
@@ -155,6 +163,8 @@ async def month_page(request: Request,
     return render(request, "backoffice/settlements/month.html", {
         "title": gettext(request, N_("Paytrail settlements")), "nav_key": "settlements",
         "view": view, "month": month, "base": BASE, "day": _day_formatter(request),
+        "year": year, "year_number": period.first.year,
+        "month_name": lambda d: format_date(d, "LLLL yyyy", locale=LOCALES[page_lang(request)]),
         "prev_month": _month_value(prev),
         "next_month": _month_value(date.fromordinal(following)),
         "causes": CAUSES, "may_import": actor.can("reconcile.write"),
