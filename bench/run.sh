@@ -28,7 +28,8 @@
 #      benchmark module that exists; the copy is dropped. The
 #      template is kept between runs; when missing it is built
 #      first (12-25 min once; BENCH_SCALE_BUILD=0 skips the
-#      step instead)
+#      step instead); it includes the Paytrail settlement of
+#      100,000 payments (bench/reconcile.py, a database of its own)
 # stops the server (by PID), runs `saumaton check` again, drops the database and
 # prints a summary. Results: bench/results/*.json, summary.txt (gitignored).
 #

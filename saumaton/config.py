@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     paytrail_account: str = ""
     paytrail_secret: str = ""
     paytrail_url: str = ""
+    # Settlement reconciliation: a paid Paytrail payment (or an ok Paytrail refund) in no
+    # settlement after this many business days (Mon-Fri) is listed as a discrepancy.
+    settlement_grace_days: int = Field(default=7, ge=1, le=60)
 
     # Reports (docs/reports.md) may read from a replica; empty: the main database.
     reports_database_url: str = ""

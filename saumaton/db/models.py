@@ -53,6 +53,7 @@ from saumaton.pricing.models import (
 )
 from saumaton.returns.models import Return, ReturnLine
 from saumaton.service.models import CannedAnswer, ChatMessage, Conversation, Notice, NpsSurvey
+from saumaton.settlements.models import PaytrailSettlement, SettlementLine, SettlementReportRequest
 from saumaton.shopsettings.models import ShopSetting
 from saumaton.staff.models import ApiToken, Staff, StaffLinkToken, StaffRole, StaffSession
 from saumaton.tills.models import CashMovement, DrawerSession, Register
@@ -98,6 +99,7 @@ __all__ = [
     "OutgoingMail",
     "Payment",
     "PaytrailPayment",
+    "PaytrailSettlement",
     "PreferenceField",
     "PriceChange",
     "Product",
@@ -107,6 +109,8 @@ __all__ = [
     "Return",
     "ReturnLine",
     "SaleVoid",
+    "SettlementLine",
+    "SettlementReportRequest",
     "ShopSetting",
     "Staff",
     "StaffLinkToken",

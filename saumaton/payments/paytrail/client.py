@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -87,6 +89,34 @@ class PaytrailClient:
                                 transaction_id=transaction_id)
         if not isinstance(data, dict):
             raise PaytrailError("Paytrail's refund answer is not an object")
+        return data
+
+    async def list_settlements(self, start: date | None = None, end: date | None = None, *,
+                               bank_reference: str | None = None,
+                               limit: int = 100) -> list[dict[str, Any]]:
+        """`GET /settlements`: the settlements (id, createdAt, settledAt,
+        settlementReference) of the period, newest first, at most `limit` (≤ 100)."""
+        query: dict[str, str] = {"limit": str(min(max(limit, 1), 100))}
+        if start is not None:
+            query["startDate"] = start.isoformat()
+        if end is not None:
+            query["endDate"] = end.isoformat()
+        if bank_reference:
+            query["bankReference"] = bank_reference[:20]
+        data = await self._call("GET", f"/settlements?{urlencode(query)}")
+        if not isinstance(data, list) or not all(isinstance(x, dict) and "id" in x
+                                                 for x in data):
+            raise PaytrailError("Paytrail's settlement list is not a list of settlements")
+        return data
+
+    async def request_settlement_report(self, settlement_id: str, body: Mapping[str, Any]
+                                        ) -> dict[str, Any]:
+        """`POST /settlements/{id}/payments/report`: Paytrail answers with a `requestId`
+        and later POSTs the report to `body["callbackUrl"]`."""
+        data = await self._call("POST", f"/settlements/{quote(settlement_id, safe='')}"
+                                        "/payments/report", body)
+        if not isinstance(data, dict) or "requestId" not in data:
+            raise PaytrailError("Paytrail's report answer has no requestId")
         return data
 
     def verify_return(self, params: Mapping[str, str]) -> bool:

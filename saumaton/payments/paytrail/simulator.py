@@ -11,17 +11,29 @@ GET, after `callbackDelay` seconds, in the background.
 Test hook: `POST /pay/{id}/{outcome}?callbacks=N` sends the callback N times
 (`GET /pay/{id}?callbacks=N` makes the page's buttons do that).
 State lives in memory on `app.state.simulator`.
+
+Settlements: paid payments and their refunds are paid out in settlements, each line
+with Paytrail's fees (`fees`: per payment method a fixed fee in cents and a commission
+in basis points, configurable). `GET /settlements` first closes a settlement of
+everything paid and not yet settled (a settlement cycle "whenever asked"; the demo
+hook `POST /settlements/close` does only that), then lists them like Paytrail.
+`POST /settlements/{id}/payments/report` answers `{requestId}` and then POSTs the
+report (JSON: a list of rows; CSV: `;`-separated, decimal comma) to the
+`callbackUrl`, with `checkout-*` headers and a signature over the raw body, retrying
+until it gets HTTP 200 (3 tries).
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
 import html
+import io
 import json
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeGuard
 
 import httpx
@@ -36,6 +48,10 @@ LANGUAGES = ("FI", "SV", "EN")
 OUTCOMES = {"success": "ok", "fail": "fail", "cancel": "fail"}
 PROVIDERS = (("nordea", "Nordea", "bank"), ("osuuspankki", "OP", "bank"),
              ("creditcard", "Visa", "creditcard"))
+# Per payment method: (fixed paymentMethodFee in cents, paymentMethodCommission in bp).
+DEFAULT_FEES: dict[str, tuple[int, int]] = {
+    "nordea": (25, 0), "osuuspankki": (25, 0), "creditcard": (0, 150)}
+REPORT_TRIES = 3
 TERMS = ('By continuing with your payment, you agree to our '
          '<a href="https://www.paytrail.com/en/payment-terms" target="_blank">payment terms</a>')
 
@@ -81,6 +97,21 @@ class SimulatorState:
     # How many times each refund's callback is sent (test hook; 0: none).
     refund_callbacks: int = 1
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    fees: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_FEES))
+    settlements: list[Settlement] = field(default_factory=list)
+    settled: set[str] = field(default_factory=set)  # transaction ids of payments, refunds
+    next_settlement: int = 1001
+    report_log: list[tuple[str, int | str]] = field(default_factory=list)
+
+
+@dataclass
+class Settlement:
+    id: int
+    account: str
+    created_at: str
+    settled_at: str  # YYYY-MM-DD
+    reference: str
+    rows: list[dict[str, Any]]  # money in cents here; euros in the report
 
 
 def _now() -> str:
@@ -106,6 +137,48 @@ def _url_pair(value: object, name: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(_is_str(value.get(k)) for k in ("success", "cancel")):
         raise SimulatorError(400, f"{name} must have success and cancel URLs")
     return {"success": str(value["success"]), "cancel": str(value["cancel"])}
+
+
+def _euros(cents: int) -> float:
+    return cents / 100  # its repr is the exact two-decimal text, as Paytrail writes it
+
+
+def _comma(cents: int) -> str:
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100},{abs(cents) % 100:02d}"
+
+
+def _day(iso: str) -> str:
+    """'2026-12-06T10:00:00.000Z' → '06-12-2026' (the report's DD-MM-YYYY)."""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%d-%m-%Y")
+
+
+def _hhmm(iso: str) -> str:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%H:%M")
+
+
+MONEY_FIELDS = ("amount", "paymentMethodFee", "paymentMethodCommission", "shopInShopCommission")
+
+
+def report_rows(settlement: Settlement, fields: list[str] | None) -> list[dict[str, Any]]:
+    """The settlement's rows as the report gives them: euros at the top level."""
+    out = []
+    for row in settlement.rows:
+        item = {k: (_euros(v) if k in MONEY_FIELDS else v) for k, v in row.items()}
+        out.append({k: v for k, v in item.items() if not fields or k in fields})
+    return out
+
+
+def report_csv(settlement: Settlement, fields: list[str] | None) -> str:
+    rows = [{k: (_comma(v) if k in MONEY_FIELDS else v) for k, v in row.items()
+             if not fields or k in fields} for row in settlement.rows]
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), delimiter=";",
+                                lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return buf.getvalue()
 
 
 def _validate_create(body: object) -> dict[str, Any]:
@@ -201,11 +274,12 @@ def create_simulator(accounts: dict[str, str], public_url: str, *,
             state.nonces.add((account, nonce))
         return account, secret, algorithm, raw
 
-    def signed(status_code: int, payload: dict[str, Any], account: str, secret: str,
-               algorithm: str, transaction_id: str) -> Response:
+    def signed(status_code: int, payload: dict[str, Any] | list[Any], account: str,
+               secret: str, algorithm: str, transaction_id: str | None) -> Response:
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-        headers = {"checkout-account": account, "checkout-algorithm": algorithm,
-                   "checkout-transaction-id": transaction_id}
+        headers = {"checkout-account": account, "checkout-algorithm": algorithm}
+        if transaction_id is not None:
+            headers["checkout-transaction-id"] = transaction_id
         headers["signature"] = sign(headers, body, secret, algorithm)
         headers["request-id"] = str(uuid.uuid4())
         return Response(body.encode(), status_code=status_code, headers=headers,
@@ -399,5 +473,139 @@ def create_simulator(accounts: dict[str, str], public_url: str, *,
             task.add_done_callback(state.tasks.discard)
         location = str(httpx.URL(p.redirect_urls[kind]).copy_merge_params(params))
         return RedirectResponse(location, status_code=303)
+
+    def fee_of(provider: str | None, amount: int) -> tuple[int, int]:
+        fixed, bp = state.fees.get(provider or "", (0, 0))
+        return fixed, (amount * bp + 5000) // 10000
+
+    async def close_settlements() -> list[Settlement]:
+        """Pay out everything paid (and every refund) not yet settled: one settlement
+        per merchant account."""
+        created = []
+        async with state.lock:
+            now = _now()
+            today = date.today()
+            by_account: dict[str, list[dict[str, Any]]] = {}
+            for p in state.payments.values():
+                if p.status != "ok":
+                    continue
+                rows = by_account.setdefault(p.account, [])
+                if p.transaction_id not in state.settled:
+                    state.settled.add(p.transaction_id)
+                    fixed, commission = fee_of(p.provider, p.amount)
+                    rows.append({
+                        "entryDate": _day(p.paid_at or now), "created": _hhmm(p.paid_at or now),
+                        "amount": p.amount, "status": "Paid and settled",
+                        "reference": p.reference, "stamp": p.stamp,
+                        "archiveNumber": p.transaction_id, "paymentMethod": p.provider or "",
+                        "paymentMethodFee": fixed, "paymentMethodCommission": commission,
+                        "shopInShopCommission": 0, "originalTradeReference": ""})
+                for r in p.refunds:
+                    if r["transactionId"] in state.settled:
+                        continue
+                    state.settled.add(r["transactionId"])
+                    rows.append({
+                        "entryDate": today.strftime("%d-%m-%Y"), "created": _hhmm(now),
+                        "amount": -int(r["amount"]), "status": "Paid and settled",
+                        "reference": str(r["refundReference"] or ""),
+                        "stamp": str(r["refundStamp"] or ""),
+                        "archiveNumber": r["transactionId"], "paymentMethod": p.provider or "",
+                        "paymentMethodFee": 0, "paymentMethodCommission": 0,
+                        "shopInShopCommission": 0, "originalTradeReference": p.reference})
+            for account, rows in by_account.items():
+                if not rows:
+                    continue
+                sid = state.next_settlement
+                state.next_settlement += 1
+                reference = f"{9000000 + sid}"
+                for row in rows:
+                    row.update(settlementId=sid, settlementDate=today.strftime("%d-%m-%Y"),
+                               settlementReference=reference)
+                settlement = Settlement(sid, account, now, today.isoformat(), reference, rows)
+                state.settlements.append(settlement)
+                created.append(settlement)
+        return created
+
+    @app.post("/settlements/close")
+    async def close_now() -> JSONResponse:
+        """Demo and test hook (not Paytrail's API): run a settlement cycle now."""
+        return JSONResponse({"settlements": [x.id for x in await close_settlements()]})
+
+    @app.get("/settlements")
+    async def list_settlements(request: Request, startDate: str | None = None,
+                               endDate: str | None = None, bankReference: str | None = None,
+                               limit: int = 100) -> Response:
+        account, secret, algorithm, _ = await authenticate(request)
+        try:
+            start = date.fromisoformat(startDate) if startDate else None
+            end = date.fromisoformat(endDate) if endDate else None
+        except ValueError:
+            raise SimulatorError(400, "startDate and endDate are YYYY-MM-DD") from None
+        if not 1 <= limit <= 100:
+            raise SimulatorError(400, "limit must be 1..100")
+        await close_settlements()
+        found = [x for x in state.settlements if x.account == account
+                 and (start is None or x.settled_at >= start.isoformat())
+                 and (end is None or x.settled_at <= end.isoformat())
+                 and (not bankReference or x.reference == bankReference)]
+        found.sort(key=lambda x: x.id, reverse=True)
+        return signed(200, [{"id": x.id, "createdAt": x.created_at, "settledAt": x.settled_at,
+                             "settlementReference": x.reference} for x in found[:limit]],
+                      account, secret, algorithm, None)
+
+    @app.post("/settlements/{settlement_id}/payments/report")
+    async def settlement_report(settlement_id: str, request: Request) -> Response:
+        account, secret, algorithm, raw = await authenticate(request)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise SimulatorError(400, "body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise SimulatorError(400, "body must be a JSON object")
+        if body.get("requestType") not in ("json", "csv"):
+            raise SimulatorError(400, "requestType must be json or csv")
+        if not _is_str(body.get("callbackUrl"), 2000):
+            raise SimulatorError(400, "callbackUrl is required")
+        fields = body.get("reportFields")
+        if fields is not None and (not isinstance(fields, list)
+                                   or not all(isinstance(f, str) for f in fields)):
+            raise SimulatorError(400, "reportFields must be a list of field names")
+        settlement = next((x for x in state.settlements
+                           if str(x.id) == settlement_id and x.account == account), None)
+        if settlement is None:
+            raise SimulatorError(404, "settlement not found")
+        request_id = str(uuid.uuid4())
+        task = asyncio.create_task(deliver_report(
+            settlement, str(body["callbackUrl"]), body["requestType"], fields, secret,
+            algorithm))
+        state.tasks.add(task)
+        task.add_done_callback(state.tasks.discard)
+        return signed(200, {"requestId": request_id}, account, secret, algorithm, None)
+
+    async def deliver_report(settlement: Settlement, url: str, kind: str,
+                             fields: list[str] | None, secret: str, algorithm: str) -> None:
+        if kind == "json":
+            body = json.dumps(report_rows(settlement, fields), ensure_ascii=False)
+            content_type = "application/json; charset=utf-8"
+        else:
+            body = report_csv(settlement, fields)
+            content_type = "text/csv; charset=utf-8"
+        for attempt in range(REPORT_TRIES):
+            headers = {"checkout-account": settlement.account, "checkout-algorithm": algorithm,
+                       "checkout-method": "POST", "checkout-nonce": uuid.uuid4().hex,
+                       "checkout-timestamp": _now()}
+            headers["signature"] = sign(headers, body, secret, algorithm)
+            headers["content-type"] = content_type
+            try:
+                if state.http_client is None:
+                    state.http_client = httpx.AsyncClient(timeout=10.0)
+                r = await state.http_client.post(url, content=body.encode(), headers=headers)
+                state.report_log.append((url, r.status_code))
+                if r.status_code == 200:
+                    return
+            except httpx.HTTPError as exc:
+                log.warning("paytrail simulator: report to %s failed: %s", url, exc)
+                state.report_log.append((url, repr(exc)))
+            await asyncio.sleep(1.0 * (attempt + 1))
 
     return app
