@@ -50,6 +50,7 @@ from saumaton.pricing.models import (
     CampaignTarget,
     PriceChange,
 )
+from saumaton.reports.journey_tables import CustomerChannel, CustomerJourney, JourneyRefresh
 from saumaton.returns.models import Return, ReturnLine
 from saumaton.service.models import CannedAnswer, ChatMessage, Conversation, Notice, NpsSurvey
 from saumaton.shopsettings.models import ShopSetting
@@ -76,8 +77,10 @@ __all__ = [
     "Customer",
     "CustomerAccount",
     "CustomerAddress",
+    "CustomerChannel",
     "CustomerConsent",
     "CustomerIdentity",
+    "CustomerJourney",
     "CustomerMerge",
     "CustomerNote",
     "CustomerPreference",
@@ -87,6 +90,7 @@ __all__ = [
     "GiftCardEntry",
     "IdempotencyRecord",
     "ImportJob",
+    "JourneyRefresh",
     "Location",
     "LoyaltyEntry",
     "Notice",
