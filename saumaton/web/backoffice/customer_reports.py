@@ -57,7 +57,8 @@ TIER_LABELS = {"member": N_("Member"), "silver": N_("Silver"), "gold": N_("Gold"
                NEW: N_("Joined in the period")}
 LEDGER_LABELS = {"earn": N_("Earned (issued)"), "redeem": N_("Used as payment"),
                  "refund": N_("Given back (cancelled or returned orders paid with points)"),
-                 "reverse": N_("Taken back (returns)"), "expire": N_("Expired (unused by their date)"),
+                 "reverse": N_("Taken back (returns)"),
+                 "expire": N_("Expired (unused by their date)"),
                  "adjust": N_("Adjusted by staff")}
 MESSAGES = {
     "invalid_date": N_("Write the date as YYYY-MM-DD."),
