@@ -24,7 +24,7 @@ from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import ValidationFailed
 from saumaton.csvio.files import BOM, csv_line, excel_text, format_euros
-from saumaton.reports.funnel_report import funnel_report
+from saumaton.reports.funnel_report import FunnelReport, funnel_report
 from saumaton.reports.journeys import JourneyReport, journey_report
 from saumaton.reports.loyalty_report import NEW, LoyaltyReport, loyalty_report
 from saumaton.reports.nps_report import NpsReport, nps_report
@@ -32,6 +32,7 @@ from saumaton.reports.period import Grain, Period, parse_period
 from saumaton.web import i18n as web_i18n
 from saumaton.web.auth import reports_db_of
 from saumaton.web.backoffice.access import requires
+from saumaton.web.backoffice.charts import Series, Table, bar_chart, hbar_chart, line_chart
 from saumaton.web.i18n import N_
 from saumaton.web.pages import error_message, gettext, page_lang, page_router, render, settings_of
 
@@ -89,6 +90,14 @@ class Figure:
     note: str = ""
     csv_cols: list[int] | None = None  # which columns go to the CSV (default all)
 
+    def table(self, lang: str) -> Table:
+        """The figures as the page shows them (charts.Table for backoffice/_figure.html)."""
+        return Table(columns=[c.label for c in self.cols],
+                     rows=[[cell(row[i], c.kind, lang) for i, c in enumerate(self.cols)]
+                           for row in self.rows],
+                     numeric=frozenset(i for i, c in enumerate(self.cols)
+                                       if c.kind not in ("text", "link")))
+
     def csv_href(self, base: str, query: str) -> str:
         extra = f"&{query}" if query else ""
         return f"{base}?format=csv&table={self.key}{extra}"
@@ -106,6 +115,11 @@ def _decimal(value: float | None, lang: str, digits: int = 1) -> str:
         return "–"
     text = f"{value:.{digits}f}"
     return text.replace(".", ",") if lang == "fi" else text
+
+
+def pct(value: float | None) -> float | None:
+    """A share (0.125) as the charts' percent (12.5)."""
+    return None if value is None else round(value * 100, 1)
 
 
 def cell(value: Any, kind: str, lang: str) -> str | Markup:
@@ -215,6 +229,7 @@ def _kind(request: Request, kind: str) -> str:
 
 def journey_figures(request: Request, r: JourneyReport) -> list[Figure]:
     t = translator(request)
+    lang = page_lang(request)
     figs = []
     # By channel kind: the store -> web question at a glance.
     later_kinds = [k for k in ("pos", "webshop", "service_desk", "api", "other")
@@ -234,8 +249,13 @@ def journey_figures(request: Request, r: JourneyReport) -> list[Figure]:
             line += [n, n / krow.customers if krow.customers else None]
         line.append(krow.one_time)
         rows.append(line)
-    figs.append(Figure("kinds", t(N_("Where customers bought later, by their first channel")),
-                       cols, rows, note=t(N_(
+    title = t(N_("Where customers bought later, by their first channel"))
+    chart: Markup | None = bar_chart(title, [_kind(request, k.kind) for k in r.kind_rows], [
+        Series(t(N_("Later: %(kind)s")) % {"kind": _kind(request, k)},
+               [pct(row.later.get(k, 0) / row.customers if row.customers else None)
+                for row in r.kind_rows], "percent") for k in later_kinds], lang=lang)
+    figs.append(Figure("kinds", title, cols, rows, chart=chart if later_kinds else None,
+                       note=t(N_(
                            "A customer counts once in every kind they bought in after their "
                            "first purchase; the shares are of the customers of the row."))))
     # By channel: each store's till is a channel of its own (the first store).
@@ -254,8 +274,11 @@ def journey_figures(request: Request, r: JourneyReport) -> list[Figure]:
             line += [n, n / row.customers if row.customers else None]
         line.append(row.one_time)
         rows.append(line)
-    figs.append(Figure("matrix", t(N_("Journey matrix: first channel → later channels")),
-                       cols, rows))
+    title = t(N_("Journey matrix: first channel → later channels"))
+    chart = bar_chart(title, [row.channel.name for row in r.rows], [
+        Series(c.name, [pct(row.later.get(c.id, 0) / row.customers if row.customers else None)
+                        for row in r.rows], "percent") for c in later], lang=lang)
+    figs.append(Figure("matrix", title, cols, rows, chart=chart if later else None))
     # Repeat and time to the second purchase.
     cols = [Col(t(N_("First purchase")), "first_channel", "text"),
             Col(t(N_("Customers")), "customers"),
@@ -267,7 +290,11 @@ def journey_figures(request: Request, r: JourneyReport) -> list[Figure]:
              row.revenue_cents] for row in r.rows]
     rows += [[t(N_("All: %(kind)s")) % {"kind": _kind(request, k.kind)}, k.customers, k.repeat,
               k.repeat_rate, k.median_days, k.revenue_cents] for k in r.kind_rows]
-    figs.append(Figure("repeat", t(N_("Repeat purchases by first channel")), cols, rows))
+    title = t(N_("Repeat purchases by first channel"))
+    chart = bar_chart(title, [row.channel.name for row in r.rows], [
+        Series(t(N_("Repeat rate")), [pct(row.repeat_rate) for row in r.rows], "percent")],
+        lang=lang) if r.rows else None
+    figs.append(Figure("repeat", title, cols, rows, chart=chart))
     # Omnichannel shares.
     cols = [Col(t(N_("Customers who bought in")), "group", "text"),
             Col(t(N_("Customers")), "customers"),
@@ -282,7 +309,12 @@ def journey_figures(request: Request, r: JourneyReport) -> list[Figure]:
              r.omni_channels.revenue_share],
             [t(N_("All customers with a purchase")), r.customers,
              1.0 if r.customers else None, r.revenue_cents, 1.0 if r.revenue_cents else None]]
-    figs.append(Figure("omnichannel", t(N_("Omnichannel customers")), cols, rows))
+    title = t(N_("Omnichannel customers"))
+    chart = bar_chart(title, [str(row[0]) for row in rows[:2]], [
+        Series(t(N_("Share of customers")), [pct(row[2]) for row in rows[:2]], "percent"),
+        Series(t(N_("Share of revenue")), [pct(row[4]) for row in rows[:2]], "percent")],
+        lang=lang) if r.customers else None
+    figs.append(Figure("omnichannel", title, cols, rows, chart=chart))
     # Lifetime value by journey.
     cols = [Col(t(N_("Journey")), "journey", "text"), Col(t(N_("Code")), "journey_key", "text"),
             Col(t(N_("Customers")), "customers"), Col(t(N_("Purchases")), "purchases"),
@@ -299,7 +331,10 @@ def journey_figures(request: Request, r: JourneyReport) -> list[Figure]:
              [t(N_("Several channel kinds")), "omnichannel", multi,
               sum(j.orders for j in r.journeys if j.other_kinds),
               r.omni_kinds.revenue_cents, r.multi_kind_ltv_cents]]
-    figs.append(Figure("ltv", t(N_("Lifetime value by journey")), cols, rows))
+    title = t(N_("Lifetime value by journey"))
+    chart = hbar_chart(title, [str(row[0]) for row in rows], [row[5] for row in rows],
+                       fmt="money", lang=lang) if r.journeys else None
+    figs.append(Figure("ltv", title, cols, rows, chart=chart))
     return figs
 
 
@@ -350,7 +385,11 @@ def nps_figures(request: Request, r: NpsReport, actor: Actor, tz: str) -> list[F
     tot = r.total
     rows.append([t(N_("All channels")), tot.nps, tot.responses, tot.promoters, tot.passives,
                  tot.detractors, tot.sent, tot.response_rate])
-    figs = [Figure("channels", t(N_("NPS per channel")), cols, rows)]
+    title = t(N_("NPS per channel"))
+    chart: Markup | None = bar_chart(title, [str(row[0]) for row in rows], [
+        Series(t(N_("NPS")), [None if row[1] is None else round(float(row[1]), 1)
+                              for row in rows], "count")], lang=lang) if tot.responses else None
+    figs = [Figure("channels", title, cols, rows, chart=chart)]
     cols = [Col(t(N_("Period")), "period_start", "text"), Col(t(N_("Channel")), "channel", "text"),
             Col(t(N_("NPS")), "nps", "score"), Col(t(N_("Answers")), "responses")]
     rows = []
@@ -361,7 +400,17 @@ def nps_figures(request: Request, r: NpsReport, actor: Actor, tz: str) -> list[F
                 continue
             rows.append([b.isoformat(), t(N_("All channels")) if ch is None else ch.name,
                          f.nps, f.responses])
-    figs.append(Figure("time", t(N_("NPS over time")), cols, rows))
+    title = t(N_("NPS over time"))
+    series = []
+    for ch in [None, *r.channels]:
+        key = None if ch is None else ch.id
+        values = [r.over_time[b].get(key) for b in r.buckets]
+        series.append(Series(t(N_("All channels")) if ch is None else ch.name, [
+            None if f is None or f.nps is None else round(f.nps, 1) for f in values],
+            "count"))
+    chart = line_chart(title, [b.isoformat() for b in r.buckets], series,
+                       lang=lang) if tot.responses else None
+    figs.append(Figure("time", title, cols, rows, chart=chart))
     may_see = actor.can("customers.read")
     cols = [Col(t(N_("Answered")), "answered_at", "text"), Col(t(N_("Score")), "score"),
             Col(t(N_("Channel")), "channel", "text"), Col(t(N_("Comment")), "comment", "text")]
@@ -405,6 +454,7 @@ async def funnel_page(request: Request, actor: Chain, since: Text = "", until: T
                       format: Text = "", table: Text = "") -> Response:
     state = PageState("funnel", "/backoffice/reports/funnel")
     t = translator(request)
+    lang = page_lang(request)
     period = _period(request, state, since, until)
     figures: list[Figure] = []
     if period is not None:
@@ -428,13 +478,33 @@ async def funnel_page(request: Request, actor: Chain, since: Text = "", until: T
         cols = [Col(t(N_("Device")), "device", "text"), *step_cols]
         rows = [[t(DEVICE_LABELS.get(d, d)), *steps(c)] for d, c in r.by_device.items()]
         rows.append([t(N_("All devices")), *steps(r.total)])
-        figures.append(Figure("devices", t(N_("Funnel by device")), cols, rows))
+        title = t(N_("Funnel by device"))
+        chart: Markup | None = bar_chart(title, [t(STEP_LABELS[k]) for k in KINDS], [
+            Series(t(DEVICE_LABELS.get(d, d)), [c.events[k] for k in KINDS], "count")
+            for d, c in r.by_device.items()], lang=lang) if r.by_device else None
+        figures.append(Figure("devices", title, cols, rows, chart=chart))
         cols = [Col(t(N_("Day")), "day", "text"), Col(t(N_("Channel")), "channel", "text"),
                 Col(t(N_("Device")), "device", "text"), *step_cols]
         rows = [[d.isoformat(), ch, t(DEVICE_LABELS.get(dev, dev)), *steps(c)]
                 for d, ch, dev, c in r.sorted_rows()]
-        figures.append(Figure("days", t(N_("Funnel per day, channel and device")), cols, rows))
+        title = t(N_("Funnel per day, channel and device"))
+        days = sorted({d for d, _, _ in r.rows})
+        chart = line_chart(t(N_("Orders per visit")), [d.isoformat() for d in days], [
+            Series(t(DEVICE_LABELS.get(dev, dev)), [pct(_day_conversion(r, d, dev))
+                                                    for d in days], "percent")
+            for dev in r.by_device], lang=lang) if days else None
+        figures.append(Figure("days", title, cols, rows, chart=chart))
     return _page(request, state, t(N_("Conversion funnel")), figures, format, table)
+
+
+def _day_conversion(r: FunnelReport, day: date, device: str) -> float | None:
+    """Orders per visit of one day and device over every channel."""
+    visits = orders = 0
+    for (d, _, dev), c in r.rows.items():
+        if d == day and dev == device:
+            visits += c.events["visit"]
+            orders += c.events["order_placed"]
+    return orders / visits if visits else None
 
 
 # --- loyalty --------------------------------------------------------------------------
@@ -442,6 +512,7 @@ async def funnel_page(request: Request, actor: Chain, since: Text = "", until: T
 
 def loyalty_figures(request: Request, r: LoyaltyReport) -> list[Figure]:
     t = translator(request)
+    lang = page_lang(request)
     cols = [Col(t(N_("Figure")), "figure", "text"), Col(t(N_("Value")), "value")]
     rows = [[t(N_("Members now")), r.members],
             [t(N_("New members in the period")), r.new_members],
@@ -461,7 +532,11 @@ def loyalty_figures(request: Request, r: LoyaltyReport) -> list[Figure]:
     cols = [Col(t(N_("Tier")), "tier", "text"), Col(t(N_("At the start")), "members_at_start"),
             Col(t(N_("At the end")), "members_at_end")]
     rows = [[t(TIER_LABELS[x]), r.start_tiers[x], r.end_tiers[x]] for x in tiers]
-    figs.append(Figure("tiers", t(N_("Members per tier")), cols, rows, note=t(N_(
+    title = t(N_("Members per tier"))
+    chart: Markup | None = bar_chart(title, [t(TIER_LABELS[x]) for x in tiers], [
+        Series(t(N_("At the start")), [r.start_tiers[x] for x in tiers], "count"),
+        Series(t(N_("At the end")), [r.end_tiers[x] for x in tiers], "count")], lang=lang)
+    figs.append(Figure("tiers", title, cols, rows, chart=chart, note=t(N_(
         "Moved up: %(up)s · moved down: %(down)s · same tier: %(same)s")) % {
             "up": r.up, "down": r.down, "same": r.same}))
     cols = [Col(t(N_("From")), "from_tier", "text"), Col(t(N_("To")), "to_tier", "text"),
