@@ -310,7 +310,7 @@ def journey_figures(request: Request, r: JourneyReport) -> list[Figure]:
             [t(N_("All customers with a purchase")), r.customers,
              1.0 if r.customers else None, r.revenue_cents, 1.0 if r.revenue_cents else None]]
     title = t(N_("Omnichannel customers"))
-    chart = bar_chart(title, [str(row[0]) for row in rows[:2]], [
+    chart = bar_chart(title, [t(N_("2+ channel kinds")), t(N_("2+ channels"))], [
         Series(t(N_("Share of customers")), [pct(row[2]) for row in rows[:2]], "percent"),
         Series(t(N_("Share of revenue")), [pct(row[4]) for row in rows[:2]], "percent")],
         lang=lang) if r.customers else None
