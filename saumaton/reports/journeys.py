@@ -33,6 +33,7 @@ from sqlalchemy import (
     literal_column,
     select,
     text,
+    true,
     union,
     update,
 )
@@ -367,7 +368,7 @@ async def journey_report(s: AsyncSession, actor: Actor) -> JourneyReport:
     # The matrix: one index-only pass over the `later` channel rows.
     for first, channel, n in await s.execute(
             select(_CC.c.first_channel_id, _CC.c.channel_id, func.count())
-            .where(_CC.c.later.is_(True))
+            .where(_CC.c.later == true())
             .group_by(_CC.c.first_channel_id, _CC.c.channel_id)):
         rows[first].later[channel] = int(n)
     journeys: dict[tuple[str, int], JourneyValue] = {}
