@@ -7,8 +7,9 @@ by a sale itself: the journey matrix reads these instead of every order line.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from saumaton.db.base import Base, UTCDateTime
@@ -66,3 +67,5 @@ class JourneyRefresh(Base):
     refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     full_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     customers: Mapped[int] = mapped_column(Integer, default=0)
+    # The figures summed over every customer (journeys.aggregate): what the page reads.
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

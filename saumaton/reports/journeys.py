@@ -201,6 +201,30 @@ async def changed_customers(s: AsyncSession, since: datetime) -> list[int]:
     return sorted({int(r[0]) for r in rows if r[0] is not None})
 
 
+async def aggregate(s: AsyncSession) -> dict[str, list[list[int]]]:
+    """The journey figures summed over every customer: small enough (tens to a few
+    thousand numbers) to keep in the refresh row, so that the page reads one row
+    instead of scanning a million (docs/performance.md)."""
+    matrix = [[int(a), int(b), int(n)] for a, b, n in await s.execute(
+        select(_CC.c.first_channel_id, _CC.c.channel_id, func.count())
+        .where(_CC.c.later == true())
+        .group_by(_CC.c.first_channel_id, _CC.c.channel_id))]
+    multi_channel = _CJ.c.channels > literal_column("1")  # no parameter: GROUP BY matches
+    groups = [[int(first), int(mask), int(later), int(bool(multi)), int(n), int(cents or 0),
+               int(orders or 0), int(repeat)]
+              for first, mask, later, multi, n, cents, orders, repeat in await s.execute(
+                  select(_CJ.c.first_channel_id, _CJ.c.kinds_mask, _CJ.c.later_kinds_mask,
+                         multi_channel, func.count(), func.sum(_CJ.c.revenue_cents),
+                         func.sum(_CJ.c.orders), func.count(_CJ.c.second_at))
+                  .group_by(_CJ.c.first_channel_id, _CJ.c.kinds_mask,
+                            _CJ.c.later_kinds_mask, multi_channel))]
+    days = [[int(first), int(d), int(n)] for first, d, n in await s.execute(
+        select(_CJ.c.first_channel_id, _CJ.c.second_days, func.count())
+        .where(_CJ.c.second_days.is_not(None))
+        .group_by(_CJ.c.first_channel_id, _CJ.c.second_days))]
+    return {"matrix": matrix, "groups": groups, "days": days}
+
+
 async def refresh_journeys(uow: UnitOfWork, *, full: bool = False,
                            now: datetime | None = None) -> int:
     """Bring the journey tables up to date; returns how many customers were recomputed
@@ -233,6 +257,7 @@ async def refresh_journeys(uow: UnitOfWork, *, full: bool = False,
     if full or state.full_at is None:
         state.full_at = now
     state.customers = int(await s.scalar(select(func.count()).select_from(_CJ)) or 0)
+    state.figures = await aggregate(s)
     await s.flush()
     return count
 
@@ -365,25 +390,15 @@ async def journey_report(s: AsyncSession, actor: Actor) -> JourneyReport:
     by_id = {c.id: c for c in channels}
     rows = {c.id: FirstChannelRow(c) for c in channels}
     kind_rows = {k: FirstKindRow(k) for k in KIND_ORDER}
-    # The matrix: one index-only pass over the `later` channel rows.
-    for first, channel, n in await s.execute(
-            select(_CC.c.first_channel_id, _CC.c.channel_id, func.count())
-            .where(_CC.c.later == true())
-            .group_by(_CC.c.first_channel_id, _CC.c.channel_id)):
+    figures: dict[str, Any] = dict(state.figures) if state is not None else {}
+    for first, channel, n in figures.get("matrix", []):
         rows[first].later[channel] = int(n)
     journeys: dict[tuple[str, int], JourneyValue] = {}
     customers = revenue = 0
     omni_k = [0, 0]
     omni_c = [0, 0]
     single = [0, 0]
-    multi_channel = _CJ.c.channels > literal_column("1")  # no parameter: GROUP BY matches
-    for first, mask, later_mask, multi, n, cents, orders, repeat in await s.execute(
-            select(_CJ.c.first_channel_id, _CJ.c.kinds_mask, _CJ.c.later_kinds_mask,
-                   multi_channel, func.count(), func.sum(_CJ.c.revenue_cents),
-                   func.sum(_CJ.c.orders), func.count(_CJ.c.second_at))
-            .group_by(_CJ.c.first_channel_id, _CJ.c.kinds_mask, _CJ.c.later_kinds_mask,
-                      multi_channel)):
-        n, cents, orders, repeat = int(n), int(cents or 0), int(orders or 0), int(repeat)
+    for first, mask, later_mask, multi, n, cents, orders, repeat in figures.get("groups", []):
         ch = by_id[first]
         kind = ch.kind if ch.kind in KIND_BITS else "other"
         row, krow = rows[first], kind_rows[kind]
@@ -415,10 +430,7 @@ async def journey_report(s: AsyncSession, actor: Actor) -> JourneyReport:
         jv.orders += orders
         jv.revenue_cents += cents
     days_by_channel: dict[int, dict[int, int]] = defaultdict(dict)
-    for first, days, n in await s.execute(
-            select(_CJ.c.first_channel_id, _CJ.c.second_days, func.count())
-            .where(_CJ.c.second_days.is_not(None))
-            .group_by(_CJ.c.first_channel_id, _CJ.c.second_days)):
+    for first, days, n in figures.get("days", []):
         days_by_channel[first][int(days)] = int(n)
     days_by_kind: dict[str, dict[int, int]] = defaultdict(dict)
     for first, hist in days_by_channel.items():

@@ -24,6 +24,7 @@ def upgrade() -> None:
     sa.Column('refreshed_at', saumaton.db.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('full_at', saumaton.db.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('customers', sa.Integer(), nullable=False),
+    sa.Column('figures', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customer_journey_refresh'))
     )
     op.create_table('customer_channels',
