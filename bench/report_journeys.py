@@ -76,7 +76,7 @@ async def run(url: str, *, runs: int = RUNS, skip_full: bool = False
         async with db.uow() as uow:
             n = await refresh_journeys(uow)
             await uow.commit()
-        print(f"incremental refresh, nothing changed since the watermark: {n:,} customers "
+        print(f"incremental refresh (customers changed since the watermark): {n:,} customers "
               f"in {time.perf_counter() - t0:.2f} s", flush=True)
 
         async def journeys() -> Any:
