@@ -22,7 +22,11 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
+    Column,
     Integer,
+    MetaData,
+    String,
     Table,
     case,
     delete,
@@ -35,7 +39,6 @@ from sqlalchemy import (
     text,
     true,
     union,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -44,6 +47,7 @@ from saumaton.catalogue.models import Product, Variant
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.customers.models import CustomerMerge
+from saumaton.db.base import UTCDateTime
 from saumaton.db.uow import UnitOfWork
 from saumaton.locations.models import Channel
 from saumaton.orders.models import Order, OrderLine
@@ -100,6 +104,16 @@ def _bit(kind: ColumnElement[Any]) -> ColumnElement[int]:
 # --- refresh ------------------------------------------------------------------------
 
 
+# The purchases being summed, computed once per refresh (both summary tables read them).
+# Temporary: created and dropped inside the refresh's transaction.
+_FACTS = Table(
+    "journey_facts", MetaData(),
+    Column("customer_id", BigInteger), Column("channel_id", Integer),
+    Column("location_id", Integer), Column("at", UTCDateTime()), Column("kind", String(16)),
+    Column("bit", Integer), Column("revenue", BigInteger), Column("rn", Integer),
+    Column("first_channel", Integer), prefixes=["TEMPORARY"])
+
+
 def _facts(ids: Sequence[int] | None) -> Any:
     """One row per purchase: customer, channel, moment, revenue, rank (1 = first)."""
     gift = _P.c.gift_card
@@ -135,28 +149,47 @@ def _facts(ids: Sequence[int] | None) -> Any:
                ls.c.n > 0))
     if ids is not None:
         facts = facts.where(_O.c.customer_id.in_(ids))
-    return facts.subquery("f")
+    return facts
+
+
+def _days(second: Any, first: Any, postgres: bool) -> ColumnElement[Any]:
+    """Whole 24-hour days from `first` to `second`."""
+    if postgres:
+        return func.cast(func.floor(func.extract("epoch", second - first) / 86400), Integer)
+    # julianday in whole milliseconds, then integer division: exact days
+    return func.cast(func.cast(func.round(
+        (func.julianday(second) - func.julianday(first)) * 86400000), Integer) / 86400000,
+        Integer)
 
 
 async def _rebuild(s: AsyncSession, ids: Sequence[int] | None, postgres: bool) -> None:
-    f = _facts(ids)
+    await s.run_sync(lambda sync: _FACTS.create(sync.connection(), checkfirst=True))
+    await s.execute(delete(_FACTS))
+    await s.execute(insert(_FACTS).from_select(
+        ["customer_id", "channel_id", "location_id", "at", "kind", "bit", "revenue", "rn",
+         "first_channel"], _facts(ids)))
+    f = _FACTS
     first = f.c.rn == 1
-    journeys = (
-        select(f.c.customer_id, func.min(f.c.at),
-               func.max(case((first, f.c.channel_id))),
-               func.max(case((first, f.c.location_id))),
-               func.max(case((first, f.c.kind))),
-               func.max(case((f.c.rn == 2, f.c.at))),
-               func.count(), func.sum(f.c.revenue),
-               func.sum(f.c.bit.distinct()),
-               func.sum(case((f.c.rn > 1, f.c.bit), else_=0).distinct()),
-               func.count(f.c.channel_id.distinct()))
-        .group_by(f.c.customer_id))
+    grouped = (
+        select(f.c.customer_id, func.min(f.c.at).label("first_at"),
+               func.max(case((first, f.c.channel_id))).label("first_channel_id"),
+               func.max(case((first, f.c.location_id))).label("first_location_id"),
+               func.max(case((first, f.c.kind))).label("first_kind"),
+               func.max(case((f.c.rn == 2, f.c.at))).label("second_at"),
+               func.count().label("orders"), func.sum(f.c.revenue).label("revenue_cents"),
+               func.sum(f.c.bit.distinct()).label("kinds_mask"),
+               func.sum(case((f.c.rn > 1, f.c.bit), else_=0).distinct())
+               .label("later_kinds_mask"),
+               func.count(f.c.channel_id.distinct()).label("channels"))
+        .group_by(f.c.customer_id)).subquery("g")
+    g = grouped.c
     await s.execute(insert(_CJ).from_select(
         ["customer_id", "first_at", "first_channel_id", "first_location_id", "first_kind",
-         "second_at", "orders", "revenue_cents", "kinds_mask", "later_kinds_mask",
-         "channels"], journeys))
-    f = _facts(ids)
+         "second_at", "second_days", "orders", "revenue_cents", "kinds_mask",
+         "later_kinds_mask", "channels"],
+        select(g.customer_id, g.first_at, g.first_channel_id, g.first_location_id,
+               g.first_kind, g.second_at, _days(g.second_at, g.first_at, postgres),
+               g.orders, g.revenue_cents, g.kinds_mask, g.later_kinds_mask, g.channels)))
     later = (func.bool_or(f.c.rn > 1) if postgres
              else func.max(case((f.c.rn > 1, 1), else_=0)))
     channels = (
@@ -166,18 +199,7 @@ async def _rebuild(s: AsyncSession, ids: Sequence[int] | None, postgres: bool) -
     await s.execute(insert(_CC).from_select(
         ["customer_id", "channel_id", "first_channel_id", "first_at", "orders",
          "revenue_cents", "later"], channels))
-    if postgres:
-        days: ColumnElement[Any] = func.floor(
-            func.extract("epoch", _CJ.c.second_at - _CJ.c.first_at) / 86400)
-    else:  # julianday in whole milliseconds, then integer division: exact days
-        days = func.cast(func.round(
-            (func.julianday(_CJ.c.second_at) - func.julianday(_CJ.c.first_at)) * 86400000),
-            Integer) / 86400000
-    stmt = update(_CJ).where(_CJ.c.second_at.is_not(None)).values(
-        second_days=func.cast(days, Integer))
-    if ids is not None:
-        stmt = stmt.where(_CJ.c.customer_id.in_(ids))
-    await s.execute(stmt)
+    await s.run_sync(lambda sync: _FACTS.drop(sync.connection()))
 
 
 async def changed_customers(s: AsyncSession, since: datetime) -> list[int]:
