@@ -9,9 +9,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from sqlalchemy import select
+from starlette.requests import Request
 
+from saumaton.analytics.buffer import AnalyticsBuffer
 from saumaton.analytics.device import device_of
 from saumaton.analytics.models import AnalyticsEvent
 from saumaton.config import Settings
@@ -25,6 +30,7 @@ from saumaton.reports.loyalty_report import NEW, loyalty_report
 from saumaton.reports.nps_report import nps_report
 from saumaton.reports.period import Grain, Period
 from saumaton.service.models import NpsSurvey
+from saumaton.web.analytics import track
 from tests.report_orders import add_order, channel_ids, new_customer
 from tests.support import Shop, build_shop, drop_pg_database, fresh_database, make_variants
 
@@ -256,3 +262,26 @@ async def test_figures_are_chain_wide(world: World) -> None:
             await funnel_report(s, manager, SEPTEMBER, TZ)
         with pytest.raises(Forbidden):
             await loyalty_report(s, manager, SEPTEMBER, world.settings)
+
+
+async def test_track_records_the_device_of_the_request(world: World) -> None:
+    """Through the page-side recorder and its buffer into the table: the User-Agent's
+    device is stored, the header itself is not."""
+    buffer = AnalyticsBuffer(world.db)
+    path = f"/shop/device-{uuid.uuid4().hex[:8]}"
+    agents = {"mobile": b"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148 Safari",
+              "desktop": b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0",
+              "unknown": b""}
+    for agent in agents.values():
+        scope: dict[str, Any] = {
+            "type": "http", "method": "GET", "path": path, "query_string": b"",
+            "root_path": "", "scheme": "http", "server": ("test", 80),
+            "headers": [(b"user-agent", agent)] if agent else [],
+            "app": SimpleNamespace(state=SimpleNamespace(analytics=buffer))}
+        track(Request(scope), "product_view")
+    assert await buffer.flush() == 3
+    async with world.db.reader() as s:
+        found = (await s.scalars(select(AnalyticsEvent).where(AnalyticsEvent.path == path)
+                                 .order_by(AnalyticsEvent.id))).all()
+    assert [e.device for e in found] == list(agents)
+    assert all("Mozilla" not in str(e.data) for e in found)
