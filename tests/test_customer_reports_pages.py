@@ -5,15 +5,20 @@ decimal comma); a bad date is refused next to its field in the page's language."
 from __future__ import annotations
 
 import csv
+import html
 import io
+import uuid
 
 import httpx
 
 from saumaton.core.actor import SYSTEM
+from saumaton.core.clock import utcnow
 from saumaton.csvio.files import format_euros
 from saumaton.db.uow import Database
 from saumaton.reports.journeys import journey_report, refresh_journeys
-from tests.support import Shop, staff_login, text_of
+from saumaton.service.models import NpsSurvey
+from tests.report_orders import add_order, channel_ids, new_customer
+from tests.support import Shop, make_variants, staff_login, text_of
 
 PAGES = ("customers", "nps", "funnel", "loyalty")
 
@@ -92,3 +97,29 @@ async def test_other_pages_csv(client: httpx.AsyncClient, shop: Shop) -> None:
         html = (await client.get(f"/backoffice/reports/{page}?{q}")).text
         assert (f'href="/backoffice/reports/{page}?format=csv&amp;table={table}&amp;'
                 + q.replace("&", "&amp;")) in html
+
+
+async def test_nps_comments_with_the_customer_link(client: httpx.AsyncClient, shop: Shop,
+                                                   db: Database) -> None:
+    ch = await channel_ids(db)
+    [v] = await make_variants(db, [1000])
+    customer = await new_customer(db, "Kommentoija")
+    now = utcnow()
+    order_id, _ = await add_order(db, channel_id=ch["pos-2"], customer_id=customer, at=now,
+                                  lines=[(int(str(v["id"])), 1000)])
+    comment = f"Ihana <b>palvelu</b> {uuid.uuid4().hex[:6]}"
+    async with db.uow() as uow:
+        uow.session.add(NpsSurvey(customer_id=customer, order_id=order_id,
+                                  token_hash=uuid.uuid4().hex * 2, sent_at=now, score=2,
+                                  comment=comment, answered_at=now))
+        await uow.commit()
+    await staff_login(client, shop, "owner")
+    page = await client.get("/backoffice/reports/nps?grain=week&lang=en")
+    assert page.status_code == 200
+    assert html.escape(comment, quote=False) in page.text and "<b>palvelu" not in page.text
+    assert f'href="/backoffice/customers/{customer}"' in page.text
+    rows = rows_of((await client.get(
+        "/backoffice/reports/nps?grain=week&format=csv&table=comments")).content)
+    assert rows[0] == ["answered_at", "score", "channel", "comment", "customer_id"]
+    mine = [row for row in rows[1:] if row[3] == comment]
+    assert mine and mine[0][1:3] == ["2", "POS Tampere"] and mine[0][4] == str(customer)

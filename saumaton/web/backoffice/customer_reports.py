@@ -88,7 +88,6 @@ class Figure:
     rows: list[list[Any]]
     chart: Markup | None = None
     note: str = ""
-    csv_cols: list[int] | None = None  # which columns go to the CSV (default all)
 
     def table(self, lang: str) -> Table:
         """The figures as the page shows them (charts.Table for backoffice/_figure.html)."""
@@ -152,12 +151,11 @@ def csv_cell(value: Any, kind: str) -> str:
 
 
 def csv_response(fig: Figure, filename: str) -> Response:
-    cols = fig.csv_cols if fig.csv_cols is not None else list(range(len(fig.cols)))
     out = io.StringIO()
     out.write(BOM)
-    out.write(csv_line([fig.cols[i].csv for i in cols]))
+    out.write(csv_line([c.csv for c in fig.cols]))
     for row in fig.rows:
-        out.write(csv_line([csv_cell(row[i], fig.cols[i].kind) for i in cols]))
+        out.write(csv_line([csv_cell(v, c.kind) for v, c in zip(row, fig.cols, strict=True)]))
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{filename}-{fig.key}.csv"',
         "Cache-Control": "no-store"})
