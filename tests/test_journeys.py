@@ -229,6 +229,9 @@ async def test_incremental_refresh_equals_full(world: World) -> None:
     assert await refresh(w, now=utcnow() + timedelta(hours=1)) == 3
     assert await refresh(w, now=utcnow() + timedelta(hours=2)) == 0
     assert await tables(w) == incremental
+    after = await report(w)  # the kept sums, not recomputed
+    assert (after.revenue_cents, after.customers) == (r.revenue_cents, 9)
+    assert after.as_of is not None and r.as_of is not None and after.as_of > r.as_of
 
 
 async def test_only_chain_wide_roles(world: World) -> None:

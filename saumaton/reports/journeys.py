@@ -271,15 +271,18 @@ async def refresh_journeys(uow: UnitOfWork, *, full: bool = False,
             await s.execute(delete(_CJ).where(_CJ.c.customer_id.in_(chunk)))
             await _rebuild(s, chunk, postgres)
         count = len(ids)
+    unchanged = state is not None and count == 0 and not full and bool(state.figures)
     if state is None:
-        state = JourneyRefresh(id=1, watermark_at=now, refreshed_at=now, customers=0)
+        state = JourneyRefresh(id=1, watermark_at=now, refreshed_at=now, customers=0,
+                               figures={})
         s.add(state)
     state.watermark_at = now
     state.refreshed_at = utcnow()
     if full or state.full_at is None:
         state.full_at = now
-    state.customers = int(await s.scalar(select(func.count()).select_from(_CJ)) or 0)
-    state.figures = await aggregate(s)
+    if not unchanged:  # the sums scan every customer: only when something changed
+        state.customers = int(await s.scalar(select(func.count()).select_from(_CJ)) or 0)
+        state.figures = await aggregate(s)
     await s.flush()
     return count
 
