@@ -29,7 +29,7 @@ MAX_TRIES = 5
 _TABLE = cast(Table, AnalyticsEvent.__table__)
 # Every row names every column: one multi-row VALUES statement needs the same keys.
 COLUMNS = ("at", "kind", "channel", "visitor_id", "customer_id", "order_id",
-           "variant_id", "path", "data")
+           "variant_id", "path", "data", "device")
 
 
 def _complete(row: dict[str, Any]) -> dict[str, Any]:
@@ -38,6 +38,7 @@ def _complete(row: dict[str, Any]) -> dict[str, Any]:
     out["channel"] = out["channel"] or "web"
     out["path"] = out["path"] or ""
     out["data"] = out["data"] or {}
+    out["device"] = out["device"] or "unknown"
     return out
 
 

@@ -27,3 +27,5 @@ class AnalyticsEvent(Base):
     variant_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     path: Mapped[str] = mapped_column(String(300), default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # mobile | tablet | desktop | unknown: from the User-Agent when recorded (never stored).
+    device: Mapped[str] = mapped_column(String(8), default="unknown", server_default="unknown")

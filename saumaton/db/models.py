@@ -51,6 +51,7 @@ from saumaton.pricing.models import (
     CampaignTarget,
     PriceChange,
 )
+from saumaton.reports.journey_tables import CustomerChannel, CustomerJourney, JourneyRefresh
 from saumaton.returns.models import Return, ReturnLine
 from saumaton.service.models import CannedAnswer, ChatMessage, Conversation, Notice, NpsSurvey
 from saumaton.settlements.models import PaytrailSettlement, SettlementLine, SettlementReportRequest
@@ -78,8 +79,10 @@ __all__ = [
     "Customer",
     "CustomerAccount",
     "CustomerAddress",
+    "CustomerChannel",
     "CustomerConsent",
     "CustomerIdentity",
+    "CustomerJourney",
     "CustomerMerge",
     "CustomerNote",
     "CustomerPreference",
@@ -89,6 +92,7 @@ __all__ = [
     "GiftCardEntry",
     "IdempotencyRecord",
     "ImportJob",
+    "JourneyRefresh",
     "Location",
     "LoyaltyEntry",
     "Notice",

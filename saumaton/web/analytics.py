@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from saumaton.analytics import KINDS
+from saumaton.analytics.device import device_of
 from saumaton.core.clock import utcnow
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ def track(request: Request, kind: str, **fields: Any) -> None:
             "variant_id": _int_or_none(fields.get("variant_id")),
             "path": request.url.path[:_PATH_MAX],
             "data": _data(fields.get("data")),
+            "device": device_of(request.headers.get("user-agent")),
         })
     except Exception:  # a bug in a caller must show in the log, not to the shopper
         log.exception("analytics event %r not recorded", kind)

@@ -85,7 +85,7 @@ NAV: tuple[NavGroup, ...] = (
     NavGroup(N_("Reports"), (
         NavItem("reports", "/backoffice/reports", N_("Sales"), "reports.read"),
         NavItem("customer-reports", "/backoffice/reports/customers",
-                N_("Customers and channels"), "reports.read"),
+                N_("Customers and channels"), "reports.read", everywhere=True),
         NavItem("settlements", "/backoffice/settlements", N_("Paytrail settlements"),
                 "reports.read", everywhere=True),
         NavItem("card-cash", "/backoffice/card-cash", N_("Card and cash"), "reports.read"),
