@@ -50,6 +50,7 @@ from saumaton.pricing.models import (
     CampaignTarget,
     PriceChange,
 )
+from saumaton.reports.models import SalesDaily, SalesDailyDay
 from saumaton.returns.models import Return, ReturnLine
 from saumaton.service.models import CannedAnswer, ChatMessage, Conversation, Notice, NpsSurvey
 from saumaton.shopsettings.models import ShopSetting
@@ -106,6 +107,8 @@ __all__ = [
     "Return",
     "ReturnLine",
     "SaleVoid",
+    "SalesDaily",
+    "SalesDailyDay",
     "ShopSetting",
     "Staff",
     "StaffLinkToken",

@@ -1,0 +1,113 @@
+"""The reports job: keeps the daily sales summary (`sales_daily`) up to date.
+
+Every run rebuilds the last `RECENT_DAYS` business days (offline sales synced late,
+returns received, orders cancelled land in them); `refresh(db, since=…)` rebuilds any
+range (the CLI: `saumaton report refresh --since DATE`). Each day is one transaction:
+DELETE its rows, INSERT … SELECT from the order book, mark it built. On PostgreSQL a
+transaction-level advisory lock lets one app process rebuild at a time (the others skip
+the run); SQLite has one writer anyway.
+
+More summaries join by adding a step to `STEPS`: an async function taking the unit of
+work and the days to rebuild.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, func, insert, select, text
+
+from saumaton.core.clock import utcnow
+from saumaton.db.uow import Database, UnitOfWork
+from saumaton.orders.models import Order
+from saumaton.reports.models import SalesDailyDay
+from saumaton.reports.summary import rebuild_day
+
+log = logging.getLogger(__name__)
+
+RECENT_DAYS = 7
+# pg_try_advisory_xact_lock key: "sales" in ASCII.
+LOCK_KEY = 0x73616C6573
+
+Step = Callable[[UnitOfWork, date, str], Awaitable[None]]
+
+
+async def sales_step(uow: UnitOfWork, day: date, tz: str) -> None:
+    await rebuild_day(uow.session, day, tz)
+    await uow.session.execute(delete(SalesDailyDay).where(SalesDailyDay.day == day))
+    await uow.session.execute(insert(SalesDailyDay).values(day=day, refreshed_at=utcnow()))
+
+
+# What one run rebuilds for each day, in order.
+STEPS: tuple[Step, ...] = (sales_step,)
+
+
+async def _locked(uow: UnitOfWork) -> bool:
+    if not uow.db.is_postgres:
+        return True
+    got = await uow.session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                   {"k": LOCK_KEY})
+    return bool(got)
+
+
+async def refresh_days(db: Database, days: Sequence[date], tz: str,
+                       steps: Sequence[Step] = STEPS,
+                       progress: Callable[[int, int], None] | None = None) -> int:
+    """Rebuild these days (one transaction each); returns how many were rebuilt (0 when
+    another process holds the lock)."""
+    done = 0
+    for day in days:
+        async with db.uow() as uow:
+            if not await _locked(uow):
+                log.info("another process is refreshing the sales summary")
+                return done
+            for step in steps:
+                await step(uow, day, tz)
+            await uow.commit()
+        done += 1
+        if progress:
+            progress(done, len(days))
+    return done
+
+
+async def first_sale_day(db: Database, tz: str) -> date | None:
+    async with db.reader() as s:
+        first: datetime | None = await s.scalar(select(func.min(Order.created_at)))
+        sold: datetime | None = await s.scalar(select(func.min(Order.sold_at)))
+    moments = [m for m in (first, sold) if m is not None]
+    if not moments:
+        return None
+    return min(moments).astimezone(ZoneInfo(tz)).date()
+
+
+async def refresh(db: Database, tz: str, *, since: date | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> int:
+    """Rebuild from `since` (default: the first sale's day) through yesterday and today
+    (today is read live by the reports; building it costs little and keeps it warm)."""
+    today = datetime.now(ZoneInfo(tz)).date()
+    first = since or await first_sale_day(db, tz) or today
+    days = [first + timedelta(days=i) for i in range((today - first).days + 1)]
+    return await refresh_days(db, days, tz, progress=progress)
+
+
+async def run_once(db: Database, tz: str) -> int:
+    today = datetime.now(ZoneInfo(tz)).date()
+    return await refresh(db, tz, since=today - timedelta(days=RECENT_DAYS))
+
+
+async def run_reports_job(db: Database, stop: asyncio.Event, interval_seconds: float,
+                          tz: str = "Europe/Helsinki") -> None:
+    """The background job every app process runs: the recent days every interval."""
+    while not stop.is_set():
+        try:
+            await run_once(db, tz)
+        except Exception:  # retried on the next tick
+            log.exception("refreshing the sales summary failed")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(interval_seconds):
+                await stop.wait()
