@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
@@ -172,11 +172,13 @@ class ReturnReason:
 async def returns_by_reason(s: AsyncSession, period: Period, *, tz: str,
                             view: View = View.SOLD, scope: Scope = Scope(None)
                             ) -> list[ReturnReason]:
-    """Completed returns per reason (the line's reason), the sale's channel and where
+    """Completed returns per reason (the line's, else the return's), the sale's channel and where
     they came back."""
     start, end = period.bounds(tz)
     where = sold_location() if view is View.SOLD else Return.location_id
-    q = (select(ReturnLine.reason, Channel.name, Location.name, func.count(),
+    # A line's own reason, else the return's.
+    reason = func.coalesce(func.nullif(ReturnLine.reason, literal_column("''")), Return.reason)
+    q = (select(reason, Channel.name, Location.name, func.count(),
                 func.sum(ReturnLine.quantity), func.sum(ReturnLine.refund_cents),
                 func.sum(ReturnLine.vat_cents))
          .select_from(ReturnLine).join(Return, Return.id == ReturnLine.return_id)
@@ -185,7 +187,7 @@ async def returns_by_reason(s: AsyncSession, period: Period, *, tz: str,
          .outerjoin(Location, Location.id == Return.location_id)
          .where(Return.status == "completed", return_moment_in(start, end),
                 *_scoped(where, scope))
-         .group_by(ReturnLine.reason, Channel.name, Location.name))
+         .group_by(reason, Channel.name, Location.name))
     rows = [ReturnReason(r[0] or "", r[1], r[2] or "", int(r[3]), int(r[4] or 0),
                          int(r[5] or 0), int(r[6] or 0)) for r in (await s.execute(q)).all()]
     rows.sort(key=lambda r: (-r.refund_cents, r.reason, r.channel))
