@@ -8,7 +8,7 @@ What happens (local time, Europe/Helsinki; prices VAT incl.):
 | when | what |
 |---|---|
 | 2025-10-10 | store 2 till: C × 1 (20,00), cash (a year earlier) |
-| 2026-09-20 | store 1 till: A × 50 (500,00) to a member, card: earns 500 points (the month before) |
+| 2026-09-20 | store 1 till: A × 50 (500,00) to a member, card: 500 points (month before) |
 | 10-03 | web, home delivery from the warehouse: A × 2 (20,00) + delivery fee, Paytrail |
 | 10-05 | web, click & collect at store 2: B × 1 (5,00), Paytrail |
 | 10-07 | store 1 till (cashier1): A × 1 (10,00), C × 1 with 10 % off (18,00), card |
