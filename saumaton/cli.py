@@ -414,6 +414,45 @@ def loyalty_expire(database_url: DbUrl = None) -> None:
     console.print(f"wrote off {asyncio.run(run())} lapsed points")
 
 
+# --- report: the reports' summaries (docs/reports.md) ------------------------------------
+report_app = typer.Typer(help="Reports: the daily sales summary (docs/reports.md).",
+                         no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("refresh")
+def report_refresh(
+    since: Annotated[str | None, typer.Option(
+        help="first day to rebuild, YYYY-MM-DD (default: the first sale's day)")] = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Rebuild the daily sales summary from `--since` through today (the app's reports
+    job keeps the last days up to date; this is for the whole history)."""
+    from datetime import date
+
+    from saumaton.db.uow import Database
+    from saumaton.reports.jobs import refresh
+
+    try:
+        first = date.fromisoformat(since) if since else None
+    except ValueError:
+        console.print("[red]--since: write the date as YYYY-MM-DD[/red]")
+        raise typer.Exit(2) from None
+    tz = get_settings().timezone
+
+    async def run() -> int:
+        db = Database(_url(database_url))
+        try:
+            with Progress(console=console) as bar:
+                task = bar.add_task("days", total=None)
+                return await refresh(db, tz, since=first, progress=lambda done, total:
+                                     bar.update(task, completed=done, total=total))
+        finally:
+            await db.dispose()
+
+    console.print(f"rebuilt {asyncio.run(run())} days of the sales summary")
+
+
 # --- nps: the after-purchase e-mail with one question (docs/nps.md) ----------------------
 nps_app = typer.Typer(help="After-purchase e-mails with the NPS question (docs/nps.md).",
                       no_args_is_help=True)

@@ -24,7 +24,7 @@ from markupsafe import Markup
 
 from saumaton import i18n
 from saumaton.core.actor import Actor
-from saumaton.core.errors import ValidationFailed
+from saumaton.core.errors import NotFound, ValidationFailed
 from saumaton.csvio.files import BOM, csv_line, excel_text, format_euros
 from saumaton.locations.services import list_locations
 from saumaton.reports.period import Grain, Period, parse_period
@@ -314,6 +314,7 @@ async def _context(request: Request, actor: Actor
     locations = await _locations(request, scope)
     filters, values, errors = _filters(request, _today(request), locations)
     ctx: dict[str, Any] = {"values": values, "errors": errors, "locations": locations,
+                           "query": "",
                            "nav_key": "reports", "grains": [
                                ("day", gettext(request, N_("Day"))),
                                ("week", gettext(request, N_("Week"))),
@@ -342,8 +343,8 @@ def _pick(request: Request, figures: list[Figure], name: str) -> Response:
     for f in figures:
         if f.key == wanted:
             return csv_response(f"{name}-{f.key}", csv_of(f.cols, f.rows, f.footer))
-    raise ValidationFailed(f"no figure {wanted!r} on this page", code="unknown_figure",
-                           field="figure")
+    raise NotFound(f"no figure {wanted!r} on this page", code="unknown_figure",
+                   field="figure")
 
 
 @router.get(BASE)
