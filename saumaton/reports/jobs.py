@@ -20,12 +20,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, insert, text
 
 from saumaton.core.clock import utcnow
 from saumaton.db.uow import Database, UnitOfWork
-from saumaton.orders.models import Order
 from saumaton.reports.models import SalesDailyDay
+from saumaton.reports.sales import first_order_day
 from saumaton.reports.summary import rebuild_day
 
 log = logging.getLogger(__name__)
@@ -77,12 +77,7 @@ async def refresh_days(db: Database, days: Sequence[date], tz: str,
 
 async def first_sale_day(db: Database, tz: str) -> date | None:
     async with db.reader() as s:
-        first: datetime | None = await s.scalar(select(func.min(Order.created_at)))
-        sold: datetime | None = await s.scalar(select(func.min(Order.sold_at)))
-    moments = [m for m in (first, sold) if m is not None]
-    if not moments:
-        return None
-    return min(moments).astimezone(ZoneInfo(tz)).date()
+        return await first_order_day(s, tz)
 
 
 async def refresh(db: Database, tz: str, *, since: date | None = None,

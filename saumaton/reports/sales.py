@@ -21,11 +21,12 @@ from enum import StrEnum
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.core.actor import Actor
 from saumaton.locations.models import Channel, Location
+from saumaton.orders.models import Order
 from saumaton.reports.models import SalesDailyDay
 from saumaton.reports.period import Grain, Period, bucket
 from saumaton.reports.summary import DayRow, live_day, stored_rows
@@ -239,14 +240,23 @@ async def day_rows(s: AsyncSession, period: Period, tz: str, *, source: Source =
                                         SalesDailyDay.day <= period.last))).all()
         covered = {d for d, at in built if at >= _complete_after(d, tz)}
     stored = [d for d in days if d in covered]
-    live = [d for d in days if d not in covered]
-    rows = await stored_rows(s, stored)
     today = datetime.now(ZoneInfo(tz)).date()
+    # Before the first order there is nothing to read (a year-earlier comparison of a
+    # young shop); after today neither.
+    first = await first_order_day(s, tz)
+    live = [d for d in days if d not in covered and first is not None and first <= d <= today]
+    rows = await stored_rows(s, stored)
     for d in live:
-        if d > today:  # the future has no sales
-            continue
         rows.extend(await live_day(s, d, tz))
-    return rows, len([d for d in live if d <= today])
+    return rows, len(live)
+
+
+async def first_order_day(s: AsyncSession, tz: str) -> date | None:
+    """The business day of the earliest order (created or sold): two index lookups."""
+    created: datetime | None = await s.scalar(select(func.min(Order.created_at)))
+    sold: datetime | None = await s.scalar(select(func.min(Order.sold_at)))
+    moments = [m for m in (created, sold) if m is not None]
+    return min(moments).astimezone(ZoneInfo(tz)).date() if moments else None
 
 
 def _key(r: DayRow, view: View) -> Key:
