@@ -4,22 +4,27 @@ figures, managers' scope, the detail pages' figures."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import date
 
 import pytest
 from sqlalchemy import select
 
 from saumaton.config import Settings
+from saumaton.core.actor import SYSTEM
 from saumaton.core.money import vat_included
 from saumaton.locations.models import Channel
+from saumaton.orders.lifecycle import OrderStatus, transition_row
 from saumaton.orders.models import OrderLine
 from saumaton.reports import jobs
 from saumaton.reports.period import Grain, Period
 from saumaton.reports.sales import Figures, Key, Scope, View, sales_report, scope_of
 from saumaton.reports.sales_detail import returns_by_reason, staff_sales, top_items
-from tests.known_month import MONTH, TZ, KnownMonth, build_known_month
-from tests.support import drop_pg_database, fresh_database, staff_actor
+from saumaton.tills.sales import TillLineIn, TillPaymentIn, TillSaleIn, sell
+from tests.known_month import MONTH, TZ, KnownMonth, build_known_month, local
+from tests.support import drop_pg_database, fresh_database, open_drawer, staff_actor
 
 STD, FOOD = 2550, 1350
 
@@ -233,3 +238,33 @@ async def test_period_without_sales_is_zero(km: KnownMonth) -> None:
     assert report.rows == [] and report.total == Figures()
     assert report.total.average_basket_cents is None and report.total.margin_bp is None
 
+
+
+# Last in the module: it changes the known month.
+async def test_late_changes_to_a_summarised_day_are_read_live(km: KnownMonth) -> None:
+    """An offline sale synced weeks later and a paid order cancelled make their days
+    stale in the summary: the report reads those days live until the job rebuilds them."""
+    assert await jobs.refresh_days(km.db, MONTH.each_day(), TZ) == MONTH.days
+    async with km.db.reader() as s:
+        before = await sales_report(s, MONTH, tz=TZ, compare=False)
+    assert before.live_days == 0
+    cashier2 = await staff_actor(km.db, km.shop, "cashier2")
+    drawer = await open_drawer(km.db, km.shop.store2)
+    await sell(km.db, cashier2, km.shop.store2, TillSaleIn(
+        key=uuid.uuid4().hex, session_id=drawer, offline=True, client_ref="K2-000099",
+        sold_at=local(date(2026, 10, 25)), payments=[TillPaymentIn(method="cash")],
+        lines=[TillLineIn(variant_id=km.b, quantity=2, unit_price_cents=500)]))
+    async with km.db.uow() as uow:
+        await transition_row(uow, km.orders["web_pickup"], "paid", OrderStatus.CANCELLED,
+                             actor=SYSTEM)
+        await uow.commit()
+    async with km.db.reader() as s:
+        after = await sales_report(s, MONTH, tz=TZ, compare=False)
+        live = await sales_report(s, MONTH, tz=TZ, compare=False, source="live")
+    assert after.live_days >= 2
+    assert after.total.goods_cents == before.total.goods_cents + 1000 - 500
+    assert after.total == live.total and after.rows == live.rows
+    await jobs.refresh_days(km.db, MONTH.each_day(), TZ)
+    async with km.db.reader() as s:
+        rebuilt = await sales_report(s, MONTH, tz=TZ, compare=False)
+    assert rebuilt.live_days == 0 and rebuilt.total == live.total

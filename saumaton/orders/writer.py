@@ -20,13 +20,14 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 
 from saumaton.catalogue.models import Variant
 from saumaton.core.errors import Conflict
 from saumaton.db.uow import UnitOfWork
 from saumaton.orders.models import Order, OrderLine
 from saumaton.payments.models import Payment
+from saumaton.reports.models import SalesDailyDay, touched_days
 from saumaton.tills.models import DrawerSession, Register
 
 
@@ -222,12 +223,22 @@ async def write_order(uow: UnitOfWork, order: OrderRecord, lines: list[LineRecor
             insert(Order).values(**values).returning(Order.id))).scalar_one())
         await _insert_lines_payments(uow, order_id, lines, payments, order.location_id,
                                      order.created_at)
+    if order.sold_at is not None:  # a sale synced late: its day's summary is stale
+        await forget_summary_days(uow, order.sold_at)
     uow.emit("order.created", {
         "order_id": order_id, "channel_id": order.channel_id,
         "location_id": order.location_id, "status": order.status,
         "total_cents": order.total_cents, "customer_id": order.customer_id,
         **(event or {})})
     return order_id, drawer_id
+
+
+async def forget_summary_days(uow: UnitOfWork, moment: datetime) -> None:
+    """The sales summary no longer holds the day(s) of `moment` complete: reports read
+    them live until the reports job rebuilds them (docs/reports.md, freshness)."""
+    first, last = touched_days(moment)
+    await uow.session.execute(delete(SalesDailyDay).where(SalesDailyDay.day >= first,
+                                                          SalesDailyDay.day <= last))
 
 
 async def write_lines_payments(uow: UnitOfWork, order_id: int, lines: list[LineRecord],

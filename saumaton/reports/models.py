@@ -51,3 +51,10 @@ class SalesDailyDay(Base):
     __tablename__ = "sales_daily_days"
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def touched_days(moment: datetime) -> tuple[date, date]:
+    """The business days `moment` may fall on in any time zone (its UTC date ± 1): the
+    summary days an order book change at that moment makes stale."""
+    d = moment.date()
+    return date.fromordinal(d.toordinal() - 1), date.fromordinal(d.toordinal() + 1)
