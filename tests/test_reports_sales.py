@@ -264,6 +264,8 @@ async def test_late_changes_to_a_summarised_day_are_read_live(km: KnownMonth) ->
     assert after.live_days >= 2
     assert after.total.goods_cents == before.total.goods_cents + 1000 - 500
     assert after.total == live.total and after.rows == live.rows
+    stale = await jobs.stale_days(km.db, TZ, limit=10_000)
+    assert [d.day for d in stale if MONTH.first <= d <= MONTH.last] == [4, 5, 6, 24, 25, 26]
     await jobs.refresh_days(km.db, MONTH.each_day(), TZ)
     async with km.db.reader() as s:
         rebuilt = await sales_report(s, MONTH, tz=TZ, compare=False)

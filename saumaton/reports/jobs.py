@@ -1,8 +1,9 @@
 """The reports job: keeps the daily sales summary (`sales_daily`) up to date.
 
-Every run rebuilds the last `RECENT_DAYS` business days (offline sales synced late,
-returns received, orders cancelled land in them); `refresh(db, since=…)` rebuilds any
-range (the CLI: `saumaton report refresh --since DATE`). Each day is one transaction:
+Every run rebuilds the last `RECENT_DAYS` business days and today, and up to
+`BACKFILL_DAYS` older days the summary does not hold complete (never built, or taken
+out by a late change: see orders.writer.forget_summary_days); `refresh(db, since=…)`
+rebuilds any range (the CLI: `saumaton report refresh --since DATE`). Each day is one transaction:
 DELETE its rows, INSERT … SELECT from the order book, mark it built. On PostgreSQL a
 transaction-level advisory lock lets one app process rebuild at a time (the others skip
 the run); SQLite has one writer anyway.
@@ -20,17 +21,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, text
+from sqlalchemy import delete, insert, select, text
 
 from saumaton.core.clock import utcnow
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.reports.models import SalesDailyDay
+from saumaton.reports.period import Period
 from saumaton.reports.sales import first_order_day
 from saumaton.reports.summary import rebuild_day
 
 log = logging.getLogger(__name__)
 
 RECENT_DAYS = 7
+# Older days a run rebuilds at most when the summary lacks them.
+BACKFILL_DAYS = 31
 # pg_try_advisory_xact_lock key: "sales" in ASCII.
 LOCK_KEY = 0x73616C6573
 
@@ -90,9 +94,36 @@ async def refresh(db: Database, tz: str, *, since: date | None = None,
     return await refresh_days(db, days, tz, progress=progress)
 
 
-async def run_once(db: Database, tz: str) -> int:
+async def stale_days(db: Database, tz: str, limit: int = BACKFILL_DAYS) -> list[date]:
+    """Days from the first order to yesterday that the summary does not hold complete
+    (never built, built before they ended, or taken out by a late change), oldest
+    first, at most `limit`."""
     today = datetime.now(ZoneInfo(tz)).date()
-    return await refresh(db, tz, since=today - timedelta(days=RECENT_DAYS))
+    first = await first_sale_day(db, tz)
+    if first is None:
+        return []
+    async with db.reader() as s:
+        built = {d: at for d, at in (await s.execute(
+            select(SalesDailyDay.day, SalesDailyDay.refreshed_at)
+            .where(SalesDailyDay.day >= first))).all()}
+    out = []
+    for i in range((today - first).days):
+        d = first + timedelta(days=i)
+        at = built.get(d)
+        if at is None or at < Period.day(d).bounds(tz)[1]:
+            out.append(d)
+            if len(out) >= limit:
+                break
+    return out
+
+
+async def run_once(db: Database, tz: str) -> int:
+    """One run: the last RECENT_DAYS days and today, then up to BACKFILL_DAYS older days
+    the summary lacks (a new installation fills its history this way, a month a run)."""
+    today = datetime.now(ZoneInfo(tz)).date()
+    recent = [today - timedelta(days=i) for i in range(RECENT_DAYS, -1, -1)]
+    older = [d for d in await stale_days(db, tz) if d not in set(recent)]
+    return await refresh_days(db, [*older, *recent], tz)
 
 
 async def run_reports_job(db: Database, stop: asyncio.Event, interval_seconds: float,
