@@ -333,6 +333,7 @@ async def _context(request: Request, actor: Actor
 def _figure_ctx(figures: list[Figure], lang: str, base: str, query: str
                 ) -> list[dict[str, Any]]:
     return [{"title": f.title, "chart": f.chart, "table": f.table(lang),
+             "table_open": len(f.rows) <= 12,
              "csv_href": f"{base}?{query}&format=csv&figure={f.key}" if query
              else f"{base}?format=csv&figure={f.key}", "figure_id": f"figure-{f.key}"}
             for f in figures]
@@ -372,7 +373,7 @@ async def reports(request: Request,
         ("net", gettext(request, N_("Net sales")), i18n.money(t.net_cents, lang), _change(
             request, t.net_cents, report.previous, report.year_earlier, lang)),
         ("margin", gettext(request, N_("Gross margin")), i18n.money(t.margin_cents, lang),
-         gettext(request, N_("%(pct)s of sales with a cost price; %(unknown)s without one"),
+         gettext(request, N_("Margin %(pct)s; %(unknown)s of sales without a cost price"),
                  pct=_cell(t.margin_bp, "bp", lang), unknown=_cell(t.unknown_cost_bp, "bp",
                                                                    lang))),
         ("orders", gettext(request, N_("Orders")), str(t.orders),
