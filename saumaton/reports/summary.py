@@ -101,12 +101,15 @@ def _consts(day: date, kind: str) -> list[ColumnElement[Any]]:
     return [literal(day, Date).label("day"), literal(kind, String).label("kind")]
 
 
-def _lines(day: date, start: datetime, end: datetime, *, gift_cards: bool
-           ) -> Select[Any]:
+def _lines(day: date, start: datetime, end: datetime) -> Select[Any]:
+    """Goods sold ("sale") and gift cards sold ("giftcard") in one pass over the day's
+    lines."""
     sold, fulfil = sold_location(), line_fulfil_location()
     known = OrderLine.unit_cost_cents.is_not(None)
+    kind = case((Product.gift_card.is_(True), literal_column("'giftcard'")),
+                else_=literal_column("'sale'"))
     return (
-        select(*_consts(day, "giftcard" if gift_cards else "sale"), Order.channel_id,
+        select(literal(day, Date).label("day"), kind.label("kind"), Order.channel_id,
                sold.label("location_id"), fulfil.label("fulfil_location_id"),
                OrderLine.vat_rate_bp,
                func.sum(OrderLine.total_cents).label("gross_cents"),
@@ -121,9 +124,8 @@ def _lines(day: date, start: datetime, end: datetime, *, gift_cards: bool
         .join(Order, Order.id == OrderLine.order_id)
         .join(Variant, Variant.id == OrderLine.variant_id)
         .join(Product, Product.id == Variant.product_id)
-        .where(sale_moment_in(start, end), is_sale(),
-               Product.gift_card.is_(True) if gift_cards else Product.gift_card.is_(False))
-        .group_by(Order.channel_id, sold, fulfil, OrderLine.vat_rate_bp))
+        .where(sale_moment_in(start, end), is_sale())
+        .group_by(kind, Order.channel_id, sold, fulfil, OrderLine.vat_rate_bp))
 
 
 def _orders(day: date, start: datetime, end: datetime) -> list[Select[Any]]:
@@ -183,8 +185,7 @@ def _returns(day: date, start: datetime, end: datetime) -> Select[Any]:
 def day_select(day: date, tz: str) -> Select[Any]:
     """Every summary row of one business day, in `COLUMNS` order."""
     start, end = Period.day(day).bounds(tz)
-    parts = [_lines(day, start, end, gift_cards=False), _lines(day, start, end, gift_cards=True),
-             *_orders(day, start, end), _returns(day, start, end)]
+    parts = [_lines(day, start, end), *_orders(day, start, end), _returns(day, start, end)]
     return union_all(*parts)  # type: ignore[return-value]
 
 
