@@ -7,7 +7,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from saumaton.core.money import vat_included
 from saumaton.locations.models import Channel
 from saumaton.orders.lifecycle import OrderStatus, transition_row
 from saumaton.orders.models import OrderLine
+from saumaton.reports.models import SalesDailyDay
 from saumaton.reports import jobs
 from saumaton.reports.period import Grain, Period
 from saumaton.reports.sales import Figures, Key, Scope, View, sales_report, scope_of
@@ -270,3 +272,18 @@ async def test_late_changes_to_a_summarised_day_are_read_live(km: KnownMonth) ->
     async with km.db.reader() as s:
         rebuilt = await sales_report(s, MONTH, tz=TZ, compare=False)
     assert rebuilt.live_days == 0 and rebuilt.total == live.total
+
+
+async def test_job_run_rebuilds_recent_days_and_runs_the_run_steps(
+        km: KnownMonth, monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[object] = []
+
+    async def step(uow: object) -> None:
+        ran.append(uow)
+
+    monkeypatch.setattr(jobs, "RUN_STEPS", (step,))
+    assert await jobs.run_once(km.db, TZ) >= jobs.RECENT_DAYS + 1
+    assert len(ran) == 1
+    async with km.db.reader() as s:
+        today_built = await s.get(SalesDailyDay, datetime.now(ZoneInfo(TZ)).date())
+    assert today_built is not None

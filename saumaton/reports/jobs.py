@@ -8,8 +8,9 @@ DELETE its rows, INSERT … SELECT from the order book, mark it built. On Postgr
 transaction-level advisory lock lets one app process rebuild at a time (the others skip
 the run); SQLite has one writer anyway.
 
-More summaries join by adding a step to `STEPS`: an async function taking the unit of
-work and the days to rebuild.
+More summaries join by adding a step: to `STEPS` (an async function of the unit of
+work, a day and the time zone, run for every day rebuilt) or to `RUN_STEPS` (an async
+function of the unit of work, run once per job run).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ BACKFILL_DAYS = 31
 LOCK_KEY = 0x73616C6573
 
 Step = Callable[[UnitOfWork, date, str], Awaitable[None]]
+RunStep = Callable[[UnitOfWork], Awaitable[None]]
 
 
 async def sales_step(uow: UnitOfWork, day: date, tz: str) -> None:
@@ -49,6 +51,9 @@ async def sales_step(uow: UnitOfWork, day: date, tz: str) -> None:
 
 # What one run rebuilds for each day, in order.
 STEPS: tuple[Step, ...] = (sales_step,)
+# What one run does once, after the days (each in its own transaction): summaries that
+# are not per day, e.g. the customers' channel journeys (`refresh_journeys(uow)`).
+RUN_STEPS: tuple[RunStep, ...] = ()
 
 
 async def _locked(uow: UnitOfWork) -> bool:
@@ -123,7 +128,14 @@ async def run_once(db: Database, tz: str) -> int:
     today = datetime.now(ZoneInfo(tz)).date()
     recent = [today - timedelta(days=i) for i in range(RECENT_DAYS, -1, -1)]
     older = [d for d in await stale_days(db, tz) if d not in set(recent)]
-    return await refresh_days(db, [*older, *recent], tz)
+    done = await refresh_days(db, [*older, *recent], tz)
+    for step in RUN_STEPS:
+        async with db.uow() as uow:
+            if not await _locked(uow):
+                break
+            await step(uow)
+            await uow.commit()
+    return done
 
 
 async def run_reports_job(db: Database, stop: asyncio.Event, interval_seconds: float,
