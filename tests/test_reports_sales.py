@@ -19,8 +19,8 @@ from saumaton.core.money import vat_included
 from saumaton.locations.models import Channel
 from saumaton.orders.lifecycle import OrderStatus, transition_row
 from saumaton.orders.models import OrderLine
-from saumaton.reports.models import SalesDailyDay
 from saumaton.reports import jobs
+from saumaton.reports.models import SalesDailyDay
 from saumaton.reports.period import Grain, Period
 from saumaton.reports.sales import Figures, Key, Scope, View, sales_report, scope_of
 from saumaton.reports.sales_detail import returns_by_reason, staff_sales, top_items
