@@ -189,6 +189,11 @@ async def test_known_month_summary_equals_live_and_comparisons(km: KnownMonth) -
     assert (stored.year_earlier.sales_cents, stored.year_earlier.orders) == (2000, 1)
     # Weekly buckets hold the whole month's net sales.
     assert sum(sum(b.values()) for _, b in stored.buckets) == stored.total.net_cents
+    for by in ("product", "category"):
+        async with km.db.reader() as s:
+            items = await top_items(s, MONTH, tz=TZ, by=by)
+            live_items = await top_items(s, MONTH, tz=TZ, by=by, source="live")
+        assert items == live_items and items
     # A rebuilt day is rebuilt, not added to.
     assert await jobs.refresh_days(km.db, MONTH.each_day(), TZ) == MONTH.days
     async with km.db.reader() as s:

@@ -50,7 +50,7 @@ from saumaton.pricing.models import (
     CampaignTarget,
     PriceChange,
 )
-from saumaton.reports.models import SalesDaily, SalesDailyDay
+from saumaton.reports.models import SalesDaily, SalesDailyDay, SalesDailyItem
 from saumaton.returns.models import Return, ReturnLine
 from saumaton.service.models import CannedAnswer, ChatMessage, Conversation, Notice, NpsSurvey
 from saumaton.shopsettings.models import ShopSetting
@@ -109,6 +109,7 @@ __all__ = [
     "SaleVoid",
     "SalesDaily",
     "SalesDailyDay",
+    "SalesDailyItem",
     "ShopSetting",
     "Staff",
     "StaffLinkToken",

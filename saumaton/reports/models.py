@@ -44,6 +44,25 @@ class SalesDaily(Base):
     orders: Mapped[int] = mapped_column(BigInteger)
 
 
+class SalesDailyItem(Base):
+    """Goods sold and returned per business day × variant × where sold × where fulfilled
+    (or returned): what the top products and categories read. Built with `sales_daily`."""
+
+    __tablename__ = "sales_daily_items"
+    __table_args__ = (Index("ix_sales_daily_items_day", "day"),)
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(8))  # sale | return
+    variant_id: Mapped[int] = mapped_column(Integer)
+    location_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    fulfil_location_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    units: Mapped[int] = mapped_column(BigInteger)
+    gross_cents: Mapped[int] = mapped_column(BigInteger)
+    vat_cents: Mapped[int] = mapped_column(BigInteger)
+    costed_net_cents: Mapped[int] = mapped_column(BigInteger)
+    cost_cents: Mapped[int] = mapped_column(BigInteger)
+
+
 class SalesDailyDay(Base):
     """A day `sales_daily` holds, and when it was built (complete once built after the
     day ended)."""

@@ -228,10 +228,10 @@ def _complete_after(day: date, tz: str) -> datetime:
     return Period.day(day).bounds(tz)[1]
 
 
-async def day_rows(s: AsyncSession, period: Period, tz: str, *, source: Source = "auto"
-                   ) -> tuple[list[DayRow], int]:
-    """Every summary row of the period: stored days from `sales_daily`, the others live.
-    Returns the rows and the number of days read live."""
+async def split_days(s: AsyncSession, period: Period, tz: str, *, source: Source = "auto"
+                     ) -> tuple[list[date], list[date]]:
+    """The period's days the summary holds complete, and those to read live (not held,
+    from the first order's day through today)."""
     days = period.each_day()
     covered: set[date] = set()
     if source == "auto":
@@ -245,6 +245,14 @@ async def day_rows(s: AsyncSession, period: Period, tz: str, *, source: Source =
     # young shop); after today neither.
     first = await first_order_day(s, tz)
     live = [d for d in days if d not in covered and first is not None and first <= d <= today]
+    return stored, live
+
+
+async def day_rows(s: AsyncSession, period: Period, tz: str, *, source: Source = "auto"
+                   ) -> tuple[list[DayRow], int]:
+    """Every summary row of the period: stored days from `sales_daily`, the others live.
+    Returns the rows and the number of days read live."""
+    stored, live = await split_days(s, period, tz, source=source)
     rows = await stored_rows(s, stored)
     for d in live:
         rows.extend(await live_day(s, d, tz))

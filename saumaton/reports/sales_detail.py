@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, literal_column, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
@@ -17,13 +17,14 @@ from saumaton.catalogue.models import Category, Product, Variant
 from saumaton.locations.models import Channel, Location
 from saumaton.orders.models import Order, OrderLine
 from saumaton.reports.period import Period
-from saumaton.reports.sales import Scope, View
+from saumaton.reports.sales import Scope, Source, View, split_days
 from saumaton.reports.summary import (
     is_sale,
-    line_fulfil_location,
+    live_item_day,
     return_moment_in,
     sale_moment_in,
     sold_location,
+    stored_item_rows,
 )
 from saumaton.returns.models import Return, ReturnLine
 
@@ -62,63 +63,49 @@ def _scoped(expr: ColumnElement[Any] | InstrumentedAttribute[Any], scope: Scope
 
 
 async def top_items(s: AsyncSession, period: Period, *, tz: str, by: str = "product",
-                    view: View = View.SOLD, scope: Scope = Scope(None), limit: int = TOP
-                    ) -> list[ItemFigures]:
+                    view: View = View.SOLD, scope: Scope = Scope(None), limit: int = TOP,
+                    source: Source = "auto") -> list[ItemFigures]:
     """The best-selling products (by="product", per variant) or categories
-    (by="category") by net sales, returns taken off."""
-    start, end = period.bounds(tz)
-    key: ColumnElement[int | None] = (Product.category_id if by == "category"  # type: ignore[assignment]
-                                      else Variant.id)
-    where_sold = sold_location() if view is View.SOLD else line_fulfil_location()
-    known = OrderLine.unit_cost_cents.is_not(None)
-    sales_q = (
-        select(key, func.sum(OrderLine.quantity), func.sum(OrderLine.total_cents),
-               func.sum(OrderLine.vat_cents),
-               func.sum(case((known, OrderLine.total_cents - OrderLine.vat_cents), else_=0)),
-               func.sum(func.coalesce(OrderLine.unit_cost_cents * OrderLine.quantity, 0)))
-        .select_from(OrderLine).join(Order, Order.id == OrderLine.order_id)
-        .join(Variant, Variant.id == OrderLine.variant_id)
-        .join(Product, Product.id == Variant.product_id)
-        .where(sale_moment_in(start, end), is_sale(), Product.gift_card.is_(False),
-               *_scoped(where_sold, scope))
-        .group_by(key))
-    returned_at = sold_location() if view is View.SOLD else Return.location_id
-    returns_q = (
-        select(key, func.sum(ReturnLine.quantity), func.sum(ReturnLine.refund_cents),
-               func.sum(case((known, ReturnLine.refund_cents - ReturnLine.vat_cents),
-                             else_=0)),
-               func.sum(func.coalesce(OrderLine.unit_cost_cents * ReturnLine.quantity, 0)))
-        .select_from(ReturnLine).join(Return, Return.id == ReturnLine.return_id)
-        .join(Order, Order.id == Return.order_id)
-        .join(OrderLine, OrderLine.id == ReturnLine.order_line_id)
-        .join(Variant, Variant.id == ReturnLine.variant_id)
-        .join(Product, Product.id == Variant.product_id)
-        .where(Return.status == "completed", return_moment_in(start, end),
-               Product.gift_card.is_(False), *_scoped(returned_at, scope))
-        .group_by(key))
-    sold = {r[0]: r[1:] for r in (await s.execute(sales_q)).all()}
-    back = {r[0]: r[1:] for r in (await s.execute(returns_q)).all()}
-    keys = set(sold) | set(back)
+    (by="category") by net sales, returns taken off: the per-variant daily summary for
+    the days it holds, the order book for the rest (as the channel report)."""
+    stored, live = await split_days(s, period, tz, source=source)
+    rows = await stored_item_rows(s, stored)
+    for d in live:
+        rows.extend(await live_item_day(s, d, tz))
+    rows = [r for r in rows if scope.allows(
+        r.location_id if view is View.SOLD else r.fulfil_location_id)]
+    variants = {r.variant_id for r in rows}
+    info: dict[int, tuple[str, str, int | None]] = {}
+    if variants:
+        info = {r[0]: (r[1], f"{r[2]} – {r[3]}" if r[3] else r[2], r[4])
+                for r in (await s.execute(
+                    select(Variant.id, Variant.sku, Product.name, Variant.name,
+                           Product.category_id)
+                    .join(Product, Product.id == Variant.product_id)
+                    .where(Variant.id.in_(sorted(variants))))).all()}
+    sums: dict[int | None, list[int]] = {}
+    for r in rows:
+        key = info.get(r.variant_id, ("", "", None))[2] if by == "category" else r.variant_id
+        acc = sums.setdefault(key, [0] * 7)
+        if r.kind == "sale":
+            acc[0] += r.units
+            acc[1] += r.gross_cents
+            acc[2] += r.vat_cents
+            acc[5] += r.costed_net_cents
+            acc[6] += r.cost_cents
+        else:
+            acc[3] += r.gross_cents
+            acc[4] += r.units
+            acc[5] -= r.costed_net_cents
+            acc[6] -= r.cost_cents
     names: dict[int | None, tuple[str, str]] = {}
     if by == "category":
-        ids = [k for k in keys if k is not None]
+        ids = [k for k in sums if k is not None]
         names = {c.id: ("", c.name) for c in (await s.scalars(
             select(Category).where(Category.id.in_(ids)))).all()} if ids else {}
-    elif keys:
-        rows = (await s.execute(select(Variant.id, Variant.sku, Product.name, Variant.name)
-                                .join(Product, Product.id == Variant.product_id)
-                                .where(Variant.id.in_([k for k in keys if k is not None]))
-                                )).all()
-        names = {r[0]: (r[1], f"{r[2]} – {r[3]}" if r[3] else r[2]) for r in rows}
-    out = []
-    for k in keys:
-        su = sold.get(k, (0, 0, 0, 0, 0))
-        re = back.get(k, (0, 0, 0, 0))
-        c, n = names.get(k, ("", ""))
-        out.append(ItemFigures(
-            k, c, n, int(su[0] or 0), int(su[1] or 0), int(su[2] or 0), int(re[1] or 0),
-            int(re[0] or 0), int(su[3] or 0) - int(re[2] or 0),
-            int(su[4] or 0) - int(re[3] or 0)))
+    else:
+        names = {k: (v[0], v[1]) for k, v in info.items()}
+    out = [ItemFigures(k, *names.get(k, ("", "")), *acc) for k, acc in sums.items()]
     out.sort(key=lambda i: (-i.net_cents, i.name))
     return out[:limit]
 

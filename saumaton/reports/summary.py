@@ -37,7 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from saumaton.catalogue.models import Product, Variant
 from saumaton.orders.models import Order, OrderLine
-from saumaton.reports.models import SalesDaily
+from saumaton.reports.models import SalesDaily, SalesDailyItem
 from saumaton.reports.period import Period
 from saumaton.returns.models import Return, ReturnLine
 
@@ -221,7 +221,90 @@ async def stored_rows(s: AsyncSession, days: list[date]) -> list[DayRow]:
     return [_row(r) for r in (await s.execute(q)).all()]
 
 
+ITEM_COLUMNS = ("day", "kind", "variant_id", "location_id", "fulfil_location_id", "units",
+                "gross_cents", "vat_cents", "costed_net_cents", "cost_cents")
+
+
+def item_day_select(day: date, tz: str) -> Select[Any]:
+    """Goods sold and returned on one business day per variant, in `ITEM_COLUMNS` order."""
+    start, end = Period.day(day).bounds(tz)
+    sold, fulfil = sold_location(), line_fulfil_location()
+    known = OrderLine.unit_cost_cents.is_not(None)
+    sales = (
+        select(*_consts(day, "sale"), OrderLine.variant_id, sold, fulfil,
+               func.sum(OrderLine.quantity), func.sum(OrderLine.total_cents),
+               func.sum(OrderLine.vat_cents),
+               func.sum(case((known, OrderLine.total_cents - OrderLine.vat_cents), else_=0)),
+               func.sum(func.coalesce(OrderLine.unit_cost_cents * OrderLine.quantity, 0)))
+        .select_from(OrderLine)
+        .join(Order, Order.id == OrderLine.order_id)
+        .join(Variant, Variant.id == OrderLine.variant_id)
+        .join(Product, Product.id == Variant.product_id)
+        .where(sale_moment_in(start, end), is_sale(), Product.gift_card.is_(False))
+        .group_by(OrderLine.variant_id, sold, fulfil))
+    r_sold = sold_location()
+    back = (
+        select(*_consts(day, "return"), ReturnLine.variant_id, r_sold, Return.location_id,
+               func.sum(ReturnLine.quantity), func.sum(ReturnLine.refund_cents),
+               func.sum(ReturnLine.vat_cents),
+               func.sum(case((known, ReturnLine.refund_cents - ReturnLine.vat_cents),
+                             else_=0)),
+               func.sum(func.coalesce(OrderLine.unit_cost_cents * ReturnLine.quantity, 0)))
+        .select_from(ReturnLine)
+        .join(Return, Return.id == ReturnLine.return_id)
+        .join(Order, Order.id == Return.order_id)
+        .join(OrderLine, OrderLine.id == ReturnLine.order_line_id)
+        .join(Variant, Variant.id == ReturnLine.variant_id)
+        .join(Product, Product.id == Variant.product_id)
+        .where(Return.status == "completed", return_moment_in(start, end),
+               Product.gift_card.is_(False))
+        .group_by(ReturnLine.variant_id, r_sold, Return.location_id))
+    return union_all(sales, back)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    kind: str
+    variant_id: int
+    location_id: int | None
+    fulfil_location_id: int | None
+    units: int
+    gross_cents: int
+    vat_cents: int
+    costed_net_cents: int
+    cost_cents: int
+
+
+def _item(values: Sequence[Any]) -> ItemRow:
+    loc, fulfil = values[2], values[3]
+    return ItemRow(str(values[0]), int(values[1]), None if loc is None else int(loc),
+                   None if fulfil is None else int(fulfil),
+                   *(int(v or 0) for v in values[4:]))
+
+
+async def live_item_day(s: AsyncSession, day: date, tz: str) -> list[ItemRow]:
+    return [_item(tuple(r)[1:]) for r in (await s.execute(item_day_select(day, tz))).all()]
+
+
+async def stored_item_rows(s: AsyncSession, days: list[date]) -> list[ItemRow]:
+    """The per-variant summary of these days, summed over the days."""
+    if not days:
+        return []
+    t = SalesDailyItem
+    keys = (t.kind, t.variant_id, t.location_id, t.fulfil_location_id)
+    q = select(*keys, func.sum(t.units), func.sum(t.gross_cents), func.sum(t.vat_cents),
+               func.sum(t.costed_net_cents), func.sum(t.cost_cents)).group_by(*keys)
+    if len(days) == (days[-1] - days[0]).days + 1:
+        q = q.where(t.day >= days[0], t.day <= days[-1])
+    else:
+        q = q.where(t.day.in_(days))
+    return [_item(tuple(r)) for r in (await s.execute(q)).all()]
+
+
 async def rebuild_day(s: AsyncSession, day: date, tz: str) -> None:
-    """Replace the summary's rows of `day` (in the caller's transaction)."""
+    """Replace the summaries' rows of `day` (in the caller's transaction)."""
     await s.execute(delete(SalesDaily).where(SalesDaily.day == day))
     await s.execute(insert(SalesDaily).from_select(list(COLUMNS), day_select(day, tz)))
+    await s.execute(delete(SalesDailyItem).where(SalesDailyItem.day == day))
+    await s.execute(insert(SalesDailyItem).from_select(list(ITEM_COLUMNS),
+                                                       item_day_select(day, tz)))

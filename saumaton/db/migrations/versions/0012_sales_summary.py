@@ -1,4 +1,4 @@
-"""Reports: the daily sales summary the sales reports read (kept by the reports job),
+"""Reports: the daily sales summaries the sales reports read (per channel, per variant) (kept by the reports job),
 the unit cost frozen on each order line at sale (gross margin), and indexes for reading
 orders and returns by business day.
 
@@ -40,6 +40,23 @@ def upgrade() -> None:
     )
     op.create_index('ix_sales_daily_day', 'sales_daily', ['day', 'kind'], unique=False)
     op.create_table(
+        'sales_daily_items',
+        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'),
+                  autoincrement=True, nullable=False),
+        sa.Column('day', sa.Date(), nullable=False),
+        sa.Column('kind', sa.String(length=8), nullable=False),
+        sa.Column('variant_id', sa.Integer(), nullable=False),
+        sa.Column('location_id', sa.Integer(), nullable=True),
+        sa.Column('fulfil_location_id', sa.Integer(), nullable=True),
+        sa.Column('units', sa.BigInteger(), nullable=False),
+        sa.Column('gross_cents', sa.BigInteger(), nullable=False),
+        sa.Column('vat_cents', sa.BigInteger(), nullable=False),
+        sa.Column('costed_net_cents', sa.BigInteger(), nullable=False),
+        sa.Column('cost_cents', sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_sales_daily_items')),
+    )
+    op.create_index('ix_sales_daily_items_day', 'sales_daily_items', ['day'], unique=False)
+    op.create_table(
         'sales_daily_days',
         sa.Column('day', sa.Date(), nullable=False),
         sa.Column('refreshed_at', saumaton.db.base.UTCDateTime(timezone=True), nullable=False),
@@ -61,5 +78,7 @@ def downgrade() -> None:
     with op.batch_alter_table('order_lines') as batch_op:
         batch_op.drop_column('unit_cost_cents')
     op.drop_table('sales_daily_days')
+    op.drop_index('ix_sales_daily_items_day', table_name='sales_daily_items')
+    op.drop_table('sales_daily_items')
     op.drop_index('ix_sales_daily_day', table_name='sales_daily')
     op.drop_table('sales_daily')
