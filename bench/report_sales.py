@@ -100,8 +100,9 @@ async def run(args: argparse.Namespace) -> None:
                 await staff_sales(s, month, tz=TZ)
             else:
                 await returns_by_reason(s, month, tz=TZ)
-    for name in ("products", "categories", "staff", "returns"):
-        await timed(f"month's {name} (live)", r, lambda name=name: detail(name))  # type: ignore[misc]
+    for name, how in (("products", "summary"), ("categories", "summary"), ("staff", "live"),
+                      ("returns", "live")):
+        await timed(f"month's {name} ({how})", r, lambda name=name: detail(name))  # type: ignore[misc]
     await timed("monthly channel report, all live (no summary) + comparisons", 1,
                 lambda: report(source="live"))
     await db.dispose()
