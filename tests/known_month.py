@@ -29,7 +29,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -87,9 +86,9 @@ async def _at(db: Database, order_id: int, when: datetime, *, sold_at: bool = Fa
         await uow.commit()
 
 
-async def build_known_month(backend: str, tmp: Path, settings: Settings,
-                            database_url: str) -> KnownMonth:
-    """The month above in the fresh database at `database_url` (migrated, empty)."""
+async def build_known_month(settings: Settings, database_url: str) -> KnownMonth:
+    """The month above in the fresh database at `database_url` (migrated, empty: e.g.
+    `tests.support.fresh_database`). The caller disposes of `KnownMonth.db`."""
     db = Database(database_url)
     shop = await build_shop(db)
     km = KnownMonth(db, shop, settings)

@@ -36,7 +36,7 @@ async def km(backend: str, tmp_path_factory: pytest.TempPathFactory,
              settings: Settings) -> AsyncIterator[KnownMonth]:
     tmp = tmp_path_factory.mktemp("known-month-pages")
     url = await fresh_database(backend, tmp)
-    month = await build_known_month(backend, tmp, settings, url)
+    month = await build_known_month(settings, url)
     yield month
     await month.db.dispose()
     if backend == "postgresql":
