@@ -414,6 +414,56 @@ def loyalty_expire(database_url: DbUrl = None) -> None:
     console.print(f"wrote off {asyncio.run(run())} lapsed points")
 
 
+# --- report: the reports' summaries (docs/reports.md) ------------------------------------
+report_app = typer.Typer(help="Reports: the summaries and the daily journal (docs/reports.md).",
+                         no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("refresh")
+def report_refresh(
+    since: Annotated[str | None, typer.Option(
+        help="first day to rebuild, YYYY-MM-DD (default: the first sale's day)")] = None,
+    full_journeys: Annotated[bool, typer.Option(
+        "--full-journeys", help="recompute every customer's channel journey, not only "
+        "those whose purchases changed")] = False,
+    database_url: DbUrl = None,
+) -> None:
+    """Rebuild the daily sales summary from `--since` through today, then bring the
+    customers' channel journeys up to date (the app's reports job keeps the last days
+    and the changed customers up to date; this is for the whole history)."""
+    from datetime import date
+
+    from saumaton.db.uow import Database
+    from saumaton.reports.jobs import refresh
+    from saumaton.reports.journeys import refresh_journeys
+
+    try:
+        first = date.fromisoformat(since) if since else None
+    except ValueError:
+        console.print("[red]--since: write the date as YYYY-MM-DD[/red]")
+        raise typer.Exit(2) from None
+    tz = get_settings().timezone
+
+    async def run() -> tuple[int, int]:
+        db = Database(_url(database_url))
+        try:
+            with Progress(console=console) as bar:
+                task = bar.add_task("days", total=None)
+                days = await refresh(db, tz, since=first, progress=lambda done, total:
+                                     bar.update(task, completed=done, total=total))
+            async with db.uow() as uow:
+                customers = await refresh_journeys(uow, full=full_journeys)
+                await uow.commit()
+            return days, customers
+        finally:
+            await db.dispose()
+
+    days, customers = asyncio.run(run())
+    console.print(f"rebuilt {days} days of the sales summary and the channel journeys "
+                  f"of {customers} customers")
+
+
 # --- nps: the after-purchase e-mail with one question (docs/nps.md) ----------------------
 nps_app = typer.Typer(help="After-purchase e-mails with the NPS question (docs/nps.md).",
                       no_args_is_help=True)
@@ -574,12 +624,6 @@ def export_stock(file: FileOut = None, database_url: DbUrl = None) -> None:
 def export_customers(file: FileOut = None, database_url: DbUrl = None) -> None:
     """Customers and their consents (audited as customers.export)."""
     _export("customers", file, database_url)
-
-
-# --- report: figures for finance (docs/reports.md) ----------------------------------------
-report_app = typer.Typer(help="Reports: the daily journal and the sales summaries.",
-                         no_args_is_help=True)
-app.add_typer(report_app, name="report")
 
 
 # --- report journal: the accountant's daily journal (docs/journal.md) ---------------------

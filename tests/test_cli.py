@@ -232,3 +232,34 @@ async def test_analytics_prune_deletes_only_old_events(db: Database, database_ur
         left = await s.scalar(select(func.count()).select_from(AnalyticsEvent)
                               .where(AnalyticsEvent.path == f"/{tag}"))
     assert left == 1
+
+
+async def test_report_refresh_builds_the_sales_summary_and_journeys(cli: Transcript) -> None:
+    _ok(cli.demo)
+    out = _ok(await run_cli(cli.url, cli.var_dir, "report", "refresh"))
+    assert "days of the sales summary" in out.out
+    bad = await run_cli(cli.url, cli.var_dir, "report", "refresh", "--since", "2026-13-01")
+    assert bad.code == 2 and "YYYY-MM-DD" in bad.out
+    db = Database(cli.url)
+    try:
+        async with db.reader() as s:
+            days = int(await s.scalar(text("SELECT count(*) FROM sales_daily_days")) or 0)
+            sold = int(await s.scalar(text(
+                "SELECT coalesce(sum(gross_cents), 0) FROM sales_daily WHERE kind = 'sale'"))
+                or 0)
+            lines = int(await s.scalar(text(
+                "SELECT coalesce(sum(l.total_cents), 0) FROM order_lines l "
+                "JOIN orders o ON o.id = l.order_id JOIN variants v ON v.id = l.variant_id "
+                "JOIN products p ON p.id = v.product_id "
+                "WHERE o.status NOT IN ('pending', 'cancelled') AND NOT p.gift_card")) or 0)
+            journeys = int(await s.scalar(text("SELECT count(*) FROM customer_journeys")) or 0)
+            buyers = int(await s.scalar(text(
+                "SELECT count(DISTINCT customer_id) FROM orders "
+                "WHERE customer_id IS NOT NULL AND status NOT IN ('pending', 'cancelled')"))
+                or 0)
+    finally:
+        await db.dispose()
+    assert days > 0 and sold == lines > 0
+    # The same command brought every buying customer's channel journey up to date.
+    assert f"channel journeys of {journeys} customers" in out.out
+    assert journeys == buyers > 0

@@ -52,6 +52,7 @@ from saumaton.pricing.models import (
     PriceChange,
 )
 from saumaton.reports.journey_tables import CustomerChannel, CustomerJourney, JourneyRefresh
+from saumaton.reports.models import SalesDaily, SalesDailyDay, SalesDailyItem
 from saumaton.returns.models import Return, ReturnLine
 from saumaton.service.models import CannedAnswer, ChatMessage, Conversation, Notice, NpsSurvey
 from saumaton.settlements.models import PaytrailSettlement, SettlementLine, SettlementReportRequest
@@ -113,6 +114,9 @@ __all__ = [
     "Return",
     "ReturnLine",
     "SaleVoid",
+    "SalesDaily",
+    "SalesDailyDay",
+    "SalesDailyItem",
     "SettlementLine",
     "SettlementReportRequest",
     "ShopSetting",

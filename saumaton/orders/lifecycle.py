@@ -28,6 +28,7 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict
 from saumaton.db.uow import UnitOfWork
 from saumaton.orders.models import Order
+from saumaton.orders.writer import forget_summary_days
 
 
 class OrderStatus(StrEnum):
@@ -134,10 +135,22 @@ async def _move(uow: UnitOfWork, order_id: int, frm: OrderStatus, to: OrderStatu
     if stamp:
         cols[stamp] = now
     cols.update(values or {})
-    result = await uow.session.execute(
-        update(Order).where(Order.id == order_id, Order.status == frm.value).values(**cols)
-        .execution_options(synchronize_session=False))
-    if getattr(result, "rowcount", 1) != 1:
+    # Becoming a sale (paid) or ceasing to be one (cancelled) changes the figures of the
+    # order's day, which the sales summary may already hold: that day is read live again
+    # until the reports job rebuilds it.
+    changes_sales = (frm is S.PENDING) != (to is S.CANCELLED)
+    stmt = (update(Order).where(Order.id == order_id, Order.status == frm.value)
+            .values(**cols).execution_options(synchronize_session=False))
+    if changes_sales:
+        row = (await uow.session.execute(
+            stmt.returning(Order.created_at, Order.sold_at))).first()
+        if row is not None:
+            await forget_summary_days(uow, row[1] or row[0])
+        changed = row is not None
+    else:
+        result = await uow.session.execute(stmt)
+        changed = getattr(result, "rowcount", 1) == 1
+    if not changed:
         raise InvalidTransition(
             f"order {order_id:06d} changed while you were looking at it; reload it",
             code="order_changed", extra={"order_status": frm.value, "to": to.value})

@@ -16,7 +16,10 @@ class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (Index("ix_orders_channel_created", "channel_id", "created_at"),
                       Index("ix_orders_status_payment_due", "status", "payment_due_at"),
-                      Index("ix_orders_location_status", "location_id", "status"))
+                      Index("ix_orders_location_status", "location_id", "status"),
+                      # Reports read orders by business day (sold_at, else created_at).
+                      Index("ix_orders_created_at", "created_at"),
+                      Index("ix_orders_sold_at", "sold_at"))
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
     channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
     location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"), nullable=True)
@@ -104,6 +107,9 @@ class OrderLine(Base):
     # Units taken back by returns; a return moves it with one conditional UPDATE
     # (returned_quantity + q <= quantity), so two tills never return the same unit.
     returned_quantity: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # What one unit cost the shop at sale (the variant's cost_cents then, VAT excl.),
+    # set by the order writer; NULL = unknown (margin reports count it apart).
+    unit_cost_cents: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class SaleVoid(Base):

@@ -5,7 +5,8 @@ synced from offline (`tills.sales.sell`), the webshop checkout
 
 The callers decide prices, the stock policy (in hand at a till, strict for a remote
 sale, reserved for a checkout) and payments; the writer only records, so one order
-looks the same whichever channel wrote it.
+looks the same whichever channel wrote it. It freezes each line's unit cost (the
+variant's cost price at this moment) for the margin reports.
 
 PostgreSQL: one prepared statement writes the order, its lines and its payments
 (arrays unnested in order); a store sale can have its drawer session found in the same
@@ -19,12 +20,14 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 
+from saumaton.catalogue.models import Variant
 from saumaton.core.errors import Conflict
 from saumaton.db.uow import UnitOfWork
 from saumaton.orders.models import Order, OrderLine
 from saumaton.payments.models import Payment
+from saumaton.reports.models import SalesDailyDay, touched_days
 from saumaton.tills.models import DrawerSession, Register
 
 
@@ -123,10 +126,12 @@ def _lines_payments_sql(order_id: str, first: int, *, join_o: bool) -> tuple[str
     frm = ", o" if join_o else ""
     loc_at = (f"${first + n_lines + len(_PAY_COLS)}::int, "
               f"${first + n_lines + len(_PAY_COLS) + 1}::timestamptz")
-    lines = (f"INSERT INTO order_lines (order_id, {', '.join(_LINE_COLS)})\n"
-             f"SELECT {order_id}, {', '.join(_LINE_COLS)}\n"
-             f"FROM unnest({la}) WITH ORDINALITY AS l({', '.join(_LINE_COLS)}, n){frm}\n"
-             "ORDER BY n")
+    # The unit cost is the variant's cost at this moment, read in the same statement.
+    lines = (f"INSERT INTO order_lines (order_id, {', '.join(_LINE_COLS)}, unit_cost_cents)\n"
+             f"SELECT {order_id}, {', '.join('l.' + c for c in _LINE_COLS)}, v.cost_cents\n"
+             f"FROM unnest({la}) WITH ORDINALITY AS l({', '.join(_LINE_COLS)}, n)\n"
+             f"LEFT JOIN variants v ON v.id = l.variant_id{frm}\n"
+             "ORDER BY l.n")
     payments = (f"INSERT INTO payments (order_id, {', '.join(_PAY_COLS)}, location_id, "
                 f"created_at)\nSELECT {order_id}, {', '.join(_PAY_COLS)}, {loc_at}\n"
                 f"FROM unnest({pa}) WITH ORDINALITY AS p({', '.join(_PAY_COLS)}, n){frm}\n"
@@ -218,12 +223,22 @@ async def write_order(uow: UnitOfWork, order: OrderRecord, lines: list[LineRecor
             insert(Order).values(**values).returning(Order.id))).scalar_one())
         await _insert_lines_payments(uow, order_id, lines, payments, order.location_id,
                                      order.created_at)
+    if order.sold_at is not None:  # a sale synced late: its day's summary is stale
+        await forget_summary_days(uow, order.sold_at)
     uow.emit("order.created", {
         "order_id": order_id, "channel_id": order.channel_id,
         "location_id": order.location_id, "status": order.status,
         "total_cents": order.total_cents, "customer_id": order.customer_id,
         **(event or {})})
     return order_id, drawer_id
+
+
+async def forget_summary_days(uow: UnitOfWork, moment: datetime) -> None:
+    """The sales summary no longer holds the day(s) of `moment` complete: reports read
+    them live until the reports job rebuilds them (docs/reports.md, freshness)."""
+    first, last = touched_days(moment)
+    await uow.session.execute(delete(SalesDailyDay).where(SalesDailyDay.day >= first,
+                                                          SalesDailyDay.day <= last))
 
 
 async def write_lines_payments(uow: UnitOfWork, order_id: int, lines: list[LineRecord],
@@ -241,8 +256,13 @@ async def _insert_lines_payments(uow: UnitOfWork, order_id: int, lines: list[Lin
                                  payments: list[PaymentRecord], location_id: int | None,
                                  at: datetime) -> None:
     if lines:
+        # The unit cost frozen at sale: one read of the lines' variants.
+        costs = {r[0]: r[1] for r in (await uow.session.execute(
+            select(Variant.id, Variant.cost_cents)
+            .where(Variant.id.in_({ln.variant_id for ln in lines})))).all()}
         await uow.session.execute(insert(OrderLine), [
-            {"order_id": order_id, **asdict(ln)} for ln in lines])
+            {"order_id": order_id, **asdict(ln), "unit_cost_cents": costs.get(ln.variant_id)}
+            for ln in lines])
     if payments:
         await uow.session.execute(insert(Payment), [
             {"order_id": order_id, **asdict(p), "location_id": location_id,

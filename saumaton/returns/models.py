@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, true
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from saumaton.core.clock import utcnow
@@ -14,6 +14,9 @@ from saumaton.db.base import Base, BigID, UTCDateTime
 
 class Return(Base):
     __tablename__ = "returns"
+    # Reports read completed returns by business day (received_at, else created_at).
+    __table_args__ = (Index("ix_returns_received_at", "received_at"),
+                      Index("ix_returns_created_at", "created_at"))
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
     order_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("orders.id", ondelete="CASCADE"), index=True)

@@ -45,6 +45,7 @@ from saumaton.mail.sender import run_mail_sender
 from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
 from saumaton.payments.paytrail.simulator import create_simulator
 from saumaton.pricing.changes import run_price_changes
+from saumaton.reports.jobs import run_reports_job
 from saumaton.service.nps import run_nps_job
 from saumaton.shopsettings.live import LiveSettings
 from saumaton.web.analytics import VisitMiddleware
@@ -103,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gift_card_expiry = asyncio.create_task(run_gift_card_expiry(db, stop=stop_expiry))
         price_changes = asyncio.create_task(run_price_changes(
             db, stop_expiry, settings.price_job_interval_seconds))
+        reports_job = asyncio.create_task(run_reports_job(
+            db, stop_expiry, settings.reports_job_interval_seconds, settings.timezone))
         app.state.analytics = AnalyticsBuffer(db)
         app.state.analytics.start()
         # Revoked sessions and tokens leave this process's cache at once.
@@ -122,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await loyalty_expiry
             await gift_card_expiry
             await price_changes
+            await reports_job
             await app.state.analytics.stop()  # flushes what is left
             await app.state.paytrail.aclose()
             await hub.stop()

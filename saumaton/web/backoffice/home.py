@@ -50,7 +50,7 @@ async def _tiles(request: Request, actor: Actor) -> list[Tile]:
                               "Orders, catalogue, prices, stock, customers, staff"))))
     if actor.can("reports.read"):
         tiles.append(Tile("reports", "/backoffice/reports", gettext(request, N_("Reports")),
-                          gettext(request, N_("Cash drawer Z reports per till"))))
+                          gettext(request, N_("Sales per channel, customers, reconciliation"))))
     return tiles
 
 
@@ -87,13 +87,3 @@ async def backoffice_home(request: Request,
         "title": gettext(request, N_("Back office")), "groups": nav_for(actor),
         "figures": figures, "nav_key": "home"})
 
-
-@router.get("/backoffice/reports")
-async def reports(request: Request,
-                  actor: Annotated[Actor, requires("reports.read")]) -> Response:
-    async with db_of(request).reader() as s:
-        stores = [loc for loc in await list_locations(s)
-                  if loc.kind == "store" and loc.sells_in_person
-                  and actor.can("orders.read", loc.id)]
-    return render(request, "backoffice/reports.html", {
-        "title": gettext(request, N_("Reports")), "stores": stores, "nav_key": "reports"})
