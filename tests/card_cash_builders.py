@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
-from saumaton.core.actor import Actor, RoleGrant
+from saumaton.core.actor import Actor
 from saumaton.db.uow import Database
-from saumaton.locations.models import Channel, Location
 from saumaton.orders.schemas import OrderOut
 from saumaton.payments.terminal import ManualTerminal
 from saumaton.tills.sales import TillLineIn, TillPaymentIn, TillSaleIn, sell
-from tests.support import make_variants, open_drawer
+from tests.support import make_variants, new_store, open_drawer
 
 TZ = ZoneInfo("Europe/Helsinki")
 HEADER = "date;time;terminal_id;store;amount;type;card_brand;masked_pan;auth_code;reference"
@@ -31,19 +30,8 @@ class CardStore:
 
 async def card_store(db: Database) -> CardStore:
     """A store with its till channel and an open drawer session."""
-    tag = uuid.uuid4().hex[:8]
-    async with db.uow() as uow:
-        loc = Location(code=f"cc-{tag}", name=f"Store {tag}", kind="store",
-                       sells_in_person=True, ships_web_orders=False, pickup_point=False,
-                       web_priority=100)
-        uow.session.add(loc)
-        await uow.session.flush()
-        uow.session.add(Channel(code=f"pos-{tag}", kind="pos", name=f"POS {tag}",
-                                location_id=loc.id))
-        await uow.commit()
-        store_id, code = int(loc.id), str(loc.code)
-    cashier = Actor(label=f"staff:cashier {tag}", name="Kaisa Kassa",
-                    grants=(RoleGrant("cashier", store_id),))
+    store = await new_store(db, "cc")
+    store_id, code, cashier = store.id, store.code, store.cashier
     return CardStore(store_id, code, cashier, await open_drawer(db, store_id))
 
 

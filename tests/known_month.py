@@ -27,8 +27,11 @@ no cost price. G: gift card (no VAT, not a sale).
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -51,7 +54,16 @@ from saumaton.returns import services as returns
 from saumaton.returns.models import Return
 from saumaton.returns.schemas import ReturnIn, ReturnLineIn
 from saumaton.tills.sales import TillLineIn, TillPaymentIn, TillSaleIn, sell
-from tests.support import Shop, build_shop, make_variants, open_drawer, pay_web_order, staff_actor
+from tests.support import (
+    Shop,
+    build_shop,
+    drop_pg_database,
+    fresh_database,
+    make_variants,
+    open_drawer,
+    pay_web_order,
+    staff_actor,
+)
 from tests.test_checkout import cmd
 
 TZ = "Europe/Helsinki"
@@ -207,3 +219,17 @@ async def build_known_month(settings: Settings, database_url: str) -> KnownMonth
     km.orders["cancelled"] = x.id
     await _at(db, x.id, local(date(2026, 10, 22)))
     return km
+
+
+@asynccontextmanager
+async def known_month_database(backend: str, tmp: Path,
+                               settings: Settings) -> AsyncIterator[KnownMonth]:
+    """The known month in a database of its own (dropped afterwards on PostgreSQL)."""
+    url = await fresh_database(backend, tmp)
+    month = await build_known_month(settings, url)
+    try:
+        yield month
+    finally:
+        await month.db.dispose()
+        if backend == "postgresql":
+            await drop_pg_database(url)

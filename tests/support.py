@@ -28,7 +28,7 @@ from saumaton.catalogue.schemas import ProductIn, VariantIn
 from saumaton.catalogue.services import create_product
 from saumaton.checkout.services import record_payment_status
 from saumaton.config import Settings
-from saumaton.core.actor import SYSTEM, Actor
+from saumaton.core.actor import SYSTEM, Actor, RoleGrant
 from saumaton.db.migrate import MIGRATIONS, upgrade
 from saumaton.db.uow import Database
 from saumaton.inventory.services import Move, apply_moves
@@ -307,3 +307,30 @@ async def pay_web_order(db: Database, settings: Settings, order: OrderOut) -> st
     out = await record_payment_status(db, settings, stamp, txn, "ok", order.total_cents)
     assert out.order_status == "paid"
     return txn
+
+
+@dataclass(frozen=True)
+class NewStore:
+    id: int
+    code: str
+    channel: str  # its till channel's code
+    cashier: Actor  # a cashier of this store only
+
+
+async def new_store(db: Database, prefix: str = "z") -> NewStore:
+    """A store of its own (Z numbers and receipt numbers start from 1) with its till
+    channel and a cashier."""
+    tag = uuid.uuid4().hex[:8]
+    async with db.uow() as uow:
+        loc = Location(code=f"{prefix}-{tag}", name=f"Store {tag}", kind="store",
+                       sells_in_person=True, ships_web_orders=False, pickup_point=False,
+                       web_priority=100)
+        uow.session.add(loc)
+        await uow.session.flush()
+        uow.session.add(Channel(code=f"pos-{tag}", kind="pos", name=f"POS {tag}",
+                                location_id=loc.id))
+        await uow.commit()
+        store_id, code = int(loc.id), str(loc.code)
+    return NewStore(store_id, code, f"pos-{tag}", Actor(
+        label=f"staff:cashier {tag}", name="Kaisa Kassa",
+        grants=(RoleGrant("cashier", store_id),)))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +18,6 @@ from saumaton.core.actor import SYSTEM, Actor, RoleGrant
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from saumaton.db.uow import Database
-from saumaton.locations.models import Channel, Location
 from saumaton.orders.discounts import DiscountIn
 from saumaton.orders.models import Order, OrderLine, SaleVoid
 from saumaton.payments.models import Payment
@@ -43,35 +41,13 @@ from saumaton.tills.sales import (
     sell,
 )
 from saumaton.tills.zreport import ZReport, get_report, list_reports, z_report
-from tests.support import make_variants
+from tests.support import NewStore, make_variants, new_store
 
 OWNER = Actor(label="staff:test owner", name="Olli Omistaja",
               grants=(RoleGrant("owner", None),))
 
 
-@dataclass(frozen=True)
-class Store:
-    id: int
-    code: str
-    channel: str
-    cashier: Actor
-
-
-async def new_store(db: Database) -> Store:
-    """A store of its own (Z numbers start from 1) with its till channel."""
-    tag = uuid.uuid4().hex[:8]
-    async with db.uow() as uow:
-        loc = Location(code=f"z-{tag}", name=f"Store {tag}", kind="store",
-                       sells_in_person=True, ships_web_orders=False, pickup_point=False,
-                       web_priority=100)
-        uow.session.add(loc)
-        await uow.session.flush()
-        uow.session.add(Channel(code=f"pos-{tag}", kind="pos", name=f"POS {tag}",
-                                location_id=loc.id))
-        await uow.commit()
-        return Store(loc.id, loc.code, f"pos-{tag}", Actor(
-            label=f"staff:cashier {tag}", name="Kaisa Kassa",
-            grants=(RoleGrant("cashier", loc.id),)))
+Store = NewStore
 
 
 def key() -> str:

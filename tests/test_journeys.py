@@ -243,3 +243,40 @@ async def test_only_chain_wide_roles(world: World) -> None:
             with pytest.raises(Forbidden):
                 await journey_report(s, who)
 
+
+
+async def test_a_merge_recomputes_both_customers_from_their_orders(world: World) -> None:
+    """A merge moves the orders, never the journey rows: the next refresh recomputes both
+    customers, so the merged-away customer's journey is gone and the kept one holds every
+    purchase (and an undo puts them back)."""
+    from saumaton.customers.duplicates import merge_customers, undo_merge
+
+    w, ch, v = world, world.ch, world.variant
+    await refresh(w, full=True, now=utcnow())
+    kept, gone = await new_customer(w.db, "Kept"), await new_customer(w.db, "Gone")
+    await add_order(w.db, channel_id=ch["pos-1"], customer_id=kept,
+                    at=utcnow() - timedelta(minutes=2), lines=[(v, 1200)])
+    await add_order(w.db, channel_id=ch["web"], customer_id=gone,
+                    at=utcnow() - timedelta(minutes=1), lines=[(v, 800)], status="shipped")
+    await refresh(w, now=utcnow())
+
+    async def journey(customer_id: int) -> tuple[int, int, str] | None:
+        async with w.db.reader() as s:
+            j = await s.get(CustomerJourney, customer_id)
+            return None if j is None else (j.orders, j.revenue_cents, j.first_kind)
+
+    assert await journey(kept) == (1, 1200, "pos")
+    assert await journey(gone) == (1, 800, "webshop")
+    async with w.db.uow() as uow:
+        merged = await merge_customers(uow, OWNER, kept, gone)
+        await uow.commit()
+    assert await journey(gone) == (1, 800, "webshop")  # untouched by the merge itself
+    assert await refresh(w, now=utcnow()) >= 2
+    assert await journey(kept) == (2, 2000, "pos")
+    assert await journey(gone) is None
+    async with w.db.uow() as uow:
+        await undo_merge(uow, OWNER, merged.merge_id)
+        await uow.commit()
+    await refresh(w, now=utcnow())
+    assert await journey(kept) == (1, 1200, "pos")
+    assert await journey(gone) == (1, 800, "webshop")

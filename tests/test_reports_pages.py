@@ -19,11 +19,9 @@ from saumaton.csvio.files import format_euros
 from saumaton.db.uow import Database
 from saumaton.reports.sales import sales_report
 from saumaton.web.app import create_app
-from tests.known_month import MONTH, TZ, KnownMonth, build_known_month
+from tests.known_month import MONTH, TZ, KnownMonth, known_month_database
 from tests.support import (
     Shop,
-    drop_pg_database,
-    fresh_database,
     staff_login,
     text_of,
 )
@@ -34,13 +32,9 @@ OCTOBER = "since=2026-10-01&until=2026-10-31"
 @pytest.fixture(scope="module")
 async def km(backend: str, tmp_path_factory: pytest.TempPathFactory,
              settings: Settings) -> AsyncIterator[KnownMonth]:
-    tmp = tmp_path_factory.mktemp("known-month-pages")
-    url = await fresh_database(backend, tmp)
-    month = await build_known_month(settings, url)
-    yield month
-    await month.db.dispose()
-    if backend == "postgresql":
-        await drop_pg_database(url)
+    async with known_month_database(backend, tmp_path_factory.mktemp("known-month-pages"),
+                                    settings) as month:
+        yield month
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,8 @@ from saumaton.reports.period import Grain, Period
 from saumaton.reports.sales import Figures, Key, Scope, View, sales_report, scope_of
 from saumaton.reports.sales_detail import returns_by_reason, staff_sales, top_items
 from saumaton.tills.sales import TillLineIn, TillPaymentIn, TillSaleIn, sell
-from tests.known_month import MONTH, TZ, KnownMonth, build_known_month, local
-from tests.support import drop_pg_database, fresh_database, open_drawer, staff_actor
+from tests.known_month import MONTH, TZ, KnownMonth, known_month_database, local
+from tests.support import open_drawer, staff_actor
 
 STD, FOOD = 2550, 1350
 
@@ -34,13 +34,9 @@ STD, FOOD = 2550, 1350
 @pytest.fixture(scope="module")
 async def km(backend: str, tmp_path_factory: pytest.TempPathFactory,
              settings: Settings) -> AsyncIterator[KnownMonth]:
-    tmp = tmp_path_factory.mktemp("known-month")
-    url = await fresh_database(backend, tmp)
-    month = await build_known_month(settings, url)
-    yield month
-    await month.db.dispose()
-    if backend == "postgresql":
-        await drop_pg_database(url)
+    async with known_month_database(backend, tmp_path_factory.mktemp("known-month"),
+                                    settings) as month:
+        yield month
 
 
 @dataclass

@@ -73,9 +73,12 @@ SCORE_EMAIL = 90
 SCORE_PHONE = 85
 SCORE_NAME_POSTCODE = 60
 SCORE_EXTRA = 10
-# Tables whose customer columns are the merge's own bookkeeping, never moved.
+# Customer columns a merge never moves: the merge's own bookkeeping, and the reports'
+# channel journeys, which are derived from the orders: the reports job recomputes both
+# customers of a merge (or of its undo) from their orders as they are then.
 NOT_MOVED = {("customers", "merged_into_id"), ("customer_merges", "kept_id"),
-             ("customer_merges", "merged_id")}
+             ("customer_merges", "merged_id"), ("customer_journeys", "customer_id"),
+             ("customer_channels", "customer_id")}
 # Letters folded for comparing last names in SQL (SQLite's lower() folds ASCII only).
 _FOLD = (("ä", "a"), ("Ä", "a"), ("ö", "o"), ("Ö", "o"), ("å", "a"), ("Å", "a"),
          ("é", "e"), ("É", "e"), ("è", "e"), ("È", "e"), ("ü", "u"), ("Ü", "u"),
