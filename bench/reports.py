@@ -10,6 +10,7 @@ and drops the copy:
 
     bench/report_sales.py     the monthly channel report and the other sales reports
     bench/report_journeys.py  the journey matrix and the customer reports
+    bench/report_journal.py   the daily journal, a day and a week
     bench/reconcile.py        a Paytrail settlement of 100,000 payments
 
 Each exposes `async def run(url: str) -> list[tuple[str, float]]` (figure name,
@@ -47,9 +48,10 @@ import asyncpg
 
 from bench.common import ROOT, write_result
 
-MODULES = ("report_sales", "report_journeys", "reconcile")
+MODULES = ("report_sales", "report_journeys", "report_journal", "reconcile")
 # Targets of issue 13 (seconds) per module: each report figure, the reconciliation.
-TARGETS = {"report_sales": 1.0, "report_journeys": 1.0, "reconcile": 10.0}
+TARGETS = {"report_sales": 1.0, "report_journeys": 1.0, "report_journal": 1.0,
+           "reconcile": 10.0}
 COUNTED = ("customers", "orders", "order_lines", "returns", "return_lines", "refunds",
            "payments", "stock_movements", "loyalty_entries", "nps_surveys",
            "analytics_events")

@@ -49,6 +49,14 @@ OWNER_PAGES = [
     ("19-settings", "/backoffice/settings"),
     ("20-import-export", "/backoffice/import-export"),
     ("21-orders", "/backoffice/orders"),
+    ("24-reports-sales", "/backoffice/reports"),
+    ("25-reports-products", "/backoffice/reports/sales/products"),
+    ("26-customer-reports", "/backoffice/reports/customers"),
+    ("27-funnel", "/backoffice/reports/funnel"),
+    ("28-settlements", "/backoffice/settlements"),
+    ("29-card-cash", "/backoffice/card-cash"),
+    ("30-flags", "/backoffice/flags"),
+    ("31-journal", "/backoffice/journal"),
 ]
 
 
@@ -111,6 +119,11 @@ async def _tour(base: str) -> None:
         await phone.screenshot(path=str(OUT / "22-cashier-home-phone.png"))
         await phone.goto(base + "/backoffice/settings")
         await phone.screenshot(path=str(OUT / "23-forbidden-phone.png"))
+        owner_phone = await browser.new_page(viewport={"width": 375, "height": 740},
+                                             locale="fi-FI")
+        await _login(owner_phone, base, OWNER)
+        await owner_phone.goto(base + "/backoffice/reports")
+        await owner_phone.screenshot(path=str(OUT / "32-reports-phone.png"), full_page=True)
         await browser.close()
 
 
