@@ -140,7 +140,15 @@ def report_file(n: int, as_csv: bool) -> bytes:
                        for r in rows]).encode()
 
 
-async def main(args: argparse.Namespace) -> None:
+async def run(url: str) -> list[tuple[str, float]]:
+    """What `python -m bench.reports` calls: the run below on a database of its own on
+    the same server as `url` (the scaled data is not needed), figures against 10 s."""
+    admin_dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1).rsplit("/", 1)[0]
+    return await main(argparse.Namespace(payments=100_000, csv=False, keep=False,
+                                         admin=admin_dsn + "/postgres"))
+
+
+async def main(args: argparse.Namespace) -> list[tuple[str, float]]:
     admin = await asyncpg.connect(args.admin)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
@@ -205,6 +213,8 @@ async def main(args: argparse.Namespace) -> None:
         expected = {"amount_mismatch": MISMATCH, "settled_unknown": UNKNOWN,
                     "not_settled": LEFT_OUT}
         assert causes == expected, causes
+        return [(f"parse + import + matching, {args.payments:,} payments", t2 - t0),
+                ("month at a glance + discrepancy list", t3 - t2)]
     finally:
         if not args.keep:
             admin = await asyncpg.connect(args.admin)

@@ -45,11 +45,20 @@ async def timed(label: str, repeat: int, call: Callable[[], Awaitable[Any]]) -> 
     return med
 
 
-async def run(args: argparse.Namespace) -> None:
-    db = Database(args.dsn)
+async def run(url: str) -> list[tuple[str, float]]:
+    """What `python -m bench.reports` calls on its copy of scale_base: the whole summary
+    built first, then last month's figures (medians of 5); the page figures are
+    returned (each against the 1 s target), the rebuild and the all-live read printed."""
+    return await measure(url, month_text="", refresh_first=True, repeat=5)
+
+
+async def measure(dsn: str, *, month_text: str, refresh_first: bool,
+                  repeat: int) -> list[tuple[str, float]]:
+    db = Database(dsn)
+    figures: list[tuple[str, float]] = []
     today = datetime.now(ZoneInfo(TZ)).date()
-    if args.month:
-        y, m = (int(p) for p in args.month.split("-"))
+    if month_text:
+        y, m = (int(p) for p in month_text.split("-"))
         month = Period.month(y, m)
     else:
         last = today.replace(day=1) - timedelta(days=1)
@@ -57,7 +66,7 @@ async def run(args: argparse.Namespace) -> None:
     async with db.reader() as s:
         lines = await s.scalar(select(func.count()).select_from(OrderLine))
     print(f"order lines: {lines:,}; month {month.first} – {month.last}")
-    if args.refresh:
+    if refresh_first:
         t = time.perf_counter()
         n = await refresh(db, TZ, progress=lambda done, total: print(
             f"\r  refresh {done}/{total} days", end="", flush=True) if done % 50 == 0 else None)
@@ -74,21 +83,25 @@ async def run(args: argparse.Namespace) -> None:
         if r.live_days and source == "auto" and period is month:
             print(f"  note: {r.live_days} days read live")
 
-    r = args.repeat
-    await timed("monthly channel report (summary), no comparison", r,
-                lambda: report(compare=False))
-    await timed("monthly channel report + period before + year earlier", r, lambda: report())
-    await timed("the same, fulfilled view", r, lambda: report(view=View.FULFILLED))
+    r = repeat
+
+    async def figure(label: str, call: Callable[[], Awaitable[Any]]) -> None:
+        figures.append((label, await timed(label, r, call)))
+
+    await figure("monthly channel report (summary), no comparison",
+                 lambda: report(compare=False))
+    await figure("monthly channel report + period before + year earlier", lambda: report())
+    await figure("the same, fulfilled view", lambda: report(view=View.FULFILLED))
     this_month = Period(today.replace(day=1), today)
-    await timed("this month so far (today live) + comparisons", r,
-                lambda: report(period=this_month))
-    await timed("a year by month + comparisons", r, lambda: report(
+    await figure("this month so far (today live) + comparisons",
+                 lambda: report(period=this_month))
+    await figure("a year by month + comparisons", lambda: report(
         period=Period(month.last - timedelta(days=364), month.last), grain=Grain.MONTH))
 
     async def today_live() -> None:
         async with db.reader() as s:
             await live_day(s, today, TZ)
-    await timed("one day live from the order book (today)", r, today_live)
+    await figure("one day live from the order book (today)", today_live)
 
     async def detail(name: str) -> None:
         async with db.reader() as s:
@@ -102,10 +115,12 @@ async def run(args: argparse.Namespace) -> None:
                 await returns_by_reason(s, month, tz=TZ)
     for name, how in (("products", "summary"), ("categories", "summary"), ("staff", "live"),
                       ("returns", "live")):
-        await timed(f"month's {name} ({how})", r, lambda name=name: detail(name))  # type: ignore[misc]
+        await figure(f"month's {name} ({how})", lambda name=name: detail(name))  # type: ignore[misc]
+    # For comparison only (what the summary saves), not a page's figure.
     await timed("monthly channel report, all live (no summary) + comparisons", 1,
                 lambda: report(source="live"))
     await db.dispose()
+    return figures
 
 
 def main() -> None:
@@ -114,7 +129,9 @@ def main() -> None:
     p.add_argument("--month", default="", help="YYYY-MM (default: last month)")
     p.add_argument("--refresh", action="store_true")
     p.add_argument("--repeat", type=int, default=5)
-    asyncio.run(run(p.parse_args()))
+    args = p.parse_args()
+    asyncio.run(measure(args.dsn, month_text=args.month, refresh_first=args.refresh,
+                        repeat=args.repeat))
 
 
 if __name__ == "__main__":
