@@ -279,8 +279,11 @@ async def test_job_run_rebuilds_recent_days_and_runs_the_run_steps(
         km: KnownMonth, monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[object] = []
 
-    async def step(uow: object) -> None:
-        ran.append(uow)
+    async def step(uow: jobs.UnitOfWork) -> None:
+        # An app of another test in this process runs the same job on its own database
+        # now and then: count only this database's runs.
+        if uow.db is km.db:
+            ran.append(uow)
 
     monkeypatch.setattr(jobs, "RUN_STEPS", (step,))
     assert await jobs.run_once(km.db, TZ) >= jobs.RECENT_DAYS + 1
