@@ -102,6 +102,34 @@ class Settings(BaseSettings):
     # How often the reports job brings the sales and journey summaries up to date.
     reports_job_interval_seconds: float = Field(default=300.0, gt=0)
 
+    # --- production (docs/deployment.md) ---------------------------------------------
+    # "production" refuses to start with the Paytrail simulator, a generated secret key
+    # or an SQLite database under several workers, and says why (saumaton/production.py).
+    env: Literal["development", "production"] = "development"
+    # Worker processes `saumaton serve` starts (uvicorn workers).
+    workers: int = Field(default=1, ge=1, le=64)
+    # Background jobs (mail, expiries, reports, webhook delivery...) in this process:
+    # "on" in every `saumaton serve` by default; "off" where a dedicated `saumaton worker`
+    # runs them.
+    run_jobs: bool = True
+    # Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed
+    # (comma-separated IPs or networks); empty: none, the socket's peer is the client.
+    trusted_proxies: str = ""
+    # Sign-in throttling (web/login_throttle): failed attempts allowed per account and per
+    # address within the window before sign-ins are refused until it passes.
+    login_max_failures_per_account: int = Field(default=5, ge=1, le=1000)
+    login_max_failures_per_address: int = Field(default=20, ge=1, le=100000)
+    login_throttle_window_seconds: int = Field(default=900, ge=10, le=86400)
+
+    # --- webhooks (docs/webhooks.md) ---------------------------------------------------
+    # A receiver must answer within this many seconds or the attempt counts as failed.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # How long a delivery is retried (exponential backoff) before it is given up.
+    webhook_retry_hours: float = Field(default=30.0, ge=24, le=24 * 14)
+    # A subscription whose deliveries have failed without a success for this long is
+    # disabled and the owner is e-mailed.
+    webhook_disable_after_hours: float = Field(default=72.0, ge=1, le=24 * 30)
+
     def resolved_reports_database_url(self) -> str:
         return self.reports_database_url or self.resolved_database_url()
 
