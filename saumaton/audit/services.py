@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import Select, and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.audit.models import AuditEntry
@@ -57,6 +57,27 @@ async def search(session: AsyncSession, actor: Actor, q: AuditQuery, *, page: in
                  per_page: int = 50) -> tuple[list[AuditEntry], bool]:
     """Newest first, one page; and whether there is a next page. Needs audit.read."""
     actor.require("audit.read")
+    page = max(1, page)
+    rows = list((await session.scalars(
+        _filtered(q).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+        .offset((page - 1) * per_page).limit(per_page + 1))).all())
+    return rows[:per_page], len(rows) > per_page
+
+
+async def search_after(session: AsyncSession, actor: Actor, q: AuditQuery, *,
+                       before: tuple[datetime, int] | None, limit: int) -> list[AuditEntry]:
+    """Newest first, `limit` entries older than the (at, id) `before` (keyset paging for
+    the API: a page stays cheap however deep). Needs audit.read."""
+    actor.require("audit.read")
+    stmt = _filtered(q)
+    if before is not None:
+        stmt = stmt.where(or_(AuditEntry.at < before[0],
+                              and_(AuditEntry.at == before[0], AuditEntry.id < before[1])))
+    return list((await session.scalars(
+        stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit))).all())
+
+
+def _filtered(q: AuditQuery) -> Select[Any]:
     stmt = select(AuditEntry)
     if q.staff_id is not None:
         label = f"staff:{q.staff_id}"
@@ -74,11 +95,7 @@ async def search(session: AsyncSession, actor: Actor, q: AuditQuery, *, page: in
         stmt = stmt.where(AuditEntry.at >= q.since)
     if q.until is not None:
         stmt = stmt.where(AuditEntry.at < q.until)
-    page = max(1, page)
-    rows = list((await session.scalars(
-        stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
-        .offset((page - 1) * per_page).limit(per_page + 1))).all())
-    return rows[:per_page], len(rows) > per_page
+    return stmt
 
 
 async def known_actions(session: AsyncSession) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -223,6 +223,26 @@ async def save(uow: UnitOfWork, actor: Actor, base: Settings, raw: Mapping[str, 
     store's return days; keys left out stay as they are). Every field is checked first;
     any error raises ValidationFailed (code "invalid_settings", extra["errors"]: field →
     FieldError) and nothing changes. Returns the keys that changed."""
+    return await _save(uow, actor, base, raw, parse, parse_store_days)
+
+
+def _typed_days(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid(FieldError("not_a_number"))
+    return parse_store_days(str(value))
+
+
+async def save_typed(uow: UnitOfWork, actor: Actor, base: Settings,
+                     values: Mapping[str, Any]) -> list[str]:
+    """`save` for typed values (the API): money in cents, counts as integers, text as
+    text; `store_field(id)` keys hold a store's return days. Same checks, audit and
+    announcement; returns the keys that changed."""
+    return await _save(uow, actor, base, values, check, _typed_days)
+
+
+async def _save(uow: UnitOfWork, actor: Actor, base: Settings, raw: Mapping[str, Any],
+                value_of: Callable[[SettingDef, Any], Any],
+                days_of: Callable[[Any], int]) -> list[str]:
     actor.require(PERMISSION, everywhere=True)
     s = uow.session
     rows = await _rows(s)
@@ -233,14 +253,14 @@ async def save(uow: UnitOfWork, actor: Actor, base: Settings, raw: Mapping[str, 
     for d in REGISTRY:
         if d.key in raw:
             try:
-                new[d.key] = parse(d, raw[d.key])
+                new[d.key] = value_of(d, raw[d.key])
             except Invalid as exc:
                 errors[d.key] = exc.error
     new_days: dict[int, int] = {}
     for store in stores:
         if store.field in raw:
             try:
-                new_days[store.location_id] = parse_store_days(raw[store.field])
+                new_days[store.location_id] = days_of(raw[store.field])
             except Invalid as exc:
                 errors[store.field] = exc.error
     merged = {d.key: new.get(d.key, getattr(current, d.key)) for d in REGISTRY}

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.audit.services import record
@@ -99,6 +99,20 @@ async def list_staff(s: AsyncSession, actor: Actor) -> list[StaffMember]:
     """Everybody, by name."""
     actor.require("staff.read")
     people = list((await s.scalars(select(Staff).order_by(Staff.name, Staff.id))).all())
+    grants = await _grants(s, [p.id for p in people])
+    return [_member(p, grants[p.id]) for p in people]
+
+
+async def staff_page(s: AsyncSession, actor: Actor, *, after: tuple[str, int] | None,
+                     limit: int) -> list[StaffMember]:
+    """One page of `list_staff` (by name, then id) after the (name, id) `after`;
+    `limit` rows (the caller asks one more to learn whether more follow)."""
+    actor.require("staff.read")
+    stmt = select(Staff)
+    if after is not None:
+        stmt = stmt.where(or_(Staff.name > after[0],
+                              and_(Staff.name == after[0], Staff.id > after[1])))
+    people = list((await s.scalars(stmt.order_by(Staff.name, Staff.id).limit(limit))).all())
     grants = await _grants(s, [p.id for p in people])
     return [_member(p, grants[p.id]) for p in people]
 

@@ -33,6 +33,8 @@ from saumaton.api import (
     returns,
     stock,
 )
+from saumaton.api import settings as settings_api
+from saumaton.api import staff as staff_api
 from saumaton.catalogue.images import is_content_named
 from saumaton.checkout.jobs import run_checkout_jobs
 from saumaton.config import SIMULATOR_PATH, TEST_MERCHANT, Settings, get_settings
@@ -148,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        max_age=12 * 3600)
     problems.install(app)
     for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
-                   giftcards, prices):
+                   giftcards, prices, staff_api, settings_api):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status")
