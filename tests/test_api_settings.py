@@ -7,12 +7,16 @@ owner."""
 from __future__ import annotations
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from saumaton.audit.models import AuditEntry
 from saumaton.db.uow import Database
 from tests.support import Shop
 from tests.test_settings import live_of, restore  # noqa: F401  (a fixture)
+
+# Every setting back to its default afterwards: the database is the session's.
+pytestmark = pytest.mark.usefixtures("restore")
 
 
 def _values(body: dict[str, object]) -> dict[str, object]:
@@ -22,7 +26,7 @@ def _values(body: dict[str, object]) -> dict[str, object]:
 
 
 async def test_owner_reads_changes_and_resets_settings(
-        client: httpx.AsyncClient, db: Database, shop: Shop, restore: object) -> None:
+        client: httpx.AsyncClient, db: Database, shop: Shop) -> None:
     owner = shop.auth("owner")
     r = await client.get("/api/v1/settings", headers=owner)
     assert r.status_code == 200, r.text
@@ -72,7 +76,7 @@ async def test_owner_reads_changes_and_resets_settings(
 
 
 async def test_strict_types_and_only_the_owner(client: httpx.AsyncClient, shop: Shop,
-                                               restore: object) -> None:
+                                               ) -> None:
     owner = shop.auth("owner")
     for body in [
         {"home_delivery_fee_cents": False},

@@ -271,8 +271,10 @@ def _key(r: DayRow, view: View) -> Key:
     return Key(r.channel_id, r.location_id if view is View.SOLD else r.fulfil_location_id)
 
 
-def _visible(rows: Iterable[DayRow], view: View, scope: Scope) -> list[DayRow]:
-    return [r for r in rows if scope.allows(_key(r, view).location_id)]
+def _visible(rows: Iterable[DayRow], view: View, scope: Scope,
+             channel_id: int | None = None) -> list[DayRow]:
+    return [r for r in rows if scope.allows(_key(r, view).location_id)
+            and (channel_id is None or r.channel_id == channel_id)]
 
 
 def _by_key(rows: Iterable[DayRow], view: View) -> dict[Key, Figures]:
@@ -311,10 +313,12 @@ async def _names(s: AsyncSession) -> tuple[dict[int, tuple[str, str]], dict[int,
 
 async def sales_report(s: AsyncSession, period: Period, *, tz: str, grain: Grain = Grain.DAY,
                        view: View = View.SOLD, scope: Scope = Scope(None),
-                       compare: bool = True, source: Source = "auto") -> SalesReport:
-    """The sales report of `period` as `scope` may see it."""
+                       compare: bool = True, source: Source = "auto",
+                       channel_id: int | None = None) -> SalesReport:
+    """The sales report of `period` as `scope` may see it; only `channel_id`'s sales
+    when given (the API's channel filter)."""
     rows, live_days = await day_rows(s, period, tz, source=source)
-    rows = _visible(rows, view, scope)
+    rows = _visible(rows, view, scope, channel_id)
     channels, locations = await _names(s)
     by_key = _by_key(rows, view)
     table = [ChannelRow(k, channels.get(k.channel_id, (str(k.channel_id), ""))[0],
@@ -342,7 +346,7 @@ async def sales_report(s: AsyncSession, period: Period, *, tz: str, grain: Grain
         for attr, other in (("previous", period.previous()),
                             ("year_earlier", period.year_earlier())):
             o_rows, n = await day_rows(s, other, tz, source=source)
-            o_rows = _visible(o_rows, view, scope)
+            o_rows = _visible(o_rows, view, scope, channel_id)
             setattr(report, attr, _total(o_rows))
             setattr(report, f"{attr}_by_key", _by_key(o_rows, view))
             report.live_days += n

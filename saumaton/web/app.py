@@ -33,6 +33,8 @@ from saumaton.api import (
     returns,
     stock,
 )
+from saumaton.api import reconcile as reconcile_api
+from saumaton.api import reports as reports_api
 from saumaton.api import settings as settings_api
 from saumaton.api import staff as staff_api
 from saumaton.catalogue.images import is_content_named
@@ -150,7 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        max_age=12 * 3600)
     problems.install(app)
     for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
-                   giftcards, prices, staff_api, settings_api):
+                   giftcards, prices, staff_api, settings_api, reports_api, reconcile_api):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status")
