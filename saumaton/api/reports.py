@@ -33,8 +33,8 @@ from saumaton.web.route_access import api_requires
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 Reader = Annotated[Actor, api_requires("reports.read")]
 Code = Annotated[str | None, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_*.-]+$")]
-BAD_FILTER: dict[int | str, dict[str, Any]] = {422: {"description": "invalid_period, period_too_long, unknown_location, "
-                                   "unknown_channel"}}
+BAD_FILTER: dict[int | str, dict[str, Any]] = {422: {
+    "description": "invalid_period, period_too_long, unknown_location, unknown_channel"}}
 
 
 class PeriodOut(BaseModel):
