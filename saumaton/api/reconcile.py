@@ -421,7 +421,8 @@ async def cash_status(request: Request, actor: Reader,
     return CashOut(
         period={"from": period.first, "to": period.last},
         sessions=[TillSessionOut(
-            store=t.store_code, day=t.day, register_name=t.register_name, session_id=t.session_id,
+            store=t.store_code, day=t.day, register_name=t.register_name,
+            session_id=t.session_id,
             z_number=t.z_number, opened_by=t.opened_by, opened_at=t.opened_at,
             closed_by=t.closed_by, closed_at=t.closed_at, expected_cents=t.expected_cents,
             counted_cents=t.counted_cents, difference_cents=t.difference_cents)
