@@ -40,9 +40,10 @@ from saumaton.customers.models import (
     CustomerIdentity,
     CustomerNote,
     CustomerPreference,
+    CustomerTag,
 )
 from saumaton.customers.services import CustomerIn, CustomerOut, add_card, create_customer
-from saumaton.customers.tags import tags_of
+from saumaton.customers.tags import normalise_tag, tags_of
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.giftcards.ledger import CardView, store_credit_of
 from saumaton.locations.models import Channel, Location
@@ -234,6 +235,24 @@ async def customer_matches(session: AsyncSession, ids: list[int],
                            matched_by: str) -> list[CustomerMatch]:
     """The customers with these ids as a search shows them, in this order."""
     return await _matches(session, [(i, matched_by) for i in ids])
+
+
+async def list_customers(session: AsyncSession, actor: Actor, *, after_id: int | None,
+                         limit: int, tag: str | None = None) -> list[CustomerMatch]:
+    """The register (not merged, not erased) by id after `after_id`, `limit` at most; with
+    `tag`, only the customers with it (normalised first: 422 `invalid_tag`). Keyset
+    paging for the API: a page stays an index range however far down."""
+    actor.require("customers.read")
+    stmt = select(Customer.id).where(Customer.merged_into_id.is_(None),
+                                     Customer.erased_at.is_(None))
+    if tag is not None:
+        stmt = stmt.join(CustomerTag, CustomerTag.customer_id == Customer.id).where(
+            CustomerTag.tag == normalise_tag(tag))
+    if after_id is not None:
+        stmt = stmt.where(Customer.id > after_id)
+    ids = [int(i) for i in (await session.scalars(stmt.order_by(Customer.id)
+                                                  .limit(limit))).all()]
+    return await _matches(session, [(i, "tag" if tag is not None else "list") for i in ids])
 
 
 async def _by_name(session: AsyncSession, value: str) -> list[CustomerMatch]:

@@ -24,6 +24,7 @@ from saumaton.api import (
     analytics,
     catalogue,
     customers,
+    customers_admin,
     events,
     gdpr,
     giftcards,
@@ -152,7 +153,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        max_age=12 * 3600)
     problems.install(app)
     for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
-                   giftcards, prices, staff_api, settings_api, reports_api, reconcile_api):
+                   giftcards, prices, staff_api, settings_api, reports_api, reconcile_api,
+                   customers_admin):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status")
