@@ -14,8 +14,14 @@ import httpx
 import pytest
 
 from saumaton.config import Settings
+from saumaton.core.actor import Actor, RoleGrant
 from saumaton.db.uow import Database
+from saumaton.reports.funnel_report import funnel_report
 from saumaton.reports.journal import build_journal
+from saumaton.reports.journeys import journey_report
+from saumaton.reports.loyalty_report import loyalty_report
+from saumaton.reports.nps_report import nps_report
+from saumaton.reports.period import Grain
 from saumaton.reports.sales import sales_report
 from saumaton.web.app import create_app
 from tests.known_month import MONTH, TZ, KnownMonth, known_month_database
@@ -171,3 +177,46 @@ async def test_journal_equals_the_journal_service(api: httpx.AsyncClient, shop: 
     r = await api.get("/api/v1/reports/journal", headers=shop.auth("owner"),
                       params={"from": "2026-08-01", "to": "2026-10-31"})
     assert r.status_code == 422 and r.json()["code"] == "period_too_long"
+
+
+async def test_customer_reports_equal_their_services(api: httpx.AsyncClient, shop: Shop,
+                                                     km: KnownMonth) -> None:
+    owner = await _owner_actor(km)
+    async with km.db.reader() as s:
+        loyalty = await loyalty_report(s, owner, MONTH, km.settings)
+        journeys = await journey_report(s, owner)
+        nps = await nps_report(s, owner, MONTH, Grain.MONTH, TZ)
+        funnel = await funnel_report(s, owner, MONTH, TZ)
+    body = await _get(api, shop, "finance", "/api/v1/reports/customers/loyalty", **OCTOBER)
+    assert (body["members"], body["new_members"], body["issued"], body["used"],
+            body["expired"]) == (loyalty.members, loyalty.new_members, loyalty.issued,
+                                 loyalty.used, loyalty.expired)
+    assert body["points"] == loyalty.points and body["end_tiers"] == loyalty.end_tiers
+    body = await _get(api, shop, "owner", "/api/v1/reports/customers/journeys")
+    assert (body["customers"], body["revenue_cents"]) == (journeys.customers,
+                                                          journeys.revenue_cents)
+    assert [j["key"] for j in body["journeys"]] == [j.key for j in journeys.journeys]
+    body = await _get(api, shop, "owner", "/api/v1/reports/customers/nps", **OCTOBER)
+    assert body["total"]["responses"] == nps.total.responses
+    assert len(body["series"]) == len(nps.buckets) == 1
+    body = await _get(api, shop, "owner", "/api/v1/reports/customers/funnel", **OCTOBER)
+    assert body["total"]["events"] == {k: funnel.total.events.get(k, 0)
+                                       for k in body["total"]["events"]}
+    # Chain-wide: a store manager (and a cashier) may not.
+    for who in ("manager1", "cashier1"):
+        for path in ("loyalty", "nps", "funnel"):
+            r = await api.get(f"/api/v1/reports/customers/{path}", headers=shop.auth(who),
+                              params=OCTOBER)
+            assert r.status_code == 403, (who, path)
+        r = await api.get("/api/v1/reports/customers/journeys", headers=shop.auth(who))
+        assert r.status_code == 403, who
+    r = await api.get("/api/v1/reports/customers/nps", headers=shop.auth("owner"),
+                      params={**OCTOBER, "granularity": "hour"})
+    assert r.status_code == 422
+    r = await api.get("/api/v1/reports/customers/loyalty", headers=shop.auth("owner"),
+                      params={"from": "2026-10-31", "to": "2026-10-01"})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_period"
+
+
+async def _owner_actor(km: KnownMonth) -> Actor:
+    return Actor(label="test", grants=(RoleGrant("owner", None),))
