@@ -1,8 +1,9 @@
 """/api/v1/reports (both databases): the sales reports and the journal as JSON read the
 reports database and give the figures the report services (and so the back-office pages)
 give for the known month — totals, channel rows, comparisons, VAT, the series, top
-products, staff sales, returns by reason; a manager sees only their store; a bad period
-or filter is 422, a role without reports.read 403."""
+products, staff sales, returns by reason; the customer reports (loyalty, journeys, NPS,
+funnel) equal theirs; a manager sees only their store (and no chain-wide customer
+report); a bad period or filter is 422, a role without reports.read 403."""
 
 from __future__ import annotations
 
@@ -181,7 +182,7 @@ async def test_journal_equals_the_journal_service(api: httpx.AsyncClient, shop: 
 
 async def test_customer_reports_equal_their_services(api: httpx.AsyncClient, shop: Shop,
                                                      km: KnownMonth) -> None:
-    owner = await _owner_actor(km)
+    owner = Actor(label="test", grants=(RoleGrant("owner", None),))
     async with km.db.reader() as s:
         loyalty = await loyalty_report(s, owner, MONTH, km.settings)
         journeys = await journey_report(s, owner)
@@ -216,7 +217,3 @@ async def test_customer_reports_equal_their_services(api: httpx.AsyncClient, sho
     r = await api.get("/api/v1/reports/customers/loyalty", headers=shop.auth("owner"),
                       params={"from": "2026-10-31", "to": "2026-10-01"})
     assert r.status_code == 422 and r.json()["code"] == "invalid_period"
-
-
-async def _owner_actor(km: KnownMonth) -> Actor:
-    return Actor(label="test", grants=(RoleGrant("owner", None),))
