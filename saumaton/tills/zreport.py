@@ -319,12 +319,14 @@ async def z_report(session: AsyncSession, session_id: int) -> ZReport:
     return await compute_report(session, ds)
 
 
-async def list_reports(session: AsyncSession, location_id: int, limit: int = 50
-                       ) -> list[ZReportSummary]:
-    """The store's Z reports, newest first."""
+async def list_reports(session: AsyncSession, location_id: int, limit: int = 50,
+                       before: int | None = None) -> list[ZReportSummary]:
+    """The store's Z reports, newest first (numbered below `before` when given)."""
+    older = [] if before is None else [DrawerSession.z_number < before]
     rows = (await session.scalars(
         select(DrawerSession)
-        .where(DrawerSession.location_id == location_id, DrawerSession.z_number.is_not(None))
+        .where(DrawerSession.location_id == location_id, DrawerSession.z_number.is_not(None),
+               *older)
         .order_by(DrawerSession.z_number.desc()).limit(max(1, min(limit, 500))))).all()
     out = []
     for ds in rows:

@@ -35,6 +35,7 @@ from saumaton.api import (
 )
 from saumaton.api import customer_reports as customer_reports_api
 from saumaton.api import customers_admin as customers_admin_api
+from saumaton.api import drawer as drawer_api
 from saumaton.api import reconcile as reconcile_api
 from saumaton.api import reports as reports_api
 from saumaton.api import settings as settings_api
@@ -155,7 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
                    giftcards, prices, staff_api, settings_api, reports_api, reconcile_api,
-                   customers_admin_api, customer_reports_api):
+                   customers_admin_api, customer_reports_api, drawer_api):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status")
