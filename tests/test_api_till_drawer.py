@@ -2,16 +2,19 @@
 (a retry with the same Idempotency-Key opens nothing more), puts cash in and takes it
 out, reads the X report, closes with the count — a difference over the shop's limit must
 be confirmed — and reads the Z reports a page at a time; another store's cashier may do
-none of it; strict amounts."""
+none of it; strict amounts. A store sale's receipt by e-mail."""
 
 from __future__ import annotations
 
 import uuid
 
 import httpx
+from sqlalchemy import select
 
 from saumaton.db.uow import Database
+from saumaton.mail.models import OutgoingMail
 from tests.support import Shop, new_store
+from tests.test_receipt_email import sale_with_customer
 from tests.test_staff_admin import new_person
 
 
@@ -105,4 +108,26 @@ async def test_open_cash_in_out_close_and_z_reports(client: httpx.AsyncClient, d
     assert (await client.get(f"{base}/z-reports/9", headers=me)).status_code == 404
     assert (await client.get(f"{base}/z-reports", headers=other)).status_code == 403
     r = await client.get("/api/v1/locations/no-such-store/drawer", headers=me)
+    assert r.status_code == 404
+
+
+async def test_a_receipt_by_email(client: httpx.AsyncClient, db: Database, shop: Shop) -> None:
+    order, _, _ = await sale_with_customer(db, shop)
+    r = await client.post(f"/api/v1/orders/{order.id}/receipt-email",
+                          headers=shop.auth("cashier1"), json={"email": " Kuitti@Example.FI "})
+    assert r.status_code == 202, r.text
+    assert r.json() == {"order_id": order.id, "to": "kuitti@example.fi"}
+    async with db.reader() as s:
+        mails = (await s.scalars(select(OutgoingMail).where(
+            OutgoingMail.reference == order.number, OutgoingMail.kind == "receipt"))).all()
+    assert [m.to_addr for m in mails] == ["kuitti@example.fi"]
+    assert order.number in mails[0].body_text or (order.receipt_no or "") in mails[0].subject
+    r = await client.post(f"/api/v1/orders/{order.id}/receipt-email",
+                          headers=shop.auth("cashier1"), json={"email": "not an address"})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_email"
+    r = await client.post(f"/api/v1/orders/{order.id}/receipt-email",
+                          headers=shop.auth("cashier2"), json={"email": "a@example.fi"})
+    assert r.status_code == 403  # another store's cashier
+    r = await client.post("/api/v1/orders/999999999/receipt-email",
+                          headers=shop.auth("cashier1"), json={"email": "a@example.fi"})
     assert r.status_code == 404

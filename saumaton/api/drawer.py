@@ -20,6 +20,7 @@ from saumaton.core.actor import Actor
 from saumaton.core.types import MAX_ID, MAX_INT32, Input
 from saumaton.locations.models import Location
 from saumaton.locations.services import location_by_code
+from saumaton.mail.receipts import email_receipt
 from saumaton.tills.drawer import (
     MAX_CENTS,
     CashMovementOut,
@@ -160,3 +161,26 @@ async def z_report_of(request: Request, code: StoreCode, actor: Reader,
     store = await _store(request, actor, code, "orders.read")
     async with db_of(request).reader() as s:
         return await get_report(s, store.id, z_number)
+
+
+class ReceiptEmailIn(Input):
+    email: str = Field(min_length=3, max_length=320)
+
+
+class ReceiptEmailOut(BaseModel):
+    order_id: int
+    to: str = Field(description="the address, normalised")
+
+
+@router.post("/orders/{order_id}/receipt-email", response_model=ReceiptEmailOut,
+             status_code=202,
+             responses={404: {"description": "order_not_found"},
+                        422: {"description": "invalid_email, not_a_store_sale"}},
+             summary="E-mail a store sale's receipt (orders.create at the sale's store)")
+async def receipt_email(request: Request, order_id: SessionId, body: ReceiptEmailIn,
+                        actor: Seller) -> ReceiptEmailOut:
+    async with db_of(request).uow() as uow:
+        to = await email_receipt(uow, actor, order_id, body.email,
+                                 settings=settings_of(request))
+        await uow.commit()
+    return ReceiptEmailOut(order_id=order_id, to=to)

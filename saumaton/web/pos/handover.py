@@ -20,10 +20,8 @@ from saumaton.checkout.pickup import (
     pickup_detail,
 )
 from saumaton.checkout.services import pickup_orders
-from saumaton.core.errors import DomainError, NotFound
-from saumaton.customers.identities import normalise_email
-from saumaton.mail.messages import receipt as receipt_mail
-from saumaton.mail.queue import queue_mail
+from saumaton.core.errors import DomainError, NotFound, ValidationFailed
+from saumaton.mail import receipts
 from saumaton.orders.services import get_order
 from saumaton.orders.suggestions import suggestions
 from saumaton.staff.services import staff_names
@@ -152,21 +150,17 @@ async def email_receipt(request: Request, code: Code, order_id: OrderId) -> Resp
             raise NotFound(f"no order {order_id} at {code}", code="order_not_found")
         name, _ = await customer_contact(s, order.customer_id)
     try:
-        to = normalise_email(typed)
-    except DomainError as exc:
+        async with db_of(request).uow() as uow:
+            to = await receipts.email_receipt(uow, till.actor, order_id, typed,
+                                              settings=settings_of(request))
+            await uow.commit()
+    except ValidationFailed as exc:
         return _no_cache(render(request, "pos/receipt.html", {
             "title": gettext(request, N_("Receipt %(number)s"),
                              number=order.receipt_no or order.number),
             "till": till, "order": order, "just_paid": False, "customer_name": name,
             "receipt_email": typed, "email_error": _message(request, exc)},
             status=exc.status))
-    settings = settings_of(request)
-    mail = receipt_mail(order, settings=settings, store_name=till.location.name,
-                        store_address=till.location.address, customer_name=name)
-    async with db_of(request).uow() as uow:
-        await queue_mail(uow, kind="receipt", to=to, subject=mail.subject, text=mail.text,
-                         html=mail.html, reference=order.number)
-        await uow.commit()
     return RedirectResponse(f"{till.base}/receipt/{order_id}?emailed={quote(to)}",
                             status_code=303)
 
