@@ -142,6 +142,8 @@ async def test_bad_periods_and_filters(api: httpx.AsyncClient, shop: Shop) -> No
         ({"from": "2026-10-31", "to": "2026-10-01"}, "invalid_period"),
         ({"from": "2020-01-01", "to": "2026-10-01"}, "period_too_long"),
         ({"from": "2026-13-01", "to": "2026-10-01"}, "validation_error"),
+        ({"from": "0001-01-01", "to": "0001-01-02"}, "validation_error"),
+        ({"from": "9999-12-30", "to": "9999-12-31"}, "validation_error"),
         ({"to": "2026-10-01"}, "validation_error"),
         ({**OCTOBER, "granularity": "year"}, "validation_error"),
         ({**OCTOBER, "view": "x"}, "validation_error"),

@@ -69,8 +69,11 @@ async def test_open_cash_in_out_close_and_z_reports(client: httpx.AsyncClient, d
                           json={"kind": "in", "amount_cents": 1, "reason": "x"})
     assert r.status_code == 422  # no Idempotency-Key
 
-    # Another store's cashier: nothing here.
+    # Another store's cashier: nothing here, not even a replay of a movement's key.
     other = shop.auth("cashier1")
+    r = await client.post(f"/api/v1/drawer-sessions/{sid}/cash", headers={**other, **key},
+                          json={"kind": "in", "amount_cents": 5000, "reason": "change"})
+    assert r.status_code == 403, r.text
     assert (await client.get(f"{base}/drawer", headers=other)).status_code == 403
     r = await client.post(f"/api/v1/drawer-sessions/{sid}/cash", headers={**other, **_key()},
                           json={"kind": "out", "amount_cents": 100, "reason": "x"})

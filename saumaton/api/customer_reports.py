@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from saumaton.analytics import KINDS
+from saumaton.api.reports import ReportDate
 from saumaton.core.actor import Actor
 from saumaton.core.errors import ValidationFailed
 from saumaton.reports.funnel_report import FunnelCounts, funnel_report
@@ -27,8 +28,8 @@ from saumaton.web.route_access import api_requires
 
 router = APIRouter(prefix="/api/v1/reports/customers", tags=["reports"])
 Chain = Annotated[Actor, api_requires("reports.read", everywhere=True)]
-Since = Annotated[date, Query(alias="from", description="first day (shop's time zone)")]
-Until = Annotated[date, Query(alias="to", description="last day, inclusive")]
+Since = Annotated[ReportDate, Query(alias="from", description="first day (shop's time zone)")]
+Until = Annotated[ReportDate, Query(alias="to", description="last day, inclusive")]
 BAD_PERIOD: dict[int | str, dict[str, Any]] = {
     422: {"description": "invalid_period, period_too_long"}}
 

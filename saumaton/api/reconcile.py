@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, StrictInt
 from sqlalchemy.exc import IntegrityError
 
 from saumaton.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
+from saumaton.api.reports import ReportDate
 from saumaton.cardcash import cash, flags, terminal_reports
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
@@ -46,7 +47,7 @@ router = APIRouter(prefix="/api/v1", tags=["reconciliation"])
 Chain = Annotated[Actor, api_requires("reports.read", everywhere=True)]
 Reader = Annotated[Actor, api_requires("reports.read")]
 Reconciler = Annotated[Actor, api_requires("reconcile.write")]
-Month = Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
+Month = Annotated[str, Query(pattern=r"^(19[7-9][0-9]|[2-8][0-9]{3})-(0[1-9]|1[0-2])$",
                              description="YYYY-MM")]
 MAX_SETTLEMENT_FILE = 50 * 1024 * 1024
 
@@ -340,7 +341,7 @@ class CardDayOut(BaseModel):
             summary="A day's card terminal rows against the tills' card payments, per store "
                     "(reports.read at the store)")
 async def card_day(request: Request, actor: Reader,
-                   day: Annotated[date, Query(alias="date")],
+                   day: Annotated[ReportDate, Query(alias="date")],
                    store: StoreQuery = None) -> CardDayOut:
     stores = await _stores(request, actor, store)
     code = {loc.id: loc.code for loc in stores}
@@ -401,8 +402,8 @@ class CashOut(BaseModel):
             summary="Closed drawer sessions with their counts and differences, per store "
                     "and day and month (reports.read at the store)")
 async def cash_status(request: Request, actor: Reader,
-                      since: Annotated[date, Query(alias="from")],
-                      until: Annotated[date, Query(alias="to")],
+                      since: Annotated[ReportDate, Query(alias="from")],
+                      until: Annotated[ReportDate, Query(alias="to")],
                       store: StoreQuery = None) -> CashOut:
     if until < since:
         raise ValidationFailed("the period ends before it starts", code="invalid_period",
@@ -490,8 +491,8 @@ class FlagOut(BaseModel):
 @router.get("/flags", response_model=Page[FlagOut],
             summary="Offline sales to review, newest sale first (reports.read at the store)")
 async def list_flags(request: Request, actor: Reader,
-                     since: Annotated[date, Query(alias="from")],
-                     until: Annotated[date, Query(alias="to")],
+                     since: Annotated[ReportDate, Query(alias="from")],
+                     until: Annotated[ReportDate, Query(alias="to")],
                      store: StoreQuery = None, flag: FlagName | None = None,
                      state: Literal["open", "resolved", "all"] = "open",
                      cursor: CursorQuery = None, limit: LimitQuery = 50) -> Page[FlagOut]:

@@ -16,7 +16,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import select
 
 from saumaton.core.actor import Actor
@@ -31,6 +31,17 @@ from saumaton.web.pages import settings_of
 from saumaton.web.route_access import api_requires
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+
+
+def _sane_year(day: date) -> date:
+    # A report compares with the year before and reads up to the day after: keep far
+    # from date's own limits (year 1, year 9999), which no shop's figures come near.
+    if not 1970 <= day.year <= 9000:
+        raise ValueError("a report day is between 1970 and 9000")
+    return day
+
+
+ReportDate = Annotated[date, AfterValidator(_sane_year)]
 Reader = Annotated[Actor, api_requires("reports.read")]
 Code = Annotated[str | None, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_*.-]+$")]
 BAD_FILTER: dict[int | str, dict[str, Any]] = {422: {
@@ -64,9 +75,11 @@ class ReportQuery:
 
     def __init__(
         self,
-        since: Annotated[date, Query(alias="from", description="first day (shop's time zone)")],
-        until: Annotated[date, Query(alias="to", description="last day, inclusive; at most "
-                                                            "three years after `from`")],
+        since: Annotated[ReportDate, Query(alias="from",
+                                           description="first day (shop's time zone)")],
+        until: Annotated[ReportDate, Query(alias="to", description="last day, inclusive; at "
+                                                                  "most three years after "
+                                                                  "`from`")],
         granularity: Annotated[Literal["day", "week", "month"], Query(
             description="the over-time series' buckets (ISO weeks)")] = "day",
         view: Annotated[Literal["sold", "fulfilled"], Query(
@@ -389,8 +402,8 @@ class JournalOut(BaseModel):
                     "(reports.read)")
 async def journal(
     request: Request, actor: Reader,
-    since: Annotated[date, Query(alias="from")],
-    until: Annotated[date | None, Query(alias="to", description="default: `from`")] = None,
+    since: Annotated[ReportDate, Query(alias="from")],
+    until: Annotated[ReportDate | None, Query(alias="to", description="default: `from`")] = None,
     location: Code = None,
 ) -> JournalOut:
     store_ids: set[int] | None = None

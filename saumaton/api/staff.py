@@ -8,7 +8,7 @@ Thin: the rules are in `saumaton.staff.admin` and `saumaton.audit.services`.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
 from saumaton.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
+from saumaton.api.reports import ReportDate
 from saumaton.audit.services import AuditQuery, search_after
 from saumaton.core.actor import Actor
 from saumaton.core.errors import DomainError, NotFound, ValidationFailed
@@ -311,9 +312,10 @@ async def audit_log(
         NoNul] = None,
     subject_type: Annotated[str | None, Query(min_length=1, max_length=32), NoNul] = None,
     subject_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
-    since: Annotated[date | None, Query(alias="from",
-                                        description="first day (shop's time zone)")] = None,
-    until: Annotated[date | None, Query(alias="to", description="last day, inclusive")] = None,
+    since: Annotated[ReportDate | None, Query(
+        alias="from", description="first day (shop's time zone)")] = None,
+    until: Annotated[ReportDate | None, Query(
+        alias="to", description="last day, inclusive")] = None,
     cursor: CursorQuery = None, limit: LimitQuery = 50,
 ) -> Page[AuditEntryOut]:
     if since and until and until < since:

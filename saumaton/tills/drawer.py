@@ -194,6 +194,10 @@ async def cash_movement(uow: UnitOfWork, actor: Actor, session_id: int, kind: st
     s = uow.session
     existing = await s.scalar(select(CashMovement).where(CashMovement.idempotency_key == key))
     if existing is not None:
+        # The caller's permission first: a replay answers only who may move this cash.
+        where = await s.scalar(select(DrawerSession.location_id).where(
+            DrawerSession.id == existing.session_id))
+        actor.require("orders.create", where)
         return _replayed_movement(existing, session_id, kind, amount_cents)
     ds = await _locked_session(uow, actor, session_id, location_id)
     if kind not in ("in", "out"):
