@@ -182,3 +182,40 @@ async def test_merge_and_undo(client: httpx.AsyncClient, db: Database, shop: Sho
     r = await client.get("/api/v1/customer-duplicates", headers=manager,
                          params={"limit": 5})
     assert r.status_code == 200 and len(r.json()["items"]) <= 5
+
+
+async def test_preference_fields(client: httpx.AsyncClient, shop: Shop) -> None:
+    key = f"api_{uuid.uuid4().hex[:8]}"
+    manager = shop.auth("manager")
+    r = await client.post("/api/v1/customer-fields", headers=manager, json={
+        "key": key, "label": "  Skin\u00a0 type ", "kind": "choice",
+        "options": ["dry", "oily"]})
+    assert r.status_code == 201, r.text
+    assert r.json() | {"position": 0} == {"key": key, "label": "Skin type", "kind": "choice",
+                                          "options": ["dry", "oily"], "position": 0,
+                                          "active": True}
+    r = await client.post("/api/v1/customer-fields", headers=manager,
+                          json={"key": key, "label": "Again"})
+    assert r.status_code == 409 and r.json()["code"] == "duplicate_field"
+    r = await client.patch(f"/api/v1/customer-fields/{key}", headers=manager,
+                           json={"options": ["dry", "oily", "mixed"], "active": False})
+    assert r.status_code == 200 and r.json()["active"] is False, r.text
+    listed = (await client.get("/api/v1/customer-fields", headers=shop.auth("cashier1"),
+                               params={"include_inactive": "true", "limit": 200})).json()
+    [mine] = [f for f in listed["items"] if f["key"] == key]
+    assert mine["options"] == ["dry", "oily", "mixed"]
+    active = (await client.get("/api/v1/customer-fields", headers=manager,
+                               params={"limit": 200})).json()
+    assert key not in {f["key"] for f in active["items"]}
+    for body in ({"key": f"{key}x", "label": "\u2003"}, {"key": f"{key}y", "label": "X",
+                                                         "kind": "colour"},
+                 {"key": f"{key}z", "label": "X", "position": "1"}):
+        r = await client.post("/api/v1/customer-fields", headers=manager, json=body)
+        assert r.status_code == 422, (body, r.text)
+    r = await client.patch("/api/v1/customer-fields/no_such_field", headers=manager,
+                           json={"label": "X"})
+    assert r.status_code == 404 and r.json()["code"] == "field_not_found"
+    for who in ("manager1", "cashier1"):
+        r = await client.post("/api/v1/customer-fields", headers=shop.auth(who),
+                              json={"key": f"{key}w", "label": "X"})
+        assert r.status_code == 403, who

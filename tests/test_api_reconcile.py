@@ -175,3 +175,25 @@ async def test_card_day_cash_and_review_flags(client: httpx.AsyncClient, db: Dat
     r = await client.get("/api/v1/card-cash/cash", headers=finance,
                          params={"from": day.isoformat(), "to": "2000-01-01"})
     assert r.status_code == 422
+
+
+async def test_fetch_from_paytrail_is_finance_s(client: httpx.AsyncClient, shop: Shop) -> None:
+    period = {"from": "2026-10-01", "to": "2026-10-31"}
+    r = await client.post("/api/v1/settlements/fetch", headers=shop.auth("manager"),
+                          json=period)
+    assert r.status_code == 403
+    r = await client.post("/api/v1/settlements/fetch", headers=shop.auth("finance"),
+                          json={"from": "2026-10-31", "to": "2026-10-01"})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_period"
+    r = await client.post("/api/v1/settlements/fetch", headers=shop.auth("finance"),
+                          json={**period, "extra": 1})
+    assert r.status_code == 422
+    # The test app's Paytrail is its simulator, which the in-process client may not
+    # reach: either the reports are asked for, or a 502 says why not.
+    r = await client.post("/api/v1/settlements/fetch", headers=shop.auth("finance"),
+                          json=period)
+    assert r.status_code in (202, 502), r.text
+    if r.status_code == 502:
+        assert r.json()["code"] == "paytrail_unavailable"
+    else:
+        assert r.json()["found"] >= len(r.json()["requested"])

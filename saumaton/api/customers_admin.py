@@ -1,10 +1,12 @@
 """/api/v1 customers, the back office's part (web/backoffice/customers.py and the contact
 forms of web/customer_contact.py) as JSON: the register a page at a time (search, tag),
 a customer's card, correcting the name, e-mails, phones and card, consents, preferences,
-tags, notes, and duplicates: candidates, what a merge would move, the merge and its undo.
+tags, notes, duplicates (candidates, what a merge would move, the merge and its undo) and
+the preference fields the cards ask.
 
 `customers.read` to read, `customers.write` to change, `customers.merge` at every
-location to merge. Thin: the rules are in saumaton.customers.
+location to merge, `customers.configure` at every location to change the fields.
+Thin: the rules are in saumaton.customers.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from saumaton.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor
 from saumaton.core.actor import Actor
 from saumaton.core.errors import ValidationFailed
 from saumaton.core.types import MAX_ID, Input, NoNul
-from saumaton.customers import contact
+from saumaton.customers import contact, fields
 from saumaton.customers.card import (
     CustomerMatch,
     customer_card,
@@ -490,3 +492,87 @@ async def undo(request: Request, merge_id: MergeId, actor: Merger) -> MergeOut:
         await undo_merge(uow, actor, merge_id)
         await uow.commit()
     return await _merge(request, actor, merge_id)
+
+
+# --- the preference fields the cards ask ---------------------------------------------
+
+class FieldOut(BaseModel):
+    key: str
+    label: str
+    kind: Literal["text", "choice"]
+    options: list[str]
+    position: int
+    active: bool
+
+
+def _field_out(f: fields.FieldOut) -> FieldOut:
+    return FieldOut(key=f.key, label=f.label, kind=f.kind,
+                    options=list(f.options), position=f.position, active=f.active)
+
+
+Configurer = Annotated[Actor, api_requires("customers.configure", everywhere=True)]
+Option = Annotated[str, Field(min_length=1, max_length=fields.MAX_OPTION)]
+
+
+class FieldIn(Input):
+    key: str = Field(min_length=1, max_length=50,
+                     description="lower-case letters, digits and '_', e.g. \"shade\"")
+    label: str = Field(min_length=1, max_length=100)
+    kind: Literal["text", "choice"] = "text"
+    options: list[Option] = Field(default_factory=list, max_length=fields.MAX_OPTIONS)
+    position: StrictInt | None = Field(None, ge=0, le=fields.MAX_POSITION,
+                                       description="default: last")
+
+    _label = field_validator("label")(_name)
+
+
+class FieldPatch(Input):
+    label: str | None = Field(None, min_length=1, max_length=100)
+    options: list[Option] | None = Field(None, max_length=fields.MAX_OPTIONS)
+    position: StrictInt | None = Field(None, ge=0, le=fields.MAX_POSITION)
+    active: StrictBool | None = Field(None, description="false: the cards no longer ask it "
+                                                        "(values are kept)")
+
+    _label = field_validator("label")(_name)
+
+
+@router.get("/customer-fields", response_model=Page[FieldOut],
+            summary="The preference fields the customer cards ask, in order "
+                    "(customers.read)")
+async def list_fields(request: Request, actor: Reader,
+                      include_inactive: Annotated[bool, Query()] = False,
+                      cursor: CursorQuery = None, limit: LimitQuery = 100) -> Page[FieldOut]:
+    key = decode_cursor(cursor, "n")
+    start = int(key["n"]) if key is not None and isinstance(key["n"], int) else 0
+    async with db_of(request).reader() as s:
+        found = await fields.list_fields(s, include_inactive=include_inactive)
+    rows = [(start + i + 1, _field_out(f))
+            for i, f in enumerate(found[start:start + limit + 1])]
+    page = page_of(rows, limit, lambda r: {"n": r[0]})
+    return Page[FieldOut](items=[f for _, f in page.items], next_cursor=page.next_cursor)
+
+
+@router.post("/customer-fields", response_model=FieldOut, status_code=201,
+             responses={409: {"description": "duplicate_field"}},
+             summary="Add a preference field (customers.configure everywhere)")
+async def create_field(request: Request, body: FieldIn, actor: Configurer) -> FieldOut:
+    async with db_of(request).uow() as uow:
+        out = await fields.create_field(uow, actor, body.key, body.label, body.kind,
+                                        body.options, body.position)
+        await uow.commit()
+    return _field_out(out)
+
+
+@router.patch("/customer-fields/{key}", response_model=FieldOut,
+              responses={404: {"description": "field_not_found"}},
+              summary="Change a preference field's label, options, order or whether the "
+                      "cards ask it (customers.configure everywhere)")
+async def update_field(request: Request, body: FieldPatch, actor: Configurer,
+                       key: Annotated[str, Path(min_length=1, max_length=50), NoNul]
+                       ) -> FieldOut:
+    async with db_of(request).uow() as uow:
+        out = await fields.update_field(uow, actor, key, label=body.label,
+                                        options=body.options, position=body.position,
+                                        active=body.active)
+        await uow.commit()
+    return _field_out(out)

@@ -25,11 +25,12 @@ from saumaton.api.reports import ReportDate
 from saumaton.cardcash import cash, flags, terminal_reports
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
-from saumaton.core.errors import Conflict, ValidationFailed
+from saumaton.core.errors import Conflict, DomainError, ValidationFailed
 from saumaton.core.types import MAX_ID, Input
 from saumaton.locations.models import Location
 from saumaton.locations.services import list_locations
 from saumaton.reports.period import Period
+from saumaton.settlements import fetch
 from saumaton.settlements.parsing import parse_report
 from saumaton.settlements.services import (
     discrepancies,
@@ -546,3 +547,45 @@ async def resolve_flag(request: Request, body: ResolveIn,
                           resolved_by=r.resolved_by, resolved_at=r.resolved_at)
         await uow.commit()
     return out
+
+
+class FetchIn(Input):
+    from_: ReportDate = Field(alias="from")
+    to: ReportDate
+
+    model_config = {"populate_by_name": False}
+
+
+class FetchOut(BaseModel):
+    found: int = Field(description="settlements Paytrail has in the period")
+    requested: list[str] = Field(description="their reports were asked for: they arrive "
+                                             "at the report callback in a moment")
+    already: list[str] = Field(description="imported before")
+    failed: list[dict[str, str]] = Field(description="[{id, error}] not asked")
+
+
+@router.post("/settlements/fetch", response_model=FetchOut, status_code=202,
+             responses={502: {"description": "paytrail_unavailable: Paytrail could not be "
+                                             "reached or refused"}},
+             summary="Ask Paytrail for the period's settlement reports not imported yet "
+                     "(reconcile.write)")
+async def fetch_from_paytrail(request: Request, body: FetchIn,
+                              actor: Reconciler) -> FetchOut:
+    if body.to < body.from_:
+        raise ValidationFailed("the period ends before it starts", code="invalid_period",
+                               field="to")
+    try:
+        out = await fetch.fetch_settlements(db_of(request), request.app.state.paytrail, actor,
+                                            Period(body.from_, body.to),
+                                            settings_of(request).resolved_public_url())
+    except DomainError as exc:
+        if exc.status in (401, 403):
+            raise
+        raise PaytrailUnavailable(exc.detail, code="paytrail_unavailable") from exc
+    return FetchOut(found=out.found, requested=out.requested, already=out.already,
+                    failed=[{"id": i, "error": e} for i, e in out.failed])
+
+
+class PaytrailUnavailable(DomainError):
+    status = 502
+    code = "paytrail_unavailable"
