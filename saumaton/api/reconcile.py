@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, BeforeValidator, Field, StrictInt
 from sqlalchemy.exc import IntegrityError
 
 from saumaton.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
@@ -549,9 +549,19 @@ async def resolve_flag(request: Request, body: ResolveIn,
     return out
 
 
+def _written(value: object) -> object:
+    # A day is written YYYY-MM-DD: no number counted from 1970.
+    if not isinstance(value, str | date):
+        raise ValueError("a day is written YYYY-MM-DD")
+    return value
+
+
+WrittenDay = Annotated[ReportDate, BeforeValidator(_written)]
+
+
 class FetchIn(Input):
-    from_: ReportDate = Field(alias="from")
-    to: ReportDate
+    from_: WrittenDay = Field(alias="from")
+    to: WrittenDay
 
     model_config = {"populate_by_name": False}
 
@@ -574,10 +584,10 @@ async def fetch_from_paytrail(request: Request, body: FetchIn,
     if body.to < body.from_:
         raise ValidationFailed("the period ends before it starts", code="invalid_period",
                                field="to")
+    period = Period(body.from_, body.to)  # 422 period_too_long before Paytrail is asked
     try:
         out = await fetch.fetch_settlements(db_of(request), request.app.state.paytrail, actor,
-                                            Period(body.from_, body.to),
-                                            settings_of(request).resolved_public_url())
+                                            period, settings_of(request).resolved_public_url())
     except DomainError as exc:
         if exc.status in (401, 403):
             raise
