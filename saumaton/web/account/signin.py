@@ -22,10 +22,13 @@ from saumaton.web.account.common import (
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import checked_form, page_lang, page_router, safe_next, settings_of
+from saumaton.web.route_access import public
 from saumaton.web.shop.checkout import CART_COOKIE, cart_token, keep_cart_cookie
 from saumaton.web.shopper import current_customer_id, sign_in_shopper, sign_out_shopper
 
-router = page_router("/account")
+router = page_router("/account", dependencies=[public(
+    "registration, sign-in and password reset: the password, or the one-time token "
+    "mailed to the customer, decides; forms CSRF-checked")])
 Token = Annotated[str, Path(max_length=200)]
 REGISTER_FIELDS = {"email", "password", "first_name", "last_name"}
 
