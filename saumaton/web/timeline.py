@@ -132,9 +132,10 @@ async def _about(request: Request, e: Event, customer_id: int,
     return False
 
 
-@router.get("/timeline/{customer_id}/events")
+@router.get("/timeline/{customer_id}/events", response_class=EventSourceResponse)
 async def timeline_events(request: Request,
-        actor: Annotated[Actor, requires("customers.read")], customer_id: CustomerId) -> Response:
+        actor: Annotated[Actor, requires("customers.read")],
+        customer_id: CustomerId) -> Response:
     """Server-sent events that change this customer's timeline; `ready` first."""
     async with db_of(request).reader() as s:
         cid = await resolve_customer_id(s, customer_id)

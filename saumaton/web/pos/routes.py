@@ -27,7 +27,7 @@ from saumaton.orders.services import get_order
 from saumaton.tills.catalogue import max_discount_pct
 from saumaton.tills.drawer import open_session_at
 from saumaton.web.auth import csrf_token, db_of
-from saumaton.web.backoffice.access import staff_session
+from saumaton.web.backoffice.access import requires
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
     gettext,
@@ -98,7 +98,8 @@ def _no_cache(response: Response) -> Response:
 
 @router.get("/")
 async def pos_home(request: Request,
-        actor: Annotated[Actor, staff_session()]) -> Response:
+        actor: Annotated[Actor, requires("orders.create")]) -> Response:
+    """The stores where the person may sell (one: straight to its till)."""
     async with db_of(request).reader() as s:
         stores = [loc for loc in await list_locations(s)
                   if loc.kind == "store" and loc.sells_in_person
