@@ -32,7 +32,7 @@ from saumaton.service.board import (
     end_notice,
 )
 from saumaton.web.auth import db_of
-from saumaton.web.backoffice.access import requires, staff_session
+from saumaton.web.backoffice.access import requires
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
     checked_form,
@@ -80,7 +80,7 @@ async def pos_board(request: Request,
 @router.get("/board")
 async def board_fragment(
         request: Request,
-        actor: Annotated[Actor, staff_session()],
+        actor: Annotated[Actor, requires("orders.read")],
         store: Annotated[str | None, Query(max_length=32)] = None) -> Response:
     async with db_of(request).reader() as s:
         location_id = (await location_by_code(s, store)).id if store else None
