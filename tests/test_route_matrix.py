@@ -113,7 +113,7 @@ def _entries(app: Any) -> list[Entry]:
             continue
         dependant = getattr(r, "dependant", None) or original.dependant
         found = [d.call for d in dependant.dependencies if isinstance(d.call, DECLARATIONS)]
-        problems = ()
+        problems: tuple[str, ...] = ()
         if len(found) > 1:
             problems = (f"{len(found)} declarations: "
                         + ", ".join(type(f).__name__ for f in found),)
