@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,10 +90,12 @@ MOUNT_PROBES: dict[str, str] = {
     "/paytrail-sim": "/paytrail-sim/no-such-page", "/api/v1/openapi.json":
     "/api/v1/openapi.json",
 }
-# The roles: a staff member's session (who logs in), or the cashier's API token.
+# The roles: a staff member's session (who logs in), the cashier's API token, and a
+# shopper signed in to their account (a staff route treats them as anonymous).
 STAFF = ("owner", "manager1", "manager", "cashier1", "service", "finance")
 TOKEN = "cashier1-token"
-WHO = ("anonymous", *STAFF, TOKEN)
+SHOPPER = "shopper"
+WHO = ("anonymous", *STAFF, TOKEN, SHOPPER)
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 STREAM_TIMEOUT = 20.0  # seconds; an answer to a refused role comes in milliseconds
 
@@ -218,7 +221,7 @@ def _expect(e: Entry, who: str, actor: Actor | None, store1: int) -> Expect:
     if isinstance(d, Public):
         return Expect("public")
     if isinstance(d, CustomerSession):
-        return Expect("customer-login")  # none of the roles is a signed-in shopper
+        return Expect("allowed" if who == SHOPPER else "customer-login")
     if isinstance(d, ApiPermission):
         if actor is None:
             return Expect("401")
@@ -251,7 +254,8 @@ def _answer_ok(expect: Expect, r: httpx.Response, api: bool) -> bool:
         return _json_status(r, 403) if api else (_page_403(r) or _json_status(r, 403))
     # allowed or public: the route's own answer (the page, a missing object's 404, a
     # refused body's 422), never a refusal, a login redirect or a crash
-    return got not in (401, 403) and got < 500 and not _login_redirect(r)
+    return got not in (401, 403) and got < 500 and not _login_redirect(r) \
+        and not _login_redirect(r, "/account/login")
 
 
 def _calls(e: Entry, expect: Expect, who: str) -> list[str]:
@@ -274,14 +278,25 @@ def _calls(e: Entry, expect: Expect, who: str) -> list[str]:
     return out
 
 
+def _csrf(r: httpx.Response) -> str:
+    m = re.search(r'name="csrf_token" value="([^"]+)"', r.text)
+    assert m, f"no CSRF token on {r.url}"
+    return m[1]
+
+
 async def _signed_in(c: httpx.AsyncClient, shop: Shop, db: Database,
                      who: str) -> tuple[Actor | None, str, dict[str, str]]:
     """(the role's grants, its CSRF token, headers for every request)."""
-    if who == "anonymous":
-        page = (await c.get("/staff/login")).text
-        m = re.search(r'name="csrf_token" value="([^"]+)"', page)
-        assert m
-        return None, m[1], {"X-CSRF-Token": m[1]}
+    if who in ("anonymous", SHOPPER):
+        if who == SHOPPER:  # registering signs the new account in
+            r = await c.post("/account/register", data={
+                "csrf_token": _csrf(await c.get("/account/register")),
+                "first_name": "Matrix", "last_name": "Walk", "password": "matrix-walk-pw-1",
+                "email": f"matrix-{uuid.uuid4().hex[:12]}@test.example"})
+            assert r.status_code == 303, r.text
+            assert (await c.get("/account/password")).status_code == 200
+        token = _csrf(await c.get("/staff/login"))  # the session's token (rotated above)
+        return None, token, {"X-CSRF-Token": token}
     person = who.removesuffix("-token")
     async with db.reader() as s:
         actor = await actor_for_token(s, shop.tokens[person])
