@@ -153,7 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status",
-             dependencies=[public("monitoring reads it: status and schema revision only")])
+             dependencies=[public("monitoring reads it; it tells nothing but up or down")])
     async def healthz(request: Request) -> JSONResponse:
         db: Database = request.app.state.db
         try:
@@ -170,7 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                 status_code=503)
 
     @app.get("/api/docs", include_in_schema=False,
-             dependencies=[public("the API's documentation page")])
+             dependencies=[public("the API's own documentation")])
     async def api_docs() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url="/api/v1/openapi.json", title="Saumaton API",
