@@ -83,7 +83,10 @@ PATH_VALUES: dict[str, str] = {
     "webhook_id": "1", "subscription_id": "1", "delivery_id": "1",
 }
 # Query strings for pages that need one to show anything.
-QUERIES: dict[str, str] = {"/backoffice/customers/merge": "?kept=1&merged=2"}
+# A location-scoped list asks for store 1 (where the store roles work): without one it
+# is a list of every location, refused to a role of one store by the handler.
+QUERIES: dict[str, str] = {"/backoffice/customers/merge": "?kept=1&merged=2",
+                           "/api/v1/stock/movements": "?location_id=1"}
 # A path under each mount to ask for (a missing file is fine: it must not be refused).
 MOUNT_PROBES: dict[str, str] = {
     "/static": "/static/favicon.svg", "/media": "/media/no-such-picture.jpg",

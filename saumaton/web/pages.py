@@ -243,8 +243,9 @@ def login_redirect(request: Request) -> Response:
 def domain_error_response(request: Request, exc: DomainError) -> Response:
     if isinstance(exc, NotAuthenticated):
         if exc.code == CUSTOMER_SIGN_IN:  # an account page: the shopper's sign-in
-            return RedirectResponse("/account/login?" + urlencode(
-                {"next": request.url.path}), status_code=303)
+            back = request.url.path if request.method == "GET" else "/account/"
+            return RedirectResponse("/account/login?" + urlencode({"next": back}),
+                                    status_code=303)
         return login_redirect(request)
     return error_page(request, exc.status, error_message(request, exc))
 

@@ -21,7 +21,7 @@ from saumaton.loyalty.tiers import loyalty_summary
 from saumaton.mail.messages import country_name
 from saumaton.orders.lifecycle import returnable
 from saumaton.returns.services import returns_of_order
-from saumaton.web.account.common import field_errors, missing, page, text_field
+from saumaton.web.account.common import base_url, field_errors, missing, page, text_field
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
@@ -278,3 +278,17 @@ async def change_password(request: Request,
         return RedirectResponse("/account/password?saved=1", status_code=303)
     return page(request, "account/password.html", N_("Change password"),
                 {"errors": errors, "saved": False}, status=422)
+
+
+# --- the verification mail again ------------------------------------------------------------
+
+@router.post("/verify")
+async def resend_verification(request: Request,
+                              customer_id: Annotated[int, customer_session()]) -> Response:
+    await checked_form(request)
+    async with db_of(request).uow() as uow:
+        await accounts.resend_verification(uow, customer_id, lang=page_lang(request),
+                                           base_url=base_url(request),
+                                           settings=settings_of(request))
+        await uow.commit()
+    return RedirectResponse("/account/?sent=1", status_code=303)

@@ -232,17 +232,3 @@ async def verify(request: Request, token: Token) -> Response:
                     headers=NO_REFERRER)
     return page(request, "account/verified.html", N_("E-mail address confirmed"),
                 {"ok": True, "message": ""}, headers=NO_REFERRER)
-
-
-@router.post("/verify")
-async def resend_verification(request: Request) -> Response:
-    await checked_form(request)
-    customer_id = current_customer_id(request)
-    if customer_id is None:
-        return RedirectResponse("/account/login?next=%2Faccount%2F", status_code=303)
-    async with db_of(request).uow() as uow:
-        await accounts.resend_verification(uow, customer_id, lang=page_lang(request),
-                                           base_url=base_url(request),
-                                           settings=settings_of(request))
-        await uow.commit()
-    return RedirectResponse("/account/?sent=1", status_code=303)
