@@ -78,9 +78,8 @@ PATH_VALUES: dict[str, str] = {
     "image_id": "1", "code": "store-1", "settlement_id": "1", "slug": "no-such-product",
     "result": "success", "number": "W-0", "token": "no-such-token",
     "conversation_id": "1", "canned_id": "1", "address_id": "1", "z_number": "1",
-    "card": "0000000000000000",
-    # the webhooks pages and API (another branch)
-    "webhook_id": "1", "subscription_id": "1", "delivery_id": "1",
+    "card": "0000000000000000", "webhook_id": "1", "delivery_id": "1", "barcode_id": "1",
+    "session_id": "1", "grant_id": "1", "identity_id": "1", "tag": "no-such-tag",
 }
 # Query strings for pages that need one to show anything.
 # A location-scoped list asks for store 1 (where the store roles work): without one it
