@@ -5,12 +5,12 @@ The routes come from the app itself (`iter_route_contexts`: routers are included
 lazily), so a new route is checked without being listed here; only its path values
 are (PATH_VALUES fails on a parameter it does not know).
 
-A route's declaration is the one dependency of a class in DECLARATIONS it names (see
-web/route_access.py): `requires` (back office), `till_requires` (the till, at the
-store in the path), `service_agent` (the service desk), `staff_session` (any staff
-member), `customer_session` (the shopper's own account pages), `api_requires` (API),
-`public("why")`. Mounts and FastAPI's own OpenAPI route cannot name a dependency:
-they must be in `PUBLIC_MOUNTS` with their reason.
+A route's declaration is the one dependency of a class in DECLARATIONS it names, first
+among its dependencies (see web/route_access.py): `requires` (back office),
+`till_requires` (the till, at the store in the path), `service_agent` (the service
+desk), `staff_session` (any staff member), `customer_session` (the shopper's own account
+pages), `api_requires` (API), `public("why")`. Mounts and FastAPI's own OpenAPI route
+cannot name a dependency: they must be in `PUBLIC_MOUNTS` with their reason.
 
 Expected answers, per declaration and role:
 - anonymous (or a bearer token on a page: pages read only the session): staff pages
@@ -52,6 +52,7 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from sse_starlette.sse import EventSourceResponse
 from starlette.routing import Mount, Route
 
+from saumaton.config import SIMULATOR_PATH
 from saumaton.core.actor import Actor
 from saumaton.db.uow import Database
 from saumaton.service.chat import is_agent
@@ -89,8 +90,8 @@ QUERIES: dict[str, str] = {"/backoffice/customers/merge": "?kept=1&merged=2",
 # A path under each mount to ask for (a missing file is fine: it must not be refused).
 MOUNT_PROBES: dict[str, str] = {
     "/static": "/static/favicon.svg", "/media": "/media/no-such-picture.jpg",
-    "/paytrail-sim": "/paytrail-sim/no-such-page", "/api/v1/openapi.json":
-    "/api/v1/openapi.json",
+    SIMULATOR_PATH: f"{SIMULATOR_PATH}/no-such-page",
+    "/api/v1/openapi.json": "/api/v1/openapi.json",
 }
 # The roles: a staff member's session (who logs in), the cashier's API token, and a
 # shopper signed in to their account (a staff route treats them as anonymous).
@@ -122,6 +123,10 @@ def _entries(app: Any) -> list[Entry]:
         if len(found) > 1:
             problems = (f"{len(found)} declarations: "
                         + ", ".join(type(f).__name__ for f in found),)
+        elif found and dependant.dependencies[0].call is not found[0]:
+            # dependencies run in order: another one first could act for a caller the
+            # declaration refuses
+            problems = ("the declaration is not the route's first dependency",)
         out.append(Entry(r, original, found[0] if found else None, problems))
     return out
 
