@@ -81,18 +81,19 @@ async def till_open_count(request: Request,
     return RedirectResponse(f"{till.base}/counts/{count_id}", status_code=303)
 
 
-async def _till_count(request: Request, till: Till, count_id: int) -> tuple[Till, str]:
+async def _count_base(request: Request, till: Till, count_id: int) -> str:
+    """The count's address at this till (404 for a count of another store)."""
     c = await readable_count(request, till.actor, count_id)
     if c is None or c.location_id != till.location.id:
         raise NotFound("no such count at this store", code="count_not_found")
-    return till, f"{till.base}/counts/{count_id}"
+    return f"{till.base}/counts/{count_id}"
 
 
 @router.get("/pos/{code}/counts/{count_id}")
 async def till_count(request: Request,
         till: Annotated[Till, till_requires("stock.count")], count_id: CountId,
                      last: Annotated[str, Query(max_length=200)] = "") -> Response:
-    till, base = await _till_count(request, till, count_id)
+    base = await _count_base(request, till, count_id)
     notice = gettext(request, N_("Counted: %(what)s"), what=last) if last else ""
     return _no_cache(await count_view(request, till.actor, count_id,
                                       template="backoffice/stock/till_count.html", base=base,
@@ -102,7 +103,7 @@ async def till_count(request: Request,
 @router.post("/pos/{code}/counts/{count_id}/lines")
 async def till_count_lines(request: Request,
         till: Annotated[Till, till_requires("stock.count")], count_id: CountId) -> Response:
-    till, base = await _till_count(request, till, count_id)
+    base = await _count_base(request, till, count_id)
     form = await checked_form(request)
     actor = till.actor
     what, errors, values = await scan_into_count(request, actor, count_id, form)
