@@ -57,6 +57,7 @@ from saumaton.service.nps import run_nps_job
 from saumaton.shopsettings.live import LiveSettings
 from saumaton.web.analytics import VisitMiddleware
 from saumaton.web.auth import follow_staff_events
+from saumaton.web.route_access import public
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
@@ -159,7 +160,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    customers_admin_api, customer_reports_api, drawer_api):
         app.include_router(module.router)
 
-    @app.get("/healthz", tags=["ops"], summary="Liveness and database status")
+    @app.get("/healthz", tags=["ops"], summary="Liveness and database status",
+             dependencies=[public("monitoring reads it; it tells nothing but up or down")])
     async def healthz(request: Request) -> JSONResponse:
         db: Database = request.app.state.db
         try:
@@ -175,7 +177,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                               "error": type(exc).__name__}},
                                 status_code=503)
 
-    @app.get("/api/docs", include_in_schema=False)
+    @app.get("/api/docs", include_in_schema=False,
+             dependencies=[public("the API's own documentation")])
     async def api_docs() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url="/api/v1/openapi.json", title="Saumaton API",

@@ -40,13 +40,11 @@ from saumaton.web.pages import (
     gettext,
     page_router,
     render,
-    require_staff,
     settings_of,
 )
-from saumaton.web.pos.routes import open_till
+from saumaton.web.pos.routes import Till, till_requires
 
 router = page_router()
-Code = Annotated[str, Path(max_length=32)]
 NoticeId = Annotated[int, Path(ge=1, le=MAX_INT32)]
 FIELDS = ("title", "body", "location", "starts_at", "ends_at")
 MESSAGES: Mapping[str, str] = {
@@ -70,8 +68,8 @@ def _no_store(response: Response) -> Response:
 
 
 @router.get("/pos/{code}/board")
-async def pos_board(request: Request, code: Code) -> Response:
-    till = await open_till(request, code, "orders.read")
+async def pos_board(request: Request,
+        till: Annotated[Till, till_requires("orders.read")]) -> Response:
     async with db_of(request).reader() as s:
         data = await board(s, till.actor, till.location.id)
     return _no_store(render(request, "pos/board.html", {
@@ -82,8 +80,8 @@ async def pos_board(request: Request, code: Code) -> Response:
 @router.get("/board")
 async def board_fragment(
         request: Request,
+        actor: Annotated[Actor, requires("orders.read")],
         store: Annotated[str | None, Query(max_length=32)] = None) -> Response:
-    actor = await require_staff(request)
     async with db_of(request).reader() as s:
         location_id = (await location_by_code(s, store)).id if store else None
         data = await board(s, actor, location_id)
@@ -106,8 +104,7 @@ async def _backoffice(request: Request, actor: Actor, *, status: int = 200,
 
 @router.get("/backoffice/board")
 async def backoffice_board(request: Request,
-        _allowed: Annotated[Actor, requires("orders.read")]) -> Response:
-    actor = await require_staff(request)
+        actor: Annotated[Actor, requires("orders.read")]) -> Response:
     return await _backoffice(request, actor, saved=request.query_params.get("saved", "")[:10])
 
 
@@ -136,8 +133,7 @@ def _local_time(value: str, field: str, zone: str) -> datetime | None:
 
 @router.post("/backoffice/board/notices")
 async def add_notice(request: Request,
-        _allowed: Annotated[Actor, requires("notices.write")]) -> Response:
-    actor = await require_staff(request)
+        actor: Annotated[Actor, requires("notices.write")]) -> Response:
     form = await checked_form(request)
     values = {name: _text(form, name) for name in FIELDS}
     zone = settings_of(request).timezone
@@ -172,9 +168,8 @@ async def add_notice(request: Request,
 
 @router.post("/backoffice/board/notices/{notice_id}/end")
 async def stop_notice(request: Request,
-        _allowed: Annotated[Actor, requires("notices.write")],
+        actor: Annotated[Actor, requires("notices.write")],
         notice_id: NoticeId) -> Response:
-    actor = await require_staff(request)
     await checked_form(request)
     try:
         async with db_of(request).uow() as uow:

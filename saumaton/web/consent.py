@@ -35,9 +35,11 @@ from saumaton.web.pages import (
     render,
     safe_next,
 )
+from saumaton.web.route_access import public
 
 log = logging.getLogger(__name__)
-router = page_router("/shop")
+router = page_router("/shop", dependencies=[public(
+    "a visitor's own cookie choice, kept in their session: CSRF-checked")])
 
 CONSENT_MAX_AGE = 180 * 24 * 3600
 VISITOR_MAX_AGE = 395 * 24 * 3600  # 13 months, the longest Traficom accepts for analytics

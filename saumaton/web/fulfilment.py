@@ -43,10 +43,9 @@ from saumaton.web.pages import (
     gettext,
     page_router,
     render,
-    require_staff,
     settings_of,
 )
-from saumaton.web.pos.routes import Code, OrderId, open_till
+from saumaton.web.pos.routes import OrderId, Till, till_requires
 
 router = page_router()
 Step = Annotated[str, Path(pattern="^(picking|ready|packed|shipped|cancel)$")]
@@ -95,12 +94,11 @@ class Where:
     till: Any = None
 
 
-async def _where(request: Request, code: str | None) -> Where:
-    if code is None:
-        actor = await require_staff(request)
-        actor.require("orders.read")
-        return Where("/backoffice/orders", "backoffice/base.html", actor)
-    till = await open_till(request, code, "orders.read")
+def _backoffice(actor: Actor) -> Where:
+    return Where("/backoffice/orders", "backoffice/base.html", actor)
+
+
+def _store(till: Till) -> Where:
     return Where(f"{till.base}/orders", "pos/base.html", till.actor, till.location, till)
 
 
@@ -186,19 +184,21 @@ async def _list(request: Request, where: Where) -> Response:
 
 
 @router.get("/pos/{code}/orders")
-async def store_orders(request: Request, code: Code) -> Response:
-    return await _list(request, await _where(request, code))
+async def store_orders(request: Request,
+        till: Annotated[Till, till_requires("orders.read")]) -> Response:
+    return await _list(request, _store(till))
 
 
 @router.get("/backoffice/orders")
 async def backoffice_orders(request: Request,
-        _allowed: Annotated[Actor, requires("orders.read")]) -> Response:
-    return await _list(request, await _where(request, None))
+        actor: Annotated[Actor, requires("orders.read")]) -> Response:
+    return await _list(request, _backoffice(actor))
 
 
 @router.get("/pos/{code}/orders/picklist")
-async def store_pick_list(request: Request, code: Code) -> Response:
-    where = await _where(request, code)
+async def store_pick_list(request: Request,
+        till: Annotated[Till, till_requires("orders.read")]) -> Response:
+    where = _store(till)
     assert where.location is not None
     async with db_of(request).reader() as s:
         picks = await pick_list(s, where.location.id)
@@ -246,15 +246,16 @@ async def _order_page(request: Request, where: Where, order_id: int, *,
 
 
 @router.get("/pos/{code}/orders/{order_id}")
-async def store_order(request: Request, code: Code, order_id: OrderId) -> Response:
-    return await _order_page(request, await _where(request, code), order_id)
+async def store_order(request: Request, till: Annotated[Till, till_requires("orders.read")],
+                      order_id: OrderId) -> Response:
+    return await _order_page(request, _store(till), order_id)
 
 
 @router.get("/backoffice/orders/{order_id}")
 async def backoffice_order(request: Request,
-        _allowed: Annotated[Actor, requires("orders.read")],
+        actor: Annotated[Actor, requires("orders.read")],
         order_id: OrderId) -> Response:
-    return await _order_page(request, await _where(request, None), order_id)
+    return await _order_page(request, _backoffice(actor), order_id)
 
 
 async def _step(request: Request, where: Where, order_id: int, step: str) -> Response:
@@ -290,14 +291,16 @@ async def _step(request: Request, where: Where, order_id: int, step: str) -> Res
 
 
 @router.post("/pos/{code}/orders/{order_id}/{step}")
-async def store_step(request: Request, code: Code, order_id: OrderId, step: Step) -> Response:
-    return await _step(request, await _where(request, code), order_id, step)
+async def store_step(request: Request,
+        till: Annotated[Till, till_requires("orders.fulfil")],
+        order_id: OrderId, step: Step) -> Response:
+    return await _step(request, _store(till), order_id, step)
 
 
 @router.post("/backoffice/orders/{order_id}/{step}")
 async def backoffice_step(request: Request,
-        _allowed: Annotated[Actor, requires("orders.fulfil")],
+        actor: Annotated[Actor, requires("orders.fulfil")],
         order_id: Annotated[int, Path(ge=1, le=MAX_ID)],
                           step: Step) -> Response:
-    return await _step(request, await _where(request, None), order_id, step)
+    return await _step(request, _backoffice(actor), order_id, step)
 

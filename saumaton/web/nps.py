@@ -26,8 +26,10 @@ from saumaton.service.nps import (
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import checked_form, error_page, gettext, page_router, render
+from saumaton.web.route_access import public
 
-router = page_router("/nps")
+router = page_router("/nps", dependencies=[public(
+    "a survey answered through the secret token mailed to the customer")])
 Token = Annotated[str, Path(max_length=200)]
 MESSAGES: Mapping[str, str] = {
     "invalid_score": N_("Choose a number from 0 to 10."),

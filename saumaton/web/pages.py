@@ -13,7 +13,7 @@ that imported it, so its texts stayed in that first page's language.)
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from saumaton.web.auth import (
     session_token,
 )
 from saumaton.web.i18n import N_
+from saumaton.web.route_access import CUSTOMER_SIGN_IN, public
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -241,6 +242,10 @@ def login_redirect(request: Request) -> Response:
 
 def domain_error_response(request: Request, exc: DomainError) -> Response:
     if isinstance(exc, NotAuthenticated):
+        if exc.code == CUSTOMER_SIGN_IN:  # an account page: the shopper's sign-in
+            back = request.url.path if request.method == "GET" else "/account/"
+            return RedirectResponse("/account/login?" + urlencode({"next": back}),
+                                    status_code=303)
         return login_redirect(request)
     return error_page(request, exc.status, error_message(request, exc))
 
@@ -268,8 +273,10 @@ class PageRoute(APIRoute):
         return handler
 
 
-def page_router(prefix: str = "") -> APIRouter:
-    return APIRouter(prefix=prefix, include_in_schema=False, route_class=PageRoute)
+def page_router(prefix: str = "", *, dependencies: Sequence[Any] = ()) -> APIRouter:
+    """A router of pages; `dependencies=[public("why")]` when all its pages are public."""
+    return APIRouter(prefix=prefix, include_in_schema=False, route_class=PageRoute,
+                     dependencies=list(dependencies))
 
 
 # --- staff sessions ---------------------------------------------------------------------
@@ -301,19 +308,20 @@ def safe_next(value: object, default: str = "/staff/") -> str:
 router = page_router()
 
 
-@router.get("/")
+@router.get("/", dependencies=[public("a redirect to the webshop")])
 async def root() -> RedirectResponse:
     return RedirectResponse("/shop/", status_code=302)
 
 
-@router.get("/staff/login")
+@router.get("/staff/login", dependencies=[public("the staff login form")])
 async def login_form(request: Request) -> HTMLResponse:
     return render(request, "staff/login.html", {
         "title": gettext(request, N_("Staff login")), "email": "", "errors": {},
         "next": safe_next(request.query_params.get("next"))})
 
 
-@router.post("/staff/login")
+@router.post("/staff/login", dependencies=[public(
+    "signs a person in: CSRF-checked, the password decides")])
 async def login(request: Request) -> Response:
     form = await request.form()
     email = str(form.get("email") or "").strip()
@@ -356,7 +364,8 @@ async def login(request: Request) -> Response:
         "next": next_url}, status=status)
 
 
-@router.post("/staff/logout")
+@router.post("/staff/logout", dependencies=[public(
+    "ends the caller's own session, if any: CSRF-checked")])
 async def logout(request: Request) -> Response:
     await checked_form(request)
     token = session_token(request)

@@ -30,8 +30,9 @@ from saumaton.customers.timeline import MAX_LIMIT, TimelineEvent, chat_transcrip
 from saumaton.events.hub import Event, EventHub
 from saumaton.service.models import Conversation
 from saumaton.web.auth import db_of
+from saumaton.web.backoffice.access import requires
 from saumaton.web.i18n import N_
-from saumaton.web.pages import error_page, gettext, page_router, render, require_staff
+from saumaton.web.pages import error_page, gettext, page_router, render
 
 router = page_router()
 CustomerId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -70,12 +71,11 @@ def _fragment(request: Request, customer_id: int, events: list[TimelineEvent], l
 
 @router.get("/timeline/{customer_id}")
 async def timeline_fragment(
-        request: Request, customer_id: CustomerId,
+        request: Request,
+        actor: Annotated[Actor, requires("customers.read")], customer_id: CustomerId,
         before: Annotated[str | None, Query(max_length=100)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = PAGE) -> Response:
     """The timeline fragment; with `before`, the older page's items only."""
-    actor = await require_staff(request)
-    actor.require("customers.read")
     try:
         cid, events = await _events(request, actor, customer_id, before, limit)
     except NotFound:
@@ -84,11 +84,10 @@ async def timeline_fragment(
 
 
 @router.get("/timeline/{customer_id}/chats/{conversation_id}")
-async def timeline_chat(request: Request, customer_id: CustomerId,
+async def timeline_chat(request: Request,
+        actor: Annotated[Actor, requires("customers.read")], customer_id: CustomerId,
                         conversation_id: ConversationId) -> Response:
     """The chat's messages, the fragment a chat on the timeline opens."""
-    actor = await require_staff(request)
-    actor.require("customers.read")
     try:
         async with db_of(request).reader() as s:
             transcript = await chat_transcript(s, actor, customer_id, conversation_id)
@@ -133,11 +132,11 @@ async def _about(request: Request, e: Event, customer_id: int,
     return False
 
 
-@router.get("/timeline/{customer_id}/events")
-async def timeline_events(request: Request, customer_id: CustomerId) -> Response:
+@router.get("/timeline/{customer_id}/events", response_class=EventSourceResponse)
+async def timeline_events(request: Request,
+        actor: Annotated[Actor, requires("customers.read")],
+        customer_id: CustomerId) -> Response:
     """Server-sent events that change this customer's timeline; `ready` first."""
-    actor = await require_staff(request)
-    actor.require("customers.read")
     async with db_of(request).reader() as s:
         cid = await resolve_customer_id(s, customer_id)
         conversations = {int(c) for c in (await s.scalars(

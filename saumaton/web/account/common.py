@@ -1,13 +1,13 @@
-"""Shared by the account pages: messages for error codes, form values, sign-in guard."""
+"""Shared by the account pages: messages for error codes, form values. (The sign-in guard
+is the routes' declaration, `customer_session()` in web/route_access.py.)"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData
 
 from saumaton.core.errors import DomainError
@@ -60,17 +60,6 @@ def missing(request: Request, form: FormData, names: list[str]) -> dict[str, str
 def base_url(request: Request) -> str:
     """Links in mail use the configured public address, never the request's Host."""
     return settings_of(request).resolved_public_url()
-
-
-def sign_in_redirect(request: Request) -> RedirectResponse:
-    target = "/account/login?" + urlencode({"next": request.url.path})
-    return RedirectResponse(target, status_code=303)
-
-
-def signed_in(request: Request) -> int | Response:
-    """The customer id, or the redirect to the sign-in page."""
-    customer_id = current_customer_id(request)
-    return sign_in_redirect(request) if customer_id is None else customer_id
 
 
 def page(request: Request, template: str, title: str, context: Mapping[str, Any] | None = None,

@@ -21,7 +21,7 @@ from saumaton.loyalty.tiers import loyalty_summary
 from saumaton.mail.messages import country_name
 from saumaton.orders.lifecycle import returnable
 from saumaton.returns.services import returns_of_order
-from saumaton.web.account.common import field_errors, missing, page, signed_in, text_field
+from saumaton.web.account.common import base_url, field_errors, missing, page, text_field
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
@@ -32,6 +32,7 @@ from saumaton.web.pages import (
     page_router,
     settings_of,
 )
+from saumaton.web.route_access import customer_session
 from saumaton.web.shopper import sign_out_shopper
 
 router = page_router("/account")
@@ -63,11 +64,9 @@ def _gone(request: Request) -> Response:
 
 @router.get("/")
 async def overview(request: Request,
+        customer_id: Annotated[int, customer_session()],
                    before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
                    sent: Annotated[str | None, Query(max_length=5)] = None) -> Response:
-    customer_id = signed_in(request)
-    if not isinstance(customer_id, int):
-        return customer_id
     async with db_of(request).reader() as s:
         try:
             profile = await accounts.account_profile(s, customer_id)
@@ -89,10 +88,8 @@ async def overview(request: Request,
 
 @router.get("/orders/{number}")
 async def order_page(request: Request,
+        customer_id: Annotated[int, customer_session()],
                      number: Annotated[str, Path(max_length=20)]) -> Response:
-    customer_id = signed_in(request)
-    if not isinstance(customer_id, int):
-        return customer_id
     try:
         async with db_of(request).reader() as s:
             entry = await accounts.customer_order(s, customer_id, number)
@@ -135,18 +132,14 @@ def _form_values(form: Any) -> dict[str, str]:
 
 
 @router.get("/addresses")
-async def address_book(request: Request) -> Response:
-    customer_id = signed_in(request)
-    if not isinstance(customer_id, int):
-        return customer_id
+async def address_book(request: Request,
+        customer_id: Annotated[int, customer_session()]) -> Response:
     return await _addresses_page(request, customer_id, {"country": "FI"}, {})
 
 
 @router.post("/addresses")
-async def add_address(request: Request) -> Response:
-    customer_id = signed_in(request)
-    if not isinstance(customer_id, int):
-        return customer_id
+async def add_address(request: Request,
+        customer_id: Annotated[int, customer_session()]) -> Response:
     form = await checked_form(request)
     values = _form_values(form)
     errors = missing(request, form, ["name", "street", "postcode", "city"])
@@ -176,10 +169,8 @@ def _no_address(request: Request) -> Response:
 
 
 @router.get("/addresses/{address_id}")
-async def edit_address_form(request: Request, address_id: AddressId) -> Response:
-    customer_id = signed_in(request)
-    if not isinstance(customer_id, int):
-        return customer_id
+async def edit_address_form(request: Request,
+        customer_id: Annotated[int, customer_session()], address_id: AddressId) -> Response:
     async with db_of(request).reader() as s:
         book = await addresses.list_addresses(s, customer_id)
     found = next((a for a in book if a.id == address_id), None)
@@ -190,10 +181,8 @@ async def edit_address_form(request: Request, address_id: AddressId) -> Response
 
 
 @router.post("/addresses/{address_id}")
-async def edit_address(request: Request, address_id: AddressId) -> Response:
-    customer_id = signed_in(request)
-    if not isinstance(customer_id, int):
-        return customer_id
+async def edit_address(request: Request,
+        customer_id: Annotated[int, customer_session()], address_id: AddressId) -> Response:
     form = await checked_form(request)
     values = _form_values(form)
     errors = missing(request, form, ["name", "street", "postcode", "city"])
@@ -211,12 +200,9 @@ async def edit_address(request: Request, address_id: AddressId) -> Response:
     return RedirectResponse("/account/addresses", status_code=303)
 
 
-async def _address_action(request: Request, address_id: int,
+async def _address_action(request: Request, customer_id: int, address_id: int,
                           action: Callable[[UnitOfWork, int, int], Awaitable[object]]
                           ) -> Response:
-    customer_id = signed_in(request)
-    if not isinstance(customer_id, int):
-        return customer_id
     await checked_form(request)
     try:
         async with db_of(request).uow() as uow:
@@ -228,23 +214,23 @@ async def _address_action(request: Request, address_id: int,
 
 
 @router.post("/addresses/{address_id}/delete")
-async def delete_address(request: Request, address_id: AddressId) -> Response:
-    return await _address_action(request, address_id, addresses.delete_address)
+async def delete_address(request: Request, customer_id: Annotated[int, customer_session()],
+                         address_id: AddressId) -> Response:
+    return await _address_action(request, customer_id, address_id, addresses.delete_address)
 
 
 @router.post("/addresses/{address_id}/default")
-async def default_address(request: Request, address_id: AddressId) -> Response:
-    return await _address_action(request, address_id, addresses.set_default_address)
+async def default_address(request: Request, customer_id: Annotated[int, customer_session()],
+                         address_id: AddressId) -> Response:
+    return await _address_action(request, customer_id, address_id, addresses.set_default_address)
 
 
 # --- consents -----------------------------------------------------------------------------
 
 @router.get("/consents")
 async def consents_page(request: Request,
+        customer_id: Annotated[int, customer_session()],
                         saved: Annotated[str | None, Query(max_length=5)] = None) -> Response:
-    customer_id = signed_in(request)
-    if not isinstance(customer_id, int):
-        return customer_id
     async with db_of(request).reader() as s:
         current = await consents.current_consents(s, customer_id)
         history = await consents.consent_history(s, customer_id)
@@ -253,10 +239,8 @@ async def consents_page(request: Request,
 
 
 @router.post("/consents")
-async def save_consents(request: Request) -> Response:
-    customer_id = signed_in(request)
-    if not isinstance(customer_id, int):
-        return customer_id
+async def save_consents(request: Request,
+        customer_id: Annotated[int, customer_session()]) -> Response:
     form = await checked_form(request)
     async with db_of(request).uow() as uow:
         for kind in consents.CONSENT_KINDS:
@@ -269,19 +253,15 @@ async def save_consents(request: Request) -> Response:
 
 @router.get("/password")
 async def password_form(request: Request,
+        customer_id: Annotated[int, customer_session()],
                         saved: Annotated[str | None, Query(max_length=5)] = None) -> Response:
-    customer_id = signed_in(request)
-    if not isinstance(customer_id, int):
-        return customer_id
     return page(request, "account/password.html", N_("Change password"),
                 {"errors": {}, "saved": bool(saved)})
 
 
 @router.post("/password")
-async def change_password(request: Request) -> Response:
-    customer_id = signed_in(request)
-    if not isinstance(customer_id, int):
-        return customer_id
+async def change_password(request: Request,
+        customer_id: Annotated[int, customer_session()]) -> Response:
     form = await checked_form(request)
     errors = missing(request, form, ["current_password", "password"])
     if not errors:
@@ -298,3 +278,17 @@ async def change_password(request: Request) -> Response:
         return RedirectResponse("/account/password?saved=1", status_code=303)
     return page(request, "account/password.html", N_("Change password"),
                 {"errors": errors, "saved": False}, status=422)
+
+
+# --- the verification mail again ------------------------------------------------------------
+
+@router.post("/verify")
+async def resend_verification(request: Request,
+                              customer_id: Annotated[int, customer_session()]) -> Response:
+    await checked_form(request)
+    async with db_of(request).uow() as uow:
+        await accounts.resend_verification(uow, customer_id, lang=page_lang(request),
+                                           base_url=base_url(request),
+                                           settings=settings_of(request))
+        await uow.commit()
+    return RedirectResponse("/account/?sent=1", status_code=303)

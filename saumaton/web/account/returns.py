@@ -19,7 +19,7 @@ from saumaton.core.actor import Actor
 from saumaton.core.errors import DomainError, NotFound
 from saumaton.customers import accounts
 from saumaton.returns.services import return_by_code
-from saumaton.web.account.common import page, signed_in
+from saumaton.web.account.common import page
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
@@ -40,6 +40,7 @@ from saumaton.web.returns_forms import (
     returnable_order,
     start_post_return,
 )
+from saumaton.web.route_access import customer_session
 
 router = page_router("/account")
 Number = Annotated[str, Path(max_length=20)]
@@ -82,18 +83,14 @@ async def _form_page(request: Request, customer_id: int, number: str, *,
 
 
 @router.get("/orders/{number}/return")
-async def return_form(request: Request, number: Number) -> Response:
-    customer_id = signed_in(request)
-    if not isinstance(customer_id, int):
-        return customer_id
+async def return_form(request: Request,
+        customer_id: Annotated[int, customer_session()], number: Number) -> Response:
     return await _form_page(request, customer_id, number)
 
 
 @router.post("/orders/{number}/return")
-async def start_return(request: Request, number: Number) -> Response:
-    customer_id = signed_in(request)
-    if not isinstance(customer_id, int):
-        return customer_id
+async def start_return(request: Request,
+        customer_id: Annotated[int, customer_session()], number: Number) -> Response:
     posted = await checked_form(request)
     settings = settings_of(request)
     view = await _own_order(request, customer_id, number)
@@ -115,11 +112,9 @@ async def start_return(request: Request, number: Number) -> Response:
 
 
 @router.get("/returns/{code}")
-async def return_page(request: Request, code: ReturnCode) -> Response:
+async def return_page(request: Request,
+        customer_id: Annotated[int, customer_session()], code: ReturnCode) -> Response:
     """The return's code, its QR and what to do; later, what was received and refunded."""
-    customer_id = signed_in(request)
-    if not isinstance(customer_id, int):
-        return customer_id
     try:
         async with db_of(request).reader() as s:
             ret = await return_by_code(s, code)

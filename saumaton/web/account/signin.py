@@ -22,10 +22,13 @@ from saumaton.web.account.common import (
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import checked_form, page_lang, page_router, safe_next, settings_of
+from saumaton.web.route_access import public
 from saumaton.web.shop.checkout import CART_COOKIE, cart_token, keep_cart_cookie
 from saumaton.web.shopper import current_customer_id, sign_in_shopper, sign_out_shopper
 
-router = page_router("/account")
+router = page_router("/account", dependencies=[public(
+    "registration, sign-in and password reset: the password, or the one-time token "
+    "mailed to the customer, decides; forms CSRF-checked")])
 Token = Annotated[str, Path(max_length=200)]
 REGISTER_FIELDS = {"email", "password", "first_name", "last_name"}
 
@@ -229,17 +232,3 @@ async def verify(request: Request, token: Token) -> Response:
                     headers=NO_REFERRER)
     return page(request, "account/verified.html", N_("E-mail address confirmed"),
                 {"ok": True, "message": ""}, headers=NO_REFERRER)
-
-
-@router.post("/verify")
-async def resend_verification(request: Request) -> Response:
-    await checked_form(request)
-    customer_id = current_customer_id(request)
-    if customer_id is None:
-        return RedirectResponse("/account/login?next=%2Faccount%2F", status_code=303)
-    async with db_of(request).uow() as uow:
-        await accounts.resend_verification(uow, customer_id, lang=page_lang(request),
-                                           base_url=base_url(request),
-                                           settings=settings_of(request))
-        await uow.commit()
-    return RedirectResponse("/account/?sent=1", status_code=303)

@@ -33,6 +33,19 @@ class Permission:
         return actor
 
 
+class StaffSession:
+    """A page every signed-in staff member may open (the staff home, the store picker):
+    what it shows depends on the person's grants, checked in the handler."""
+
+    async def __call__(self, request: Request) -> Actor:
+        return await require_staff(request)
+
+
+def staff_session() -> Any:
+    """`actor: Annotated[Actor, staff_session()]`: any signed-in staff member."""
+    return Depends(StaffSession())
+
+
 def requires(permission: str, *, everywhere: bool = False) -> Any:
     """`Depends` on a staff session holding `permission` (anywhere, or at every location
     with `everywhere=True`). A location-scoped page checks the location itself too."""

@@ -17,9 +17,9 @@ from saumaton.core.clock import utcnow
 from saumaton.locations.services import list_locations
 from saumaton.overview import todos
 from saumaton.web.auth import db_of
-from saumaton.web.backoffice.access import nav_for, requires
+from saumaton.web.backoffice.access import nav_for, requires, staff_session
 from saumaton.web.i18n import N_
-from saumaton.web.pages import gettext, page_router, render, require_staff
+from saumaton.web.pages import gettext, page_router, render
 
 router = page_router()
 
@@ -55,8 +55,8 @@ async def _tiles(request: Request, actor: Actor) -> list[Tile]:
 
 
 @router.get("/staff/")
-async def staff_home(request: Request) -> Response:
-    actor = await require_staff(request)
+async def staff_home(request: Request,
+        actor: Annotated[Actor, staff_session()]) -> Response:
     response = render(request, "staff/home.html", {
         "title": gettext(request, N_("Home")), "tiles": await _tiles(request, actor)})
     response.headers["Cache-Control"] = "no-store"

@@ -44,6 +44,7 @@ from saumaton.web.auth import db_of, reports_db_of
 from saumaton.web.backoffice.access import requires
 from saumaton.web.i18n import N_
 from saumaton.web.pages import checked_form, gettext, page_lang, page_router, render, settings_of
+from saumaton.web.route_access import public
 
 router = page_router()
 BASE = "/backoffice/settlements"
@@ -379,7 +380,9 @@ async def bank_amount(request: Request, settlement_id: int,
     return RedirectResponse(f"{BASE}/{settlement_id}", status_code=303)
 
 
-@router.post(fetch.CALLBACK_PATH + "/{token}")
+@router.post(fetch.CALLBACK_PATH + "/{token}", dependencies=[public(
+    "Paytrail delivers a requested settlement report: only the unguessable token of "
+    "our own request is accepted")])
 async def report_callback(request: Request, token: str) -> Response:
     """Paytrail POSTs the report here (the token names the request). 200 when it is
     imported, or was before; Paytrail re-sends on anything else."""

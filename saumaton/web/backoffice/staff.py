@@ -39,6 +39,7 @@ from saumaton.web.pages import (
     render,
     settings_of,
 )
+from saumaton.web.route_access import public
 
 router = page_router()
 BASE = "/backoffice/staff"
@@ -449,13 +450,15 @@ async def _set_password_page(request: Request, token: str, *,
     return response
 
 
-@router.get("/staff/set-password")
+@router.get("/staff/set-password", dependencies=[public(
+    "choosing a password through the one-time link mailed to the person")])
 async def set_password_form(request: Request,
                             token: Annotated[str, Query(max_length=200)] = "") -> Response:
     return await _set_password_page(request, token)
 
 
-@router.post("/staff/set-password")
+@router.post("/staff/set-password", dependencies=[public(
+    "choosing a password through the one-time link mailed to the person")])
 async def set_password(request: Request) -> Response:
     form = await checked_form(request)
     token = str(form.get("token") or "")[:200]
@@ -483,14 +486,16 @@ async def set_password(request: Request) -> Response:
     return RedirectResponse("/staff/", status_code=303)
 
 
-@router.get("/staff/forgot-password")
+@router.get("/staff/forgot-password", dependencies=[public(
+    "asking for a password link: mailed only to the address on file; CSRF-checked")])
 async def forgot_form(request: Request) -> Response:
     return render(request, "staff/forgot_password.html", {
         "title": gettext(request, N_("Forgot your password?")), "email": "",
         "errors": {}, "sent": False})
 
 
-@router.post("/staff/forgot-password")
+@router.post("/staff/forgot-password", dependencies=[public(
+    "asking for a password link: mailed only to the address on file; CSRF-checked")])
 async def forgot(request: Request) -> Response:
     form = await checked_form(request)
     email = str(form.get("email") or "").strip()[:320]

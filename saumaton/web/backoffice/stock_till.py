@@ -22,10 +22,9 @@ from saumaton.web.auth import db_of
 from saumaton.web.backoffice.stock import MESSAGES, count_view, readable_count, scan_into_count
 from saumaton.web.i18n import N_
 from saumaton.web.pages import checked_form, error_message, error_page, gettext, page_router, render
-from saumaton.web.pos.routes import Till, open_till
+from saumaton.web.pos.routes import Till, till_requires
 
 router = page_router()
-Code = Annotated[str, Path(max_length=32)]
 CountId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
@@ -35,9 +34,9 @@ def _no_cache(response: Response) -> Response:
 
 
 @router.get("/pos/{code}/stock")
-async def till_stock(request: Request, code: Code,
+async def till_stock(request: Request,
+        till: Annotated[Till, till_requires("stock.read")],
                      item: Annotated[str, Query(alias="code", max_length=64)] = "") -> Response:
-    till = await open_till(request, code, "stock.read")
     found = None
     errors: dict[str, str] = {}
     async with db_of(request).reader() as s:
@@ -66,8 +65,8 @@ async def till_stock(request: Request, code: Code,
 
 
 @router.post("/pos/{code}/counts")
-async def till_open_count(request: Request, code: Code) -> Response:
-    till = await open_till(request, code, "stock.count")
+async def till_open_count(request: Request,
+        till: Annotated[Till, till_requires("stock.count")]) -> Response:
     form = await checked_form(request)
     scope = str(form.get("scope", ""))[:250]
     try:
@@ -82,18 +81,19 @@ async def till_open_count(request: Request, code: Code) -> Response:
     return RedirectResponse(f"{till.base}/counts/{count_id}", status_code=303)
 
 
-async def _till_count(request: Request, code: str, count_id: int) -> tuple[Till, str]:
-    till = await open_till(request, code, "stock.count")
+async def _count_base(request: Request, till: Till, count_id: int) -> str:
+    """The count's address at this till (404 for a count of another store)."""
     c = await readable_count(request, till.actor, count_id)
     if c is None or c.location_id != till.location.id:
         raise NotFound("no such count at this store", code="count_not_found")
-    return till, f"{till.base}/counts/{count_id}"
+    return f"{till.base}/counts/{count_id}"
 
 
 @router.get("/pos/{code}/counts/{count_id}")
-async def till_count(request: Request, code: Code, count_id: CountId,
+async def till_count(request: Request,
+        till: Annotated[Till, till_requires("stock.count")], count_id: CountId,
                      last: Annotated[str, Query(max_length=200)] = "") -> Response:
-    till, base = await _till_count(request, code, count_id)
+    base = await _count_base(request, till, count_id)
     notice = gettext(request, N_("Counted: %(what)s"), what=last) if last else ""
     return _no_cache(await count_view(request, till.actor, count_id,
                                       template="backoffice/stock/till_count.html", base=base,
@@ -101,8 +101,9 @@ async def till_count(request: Request, code: Code, count_id: CountId,
 
 
 @router.post("/pos/{code}/counts/{count_id}/lines")
-async def till_count_lines(request: Request, code: Code, count_id: CountId) -> Response:
-    till, base = await _till_count(request, code, count_id)
+async def till_count_lines(request: Request,
+        till: Annotated[Till, till_requires("stock.count")], count_id: CountId) -> Response:
+    base = await _count_base(request, till, count_id)
     form = await checked_form(request)
     actor = till.actor
     what, errors, values = await scan_into_count(request, actor, count_id, form)

@@ -22,10 +22,9 @@ from saumaton.tills import sales
 from saumaton.tills.catalogue import build_catalogue
 from saumaton.web.auth import check_csrf, db_of
 from saumaton.web.pages import settings_of
-from saumaton.web.pos.routes import Till, open_till
+from saumaton.web.pos.routes import Till, till_requires
 
 router = APIRouter(prefix="/pos", include_in_schema=False)
-Code = Annotated[str, Path(max_length=32)]
 MAX_BODY = 1_000_000
 M = TypeVar("M", bound=BaseModel)
 
@@ -52,8 +51,8 @@ def _json(body: dict[str, Any], status: int = 200) -> JSONResponse:
 
 
 @router.get("/{code}/api/catalogue")
-async def catalogue(request: Request, code: Code) -> Response:
-    till = await open_till(request, code)
+async def catalogue(request: Request,
+        till: Annotated[Till, till_requires("orders.create")]) -> Response:
     at = utcnow()
     async with db_of(request).reader() as s:
         channel = await channel_by_code(s, till.channel_code)
@@ -69,8 +68,8 @@ def _receipt_url(till: Till, order_id: int) -> str:
 
 
 @router.post("/{code}/api/sales")
-async def sell(request: Request, code: Code) -> Response:
-    till = await open_till(request, code)
+async def sell(request: Request,
+        till: Annotated[Till, till_requires("orders.create")]) -> Response:
     cmd = await _checked_json(request, sales.TillSaleIn)
     order, replayed = await sales.sell(db_of(request), till.actor, till.location.id, cmd,
                                        settings=settings_of(request))
@@ -80,19 +79,19 @@ async def sell(request: Request, code: Code) -> Response:
 
 
 @router.post("/{code}/api/voids")
-async def voids(request: Request, code: Code) -> Response:
-    till = await open_till(request, code)
+async def voids(request: Request,
+        till: Annotated[Till, till_requires("orders.create")]) -> Response:
     cmd = await _checked_json(request, sales.VoidsIn)
     recorded = await sales.record_voids(db_of(request), till.actor, till.location.id, cmd)
     return _json({"recorded": recorded})
 
 
 @router.get("/{code}/api/gift-cards/{card}")
-async def gift_card(request: Request, code: Code,
+async def gift_card(request: Request,
+        till: Annotated[Till, till_requires("giftcards.read")],
                     card: Annotated[str, Path(max_length=40)]) -> Response:
     """A scanned or typed card: its balance and expiry (what the cashier tells the
     customer, and what the till takes as payment: at most this)."""
-    till = await open_till(request, code, "giftcards.read")
     async with db_of(request).reader() as s:
         out = await giftcards.lookup(s, till.actor, card, entries=0)
     return _json(out.model_dump(mode="json"))

@@ -43,10 +43,9 @@ from saumaton.web.pages import (
     render,
     settings_of,
 )
-from saumaton.web.pos.routes import Till, open_till
+from saumaton.web.pos.routes import Till, till_requires
 
 router = page_router("/pos")
-Code = Annotated[str, Path(max_length=32)]
 CustomerId = Annotated[int, Path(ge=1, le=MAX_ID)]
 CREATE_FIELDS = ("phone", "first_name", "last_name", "email")
 
@@ -122,17 +121,17 @@ async def _card_panel(request: Request, till: Till, customer_id: int, *, status:
 
 
 @router.get("/{code}/customers")
-async def customers_page(request: Request, code: Code) -> Response:
+async def customers_page(request: Request,
+        till: Annotated[Till, till_requires("customers.read")]) -> Response:
     """The search on its own page (the till has the same search in its panel)."""
-    till = await open_till(request, code, "customers.read")
     return _panel(request, till, "empty")
 
 
 @router.get("/{code}/customers/find")
-async def find(request: Request, code: Code) -> Response:
+async def find(request: Request,
+        till: Annotated[Till, till_requires("customers.read")]) -> Response:
     """One match: the card; several: a list; none: the quick-create form prefilled with
     what was typed. All 200 so htmx swaps them; a search that cannot be anything is 422."""
-    till = await open_till(request, code, "customers.read")
     q = (request.query_params.get("q") or "")[:400]
     try:
         async with db_of(request).reader() as s:
@@ -151,10 +150,10 @@ async def find(request: Request, code: Code) -> Response:
 
 
 @router.post("/{code}/customers")
-async def create(request: Request, code: Code) -> Response:
+async def create(request: Request,
+        till: Annotated[Till, till_requires("customers.write")]) -> Response:
     """Quick create at the till: phone and first name, optional last name and e-mail,
     the marketing consents; a loyalty card number is issued."""
-    till = await open_till(request, code, "customers.write")
     form = await checked_form(request)
     values = {name: _text(form, name) for name in CREATE_FIELDS}
     data = QuickCustomerIn(**values, marketing_email=form.get("marketing_email") == "yes",
@@ -179,14 +178,16 @@ async def create(request: Request, code: Code) -> Response:
 
 
 @router.get("/{code}/customers/{customer_id}")
-async def card_page(request: Request, code: Code, customer_id: CustomerId) -> Response:
-    till = await open_till(request, code, "customers.read")
+async def card_page(request: Request,
+        till: Annotated[Till, till_requires("customers.read")],
+        customer_id: CustomerId) -> Response:
     return await _card_panel(request, till, customer_id)
 
 
 @router.post("/{code}/customers/{customer_id}/notes")
-async def note(request: Request, code: Code, customer_id: CustomerId) -> Response:
-    till = await open_till(request, code, "customers.write")
+async def note(request: Request,
+        till: Annotated[Till, till_requires("customers.write")],
+        customer_id: CustomerId) -> Response:
     form = await checked_form(request)
     body = _text(form, "body", 4000)
     try:
@@ -206,10 +207,11 @@ async def note(request: Request, code: Code, customer_id: CustomerId) -> Respons
 
 
 @router.post("/{code}/customers/{customer_id}/preferences")
-async def preferences(request: Request, code: Code, customer_id: CustomerId) -> Response:
+async def preferences(request: Request,
+        till: Annotated[Till, till_requires("customers.write")],
+        customer_id: CustomerId) -> Response:
     """The form's preference fields (the shop's active ones); an emptied field removes the
     value. All or nothing: one refused value saves none."""
-    till = await open_till(request, code, "customers.write")
     form = await checked_form(request)
     values: dict[str, str] = {}
     try:
@@ -232,8 +234,7 @@ async def preferences(request: Request, code: Code, customer_id: CustomerId) -> 
     return await _card_panel(request, till, customer_id, saved="preferences")
 
 
-async def _tag(request: Request, code: Code, customer_id: int, add: bool) -> Response:
-    till = await open_till(request, code, "customers.write")
+async def _tag(request: Request, till: Till, customer_id: int, add: bool) -> Response:
     form = await checked_form(request)
     tag = _text(form, "tag", 200)
     try:
@@ -256,21 +257,25 @@ async def _tag(request: Request, code: Code, customer_id: int, add: bool) -> Res
 
 
 @router.post("/{code}/customers/{customer_id}/tags")
-async def tag_add(request: Request, code: Code, customer_id: CustomerId) -> Response:
-    return await _tag(request, code, customer_id, add=True)
+async def tag_add(request: Request,
+        till: Annotated[Till, till_requires("customers.write")], customer_id: CustomerId,
+        ) -> Response:
+    return await _tag(request, till, customer_id, add=True)
 
 
 @router.post("/{code}/customers/{customer_id}/tags/remove")
-async def tag_remove(request: Request, code: Code, customer_id: CustomerId) -> Response:
-    return await _tag(request, code, customer_id, add=False)
+async def tag_remove(request: Request,
+        till: Annotated[Till, till_requires("customers.write")], customer_id: CustomerId,
+        ) -> Response:
+    return await _tag(request, till, customer_id, add=False)
 
 
 @router.post("/{code}/customers/{customer_id}/contact/{action}")
-async def contact(request: Request, code: Code, customer_id: CustomerId,
+async def contact(request: Request,
+        till: Annotated[Till, till_requires("customers.write")], customer_id: CustomerId,
                   action: customer_contact.Action) -> Response:
     """The card's contact forms: name, add an e-mail or phone, remove one, issue a card,
     the marketing consents (recorded as given at the till)."""
-    till = await open_till(request, code, "customers.write")
     form = await checked_form(request)
     try:
         done = await customer_contact.apply(request, till.actor, customer_id, action, form,

@@ -30,10 +30,9 @@ from saumaton.web.pages import (
     render,
     settings_of,
 )
-from saumaton.web.pos.routes import Till, open_till
+from saumaton.web.pos.routes import Till, till_requires
 
 router = page_router("/pos")
-Code = Annotated[str, Path(max_length=32)]
 ZNumber = Annotated[int, Path(ge=1, le=MAX_INT32)]
 
 # Notes and coins for the counting helper, in cents.
@@ -107,14 +106,14 @@ async def _overview(request: Request, till: Till, *, errors: dict[str, str] | No
 
 
 @router.get("/{code}/drawer")
-async def drawer_page(request: Request, code: Code) -> Response:
-    till = await open_till(request, code)
+async def drawer_page(request: Request,
+        till: Annotated[Till, till_requires("orders.create")]) -> Response:
     return await _overview(request, till)
 
 
 @router.post("/{code}/drawer")
-async def open_drawer(request: Request, code: Code) -> Response:
-    till = await open_till(request, code)
+async def open_drawer(request: Request,
+        till: Annotated[Till, till_requires("orders.create")]) -> Response:
     form = await checked_form(request)
     float_cents, error = _money(request, form, "float")
     typed = str(form.get("float") or "")[:32]
@@ -139,8 +138,8 @@ async def open_drawer(request: Request, code: Code) -> Response:
 
 
 @router.post("/{code}/drawer/cash")
-async def cash_in_out(request: Request, code: Code) -> Response:
-    till = await open_till(request, code)
+async def cash_in_out(request: Request,
+        till: Annotated[Till, till_requires("orders.create")]) -> Response:
     form = await checked_form(request)
     kind = "out" if form.get("kind") == "out" else "in"
     amount, error = _money(request, form, "amount")
@@ -181,14 +180,14 @@ async def _close_page(request: Request, till: Till, *, errors: dict[str, str] | 
 
 
 @router.get("/{code}/drawer/close")
-async def close_form(request: Request, code: Code) -> Response:
-    till = await open_till(request, code)
+async def close_form(request: Request,
+        till: Annotated[Till, till_requires("orders.create")]) -> Response:
     return await _close_page(request, till)
 
 
 @router.post("/{code}/drawer/close")
-async def close_drawer(request: Request, code: Code) -> Response:
-    till = await open_till(request, code)
+async def close_drawer(request: Request,
+        till: Annotated[Till, till_requires("orders.create")]) -> Response:
     form = await checked_form(request)
     counted, error = _money(request, form, "counted")
     note = str(form.get("note") or "")[:1000]
@@ -228,8 +227,8 @@ async def close_drawer(request: Request, code: Code) -> Response:
 # --- Z reports ---------------------------------------------------------------------------
 
 @router.get("/{code}/reports")
-async def reports(request: Request, code: Code) -> Response:
-    till = await open_till(request, code, "orders.read")
+async def reports(request: Request,
+        till: Annotated[Till, till_requires("orders.read")]) -> Response:
     async with db_of(request).reader() as s:
         found = await list_reports(s, till.location.id, 100)
     return _no_cache(render(request, "pos/reports.html", {
@@ -237,8 +236,8 @@ async def reports(request: Request, code: Code) -> Response:
 
 
 @router.get("/{code}/reports/{z_number}")
-async def report_page(request: Request, code: Code, z_number: ZNumber) -> Response:
-    till = await open_till(request, code, "orders.read")
+async def report_page(request: Request,
+        till: Annotated[Till, till_requires("orders.read")], z_number: ZNumber) -> Response:
     try:
         async with db_of(request).reader() as s:
             report = await get_report(s, till.location.id, z_number)

@@ -36,7 +36,7 @@ from saumaton.web.pages import (
     render,
     settings_of,
 )
-from saumaton.web.pos.routes import Code, OrderId, Till, open_till
+from saumaton.web.pos.routes import OrderId, Till, till_requires
 
 router = page_router("/pos")
 
@@ -68,10 +68,10 @@ def _secret(request: Request) -> str:
 # --- finding ------------------------------------------------------------------------------
 
 @router.get("/{code}/pickups/find")
-async def find(request: Request, code: Code,
+async def find(request: Request,
+        till: Annotated[Till, till_requires("orders.read")],
                q: Annotated[str, Query(max_length=200)] = "") -> Response:
     """One match: its page; several: the list; none: a message by the search field."""
-    till = await open_till(request, code, "orders.read")
     typed = q.strip()
     async with db_of(request).reader() as s:
         found = await find_pickups(s, till.location.id, typed, _secret(request)) \
@@ -111,16 +111,16 @@ async def _page(request: Request, till: Till, order_id: int, *, errors: dict[str
 
 
 @router.get("/{code}/pickups/{order_id}")
-async def pickup_page(request: Request, code: Code, order_id: OrderId) -> Response:
-    till = await open_till(request, code, "orders.read")
+async def pickup_page(request: Request,
+        till: Annotated[Till, till_requires("orders.read")], order_id: OrderId) -> Response:
     return await _page(request, till, order_id,
                        handed=request.query_params.get("handed") == "1")
 
 
 @router.post("/{code}/pickups/{order_id}")
-async def hand_over_order(request: Request, code: Code, order_id: OrderId) -> Response:
+async def hand_over_order(request: Request,
+        till: Annotated[Till, till_requires("orders.create")], order_id: OrderId) -> Response:
     """The "Hand over" button: with the ID checked, the order is collected."""
-    till = await open_till(request, code, "orders.create")
     form = await checked_form(request)
     id_checked = form.get("id_checked") in ("1", "on", "yes", "true")
     try:
@@ -139,15 +139,15 @@ async def hand_over_order(request: Request, code: Code, order_id: OrderId) -> Re
 # --- receipts by e-mail ------------------------------------------------------------------------
 
 @router.post("/{code}/receipt/{order_id}/email")
-async def email_receipt(request: Request, code: Code, order_id: OrderId) -> Response:
+async def email_receipt(request: Request,
+        till: Annotated[Till, till_requires("orders.create")], order_id: OrderId) -> Response:
     """Queue the receipt to the address typed (prefilled with the customer's)."""
-    till = await open_till(request, code, "orders.create")
     form = await checked_form(request)
     typed = str(form.get("email") or "").strip()[:320]
     async with db_of(request).reader() as s:
         order = await get_order(s, order_id)
         if order.location_id != till.location.id:
-            raise NotFound(f"no order {order_id} at {code}", code="order_not_found")
+            raise NotFound(f"no order {order_id} at {till.location.code}", code="order_not_found")
         name, _ = await customer_contact(s, order.customer_id)
     try:
         async with db_of(request).uow() as uow:

@@ -18,8 +18,10 @@ from pathlib import Path
 from fastapi.responses import Response
 
 from saumaton.web.pages import page_router
+from saumaton.web.route_access import public
 
-router = page_router("/pos")
+router = page_router("/pos", dependencies=[public(
+    "the till's service worker script: code, no data")])
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 WORKER = STATIC / "pos" / "sw.js"

@@ -37,7 +37,7 @@ from saumaton.web.pages import (
     settings_of,
 )
 from saumaton.web.pos.exchange import Exchange, read_exchange
-from saumaton.web.pos.routes import Code, OrderId, Till, open_till
+from saumaton.web.pos.routes import OrderId, Till, till_requires
 from saumaton.web.returns_forms import (
     REASONS,
     ReturnForm,
@@ -66,11 +66,11 @@ def _secret(request: Request) -> str:
 # --- finding ------------------------------------------------------------------------------
 
 @router.get("/{code}/returns")
-async def returns_home(request: Request, code: Code,
+async def returns_home(request: Request,
+        till: Annotated[Till, till_requires("returns.create")],
                        q: Annotated[str, Query(max_length=200)] = "") -> Response:
     """Scan the receipt's or e-mail's code, type the order number, or the customer's
     phone or e-mail: one order opens, several are listed."""
-    till = await open_till(request, code, "returns.create")
     typed = q.strip()
     found = []
     errors: dict[str, str] = {}
@@ -95,10 +95,10 @@ async def returns_home(request: Request, code: Code,
 # --- postal returns received at this store ---------------------------------------------
 
 @router.get("/{code}/returns/receive")
-async def receive_list(request: Request, code: Code,
+async def receive_list(request: Request,
+        till: Annotated[Till, till_requires("returns.create")],
                        q: Annotated[str, Query(max_length=200)] = "") -> Response:
     """Returns on their way by post; scanning a return code opens it."""
-    till = await open_till(request, code, "returns.create")
     typed = q.strip()
     errors: dict[str, str] = {}
     async with db_of(request).reader() as s:
@@ -125,15 +125,15 @@ async def _receive_page(request: Request, till: Till, return_id: int, *,
 
 
 @router.get("/{code}/returns/receive/{return_id}")
-async def receive_form(request: Request, code: Code, return_id: ReturnId) -> Response:
-    till = await open_till(request, code, "returns.create")
+async def receive_form(request: Request,
+        till: Annotated[Till, till_requires("returns.create")], return_id: ReturnId) -> Response:
     return await _receive_page(request, till, return_id)
 
 
 @router.post("/{code}/returns/receive/{return_id}")
-async def receive_parcel(request: Request, code: Code, return_id: ReturnId) -> Response:
+async def receive_parcel(request: Request,
+        till: Annotated[Till, till_requires("returns.create")], return_id: ReturnId) -> Response:
     """The parcel is here and inspected: goods back (or written off) and refunded."""
-    till = await open_till(request, code, "returns.create")
     posted = await checked_form(request)
     settings = settings_of(request)
     async with db_of(request).reader() as s:
@@ -172,18 +172,18 @@ async def _order_page(request: Request, till: Till, order_id: int, *,
 
 
 @router.get("/{code}/returns/orders/{order_id}")
-async def return_form(request: Request, code: Code, order_id: OrderId) -> Response:
-    till = await open_till(request, code, "returns.create")
+async def return_form(request: Request,
+        till: Annotated[Till, till_requires("returns.create")], order_id: OrderId) -> Response:
     return await _order_page(request, till, order_id)
 
 
 @router.post("/{code}/returns/orders/{order_id}")
-async def take(request: Request, code: Code, order_id: OrderId) -> Response:
+async def take(request: Request,
+        till: Annotated[Till, till_requires("returns.create")], order_id: OrderId) -> Response:
     """Confirm: the goods come back here and the refund is made; then the credit
     receipt. With replacement items scanned, an exchange: the first press shows what
     the new items cost and the difference, the second makes it (one transaction).
     Every error comes back next to its field and nothing changes."""
-    till = await open_till(request, code, "returns.create")
     posted: FormData = await checked_form(request)
     settings = settings_of(request)
     async with db_of(request).reader() as s:
@@ -227,8 +227,8 @@ async def take(request: Request, code: Code, order_id: OrderId) -> Response:
 # --- the credit receipt -----------------------------------------------------------------
 
 @router.get("/{code}/returns/{return_id}")
-async def credit_receipt(request: Request, code: Code, return_id: ReturnId) -> Response:
-    till = await open_till(request, code, "orders.read")
+async def credit_receipt(request: Request,
+        till: Annotated[Till, till_requires("orders.read")], return_id: ReturnId) -> Response:
     return await _receipt_page(request, till, return_id)
 
 
@@ -256,8 +256,8 @@ async def _receipt_page(request: Request, till: Till, return_id: int, *,
 
 
 @router.post("/{code}/returns/{return_id}/email")
-async def email_receipt(request: Request, code: Code, return_id: ReturnId) -> Response:
-    till = await open_till(request, code, "returns.create")
+async def email_receipt(request: Request,
+        till: Annotated[Till, till_requires("returns.create")], return_id: ReturnId) -> Response:
     form = await checked_form(request)
     typed = str(form.get("email") or "").strip()[:320]
     try:
@@ -271,7 +271,7 @@ async def email_receipt(request: Request, code: Code, return_id: ReturnId) -> Re
     async with db_of(request).reader() as s:
         ret = await get_return(s, return_id)
     if ret.location_id != till.location.id:
-        raise NotFound(f"no return {return_id} at {code}", code="return_not_found")
+        raise NotFound(f"no return {return_id} at {till.location.code}", code="return_not_found")
     async with db_of(request).uow() as uow:
         await email_credit_receipt(uow, return_id, to, lang=page_lang(request),
                                    settings=settings_of(request))

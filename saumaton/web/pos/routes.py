@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Path, Request
+from fastapi import Depends, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from saumaton.checkout.pickup import customer_contact
@@ -27,6 +27,7 @@ from saumaton.orders.services import get_order
 from saumaton.tills.catalogue import max_discount_pct
 from saumaton.tills.drawer import open_session_at
 from saumaton.web.auth import csrf_token, db_of
+from saumaton.web.backoffice.access import requires
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
     gettext,
@@ -73,14 +74,32 @@ async def open_till(request: Request, code: str, permission: str = "orders.creat
     return Till(actor, location, channel_code)
 
 
+class TillPermission:
+    """A till route's declaration: a staff session holding `permission` at the store
+    named by the path's `{code}` (the login page, or 403, otherwise). The route gets
+    the store's `Till`."""
+
+    def __init__(self, permission: str) -> None:
+        self.permission = permission
+
+    async def __call__(self, request: Request, code: Code) -> Till:
+        return await open_till(request, code, self.permission)
+
+
+def till_requires(permission: str = "orders.create") -> Any:
+    """`till: Annotated[Till, till_requires("orders.read")]` on a /pos/{code}/... route."""
+    return Depends(TillPermission(permission))
+
+
 def _no_cache(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
 @router.get("/")
-async def pos_home(request: Request) -> Response:
-    actor = await require_staff(request)
+async def pos_home(request: Request,
+        actor: Annotated[Actor, requires("orders.create")]) -> Response:
+    """The stores where the person may sell (one: straight to its till)."""
     async with db_of(request).reader() as s:
         stores = [loc for loc in await list_locations(s)
                   if loc.kind == "store" and loc.sells_in_person
@@ -96,9 +115,9 @@ async def pos_home(request: Request) -> Response:
 # --- the till ---------------------------------------------------------------------------
 
 @router.get("/{code}/pickups")
-async def pickups(request: Request, code: Code) -> Response:
+async def pickups(request: Request,
+        till: Annotated[Till, till_requires("orders.read")]) -> Response:
     """Click & collect orders waiting at this store (handover comes with the till work)."""
-    till = await open_till(request, code, "orders.read")
     if request.query_params.get("count") == "1":  # the header's badge
         async with db_of(request).reader() as s:
             n = await ready_pickup_count(s, till.location.id)
@@ -110,9 +129,9 @@ async def pickups(request: Request, code: Code) -> Response:
 
 
 @router.get("/{code}")
-async def till_page(request: Request, code: Code) -> Response:
+async def till_page(request: Request,
+        till: Annotated[Till, till_requires("orders.create")]) -> Response:
     """The till: a client-side sale (static/pos/till.js) on the catalogue snapshot."""
-    till = await open_till(request, code)
     async with db_of(request).reader() as s:
         drawer = await open_session_at(s, till.location.id)
     if drawer is None:
@@ -136,14 +155,14 @@ async def till_page(request: Request, code: Code) -> Response:
 
 
 @router.get("/{code}/receipt/{order_id}")
-async def receipt(request: Request, code: Code, order_id: OrderId) -> Response:
-    till = await open_till(request, code, "orders.read")
+async def receipt(request: Request,
+        till: Annotated[Till, till_requires("orders.read")], order_id: OrderId) -> Response:
     async with db_of(request).reader() as s:
         order = await get_order(s, order_id)
         name, email = await customer_contact(s, order.customer_id)
         cards = sold_cards(await cards_sold_by(s, order_id))  # printed: code and QR
     if order.location_id != till.location.id:
-        raise NotFound(f"no order {order_id} at {code}", code="order_not_found")
+        raise NotFound(f"no order {order_id} at {till.location.code}", code="order_not_found")
     who = {"customer_name": name, "receipt_email": order.email or email,
            "gift_cards": cards}
     if is_htmx(request):  # the till shows the receipt of the sale just paid in place

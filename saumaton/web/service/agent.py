@@ -33,10 +33,9 @@ from saumaton.web.pages import (
     is_htmx,
     page_router,
     render,
-    require_staff,
     settings_of,
 )
-from saumaton.web.service.common import CHAT_TOPICS, event_stream, message
+from saumaton.web.service.common import CHAT_TOPICS, event_stream, message, service_agent
 
 router = page_router("/service")
 ConvId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -44,12 +43,6 @@ CannedId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 ViewQ = Annotated[str, Query(max_length=20)]
 VIEW_LABELS = {"open": N_("Open"), "mine": N_("Mine"), "unassigned": N_("Unassigned"),
                "closed": N_("Closed")}
-
-
-async def _agent(request: Request) -> Actor:
-    actor = await require_staff(request)
-    chat.require_agent(actor)
-    return actor
 
 
 def _text(form: FormData, name: str, max_len: int = 4000) -> str:
@@ -105,16 +98,16 @@ async def _context(request: Request, actor: Actor, conversation_id: int | None, 
 
 
 @router.get("")
-async def desk(request: Request, view: ViewQ = "open") -> Response:
-    actor = await _agent(request)
+async def desk(request: Request,
+        actor: Annotated[Actor, service_agent()], view: ViewQ = "open") -> Response:
     return _no_store(render(request, "service/desk.html",
                             await _context(request, actor, None, _view(view))))
 
 
 @router.get("/list")
-async def conversation_list(request: Request, view: ViewQ = "open",
+async def conversation_list(request: Request,
+        actor: Annotated[Actor, service_agent()], view: ViewQ = "open",
                             current: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> Response:
-    actor = await _agent(request)
     v = _view(view)
     return _no_store(render(request, "service/_list.html", {
         "conversations": await _list(request, actor, v), "view": v, "current": current,
@@ -122,16 +115,16 @@ async def conversation_list(request: Request, view: ViewQ = "open",
 
 
 @router.get("/c/{conversation_id}")
-async def conversation_page(request: Request, conversation_id: ConvId,
+async def conversation_page(request: Request,
+        actor: Annotated[Actor, service_agent()], conversation_id: ConvId,
                             view: ViewQ = "open") -> Response:
-    actor = await _agent(request)
     return _no_store(render(request, "service/desk.html",
                             await _context(request, actor, conversation_id, _view(view))))
 
 
 @router.get("/c/{conversation_id}/messages")
-async def messages(request: Request, conversation_id: ConvId) -> Response:
-    actor = await _agent(request)
+async def messages(request: Request,
+        actor: Annotated[Actor, service_agent()], conversation_id: ConvId) -> Response:
     async with db_of(request).reader() as s:
         detail = await chat.get_conversation(s, actor, conversation_id)
     return _no_store(render(request, "service/_messages.html", {
@@ -139,8 +132,8 @@ async def messages(request: Request, conversation_id: ConvId) -> Response:
 
 
 @router.get("/c/{conversation_id}/head")
-async def head(request: Request, conversation_id: ConvId) -> Response:
-    actor = await _agent(request)
+async def head(request: Request,
+        actor: Annotated[Actor, service_agent()], conversation_id: ConvId) -> Response:
     async with db_of(request).reader() as s:
         detail = await chat.get_conversation(s, actor, conversation_id)
         agents = await chat.agents(s)
@@ -149,9 +142,9 @@ async def head(request: Request, conversation_id: ConvId) -> Response:
 
 
 @router.get("/c/{conversation_id}/customer")
-async def customer(request: Request, conversation_id: ConvId) -> Response:
+async def customer(request: Request,
+        actor: Annotated[Actor, service_agent()], conversation_id: ConvId) -> Response:
     """The customer beside the chat (refreshed when the visitor is recognised)."""
-    actor = await _agent(request)
     async with db_of(request).reader() as s:
         detail = await chat.get_conversation(s, actor, conversation_id)
     return _no_store(render(request, "service/_customer.html", {
@@ -162,8 +155,8 @@ async def customer(request: Request, conversation_id: ConvId) -> Response:
 
 
 @router.post("/c/{conversation_id}/reply")
-async def reply(request: Request, conversation_id: ConvId) -> Response:
-    actor = await _agent(request)
+async def reply(request: Request,
+        actor: Annotated[Actor, service_agent()], conversation_id: ConvId) -> Response:
     form = await checked_form(request)
     body = _text(form, "body")
     key = _text(form, "client_key", 100) or None
@@ -204,8 +197,8 @@ def _staff_choice(value: str, actor: Actor) -> int | None:
 
 
 @router.post("/c/{conversation_id}/assign")
-async def assign(request: Request, conversation_id: ConvId) -> Response:
-    actor = await _agent(request)
+async def assign(request: Request,
+        actor: Annotated[Actor, service_agent()], conversation_id: ConvId) -> Response:
     form = await checked_form(request)
     try:
         staff_id = _staff_choice(_text(form, "staff_id", 20), actor)
@@ -220,8 +213,8 @@ async def assign(request: Request, conversation_id: ConvId) -> Response:
 
 
 @router.post("/c/{conversation_id}/close")
-async def close(request: Request, conversation_id: ConvId) -> Response:
-    actor = await _agent(request)
+async def close(request: Request,
+        actor: Annotated[Actor, service_agent()], conversation_id: ConvId) -> Response:
     await checked_form(request)
     async with db_of(request).uow() as uow:
         await chat.close(uow, actor, conversation_id)
@@ -230,9 +223,9 @@ async def close(request: Request, conversation_id: ConvId) -> Response:
 
 
 @router.get("/c/{conversation_id}/customers/find")
-async def find(request: Request, conversation_id: ConvId,
+async def find(request: Request,
+        actor: Annotated[Actor, service_agent()], conversation_id: ConvId,
                q: Annotated[str, Query(max_length=400)] = "") -> Response:
-    actor = await _agent(request)
     errors: dict[str, str] = {}
     matches: list[CustomerMatch] = []
     try:
@@ -250,8 +243,8 @@ async def find(request: Request, conversation_id: ConvId,
 
 
 @router.post("/c/{conversation_id}/customer")
-async def link(request: Request, conversation_id: ConvId) -> Response:
-    actor = await _agent(request)
+async def link(request: Request,
+        actor: Annotated[Actor, service_agent()], conversation_id: ConvId) -> Response:
     form = await checked_form(request)
     raw = _text(form, "customer_id", 20)
     customer_id = int(raw) if raw.isdigit() and 0 < int(raw) <= MAX_ID else None
@@ -269,8 +262,8 @@ async def link(request: Request, conversation_id: ConvId) -> Response:
 
 
 @router.post("/c/{conversation_id}/notes")
-async def note(request: Request, conversation_id: ConvId) -> Response:
-    actor = await _agent(request)
+async def note(request: Request,
+        actor: Annotated[Actor, service_agent()], conversation_id: ConvId) -> Response:
     form = await checked_form(request)
     body = _text(form, "body", 4000)
     async with db_of(request).reader() as s:
@@ -327,9 +320,9 @@ def _unlinked(request: Request) -> Response:
 
 
 @router.post("/c/{conversation_id}/preferences")
-async def preferences(request: Request, conversation_id: ConvId) -> Response:
+async def preferences(request: Request,
+        actor: Annotated[Actor, service_agent()], conversation_id: ConvId) -> Response:
     """The linked customer's preference fields; all or nothing, like at the till."""
-    actor = await _agent(request)
     form = await checked_form(request)
     conv, customer_id = await _linked(request, actor, conversation_id)
     if customer_id is None:
@@ -349,8 +342,7 @@ async def preferences(request: Request, conversation_id: ConvId) -> Response:
                                   "preferences")
 
 
-async def _tag(request: Request, conversation_id: int, add: bool) -> Response:
-    actor = await _agent(request)
+async def _tag(request: Request, actor: Actor, conversation_id: int, add: bool) -> Response:
     form = await checked_form(request)
     conv, customer_id = await _linked(request, actor, conversation_id)
     if customer_id is None:
@@ -371,21 +363,23 @@ async def _tag(request: Request, conversation_id: int, add: bool) -> Response:
 
 
 @router.post("/c/{conversation_id}/tags")
-async def tag_add(request: Request, conversation_id: ConvId) -> Response:
-    return await _tag(request, conversation_id, add=True)
+async def tag_add(request: Request, actor: Annotated[Actor, service_agent()],
+                  conversation_id: ConvId) -> Response:
+    return await _tag(request, actor, conversation_id, add=True)
 
 
 @router.post("/c/{conversation_id}/tags/remove")
-async def tag_remove(request: Request, conversation_id: ConvId) -> Response:
-    return await _tag(request, conversation_id, add=False)
+async def tag_remove(request: Request, actor: Annotated[Actor, service_agent()],
+                  conversation_id: ConvId) -> Response:
+    return await _tag(request, actor, conversation_id, add=False)
 
 
 @router.post("/c/{conversation_id}/contact/{action}")
-async def contact(request: Request, conversation_id: ConvId,
+async def contact(request: Request,
+        actor: Annotated[Actor, service_agent()], conversation_id: ConvId,
                   action: customer_contact.Action) -> Response:
     """The linked customer's contact forms: name, add an e-mail or phone, remove one,
     issue a card, the marketing consents (recorded as given at the service desk)."""
-    actor = await _agent(request)
     form = await checked_form(request)
     conv, customer_id = await _linked(request, actor, conversation_id)
     if customer_id is None:
@@ -409,9 +403,9 @@ async def contact(request: Request, conversation_id: ConvId,
 
 
 @router.post("/heartbeat")
-async def heartbeat(request: Request) -> Response:
+async def heartbeat(request: Request,
+        actor: Annotated[Actor, service_agent()]) -> Response:
     """The agent's page is open (every 20 s); `away=1` when it closes."""
-    actor = await _agent(request)
     form = await checked_form(request)
     hub: EventHub = request.app.state.hub
     await presence.heartbeat(hub, actor, away=_text(form, "away", 5) == "1")
@@ -419,9 +413,9 @@ async def heartbeat(request: Request) -> Response:
 
 
 @router.get("/stream", response_class=EventSourceResponse)
-async def stream(request: Request) -> Response:
+async def stream(request: Request,
+        _allowed: Annotated[Actor, service_agent()]) -> Response:
     """Every chat event, live, for the agents' page."""
-    await _agent(request)
 
     def accepts(e: Event) -> bool:
         return e.topic in CHAT_TOPICS
@@ -443,8 +437,8 @@ async def _canned_page(request: Request, actor: Actor, *, status: int = 200,
 
 
 @router.get("/canned")
-async def canned_page(request: Request) -> Response:
-    actor = await _agent(request)
+async def canned_page(request: Request,
+        actor: Annotated[Actor, service_agent()]) -> Response:
     return await _canned_page(request, actor)
 
 
@@ -454,8 +448,8 @@ def _canned_values(form: FormData) -> dict[str, str]:
 
 
 @router.post("/canned")
-async def canned_create(request: Request) -> Response:
-    actor = await _agent(request)
+async def canned_create(request: Request,
+        actor: Annotated[Actor, service_agent()]) -> Response:
     form = await checked_form(request)
     values = _canned_values(form)
     try:
@@ -469,8 +463,8 @@ async def canned_create(request: Request) -> Response:
 
 
 @router.post("/canned/{canned_id}")
-async def canned_update(request: Request, canned_id: CannedId) -> Response:
-    actor = await _agent(request)
+async def canned_update(request: Request,
+        actor: Annotated[Actor, service_agent()], canned_id: CannedId) -> Response:
     form = await checked_form(request)
     values = _canned_values(form)
     try:
@@ -484,8 +478,8 @@ async def canned_update(request: Request, canned_id: CannedId) -> Response:
 
 
 @router.post("/canned/{canned_id}/delete")
-async def canned_delete(request: Request, canned_id: CannedId) -> Response:
-    actor = await _agent(request)
+async def canned_delete(request: Request,
+        actor: Annotated[Actor, service_agent()], canned_id: CannedId) -> Response:
     await checked_form(request)
     async with db_of(request).uow() as uow:
         await canned.delete_canned(uow, actor, canned_id)

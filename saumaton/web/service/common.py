@@ -4,16 +4,36 @@ stream over the event hub."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sse_starlette.sse import EventSourceResponse
 
+from saumaton.core.actor import Actor
 from saumaton.core.errors import DomainError
 from saumaton.core.types import MAX_ID
 from saumaton.events import sse
 from saumaton.events.hub import Event, EventHub
+from saumaton.service import chat
 from saumaton.web.i18n import N_
-from saumaton.web.pages import error_message
+from saumaton.web.pages import error_message, require_staff
+
+
+class ServiceAgent:
+    """A service desk page's declaration: a staff session with a service agent's role
+    (service, manager, owner: `chat.is_agent`); editing canned answers needs a
+    manager, checked by the service."""
+
+    async def __call__(self, request: Request) -> Actor:
+        actor = await require_staff(request)
+        chat.require_agent(actor)
+        return actor
+
+
+def service_agent() -> Any:
+    """`actor: Annotated[Actor, service_agent()]` on a /service route."""
+    return Depends(ServiceAgent())
+
 
 MESSAGES: Mapping[str, str] = {
     "message_empty": N_("Write a message first."),

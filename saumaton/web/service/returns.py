@@ -18,13 +18,13 @@ from saumaton.core.types import MAX_ID
 from saumaton.returns.services import get_return, return_by_code
 from saumaton.web.account.returns import return_qr
 from saumaton.web.auth import db_of
+from saumaton.web.backoffice.access import requires
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
     checked_form,
     gettext,
     page_router,
     render,
-    require_staff,
     settings_of,
 )
 from saumaton.web.returns_forms import (
@@ -42,12 +42,6 @@ OrderId = Annotated[int, Path(ge=1, le=MAX_ID)]
 ReturnId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-async def _agent(request: Request) -> Actor:
-    actor = await require_staff(request)
-    actor.require("returns.create")
-    return actor
-
-
 async def _form_page(request: Request, order_id: int, *, form: ReturnForm | None = None,
                      errors: dict[str, str] | None = None, status: int = 200) -> Response:
     settings = settings_of(request)
@@ -61,14 +55,14 @@ async def _form_page(request: Request, order_id: int, *, form: ReturnForm | None
 
 
 @router.get("/orders/{order_id}/return")
-async def return_form(request: Request, order_id: OrderId) -> Response:
-    await _agent(request)
+async def return_form(request: Request,
+        _allowed: Annotated[Actor, requires("returns.create")], order_id: OrderId) -> Response:
     return await _form_page(request, order_id)
 
 
 @router.post("/orders/{order_id}/return")
-async def start_return(request: Request, order_id: OrderId) -> Response:
-    actor = await _agent(request)
+async def start_return(request: Request,
+        actor: Annotated[Actor, requires("returns.create")], order_id: OrderId) -> Response:
     posted = await checked_form(request)
     settings = settings_of(request)
     async with db_of(request).reader() as s:
@@ -90,9 +84,9 @@ async def start_return(request: Request, order_id: OrderId) -> Response:
 
 
 @router.get("/returns/{return_id}")
-async def return_page(request: Request, return_id: ReturnId) -> Response:
+async def return_page(request: Request,
+        _allowed: Annotated[Actor, requires("returns.create")], return_id: ReturnId) -> Response:
     """What the agent reads out: the code and where to send the parcel."""
-    await _agent(request)
     async with db_of(request).reader() as s:
         ret = await get_return(s, return_id)
     return render(request, "service/return.html", {

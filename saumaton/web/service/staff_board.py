@@ -5,22 +5,24 @@ the desk serves customers of every channel. Only translates HTTP to
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import Request
 from fastapi.responses import Response
 
-from saumaton.service import chat
+from saumaton.core.actor import Actor
 from saumaton.service.board import board
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
-from saumaton.web.pages import gettext, page_router, render, require_staff
+from saumaton.web.pages import gettext, page_router, render
+from saumaton.web.service.common import service_agent
 
 router = page_router("/service")
 
 
 @router.get("/board")
-async def desk_board(request: Request) -> Response:
-    actor = await require_staff(request)
-    chat.require_agent(actor)
+async def desk_board(request: Request,
+                     actor: Annotated[Actor, service_agent()]) -> Response:
     async with db_of(request).reader() as s:
         data = await board(s, actor)
     response = render(request, "service/board.html", {

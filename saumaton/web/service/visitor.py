@@ -30,6 +30,7 @@ from saumaton.service.presence import agent_online
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import checked_form, gettext, page_lang, settings_of
+from saumaton.web.route_access import public
 from saumaton.web.service.common import CHAT_TOPICS, event_stream, message
 from saumaton.web.shopper import current_customer_id
 
@@ -90,7 +91,10 @@ class ChatJsonRoute(APIRoute):
         return handler
 
 
-router = APIRouter(prefix="/service/chat", include_in_schema=False, route_class=ChatJsonRoute)
+router = APIRouter(prefix="/service/chat", include_in_schema=False, route_class=ChatJsonRoute,
+                   dependencies=[public(
+                       "a visitor's own chat, named by the token in their session; "
+                       "writes CSRF-checked")])
 
 
 def _hub(request: Request) -> EventHub:

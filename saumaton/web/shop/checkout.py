@@ -64,10 +64,12 @@ from saumaton.web.pages import (
     render,
     settings_of,
 )
+from saumaton.web.route_access import public
 from saumaton.web.shopper import current_customer_id
 
 log = logging.getLogger(__name__)
 router = page_router("/shop")
+OWN_CART = public("the shopper's own cart, named by their cookie; writes CSRF-checked")
 
 CART_COOKIE = "saumaton_cart"
 CART_COOKIE_AGE = 60 * 24 * 3600
@@ -142,7 +144,7 @@ def _int(form: FormData, name: str, default: int | None = None) -> int:
 
 # --- cart ------------------------------------------------------------------------------
 
-@router.get("/cart")
+@router.get("/cart", dependencies=[OWN_CART])
 async def cart_page(request: Request) -> HTMLResponse:
     async with db_of(request).reader() as s:
         view = await carts.view_cart(s, cart_token(request), current_customer_id(request),
@@ -153,7 +155,7 @@ async def cart_page(request: Request) -> HTMLResponse:
     return response
 
 
-@router.get("/cart/count")
+@router.get("/cart/count", dependencies=[OWN_CART])
 async def cart_count(request: Request) -> HTMLResponse:
     async with db_of(request).reader() as s:
         n = await carts.cart_count(s, cart_token(request), current_customer_id(request))
@@ -162,7 +164,7 @@ async def cart_count(request: Request) -> HTMLResponse:
     return response
 
 
-@router.post("/cart/add")
+@router.post("/cart/add", dependencies=[OWN_CART])
 async def cart_add(request: Request) -> Response:
     form = await checked_form(request)
     try:
@@ -192,7 +194,7 @@ async def cart_add(request: Request) -> Response:
     return response
 
 
-@router.post("/cart/update")
+@router.post("/cart/update", dependencies=[OWN_CART])
 async def cart_update(request: Request) -> Response:
     form = await checked_form(request)
     try:
@@ -268,7 +270,7 @@ async def _prefill(request: Request) -> dict[str, Any]:
     return values
 
 
-@router.get("/checkout")
+@router.get("/checkout", dependencies=[public("checkout of the shopper's own cart")])
 async def checkout_page(request: Request) -> Response:
     ctx = await _checkout_context(request, await _prefill(request), {})
     if ctx["cart"].empty:
@@ -279,7 +281,8 @@ async def checkout_page(request: Request) -> Response:
     return response
 
 
-@router.post("/checkout/summary")
+@router.post("/checkout/summary", dependencies=[public(
+    "checkout of the shopper's own cart: CSRF-checked")])
 async def checkout_summary(request: Request) -> HTMLResponse:
     """The order review for the delivery method chosen (htmx, on change)."""
     form = await checked_form(request)
@@ -395,7 +398,8 @@ def _errors(request: Request, problems: list[ValidationFailed]) -> dict[str, str
     return errors
 
 
-@router.post("/checkout")
+@router.post("/checkout", dependencies=[public(
+    "checkout of the shopper's own cart: CSRF-checked")])
 async def checkout(request: Request) -> Response:
     form = await checked_form(request)
     values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
@@ -470,7 +474,9 @@ async def _record(request: Request) -> PaymentOutcome:
     return out
 
 
-@router.get("/checkout/return/{result}")
+@router.get("/checkout/return/{result}", dependencies=[public(
+    "the browser back from Paytrail: nothing is recorded unless Paytrail's HMAC "
+    "signature over the query checks")])
 async def payment_return(request: Request,
                          result: Annotated[str, Path(pattern="^(success|cancel)$")]
                          ) -> Response:
@@ -492,7 +498,8 @@ async def payment_return(request: Request,
                             status_code=303)
 
 
-@router.get("/checkout/refund/{result}")
+@router.get("/checkout/refund/{result}", dependencies=[public(
+    "Paytrail's refund callback: refused unless its HMAC signature checks")])
 async def refund_callback(request: Request,
                           result: Annotated[str, Path(pattern="^(success|cancel)$")]
                           ) -> Response:
@@ -507,7 +514,8 @@ async def refund_callback(request: Request,
     return PlainTextResponse("OK")
 
 
-@router.get("/checkout/callback/{result}")
+@router.get("/checkout/callback/{result}", dependencies=[public(
+    "Paytrail's payment callback: refused unless its HMAC signature checks")])
 async def payment_callback(request: Request,
                            result: Annotated[str, Path(pattern="^(success|cancel)$")]
                            ) -> Response:
@@ -526,7 +534,8 @@ async def payment_callback(request: Request,
 TokenQ = Annotated[str, Query(min_length=1, max_length=64)]
 
 
-@router.get("/orders/{number}")
+@router.get("/orders/{number}", dependencies=[public(
+    "an order's status page: the secret access token in the link decides")])
 async def order_status(request: Request, number: Annotated[str, Path(max_length=18)],
                        t: TokenQ) -> HTMLResponse:
     async with db_of(request).reader() as s:
@@ -546,7 +555,8 @@ async def order_status(request: Request, number: Annotated[str, Path(max_length=
     return response
 
 
-@router.post("/orders/{number}/pay")
+@router.post("/orders/{number}/pay", dependencies=[public(
+    "paying one's order again: the secret access token decides; CSRF-checked")])
 async def order_pay(request: Request, number: Annotated[str, Path(max_length=18)]
                     ) -> Response:
     form = await checked_form(request)

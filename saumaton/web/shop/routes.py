@@ -30,10 +30,12 @@ from saumaton.web.analytics import track
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
 from saumaton.web.pages import gettext, page_lang, page_router, render, settings_of
+from saumaton.web.route_access import public
 from saumaton.web.shop import views
 from saumaton.web.shopper import current_customer_id
 
-router = page_router("/shop")
+router = page_router("/shop", dependencies=[public(
+    "the webshop's catalogue: anyone may browse it")])
 PAGE_SIZE = 24
 HOME_CARDS = 8
 VariantQ = Annotated[int | None, Query(ge=1, le=MAX_ID)]
