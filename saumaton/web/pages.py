@@ -83,6 +83,10 @@ HTMX_CONFIG = json.dumps({
         {"code": "...", "swap": False, "error": True},
     ],
     "historyCacheSize": 0,
+    # The Content-Security-Policy allows neither inline styles nor eval: htmx must not
+    # inject its indicator <style> (site.css has the rules) nor evaluate hx-vals "js:".
+    "includeIndicatorStyles": False,
+    "allowEval": False,
 })
 
 
