@@ -34,6 +34,7 @@ from saumaton.core.actor import Actor
 from saumaton.core.errors import DomainError, Forbidden, NotAuthenticated
 from saumaton.staff.services import authenticate
 from saumaton.staff.sessions import note_failed_login, sign_in, sign_out
+from saumaton.throttle import services as throttle
 from saumaton.web import i18n
 from saumaton.web.auth import (
     check_csrf,
@@ -319,6 +320,7 @@ async def login_form(request: Request) -> HTMLResponse:
 
 @router.post("/staff/login")
 async def login(request: Request) -> Response:
+    from saumaton.web import throttling  # it imports this module
     form = await request.form()
     email = str(form.get("email") or "").strip()
     password = str(form.get("password") or "")
@@ -336,6 +338,17 @@ async def login(request: Request) -> Response:
             errors["email"] = gettext(request, N_("Enter your e-mail address."))
         if not password:
             errors["password"] = gettext(request, N_("Enter your password."))
+    headers: dict[str, str] = {}
+    refused = None
+    if not errors:
+        # Counted before the password is checked: parallel guesses cannot pass the
+        # limit (docs/security.md).
+        refused = await throttling.attempt(request, "staff", email)
+        if refused is not None:
+            if throttling.wants_json(request):
+                return throttling.json_refusal(refused)
+            errors["form"] = throttling.message(request, refused)
+            status, headers = 429, throttling.retry_headers(refused)
     if not errors:
         db = db_of(request)
         try:
@@ -352,12 +365,14 @@ async def login(request: Request) -> Response:
         else:
             async with db.uow() as uow:
                 token = await sign_in(uow, actor, request.headers.get("user-agent", ""))
+                await throttle.succeeded(uow, "staff", email, throttling.client_address(
+                    request))
                 await uow.commit()
             login_session(request, token)
             return RedirectResponse(next_url, status_code=303)
     return render(request, "staff/login.html", {
         "title": gettext(request, N_("Staff login")), "email": email, "errors": errors,
-        "next": next_url}, status=status)
+        "next": next_url}, status=status, headers=headers)
 
 
 @router.post("/staff/logout")
