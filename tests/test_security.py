@@ -521,3 +521,23 @@ async def test_a_valid_production_app_starts_without_the_simulator(
             r = await c.get("/healthz")
             assert r.status_code == 200
             assert (await c.get("/paytrail-sim/")).status_code == 404
+
+
+def test_saumaton_serve_refuses_production_before_serving(tmp_path: Path) -> None:
+    """The real command: exit status 2 and every reason, and no server started."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAUMATON_")}
+    env.update(SAUMATON_ENV="production", SAUMATON_VAR_DIR=str(tmp_path),
+               SAUMATON_PUBLIC_URL="http://kauppa.example", COLUMNS="200")
+    done = subprocess.run([sys.executable, "-m", "saumaton", "serve", "--port", "9"],
+                          env=env, capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parent.parent)
+    out = done.stdout + done.stderr
+    assert done.returncode == 2, out
+    for words in ("refuses to start", "Paytrail simulator", "secret key", "SQLite",
+                  "not an https://"):
+        assert words in out, out
+    assert not (tmp_path / "secret_key").exists()  # nothing was prepared either
