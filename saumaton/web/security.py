@@ -116,8 +116,7 @@ def content_security_policy(form_targets: Iterable[str] = ()) -> str:
 
 # The till's barcode scanning uses a keyboard-wedge scanner, not the camera
 # (static/js/stock-scan.js and static/pos read key events): nothing needs the camera.
-PERMISSIONS_POLICY = ("camera=(), microphone=(), geolocation=(), payment=(), usb=(), "
-                      "interest-cohort=()")
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 HSTS = "max-age=31536000; includeSubDomains"
 
 
