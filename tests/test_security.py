@@ -390,6 +390,17 @@ async def test_the_window_passes_and_attempts_are_allowed_again(db: Database) ->
     async with db.uow() as uow:
         assert await throttle.reserve(uow, "staff", email, address, limits) == 0
         await uow.commit()
+    # a counter whose window passed long ago is pruned by the next attempt's statement
+    async with db.uow() as uow:
+        row = await uow.session.get(LoginThrottle, throttle.account_key("staff", email))
+        assert row is not None
+        row.window_started_at -= timedelta(seconds=21)
+        await uow.commit()
+    async with db.uow() as uow:
+        assert await throttle.reserve(uow, "customer", email, _address(), limits) == 0
+        await uow.commit()
+    async with db.reader() as s:
+        assert await s.get(LoginThrottle, throttle.account_key("staff", email)) is None
 
 
 async def test_parallel_wrong_passwords_cannot_pass_the_limit(

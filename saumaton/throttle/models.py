@@ -18,5 +18,6 @@ class LoginThrottle(Base):
     __tablename__ = "login_throttle"
     key: Mapped[str] = mapped_column(String(400), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
-    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Indexed: counters whose window passed long ago are pruned (services.reserve).
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     audited: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -79,15 +79,17 @@ async def reserve(uow: UnitOfWork, kind: str, email: str, address: str,
             address_key(address): limits.per_address}
     now = utcnow()
     window = timedelta(seconds=limits.window_seconds)
-    ins = (postgresql.insert if uow.db.is_postgres else sqlite.insert)(LoginThrottle)
-    for key in sorted(keys):  # one order for every process: no deadlocks
-        await uow.session.execute(
-            ins.values(key=key, failures=0, window_started_at=now, audited=False)
-            .on_conflict_do_nothing(index_elements=["key"]))
-    rows = list((await uow.session.scalars(
-        select(LoginThrottle).where(LoginThrottle.key.in_(sorted(keys)))
-        .order_by(LoginThrottle.key).with_for_update()
-        .execution_options(populate_existing=True))).all())
+    # Counters whose window passed long ago hold nothing: one indexed range delete
+    # keeps the table as small as the recent attempts.
+    await uow.session.execute(
+        delete(LoginThrottle).where(LoginThrottle.window_started_at < now - 2 * window,
+                                    LoginThrottle.key.not_in(sorted(keys)))
+        .execution_options(synchronize_session=False))
+    rows = await _locked_rows(uow, sorted(keys), now)
+    if len(rows) < len(keys):
+        # Another process pruned an expired row between our insert and our lock: insert
+        # it again (fresh now, so it is not pruned a second time).
+        rows = await _locked_rows(uow, sorted(keys), now)
     for row in rows:
         if row.window_started_at + window <= now:  # the window has passed: start again
             row.failures, row.window_started_at, row.audited = 0, now, False
@@ -111,6 +113,19 @@ async def reserve(uow: UnitOfWork, kind: str, email: str, address: str,
             row.window_started_at = now
         row.failures += 1
     return 0
+
+
+async def _locked_rows(uow: UnitOfWork, keys: list[str], now: datetime
+                       ) -> list[LoginThrottle]:
+    ins = (postgresql.insert if uow.db.is_postgres else sqlite.insert)(LoginThrottle)
+    for key in keys:  # one order for every process: no deadlocks
+        await uow.session.execute(
+            ins.values(key=key, failures=0, window_started_at=now, audited=False)
+            .on_conflict_do_nothing(index_elements=["key"]))
+    return list((await uow.session.scalars(
+        select(LoginThrottle).where(LoginThrottle.key.in_(keys))
+        .order_by(LoginThrottle.key).with_for_update()
+        .execution_options(populate_existing=True))).all())
 
 
 async def succeeded(uow: UnitOfWork, kind: str, email: str, address: str) -> None:

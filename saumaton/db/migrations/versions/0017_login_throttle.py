@@ -25,7 +25,12 @@ def upgrade() -> None:
     sa.Column('audited', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_login_throttle'))
     )
+    with op.batch_alter_table('login_throttle', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_login_throttle_window_started_at'),
+                              ['window_started_at'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('login_throttle', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_login_throttle_window_started_at'))
     op.drop_table('login_throttle')
