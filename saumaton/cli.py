@@ -19,6 +19,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from saumaton import production
 from saumaton.config import get_settings
 
 app = typer.Typer(help="Saumaton: one core for a retailer's stores and webshop.",
@@ -172,6 +173,13 @@ def serve(
     import uvicorn
 
     settings = get_settings()
+    # SAUMATON_ENV=production: refuse before anything starts, naming every reason.
+    reasons = production.problems(settings)
+    if reasons:
+        console.print("[red]SAUMATON_ENV=production refuses to start:[/red]")
+        for reason in reasons:
+            console.print(f"  - {reason}")
+        raise typer.Exit(2)
     host = host or settings.host
     port = port or settings.port
     if workers > 1 and settings.resolved_database_url().startswith("sqlite"):
@@ -193,9 +201,11 @@ def serve(
         where = settings.paytrail_url or f"{base}/paytrail-sim"
         console.print(f"  Paytrail  {where}  (local simulator, test merchant)")
     console.print(f"  health    {base}/healthz")
+    # proxy_headers off: X-Forwarded-* are believed only from SAUMATON_TRUSTED_PROXIES,
+    # by the app itself (saumaton/web/security.py), not from uvicorn's own default list.
     uvicorn.run("saumaton.web.asgi:app", host=host, port=port, workers=workers,
                 reload=reload, log_level="warning", access_log=False, loop="uvloop",
-                http="httptools")
+                http="httptools", proxy_headers=False)
 
 
 @app.command("paytrail-simulator")

@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     # Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed
     # (comma-separated IPs or networks); empty: none, the socket's peer is the client.
     trusted_proxies: str = ""
-    # Sign-in throttling (web/login_throttle): failed attempts allowed per account and per
+    # Sign-in throttling (saumaton/throttle): failed attempts allowed per account and per
     # address within the window before sign-ins are refused until it passes.
     login_max_failures_per_account: int = Field(default=5, ge=1, le=1000)
     login_max_failures_per_address: int = Field(default=20, ge=1, le=100000)

@@ -42,7 +42,11 @@ def problem(status: int, code: str, detail: str, *, headers: Mapping[str, str] |
 
 
 def domain_problem(exc: DomainError) -> JSONResponse:
-    return problem(exc.status, exc.code, exc.detail, field=exc.field, **exc.extra)
+    # A refusal that passes with time (429 too_many_attempts) says when, as a header too.
+    retry = exc.extra.get("retry_after") if exc.status in (429, 503) else None
+    return problem(exc.status, exc.code, exc.detail, field=exc.field,
+                   headers={"Retry-After": str(retry)} if retry is not None else None,
+                   **exc.extra)
 
 
 def _clean_errors(errors: Any) -> list[dict[str, Any]]:

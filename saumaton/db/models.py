@@ -58,6 +58,7 @@ from saumaton.service.models import CannedAnswer, ChatMessage, Conversation, Not
 from saumaton.settlements.models import PaytrailSettlement, SettlementLine, SettlementReportRequest
 from saumaton.shopsettings.models import ShopSetting
 from saumaton.staff.models import ApiToken, Staff, StaffLinkToken, StaffRole, StaffSession
+from saumaton.throttle.models import LoginThrottle
 from saumaton.tills.models import CashMovement, DrawerSession, Register
 
 __all__ = [
@@ -95,6 +96,7 @@ __all__ = [
     "ImportJob",
     "JourneyRefresh",
     "Location",
+    "LoginThrottle",
     "LoyaltyEntry",
     "Notice",
     "NpsSurvey",

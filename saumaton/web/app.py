@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
 
-from saumaton import __version__
+from saumaton import __version__, production
 from saumaton.analytics.buffer import AnalyticsBuffer
 from saumaton.api import (
     analytics,
@@ -58,6 +57,11 @@ from saumaton.shopsettings.live import LiveSettings
 from saumaton.web.analytics import VisitMiddleware
 from saumaton.web.auth import follow_staff_events
 from saumaton.web.route_access import public
+from saumaton.web.security import (
+    SecurityHeadersMiddleware,
+    TrustedProxyMiddleware,
+    content_security_policy,
+)
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
@@ -77,8 +81,32 @@ class MediaFiles(StaticFiles):
             else "public, max-age=3600")
         return response
 
+API_DOCS_HTML = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Saumaton API</title>
+<link rel="stylesheet" href="/static/vendor/swagger-ui.css">
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
+</head>
+<body>
+<div id="swagger-ui" data-openapi-url="/api/v1/openapi.json"></div>
+<script src="/static/vendor/swagger-ui-bundle.js"></script>
+<script src="/static/js/swagger-init.js"></script>
+</body>
+</html>
+"""
+API_DOCS_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
+                "base-uri 'self'; form-action 'self'; object-src 'none'")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # SAUMATON_ENV=production: refuse to build an app that is not fit to serve a real
+    # shop, naming every reason (saumaton/production.py).
+    production.check(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -151,9 +179,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
     )
     app.add_middleware(VisitMiddleware)  # inside the sessions: it sets a session flag
+    # https_only stays off: SecurityHeadersMiddleware adds Secure to every cookie
+    # (this one included) when the request came over HTTPS, per request.
     app.add_middleware(SessionMiddleware, secret_key=settings.resolved_secret_key(),
                        session_cookie="saumaton_session", same_site="lax",
                        max_age=12 * 3600)
+    # Outside everything that sets cookies; the proxy middleware outermost, so that
+    # everything inside sees the client's scheme and address (docs/security.md).
+    app.add_middleware(SecurityHeadersMiddleware,
+                       csp=content_security_policy([settings.paytrail()[2]]))
+    app.add_middleware(TrustedProxyMiddleware, trusted_proxies=settings.trusted_proxies)
     problems.install(app)
     for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
                    giftcards, prices, staff_api, settings_api, reports_api, reconcile_api,
@@ -180,19 +215,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/api/docs", include_in_schema=False,
              dependencies=[public("the API's own documentation")])
     async def api_docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/api/v1/openapi.json", title="Saumaton API",
-            swagger_js_url="/static/vendor/swagger-ui-bundle.js",
-            swagger_css_url="/static/vendor/swagger-ui.css",
-            swagger_favicon_url="/static/favicon.svg",
-            # No validator badge: it would call validator.swagger.io from the browser.
-            swagger_ui_parameters={"validatorUrl": None},
-        )
+        # The vendored Swagger UI, started by a static file (no inline script). Its
+        # React components set style attributes and may add <style> elements: this one
+        # page allows inline styles; scripts stay 'self' only.
+        return HTMLResponse(API_DOCS_HTML, headers={
+            "Content-Security-Policy": API_DOCS_CSP})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     settings.media_dir().mkdir(parents=True, exist_ok=True)
     app.mount("/media", MediaFiles(directory=settings.media_dir()), name="media")
-    if settings.paytrail_simulated():
+    if settings.paytrail_simulated() and settings.env != "production":
         # No merchant credentials: serve a local Paytrail with the same HTTP contract.
         app.mount(SIMULATOR_PATH, create_simulator(
             {TEST_MERCHANT[0]: TEST_MERCHANT[1]},

@@ -34,6 +34,7 @@ from saumaton.core.actor import Actor
 from saumaton.core.errors import DomainError, Forbidden, NotAuthenticated
 from saumaton.staff.services import authenticate
 from saumaton.staff.sessions import note_failed_login, sign_in, sign_out
+from saumaton.throttle import services as throttle
 from saumaton.web import i18n
 from saumaton.web.auth import (
     check_csrf,
@@ -84,6 +85,10 @@ HTMX_CONFIG = json.dumps({
         {"code": "...", "swap": False, "error": True},
     ],
     "historyCacheSize": 0,
+    # The Content-Security-Policy allows neither inline styles nor eval: htmx must not
+    # inject its indicator <style> (site.css has the rules) nor evaluate hx-vals "js:".
+    "includeIndicatorStyles": False,
+    "allowEval": False,
 })
 
 
@@ -323,6 +328,7 @@ async def login_form(request: Request) -> HTMLResponse:
 @router.post("/staff/login", dependencies=[public(
     "signs a person in: CSRF-checked, the password decides")])
 async def login(request: Request) -> Response:
+    from saumaton.web import throttling  # it imports this module
     form = await request.form()
     email = str(form.get("email") or "").strip()
     password = str(form.get("password") or "")
@@ -340,6 +346,17 @@ async def login(request: Request) -> Response:
             errors["email"] = gettext(request, N_("Enter your e-mail address."))
         if not password:
             errors["password"] = gettext(request, N_("Enter your password."))
+    headers: dict[str, str] = {}
+    refused = None
+    if not errors:
+        # Counted before the password is checked: parallel guesses cannot pass the
+        # limit (docs/security.md).
+        refused = await throttling.attempt(request, "staff", email)
+        if refused is not None:
+            if throttling.wants_json(request):
+                return throttling.json_refusal(refused)
+            errors["form"] = throttling.message(request, refused)
+            status, headers = 429, throttling.retry_headers(refused)
     if not errors:
         db = db_of(request)
         try:
@@ -356,12 +373,14 @@ async def login(request: Request) -> Response:
         else:
             async with db.uow() as uow:
                 token = await sign_in(uow, actor, request.headers.get("user-agent", ""))
+                await throttle.succeeded(uow, "staff", email, throttling.client_address(
+                    request))
                 await uow.commit()
             login_session(request, token)
             return RedirectResponse(next_url, status_code=303)
     return render(request, "staff/login.html", {
         "title": gettext(request, N_("Staff login")), "email": email, "errors": errors,
-        "next": next_url}, status=status)
+        "next": next_url}, status=status, headers=headers)
 
 
 @router.post("/staff/logout", dependencies=[public(

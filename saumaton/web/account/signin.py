@@ -10,6 +10,8 @@ from fastapi.responses import RedirectResponse, Response
 from saumaton.checkout.cart import merge_on_sign_in
 from saumaton.core.errors import DomainError
 from saumaton.customers import accounts
+from saumaton.throttle import services as throttle
+from saumaton.web import throttling
 from saumaton.web.account.common import (
     NO_REFERRER,
     base_url,
@@ -96,10 +98,11 @@ async def register(request: Request) -> Response:
 # --- sign in and out ----------------------------------------------------------------------
 
 def _login_page(request: Request, email: str, next_url: str, errors: dict[str, str],
-                status: int = 200, notice: str = "") -> Response:
+                status: int = 200, notice: str = "",
+                headers: dict[str, str] | None = None) -> Response:
     return page(request, "account/login.html", N_("Sign in"),
                 {"email": email, "next": next_url, "errors": errors, "notice": notice},
-                status=status)
+                status=status, headers=headers)
 
 
 @router.get("/login")
@@ -123,6 +126,13 @@ async def login(request: Request) -> Response:
     errors = missing(request, form, ["email", "password"])
     if errors:
         return _login_page(request, email, next_url, errors, 422)
+    refused = await throttling.attempt(request, "customer", email)
+    if refused is not None:
+        if throttling.wants_json(request):
+            return throttling.json_refusal(refused)
+        return _login_page(request, email, next_url,
+                           {"form": throttling.message(request, refused)}, 429,
+                           headers=throttling.retry_headers(refused))
     db = db_of(request)
     try:
         async with db.reader() as s:
@@ -133,6 +143,7 @@ async def login(request: Request) -> Response:
     async with db.uow() as uow:
         cart = await merge_on_sign_in(uow, cart_token(request), customer_id)
         await accounts.note_sign_in(uow, customer_id)
+        await throttle.succeeded(uow, "customer", email, throttling.client_address(request))
         await uow.commit()
     return _signed_in_response(request, customer_id, next_url, cart)
 
@@ -150,9 +161,9 @@ async def logout(request: Request) -> Response:
 # --- forgotten password -------------------------------------------------------------------
 
 def _reset_request_page(request: Request, email: str, errors: dict[str, str],
-                        status: int = 200) -> Response:
+                        status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return page(request, "account/reset_request.html", N_("Forgotten password"),
-                {"email": email, "errors": errors}, status=status)
+                {"email": email, "errors": errors}, status=status, headers=headers)
 
 
 @router.get("/reset")
@@ -167,6 +178,11 @@ async def reset_request(request: Request) -> Response:
     errors = missing(request, form, ["email"])
     if errors:
         return _reset_request_page(request, email, errors, 422)
+    refused = await throttling.attempt(request, "customer_reset", email)
+    if refused is not None:
+        return _reset_request_page(request, email,
+                                   {"form": throttling.message(request, refused)}, 429,
+                                   headers=throttling.retry_headers(refused))
     try:
         async with db_of(request).uow() as uow:
             await accounts.request_password_reset(

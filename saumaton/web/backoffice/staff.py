@@ -26,6 +26,7 @@ from saumaton.locations.services import list_locations
 from saumaton.staff import admin
 from saumaton.staff.services import staff_names
 from saumaton.staff.sessions import sign_in
+from saumaton.web import throttling
 from saumaton.web.auth import db_of, login_session
 from saumaton.web.backoffice.access import requires
 from saumaton.web.i18n import N_
@@ -504,6 +505,12 @@ async def forgot(request: Request) -> Response:
             "title": gettext(request, N_("Forgot your password?")), "email": email,
             "errors": {"email": gettext(request, MESSAGES["invalid_email"])},
             "sent": False}, status=422)
+    refused = await throttling.attempt(request, "staff_reset", email)
+    if refused is not None:
+        return render(request, "staff/forgot_password.html", {
+            "title": gettext(request, N_("Forgot your password?")), "email": email,
+            "errors": {"email": throttling.message(request, refused)}, "sent": False},
+            status=429, headers=throttling.retry_headers(refused))
     async with db_of(request).uow() as uow:
         await admin.request_password_reset(uow, email, lang=page_lang(request),
                                            settings=settings_of(request))

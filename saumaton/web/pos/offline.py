@@ -26,7 +26,7 @@ router = page_router("/pos", dependencies=[public(
 STATIC = Path(__file__).resolve().parent.parent / "static"
 WORKER = STATIC / "pos" / "sw.js"
 # What the till needs to start without a network (relative to /static/).
-CACHED_GLOBS = ("pos/*", "css/*", "vendor/htmx.min.js")
+CACHED_GLOBS = ("pos/*", "css/*", "vendor/htmx.min.js", "js/page.js")
 NOT_CACHED = frozenset({"pos/sw.js"})  # the worker is fetched by the browser itself
 
 

@@ -35,37 +35,6 @@ const FALLBACK = {
   offline_ready: "This till works offline on this device.",
 };
 
-const STYLE = `
-.sync-status { position: relative; display: inline-flex; flex-wrap: wrap; align-items: center;
-  gap: .5rem; padding: .3rem .6rem; border-radius: .4rem; font-size: .95rem; }
-.sync-status .sync-dot { width: .75rem; height: .75rem; border-radius: 50%;
-  background: #2e7d32; box-shadow: 0 0 0 2px #fff; flex: none; }
-.sync-status[data-state="offline"] .sync-dot, .sync-status[data-state="pending"] .sync-dot,
-.sync-status[data-state="syncing"] .sync-dot { background: #ef6c00; }
-.sync-status[data-state="attention"] .sync-dot,
-.sync-status[data-state="login"] .sync-dot { background: #c62828; }
-.sync-status[data-state="offline"], .sync-status[data-state="pending"],
-.sync-status[data-state="syncing"] { background: #fff3e0; color: #3e2100; }
-.sync-status[data-state="attention"], .sync-status[data-state="login"] {
-  background: #fdecea; color: #5f0b0b; font-weight: 600; }
-.sync-status .sync-toggle { min-height: 2.5rem; padding: .2rem .6rem; font: inherit;
-  font-weight: normal; color: #222; background: #fff; border: 1px solid #888;
-  border-radius: .3rem; cursor: pointer; }
-.sync-status .sync-details { position: absolute; top: calc(100% + .3rem); left: 0; z-index: 50;
-  width: min(34rem, calc(100vw - 1rem)); max-height: 60vh; overflow: auto; padding: .6rem;
-  background: #fff; color: #222; font-weight: normal; border: 1px solid #bbb;
-  border-radius: .4rem; box-shadow: 0 6px 18px rgba(0, 0, 0, .25); }
-.sync-status .sync-details h3 { font-size: 1rem; margin: .2rem 0 .4rem; }
-.sync-status .sync-details table { width: 100%; border-collapse: collapse; margin-bottom: .6rem; }
-.sync-status .sync-details th, .sync-status .sync-details td {
-  text-align: left; padding: .25rem .4rem; border-bottom: 1px solid #ddd; }
-.sync-status .sync-details td.money { text-align: right; white-space: nowrap; }
-.sync-status .sync-details .problem { color: #b71c1c; }
-@media (max-width: 40rem) {
-  .sync-status .sync-details { position: fixed; top: 3.5rem; left: .5rem; right: .5rem;
-    width: auto; }
-}
-`;
 
 function loadStrings() {
   const el = document.getElementById("pos-offline-strings");
@@ -129,12 +98,15 @@ export function describe(s, t = FALLBACK) {
   return { key, text };
 }
 
+// A stylesheet file, not a <style> element: the Content-Security-Policy allows styles
+// only from the site's files.
 function ensureStyle() {
   if (document.getElementById("sync-status-style")) return;
-  const style = document.createElement("style");
-  style.id = "sync-status-style";
-  style.textContent = STYLE;
-  document.head.appendChild(style);
+  const link = document.createElement("link");
+  link.id = "sync-status-style";
+  link.rel = "stylesheet";
+  link.href = "/static/css/pos-sync.css";
+  document.head.appendChild(link);
 }
 
 function cell(tag, text, className) {

@@ -1,0 +1,1 @@
+"""Sign-in throttling per account and per address (docs/security.md)."""
