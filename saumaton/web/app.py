@@ -23,6 +23,7 @@ from saumaton.analytics.buffer import AnalyticsBuffer
 from saumaton.api import (
     analytics,
     catalogue,
+    catalogue_admin,
     customers,
     events,
     gdpr,
@@ -148,7 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        max_age=12 * 3600)
     problems.install(app)
     for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
-                   giftcards, prices):
+                   giftcards, prices, catalogue_admin):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status")
