@@ -33,6 +33,7 @@ from saumaton.api import (
     problems,
     returns,
     stock,
+    stock_admin,
 )
 from saumaton.catalogue.images import is_content_named
 from saumaton.checkout.jobs import run_checkout_jobs
@@ -149,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        max_age=12 * 3600)
     problems.install(app)
     for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
-                   giftcards, prices, catalogue_admin):
+                   giftcards, prices, catalogue_admin, stock_admin):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status")
