@@ -32,6 +32,7 @@ from saumaton.api import (
     prices,
     problems,
     returns,
+    returns_admin,
     stock,
     stock_admin,
 )
@@ -150,7 +151,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        max_age=12 * 3600)
     problems.install(app)
     for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
-                   giftcards, prices, catalogue_admin, stock_admin):
+                   giftcards, prices, catalogue_admin, stock_admin,
+                   returns_admin):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status")

@@ -1,0 +1,195 @@
+"""/api/v1 returns as the back office and the till's service desk handle them: the
+returns list (state, kind, order, location, a search), a postal return's parcel
+received and inspected (goods back on the shelf or written off, the refund made),
+a postal return called off, an order's returnable lines, and the credit receipt (read
+or e-mailed). Taking goods back at a counter is `POST /orders/{id}/returns`
+(api.returns).
+
+The rules are in `returns.services` (the same functions the pages call): the location
+the parcel is received at must be one where the caller may take returns, and the
+window is judged when the return was requested.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field, field_validator
+
+from saumaton.api.fields import StrictInput, cursor_ints
+from saumaton.api.pagination import CursorQuery, LimitQuery, Page, page_of
+from saumaton.core.actor import Actor
+from saumaton.core.errors import Conflict, Forbidden
+from saumaton.core.types import MAX_ID, MAX_INT32, NoNul
+from saumaton.customers.identities import normalise_email
+from saumaton.returns import services as returns
+from saumaton.returns.listing import list_returns
+from saumaton.returns.schemas import (
+    CreditReceipt,
+    ReceiveIn,
+    ReceiveLineIn,
+    ReturnableOrder,
+    ReturnOut,
+)
+from saumaton.web.auth import db_of
+from saumaton.web.pages import settings_of
+from saumaton.web.route_access import api_requires
+
+router = APIRouter(prefix="/api/v1", tags=["returns"])
+ReturnId = Annotated[int, Path(ge=1, le=MAX_ID)]
+OrderId = Annotated[int, Path(ge=1, le=MAX_ID)]
+TakesReturns = Annotated[Actor, api_requires("returns.create")]
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "return_not_found"}}
+
+
+def _may_read(actor: Actor, ret: ReturnOut) -> bool:
+    """As GET /returns/{id}: staff of the return's location, or anyone taking returns
+    (a postal return is received wherever its parcel arrives)."""
+    return actor.can("orders.read", ret.location_id) or actor.can("returns.create")
+
+
+@router.get("/returns", response_model=Page[ReturnOut],
+            summary="Returns, newest first (postal returns on their way: "
+                    "status=requested&kind=post)")
+async def get_returns(
+    request: Request, actor: TakesReturns, cursor: CursorQuery = None,
+    limit: LimitQuery = 50,
+    status: Annotated[Literal["requested", "completed", "cancelled"] | None, Query()] = None,
+    kind: Annotated[Literal["post", "in_store"] | None, Query()] = None,
+    order_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    location_id: Annotated[int | None, Query(ge=1, le=MAX_INT32,
+                                             description="where the goods came back")]
+    = None,
+    q: Annotated[str, Query(max_length=200, description=(
+        "the return's code, the order's number or pickup code, the customer's phone, "
+        "e-mail or name")), NoNul] = "",
+) -> Page[ReturnOut]:
+    before = cursor_ints(cursor, "id")
+    async with db_of(request).reader() as s:
+        rows = await list_returns(
+            s, actor, status=status, kind=kind, order_id=order_id, location_id=location_id,
+            q=q, secret=settings_of(request).resolved_secret_key(),
+            before_id=before[0] if before else None, limit=limit + 1)
+    return page_of(rows, limit, lambda r: {"id": r.id})
+
+
+class InspectedLineIn(StrictInput):
+    line_no: int = Field(ge=1, le=10_000)
+    restock: bool = Field(description="false: found damaged, written off instead of "
+                                      "going back on the shelf")
+
+
+class ReceiveParcelIn(StrictInput):
+    location_id: int = Field(ge=1, le=MAX_INT32, description="where the parcel was opened")
+    lines: list[InspectedLineIn] = Field(
+        default_factory=list, max_length=500,
+        description="lines inspected; a line left out goes back on the shelf")
+    drawer_session_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID,
+        description="the drawer a cash or card refund belongs to (default: the "
+                    "location's open one)")
+    terminal_confirmed: bool = Field(default=False, description="a card refund was made "
+                                                                "on the terminal")
+    terminal_reference: str = Field(default="", max_length=100)
+
+    @field_validator("lines")
+    @classmethod
+    def _distinct(cls, lines: list[InspectedLineIn]) -> list[InspectedLineIn]:
+        if len({ln.line_no for ln in lines}) != len(lines):
+            raise ValueError("a line is listed twice")
+        return lines
+
+
+@router.post("/returns/{return_id}/receive", response_model=ReturnOut,
+             summary="A postal return's parcel arrived and was inspected: goods back, "
+                     "refund made (receiving it again answers the same return)",
+             responses={**_NOT_FOUND,
+                        403: {"description": "forbidden: no returns.create at location_id"},
+                        409: {"description": "return_not_open (cancelled), drawer_closed, "
+                                             "refund_exceeds_paid"},
+                        422: {"description": "unknown_location"}})
+async def receive_parcel(request: Request, return_id: ReturnId, body: ReceiveParcelIn,
+                         actor: TakesReturns) -> ReturnOut:
+    async with db_of(request).uow() as uow:
+        ret = await returns.get_return(uow.session, return_id)
+        out = await returns.receive_post_return(
+            uow, actor, ret.code, ReceiveIn(
+                location_id=body.location_id,
+                lines=[ReceiveLineIn(line_no=ln.line_no, restock=ln.restock)
+                       for ln in body.lines],
+                drawer_session_id=body.drawer_session_id,
+                terminal_confirmed=body.terminal_confirmed,
+                terminal_reference=body.terminal_reference),
+            settings=settings_of(request))
+        await uow.commit()
+    return out
+
+
+@router.post("/returns/{return_id}/cancel", response_model=ReturnOut,
+             summary="Call off a postal return still on its way (its units are "
+                     "returnable again)",
+             responses={**_NOT_FOUND, 409: {"description": "return_not_open"}})
+async def cancel_return(request: Request, return_id: ReturnId,
+                        actor: TakesReturns) -> ReturnOut:
+    async with db_of(request).uow() as uow:
+        ret = await returns.get_return(uow.session, return_id)
+        if ret.kind != "post":
+            raise Conflict("only a postal return on its way can be called off",
+                                   code="return_not_open")
+        out = await returns.cancel_post_return(uow, actor, ret.code)
+        await uow.commit()
+    return out
+
+
+@router.get("/orders/{order_id}/returnable", response_model=ReturnableOrder,
+            summary="An order as a return screen shows it: what can still come back, "
+                    "the return window, how it was paid",
+            responses={404: {"description": "order_not_found"}})
+async def returnable(request: Request, order_id: OrderId,
+                     actor: TakesReturns) -> ReturnableOrder:
+    async with db_of(request).reader() as s:
+        return await returns.returnable_lines(s, order_id, settings=settings_of(request))
+
+
+@router.get("/returns/{return_id}/credit-receipt", response_model=CreditReceipt,
+            summary="The credit receipt of a completed return (amounts negative)",
+            responses={**_NOT_FOUND, 409: {"description": "return_not_completed"}})
+async def get_credit_receipt(request: Request, return_id: ReturnId,
+                             actor: Annotated[Actor, api_requires("orders.read")]
+                             ) -> CreditReceipt:
+    async with db_of(request).reader() as s:
+        ret = await returns.get_return(s, return_id)
+        if not _may_read(actor, ret):
+            raise Forbidden("you may not read this return", code="forbidden")
+        return await returns.credit_receipt(s, return_id, settings_of(request))
+
+
+class ReceiptMailIn(StrictInput):
+    email: str = Field(min_length=3, max_length=320)
+    lang: Literal["fi", "en"] = "fi"
+
+
+class MailQueued(BaseModel):
+    mail_id: int
+    to: str
+
+
+@router.post("/returns/{return_id}/credit-receipt/email", response_model=MailQueued,
+             status_code=202, summary="E-mail the credit receipt (sent by the mail job)",
+             responses={**_NOT_FOUND,
+                        403: {"description": "forbidden: no returns.create at the "
+                                             "return's location"},
+                        409: {"description": "return_not_completed"},
+                        422: {"description": "invalid_email"}})
+async def email_credit_receipt(request: Request, return_id: ReturnId, body: ReceiptMailIn,
+                               actor: TakesReturns) -> MailQueued:
+    to = normalise_email(body.email)
+    async with db_of(request).uow() as uow:
+        ret = await returns.get_return(uow.session, return_id)
+        # The till e-mails its own store's receipts only.
+        actor.require("returns.create", ret.location_id)
+        mail_id = await returns.email_credit_receipt(uow, return_id, to, lang=body.lang,
+                                                     settings=settings_of(request))
+        await uow.commit()
+    return MailQueued(mail_id=mail_id, to=to)
