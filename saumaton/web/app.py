@@ -28,6 +28,7 @@ from saumaton.api import (
     events,
     gdpr,
     giftcards,
+    giftcards_admin,
     orders,
     prices,
     problems,
@@ -152,7 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
                    giftcards, prices, catalogue_admin, stock_admin,
-                   returns_admin):
+                   returns_admin, giftcards_admin):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status")
