@@ -26,6 +26,7 @@ from saumaton.api import (
     catalogue_admin,
     customers,
     events,
+    fulfilment,
     gdpr,
     giftcards,
     giftcards_admin,
@@ -153,7 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
                    giftcards, prices, catalogue_admin, stock_admin,
-                   returns_admin, giftcards_admin):
+                   returns_admin, giftcards_admin, fulfilment):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status")
