@@ -237,3 +237,45 @@ async def test_further_barcodes_are_listed_and_removed(
     r = await client.get("/api/v1/variants/2000000000/barcodes", headers=shop.auth("finance"))
     assert r.status_code == 404 and r.json()["code"] == "variant_not_found"
     assert (await audit_actions(db, "variant", vid))[-1] == "barcode.remove"
+
+
+async def test_product_list_has_inactive_products_filters_and_pages(
+        client: httpx.AsyncClient, shop: Shop, db: Database) -> None:
+    made = [await make_variants(db, [700], stock={shop.store1: n}) for n in (0, 2, 10)]
+    pids = [int(str(v[0]["product_id"])) for v in made]
+    brand = f"Merkki {uuid.uuid4().hex[:6]}"
+    for pid in pids:
+        r = await client.patch(f"/api/v1/products/{pid}", headers=shop.auth("manager"),
+                               json={"brand": brand})
+        assert r.status_code == 200, r.text
+    # Deactivated: gone from the shop's list, still in this one, and back again.
+    r = await client.patch(f"/api/v1/products/{pids[0]}", headers=shop.auth("manager"),
+                           json={"active": False})
+    assert r.status_code == 200 and r.json()["active"] is False
+    shop_list = await client.get("/api/v1/products", params={"q": brand})
+    assert pids[0] not in {p["id"] for p in shop_list.json()["items"]}
+    url = "/api/v1/catalogue/products"
+    rows, pages = await all_pages(client, url, shop.auth("finance"), limit=2,
+                                  params={"brand": brand})
+    assert [r["id"] for r in rows] == pids and pages == 2
+    assert [(r["active"], r["stock"], r["on_hand"]) for r in rows] == [
+        (False, "out", 0), (True, "low", 2), (True, "in", 10)]
+    r = await client.get(url, headers=shop.auth("finance"),
+                         params={"brand": brand, "active": "false"})
+    assert [x["id"] for x in r.json()["items"]] == [pids[0]]
+    r = await client.get(url, headers=shop.auth("finance"),
+                         params={"brand": brand, "stock": "low"})
+    assert [x["id"] for x in r.json()["items"]] == [pids[1]]
+    r = await client.get(url, headers=shop.auth("finance"),
+                         params={"q": str(made[2][0]["ean"])})
+    assert [x["id"] for x in r.json()["items"]] == [pids[2]]
+    r = await client.patch(f"/api/v1/products/{pids[0]}", headers=shop.auth("manager"),
+                           json={"active": True})
+    assert r.status_code == 200 and r.json()["active"] is True
+    r = await client.get(url, headers=shop.auth("finance"),
+                         params={"brand": brand, "active": "false"})
+    assert r.json()["items"] == []
+    r = await client.get(url, headers=shop.auth("cashier1"))
+    assert r.status_code == 403
+    r = await client.get(url, headers=shop.auth("finance"), params={"stock": "some"})
+    assert r.status_code == 422 and r.json()["field"] == "stock"

@@ -10,18 +10,18 @@ is shared by every store).
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
 from saumaton.api.fields import Name200, StrictInput, cursor_ints
 from saumaton.api.pagination import CursorQuery, LimitQuery, Page, page_of
-from saumaton.catalogue import editing, images
+from saumaton.catalogue import editing, images, listing
 from saumaton.catalogue.models import ProductImage
 from saumaton.catalogue.services import CategoryInfo
 from saumaton.core.actor import Actor
-from saumaton.core.types import MAX_INT32
+from saumaton.core.types import MAX_INT32, NoNul
 from saumaton.web.auth import db_of
 from saumaton.web.pages import settings_of
 from saumaton.web.route_access import api_requires
@@ -34,6 +34,45 @@ Write = Annotated[Actor, api_requires("catalogue.write", everywhere=True)]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": (
     "category_not_found, product_not_found, image_not_found, variant_not_found or "
     "barcode_not_found")}}
+
+
+# --- the product list of the back office (inactive products too) -------------------------
+
+class ProductRowOut(BaseModel):
+    id: int
+    name: str
+    brand: str
+    category: str = Field(description="the category's name; empty: none")
+    active: bool
+    variants: int
+    on_hand: int = Field(description="units at every location together")
+    stock: Literal["in", "low", "out", "negative"] = Field(
+        description="negative: some location is below zero (a count is due)")
+
+
+@router.get("/catalogue/products", response_model=Page[ProductRowOut],
+            summary="Every product, inactive ones too, filtered like the back office's "
+                    "list (by id)")
+async def list_product_rows(
+    request: Request, actor: Read, cursor: CursorQuery = None, limit: LimitQuery = 50,
+    q: Annotated[str, Query(max_length=100, description=(
+        "name, brand, SKU, the exact EAN or a further barcode")), NoNul] = "",
+    brand: Annotated[str, Query(max_length=120), NoNul] = "",
+    category_id: Annotated[int | None, Query(
+        ge=1, le=MAX_INT32, description="this category and its subcategories")] = None,
+    active: Annotated[bool | None, Query()] = None,
+    stock: Annotated[Literal["in", "low", "out", "negative"] | None, Query()] = None,
+) -> Page[ProductRowOut]:
+    after = cursor_ints(cursor, "id")
+    filters = listing.ProductFilters(q=q.strip(), brand=brand, category_id=category_id,
+                                     active=active, stock=stock or "")
+    async with db_of(request).reader() as s:
+        rows = await listing.products_after(s, filters, after[0] if after else None,
+                                            limit + 1)
+    return page_of([ProductRowOut(id=r.id, name=r.name, brand=r.brand, category=r.category,
+                                  active=r.active, variants=r.variants, on_hand=r.on_hand,
+                                  stock=r.stock)
+                    for r in rows], limit, lambda r: {"id": r.id})
 
 
 # --- categories ----------------------------------------------------------------------------
