@@ -5,15 +5,19 @@ off, an order's returnable lines, and the credit receipt read and e-mailed."""
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 from sqlalchemy import select
 
+from saumaton.config import Settings
 from saumaton.db.uow import Database
 from saumaton.mail.models import OutgoingMail
 from saumaton.returns import services as returns
 from saumaton.returns.schemas import PostReturnIn, ReturnLineIn
 from tests.api_pages import all_pages
-from tests.support import Shop, staff_actor
+from tests.support import Shop, make_variants, staff_actor
+from tests.test_fulfilment import paid_web_order
 from tests.test_returns import customer, on_hand, till_sale
 
 
@@ -170,3 +174,48 @@ async def test_returns_list_pages_scope_and_refusals(client: httpx.AsyncClient, 
     async with db.reader() as s:
         assert (await s.scalar(select(OutgoingMail.id).where(
             OutgoingMail.reference == f"return:{made[0]}"))) is None
+
+
+async def test_service_desk_starts_a_postal_return_through_the_api(
+        client: httpx.AsyncClient, shop: Shop, db: Database, settings: Settings) -> None:
+    [v] = await make_variants(db, [3500], stock={shop.warehouse: 5})
+    order, _ = await paid_web_order(db, settings, [(int(str(v["id"])), 2)])
+    url = f"/api/v1/orders/{order.id}/post-returns"
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    body = {"lines": [{"line_no": 1, "quantity": 1}], "reason": "too big", "lang": "en"}
+    r = await client.post(url, headers=shop.auth("finance") | key, json=body)
+    assert r.status_code == 403
+    for bad, field in (({**body, "reason": "\u00a0 "}, "reason"),
+                       ({**body, "lines": [{"line_no": 1, "quantity": 1}] * 2}, "lines"),
+                       ({**body, "lines": [{"line_no": 1, "quantity": "1"}]},
+                        "lines.0.quantity"),
+                       ({**body, "refund_method": "cash"}, "refund_method")):
+        r = await client.post(url, headers=shop.auth("service") | key, json=bad)
+        assert r.status_code == 422 and r.json()["field"] == field, (bad, r.text)
+    r = await client.post(url, headers=shop.auth("service") | key, json={
+        **body, "lines": [{"line_no": 1, "quantity": 3}]})
+    assert r.status_code == 409, r.text
+
+    r = await client.post(url, headers=shop.auth("service") | key, json=body)
+    assert r.status_code == 201, r.text
+    ret = r.json()
+    assert ret["kind"] == "post" and ret["status"] == "requested"
+    assert ret["channel"] == "api" and r.headers["location"] == f"/api/v1/returns/{ret['id']}"
+    again = await client.post(url, headers=shop.auth("service") | key, json=body)
+    assert again.status_code == 200 and again.json()["id"] == ret["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    other = await client.post(url, headers=shop.auth("service") | key,
+                              json={**body, "reason": "too small"})
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"
+    async with db.reader() as s:
+        sent = (await s.scalars(select(OutgoingMail).where(
+            OutgoingMail.reference == ret["code"]))).all()
+    assert [(m.kind, m.to_addr) for m in sent] == [("return_started", order.email)]
+    assert ret["code"] in sent[0].body_text
+
+    r = await client.post(f"/api/v1/returns/{ret['id']}/receive",
+                          headers=shop.auth("manager"), json={"location_id": shop.warehouse})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "completed"
+    assert [(x["method"], x["amount_cents"]) for x in r.json()["refunds"]] == [
+        ("paytrail", 3500)]

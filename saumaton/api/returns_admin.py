@@ -14,22 +14,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
-from saumaton.api.fields import StrictInput, cursor_ints
+from saumaton.api.fields import Reason200, StrictInput, cursor_ints
 from saumaton.api.pagination import CursorQuery, LimitQuery, Page, page_of
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Conflict, Forbidden
 from saumaton.core.types import MAX_ID, MAX_INT32, NoNul
 from saumaton.customers.identities import normalise_email
+from saumaton.returns import postal
 from saumaton.returns import services as returns
 from saumaton.returns.listing import list_returns
 from saumaton.returns.schemas import (
+    BankAccountIn,
     CreditReceipt,
+    PostReturnIn,
     ReceiveIn,
     ReceiveLineIn,
     ReturnableOrder,
+    ReturnLineIn,
     ReturnOut,
 )
 from saumaton.web.auth import db_of
@@ -139,6 +143,67 @@ async def cancel_return(request: Request, return_id: ReturnId,
                                    code="return_not_open")
         out = await returns.cancel_post_return(uow, actor, ret.code)
         await uow.commit()
+    return out
+
+
+class PostLineIn(StrictInput):
+    line_no: int = Field(ge=1, le=10_000, description="the order line's number")
+    quantity: int = Field(ge=1, le=10_000)
+
+
+class PostReturnApiIn(StrictInput):
+    lines: list[PostLineIn] = Field(min_length=1, max_length=500)
+    reason: Reason200
+    refund_method: Literal["original", "store_credit"] = "original"
+    bank_account: BankAccountIn | None = Field(
+        default=None, description="where a refund by bank transfer goes (a store sale "
+                                  "paid in cash or by card, when that is the shop's rule)")
+    note: str = Field(default="", max_length=500)
+    email_customer: bool = Field(default=True, description="e-mail the shopper the code "
+                                                           "and where to send the parcel")
+    lang: Literal["fi", "en"] = "fi"
+
+    @field_validator("lines")
+    @classmethod
+    def _once_each(cls, lines: list[PostLineIn]) -> list[PostLineIn]:
+        if len({ln.line_no for ln in lines}) != len(lines):
+            raise ValueError("name each order line once")
+        return lines
+
+
+@router.post("/orders/{order_id}/post-returns", response_model=ReturnOut, status_code=201,
+             summary="Start a postal return for the shopper (as the service desk does): "
+                     "units set aside, code e-mailed; refunded when the parcel arrives",
+             responses={200: {"description": "replay: this Idempotency-Key was seen; "
+                                             "same return, no second e-mail"},
+                        404: {"description": "order_not_found"},
+                        409: {"description": "return_exceeds_sold, return_window_closed, "
+                                             "idempotency_key_reused"},
+                        422: {"description": "bank_account_required"}})
+async def start_post_return(
+    request: Request, response: Response, order_id: OrderId, body: PostReturnApiIn,
+    actor: TakesReturns,
+    idempotency_key: Annotated[str | None, Header(
+        min_length=8, max_length=180,
+        description="a retry with the same key returns the same return")] = None,
+) -> ReturnOut:
+    settings = settings_of(request)
+    cmd = PostReturnIn(lines=[ReturnLineIn(line_no=ln.line_no, quantity=ln.quantity)
+                              for ln in body.lines],
+                       reason=body.reason, refund_method=body.refund_method,
+                       bank_account=body.bank_account, note=body.note)
+    async with db_of(request).uow() as uow:
+        email = await postal.order_email(uow, order_id) if body.email_customer else ""
+        out, replayed = await postal.start_post_return(
+            uow, actor, order_id, cmd, channel="api", customer_id=None,
+            idempotency_key=f"api-post-return:{idempotency_key}" if idempotency_key
+            else None, settings=settings, email=email, lang=body.lang,
+            page_url=f"{settings.resolved_public_url()}/account/returns/")
+        await uow.commit()
+    if replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = f"/api/v1/returns/{out.id}"
     return out
 
 

@@ -23,11 +23,10 @@ from saumaton.core.actor import Actor
 from saumaton.core.errors import DomainError
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.locations.models import Channel, Location
-from saumaton.mail import return_messages
-from saumaton.mail.queue import queue_mail
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import OrderOut
 from saumaton.orders.services import get_order
+from saumaton.returns import postal
 from saumaton.returns.listing import search_filter
 from saumaton.returns.models import Return
 from saumaton.returns.schemas import (
@@ -44,7 +43,6 @@ from saumaton.returns.services import (
     create_return,
     get_return,
     receive_post_return,
-    request_post_return,
     returnable_lines,
 )
 from saumaton.web.i18n import N_
@@ -327,11 +325,6 @@ def _iban_ok(iban: str) -> bool:
     return int(digits) % 97 == 1
 
 
-def post_return_address(settings: Settings) -> str:
-    """Where a postal return is sent: the business's address."""
-    return f"{settings.business_name}, {settings.business_address}"
-
-
 async def start_post_return(db: Database, actor: Actor, settings: Settings,
                             request: Request, view: OrderForReturn, form: ReturnForm, *,
                             channel: str, customer_id: int | None,
@@ -342,17 +335,10 @@ async def start_post_return(db: Database, actor: Actor, settings: Settings,
                        refund_method=form.refund_method,
                        bank_account=bank, note=form.note)
     async with db.uow() as uow:
-        ret = await request_post_return(
+        ret, _ = await postal.start_post_return(
             uow, actor, view.order.id, cmd, channel=channel, customer_id=customer_id,
             idempotency_key=f"post-return:{form.key}" if form.key else None,
-            settings=settings)
-        if view.customer_email:
-            mail = return_messages.return_started(
-                ret, lang=lang, settings=settings, address=post_return_address(settings),
-                page_url=page_url + ret.code)
-            await queue_mail(uow, kind="return_started", to=view.customer_email,
-                             subject=mail.subject, text=mail.text, html=mail.html,
-                             reference=ret.code)
+            settings=settings, email=view.customer_email, lang=lang, page_url=page_url)
         await uow.commit()
     return ret.code
 
