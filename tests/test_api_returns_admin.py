@@ -16,7 +16,7 @@ from saumaton.mail.models import OutgoingMail
 from saumaton.returns import services as returns
 from saumaton.returns.schemas import PostReturnIn, ReturnLineIn
 from tests.api_pages import all_pages
-from tests.support import Shop, make_variants, staff_actor
+from tests.support import Shop, make_variants, open_drawer, staff_actor
 from tests.test_fulfilment import paid_web_order
 from tests.test_returns import customer, on_hand, till_sale
 
@@ -219,3 +219,49 @@ async def test_service_desk_starts_a_postal_return_through_the_api(
     assert r.json()["status"] == "completed"
     assert [(x["method"], x["amount_cents"]) for x in r.json()["refunds"]] == [
         ("paytrail", 3500)]
+
+
+async def test_an_exchange_through_the_api(client: httpx.AsyncClient, shop: Shop,
+                                           db: Database) -> None:
+    order_id, [old] = await till_sale(db, shop, [2490])
+    [new] = await make_variants(db, [3290], stock={shop.store1: 3})
+    nid = int(str(new["id"]))
+    drawer = await open_drawer(db, shop.store1)
+    url = f"/api/v1/orders/{order_id}/exchanges"
+    body = {"location_id": shop.store1, "lines": [{"line_no": 1, "quantity": 1}],
+            "reason": "other shade",
+            "sale": {"key": uuid.uuid4().hex, "session_id": drawer,
+                     "lines": [{"variant_id": nid, "quantity": 1}],
+                     "payments": [{"method": "cash"}], "expected_total_cents": 3290}}
+    old_stock, new_stock = await on_hand(db, old, shop.store1), await on_hand(db, nid,
+                                                                             shop.store1)
+    r = await client.post(url, headers=shop.auth("cashier2"), json=body)
+    assert r.status_code == 403  # not her store
+    r = await client.post(url, headers=shop.auth("cashier1"), json={**body, "reason": " "})
+    assert r.status_code == 422 and r.json()["field"] == "reason"
+    r = await client.post(url, headers=shop.auth("cashier1"),
+                          json={**body, "sale": {**body["sale"],
+                                                 "expected_total_cents": 3000}})
+    assert r.status_code == 409 and r.json()["code"] == "price_changed"
+
+    r = await client.post(url, headers=shop.auth("cashier1"), params={"preview": "true"},
+                          json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["difference_cents"] == 800
+    assert await on_hand(db, nid, shop.store1) == new_stock  # a preview keeps nothing
+    r = await client.get(f"/api/v1/orders/{order_id}/returnable",
+                         headers=shop.auth("cashier1"))
+    assert r.json()["lines"][0]["returnable_quantity"] == 1
+
+    r = await client.post(url, headers=shop.auth("cashier1"), json=body)
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["difference_cents"] == 800
+    assert out["return"]["exchange_order_id"] == out["sale"]["id"]
+    assert [(p["method"], p["amount_cents"]) for p in out["sale"]["payments"]] == [
+        ("exchange", 2490), ("cash", 800)]
+    assert await on_hand(db, old, shop.store1) == old_stock + 1
+    assert await on_hand(db, nid, shop.store1) == new_stock - 1
+    again = await client.post(url, headers=shop.auth("cashier1"), json=body)
+    assert again.status_code == 200 and again.json()["sale"]["id"] == out["sale"]["id"]
+    assert again.headers["idempotent-replayed"] == "true"

@@ -32,10 +32,14 @@ from saumaton.returns.schemas import (
     PostReturnIn,
     ReceiveIn,
     ReceiveLineIn,
+    RefundChoice,
     ReturnableOrder,
+    ReturnIn,
     ReturnLineIn,
     ReturnOut,
 )
+from saumaton.returns.services import ExchangeOut
+from saumaton.tills.sales import TillSaleIn
 from saumaton.web.auth import db_of
 from saumaton.web.pages import settings_of
 from saumaton.web.route_access import api_requires
@@ -204,6 +208,73 @@ async def start_post_return(
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/api/v1/returns/{out.id}"
+    return out
+
+
+class ExchangeApiIn(StrictInput):
+    """Goods of an order back at a store and new goods sold there, in one transaction:
+    the returned value pays the new sale first; the customer pays the rest with
+    `sale.payments`, or the difference is refunded by `refund_method`."""
+
+    location_id: int = Field(ge=1, le=MAX_INT32, description="the store of the exchange")
+    lines: list[ReturnLineIn] = Field(min_length=1, max_length=500)
+    reason: Reason200
+    refund_method: RefundChoice = "original"
+    override_reason: str = Field(default="", max_length=200,
+                                 description="a manager's reason outside the return window")
+    terminal_confirmed: bool = False
+    terminal_reference: str = Field(default="", max_length=100)
+    note: str = Field(default="", max_length=500)
+    sale: TillSaleIn = Field(description="the new goods, as a till sale: its key makes the "
+                                         "exchange idempotent; expected_total_cents is "
+                                         "required")
+
+    @field_validator("lines")
+    @classmethod
+    def _once(cls, lines: list[ReturnLineIn]) -> list[ReturnLineIn]:
+        if len({ln.line_no for ln in lines}) != len(lines):
+            raise ValueError("name each order line once")
+        return lines
+
+
+@router.post("/orders/{order_id}/exchanges", response_model=ExchangeOut, status_code=201,
+             summary="Exchange at a store: goods back and new goods sold in one "
+                     "transaction (as the till does); preview=true answers the figures "
+                     "and keeps nothing",
+             responses={200: {"description": "a preview, or a replay of the sale's key"},
+                        403: {"description": "forbidden: no returns.create at location_id"},
+                        404: {"description": "order_not_found"},
+                        409: {"description": "price_changed (the quote is in `quote`), "
+                                             "return_exceeds_sold, return_window_closed, "
+                                             "drawer_closed, out_of_stock, "
+                                             "idempotency_key_reused"},
+                        422: {"description": "expected_total_required"}})
+async def exchange(
+    request: Request, response: Response, order_id: OrderId, body: ExchangeApiIn,
+    actor: TakesReturns,
+    preview: Annotated[bool, Query(description="run it, answer the figures, keep "
+                                               "nothing")] = False,
+) -> ExchangeOut:
+    settings = settings_of(request)
+    cmd = ReturnIn(location_id=body.location_id, lines=body.lines, reason=body.reason,
+                   refund_method=body.refund_method, override_reason=body.override_reason,
+                   drawer_session_id=body.sale.session_id,
+                   terminal_confirmed=body.terminal_confirmed,
+                   terminal_reference=body.terminal_reference, note=body.note)
+    if preview:
+        async with db_of(request).uow() as uow:
+            try:
+                out = await returns.exchange(uow, actor, order_id, cmd, body.sale,
+                                             channel="api", settings=settings)
+            finally:
+                await uow.rollback()
+        response.status_code = 200
+        return out
+    out, replayed = await returns.take_exchange(db_of(request), actor, order_id, cmd,
+                                                body.sale, channel="api", settings=settings)
+    if replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
     return out
 
 
