@@ -217,8 +217,9 @@ async def list_images(request: Request, product_id: IdPath, actor: Read,
                                              "PNG or WebP), variant_not_of_product"}})
 async def upload_image(
     request: Request, product_id: IdPath, actor: Write, response: Response,
-    image: Annotated[UploadFile, File(description="a JPEG, PNG or WebP picture, at most "
-                                                  "10 MB")],
+    image: Annotated[UploadFile, File(
+        description="a JPEG, PNG or WebP picture, at most 10 MB",
+        json_schema_extra={"maxLength": images.MAX_BYTES})],
     alt: Annotated[str, Form(max_length=300)] = "",
     variant_id: Annotated[int | None, Form(ge=1, le=MAX_INT32)] = None,
 ) -> ImageOut:
