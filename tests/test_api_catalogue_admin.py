@@ -279,3 +279,47 @@ async def test_product_list_has_inactive_products_filters_and_pages(
     assert r.status_code == 403
     r = await client.get(url, headers=shop.auth("finance"), params={"stock": "some"})
     assert r.status_code == 422 and r.json()["field"] == "stock"
+
+
+async def test_an_empty_category_is_removed(client: httpx.AsyncClient, shop: Shop,
+                                            db: Database) -> None:
+    tag = uuid.uuid4().hex[:6]
+    top = (await client.post("/api/v1/categories", headers=shop.auth("owner"),
+                             json={"name": f"Poistuva {tag}"})).json()
+    kid = (await client.post("/api/v1/categories", headers=shop.auth("owner"),
+                             json={"name": f"Ala {tag}", "parent_id": top["id"]})).json()
+    v = (await make_variants(db, [100]))[0]
+    pid = int(str(v["product_id"]))
+    r = await client.patch(f"/api/v1/products/{pid}", headers=shop.auth("owner"),
+                           json={"category_id": kid["id"]})
+    assert r.status_code == 200, r.text
+    r = await client.delete(f"/api/v1/categories/{top['id']}", headers=shop.auth("owner"))
+    assert r.status_code == 409 and r.json()["code"] == "category_not_empty"
+    assert (r.json()["subcategories"], r.json()["products"]) == (1, 0)
+    r = await client.delete(f"/api/v1/categories/{kid['id']}", headers=shop.auth("owner"))
+    assert r.status_code == 409 and r.json()["products"] == 1
+    r = await client.patch(f"/api/v1/products/{pid}", headers=shop.auth("owner"),
+                           json={"category_id": None})
+    assert r.status_code == 200, r.text
+    # A campaign aimed at the category keeps it too, until it is aimed elsewhere.
+    campaign = {"name": f"Ale {tag}", "kind": "percent", "value": 1000,
+                "starts_at": "2030-01-01T00:00:00Z", "category_ids": [kid["id"]]}
+    r = await client.post("/api/v1/campaigns", headers=shop.auth("owner"), json=campaign)
+    assert r.status_code == 201, r.text
+    campaign_id = r.json()["id"]
+    r = await client.delete(f"/api/v1/categories/{kid['id']}", headers=shop.auth("owner"))
+    assert r.status_code == 409 and r.json()["campaigns"] == 1
+    r = await client.put(f"/api/v1/campaigns/{campaign_id}", headers=shop.auth("owner"),
+                         json={**campaign, "category_ids": [], "variant_ids": [v["id"]]})
+    assert r.status_code == 200, r.text
+    r = await client.delete(f"/api/v1/categories/{kid['id']}", headers=shop.auth("finance"))
+    assert r.status_code == 403
+    r = await client.delete(f"/api/v1/categories/{kid['id']}", headers=shop.auth("manager"))
+    assert r.status_code == 204
+    r = await client.delete(f"/api/v1/categories/{top['id']}", headers=shop.auth("manager"))
+    assert r.status_code == 204
+    r = await client.get(f"/api/v1/categories/{top['id']}", headers=shop.auth("finance"))
+    assert r.status_code == 404
+    r = await client.delete(f"/api/v1/categories/{top['id']}", headers=shop.auth("manager"))
+    assert r.status_code == 404 and r.json()["code"] == "category_not_found"
+    assert (await audit_actions(db, "category", kid["id"]))[-1] == "category.delete"

@@ -166,6 +166,20 @@ async def patch_category(request: Request, category_id: IdPath, body: CategoryPa
         return _category(await editing.get_category(s, category_id))
 
 
+@router.delete("/categories/{category_id}", status_code=204,
+               summary="Remove an empty category",
+               responses={**_NOT_FOUND,
+                          409: {"description": "category_not_empty: it has subcategories, "
+                                               "products or campaigns aimed at it (counts "
+                                               "in `subcategories`, `products`, "
+                                               "`campaigns`)"}})
+async def delete_category(request: Request, category_id: IdPath, actor: Write) -> Response:
+    async with db_of(request).uow() as uow:
+        await editing.delete_category(uow, actor, category_id)
+        await uow.commit()
+    return Response(status_code=204)
+
+
 # --- pictures ------------------------------------------------------------------------------
 
 class ImageOut(BaseModel):

@@ -39,6 +39,7 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from saumaton.core.types import Input
 from saumaton.db.uow import UnitOfWork
+from saumaton.pricing.models import CampaignTarget
 
 MAX_BARCODES = 20  # further codes per variant
 
@@ -408,3 +409,32 @@ async def barcodes_after(session: AsyncSession, variant_id: int, after_id: int |
     if after_id is not None:
         q = q.where(VariantBarcode.id > after_id)
     return list((await session.scalars(q)).all())
+
+
+async def delete_category(uow: UnitOfWork, actor: Actor, category_id: int) -> None:
+    """Remove an empty category. One with subcategories, products or campaigns aimed
+    at it is refused (409 `category_not_empty`, with how many of each): move or change
+    them first, so nothing loses its place in the tree, or its discount, by accident."""
+    actor.require("catalogue.write", everywhere=True)
+    s = uow.session
+    category = await s.get(Category, category_id)
+    if category is None:
+        raise NotFound(f"no category {category_id}", code="category_not_found")
+    children = await s.scalar(select(func.count()).select_from(Category)
+                              .where(Category.parent_id == category_id)) or 0
+    products = await s.scalar(select(func.count()).select_from(Product)
+                              .where(Product.category_id == category_id)) or 0
+    campaigns = await s.scalar(select(func.count()).select_from(CampaignTarget).where(
+        CampaignTarget.target_type == "category",
+        CampaignTarget.target_id == category_id)) or 0
+    if children or products or campaigns:
+        raise Conflict("the category has subcategories, products or campaigns: move or "
+                       "change them first", code="category_not_empty",
+                       extra={"subcategories": int(children), "products": int(products),
+                              "campaigns": int(campaigns)})
+    name, slug = category.name, category.slug
+    await s.delete(category)
+    await s.flush()
+    await record(uow, actor, "category.delete", "category", category_id,
+                 {"name": name, "slug": slug})
+    uow.emit("category.deleted", {"category_id": category_id})
