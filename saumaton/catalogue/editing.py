@@ -39,6 +39,7 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from saumaton.core.types import Input
 from saumaton.db.uow import UnitOfWork
+from saumaton.pricing.models import CampaignTarget
 
 MAX_BARCODES = 20  # further codes per variant
 
@@ -373,3 +374,67 @@ async def product_images(session: AsyncSession, product_id: int) -> list[Product
     return list((await session.scalars(
         select(ProductImage).where(ProductImage.product_id == product_id)
         .order_by(ProductImage.position, ProductImage.id))).all())
+
+
+# --- reads for the API's lists (keyset pages: `limit + 1` rows, the extra one says more) ---
+
+async def categories_after(session: AsyncSession, after_id: int | None, limit: int,
+                           parent_id: int | None = None) -> list[CategoryInfo]:
+    """Categories by id, those after `after_id`; with `parent_id`, its children only."""
+    q = select(Category.id, Category.slug, Category.name, Category.parent_id,
+               Category.name_en, Category.position).order_by(Category.id).limit(limit + 1)
+    if after_id is not None:
+        q = q.where(Category.id > after_id)
+    if parent_id is not None:
+        q = q.where(Category.parent_id == parent_id)
+    return [CategoryInfo(*row) for row in (await session.execute(q)).all()]
+
+
+async def get_category(session: AsyncSession, category_id: int) -> CategoryInfo:
+    row = (await session.execute(
+        select(Category.id, Category.slug, Category.name, Category.parent_id,
+               Category.name_en, Category.position).where(Category.id == category_id))).first()
+    if row is None:
+        raise NotFound(f"no category {category_id}", code="category_not_found")
+    return CategoryInfo(*row)
+
+
+async def barcodes_after(session: AsyncSession, variant_id: int, after_id: int | None,
+                         limit: int) -> list[VariantBarcode]:
+    """A variant's further barcodes by id (404 when the variant does not exist)."""
+    if await session.get(Variant, variant_id) is None:
+        raise NotFound(f"no variant {variant_id}", code="variant_not_found")
+    q = (select(VariantBarcode).where(VariantBarcode.variant_id == variant_id)
+         .order_by(VariantBarcode.id).limit(limit + 1))
+    if after_id is not None:
+        q = q.where(VariantBarcode.id > after_id)
+    return list((await session.scalars(q)).all())
+
+
+async def delete_category(uow: UnitOfWork, actor: Actor, category_id: int) -> None:
+    """Remove an empty category. One with subcategories, products or campaigns aimed
+    at it is refused (409 `category_not_empty`, with how many of each): move or change
+    them first, so nothing loses its place in the tree, or its discount, by accident."""
+    actor.require("catalogue.write", everywhere=True)
+    s = uow.session
+    category = await s.get(Category, category_id)
+    if category is None:
+        raise NotFound(f"no category {category_id}", code="category_not_found")
+    children = await s.scalar(select(func.count()).select_from(Category)
+                              .where(Category.parent_id == category_id)) or 0
+    products = await s.scalar(select(func.count()).select_from(Product)
+                              .where(Product.category_id == category_id)) or 0
+    campaigns = await s.scalar(select(func.count()).select_from(CampaignTarget).where(
+        CampaignTarget.target_type == "category",
+        CampaignTarget.target_id == category_id)) or 0
+    if children or products or campaigns:
+        raise Conflict("the category has subcategories, products or campaigns: move or "
+                       "change them first", code="category_not_empty",
+                       extra={"subcategories": int(children), "products": int(products),
+                              "campaigns": int(campaigns)})
+    name, slug = category.name, category.slug
+    await s.delete(category)
+    await s.flush()
+    await record(uow, actor, "category.delete", "category", category_id,
+                 {"name": name, "slug": slug})
+    uow.emit("category.deleted", {"category_id": category_id})

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.audit.services import record
 from saumaton.catalogue.editing import emit_updated
@@ -169,3 +170,44 @@ async def delete_image(uow: UnitOfWork, actor: Actor, product_id: int, image_id:
     await record(uow, actor, "image.delete", "product", product_id,
                  {"image_id": image_id, "url": url})
     await emit_updated(uow, product_id)
+
+
+async def reorder_images(uow: UnitOfWork, actor: Actor, product_id: int,
+                         image_ids: list[int]) -> None:
+    """Put the product's pictures in this order (positions 0, 1, …); the list must name
+    each of its pictures once."""
+    actor.require("catalogue.write", everywhere=True)
+    s = uow.session
+    if await s.get(Product, product_id) is None:
+        raise NotFound(f"no product {product_id}", code="product_not_found")
+    rows = {row.id: row for row in (await s.scalars(
+        select(ProductImage).where(ProductImage.product_id == product_id))).all()}
+    if len(set(image_ids)) != len(image_ids) or set(image_ids) != set(rows):
+        raise ValidationFailed("name each picture of the product once",
+                               code="invalid_image_order", field="image_ids",
+                               extra={"image_ids": sorted(rows)})
+    for position, image_id in enumerate(image_ids):
+        rows[image_id].position = position
+    await s.flush()
+    await record(uow, actor, "image.reorder", "product", product_id,
+                 {"image_ids": image_ids})
+    await emit_updated(uow, product_id)
+
+
+async def images_after(session: AsyncSession, product_id: int,
+                       after: tuple[int, int] | None, limit: int) -> list[ProductImage]:
+    """A product's pictures in display order (position, id), those after `after`."""
+    if await session.get(Product, product_id) is None:
+        raise NotFound(f"no product {product_id}", code="product_not_found")
+    q = (select(ProductImage).where(ProductImage.product_id == product_id)
+         .order_by(ProductImage.position, ProductImage.id).limit(limit + 1))
+    if after is not None:
+        q = q.where(tuple_(ProductImage.position, ProductImage.id) > after)
+    return list((await session.scalars(q)).all())
+
+
+async def get_image(session: AsyncSession, product_id: int, image_id: int) -> ProductImage:
+    row = await session.get(ProductImage, image_id)
+    if row is None or row.product_id != product_id:
+        raise NotFound(f"no image {image_id}", code="image_not_found")
+    return row

@@ -76,6 +76,29 @@ async def brands(session: AsyncSession) -> list[str]:
 async def list_products(session: AsyncSession, f: ProductFilters
                         ) -> tuple[list[ProductRow], int]:
     """One page of products (by name) and how many match."""
+    conds, stock, on_hand = await _filtered(session, f)
+    base = (select(Product.id).select_from(Product)
+            .outerjoin(stock, stock.c.pid == Product.id).where(*conds))
+    total = await session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    rows = await _rows(session, _select_rows(stock, on_hand).where(*conds)
+                       .order_by(func.lower(Product.name), Product.id)
+                       .limit(f.page_size).offset((max(f.page, 1) - 1) * f.page_size))
+    return rows, int(total)
+
+
+async def products_after(session: AsyncSession, f: ProductFilters, after_id: int | None,
+                         limit: int) -> list[ProductRow]:
+    """The same products as `list_products` (its filters; `page` is not used) for the
+    API's keyset pages: by id, those after `after_id`, at most `limit`."""
+    conds, stock, on_hand = await _filtered(session, f)
+    if after_id is not None:
+        conds.append(Product.id > after_id)
+    return await _rows(session, _select_rows(stock, on_hand).where(*conds)
+                       .order_by(Product.id).limit(limit))
+
+
+async def _filtered(session: AsyncSession, f: ProductFilters) -> tuple[list[Any], Any, Any]:
+    """The filters' SQL conditions, the per-product stock subquery and its units."""
     stock = (select(Variant.product_id.label("pid"),
                     func.coalesce(func.sum(StockLevel.on_hand), 0).label("on_hand"),
                     func.min(StockLevel.on_hand).label("lowest"))
@@ -113,22 +136,24 @@ async def list_products(session: AsyncSession, f: ProductFilters
     elif f.stock == "in":
         conds.append(and_(on_hand > LOW_STOCK,
                           or_(stock.c.lowest.is_(None), stock.c.lowest >= 0)))
-    base = (select(Product.id).select_from(Product)
-            .outerjoin(stock, stock.c.pid == Product.id).where(*conds))
-    total = await session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    return conds, stock, on_hand
+
+
+def _select_rows(stock: Any, on_hand: Any) -> Any:
     variants = (select(func.count()).select_from(Variant)
                 .where(Variant.product_id == Product.id).scalar_subquery())
-    rows = (await session.execute(
-        select(Product.id, Product.name, Product.brand, Category.name, Product.active,
-               variants, on_hand, stock.c.lowest)
-        .select_from(Product)
-        .outerjoin(stock, stock.c.pid == Product.id)
-        .outerjoin(Category, Category.id == Product.category_id)
-        .where(*conds).order_by(func.lower(Product.name), Product.id)
-        .limit(f.page_size).offset((max(f.page, 1) - 1) * f.page_size))).all()
+    return (select(Product.id, Product.name, Product.brand, Category.name, Product.active,
+                   variants, on_hand, stock.c.lowest)
+            .select_from(Product)
+            .outerjoin(stock, stock.c.pid == Product.id)
+            .outerjoin(Category, Category.id == Product.category_id))
+
+
+async def _rows(session: AsyncSession, query: Any) -> list[ProductRow]:
     return [ProductRow(id=r[0], name=r[1], brand=r[2] or "", category=r[3] or "",
                        active=bool(r[4]), variants=int(r[5] or 0), on_hand=int(r[6] or 0),
-                       stock=stock_state(int(r[6] or 0), r[7])) for r in rows], int(total)
+                       stock=stock_state(int(r[6] or 0), r[7]))
+            for r in (await session.execute(query)).all()]
 
 
 async def stock_of_variants(session: AsyncSession, variant_ids: list[int]) -> dict[int, int]:

@@ -136,8 +136,27 @@ async def order_page(s: AsyncSession, actor: Actor, query: OrderQuery, *, timezo
     page = min(max(1, query.page), pages)
     ids = [int(i) for i in (await s.scalars(
         ids_q.order_by(Order.id.desc()).offset((page - 1) * page_size).limit(page_size)))]
+    return OrderPage(await _rows_of(s, ids), total, page, pages)
+
+
+async def order_rows(s: AsyncSession, actor: Actor, query: OrderQuery, *, timezone: str,
+                     secret: str | None = None, before_id: int | None = None,
+                     limit: int = PAGE_SIZE) -> list[OrderRow]:
+    """The same orders as `order_page` (same filters, same stores) for the API's keyset
+    pages: newest first, those before `before_id`, at most `limit`."""
+    actor.require("orders.read", query.location_id)
+    base = select(Order.id).outerjoin(Customer, Customer.id == Order.customer_id)
+    ids_q = _filtered(base, query, actor, timezone, secret)
+    if before_id is not None:
+        ids_q = ids_q.where(Order.id < before_id)
+    ids = [int(i) for i in (await s.scalars(ids_q.order_by(Order.id.desc()).limit(limit)))]
+    return await _rows_of(s, ids)
+
+
+async def _rows_of(s: AsyncSession, ids: list[int]) -> list[OrderRow]:
+    """The list rows of these orders, in this order."""
     if not ids:
-        return OrderPage([], total, page, pages)
+        return []
     items = dict((await s.execute(
         select(OrderLine.order_id, func.sum(OrderLine.quantity))
         .where(OrderLine.order_id.in_(ids)).group_by(OrderLine.order_id))).all())
@@ -153,7 +172,7 @@ async def order_page(s: AsyncSession, actor: Actor, query: OrderQuery, *, timezo
         int(r[0]), order_number(int(r[0])), r[1], str(r[2]), str(r[3]), r[4], str(r[5] or ""),
         f"{r[6] or ''} {r[7] or ''}".strip(), str(r[8] or ""), str(r[9] or ""), int(r[10]),
         int(items.get(r[0]) or 0)) for r in rows}
-    return OrderPage([by_id[i] for i in ids if i in by_id], total, page, pages)
+    return [by_id[i] for i in ids if i in by_id]
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.audit.services import record as audit
@@ -118,3 +118,58 @@ async def lookup(s: AsyncSession, actor: Actor, code: str, *, entries: int = 20
 async def balance_of(s: AsyncSession, code: str) -> GiftCardOut:
     """What the holder of a code may see (webshop, till scan): no history."""
     return card_out(await ledger.card_by_code(s, code))
+
+
+class GiftCardSummary(BaseModel):
+    """A card in a list: its code masked (a code is money to whoever holds it; the full
+    code is read one card at a time, by typing it)."""
+
+    id: int
+    masked_code: str
+    kind: str  # gift_card | store_credit
+    status: str  # active | expired | void
+    initial_cents: int
+    balance_cents: int
+    usable_cents: int
+    expires_at: datetime | None
+    customer_id: int | None
+    order_id: int | None = Field(description="the order that sold it, if sold")
+    created_at: datetime
+
+
+async def list_cards(s: AsyncSession, actor: Actor, *, kind: str | None = None,
+                     status: str | None = None, customer_id: int | None = None,
+                     order_id: int | None = None, before_id: int | None = None,
+                     limit: int = 50, now: datetime | None = None) -> list[GiftCardSummary]:
+    """Cards newest first, those before `before_id`; at most `limit`. `status` as shown:
+    expired is an active card past its expiry (the expiry job writes its balance off)."""
+    actor.require("giftcards.read")
+    now = now or utcnow()
+    q = select(GiftCard).order_by(GiftCard.id.desc()).limit(limit)
+    if kind:
+        q = q.where(GiftCard.kind == kind)
+    if status == "void":
+        q = q.where(GiftCard.status == "void")
+    elif status == "active":
+        q = q.where(GiftCard.status == "active",
+                    or_(GiftCard.expires_at.is_(None), GiftCard.expires_at > now))
+    elif status == "expired":
+        q = q.where(GiftCard.status == "active", GiftCard.expires_at <= now)
+    if customer_id is not None:
+        q = q.where(GiftCard.customer_id == customer_id)
+    if order_id is not None:
+        q = q.where(GiftCard.order_id == order_id)
+    if before_id is not None:
+        q = q.where(GiftCard.id < before_id)
+    out = []
+    for card in (await s.scalars(q)).all():
+        shown = card_out(ledger.CardView(
+            card.id, card.code, card.kind, card.status, card.initial_cents,
+            card.balance_cents, card.expires_at, card.customer_id, card.created_at), now=now)
+        out.append(GiftCardSummary(
+            id=card.id, masked_code=ledger.masked_code(card.code), kind=card.kind,
+            status=shown.status, initial_cents=card.initial_cents,
+            balance_cents=card.balance_cents, usable_cents=shown.usable_cents,
+            expires_at=card.expires_at, customer_id=card.customer_id,
+            order_id=card.order_id, created_at=card.created_at))
+    return out

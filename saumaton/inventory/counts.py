@@ -271,10 +271,17 @@ async def cancel(uow: UnitOfWork, actor: Actor, count_id: int) -> None:
 
 
 async def list_counts(session: AsyncSession, actor: Actor, *, status: str = "",
-                      limit: int = 50, offset: int = 0) -> list[StockCount]:
+                      limit: int = 50, offset: int = 0, before_id: int | None = None,
+                      location_id: int | None = None) -> list[StockCount]:
+    """Counts newest first at the locations `actor` may count at; `before_id` pages on
+    from the last count of the previous page."""
     q = select(StockCount).order_by(StockCount.id.desc()).limit(limit).offset(offset)
     if status:
         q = q.where(StockCount.status == status)
+    if before_id is not None:
+        q = q.where(StockCount.id < before_id)
+    if location_id is not None:
+        q = q.where(StockCount.location_id == location_id)
     if not actor.can("stock.count", everywhere=True):
         mine = [loc for loc in actor.location_ids if loc is not None
                 and actor.can("stock.count", loc)]

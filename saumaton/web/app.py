@@ -22,15 +22,20 @@ from saumaton.analytics.buffer import AnalyticsBuffer
 from saumaton.api import (
     analytics,
     catalogue,
+    catalogue_admin,
     customers,
     events,
+    fulfilment,
     gdpr,
     giftcards,
+    giftcards_admin,
     orders,
     prices,
     problems,
     returns,
+    returns_admin,
     stock,
+    stock_admin,
 )
 from saumaton.api import customer_reports as customer_reports_api
 from saumaton.api import customers_admin as customers_admin_api
@@ -192,7 +197,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
                    giftcards, prices, staff_api, settings_api, reports_api, reconcile_api,
-                   customers_admin_api, customer_reports_api, drawer_api):
+                   customers_admin_api, customer_reports_api, drawer_api,
+                   catalogue_admin, stock_admin, returns_admin, giftcards_admin, fulfilment):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
@@ -21,15 +21,13 @@ from saumaton.checkout.pickup import customer_contact
 from saumaton.config import Settings
 from saumaton.core.actor import Actor
 from saumaton.core.errors import DomainError
-from saumaton.customers.models import Customer
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.locations.models import Channel, Location
-from saumaton.mail import return_messages
-from saumaton.mail.queue import queue_mail
-from saumaton.orders.lookup import search_conditions
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import OrderOut
 from saumaton.orders.services import get_order
+from saumaton.returns import postal
+from saumaton.returns.listing import search_filter
 from saumaton.returns.models import Return
 from saumaton.returns.schemas import (
     BankAccountIn,
@@ -45,7 +43,6 @@ from saumaton.returns.services import (
     create_return,
     get_return,
     receive_post_return,
-    request_post_return,
     returnable_lines,
 )
 from saumaton.web.i18n import N_
@@ -328,11 +325,6 @@ def _iban_ok(iban: str) -> bool:
     return int(digits) % 97 == 1
 
 
-def post_return_address(settings: Settings) -> str:
-    """Where a postal return is sent: the business's address."""
-    return f"{settings.business_name}, {settings.business_address}"
-
-
 async def start_post_return(db: Database, actor: Actor, settings: Settings,
                             request: Request, view: OrderForReturn, form: ReturnForm, *,
                             channel: str, customer_id: int | None,
@@ -343,17 +335,10 @@ async def start_post_return(db: Database, actor: Actor, settings: Settings,
                        refund_method=form.refund_method,
                        bank_account=bank, note=form.note)
     async with db.uow() as uow:
-        ret = await request_post_return(
+        ret, _ = await postal.start_post_return(
             uow, actor, view.order.id, cmd, channel=channel, customer_id=customer_id,
             idempotency_key=f"post-return:{form.key}" if form.key else None,
-            settings=settings)
-        if view.customer_email:
-            mail = return_messages.return_started(
-                ret, lang=lang, settings=settings, address=post_return_address(settings),
-                page_url=page_url + ret.code)
-            await queue_mail(uow, kind="return_started", to=view.customer_email,
-                             subject=mail.subject, text=mail.text, html=mail.html,
-                             reference=ret.code)
+            settings=settings, email=view.customer_email, lang=lang, page_url=page_url)
         await uow.commit()
     return ret.code
 
@@ -370,19 +355,8 @@ async def post_returns(s: AsyncSession, q: str = "", *, status: str = "requested
     `q` narrows by the return code, the order number or the customer's e-mail, phone,
     card or name."""
     query = select(Return.id).where(Return.kind == "post", Return.status == status)
-    text = q.strip()[:200]
-    if text:
-        compact = text.replace(" ", "").upper()
-        conds: list[ColumnElement[bool]] = [Return.code == compact]
-        conds += [Return.order_id.in_(select(Order.id).where(c))
-                  for c in search_conditions(text, secret)]
-        words = [w for w in text.lower().split() if w.isalpha()][:3]
-        if words:
-            conds.append(Return.customer_id.in_(select(Customer.id).where(*[
-                or_(func.lower(Customer.first_name).contains(w, autoescape=True),
-                    func.lower(Customer.last_name).contains(w, autoescape=True))
-                for w in words])))
-        query = query.where(or_(*conds))
+    if q.strip():
+        query = query.where(search_filter(q, secret))
     ids = (await s.scalars(query.order_by(Return.id.desc()).limit(limit))).all()
     return [await get_return(s, int(i)) for i in ids]
 

@@ -18,6 +18,7 @@ from markupsafe import Markup
 from saumaton.core.actor import Actor
 from saumaton.core.errors import DomainError, NotFound
 from saumaton.customers import accounts
+from saumaton.returns.postal import post_return_address
 from saumaton.returns.services import return_by_code
 from saumaton.web.account.common import page
 from saumaton.web.auth import db_of
@@ -34,7 +35,6 @@ from saumaton.web.returns_forms import (
     OrderForReturn,
     ReturnForm,
     error_fields,
-    post_return_address,
     post_return_form_context,
     read_post_return_form,
     returnable_order,

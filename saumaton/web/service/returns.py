@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from saumaton.core.actor import Actor
 from saumaton.core.errors import DomainError
 from saumaton.core.types import MAX_ID
+from saumaton.returns.postal import post_return_address
 from saumaton.returns.services import get_return, return_by_code
 from saumaton.web.account.returns import return_qr
 from saumaton.web.auth import db_of
@@ -30,7 +31,6 @@ from saumaton.web.pages import (
 from saumaton.web.returns_forms import (
     ReturnForm,
     error_fields,
-    post_return_address,
     post_return_form_context,
     read_post_return_form,
     returnable_order,
