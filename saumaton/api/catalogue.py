@@ -15,7 +15,7 @@ from saumaton.catalogue.services import load_variant_infos
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import NotFound
-from saumaton.core.types import MAX_INT32, Input, NoNul
+from saumaton.core.types import MAX_INT32, Attributes, Input, Name, NoNul, OptionalName
 from saumaton.inventory.services import availability
 from saumaton.locations.services import channel_by_code, list_channels, list_locations
 from saumaton.orders.services import business_day
@@ -208,8 +208,8 @@ async def get_channels(request: Request) -> list[ChannelOut]:
 class ProductPatch(Input):
     """The fields to change; the others keep their values."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    name_en: str | None = Field(default=None, max_length=200)
+    name: Name | None = Field(default=None, min_length=1, max_length=200)
+    name_en: OptionalName | None = Field(default=None, max_length=200)
     brand: str | None = Field(default=None, max_length=120)
     description: str | None = Field(default=None, max_length=10_000)
     description_en: str | None = Field(default=None, max_length=10_000)
@@ -221,9 +221,9 @@ class ProductPatch(Input):
 class VariantPatch(Input):
     sku: str | None = Field(default=None, min_length=1, max_length=64)
     ean: str | None = Field(default=None, max_length=20)
-    name: str | None = Field(default=None, max_length=200)
-    name_en: str | None = Field(default=None, max_length=200)
-    attributes: dict[str, str] | None = Field(default=None, max_length=50)
+    name: OptionalName | None = Field(default=None, max_length=200)
+    name_en: OptionalName | None = Field(default=None, max_length=200)
+    attributes: Attributes | None = Field(default=None, max_length=50)
     cost_cents: int | None = Field(default=None, ge=0, le=100_000_000)
     active: bool | None = None
 

@@ -4,26 +4,35 @@ from __future__ import annotations
 
 import secrets
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Conflict, NotFound, ValidationFailed
-from saumaton.core.types import Input
+from saumaton.core.types import Input, OptionalName, visible
 from saumaton.customers.identities import guess_kinds, normalise
 from saumaton.customers.models import Customer, CustomerIdentity
 from saumaton.db.uow import UnitOfWork
 
 
 class CustomerIn(Input):
-    first_name: str = Field(default="", max_length=100)
-    last_name: str = Field(default="", max_length=100)
+    first_name: OptionalName = Field(default="", max_length=100)
+    last_name: OptionalName = Field(default="", max_length=100)
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=40)
     card: str | None = Field(default=None, max_length=40,
                              description="loyalty card number; one is issued when 'issue_card'")
     issue_card: bool = False
+
+    @model_validator(mode="after")
+    def _someone(self) -> CustomerIn:
+        # A name of spaces only is no name (OptionalName made it ""): a customer must
+        # be findable by a name or a contact.
+        if not (self.first_name or self.last_name or self.issue_card
+                or any(v and visible(v) for v in (self.email, self.phone, self.card))):
+            raise ValueError("give a name or at least one of e-mail, phone, card")
+        return self
 
 
 class CustomerOut(BaseModel):
