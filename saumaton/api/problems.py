@@ -13,11 +13,12 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from saumaton.api.openapi import allow_header
 from saumaton.core.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,16 @@ def problem(status: int, code: str, detail: str, *, headers: Mapping[str, str] |
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers or None)
+
+
+# FastAPI's detail for a JSON body it could not decode (e.g. not UTF-8).
+BODY_NOT_PARSED = "There was an error parsing the body"
+
+
+def malformed() -> JSONResponse:
+    """400: the body is not JSON (or not UTF-8), so no field could be checked; a body
+    that is JSON but has wrong values answers 422 validation_error."""
+    return problem(400, "malformed_json", "the body is not valid JSON in UTF-8")
 
 
 def domain_problem(exc: DomainError) -> JSONResponse:
@@ -92,6 +103,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return malformed()
         errors = _clean_errors(exc.errors())
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         field = ".".join(p for p in first["loc"] if p not in ("body", "query", "path", "header"))
@@ -99,7 +112,17 @@ def install(app: FastAPI) -> None:
         return problem(422, "validation_error", detail, field=field or None, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; the path may
+            # have several (GET and POST of a list are two routes).
+            allow = allow_header(request)
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers={"Allow": allow})
+            return problem(405, "method_not_allowed", f"{request.method} is not allowed here",
+                           headers={"Allow": allow})
+        if exc.status_code == 400 and exc.detail == BODY_NOT_PARSED:
+            return malformed()  # FastAPI's answer to a body that is not UTF-8
         return http_problem(exc)
 
     def _refused() -> JSONResponse:

@@ -33,6 +33,7 @@ from saumaton.api import (
     returns,
     stock,
 )
+from saumaton.api import openapi as api_openapi
 from saumaton.catalogue.images import is_content_named
 from saumaton.checkout.jobs import run_checkout_jobs
 from saumaton.config import SIMULATOR_PATH, TEST_MERCHANT, Settings, get_settings
@@ -50,6 +51,7 @@ from saumaton.service.nps import run_nps_job
 from saumaton.shopsettings.live import LiveSettings
 from saumaton.web.analytics import VisitMiddleware
 from saumaton.web.auth import follow_staff_events
+from saumaton.web.route_access import public
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
@@ -147,11 +149,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        session_cookie="saumaton_session", same_site="lax",
                        max_age=12 * 3600)
     problems.install(app)
+    api_openapi.install(app)
     for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
                    giftcards, prices):
         app.include_router(module.router)
 
-    @app.get("/healthz", tags=["ops"], summary="Liveness and database status")
+    @app.get("/healthz", tags=["ops"], summary="Liveness and database status",
+             dependencies=[public("monitoring reads it; it tells nothing but up or down")])
     async def healthz(request: Request) -> JSONResponse:
         db: Database = request.app.state.db
         try:
@@ -167,7 +171,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                               "error": type(exc).__name__}},
                                 status_code=503)
 
-    @app.get("/api/docs", include_in_schema=False)
+    @app.get("/api/docs", include_in_schema=False,
+             dependencies=[public("the API's own documentation")])
     async def api_docs() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url="/api/v1/openapi.json", title="Saumaton API",
