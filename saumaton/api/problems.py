@@ -90,7 +90,17 @@ def refused_value(exc: BaseException) -> bool:
     return False
 
 
-def http_problem(exc: StarletteHTTPException) -> JSONResponse:
+def http_problem(exc: StarletteHTTPException, request: Request | None = None) -> Response:
+    if exc.status_code == 405 and request is not None:
+        # Starlette names only the first route that matched the path; the path may
+        # have several (GET and POST of a list are two routes).
+        allow = allow_header(request)
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers={"Allow": allow})
+        return problem(405, "method_not_allowed", f"{request.method} is not allowed here",
+                       headers={"Allow": allow})
+    if exc.status_code == 400 and exc.detail == BODY_NOT_PARSED:
+        return malformed()  # FastAPI's answer to a body that is not UTF-8
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     # keep the headers the error carries, e.g. Allow on a 405
     return problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
@@ -113,17 +123,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 405:
-            # Starlette names only the first route that matched the path; the path may
-            # have several (GET and POST of a list are two routes).
-            allow = allow_header(request)
-            if request.method == "OPTIONS":
-                return Response(status_code=204, headers={"Allow": allow})
-            return problem(405, "method_not_allowed", f"{request.method} is not allowed here",
-                           headers={"Allow": allow})
-        if exc.status_code == 400 and exc.detail == BODY_NOT_PARSED:
-            return malformed()  # FastAPI's answer to a body that is not UTF-8
-        return http_problem(exc)
+        return http_problem(exc, request)
 
     def _refused() -> JSONResponse:
         return problem(422, "invalid_value",
