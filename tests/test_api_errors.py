@@ -33,14 +33,19 @@ def assert_problem(r: httpx.Response, status: int, code: str | None = None) -> d
     return body
 
 
-async def test_malformed_json_is_a_validation_error(client: httpx.AsyncClient,
-                                                    shop: Shop) -> None:
+async def test_malformed_json_is_400_and_a_wrong_shape_422(client: httpx.AsyncClient,
+                                                           shop: Shop) -> None:
+    # docs/api.md: a body that is not JSON (or not UTF-8) is 400 malformed_json; JSON
+    # with wrong values, or no body where one is needed, is 422 validation_error
     for url in ("/api/v1/orders", "/api/v1/customers", "/api/v1/products",
                 "/api/v1/stock/receipts", "/api/v1/campaigns"):
-        for raw in (b"{", b"{'channel': 'web'}", b"", b"\xff\xfe", b"[1, 2,]"):
+        for raw in (b"{", b"{'channel': 'web'}", b"\xff\xfe", b"[1, 2,]"):
             r = await client.post(url, content=raw, headers={
                 **shop.auth("owner"), "Content-Type": "application/json"})
-            assert_problem(r, 422, "validation_error")
+            assert_problem(r, 400, "malformed_json")
+        r = await client.post(url, content=b"", headers={
+            **shop.auth("owner"), "Content-Type": "application/json"})
+        assert_problem(r, 422, "validation_error")
         # valid JSON of the wrong shape
         for body in ([], "text", 42, None, {"lines": "all"}):
             r = await client.post(url, json=body, headers=shop.auth("owner"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from saumaton.analytics.funnel import FunnelReport, funnel, require_funnel_access
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
+from saumaton.core.types import IsoDateTime
 from saumaton.web.auth import db_of
 from saumaton.web.route_access import api_requires
 
@@ -25,8 +26,8 @@ DEFAULT_DAYS = 30
 async def get_funnel(
     request: Request,
     actor: Annotated[Actor, api_requires("orders.read", everywhere=True)],
-    since: Annotated[datetime | None, Query(description="ISO 8601; naive is UTC")] = None,
-    until: Annotated[datetime | None, Query(description="ISO 8601; default now")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="ISO 8601; naive is UTC")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="ISO 8601; default now")] = None,
 ) -> FunnelReport:
     require_funnel_access(actor)
     until = until or utcnow()

@@ -239,24 +239,26 @@ async def get_channels(request: Request, cursor: CursorQuery = None,
 class ProductPatch(Input):
     """The fields to change; the others keep their values."""
 
-    name: Name | None = Field(default=None, min_length=1, max_length=200)
-    name_en: OptionalName | None = Field(default=None, max_length=200)
-    brand: str | None = Field(default=None, max_length=120)
-    description: str | None = Field(default=None, max_length=10_000)
-    description_en: str | None = Field(default=None, max_length=10_000)
+    # Left out: unchanged. Only category_id takes null (no category).
+    name: Name = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
+    name_en: OptionalName = Field(default=None, max_length=200)  # type: ignore[assignment]
+    brand: str = Field(default=None, max_length=120)  # type: ignore[assignment]
+    description: str = Field(default=None, max_length=10_000)  # type: ignore[assignment]
+    description_en: str = Field(default=None, max_length=10_000)  # type: ignore[assignment]
     category_id: int | None = Field(default=None, ge=1, le=MAX_INT32)
-    vat_class: str | None = Field(default=None, max_length=32)
-    active: bool | None = None
+    vat_class: str = Field(default=None, max_length=32)  # type: ignore[assignment]
+    active: bool = Field(default=None)  # type: ignore[assignment]
 
 
 class VariantPatch(Input):
-    sku: str | None = Field(default=None, min_length=1, max_length=64)
+    # Left out: unchanged. ean and cost_cents take null (none).
+    sku: str = Field(default=None, min_length=1, max_length=64)  # type: ignore[assignment]
     ean: str | None = Field(default=None, max_length=20)
-    name: OptionalName | None = Field(default=None, max_length=200)
-    name_en: OptionalName | None = Field(default=None, max_length=200)
-    attributes: Attributes | None = Field(default=None, max_length=50)
+    name: OptionalName = Field(default=None, max_length=200)  # type: ignore[assignment]
+    name_en: OptionalName = Field(default=None, max_length=200)  # type: ignore[assignment]
+    attributes: Attributes = Field(default=None, max_length=50)  # type: ignore[arg-type]
     cost_cents: int | None = Field(default=None, ge=0, le=100_000_000)
-    active: bool | None = None
+    active: bool = Field(default=None)  # type: ignore[assignment]
 
 
 @router.patch("/products/{product_id}", response_model=ProductOut,

@@ -28,12 +28,6 @@ PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 WRITES = {"post", "put", "patch", "delete"}
 
 
-class ProblemError(BaseModel):
-    loc: list[str] = Field(description="where: body, query, path or header, then the field")
-    msg: str
-    type: str
-
-
 class Problem(BaseModel):
     """An error (RFC 9457). `code` is stable: branch on it, not on `detail`."""
 
@@ -44,8 +38,11 @@ class Problem(BaseModel):
                                   "forbidden, out_of_stock, idempotency_key_reused")
     detail: str
     field: str | None = Field(default=None, description="the input the error is about")
-    errors: list[ProblemError] | None = Field(
-        default=None, description="validation_error: every problem found")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="every problem found: for validation_error "
+                                  "{loc, msg, type} (loc: body, query, path or header, then "
+                                  "the field); for a form of several fields {code, field, "
+                                  "message}")
 
 
 ERRORS: dict[str, str] = {
@@ -88,7 +85,6 @@ def document(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
     """Add the problem responses, the security scheme and readable operationIds."""
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    schemas["ProblemError"] = ProblemError.model_json_schema()
     problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     problem.pop("$defs", None)
     schemas["Problem"] = problem

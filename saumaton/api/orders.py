@@ -15,7 +15,7 @@ from saumaton.api.pagination import CursorQuery, Page, id_after, page_of
 from saumaton.checkout.pickup import hand_over
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Forbidden, NotFound
-from saumaton.core.types import MAX_ID, Input
+from saumaton.core.types import MAX_ID, Input, IsoDate
 from saumaton.db.uow import UnitOfWork
 from saumaton.fulfilment import steps
 from saumaton.orders import services as orders
@@ -76,9 +76,9 @@ async def list_orders(
     status: Annotated[OrderStatus | None, Query()] = None,
     delivery_method: Annotated[Literal["home", "pickup", "store"] | None, Query(
         description="store: a sale in the store")] = None,
-    date_from: Annotated[date | None, Query(description="created on or after this day "
+    date_from: Annotated[IsoDate | None, Query(description="created on or after this day "
                                                         "(the shop's time zone)")] = None,
-    date_to: Annotated[date | None, Query(description="created on or before this day")]
+    date_to: Annotated[IsoDate | None, Query(description="created on or before this day")]
     = None,
 ) -> Page[OrderOut]:
     after = id_after(cursor)

@@ -14,7 +14,7 @@ from saumaton.api.pagination import CursorQuery, Page, offset_from, offset_page
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import ValidationFailed
-from saumaton.core.types import MAX_ID, MAX_INT32
+from saumaton.core.types import MAX_ID, MAX_INT32, IsoDateTime
 from saumaton.pricing import campaigns, changes
 from saumaton.pricing.campaigns import CampaignOut
 from saumaton.pricing.changes import PriceChangeIn, PriceChangeOut
@@ -157,7 +157,7 @@ class ParityOut(BaseModel):
             summary="Every active variant's price in every channel at a moment; differences")
 async def get_price_parity(
     request: Request, actor: PriceReader,
-    at: Annotated[datetime | None, Query(description="default: now (with a UTC offset)")]
+    at: Annotated[IsoDateTime | None, Query(description="default: now (with a UTC offset)")]
     = None,
     tier: Annotated[Literal["member", "silver", "gold"] | None, Query()] = None,
 ) -> ParityOut:

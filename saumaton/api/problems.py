@@ -14,6 +14,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -35,7 +36,9 @@ def problem(status: int, code: str, detail: str, *, headers: Mapping[str, str] |
             **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {"type": f"/problems/{code}", "title": code.replace("_", " "),
                             "status": status, "code": code, "detail": detail}
-    body.update({k: v for k, v in extra.items() if v is not None})
+    # An error's own facts never replace the standard members (a "status" of the thing
+    # refused is not the HTTP status).
+    body.update({k: v for k, v in extra.items() if v is not None and k not in body})
     headers = dict(headers or {})
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
@@ -53,7 +56,9 @@ def malformed() -> JSONResponse:
 
 
 def domain_problem(exc: DomainError) -> JSONResponse:
-    return problem(exc.status, exc.code, exc.detail, field=exc.field, **exc.extra)
+    extra = {k: v for k, v in exc.extra.items()
+             if k not in ("status", "code", "detail", "headers")}
+    return problem(exc.status, exc.code, exc.detail, field=exc.field, **extra)
 
 
 def _clean_errors(errors: Any) -> list[dict[str, Any]]:
@@ -120,6 +125,13 @@ def install(app: FastAPI) -> None:
         field = ".".join(p for p in first["loc"] if p not in ("body", "query", "path", "header"))
         detail = f"{field}: {first['msg']}" if field else str(first["msg"])
         return problem(422, "validation_error", detail, field=field or None, errors=errors)
+
+    # A command validated inside a handler (a merged PATCH, a body read by hand): the
+    # client's values were wrong, as with FastAPI's own validation.
+    @app.exception_handler(ValidationError)
+    async def _model(request: Request, exc: ValidationError) -> JSONResponse:
+        return await _validation(request, RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
@@ -95,13 +96,32 @@ _STRICT_TYPES = frozenset({"int", "float", "bool", "str", "bytes", "literal", "d
 # Dates and times arrive as ISO 8601 strings (pydantic's strict mode would refuse them
 # from a parsed JSON body); numbers (Unix times) and booleans are refused.
 _TEMPORAL_TYPES = frozenset({"date", "datetime", "time", "timedelta"})
-_TEMPORAL_PY = (str, date, datetime, time, timedelta)
+_TEMPORAL_PY = (date, datetime, time, timedelta)
 
 
-def _only_text_or_temporal(value: Any) -> Any:
-    if isinstance(value, _TEMPORAL_PY):
-        return value
-    raise ValueError("a date or time must be given as an ISO 8601 string")
+# What an ISO 8601 text of each kind starts with: pydantic would read "0.5" or "1700000000"
+# as a Unix time, which no client of this API means.
+_ISO_START = {"date": re.compile(r"\d{4}-\d\d-\d\d"),
+              "datetime": re.compile(r"\d{4}-\d\d-\d\d"),
+              "time": re.compile(r"\d\d:\d\d"), "timedelta": re.compile(r"-?P")}
+_ISO_EXAMPLE = {"date": "2030-01-31", "datetime": "2030-01-31T12:00:00Z", "time": "12:00",
+                "timedelta": "PT1H"}
+
+
+def _iso_only(kind: str) -> Any:
+    def check(value: Any) -> Any:
+        if isinstance(value, str):
+            if _ISO_START[kind].match(value):
+                return value
+        elif isinstance(value, _TEMPORAL_PY):
+            return value
+        raise ValueError(f"give the {kind} as ISO 8601 text, e.g. {_ISO_EXAMPLE[kind]}")
+    return check
+
+
+# For query parameters (and any model): a date or time given as ISO 8601 text only.
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only("datetime"))]
+IsoDate = Annotated[date, BeforeValidator(_iso_only("date"))]
 
 
 def _strict_schema(schema: Any) -> Any:
@@ -120,7 +140,7 @@ def _strict_schema(schema: Any) -> Any:
         out["strict"] = True
     elif kind in _TEMPORAL_TYPES:
         ref = out.pop("ref", None)
-        wrapped = core_schema.no_info_before_validator_function(_only_text_or_temporal, out)
+        wrapped = core_schema.no_info_before_validator_function(_iso_only(kind), out)
         if ref is not None:
             wrapped["ref"] = ref
         return wrapped

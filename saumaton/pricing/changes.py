@@ -209,7 +209,7 @@ async def cancel_change(uow: UnitOfWork, actor: Actor, change_id: int) -> PriceC
         raise NotFound(f"no price change {change_id}", code="price_change_not_found")
     if change.status != SCHEDULED:
         raise Conflict(f"the change is {change.status} already",
-                       code="price_change_not_scheduled", extra={"status": change.status})
+                       code="price_change_not_scheduled", extra={"change_status": change.status})
     change.status = CANCELLED
     await uow.session.flush()
     await record(uow, actor, "price.cancel", "variant", change.variant_id, {
