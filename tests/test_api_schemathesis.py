@@ -84,5 +84,6 @@ async def test_schemathesis_finds_nothing(fuzzed: tuple[Server, Shop], tmp_path:
                                   env=env, timeout=900, cwd=tmp_path)
     out = run.stdout + run.stderr
     log = await asyncio.to_thread(Path(server.log.name).read_text)
+    print(out[-3000:])  # the summary: operations, cases and checks run
     assert run.returncode == 0, f"{out[-20000:]}\n--- server log ---\n{log[-5000:]}"
     assert "Traceback" not in log, log[-5000:]
