@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import secrets
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Conflict, NotFound, ValidationFailed
-from saumaton.core.types import Input, OptionalName, visible
+from saumaton.core.types import Input, OptionalName
 from saumaton.customers.identities import guess_kinds, normalise
 from saumaton.customers.models import Customer, CustomerIdentity
 from saumaton.db.uow import UnitOfWork
@@ -24,15 +24,6 @@ class CustomerIn(Input):
     card: str | None = Field(default=None, max_length=40,
                              description="loyalty card number; one is issued when 'issue_card'")
     issue_card: bool = False
-
-    @model_validator(mode="after")
-    def _someone(self) -> CustomerIn:
-        # A name of spaces only is no name (OptionalName made it ""): a customer must
-        # be findable by a name or a contact.
-        if not (self.first_name or self.last_name or self.issue_card
-                or any(v and visible(v) for v in (self.email, self.phone, self.card))):
-            raise ValueError("give a name or at least one of e-mail, phone, card")
-        return self
 
 
 class CustomerOut(BaseModel):
@@ -91,6 +82,7 @@ async def create_customer(uow: UnitOfWork, actor: Actor, data: CustomerIn) -> Cu
             identities[kind] = normalise(kind, raw)
     if data.issue_card and "card" not in identities:
         identities["card"] = new_card_number()
+    # OptionalName made a name of spaces only (also no-break, em or zero-width) "".
     if not identities and not (data.first_name or data.last_name):
         raise ValidationFailed("give a name or at least one of e-mail, phone, card",
                                code="customer_empty")
