@@ -95,6 +95,7 @@ class PriceIn(Input):
 
 
 @router.put("/variants/{variant_id}/price", response_model=VariantOut,
+            operation_id="set_variant_price",
             summary="Set the one consumer price (VAT incl.) for every channel")
 async def set_price(
         request: Request, variant_id: IdPath, body: PriceIn,
@@ -119,6 +120,7 @@ class PriceQuoteOut(BaseModel):
 
 
 @router.get("/variants/{variant_id}/price", response_model=PriceQuoteOut,
+            operation_id="get_variant_price",
             summary="The price a channel charges now (campaigns applied)",
             dependencies=[public(CATALOGUE_IS_PUBLIC)])
 async def get_price(request: Request, variant_id: IdPath,
@@ -159,6 +161,7 @@ class AvailabilityOut(BaseModel):
 
 
 @router.get("/variants/{variant_id}/availability", response_model=AvailabilityOut,
+            operation_id="get_variant_availability",
             dependencies=[public(CATALOGUE_IS_PUBLIC)])
 async def get_availability(request: Request, variant_id: IdPath) -> AvailabilityOut:
     async with db_of(request).reader() as s:
@@ -210,7 +213,7 @@ class ChannelOut(BaseModel):
 LOCATIONS_ARE_PUBLIC = "the webshop shows its stores and pickup points to anyone"
 
 
-@router.get("/locations", response_model=Page[LocationOut],
+@router.get("/locations", response_model=Page[LocationOut], operation_id="list_locations",
             dependencies=[public(LOCATIONS_ARE_PUBLIC)])
 async def get_locations(request: Request, cursor: CursorQuery = None,
                         limit: Annotated[int, Query(ge=1, le=200)] = 200
@@ -222,7 +225,7 @@ async def get_locations(request: Request, cursor: CursorQuery = None,
                        limit, start)
 
 
-@router.get("/channels", response_model=Page[ChannelOut],
+@router.get("/channels", response_model=Page[ChannelOut], operation_id="list_channels",
             dependencies=[public(LOCATIONS_ARE_PUBLIC)])
 async def get_channels(request: Request, cursor: CursorQuery = None,
                        limit: Annotated[int, Query(ge=1, le=200)] = 200

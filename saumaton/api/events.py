@@ -77,6 +77,7 @@ def _filter(topics: set[str], variant_ids: set[int], product_id: int | None) -> 
 
 
 @router.get("/events", summary="Server-sent events (text/event-stream)",
+            operation_id="follow_events",
             response_class=EventSourceResponse,
             dependencies=[public("stock, price and campaign topics are public; the handler "
                                  "checks the caller's session or token for the others")])

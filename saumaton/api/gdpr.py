@@ -26,6 +26,7 @@ class ErasureIn(Input):
 @router.get(
     "/customers/{customer_id}/export",
     summary="Everything held about one customer, as a JSON download (GDPR art. 15/20)",
+    operation_id="export_customer",
     responses={200: {"content": {"application/json": {}},
                      "description": "the export; audited as customer.export"}},
 )
@@ -43,6 +44,7 @@ async def export(request: Request, customer_id: Annotated[int, Path(ge=1, le=MAX
 
 @router.post(
     "/customers/{customer_id}/erase", response_model=ErasureReport,
+    operation_id="erase_customer",
     summary="Anonymise one customer everywhere; orders, payments and VAT are kept "
             "(GDPR art. 17, bookkeeping law)",
     responses={409: {"description": "already_erased or customer_has_open_orders"}},

@@ -6,7 +6,8 @@ Derived from each route, so a new route is documented without being listed here:
 - a route that declares `api_requires(...)` needs the `bearerAuth` scheme and can answer
   401 and 403; one with a path parameter, a query or a body can answer 404 and 422; one
   with a body 400 (not JSON, or not UTF-8); a write 409; every route 503 (busy),
-- operationIds are the handlers' names (unique; a clash gets the path added).
+- operationIds are the routes' `operation_id` or else the handlers' names (unique; a
+  clash gets the method and path added).
 """
 
 from __future__ import annotations
@@ -112,9 +113,11 @@ def document(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
             for code in sorted(extra):
                 given = responses.get(code, {})
                 responses[code] = {
-                    "description": given.get("description") or ERRORS.get(code, "error"),
+                    "description": ERRORS.get(code, "error")
+                    if given.get("description") in (None, "", "Validation Error")
+                    else given["description"],
                     "content": {"application/problem+json": {"schema": PROBLEM_REF}}}
-            name = route.name
+            name = route.operation_id or route.name
             names[name] += 1
             ops.append((method.lower(), ctx.path or "", op, name))
     for method, path, op, name in ops:

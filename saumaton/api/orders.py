@@ -135,7 +135,8 @@ async def _committed(request: Request, step: Callable[[UnitOfWork], Awaitable[T]
 
 
 @router.post("/orders/{order_id}/picking", response_model=OrderOut,
-             summary="Start picking a paid web order", responses=_TRANSITION_ERRORS)
+             summary="Start picking a paid web order", responses=_TRANSITION_ERRORS,
+             operation_id="start_picking")
 async def picking(request: Request, order_id: OrderIdPath,
                   actor: Annotated[Actor, api_requires("orders.fulfil")]) -> OrderOut:
     return await _committed(request, lambda uow: steps.start_picking(uow, actor, order_id))
@@ -143,7 +144,7 @@ async def picking(request: Request, order_id: OrderIdPath,
 
 @router.post("/orders/{order_id}/ready", response_model=OrderOut,
              summary="Click & collect: ready for pickup (e-mails the pickup code)",
-             responses=_TRANSITION_ERRORS)
+             responses=_TRANSITION_ERRORS, operation_id="mark_ready")
 async def ready(request: Request, order_id: OrderIdPath,
                 actor: Annotated[Actor, api_requires("orders.fulfil")]) -> OrderOut:
     return await _committed(request, lambda uow: steps.mark_ready(
@@ -151,7 +152,8 @@ async def ready(request: Request, order_id: OrderIdPath,
 
 
 @router.post("/orders/{order_id}/packed", response_model=OrderOut,
-             summary="Home delivery: packed", responses=_TRANSITION_ERRORS)
+             summary="Home delivery: packed", responses=_TRANSITION_ERRORS,
+             operation_id="mark_packed")
 async def packed(request: Request, order_id: OrderIdPath,
                  actor: Annotated[Actor, api_requires("orders.fulfil")]) -> OrderOut:
     return await _committed(request, lambda uow: steps.mark_packed(uow, actor, order_id))
@@ -159,7 +161,7 @@ async def packed(request: Request, order_id: OrderIdPath,
 
 @router.post("/orders/{order_id}/shipped", response_model=OrderOut,
              summary="Home delivery: shipped (e-mails the tracking number)",
-             responses=_TRANSITION_ERRORS)
+             responses=_TRANSITION_ERRORS, operation_id="mark_shipped")
 async def shipped(request: Request, order_id: OrderIdPath, body: ShippedIn,
                   actor: Annotated[Actor, api_requires("orders.fulfil")]) -> OrderOut:
     return await _committed(request, lambda uow: steps.mark_shipped(
@@ -169,6 +171,7 @@ async def shipped(request: Request, order_id: OrderIdPath, body: ShippedIn,
 
 @router.post("/orders/{order_id}/collected", response_model=OrderOut,
              summary="Click & collect: handed over at the pickup store",
+             operation_id="mark_collected",
              responses={**_TRANSITION_ERRORS,
                         409: {"description": "already_collected, pickup_not_paid, "
                                              "order_cancelled"},
@@ -187,7 +190,7 @@ async def collected(request: Request, order_id: OrderIdPath, body: CollectedIn,
 
 @router.post("/orders/{order_id}/cancel", response_model=CancelOut,
              summary="Cancel a paid web order: stock back on sale, Paytrail refund due",
-             responses=_TRANSITION_ERRORS)
+             responses=_TRANSITION_ERRORS, operation_id="cancel_order")
 async def cancel(request: Request, order_id: OrderIdPath,
                  actor: Annotated[Actor, api_requires("orders.fulfil")],
                  body: CancelIn | None = None) -> CancelOut:

@@ -171,7 +171,8 @@ async def _once(request: Request, response: Response, scope: str, key: str | Non
     return result
 
 
-@router.post("/receipts", response_model=LevelOut, status_code=201)
+@router.post("/receipts", response_model=LevelOut, status_code=201,
+             operation_id="receive_stock")
 async def receive(request: Request, response: Response, body: ReceiptIn,
                   actor: Annotated[Actor, api_requires("stock.write")],
                   idempotency_key: IdempotencyKey = None) -> Any:
@@ -185,6 +186,7 @@ async def receive(request: Request, response: Response, body: ReceiptIn,
 
 
 @router.post("/deliveries", response_model=list[LevelOut], status_code=201,
+             operation_id="receive_delivery",
              summary="A supplier delivery: one receipt per line, in one transaction")
 async def delivery(request: Request, response: Response, body: DeliveryIn,
                    actor: Annotated[Actor, api_requires("stock.write")],
@@ -199,6 +201,7 @@ async def delivery(request: Request, response: Response, body: DeliveryIn,
 
 
 @router.post("/write-offs", response_model=LevelOut, status_code=201,
+             operation_id="write_off_stock",
              summary="Take units off the shelf for good, with a reason")
 async def write_off_units(request: Request, response: Response, body: WriteOffIn,
                           actor: Annotated[Actor, api_requires("stock.write")],
@@ -211,7 +214,8 @@ async def write_off_units(request: Request, response: Response, body: WriteOffIn
                        _may(actor, "stock.write", body.location_id))
 
 
-@router.post("/adjustments", response_model=LevelOut, status_code=201)
+@router.post("/adjustments", response_model=LevelOut, status_code=201,
+             operation_id="adjust_stock")
 async def adjust(request: Request, response: Response, body: AdjustmentIn,
                  actor: Annotated[Actor, api_requires("stock.write")],
                  idempotency_key: IdempotencyKey = None) -> Any:
@@ -240,7 +244,7 @@ COUNT_BODY = Body(openapi_examples={
     "open a count": {"value": {"location_id": 1, "scope": "shelf A3", "full": False}}})
 
 
-@router.post("/counts", status_code=201, response_model=None,
+@router.post("/counts", status_code=201, response_model=None, operation_id="count_stock",
              summary="Count one variant now, or open a count of a location (or a shelf)")
 async def count(request: Request, response: Response, raw: Annotated[Any, COUNT_BODY],
                 actor: Annotated[Actor, api_requires("stock.count")],
@@ -272,6 +276,7 @@ TRANSFER_BODY = Body(openapi_examples={
 
 
 @router.post("/transfers", status_code=201, response_model=None,
+             operation_id="transfer_stock",
              summary="Send goods (in transit until received), or move one variant at once")
 async def transfer(request: Request, response: Response, raw: Annotated[Any, TRANSFER_BODY],
                    actor: Annotated[Actor, api_requires("stock.write")],
@@ -440,7 +445,7 @@ class MovementOut(BaseModel):
     created_at: datetime
 
 
-@router.get("/movements", response_model=Page[MovementOut],
+@router.get("/movements", response_model=Page[MovementOut], operation_id="list_movements",
             summary="The ledger, newest first")
 async def movements(
     request: Request, actor: Annotated[Actor, api_requires("stock.read")],
