@@ -33,14 +33,19 @@ def assert_problem(r: httpx.Response, status: int, code: str | None = None) -> d
     return body
 
 
-async def test_malformed_json_is_a_validation_error(client: httpx.AsyncClient,
-                                                    shop: Shop) -> None:
+async def test_malformed_json_is_400_and_a_wrong_shape_422(client: httpx.AsyncClient,
+                                                           shop: Shop) -> None:
+    # docs/api.md: a body that is not JSON (or not UTF-8) is 400 malformed_json; JSON
+    # with wrong values, or no body where one is needed, is 422 validation_error
     for url in ("/api/v1/orders", "/api/v1/customers", "/api/v1/products",
                 "/api/v1/stock/receipts", "/api/v1/campaigns"):
-        for raw in (b"{", b"{'channel': 'web'}", b"", b"\xff\xfe", b"[1, 2,]"):
+        for raw in (b"{", b"{'channel': 'web'}", b"\xff\xfe", b"[1, 2,]"):
             r = await client.post(url, content=raw, headers={
                 **shop.auth("owner"), "Content-Type": "application/json"})
-            assert_problem(r, 422, "validation_error")
+            assert_problem(r, 400, "malformed_json")
+        r = await client.post(url, content=b"", headers={
+            **shop.auth("owner"), "Content-Type": "application/json"})
+        assert_problem(r, 422, "validation_error")
         # valid JSON of the wrong shape
         for body in ([], "text", 42, None, {"lines": "all"}):
             r = await client.post(url, json=body, headers=shop.auth("owner"))
@@ -162,12 +167,12 @@ async def test_nul_bytes_are_refused_not_crashed_on(client: httpx.AsyncClient, d
     # a filter no order matches: 422 (PostgreSQL refuses NUL) or no orders, never a 500
     r = await client.get("/api/v1/orders?channel=web%00", headers=owner)
     if r.status_code == 200:
-        assert r.json() == []
+        assert r.json()["items"] == []
     else:
         assert_problem(r, 422, "invalid_value")
     # nothing was sold or stored by any of them
     [line] = (await client.get(f"/api/v1/stock/movements?variant_id={v['id']}",
-                               headers=owner)).json()
+                               headers=owner)).json()["items"]
     assert line["kind"] == "receipt"
     r = await client.get("/api/v1/products", params={"q": f"nul-{tag}"})
     assert r.json()["total"] == 0
@@ -220,7 +225,7 @@ async def test_negative_quantities_and_unknown_fields_are_422(
                          json={"price_cents": 100, "channel": "web"})
     assert_problem(r, 422, "validation_error")
     [receipt] = (await client.get(f"/api/v1/stock/movements?variant_id={vid}",
-                                  headers=owner)).json()
+                                  headers=owner)).json()["items"]
     assert receipt["kind"] == "receipt"
 
 

@@ -192,12 +192,13 @@ async def test_staff_and_token_from_the_cli_work_on_the_api(cli: Transcript) -> 
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://test") as api:
-            stores = {x["code"]: x["id"] for x in (await api.get("/api/v1/locations")).json()}
+            locations = (await api.get("/api/v1/locations")).json()["items"]
+            stores = {x["code"]: x["id"] for x in locations}
             bearer = {"Authorization": f"Bearer {token}"}
             mine = await api.get("/api/v1/orders", headers=bearer,
                                  params={"location_id": stores["store-1"], "limit": 5})
             assert mine.status_code == 200, mine.text
-            assert all(o["location_id"] == stores["store-1"] for o in mine.json())
+            assert all(o["location_id"] == stores["store-1"] for o in mine.json()["items"])
             # the CLI scoped the role to store-1: another store is refused
             theirs = await api.get("/api/v1/orders", headers=bearer,
                                    params={"location_id": stores["store-2"]})

@@ -205,8 +205,8 @@ async def test_orders_carry_the_customer(
     history = await client.get("/api/v1/orders", params={"customer_id": cid},
                                headers=shop.auth("owner"))
     assert history.status_code == 200
-    assert [o["id"] for o in history.json()] == [web.json()["id"], pos.json()["id"]]
-    assert {o["channel"] for o in history.json()} == {"web", "pos-1"}
+    assert [o["id"] for o in history.json()["items"]] == [web.json()["id"], pos.json()["id"]]
+    assert {o["channel"] for o in history.json()["items"]} == {"web", "pos-1"}
 
     r = await client.post("/api/v1/orders", headers=shop.auth("cashier1"), json={
         "channel": "pos-1", "customer_id": 999_999_999, "lines": [{"variant_id": v["id"]}],

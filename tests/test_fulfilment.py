@@ -92,8 +92,8 @@ async def test_pickup_is_picked_made_ready_and_handed_over_through_the_api(
         "status": "ready", "delivery_method": "pickup", "location_id": shop.store1},
         headers=shop.auth("cashier1"))
     assert listed.status_code == 200
-    assert order.id in [o["id"] for o in listed.json()]
-    assert all(o["status"] == "ready" for o in listed.json())
+    assert order.id in [o["id"] for o in listed.json()["items"]]
+    assert all(o["status"] == "ready" for o in listed.json()["items"])
 
     r = await client.post(f"{url}/collected", json={"id_checked": False},
                           headers=shop.auth("cashier1"))

@@ -343,7 +343,7 @@ async def test_the_prices_api(client: httpx.AsyncClient, db: Database, shop: Sho
     assert r.status_code == 201, r.text
     (cid,) = r.json()["ids"]
     r = await client.get("/api/v1/price-changes", headers=shop.auth("finance"))
-    assert cid in {c["id"] for c in r.json()}
+    assert cid in {c["id"] for c in r.json()["items"]}
     r = await client.post(f"/api/v1/price-changes/{cid}/cancel", headers=shop.auth("manager1"))
     assert r.status_code == 403
     r = await client.post(f"/api/v1/price-changes/{cid}/cancel", headers=shop.auth("manager"))
@@ -352,7 +352,7 @@ async def test_the_prices_api(client: httpx.AsyncClient, db: Database, shop: Sho
         "variant_ids": [vid], "price_cents": 1400})
     assert r.status_code == 201
     r = await client.get(f"/api/v1/variants/{vid}/price-history", headers=shop.auth("finance"))
-    assert [(c["status"], c["old_price_cents"], c["price_cents"]) for c in r.json()] == [
+    assert [(c["status"], c["old_price_cents"], c["price_cents"]) for c in r.json()["items"]] == [
         ("cancelled", None, 1200), ("applied", 1500, 1400)]  # by when they take effect
     assert (await client.get(f"/api/v1/variants/{vid}/price-history",
                              headers=shop.auth("cashier1"))).status_code == 403
@@ -375,6 +375,6 @@ async def test_the_prices_api(client: httpx.AsyncClient, db: Database, shop: Sho
     assert r.status_code == 204
     r = await client.get("/api/v1/campaigns", params={"state": "ended"},
                          headers=shop.auth("owner"))
-    assert camp in {c["id"] for c in r.json()}
+    assert camp in {c["id"] for c in r.json()["items"]}
     r = await client.get("/api/v1/price-parity", headers=shop.auth("finance"))
     assert vid not in {d["variant_id"] for d in r.json()["differences"]}

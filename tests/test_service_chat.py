@@ -110,7 +110,8 @@ async def test_visitor_message_is_idempotent_on_client_key(db: Database, shop: S
 async def test_bad_messages_are_refused_and_nothing_is_written(db: Database,
                                                               shop: Shop) -> None:
     tok = token()
-    for body, code in (("   ", "message_empty"), ("x" * 2001, "message_too_long")):
+    for body, code in (("   ", "message_empty"), ("x" * 2001, "message_too_long"),
+                       ("hi\x00there", "invalid_text")):
         with pytest.raises(ValidationFailed) as exc:
             await visitor_says(db, tok, body, key())
         assert exc.value.code == code and exc.value.field == "body"

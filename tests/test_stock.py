@@ -25,7 +25,7 @@ async def ledger(client: httpx.AsyncClient, shop: Shop, variant_id: int, who: st
     r = await client.get("/api/v1/stock/movements", headers=shop.auth(who),
                          params={"variant_id": variant_id, **params})
     assert r.status_code == 200, r.text
-    return list(r.json())
+    return list(r.json()["items"])
 
 
 SHOP_LOCATIONS = {"store-1", "store-2", "warehouse"}
@@ -259,7 +259,8 @@ async def test_ledger_reads_are_scoped(client: httpx.AsyncClient, db: Database,
     assert (await client.get(url, params={"variant_id": v["id"]})).status_code == 401
     own = await client.get(url, headers=shop.auth("cashier1"),
                            params={"variant_id": v["id"], "location_id": shop.store1})
-    assert own.status_code == 200 and [m["location_id"] for m in own.json()] == [shop.store1]
+    assert own.status_code == 200
+    assert [m["location_id"] for m in own.json()["items"]] == [shop.store1]
     other = await client.get(url, headers=shop.auth("cashier1"),
                              params={"variant_id": v["id"], "location_id": shop.store2})
     assert other.status_code == 403
@@ -287,7 +288,7 @@ async def test_stock_writes_with_an_idempotency_key_happen_once(
     assert first.json() == again.json() and first.json()["on_hand"] == 15
     moves = await client.get(f"/api/v1/stock/movements?variant_id={v['id']}",
                              headers=shop.auth("manager"))
-    assert [m["kind"] for m in moves.json()].count("receipt") == 2  # opening stock + once
+    assert [m["kind"] for m in moves.json()["items"]].count("receipt") == 2  # opening stock + once
     other = await client.post("/api/v1/stock/receipts", headers=h,
                               json={**body, "quantity": 6})
     assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"

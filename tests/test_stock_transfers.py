@@ -89,7 +89,7 @@ async def test_transfer_in_transit_received_with_a_difference(
     assert one.status_code == 200 and one.json()["status"] == "received"
     listed = await client.get("/api/v1/stock/transfers", headers=shop.auth("manager"),
                               params={"location_id": shop.store2, "status": "received"})
-    assert t["id"] in [x["id"] for x in listed.json()]
+    assert t["id"] in [x["id"] for x in listed.json()["items"]]
 
 
 async def test_transfer_refuses_more_than_the_sender_has_and_cancel_returns_the_units(
@@ -171,7 +171,7 @@ async def test_partial_count_posts_only_the_variances_and_clears_the_flag(
     assert await on_hand(db, int(str(b["id"])), shop.store1) == (5, False)
     assert await on_hand(db, int(str(c["id"])), shop.store1) == (1, False)  # flag cleared
     moves = (await client.get("/api/v1/stock/movements", headers=shop.auth("manager"),
-                              params={"variant_id": b["id"]})).json()
+                              params={"variant_id": b["id"]})).json()["items"]
     assert [m["kind"] for m in moves] == ["receipt"]  # no variance: no movement
     async with db.reader() as s:
         stored = {v: e for v, e in (await s.execute(
@@ -340,6 +340,6 @@ async def test_delivery_and_write_off_through_the_api(client: httpx.AsyncClient,
                   quantity=1, reason="")
     assert r.status_code == 422 and r.json()["field"] == "reason"
     moves = (await client.get("/api/v1/stock/movements", headers=shop.auth("manager"),
-                              params={"variant_id": a["id"]})).json()
+                              params={"variant_id": a["id"]})).json()["items"]
     assert [(m["kind"], m["quantity"], m["reference"]) for m in moves] == [
         ("write_off", -1, ""), ("receipt", 4, "DN-7")]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from saumaton.analytics.funnel import FunnelReport, funnel, require_funnel_access
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
-from saumaton.web.auth import db_of, require_actor
+from saumaton.core.types import IsoDateTime
+from saumaton.web.auth import db_of
+from saumaton.web.route_access import api_requires
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
 DEFAULT_DAYS = 30
@@ -22,9 +24,10 @@ DEFAULT_DAYS = 30
                         "conversion (orders placed / visits). Defaults: the last 30 days. "
                         "Needs `orders.read` for every location.")
 async def get_funnel(
-    request: Request, actor: Actor = Depends(require_actor),
-    since: Annotated[datetime | None, Query(description="ISO 8601; naive is UTC")] = None,
-    until: Annotated[datetime | None, Query(description="ISO 8601; default now")] = None,
+    request: Request,
+    actor: Annotated[Actor, api_requires("orders.read", everywhere=True)],
+    since: Annotated[IsoDateTime | None, Query(description="ISO 8601; naive is UTC")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="ISO 8601; default now")] = None,
 ) -> FunnelReport:
     require_funnel_access(actor)
     until = until or utcnow()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
+from saumaton.api.pagination import CursorQuery, Page, offset_from, offset_page
 from saumaton.catalogue import editing
 from saumaton.catalogue import services as catalogue
 from saumaton.catalogue.models import Variant
@@ -15,56 +16,66 @@ from saumaton.catalogue.services import load_variant_infos
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import NotFound
-from saumaton.core.types import MAX_INT32, Input, NoNul
+from saumaton.core.types import MAX_INT32, Attributes, Input, Name, NoNul, OptionalName
 from saumaton.inventory.services import availability
 from saumaton.locations.services import channel_by_code, list_channels, list_locations
 from saumaton.orders.services import business_day
 from saumaton.pricing.services import CampaignIn, resolve_prices
 from saumaton.pricing.services import create_campaign as create_campaign_svc
-from saumaton.web.auth import db_of, require_actor
+from saumaton.web.auth import db_of
+from saumaton.web.route_access import api_requires, public
 
 router = APIRouter(prefix="/api/v1", tags=["catalogue"])
 IdPath = Annotated[int, Path(ge=1, le=MAX_INT32)]
+# The webshop shows the catalogue, its prices and availability to anyone.
+CATALOGUE_IS_PUBLIC = "the webshop shows the catalogue, prices and availability to anyone"
 
 
-class ProductPage(BaseModel):
-    items: list[ProductOut]
-    total: int
-    limit: int
-    offset: int
+class ProductPage(Page[ProductOut]):
+    total: int = Field(description="products matching the search, on every page")
 
 
-@router.get("/products", response_model=ProductPage, summary="List or search products")
+@router.get("/products", response_model=ProductPage, summary="List or search products",
+            dependencies=[public(CATALOGUE_IS_PUBLIC)])
 async def list_products(
     request: Request,
     q: Annotated[str | None, Query(max_length=100, description="name, brand, SKU or EAN"),
                  NoNul] = None,
     category: Annotated[str | None, Query(max_length=120), NoNul] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    cursor: CursorQuery = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="items per page")] = 50,
+    offset: Annotated[int | None, Query(
+        ge=0, le=10_000_000, deprecated=True,
+        description="the old way to page: use `cursor`")] = None,
 ) -> ProductPage:
+    start = offset if offset is not None and cursor is None else offset_from(cursor)
     async with db_of(request).reader() as s:
-        items, total = await catalogue.list_products(s, q, category=category, limit=limit,
-                                                     offset=offset)
-    return ProductPage(items=items, total=total, limit=limit, offset=offset)
+        items, total = await catalogue.list_products(s, q, category=category,
+                                                     limit=limit + 1, offset=start)
+    page = offset_page(items, limit, start)
+    return ProductPage(items=page.items, next_cursor=page.next_cursor, total=total)
 
 
-@router.get("/products/{product_id}", response_model=ProductOut)
+@router.get("/products/{product_id}", response_model=ProductOut,
+            dependencies=[public(CATALOGUE_IS_PUBLIC)])
 async def get_product(request: Request, product_id: IdPath) -> ProductOut:
     async with db_of(request).reader() as s:
         return await catalogue.get_product(s, product_id)
 
 
 @router.post("/products", response_model=ProductOut, status_code=201)
-async def create_product(request: Request, body: ProductIn,
-                         actor: Actor = Depends(require_actor)) -> ProductOut:
+async def create_product(
+        request: Request, body: ProductIn,
+        actor: Annotated[Actor, api_requires("catalogue.write", everywhere=True)]
+) -> ProductOut:
     async with db_of(request).uow() as uow:
         out = await catalogue.create_product(uow, actor, body)
         await uow.commit()
     return out
 
 
-@router.get("/variants", response_model=VariantOut, summary="Find a variant by EAN or SKU")
+@router.get("/variants", response_model=VariantOut, summary="Find a variant by EAN or SKU",
+            dependencies=[public(CATALOGUE_IS_PUBLIC)])
 async def find_variant(request: Request,
                        code: Annotated[str, Query(min_length=1, max_length=64), NoNul]
                        ) -> VariantOut:
@@ -72,7 +83,8 @@ async def find_variant(request: Request,
         return await catalogue.find_variant_by_code(s, code)
 
 
-@router.get("/variants/{variant_id}", response_model=VariantOut)
+@router.get("/variants/{variant_id}", response_model=VariantOut,
+            dependencies=[public(CATALOGUE_IS_PUBLIC)])
 async def get_variant(request: Request, variant_id: IdPath) -> VariantOut:
     async with db_of(request).reader() as s:
         return await catalogue.get_variant(s, variant_id)
@@ -83,9 +95,12 @@ class PriceIn(Input):
 
 
 @router.put("/variants/{variant_id}/price", response_model=VariantOut,
+            operation_id="set_variant_price",
             summary="Set the one consumer price (VAT incl.) for every channel")
-async def set_price(request: Request, variant_id: IdPath, body: PriceIn,
-                    actor: Actor = Depends(require_actor)) -> VariantOut:
+async def set_price(
+        request: Request, variant_id: IdPath, body: PriceIn,
+        actor: Annotated[Actor, api_requires("prices.write", everywhere=True)]
+) -> VariantOut:
     async with db_of(request).uow() as uow:
         out = await catalogue.set_variant_price(uow, actor, variant_id, body.price_cents)
         await uow.commit()
@@ -105,7 +120,9 @@ class PriceQuoteOut(BaseModel):
 
 
 @router.get("/variants/{variant_id}/price", response_model=PriceQuoteOut,
-            summary="The price a channel charges now (campaigns applied)")
+            operation_id="get_variant_price",
+            summary="The price a channel charges now (campaigns applied)",
+            dependencies=[public(CATALOGUE_IS_PUBLIC)])
 async def get_price(request: Request, variant_id: IdPath,
                     channel: Annotated[str, Query(max_length=32), NoNul] = "web"
                     ) -> PriceQuoteOut:
@@ -143,7 +160,9 @@ class AvailabilityOut(BaseModel):
     locations: list[LocationAvailabilityOut]
 
 
-@router.get("/variants/{variant_id}/availability", response_model=AvailabilityOut)
+@router.get("/variants/{variant_id}/availability", response_model=AvailabilityOut,
+            operation_id="get_variant_availability",
+            dependencies=[public(CATALOGUE_IS_PUBLIC)])
 async def get_availability(request: Request, variant_id: IdPath) -> AvailabilityOut:
     async with db_of(request).reader() as s:
         await catalogue.get_variant(s, variant_id)
@@ -162,8 +181,10 @@ class CampaignCreated(BaseModel):
 
 
 @router.post("/campaigns", response_model=CampaignCreated, status_code=201)
-async def create_campaign(request: Request, body: CampaignIn,
-                          actor: Actor = Depends(require_actor)) -> CampaignCreated:
+async def create_campaign(
+        request: Request, body: CampaignIn,
+        actor: Annotated[Actor, api_requires("prices.write", everywhere=True)]
+) -> CampaignCreated:
     async with db_of(request).uow() as uow:
         cid = await create_campaign_svc(uow, actor, body)
         await uow.commit()
@@ -189,18 +210,31 @@ class ChannelOut(BaseModel):
     location_id: int | None
 
 
-@router.get("/locations", response_model=list[LocationOut])
-async def get_locations(request: Request) -> list[LocationOut]:
-    async with db_of(request).reader() as s:
-        return [LocationOut.model_validate(loc, from_attributes=True)
-                for loc in await list_locations(s)]
+LOCATIONS_ARE_PUBLIC = "the webshop shows its stores and pickup points to anyone"
 
 
-@router.get("/channels", response_model=list[ChannelOut])
-async def get_channels(request: Request) -> list[ChannelOut]:
+@router.get("/locations", response_model=Page[LocationOut], operation_id="list_locations",
+            dependencies=[public(LOCATIONS_ARE_PUBLIC)])
+async def get_locations(request: Request, cursor: CursorQuery = None,
+                        limit: Annotated[int, Query(ge=1, le=200)] = 200
+                        ) -> Page[LocationOut]:
+    start = offset_from(cursor)
     async with db_of(request).reader() as s:
-        return [ChannelOut.model_validate(c, from_attributes=True)
-                for c in await list_channels(s)]
+        rows = (await list_locations(s))[start:start + limit + 1]
+    return offset_page([LocationOut.model_validate(loc, from_attributes=True) for loc in rows],
+                       limit, start)
+
+
+@router.get("/channels", response_model=Page[ChannelOut], operation_id="list_channels",
+            dependencies=[public(LOCATIONS_ARE_PUBLIC)])
+async def get_channels(request: Request, cursor: CursorQuery = None,
+                       limit: Annotated[int, Query(ge=1, le=200)] = 200
+                       ) -> Page[ChannelOut]:
+    start = offset_from(cursor)
+    async with db_of(request).reader() as s:
+        rows = (await list_channels(s))[start:start + limit + 1]
+    return offset_page([ChannelOut.model_validate(c, from_attributes=True) for c in rows],
+                       limit, start)
 
 
 # --- editing the catalogue (the back office's product pages use the same services) ------
@@ -208,30 +242,34 @@ async def get_channels(request: Request) -> list[ChannelOut]:
 class ProductPatch(Input):
     """The fields to change; the others keep their values."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    name_en: str | None = Field(default=None, max_length=200)
-    brand: str | None = Field(default=None, max_length=120)
-    description: str | None = Field(default=None, max_length=10_000)
-    description_en: str | None = Field(default=None, max_length=10_000)
+    # Left out: unchanged. Only category_id takes null (no category).
+    name: Name = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
+    name_en: OptionalName = Field(default=None, max_length=200)  # type: ignore[assignment]
+    brand: str = Field(default=None, max_length=120)  # type: ignore[assignment]
+    description: str = Field(default=None, max_length=10_000)  # type: ignore[assignment]
+    description_en: str = Field(default=None, max_length=10_000)  # type: ignore[assignment]
     category_id: int | None = Field(default=None, ge=1, le=MAX_INT32)
-    vat_class: str | None = Field(default=None, max_length=32)
-    active: bool | None = None
+    vat_class: str = Field(default=None, max_length=32)  # type: ignore[assignment]
+    active: bool = Field(default=None)  # type: ignore[assignment]
 
 
 class VariantPatch(Input):
-    sku: str | None = Field(default=None, min_length=1, max_length=64)
+    # Left out: unchanged. ean and cost_cents take null (none).
+    sku: str = Field(default=None, min_length=1, max_length=64)  # type: ignore[assignment]
     ean: str | None = Field(default=None, max_length=20)
-    name: str | None = Field(default=None, max_length=200)
-    name_en: str | None = Field(default=None, max_length=200)
-    attributes: dict[str, str] | None = Field(default=None, max_length=50)
+    name: OptionalName = Field(default=None, max_length=200)  # type: ignore[assignment]
+    name_en: OptionalName = Field(default=None, max_length=200)  # type: ignore[assignment]
+    attributes: Attributes = Field(default=None, max_length=50)  # type: ignore[arg-type]
     cost_cents: int | None = Field(default=None, ge=0, le=100_000_000)
-    active: bool | None = None
+    active: bool = Field(default=None)  # type: ignore[assignment]
 
 
 @router.patch("/products/{product_id}", response_model=ProductOut,
               summary="Change a product (names, texts, brand, category, VAT class, active)")
-async def patch_product(request: Request, product_id: IdPath, body: ProductPatch,
-                        actor: Actor = Depends(require_actor)) -> ProductOut:
+async def patch_product(
+        request: Request, product_id: IdPath, body: ProductPatch,
+        actor: Annotated[Actor, api_requires("catalogue.write", everywhere=True)]
+) -> ProductOut:
     async with db_of(request).uow() as uow:
         current = await catalogue.get_product(uow.session, product_id)
         merged = {"name": current.name, "name_en": current.name_en, "brand": current.brand,
@@ -248,8 +286,10 @@ async def patch_product(request: Request, product_id: IdPath, body: ProductPatch
 
 @router.post("/products/{product_id}/variants", response_model=VariantOut, status_code=201,
              summary="Add a variant to a product (its price is set here once)")
-async def add_variant(request: Request, product_id: IdPath, body: editing.VariantCreate,
-                      actor: Actor = Depends(require_actor)) -> VariantOut:
+async def add_variant(
+        request: Request, product_id: IdPath, body: editing.VariantCreate,
+        actor: Annotated[Actor, api_requires("catalogue.write", everywhere=True)]
+) -> VariantOut:
     async with db_of(request).uow() as uow:
         out = await editing.add_variant(uow, actor, product_id, body)
         await uow.commit()
@@ -258,8 +298,10 @@ async def add_variant(request: Request, product_id: IdPath, body: editing.Varian
 
 @router.patch("/variants/{variant_id}", response_model=VariantOut,
               summary="Change a variant (SKU, EAN, names, attributes, cost price, active)")
-async def patch_variant(request: Request, variant_id: IdPath, body: VariantPatch,
-                        actor: Actor = Depends(require_actor)) -> VariantOut:
+async def patch_variant(
+        request: Request, variant_id: IdPath, body: VariantPatch,
+        actor: Annotated[Actor, api_requires("catalogue.write", everywhere=True)]
+) -> VariantOut:
     async with db_of(request).uow() as uow:
         current = await uow.session.get(Variant, variant_id)
         if current is None:
@@ -280,8 +322,10 @@ class BarcodeIn(Input):
 
 @router.post("/variants/{variant_id}/barcodes", status_code=201,
              summary="Add a further barcode to a variant")
-async def add_barcode(request: Request, variant_id: IdPath, body: BarcodeIn,
-                      actor: Actor = Depends(require_actor)) -> dict[str, str]:
+async def add_barcode(
+        request: Request, variant_id: IdPath, body: BarcodeIn,
+        actor: Annotated[Actor, api_requires("catalogue.write", everywhere=True)]
+) -> dict[str, str]:
     async with db_of(request).uow() as uow:
         code = await editing.add_barcode(uow, actor, variant_id, body.code)
         await uow.commit()

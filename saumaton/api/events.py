@@ -25,6 +25,7 @@ from saumaton.events import sse
 from saumaton.events.hub import Event, EventHub
 from saumaton.service.chat import is_agent
 from saumaton.web.auth import optional_actor
+from saumaton.web.route_access import public
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -76,10 +77,13 @@ def _filter(topics: set[str], variant_ids: set[int], product_id: int | None) -> 
 
 
 @router.get("/events", summary="Server-sent events (text/event-stream)",
-            response_class=EventSourceResponse)
+            operation_id="follow_events",
+            response_class=EventSourceResponse,
+            dependencies=[public("stock, price and campaign topics are public; the handler "
+                                 "checks the caller's session or token for the others")])
 async def events(
     request: Request,
-    topic: Annotated[list[str] | None, Query(
+    topic: Annotated[list[Annotated[str, Field(max_length=40)]] | None, Query(
         max_length=10, description="repeatable; default: stock+price")]
     = None,
     variant_id: Annotated[list[Annotated[int, Field(ge=1, le=MAX_INT32)]] | None, Query(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Request, Response
+from fastapi import APIRouter, Header, Path, Request, Response
 
 from saumaton.core.actor import Actor
 from saumaton.giftcards import services as giftcards
 from saumaton.giftcards.services import GiftCardIn, GiftCardOut
-from saumaton.web.auth import db_of, require_actor
+from saumaton.web.auth import db_of
 from saumaton.web.pages import settings_of
+from saumaton.web.route_access import api_requires
 
 router = APIRouter(prefix="/api/v1", tags=["gift cards"])
 
@@ -23,7 +24,7 @@ router = APIRouter(prefix="/api/v1", tags=["gift cards"])
 )
 async def issue_gift_card(
     request: Request, response: Response, body: GiftCardIn,
-    actor: Actor = Depends(require_actor),
+    actor: Annotated[Actor, api_requires("giftcards.issue", everywhere=True)],
     idempotency_key: Annotated[str | None, Header(
         min_length=8, max_length=180,
         description="any unique string (a UUID); a retry with the same key returns the "
@@ -45,7 +46,7 @@ async def issue_gift_card(
             summary="A card's balance, expiry, status and last entries (giftcards.read)")
 async def get_gift_card(
     request: Request, code: Annotated[str, Path(max_length=40)],
-    actor: Actor = Depends(require_actor),
+    actor: Annotated[Actor, api_requires("giftcards.read")],
 ) -> GiftCardOut:
     async with db_of(request).reader() as s:
         return await giftcards.lookup(s, actor, code)

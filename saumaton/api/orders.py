@@ -7,21 +7,23 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from saumaton.api.pagination import CursorQuery, Page, id_after, page_of
 from saumaton.checkout.pickup import hand_over
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Forbidden, NotFound
-from saumaton.core.types import MAX_ID, Input
+from saumaton.core.types import MAX_ID, Input, IsoDate
 from saumaton.db.uow import UnitOfWork
 from saumaton.fulfilment import steps
 from saumaton.orders import services as orders
 from saumaton.orders.lifecycle import OrderStatus
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import OrderIn, OrderOut
-from saumaton.web.auth import db_of, require_actor
+from saumaton.web.auth import db_of
+from saumaton.web.route_access import api_requires
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
 T = TypeVar("T")
@@ -35,7 +37,7 @@ T = TypeVar("T")
 )
 async def create_order(
     request: Request, response: Response, body: OrderIn,
-    actor: Actor = Depends(require_actor),
+    actor: Annotated[Actor, api_requires("orders.create")],
     idempotency_key: Annotated[str | None, Header(
         min_length=8, max_length=200,
         description="any unique string (a UUID); a retry with the same key returns the "
@@ -52,7 +54,7 @@ async def create_order(
 
 @router.get("/orders/{order_id}", response_model=OrderOut)
 async def get_order(request: Request, order_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-                    actor: Actor = Depends(require_actor)) -> OrderOut:
+                    actor: Annotated[Actor, api_requires("orders.read")]) -> OrderOut:
     async with db_of(request).reader() as s:
         out = await orders.get_order(s, order_id)
     if not actor.can("orders.read", out.location_id):
@@ -60,33 +62,39 @@ async def get_order(request: Request, order_id: Annotated[int, Path(ge=1, le=MAX
     return out
 
 
-@router.get("/orders", response_model=list[OrderOut], summary="Newest first")
+@router.get("/orders", response_model=Page[OrderOut], summary="Newest first")
 async def list_orders(
-    request: Request, actor: Actor = Depends(require_actor),
+    request: Request, actor: Annotated[Actor, api_requires("orders.read")],
     channel: Annotated[str | None, Query(max_length=32)] = None,
     location_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    cursor: CursorQuery = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="items per page")] = 50,
+    before_id: Annotated[int | None, Query(
+        ge=1, le=MAX_ID, deprecated=True,
+        description="the old way to page: use `cursor`")] = None,
     status: Annotated[OrderStatus | None, Query()] = None,
     delivery_method: Annotated[Literal["home", "pickup", "store"] | None, Query(
         description="store: a sale in the store")] = None,
-    date_from: Annotated[date | None, Query(description="created on or after this day "
+    date_from: Annotated[IsoDate | None, Query(description="created on or after this day "
                                                         "(the shop's time zone)")] = None,
-    date_to: Annotated[date | None, Query(description="created on or before this day")]
+    date_to: Annotated[IsoDate | None, Query(description="created on or before this day")]
     = None,
-) -> list[OrderOut]:
+) -> Page[OrderOut]:
+    after = id_after(cursor)
     zone = ZoneInfo(request.app.state.settings.timezone)
 
     def start(d: date) -> datetime:
         return datetime.combine(d, time.min, zone)
     async with db_of(request).reader() as s:
-        return await orders.list_orders(
+        rows = await orders.list_orders(
             s, actor, channel=channel, location_id=location_id, customer_id=customer_id,
-            limit=limit, before_id=before_id, status=status.value if status else None,
+            limit=limit + 1, before_id=after if after is not None else before_id,
+            status=status.value if status else None,
             delivery_method=delivery_method,
             created_from=start(date_from) if date_from else None,
             created_before=start(date_to + timedelta(days=1)) if date_to else None)
+    return page_of(rows, limit, lambda o: {"id": o.id})
 
 
 # --- fulfilment of web orders ---------------------------------------------------------------
@@ -127,33 +135,35 @@ async def _committed(request: Request, step: Callable[[UnitOfWork], Awaitable[T]
 
 
 @router.post("/orders/{order_id}/picking", response_model=OrderOut,
-             summary="Start picking a paid web order", responses=_TRANSITION_ERRORS)
+             summary="Start picking a paid web order", responses=_TRANSITION_ERRORS,
+             operation_id="start_picking")
 async def picking(request: Request, order_id: OrderIdPath,
-                  actor: Actor = Depends(require_actor)) -> OrderOut:
+                  actor: Annotated[Actor, api_requires("orders.fulfil")]) -> OrderOut:
     return await _committed(request, lambda uow: steps.start_picking(uow, actor, order_id))
 
 
 @router.post("/orders/{order_id}/ready", response_model=OrderOut,
              summary="Click & collect: ready for pickup (e-mails the pickup code)",
-             responses=_TRANSITION_ERRORS)
+             responses=_TRANSITION_ERRORS, operation_id="mark_ready")
 async def ready(request: Request, order_id: OrderIdPath,
-                actor: Actor = Depends(require_actor)) -> OrderOut:
+                actor: Annotated[Actor, api_requires("orders.fulfil")]) -> OrderOut:
     return await _committed(request, lambda uow: steps.mark_ready(
         uow, actor, request.app.state.settings, order_id))
 
 
 @router.post("/orders/{order_id}/packed", response_model=OrderOut,
-             summary="Home delivery: packed", responses=_TRANSITION_ERRORS)
+             summary="Home delivery: packed", responses=_TRANSITION_ERRORS,
+             operation_id="mark_packed")
 async def packed(request: Request, order_id: OrderIdPath,
-                 actor: Actor = Depends(require_actor)) -> OrderOut:
+                 actor: Annotated[Actor, api_requires("orders.fulfil")]) -> OrderOut:
     return await _committed(request, lambda uow: steps.mark_packed(uow, actor, order_id))
 
 
 @router.post("/orders/{order_id}/shipped", response_model=OrderOut,
              summary="Home delivery: shipped (e-mails the tracking number)",
-             responses=_TRANSITION_ERRORS)
+             responses=_TRANSITION_ERRORS, operation_id="mark_shipped")
 async def shipped(request: Request, order_id: OrderIdPath, body: ShippedIn,
-                  actor: Actor = Depends(require_actor)) -> OrderOut:
+                  actor: Annotated[Actor, api_requires("orders.fulfil")]) -> OrderOut:
     return await _committed(request, lambda uow: steps.mark_shipped(
         uow, actor, request.app.state.settings, order_id, body.carrier,
         body.tracking_number))
@@ -161,12 +171,13 @@ async def shipped(request: Request, order_id: OrderIdPath, body: ShippedIn,
 
 @router.post("/orders/{order_id}/collected", response_model=OrderOut,
              summary="Click & collect: handed over at the pickup store",
+             operation_id="mark_collected",
              responses={**_TRANSITION_ERRORS,
                         409: {"description": "already_collected, pickup_not_paid, "
                                              "order_cancelled"},
                         422: {"description": "id_not_checked"}})
 async def collected(request: Request, order_id: OrderIdPath, body: CollectedIn,
-                    actor: Actor = Depends(require_actor)) -> OrderOut:
+                    actor: Annotated[Actor, api_requires("orders.create")]) -> OrderOut:
     async with db_of(request).uow() as uow:
         location_id = await uow.session.scalar(
             select(Order.location_id).where(Order.id == order_id))
@@ -179,9 +190,10 @@ async def collected(request: Request, order_id: OrderIdPath, body: CollectedIn,
 
 @router.post("/orders/{order_id}/cancel", response_model=CancelOut,
              summary="Cancel a paid web order: stock back on sale, Paytrail refund due",
-             responses=_TRANSITION_ERRORS)
-async def cancel(request: Request, order_id: OrderIdPath, body: CancelIn | None = None,
-                 actor: Actor = Depends(require_actor)) -> CancelOut:
+             responses=_TRANSITION_ERRORS, operation_id="cancel_order")
+async def cancel(request: Request, order_id: OrderIdPath,
+                 actor: Annotated[Actor, api_requires("orders.fulfil")],
+                 body: CancelIn | None = None) -> CancelOut:
     done = await _committed(request, lambda uow: steps.cancel_order(
         uow, actor, request.app.state.settings, order_id,
         reason=(body or CancelIn()).reason))

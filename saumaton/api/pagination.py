@@ -61,3 +61,37 @@ def page_of(items: list[T], limit: int, key_of: Any) -> Page[T]:
     items = items[:limit]
     return Page[T](items=items,
                    next_cursor=encode_cursor(key_of(items[-1])) if more and items else None)
+
+
+MAX_OFFSET = 10_000_000
+
+
+def offset_from(cursor: str | None) -> int:
+    """The position a cursor of an offset-paged list holds (0 for the first page). Used
+    where the order is not a unique key a client could resume after (a search ranked by
+    name); the cursor stays opaque, so a list can move to keyset paging unseen."""
+    key = decode_cursor(cursor, "offset")
+    if key is None:
+        return 0
+    offset = key["offset"]
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise ValidationFailed("this cursor was not made by this list; start again "
+                               "without one", code="invalid_cursor", field="cursor")
+    return offset
+
+
+def offset_page(items: list[T], limit: int, offset: int) -> Page[T]:
+    """A page from `limit + 1` rows fetched at `offset`."""
+    return page_of(items, limit, lambda _: {"offset": offset + limit})
+
+
+def id_after(cursor: str | None) -> int | None:
+    """The id a cursor of a newest-first list holds: the next page has smaller ids."""
+    key = decode_cursor(cursor, "id")
+    if key is None:
+        return None
+    value = key["id"]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**62:
+        raise ValidationFailed("this cursor was not made by this list; start again "
+                               "without one", code="invalid_cursor", field="cursor")
+    return value

@@ -13,11 +13,13 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from saumaton.api.openapi import allow_header
 from saumaton.core.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -34,19 +36,33 @@ def problem(status: int, code: str, detail: str, *, headers: Mapping[str, str] |
             **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {"type": f"/problems/{code}", "title": code.replace("_", " "),
                             "status": status, "code": code, "detail": detail}
-    body.update({k: v for k, v in extra.items() if v is not None})
+    # An error's own facts never replace the standard members (a "status" of the thing
+    # refused is not the HTTP status).
+    body.update({k: v for k, v in extra.items() if v is not None and k not in body})
     headers = dict(headers or {})
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers or None)
 
 
+# FastAPI's detail for a JSON body it could not decode (e.g. not UTF-8).
+BODY_NOT_PARSED = "There was an error parsing the body"
+
+
+def malformed() -> JSONResponse:
+    """400: the body is not JSON (or not UTF-8), so no field could be checked; a body
+    that is JSON but has wrong values answers 422 validation_error."""
+    return problem(400, "malformed_json", "the body is not valid JSON in UTF-8")
+
+
 def domain_problem(exc: DomainError) -> JSONResponse:
     # A refusal that passes with time (429 too_many_attempts) says when, as a header too.
     retry = exc.extra.get("retry_after") if exc.status in (429, 503) else None
+    extra = {k: v for k, v in exc.extra.items()
+             if k not in ("status", "code", "detail", "headers")}
     return problem(exc.status, exc.code, exc.detail, field=exc.field,
                    headers={"Retry-After": str(retry)} if retry is not None else None,
-                   **exc.extra)
+                   **extra)
 
 
 def _clean_errors(errors: Any) -> list[dict[str, Any]]:
@@ -83,7 +99,17 @@ def refused_value(exc: BaseException) -> bool:
     return False
 
 
-def http_problem(exc: StarletteHTTPException) -> JSONResponse:
+def http_problem(exc: StarletteHTTPException, request: Request | None = None) -> Response:
+    if exc.status_code == 405 and request is not None:
+        # Starlette names only the first route that matched the path; the path may
+        # have several (GET and POST of a list are two routes).
+        allow = allow_header(request)
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers={"Allow": allow})
+        return problem(405, "method_not_allowed", f"{request.method} is not allowed here",
+                       headers={"Allow": allow})
+    if exc.status_code == 400 and exc.detail == BODY_NOT_PARSED:
+        return malformed()  # FastAPI's answer to a body that is not UTF-8
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     # keep the headers the error carries, e.g. Allow on a 405
     return problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
@@ -96,15 +122,24 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return malformed()
         errors = _clean_errors(exc.errors())
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         field = ".".join(p for p in first["loc"] if p not in ("body", "query", "path", "header"))
         detail = f"{field}: {first['msg']}" if field else str(first["msg"])
         return problem(422, "validation_error", detail, field=field or None, errors=errors)
 
+    # A command validated inside a handler (a merged PATCH, a body read by hand): the
+    # client's values were wrong, as with FastAPI's own validation.
+    @app.exception_handler(ValidationError)
+    async def _model(request: Request, exc: ValidationError) -> JSONResponse:
+        return await _validation(request, RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]))
+
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return http_problem(exc)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        return http_problem(exc, request)
 
     def _refused() -> JSONResponse:
         return problem(422, "invalid_value",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Header, Path, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Path, Request, Response
 from pydantic import Field, model_validator
 
 from saumaton.core.actor import Actor
@@ -21,8 +21,9 @@ from saumaton.returns.schemas import (
     ReturnOut,
     check_return_lines,
 )
-from saumaton.web.auth import db_of, require_actor
+from saumaton.web.auth import db_of
 from saumaton.web.pages import settings_of
+from saumaton.web.route_access import api_requires
 
 router = APIRouter(prefix="/api/v1", tags=["returns"])
 
@@ -56,7 +57,7 @@ class ApiReturnIn(Input):
 async def create_return(
     request: Request, response: Response, body: ApiReturnIn, background: BackgroundTasks,
     order_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    actor: Actor = Depends(require_actor),
+    actor: Annotated[Actor, api_requires("returns.create")],
     idempotency_key: Annotated[str | None, Header(
         min_length=8, max_length=200,
         description="any unique string (a UUID); a retry with the same key returns the "
@@ -86,7 +87,7 @@ async def create_return(
 
 @router.get("/returns/{return_id}", response_model=ReturnOut)
 async def get_return(request: Request, return_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-                     actor: Actor = Depends(require_actor)) -> ReturnOut:
+                     actor: Annotated[Actor, api_requires("orders.read")]) -> ReturnOut:
     async with db_of(request).reader() as s:
         out = await returns.get_return(s, return_id)
     if not (actor.can("orders.read", out.location_id) or actor.can("returns.create")):

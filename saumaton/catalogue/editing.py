@@ -37,7 +37,7 @@ from saumaton.catalogue.services import GIFT_CARD_VAT_CLASS, CategoryInfo, get_v
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, DomainError, NotFound, ValidationFailed
-from saumaton.core.types import Input
+from saumaton.core.types import Attributes, Input, Name, OptionalName
 from saumaton.db.uow import UnitOfWork
 from saumaton.pricing.models import CampaignTarget
 
@@ -47,8 +47,8 @@ MAX_BARCODES = 20  # further codes per variant
 class ProductEdit(Input):
     """A product's own fields (its variants are edited one by one)."""
 
-    name: str = Field(min_length=1, max_length=200)
-    name_en: str = Field(default="", max_length=200)
+    name: Name = Field(min_length=1, max_length=200)
+    name_en: OptionalName = Field(default="", max_length=200)
     brand: str = Field(default="", max_length=120)
     description: str = Field(default="", max_length=10_000)
     description_en: str = Field(default="", max_length=10_000)
@@ -62,9 +62,9 @@ class VariantEdit(Input):
 
     sku: str = Field(min_length=1, max_length=64)
     ean: str | None = Field(default=None, max_length=20)
-    name: str = Field(default="", max_length=200)
-    name_en: str = Field(default="", max_length=200)
-    attributes: dict[str, str] = Field(default_factory=dict, max_length=50)
+    name: OptionalName = Field(default="", max_length=200)
+    name_en: OptionalName = Field(default="", max_length=200)
+    attributes: Attributes = Field(default_factory=dict, max_length=50)
     cost_cents: int | None = Field(default=None, ge=0, le=100_000_000)
     active: bool = True
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from saumaton.core.types import Input, SmallId
+from saumaton.core.types import Attributes, Input, Name, OptionalName, SmallId
 
 
 class VariantIn(Input):
@@ -14,9 +14,12 @@ class VariantIn(Input):
     ean: str | None = Field(
         default=None, max_length=20,
         description="EAN-8, UPC-A, EAN-13 or GTIN-14; spaces and dashes are ignored")
-    name: str = Field(default="", max_length=200)
-    name_en: str = Field(default="", max_length=200, description="English name; '' = the Finnish")
-    attributes: dict[str, str] = Field(default_factory=dict, max_length=50)
+    name: OptionalName = Field(default="", max_length=200)
+    name_en: OptionalName = Field(default="", max_length=200,
+                                  description="English name; '' = the Finnish")
+    attributes: Attributes = Field(default_factory=dict, max_length=50,
+                                   description="e.g. shade, size: keys up to 50, values "
+                                               "up to 200 characters, at most 50 pairs")
     price_cents: int = Field(ge=0, le=100_000_000)
     cost_cents: int | None = Field(default=None, ge=0, le=100_000_000,
                                    description="what one unit cost, VAT excluded")
@@ -24,8 +27,9 @@ class VariantIn(Input):
 
 class ProductIn(Input):
     slug: str = Field(min_length=1, max_length=160, pattern=r"^[a-z0-9][a-z0-9-]*$")
-    name: str = Field(min_length=1, max_length=200)
-    name_en: str = Field(default="", max_length=200, description="English name; '' = the Finnish")
+    name: Name = Field(min_length=1, max_length=200)
+    name_en: OptionalName = Field(default="", max_length=200,
+                                  description="English name; '' = the Finnish")
     brand: str = Field(default="", max_length=120)
     description: str = Field(default="", max_length=10_000)
     description_en: str = Field(default="", max_length=10_000)

@@ -24,7 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from saumaton.config import Settings
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Conflict, NotFound, ValidationFailed
-from saumaton.core.types import Input
+from saumaton.core.types import Input, visible
 from saumaton.customers.consents import CONSENT_KINDS, current_consents, set_consent
 from saumaton.customers.contact import (
     ConsentShown,
@@ -435,7 +435,8 @@ class QuickCustomerIn(Input):
 
 
 def _name(value: str, field_name: str, required: bool) -> str:
-    clean = " ".join(value.split())
+    # split() drops no-break and em spaces too; a name of zero-width spaces is blank
+    clean = " ".join(value.split()) if visible(value) else ""
     if required and not clean:
         raise ValidationFailed(f"{field_name} is required", code="required", field=field_name)
     if len(clean) > 100 or "\x00" in clean:

@@ -10,15 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Conflict, NotFound, ValidationFailed
-from saumaton.core.types import Input
+from saumaton.core.types import Input, OptionalName
 from saumaton.customers.identities import guess_kinds, normalise
 from saumaton.customers.models import Customer, CustomerIdentity
 from saumaton.db.uow import UnitOfWork
 
 
 class CustomerIn(Input):
-    first_name: str = Field(default="", max_length=100)
-    last_name: str = Field(default="", max_length=100)
+    first_name: OptionalName = Field(default="", max_length=100)
+    last_name: OptionalName = Field(default="", max_length=100)
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=40)
     card: str | None = Field(default=None, max_length=40,
@@ -82,6 +82,7 @@ async def create_customer(uow: UnitOfWork, actor: Actor, data: CustomerIn) -> Cu
             identities[kind] = normalise(kind, raw)
     if data.issue_card and "card" not in identities:
         identities["card"] = new_card_number()
+    # OptionalName made a name of spaces only (also no-break, em or zero-width) "".
     if not identities and not (data.first_name or data.last_name):
         raise ValidationFailed("give a name or at least one of e-mail, phone, card",
                                code="customer_empty")

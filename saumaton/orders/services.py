@@ -26,7 +26,7 @@ from saumaton.catalogue.services import VariantInfo, load_variant_infos, load_va
 from saumaton.config import Settings, get_settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
-from saumaton.core.errors import Conflict, NotFound, OutOfStock, ValidationFailed
+from saumaton.core.errors import Conflict, Forbidden, NotFound, OutOfStock, ValidationFailed
 from saumaton.customers.buyers import buyer_id
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.giftcards.sales import SoldLine, issue_sold_cards, spend_payments
@@ -101,7 +101,7 @@ async def place_order(db: Database, actor: Actor, cmd: OrderIn,
     fingerprint = request_fingerprint(cmd)
     if idempotency_key and not db.is_postgres:
         async with db.reader() as s:
-            existing = await _replay(s, idempotency_key, fingerprint)
+            existing = await _replay(s, actor, idempotency_key, fingerprint)
             if existing is not None:
                 return existing, True
     try:
@@ -111,7 +111,7 @@ async def place_order(db: Database, actor: Actor, cmd: OrderIn,
                 # (saves a second connection and two round trips).
                 row = await uow.fetchrow(_PG_KEY_SQL, idempotency_key)
                 if row is not None:
-                    return await _replayed(uow.session, row[0], row[1], fingerprint), True
+                    return await _replayed(uow.session, actor, row[0], row[1], fingerprint), True
             out = await _place(uow, actor, cmd, idempotency_key, fingerprint,
                                settings or get_settings())
             await uow.commit()
@@ -121,27 +121,37 @@ async def place_order(db: Database, actor: Actor, cmd: OrderIn,
         if not idempotency_key:
             raise
         async with db.reader() as s:
-            existing = await _replay(s, idempotency_key, fingerprint)
+            existing = await _replay(s, actor, idempotency_key, fingerprint)
         if existing is None:
             raise
         return existing, True
 
 
-async def _replay(s: AsyncSession, key: str, fingerprint: str) -> OrderOut | None:
+async def _replay(s: AsyncSession, actor: Actor, key: str,
+                  fingerprint: str) -> OrderOut | None:
     row = (await s.execute(
         select(Order.id, Order.request_hash).where(Order.idempotency_key == key)
     )).first()
     if row is None:
         return None
-    return await _replayed(s, row[0], row[1], fingerprint)
+    return await _replayed(s, actor, row[0], row[1], fingerprint)
 
 
-async def _replayed(s: AsyncSession, order_id: int, request_hash: str | None,
+async def _replayed(s: AsyncSession, actor: Actor, order_id: int, request_hash: str | None,
                     fingerprint: str) -> OrderOut:
+    # The caller must be one who could have placed this order and may read it: a key
+    # alone never hands another store's order over (issue 14, F3; GET /orders/{id}
+    # checks the same).
+    out = await get_order(s, order_id)
+    if not (actor.can("orders.create", out.location_id,
+                      everywhere=out.location_id is None)
+            and actor.can("orders.read", out.location_id)):
+        raise Forbidden("this Idempotency-Key belongs to an order you may not read",
+                        code="forbidden")
     if request_hash != fingerprint:
         raise Conflict("this Idempotency-Key was used for a different request",
                        code="idempotency_key_reused")
-    return await get_order(s, order_id)
+    return out
 
 
 async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,

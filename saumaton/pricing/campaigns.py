@@ -126,7 +126,7 @@ async def _outs(s: AsyncSession, campaigns: list[Campaign], now: datetime) -> li
 
 async def list_campaigns(s: AsyncSession, *, state: str | None = None, q: str = "",
                          kind: str | None = None, now: datetime | None = None,
-                         limit: int = 200) -> list[CampaignOut]:
+                         limit: int = 200, offset: int = 0) -> list[CampaignOut]:
     """Campaigns with their targets and limits; newest start first."""
     now = now or utcnow()
     stmt = select(Campaign)
@@ -136,7 +136,8 @@ async def list_campaigns(s: AsyncSession, *, state: str | None = None, q: str = 
         stmt = stmt.where(Campaign.name.ilike(f"%{q.replace('%', '').replace('_', '')}%"))
     if kind:
         stmt = stmt.where(Campaign.kind == kind)
-    stmt = stmt.order_by(Campaign.starts_at.desc(), Campaign.id.desc()).limit(limit)
+    stmt = stmt.order_by(Campaign.starts_at.desc(), Campaign.id.desc()).limit(limit) \
+        .offset(offset)
     return await _outs(s, list((await s.scalars(stmt)).all()), now)
 
 

@@ -209,7 +209,7 @@ async def cancel_change(uow: UnitOfWork, actor: Actor, change_id: int) -> PriceC
         raise NotFound(f"no price change {change_id}", code="price_change_not_found")
     if change.status != SCHEDULED:
         raise Conflict(f"the change is {change.status} already",
-                       code="price_change_not_scheduled", extra={"status": change.status})
+                       code="price_change_not_scheduled", extra={"change_status": change.status})
     change.status = CANCELLED
     await uow.session.flush()
     await record(uow, actor, "price.cancel", "variant", change.variant_id, {
@@ -283,7 +283,8 @@ def _display(product: str, variant: str) -> str:
 
 
 async def list_changes(s: AsyncSession, *, status: str | None = None,
-                       variant_id: int | None = None, limit: int = 200) -> list[PriceChangeOut]:
+                       variant_id: int | None = None, limit: int = 200,
+                       offset: int = 0) -> list[PriceChangeOut]:
     """Changes with the variant's SKU and name: scheduled ones soonest first, the rest
     (history) newest first."""
     q = (select(PriceChange, Variant.sku, Product.name, Variant.name)
@@ -297,14 +298,14 @@ async def list_changes(s: AsyncSession, *, status: str | None = None,
         q = q.order_by(PriceChange.effective_at, PriceChange.id)
     else:
         q = q.order_by(PriceChange.effective_at.desc(), PriceChange.id.desc())
-    rows = (await s.execute(q.limit(limit))).all()
+    rows = (await s.execute(q.limit(limit).offset(offset))).all()
     return [_out(c, sku, _display(pn, vn)) for c, sku, pn, vn in rows]
 
 
 async def price_history(s: AsyncSession, variant_id: int,
-                        limit: int = 500) -> list[PriceChangeOut]:
+                        limit: int = 500, offset: int = 0) -> list[PriceChangeOut]:
     """Every change of the variant (applied, scheduled and cancelled), newest first."""
-    return await list_changes(s, variant_id=variant_id, limit=limit)
+    return await list_changes(s, variant_id=variant_id, limit=limit, offset=offset)
 
 
 # --- finding the variants to change (the back office's pickers) -------------------------

@@ -30,7 +30,7 @@ from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import NotFound, ValidationFailed
 from saumaton.core.money import percent_of
-from saumaton.core.types import Input, SmallId
+from saumaton.core.types import Input, Name, SmallId
 from saumaton.db.uow import UnitOfWork
 from saumaton.locations.models import Channel
 from saumaton.pricing.models import Campaign, CampaignChannel, CampaignTarget
@@ -206,8 +206,8 @@ BUNDLE_KINDS = ("x_for_y", "buy_x_get_y", "set_price")
 
 
 class CampaignIn(Input):
-    name: str = Field(min_length=1, max_length=200)
-    kind: str = Field(pattern="^(percent|fixed|x_for_y|buy_x_get_y|set_price)$",
+    name: Name = Field(min_length=1, max_length=200)
+    kind: str = Field(max_length=20, pattern="^(percent|fixed|x_for_y|buy_x_get_y|set_price)$",
                       description="percent | fixed (per unit) | x_for_y ('3 for 2') | "
                                   "buy_x_get_y | set_price (buy_quantity units for value)")
     value: int = Field(default=0, ge=0, le=100_000_000,
@@ -230,7 +230,7 @@ class CampaignIn(Input):
         default_factory=list, max_length=50,
         description="limit to these channels; empty = every channel"
     )
-    min_tier: str | None = Field(default=None, pattern="^(member|silver|gold)$",
+    min_tier: str | None = Field(default=None, max_length=10, pattern="^(member|silver|gold)$",
                                  description="a member price: only for this loyalty tier "
                                              "or higher; empty = for everyone")
 

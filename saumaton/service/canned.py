@@ -33,13 +33,16 @@ def _clean(title: str, body: str, language: str) -> tuple[str, str, str]:
     t = " ".join(title.split())
     if not t:
         raise ValidationFailed("give the answer a title", code="title_required", field="title")
-    if len(t) > MAX_TITLE or "\x00" in t:
+    if "\x00" in t or "\x00" in body:
+        raise ValidationFailed("text cannot contain the NUL character (U+0000)",
+                               code="invalid_text", field="title" if "\x00" in t else "body")
+    if len(t) > MAX_TITLE:
         raise ValidationFailed(f"a title is at most {MAX_TITLE} characters",
                                code="title_too_long", field="title", extra={"max": MAX_TITLE})
     b = body.strip().replace("\r\n", "\n")
     if not b:
         raise ValidationFailed("write the answer", code="message_empty", field="body")
-    if len(b) > MAX_MESSAGE or "\x00" in b:
+    if len(b) > MAX_MESSAGE:
         raise ValidationFailed(f"an answer is at most {MAX_MESSAGE} characters",
                                code="message_too_long", field="body",
                                extra={"max": MAX_MESSAGE})

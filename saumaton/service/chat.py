@@ -158,7 +158,10 @@ def _body(body: str, field: str = "body") -> str:
     text = body.strip().replace("\r\n", "\n")
     if not text:
         raise ValidationFailed("write a message first", code="message_empty", field=field)
-    if len(text) > MAX_MESSAGE or "\x00" in text:
+    if "\x00" in text:
+        raise ValidationFailed("a message cannot contain the NUL character (U+0000)",
+                               code="invalid_text", field=field)
+    if len(text) > MAX_MESSAGE:
         raise ValidationFailed(f"a message is at most {MAX_MESSAGE} characters",
                                code="message_too_long", field=field, extra={"max": MAX_MESSAGE})
     return text

@@ -86,7 +86,7 @@ class TillLineIn(Input):
 
 
 class TillPaymentIn(Input):
-    method: str = Field(pattern="^(cash|card|points|gift_card|store_credit)$")
+    method: str = Field(max_length=20, pattern="^(cash|card|points|gift_card|store_credit)$")
     amount_cents: int | None = Field(default=None, gt=0, le=100_000_000,
                                      description="omit on the last payment: the rest; "
                                                  "points: required (the value of the "
@@ -104,7 +104,7 @@ class VoidIn(Input):
 
 
 class TillSaleIn(Input):
-    key: str = Field(pattern=KEY_PATTERN, description="the till's idempotency key")
+    key: str = Field(max_length=64, pattern=KEY_PATTERN, description="the till's idempotency key")
     session_id: int = Field(ge=1, le=MAX_ID, description="the open drawer session")
     customer_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     lines: list[TillLineIn] = Field(min_length=1, max_length=500)
@@ -127,7 +127,7 @@ class TillSaleIn(Input):
 class VoidsIn(Input):
     """Voided lines of a sale that was cancelled (never paid)."""
 
-    key: str = Field(pattern=KEY_PATTERN)
+    key: str = Field(max_length=64, pattern=KEY_PATTERN)
     session_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     voids: list[VoidIn] = Field(min_length=1, max_length=500)
 

@@ -44,6 +44,7 @@ from saumaton.api import reconcile as reconcile_api
 from saumaton.api import reports as reports_api
 from saumaton.api import settings as settings_api
 from saumaton.api import staff as staff_api
+from saumaton.api import openapi as api_openapi
 from saumaton.catalogue.images import is_content_named
 from saumaton.checkout.jobs import run_checkout_jobs
 from saumaton.config import SIMULATOR_PATH, TEST_MERCHANT, Settings, get_settings
@@ -195,6 +196,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        csp=content_security_policy([settings.paytrail()[2]]))
     app.add_middleware(TrustedProxyMiddleware, trusted_proxies=settings.trusted_proxies)
     problems.install(app)
+    api_openapi.install(app)
     for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
                    giftcards, prices, staff_api, settings_api, reports_api, reconcile_api,
                    customers_admin_api, customer_reports_api, drawer_api,

@@ -480,7 +480,7 @@ def _html_not_found(app: FastAPI) -> None:
         path = request.url.path
         if exc.status_code == 404 and path.startswith(_HTML_PREFIXES):
             return error_page(request, 404, gettext(request, N_("The page was not found.")))
-        return http_problem(exc)
+        return http_problem(exc, request)
 
     app.add_exception_handler(StarletteHTTPException, handler)
 

@@ -38,6 +38,7 @@ def service_agent() -> Any:
 MESSAGES: Mapping[str, str] = {
     "message_empty": N_("Write a message first."),
     "message_too_long": N_("A message is at most %(max)s characters."),
+    "invalid_text": N_("The text has a character that cannot be stored (NUL): remove it."),
     "invalid_client_key": N_("The message could not be sent. Reload the page and try again."),
     "client_key_reused": N_("The message could not be sent. Reload the page and try again."),
     "message_duplicate": N_("This message was sent already."),
