@@ -40,11 +40,11 @@ from saumaton.api import (
 from saumaton.api import customer_reports as customer_reports_api
 from saumaton.api import customers_admin as customers_admin_api
 from saumaton.api import drawer as drawer_api
+from saumaton.api import openapi as api_openapi
 from saumaton.api import reconcile as reconcile_api
 from saumaton.api import reports as reports_api
 from saumaton.api import settings as settings_api
 from saumaton.api import staff as staff_api
-from saumaton.api import openapi as api_openapi
 from saumaton.catalogue.images import is_content_named
 from saumaton.checkout.jobs import run_checkout_jobs
 from saumaton.config import SIMULATOR_PATH, TEST_MERCHANT, Settings, get_settings
