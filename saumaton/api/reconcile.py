@@ -49,6 +49,7 @@ Chain = Annotated[Actor, api_requires("reports.read", everywhere=True)]
 Reader = Annotated[Actor, api_requires("reports.read")]
 Reconciler = Annotated[Actor, api_requires("reconcile.write")]
 Month = Annotated[str, Query(pattern=r"^(19[7-9][0-9]|[2-8][0-9]{3})-(0[1-9]|1[0-2])$",
+                             min_length=7, max_length=7,
                              description="YYYY-MM")]
 MAX_SETTLEMENT_FILE = 50 * 1024 * 1024
 
@@ -240,8 +241,10 @@ class ImportOut(BaseModel):
              summary="Import Paytrail's settlement report, sent as the body (JSON or CSV; "
                      "reconcile.write)",
              openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/json": {"schema": {"type": "string", "format": "binary"}},
-                 "text/csv": {"schema": {"type": "string", "format": "binary"}}}}})
+                 "application/json": {"schema": {"type": "string", "format": "binary",
+                                                  "maxLength": MAX_SETTLEMENT_FILE}},
+                 "text/csv": {"schema": {"type": "string", "format": "binary",
+                                         "maxLength": MAX_SETTLEMENT_FILE}}}}})
 async def import_settlements(
     request: Request, response: Response, actor: Reconciler,
     bank_cents: Annotated[int | None, Query(
@@ -452,7 +455,8 @@ class TerminalImportOut(BaseModel):
              summary="Import a card terminal's day report, CSV as the body "
                      "(reconcile.write at every store it names)",
              openapi_extra={"requestBody": {"required": True, "content": {
-                 "text/csv": {"schema": {"type": "string", "format": "binary"}}}}})
+                 "text/csv": {"schema": {"type": "string", "format": "binary",
+                                         "maxLength": terminal_reports.MAX_BYTES}}}}})
 async def import_terminal_report(request: Request, actor: Reconciler) -> TerminalImportOut:
     data = await _body(request, terminal_reports.MAX_BYTES)
     try:
