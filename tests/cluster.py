@@ -4,9 +4,9 @@ own var dir (so a mail file or a media file tells which process wrote it) and th
 secret key.
 
 The fixture `two_servers` (module scope) gives a `Cluster` on a fresh PostgreSQL
-database with the test shop (tests.support.build_shop). Tests import it:
-
-    from tests.cluster import Cluster, two_servers  # noqa: F401
+database with the test shop (tests.support.build_shop); conftest.py registers it, so a
+test only names it (`two_servers: Cluster`). `start_cluster` builds other shapes (more
+servers, other settings) for a test's own fixture.
 
 Every response through the proxy carries `X-Upstream: 127.0.0.1:<port>` (nginx's
 $upstream_addr), naming the process that answered; no app change is needed for that.
@@ -91,8 +91,8 @@ class AppServer:
             raise RuntimeError(f"{self.name} exited: {self.log_path.read_text()}")
         raise RuntimeError(f"{self.name} did not become ready: {self.log_path.read_text()}")
 
-    async def wait_ready_async(self, timeout: float = 60.0) -> None:
-        await asyncio.to_thread(self.wait_ready, timeout)
+    async def wait_ready_async(self) -> None:
+        await asyncio.to_thread(self.wait_ready)
 
     def kill9(self) -> None:
         """SIGKILL: no shutdown, no flush, open transactions cut off mid-way."""
