@@ -47,7 +47,7 @@ class AppServer:
     """One `saumaton serve` process (one uvicorn worker: kill -9 of its PID kills it)."""
 
     def __init__(self, name: str, database_url: str, var_dir: Path,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, command: list[str] | None = None) -> None:
         self.name = name
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -59,6 +59,9 @@ class AppServer:
                         SAUMATON_RUN_JOBS="true", SAUMATON_TRUSTED_PROXIES="127.0.0.1",
                         PYTHONPATH=str(ROOT), **(env or {}))
         self.env.pop("PORT", None)
+        # Another way to serve the app (a benchmark's variant); `--port N` is appended.
+        self.command = command or [sys.executable, "-m", "saumaton", "serve", "--host",
+                                   "127.0.0.1", "--workers", "1"]
         self.starts = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = var_dir / f"{name}.log"
@@ -71,9 +74,8 @@ class AppServer:
             log.write(f"--- start {self.starts}\n")
             log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "saumaton", "serve", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--workers", "1"],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+                [*self.command, "--port", str(self.port)], env=self.env, stdout=log,
+                stderr=subprocess.STDOUT, cwd=ROOT)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         assert self.proc is not None
