@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import subprocess
 import sys
 from datetime import timedelta
@@ -25,14 +26,28 @@ from saumaton.catalogue.models import Variant
 from saumaton.config import Settings
 from saumaton.core.actor import SYSTEM
 from saumaton.core.clock import utcnow
+from saumaton.db.migrate import upgrade
+from saumaton.db.uow import Database
+from saumaton.jobs import JOBS
 from saumaton.mail.models import OutgoingMail
+from saumaton.mail.queue import queue_mail
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import OrderOut
 from saumaton.pricing import changes
 from saumaton.pricing.changes import PriceChangeIn
 from saumaton.pricing.models import PriceChange
+from saumaton.web.app import create_app
 from tests.cluster import SECRET, Cluster
-from tests.support import ROOT, eventually, make_variants, pay_web_order, staff_login
+from tests.support import (
+    ROOT,
+    create_pg_database,
+    drop_pg_database,
+    eventually,
+    fresh_database,
+    make_variants,
+    pay_web_order,
+    staff_login,
+)
 from tests.test_live_events import subscribe
 
 # A JSON route that a staff session may read: 200 logged in, 401 not.
@@ -195,3 +210,67 @@ async def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "refusing to start 2 workers on SQLite" in proc.stdout
     assert "PostgreSQL" in proc.stdout
+
+
+async def _job_tasks() -> set[str]:
+    return {name for t in asyncio.all_tasks() if (name := t.get_name()).startswith("job: ")}
+
+
+async def test_the_app_starts_the_jobs_only_when_run_jobs_is_on(tmp_path: Path) -> None:
+    url = await fresh_database("sqlite", tmp_path)
+    for run_jobs in (True, False):
+        app = create_app(Settings(database_url=url, var_dir=tmp_path / "var",
+                                  secret_key=SECRET, run_jobs=run_jobs))
+        async with app.router.lifespan_context(app):
+            running = await _job_tasks()
+        assert running == ({f"job: {j.name}" for j in JOBS} if run_jobs else set())
+        assert not await _job_tasks()  # all stopped with the app
+
+
+async def test_saumaton_worker_runs_the_jobs_without_http_and_stops_on_sigterm(
+        tmp_path: Path) -> None:
+    url = await create_pg_database()
+    try:
+        await asyncio.to_thread(upgrade, url)
+        db = Database(url)
+        try:
+            [v] = await make_variants(db, [1000])
+            async with db.uow() as uow:
+                [change] = await changes.change_prices(uow, SYSTEM, PriceChangeIn(
+                    variant_ids=[int(v["id"])], price_cents=1200,
+                    effective_at=utcnow() + timedelta(hours=1)))
+                mail_id = await queue_mail(uow, kind="test", to="a@example.fi",
+                                           subject="worker", text="sent by the worker")
+                await uow.commit()
+            async with db.uow() as uow:
+                await uow.session.execute(update(PriceChange).where(PriceChange.id == change)
+                                          .values(effective_at=utcnow() - timedelta(seconds=1)))
+                await uow.commit()
+            env = {"SAUMATON_DATABASE_URL": url, "SAUMATON_VAR_DIR": str(tmp_path),
+                   "SAUMATON_SECRET_KEY": SECRET, "PYTHONPATH": str(ROOT),
+                   "SAUMATON_PRICE_JOB_INTERVAL_SECONDS": "0.3", "PATH": "/usr/bin:/bin"}
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "saumaton", "worker", env=env, cwd=ROOT,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            try:
+                async def done() -> bool:
+                    async with db.reader() as s:
+                        status = await s.scalar(select(OutgoingMail.status).where(
+                            OutgoingMail.id == mail_id))
+                        price = await s.scalar(select(Variant.price_cents).where(
+                            Variant.id == int(v["id"])))
+                    return status == "sent" and price == 1200
+                await eventually(done, within=30.0, what="the worker sent the mail and "
+                                 "applied the price change")
+                assert [f.name for f in (tmp_path / "mail").glob(f"*-{mail_id}-test.eml")]
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                async with asyncio.timeout(30):
+                    raw, _ = await proc.communicate()
+            out = raw.decode()
+            assert proc.returncode == 0, out
+            assert "Saumaton worker" in out and "worker stopped" in out, out
+        finally:
+            await db.dispose()
+    finally:
+        await drop_pg_database(url)
