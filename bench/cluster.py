@@ -71,10 +71,15 @@ def start(config: str, dsn: str, tmp: Path) -> tuple[str, list[AppServer], Nginx
     return servers[0].base_url, servers, None
 
 
-def till_run(url: str, dsn: str, args: argparse.Namespace) -> dict[str, Any]:
+def till_run(url: str, dsn: str, pids: list[int], args: argparse.Namespace
+             ) -> dict[str, Any]:
+    """bench.pos_till against `url`; the CPU of `pids` (their process trees: the app
+    servers and nginx) per sale comes with it."""
     subprocess.run([sys.executable, "-m", "bench.pos_till", "--url", url, "--dsn", dsn,
                     "--tills", str(args.tills), "--duration", str(args.duration),
-                    "--warmup", str(args.warmup)], check=True, cwd=ROOT)
+                    "--warmup", str(args.warmup),
+                    *[a for pid in pids for a in ("--server-pid", str(pid))]],
+                   check=True, cwd=ROOT)
     result: dict[str, Any] = json.loads((RESULTS / "pos_till.json").read_text())
     return result
 
@@ -104,8 +109,11 @@ def main() -> None:
                 for config in configs:
                     print(f"== round {r + 1}: {config}", flush=True)
                     url, servers, proxy = start(config, dsn, Path(tmp) / f"r{r}")
+                    pids = [s.proc.pid for s in servers if s.proc is not None]
+                    if proxy is not None:
+                        pids.append(proxy.proc.pid)
                     try:
-                        result = till_run(url, dsn, args)
+                        result = till_run(url, dsn, pids, args)
                     finally:
                         if proxy is not None:
                             proxy.stop()
@@ -115,7 +123,11 @@ def main() -> None:
                     runs[config].append({
                         part: {"sales_per_s": result[part]["sales_per_s"],
                                "p50_ms": result[part]["latency_ms"].get("p50"),
-                               "p99_ms": result[part]["latency_ms"].get("p99")}
+                               "p99_ms": result[part]["latency_ms"].get("p99"),
+                               "server_cpu_ms_per_sale": result[part]["cpu"].get(
+                                   "ms_per_sale", {}).get("server"),
+                               "other_processes_pct": result[part]["cpu"].get(
+                                   "share_of_machine_pct", {}).get("other_processes")}
                         for part in ("paced", "saturated")})
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -124,14 +136,22 @@ def main() -> None:
                        x["saturated"]["sales_per_s"] for x in rs),
                    "paced_p50_ms_median": statistics.median(
                        x["paced"]["p50_ms"] for x in rs),
+                   "saturated_server_cpu_ms_per_sale_median": statistics.median(
+                       x["saturated"]["server_cpu_ms_per_sale"] or 0 for x in rs),
+                   "paced_server_cpu_ms_per_sale_median": statistics.median(
+                       x["paced"]["server_cpu_ms_per_sale"] or 0 for x in rs),
                    "runs": rs} for c, rs in runs.items()}
     path = write_result("cluster", {"tills": args.tills, "duration_s": args.duration,
                                     "rounds": args.rounds, "configs": summary})
-    print(f"{'layout':<10} {'saturated sales/s (each round)':<36} {'paced p50 ms':<14}")
+    print("layout: saturated sales/s median (each round) | server CPU ms/sale saturated, "
+          "paced | paced p50 ms | other processes' share of the machine")
     for c, s in summary.items():
         each = ", ".join(f"{x['saturated']['sales_per_s']}" for x in s["runs"])
-        print(f"{c:<10} {s['saturated_sales_per_s_median']:>7} ({each})"
-              f"{'':<10} {s['paced_p50_ms_median']}")
+        other = ", ".join(f"{x['saturated']['other_processes_pct']}%" for x in s["runs"])
+        print(f"{c:<10} {s['saturated_sales_per_s_median']:>7} ({each}) | "
+              f"{s['saturated_server_cpu_ms_per_sale_median']}, "
+              f"{s['paced_server_cpu_ms_per_sale_median']} | {s['paced_p50_ms_median']} | "
+              f"{other}")
     print(path)
 
 
