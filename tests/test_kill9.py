@@ -110,9 +110,9 @@ async def test_kill_9_under_load_loses_and_doubles_nothing(two_servers: Cluster)
             victim = c.servers[k % 2]
             killed_in_flight.append(load.in_flight)
             victim.kill9()
+            victim.start()  # as a supervisor (systemd) would restart it
             # The survivor carries the load while the victim comes back.
             await _acks(load, len(load.acked) + ORDERS_BETWEEN_KILLS // 2)
-            victim.start()
             await victim.wait_ready_async()
         await _acks(load, len(load.acked) + ORDERS_BETWEEN_KILLS)
     finally:
