@@ -119,8 +119,11 @@ class CpuSampler:
         report = cpu.report(load_generator_cpu_seconds)
     """
 
-    def __init__(self, server_pid: int | None, interval: float = 0.25) -> None:
-        self.server_pid = server_pid
+    def __init__(self, server_pid: int | Sequence[int] | None, interval: float = 0.25
+                 ) -> None:
+        # Several roots: several server processes (and a proxy) counted as "server".
+        self.server_pids = ([] if server_pid is None else [server_pid]
+                            if isinstance(server_pid, int) else list(server_pid))
         self.interval = interval
         self.base: dict[int, int] = {}
         self.last: dict[int, int] = {}
@@ -132,7 +135,9 @@ class CpuSampler:
 
     def _sample(self) -> None:
         info = _scan()
-        tree = _server_tree(info, self.server_pid)
+        tree: set[int] = set()
+        for root in self.server_pids:
+            tree |= _server_tree(info, root)
         for pid, (comm, _ppid, ticks) in info.items():
             self.last[pid] = ticks
             if pid in tree:
@@ -317,7 +322,8 @@ TillStep = Callable[[], Awaitable["tuple[int, str] | None"]]
 
 
 async def drive_tills(steps: list[TillStep], duration: float, warmup: float,
-                      interval: float | None, server_pid: int | None, unit: str
+                      interval: float | None, server_pid: int | Sequence[int] | None,
+                      unit: str
                       ) -> dict[str, Any]:
     """Run each till's step over and over: every `interval` seconds (staggered across
     the tills), or back to back when `interval` is None. Latencies and statuses count

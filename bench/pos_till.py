@@ -88,7 +88,7 @@ async def close_drawers(dsn: str, ids: list[int]) -> None:
 
 
 async def run_part(tills: list[Till], variants: list[int], duration: float, warmup: float,
-                   interval: float | None, server_pid: int | None) -> dict[str, Any]:
+                   interval: float | None, server_pid: list[int] | None) -> dict[str, Any]:
     def seller(t: Till, index: int) -> TillStep:
         rnd = random.Random(index)
         return lambda: t.sell(rnd.sample(variants, rnd.choice((1, 2))))
@@ -132,7 +132,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--url", required=True)
     p.add_argument("--dsn", required=True)
-    p.add_argument("--server-pid", type=int)
+    p.add_argument("--server-pid", type=int, action="append",
+                   help="repeatable: every server process (and a proxy) counts")
     p.add_argument("--tills", type=int, default=16)
     p.add_argument("--duration", type=float, default=20)
     p.add_argument("--warmup", type=float, default=3)

@@ -166,10 +166,12 @@ def check(database_url: DbUrl = None) -> None:
 def serve(
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option(envvar="PORT")] = None,
-    workers: Annotated[int, typer.Option(help="processes (PostgreSQL only)")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        min=1, max=64, help="processes (PostgreSQL only); default SAUMATON_WORKERS or 1")]
+        = None,
     reload: bool = False,
 ) -> None:
-    """Serve the webshop, POS and API."""
+    """Serve the webshop, POS and API (docs/deployment.md: several behind a proxy)."""
     import uvicorn
 
     settings = get_settings()
@@ -182,10 +184,14 @@ def serve(
         raise typer.Exit(2)
     host = host or settings.host
     port = port or settings.port
+    workers = workers or settings.workers
     if workers > 1 and settings.resolved_database_url().startswith("sqlite"):
-        console.print("[yellow]SQLite serves from one process; use PostgreSQL for more "
-                      "workers[/yellow]")
-        workers = 1
+        # Refused, not reduced: an operator who asked for N processes must learn that
+        # they are not getting them (SQLite has one writer and no LISTEN/NOTIFY).
+        console.print(f"[red]refusing to start {workers} workers on SQLite[/red]: SQLite "
+                      "serves from one process. Set SAUMATON_DATABASE_URL to a PostgreSQL "
+                      "database for several workers, or run with --workers 1.")
+        raise typer.Exit(2)
     if workers > 1 and settings.paytrail_simulated() and not settings.paytrail_url:
         console.print("[yellow]The built-in Paytrail simulator keeps payments in one "
                       "process's memory; with several workers run `saumaton "
@@ -206,6 +212,33 @@ def serve(
     uvicorn.run("saumaton.web.asgi:app", host=host, port=port, workers=workers,
                 reload=reload, log_level="warning", access_log=False, loop="uvloop",
                 http="httptools", proxy_headers=False)
+
+
+@app.command("worker")
+def worker() -> None:
+    """Run the background jobs only (mail, expiries, price changes, reports…), no HTTP,
+    until SIGTERM or Ctrl-C. For a layout where the web processes run with
+    SAUMATON_RUN_JOBS=false (docs/deployment.md)."""
+    import logging
+    import signal
+
+    from saumaton.jobs import JOBS, run_worker
+
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop, ready=lambda: console.print(
+            f"[bold]Saumaton worker[/bold]: {len(JOBS)} jobs on "
+            f"{settings.resolved_database_url().split('://')[0]}; SIGTERM stops it"))
+
+    asyncio.run(run())
+    console.print("worker stopped")
 
 
 @app.command("paytrail-simulator")

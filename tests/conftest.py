@@ -18,6 +18,9 @@ from saumaton.web.app import create_app
 
 # The browser tests' fixtures (Chromium, contexts), shared by every browser test module.
 from tests.browser import browser, contexts  # noqa: F401
+
+# Several app servers on one PostgreSQL behind nginx (tests/cluster.py).
+from tests.cluster import two_servers  # noqa: F401
 from tests.support import Server, Shop, backends, build_shop, drop_pg_database, fresh_database
 
 

@@ -46,19 +46,11 @@ from saumaton.api import reports as reports_api
 from saumaton.api import settings as settings_api
 from saumaton.api import staff as staff_api
 from saumaton.catalogue.images import is_content_named
-from saumaton.checkout.jobs import run_checkout_jobs
 from saumaton.config import SIMULATOR_PATH, TEST_MERCHANT, Settings, get_settings
 from saumaton.db.uow import Database
 from saumaton.events.hub import EventHub
-from saumaton.giftcards.jobs import run_expiry as run_gift_card_expiry
-from saumaton.inventory.expiry import run_expiry
-from saumaton.loyalty.ledger import run_expiry as run_loyalty_expiry
-from saumaton.mail.sender import run_mail_sender
-from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
+from saumaton.jobs import JobContext, paytrail_client, start_jobs, stop_jobs
 from saumaton.payments.paytrail.simulator import create_simulator
-from saumaton.pricing.changes import run_price_changes
-from saumaton.reports.jobs import run_reports_job
-from saumaton.service.nps import run_nps_job
 from saumaton.shopsettings.live import LiveSettings
 from saumaton.web.analytics import VisitMiddleware
 from saumaton.web.auth import follow_staff_events
@@ -71,7 +63,6 @@ from saumaton.web.security import (
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
-
 
 
 class MediaFiles(StaticFiles):
@@ -133,41 +124,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         live.on_change.append(lambda fresh: setattr(app.state, "settings", fresh))
         app.state.live_settings = live
         app.state.settings = await live.refresh(db)
-        account, secret, base_url = settings.paytrail()
-        app.state.paytrail = PaytrailClient(PaytrailConfig(account, secret, base_url))
-        stop_expiry = asyncio.Event()
-        expiry = asyncio.create_task(run_expiry(db, stop=stop_expiry))
-        settings_follower = asyncio.create_task(live.follow(db, hub, stop_expiry))
-        mail_sender = asyncio.create_task(run_mail_sender(db, live, stop_expiry))
-        checkout_jobs = asyncio.create_task(run_checkout_jobs(
-            db, app.state.paytrail, live, stop_expiry))
-        nps_job = asyncio.create_task(run_nps_job(db, live, stop_expiry))
-        loyalty_expiry = asyncio.create_task(run_loyalty_expiry(db, stop=stop_expiry))
-        gift_card_expiry = asyncio.create_task(run_gift_card_expiry(db, stop=stop_expiry))
-        price_changes = asyncio.create_task(run_price_changes(
-            db, stop_expiry, settings.price_job_interval_seconds))
-        reports_job = asyncio.create_task(run_reports_job(
-            db, stop_expiry, settings.reports_job_interval_seconds, settings.timezone))
+        app.state.paytrail = paytrail_client(settings)
+        stop = asyncio.Event()
+        # Per process, whatever SAUMATON_RUN_JOBS says: they keep this process's memory
+        # current (settings, the session cache, the analytics buffer).
+        settings_follower = asyncio.create_task(live.follow(db, hub, stop))
         app.state.analytics = AnalyticsBuffer(db)
         app.state.analytics.start()
         # Revoked sessions and tokens leave this process's cache at once.
         staff_events = asyncio.create_task(follow_staff_events(hub))
+        # The background jobs (saumaton/jobs.py), unless a `saumaton worker` runs them.
+        jobs = JobContext(db, settings, live, app.state.paytrail, stop)
+        job_tasks = start_jobs(jobs) if settings.run_jobs else []
         try:
             yield
         finally:
-            stop_expiry.set()
             staff_events.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await staff_events
-            await expiry
-            await settings_follower
-            await mail_sender
-            await checkout_jobs
-            await nps_job
-            await loyalty_expiry
-            await gift_card_expiry
-            await price_changes
-            await reports_job
+            await stop_jobs(jobs, [*job_tasks, settings_follower])
             await app.state.analytics.stop()  # flushes what is left
             await app.state.paytrail.aclose()
             await hub.stop()
