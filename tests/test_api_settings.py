@@ -61,9 +61,9 @@ async def test_owner_reads_changes_and_resets_settings(
     assert r.status_code == 422, r.text
     problem = r.json()
     assert problem["code"] == "invalid_settings"
-    assert problem["errors"] == {
-        "business_id": {"code": "invalid_business_id", "limit": None},
-        "loyalty_gold_from_cents": {"code": "gold_below_silver", "limit": 50_000}}
+    assert problem["errors"] == [
+        {"code": "invalid_business_id", "field": "business_id", "limit": None},
+        {"code": "gold_below_silver", "field": "loyalty_gold_from_cents", "limit": 50_000}]
     got = _values((await client.get("/api/v1/settings", headers=owner)).json())
     assert got["home_delivery_fee_cents"] == 745
 

@@ -8,7 +8,7 @@ caller may take next, and its history). The steps themselves are
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from saumaton.api.fields import cursor_ints
 from saumaton.api.pagination import CursorQuery, LimitQuery, Page, page_of
 from saumaton.core.actor import Actor
-from saumaton.core.types import MAX_ID, MAX_INT32, NoNul
+from saumaton.core.types import MAX_ID, MAX_INT32, IsoDate, NoNul
 from saumaton.fulfilment.queue import OrderQuery, order_rows, pick_list
 from saumaton.fulfilment.state import fulfilment_state
 from saumaton.web.auth import db_of
@@ -60,9 +60,9 @@ async def queue(
     channel: Annotated[str | None, Query(max_length=32), NoNul] = None,
     delivery_method: Annotated[Literal["home", "pickup", "store"] | None, Query(
         description="store: a sale in the store")] = None,
-    date_from: Annotated[date | None, Query(description="ordered on or after this day (the "
+    date_from: Annotated[IsoDate | None, Query(description="ordered on or after this day (the "
                                                         "shop's time zone)")] = None,
-    date_to: Annotated[date | None, Query(description="ordered on or before this day")]
+    date_to: Annotated[IsoDate | None, Query(description="ordered on or before this day")]
     = None,
     q: Annotated[str, Query(max_length=200, description=(
         "order number, pickup code, the customer's name, e-mail or phone")), NoNul] = "",

@@ -139,19 +139,34 @@ def install(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _route_table(app: Any) -> list[tuple[re.Pattern[str], frozenset[str], int]]:
+    """(path regex, methods, number of path parameters) of every route, built once."""
+    table: list[tuple[re.Pattern[str], frozenset[str], int]] | None = getattr(
+        app.state, "route_table", None)
+    if table is None:
+        table = []
+        for ctx in iter_route_contexts(app.routes):
+            if ctx.path and ctx.methods:
+                regex, _, convertors = compile_path(ctx.path)
+                table.append((regex, frozenset(ctx.methods), len(convertors)))
+        app.state.route_table = table
+    return table
+
+
 def allowed_methods(app: Any, path: str) -> list[str]:
-    """Every method some route of the app answers at `path` (with OPTIONS), sorted."""
+    """Every method the app answers at `path` (with OPTIONS), sorted. Only the most
+    specific templates count: `/customers/lookup` is answered by its own route, not by
+    `/customers/{customer_id}`, although that template matches the text too."""
+    matches = [(methods, params) for regex, methods, params in _route_table(app)
+               if regex.match(path)]
+    if not matches:
+        return []
+    fewest = min(params for _, params in matches)
     found: set[str] = set()
-    for ctx in iter_route_contexts(app.routes):
-        full = ctx.path
-        methods = ctx.methods
-        if not full or not methods:
-            continue
-        regex, _, _ = compile_path(full)
-        if regex.match(path):
-            found |= set(methods)
-    if found:
-        found.add("OPTIONS")
+    for methods, params in matches:
+        if params == fewest:
+            found |= methods
+    found.add("OPTIONS")
     return sorted(found)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from saumaton.api.openapi import allow_header
+from saumaton.api.openapi import allow_header, allowed_methods
 from saumaton.core.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,32 @@ def http_problem(exc: StarletteHTTPException, request: Request | None = None) ->
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     # keep the headers the error carries, e.g. Allow on a 405
     return problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+class MethodCheckMiddleware:
+    """/api/v1: a method the path's own route does not take answers 405 with a true
+    `Allow` (OPTIONS: 204 with it), before routing could hand the request to a less
+    specific template (PATCH /customers/lookup is not PATCH /customers/{id})."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.root: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/v1/"):
+            root = scope.get("app")
+            allowed = allowed_methods(root, scope["path"]) if root is not None else []
+            method = scope["method"]
+            if allowed and method not in allowed:
+                response = problem(405, "method_not_allowed", f"{method} is not allowed here",
+                                   headers={"Allow": ", ".join(allowed)})
+                await response(scope, receive, send)
+                return
+            if method == "OPTIONS" and allowed:
+                await Response(status_code=204, headers={"Allow": ", ".join(allowed)})(
+                    scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:

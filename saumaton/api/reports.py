@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from saumaton.core.actor import Actor
 from saumaton.core.errors import ValidationFailed
+from saumaton.core.types import IsoDate
 from saumaton.locations.models import Channel, Location
 from saumaton.reports.journal import COMPANY, build_journal, journal_period
 from saumaton.reports.period import Grain, Period
@@ -41,7 +42,7 @@ def _sane_year(day: date) -> date:
     return day
 
 
-ReportDate = Annotated[date, AfterValidator(_sane_year)]
+ReportDate = Annotated[IsoDate, AfterValidator(_sane_year)]
 Reader = Annotated[Actor, api_requires("reports.read")]
 Code = Annotated[str | None, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_*.-]+$")]
 BAD_FILTER: dict[int | str, dict[str, Any]] = {422: {

@@ -113,8 +113,8 @@ async def get_settings(request: Request, actor: Owner) -> SettingsOut:
 
 
 @router.patch("/settings", response_model=SettingsOut,
-              responses={422: {"description": "invalid_settings: `errors` maps each "
-                                              "refused key to {code, limit}"}},
+              responses={422: {"description": "invalid_settings: `errors` lists each "
+                                              "refused key as {code, field, limit}"}},
               summary="Change business settings (settings.write: the owner)")
 async def patch_settings(request: Request, body: SettingsPatch, actor: Owner) -> SettingsOut:
     values: dict[str, Any] = {k: getattr(body, k) for k in body.model_fields_set
@@ -139,9 +139,9 @@ async def patch_settings(request: Request, body: SettingsPatch, actor: Owner) ->
         if not found:
             raise
         first = sorted(found)[0]
-        raise ValidationFailed(exc.detail, code=exc.code, field=first, extra={"errors": {
-            key: {"code": err.code, "limit": err.limit} for key, err in found.items()}}
-        ) from exc
+        raise ValidationFailed(exc.detail, code=exc.code, field=first, extra={"errors": [
+            {"code": err.code, "field": key, "limit": err.limit}
+            for key, err in sorted(found.items())]}) from exc
     if changed:
         await _live(request).refresh(db)  # this process at once; others by event
     return await _overview(request, actor)

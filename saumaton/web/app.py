@@ -159,6 +159,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "session or `Authorization: Bearer <token>` (`saumaton token create`)."
         ),
     )
+    # Innermost: a method the API path does not take is answered 405 before routing.
+    app.add_middleware(problems.MethodCheckMiddleware)
     app.add_middleware(VisitMiddleware)  # inside the sessions: it sets a session flag
     # https_only stays off: SecurityHeadersMiddleware adds Secure to every cookie
     # (this one included) when the request came over HTTPS, per request.
