@@ -59,6 +59,12 @@ from saumaton.settlements.models import PaytrailSettlement, SettlementLine, Sett
 from saumaton.shopsettings.models import ShopSetting
 from saumaton.staff.models import ApiToken, Staff, StaffLinkToken, StaffRole, StaffSession
 from saumaton.tills.models import CashMovement, DrawerSession, Register
+from saumaton.webhooks.models import (
+    WebhookAttempt,
+    WebhookCursor,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 
 __all__ = [
     "AccountToken",
@@ -135,4 +141,8 @@ __all__ = [
     "VariantBarcode",
     "VatClass",
     "VatRate",
+    "WebhookAttempt",
+    "WebhookCursor",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]
