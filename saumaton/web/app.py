@@ -50,6 +50,7 @@ from saumaton.service.nps import run_nps_job
 from saumaton.shopsettings.live import LiveSettings
 from saumaton.web.analytics import VisitMiddleware
 from saumaton.web.auth import follow_staff_events
+from saumaton.webhooks.worker import run_webhook_worker
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             db, stop_expiry, settings.price_job_interval_seconds))
         reports_job = asyncio.create_task(run_reports_job(
             db, stop_expiry, settings.reports_job_interval_seconds, settings.timezone))
+        webhook_worker = (asyncio.create_task(run_webhook_worker(db, live, stop_expiry))
+                          if settings.run_jobs else None)
         app.state.analytics = AnalyticsBuffer(db)
         app.state.analytics.start()
         # Revoked sessions and tokens leave this process's cache at once.
@@ -126,6 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await gift_card_expiry
             await price_changes
             await reports_job
+            if webhook_worker is not None:
+                await webhook_worker
             await app.state.analytics.stop()  # flushes what is left
             await app.state.paytrail.aclose()
             await hub.stop()

@@ -4,6 +4,7 @@ attempt of a delivery, and the fan-out's position in the outbox (docs/webhooks.m
 from __future__ import annotations
 
 from datetime import datetime
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -77,7 +78,6 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str] = mapped_column(String(300), default="")
     response_ms: Mapped[int] = mapped_column(Integer, default=0)
-    manual: Mapped[bool] = mapped_column(Boolean, default=False)  # after "send again"
 
 
 class WebhookCursor(Base):

@@ -74,7 +74,6 @@ def upgrade() -> None:
         sa.Column('status_code', sa.Integer(), nullable=True),
         sa.Column('error', sa.String(length=300), nullable=False),
         sa.Column('response_ms', sa.Integer(), nullable=False),
-        sa.Column('manual', sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ['delivery_id'], ['webhook_deliveries.id'],
             name=op.f('fk_webhook_attempts_delivery_id_webhook_deliveries'),

@@ -1,0 +1,529 @@
+"""The webhook delivery worker (docs/webhooks.md).
+
+One round: *fan out* new outbox events into delivery rows (one per matching
+subscription), *claim* due deliveries, *send* them signed over HTTP, *record* the
+outcomes (success, or a retry with exponential backoff and jitter, or given up after
+Settings.webhook_retry_hours; a subscription failing for
+Settings.webhook_disable_after_hours is disabled and its owners mailed).
+
+Several processes may run it against one database:
+
+* the fan-out's position in the outbox is one row (webhook_cursor); on PostgreSQL a
+  round takes it with FOR UPDATE SKIP LOCKED (a busy cursor: another process is
+  fanning out, skip), on SQLite the write transaction itself is exclusive (BEGIN
+  IMMEDIATE) and the update is a compare-and-set;
+* a claim marks rows "delivering" with a lease (next_attempt_at) in one committed
+  transaction, choosing them FOR UPDATE SKIP LOCKED on PostgreSQL, so two workers
+  never send the same attempt at once; a worker that dies leaves its rows to be
+  claimed again when the lease runs out (at least once).
+
+Sending happens outside any transaction a sale holds: a sale only inserts its outbox
+row. A slow receiver holds at most MAX_IN_FLIGHT requests of its own subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+from sqlalchemy import and_, exists, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
+from standardwebhooks.webhooks import Webhook
+
+from saumaton import __version__
+from saumaton.audit.services import record as audit
+from saumaton.config import Settings
+from saumaton.core.actor import SYSTEM
+from saumaton.core.clock import utcnow
+from saumaton.db.engine import asyncpg_dsn
+from saumaton.db.uow import NOTIFY_CHANNEL, Database
+from saumaton.events.models import OutboxEvent
+from saumaton.mail.queue import queue_mail
+from saumaton.webhooks.models import (
+    WebhookAttempt,
+    WebhookCursor,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+from saumaton.webhooks.services import owner_addresses, webhook_id_for
+from saumaton.webhooks.topics import TEST_TOPIC, resource_of, subscribed
+
+log = logging.getLogger(__name__)
+
+CURSOR = "fanout"
+FANOUT_PAGE = 1000
+CLAIM_BATCH = 100
+# Requests one subscription may have open at once (per process).
+MAX_IN_FLIGHT = 16
+# A claimed delivery is this process's until then; after, anyone may send it again.
+LEASE = timedelta(minutes=5)
+# An outbox id missing below newer ones usually belongs to a transaction committing
+# right now; it is waited for this long before the fan-out moves past it (a rolled
+# back insert leaves a hole for ever).
+GAP_WAIT = timedelta(seconds=10)
+# Backoff: 5 s, 10 s, 20 s, … doubling up to 6 h between attempts, each ±20 % (jitter:
+# many deliveries failing together do not all come back in the same second).
+FIRST_DELAY_SECONDS = 5.0
+MAX_DELAY_SECONDS = 6 * 3600.0
+POLL_SECONDS = 1.0
+USER_AGENT = f"Saumaton-Webhooks/{__version__}"
+
+Clock = Callable[[], datetime]
+SettingsSource = Settings | Callable[[], Settings]
+
+
+def retry_delay(attempts: int, rnd: random.Random | None = None) -> timedelta:
+    """The wait after the `attempts`-th failed attempt (1-based)."""
+    base = min(FIRST_DELAY_SECONDS * 2 ** max(attempts - 1, 0), MAX_DELAY_SECONDS)
+    return timedelta(seconds=base * (rnd or random).uniform(0.8, 1.2))
+
+
+def schedule(retry_hours: float) -> list[timedelta]:
+    """The nominal waits (no jitter) between attempts until a delivery is given up."""
+    out: list[timedelta] = []
+    total, n = 0.0, 1
+    while True:
+        wait = min(FIRST_DELAY_SECONDS * 2 ** (n - 1), MAX_DELAY_SECONDS)
+        if total + wait > retry_hours * 3600:
+            return out
+        out.append(timedelta(seconds=wait))
+        total += wait
+        n += 1
+
+
+# --- fan-out ----------------------------------------------------------------------------
+
+async def fan_out(db: Database, now: datetime | None = None) -> int:
+    """Turn outbox events after the cursor into deliveries; how many events were read
+    (0: nothing new, or another process is fanning out)."""
+    now = now or utcnow()
+    async with db.uow() as uow:
+        s = uow.session
+        q = select(WebhookCursor.last_event_id).where(WebhookCursor.name == CURSOR)
+        if db.is_postgres:
+            q = q.with_for_update(skip_locked=True)
+        last = await s.scalar(q)
+        if last is None:
+            exists_ = await s.scalar(select(func.count()).select_from(WebhookCursor)
+                                     .where(WebhookCursor.name == CURSOR))
+            if exists_:
+                return 0  # locked by another process's fan-out
+            # First run: start at the present, not at the beginning of history.
+            start = int(await s.scalar(select(func.max(OutboxEvent.id))) or 0)
+            ins = (pg_insert if db.is_postgres else sqlite_insert)(WebhookCursor).values(
+                name=CURSOR, last_event_id=start, updated_at=now)
+            await s.execute(ins.on_conflict_do_nothing())
+            await uow.commit()
+            return 0
+        events = (await s.execute(
+            select(OutboxEvent.id, OutboxEvent.topic, OutboxEvent.payload,
+                   OutboxEvent.created_at)
+            .where(OutboxEvent.id > last).order_by(OutboxEvent.id).limit(FANOUT_PAGE))).all()
+        if not events:
+            return 0
+        taken = []
+        expected = int(last) + 1
+        for e in events:
+            if e.id != expected and now - e.created_at < GAP_WAIT:
+                break  # wait for the missing id's transaction (its notify wakes us)
+            taken.append(e)
+            expected = int(e.id) + 1
+        if not taken:
+            return 0
+        subs = (await s.execute(
+            select(WebhookSubscription.id, WebhookSubscription.topics,
+                   WebhookSubscription.created_at)
+            .where(WebhookSubscription.enabled.is_(True)))).all()
+        rows: list[dict[str, Any]] = []
+        for e in taken:
+            for sid, topics, created in subs:
+                if e.topic == TEST_TOPIC:
+                    if e.payload.get("subscription_id") != sid:
+                        continue
+                elif e.created_at < created or not subscribed(list(topics), e.topic):
+                    continue
+                rows.append({
+                    "subscription_id": sid, "event_id": e.id,
+                    "webhook_id": webhook_id_for(e.id, sid), "topic": e.topic,
+                    "resource": resource_of(e.topic, e.payload), "status": "pending",
+                    "attempts": 0, "next_attempt_at": now, "last_error": "",
+                    "created_at": now})
+        if rows:
+            await s.execute(insert(WebhookDelivery), rows)
+        new_last = int(taken[-1].id)
+        cas = await s.execute(
+            update(WebhookCursor)
+            .where(WebhookCursor.name == CURSOR, WebhookCursor.last_event_id == last)
+            .values(last_event_id=new_last, updated_at=now))
+        if getattr(cas, "rowcount", 1) != 1:
+            return 0  # another process moved the cursor first: its deliveries stand
+        await uow.commit()
+        return len(taken)
+
+
+# --- claiming ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    subscription_id: int
+    webhook_id: str
+    topic: str
+    attempts: int
+    created_at: datetime
+    url: str
+    secret: str
+    event_at: datetime
+    payload: dict[str, Any]
+
+
+async def claim(db: Database, now: datetime | None = None, *, limit: int = CLAIM_BATCH,
+                skip_subscriptions: frozenset[int] = frozenset()) -> list[Claimed]:
+    """Due deliveries of enabled subscriptions whose earlier deliveries about the same
+    resource are all finished, marked "delivering" under a lease and committed."""
+    now = now or utcnow()
+    d, earlier = WebhookDelivery, aliased(WebhookDelivery)
+    blocked = exists().where(
+        earlier.subscription_id == d.subscription_id, earlier.resource == d.resource,
+        earlier.event_id < d.event_id, earlier.status.in_(("pending", "delivering")))
+    q = (select(d.id).join(WebhookSubscription, WebhookSubscription.id == d.subscription_id)
+         .where(d.status.in_(("pending", "delivering")), d.next_attempt_at <= now,
+                WebhookSubscription.enabled.is_(True),
+                ~and_(d.resource != "", blocked))
+         .order_by(d.next_attempt_at, d.id).limit(limit))
+    if skip_subscriptions:
+        q = q.where(d.subscription_id.not_in(sorted(skip_subscriptions)))
+    if db.is_postgres:
+        q = q.with_for_update(of=d, skip_locked=True)
+    async with db.uow() as uow:
+        s = uow.session
+        ids = list((await s.scalars(q)).all())
+        if not ids:
+            return []
+        await s.execute(update(d).where(d.id.in_(ids))
+                        .values(status="delivering", next_attempt_at=now + LEASE))
+        rows = (await s.execute(
+            select(d.id, d.subscription_id, d.webhook_id, d.topic, d.attempts, d.created_at,
+                   WebhookSubscription.url, WebhookSubscription.secret,
+                   OutboxEvent.created_at, OutboxEvent.payload)
+            .join(WebhookSubscription, WebhookSubscription.id == d.subscription_id)
+            .join(OutboxEvent, OutboxEvent.id == d.event_id)
+            .where(d.id.in_(ids)).order_by(d.id))).all()
+        await uow.commit()
+    return [Claimed(*r) for r in rows]
+
+
+# --- sending ----------------------------------------------------------------------------
+
+def body_of(topic: str, event_at: datetime, payload: dict[str, Any]) -> str:
+    return json.dumps({"type": topic, "timestamp": event_at.astimezone(UTC).isoformat(),
+                       "data": payload}, separators=(",", ":"), ensure_ascii=False)
+
+
+def signed_headers(secret: str, webhook_id: str, body: str,
+                   sent_at: datetime | None = None) -> dict[str, str]:
+    """Standard Webhooks headers. The timestamp is the real time of sending, whatever
+    the worker's clock says: receivers refuse a signature older than a few minutes."""
+    at = sent_at or datetime.now(UTC)
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(secret).sign(webhook_id, at, body),
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+    }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivery: Claimed
+    at: datetime
+    status_code: int | None
+    error: str
+    response_ms: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def send(client: httpx.AsyncClient, c: Claimed, seconds: float,
+               clock: Clock = utcnow) -> Outcome:
+    body = body_of(c.topic, c.event_at, c.payload)
+    headers = signed_headers(c.secret, c.webhook_id, body)
+    started = time.perf_counter()
+    code: int | None = None
+    error = ""
+    try:
+        async with asyncio.timeout(seconds):
+            # The answer's body is not read: only its status counts.
+            async with client.stream("POST", c.url, content=body.encode(),
+                                     headers=headers) as response:
+                code = response.status_code
+        if not 200 <= code < 300:
+            error = f"HTTP {code}"
+    except TimeoutError:
+        error = f"no answer within {seconds:g} s"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:300] if str(exc) else type(exc).__name__
+    ms = int((time.perf_counter() - started) * 1000)
+    return Outcome(c, clock(), code, error[:300], ms)
+
+
+# --- recording --------------------------------------------------------------------------
+
+async def record(db: Database, outcomes: list[Outcome], settings: Settings,
+                 now: datetime | None = None, rnd: random.Random | None = None) -> list[int]:
+    """Write the outcomes; ids of subscriptions disabled now."""
+    if not outcomes:
+        return []
+    now = now or utcnow()
+    give_up_after = timedelta(hours=settings.webhook_retry_hours)
+    updates: list[dict[str, Any]] = []
+    attempts: list[dict[str, Any]] = []
+    succeeded: set[int] = set()
+    failed: set[int] = set()
+    for o in outcomes:
+        c = o.delivery
+        n = c.attempts + 1
+        row: dict[str, Any] = {"id": c.id, "attempts": n, "last_status_code": o.status_code,
+                               "last_error": o.error, "last_response_ms": o.response_ms}
+        if o.ok:
+            row |= {"status": "delivered", "delivered_at": o.at, "next_attempt_at": o.at}
+            succeeded.add(c.subscription_id)
+        else:
+            retry_at = now + retry_delay(n, rnd)
+            gives_up = retry_at > c.created_at + give_up_after
+            row |= {"status": "failed" if gives_up else "pending", "delivered_at": None,
+                    "next_attempt_at": now if gives_up else retry_at}
+            failed.add(c.subscription_id)
+        updates.append(row)
+        attempts.append({"delivery_id": c.id, "at": o.at, "status_code": o.status_code,
+                         "error": o.error, "response_ms": o.response_ms})
+    disabled: list[int] = []
+    async with db.uow() as uow:
+        s = uow.session
+        await s.execute(update(WebhookDelivery), updates)
+        await s.execute(insert(WebhookAttempt), attempts)
+        if succeeded:
+            await s.execute(update(WebhookSubscription)
+                            .where(WebhookSubscription.id.in_(sorted(succeeded)))
+                            .values(failing_since=None))
+        only_failed = sorted(failed - succeeded)
+        if only_failed:
+            await s.execute(update(WebhookSubscription)
+                            .where(WebhookSubscription.id.in_(only_failed),
+                                   WebhookSubscription.failing_since.is_(None))
+                            .values(failing_since=now))
+            cutoff = now - timedelta(hours=settings.webhook_disable_after_hours)
+            q = (select(WebhookSubscription).where(
+                WebhookSubscription.id.in_(only_failed), WebhookSubscription.enabled.is_(True),
+                WebhookSubscription.failing_since <= cutoff))
+            if db.is_postgres:
+                q = q.with_for_update()
+            for sub in (await s.scalars(q)).all():
+                await _disable(uow, sub, settings, now)
+                disabled.append(sub.id)
+        await uow.commit()
+    return disabled
+
+
+async def _disable(uow: Any, sub: WebhookSubscription, settings: Settings,
+                   now: datetime) -> None:
+    hours = settings.webhook_disable_after_hours
+    sub.enabled = False
+    sub.disabled_reason = (f"every delivery failed for {hours:g} hours "
+                           f"(since {sub.failing_since:%Y-%m-%d %H:%M} UTC)")[:300]
+    sub.updated_at = now
+    await audit(uow, SYSTEM, "webhook.disable", "webhook", sub.id,
+                {"reason": sub.disabled_reason, "automatic": True})
+    link = settings.resolved_public_url() + f"/backoffice/webhooks/{sub.id}"
+    text = (
+        f"Webhook-tilaus on poistettu käytöstä / A webhook subscription was disabled\n\n"
+        f"{sub.url}\n\n"
+        f"Kaikki toimitukset tähän osoitteeseen ovat epäonnistuneet {hours:g} tunnin ajan. "
+        f"Korjaa vastaanottaja ja ota tilaus uudelleen käyttöön: jonossa olevat "
+        f"tapahtumat lähetetään silloin.\n\n"
+        f"Every delivery to this address has failed for {hours:g} hours. Fix the receiver "
+        f"and enable the subscription again: the queued events are then sent.\n\n{link}\n")
+    for to in await owner_addresses(uow.session):
+        await queue_mail(uow, kind="webhook_disabled", to=to, reference=f"webhook:{sub.id}",
+                         subject=f"Webhook poistettu käytöstä / disabled: {sub.url}"[:300],
+                         text=text)
+
+
+# --- one round (tests, the CLI) and the long-running worker ------------------------------
+
+async def run_round(db: Database, settings: Settings, client: httpx.AsyncClient,
+                    now: datetime | None = None, rnd: random.Random | None = None) -> int:
+    """Fan out, claim what is due at `now`, send it all and record: how many sent."""
+    now = now or utcnow()
+    while await fan_out(db, now) == FANOUT_PAGE:
+        pass
+    claimed = await claim(db, now)
+    outcomes = await asyncio.gather(*(
+        send(client, c, settings.webhook_timeout_seconds, lambda: now) for c in claimed))
+    await record(db, list(outcomes), settings, now, rnd)
+    return len(claimed)
+
+
+def new_client(timeout: float, transport: httpx.AsyncBaseTransport | None = None
+               ) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False,
+        transport=transport,
+        limits=httpx.Limits(max_connections=512, max_keepalive_connections=64))
+
+
+async def _listen(db: Database, wake: asyncio.Event) -> None:
+    """PostgreSQL: every committed outbox event (any process's) wakes the worker."""
+    delay = 0.2
+    while True:
+        conn: asyncpg.Connection | None = None
+        try:
+            conn = await asyncpg.connect(asyncpg_dsn(db.url))
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_a: wake.set())
+            wake.set()  # anything committed while we were not listening
+            delay = 0.2
+            while not conn.is_closed():
+                await asyncio.sleep(5.0)
+                await conn.execute("SELECT 1")  # keep-alive; notices a dead link
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("webhook LISTEN connection lost; reconnecting")
+        finally:
+            if conn is not None and not conn.is_closed():
+                with contextlib.suppress(Exception):
+                    await conn.close()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+class _Runner:
+    def __init__(self, db: Database, settings: Callable[[], Settings], clock: Clock,
+                 client: httpx.AsyncClient, wake: asyncio.Event) -> None:
+        self.db, self.settings, self.clock, self.client = db, settings, clock, client
+        self.wake = wake
+        self.done: list[Outcome] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.in_flight: dict[int, int] = {}
+        self.gates: dict[int, asyncio.Semaphore] = {}
+        self.claimed: dict[int, Claimed] = {}  # sent or being sent, not yet recorded
+
+    async def step(self) -> None:
+        settings = self.settings()
+        if self.done:
+            done, self.done = self.done, []
+            await record(self.db, done, settings, self.clock())
+            for o in done:
+                self.claimed.pop(o.delivery.id, None)
+        while await fan_out(self.db, self.clock()) == FANOUT_PAGE:
+            pass
+        while True:
+            busy = frozenset(s for s, n in self.in_flight.items() if n >= MAX_IN_FLIGHT)
+            claimed = await claim(self.db, self.clock(), skip_subscriptions=busy)
+            for c in claimed:
+                self.claimed[c.id] = c
+                self.in_flight[c.subscription_id] = self.in_flight.get(c.subscription_id, 0) + 1
+                task = asyncio.create_task(self._send(c, settings.webhook_timeout_seconds))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            if len(claimed) < CLAIM_BATCH:
+                return
+
+    async def _send(self, c: Claimed, seconds: float) -> None:
+        gate = self.gates.setdefault(c.subscription_id, asyncio.Semaphore(MAX_IN_FLIGHT))
+        try:
+            async with gate:
+                outcome = await send(self.client, c, seconds, self.clock)
+            self.done.append(outcome)
+        finally:
+            left = self.in_flight.get(c.subscription_id, 1) - 1
+            if left:
+                self.in_flight[c.subscription_id] = left
+            else:
+                self.in_flight.pop(c.subscription_id, None)
+            self.wake.set()
+
+    async def close(self) -> None:
+        """Stop sending: unfinished deliveries are handed back (due now, for whichever
+        worker runs next); finished ones are recorded."""
+        unfinished = {t for t in self.tasks if not t.done()}
+        for t in unfinished:
+            t.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        if self.done:
+            await record(self.db, self.done, self.settings(), self.clock())
+            for o in self.done:
+                self.claimed.pop(o.delivery.id, None)
+            self.done = []
+        if self.claimed:
+            await release_leases(self.db, sorted(self.claimed))
+            self.claimed.clear()
+
+
+async def release_leases(db: Database, ids: list[int]) -> None:
+    async with db.uow() as uow:
+        await uow.session.execute(update(WebhookDelivery).where(
+            WebhookDelivery.id.in_(ids), WebhookDelivery.status == "delivering")
+            .values(status="pending", next_attempt_at=utcnow()))
+        await uow.commit()
+
+
+async def run_webhook_worker(db: Database, settings: SettingsSource, stop: asyncio.Event, *,
+                             clock: Clock = utcnow,
+                             transport: httpx.AsyncBaseTransport | None = None) -> None:
+    """Deliver webhooks until `stop` is set (the app's lifespan, or `saumaton worker`).
+    Wakes on every committed outbox event (LISTEN on PostgreSQL, this process's commits
+    on SQLite) and at least every POLL_SECONDS (retries coming due, other processes)."""
+    current: Callable[[], Settings] = settings if callable(settings) else (lambda: settings)
+    wake = asyncio.Event()
+    listener: asyncio.Task[None] | None = None
+    if db.is_postgres:
+        listener = asyncio.create_task(_listen(db, wake))
+    else:
+        db.on_commit.append(wake.set)
+    client = new_client(current().webhook_timeout_seconds, transport)
+    runner = _Runner(db, current, clock, client, wake)
+    try:
+        while not stop.is_set():
+            wake.clear()
+            try:
+                await runner.step()
+            except Exception:  # a failed round is retried on the next wake or tick
+                log.exception("webhook round failed")
+            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+            try:
+                await asyncio.wait(waits, timeout=POLL_SECONDS,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await w
+    finally:
+        try:
+            await runner.close()
+        except Exception:
+            log.exception("webhook worker could not hand back its deliveries")
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        elif wake.set in db.on_commit:
+            db.on_commit.remove(wake.set)
+        await client.aclose()
+
