@@ -32,6 +32,7 @@ from saumaton.api import (
     problems,
     returns,
     stock,
+    webhooks,
 )
 from saumaton.catalogue.images import is_content_named
 from saumaton.checkout.jobs import run_checkout_jobs
@@ -153,7 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        max_age=12 * 3600)
     problems.install(app)
     for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
-                   giftcards, prices):
+                   giftcards, prices, webhooks):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status")

@@ -263,7 +263,7 @@ async def update_subscription(uow: UnitOfWork, actor: Actor, subscription_id: in
     before = {"url": sub.url, "topics": list(sub.topics), "enabled": sub.enabled,
               "description": sub.description}
     sub.url, sub.topics, sub.description = data.url, data.topics, data.description.strip()
-    _set_enabled(sub, data.enabled, "")
+    _set_enabled(sub, data.enabled, "turned off by " + (actor.name or actor.label))
     sub.updated_at = utcnow()
     after = {"url": sub.url, "topics": list(sub.topics), "enabled": sub.enabled,
              "description": sub.description}
@@ -278,8 +278,8 @@ def _set_enabled(sub: WebhookSubscription, enabled: bool, reason: str) -> None:
         # Back on: the failure clock starts again; due deliveries go out on the next round.
         sub.failing_since = None
         sub.disabled_reason = ""
-    elif not enabled:
-        sub.disabled_reason = reason[:300] if (reason or sub.enabled) else sub.disabled_reason
+    elif not enabled and sub.enabled:
+        sub.disabled_reason = reason[:300]
     sub.enabled = enabled
 
 
@@ -288,7 +288,7 @@ async def set_enabled(uow: UnitOfWork, actor: Actor, subscription_id: int, enabl
     actor.require(PERMISSION)
     sub = await _locked(uow, subscription_id)
     if sub.enabled != enabled:
-        _set_enabled(sub, enabled, reason or "disabled by " + (actor.name or actor.label))
+        _set_enabled(sub, enabled, reason or "turned off by " + (actor.name or actor.label))
         sub.updated_at = utcnow()
         await record(uow, actor, "webhook.enable" if enabled else "webhook.disable",
                      "webhook", sub.id, {"reason": sub.disabled_reason} if not enabled else {})
