@@ -150,10 +150,12 @@ async def test_api_crud_deliveries_and_redeliver(
     body = Webhook(created["secret"]).verify(receiver.requests[0].body,
                                              receiver.requests[0].headers)
     assert body["type"] == "customer.created" and body["data"]["customer_id"] == r.json()["id"]
-    log = (await client.get(f"/api/v1/webhooks/{created['id']}/deliveries",
-                            headers=auth)).json()
-    [d] = log["items"]
-    assert d["status"] == "delivered" and d["last_status_code"] == 200
+    async def logged() -> Any:
+        log = (await client.get(f"/api/v1/webhooks/{created['id']}/deliveries",
+                                headers=auth)).json()
+        return log if log["items"][0]["status"] == "delivered" else None
+    [d] = (await eventually(logged, within=10, what="the log says delivered"))["items"]
+    assert d["last_status_code"] == 200 and d["attempts"] == 1
     r = await client.post(
         f"/api/v1/webhooks/{second['id']}/deliveries/{d['id']}/redeliver", headers=auth)
     assert r.status_code == 404  # not this subscription's delivery
