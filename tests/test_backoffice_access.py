@@ -27,7 +27,8 @@ PATH_VALUES: dict[str, str] = {
     "product_id": "1", "variant_id": "1", "category_id": "1", "campaign_id": "1",
     "change_id": "1", "transfer_id": "1", "count_id": "1", "staff_id": "1",
     "token_id": "1", "job_id": "1", "kind": "products", "location_code": "store-1",
-    "image_id": "1", "code": "store-1", "settlement_id": "1",
+    "image_id": "1", "code": "store-1", "settlement_id": "1", "webhook_id": "1",
+    "delivery_id": "1",
 }
 # Query strings for pages that need one to show anything.
 QUERIES: dict[str, str] = {"/backoffice/customers/merge": "?kept=1&merged=2"}
