@@ -22,7 +22,6 @@ import json
 import os
 import resource
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -46,6 +45,8 @@ class Receiver:
         self.arrived: dict[str, float] = {}  # "sub:order_id:topic" -> monotonic time
         self.duplicates = 0
         self.port = 0
+        self.expected = 0
+        self.all_in = asyncio.Event()
 
     async def start(self) -> asyncio.Server:
         server = await asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=1024)
@@ -69,6 +70,8 @@ class Receiver:
                     self.duplicates += 1
                 else:
                     self.arrived[key] = now
+                    if len(self.arrived) >= self.expected > 0:
+                        self.all_in.set()
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -107,7 +110,7 @@ async def bench(args: argparse.Namespace) -> int:
     admin = await asyncpg.connect(args.admin_dsn)
     await admin.execute(f'CREATE DATABASE "{name}"')
     url = args.admin_dsn.rsplit("/", 1)[0] + "/" + name
-    worker: subprocess.Popen[bytes] | None = None
+    worker: asyncio.subprocess.Process | None = None
     db = Database(url, pool_size=10)
     try:
         await asyncio.to_thread(upgrade, url)
@@ -120,8 +123,8 @@ async def bench(args: argparse.Namespace) -> int:
                     url=f"http://127.0.0.1:{receiver.port}/s{s}", topics=["order.*"]),
                     settings)
             await uow.commit()
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "bench.webhooks", "--worker", url], cwd=ROOT,
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.webhooks", "--worker", url, cwd=ROOT,
             env=dict(os.environ, PYTHONPATH=str(ROOT)))
         # The worker is ready once its first round has placed the outbox cursor.
         deadline = time.monotonic() + 30
@@ -131,21 +134,21 @@ async def bench(args: argparse.Namespace) -> int:
             await asyncio.sleep(0.1)  # polling another process's state
         await probe.close()
         committed: dict[str, float] = {}
+        receiver.expected = int(args.rate * args.seconds) * args.subscriptions
         cpu0 = os.times()
         t0 = time.monotonic()
         n = await _produce(db, args.rate, args.seconds, committed)
         produced_in = time.monotonic() - t0
         expected = n * args.subscriptions
-        deadline = time.monotonic() + 60
-        while len(receiver.arrived) < expected and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)  # waiting for the other process's deliveries
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(receiver.all_in.wait(), 60)
         latencies = [
             (at - committed[key.split(":", 1)[1]]) * 1000
             for key, at in receiver.arrived.items()]
         summary = latency_summary(latencies)
         cpu1 = os.times()
         worker.send_signal(signal.SIGTERM)
-        worker.wait(30)
+        await asyncio.wait_for(worker.wait(), 30)
         child = resource.getrusage(resource.RUSAGE_CHILDREN)
         result: dict[str, Any] = {
             "rate_per_s": args.rate, "seconds": args.seconds, "events": n,
@@ -163,11 +166,11 @@ async def bench(args: argparse.Namespace) -> int:
         server.close()
         return 0 if len(receiver.arrived) == expected and not receiver.duplicates else 1
     finally:
-        if worker is not None and worker.poll() is None:
+        if worker is not None and worker.returncode is None:
             worker.send_signal(signal.SIGTERM)
             try:
-                worker.wait(20)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(worker.wait(), 20)
+            except TimeoutError:
                 worker.kill()
         await db.dispose()
         if not args.keep_db:
