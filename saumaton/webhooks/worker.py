@@ -74,7 +74,7 @@ CURSOR = "fanout"
 FANOUT_PAGE = 1000
 CLAIM_BATCH = 100
 # Requests one subscription may have open at once (per process).
-MAX_IN_FLIGHT = 16
+MAX_IN_FLIGHT = 64
 # A claimed delivery is this process's until then; after, anyone may send it again.
 LEASE = timedelta(minutes=5)
 # An outbox id missing below newer ones usually belongs to a transaction committing
@@ -215,22 +215,37 @@ async def claim(db: Database, now: datetime | None = None, *, limit: int = CLAIM
          .order_by(d.next_attempt_at, d.id).limit(limit))
     if skip_subscriptions:
         q = q.where(d.subscription_id.not_in(sorted(skip_subscriptions)))
-    if db.is_postgres:
-        q = q.with_for_update(of=d, skip_locked=True)
+    if not db.is_postgres:  # one writer at a time: choose, mark, read back
+        async with db.uow() as uow:
+            s = uow.session
+            ids = list((await s.scalars(q)).all())
+            if not ids:
+                return []
+            await s.execute(update(d).where(d.id.in_(ids))
+                            .values(status="delivering", next_attempt_at=now + LEASE))
+            rows = (await s.execute(
+                select(d.id, d.subscription_id, d.webhook_id, d.topic, d.attempts,
+                       d.created_at, WebhookSubscription.url, WebhookSubscription.secret,
+                       OutboxEvent.created_at, OutboxEvent.payload)
+                .join(WebhookSubscription, WebhookSubscription.id == d.subscription_id)
+                .join(OutboxEvent, OutboxEvent.id == d.event_id)
+                .where(d.id.in_(ids)).order_by(d.id))).all()
+            await uow.commit()
+        return [Claimed(*r) for r in rows]
+    # PostgreSQL, one statement: choose (skipping rows another worker holds), mark, and
+    # return what sending needs; round trips are what a busy database makes slow.
+    stmt = (update(d)
+            .where(d.id.in_(q.with_for_update(of=d, skip_locked=True).scalar_subquery()),
+                   WebhookSubscription.id == d.subscription_id,
+                   OutboxEvent.id == d.event_id)
+            .values(status="delivering", next_attempt_at=now + LEASE)
+            .returning(d.id, d.subscription_id, d.webhook_id, d.topic, d.attempts,
+                       d.created_at, WebhookSubscription.url, WebhookSubscription.secret,
+                       OutboxEvent.created_at.label("event_at"), OutboxEvent.payload))
     async with db.uow() as uow:
-        s = uow.session
-        ids = list((await s.scalars(q)).all())
-        if not ids:
+        rows = sorted((await uow.session.execute(stmt)).all(), key=lambda r: int(r[0]))
+        if not rows:
             return []
-        await s.execute(update(d).where(d.id.in_(ids))
-                        .values(status="delivering", next_attempt_at=now + LEASE))
-        rows = (await s.execute(
-            select(d.id, d.subscription_id, d.webhook_id, d.topic, d.attempts, d.created_at,
-                   WebhookSubscription.url, WebhookSubscription.secret,
-                   OutboxEvent.created_at, OutboxEvent.payload)
-            .join(WebhookSubscription, WebhookSubscription.id == d.subscription_id)
-            .join(OutboxEvent, OutboxEvent.id == d.event_id)
-            .where(d.id.in_(ids)).order_by(d.id))).all()
         await uow.commit()
     return [Claimed(*r) for r in rows]
 
@@ -438,14 +453,26 @@ class _Runner:
         self.in_flight: dict[int, int] = {}
         self.gates: dict[int, asyncio.Semaphore] = {}
         self.claimed: dict[int, Claimed] = {}  # sent or being sent, not yet recorded
+        self.recording: asyncio.Task[None] | None = None
+
+    async def _record(self, done: list[Outcome]) -> None:
+        try:
+            await record(self.db, done, self.settings(), self.clock())
+            for o in done:
+                self.claimed.pop(o.delivery.id, None)
+        except Exception:  # kept: recorded with the next batch
+            log.exception("recording webhook outcomes failed")
+            self.done = done + self.done
+        finally:
+            self.wake.set()  # later deliveries of the same resources may go now
 
     async def step(self) -> None:
         settings = self.settings()
-        if self.done:
+        # Outcomes are written alongside the next fan-out and claim (another connection),
+        # not before them: each costs round trips a busy database makes slow.
+        if self.done and (self.recording is None or self.recording.done()):
             done, self.done = self.done, []
-            await record(self.db, done, settings, self.clock())
-            for o in done:
-                self.claimed.pop(o.delivery.id, None)
+            self.recording = asyncio.create_task(self._record(done))
         while await fan_out(self.db, self.clock()) == FANOUT_PAGE:
             pass
         while True:
@@ -481,6 +508,8 @@ class _Runner:
         for t in unfinished:
             t.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
+        if self.recording is not None:
+            await self.recording
         if self.done:
             await record(self.db, self.done, self.settings(), self.clock())
             for o in self.done:
