@@ -94,6 +94,7 @@ _DELIVERIES = cast(Table, WebhookDelivery.__table__)
 _ATTEMPTS = cast(Table, WebhookAttempt.__table__)
 _SUBSCRIPTIONS = cast(Table, WebhookSubscription.__table__)
 _OUTBOX = cast(Table, OutboxEvent.__table__)
+_CURSOR = cast(Table, WebhookCursor.__table__)
 Clock = Callable[[], datetime]
 SettingsSource = Settings | Callable[[], Settings]
 
@@ -125,7 +126,7 @@ async def fan_out(db: Database, now: datetime | None = None) -> int:
     now = now or utcnow()
     async with db.uow() as uow:
         s = uow.session
-        q = select(WebhookCursor.last_event_id).where(WebhookCursor.name == CURSOR)
+        q = select(_CURSOR.c.last_event_id).where(_CURSOR.c.name == CURSOR)
         if db.is_postgres:
             q = q.with_for_update(skip_locked=True)
         last = await s.scalar(q)
@@ -142,9 +143,8 @@ async def fan_out(db: Database, now: datetime | None = None) -> int:
             await uow.commit()
             return 0
         events = (await s.execute(
-            select(OutboxEvent.id, OutboxEvent.topic, OutboxEvent.payload,
-                   OutboxEvent.created_at)
-            .where(OutboxEvent.id > last).order_by(OutboxEvent.id).limit(FANOUT_PAGE))).all()
+            select(_OUTBOX.c.id, _OUTBOX.c.topic, _OUTBOX.c.payload, _OUTBOX.c.created_at)
+            .where(_OUTBOX.c.id > last).order_by(_OUTBOX.c.id).limit(FANOUT_PAGE))).all()
         if not events:
             return 0
         taken = []
@@ -157,9 +157,8 @@ async def fan_out(db: Database, now: datetime | None = None) -> int:
         if not taken:
             return 0
         subs = (await s.execute(
-            select(WebhookSubscription.id, WebhookSubscription.topics,
-                   WebhookSubscription.created_at)
-            .where(WebhookSubscription.enabled.is_(True)))).all()
+            select(_SUBSCRIPTIONS.c.id, _SUBSCRIPTIONS.c.topics, _SUBSCRIPTIONS.c.created_at)
+            .where(_SUBSCRIPTIONS.c.enabled.is_(True)))).all()
         rows: list[dict[str, Any]] = []
         for e in taken:
             for sid, topics, created in subs:
@@ -178,10 +177,9 @@ async def fan_out(db: Database, now: datetime | None = None) -> int:
             await s.execute(insert(_DELIVERIES), rows)
         new_last = int(taken[-1].id)
         cas = await s.execute(
-            update(WebhookCursor)
-            .where(WebhookCursor.name == CURSOR, WebhookCursor.last_event_id == last)
-            .values(last_event_id=new_last, updated_at=now)
-            .execution_options(synchronize_session=False))
+            update(_CURSOR)
+            .where(_CURSOR.c.name == CURSOR, _CURSOR.c.last_event_id == last)
+            .values(last_event_id=new_last, updated_at=now))
         if getattr(cas, "rowcount", 1) != 1:
             return 0  # another process moved the cursor first: its deliveries stand
         await uow.commit()
@@ -374,17 +372,15 @@ async def record(db: Database, outcomes: list[Outcome], settings: Settings,
         await s.execute(_RECORD, updates)
         await s.execute(insert(_ATTEMPTS), attempts)
         if succeeded:
-            await s.execute(update(WebhookSubscription)
-                            .where(WebhookSubscription.id.in_(sorted(succeeded)))
-                            .values(failing_since=None)
-                            .execution_options(synchronize_session=False))
+            await s.execute(update(_SUBSCRIPTIONS)
+                            .where(_SUBSCRIPTIONS.c.id.in_(sorted(succeeded)))
+                            .values(failing_since=None))
         only_failed = sorted(failed - succeeded)
         if only_failed:
-            await s.execute(update(WebhookSubscription)
-                            .where(WebhookSubscription.id.in_(only_failed),
-                                   WebhookSubscription.failing_since.is_(None))
-                            .values(failing_since=now)
-                            .execution_options(synchronize_session=False))
+            await s.execute(update(_SUBSCRIPTIONS)
+                            .where(_SUBSCRIPTIONS.c.id.in_(only_failed),
+                                   _SUBSCRIPTIONS.c.failing_since.is_(None))
+                            .values(failing_since=now))
             cutoff = now - timedelta(hours=settings.webhook_disable_after_hours)
             q = (select(WebhookSubscription).where(
                 WebhookSubscription.id.in_(only_failed), WebhookSubscription.enabled.is_(True),
