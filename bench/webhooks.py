@@ -124,8 +124,7 @@ async def bench(args: argparse.Namespace) -> int:
                     settings)
             await uow.commit()
         worker = await asyncio.create_subprocess_exec(
-            *(os.environ["BENCH_WORKER_CMD"].split() if os.environ.get("BENCH_WORKER_CMD")
-              else [sys.executable, "-m", "bench.webhooks", "--worker"]), url, cwd=ROOT,
+            sys.executable, "-m", "bench.webhooks", "--worker", url, cwd=ROOT,
             env=dict(os.environ, PYTHONPATH=str(ROOT)))
         # The worker is ready once its first round has placed the outbox cursor.
         deadline = time.monotonic() + 30
