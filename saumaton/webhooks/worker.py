@@ -124,13 +124,15 @@ async def fan_out(db: Database, now: datetime | None = None) -> int:
     """Turn outbox events after the cursor into deliveries; how many events were read
     (0: nothing new, or another process is fanning out)."""
     now = now or utcnow()
-    # A look without a lock first: on SQLite every write transaction takes the database's
-    # one write lock, and most rounds find nothing new.
-    async with db.reader() as r:
-        seen = await r.scalar(select(_CURSOR.c.last_event_id).where(_CURSOR.c.name == CURSOR))
-        newest = await r.scalar(select(func.max(_OUTBOX.c.id)))
-    if seen is not None and int(newest or 0) <= int(seen):
-        return 0
+    if not db.is_postgres:
+        # A look without a lock first: every SQLite write transaction takes the database's
+        # one write lock, and most rounds find nothing new.
+        async with db.reader() as r:
+            seen = await r.scalar(select(_CURSOR.c.last_event_id)
+                                  .where(_CURSOR.c.name == CURSOR))
+            newest = await r.scalar(select(func.max(_OUTBOX.c.id)))
+        if seen is not None and int(newest or 0) <= int(seen):
+            return 0
     async with db.uow() as uow:
         s = uow.session
         q = select(_CURSOR.c.last_event_id).where(_CURSOR.c.name == CURSOR)
@@ -225,12 +227,12 @@ async def claim(db: Database, now: datetime | None = None, *, limit: int = CLAIM
          .order_by(d.next_attempt_at, d.id).limit(limit))
     if skip_subscriptions:
         q = q.where(d.subscription_id.not_in(sorted(skip_subscriptions)))
-    async with db.reader() as r:  # nothing due (most rounds): no write transaction
-        if await r.scalar(select(_DELIVERIES.c.id).where(
-                _DELIVERIES.c.status.in_(("pending", "delivering")),
-                _DELIVERIES.c.next_attempt_at <= now).limit(1)) is None:
-            return []
     if not db.is_postgres:  # one writer at a time: choose, mark, read back
+        async with db.reader() as r:  # nothing due (most rounds): no write lock taken
+            if await r.scalar(select(_DELIVERIES.c.id).where(
+                    _DELIVERIES.c.status.in_(("pending", "delivering")),
+                    _DELIVERIES.c.next_attempt_at <= now).limit(1)) is None:
+                return []
         async with db.uow() as uow:
             s = uow.session
             ids = list((await s.scalars(q)).all())
