@@ -4,13 +4,14 @@ delivery (Python always; Node.js where `node` is installed)."""
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from saumaton.webhooks.services import new_secret
-from saumaton.webhooks.worker import body_of, signed_headers
+from saumaton.webhooks.worker import body_of, retry_delay, schedule, signed_headers
 from tests.support import ROOT
 
 DOC = (ROOT / "docs" / "webhooks.md").read_text()
@@ -62,3 +63,15 @@ console.log(JSON.stringify(out));
     done = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == ["Äänekoski", "refused", "refused", "refused"]
+
+
+def test_the_documented_backoff_schedule() -> None:
+    waits = schedule(30)
+    assert [int(w.total_seconds()) for w in waits[:4]] == [5, 10, 20, 40]
+    assert len(waits) == 16 and max(waits) == timedelta(hours=6)  # "about 16 attempts"
+    assert sum(waits, timedelta()) <= timedelta(hours=30)
+    assert len(schedule(24)) >= 15
+    rnd = random.Random(3)
+    for n, nominal in enumerate(waits, start=1):
+        got = retry_delay(n, rnd)
+        assert nominal * 0.8 <= got <= nominal * 1.2  # ±20 % jitter

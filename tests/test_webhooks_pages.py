@@ -132,6 +132,8 @@ async def test_api_crud_deliveries_and_redeliver(
     r = await client.post("/api/v1/webhooks", headers=auth, json={
         "url": receiver.url, "topics": ["giftcard.changed"], "enabled": False})
     second = r.json()
+    r = await client.post(f"/api/v1/webhooks/{second['id']}/test", headers=auth)
+    assert r.status_code == 409 and r.json()["code"] == "webhook_disabled"
     page = (await client.get("/api/v1/webhooks?limit=1", headers=auth)).json()
     seen = [w["id"] for w in page["items"]]
     while page["next_cursor"]:
@@ -167,6 +169,8 @@ async def test_api_crud_deliveries_and_redeliver(
     r = await client.get(f"/api/v1/webhooks/{created['id']}/deliveries?cursor=bad!",
                          headers=auth)
     assert r.status_code == 422
+    r = await client.get("/api/v1/webhooks?cursor=eyJpZCI6IngifQ", headers=auth)  # {"id":"x"}
+    assert r.status_code == 422 and r.json()["code"] == "invalid_cursor"
     r = await client.post(f"/api/v1/webhooks/{created['id']}/secret", headers=auth)
     assert r.json()["secret"] != created["secret"]
     for sub in (created, second):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from saumaton.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
 from saumaton.core.actor import Actor
+from saumaton.core.errors import ValidationFailed
 from saumaton.core.types import MAX_ID
 from saumaton.web.auth import db_of
 from saumaton.web.pages import settings_of
@@ -29,12 +30,22 @@ Owner = Annotated[Actor, api_requires(webhooks.PERMISSION)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "webhook_not_found"}}
 
 
+def _cursor_id(cursor: str | None) -> int | None:
+    key = decode_cursor(cursor, "id")
+    if key is None:
+        return None
+    value = key["id"]
+    if type(value) is not int or value < 1:
+        raise ValidationFailed("this cursor was not made by this list; start again "
+                               "without one", code="invalid_cursor", field="cursor")
+    return value
+
+
 @router.get("/webhooks", response_model=Page[SubscriptionOut],
             summary="Webhook subscriptions, oldest first")
 async def list_webhooks(request: Request, actor: Owner, cursor: CursorQuery = None,
                         limit: LimitQuery = 50) -> Page[SubscriptionOut]:
-    key = decode_cursor(cursor, "id")
-    after = int(key["id"]) if key and isinstance(key["id"], int) else 0
+    after = _cursor_id(cursor) or 0
     async with db_of(request).reader() as s:
         rows = await webhooks.list_subscriptions(s, actor, after_id=after, limit=limit + 1)
     return page_of(rows, limit, lambda r: {"id": r.id})
@@ -90,7 +101,8 @@ async def rotate_webhook_secret(request: Request, webhook_id: IdPath,
     return out
 
 
-@router.post("/webhooks/{webhook_id}/test", status_code=202, responses=NOT_FOUND,
+@router.post("/webhooks/{webhook_id}/test", status_code=202,
+             responses={**NOT_FOUND, 409: {"description": "webhook_disabled: turn it on first"}},
              summary="Send a webhook.test event to this subscription")
 async def test_webhook(request: Request, webhook_id: IdPath, actor: Owner) -> Response:
     async with db_of(request).uow() as uow:
@@ -107,8 +119,7 @@ async def list_webhook_deliveries(
     status: Annotated[Literal["pending", "delivering", "delivered", "failed"] | None,
                       Query(description="only deliveries in this state")] = None,
 ) -> Page[DeliveryOut]:
-    key = decode_cursor(cursor, "id")
-    before = int(key["id"]) if key and isinstance(key["id"], int) else None
+    before = _cursor_id(cursor)
     async with db_of(request).reader() as s:
         rows = await webhooks.list_deliveries(
             s, actor, DeliveryQuery(webhook_id, status or "", before), limit + 1)

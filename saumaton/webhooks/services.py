@@ -344,6 +344,9 @@ async def send_test_event(uow: UnitOfWork, actor: Actor, subscription_id: int) -
     gives to this subscription only, delivered like any other."""
     actor.require(PERMISSION)
     sub = await _locked(uow, subscription_id)
+    if not sub.enabled:
+        raise Conflict("this subscription is off: turn it on to send a test event",
+                       code="webhook_disabled")
     uow.emit(TEST_TOPIC, {"subscription_id": sub.id, "message": "a test event from Saumaton"})
     await record(uow, actor, "webhook.test", "webhook", sub.id, {})
 

@@ -47,6 +47,7 @@ MESSAGES = {
     "webhook_not_found": N_("This subscription no longer exists."),
     "webhook_delivery_not_found": N_("This delivery no longer exists."),
     "webhook_delivering": N_("This delivery is being sent right now; try again in a moment."),
+    "webhook_disabled": N_("The subscription is off: turn it on to send a test event."),
 }
 NOTICES = {
     "saved": N_("The subscription is saved."),
@@ -219,9 +220,15 @@ async def delete_webhook(request: Request, webhook_id: IdPath, actor: Owner) -> 
 @router.post("/webhooks/{webhook_id}/test")
 async def send_test(request: Request, webhook_id: IdPath, actor: Owner) -> Response:
     await checked_form(request)
-    async with db_of(request).uow() as uow:
-        await webhooks.send_test_event(uow, actor, webhook_id)
-        await uow.commit()
+    try:
+        async with db_of(request).uow() as uow:
+            await webhooks.send_test_event(uow, actor, webhook_id)
+            await uow.commit()
+    except DomainError as exc:
+        if exc.code == "webhook_not_found":
+            raise
+        return await _detail(request, actor, webhook_id, status=exc.status,
+                             errors={"actions": error_message(request, exc, MESSAGES)})
     return RedirectResponse(f"{BASE}/{webhook_id}?done=test", status_code=303)
 
 
