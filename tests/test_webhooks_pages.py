@@ -171,6 +171,10 @@ async def test_api_crud_deliveries_and_redeliver(
     assert r.status_code == 422
     r = await client.get("/api/v1/webhooks?cursor=eyJpZCI6IngifQ", headers=auth)  # {"id":"x"}
     assert r.status_code == 422 and r.json()["code"] == "invalid_cursor"
+    r = await client.post(f"/api/v1/webhooks/{created['id']}/test", headers=auth)
+    assert r.status_code == 202 and r.json() == {"subscription_id": created["id"],
+                                                 "topic": "webhook.test"}
+    await eventually(_received(receiver, 3), within=10, what="the test event")
     r = await client.post(f"/api/v1/webhooks/{created['id']}/secret", headers=auth)
     assert r.json()["secret"] != created["secret"]
     for sub in (created, second):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, Field
 
 from saumaton.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page_of
 from saumaton.core.actor import Actor
@@ -23,6 +24,7 @@ from saumaton.webhooks.services import (
     SubscriptionIn,
     SubscriptionOut,
 )
+from saumaton.webhooks.topics import TEST_TOPIC
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -101,14 +103,19 @@ async def rotate_webhook_secret(request: Request, webhook_id: IdPath,
     return out
 
 
-@router.post("/webhooks/{webhook_id}/test", status_code=202,
+class QueuedTestEvent(BaseModel):
+    subscription_id: int
+    topic: str = Field(description='always "webhook.test"')
+
+
+@router.post("/webhooks/{webhook_id}/test", status_code=202, response_model=QueuedTestEvent,
              responses={**NOT_FOUND, 409: {"description": "webhook_disabled: turn it on first"}},
              summary="Send a webhook.test event to this subscription")
-async def test_webhook(request: Request, webhook_id: IdPath, actor: Owner) -> Response:
+async def test_webhook(request: Request, webhook_id: IdPath, actor: Owner) -> QueuedTestEvent:
     async with db_of(request).uow() as uow:
         await webhooks.send_test_event(uow, actor, webhook_id)
         await uow.commit()
-    return Response(status_code=202)
+    return QueuedTestEvent(subscription_id=webhook_id, topic=TEST_TOPIC)
 
 
 @router.get("/webhooks/{webhook_id}/deliveries", response_model=Page[DeliveryOut],
