@@ -72,10 +72,12 @@ if importlib.util.find_spec("sniffio") is None:
 
 CURSOR = "fanout"
 FANOUT_PAGE = 1000
-CLAIM_BATCH = 100
+CLAIM_BATCH = 500
 # Requests one subscription may have open at once (per process).
 MAX_IN_FLIGHT = 16
-# A claimed delivery is this process's until then; after, anyone may send it again.
+# A claimed delivery is this process's until then; after, anyone may send it again. At
+# least long enough for a whole claim to wait its turn behind a receiver that times out
+# every request (lease_for).
 LEASE = timedelta(minutes=5)
 # An outbox id missing below newer ones usually belongs to a transaction committing
 # right now; it is waited for this long before the fan-out moves past it (a rolled
@@ -97,6 +99,13 @@ _OUTBOX = cast(Table, OutboxEvent.__table__)
 _CURSOR = cast(Table, WebhookCursor.__table__)
 Clock = Callable[[], datetime]
 SettingsSource = Settings | Callable[[], Settings]
+
+
+def lease_for(timeout_seconds: float, limit: int = CLAIM_BATCH) -> timedelta:
+    """A claim of `limit` deliveries to one subscription goes out MAX_IN_FLIGHT at a time,
+    each taking up to the timeout: the lease outlasts that, so no other worker takes a
+    delivery this one still holds."""
+    return max(LEASE, timedelta(seconds=(limit / MAX_IN_FLIGHT + 2) * timeout_seconds + 60))
 
 
 def retry_delay(attempts: int, rnd: random.Random | None = None) -> timedelta:
@@ -212,7 +221,8 @@ class Claimed:
 
 
 async def claim(db: Database, now: datetime | None = None, *, limit: int = CLAIM_BATCH,
-                skip_subscriptions: frozenset[int] = frozenset()) -> list[Claimed]:
+                skip_subscriptions: frozenset[int] = frozenset(),
+                lease: timedelta = LEASE) -> list[Claimed]:
     """Due deliveries of enabled subscriptions whose earlier deliveries about the same
     resource are all finished, marked "delivering" under a lease and committed."""
     now = now or utcnow()
@@ -239,7 +249,7 @@ async def claim(db: Database, now: datetime | None = None, *, limit: int = CLAIM
             if not ids:
                 return []
             await s.execute(update(d).where(d.id.in_(ids))
-                            .values(status="delivering", next_attempt_at=now + LEASE)
+                            .values(status="delivering", next_attempt_at=now + lease)
                             .execution_options(synchronize_session=False))
             rows = (await s.execute(
                 select(d.id, d.subscription_id, d.webhook_id, d.topic, d.attempts,
@@ -268,7 +278,7 @@ async def claim(db: Database, now: datetime | None = None, *, limit: int = CLAIM
     stmt = (update(dt)
             .where(dt.c.id.in_(choose.scalar_subquery()), st.c.id == dt.c.subscription_id,
                    ot.c.id == dt.c.event_id)
-            .values(status="delivering", next_attempt_at=now + LEASE)
+            .values(status="delivering", next_attempt_at=now + lease)
             .returning(dt.c.id, dt.c.subscription_id, dt.c.webhook_id, dt.c.topic,
                        dt.c.attempts, dt.c.created_at, st.c.url, st.c.secret,
                        ot.c.created_at.label("event_at"), ot.c.payload))
@@ -440,7 +450,7 @@ async def run_round(db: Database, settings: Settings, client: httpx.AsyncClient,
     now = now or utcnow()
     while await fan_out(db, now) == FANOUT_PAGE:
         pass
-    claimed = await claim(db, now)
+    claimed = await claim(db, now, lease=lease_for(settings.webhook_timeout_seconds))
     outcomes = await asyncio.gather(*(
         send(client, c, settings.webhook_timeout_seconds, lambda: now) for c in claimed))
     await record(db, list(outcomes), settings, now, rnd)
@@ -514,7 +524,8 @@ class _Runner:
             pass
         while True:
             busy = frozenset(s for s, n in self.in_flight.items() if n >= MAX_IN_FLIGHT)
-            claimed = await claim(self.db, self.clock(), skip_subscriptions=busy)
+            claimed = await claim(self.db, self.clock(), skip_subscriptions=busy,
+                                  lease=lease_for(settings.webhook_timeout_seconds))
             for c in claimed:
                 self.claimed[c.id] = c
                 self.in_flight[c.subscription_id] = self.in_flight.get(c.subscription_id, 0) + 1
