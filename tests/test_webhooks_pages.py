@@ -117,7 +117,11 @@ async def test_api_crud_deliveries_and_redeliver(
            {"url": receiver.url, "topics": []},
            {"url": receiver.url, "topics": ["order.*"], "secret": "mine"},
            {"url": "http://user:pw@example.com/", "topics": ["*"]},
-           {"url": receiver.url + "x" * 2000, "topics": ["*"]}]
+           {"url": receiver.url + "x" * 2000, "topics": ["*"]},
+           {"url": receiver.url, "topics": ["*"], "enabled": 1},
+           {"url": receiver.url, "topics": ["*"], "enabled": "true"},
+           {"url": receiver.url, "topics": "*"},
+           {"url": receiver.url, "topics": ["*"], "description": "\x00"}]
     for body in bad:
         r = await client.post("/api/v1/webhooks", headers=auth, json=body)
         assert r.status_code == 422, (body, r.text)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,6 +44,9 @@ def webhook_id_for(event_id: int, subscription_id: int) -> str:
 
 
 class SubscriptionIn(Input):
+    # Strict JSON types: "enabled": 1 or "true" is refused, not read as True.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     url: str = Field(min_length=1, max_length=2000,
                      description="http(s) address the events are POSTed to "
                                  "(https in production)")
