@@ -146,6 +146,11 @@ async def bench(args: argparse.Namespace) -> int:
             (at - committed[key.split(":", 1)[1]]) * 1000
             for key, at in receiver.arrived.items()]
         summary = latency_summary(latencies)
+        # The second event about an order waits until the first is recorded delivered.
+        by_topic = {topic: latency_summary(
+            (at - committed[key.split(":", 1)[1]]) * 1000
+            for key, at in receiver.arrived.items() if key.endswith(":" + topic))
+            for topic in ("order.created", "order.paid")}
         cpu1 = os.times()
         worker.send_signal(signal.SIGTERM)
         await asyncio.wait_for(worker.wait(), 30)
@@ -156,6 +161,7 @@ async def bench(args: argparse.Namespace) -> int:
             "achieved_rate_per_s": round(n / produced_in, 1),
             "delivered": len(receiver.arrived), "expected": expected,
             "duplicates": receiver.duplicates, "latency_ms": summary,
+            "latency_ms_by_topic": by_topic,
             "bench_process_cpu_s": round((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
                                          2),
             "worker_process_cpu_s": round(child.ru_utime + child.ru_stime, 2),
