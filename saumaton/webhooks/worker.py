@@ -589,7 +589,9 @@ async def run_webhook_worker(db: Database, settings: SettingsSource, stop: async
         listener = asyncio.create_task(_listen(db, wake))
     else:
         db.on_commit.append(wake.set)
-    client = new_client(current().webhook_timeout_seconds, transport)
+    # httpx's own limit is the largest the setting allows; each attempt is cut at the
+    # current setting (asyncio.timeout in send), which may change while this runs.
+    client = new_client(120.0, transport)
     runner = _Runner(db, current, clock, client, wake)
     try:
         while not stop.is_set():
