@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, insert, select, text, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from saumaton.audit.models import AuditEntry
@@ -25,12 +25,13 @@ from saumaton.config import Settings
 from saumaton.core.actor import SYSTEM
 from saumaton.core.clock import utcnow
 from saumaton.db.uow import Database
+from saumaton.events.models import OutboxEvent
 from saumaton.mail.models import OutgoingMail
 from saumaton.web.app import create_app
 from saumaton.webhooks import services as webhooks
 from saumaton.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from saumaton.webhooks.services import SubscriptionIn
-from saumaton.webhooks.worker import fan_out, new_client, run_round
+from saumaton.webhooks.worker import GAP_WAIT, fan_out, new_client, run_round
 from tests.support import (
     Shop,
     build_shop,
@@ -342,3 +343,42 @@ async def test_a_hanging_receiver_does_not_slow_a_sale(
 
 async def _hanging(receiver: Receiver, n: int) -> bool:
     return len(receiver.requests) >= n
+
+
+async def _outbox_row(db: Database, event_id: int, topic: str, payload: dict[str, Any]) -> None:
+    """An outbox row with a chosen id (a transaction that took its id earlier and commits
+    later); the sequence is moved past it on PostgreSQL."""
+    async with db.uow() as uow:
+        await uow.session.execute(insert(OutboxEvent).values(
+            id=event_id, topic=topic, payload=payload, created_at=utcnow()))
+        if db.is_postgres:
+            await uow.session.execute(text(
+                "SELECT setval(pg_get_serial_sequence('outbox', 'id'), "
+                "(SELECT max(id) FROM outbox))"))
+        await uow.commit()
+
+
+async def test_the_fan_out_waits_for_a_missing_id_and_misses_nothing_across_restarts(
+        wurl: str, wdb: Database, wsettings: Settings, receiver: Receiver,
+        http: httpx.AsyncClient) -> None:
+    sub = await _subscribe(wdb, wsettings, receiver.url, ["order.*"])
+    async with wdb.reader() as s:
+        last = int(await s.scalar(select(func.max(OutboxEvent.id))) or 0)
+    # Event last+2 commits before last+1 (which holds its id, still committing).
+    await _outbox_row(wdb, last + 2, "order.paid", {"order_id": 52})
+    assert await fan_out(wdb) == 0  # waits for last+1
+    assert await _deliveries(wdb, sub.id) == []
+    await _outbox_row(wdb, last + 1, "order.paid", {"order_id": 51})
+    # A worker of another process (its own connections) starts now and takes both.
+    other = Database(wurl)
+    try:
+        assert await run_round(other, wsettings, http) == 2
+    finally:
+        await other.dispose()
+    assert sorted(r.json()["data"]["order_id"] for r in receiver.requests) == [51, 52]
+    # A hole that never fills (a rolled-back insert) is passed after GAP_WAIT.
+    await _outbox_row(wdb, last + 4, "order.paid", {"order_id": 54})
+    assert await fan_out(wdb) == 0
+    assert await fan_out(wdb, utcnow() + GAP_WAIT + timedelta(seconds=1)) == 1
+    assert [d.event_id for d in await _deliveries(wdb, sub.id)] == [last + 1, last + 2,
+                                                                      last + 4]
