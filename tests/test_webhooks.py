@@ -31,7 +31,15 @@ from saumaton.web.app import create_app
 from saumaton.webhooks import services as webhooks
 from saumaton.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from saumaton.webhooks.services import SubscriptionIn
-from saumaton.webhooks.worker import GAP_WAIT, fan_out, new_client, run_round
+from saumaton.webhooks.worker import (
+    GAP_WAIT,
+    claim,
+    fan_out,
+    new_client,
+    record,
+    run_round,
+    send,
+)
 from tests.support import (
     Shop,
     build_shop,
@@ -382,3 +390,25 @@ async def test_the_fan_out_waits_for_a_missing_id_and_misses_nothing_across_rest
     assert await fan_out(wdb, utcnow() + GAP_WAIT + timedelta(seconds=1)) == 1
     assert [d.event_id for d in await _deliveries(wdb, sub.id)] == [last + 1, last + 2,
                                                                       last + 4]
+
+
+async def test_a_subscription_deleted_while_its_delivery_is_sent_blocks_nothing(
+        wdb: Database, wsettings: Settings, receiver: Receiver,
+        http: httpx.AsyncClient) -> None:
+    gone = await _subscribe(wdb, wsettings, receiver.url, ["order.*"])
+    async with wdb.uow() as uow:
+        kept = await webhooks.create_subscription(
+            uow, SYSTEM, SubscriptionIn(url=receiver.url, topics=["order.*"]), wsettings)
+        await uow.commit()
+    await _emit(wdb, ("order.paid", {"order_id": 61}))
+    await fan_out(wdb)
+    claimed = await claim(wdb)
+    assert {c.subscription_id for c in claimed} == {gone.id, kept.id}
+    async with wdb.uow() as uow:  # deleted while the requests are out
+        await webhooks.delete_subscription(uow, SYSTEM, gone.id)
+        await uow.commit()
+    outcomes = [await send(http, c, 5.0) for c in claimed]
+    await record(wdb, outcomes, wsettings)  # no foreign-key failure
+    [d] = await _deliveries(wdb, kept.id)
+    assert d.status == "delivered"
+    assert await _deliveries(wdb, gone.id) == []

@@ -392,6 +392,17 @@ async def record(db: Database, outcomes: list[Outcome], settings: Settings,
     disabled: list[int] = []
     async with db.uow() as uow:
         s = uow.session
+        # Deliveries deleted meanwhile (their subscription was) are left out; the rows
+        # kept are locked until commit so that a delete waits for this.
+        still = select(_DELIVERIES.c.id).where(
+            _DELIVERIES.c.id.in_([u["b_id"] for u in updates]))
+        if db.is_postgres:
+            still = still.with_for_update()
+        kept = set((await s.scalars(still)).all())
+        updates = [u for u in updates if u["b_id"] in kept]
+        attempts = [a for a in attempts if a["delivery_id"] in kept]
+        if not updates:
+            return []
         # Core statements, executemany: the ORM's bulk paths cost several times the CPU.
         await s.execute(_RECORD, updates)
         await s.execute(insert(_ATTEMPTS), attempts)
@@ -507,9 +518,13 @@ class _Runner:
             await record(self.db, done, self.settings(), self.clock())
             for o in done:
                 self.claimed.pop(o.delivery.id, None)
-        except Exception:  # kept: recorded with the next batch
+        except Exception:
+            # Not retried here (a batch that cannot be written would block every later
+            # one): the rows stay "delivering" until their lease ends and are sent
+            # again then (at least once).
             log.exception("recording webhook outcomes failed")
-            self.done = done + self.done
+            for o in done:
+                self.claimed.pop(o.delivery.id, None)
         finally:
             self.wake.set()  # later deliveries of the same resources may go now
 
