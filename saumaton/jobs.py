@@ -39,6 +39,7 @@ from saumaton.pricing.changes import run_price_changes
 from saumaton.reports.jobs import run_reports_job
 from saumaton.service.nps import run_nps_job
 from saumaton.shopsettings.live import LiveSettings
+from saumaton.webhooks.worker import run_webhook_worker
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +96,10 @@ JOBS: tuple[Job, ...] = (
         "pg_try_advisory_xact_lock: one process rebuilds a run, the others skip it",
         lambda c: run_reports_job(c.db, c.stop, c.settings.reports_job_interval_seconds,
                                   c.settings.timezone)),
-    # Webhook delivery (saumaton/webhooks/worker.py) joins here as
-    # Job("webhook delivery", SKIP_LOCKED, "…",
-    #     lambda c: run_webhook_worker(c.db, c.live, c.stop)).
+    Job("webhook delivery", SKIP_LOCKED,
+        "the outbox cursor and due deliveries claimed FOR UPDATE SKIP LOCKED with a lease; "
+        "the same webhook-id on every attempt (docs/webhooks.md)",
+        lambda c: run_webhook_worker(c.db, c.live, c.stop)),
 )
 
 

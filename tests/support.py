@@ -196,14 +196,15 @@ async def eventually(check: Callable[[], Awaitable[T]], *, within: float,
 class Server:
     """A real uvicorn process serving the app against a test database."""
 
-    def __init__(self, database_url: str, var_dir: Path, workers: int = 1) -> None:
+    def __init__(self, database_url: str, var_dir: Path, workers: int = 1,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         # Every test client comes from 127.0.0.1: the per-address sign-in limit would
         # add up the whole suite's wrong passwords (tests/test_security.py tests it).
         env = dict(os.environ, SAUMATON_DATABASE_URL=database_url,
                    SAUMATON_VAR_DIR=str(var_dir), PORT=str(self.port),
-                   SAUMATON_LOGIN_MAX_FAILURES_PER_ADDRESS="100000")
+                   SAUMATON_LOGIN_MAX_FAILURES_PER_ADDRESS="100000", **(extra_env or {}))
         var_dir.mkdir(parents=True, exist_ok=True)
         self.log = open(var_dir / f"server-{self.port}.log", "w")
         self.proc = subprocess.Popen(

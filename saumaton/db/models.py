@@ -60,6 +60,12 @@ from saumaton.shopsettings.models import ShopSetting
 from saumaton.staff.models import ApiToken, Staff, StaffLinkToken, StaffRole, StaffSession
 from saumaton.throttle.models import LoginThrottle
 from saumaton.tills.models import CashMovement, DrawerSession, Register
+from saumaton.webhooks.models import (
+    WebhookAttempt,
+    WebhookCursor,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 
 __all__ = [
     "AccountToken",
@@ -137,4 +143,8 @@ __all__ = [
     "VariantBarcode",
     "VatClass",
     "VatRate",
+    "WebhookAttempt",
+    "WebhookCursor",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

@@ -36,6 +36,7 @@ from saumaton.api import (
     returns_admin,
     stock,
     stock_admin,
+    webhooks,
 )
 from saumaton.api import customer_reports as customer_reports_api
 from saumaton.api import customers_admin as customers_admin_api
@@ -177,7 +178,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
                    giftcards, prices, staff_api, settings_api, reports_api, reconcile_api,
                    customers_admin_api, customer_reports_api, drawer_api,
-                   catalogue_admin, stock_admin, returns_admin, giftcards_admin, fulfilment):
+                   catalogue_admin, stock_admin, returns_admin, giftcards_admin, fulfilment,
+                   webhooks):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status",

@@ -112,6 +112,7 @@ NAV: tuple[NavGroup, ...] = (
         NavItem("audit", "/backoffice/audit", N_("Audit log"), "audit.read"),
         NavItem("settings", "/backoffice/settings", N_("Settings"), "settings.write",
                 everywhere=True),
+        NavItem("webhooks", "/backoffice/webhooks", N_("Webhooks"), "webhooks.write"),
         NavItem("import-export", "/backoffice/import-export", N_("Import and export"),
                 "imports.run"),
         NavItem("board", "/backoffice/board", N_("Staff board"), "orders.read"),
