@@ -81,6 +81,7 @@ AREAS: tuple[Area, ...] = (
         Topic("product.created", N_("A product was created"), ("product_id",)),
         Topic("product.updated", N_("A product or its variants changed"), ("product_id",)),
         Topic("category.updated", N_("A category changed"), ("category_id",)),
+        Topic("category.deleted", N_("A category was deleted"), ("category_id",)),
     )),
     Area("price", N_("Prices and campaigns"), (
         Topic("price.changed", N_("A variant's price changed"), ("variant_id",)),
