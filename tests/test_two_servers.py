@@ -2,7 +2,9 @@
 one system (docs/deployment.md): a staff session made on one works on the other and a
 logout on one ends it on both; a live event subscribed on one server shows an order
 placed on the other; the mail outbox sends each mail once although both processes run
-the sender; a scheduled price change applies once although both run the price job.
+the sender; a scheduled price change applies once although both run the price job; a
+webhook subscription made through one server gets every order placed on either, once,
+although both processes run the webhook worker.
 
 PostgreSQL only: several processes on one SQLite file is not a supported layout
 (`saumaton serve --workers 2` refuses it; tested here too).
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import select, update
+from standardwebhooks.webhooks import Webhook
 
 from saumaton.audit.models import AuditEntry
 from saumaton.catalogue.models import Variant
@@ -49,6 +52,7 @@ from tests.support import (
     staff_login,
 )
 from tests.test_live_events import subscribe
+from tests.webhook_receiver import Receiver
 
 # A JSON route that a staff session may read: 200 logged in, 401 not.
 PROBE = "/api/v1/orders?limit=1"
@@ -162,6 +166,39 @@ async def test_each_mail_of_web_orders_is_sent_once_by_one_of_the_two_senders(
     files = _mail_files(c)
     for r in rows:
         assert len(files.get(r.id, [])) == 1, f"mail {r.id}: {files.get(r.id)}"
+
+
+async def test_webhooks_of_orders_on_both_servers_are_delivered_once_each(
+        two_servers: Cluster) -> None:
+    c = two_servers
+    [v] = await make_variants(c.db, [900], stock={c.shop.warehouse: 50})
+    receiver = await Receiver().start()
+    try:
+        async with httpx.AsyncClient(base_url=c.base_url, timeout=30) as http:
+            r = await http.post("/api/v1/webhooks", headers=c.shop.auth("owner"), json={
+                "url": receiver.url, "topics": ["order.created"]})
+            assert r.status_code == 201, r.text
+            secret = r.json()["secret"]
+            placed: dict[int, str] = {}  # order id -> the server that took it
+            for _ in range(16):
+                r = await http.post("/api/v1/orders", headers=c.shop.auth("owner"), json={
+                    "channel": "web", "lines": [{"variant_id": v["id"], "quantity": 1}]})
+                assert r.status_code == 201, r.text
+                placed[int(r.json()["id"])] = c.answered_by(r).name
+        assert set(placed.values()) == {"app1", "app2"}  # both servers took orders
+
+        async def delivered() -> set[int] | None:
+            got = {int(q.json()["data"]["order_id"]) for q in receiver.requests}
+            return got if set(placed) <= got else None
+        await eventually(delivered, within=30.0, what="a webhook for each of 16 orders")
+        ours = [q for q in receiver.requests if q.json()["data"]["order_id"] in placed]
+        assert len(ours) == 16  # once each: neither worker sent another's delivery
+        assert len({q.webhook_id for q in ours}) == 16
+        hook = Webhook(secret)
+        for q in ours:
+            assert hook.verify(q.body, q.headers)["type"] == "order.created"
+    finally:
+        await receiver.stop()
 
 
 async def test_a_scheduled_price_change_applies_once_with_both_price_jobs_running(
