@@ -20,7 +20,7 @@ from rich.progress import (
 )
 
 from saumaton import production
-from saumaton.config import get_settings
+from saumaton.config import Settings, get_settings
 
 app = typer.Typer(help="Saumaton: one core for a retailer's stores and webshop.",
                   no_args_is_help=True)
@@ -162,6 +162,17 @@ def check(database_url: DbUrl = None) -> None:
     raise typer.Exit(asyncio.run(run()))
 
 
+def refuse_unless_fit(settings: Settings) -> None:
+    """SAUMATON_ENV=production: refuse before anything starts, naming every reason
+    (saumaton/production.py); `serve` and `worker` alike."""
+    reasons = production.problems(settings)
+    if reasons:
+        console.print("[red]SAUMATON_ENV=production refuses to start:[/red]")
+        for reason in reasons:
+            console.print(f"  - {reason}")
+        raise typer.Exit(2)
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str | None, typer.Option()] = None,
@@ -175,13 +186,7 @@ def serve(
     import uvicorn
 
     settings = get_settings()
-    # SAUMATON_ENV=production: refuse before anything starts, naming every reason.
-    reasons = production.problems(settings)
-    if reasons:
-        console.print("[red]SAUMATON_ENV=production refuses to start:[/red]")
-        for reason in reasons:
-            console.print(f"  - {reason}")
-        raise typer.Exit(2)
+    refuse_unless_fit(settings)
     host = host or settings.host
     port = port or settings.port
     workers = workers or settings.workers
@@ -225,6 +230,7 @@ def worker() -> None:
     from saumaton.jobs import JOBS, run_worker
 
     settings = get_settings()
+    refuse_unless_fit(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
 

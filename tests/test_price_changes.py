@@ -376,5 +376,15 @@ async def test_the_prices_api(client: httpx.AsyncClient, db: Database, shop: Sho
     r = await client.get("/api/v1/campaigns", params={"state": "ended"},
                          headers=shop.auth("owner"))
     assert camp in {c["id"] for c in r.json()["items"]}
+    # the back office's filters: part of the name, the kind
+    r = await client.get("/api/v1/campaigns", params={"q": body["name"][4:]},
+                         headers=shop.auth("owner"))
+    assert [c["id"] for c in r.json()["items"]] == [camp]
+    r = await client.get("/api/v1/campaigns", params={"q": body["name"], "kind": "fixed"},
+                         headers=shop.auth("owner"))
+    assert r.status_code == 200 and r.json()["items"] == []
+    r = await client.get("/api/v1/campaigns", params={"kind": "halved"},
+                         headers=shop.auth("owner"))
+    assert r.status_code == 422
     r = await client.get("/api/v1/price-parity", headers=shop.auth("finance"))
     assert vid not in {d["variant_id"] for d in r.json()["differences"]}

@@ -534,8 +534,11 @@ async def test_a_valid_production_app_starts_without_the_simulator(
             assert (await c.get("/paytrail-sim/")).status_code == 404
 
 
-def test_saumaton_serve_refuses_production_before_serving(tmp_path: Path) -> None:
-    """The real command: exit status 2 and every reason, and no server started."""
+@pytest.mark.parametrize("command", [["serve", "--port", "9"], ["worker"]])
+def test_saumaton_serve_refuses_production_before_serving(tmp_path: Path,
+                                                          command: list[str]) -> None:
+    """The real commands (the web server and the job worker): exit status 2 and every
+    reason, and nothing started."""
     import os
     import subprocess
     import sys
@@ -543,7 +546,7 @@ def test_saumaton_serve_refuses_production_before_serving(tmp_path: Path) -> Non
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAUMATON_")}
     env.update(SAUMATON_ENV="production", SAUMATON_VAR_DIR=str(tmp_path),
                SAUMATON_PUBLIC_URL="http://kauppa.example", COLUMNS="200")
-    done = subprocess.run([sys.executable, "-m", "saumaton", "serve", "--port", "9"],
+    done = subprocess.run([sys.executable, "-m", "saumaton", *command],
                           env=env, capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).resolve().parent.parent)
     out = done.stdout + done.stderr

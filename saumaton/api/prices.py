@@ -14,7 +14,7 @@ from saumaton.api.pagination import CursorQuery, Page, offset_from, offset_page
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import ValidationFailed
-from saumaton.core.types import MAX_ID, MAX_INT32, IsoDateTime
+from saumaton.core.types import MAX_ID, MAX_INT32, IsoDateTime, NoNul
 from saumaton.pricing import campaigns, changes
 from saumaton.pricing.campaigns import CampaignOut
 from saumaton.pricing.changes import PriceChangeIn, PriceChangeOut
@@ -92,12 +92,16 @@ async def variant_price_history(
 async def list_campaigns(
     request: Request, actor: PriceReader,
     state: Annotated[Literal["running", "scheduled", "ended"] | None, Query()] = None,
+    q: Annotated[str, Query(max_length=100, description="part of the name"), NoNul] = "",
+    kind: Annotated[Literal["percent", "fixed", "x_for_y", "buy_x_get_y", "set_price"] | None,
+                    Query()] = None,
     cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="items per page")] = 200,
 ) -> Page[CampaignOut]:
     start = offset_from(cursor)
     async with db_of(request).reader() as s:
-        rows = await campaigns.list_campaigns(s, state=state, limit=limit + 1, offset=start)
+        rows = await campaigns.list_campaigns(s, state=state, q=q.strip(), kind=kind,
+                                              limit=limit + 1, offset=start)
     return offset_page(rows, limit, start)
 
 
