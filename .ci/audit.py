@@ -7,6 +7,12 @@ PyPI's per-version JSON), pip-audit itself would pass silently, listing the pack
 as "skipped"; this says so loudly instead, naming the reason, and exits 0 (the build
 goes on: the dependencies were not checked, not found clean) — or 2 with
 AUDIT_STRICT=1, for a CI that has network access and must never skip. docs/security.md.
+
+A dependency pip-audit could not check is asked again through PyPI's project JSON
+(https://pypi.org/pypi/<name>/json), which a mirror that hides the per-version JSON may
+still serve: its `vulnerabilities` are PyPI's advisories for the project's newest
+release, so they count for a pin that IS the newest release; an older pin stays
+"not checked".
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +39,49 @@ def pinned() -> list[str]:
     return deps
 
 
-def judge(report: dict[str, Any], strict: bool) -> tuple[int, list[str]]:
-    """pip-audit's JSON report -> (exit status, lines to print)."""
+Latest = Callable[[str], tuple[str, list[dict[str, Any]]] | None]
+
+
+def latest_release(name: str) -> tuple[str, list[dict[str, Any]]] | None:
+    """(newest version, PyPI's advisories for it) from the project JSON, or None."""
+    try:
+        with urllib.request.urlopen(f"https://pypi.org/pypi/{name}/json", timeout=15) as r:
+            data = json.load(r)
+        return str(data["info"]["version"]), list(data.get("vulnerabilities") or [])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def ask_again(deps: list[dict[str, Any]], latest: Latest) -> None:
+    """Fill `vulns` of skipped dependencies whose pin is the newest release (in place)."""
+    for d in deps:
+        if not d.get("skip_reason"):
+            continue
+        found = latest(d["name"])
+        if found is None or found[0] != d.get("version"):
+            if found is not None:
+                d["skip_reason"] += f" (and {d.get('version')} is not the newest, {found[0]})"
+            continue
+        d.pop("skip_reason")
+        d["vulns"] = [{"id": v.get("id"), "fix_versions": v.get("fixed_in") or []}
+                      for v in found[1] if not v.get("withdrawn")]
+        d["checked_by"] = "pypi-project-json"
+
+
+def judge(report: dict[str, Any], strict: bool,
+          latest: Latest | None = None) -> tuple[int, list[str]]:
+    """pip-audit's JSON report -> (exit status, lines to print). `latest` asks PyPI's
+    project JSON for what pip-audit skipped (None: nobody is asked again)."""
     deps = report.get("dependencies", [])
+    if latest is not None:
+        ask_again(deps, latest)
     vulnerable = [d for d in deps if d.get("vulns")]
     skipped = [d for d in deps if d.get("skip_reason")]
+    again = [d for d in deps if d.get("checked_by")]
     lines: list[str] = []
+    if again:
+        lines.append(f"audit: {len(again)} pinned dependencies checked against PyPI's "
+                     "advisories for their (newest) release through the project JSON")
     for d in vulnerable:
         for v in d["vulns"]:
             fixed = ", ".join(v.get("fix_versions") or []) or "no fix yet"
@@ -49,8 +94,9 @@ def judge(report: dict[str, Any], strict: bool) -> tuple[int, list[str]]:
     if skipped:
         lines.append(
             f"audit: NOT CHECKED: the vulnerability service could not check {len(skipped)} "
-            f"of {len(deps)} pinned dependencies; pip-audit says: "
-            f"{skipped[0]['skip_reason']!r}. That means PyPI's JSON API "
+            f"of {len(deps)} pinned dependencies "
+            f"({', '.join(d['name'] + ' ' + str(d.get('version')) for d in skipped)}); "
+            f"pip-audit says: {skipped[0]['skip_reason']!r}. That means PyPI's JSON API "
             "(https://pypi.org/pypi/<name>/<version>/json) did not answer for them: "
             "no network access, or a package mirror that does not serve it. These "
             "dependencies were NOT audited.")
@@ -79,7 +125,13 @@ def main() -> int:
         print(f"audit: NOT CHECKED: pip-audit could not reach the vulnerability service "
               f"(exit status {done.returncode}): {last}")
         return 2 if strict else 0
-    status, lines = judge(report, strict)
+    # a skipped dependency comes without its version: the pin says it
+    pins = {name.lower().replace("_", "-"): version
+            for name, _, version in (d.partition("==") for d in pinned())}
+    for d in report.get("dependencies", []):
+        if not d.get("version"):
+            d["version"] = pins.get(str(d.get("name", "")).lower().replace("_", "-"))
+    status, lines = judge(report, strict, latest_release)
     print("\n".join(lines))
     return status
 

@@ -47,3 +47,20 @@ def test_a_clean_report_passes() -> None:
     report = {"dependencies": [{"name": "httpx", "version": "0.28.1", "vulns": []}]}
     status, lines = audit().judge(report, strict=False)
     assert status == 0 and "no known vulnerabilities in 1" in lines[0]
+
+
+def test_a_skipped_pin_that_is_the_newest_release_is_checked_through_the_project_json(
+) -> None:
+    def report() -> dict[str, object]:
+        return {"dependencies": [
+            {"name": "jinja2", "version": "3.1.6", "skip_reason": "not found"},
+            {"name": "httpx", "version": "0.28.1", "skip_reason": "not found"}]}
+    newest = {"jinja2": ("3.1.6", [{"id": "PYSEC-1", "fixed_in": ["3.1.7"]},
+                                   {"id": "PYSEC-0", "withdrawn": "2026-01-01"}]),
+              "httpx": ("0.29.0", [])}
+    status, lines = audit().judge(report(), strict=False, latest=newest.get)
+    assert status == 1 and "VULNERABLE jinja2 3.1.6: PYSEC-1 (fixed in 3.1.7)" in lines
+    newest["jinja2"] = ("3.1.6", [])
+    status, lines = audit().judge(report(), strict=False, latest=newest.get)
+    assert status == 0 and "NOT CHECKED" in lines[-1] and "httpx 0.28.1" in lines[-1]
+    assert "jinja2" not in lines[-1] and "is not the newest, 0.29.0" in lines[-1]
