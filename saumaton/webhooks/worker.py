@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import logging
 import random
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,12 +61,6 @@ from saumaton.webhooks.services import owner_addresses, webhook_id_for
 from saumaton.webhooks.topics import TEST_TOPIC, resource_of, subscribed
 
 log = logging.getLogger(__name__)
-
-# httpcore tries `import sniffio` on every request; where it is not installed, each failed
-# import searches sys.path again (about half the worker's CPU per delivery when measured).
-# A None entry makes the import fail at once, which is what httpcore handles as asyncio.
-if importlib.util.find_spec("sniffio") is None:
-    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 CURSOR = "fanout"
 FANOUT_PAGE = 1000
