@@ -11,7 +11,6 @@ delivery is at least once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import smtplib
@@ -27,6 +26,7 @@ from sqlalchemy import select, update
 
 from saumaton.config import Settings
 from saumaton.core.clock import utcnow
+from saumaton.core.waiting import first_of
 from saumaton.db.uow import Database
 from saumaton.mail.inline import inline_images
 from saumaton.mail.models import OutgoingMail
@@ -240,12 +240,4 @@ async def run_mail_sender(db: Database, settings: Callable[[], Settings], stop: 
                 pass  # a full batch: more may be waiting
         except Exception:  # a failed round is retried on the next tick
             log.exception("mail sending failed")
-        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-        try:
-            await asyncio.wait(waits, timeout=every_seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await w
+        await first_of(stop.wait(), wake.wait(), within=every_seconds)

@@ -9,11 +9,11 @@ call it each round instead of keeping the object they were started with."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
 from saumaton.config import Settings
+from saumaton.core.waiting import first_of
 from saumaton.db.uow import Database
 from saumaton.events.hub import Event, EventHub
 from saumaton.shopsettings.services import TOPIC, effective
@@ -55,16 +55,7 @@ class LiveSettings:
                 if sub.overflowed:  # cut off by the hub: listen again
                     hub.unsubscribe(sub)
                     sub = hub.subscribe(accepts)
-                waits = [asyncio.ensure_future(stop.wait()),
-                         asyncio.ensure_future(sub.queue.get())]
-                try:
-                    await asyncio.wait(waits, timeout=reload_seconds,
-                                       return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for w in waits:
-                        w.cancel()
-                        with contextlib.suppress(asyncio.CancelledError, Exception):
-                            await w
+                await first_of(stop.wait(), sub.queue.get(), within=reload_seconds)
                 if stop.is_set():
                     break
                 while not sub.queue.empty():  # one reload for a burst of changes

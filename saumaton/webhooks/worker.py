@@ -47,6 +47,7 @@ from saumaton.audit.services import record as audit
 from saumaton.config import Settings
 from saumaton.core.actor import SYSTEM
 from saumaton.core.clock import utcnow
+from saumaton.core.waiting import first_of
 from saumaton.db.engine import asyncpg_dsn
 from saumaton.db.uow import NOTIFY_CHANNEL, Database
 from saumaton.events.models import OutboxEvent
@@ -611,15 +612,7 @@ async def run_webhook_worker(db: Database, settings: SettingsSource, stop: async
                 await runner.step()
             except Exception:  # a failed round is retried on the next wake or tick
                 log.exception("webhook round failed")
-            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-            try:
-                await asyncio.wait(waits, timeout=POLL_SECONDS,
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await w
+            await first_of(stop.wait(), wake.wait(), within=POLL_SECONDS)
     finally:
         try:
             await runner.close()
