@@ -25,7 +25,14 @@ from saumaton.throttle import services as throttle
 from saumaton.throttle.services import Limits
 from saumaton.web.app import create_app
 from saumaton.web.security import TrustedProxyMiddleware
-from tests.support import Shop, csrf_of, make_variants, staff_login
+from tests.support import (
+    Shop,
+    csrf_of,
+    drop_pg_database,
+    fresh_database,
+    make_variants,
+    staff_login,
+)
 from tests.test_staff_admin import (
     PASSWORD,
     client_of,
@@ -518,20 +525,22 @@ def test_create_app_refuses_production_with_every_reason(tmp_path: Path) -> None
         assert words in text
 
 
-async def test_a_valid_production_app_starts_without_the_simulator(
-    database_url: str, backend: str, tmp_path: Path
-) -> None:
-    if backend != "postgresql":
-        pytest.skip("production runs on PostgreSQL only: SQLite is refused (tested above)")
-    prod = Settings(**{**GOOD, "database_url": database_url, "var_dir": tmp_path})  # type: ignore[arg-type]
-    app = create_app(prod)
-    assert not any(getattr(r, "path", "") == "/paytrail-sim" for r in app.routes)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="https://test") as c:
-            r = await c.get("/healthz")
-            assert r.status_code == 200
-            assert (await c.get("/paytrail-sim/")).status_code == 404
+async def test_a_valid_production_app_starts_without_the_simulator(tmp_path: Path) -> None:
+    """On PostgreSQL, whichever backend the rest of the run uses: production refuses
+    SQLite (tested above)."""
+    database_url = await fresh_database("postgresql", tmp_path)
+    try:
+        prod = Settings(**{**GOOD, "database_url": database_url, "var_dir": tmp_path})  # type: ignore[arg-type]
+        app = create_app(prod)
+        assert not any(getattr(r, "path", "") == "/paytrail-sim" for r in app.routes)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="https://test") as c:
+                r = await c.get("/healthz")
+                assert r.status_code == 200
+                assert (await c.get("/paytrail-sim/")).status_code == 404
+    finally:
+        await drop_pg_database(database_url)
 
 
 @pytest.mark.parametrize("command", [["serve", "--port", "9"], ["worker"]])
