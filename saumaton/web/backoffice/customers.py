@@ -71,7 +71,6 @@ KINDS: Mapping[str, str] = {
     "customer_identities": N_("E-mail addresses, phone numbers and loyalty cards"),
     "customer_accounts": N_("Webshop account"),
     "account_tokens": N_("Account e-mail links"),
-    "customer_sessions": N_("Webshop sign-ins (signed-in browsers)"),
     "customer_addresses": N_("Addresses"),
     "customer_consents": N_("Marketing consents"),
     "customer_preferences": N_("Preferences"),
