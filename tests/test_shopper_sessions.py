@@ -23,7 +23,7 @@ from saumaton.customers.models import CustomerAddress, CustomerSession
 from saumaton.db.uow import Database
 from saumaton.events.models import OutboxEvent
 from saumaton.web.shopper import CACHE_TTL
-from tests.support import Server, csrf_of, eventually
+from tests.support import Server, Shop, csrf_of, eventually, staff_login
 from tests.test_accounts import PASSWORD, link_in_mail, new_email, register
 from tests.test_staff_admin import client_of
 
@@ -159,6 +159,27 @@ async def test_an_erased_customer_is_signed_out_and_the_sessions_are_deleted(
                 OutboxEvent.topic == customer_sessions.REVOKED_TOPIC)
                 .order_by(OutboxEvent.id.desc()).limit(5))).all()
         assert {"customer_id": cid} in topics
+
+
+async def test_a_staff_sign_in_or_out_on_the_browser_ends_its_shopper_session(
+    web: httpx.AsyncClient, db: Database, settings: Settings, shop: Shop
+) -> None:
+    """Staff sign-in and sign-out replace the whole cookie: the shopper session it held
+    ends server-side too, so no copy of the cookie keeps it."""
+    email = new_email()
+    cid = await register(db, settings, email)
+    async with client_of(web) as c, client_of(web) as thief:
+        await sign_in(c, email)
+        before_staff = dict(c.cookies)
+        await staff_login(c, shop, "cashier1")
+        assert await copy_refused(thief, before_staff)
+        await sign_in(c, email)  # the shopper beside the cashier
+        with_both = dict(c.cookies)
+        page = (await c.get("/account/addresses")).text
+        r = await c.post("/staff/logout", data={"csrf_token": csrf_of(page)})
+        assert r.status_code == 303
+        assert await copy_refused(thief, with_both)
+        assert await live_sessions(db, cid) == 0
 
 
 async def test_an_old_style_cookie_with_a_bare_customer_id_is_refused(
