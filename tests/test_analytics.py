@@ -77,7 +77,8 @@ async def product_path(db: Database) -> str:
 
 
 def fake_request(buffer: object, *, cookies: str = "", session: dict[str, Any] | None = None,
-                 path: str = "/shop/x") -> Request:
+                 path: str = "/shop/x", shopper_id: int | None = None) -> Request:
+    """`shopper_id`: the signed-in customer as ShopperMiddleware resolved it."""
     scope: dict[str, Any] = {
         "type": "http", "method": "GET", "path": path, "query_string": b"", "root_path": "",
         "scheme": "http", "server": ("test", 80), "headers": [(b"cookie", cookies.encode())],
@@ -85,6 +86,8 @@ def fake_request(buffer: object, *, cookies: str = "", session: dict[str, Any] |
     }
     if session is not None:
         scope["session"] = session
+    if shopper_id is not None:
+        scope["state"] = {"shopper_id": shopper_id}
     return Request(scope)
 
 
@@ -212,8 +215,7 @@ async def test_next_must_be_a_local_path(app: FastAPI) -> None:
 
 def test_track_uses_the_visitor_id_only_with_consent() -> None:
     buffer = queue_only()
-    session = {"customer_id": 42}
-    track(fake_request(buffer, cookies=f"saumaton_vid={VID}", session=session),
+    track(fake_request(buffer, cookies=f"saumaton_vid={VID}", session={}, shopper_id=42),
           "product_view", variant_id=5)
     track(fake_request(buffer, cookies=f"saumaton_consent=necessary; saumaton_vid={VID}"),
           "add_to_cart", variant_id=5, data={"quantity": 2})

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saumaton.config import Settings
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, NotAuthenticated, NotFound, ValidationFailed
+from saumaton.customers import sessions as customer_sessions
 from saumaton.customers.addresses import AddressOut, default_address
 from saumaton.customers.consents import set_consent
 from saumaton.customers.identities import normalise_email
@@ -307,6 +308,8 @@ async def reset_password(uow: UnitOfWork, token: str, new_password: str) -> int:
     check_password(new_password, account.email)  # a weak password keeps the link usable
     await _use_token(uow, token, "reset")
     await _set_password(uow, account, new_password)
+    # Whoever may have had the old password is signed out everywhere.
+    await customer_sessions.revoke_all(uow, customer_id)
     if account.email_verified_at is None:
         account.email_verified_at = utcnow()
     await uow.session.flush()
@@ -323,12 +326,15 @@ async def verify_email(uow: UnitOfWork, token: str) -> int:
 
 
 async def change_password(uow: UnitOfWork, customer_id: int, current_password: str,
-                          new_password: str) -> None:
+                          new_password: str, *, keep_session: str | None = None) -> None:
+    """Set a new password; every other signed-in browser of the customer is signed out
+    (`keep_session`: the token of the browser making the change, which stays)."""
     account = await _account(uow.session, customer_id)
     if not await _password_ok(account.password_hash, current_password[:MAX_PASSWORD]):
         raise ValidationFailed("the current password is wrong", code="wrong_password",
                                field="current_password")
     await _set_password(uow, account, new_password)
+    await customer_sessions.revoke_all(uow, customer_id, keep=keep_session)
 
 
 # --- what the account shows --------------------------------------------------------------

@@ -58,6 +58,7 @@ from saumaton.customers.models import (
     CustomerIdentity,
     CustomerMerge,
 )
+from saumaton.customers.sessions import revoke_all, sessions_revoked
 from saumaton.db import models as _all_models  # noqa: F401  (every table in the metadata)
 from saumaton.db.base import Base
 from saumaton.db.uow import UnitOfWork
@@ -75,10 +76,12 @@ SCORE_NAME_POSTCODE = 60
 SCORE_EXTRA = 10
 # Customer columns a merge never moves: the merge's own bookkeeping, and the reports'
 # channel journeys, which are derived from the orders: the reports job recomputes both
-# customers of a merge (or of its undo) from their orders as they are then.
+# customers of a merge (or of its undo) from their orders as they are then. Shopper
+# sessions stay too: a session of the merged customer, whose account moved, names no
+# account any more and ends (the shopper signs in again, as the kept customer).
 NOT_MOVED = {("customers", "merged_into_id"), ("customer_merges", "kept_id"),
              ("customer_merges", "merged_id"), ("customer_journeys", "customer_id"),
-             ("customer_channels", "customer_id")}
+             ("customer_channels", "customer_id"), ("customer_sessions", "customer_id")}
 # Letters folded for comparing last names in SQL (SQLite's lower() folds ASCII only).
 _FOLD = (("ä", "a"), ("Ä", "a"), ("ö", "o"), ("Ö", "o"), ("å", "a"), ("Å", "a"),
          ("é", "e"), ("É", "e"), ("è", "e"), ("È", "e"), ("ü", "u"), ("Ü", "u"),
@@ -629,6 +632,8 @@ async def merge_customers(uow: UnitOfWork, actor: Actor, kept_id: int,
     await record(uow, actor, "customer.merge", "customer", kept_id, data)
     uow.emit("customer.merged", {"customer_id": kept_id, "merged_id": merged_id,
                                  "merge_id": merge_id})
+    # The merged record holds no account now: its shopper sessions end (NOT_MOVED).
+    await revoke_all(uow, merged_id)
     return MergeResult(merge_id, kept_id, merged_id, counts, now, now + UNDO_WINDOW)
 
 
@@ -753,6 +758,9 @@ async def undo_merge(uow: UnitOfWork, actor: Actor, merge_id: int) -> None:
         "counts": info.counts, "followed_orders": followed})
     uow.emit("customer.unmerged", {"customer_id": m.kept_id, "merged_id": m.merged_id,
                                    "merge_id": m.id})
+    # An account that moved back takes its sign-ins' customer with it: cached look-ups
+    # of the kept customer's sessions are read again (the database decides).
+    sessions_revoked(uow, m.kept_id)
 
 
 async def resolve_customer_id(session: AsyncSession, customer_id: int) -> int:

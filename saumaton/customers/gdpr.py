@@ -42,6 +42,7 @@ from saumaton.customers.models import (
     CustomerPreference,
     CustomerTag,
 )
+from saumaton.customers.sessions import forget_sessions
 from saumaton.db.uow import UnitOfWork
 from saumaton.locations.models import Channel
 from saumaton.loyalty.models import LoyaltyEntry
@@ -571,6 +572,8 @@ async def erase_customer(uow: UnitOfWork, actor: Actor, customer_id: int,
                         ("customer_tags", CustomerTag)):
         col = model.__table__.c.customer_id
         deleted[name] = _rowcount(await s.execute(delete(model).where(col.in_(ids))))
+    # Signed-in browsers are signed out at once (every process drops its cached look-up).
+    deleted["customer_sessions"] = await forget_sessions(uow, ids)
 
     await s.execute(update(Customer).where(Customer.id.in_(ids)).values(
         first_name="", last_name="", erased_at=now)

@@ -189,3 +189,18 @@ class CustomerNote(Base):
     author: Mapped[str] = mapped_column(String(200), default="")
     channel: Mapped[str] = mapped_column(String(32), default="")  # pos | service | backoffice
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CustomerSession(Base):
+    """A shopper signed in on one browser. The session cookie holds only a random token
+    whose SHA-256 is kept here, so signing out ends the session everywhere, a copy of
+    the cookie included; a password change or reset and an erasure end them too."""
+
+    __tablename__ = "customer_sessions"
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -24,6 +24,7 @@ from saumaton.customers.models import (
     CustomerMerge,
     CustomerNote,
     CustomerPreference,
+    CustomerSession,
     CustomerTag,
     PreferenceField,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "CustomerMerge",
     "CustomerNote",
     "CustomerPreference",
+    "CustomerSession",
     "CustomerTag",
     "DrawerSession",
     "GiftCard",

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from saumaton.analytics import KINDS
 from saumaton.analytics.device import device_of
 from saumaton.core.clock import utcnow
+from saumaton.web.shopper import current_customer_id
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,8 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def _session_customer(request: Request) -> int | None:
-    if "session" not in request.scope:  # an app without SessionMiddleware
-        return None
-    return _int_or_none(request.session.get("customer_id"))
+    """The signed-in shopper, as ShopperMiddleware resolved the server-side session."""
+    return current_customer_id(request)
 
 
 def _data(value: Any) -> dict[str, Any]:

@@ -61,6 +61,7 @@ from saumaton.web.security import (
     TrustedProxyMiddleware,
     content_security_policy,
 )
+from saumaton.web.shopper import ShopperMiddleware, follow_shopper_events
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
@@ -134,15 +135,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.analytics.start()
         # Revoked sessions and tokens leave this process's cache at once.
         staff_events = asyncio.create_task(follow_staff_events(hub))
+        shopper_events = asyncio.create_task(follow_shopper_events(hub))
         # The background jobs (saumaton/jobs.py), unless a `saumaton worker` runs them.
         jobs = JobContext(db, settings, live, app.state.paytrail, stop)
         job_tasks = start_jobs(jobs) if settings.run_jobs else []
         try:
             yield
         finally:
-            staff_events.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await staff_events
+            for follower in (staff_events, shopper_events):
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
             await stop_jobs(jobs, [*job_tasks, settings_follower])
             await app.state.analytics.stop()  # flushes what is left
             await app.state.paytrail.aclose()
@@ -163,6 +166,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Innermost: a method the API path does not take is answered 405 before routing.
     app.add_middleware(problems.MethodCheckMiddleware)
     app.add_middleware(VisitMiddleware)  # inside the sessions: it sets a session flag
+    # Inside the sessions, outside the rest: the signed-in shopper is known (server-side
+    # session) before any route or the visit tracker asks (web/shopper.py).
+    app.add_middleware(ShopperMiddleware)
     # https_only stays off: SecurityHeadersMiddleware adds Secure to every cookie
     # (this one included) when the request came over HTTPS, per request.
     app.add_middleware(SessionMiddleware, secret_key=settings.resolved_secret_key(),

@@ -47,6 +47,7 @@ from saumaton.web.auth import (
 )
 from saumaton.web.i18n import N_
 from saumaton.web.route_access import CUSTOMER_SIGN_IN, public
+from saumaton.web.shopper import sign_out_shopper
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -376,6 +377,7 @@ async def login(request: Request) -> Response:
                 await throttle.succeeded(uow, "staff", email, throttling.client_address(
                     request))
                 await uow.commit()
+            await sign_out_shopper(request)  # the cookie is replaced whole
             login_session(request, token)
             return RedirectResponse(next_url, status_code=303)
     return render(request, "staff/login.html", {
@@ -392,6 +394,9 @@ async def logout(request: Request) -> Response:
         async with db_of(request).uow() as uow:
             await sign_out(uow, token)
             await uow.commit()
+    # The cookie is cleared whole: a shopper signed in on this browser ends server-side
+    # too, or a copy of the cookie would still hold a live shopper session.
+    await sign_out_shopper(request)
     logout_session(request)
     return RedirectResponse("/staff/login", status_code=303)
 

@@ -2,7 +2,8 @@
 
 Left out on purpose (INTERNAL): signals that only refresh staff screens or carry no
 business fact a receiver could use (the staff board, the service desk's chat and
-presence, settings and staff-session changes, which would also leak who works when).
+presence, settings, staff- and shopper-session changes, which would also leak who works
+when).
 tests/test_webhooks_topics.py fails when a new outbox topic is in neither list.
 """
 
@@ -96,7 +97,7 @@ AREAS: tuple[Area, ...] = (
 
 TOPICS: dict[str, Topic] = {t.name: t for a in AREAS for t in a.topics}
 # Outbox topics not offered (see the module's docstring); prefixes end in ".".
-INTERNAL = ("board.", "chat.", "service.", "settings.", "staff.")
+INTERNAL = ("board.", "chat.", "service.", "settings.", "shopper.", "staff.")
 # A test event the back office's "send test event" delivers to one subscription.
 TEST_TOPIC = "webhook.test"
 

@@ -33,7 +33,7 @@ from saumaton.web.pages import (
     settings_of,
 )
 from saumaton.web.route_access import customer_session
-from saumaton.web.shopper import sign_out_shopper
+from saumaton.web.shopper import shopper_token, sign_out_shopper
 
 router = page_router("/account")
 AddressId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -56,9 +56,9 @@ def card_qr_svg(number: str) -> Markup:
     return Markup(svg)  # segno's own markup; the number is digits only
 
 
-def _gone(request: Request) -> Response:
+async def _gone(request: Request) -> Response:
     """The session names an account that no longer exists."""
-    sign_out_shopper(request)
+    await sign_out_shopper(request)
     return RedirectResponse("/account/login", status_code=303)
 
 
@@ -71,7 +71,7 @@ async def overview(request: Request,
         try:
             profile = await accounts.account_profile(s, customer_id)
         except NotFound:
-            return _gone(request)
+            return await _gone(request)
         history = await accounts.order_history(s, customer_id, limit=20, before_id=before)
         store_credit = await store_credit_of(s, customer_id)
     # The card first: issued on the first visit after the e-mail is confirmed, it makes
@@ -96,7 +96,7 @@ async def order_page(request: Request,
             order_returns = await returns_of_order(s, entry.order.id)
     except NotFound as exc:
         if exc.code == "account_not_found":
-            return _gone(request)
+            return await _gone(request)
         return error_page(request, 404, gettext(request, N_(
             "There is no such order in your account.")))
     return page(request, "account/order.html", N_("Order %(number)s"),
@@ -269,7 +269,8 @@ async def change_password(request: Request,
             async with db_of(request).uow() as uow:
                 await accounts.change_password(
                     uow, customer_id, text_field(form, "current_password", 1001),
-                    text_field(form, "password", accounts.MAX_PASSWORD + 1))
+                    text_field(form, "password", accounts.MAX_PASSWORD + 1),
+                    keep_session=shopper_token(request))  # other browsers sign out
                 await uow.commit()
         except DomainError as exc:
             errors = field_errors(request, exc, {"current_password", "password"})

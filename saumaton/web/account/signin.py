@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from saumaton.checkout.cart import merge_on_sign_in
 from saumaton.core.errors import DomainError
 from saumaton.customers import accounts
+from saumaton.customers import sessions as customer_sessions
 from saumaton.throttle import services as throttle
 from saumaton.web import throttling
 from saumaton.web.account.common import (
@@ -26,7 +27,12 @@ from saumaton.web.i18n import N_
 from saumaton.web.pages import checked_form, page_lang, page_router, safe_next, settings_of
 from saumaton.web.route_access import public
 from saumaton.web.shop.checkout import CART_COOKIE, cart_token, keep_cart_cookie
-from saumaton.web.shopper import current_customer_id, sign_in_shopper, sign_out_shopper
+from saumaton.web.shopper import (
+    current_customer_id,
+    shopper_token,
+    sign_in_shopper,
+    sign_out_shopper,
+)
 
 router = page_router("/account", dependencies=[public(
     "registration, sign-in and password reset: the password, or the one-time token "
@@ -35,10 +41,11 @@ Token = Annotated[str, Path(max_length=200)]
 REGISTER_FIELDS = {"email", "password", "first_name", "last_name"}
 
 
-def _signed_in_response(request: Request, customer_id: int, target: str,
-                        cart: str) -> Response:
-    """Sign the browser in; it keeps the token of the customer's (merged) cart."""
-    sign_in_shopper(request, customer_id)
+def _signed_in_response(request: Request, customer_id: int, session_token: str,
+                        target: str, cart: str) -> Response:
+    """Sign the browser in (the session's token into the cookie); it keeps the token of
+    the customer's (merged) cart."""
+    sign_in_shopper(request, session_token, customer_id)
     response = RedirectResponse(target, status_code=303)
     keep_cart_cookie(response, cart)
     return response
@@ -87,12 +94,14 @@ async def register(request: Request) -> Response:
                 base_url=base_url(request), settings=settings_of(request))
             cart = await merge_on_sign_in(uow, cart_token(request), customer_id)
             await accounts.note_sign_in(uow, customer_id)
+            token = await customer_sessions.sign_in(uow, customer_id,
+                                                    replacing=shopper_token(request))
             await uow.commit()
     except DomainError as exc:
         return _register_page(request, values, field_errors(request, exc, REGISTER_FIELDS),
                               exc.status)
     target = safe_next(values["next"], "/account/")
-    return _signed_in_response(request, customer_id, target, cart)
+    return _signed_in_response(request, customer_id, token, target, cart)
 
 
 # --- sign in and out ----------------------------------------------------------------------
@@ -144,14 +153,16 @@ async def login(request: Request) -> Response:
         cart = await merge_on_sign_in(uow, cart_token(request), customer_id)
         await accounts.note_sign_in(uow, customer_id)
         await throttle.succeeded(uow, "customer", email, throttling.client_address(request))
+        token = await customer_sessions.sign_in(uow, customer_id,
+                                                replacing=shopper_token(request))
         await uow.commit()
-    return _signed_in_response(request, customer_id, next_url, cart)
+    return _signed_in_response(request, customer_id, token, next_url, cart)
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     await checked_form(request)
-    sign_out_shopper(request)
+    await sign_out_shopper(request)
     response = RedirectResponse("/shop/", status_code=303)
     # The cart cookie now names the customer's saved cart: not for the next person.
     response.delete_cookie(CART_COOKIE, httponly=True, samesite="lax")
@@ -230,7 +241,7 @@ async def new_password(request: Request, token: Token) -> Response:
             return _link_invalid(request)
         return _new_password_page(request, token, field_errors(request, exc, {"password"}),
                                   exc.status)
-    sign_out_shopper(request)  # whoever was signed in here signs in with the new password
+    await sign_out_shopper(request)  # whoever was signed in here signs in with the new password
     return RedirectResponse("/account/login?done=reset", status_code=303)
 
 

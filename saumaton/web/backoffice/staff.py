@@ -41,6 +41,7 @@ from saumaton.web.pages import (
     settings_of,
 )
 from saumaton.web.route_access import public
+from saumaton.web.shopper import sign_out_shopper
 
 router = page_router()
 BASE = "/backoffice/staff"
@@ -483,6 +484,7 @@ async def set_password(request: Request) -> Response:
             return await _set_password_page(request, token)
         return await _set_password_page(request, token, errors={
             exc.field or "password": _msg(request, exc)}, status=422)
+    await sign_out_shopper(request)  # the cookie is replaced whole
     login_session(request, session)
     return RedirectResponse("/staff/", status_code=303)
 
