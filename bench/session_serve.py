@@ -3,9 +3,9 @@ to measure what server-side sessions cost the till (docs/performance.md). Bench 
 
     python -m bench.session_serve --mode cached|uncached|cookie --port N
 
-* cached: as shipped: a session is read from the database once per CACHE_TTL (30 s) per
+* cached: as shipped: a session is read from the database once per cache TTL (30 s) per
   process and dropped at once when revoked (saumaton/web/auth.py);
-* uncached: CACHE_TTL = 0: the session row is read on every request;
+* uncached: the cache's TTL = 0: the session row is read on every request;
 * cookie: the cache never expires, so after a session's first request nothing but the
   signed cookie is looked at: the cost of a signed-cookie-only session.
 """
@@ -27,9 +27,9 @@ def main() -> None:
     from saumaton.web import auth
 
     if args.mode == "uncached":
-        auth.CACHE_TTL = 0.0
+        auth.session_cache.ttl = 0.0
     elif args.mode == "cookie":
-        auth.CACHE_TTL = float("inf")
+        auth.session_cache.ttl = float("inf")
     # As `saumaton serve` runs one worker.
     uvicorn.run("saumaton.web.asgi:app", host=args.host, port=args.port, workers=1,
                 log_level="warning", access_log=False, loop="uvloop", http="httptools")

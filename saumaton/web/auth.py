@@ -13,11 +13,8 @@ in every other process when the outbox event `staff.revoked`/`staff.changed` arr
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import logging
 import secrets
-import time
 
 from fastapi import Request
 
@@ -28,35 +25,20 @@ from saumaton.events.hub import EventHub
 from saumaton.staff.events import STAFF_TOPICS, on_staff_changed
 from saumaton.staff.services import actor_for_token
 from saumaton.staff.sessions import session_staff
+from saumaton.web.revocable_cache import RevocableCache, follow_revocations
 
-log = logging.getLogger(__name__)
 _SAFE = {"GET", "HEAD", "OPTIONS"}
-# Sessions and tokens are looked up once per CACHE_TTL per process, not once per
-# request; revocations and role changes drop the entries at once (events), the TTL is
-# only a backstop.
-CACHE_TTL = 30.0
-_token_cache: dict[str, tuple[float, Actor]] = {}
-_session_cache: dict[str, tuple[float, Actor]] = {}
-# Bumped by every eviction: a look-up that began before an eviction is not cached
-# (it may have read the state from before the revocation).
-_generation = 0
+# Sessions and tokens are looked up once per TTL per process, not once per request;
+# revocations and role changes drop the person's entries at once (web/revocable_cache.py).
+token_cache: RevocableCache[Actor] = RevocableCache(owner_of=lambda a: a.staff_id)
+session_cache: RevocableCache[Actor] = RevocableCache(owner_of=lambda a: a.staff_id)
 
 
 def forget_staff(staff_id: int) -> None:
     """Drop every cached session and token of the person (revoked, disabled, roles
     changed): their next request reads the database."""
-    global _generation
-    _generation += 1
-    for cache in (_session_cache, _token_cache):
-        for key in [k for k, (_, a) in cache.items() if a.staff_id == staff_id]:
-            cache.pop(key, None)
-
-
-def forget_everyone() -> None:
-    global _generation
-    _generation += 1
-    _session_cache.clear()
-    _token_cache.clear()
+    session_cache.forget(staff_id)
+    token_cache.forget(staff_id)
 
 
 on_staff_changed.append(forget_staff)
@@ -64,23 +46,9 @@ on_staff_changed.append(forget_staff)
 
 async def follow_staff_events(hub: EventHub) -> None:
     """Run for the app's life: evict a person's cached sessions and tokens when another
-    process (or the CLI) revokes or changes them. A subscription cut off for lagging
-    forgets everyone and subscribes again."""
-    while True:
-        sub = hub.subscribe(lambda e: e.topic in STAFF_TOPICS)
-        try:
-            async for e in sub:
-                try:
-                    forget_staff(int(e.payload.get("staff_id", 0)))
-                except (TypeError, ValueError):
-                    forget_everyone()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # never let the cache listener die
-            log.exception("staff event listener failed")
-        finally:
-            hub.unsubscribe(sub)
-        forget_everyone()
+    process (or the CLI) revokes or changes them."""
+    await follow_revocations(hub, lambda e: e.topic in STAFF_TOPICS, "staff_id",
+                             (session_cache, token_cache), "staff")
 
 
 def db_of(request: Request) -> Database:
@@ -112,17 +80,13 @@ def check_csrf(request: Request, submitted: str | None) -> None:
 
 
 async def _bearer_actor(request: Request, token: str) -> Actor:
-    now = time.monotonic()
-    hit = _token_cache.get(token)
-    if hit and hit[0] > now:
-        return hit[1]
-    generation = _generation
+    hit = token_cache.get(token)
+    if hit is not None:
+        return hit
+    generation = token_cache.generation
     async with db_of(request).reader() as s:
         actor = await actor_for_token(s, token)
-    if generation == _generation:
-        if len(_token_cache) > 10_000:
-            _token_cache.clear()
-        _token_cache[token] = (now + CACHE_TTL, actor)
+    token_cache.put(token, actor, generation)
     return actor
 
 
@@ -147,19 +111,13 @@ async def session_actor(request: Request) -> Actor | None:
         if "staff_id" in request.session:  # a cookie from before server-side sessions
             request.session.clear()
         return None
-    now = time.monotonic()
-    hit = _session_cache.get(sid)
-    actor: Actor | None
-    if hit and hit[0] > now:
-        actor = hit[1]
-    else:
-        generation = _generation
+    actor = session_cache.get(sid)
+    if actor is None:
+        generation = session_cache.generation
         async with db_of(request).reader() as s:
             actor = await session_staff(s, sid)
-        if actor is not None and generation == _generation:
-            if len(_session_cache) > 10_000:
-                _session_cache.clear()
-            _session_cache[sid] = (now + CACHE_TTL, actor)
+        if actor is not None:
+            session_cache.put(sid, actor, generation)
     if actor is None:
         request.session.clear()
     request.state.actor = actor

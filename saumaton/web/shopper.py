@@ -3,10 +3,10 @@
 The cookie holds only the token of a server-side session (customers/sessions.py); the
 session row decides. `ShopperMiddleware` resolves it once per request, before any
 handler runs, so that `current_customer_id` stays a plain synchronous read. Look-ups
-are cached per process for CACHE_TTL seconds; a revocation drops the customer's entries
-at once: in this process right after the commit, in every other process when the
-outbox event `shopper.revoked` arrives (`follow_shopper_events`, started in the app's
-lifespan). A cookie from before server-side sessions (a bare "customer_id") is
+are cached per process for CACHE_TTL seconds (web/revocable_cache.py); a revocation
+drops the customer's entries at once: in this process right after the commit, in every
+other process when the outbox event `shopper.revoked` arrives (`follow_shopper_events`,
+started in the app's lifespan). A cookie from before server-side sessions (a bare "customer_id") is
 cleared, never believed.
 
 Shopper and staff sign-ins live side by side in the one session cookie: signing a
@@ -16,10 +16,7 @@ so a token seen before sign-in is no use afterwards.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import secrets
-import time
 
 from fastapi import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -27,71 +24,35 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from saumaton.customers import sessions
 from saumaton.db.uow import Database
 from saumaton.events.hub import EventHub
+from saumaton.web.revocable_cache import RevocableCache, follow_revocations
 
-log = logging.getLogger(__name__)
 SESSION_KEY = "shopper"
 LEGACY_KEY = "customer_id"  # the signed cookie's customer id before server-side sessions
 STATE_KEY = "shopper_id"
-# Shopper sessions are looked up once per CACHE_TTL per process, not once per request;
-# revocations drop the entries at once (events), the TTL is only a backstop.
+# Shopper sessions are looked up once per TTL per process, not once per request;
+# revocations drop the customer's entries at once (web/revocable_cache.py).
 CACHE_TTL = 30.0
-_cache: dict[str, tuple[float, int]] = {}
-# Bumped by every eviction: a look-up that began before an eviction is not cached (it
-# may have read the state from before the revocation).
-_generation = 0
-
-
-def forget_customer(customer_id: int) -> None:
-    """Drop every cached session of the customer: their next request reads the
-    database."""
-    global _generation
-    _generation += 1
-    for key in [k for k, (_, cid) in _cache.items() if cid == customer_id]:
-        _cache.pop(key, None)
-
-
-def forget_everyone() -> None:
-    global _generation
-    _generation += 1
-    _cache.clear()
-
-
-sessions.on_sessions_revoked.append(forget_customer)
+cache: RevocableCache[int] = RevocableCache(owner_of=lambda customer_id: customer_id,
+                                            ttl=CACHE_TTL)
+sessions.on_sessions_revoked.append(cache.forget)
 
 
 async def follow_shopper_events(hub: EventHub) -> None:
     """Run for the app's life: evict a customer's cached sessions when another process
-    (or the CLI) ends them. A subscription cut off for lagging forgets everyone and
-    subscribes again."""
-    while True:
-        sub = hub.subscribe(lambda e: e.topic == sessions.REVOKED_TOPIC)
-        try:
-            async for e in sub:
-                try:
-                    forget_customer(int(e.payload.get("customer_id", 0)))
-                except (TypeError, ValueError):
-                    forget_everyone()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # never let the cache listener die
-            log.exception("shopper event listener failed")
-        finally:
-            hub.unsubscribe(sub)
-        forget_everyone()
+    (or the CLI) ends them."""
+    await follow_revocations(hub, lambda e: e.topic == sessions.REVOKED_TOPIC,
+                             "customer_id", (cache,), "shopper")
 
 
 async def _lookup(db: Database, token: str) -> int | None:
-    now = time.monotonic()
-    hit = _cache.get(token)
-    if hit and hit[0] > now:
-        return hit[1]
-    generation = _generation
+    hit = cache.get(token)
+    if hit is not None:
+        return hit
+    generation = cache.generation
     async with db.reader() as s:
         customer_id = await sessions.session_customer(s, token)
-    if customer_id is not None and generation == _generation:
-        if len(_cache) > 10_000:
-            _cache.clear()
-        _cache[token] = (now + CACHE_TTL, customer_id)
+    if customer_id is not None:
+        cache.put(token, customer_id, generation)
     return customer_id
 
 
