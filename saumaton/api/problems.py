@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from saumaton.api.openapi import allow_header, allowed_methods
 from saumaton.core.errors import DomainError
+from saumaton.db.retry import is_retryable
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,12 @@ def install(app: FastAPI) -> None:
     async def _dbapi(_: Request, exc: DBAPIError) -> JSONResponse:
         if refused_value(exc):
             return _refused()
+        if is_retryable(exc):
+            # a deadlock victim or serialization failure: rolled back whole, so the
+            # client may simply try again
+            log.warning("transaction aborted as retryable: %s", exc.orig)
+            return problem(503, "busy", "the shop is very busy right now; try again in "
+                           "a moment", headers={"Retry-After": "1"})
         raise exc
 
     @app.exception_handler(asyncpg.PostgresError)

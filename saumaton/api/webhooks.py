@@ -12,6 +12,7 @@ from saumaton.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor
 from saumaton.core.actor import Actor
 from saumaton.core.errors import ValidationFailed
 from saumaton.core.types import MAX_ID
+from saumaton.db.retry import retried
 from saumaton.web.auth import db_of
 from saumaton.web.pages import settings_of
 from saumaton.web.route_access import api_requires
@@ -87,9 +88,13 @@ async def update_webhook(request: Request, webhook_id: IdPath, body: Subscriptio
 @router.delete("/webhooks/{webhook_id}", status_code=204, responses=NOT_FOUND,
                summary="Delete a subscription and its delivery log")
 async def delete_webhook(request: Request, webhook_id: IdPath, actor: Owner) -> Response:
-    async with db_of(request).uow() as uow:
-        await webhooks.delete_subscription(uow, actor, webhook_id)
-        await uow.commit()
+    async def delete() -> None:
+        async with db_of(request).uow() as uow:
+            await webhooks.delete_subscription(uow, actor, webhook_id)
+            await uow.commit()
+    # the delivery worker may hold the subscription's deliveries: a deadlock victim is
+    # rolled back whole, so deleting again is safe
+    await retried(delete)
     return Response(status_code=204)
 
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from saumaton.core.actor import Actor
 from saumaton.core.errors import DomainError
 from saumaton.core.types import MAX_ID
+from saumaton.db.retry import retried
 from saumaton.web.auth import db_of
 from saumaton.web.backoffice.access import requires
 from saumaton.web.i18n import N_
@@ -211,9 +212,12 @@ async def rotate_secret(request: Request, webhook_id: IdPath, actor: Owner) -> R
 @router.post("/webhooks/{webhook_id}/delete")
 async def delete_webhook(request: Request, webhook_id: IdPath, actor: Owner) -> Response:
     await checked_form(request)
-    async with db_of(request).uow() as uow:
-        await webhooks.delete_subscription(uow, actor, webhook_id)
-        await uow.commit()
+
+    async def delete() -> None:
+        async with db_of(request).uow() as uow:
+            await webhooks.delete_subscription(uow, actor, webhook_id)
+            await uow.commit()
+    await retried(delete)  # as the API does (api/webhooks.py)
     return RedirectResponse(f"{BASE}?done=deleted", status_code=303)
 
 
