@@ -24,10 +24,43 @@ import httpx
 from sqlalchemy import event
 
 from saumaton.config import Settings
+from saumaton.core.actor import SYSTEM
+from saumaton.inventory.services import receive
 from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
 from saumaton.web.app import create_app
 
 BASE = "http://shop.bench"
+
+
+ROUND_TRIPS = frozenset({"query", "prepare", "bind_execute", "bind_execute_many", "bind",
+                         "execute", "close_statement", "copy_in", "copy_out"})
+
+
+class _CountingProtocol:
+    """Stands in for an asyncpg connection's protocol and counts the calls that are a
+    round trip to PostgreSQL."""
+
+    def __init__(self, inner: Any, counts: dict[str, int], current: list[str]) -> None:
+        self._inner = inner
+        self._counts = counts
+        self._current = current
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name in ROUND_TRIPS:
+            def counted(*a: Any, **kw: Any) -> Any:
+                self._counts[self._current[0]] += 1
+                return attr(*a, **kw)
+            return counted
+        return attr
+
+
+def _counting(counts: dict[str, int], current: list[str]) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        conn = dbapi_connection.driver_connection
+        if hasattr(conn, "_protocol"):  # asyncpg (PostgreSQL); SQLite is not counted
+            conn._protocol = _CountingProtocol(conn._protocol, counts, current)
+    return on_connect
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -38,14 +71,23 @@ async def run(args: argparse.Namespace) -> None:
     current = ["-"]
     times: dict[str, list[float]] = defaultdict(list)
     async with app.router.lifespan_context(app):
-        @event.listens_for(app.state.db.write_engine.sync_engine, "before_cursor_execute")
-        def _count(*_: Any) -> None:
-            counts[current[0]] += 1
+        # A round trip is a call into asyncpg's protocol (a simple query, a prepare, a
+        # bind+execute, ...): each one sends its messages and waits for the answer.
+        # Counted on every pooled connection, whatever sent it (SQLAlchemy, a raw
+        # prepared statement, BEGIN/COMMIT, a background job).
+        # (The read engine shares the write engine's pool: one listener sees both.)
+        event.listen(app.state.db.write_engine.sync_engine, "connect",
+                     _counting(counts, current))
 
         transport = httpx.ASGITransport(app=app)
         sim = BASE + "/paytrail-sim"
         app.state.paytrail = PaytrailClient(PaytrailConfig("375917", "SAIPPUAKAUPPIAS", sim),
                                             httpx.AsyncClient(transport=transport, base_url=sim))
+        async with app.state.db.uow() as uow:
+            loc = (await uow.fetchrow(
+                "SELECT id FROM locations WHERE ships_web_orders ORDER BY web_priority, id"))[0]
+            await receive(uow, SYSTEM, args.variant, loc, 1_000_000, reference="bench steps")
+            await uow.commit()
         last: dict[str, int] = {}
         for i in range(args.rounds):
             counts.clear()
@@ -82,7 +124,7 @@ async def run(args: argparse.Namespace) -> None:
                 assert 'data-status="paid"' in r.text
             last = dict(counts)
     total_ms = total_n = 0.0
-    print(f"{'step':28s} {'CPU ms (median)':>16s} {'statements':>11s}")
+    print(f"{'step':28s} {'CPU ms (median)':>16s} {'round trips':>11s}")
     for name in sorted(times):
         ms = statistics.median(times[name][2:] or times[name])
         n = last.get(name, 0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, TypeVar
@@ -51,6 +51,12 @@ class Database:
         self._reads = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self.on_commit: list[Callable[[], None]] = []
         self._cache: dict[Hashable, tuple[float, Any]] = {}
+        # topic -> keys of the cached values that an event of that topic makes stale
+        self._cache_topics: dict[str, set[Hashable]] = {}
+        self._cached_topics: set[str] = set()  # every topic a cached value named
+        # Bumped by every event of such a topic, even with nothing cached: a load under
+        # way when it came is not stored.
+        self._invalidations = 0
 
     @property
     def is_postgres(self) -> bool:
@@ -64,20 +70,47 @@ class Database:
         async with self._reads() as session:
             yield session
 
-    async def cached(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[T]]) -> T:
-        """`load()`'s result, kept in this process for `ttl` seconds. For small reference
-        rows that hot paths read on every request and that change rarely (channels).
-        A load that raises is not cached."""
+    async def cached(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[T]], *,
+                     topics: Iterable[str] = ()) -> T:
+        """`load()`'s result, kept in this process for `ttl` seconds: for reference rows
+        that hot paths read on every request and that change rarely (channels,
+        locations, VAT rates, campaigns, products). An outbox event of one of `topics`
+        drops the value at once: committed here (`UnitOfWork.commit`) or in any other
+        process (the event hub calls `invalidate`), so `ttl` is only a backstop for
+        changes made outside the app. A load that raises is not cached, nor one that
+        began before an invalidation (it may have read the state from before it)."""
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit is not None and hit[0] > now:
             value: T = hit[1]
             return value
+        topics = tuple(topics)
+        self._cached_topics.update(topics)
+        began = self._invalidations
         value = await load()
-        if len(self._cache) > 1000:
+        if began != self._invalidations:
+            return value
+        if len(self._cache) > 5000:
             self._cache.clear()
+            self._cache_topics.clear()
         self._cache[key] = (now + ttl, value)
+        for topic in topics:
+            self._cache_topics.setdefault(topic, set()).add(key)
         return value
+
+    @property
+    def caches_by_topic(self) -> bool:
+        """Whether some cached value is dropped by events (the hub then reads each one)."""
+        return bool(self._cached_topics)
+
+    def invalidate(self, topics: Iterable[str]) -> None:
+        """Drop the cached values that events of these topics make stale."""
+        for topic in topics:
+            if topic not in self._cached_topics:
+                continue
+            self._invalidations += 1
+            for key in self._cache_topics.pop(topic, ()):
+                self._cache.pop(key, None)
 
     def committed(self) -> None:
         for hook in self.on_commit:
@@ -167,6 +200,7 @@ class UnitOfWork:
         self._driver = None  # the next statement begins a new transaction
         self._done = True
         if self.events:
+            self.db.invalidate({topic for topic, _ in self.events})
             self.db.committed()
         self.events = []
 

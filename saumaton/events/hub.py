@@ -101,6 +101,7 @@ class EventHub:
         self.subscribers.discard(sub)
 
     def publish(self, event: Event) -> None:
+        self.db.invalidate((event.topic,))  # reference data another process changed
         for sub in list(self.subscribers):
             if not sub.accepts(event):
                 continue
@@ -182,7 +183,7 @@ class EventHub:
                         except TimeoutError:
                             await conn.execute("SELECT 1")  # keep-alive; notices a dead link
                             continue
-                    if not self.subscribers:
+                    if not self.subscribers and not self.db.caches_by_topic:
                         # Nobody listens in this process: just note how far we are.
                         seen = _notification_id(raw)
                         if seen is not None:
