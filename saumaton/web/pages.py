@@ -131,6 +131,9 @@ def _build_env() -> Environment:
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(("html",)),
         extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True,
         undefined=StrictUndefined,
+        # The templates ship with the code: no file checks per render (a changed
+        # template comes with a restart, as changed code does).
+        auto_reload=False,
     )
     env.filters.update(money=_money, rate=_rate, local_datetime=_datetime, local_date=_date)
     env.install_gettext_callables(  # type: ignore[attr-defined]  # i18n extension
@@ -401,8 +404,20 @@ async def logout(request: Request) -> Response:
     return RedirectResponse("/staff/login", status_code=303)
 
 
+def install_shop(app: FastAPI) -> None:
+    """The webshop's own routes, first of all the app's: a request is matched against
+    the routes in order, and the API's hundreds before them cost every shop page more
+    than its own work did (the shop's paths meet no API path)."""
+    from saumaton.web.shop.checkout import router as checkout_router
+    from saumaton.web.shop.routes import router as shop_router
+
+    app.include_router(shop_router)
+    app.include_router(checkout_router)
+
+
 def install(app: FastAPI) -> None:
-    """Mount page routes (webshop, POS, staff login) and load the translations."""
+    """Mount page routes (webshop, POS, staff login) and load the translations.
+    (`install_shop` has mounted the webshop's, before the API's.)"""
     from saumaton.web.account import router as account_router
     from saumaton.web.backoffice import customers as backoffice_customers
     from saumaton.web.consent import router as consent_router
@@ -413,13 +428,9 @@ def install(app: FastAPI) -> None:
     from saumaton.web.pos import offline as pos_offline
     from saumaton.web.pos import returns as pos_returns
     from saumaton.web.pos.routes import router as pos_router
-    from saumaton.web.shop.checkout import router as checkout_router
-    from saumaton.web.shop.routes import router as shop_router
 
     i18n.load_all()
     app.include_router(router)
-    app.include_router(shop_router)
-    app.include_router(checkout_router)
     # Before the till's /pos/{code} routes: /pos/sw.js is not a store.
     for module in (pos_offline, pos_api, pos_drawer, pos_customers, pos_handover,
                    pos_returns):

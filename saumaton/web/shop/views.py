@@ -16,6 +16,7 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saumaton.catalogue.cached import variant_infos, vat_rates
 from saumaton.catalogue.images import image_sizes
 from saumaton.catalogue.schemas import ImageOut, ProductOut, VariantOut
 from saumaton.catalogue.search import (
@@ -24,13 +25,21 @@ from saumaton.catalogue.search import (
     SearchResult,
     campaign_candidates,
 )
-from saumaton.catalogue.services import load_variant_infos
+from saumaton.catalogue.services import VariantInfo, load_variant_infos
 from saumaton.core.errors import DomainError, NotFound
+from saumaton.db.uow import Database
 from saumaton.i18n import localized
-from saumaton.inventory.services import Availability, availability, stock_status
+from saumaton.inventory.services import (
+    Availability,
+    availability,
+    live_availability,
+    stock_status,
+)
+from saumaton.locations.reference import channel_id
 from saumaton.locations.services import channel_by_code
 from saumaton.orders.services import business_day
-from saumaton.pricing.services import resolve_prices
+from saumaton.pricing.book import campaign_book
+from saumaton.pricing.services import PriceQuote, resolve_prices
 from saumaton.web.pages import add_template_global
 
 WEB_CHANNEL = "web"
@@ -97,6 +106,34 @@ async def web_prices(s: AsyncSession, variant_ids: Sequence[int], at: datetime,
                             quotes[i.id].campaign_name, quotes[i.id].limited_to,
                             quotes[i.id].member_tier)
             for i in infos}
+
+
+def _price_view(info: VariantInfo, quote: PriceQuote) -> PriceView:
+    return PriceView(info.id, quote.list_cents, quote.price_cents, quote.discount_cents,
+                     info.vat_rate_bp, quote.campaign_name, quote.limited_to,
+                     quote.member_tier)
+
+
+async def product_prices(db: Database, s: AsyncSession, product: ProductOut, variant_id: int,
+                         at: datetime, tier: str | None) -> tuple[PriceView, PriceView | None]:
+    """The product page's price block, from this process's caches (product, VAT rates,
+    the web channel, the campaign book): what `web_prices` gives the shopper of `tier`,
+    and what `member_teaser` adds for a shopper who is not a member."""
+    day = business_day(at)
+    infos = variant_infos(product, [variant_id], await vat_rates(db, s, day), day)
+    try:
+        channel: int | None = await channel_id(db, s, WEB_CHANNEL)
+    except DomainError:
+        channel = None  # no web channel configured: campaigns for every channel only
+    book = await campaign_book(db, s)
+    if not infos or at < book.valid_from:  # (a time before the book's: the database)
+        price = (await web_prices(s, [variant_id], at, tier))[variant_id]
+        return price, await member_teaser(s, variant_id, at, tier, price)
+    shown = _price_view(infos[0], book.quotes(infos, channel, at, tier)[variant_id])
+    if tier is not None:
+        return shown, None
+    member = _price_view(infos[0], book.quotes(infos, channel, at, "member")[variant_id])
+    return shown, member if member.price_cents < shown.price_cents else None
 
 
 async def member_teaser(s: AsyncSession, variant_id: int, at: datetime, tier: str | None,
@@ -275,7 +312,20 @@ class AvailabilityView:
 
 
 async def availability_view(s: AsyncSession, variant_id: int) -> AvailabilityView:
-    a = (await availability(s, [variant_id]))[variant_id]
+    return _availability_view((await availability(s, [variant_id]))[variant_id])
+
+
+async def product_availability(db: Database, s: AsyncSession, product: ProductOut,
+                               variant_id: int) -> AvailabilityView:
+    """`availability_view` of a variant of `product`: the stock read live, the rest
+    from this process's caches."""
+    gift_cards = (variant_id,) if product.gift_card else ()
+    found = await live_availability(db, s, [variant_id], gift_cards)
+    return _availability_view(found[variant_id])
+
+
+def _availability_view(a: Availability) -> AvailabilityView:
+    variant_id = a.variant_id
     stores = [StockRow(loc.code, loc.name, loc.available, stock_status(loc.available))
               for loc in a.locations if loc.kind == "store"]
     return AvailabilityView(variant_id, StockRow("online", "", a.online, stock_status(a.online)),
