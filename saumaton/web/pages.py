@@ -25,8 +25,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
 from jinja2.runtime import Context
+from markupsafe import Markup
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import FormData
+from starlette.routing import Match
+from starlette.types import Scope
 
 from saumaton import __version__
 from saumaton.config import Settings
@@ -126,6 +129,34 @@ def _ngettext(singular: str, plural: str, n: int) -> str:
     return i18n.translations(_rendering_lang.get()).ngettext(singular, plural, n)
 
 
+# The pages' texts without variables, translated and formatted, by (language, text,
+# autoescape): a page has dozens of them, and Jinja's own gettext looks each one up and
+# formats it again on every call.
+_translated: dict[tuple[str, str, bool], str] = {}
+_TRANSLATED_MAX = 20_000
+
+
+@pass_context
+def _page_gettext(ctx: Context, message: str, **variables: Any) -> str:
+    """Jinja's newstyle gettext (`_()` and `{% trans %}`): the text is always a %-format
+    (so '%%' is '%'), escaped as Markup in an autoescaped template; without variables
+    the result is kept."""
+    lang = _rendering_lang.get()
+    autoescape = bool(ctx.eval_ctx.autoescape)
+    if variables:
+        text = i18n.translations(lang).gettext(message)
+        return (Markup(text) if autoescape else text) % variables
+    key = (lang, message, autoescape)
+    done = _translated.get(key)
+    if done is None:
+        text = i18n.translations(lang).gettext(message)
+        done = (Markup(text) if autoescape else text) % {}
+        if len(_translated) >= _TRANSLATED_MAX:  # a text made at run time, repeatedly
+            _translated.clear()
+        _translated[key] = done
+    return done
+
+
 def _build_env() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(("html",)),
@@ -138,6 +169,7 @@ def _build_env() -> Environment:
     env.filters.update(money=_money, rate=_rate, local_datetime=_datetime, local_date=_date)
     env.install_gettext_callables(  # type: ignore[attr-defined]  # i18n extension
         _gettext, _ngettext, newstyle=True)
+    env.globals.update(gettext=_page_gettext, _=_page_gettext)
     return env
 
 
@@ -282,10 +314,26 @@ class PageRoute(APIRoute):
         return handler
 
 
+class PrefixRouter(APIRouter):
+    """A router whose paths all start with its prefix: a request for any other path is
+    turned away at once, not tried against each of its routes (the app tries its
+    routers in order for every request)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if self.prefix:
+            path: str = scope.get("path", "")
+            root: str = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root):]
+            if not (path == self.prefix or path.startswith(self.prefix + "/")):
+                return Match.NONE, {}
+        return super().matches(scope)
+
+
 def page_router(prefix: str = "", *, dependencies: Sequence[Any] = ()) -> APIRouter:
     """A router of pages; `dependencies=[public("why")]` when all its pages are public."""
-    return APIRouter(prefix=prefix, include_in_schema=False, route_class=PageRoute,
-                     dependencies=list(dependencies))
+    return PrefixRouter(prefix=prefix, include_in_schema=False, route_class=PageRoute,
+                        dependencies=list(dependencies))
 
 
 # --- staff sessions ---------------------------------------------------------------------

@@ -58,13 +58,14 @@ async def home(request: Request, q: TextQ = None, category: CategoryQ = None,
         return await _listing(request, "/shop/search", q=q, category=category, sort=sort,
                               stock=stock, page=page)
     now = utcnow()
-    async with db_of(request).reader() as s:
+    db = db_of(request)
+    async with db.reader() as s:
         tier = await tier_of(s, current_customer_id(request), now,  # member prices
                              settings=settings_of(request))
         tree = await category_tree(s)
-        offers = await views.campaign_cards(s, now, HOME_CARDS, tier)
+        offers = await views.campaign_cards(s, now, HOME_CARDS, tier, db=db)
         newest = await views.product_cards(s, await newest_products(s, HOME_CARDS), now,
-                                           tier=tier)
+                                           tier=tier, db=db)
     return render(request, "shop/home.html", {"tree": tree, "offers": offers,
                                               "newest": newest})
 
@@ -96,7 +97,8 @@ async def _listing(request: Request, base: str, *, q: str | None = None,
         attributes=parse_attribute_params(request.query_params.multi_items()),
         stock=stock or None, sort=sort or "", page=page, page_size=PAGE_SIZE)
     now = utcnow()
-    async with db_of(request).reader() as s:
+    db = db_of(request)
+    async with db.reader() as s:
         if text and not category_page and page == 1:
             found = await product_for_code(s, text)
             if found:  # a scanned or typed barcode opens the product
@@ -113,7 +115,7 @@ async def _listing(request: Request, base: str, *, q: str | None = None,
             result = views.empty_result(filters)  # an old link's category: nothing matches
         cards = await views.product_cards(
             s, [h.product for h in result.hits], now,
-            matching={h.product.id: h.variant_ids for h in result.hits}, tier=tier)
+            matching={h.product.id: h.variant_ids for h in result.hits}, tier=tier, db=db)
         tree = await category_tree(s) if result.category else None
     links = views.listing_links(base, result, filters, with_category=not category_page)
     current = result.category

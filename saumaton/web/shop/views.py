@@ -136,6 +136,28 @@ async def product_prices(db: Database, s: AsyncSession, product: ProductOut, var
     return shown, member if member.price_cents < shown.price_cents else None
 
 
+async def cached_web_prices(db: Database, s: AsyncSession, products: Sequence[ProductOut],
+                            variant_ids: Sequence[int], at: datetime,
+                            tier: str | None = None) -> dict[int, PriceView]:
+    """`web_prices` of these variants of `products` (in hand), from this process's
+    caches: no query."""
+    if not variant_ids:
+        return {}
+    day = business_day(at)
+    rates = await vat_rates(db, s, day)
+    wanted = set(variant_ids)
+    infos = [i for p in products for i in variant_infos(p, wanted, rates, day)]
+    try:
+        channel: int | None = await channel_id(db, s, WEB_CHANNEL)
+    except DomainError:
+        channel = None
+    book = await campaign_book(db, s)
+    if at < book.valid_from or len(infos) != len(wanted):
+        return await web_prices(s, variant_ids, at, tier)
+    quotes = book.quotes(infos, channel, at, tier)
+    return {i.id: _price_view(i, quotes[i.id]) for i in infos}
+
+
 async def member_teaser(s: AsyncSession, variant_id: int, at: datetime, tier: str | None,
                         shown: PriceView) -> PriceView | None:
     """The loyalty members' price of a variant, for a shopper who is not a member
@@ -181,17 +203,24 @@ def card_image(product: ProductOut, variant_id: int, *, narrowed: bool) -> Image
 
 async def product_cards(s: AsyncSession, products: Sequence[ProductOut], at: datetime, *,
                         matching: Mapping[int, Sequence[int]] | None = None,
-                        tier: str | None = None) -> list[ProductCard]:
+                        tier: str | None = None, db: Database | None = None
+                        ) -> list[ProductCard]:
     """Cards for a product list; `matching` narrows each product to the variants that
     matched the shopper's filters (price, "from" and stock are of those). Prices are
-    a signed-in member's own (`tier`), as on the product page and in the cart."""
+    a signed-in member's own (`tier`), as on the product page and in the cart. With
+    `db`, prices come from this process's caches and stock in one statement."""
     def shown(p: ProductOut) -> list[VariantOut]:
         allowed = set(matching[p.id]) if matching and p.id in matching else None
         return [v for v in p.variants if v.active and (allowed is None or v.id in allowed)]
 
     ids = [v.id for p in products for v in shown(p)]
-    prices = await web_prices(s, ids, at, tier)
-    stock = await availability(s, ids)
+    if db is not None:
+        prices = await cached_web_prices(db, s, products, ids, at, tier)
+        stock = await live_availability(
+            db, s, ids, {v.id for p in products if p.gift_card for v in p.variants})
+    else:
+        prices = await web_prices(s, ids, at, tier)
+        stock = await availability(s, ids)
     cards = []
     for p in products:
         priced = [(prices[v.id], v) for v in shown(p) if v.id in prices]
@@ -216,11 +245,12 @@ def _card_stock(found: Sequence[Availability]) -> str:
 
 
 async def campaign_cards(s: AsyncSession, at: datetime, limit: int = 8,
-                         tier: str | None = None) -> list[ProductCard]:
+                         tier: str | None = None, db: Database | None = None
+                         ) -> list[ProductCard]:
     """Products whose web price (for a shopper of `tier`) is discounted now (the home
     page's offers)."""
     candidates = await campaign_candidates(s, at)
-    return [c for c in await product_cards(s, candidates, at, tier=tier)
+    return [c for c in await product_cards(s, candidates, at, tier=tier, db=db)
             if c.price.discounted][:limit]
 
 
@@ -275,17 +305,20 @@ def pickers(product: ProductOut, current: VariantOut) -> list[Picker]:
     keys: list[str] = []
     for v in variants:
         keys.extend(k for k in v.attributes if k not in keys)
+    # Each variant's values read once (a product may have dozens of shades).
+    values_of = [(v, {k: _attr(v, k) for k in keys}) for v in variants]
+    mine = {k: _attr(current, k) for k in keys}
     out: list[Picker] = []
     for key in keys:
-        values = list(dict.fromkeys(_attr(v, key) for v in variants if _attr(v, key)))
+        values = list(dict.fromkeys(a[key] for _, a in values_of if a[key]))
         if len(values) < 2:
             continue
+        others = [k for k in keys if k != key]
         options = []
         for value in values:
-            candidates = [v for v in variants if _attr(v, key) == value]
-            best = max(candidates, key=lambda v: sum(
-                _attr(v, k) == _attr(current, k) for k in keys if k != key))
-            options.append(Option(value, best.id, _attr(current, key) == value))
+            best = max((va for va in values_of if va[1][key] == value),
+                       key=lambda va: sum(va[1][k] == mine[k] for k in others))
+            options.append(Option(value, best[0].id, mine[key] == value))
         out.append(Picker(key, options))
     if not out and len(variants) > 1:
         out.append(Picker("", [Option(v.name or v.sku, v.id, v.id == current.id,
