@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
 from jinja2.runtime import Context
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import FormData
 from starlette.routing import Match
@@ -174,6 +174,28 @@ def _build_env() -> Environment:
 
 
 _env = _build_env()
+
+
+# Fragments that show nothing but texts in the page's language, the app's version and
+# the CSRF token (the chat widget on every shop page): rendered once per language.
+_fragments: dict[tuple[str, str], str] = {}
+_CSRF_MARK = "csrf-token-goes-here-0f3a9c"
+
+
+@pass_context
+def _lang_fragment(ctx: Context, name: str) -> Markup:
+    """`{{ lang_fragment("service/_widget.html") }}`: the template `name` rendered with
+    only `lang`, `version` and `csrf_token()` (the page's own token put in each time)."""
+    lang = str(ctx["lang"])
+    html = _fragments.get((name, lang))
+    if html is None:
+        html = _env.get_template(name).render(lang=lang, version=__version__,
+                                              csrf_token=lambda: _CSRF_MARK)
+        _fragments[(name, lang)] = html
+    return Markup(html.replace(_CSRF_MARK, str(escape(ctx["csrf_token"]()))))
+
+
+_env.globals["lang_fragment"] = _lang_fragment
 
 
 def add_template_global(name: str, value: Any) -> None:
