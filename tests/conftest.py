@@ -21,7 +21,15 @@ from tests.browser import browser, contexts  # noqa: F401
 
 # Several app servers on one PostgreSQL behind nginx (tests/cluster.py).
 from tests.cluster import two_servers  # noqa: F401
-from tests.support import Server, Shop, backends, build_shop, drop_pg_database, fresh_database
+from tests.support import (
+    Server,
+    Shop,
+    backends,
+    build_shop,
+    drop_pg_database,
+    fresh_database,
+    link_caches,
+)
 
 
 @pytest.fixture(scope="session", params=backends())
@@ -66,10 +74,17 @@ def settings(database_url: str, session_tmp: Path, backend: str) -> Settings:
 
 
 @pytest.fixture(scope="session")
-async def client(settings: Settings, shop: Shop) -> AsyncIterator[httpx.AsyncClient]:
+async def client(settings: Settings, shop: Shop, db: Database
+                 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app in-process (real database, no network)."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
+        # The tests change data through their own Database (`db`), as another process
+        # would: the app's per-process caches (products, campaigns...) then hear of it
+        # through the event hub, within milliseconds on PostgreSQL but up to a second on
+        # SQLite (a poll). Here the test's commit drops them at once, as a commit in the
+        # app's own process does; tests/test_reference_cache.py tests the hub's way.
+        link_caches(db, app.state.db)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
             yield c

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -176,6 +176,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def link_caches(source: Database, target: Database) -> None:
+    """Events committed through `source` drop `target`'s cached values at once, as a
+    commit in `target`'s own process does (between processes the event hub does it,
+    a moment later)."""
+    own = source.invalidate
+
+    def invalidate(topics: Iterable[str]) -> None:
+        topics = tuple(topics)
+        own(topics)
+        target.invalidate(topics)
+    source.invalidate = invalidate  # type: ignore[method-assign]
 
 
 async def eventually(check: Callable[[], Awaitable[T]], *, within: float,

@@ -335,6 +335,8 @@ async def add_images(uow: UnitOfWork, actor: Actor, images: Sequence[ImageIn]) -
                                  position=position, url=img.url, alt=img.alt.strip()))
     s.add_all(rows)
     await s.flush()
+    for pid in sorted(product_ids):  # the shop's cached products show them at once
+        uow.emit("product.updated", {"product_id": pid})
     return [ImageOut(url=r.url, alt=r.alt, variant_id=r.variant_id) for r in rows]
 
 

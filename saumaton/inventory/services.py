@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,9 +23,11 @@ from saumaton.catalogue.models import Product, Variant
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import NotFound, OutOfStock, ValidationFailed
-from saumaton.db.uow import UnitOfWork
+from saumaton.db.raw import read_driver
+from saumaton.db.uow import Database, UnitOfWork
 from saumaton.inventory.models import StockLevel, StockMovement, StockReservation
 from saumaton.locations.models import Location
+from saumaton.locations.reference import locations as location_refs
 
 # write_off: a unit that came back damaged (a "return" in, then this out), or one taken
 # off the shelf with a reason (broken, expired, stolen).
@@ -490,6 +492,43 @@ async def availability(
                 loc.pickup_point, on_hand, lv.reserved if lv else 0,
                 bool(lv.needs_count) if lv else False,
             ))
+        online = sum(p.available for p in per if p.ships_web_orders)
+        out[vid] = Availability(vid, online, tuple(per))
+    return out
+
+
+# The stock levels of some variants, as one prepared statement (PostgreSQL).
+_PG_LEVELS_SQL = ("SELECT variant_id, location_id, on_hand, reserved, needs_count "
+                  "FROM stock_levels WHERE variant_id = ANY($1::int[])")
+
+
+async def live_availability(db: Database, session: AsyncSession, variant_ids: Sequence[int],
+                            gift_cards: Collection[int] = ()) -> dict[int, Availability]:
+    """`availability` for a shop page: the stock levels read live (one statement), the
+    locations from this process's copy; `gift_cards` are the variants among
+    `variant_ids` that are gift cards (the caller's product says so)."""
+    if not variant_ids:
+        return {}
+    places = await location_refs(db, session)
+    if db.is_postgres:
+        async with read_driver(db) as driver:
+            rows = [(r[0], r[1], r[2], r[3], r[4])
+                    for r in await driver.fetch(_PG_LEVELS_SQL, list(variant_ids))]
+    else:
+        rows = [(r.variant_id, r.location_id, r.on_hand, r.reserved, r.needs_count)
+                for r in (await session.scalars(select(StockLevel).where(
+                    StockLevel.variant_id.in_(list(variant_ids))))).all()]
+    levels = {(r[0], r[1]): r for r in rows}
+    out: dict[int, Availability] = {}
+    for vid in variant_ids:
+        per = []
+        for loc in places:
+            lv = levels.get((vid, loc.id))
+            on_hand = GIFT_CARD_UNITS if vid in gift_cards else (lv[2] if lv else 0)
+            per.append(LocationStock(
+                loc.id, loc.code, loc.name, loc.kind, loc.sells_in_person,
+                loc.ships_web_orders, loc.pickup_point, on_hand, lv[3] if lv else 0,
+                bool(lv[4]) if lv else False))
         online = sum(p.available for p in per if p.ships_web_orders)
         out[vid] = Availability(vid, online, tuple(per))
     return out

@@ -181,6 +181,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TrustedProxyMiddleware, trusted_proxies=settings.trusted_proxies)
     problems.install(app)
     api_openapi.install(app)
+    from saumaton.web import pages
+    pages.install_shop(app)
     for module in (catalogue, orders, returns, customers, gdpr, stock, events, analytics,
                    giftcards, prices, staff_api, settings_api, reports_api, reconcile_api,
                    customers_admin_api, customer_reports_api, drawer_api,
@@ -222,6 +224,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.mount(SIMULATOR_PATH, create_simulator(
             {TEST_MERCHANT[0]: TEST_MERCHANT[1]},
             settings.resolved_public_url() + SIMULATOR_PATH))
-    from saumaton.web import pages
     pages.install(app)
     return app

@@ -25,8 +25,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
 from jinja2.runtime import Context
+from markupsafe import Markup, escape
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import FormData
+from starlette.routing import Match
+from starlette.types import Scope
 
 from saumaton import __version__
 from saumaton.config import Settings
@@ -126,19 +129,73 @@ def _ngettext(singular: str, plural: str, n: int) -> str:
     return i18n.translations(_rendering_lang.get()).ngettext(singular, plural, n)
 
 
+# The pages' texts without variables, translated and formatted, by (language, text,
+# autoescape): a page has dozens of them, and Jinja's own gettext looks each one up and
+# formats it again on every call.
+_translated: dict[tuple[str, str, bool], str] = {}
+_TRANSLATED_MAX = 20_000
+
+
+@pass_context
+def _page_gettext(ctx: Context, message: str, **variables: Any) -> str:
+    """Jinja's newstyle gettext (`_()` and `{% trans %}`): the text is always a %-format
+    (so '%%' is '%'), escaped as Markup in an autoescaped template; without variables
+    the result is kept."""
+    lang = _rendering_lang.get()
+    autoescape = bool(ctx.eval_ctx.autoescape)
+    if variables:
+        text = i18n.translations(lang).gettext(message)
+        return (Markup(text) if autoescape else text) % variables
+    key = (lang, message, autoescape)
+    done = _translated.get(key)
+    if done is None:
+        text = i18n.translations(lang).gettext(message)
+        done = (Markup(text) if autoescape else text) % {}
+        if len(_translated) >= _TRANSLATED_MAX:  # a text made at run time, repeatedly
+            _translated.clear()
+        _translated[key] = done
+    return done
+
+
 def _build_env() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(("html",)),
         extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True,
         undefined=StrictUndefined,
+        # The templates ship with the code: no file checks per render (a changed
+        # template comes with a restart, as changed code does).
+        auto_reload=False,
     )
     env.filters.update(money=_money, rate=_rate, local_datetime=_datetime, local_date=_date)
     env.install_gettext_callables(  # type: ignore[attr-defined]  # i18n extension
         _gettext, _ngettext, newstyle=True)
+    env.globals.update(gettext=_page_gettext, _=_page_gettext)
     return env
 
 
 _env = _build_env()
+
+
+# Fragments that show nothing but texts in the page's language, the app's version and
+# the CSRF token (the chat widget on every shop page): rendered once per language.
+_fragments: dict[tuple[str, str], str] = {}
+_CSRF_MARK = "csrf-token-goes-here-0f3a9c"
+
+
+@pass_context
+def _lang_fragment(ctx: Context, name: str) -> Markup:
+    """`{{ lang_fragment("service/_widget.html") }}`: the template `name` rendered with
+    only `lang`, `version` and `csrf_token()` (the page's own token put in each time)."""
+    lang = str(ctx["lang"])
+    html = _fragments.get((name, lang))
+    if html is None:
+        html = _env.get_template(name).render(lang=lang, version=__version__,
+                                              csrf_token=lambda: _CSRF_MARK)
+        _fragments[(name, lang)] = html
+    return Markup(html.replace(_CSRF_MARK, str(escape(ctx["csrf_token"]()))))
+
+
+_env.globals["lang_fragment"] = _lang_fragment
 
 
 def add_template_global(name: str, value: Any) -> None:
@@ -279,10 +336,26 @@ class PageRoute(APIRoute):
         return handler
 
 
+class PrefixRouter(APIRouter):
+    """A router whose paths all start with its prefix: a request for any other path is
+    turned away at once, not tried against each of its routes (the app tries its
+    routers in order for every request)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if self.prefix:
+            path: str = scope.get("path", "")
+            root: str = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root):]
+            if not (path == self.prefix or path.startswith(self.prefix + "/")):
+                return Match.NONE, {}
+        return super().matches(scope)
+
+
 def page_router(prefix: str = "", *, dependencies: Sequence[Any] = ()) -> APIRouter:
     """A router of pages; `dependencies=[public("why")]` when all its pages are public."""
-    return APIRouter(prefix=prefix, include_in_schema=False, route_class=PageRoute,
-                     dependencies=list(dependencies))
+    return PrefixRouter(prefix=prefix, include_in_schema=False, route_class=PageRoute,
+                        dependencies=list(dependencies))
 
 
 # --- staff sessions ---------------------------------------------------------------------
@@ -401,8 +474,20 @@ async def logout(request: Request) -> Response:
     return RedirectResponse("/staff/login", status_code=303)
 
 
+def install_shop(app: FastAPI) -> None:
+    """The webshop's own routes, first of all the app's: a request is matched against
+    the routes in order, and the API's hundreds before them cost every shop page more
+    than its own work did (the shop's paths meet no API path)."""
+    from saumaton.web.shop.checkout import router as checkout_router
+    from saumaton.web.shop.routes import router as shop_router
+
+    app.include_router(shop_router)
+    app.include_router(checkout_router)
+
+
 def install(app: FastAPI) -> None:
-    """Mount page routes (webshop, POS, staff login) and load the translations."""
+    """Mount page routes (webshop, POS, staff login) and load the translations.
+    (`install_shop` has mounted the webshop's, before the API's.)"""
     from saumaton.web.account import router as account_router
     from saumaton.web.backoffice import customers as backoffice_customers
     from saumaton.web.consent import router as consent_router
@@ -413,13 +498,9 @@ def install(app: FastAPI) -> None:
     from saumaton.web.pos import offline as pos_offline
     from saumaton.web.pos import returns as pos_returns
     from saumaton.web.pos.routes import router as pos_router
-    from saumaton.web.shop.checkout import router as checkout_router
-    from saumaton.web.shop.routes import router as shop_router
 
     i18n.load_all()
     app.include_router(router)
-    app.include_router(shop_router)
-    app.include_router(checkout_router)
     # Before the till's /pos/{code} routes: /pos/sw.js is not a store.
     for module in (pos_offline, pos_api, pos_drawer, pos_customers, pos_handover,
                    pos_returns):

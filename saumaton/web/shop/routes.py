@@ -10,7 +10,7 @@ from fastapi import Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from saumaton.catalogue import services as catalogue
+from saumaton.catalogue.cached import product_by_slug
 from saumaton.catalogue.schemas import ProductOut, VariantOut
 from saumaton.catalogue.search import (
     SearchFilters,
@@ -23,6 +23,7 @@ from saumaton.catalogue.search import (
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import DomainError, NotFound
 from saumaton.core.types import MAX_ID
+from saumaton.db.uow import Database
 from saumaton.giftcards import services as giftcards
 from saumaton.i18n import localized
 from saumaton.loyalty.tiers import tier_of
@@ -57,13 +58,14 @@ async def home(request: Request, q: TextQ = None, category: CategoryQ = None,
         return await _listing(request, "/shop/search", q=q, category=category, sort=sort,
                               stock=stock, page=page)
     now = utcnow()
-    async with db_of(request).reader() as s:
+    db = db_of(request)
+    async with db.reader() as s:
         tier = await tier_of(s, current_customer_id(request), now,  # member prices
                              settings=settings_of(request))
         tree = await category_tree(s)
-        offers = await views.campaign_cards(s, now, HOME_CARDS, tier)
+        offers = await views.campaign_cards(s, now, HOME_CARDS, tier, db=db)
         newest = await views.product_cards(s, await newest_products(s, HOME_CARDS), now,
-                                           tier=tier)
+                                           tier=tier, db=db)
     return render(request, "shop/home.html", {"tree": tree, "offers": offers,
                                               "newest": newest})
 
@@ -95,7 +97,8 @@ async def _listing(request: Request, base: str, *, q: str | None = None,
         attributes=parse_attribute_params(request.query_params.multi_items()),
         stock=stock or None, sort=sort or "", page=page, page_size=PAGE_SIZE)
     now = utcnow()
-    async with db_of(request).reader() as s:
+    db = db_of(request)
+    async with db.reader() as s:
         if text and not category_page and page == 1:
             found = await product_for_code(s, text)
             if found:  # a scanned or typed barcode opens the product
@@ -112,7 +115,7 @@ async def _listing(request: Request, base: str, *, q: str | None = None,
             result = views.empty_result(filters)  # an old link's category: nothing matches
         cards = await views.product_cards(
             s, [h.product for h in result.hits], now,
-            matching={h.product.id: h.variant_ids for h in result.hits}, tier=tier)
+            matching={h.product.id: h.variant_ids for h in result.hits}, tier=tier, db=db)
         tree = await category_tree(s) if result.category else None
     links = views.listing_links(base, result, filters, with_category=not category_page)
     current = result.category
@@ -135,35 +138,36 @@ async def _listing(request: Request, base: str, *, q: str | None = None,
     })
 
 
-async def _product(request: Request, slug: str, variant: int | None, *, strict: bool
-                   ) -> tuple[ProductOut, VariantOut]:
-    async with db_of(request).reader() as s:
-        try:
-            product = await catalogue.get_product(s, slug)
-        except NotFound:
-            raise NotFound(f"no product {slug!r}", code="product_not_found") from None
+async def _product(db: Database, s: AsyncSession, slug: str, variant: int | None, *,
+                   strict: bool) -> tuple[ProductOut, VariantOut]:
+    """The product (from this process's cache: `catalogue.cached`) and its variant."""
+    try:
+        product = await product_by_slug(db, s, slug)
+    except NotFound:
+        raise NotFound(f"no product {slug!r}", code="product_not_found") from None
     return product, views.choose_variant(product, variant, strict=strict)
 
 
-async def _price_context(request: Request, s: AsyncSession, variant_id: int,
-                         slug: str) -> dict[str, Any]:
+async def _price_context(request: Request, db: Database, s: AsyncSession,
+                         product: ProductOut, variant_id: int) -> dict[str, Any]:
     """The price block's context: a signed-in member sees their member price; anyone
     else sees what members pay when that is lower (with the way to join)."""
     now = utcnow()
     customer_id = current_customer_id(request)
+    # A guest has no tier (and costs no query).
     tier = await tier_of(s, customer_id, now, settings=settings_of(request))
-    price = (await views.web_prices(s, [variant_id], now, tier))[variant_id]
-    return {"price": price, "teaser": await views.member_teaser(s, variant_id, now, tier, price),
-            "signed_in": customer_id is not None,
-            "back_url": f"/shop/p/{slug}?variant={variant_id}"}
+    price, teaser = await views.product_prices(db, s, product, variant_id, now, tier)
+    return {"price": price, "teaser": teaser, "signed_in": customer_id is not None,
+            "back_url": f"/shop/p/{product.slug}?variant={variant_id}"}
 
 
 @router.get("/p/{slug}")
 async def product_page(request: Request, slug: str, variant: VariantQ = None) -> HTMLResponse:
-    product, current = await _product(request, slug, variant, strict=False)
-    async with db_of(request).reader() as s:
-        price_ctx = await _price_context(request, s, current.id, product.slug)
-        stock = await views.availability_view(s, current.id)
+    db = db_of(request)
+    async with db.reader() as s:  # one session; product, prices and VAT from the caches
+        product, current = await _product(db, s, slug, variant, strict=False)
+        price_ctx = await _price_context(request, db, s, product, current.id)
+        stock = await views.product_availability(db, s, product, current.id)
     track(request, "product_view", variant_id=current.id)
     base = f"/shop/p/{product.slug}"
     events = "/api/v1/events?" + urlencode([
@@ -184,9 +188,10 @@ async def product_page(request: Request, slug: str, variant: VariantQ = None) ->
 async def availability_fragment(request: Request, slug: str,
                                 variant: VariantQ = None) -> HTMLResponse:
     """The availability block alone: the product page re-fetches it on stock events."""
-    _, current = await _product(request, slug, variant, strict=variant is not None)
-    async with db_of(request).reader() as s:
-        stock = await views.availability_view(s, current.id)
+    db = db_of(request)
+    async with db.reader() as s:
+        product, current = await _product(db, s, slug, variant, strict=variant is not None)
+        stock = await views.product_availability(db, s, product, current.id)
     response = render(request, "shop/_availability.html", {"stock": stock})
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -195,9 +200,10 @@ async def availability_fragment(request: Request, slug: str,
 @router.get("/p/{slug}/price")
 async def price_fragment(request: Request, slug: str, variant: VariantQ = None) -> HTMLResponse:
     """The price block alone: re-fetched on price and campaign events."""
-    _, current = await _product(request, slug, variant, strict=variant is not None)
-    async with db_of(request).reader() as s:
-        price_ctx = await _price_context(request, s, current.id, slug)
+    db = db_of(request)
+    async with db.reader() as s:
+        product, current = await _product(db, s, slug, variant, strict=variant is not None)
+        price_ctx = await _price_context(request, db, s, product, current.id)
     response = render(request, "shop/_price.html", price_ctx)
     response.headers["Cache-Control"] = "no-store"
     return response

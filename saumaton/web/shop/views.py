@@ -16,6 +16,7 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from saumaton.catalogue.cached import variant_infos, vat_rates
 from saumaton.catalogue.images import image_sizes
 from saumaton.catalogue.schemas import ImageOut, ProductOut, VariantOut
 from saumaton.catalogue.search import (
@@ -24,13 +25,21 @@ from saumaton.catalogue.search import (
     SearchResult,
     campaign_candidates,
 )
-from saumaton.catalogue.services import load_variant_infos
+from saumaton.catalogue.services import VariantInfo, load_variant_infos
 from saumaton.core.errors import DomainError, NotFound
+from saumaton.db.uow import Database
 from saumaton.i18n import localized
-from saumaton.inventory.services import Availability, availability, stock_status
+from saumaton.inventory.services import (
+    Availability,
+    availability,
+    live_availability,
+    stock_status,
+)
+from saumaton.locations.reference import channel_id
 from saumaton.locations.services import channel_by_code
 from saumaton.orders.services import business_day
-from saumaton.pricing.services import resolve_prices
+from saumaton.pricing.book import campaign_book
+from saumaton.pricing.services import PriceQuote, resolve_prices
 from saumaton.web.pages import add_template_global
 
 WEB_CHANNEL = "web"
@@ -99,6 +108,56 @@ async def web_prices(s: AsyncSession, variant_ids: Sequence[int], at: datetime,
             for i in infos}
 
 
+def _price_view(info: VariantInfo, quote: PriceQuote) -> PriceView:
+    return PriceView(info.id, quote.list_cents, quote.price_cents, quote.discount_cents,
+                     info.vat_rate_bp, quote.campaign_name, quote.limited_to,
+                     quote.member_tier)
+
+
+async def product_prices(db: Database, s: AsyncSession, product: ProductOut, variant_id: int,
+                         at: datetime, tier: str | None) -> tuple[PriceView, PriceView | None]:
+    """The product page's price block, from this process's caches (product, VAT rates,
+    the web channel, the campaign book): what `web_prices` gives the shopper of `tier`,
+    and what `member_teaser` adds for a shopper who is not a member."""
+    day = business_day(at)
+    infos = variant_infos(product, [variant_id], await vat_rates(db, s, day), day)
+    try:
+        channel: int | None = await channel_id(db, s, WEB_CHANNEL)
+    except DomainError:
+        channel = None  # no web channel configured: campaigns for every channel only
+    book = await campaign_book(db, s)
+    if not infos or at < book.valid_from:  # (a time before the book's: the database)
+        price = (await web_prices(s, [variant_id], at, tier))[variant_id]
+        return price, await member_teaser(s, variant_id, at, tier, price)
+    shown = _price_view(infos[0], book.quotes(infos, channel, at, tier)[variant_id])
+    if tier is not None:
+        return shown, None
+    member = _price_view(infos[0], book.quotes(infos, channel, at, "member")[variant_id])
+    return shown, member if member.price_cents < shown.price_cents else None
+
+
+async def cached_web_prices(db: Database, s: AsyncSession, products: Sequence[ProductOut],
+                            variant_ids: Sequence[int], at: datetime,
+                            tier: str | None = None) -> dict[int, PriceView]:
+    """`web_prices` of these variants of `products` (in hand), from this process's
+    caches: no query."""
+    if not variant_ids:
+        return {}
+    day = business_day(at)
+    rates = await vat_rates(db, s, day)
+    wanted = set(variant_ids)
+    infos = [i for p in products for i in variant_infos(p, wanted, rates, day)]
+    try:
+        channel: int | None = await channel_id(db, s, WEB_CHANNEL)
+    except DomainError:
+        channel = None
+    book = await campaign_book(db, s)
+    if at < book.valid_from or len(infos) != len(wanted):
+        return await web_prices(s, variant_ids, at, tier)
+    quotes = book.quotes(infos, channel, at, tier)
+    return {i.id: _price_view(i, quotes[i.id]) for i in infos}
+
+
 async def member_teaser(s: AsyncSession, variant_id: int, at: datetime, tier: str | None,
                         shown: PriceView) -> PriceView | None:
     """The loyalty members' price of a variant, for a shopper who is not a member
@@ -144,17 +203,24 @@ def card_image(product: ProductOut, variant_id: int, *, narrowed: bool) -> Image
 
 async def product_cards(s: AsyncSession, products: Sequence[ProductOut], at: datetime, *,
                         matching: Mapping[int, Sequence[int]] | None = None,
-                        tier: str | None = None) -> list[ProductCard]:
+                        tier: str | None = None, db: Database | None = None
+                        ) -> list[ProductCard]:
     """Cards for a product list; `matching` narrows each product to the variants that
     matched the shopper's filters (price, "from" and stock are of those). Prices are
-    a signed-in member's own (`tier`), as on the product page and in the cart."""
+    a signed-in member's own (`tier`), as on the product page and in the cart. With
+    `db`, prices come from this process's caches and stock in one statement."""
     def shown(p: ProductOut) -> list[VariantOut]:
         allowed = set(matching[p.id]) if matching and p.id in matching else None
         return [v for v in p.variants if v.active and (allowed is None or v.id in allowed)]
 
     ids = [v.id for p in products for v in shown(p)]
-    prices = await web_prices(s, ids, at, tier)
-    stock = await availability(s, ids)
+    if db is not None:
+        prices = await cached_web_prices(db, s, products, ids, at, tier)
+        stock = await live_availability(
+            db, s, ids, {v.id for p in products if p.gift_card for v in p.variants})
+    else:
+        prices = await web_prices(s, ids, at, tier)
+        stock = await availability(s, ids)
     cards = []
     for p in products:
         priced = [(prices[v.id], v) for v in shown(p) if v.id in prices]
@@ -179,11 +245,12 @@ def _card_stock(found: Sequence[Availability]) -> str:
 
 
 async def campaign_cards(s: AsyncSession, at: datetime, limit: int = 8,
-                         tier: str | None = None) -> list[ProductCard]:
+                         tier: str | None = None, db: Database | None = None
+                         ) -> list[ProductCard]:
     """Products whose web price (for a shopper of `tier`) is discounted now (the home
     page's offers)."""
     candidates = await campaign_candidates(s, at)
-    return [c for c in await product_cards(s, candidates, at, tier=tier)
+    return [c for c in await product_cards(s, candidates, at, tier=tier, db=db)
             if c.price.discounted][:limit]
 
 
@@ -238,17 +305,20 @@ def pickers(product: ProductOut, current: VariantOut) -> list[Picker]:
     keys: list[str] = []
     for v in variants:
         keys.extend(k for k in v.attributes if k not in keys)
+    # Each variant's values read once (a product may have dozens of shades).
+    values_of = [(v, {k: _attr(v, k) for k in keys}) for v in variants]
+    mine = {k: _attr(current, k) for k in keys}
     out: list[Picker] = []
     for key in keys:
-        values = list(dict.fromkeys(_attr(v, key) for v in variants if _attr(v, key)))
+        values = list(dict.fromkeys(a[key] for _, a in values_of if a[key]))
         if len(values) < 2:
             continue
+        others = [k for k in keys if k != key]
         options = []
         for value in values:
-            candidates = [v for v in variants if _attr(v, key) == value]
-            best = max(candidates, key=lambda v: sum(
-                _attr(v, k) == _attr(current, k) for k in keys if k != key))
-            options.append(Option(value, best.id, _attr(current, key) == value))
+            best = max((va for va in values_of if va[1][key] == value),
+                       key=lambda va: sum(va[1][k] == mine[k] for k in others))
+            options.append(Option(value, best[0].id, mine[key] == value))
         out.append(Picker(key, options))
     if not out and len(variants) > 1:
         out.append(Picker("", [Option(v.name or v.sku, v.id, v.id == current.id,
@@ -275,7 +345,20 @@ class AvailabilityView:
 
 
 async def availability_view(s: AsyncSession, variant_id: int) -> AvailabilityView:
-    a = (await availability(s, [variant_id]))[variant_id]
+    return _availability_view((await availability(s, [variant_id]))[variant_id])
+
+
+async def product_availability(db: Database, s: AsyncSession, product: ProductOut,
+                               variant_id: int) -> AvailabilityView:
+    """`availability_view` of a variant of `product`: the stock read live, the rest
+    from this process's caches."""
+    gift_cards = (variant_id,) if product.gift_card else ()
+    found = await live_availability(db, s, [variant_id], gift_cards)
+    return _availability_view(found[variant_id])
+
+
+def _availability_view(a: Availability) -> AvailabilityView:
+    variant_id = a.variant_id
     stores = [StockRow(loc.code, loc.name, loc.available, stock_status(loc.available))
               for loc in a.locations if loc.kind == "store"]
     return AvailabilityView(variant_id, StockRow("online", "", a.online, stock_status(a.online)),
