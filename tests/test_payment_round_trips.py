@@ -191,7 +191,10 @@ async def test_a_return_before_the_callback_records_the_payment(
         await _return_then_callback(app, counter, db, v, f"rita2-{i}@example.fi")
         rounds.append(dict(counter.n))
     if backend == "postgresql":
-        assert _fewest(rounds)["late callback"] <= 3, rounds
+        fewest = _fewest(rounds)
+        # Not recorded yet: a look (and no cart to empty), the callback's 4, the page.
+        assert fewest["first return"] <= 1 + CALLBACK_BUDGET + 1, rounds
+        assert fewest["late callback"] <= 3, rounds
 
 
 async def _return_then_callback(app: FastAPI, counter: Counter, db: Database,
@@ -200,11 +203,13 @@ async def _return_then_callback(app: FastAPI, counter: Counter, db: Database,
                                  base_url=BASE) as h:
         back = await _pay(h, str(v["product_slug"]), int(str(v["id"])), email)
         number = back.split("checkout-reference=")[1].split("&")[0]
+        counter.n.clear()
+        counter.step = "first return"
         page = await h.get(back)
+        counter.step = "-"
         assert page.status_code == 200 and 'data-status="paid"' in page.text
         assert (await h.get("/shop/cart/count")).text == ""
         assert (await _recorded(db, number))[:3] == ("paid", 1, 1)
-        counter.n.clear()
         counter.step = "late callback"
         assert (await h.get(back.replace("/return/", "/callback/"))).status_code == 200
         counter.step = "-"

@@ -102,6 +102,15 @@ async def record_return(db: Database, settings: Settings, stamp: str, txn: str, 
             return ReturnAnswer(out, await _with_history(db, view)
                                 if st.has_returns_or_refunds else view)
     out = await record_payment_status(db, settings, stamp, txn, status, amount, provider)
+    if db.is_postgres:
+        # Recorded now (the return came first): the same one statement again empties
+        # the cart of a paid order and reads the page.
+        st = await settled_pg(db, stamp, cart_token=cart_token, customer_id=customer_id,
+                              now=utcnow())
+        assert st is not None  # the attempt was just found
+        view = StatusView(st.order, st.access_token, st.store)
+        return ReturnAnswer(out, await _with_history(db, view)
+                            if st.has_returns_or_refunds else view)
     if out.order_status == "paid":
         async with db.uow() as uow:  # bought: those items leave the cart
             await carts.remove_ordered(uow, cart_token, customer_id, out.order_id)
