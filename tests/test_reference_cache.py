@@ -92,3 +92,23 @@ async def test_a_load_under_way_when_the_event_comes_is_not_kept(db: Database) -
     assert await first == 1  # the caller gets what it read …
     # … but it is not kept: the next call loads the new value
     assert await db.cached(key, 60, quick, topics=("product.updated",)) == 2
+
+
+async def test_events_written_by_a_statement_drop_the_value_on_commit_only(
+        db: Database) -> None:
+    """A statement that writes its own outbox rows (`outbox_ctes_pg`, the paid web
+    order) tells the unit of work with `wrote_events`: the same as emitting them."""
+    key = ("ref-test", next(_keys))
+    values = [1]
+    calls, load = _loader(values)
+    assert await db.cached(key, 60, load, topics=("campaign.changed",)) == 1
+    values[0] = 2
+    async with db.uow() as uow:  # rolled back: nothing happened, the value stays
+        uow.wrote_events(("campaign.changed",))
+        await uow.rollback()
+    assert await db.cached(key, 60, load, topics=("campaign.changed",)) == 1
+    async with db.uow() as uow:
+        uow.wrote_events(("campaign.changed",))
+        await uow.commit()
+    assert await db.cached(key, 60, load, topics=("campaign.changed",)) == 2
+    assert len(calls) == 2

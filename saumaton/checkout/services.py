@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.analytics.events import add_event
 from saumaton.catalogue.services import vat_rates_on
+from saumaton.checkout.paid_pg import FastPathMissed, lock_pg, paid_order, write_paid_pg
 from saumaton.checkout.pickup import AWAITING_HANDOVER
 from saumaton.config import Settings
 from saumaton.core.actor import Actor
@@ -742,6 +743,8 @@ class PaymentOutcome:
     changed: bool  # False: this status was already recorded (a repeated callback)
     refund_cents: int = 0  # paid but the goods could not be secured: to refund
     transaction_id: str = ""
+    # The order as it now is, when the recording had it in hand (PostgreSQL, paid).
+    order: OrderOut | None = None
 
 
 PAYTRAIL_STATUSES = ("ok", "fail", "pending", "delayed", "new")
@@ -766,11 +769,29 @@ def parse_return(client: PaytrailClient, params: dict[str, str]) -> tuple[str, s
     return stamp, txn, status, amount, params.get("checkout-provider", "")[:32]
 
 
+def nothing_new(attempt_status: str, attempt_txn: str | None, attempt_amount: int,
+                txn: str, status: str, amount: int) -> bool:
+    """Whether Paytrail's answer changes nothing on the attempt as recorded: settled
+    already, the same status again, or a late echo (its states only move forward).
+    InvalidSignature when the answer is not about this payment."""
+    if (attempt_txn and attempt_txn != txn) or attempt_amount != amount:
+        raise InvalidSignature("the payment result does not match the payment",
+                               code="payment_mismatch")
+    return attempt_status == "ok" or attempt_status == status \
+        or _RANK[status] < _RANK[attempt_status]
+
+
 async def record_payment_status(db: Database, settings: Settings, stamp: str,
                                 transaction_id: str, status: str, amount: int,
                                 provider: str = "") -> PaymentOutcome:
     async with db.uow() as uow:
-        out = await _record(uow, settings, stamp, transaction_id, status, amount, provider)
+        try:
+            out = await _record(uow, settings, stamp, transaction_id, status, amount,
+                                provider)
+        except FastPathMissed:  # rows changed under the one-statement write: portably
+            await uow.rollback()
+            out = await _record(uow, settings, stamp, transaction_id, status, amount,
+                                provider, fast=False)
         await uow.commit()
     if out.changed and out.order_status == OrderStatus.PAID:
         log.info("order %s paid (%s)", order_number(out.order_id), transaction_id)
@@ -784,16 +805,30 @@ async def _locked(uow: UnitOfWork, q: Any) -> Any:
 
 
 async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, status: str,
-                  amount: int, provider: str) -> PaymentOutcome:
+                  amount: int, provider: str, *, fast: bool = True) -> PaymentOutcome:
+    if fast and uow.db.is_postgres:
+        # One statement locks and reads it all; the usual "ok" is written in one more.
+        locked = await lock_pg(uow, stamp)
+        if locked is None:
+            raise InvalidSignature("no such payment of ours", code="payment_not_found")
+        if nothing_new(locked.attempt_status, locked.attempt_txn, locked.attempt_amount,
+                       txn, status, amount):
+            return PaymentOutcome(locked.order_id, locked.order["o"]["access_token"] or "",
+                                  locked.order_status, locked.attempt_status, False, 0, txn)
+        paying = paid_order(settings, locked) if status == "ok" else None
+        if paying is not None:
+            now = utcnow()
+            paid = await write_paid_pg(uow, settings, locked, paying, txn=txn, amount=amount,
+                                       provider=provider, now=now, actor_label=WEB_ACTOR.label)
+            return PaymentOutcome(paid.id, locked.order["o"]["access_token"] or "",
+                                  paid.status, "ok", True, 0, txn, order=paid)
     s = uow.session
     attempt: PaytrailPayment | None = await _locked(
         uow, select(PaytrailPayment).where(PaytrailPayment.stamp == stamp))
     if attempt is None:
         raise InvalidSignature("no such payment of ours", code="payment_not_found")
-    if (attempt.transaction_id and attempt.transaction_id != txn) \
-            or attempt.amount_cents != amount:
-        raise InvalidSignature("the payment result does not match the payment",
-                               code="payment_mismatch")
+    settled = nothing_new(attempt.status, attempt.transaction_id, attempt.amount_cents, txn,
+                          status, amount)
     order: Order | None = await _locked(uow, select(Order).where(Order.id == attempt.order_id))
     assert order is not None  # FK
     now = utcnow()
@@ -802,10 +837,8 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
         return PaymentOutcome(order.id, order.access_token or "", order.status, attempt.status,
                               changed, refund, txn)
 
-    if attempt.status == "ok" or attempt.status == status:
-        return outcome(False)  # settled already, or nothing new
-    if _RANK[status] < _RANK[attempt.status]:
-        return outcome(False)  # Paytrail's states only move forward: a late echo
+    if settled:
+        return outcome(False)  # settled already, nothing new, or a late echo
     attempt.transaction_id = txn
     attempt.updated_at = now
     if provider:

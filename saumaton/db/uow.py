@@ -19,6 +19,7 @@ import asyncpg
 from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.util import greenlet_spawn
 
 from saumaton.core.clock import utcnow
 from saumaton.db.engine import create_engines, dialect_of, normalise_url
@@ -40,6 +41,24 @@ _OUTBOX_SQL = (
     "ELSE json_build_object('id', id, 'topic', topic)::text END) FROM ins ORDER BY id"
 )
 T = TypeVar("T")
+
+
+def outbox_ctes_pg(events: str, *, now: str) -> str:
+    """For a statement that writes its own events with its other rows (one round trip
+    less; checkout/paid_pg.py): CTEs inserting the rows of `events` (a query of n, topic,
+    payload json) into the outbox in n order, and `outbox_notified` queueing their
+    notifications as `_OUTBOX_SQL` does. The statement must read `outbox_notified` (a
+    CTE nobody reads is not run), and the unit of work be told with `wrote_events`."""
+    return (
+        "outbox_ins AS (INSERT INTO outbox (topic, payload, created_at) "
+        f"SELECT e.topic, e.payload, {now}::timestamptz FROM ({events}) e ORDER BY e.n "
+        "RETURNING id, topic, payload, created_at), "
+        "outbox_notified AS (SELECT count(pg_notify("
+        f"'{NOTIFY_CHANNEL}', CASE WHEN length(payload::text) < {_NOTIFY_LIMIT} "
+        "THEN json_build_object('id', id, 'topic', topic, 'payload', payload, "
+        "'created_at', created_at)::text "
+        "ELSE json_build_object('id', id, 'topic', topic)::text END)) AS n "
+        "FROM (SELECT * FROM outbox_ins ORDER BY id) ob)")
 
 
 class Database:
@@ -98,6 +117,33 @@ class Database:
             self._cache_topics.setdefault(topic, set()).add(key)
         return value
 
+    async def fetchrow_once(self, sql: str, *args: Any) -> Any:
+        """PostgreSQL: one prepared statement in a transaction of its own (no BEGIN or
+        COMMIT round trips): for a hot read, or a write that stands alone."""
+        return await self._once("fetchrow", sql, args)
+
+    async def fetch_once(self, sql: str, *args: Any) -> list[Any]:
+        """`fetchrow_once` for every row."""
+        rows: list[Any] = await self._once("fetch", sql, args)
+        return rows
+
+    async def _once(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
+        # The pool's connection itself, without a SQLAlchemy Connection around it (a
+        # third of the CPU of the statement): the adapter has begun no transaction, so
+        # asyncpg runs the statement on its own and the pool's reset sends nothing.
+        fairy = await self.write_engine.raw_connection()
+        try:
+            return await getattr(fairy.driver_connection, method)(sql, *args)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityError(sql, args, exc) from exc
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
+            await greenlet_spawn(fairy.invalidate)  # not handed out again
+            raise DBAPIError(sql, args, exc) from exc
+        except asyncpg.PostgresError as exc:
+            raise DBAPIError(sql, args, exc) from exc
+        finally:
+            await greenlet_spawn(fairy.close)
+
     @property
     def caches_by_topic(self) -> bool:
         """Whether some cached value is dropped by events (the hub then reads each one)."""
@@ -129,6 +175,7 @@ class UnitOfWork:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self._done = False
         self._driver: Any = None
+        self._written: set[str] = set()
 
     async def __aenter__(self) -> UnitOfWork:
         return self
@@ -193,21 +240,29 @@ class UnitOfWork:
     def emit(self, topic: str, payload: dict[str, Any]) -> None:
         self.events.append((topic, payload))
 
+    def wrote_events(self, topics: Iterable[str]) -> None:
+        """Events of these topics were written to the outbox by a statement of the
+        caller's (`outbox_ctes_pg`): the commit drops the cached values they make stale
+        and runs the commit hooks, as for emitted events."""
+        self._written.update(topics)
+
     async def commit(self) -> None:
         if self.events:
             await self._write_outbox()
         await self.session.commit()
         self._driver = None  # the next statement begins a new transaction
         self._done = True
-        if self.events:
-            self.db.invalidate({topic for topic, _ in self.events})
+        if self.events or self._written:
+            self.db.invalidate({topic for topic, _ in self.events} | self._written)
             self.db.committed()
         self.events = []
+        self._written = set()
 
     async def rollback(self) -> None:
         await self.session.rollback()
         self._driver = None
         self.events = []
+        self._written = set()
 
     async def _write_outbox(self) -> None:
         now = utcnow()

@@ -33,6 +33,25 @@ async def queue_mail(uow: UnitOfWork, *, kind: str, to: str, subject: str, text:
                        attempts=0, last_error="", next_attempt_at=utcnow())
     uow.session.add(row)
     await uow.session.flush()
+    wake_after_commit(uow)
+    return row.id
+
+
+def queued_mail_cte_pg(*, kind: str, to: str, subject: str, text: str, html: str,
+                       reference: str, now: str) -> str:
+    """PostgreSQL: `queue_mail` (no reply-to) as the CTE `queued` of a caller's statement
+    (checkout/paid_pg.py); the arguments are its placeholders, the values cut to the
+    columns' lengths as `queue_mail` does. The caller calls `wake_after_commit`."""
+    return (
+        "queued AS (INSERT INTO outgoing_mail (kind, to_addr, reply_to, subject, body_text, "
+        "body_html, reference, status, attempts, last_error, next_attempt_at, created_at) "
+        f"VALUES (left({kind}::text, 32), {to}::text, '', left({subject}::text, 300), "
+        f"{text}::text, {html}::text, left({reference}::text, 100), 'queued', 0, '', "
+        f"{now}::timestamptz, {now}::timestamptz) RETURNING id)")
+
+
+def wake_after_commit(uow: UnitOfWork) -> None:
+    """Wake this process's mail sender once `uow` commits (it queued mail)."""
     db = uow.db
 
     # A session event rather than db.on_commit: that hook runs after every commit
@@ -41,4 +60,3 @@ async def queue_mail(uow: UnitOfWork, *, kind: str, to: str, subject: str, text:
         wake_event(db).set()
 
     event.listen(uow.session.sync_session, "after_commit", committed, once=True)
-    return row.id

@@ -154,11 +154,39 @@ async def _move(uow: UnitOfWork, order_id: int, frm: OrderStatus, to: OrderStatu
         raise InvalidTransition(
             f"order {order_id:06d} changed while you were looking at it; reload it",
             code="order_changed", extra={"order_status": frm.value, "to": to.value})
-    payload: dict[str, Any] = {"order_id": order_id, "from": frm.value, "status": to.value,
-                               "customer_id": customer_id, **(data or {})}
-    uow.emit(f"order.{to.value}", payload)
-    # Staff actions are audited, and so is every cancellation (a job's too: the order's
-    # history then says when and why).
-    if actor is not None and (not actor.system or to is S.CANCELLED):
+    uow.emit(*moved_event(order_id, frm, to, customer_id=customer_id, data=data))
+    if audited(actor, to):
+        assert actor is not None
         await audit(uow, actor, f"order.{to.value}", "order", order_id,
                     {"from": frm.value, **(data or {})})
+
+
+def moved_event(order_id: int, frm: OrderStatus, to: OrderStatus, *,
+                customer_id: int | None, data: dict[str, Any] | None = None
+                ) -> tuple[str, dict[str, Any]]:
+    """The outbox event of a move: (topic, payload)."""
+    return f"order.{to.value}", {"order_id": order_id, "from": frm.value, "status": to.value,
+                                 "customer_id": customer_id, **(data or {})}
+
+
+def audited(actor: Actor | None, to: OrderStatus) -> bool:
+    """Staff actions are audited, and so is every cancellation (a job's too: the order's
+    history then says when and why)."""
+    return actor is not None and (not actor.system or to is S.CANCELLED)
+
+
+def move_cte_pg(order_id: int, frm: OrderStatus, to: OrderStatus, *, id_param: str,
+                now_param: str, set_sql: str = "") -> str:
+    """PostgreSQL: a move as the CTE `moved` of a caller's statement that merges its
+    other writes into the same round trip (checkout/paid_pg.py). The same conditional
+    UPDATE as `transition` (the order must still be `frm`), RETURNING id, created_at and
+    sold_at (a sale's day, for `forget_summary_days`); `set_sql` sets further columns.
+    The caller emits `moved_event` and writes the audit entry when `audited` says so,
+    and treats no row from `moved` as another request having moved the order first."""
+    _check(order_id, frm, to)
+    stamp = _STAMPS.get(to)
+    sets = [f"status = '{to.value}'"] + ([f"{stamp} = {now_param}::timestamptz"] if stamp else []) \
+        + ([set_sql] if set_sql else [])
+    return (f"moved AS (UPDATE orders SET {', '.join(sets)} "
+            f"WHERE id = {id_param}::bigint AND status = '{frm.value}' "
+            "RETURNING id, created_at, sold_at)")

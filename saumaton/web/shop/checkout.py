@@ -26,7 +26,6 @@ from saumaton.checkout.services import (
     gift_card_part,
     order_by_token,
     order_review,
-    order_status_path,
     parse_return,
     place_web_order,
     points_offer,
@@ -34,12 +33,12 @@ from saumaton.checkout.services import (
     start_payment,
     status_path,
 )
+from saumaton.checkout.status_page import StatusView, record_return, status_view
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import DomainError, ValidationFailed
 from saumaton.core.types import MAX_INT32
 from saumaton.customers.accounts import account_profile
 from saumaton.giftcards import services as giftcards
-from saumaton.locations.models import Location
 from saumaton.orders.schemas import LineIn, OrderOut
 from saumaton.payments.paytrail.client import PaytrailClient
 from saumaton.payments.paytrail.payload import gift_card_paid_cents, points_paid_cents
@@ -48,8 +47,6 @@ from saumaton.payments.paytrail_refunds import (
     record_refund_callback,
     send_due_refunds,
 )
-from saumaton.payments.refunds import refunds_of
-from saumaton.returns.services import returns_of_order
 from saumaton.web.analytics import track
 from saumaton.web.auth import db_of
 from saumaton.web.i18n import N_
@@ -480,22 +477,27 @@ async def _record(request: Request) -> PaymentOutcome:
 async def payment_return(request: Request,
                          result: Annotated[str, Path(pattern="^(success|cancel)$")]
                          ) -> Response:
-    """The shopper's browser back from Paytrail, with signed query parameters."""
+    """The shopper's browser back from Paytrail, with signed query parameters: answered
+    with the order's status page itself (its own URL stays the link to keep)."""
+    client: PaytrailClient = request.app.state.paytrail
     try:
-        out = await _record(request)
+        stamp, txn, status, amount, provider = parse_return(
+            client, dict(request.query_params.items()))
+        answer = await record_return(db_of(request), settings_of(request), stamp, txn,
+                                     status, amount, provider,
+                                     cart_token=cart_token(request),
+                                     customer_id=current_customer_id(request))
     except InvalidSignature as exc:
         return error_page(request, 400, _msg(request, exc))
-    if out.order_status == "paid":
-        async with db_of(request).uow() as uow:  # bought: those items leave the cart
-            await carts.remove_ordered(uow, cart_token(request), current_customer_id(request),
-                                       out.order_id)
-            await uow.commit()
-    elif out.attempt_status == "fail":
-        request.session["flash"] = gettext(
-            request, N_("The payment was cancelled. Your order is kept for a while: "
-                        "you can try again."))
-    return RedirectResponse(order_status_path(out.order_id, out.access_token),
-                            status_code=303)
+    out = answer.outcome
+    if out.changed and out.refund_cents:
+        await send_due_refunds(db_of(request), client, settings_of(request),
+                               order_id=out.order_id)
+    flash = None
+    if out.order_status != "paid" and out.attempt_status == "fail":
+        flash = gettext(request, N_("The payment was cancelled. Your order is kept for a "
+                                    "while: you can try again."))
+    return _status_page(request, answer.view, flash)
 
 
 @router.get("/checkout/refund/{result}", dependencies=[public(
@@ -538,17 +540,18 @@ TokenQ = Annotated[str, Query(min_length=1, max_length=64)]
     "an order's status page: the secret access token in the link decides")])
 async def order_status(request: Request, number: Annotated[str, Path(max_length=18)],
                        t: TokenQ) -> HTMLResponse:
-    async with db_of(request).reader() as s:
-        order = await order_by_token(s, number, t)
-        store = await s.get(Location, order.location_id) if order.location_id else None
-        order_returns = await returns_of_order(s, order.id)
-        refunds = await refunds_of(s, order.id)
-    flash = request.session.pop("flash", None)
+    return _status_page(request, await status_view(db_of(request), number, t))
+
+
+def _status_page(request: Request, view: StatusView, flash: str | None = None
+                 ) -> HTMLResponse:
+    order = view.order
+    flash = request.session.pop("flash", None) or flash
     response = render(request, "shop/order.html", {
         "title": gettext(request, N_("Order %(number)s"), number=order.number),
-        "order": order, "points_cents": points_paid_cents(order), "token": t, "store": store,
-        "gift_cents": gift_card_paid_cents(order), "flash": flash,
-        "order_returns": order_returns, "refunds": refunds,
+        "order": order, "points_cents": points_paid_cents(order), "token": view.token,
+        "store": view.store, "gift_cents": gift_card_paid_cents(order), "flash": flash,
+        "order_returns": view.order_returns, "refunds": view.refunds,
         "settings_": settings_of(request),
         "pickup": pickup_code_for(order, settings_of(request).resolved_secret_key())})
     response.headers["Cache-Control"] = "no-store"

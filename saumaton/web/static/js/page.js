@@ -86,3 +86,23 @@
     init(document);
   }
 })();
+
+/* A page answered at another address than its own (the order status page is the
+ * answer to the return from Paytrail): the address bar shows its own link, the one
+ * to bookmark, and reloading it does not repeat the return. */
+(function () {
+  "use strict";
+  function canonical() {
+    const el = document.querySelector("[data-canonical-url]");
+    if (!el || !window.history || !history.replaceState) return;
+    const url = el.getAttribute("data-canonical-url");
+    if (url && location.pathname + location.search !== url) {
+      history.replaceState(null, "", url);
+    }
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", canonical);
+  } else {
+    canonical();
+  }
+})();
