@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saumaton.db.session_cache import database_of
 from saumaton.db.uow import Database
 from saumaton.locations.models import Location
+from saumaton.locations.services import channel_by_code
 
 REFERENCE_SECONDS = 60.0
 
@@ -60,8 +61,6 @@ async def locations_of(session: AsyncSession) -> tuple[LocationRef, ...]:
 async def channel_id(db: Database, session: AsyncSession, code: str) -> int:
     """The id of the channel `code`; an unknown code raises ValidationFailed (as
     `channel_by_code`) and is not kept."""
-    from saumaton.locations.services import channel_by_code
-
     async def load() -> int:
         return (await channel_by_code(session, code)).id
     return await db.cached(("channel-id", code), REFERENCE_SECONDS, load)
@@ -69,8 +68,6 @@ async def channel_id(db: Database, session: AsyncSession, code: str) -> int:
 
 async def channel_id_of(session: AsyncSession, code: str) -> int:
     """`channel_id` for a service given only a session."""
-    from saumaton.locations.services import channel_by_code
-
     db = database_of(session)
     if db is None:
         return (await channel_by_code(session, code)).id
