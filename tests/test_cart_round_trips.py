@@ -84,7 +84,7 @@ async def test_add_to_cart_and_the_checkout_form_stay_within_their_round_trips(
     forms: list[int] = []
     # The first round fills this process's caches (locations, the channel, VAT rates)
     # and prepares the statements on the connection; then the steady state.
-    for _ in range(3):
+    for _ in range(5):
         added, n = await _count(web.post("/shop/cart/add", data={
             "csrf_token": csrf.group(1), "variant_id": str(v["id"]), "quantity": "1"}))
         assert added.status_code == 303 and added.headers["location"] == "/shop/cart"
@@ -93,9 +93,9 @@ async def test_add_to_cart_and_the_checkout_form_stay_within_their_round_trips(
         assert form.status_code == 200 and re.search(r'name="key" value="[^"]+"', form.text)
         forms.append(n)
     cart = await web.get("/shop/cart")
-    assert 'value="3"' in cart.text  # three adds of one unit
+    assert 'value="5"' in cart.text  # five adds of one unit
     if counting.is_postgres:
         # A round trip on a connection whose statement cache is cold (a prepare) is
         # not a regression: the best of the warm rounds counts.
-        assert min(adds[1:]) <= ADD_TO_CART, adds
-        assert min(forms[1:]) <= CHECKOUT_FORM, forms
+        assert min(adds[1:]) <= ADD_TO_CART, (adds, forms)
+        assert min(forms[1:]) <= CHECKOUT_FORM, (adds, forms)
