@@ -217,6 +217,9 @@ async def test_a_line_is_split_across_shipping_locations_when_needed(
     async with db.uow() as uow:  # store 2 ships web orders for this test
         await uow.session.execute(sql_update(Location).where(Location.id == shop.store2)
                                   .values(ships_web_orders=True))
+        # Each process keeps the locations (locations.reference): announced as the
+        # settings service announces its edits of location rows.
+        uow.emit("settings.changed", {"keys": ["locations"]})
         await uow.commit()
     try:
         [v] = await make_variants(db, [1000], stock={shop.warehouse: 1, shop.store2: 1})
@@ -239,6 +242,7 @@ async def test_a_line_is_split_across_shipping_locations_when_needed(
         async with db.uow() as uow:
             await uow.session.execute(sql_update(Location).where(Location.id == shop.store2)
                                       .values(ships_web_orders=False))
+            uow.emit("settings.changed", {"keys": ["locations"]})
             await uow.commit()
 
 

@@ -20,14 +20,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.models import Product, ProductImage, Variant
-from saumaton.catalogue.services import display_name, load_variant_infos
+from saumaton.catalogue.services import VariantInfo, display_name, load_variant_infos
+from saumaton.checkout.cart_pg import add_pg, load_cart_pg
 from saumaton.checkout.models import Cart, CartLine
 from saumaton.config import Settings
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import OutOfStock, ValidationFailed
-from saumaton.db.uow import UnitOfWork
+from saumaton.db.session_cache import database_of
+from saumaton.db.uow import Database, UnitOfWork
 from saumaton.inventory.services import Availability, availability
-from saumaton.locations.services import channel_by_code
+from saumaton.locations.reference import channel_id_of
 from saumaton.loyalty.tiers import tier_of
 from saumaton.orders.quote import OrderQuote, QuotedLine, price_lines
 from saumaton.orders.services import business_day
@@ -43,11 +45,17 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+def _usable(token: str | None) -> str | None:
+    """The cookie's token if it could name a cart."""
+    return token if token and len(token) <= 64 else None
+
+
 async def find_cart(s: AsyncSession, token: str | None, customer_id: int | None
                     ) -> Cart | None:
     """The cart behind this cookie, if it belongs to this shopper. A customer's cart
     is never shown to a browser signed in as someone else or signed out."""
-    if not token or len(token) > 64:
+    token = _usable(token)
+    if token is None:
         return None
     cart = await s.scalar(select(Cart).where(Cart.token == token))
     if cart is None or (cart.customer_id is not None and cart.customer_id != customer_id):
@@ -133,6 +141,11 @@ async def add_to_cart(uow: UnitOfWork, token: str | None, customer_id: int | Non
     if not 1 <= quantity <= MAX_QUANTITY:
         raise ValidationFailed(f"quantity must be 1–{MAX_QUANTITY}", code="invalid_quantity",
                                field="quantity")
+    if uow.db.is_postgres:  # the same rules as below, in one statement
+        added = await add_pg(uow, _usable(token), customer_id, variant_id, quantity,
+                             new_token(), utcnow(), MAX_QUANTITY, MAX_LINES)
+        return CartChange(added.token, variant_id, added.quantity, added.have + quantity,
+                          added.limit)
     limit = await _line_limit(uow.session, variant_id)
     cart = await _cart_for_write(uow, token, customer_id)
     have = await _quantity_in(uow.session, cart.id, variant_id)
@@ -283,17 +296,66 @@ class CartView:
 
 async def view_cart(s: AsyncSession, token: str | None, customer_id: int | None,
                     at: datetime, *, settings: Settings | None = None) -> CartView:
+    db = database_of(s)
+    if db is not None and db.is_postgres:
+        return await _view_cart_pg(db, s, token, customer_id, at, settings)
     cart = await find_cart(s, token, customer_id)
-    empty = OrderQuote(channel=WEB_CHANNEL, lines=(), subtotal_cents=0, discount_cents=0,
-                       total_cents=0, vat_cents=0)
     if cart is None:
-        return CartView(None, None, [], empty, 0)
+        return _empty_view()
     rows = (await s.execute(
         select(CartLine.variant_id, CartLine.quantity)
         .where(CartLine.cart_id == cart.id).order_by(CartLine.added_at, CartLine.variant_id)
     )).all()
     return await price_cart(s, cart.id, cart.token, [(int(v), int(q)) for v, q in rows], at,
                             customer_id=customer_id, settings=settings)
+
+
+def _empty_view() -> CartView:
+    empty = OrderQuote(channel=WEB_CHANNEL, lines=(), subtotal_cents=0, discount_cents=0,
+                       total_cents=0, vat_cents=0)
+    return CartView(None, None, [], empty, 0)
+
+
+async def _view_cart_pg(db: Database, s: AsyncSession, token: str | None,
+                        customer_id: int | None, at: datetime, settings: Settings | None
+                        ) -> CartView:
+    """view_cart on PostgreSQL: the cart, its variants and their stock in one
+    statement (cart_pg), locations and the channel from the process cache; then the
+    prices."""
+    token = _usable(token)
+    rows = (await load_cart_pg(db, s, token, customer_id, business_day(at))
+            if token is not None else None)
+    if rows is None:
+        return _empty_view()
+    keep = [(v, q) for v, q in rows.wanted if v in rows.infos and rows.infos[v].active]
+    quote = await _price(s, rows.infos, keep, at, customer_id, settings)
+    return _cart_view(rows.cart_id, rows.token, len(rows.wanted) - len(keep), quote,
+                      rows.stock, rows.slugs, rows.names_en, rows.images)
+
+
+async def _price(s: AsyncSession, infos: Mapping[int, VariantInfo],
+                 keep: Sequence[tuple[int, int]], at: datetime, customer_id: int | None,
+                 settings: Settings | None) -> OrderQuote:
+    """The web price of the lines `keep` (for sale), with the signed-in shopper's
+    member prices and the bundles: one call of the price function for all."""
+    channel = await channel_id_of(s, WEB_CHANNEL)
+    tier = await tier_of(s, customer_id, at, settings=settings)
+    distinct = list({v: infos[v] for v, _ in keep}.values())
+    quotes = await resolve_prices(s, distinct, channel, at, tier)
+    return price_lines(WEB_CHANNEL, [infos[v] for v, _ in keep], [q for _, q in keep], quotes,
+                       await load_bundles(s, distinct, channel, at, tier))
+
+
+def _cart_view(cart_id: int | None, token: str | None, dropped: int, quote: OrderQuote,
+               stock: Mapping[int, Availability], slugs: Mapping[int, str],
+               names_en: Mapping[int, str], images: Mapping[int, str]) -> CartView:
+    lines = [CartLineView(priced=ln, product_slug=str(slugs.get(ln.variant_id, "")),
+                          image_url=images.get(ln.variant_id), wanted=ln.quantity,
+                          sellable=stock[ln.variant_id].one_order_max,
+                          online=stock[ln.variant_id].online,
+                          name_en=names_en.get(ln.variant_id, ""))
+             for ln in quote.lines]
+    return CartView(cart_id, token, lines, quote, dropped, stock)
 
 
 async def price_cart(s: AsyncSession, cart_id: int | None, token: str | None,
@@ -316,12 +378,7 @@ async def price_cart(s: AsyncSession, cart_id: int | None, token: str | None,
             if p_en or v_en:
                 names_en[vid] = display_name(p_en or p_name, v_en or v_name)
     keep = [(v, q) for v, q in wanted if v in infos and infos[v].active]
-    channel = await channel_by_code(s, WEB_CHANNEL)
-    tier = await tier_of(s, customer_id, at, settings=settings)
-    distinct = list({v: infos[v] for v, _ in keep}.values())
-    quotes = await resolve_prices(s, distinct, channel.id, at, tier)
-    quote = price_lines(channel.code, [infos[v] for v, _ in keep], [q for _, q in keep], quotes,
-                        await load_bundles(s, distinct, channel.id, at, tier))
+    quote = await _price(s, infos, keep, at, customer_id, settings)
     stock = await availability(s, [v for v, _ in keep])
     images: dict[int, str] = {}
     if keep:
@@ -334,10 +391,5 @@ async def price_cart(s: AsyncSession, cart_id: int | None, token: str | None,
         for vid, url, img_variant in rows:
             if img_variant == vid or (vid not in images and img_variant is None):
                 images[vid] = url
-    lines = [CartLineView(priced=ln, product_slug=str(slugs.get(ln.variant_id, "")),
-                          image_url=images.get(ln.variant_id), wanted=ln.quantity,
-                          sellable=stock[ln.variant_id].one_order_max,
-                          online=stock[ln.variant_id].online,
-                          name_en=names_en.get(ln.variant_id, ""))
-             for ln in quote.lines]
-    return CartView(cart_id, token, lines, quote, len(wanted) - len(keep), stock)
+    return _cart_view(cart_id, token, len(wanted) - len(keep), quote, stock, slugs, names_en,
+                      images)

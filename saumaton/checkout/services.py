@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.analytics.events import add_event
+from saumaton.catalogue.cached import vat_rates
 from saumaton.catalogue.services import vat_rates_on
 from saumaton.checkout.paid_pg import FastPathMissed, lock_pg, paid_order, write_paid_pg
 from saumaton.checkout.pickup import AWAITING_HANDOVER
@@ -45,6 +46,7 @@ from saumaton.core.types import MAX_INT32, Input
 from saumaton.customers.consents import set_consent
 from saumaton.customers.identities import normalise_email, normalise_phone
 from saumaton.customers.models import Customer, CustomerIdentity
+from saumaton.db.session_cache import database_of
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.giftcards.digital import send_digital_cards
 from saumaton.giftcards.ledger import card_by_code
@@ -61,6 +63,7 @@ from saumaton.inventory.services import (
     reserve,
 )
 from saumaton.locations.models import Location
+from saumaton.locations.reference import locations_of, pickup_points
 from saumaton.locations.services import web_fulfilment_locations
 from saumaton.loyalty.ledger import (
     POINTS_METHOD,
@@ -255,7 +258,10 @@ async def delivery_vat(s: AsyncSession, fee_cents: int) -> tuple[int, int]:
     """(rate_bp, vat_cents) of a delivery fee today."""
     if not fee_cents:
         return 0, 0
-    rate = (await vat_rates_on(s, business_day(utcnow()))).get(DELIVERY_VAT_CLASS, 0)
+    day = business_day(utcnow())
+    db = database_of(s)  # the rates kept in this process when the session has one
+    rates = await (vat_rates(db, s, day) if db is not None else vat_rates_on(s, day))
+    rate = rates.get(DELIVERY_VAT_CLASS, 0)
     return rate, vat_included(fee_cents, rate)
 
 
@@ -290,9 +296,7 @@ async def delivery_options(s: AsyncSession, settings: Settings, quote: OrderQuot
     out = [DeliveryOption("home", None, "", "",
                           home_delivery_fee(settings, quote.total_cents)
                           if quote.ships_goods else 0, home_ok)]
-    stores = (await s.scalars(select(Location).where(Location.pickup_point)
-                              .order_by(Location.id))).all()
-    for loc in stores:
+    for loc in pickup_points(await locations_of(s)):
         ok = all((at := stock[v].at(loc.id)) is not None and at.available >= q
                  for v, q in wanted.items())
         out.append(DeliveryOption("pickup", loc.id, loc.name, loc.address, 0, ok and bool(wanted)))

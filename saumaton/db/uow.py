@@ -66,8 +66,12 @@ class Database:
         self.url = normalise_url(url)
         self.dialect = dialect_of(self.url)
         self.write_engine, self.read_engine = create_engines(self.url, pool_size, pool_timeout)
-        self._writes = async_sessionmaker(self.write_engine, expire_on_commit=False)
-        self._reads = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        # A session knows its database (session.info["db"]): a service given only a
+        # session can still use this process's reference cache (db/session_cache.py).
+        self._writes = async_sessionmaker(self.write_engine, expire_on_commit=False,
+                                          info={"db": self})
+        self._reads = async_sessionmaker(self.read_engine, expire_on_commit=False,
+                                         info={"db": self})
         self.on_commit: list[Callable[[], None]] = []
         self._cache: dict[Hashable, tuple[float, Any]] = {}
         # topic -> keys of the cached values that an event of that topic makes stale

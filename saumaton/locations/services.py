@@ -41,8 +41,8 @@ async def pos_channel_for(session: AsyncSession, location_id: int) -> Channel:
 
 
 async def web_fulfilment_locations(session: AsyncSession) -> list[int]:
-    """Locations that ship web orders, in routing order."""
-    return list((await session.scalars(
-        select(Location.id).where(Location.ships_web_orders)
-        .order_by(Location.web_priority, Location.id)
-    )).all())
+    """Locations that ship web orders, in routing order (kept per process with the
+    other locations: locations.reference)."""
+    from saumaton.locations.reference import locations_of, web_fulfilment_ids
+
+    return web_fulfilment_ids(await locations_of(session))
