@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.services import VariantInfo, display_name
 from saumaton.core.errors import OutOfStock, ValidationFailed
-from saumaton.db.raw_pool import pooled_driver
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.inventory.services import GIFT_CARD_UNITS, Availability
 from saumaton.inventory.stock_view import availability_of
@@ -164,10 +163,10 @@ class CartRows:
 async def load_cart_pg(db: Database, s: AsyncSession, token: str, customer_id: int | None,
                        day: date) -> CartRows | None:
     """The cart behind `token` if it belongs to this shopper (as `find_cart`), else None.
-    The statement runs on a connection of its own from the read pool (its own
-    snapshot); `s` is only for loading the locations when this process has none."""
-    async with pooled_driver(db) as conn:
-        rows = await conn.fetch(_VIEW_SQL, token, day)
+    The statement runs on a pooled connection outside a transaction (one round
+    trip, one snapshot; `Database.fetch_once`); `s` is only for loading the
+    locations when this process has none."""
+    rows = await db.fetch_once(_VIEW_SQL, token, day)
     if not rows or (rows[0][1] is not None and rows[0][1] != customer_id):
         return None
     places = await locations(db, s)
