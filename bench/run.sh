@@ -7,13 +7,16 @@
 #   2. flash sale: 1000 web buyers for 100 units online          bench/flash_sale.py
 #      followed by `saumaton check` (ledger == levels)
 #   3. live-update latency: POS sale commit -> SSE subscriber     bench/live_updates.py
+#  5a. web checkout, ONE shopper, before the main server starts   bench/web_checkout.py
+#      (so that no other server's jobs take its work): a           (part one)
+#      `saumaton serve --workers 1` of its own whose database
+#      connections go through a round-trip counting proxy
+#      (bench/pg_proxy.py): server CPU, PostgreSQL CPU and round
+#      trips per request type and per checkout
 #   5. web checkout as browsers do it (cart -> Paytrail simulator  bench/web_checkout.py
-#      -> paid order): first ONE shopper against a server of its
-#      own (1 worker, database through a round-trip counting
-#      proxy, bench/pg_proxy.py): server CPU, PostgreSQL CPU and
-#      round trips per request type and per checkout; then 16
-#      shoppers against the main server (checkouts/s, p99),
-#      product page latency, 300 buyers for 100 units; then
+#      -> paid order): 16 shoppers against the main server
+#      (checkouts/s, whole-flow p99), product page latency (p95),
+#      300 buyers for 100 units; then
 #      `saumaton check`. Runs while the server is up, so before 4.
 #      The simulator runs as its own process
 #      (`saumaton paytrail-simulator`; it keeps payments in memory).
@@ -152,15 +155,27 @@ SIM_PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0));
 log "Paytrail simulator on 127.0.0.1:$SIM_PORT"
 "$SAUMATON" paytrail-simulator --host 127.0.0.1 --port "$SIM_PORT" > "$RESULTS/simulator.log" 2>&1 &
 SIM_PID=$!
+# Not fatal: a tree served with SAUMATON_SRC may predate the simulator command; then
+# only step 5 fails.
+"$SAUMATON" wait-ready --url "http://127.0.0.1:${SIM_PORT}/docs" --timeout 30 \
+  || echo "no Paytrail simulator: step 5 will fail" >&2
+
+WEB_PARTS=${BENCH_WEB_PARTS:-one,checkout,page,oversell}
+if want web_checkout && [[ ",$WEB_PARTS," == *",one,"* ]]; then
+  # Before the main server starts: no other server's jobs may take this part's work.
+  log "5a. web checkout, one shopper: a server of its own (1 worker), round trips counted"
+  "$PY" -m bench.web_checkout --dsn "$DSN" --token "$TOKEN" --parts one \
+    --sim-url "http://127.0.0.1:${SIM_PORT}" --saumaton "$SAUMATON" \
+    --one-warmup "${BENCH_WEB_ONE_WARMUP:-30}" --one-checkouts "${BENCH_WEB_ONE_CHECKOUTS:-200}" \
+    || FAILED+=(web_checkout_one)
+fi
+WEB_PARTS=$(tr ',' '\n' <<< "$WEB_PARTS" | { grep -vx one || true; } | paste -sd, -)
+
 log "server: saumaton serve --workers 2 on $URL"
 SAUMATON_PAYTRAIL_URL="http://127.0.0.1:${SIM_PORT}" SAUMATON_PUBLIC_URL="$URL" \
   "$SAUMATON" serve --workers 2 --host 127.0.0.1 --port "$PORT" > "$RESULTS/server.log" 2>&1 &
 SERVER_PID=$!
 "$SAUMATON" wait-ready --url "$URL/healthz" --timeout 60
-# Not fatal: a tree served with SAUMATON_SRC may predate the simulator command; then
-# only step 5 fails.
-"$SAUMATON" wait-ready --url "http://127.0.0.1:${SIM_PORT}/docs" --timeout 30 \
-  || echo "no Paytrail simulator: step 5 will fail" >&2
 
 if want pos_sale; then
   log "1. POS sale throughput (${CLIENTS} clients, ${WARMUP}s warm-up + ${DURATION}s)"
@@ -184,16 +199,13 @@ if want live_updates; then
     --subscribers "${BENCH_SUBSCRIBERS:-8}" || FAILED+=(live_updates)
 fi
 
-if want web_checkout; then
-  log "5. web checkout (one shopper, then ${CLIENTS} shoppers), product page, ${BENCH_WEB_BUYERS:-300} buyers for ${BENCH_WEB_UNITS:-100} units"
+if want web_checkout && [ -n "$WEB_PARTS" ]; then
+  log "5. web checkout (${CLIENTS} shoppers), product page, ${BENCH_WEB_BUYERS:-300} buyers for ${BENCH_WEB_UNITS:-100} units"
   "$PY" -m bench.web_checkout --url "$URL" --dsn "$DSN" --token "$TOKEN" \
     --server-pid "$SERVER_PID" --sim-pid "$SIM_PID" --duration "$DURATION" --warmup "$WARMUP" \
     --shoppers "$CLIENTS" --page-duration "${BENCH_PAGE_DURATION:-10}" \
     --buyers "${BENCH_WEB_BUYERS:-300}" --units "${BENCH_WEB_UNITS:-100}" \
-    --sim-url "http://127.0.0.1:${SIM_PORT}" --saumaton "$SAUMATON" \
-    --one-warmup "${BENCH_WEB_ONE_WARMUP:-30}" --one-checkouts "${BENCH_WEB_ONE_CHECKOUTS:-200}" \
-    --parts "${BENCH_WEB_PARTS:-one,checkout,page,oversell}" \
-    || FAILED+=(web_checkout)
+    --parts "$WEB_PARTS" || FAILED+=(web_checkout)
   "$SAUMATON" check > "$RESULTS/check_after_web.txt" 2>&1 || FAILED+=(check_after_web)
   tail -1 "$RESULTS/check_after_web.txt"
 fi
