@@ -56,11 +56,14 @@ class _CountingProtocol:
 
 
 def _counting(counts: dict[str, int], current: list[str]) -> Any:
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # On every checkout from the pool, not only on connect: connections the app opened
+    # before the listener was added (at start-up) are handed out too, and then the
+    # count would miss whole requests.
+    def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         conn = dbapi_connection.driver_connection
-        if hasattr(conn, "_protocol"):  # asyncpg (PostgreSQL); SQLite is not counted
+        if hasattr(conn, "_protocol") and not isinstance(conn._protocol, _CountingProtocol):
             conn._protocol = _CountingProtocol(conn._protocol, counts, current)
-    return on_connect
+    return on_checkout
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -76,7 +79,7 @@ async def run(args: argparse.Namespace) -> None:
         # Counted on every pooled connection, whatever sent it (SQLAlchemy, a raw
         # prepared statement, BEGIN/COMMIT, a background job).
         # (The read engine shares the write engine's pool: one listener sees both.)
-        event.listen(app.state.db.write_engine.sync_engine, "connect",
+        event.listen(app.state.db.write_engine.sync_engine, "checkout",
                      _counting(counts, current))
 
         transport = httpx.ASGITransport(app=app)

@@ -7,10 +7,18 @@
 #   2. flash sale: 1000 web buyers for 100 units online          bench/flash_sale.py
 #      followed by `saumaton check` (ledger == levels)
 #   3. live-update latency: POS sale commit -> SSE subscriber     bench/live_updates.py
+#  5a. web checkout, ONE shopper, before the main server starts   bench/web_checkout.py
+#      (so that no other server's jobs take its work): a           (part one)
+#      `saumaton serve --workers 1` of its own whose database
+#      connections go through a round-trip counting proxy
+#      (bench/pg_proxy.py): server CPU, PostgreSQL CPU and round
+#      trips per request type and per checkout
 #   5. web checkout as browsers do it (cart -> Paytrail simulator  bench/web_checkout.py
-#      -> paid order), product page latency, 300 buyers for 100
-#      units; then `saumaton check`. Runs while the server is up,
-#      so before 4. The simulator runs as its own process
+#      -> paid order): 16 shoppers against the main server
+#      (checkouts/s, whole-flow p99), product page latency (p95),
+#      300 buyers for 100 units; then
+#      `saumaton check`. Runs while the server is up, so before 4.
+#      The simulator runs as its own process
 #      (`saumaton paytrail-simulator`; it keeps payments in memory).
 #   6. till sales as the till sends them (JSON, staff session)   bench/pos_till.py
 #      at 16 tills: paced (1 sale/s each) and saturated; runs
@@ -40,8 +48,18 @@
 # BENCH_WEB_UNITS (100), BENCH_PAGE_DURATION (s, 10), BENCH_TILLS (16),
 # BENCH_TILL_INTERVAL (s, 1), BENCH_IMPORT_PRODUCTS (10000), BENCH_KEEP_DB=1,
 # BENCH_SCALE_BUILD (1: build scale_base if missing; 0: skip step 9 without it),
+# BENCH_WEB_ONE_WARMUP (checkouts, 30), BENCH_WEB_ONE_CHECKOUTS (200), BENCH_WEB_PARTS
+# (the parts of step 5, default one,checkout,page,oversell),
 # SAUMATON_SRC=/path/to/another/checkout (serve and migrate that tree's `saumaton`
-# package instead of this one, e.g. to measure before/after a change).
+# package instead of this one, e.g. to measure before/after a change; without it this
+# tree's package is served, whichever tree the venv was installed from),
+# BENCH_ONLY=a comma list of step names (pos_sale, flash_sale, live_updates,
+# web_checkout, pos_till, returns_till, pgbench, import_products, reports) to run only
+# those; the database, demo shop, server and simulator are set up all the same, the
+# scale template is neither built nor used unless `reports` is named. E.g. the web
+# checkout before and after a change:
+#   SAUMATON_SRC=/path/to/old/tree BENCH_ONLY=web_checkout bash bench/run.sh
+#   BENCH_ONLY=web_checkout bash bench/run.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -59,12 +77,14 @@ SIM_PID=""
 VAR_DIR=""
 STARTED=$(date +%s)
 FAILED=()
-if [ -n "${SAUMATON_SRC:-}" ]; then
-  export PYTHONPATH="${SAUMATON_SRC}${PYTHONPATH:+:$PYTHONPATH}"
-  echo "serving saumaton from $SAUMATON_SRC"
-fi
+# The `saumaton` package served (and imported by the CLI) comes from SAUMATON_SRC, else
+# from this tree: the venv may be another tree's editable install (a worktree).
+export PYTHONPATH="${SAUMATON_SRC:-$PWD}${PYTHONPATH:+:$PYTHONPATH}"
+echo "serving saumaton from ${SAUMATON_SRC:-$PWD}"
 
 log() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - STARTED ))"; }
+# Whether a step runs: all of them unless BENCH_ONLY names some.
+want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",${BENCH_ONLY// /}," == *",$1,"* ]]; }
 
 [ -x "$PY" ] || { echo "no $PY: run 'make install' first" >&2; exit 1; }
 
@@ -135,73 +155,104 @@ SIM_PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0));
 log "Paytrail simulator on 127.0.0.1:$SIM_PORT"
 "$SAUMATON" paytrail-simulator --host 127.0.0.1 --port "$SIM_PORT" > "$RESULTS/simulator.log" 2>&1 &
 SIM_PID=$!
-log "server: saumaton serve --workers 2 on $URL"
-SAUMATON_PAYTRAIL_URL="http://127.0.0.1:${SIM_PORT}" SAUMATON_PUBLIC_URL="$URL" \
-  "$SAUMATON" serve --workers 2 --host 127.0.0.1 --port "$PORT" > "$RESULTS/server.log" 2>&1 &
-SERVER_PID=$!
-"$SAUMATON" wait-ready --url "$URL/healthz" --timeout 60
 # Not fatal: a tree served with SAUMATON_SRC may predate the simulator command; then
 # only step 5 fails.
 "$SAUMATON" wait-ready --url "http://127.0.0.1:${SIM_PORT}/docs" --timeout 30 \
   || echo "no Paytrail simulator: step 5 will fail" >&2
 
-log "1. POS sale throughput (${CLIENTS} clients, ${WARMUP}s warm-up + ${DURATION}s)"
-"$PY" -m bench.pos_sale --url "$URL" --dsn "$DSN" --token "$TOKEN" --server-pid "$SERVER_PID" \
-  --duration "$DURATION" --warmup "$WARMUP" --connections "$CLIENTS" || FAILED+=(pos_sale)
+WEB_PARTS=${BENCH_WEB_PARTS:-one,checkout,page,oversell}
+if want web_checkout && [[ ",$WEB_PARTS," == *",one,"* ]]; then
+  # Before the main server starts: no other server's jobs may take this part's work.
+  log "5a. web checkout, one shopper: a server of its own (1 worker), round trips counted"
+  "$PY" -m bench.web_checkout --dsn "$DSN" --token "$TOKEN" --parts one \
+    --sim-url "http://127.0.0.1:${SIM_PORT}" --saumaton "$SAUMATON" \
+    --one-warmup "${BENCH_WEB_ONE_WARMUP:-30}" --one-checkouts "${BENCH_WEB_ONE_CHECKOUTS:-200}" \
+    || FAILED+=(web_checkout_one)
+fi
+WEB_PARTS=$(tr ',' '\n' <<< "$WEB_PARTS" | { grep -vx one || true; } | paste -sd, -)
 
-log "2. flash sale (${BENCH_BUYERS:-1000} buyers, ${BENCH_UNITS:-100} units online)"
-"$PY" -m bench.flash_sale --url "$URL" --dsn "$DSN" --token "$TOKEN" \
-  --server-pid "$SERVER_PID" --buyers "${BENCH_BUYERS:-1000}" --units "${BENCH_UNITS:-100}" \
-  || FAILED+=(flash_sale)
-"$SAUMATON" check > "$RESULTS/check_after_flash.txt" 2>&1 || FAILED+=(check_after_flash)
-tail -1 "$RESULTS/check_after_flash.txt"
+log "server: saumaton serve --workers 2 on $URL"
+SAUMATON_PAYTRAIL_URL="http://127.0.0.1:${SIM_PORT}" SAUMATON_PUBLIC_URL="$URL" \
+  "$SAUMATON" serve --workers 2 --host 127.0.0.1 --port "$PORT" > "$RESULTS/server.log" 2>&1 &
+SERVER_PID=$!
+"$SAUMATON" wait-ready --url "$URL/healthz" --timeout 60
 
-log "3. live-update latency (${BENCH_SALES:-500} sales, ${BENCH_SUBSCRIBERS:-8} subscribers)"
-"$PY" -m bench.live_updates --url "$URL" --dsn "$DSN" --token "$TOKEN" \
-  --server-pid "$SERVER_PID" --sales "${BENCH_SALES:-500}" \
-  --subscribers "${BENCH_SUBSCRIBERS:-8}" || FAILED+=(live_updates)
+if want pos_sale; then
+  log "1. POS sale throughput (${CLIENTS} clients, ${WARMUP}s warm-up + ${DURATION}s)"
+  "$PY" -m bench.pos_sale --url "$URL" --dsn "$DSN" --token "$TOKEN" --server-pid "$SERVER_PID" \
+    --duration "$DURATION" --warmup "$WARMUP" --connections "$CLIENTS" || FAILED+=(pos_sale)
+fi
 
-log "5. web checkout (${CLIENTS} shoppers), product page, ${BENCH_WEB_BUYERS:-300} buyers for ${BENCH_WEB_UNITS:-100} units"
-"$PY" -m bench.web_checkout --url "$URL" --dsn "$DSN" --token "$TOKEN" \
-  --server-pid "$SERVER_PID" --sim-pid "$SIM_PID" --duration "$DURATION" --warmup "$WARMUP" \
-  --shoppers "$CLIENTS" --page-duration "${BENCH_PAGE_DURATION:-10}" \
-  --buyers "${BENCH_WEB_BUYERS:-300}" --units "${BENCH_WEB_UNITS:-100}" || FAILED+=(web_checkout)
-"$SAUMATON" check > "$RESULTS/check_after_web.txt" 2>&1 || FAILED+=(check_after_web)
-tail -1 "$RESULTS/check_after_web.txt"
+if want flash_sale; then
+  log "2. flash sale (${BENCH_BUYERS:-1000} buyers, ${BENCH_UNITS:-100} units online)"
+  "$PY" -m bench.flash_sale --url "$URL" --dsn "$DSN" --token "$TOKEN" \
+    --server-pid "$SERVER_PID" --buyers "${BENCH_BUYERS:-1000}" --units "${BENCH_UNITS:-100}" \
+    || FAILED+=(flash_sale)
+  "$SAUMATON" check > "$RESULTS/check_after_flash.txt" 2>&1 || FAILED+=(check_after_flash)
+  tail -1 "$RESULTS/check_after_flash.txt"
+fi
 
-log "6. till sales (${BENCH_TILLS:-16} tills: paced, one sale per ${BENCH_TILL_INTERVAL:-1}s each; then saturated)"
-"$PY" -m bench.pos_till --url "$URL" --dsn "$DSN" --server-pid "$SERVER_PID" \
-  --tills "${BENCH_TILLS:-16}" --duration "$DURATION" --warmup "$WARMUP" \
-  --interval "${BENCH_TILL_INTERVAL:-1}" || FAILED+=(pos_till)
-"$SAUMATON" check > "$RESULTS/check_after_till.txt" 2>&1 || FAILED+=(check_after_till)
-tail -1 "$RESULTS/check_after_till.txt"
+if want live_updates; then
+  log "3. live-update latency (${BENCH_SALES:-500} sales, ${BENCH_SUBSCRIBERS:-8} subscribers)"
+  "$PY" -m bench.live_updates --url "$URL" --dsn "$DSN" --token "$TOKEN" \
+    --server-pid "$SERVER_PID" --sales "${BENCH_SALES:-500}" \
+    --subscribers "${BENCH_SUBSCRIBERS:-8}" || FAILED+=(live_updates)
+fi
 
-log "7. returns (${BENCH_TILLS:-16} tills: paced, one return per ${BENCH_TILL_INTERVAL:-1}s each; then saturated)"
-"$PY" -m bench.returns_till --url "$URL" --dsn "$DSN" --token "$TOKEN" \
-  --server-pid "$SERVER_PID" --tills "${BENCH_TILLS:-16}" --duration "$DURATION" \
-  --warmup "$WARMUP" --interval "${BENCH_TILL_INTERVAL:-1}" || FAILED+=(returns_till)
-"$SAUMATON" check > "$RESULTS/check_after_returns.txt" 2>&1 || FAILED+=(check_after_returns)
-tail -1 "$RESULTS/check_after_returns.txt"
+if want web_checkout && [ -n "$WEB_PARTS" ]; then
+  log "5. web checkout (${CLIENTS} shoppers), product page, ${BENCH_WEB_BUYERS:-300} buyers for ${BENCH_WEB_UNITS:-100} units"
+  "$PY" -m bench.web_checkout --url "$URL" --dsn "$DSN" --token "$TOKEN" \
+    --server-pid "$SERVER_PID" --sim-pid "$SIM_PID" --duration "$DURATION" --warmup "$WARMUP" \
+    --shoppers "$CLIENTS" --page-duration "${BENCH_PAGE_DURATION:-10}" \
+    --buyers "${BENCH_WEB_BUYERS:-300}" --units "${BENCH_WEB_UNITS:-100}" \
+    --parts "$WEB_PARTS" || FAILED+=(web_checkout)
+  "$SAUMATON" check > "$RESULTS/check_after_web.txt" 2>&1 || FAILED+=(check_after_web)
+  tail -1 "$RESULTS/check_after_web.txt"
+fi
+
+if want pos_till; then
+  log "6. till sales (${BENCH_TILLS:-16} tills: paced, one sale per ${BENCH_TILL_INTERVAL:-1}s each; then saturated)"
+  "$PY" -m bench.pos_till --url "$URL" --dsn "$DSN" --server-pid "$SERVER_PID" \
+    --tills "${BENCH_TILLS:-16}" --duration "$DURATION" --warmup "$WARMUP" \
+    --interval "${BENCH_TILL_INTERVAL:-1}" || FAILED+=(pos_till)
+  "$SAUMATON" check > "$RESULTS/check_after_till.txt" 2>&1 || FAILED+=(check_after_till)
+  tail -1 "$RESULTS/check_after_till.txt"
+fi
+
+if want returns_till; then
+  log "7. returns (${BENCH_TILLS:-16} tills: paced, one return per ${BENCH_TILL_INTERVAL:-1}s each; then saturated)"
+  "$PY" -m bench.returns_till --url "$URL" --dsn "$DSN" --token "$TOKEN" \
+    --server-pid "$SERVER_PID" --tills "${BENCH_TILLS:-16}" --duration "$DURATION" \
+    --warmup "$WARMUP" --interval "${BENCH_TILL_INTERVAL:-1}" || FAILED+=(returns_till)
+  "$SAUMATON" check > "$RESULTS/check_after_returns.txt" 2>&1 || FAILED+=(check_after_returns)
+  tail -1 "$RESULTS/check_after_returns.txt"
+fi
 
 log "stopping the server (pid $SERVER_PID)"
 stop_server
 
-log "4. pgbench: the same statements as a POS sale, raw SQL (${CLIENTS} clients)"
-for variant in current orig; do
-  "$PY" -m bench.pgbench_run --dsn "$DSN" --variant "$variant" --clients "$CLIENTS" \
-    --duration "$DURATION" --warmup "$WARMUP" || FAILED+=("pgbench_$variant")
-done
+if want pgbench; then
+  log "4. pgbench: the same statements as a POS sale, raw SQL (${CLIENTS} clients)"
+  for variant in current orig; do
+    "$PY" -m bench.pgbench_run --dsn "$DSN" --variant "$variant" --clients "$CLIENTS" \
+      --duration "$DURATION" --warmup "$WARMUP" || FAILED+=("pgbench_$variant")
+  done
+fi
 
-log "8. CSV import: ${BENCH_IMPORT_PRODUCTS:-10000} products × 5 variants (a fresh database)"
-"$PY" -m bench.import_products --admin-dsn "$PG_ADMIN" \
-  --products "${BENCH_IMPORT_PRODUCTS:-10000}" --variants 5 || FAILED+=(import_products)
+if want import_products; then
+  log "8. CSV import: ${BENCH_IMPORT_PRODUCTS:-10000} products × 5 variants (a fresh database)"
+  "$PY" -m bench.import_products --admin-dsn "$PG_ADMIN" \
+    --products "${BENCH_IMPORT_PRODUCTS:-10000}" --variants 5 || FAILED+=(import_products)
+fi
 
-log "9. reports on the scaled data set (template scale_base)"
-if [ "${BENCH_SCALE_BUILD:-1}" = 0 ]; then SCALE_BUILD=--no-build; else SCALE_BUILD=--build; fi
-"$PY" -m bench.reports --admin-dsn "$PG_ADMIN" "$SCALE_BUILD" > "$RESULTS/reports.log" 2>&1 \
-  || FAILED+=(reports)
-# The table (between its header and the JSON), or the reason the step was skipped.
-sed -n -e '/^module /,/^{/p' -e '/skipped/p' "$RESULTS/reports.log" | sed '/^{/d'
+if want reports; then
+  log "9. reports on the scaled data set (template scale_base)"
+  if [ "${BENCH_SCALE_BUILD:-1}" = 0 ]; then SCALE_BUILD=--no-build; else SCALE_BUILD=--build; fi
+  "$PY" -m bench.reports --admin-dsn "$PG_ADMIN" "$SCALE_BUILD" > "$RESULTS/reports.log" 2>&1 \
+    || FAILED+=(reports)
+  # The table (between its header and the JSON), or the reason the step was skipped.
+  sed -n -e '/^module /,/^{/p' -e '/skipped/p' "$RESULTS/reports.log" | sed '/^{/d'
+fi
 
 "$SAUMATON" check > "$RESULTS/check_final.txt" 2>&1 || FAILED+=(check_final)
 

@@ -113,16 +113,27 @@ def lines(m: dict[str, Any]) -> list[str]:
 
 
 def web_lines() -> list[str]:
-    """Benchmark 5 (bench/web_checkout.py): three result files."""
+    """Benchmark 5 (bench/web_checkout.py): four result files."""
     out = []
+    one = load("web_checkout_one")
+    if one:
+        t = one["per_checkout"]
+        steps = ", ".join(f"{s['label']} {s['server_cpu_ms']} ms/{s['round_trips']:g} rt"
+                          for s in one["steps"].values() if "not ours" not in s["label"])
+        out.append(
+            f"5. Web checkout, one shopper ({one['checkouts']} checkouts, 1 worker): server "
+            f"CPU {t['server_cpu_ms_whole_run']} ms/checkout (target 10; in requests "
+            f"{t['server_cpu_ms_in_requests']}, background {t['server_cpu_ms_background']}), "
+            f"PostgreSQL CPU {t['postgres_cpu_ms_whole_run']} ms (target 4), "
+            f"{t['round_trips_whole_run']} round trips (target 30); per request: {steps}")
     wc = load("web_checkout")
     if wc:
         lat = wc["latency_ms"]
         cpu = wc["cpu"]["share_of_machine_pct"]
         out.append(
             f"5. Web checkout ({wc['shoppers']} shoppers, {wc['duration_s']:.0f} s): "
-            f"{wc['checkouts_per_s']} paid checkouts/s (target 200), whole flow ms p50 "
-            f"{lat.get('p50')} p95 {lat.get('p95')} p99 {lat.get('p99')} (target 250); CPU "
+            f"{wc['checkouts_per_s']} paid checkouts/s (target 100), whole flow ms p50 "
+            f"{lat.get('p50')} p95 {lat.get('p95')} p99 {lat.get('p99')} (target 400); CPU "
             f"ms/checkout {wc['cpu_ms_per_checkout']} -> at most "
             f"~{wc['capacity_estimate_checkouts_per_s']}/s on this machine alone; CPU share: "
             f"server {cpu['server']}%, postgres {cpu['postgres']}%, simulator "
@@ -135,8 +146,8 @@ def web_lines() -> list[str]:
         out.append(
             f"5. Product page ({page['clients']} clients, {page['duration_s']:.0f} s): "
             f"{page['requests_per_s']} req/s, ms p50 {lat.get('p50')} p95 {lat.get('p95')} "
-            f"p99 {lat.get('p99')}; server CPU {page['server_cpu_ms_per_request']} ms/request; "
-            f"statuses {page['statuses']}")
+            f"(target 20) p99 {lat.get('p99')}; server CPU "
+            f"{page['server_cpu_ms_per_request']} ms/request; statuses {page['statuses']}")
     over = load("web_oversell")
     if over:
         out.append(
