@@ -334,7 +334,7 @@ async def points_offer(s: AsyncSession, customer_id: int | None,
 WEB_ACTOR = Actor(label="web", name="webshop", system=True)
 
 
-def _fingerprint(cmd: CheckoutIn, customer_id: int | None) -> str:
+def fingerprint_of(cmd: CheckoutIn, customer_id: int | None) -> str:
     raw = cmd.model_dump_json() + f"|{customer_id}"
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -383,33 +383,35 @@ async def place_web_order(db: Database, settings: Settings, cmd: CheckoutIn, *,
                           customer_id: int | None, key: str) -> tuple[OrderOut, bool]:
     """Write a pending web order with its stock reserved. Returns (order, replayed):
     the same key again returns the first order (a double-clicked "Pay")."""
-    fingerprint = _fingerprint(cmd, customer_id)
+    async with db.uow() as uow:
+        out = await place_web_order_in(uow, settings, cmd, customer_id=customer_id, key=key)
+        await uow.commit()
+    return out
+
+
+async def place_web_order_in(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn, *,
+                             customer_id: int | None, key: str) -> tuple[OrderOut, bool]:
+    """`place_web_order` inside the caller's unit of work (which commits)."""
+    fingerprint = fingerprint_of(cmd, customer_id)
     email, phone = clean_contact(cmd)
     address = clean_address(cmd)
+    s = uow.session
     try:
-        async with db.uow() as uow:
-            existing = await uow.session.scalar(
-                select(Order.id).where(Order.idempotency_key == key))
-            if existing is None:
-                order_id = await _place(uow, settings, cmd, customer_id, key, fingerprint,
-                                        email, phone, address)
-                await uow.commit()
-                replayed = False
-            else:
-                order_id, replayed = int(existing), True
-    except IntegrityError:
-        async with db.reader() as s:
-            existing = await s.scalar(select(Order.id).where(Order.idempotency_key == key))
+        existing = await s.scalar(select(Order.id).where(Order.idempotency_key == key))
+        if existing is None:
+            order_id = await _place(uow, settings, cmd, customer_id, key, fingerprint,
+                                    email, phone, address)
+            return await get_order(s, order_id), False
+    except IntegrityError:  # the same key won a race a moment ago
+        await uow.rollback()
+        existing = await s.scalar(select(Order.id).where(Order.idempotency_key == key))
         if existing is None:
             raise
-        order_id, replayed = int(existing), True
-    async with db.reader() as s:
-        if replayed:
-            hash_ = await s.scalar(select(Order.request_hash).where(Order.id == order_id))
-            if hash_ != fingerprint:
-                raise Conflict("this checkout was already placed with other contents",
-                               code="idempotency_key_reused")
-        return await get_order(s, order_id), replayed
+    hash_ = await s.scalar(select(Order.request_hash).where(Order.id == existing))
+    if hash_ != fingerprint:
+        raise Conflict("this checkout was already placed with other contents",
+                       code="idempotency_key_reused")
+    return await get_order(s, int(existing)), True
 
 
 async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
@@ -697,10 +699,29 @@ class PaymentNotPossible(DomainError):
     code = "payment_not_possible"
 
 
+def payment_urls(settings: Settings) -> dict[str, str]:
+    """Where Paytrail sends the shopper and its callbacks."""
+    base = settings.resolved_public_url()
+    return {"success_url": f"{base}/shop/checkout/return/success",
+            "cancel_url": f"{base}/shop/checkout/return/cancel",
+            "callback_success_url": f"{base}/shop/checkout/callback/success",
+            "callback_cancel_url": f"{base}/shop/checkout/callback/cancel"}
+
+
 async def start_payment(db: Database, client: PaytrailClient, settings: Settings,
                         order: OrderOut) -> str:
     """Create a Paytrail payment for a pending order; returns the URL of the payment
     page to send the shopper to."""
+    async with db.uow() as uow:
+        href = await start_payment_in(uow, client, settings, order)
+        await uow.commit()
+    return href
+
+
+async def start_payment_in(uow: UnitOfWork, client: PaytrailClient, settings: Settings,
+                           order: OrderOut) -> str:
+    """`start_payment` inside the caller's unit of work (which commits). Call it with
+    no row locked: Paytrail's answer is awaited in the transaction."""
     now = utcnow()
     if order.status != OrderStatus.PENDING:
         raise PaymentNotPossible(f"order {order.number} is {order.status}",
@@ -709,22 +730,15 @@ async def start_payment(db: Database, client: PaytrailClient, settings: Settings
         raise PaymentNotPossible("the time to pay this order has run out",
                                  code="checkout_expired")
     stamp = uuid.uuid4().hex
-    base = settings.resolved_public_url()
-    body = payment_request(
-        order, stamp=stamp, reference=order.number, email=order.email,
-        language=order.language, success_url=f"{base}/shop/checkout/return/success",
-        cancel_url=f"{base}/shop/checkout/return/cancel",
-        callback_success_url=f"{base}/shop/checkout/callback/success",
-        callback_cancel_url=f"{base}/shop/checkout/callback/cancel")
+    body = payment_request(order, stamp=stamp, reference=order.number, email=order.email,
+                           language=order.language, **payment_urls(settings))
     data = await client.create_payment(body)
     # Recorded once Paytrail knows the payment: its answers can only come after the
     # shopper is sent to its page, which happens after this commit.
-    async with db.uow() as uow:
-        await uow.session.execute(insert(PaytrailPayment).values(
-            order_id=order.id, stamp=stamp, transaction_id=str(data["transactionId"]),
-            href=str(data.get("href", "")), amount_cents=int(body["amount"]), status="new",
-            created_at=now, updated_at=now))
-        await uow.commit()
+    await uow.session.execute(insert(PaytrailPayment).values(
+        order_id=order.id, stamp=stamp, transaction_id=str(data["transactionId"]),
+        href=str(data.get("href", "")), amount_cents=int(body["amount"]), status="new",
+        created_at=now, updated_at=now))
     return str(data["href"])
 
 
