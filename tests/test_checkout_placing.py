@@ -16,16 +16,17 @@ from sqlalchemy import event, func, select
 from sqlalchemy import update as sql_update
 
 from saumaton.checkout.placing import Placed, place_and_pay
-from saumaton.checkout.services import start_payment_in
+from saumaton.checkout.services import CheckoutIn, start_payment_in
 from saumaton.config import Settings
 from saumaton.core.errors import OutOfStock
-from saumaton.customers.models import CustomerIdentity
+from saumaton.customers.models import CustomerConsent, CustomerIdentity
 from saumaton.db.uow import Database
 from saumaton.events.models import OutboxEvent
 from saumaton.inventory.models import StockReservation
 from saumaton.inventory.services import verify_ledger
 from saumaton.locations.models import Location
 from saumaton.orders.models import Order
+from saumaton.orders.schemas import LineIn
 from saumaton.orders.services import get_order
 from saumaton.payments.models import PaytrailPayment
 from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
@@ -212,3 +213,37 @@ async def test_concurrent_buyers_never_oversell_and_one_new_e_mail_is_one_custom
             Order.idempotency_key.like(f"cr-{vid}-%")))).all())
         assert buyers == {owners[0]}
         assert await verify_ledger(s) == []
+
+
+async def test_click_and_collect_with_a_gift_card_line_and_consent(
+        db: Database, paytrail: PaytrailClient, shop: Shop, settings: Settings) -> None:
+    """The store's stock is held; a gift card line holds none; a new buyer's ticked
+    marketing consent is recorded."""
+    [v] = await make_variants(db, [1500], stock={shop.store1: 2, shop.warehouse: 9})
+    [g] = await make_variants(db, [2500], gift_card=True)
+    vid, gid = int(str(v["id"])), int(str(g["id"]))
+    email = f"cc-{vid}@example.fi"
+    command = CheckoutIn(email=email, phone="040 765 4321", first_name="Cecilia",
+                         last_name="Collect", delivery="pickup", pickup_location_id=shop.store1,
+                         marketing_email=True,
+                         lines=[LineIn(variant_id=gid, quantity=1),
+                                LineIn(variant_id=vid, quantity=2)])
+    async with db.uow() as uow:
+        placed = await place_and_pay(uow, paytrail, settings, command, customer_id=None,
+                                     key=f"cc-{vid}")
+        await uow.commit()
+    assert placed.order.location_id == shop.store1
+    assert [(ln.variant_id, ln.location_id) for ln in placed.order.lines] == [
+        (gid, None), (vid, shop.store1)]
+    assert placed.order.total_cents == 2500 + 2 * 1500  # no delivery fee
+    assert await level(db, vid, shop.store1) == (2, 2)
+    assert await level(db, vid, shop.warehouse) == (9, 0)
+    async with db.reader() as s:
+        assert await get_order(s, placed.order.id) == placed.order
+        consent = (await s.scalars(select(CustomerConsent).where(
+            CustomerConsent.customer_id == placed.order.customer_id))).one()
+        assert (consent.kind, consent.granted) == ("marketing_email", True)
+        held = (await s.scalars(select(StockReservation).where(
+            StockReservation.reference == placed.order.number))).all()
+        assert [(r.variant_id, r.location_id, r.quantity) for r in held] == [
+            (vid, shop.store1, 2)]
