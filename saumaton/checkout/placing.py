@@ -36,7 +36,6 @@ from saumaton.checkout.services import (
     WEB_CHANNEL,
     CheckoutIn,
     access_token_of,
-    check_points,
     clean_address,
     clean_contact,
     fingerprint_of,
@@ -173,8 +172,6 @@ async def place_and_pay_pg(uow: UnitOfWork, client: PaytrailClient, settings: Se
         fee = home_delivery_fee(settings, priced.total_cents) if priced.ships_goods else 0
     fee_rate = int(found[6] or 0) if fee else 0
     fee_vat = vat_included(fee, fee_rate) if fee else 0
-    check_points(0, priced.total_cents + fee, signed_in=customer_id is not None,
-                 settings=settings)
 
     order_id = int(found[8])
     number = order_number(order_id)

@@ -24,7 +24,10 @@ from sqlalchemy import delete, insert, select
 
 from saumaton.catalogue.models import Variant
 from saumaton.core.errors import Conflict
+from saumaton.customers.new_buyer_pg import new_buyer_ctes
 from saumaton.db.uow import UnitOfWork
+from saumaton.inventory.reserving_pg import RESERVED_COLUMNS, reserve_ctes, reserved_levels
+from saumaton.inventory.services import LevelAfter
 from saumaton.orders.models import Order, OrderLine
 from saumaton.payments.models import Payment
 from saumaton.reports.models import SalesDailyDay, touched_days
@@ -316,13 +319,10 @@ class WebOrderWritten:
     order_id: int | None  # None: the idempotency key was taken meanwhile (nothing written)
     customer_id: int | None  # the new buyer's id (when one was asked for)
     buyer_won: bool  # the new buyer's e-mail identity was written (else: taken meanwhile)
-    levels: list[Any]  # inventory LevelAfter of each line reserved (the caller checks)
+    levels: list[LevelAfter]  # each line reserved (the caller checks them all were)
 
 
 def _web_order_sql() -> str:
-    from saumaton.customers.new_buyer_pg import new_buyer_ctes
-    from saumaton.inventory.reserving_pg import RESERVED_COLUMNS, reserve_ctes
-
     n = _N
     lines_at = n + 2
     nl = len(_LINE_COLS)
@@ -361,7 +361,7 @@ SELECT (SELECT id FROM o), (SELECT id FROM nc), (SELECT customer_id FROM ne),
        {RESERVED_COLUMNS}"""
 
 
-_PG_WEB_ORDER_SQL: list[str] = []  # built on first use (it names other packages' CTEs)
+_PG_WEB_ORDER_SQL = _web_order_sql()
 
 
 async def write_web_order_pg(uow: UnitOfWork, order_id: int, order: OrderRecord,
@@ -377,12 +377,8 @@ async def write_web_order_pg(uow: UnitOfWork, order_id: int, order: OrderRecord,
     The caller checks the result and rolls back when it is not whole: no order (the
     key was used meanwhile), a buyer who lost the race for their e-mail, or fewer
     levels reserved than stock lines."""
-    if not _PG_WEB_ORDER_SQL:
-        _PG_WEB_ORDER_SQL.append(_web_order_sql())
-    from saumaton.inventory.reserving_pg import reserved_levels
-
     row = await uow.fetchrow(
-        _PG_WEB_ORDER_SQL[0], *_order_args(order), order_id,
+        _PG_WEB_ORDER_SQL, *_order_args(order), order_id,
         *([getattr(ln, c) for ln in lines] for c in _LINE_COLS),
         stock.variant_ids, stock.quantities, stock.candidates, stock.reference,
         stock.expires_at, order.created_at,
