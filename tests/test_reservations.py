@@ -192,3 +192,30 @@ async def test_reserve_refuses_non_positive_quantities(db: Database, shop: Shop)
             await hold(db, v["id"], shop.warehouse, qty)
         assert err.value.code == "invalid_quantity"
     assert await state(db, v["id"], shop.warehouse) == (1, 0, 1)
+
+
+async def test_consume_of_a_hold_the_till_already_sold_flags_the_level(
+        db: Database, shop: Shop) -> None:
+    """The till sold a held unit (a sale in hand never waits): consuming the hold still
+    takes its units (they were sold), the level goes below zero and is flagged for a
+    count; the events are those of closing the hold, then of the sale. (The same on
+    both databases: PostgreSQL does it in one statement.)"""
+    [v] = await make_variants(db, [1000], stock={shop.warehouse: 2})
+    vid = v["id"]
+    rid = await hold(db, vid, shop.warehouse, 2)
+    async with db.uow() as uow:
+        await apply_moves(uow, SYSTEM, [Move(vid, shop.warehouse, -1, "sale")])
+        await uow.commit()
+    async with db.uow() as uow:
+        after = await consume(uow, SYSTEM, rid, order_id=77, reference="W-9")
+        assert [(t, p["on_hand"], p["reserved"], p["needs_count"]) for t, p in uow.events] == [
+            ("stock.changed", 1, 0, False), ("stock.changed", -1, 0, True)]
+        await uow.commit()
+    assert (after.on_hand, after.reserved, after.needs_count) == (-1, 0, True)
+    assert await status(db, rid) == "consumed"
+    assert await state(db, vid, shop.warehouse) == (-1, 0, 0)  # nothing to sell
+    async with db.reader() as s:
+        sale = (await s.scalars(select(StockMovement).where(
+            StockMovement.reference == "W-9"))).one()
+        assert (sale.quantity, sale.balance_after, sale.order_id) == (-2, -1, 77)
+        assert await verify_ledger(s) == []

@@ -339,7 +339,7 @@ async def points_offer(s: AsyncSession, customer_id: int | None,
 WEB_ACTOR = Actor(label="web", name="webshop", system=True)
 
 
-def _fingerprint(cmd: CheckoutIn, customer_id: int | None) -> str:
+def fingerprint_of(cmd: CheckoutIn, customer_id: int | None) -> str:
     raw = cmd.model_dump_json() + f"|{customer_id}"
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -388,33 +388,35 @@ async def place_web_order(db: Database, settings: Settings, cmd: CheckoutIn, *,
                           customer_id: int | None, key: str) -> tuple[OrderOut, bool]:
     """Write a pending web order with its stock reserved. Returns (order, replayed):
     the same key again returns the first order (a double-clicked "Pay")."""
-    fingerprint = _fingerprint(cmd, customer_id)
+    async with db.uow() as uow:
+        out = await place_web_order_in(uow, settings, cmd, customer_id=customer_id, key=key)
+        await uow.commit()
+    return out
+
+
+async def place_web_order_in(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn, *,
+                             customer_id: int | None, key: str) -> tuple[OrderOut, bool]:
+    """`place_web_order` inside the caller's unit of work (which commits)."""
+    fingerprint = fingerprint_of(cmd, customer_id)
     email, phone = clean_contact(cmd)
     address = clean_address(cmd)
+    s = uow.session
     try:
-        async with db.uow() as uow:
-            existing = await uow.session.scalar(
-                select(Order.id).where(Order.idempotency_key == key))
-            if existing is None:
-                order_id = await _place(uow, settings, cmd, customer_id, key, fingerprint,
-                                        email, phone, address)
-                await uow.commit()
-                replayed = False
-            else:
-                order_id, replayed = int(existing), True
-    except IntegrityError:
-        async with db.reader() as s:
-            existing = await s.scalar(select(Order.id).where(Order.idempotency_key == key))
+        existing = await s.scalar(select(Order.id).where(Order.idempotency_key == key))
+        if existing is None:
+            order_id = await _place(uow, settings, cmd, customer_id, key, fingerprint,
+                                    email, phone, address)
+            return await get_order(s, order_id), False
+    except IntegrityError:  # the same key won a race a moment ago
+        await uow.rollback()
+        existing = await s.scalar(select(Order.id).where(Order.idempotency_key == key))
         if existing is None:
             raise
-        order_id, replayed = int(existing), True
-    async with db.reader() as s:
-        if replayed:
-            hash_ = await s.scalar(select(Order.request_hash).where(Order.id == order_id))
-            if hash_ != fingerprint:
-                raise Conflict("this checkout was already placed with other contents",
-                               code="idempotency_key_reused")
-        return await get_order(s, order_id), replayed
+    hash_ = await s.scalar(select(Order.request_hash).where(Order.id == existing))
+    if hash_ != fingerprint:
+        raise Conflict("this checkout was already placed with other contents",
+                       code="idempotency_key_reused")
+    return await get_order(s, int(existing)), True
 
 
 async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
@@ -702,10 +704,29 @@ class PaymentNotPossible(DomainError):
     code = "payment_not_possible"
 
 
+def payment_urls(settings: Settings) -> dict[str, str]:
+    """Where Paytrail sends the shopper and its callbacks."""
+    base = settings.resolved_public_url()
+    return {"success_url": f"{base}/shop/checkout/return/success",
+            "cancel_url": f"{base}/shop/checkout/return/cancel",
+            "callback_success_url": f"{base}/shop/checkout/callback/success",
+            "callback_cancel_url": f"{base}/shop/checkout/callback/cancel"}
+
+
 async def start_payment(db: Database, client: PaytrailClient, settings: Settings,
                         order: OrderOut) -> str:
     """Create a Paytrail payment for a pending order; returns the URL of the payment
     page to send the shopper to."""
+    async with db.uow() as uow:
+        href = await start_payment_in(uow, client, settings, order)
+        await uow.commit()
+    return href
+
+
+async def start_payment_in(uow: UnitOfWork, client: PaytrailClient, settings: Settings,
+                           order: OrderOut) -> str:
+    """`start_payment` inside the caller's unit of work (which commits). Call it with
+    no row locked: Paytrail's answer is awaited in the transaction."""
     now = utcnow()
     if order.status != OrderStatus.PENDING:
         raise PaymentNotPossible(f"order {order.number} is {order.status}",
@@ -714,22 +735,15 @@ async def start_payment(db: Database, client: PaytrailClient, settings: Settings
         raise PaymentNotPossible("the time to pay this order has run out",
                                  code="checkout_expired")
     stamp = uuid.uuid4().hex
-    base = settings.resolved_public_url()
-    body = payment_request(
-        order, stamp=stamp, reference=order.number, email=order.email,
-        language=order.language, success_url=f"{base}/shop/checkout/return/success",
-        cancel_url=f"{base}/shop/checkout/return/cancel",
-        callback_success_url=f"{base}/shop/checkout/callback/success",
-        callback_cancel_url=f"{base}/shop/checkout/callback/cancel")
+    body = payment_request(order, stamp=stamp, reference=order.number, email=order.email,
+                           language=order.language, **payment_urls(settings))
     data = await client.create_payment(body)
     # Recorded once Paytrail knows the payment: its answers can only come after the
     # shopper is sent to its page, which happens after this commit.
-    async with db.uow() as uow:
-        await uow.session.execute(insert(PaytrailPayment).values(
-            order_id=order.id, stamp=stamp, transaction_id=str(data["transactionId"]),
-            href=str(data.get("href", "")), amount_cents=int(body["amount"]), status="new",
-            created_at=now, updated_at=now))
-        await uow.commit()
+    await uow.session.execute(insert(PaytrailPayment).values(
+        order_id=order.id, stamp=stamp, transaction_id=str(data["transactionId"]),
+        href=str(data.get("href", "")), amount_cents=int(body["amount"]), status="new",
+        created_at=now, updated_at=now))
     return str(data["href"])
 
 
@@ -880,28 +894,53 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
     return outcome(True)
 
 
+# PostgreSQL: what `_secure_stock` reads, in one round trip: the order's active
+# reservations ('r': variant, location, id, units) and its lines other than gift cards
+# ('l': variant, location, line number, units).
+_PG_SECURE_READ_SQL = """
+SELECT 'r', variant_id, location_id, id, quantity FROM stock_reservations
+WHERE reference = $1 AND status = 'active'
+UNION ALL
+SELECT 'l', l.variant_id, l.location_id, l.line_no, l.quantity FROM order_lines l
+JOIN variants v ON v.id = l.variant_id JOIN products p ON p.id = v.product_id
+WHERE l.order_id = $2 AND NOT p.gift_card
+ORDER BY 1 DESC, 2, 4"""
+
+
 async def _secure_stock(uow: UnitOfWork, order: Order, number: str, settings: Settings,
                         now: datetime) -> None:
     """The paid order's units: home delivery takes them out of stock now; pickup keeps
     them reserved at the store for `pickup_hold_days`. Reservations that lapsed
     before the payment arrived are taken again if the stock is still there."""
     s = uow.session
-    held = list((await s.scalars(select(StockReservation).where(
-        StockReservation.reference == number, StockReservation.status == "active")
-        .order_by(StockReservation.variant_id, StockReservation.id))).all())
+    # (variant, location, reservation id, units) held; (variant, location, units) wanted
+    held: list[tuple[int, int, int, int]] = []
+    lines: list[tuple[int, int | None, int]] = []
+    if uow.db.is_postgres:
+        for kind, v, loc, n, qty in await uow.fetch(_PG_SECURE_READ_SQL, number, order.id):
+            if kind == "r":
+                held.append((v, loc, n, qty))
+            else:
+                lines.append((v, loc, qty))
+    else:
+        held = [(r.variant_id, r.location_id, r.id, r.quantity) for r in (await s.scalars(
+            select(StockReservation).where(StockReservation.reference == number,
+                                           StockReservation.status == "active")
+            .order_by(StockReservation.variant_id, StockReservation.id))).all()]
+        gift = {ln.line_no for ln in await gift_card_lines(s, order.id)}
+        lines = [(ln.variant_id, ln.location_id, ln.quantity) for ln in (await s.scalars(
+            select(OrderLine).where(OrderLine.order_id == order.id)
+            .order_by(OrderLine.variant_id))).all()
+            if ln.line_no not in gift]  # no stock kept of gift cards
     have: dict[int, int] = defaultdict(int)
-    for r in held:
-        have[r.variant_id] += r.quantity
+    for variant_id, _, _, qty in held:
+        have[variant_id] += qty
     wanted: dict[int, tuple[int, int | None]] = {}
-    gift = {ln.line_no for ln in await gift_card_lines(s, order.id)}
-    for ln in (await s.scalars(select(OrderLine).where(OrderLine.order_id == order.id)
-                               .order_by(OrderLine.variant_id))).all():
-        if ln.line_no in gift:  # no stock kept of gift cards
-            continue
-        qty, _ = wanted.get(ln.variant_id, (0, None))
-        wanted[ln.variant_id] = (qty + ln.quantity, ln.location_id)
+    for variant_id, location_id, qty in lines:
+        before, _ = wanted.get(variant_id, (0, None))
+        wanted[variant_id] = (before + qty, location_id)
     hold = timedelta(days=settings.pickup_hold_days)
-    rids = [(r.variant_id, r.location_id, r.id) for r in held]
+    rids = [(v, loc, rid) for v, loc, rid, _ in held]
     for variant_id, (qty, location_id) in sorted(wanted.items()):
         missing = qty - have[variant_id]
         if missing > 0:  # lapsed before the payment came: take it again, if still there

@@ -380,9 +380,41 @@ async def release(uow: UnitOfWork, reservation_id: int) -> bool:
     return await _close_reservation(uow, reservation_id, "released", utcnow()) is not None
 
 
+# PostgreSQL: `consume` in one statement: the reservation closed, its units out of
+# on-hand stock (not strict: sold units are gone, a level below zero is flagged for a
+# count) and the ledger row. `cur` locks the level and keeps its count flag from before.
+_CONSUME_SQL = """
+WITH c AS (
+    UPDATE stock_reservations SET status = 'consumed' WHERE id = $1 AND status = 'active'
+    RETURNING variant_id, location_id, quantity
+), cur AS (
+    SELECT s.variant_id, s.location_id, s.needs_count AS flagged, c.quantity
+    FROM stock_levels s JOIN c ON s.variant_id = c.variant_id AND s.location_id = c.location_id
+    FOR UPDATE OF s
+), lv AS (
+    UPDATE stock_levels s SET reserved = s.reserved - cur.quantity,
+        on_hand = s.on_hand - cur.quantity,
+        needs_count = s.needs_count OR s.on_hand - cur.quantity < 0,
+        updated_at = $2::timestamptz
+    FROM cur WHERE s.variant_id = cur.variant_id AND s.location_id = cur.location_id
+    RETURNING s.variant_id, s.location_id, s.on_hand, s.reserved, s.needs_count, cur.flagged,
+              cur.quantity
+), mv AS (
+    INSERT INTO stock_movements (variant_id, location_id, kind, quantity, balance_after,
+                                 reason, reference, order_id, actor, created_at)
+    SELECT variant_id, location_id, 'sale', -quantity, on_hand, $3::text, $4::text,
+           $5::bigint, $6::text, $2::timestamptz
+    FROM lv
+)
+SELECT variant_id, location_id, on_hand, reserved, needs_count, flagged, quantity FROM lv
+"""
+
+
 async def consume(uow: UnitOfWork, actor: Actor, reservation_id: int, *,
                   order_id: int | None = None, reference: str = "") -> LevelAfter:
     """Turn a reservation into a sale: the held units leave on-hand stock."""
+    if uow.db.is_postgres:
+        return await _consume_pg(uow, actor, reservation_id, order_id, reference)
     r = await _close_reservation(uow, reservation_id, "consumed", utcnow())
     if r is None:
         raise OutOfStock(f"reservation {reservation_id} is no longer active",
@@ -390,6 +422,23 @@ async def consume(uow: UnitOfWork, actor: Actor, reservation_id: int, *,
     [after] = await apply_moves(uow, actor, [Move(
         r.variant_id, r.location_id, -r.quantity, "sale", reference=reference,
         order_id=order_id, reason=f"reservation {reservation_id}")])
+    return after
+
+
+async def _consume_pg(uow: UnitOfWork, actor: Actor, reservation_id: int,
+                      order_id: int | None, reference: str) -> LevelAfter:
+    row = await uow.fetchrow(_CONSUME_SQL, reservation_id, utcnow(),
+                             f"reservation {reservation_id}", reference, order_id, actor.label)
+    if row is None:
+        raise OutOfStock(f"reservation {reservation_id} is no longer active",
+                         code="reservation_inactive")
+    variant_id, location_id, on_hand, reserved = (int(row[0]), int(row[1]), int(row[2]),
+                                                   int(row[3]))
+    # The same two events as closing the reservation, then moving the units, emit.
+    uow.emit("stock.changed", LevelAfter(variant_id, location_id, on_hand + int(row[6]),
+                                         reserved, bool(row[5])).event())
+    after = LevelAfter(variant_id, location_id, on_hand, reserved, bool(row[4]))
+    uow.emit("stock.changed", after.event())
     return after
 
 

@@ -24,7 +24,10 @@ from sqlalchemy import delete, insert, select
 
 from saumaton.catalogue.models import Variant
 from saumaton.core.errors import Conflict
+from saumaton.customers.new_buyer_pg import new_buyer_ctes
 from saumaton.db.uow import UnitOfWork
+from saumaton.inventory.reserving_pg import RESERVED_COLUMNS, reserve_ctes, reserved_levels
+from saumaton.inventory.services import LevelAfter
 from saumaton.orders.models import Order, OrderLine
 from saumaton.payments.models import Payment
 from saumaton.reports.models import SalesDailyDay, touched_days
@@ -281,3 +284,117 @@ async def _open_drawer(uow: UnitOfWork, order: OrderRecord) -> int:
     if found is None:
         raise drawer_closed(order.drawer_session_id)
     return int(found)
+
+
+# --- a web order on PostgreSQL: everything in one statement ------------------------------
+
+@dataclass(frozen=True)
+class StockToReserve:
+    """A web order's stock lines (distinct variants) and where they may be held."""
+    variant_ids: list[int]
+    quantities: list[int]
+    candidates: list[int]  # locations in routing order
+    reference: str  # the order number
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class NewBuyer:
+    first_name: str
+    last_name: str
+    email: str
+    phone: str
+
+
+@dataclass(frozen=True)
+class PaytrailAttempt:
+    stamp: str
+    transaction_id: str
+    href: str
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class WebOrderWritten:
+    order_id: int | None  # None: the idempotency key was taken meanwhile (nothing written)
+    customer_id: int | None  # the new buyer's id (when one was asked for)
+    buyer_won: bool  # the new buyer's e-mail identity was written (else: taken meanwhile)
+    levels: list[LevelAfter]  # each line reserved (the caller checks them all were)
+
+
+def _web_order_sql() -> str:
+    n = _N
+    lines_at = n + 2
+    nl = len(_LINE_COLS)
+    v, q, cand, ref, exp, now = range(lines_at + nl, lines_at + nl + 6)
+    create, first, last, email, phone = range(now + 1, now + 6)
+    pay, stamp, txn, href, amount = range(phone + 1, phone + 6)
+    customer = _ORDER_COLS.index("customer_id") + 1
+    values = _order_values(1).replace(f"${customer}::bigint",
+                                      f"coalesce((SELECT id FROM nc), ${customer}::bigint)")
+    la = ", ".join(f"${lines_at + i}::{_pg_type(c)}[]" for i, c in enumerate(_LINE_COLS))
+    picked = ", ".join("coalesce(r.location_id, l.location_id)" if c == "location_id"
+                       else "l." + c for c in _LINE_COLS)
+    return f"""
+WITH {new_buyer_ctes(create=create, first_name=first, last_name=last, email=email,
+                     phone=phone, now=now)}, o AS (
+  INSERT INTO orders (id, currency, {_COLS})
+  SELECT ${n + 1}::bigint, 'EUR', {values}
+  ON CONFLICT (idempotency_key) DO NOTHING
+  RETURNING id
+), {reserve_ctes(variants=v, quantities=q, candidates=cand, reference=ref, expires=exp,
+                 now=now)}, l AS (
+  INSERT INTO order_lines (order_id, {', '.join(_LINE_COLS)}, unit_cost_cents)
+  SELECT o.id, {picked}, vc.cost_cents
+  FROM o CROSS JOIN unnest({la}) WITH ORDINALITY AS l({', '.join(_LINE_COLS)}, n)
+  LEFT JOIN variants vc ON vc.id = l.variant_id
+  LEFT JOIN r ON r.variant_id = l.variant_id
+  ORDER BY l.n
+), pp AS (
+  INSERT INTO paytrail_payments (order_id, stamp, transaction_id, amount_cents, status,
+                                 provider, href, created_at, updated_at)
+  SELECT o.id, ${stamp}::text, ${txn}::text, ${amount}::int, 'new', '', ${href}::text,
+         ${now}::timestamptz, ${now}::timestamptz
+  FROM o WHERE ${pay}::boolean
+)
+SELECT (SELECT id FROM o), (SELECT id FROM nc), (SELECT customer_id FROM ne),
+       {RESERVED_COLUMNS}"""
+
+
+_PG_WEB_ORDER_SQL = _web_order_sql()
+
+
+async def write_web_order_pg(uow: UnitOfWork, order_id: int, order: OrderRecord,
+                             lines: list[LineRecord], stock: StockToReserve,
+                             buyer: NewBuyer | None, attempt: PaytrailAttempt | None, *,
+                             event: dict[str, Any] | None = None) -> WebOrderWritten:
+    """PostgreSQL: a pending web order in one statement, under the id `order_id` (taken
+    from the order sequence): the new buyer (`buyer`: the customer and their
+    identities; the order then belongs to them), the order and its lines (each line's
+    location: where it was reserved), the reservation of `stock` and the Paytrail
+    attempt already created. Emits `order.created` when the order was written.
+
+    The caller checks the result and rolls back when it is not whole: no order (the
+    key was used meanwhile), a buyer who lost the race for their e-mail, or fewer
+    levels reserved than stock lines."""
+    row = await uow.fetchrow(
+        _PG_WEB_ORDER_SQL, *_order_args(order), order_id,
+        *([getattr(ln, c) for ln in lines] for c in _LINE_COLS),
+        stock.variant_ids, stock.quantities, stock.candidates, stock.reference,
+        stock.expires_at, order.created_at,
+        buyer is not None, buyer.first_name if buyer else "", buyer.last_name if buyer else "",
+        buyer.email if buyer else "", buyer.phone if buyer else "",
+        attempt is not None, attempt.stamp if attempt else "",
+        attempt.transaction_id if attempt else "", attempt.href if attempt else "",
+        attempt.amount_cents if attempt else 0)
+    written = None if row[0] is None else int(row[0])
+    new_customer = None if row[1] is None else int(row[1])
+    if written is not None:
+        uow.emit("order.created", {
+            "order_id": written, "channel_id": order.channel_id,
+            "location_id": order.location_id, "status": order.status,
+            "total_cents": order.total_cents,
+            "customer_id": new_customer if buyer is not None else order.customer_id,
+            **(event or {})})
+    return WebOrderWritten(written, new_customer, row[2] is not None,
+                           reserved_levels(row[3:8]))

@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import httpcore
 import httpx
 
 from saumaton.core.errors import DomainError
@@ -35,15 +36,56 @@ class PaytrailConfig:
     platform_name: str = "saumaton"
 
 
+TIMEOUT_SECONDS = 10.0
+_TIMEOUTS = {"timeout": {"connect": TIMEOUT_SECONDS, "read": TIMEOUT_SECONDS,
+                         "write": TIMEOUT_SECONDS, "pool": TIMEOUT_SECONDS}}
+# What httpcore raises when the request did not get an answer.
+_UNREACHABLE = (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError,
+                httpcore.UnsupportedProtocol, httpcore.ProxyError)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status_code: int
+    headers: dict[str, str]  # names in lower case
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+
 class PaytrailClient:
+    """Given an httpx client (tests, the in-process simulator), requests go through
+    it; otherwise through a kept-alive httpcore connection pool: httpx's own engine
+    without its request and response models, cookie jar and URL merging, which cost
+    more CPU than the rest of a payment's creation (docs/performance.md)."""
+
     def __init__(self, config: PaytrailConfig, http: httpx.AsyncClient | None = None) -> None:
         self.config = config
-        self._http = http or httpx.AsyncClient(
-            base_url=config.base_url, timeout=httpx.Timeout(10.0),
-            transport=httpx.AsyncHTTPTransport(retries=2))
+        self._http = http
+        self._pool = None if http is not None else httpcore.AsyncConnectionPool(
+            retries=2, keepalive_expiry=30.0)
+        self._base = config.base_url.rstrip("/")
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
+        if self._pool is not None:
+            await self._pool.aclose()
+
+    async def _send(self, method: str, path: str, raw: bytes | None,
+                    headers: dict[str, str]) -> _Answer:
+        if self._http is not None:
+            r = await self._http.request(method, path, content=raw, headers=headers)
+            return _Answer(r.status_code, {k.lower(): v for k, v in r.headers.items()},
+                           r.content)
+        assert self._pool is not None
+        # (httpcore adds Host and Content-Length; no Accept-Encoding: bodies come plain)
+        got = await self._pool.request(method, self._base + path, headers=list(headers.items()),
+                                       content=raw, extensions=_TIMEOUTS)
+        return _Answer(got.status, {k.decode("latin-1").lower(): v.decode("latin-1")
+                                    for k, v in got.headers}, got.content)
 
     async def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None,
                     transaction_id: str | None = None) -> Any:
@@ -53,17 +95,15 @@ class PaytrailClient:
                                   transaction_id=transaction_id)
         headers["platform-name"] = self.config.platform_name
         try:
-            r = await self._http.request(method, path, content=raw.encode() or None,
-                                         headers=headers)
-        except httpx.HTTPError as exc:
+            r = await self._send(method, path, raw.encode() or None, headers)
+        except (httpx.HTTPError, *_UNREACHABLE) as exc:
             raise PaytrailError(f"Paytrail is unreachable: {exc}",
                                 code="paytrail_unreachable") from exc
-        if not verify(dict(r.headers), r.text, r.headers.get("signature"),
-                      self.config.secret):
+        if not verify(r.headers, r.text, r.headers.get("signature"), self.config.secret):
             raise PaytrailError(f"Paytrail's answer to {method} {path} is not signed "
                                 f"correctly (HTTP {r.status_code})",
                                 code="paytrail_bad_signature")
-        data = r.json() if r.content else None
+        data = json.loads(r.content) if r.content else None
         if r.status_code >= 400:
             message = data.get("message") if isinstance(data, dict) else r.text
             raise PaytrailError(f"Paytrail refused {method} {path}: {message}",

@@ -15,6 +15,7 @@ from starlette.datastructures import FormData
 
 from saumaton.checkout import cart as carts
 from saumaton.checkout.pickup import pickup_code_for
+from saumaton.checkout.placing import Placed, place_and_pay
 from saumaton.checkout.services import (
     AddressIn,
     CheckoutIn,
@@ -27,10 +28,10 @@ from saumaton.checkout.services import (
     order_by_token,
     order_review,
     parse_return,
-    place_web_order,
     points_offer,
     record_payment_status,
     start_payment,
+    start_payment_in,
     status_path,
 )
 from saumaton.checkout.status_page import StatusView, record_return, status_view
@@ -401,40 +402,61 @@ async def checkout(request: Request) -> Response:
     form = await checked_form(request)
     values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
     settings = settings_of(request)
-    db = db_of(request)
-    async with db.reader() as s:
-        wanted = await carts.cart_lines(s, cart_token(request), current_customer_id(request))
-    if not wanted:
-        return RedirectResponse("/shop/cart", status_code=303)
+    client: PaytrailClient = request.app.state.paytrail
+    customer_id = current_customer_id(request)
     status = 422
-    cmd, problems = _command(form, [LineIn(variant_id=v, quantity=q) for v, q in wanted],
-                             page_lang(request))
-    errors = _errors(request, problems)
-    order: OrderOut | None = None
-    if cmd is not None:
-        try:
-            key = values.get("key", "")
-            if not 16 <= len(key) <= 64:
-                key = secrets.token_urlsafe(18)
-            order, _ = await place_web_order(db, settings, cmd,
-                                             customer_id=current_customer_id(request),
+    errors: dict[str, str] = {}
+    placed: Placed | None = None
+    # One unit of work for the request: the cart, the order, the payment.
+    async with db_of(request).uow() as uow:
+        wanted = await carts.cart_lines(uow.session, cart_token(request), customer_id)
+        if not wanted:
+            return RedirectResponse("/shop/cart", status_code=303)
+        cmd, problems = _command(form, [LineIn(variant_id=v, quantity=q) for v, q in wanted],
+                                 page_lang(request))
+        errors = _errors(request, problems)
+        if cmd is not None:
+            try:
+                key = values.get("key", "")
+                if not 16 <= len(key) <= 64:
+                    key = secrets.token_urlsafe(18)
+                placed = await place_and_pay(uow, client, settings, cmd,
+                                             customer_id=customer_id,
                                              key="web-checkout:" + key)
-        except DomainError as exc:
-            errors = _errors(request, [ValidationFailed(exc.detail, code=exc.code,
-                                                        field=exc.field, extra=exc.extra)])
-            status = exc.status
-    if order is None:
+                await uow.commit()
+            except DomainError as exc:
+                errors = _errors(request, [ValidationFailed(exc.detail, code=exc.code,
+                                                            field=exc.field, extra=exc.extra)])
+                status = exc.status
+        if placed is not None:
+            order = placed.order
+            if order.status == "paid":  # points or a gift card paid it all: no Paytrail
+                await carts.remove_ordered(uow, cart_token(request), customer_id, order.id)
+                await uow.commit()
+                return RedirectResponse(status_path(order, placed.token), status_code=303)
+            href, payment_error = placed.href, placed.payment_error
+            if href is None and payment_error is None:  # the payment starts after the order
+                try:
+                    href = await start_payment_in(uow, client, settings, order)
+                    await uow.commit()
+                except DomainError as exc:
+                    payment_error = exc
+    if placed is None:
         ctx = await _checkout_context(request, values, errors)
         return render(request, "shop/checkout.html", ctx, status=status)
-    if order.status == "paid":  # points or a gift card paid it all: no Paytrail payment
-        async with db.uow() as uow:
-            await carts.remove_ordered(uow, cart_token(request), current_customer_id(request),
-                                       order.id)
-            await uow.commit()
-        async with db.reader() as s:
-            token = await _token(s, order.id)
-        return RedirectResponse(status_path(order, token), status_code=303)
-    return await _pay(request, order)
+    if payment_error is not None or href is None:
+        return _unpaid(request, placed.order, placed.token, payment_error)
+    track(request, "payment_started", order_id=placed.order.id)
+    request.session["paying_order"] = placed.order.id
+    return RedirectResponse(href, status_code=303)
+
+
+def _unpaid(request: Request, order: OrderOut, token: str, exc: DomainError | None
+            ) -> Response:
+    """The payment could not start: to the order's page, which offers paying again."""
+    if exc is not None:
+        request.session["flash"] = _msg(request, exc)
+    return RedirectResponse(status_path(order, token), status_code=303)
 
 
 async def _pay(request: Request, order: OrderOut) -> Response:
