@@ -1,31 +1,28 @@
-"""Placing a web order with its Paytrail payment, as the checkout page does it.
+"""Placing a web order as the checkout page does it; its Paytrail payment starts after
+the order's commit (`checkout.services.start_payment_in`).
 
-`place_and_pay` takes the PostgreSQL fast path when it can, else the portable one
-(`checkout.services.place_web_order_in`; the payment then starts after the commit,
-`start_payment_in`).
+`place_checkout` takes the PostgreSQL fast path when it can, else the portable one
+(`checkout.services.place_web_order_in`).
 
-The fast path: a pending order and its Paytrail payment in a handful of round trips
-(docs/architecture.md, "Placing a web order").
-
-One statement reads what the checkout needs besides the prices (the key's order,
-the e-mail's owner, the signed-in customer's state, the shipping locations, the
-delivery VAT rate, the pickup store and the order's id from its sequence); the
-prices come from the till's prepared statements; then Paytrail is asked for the
-payment — before any stock row is locked, so the hot rows stay locked only for the
-one statement that writes the buyer, the order, its lines, the reservations and the
-Paytrail attempt (`orders.writer.write_web_order_pg`), and the commit.
+The fast path: a pending order in a handful of round trips (docs/architecture.md,
+"Placing a web order"). One statement reads what the checkout needs besides the
+prices (the key's order, the e-mail's owner, the signed-in customer's state, the
+shipping locations, the delivery VAT rate, the pickup store and the order's id from
+its sequence); the prices come from the till's prepared statements; one statement
+writes the buyer, the order, its lines and the reservations
+(`orders.writer.write_web_order_pg`). Paytrail is asked only once that is committed:
+no connection is held while its answer is awaited, and a buyer refused for want of
+stock never makes a payment at Paytrail.
 
 Not taken (the portable path in `checkout.services` runs instead, after a rollback):
 points or a gift card, a variant twice in the lines, a signed-in customer merged or
 erased, and when the write is not whole (the key used meanwhile, a new e-mail taken
-meanwhile, a line no single location holds whole). A Paytrail payment created for
-such an attempt is never shown to anyone and lapses at Paytrail.
+meanwhile, a line no single location holds whole).
 """
 
 from __future__ import annotations
 
 import secrets
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,12 +37,11 @@ from saumaton.checkout.services import (
     clean_contact,
     fingerprint_of,
     home_delivery_fee,
-    payment_urls,
     place_web_order_in,
 )
 from saumaton.config import Settings
 from saumaton.core.clock import utcnow
-from saumaton.core.errors import Conflict, DomainError, OutOfStock, ValidationFailed
+from saumaton.core.errors import Conflict, OutOfStock, ValidationFailed
 from saumaton.core.money import vat_included
 from saumaton.customers.consents import set_consent
 from saumaton.db.uow import UnitOfWork
@@ -66,12 +62,9 @@ from saumaton.orders.writer import (
     LineRecord,
     NewBuyer,
     OrderRecord,
-    PaytrailAttempt,
     StockToReserve,
     write_web_order_pg,
 )
-from saumaton.payments.paytrail.client import PaytrailClient
-from saumaton.payments.paytrail.payload import payment_request
 from saumaton.pricing.bundles import load_bundles_pg
 from saumaton.pricing.services import resolve_prices_pg
 
@@ -93,24 +86,20 @@ FROM (SELECT 1) one LEFT JOIN orders o ON o.idempotency_key = $1"""
 @dataclass(frozen=True)
 class Placed:
     """A checkout's outcome: the order, whether it was placed before (the same key),
-    its status link's secret, and the Paytrail payment page (`href`) when the payment
-    was created with it, or why it could not be (`payment_error`). Neither: the
-    payment is still to be started (`start_payment_in`, after the commit)."""
+    and its status link's secret."""
     order: OrderOut
     replayed: bool
     token: str
-    href: str | None = None
-    payment_error: DomainError | None = None
 
 
-async def place_and_pay(uow: UnitOfWork, client: PaytrailClient, settings: Settings,
-                        cmd: CheckoutIn, *, customer_id: int | None, key: str) -> Placed:
-    """The checkout inside `uow`, which the caller commits; see `Placed`."""
+async def place_checkout(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn, *,
+                         customer_id: int | None, key: str) -> Placed:
+    """The checkout's order inside `uow`, which the caller commits; see `Placed`."""
     email, phone = clean_contact(cmd)
     address = clean_address(cmd)
     if uow.db.is_postgres and takes_fast_path(cmd):
-        placed = await place_and_pay_pg(uow, client, settings, cmd, customer_id=customer_id,
-                                        key=key, email=email, phone=phone, address=address)
+        placed = await place_checkout_pg(uow, settings, cmd, customer_id=customer_id,
+                                         key=key, email=email, phone=phone, address=address)
         if placed is not None:
             return placed
         await uow.rollback()
@@ -125,10 +114,9 @@ def takes_fast_path(cmd: CheckoutIn) -> bool:
             and None not in ids and len(set(ids)) == len(ids))
 
 
-async def place_and_pay_pg(uow: UnitOfWork, client: PaytrailClient, settings: Settings,
-                           cmd: CheckoutIn, *, customer_id: int | None, key: str,
-                           email: str, phone: str, address: dict[str, str] | None
-                           ) -> Placed | None:
+async def place_checkout_pg(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn, *,
+                            customer_id: int | None, key: str, email: str, phone: str,
+                            address: dict[str, str] | None) -> Placed | None:
     """The checkout on PostgreSQL inside `uow` (not committed), or None when it must
     take the portable path (the caller rolls back first)."""
     now = utcnow()
@@ -191,29 +179,13 @@ async def place_and_pay_pg(uow: UnitOfWork, client: PaytrailClient, settings: Se
         delivery_method=cmd.delivery, delivery_fee_cents=fee, delivery_vat_rate_bp=fee_rate,
         delivery_vat_cents=fee_vat, shipping_address=address, access_token=token,
         payment_due_at=due)
-    view = _view(order_id, channel.code, record, priced.lines, {})
-
-    # Paytrail first, with no row locked yet: its answer is awaited while this
-    # transaction holds nothing another checkout waits for.
-    stamp = uuid.uuid4().hex
-    body = payment_request(view, stamp=stamp, reference=number, email=email,
-                           language=cmd.language, **payment_urls(settings))
-    attempt: PaytrailAttempt | None = None
-    error: DomainError | None = None
-    try:
-        data = await client.create_payment(body)
-        attempt = PaytrailAttempt(stamp, str(data["transactionId"]), str(data.get("href", "")),
-                                  int(body["amount"]))
-    except DomainError as exc:  # the order is still placed; the shopper may pay later
-        error = exc
-
     buyer = None if owner is not None else NewBuyer(
         cmd.first_name.strip(), cmd.last_name.strip(), email, phone)
     written = await write_web_order_pg(
         uow, order_id, record, [_line_record(ln) for ln in priced.lines],
         StockToReserve([ln.variant_id for ln in stock], [ln.quantity for ln in stock],
                        candidates, number, due),
-        buyer, attempt, event={"channel": WEB_CHANNEL, "delivery": cmd.delivery})
+        buyer, event={"channel": WEB_CHANNEL, "delivery": cmd.delivery})
     if (written.order_id is None or (buyer is not None and not written.buyer_won)
             or len(written.levels) != len(stock)):
         return None
@@ -229,7 +201,7 @@ async def place_and_pay_pg(uow: UnitOfWork, client: PaytrailClient, settings: Se
         await set_consent(uow, owner, "marketing_email", True, "checkout")
     view = _view(order_id, channel.code, record, priced.lines,
                  {lv.variant_id: lv.location_id for lv in written.levels}, owner)
-    return Placed(view, False, token, attempt.href if attempt else None, error)
+    return Placed(view, False, token)
 
 
 def _line_record(ln: QuotedLine) -> LineRecord:

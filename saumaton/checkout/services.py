@@ -723,10 +723,17 @@ async def start_payment(db: Database, client: PaytrailClient, settings: Settings
     return href
 
 
+_PG_ATTEMPT_SQL = (
+    "INSERT INTO paytrail_payments (order_id, stamp, transaction_id, href, amount_cents, "
+    "status, provider, created_at, updated_at) "
+    "VALUES ($1, $2, $3, $4, $5, 'new', '', $6, $6)")
+
+
 async def start_payment_in(uow: UnitOfWork, client: PaytrailClient, settings: Settings,
                            order: OrderOut) -> str:
     """`start_payment` inside the caller's unit of work (which commits). Call it with
-    no row locked: Paytrail's answer is awaited in the transaction."""
+    no transaction open (after a commit): Paytrail's answer is awaited before the
+    attempt is written, and a connection held meanwhile would be idle."""
     now = utcnow()
     if order.status != OrderStatus.PENDING:
         raise PaymentNotPossible(f"order {order.number} is {order.status}",
@@ -740,6 +747,11 @@ async def start_payment_in(uow: UnitOfWork, client: PaytrailClient, settings: Se
     data = await client.create_payment(body)
     # Recorded once Paytrail knows the payment: its answers can only come after the
     # shopper is sent to its page, which happens after this commit.
+    if uow.db.is_postgres:  # a write that stands alone: one statement, no BEGIN/COMMIT
+        await uow.db.fetchrow_once(
+            _PG_ATTEMPT_SQL, order.id, stamp, str(data["transactionId"]),
+            str(data.get("href", "")), int(body["amount"]), now)
+        return str(data["href"])
     await uow.session.execute(insert(PaytrailPayment).values(
         order_id=order.id, stamp=stamp, transaction_id=str(data["transactionId"]),
         href=str(data.get("href", "")), amount_cents=int(body["amount"]), status="new",

@@ -307,14 +307,6 @@ class NewBuyer:
 
 
 @dataclass(frozen=True)
-class PaytrailAttempt:
-    stamp: str
-    transaction_id: str
-    href: str
-    amount_cents: int
-
-
-@dataclass(frozen=True)
 class WebOrderWritten:
     order_id: int | None  # None: the idempotency key was taken meanwhile (nothing written)
     customer_id: int | None  # the new buyer's id (when one was asked for)
@@ -328,7 +320,6 @@ def _web_order_sql() -> str:
     nl = len(_LINE_COLS)
     v, q, cand, ref, exp, now = range(lines_at + nl, lines_at + nl + 6)
     create, first, last, email, phone = range(now + 1, now + 6)
-    pay, stamp, txn, href, amount = range(phone + 1, phone + 6)
     customer = _ORDER_COLS.index("customer_id") + 1
     values = _order_values(1).replace(f"${customer}::bigint",
                                       f"coalesce((SELECT id FROM nc), ${customer}::bigint)")
@@ -350,12 +341,6 @@ WITH {new_buyer_ctes(create=create, first_name=first, last_name=last, email=emai
   LEFT JOIN variants vc ON vc.id = l.variant_id
   LEFT JOIN r ON r.variant_id = l.variant_id
   ORDER BY l.n
-), pp AS (
-  INSERT INTO paytrail_payments (order_id, stamp, transaction_id, amount_cents, status,
-                                 provider, href, created_at, updated_at)
-  SELECT o.id, ${stamp}::text, ${txn}::text, ${amount}::int, 'new', '', ${href}::text,
-         ${now}::timestamptz, ${now}::timestamptz
-  FROM o WHERE ${pay}::boolean
 )
 SELECT (SELECT id FROM o), (SELECT id FROM nc), (SELECT customer_id FROM ne),
        {RESERVED_COLUMNS}"""
@@ -366,13 +351,13 @@ _PG_WEB_ORDER_SQL = _web_order_sql()
 
 async def write_web_order_pg(uow: UnitOfWork, order_id: int, order: OrderRecord,
                              lines: list[LineRecord], stock: StockToReserve,
-                             buyer: NewBuyer | None, attempt: PaytrailAttempt | None, *,
+                             buyer: NewBuyer | None, *,
                              event: dict[str, Any] | None = None) -> WebOrderWritten:
     """PostgreSQL: a pending web order in one statement, under the id `order_id` (taken
     from the order sequence): the new buyer (`buyer`: the customer and their
     identities; the order then belongs to them), the order and its lines (each line's
-    location: where it was reserved), the reservation of `stock` and the Paytrail
-    attempt already created. Emits `order.created` when the order was written.
+    location: where it was reserved) and the reservation of `stock`. Emits
+    `order.created` when the order was written.
 
     The caller checks the result and rolls back when it is not whole: no order (the
     key was used meanwhile), a buyer who lost the race for their e-mail, or fewer
@@ -383,10 +368,7 @@ async def write_web_order_pg(uow: UnitOfWork, order_id: int, order: OrderRecord,
         stock.variant_ids, stock.quantities, stock.candidates, stock.reference,
         stock.expires_at, order.created_at,
         buyer is not None, buyer.first_name if buyer else "", buyer.last_name if buyer else "",
-        buyer.email if buyer else "", buyer.phone if buyer else "",
-        attempt is not None, attempt.stamp if attempt else "",
-        attempt.transaction_id if attempt else "", attempt.href if attempt else "",
-        attempt.amount_cents if attempt else 0)
+        buyer.email if buyer else "", buyer.phone if buyer else "")
     written = None if row[0] is None else int(row[0])
     new_customer = None if row[1] is None else int(row[1])
     if written is not None:

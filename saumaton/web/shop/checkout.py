@@ -15,7 +15,7 @@ from starlette.datastructures import FormData
 
 from saumaton.checkout import cart as carts
 from saumaton.checkout.pickup import pickup_code_for
-from saumaton.checkout.placing import Placed, place_and_pay
+from saumaton.checkout.placing import Placed, place_checkout
 from saumaton.checkout.services import (
     AddressIn,
     CheckoutIn,
@@ -420,9 +420,8 @@ async def checkout(request: Request) -> Response:
                 key = values.get("key", "")
                 if not 16 <= len(key) <= 64:
                     key = secrets.token_urlsafe(18)
-                placed = await place_and_pay(uow, client, settings, cmd,
-                                             customer_id=customer_id,
-                                             key="web-checkout:" + key)
+                placed = await place_checkout(uow, settings, cmd, customer_id=customer_id,
+                                              key="web-checkout:" + key)
                 await uow.commit()
             except DomainError as exc:
                 errors = _errors(request, [ValidationFailed(exc.detail, code=exc.code,
@@ -434,13 +433,15 @@ async def checkout(request: Request) -> Response:
                 await carts.remove_ordered(uow, cart_token(request), customer_id, order.id)
                 await uow.commit()
                 return RedirectResponse(status_path(order, placed.token), status_code=303)
-            href, payment_error = placed.href, placed.payment_error
-            if href is None and payment_error is None:  # the payment starts after the order
-                try:
-                    href = await start_payment_in(uow, client, settings, order)
-                    await uow.commit()
-                except DomainError as exc:
-                    payment_error = exc
+            # The payment starts once the order is committed: no connection is held
+            # while Paytrail answers.
+            href: str | None = None
+            payment_error: DomainError | None = None
+            try:
+                href = await start_payment_in(uow, client, settings, order)
+                await uow.commit()
+            except DomainError as exc:
+                payment_error = exc
     if placed is None:
         ctx = await _checkout_context(request, values, errors)
         return render(request, "shop/checkout.html", ctx, status=status)
