@@ -33,6 +33,7 @@ from saumaton.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSub
 from saumaton.webhooks.services import SubscriptionIn
 from saumaton.webhooks.worker import (
     GAP_WAIT,
+    any_enabled,
     claim,
     fan_out,
     new_client,
@@ -110,6 +111,8 @@ async def _subscribe(db: Database, settings: Settings, url: str,
         sub = await webhooks.create_subscription(
             uow, SYSTEM, SubscriptionIn(url=url, topics=topics or ["order.*"]), settings)
         await uow.commit()
+    while await fan_out(db):  # past the subscription's own event
+        pass
     return sub
 
 
@@ -412,3 +415,24 @@ async def test_a_subscription_deleted_while_its_delivery_is_sent_blocks_nothing(
     [d] = await _deliveries(wdb, kept.id)
     assert d.status == "delivered"
     assert await _deliveries(wdb, gone.id) == []
+
+
+async def test_the_worker_knows_at_once_whether_any_subscription_is_enabled(
+        wdb: Database, wsettings: Settings, receiver: Receiver) -> None:
+    """With none enabled the worker skips its rounds (no round trips per event); the
+    answer is kept per process and dropped by every change of a subscription."""
+    await _quiet(wdb)
+    async with wdb.uow() as uow:  # _quiet wrote directly; a service says so by its event
+        webhooks.subscriptions_changed(uow, 0)
+        await uow.commit()
+    assert not await any_enabled(wdb)
+    sub = await _subscribe(wdb, wsettings, receiver.url, ["order.*"])
+    assert await any_enabled(wdb)
+    async with wdb.uow() as uow:
+        await webhooks.set_enabled(uow, SYSTEM, sub.id, False)
+        await uow.commit()
+    assert not await any_enabled(wdb)
+    async with wdb.uow() as uow:
+        await webhooks.set_enabled(uow, SYSTEM, sub.id, True)
+        await uow.commit()
+    assert await any_enabled(wdb)

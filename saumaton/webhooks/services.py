@@ -255,6 +255,7 @@ async def create_subscription(uow: UnitOfWork, actor: Actor, data: SubscriptionI
     await uow.session.flush()
     await record(uow, actor, "webhook.create", "webhook", sub.id,
                  {"url": sub.url, "topics": sub.topics, "enabled": sub.enabled})
+    subscriptions_changed(uow, sub.id)
     return SubscriptionCreated(**_out(sub).model_dump(), secret=sub.secret)
 
 
@@ -273,6 +274,7 @@ async def update_subscription(uow: UnitOfWork, actor: Actor, subscription_id: in
     changed = {k: {"from": before[k], "to": v} for k, v in after.items() if before[k] != v}
     if changed:
         await record(uow, actor, "webhook.update", "webhook", sub.id, changed)
+        subscriptions_changed(uow, sub.id)
     return _out(sub)
 
 
@@ -295,6 +297,7 @@ async def set_enabled(uow: UnitOfWork, actor: Actor, subscription_id: int, enabl
         sub.updated_at = utcnow()
         await record(uow, actor, "webhook.enable" if enabled else "webhook.disable",
                      "webhook", sub.id, {"reason": sub.disabled_reason} if not enabled else {})
+        subscriptions_changed(uow, sub.id)
     return _out(sub)
 
 
@@ -308,6 +311,7 @@ async def delete_subscription(uow: UnitOfWork, actor: Actor, subscription_id: in
     await uow.session.execute(delete(WebhookDelivery)
                               .where(WebhookDelivery.subscription_id == sub.id))
     await uow.session.delete(sub)
+    subscriptions_changed(uow, subscription_id)
 
 
 async def rotate_secret(uow: UnitOfWork, actor: Actor, subscription_id: int) -> SecretOut:
@@ -340,6 +344,13 @@ async def redeliver(uow: UnitOfWork, actor: Actor, delivery_id: int,
 
 # Not a domain event (nobody subscribes to it): it only wakes the workers at once.
 WAKE_TOPIC = "webhook.wake"
+# Not a domain event either: a subscription was added, changed or removed, so each
+# process's worker looks again whether any is enabled (`worker.any_enabled`).
+SUBSCRIPTIONS_TOPIC = "webhook.subscriptions"
+
+
+def subscriptions_changed(uow: UnitOfWork, subscription_id: int) -> None:
+    uow.emit(SUBSCRIPTIONS_TOPIC, {"subscription_id": subscription_id})
 
 
 async def send_test_event(uow: UnitOfWork, actor: Actor, subscription_id: int) -> None:

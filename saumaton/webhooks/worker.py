@@ -58,7 +58,12 @@ from saumaton.webhooks.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
-from saumaton.webhooks.services import owner_addresses, webhook_id_for
+from saumaton.webhooks.services import (
+    SUBSCRIPTIONS_TOPIC,
+    owner_addresses,
+    subscriptions_changed,
+    webhook_id_for,
+)
 from saumaton.webhooks.topics import TEST_TOPIC, resource_of, subscribed
 
 log = logging.getLogger(__name__)
@@ -121,6 +126,20 @@ def schedule(retry_hours: float) -> list[timedelta]:
 
 
 # --- fan-out ----------------------------------------------------------------------------
+
+async def any_enabled(db: Database) -> bool:
+    """Whether some subscription is enabled, kept in this process until a subscription
+    changes (`SUBSCRIPTIONS_TOPIC`). With none, the worker neither fans out nor claims:
+    a shop without webhooks pays no round trips for them per event. (The cursor then
+    stays where it is; the first subscription's fan-out pages past the old events,
+    which are older than it and so not delivered.)"""
+    async def load() -> bool:
+        async with db.reader() as r:
+            found = await r.scalar(select(_SUBSCRIPTIONS.c.id)
+                                   .where(_SUBSCRIPTIONS.c.enabled.is_(True)).limit(1))
+        return found is not None
+    return await db.cached(("webhooks-enabled",), 60.0, load, topics=(SUBSCRIPTIONS_TOPIC,))
+
 
 async def fan_out(db: Database, now: datetime | None = None) -> int:
     """Turn outbox events after the cursor into deliveries; how many events were read
@@ -431,6 +450,7 @@ async def _disable(uow: Any, sub: WebhookSubscription, settings: Settings,
     sub.updated_at = now
     await audit(uow, SYSTEM, "webhook.disable", "webhook", sub.id,
                 {"reason": sub.disabled_reason, "automatic": True})
+    subscriptions_changed(uow, sub.id)
     link = settings.resolved_public_url() + f"/backoffice/webhooks/{sub.id}"
     text = (
         f"Webhook-tilaus on poistettu käytöstä / A webhook subscription was disabled\n\n"
@@ -505,6 +525,7 @@ class _Runner:
         self.gates: dict[int, asyncio.Semaphore] = {}
         self.claimed: dict[int, Claimed] = {}  # sent or being sent, not yet recorded
         self.recording: asyncio.Task[None] | None = None
+        self.fanned_out = False  # a fan-out has run: the cursor exists
 
     async def _record(self, done: list[Outcome]) -> None:
         try:
@@ -528,8 +549,14 @@ class _Runner:
         if self.done and (self.recording is None or self.recording.done()):
             done, self.done = self.done, []
             self.recording = asyncio.create_task(self._record(done))
+        # Once the cursor exists (the first fan-out makes it, at the present), rounds
+        # with no subscription enabled do nothing; events after a subscription's
+        # creation are fanned out from the cursor when it comes.
+        if self.fanned_out and not await any_enabled(self.db):
+            return
         while await fan_out(self.db, self.clock()) == FANOUT_PAGE:
             pass
+        self.fanned_out = True
         while True:
             busy = frozenset(s for s, n in self.in_flight.items() if n >= MAX_IN_FLIGHT)
             claimed = await claim(self.db, self.clock(), skip_subscriptions=busy,
