@@ -2,8 +2,8 @@
 protocol as bench/checkout_steps.py counts them (a prepare, a bind+execute, a simple
 query such as BEGIN or COMMIT: each one waits for the server). Adding to the cart is
 BEGIN, one statement, COMMIT; the checkout form is the cart's one statement plus the
-price function's. On SQLite the same requests run through the portable path (nothing
-is counted there)."""
+price function's, without a transaction. On SQLite the same requests run through the
+portable path (nothing is counted there)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ from saumaton.db.uow import Database
 from tests.support import Shop, make_variants
 
 ADD_TO_CART = 3  # BEGIN, the add statement, COMMIT
-# The cart with its lines, variants, pictures and stock (1); the unit campaigns and
-# the bundle campaigns of its variants (2, the price function's own queries).
+# On one pooled connection, no BEGIN: the cart with its lines, variants, pictures and
+# stock (1); the unit campaigns and the bundle campaigns of its variants (2, the price
+# function's prepared statements).
 CHECKOUT_FORM = 3
 
 # The requests being counted: set around one request, inherited by what it awaits and

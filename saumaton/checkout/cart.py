@@ -29,12 +29,12 @@ from saumaton.core.errors import OutOfStock, ValidationFailed
 from saumaton.db.session_cache import database_of
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.inventory.services import Availability, availability
-from saumaton.locations.reference import channel_id_of
+from saumaton.locations.reference import channel_id_of, locations
 from saumaton.loyalty.tiers import tier_of
 from saumaton.orders.quote import OrderQuote, QuotedLine, price_lines
 from saumaton.orders.services import business_day
-from saumaton.pricing.bundles import load_bundles
-from saumaton.pricing.services import resolve_prices
+from saumaton.pricing.bundles import load_bundles, load_bundles_pg
+from saumaton.pricing.services import resolve_prices, resolve_prices_pg
 
 WEB_CHANNEL = "web"
 MAX_LINES = 50
@@ -319,16 +319,26 @@ def _empty_view() -> CartView:
 async def _view_cart_pg(db: Database, s: AsyncSession, token: str | None,
                         customer_id: int | None, at: datetime, settings: Settings | None
                         ) -> CartView:
-    """view_cart on PostgreSQL: the cart, its variants and their stock in one
-    statement (cart_pg), locations and the channel from the process cache; then the
-    prices."""
+    """view_cart on PostgreSQL: the cart, its variants and their stock in one statement
+    (cart_pg), then its prices with the price function's prepared statements, all on one
+    pooled connection outside a transaction; the locations and the channel from the
+    process cache. The session only loads what is not cached (and a member's tier)."""
     token = _usable(token)
-    rows = (await load_cart_pg(db, s, token, customer_id, business_day(at))
-            if token is not None else None)
-    if rows is None:
+    if token is None:
         return _empty_view()
-    keep = [(v, q) for v, q in rows.wanted if v in rows.infos and rows.infos[v].active]
-    quote = await _price(s, rows.infos, keep, at, customer_id, settings)
+    channel = await channel_id_of(s, WEB_CHANNEL)
+    tier = await tier_of(s, customer_id, at, settings=settings)
+    places = await locations(db, s)
+    async with db.pooled() as conn:
+        rows = await load_cart_pg(conn, token, customer_id, business_day(at), places)
+        if rows is None:
+            return _empty_view()
+        keep = [(v, q) for v, q in rows.wanted if v in rows.infos and rows.infos[v].active]
+        distinct = list({v: rows.infos[v] for v, _ in keep}.values())
+        quotes = await resolve_prices_pg(conn, distinct, channel, at, tier)
+        bundles = await load_bundles_pg(conn, distinct, channel, at, tier)
+    quote = price_lines(WEB_CHANNEL, [rows.infos[v] for v, _ in keep], [q for _, q in keep],
+                        quotes, bundles)
     return _cart_view(rows.cart_id, rows.token, len(rows.wanted) - len(keep), quote,
                       rows.stock, rows.slugs, rows.names_en, rows.images)
 

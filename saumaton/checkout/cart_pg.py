@@ -15,18 +15,18 @@ locations come from the per-process cache.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from saumaton.catalogue.services import VariantInfo, display_name
 from saumaton.core.errors import OutOfStock, ValidationFailed
-from saumaton.db.uow import Database, UnitOfWork
+from saumaton.db.fetcher import Fetcher
+from saumaton.db.uow import UnitOfWork
 from saumaton.inventory.services import GIFT_CARD_UNITS, Availability
 from saumaton.inventory.stock_view import availability_of
-from saumaton.locations.reference import locations
+from saumaton.locations.reference import LocationRef
 
 # $1 cookie token (NULL: none), $2 customer id (NULL: guest), $3 variant, $4 units to
 # add, $5 the token of a cart made now, $6 now, $7 most units per line, $8 most lines,
@@ -160,16 +160,14 @@ class CartRows:
     stock: dict[int, Availability]  # the variants for sale only
 
 
-async def load_cart_pg(db: Database, s: AsyncSession, token: str, customer_id: int | None,
-                       day: date) -> CartRows | None:
+async def load_cart_pg(conn: Fetcher, token: str, customer_id: int | None, day: date,
+                       places: Sequence[LocationRef]) -> CartRows | None:
     """The cart behind `token` if it belongs to this shopper (as `find_cart`), else None.
-    The statement runs on a pooled connection outside a transaction (one round
-    trip, one snapshot; `Database.fetch_once`); `s` is only for loading the
-    locations when this process has none."""
-    rows = await db.fetch_once(_VIEW_SQL, token, day)
+    `conn`: a pooled connection outside a transaction (the statement is its own
+    snapshot); `places`: every location (the process's copy)."""
+    rows = await conn.fetch(_VIEW_SQL, token, day)
     if not rows or (rows[0][1] is not None and rows[0][1] != customer_id):
         return None
-    places = await locations(db, s)
     out = CartRows(int(rows[0][0]), token, [], {}, {}, {}, {}, {})
     for r in rows:
         if r[2] is None:

@@ -61,6 +61,34 @@ def outbox_ctes_pg(events: str, *, now: str) -> str:
         "FROM (SELECT * FROM outbox_ins ORDER BY id) ob)")
 
 
+# Errors after which a connection is not handed out again.
+_BROKEN = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError)
+
+
+class PooledConnection:
+    """An asyncpg connection outside a transaction (`Database.pooled`), its errors
+    wrapped as SQLAlchemy wraps them (IntegrityError, else DBAPIError with the asyncpg
+    error as `orig`), as the unit of work's own statements are."""
+
+    def __init__(self, driver: Any) -> None:
+        self._driver = driver
+
+    async def _run(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
+        try:
+            return await getattr(self._driver, method)(sql, *args)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityError(sql, args, exc) from exc
+        except (asyncpg.PostgresError, *_BROKEN) as exc:
+            raise DBAPIError(sql, args, exc) from exc
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        rows: list[Any] = await self._run("fetch", sql, args)
+        return rows
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        return await self._run("fetchrow", sql, args)
+
+
 class Database:
     def __init__(self, url: str, pool_size: int = 10, pool_timeout: float = 30.0) -> None:
         self.url = normalise_url(url)
@@ -124,28 +152,33 @@ class Database:
     async def fetchrow_once(self, sql: str, *args: Any) -> Any:
         """PostgreSQL: one prepared statement in a transaction of its own (no BEGIN or
         COMMIT round trips): for a hot read, or a write that stands alone."""
-        return await self._once("fetchrow", sql, args)
+        async with self.pooled() as conn:
+            return await conn.fetchrow(sql, *args)
 
     async def fetch_once(self, sql: str, *args: Any) -> list[Any]:
         """`fetchrow_once` for every row."""
-        rows: list[Any] = await self._once("fetch", sql, args)
+        async with self.pooled() as conn:
+            rows: list[Any] = await conn.fetch(sql, *args)
         return rows
 
-    async def _once(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
+    @asynccontextmanager
+    async def pooled(self) -> AsyncIterator[PooledConnection]:
+        """PostgreSQL: a pooled connection for the block, outside any transaction: each
+        statement on it is one round trip and its own snapshot (a page's reads that
+        need no common snapshot, or writes that each stand alone)."""
         # The pool's connection itself, without a SQLAlchemy Connection around it (a
-        # third of the CPU of the statement): the adapter has begun no transaction, so
-        # asyncpg runs the statement on its own and the pool's reset sends nothing.
+        # third of the CPU of a statement): the adapter has begun no transaction, so
+        # asyncpg runs each statement on its own and the pool's reset sends nothing.
         fairy = await self.write_engine.raw_connection()
+        broken = False
         try:
-            return await getattr(fairy.driver_connection, method)(sql, *args)
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            raise IntegrityError(sql, args, exc) from exc
-        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
-            await greenlet_spawn(fairy.invalidate)  # not handed out again
-            raise DBAPIError(sql, args, exc) from exc
-        except asyncpg.PostgresError as exc:
-            raise DBAPIError(sql, args, exc) from exc
+            yield PooledConnection(fairy.driver_connection)
+        except DBAPIError as exc:
+            broken = isinstance(exc.orig, _BROKEN)
+            raise
         finally:
+            if broken:
+                await greenlet_spawn(fairy.invalidate)  # not handed out again
             await greenlet_spawn(fairy.close)
 
     @property

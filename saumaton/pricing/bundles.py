@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.catalogue.services import VariantInfo
 from saumaton.core.money import percent_of
-from saumaton.db.uow import UnitOfWork
+from saumaton.db.fetcher import Fetcher
 from saumaton.locations.models import Channel
 from saumaton.pricing.models import Campaign, CampaignChannel, CampaignTarget
 from saumaton.pricing.services import BUNDLE_KINDS, tiers_up_to
@@ -353,7 +353,7 @@ WHERE c.active AND c.kind IN ('x_for_y', 'buy_x_get_y', 'set_price')
 ORDER BY c.id"""
 
 
-async def load_bundles_pg(uow: UnitOfWork, variants: Sequence[VariantInfo],
+async def load_bundles_pg(uow: Fetcher, variants: Sequence[VariantInfo],
                           channel_id: int | None, at: datetime, tier: str | None = None
                           ) -> list[Bundle]:
     """`load_bundles` for a cart inside `uow`'s transaction on PostgreSQL: one prepared

@@ -31,6 +31,7 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import NotFound, ValidationFailed
 from saumaton.core.money import percent_of
 from saumaton.core.types import Input, Name, SmallId
+from saumaton.db.fetcher import Fetcher
 from saumaton.db.uow import UnitOfWork
 from saumaton.locations.models import Channel
 from saumaton.pricing.models import Campaign, CampaignChannel, CampaignTarget
@@ -143,7 +144,7 @@ WHERE c.active AND c.kind IN ('percent', 'fixed') AND c.starts_at <= $4::timesta
 
 
 async def resolve_prices_pg(
-    uow: UnitOfWork, variants: Sequence[VariantInfo], channel_id: int | None, at: datetime,
+    uow: Fetcher, variants: Sequence[VariantInfo], channel_id: int | None, at: datetime,
     tier: str | None = None,
 ) -> dict[int, PriceQuote]:
     """`resolve_prices` inside `uow`'s transaction on PostgreSQL, as one prepared
