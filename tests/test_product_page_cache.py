@@ -6,6 +6,7 @@ with the book kept; a guest's product page costs one database round trip."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable
@@ -223,3 +224,23 @@ async def test_a_guests_product_page_costs_one_round_trip(
 
 async def _is(value: Awaitable[int], expected: int) -> bool:
     return await value == expected
+
+
+async def test_the_chat_widget_is_in_the_pages_language_with_the_pages_own_token(
+        client: httpx.AsyncClient, db: Database, shop: Shop) -> None:
+    """The widget is rendered once per language and kept: each page still gets it in
+    its own language with its own session's CSRF token."""
+    slug = str((await make_variants(db, [700]))[0]["product_slug"])
+    transport = client._transport
+    seen = []
+    for lang in ("fi", "en", "fi"):
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as browser:
+            text = (await browser.get(f"/shop/p/{slug}?lang={lang}")).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', text)
+        widget = re.search(r'id="chat-widget"[^>]*data-csrf="([^"]+)"', text)
+        assert token and widget
+        assert widget.group(1) == token.group(1)
+        assert ("Kysy meiltä" in text) == (lang == "fi")
+        assert ("Ask us" in text) == (lang == "en")
+        seen.append(token.group(1))
+    assert len(set(seen)) == 3  # three sessions, three tokens

@@ -55,7 +55,7 @@ class PriceQuote:
 
 
 @dataclass(frozen=True)
-class Applicable:
+class _Applicable:
     campaign_id: int
     name: str
     kind: str
@@ -63,6 +63,11 @@ class Applicable:
     target_type: str
     target_id: int
     min_tier: str | None = None
+
+
+# A campaign that applies to a variant through one of its targets (pricing.book builds
+# them from its cached campaigns).
+Applicable = _Applicable
 
 
 def campaign_discount(kind: str, value: int, list_cents: int) -> int:
@@ -116,7 +121,7 @@ async def resolve_prices(
             or_(Campaign.min_tier.is_(None), Campaign.min_tier.in_(tiers_up_to(tier))),
         )
     )
-    found = [Applicable(*row) for row in (await session.execute(stmt)).all()]
+    found = [_Applicable(*row) for row in (await session.execute(stmt)).all()]
     limits = await _channel_limits(session, {a.campaign_id for a in found})
     return best_prices(variants, found, limits)
 
@@ -155,13 +160,13 @@ async def resolve_prices_pg(
         _PG_CAMPAIGNS_SQL, list({v.id for v in variants}), list({v.product_id for v in variants}),
         list({v.category_id for v in variants if v.category_id is not None}), at, channel_id,
         tiers_up_to(tier))
-    found = [Applicable(row[0], row[1], row[2], row[3], row[4], row[5], row[7])
+    found = [_Applicable(row[0], row[1], row[2], row[3], row[4], row[5], row[7])
              for row in rows]
     limits = {row[0]: tuple(row[6]) for row in rows if row[6] is not None}
     return best_prices(variants, found, limits)
 
 
-def best_prices(variants: Sequence[VariantInfo], found: Sequence[Applicable],
+def best_prices(variants: Sequence[VariantInfo], found: Sequence[_Applicable],
                 limits: Mapping[int, tuple[str, ...]]) -> dict[int, PriceQuote]:
     """Each variant's price: the single biggest discount of the applicable campaigns
     `found` (ties to the lowest campaign id), with the channels the campaign is
