@@ -22,9 +22,9 @@ from tests.support import Shop, make_variants
 
 ADD_TO_CART = 3  # BEGIN, the add statement, COMMIT
 # On one pooled connection, no BEGIN: the cart with its lines, variants, pictures and
-# stock (1); the unit campaigns and the bundle campaigns of its variants (2, the price
-# function's prepared statements).
-CHECKOUT_FORM = 3
+# stock (1); the bundle campaigns of its variants (1). The unit campaigns come from the
+# process's campaign book.
+CHECKOUT_FORM = 2
 
 # The requests being counted: set around one request, inherited by what it awaits and
 # by nothing the app's background jobs do.

@@ -33,8 +33,9 @@ from saumaton.locations.reference import channel_id_of, locations
 from saumaton.loyalty.tiers import tier_of
 from saumaton.orders.quote import OrderQuote, QuotedLine, price_lines
 from saumaton.orders.services import business_day
+from saumaton.pricing.book import book_prices
 from saumaton.pricing.bundles import load_bundles, load_bundles_pg
-from saumaton.pricing.services import resolve_prices, resolve_prices_pg
+from saumaton.pricing.services import resolve_prices
 
 WEB_CHANNEL = "web"
 MAX_LINES = 50
@@ -335,7 +336,7 @@ async def _view_cart_pg(db: Database, s: AsyncSession, token: str | None,
             return _empty_view()
         keep = [(v, q) for v, q in rows.wanted if v in rows.infos and rows.infos[v].active]
         distinct = list({v: rows.infos[v] for v, _ in keep}.values())
-        quotes = await resolve_prices_pg(conn, distinct, channel, at, tier)
+        quotes = await book_prices(db, s, distinct, channel, at, tier)
         bundles = await load_bundles_pg(conn, distinct, channel, at, tier)
     quote = price_lines(WEB_CHANNEL, [rows.infos[v] for v, _ in keep], [q for _, q in keep],
                         quotes, bundles)
