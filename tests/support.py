@@ -346,6 +346,7 @@ async def new_store(db: Database, prefix: str = "z") -> NewStore:
         await uow.session.flush()
         uow.session.add(Channel(code=f"pos-{tag}", kind="pos", name=f"POS {tag}",
                                 location_id=loc.id))
+        uow.emit("settings.changed", {"keys": ["locations"]})  # processes' copies
         await uow.commit()
         store_id, code = int(loc.id), str(loc.code)
     return NewStore(store_id, code, f"pos-{tag}", Actor(

@@ -254,7 +254,9 @@ async def test_flags_are_resolved_by_a_manager_of_the_store_with_a_note(
         db: Database, shop: Shop) -> None:
     sid = await open_drawer(db, shop.store1)
     store = await card_store(db)
-    order = await card_sale(db, store, 2000, offline_at=utcnow() - timedelta(hours=1),
+    sold_at = utcnow() - timedelta(hours=1)
+    sold_on = sold_at.astimezone(TZ).date()  # the sale's business day (not today's, at 0–1 am)
+    order = await card_sale(db, store, 2000, offline_at=sold_at,
                             unit_price_cents=1800, location_id=shop.store1, session_id=sid,
                             cashier=await staff_actor(db, shop, "cashier1"))
     assert {"price_mismatch", "card_unconfirmed"} <= set(order.flags)
@@ -278,7 +280,7 @@ async def test_flags_are_resolved_by_a_manager_of_the_store_with_a_note(
         await resolve(helsinki, "again")
     async with db.reader() as s:
         items, _ = await flags.review_items(s, flags.ReviewQuery(
-            (shop.store1,), Period.day(today()), "", "all"), tz="Europe/Helsinki")
+            (shop.store1,), Period.day(sold_on), "", "all"), tz="Europe/Helsinki")
         audit = (await s.scalars(select(AuditEntry).where(
             AuditEntry.action == "flag.resolve", AuditEntry.subject_id == order.id))).all()
         open_now = await flags.open_count(s, [shop.store1])
@@ -290,7 +292,7 @@ async def test_flags_are_resolved_by_a_manager_of_the_store_with_a_note(
         (helsinki.label, "price_mismatch", False)]
     async with db.reader() as s:
         open_items, _ = await flags.review_items(s, flags.ReviewQuery(
-            (shop.store1,), Period.day(today()), "price_mismatch", "open"),
+            (shop.store1,), Period.day(sold_on), "price_mismatch", "open"),
             tz="Europe/Helsinki")
     assert order.id not in {i.order_id for i in open_items}
     assert open_now >= 1  # card_unconfirmed is still open

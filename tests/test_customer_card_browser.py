@@ -226,6 +226,7 @@ async def test_till_customer_panel_finds_the_card_and_attaches_it(
         uow.session.add(Channel(code=f"pos-{tag}", kind="pos", name=f"POS {tag}",
                                 location_id=store.id))
         await uow.session.flush()
+        uow.emit("settings.changed", {"keys": ["locations"]})  # processes' copies
         await open_session(uow, SYSTEM, store.id, 10000, f"open-{tag}")
         await uow.commit()
     cashier = await open_page(contexts, browser)

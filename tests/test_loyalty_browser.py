@@ -76,6 +76,7 @@ async def own_store(db: Database) -> str:
         uow.session.add(Channel(code=f"pos-{tag}", kind="pos", name=f"POS {tag}",
                                 location_id=store.id))
         await uow.session.flush()
+        uow.emit("settings.changed", {"keys": ["locations"]})  # processes' copies
         await open_session(uow, SYSTEM, store.id, 10000, f"open-{tag}")
         await uow.commit()
     return store.code

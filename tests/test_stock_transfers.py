@@ -194,6 +194,7 @@ async def test_full_count_takes_what_was_not_counted_as_zero(
         uow.session.add(loc)
         await uow.session.flush()
         loc_id = loc.id
+        uow.emit("settings.changed", {"keys": ["locations"]})  # processes' copies
         await uow.commit()
     a, b = await make_variants(db, [1000, 1000], stock={loc_id: 4})
     r = await api(client, shop, "counts", who="owner", location_id=loc_id, full=True)
