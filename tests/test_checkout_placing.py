@@ -34,9 +34,10 @@ from tests.support import Shop, make_variants
 from tests.test_checkout import cmd, level
 
 ACCOUNT, SECRET, PUBLIC = "375917", "SAIPPUAKAUPPIAS", "http://paytrail.test"
-# BEGIN, the lookup, the variants, their prices, bundles, the order statement, the
-# outbox, COMMIT; then the Paytrail attempt's row (one statement, after Paytrail).
-PLACING_ROUND_TRIPS = 9
+# BEGIN, the lookup, the variants (their campaigns and bundles from the process's books),
+# the order statement, the outbox, COMMIT; then the Paytrail attempt's row (one
+# statement, after Paytrail).
+PLACING_ROUND_TRIPS = 7
 # As bench/checkout_steps.py counts them: each call into asyncpg's protocol that waits
 # for PostgreSQL.
 ROUND_TRIPS = frozenset({"query", "prepare", "bind_execute", "bind_execute_many", "bind",

@@ -66,7 +66,7 @@ from saumaton.orders.writer import (
     write_web_order_pg,
 )
 from saumaton.pricing.book import book_prices
-from saumaton.pricing.bundles import load_bundles_pg
+from saumaton.pricing.bundle_book import book_bundles_pg
 
 # Everything the checkout reads besides prices, in one round trip. nextval is taken
 # even for a replay or a checkout that fails: order numbers may have gaps (as after
@@ -139,10 +139,10 @@ async def place_checkout_pg(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn
                                day, uow=uow)
     tier = await tier_of(uow.session, customer_id, now, settings=settings)
     distinct = list({i.id: i for i in infos}.values())
-    # Campaigns from the process's book (dropped by campaign.changed), as the pages
-    # showed them; the variants' own prices were read live above.
+    # Campaigns, bundles too, from the process's books (dropped by campaign.changed), as
+    # the pages showed them; the variants' own prices were read live above.
     quotes = await book_prices(uow.db, uow.session, distinct, channel.id, now, tier)
-    bundles = await load_bundles_pg(uow, distinct, channel.id, now, tier)
+    bundles = await book_bundles_pg(uow.db, uow.session, uow, distinct, channel.id, now, tier)
     priced = price_lines(channel.code, infos, [ln.quantity for ln in cmd.lines], quotes,
                          bundles)
 
