@@ -95,7 +95,7 @@ async def _load(session: AsyncSession) -> BundleBook:
     for r in rows:
         limited = sorted(channels[r[0]]) if r[0] in channels else None
         booked.append(BookedBundle(
-            Bundle(campaign_id=r[0], name=r[1], kind=r[2], value=r[3], buy_quantity=int(r[4]),
+            Bundle(campaign_id=r[0], name=r[1], kind=r[2], value=r[3], buy_quantity=r[4] or 0,
                    pay_quantity=r[5], get_quantity=r[6],
                    variant_ids=frozenset(targets.get((r[0], "variant"), ())),
                    product_ids=frozenset(targets.get((r[0], "product"), ())),
