@@ -45,7 +45,6 @@ from saumaton.core.errors import Conflict, OutOfStock, ValidationFailed
 from saumaton.core.money import vat_included
 from saumaton.customers.consents import set_consent
 from saumaton.db.uow import UnitOfWork
-from saumaton.inventory.reserving_pg import announce
 from saumaton.loyalty.tiers import tier_of
 from saumaton.orders.lifecycle import OrderStatus
 from saumaton.orders.quote import QuotedLine, price_lines
@@ -182,7 +181,7 @@ async def place_checkout_pg(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn
         delivery_vat_cents=fee_vat, shipping_address=address, access_token=token,
         payment_due_at=due)
     buyer = None if owner is not None else NewBuyer(
-        cmd.first_name.strip(), cmd.last_name.strip(), email, phone)
+        cmd.first_name.strip(), cmd.last_name.strip(), email, phone, WEB_CHANNEL)
     written = await write_web_order_pg(
         uow, order_id, record, [_line_record(ln) for ln in priced.lines],
         StockToReserve([ln.variant_id for ln in stock], [ln.quantity for ln in stock],
@@ -191,11 +190,9 @@ async def place_checkout_pg(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn
     if (written.order_id is None or (buyer is not None and not written.buyer_won)
             or len(written.levels) != len(stock)):
         return None
-    if buyer is not None:
+    if buyer is not None:  # (its customer.created was written with the order)
         assert written.customer_id is not None
         owner = written.customer_id
-        uow.emit("customer.created", {"customer_id": owner, "channel": WEB_CHANNEL})
-    announce(uow, written.levels)
     assert owner is not None
     if cmd.marketing_email and (customer_id is not None or buyer is not None):
         # Only for the signed-in customer or one this checkout created: typing someone
