@@ -23,6 +23,7 @@ from saumaton.core.money import percent_of, vat_included
 from saumaton.db.uow import Database
 from saumaton.locations.services import channel_by_code
 from saumaton.orders.services import business_day, get_order
+from saumaton.pricing.bundle_book import book_bundles_pg, bundle_book
 from saumaton.pricing.bundles import (
     Bundle,
     CartLine,
@@ -203,6 +204,31 @@ async def test_member_channel_and_time_limits(db: Database, shop: Shop) -> None:
             for channel, tier in ((web, None), (web, "gold"), (pos, None), (pos, "silver")):
                 assert await load_bundles_pg(uow, infos, channel, now, tier) == \
                     await load_bundles(uow.session, infos, channel, now, tier)
+                # The process's bundle book (placing a web order) picks the same ones,
+                # at any moment: before the future one starts and after it has.
+                for at in (now, now + timedelta(days=2)):
+                    assert await book_bundles_pg(db, uow.session, uow, infos, channel, at,
+                                                 tier) == \
+                        await load_bundles_pg(uow, infos, channel, at, tier), (at, tier)
+
+
+async def test_the_bundle_book_is_dropped_by_a_campaign_change(db: Database,
+                                                               shop: Shop) -> None:
+    vs = await make_variants(db, [1000, 1200])
+    pid = int(str(vs[0]["product_id"]))
+    now = utcnow()
+    async with db.reader() as s:
+        infos = await load_variant_infos(s, business_day(now), ids=[int(str(v["id"]))
+                                                                      for v in vs])
+        web = (await channel_by_code(s, "web")).id
+        book = await bundle_book(db, s)
+        assert not book.applying(infos, web, now)
+        assert await bundle_book(db, s) is book  # kept: no second read
+    cid = await bundle(db, product_ids=[pid])  # its campaign.changed drops the book
+    async with db.reader() as s:
+        assert await bundle_book(db, s) is not book
+        [found] = (await bundle_book(db, s)).applying(infos, web, utcnow())
+        assert found.campaign_id == cid and found.product_ids == frozenset({pid})
 
 
 async def test_till_sale_online_and_offline(db: Database, shop: Shop) -> None:

@@ -239,6 +239,26 @@ async def cart_lines(s: AsyncSession, token: str | None, customer_id: int | None
     return [(int(v), int(q)) for v, q in rows]
 
 
+# `cart_lines` in one prepared statement: the cart's owner checked as `find_cart` does.
+_PG_LINES_SQL = """
+SELECT l.variant_id, l.quantity FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+WHERE c.token = $1 AND (c.customer_id IS NULL OR c.customer_id = $2::bigint)
+ORDER BY l.added_at, l.variant_id"""
+
+
+async def cart_lines_in(uow: UnitOfWork, token: str | None, customer_id: int | None
+                        ) -> list[tuple[int, int]]:
+    """`cart_lines` inside `uow`: on PostgreSQL one prepared statement (the checkout's
+    hot path) instead of two through the ORM."""
+    if not uow.db.is_postgres:
+        return await cart_lines(uow.session, token, customer_id)
+    token = _usable(token)
+    if token is None:
+        return []
+    return [(int(r[0]), int(r[1]))
+            for r in await uow.fetch(_PG_LINES_SQL, token, customer_id)]
+
+
 async def cart_count(s: AsyncSession, token: str | None, customer_id: int | None) -> int:
     cart = await find_cart(s, token, customer_id)
     if cart is None:

@@ -45,7 +45,6 @@ from saumaton.core.errors import Conflict, OutOfStock, ValidationFailed
 from saumaton.core.money import vat_included
 from saumaton.customers.consents import set_consent
 from saumaton.db.uow import UnitOfWork
-from saumaton.inventory.reserving_pg import announce
 from saumaton.loyalty.tiers import tier_of
 from saumaton.orders.lifecycle import OrderStatus
 from saumaton.orders.quote import QuotedLine, price_lines
@@ -66,7 +65,7 @@ from saumaton.orders.writer import (
     write_web_order_pg,
 )
 from saumaton.pricing.book import book_prices
-from saumaton.pricing.bundles import load_bundles_pg
+from saumaton.pricing.bundle_book import book_bundles_pg
 
 # Everything the checkout reads besides prices, in one round trip. nextval is taken
 # even for a replay or a checkout that fails: order numbers may have gaps (as after
@@ -139,10 +138,10 @@ async def place_checkout_pg(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn
                                day, uow=uow)
     tier = await tier_of(uow.session, customer_id, now, settings=settings)
     distinct = list({i.id: i for i in infos}.values())
-    # Campaigns from the process's book (dropped by campaign.changed), as the pages
-    # showed them; the variants' own prices were read live above.
+    # Campaigns, bundles too, from the process's books (dropped by campaign.changed), as
+    # the pages showed them; the variants' own prices were read live above.
     quotes = await book_prices(uow.db, uow.session, distinct, channel.id, now, tier)
-    bundles = await load_bundles_pg(uow, distinct, channel.id, now, tier)
+    bundles = await book_bundles_pg(uow.db, uow.session, uow, distinct, channel.id, now, tier)
     priced = price_lines(channel.code, infos, [ln.quantity for ln in cmd.lines], quotes,
                          bundles)
 
@@ -182,7 +181,7 @@ async def place_checkout_pg(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn
         delivery_vat_cents=fee_vat, shipping_address=address, access_token=token,
         payment_due_at=due)
     buyer = None if owner is not None else NewBuyer(
-        cmd.first_name.strip(), cmd.last_name.strip(), email, phone)
+        cmd.first_name.strip(), cmd.last_name.strip(), email, phone, WEB_CHANNEL)
     written = await write_web_order_pg(
         uow, order_id, record, [_line_record(ln) for ln in priced.lines],
         StockToReserve([ln.variant_id for ln in stock], [ln.quantity for ln in stock],
@@ -191,11 +190,9 @@ async def place_checkout_pg(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn
     if (written.order_id is None or (buyer is not None and not written.buyer_won)
             or len(written.levels) != len(stock)):
         return None
-    if buyer is not None:
+    if buyer is not None:  # (its customer.created was written with the order)
         assert written.customer_id is not None
         owner = written.customer_id
-        uow.emit("customer.created", {"customer_id": owner, "channel": WEB_CHANNEL})
-    announce(uow, written.levels)
     assert owner is not None
     if cmd.marketing_email and (customer_id is not None or buyer is not None):
         # Only for the signed-in customer or one this checkout created: typing someone

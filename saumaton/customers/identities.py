@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from saumaton.core.errors import ValidationFailed
 
 
+# Pure functions of their text, ~45 µs each: a checkout normalises the same contact
+# when the form is checked and again when the order is placed (an invalid value
+# raises, and a raise is not kept).
+@lru_cache(maxsize=256)
 def normalise_email(value: str) -> str:
     try:
         info = validate_email(value.strip(), check_deliverability=False)
@@ -16,6 +22,7 @@ def normalise_email(value: str) -> str:
     return info.normalized.lower()
 
 
+@lru_cache(maxsize=256)
 def normalise_phone(value: str, region: str = "FI") -> str:
     """E.164, reading national numbers as Finnish: '040 123 4567' -> '+358401234567'."""
     try:

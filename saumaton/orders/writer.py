@@ -25,7 +25,7 @@ from sqlalchemy import delete, insert, select
 from saumaton.catalogue.models import Variant
 from saumaton.core.errors import Conflict
 from saumaton.customers.new_buyer_pg import new_buyer_ctes
-from saumaton.db.uow import UnitOfWork
+from saumaton.db.uow import UnitOfWork, outbox_ctes_pg
 from saumaton.inventory.reserving_pg import RESERVED_COLUMNS, reserve_ctes, reserved_levels
 from saumaton.inventory.services import LevelAfter
 from saumaton.orders.models import Order, OrderLine
@@ -304,6 +304,7 @@ class NewBuyer:
     last_name: str
     email: str
     phone: str
+    channel: str  # named by its customer.created
 
 
 @dataclass(frozen=True)
@@ -320,6 +321,7 @@ def _web_order_sql() -> str:
     nl = len(_LINE_COLS)
     v, q, cand, ref, exp, now = range(lines_at + nl, lines_at + nl + 6)
     create, first, last, email, phone = range(now + 1, now + 6)
+    head, customer_json, tail, buyer_channel = range(now + 6, now + 10)
     customer = _ORDER_COLS.index("customer_id") + 1
     values = _order_values(1).replace(f"${customer}::bigint",
                                       f"coalesce((SELECT id FROM nc), ${customer}::bigint)")
@@ -341,9 +343,27 @@ WITH {new_buyer_ctes(create=create, first_name=first, last_name=last, email=emai
   LEFT JOIN variants vc ON vc.id = l.variant_id
   LEFT JOIN r ON r.variant_id = l.variant_id
   ORDER BY l.n
-)
+), {outbox_ctes_pg(_web_order_events(head, customer_json, tail, buyer_channel),
+                   now=f"${now}")}
 SELECT (SELECT id FROM o), (SELECT id FROM nc), (SELECT customer_id FROM ne),
-       {RESERVED_COLUMNS}"""
+       {RESERVED_COLUMNS}, (SELECT n FROM outbox_notified)"""
+
+
+def _web_order_events(head: int, customer_json: int, tail: int, buyer_channel: int) -> str:
+    """The events the portable way emits, in its order: order.created (its JSON as
+    the caller wrote it around the customer's id, which only the statement knows for
+    a new buyer), customer.created for a new buyer, stock.changed per level reserved
+    (as `LevelAfter.event`), in variant order. Written with the order, so one round
+    trip less; rolled back with it when the write is not whole."""
+    return f"""SELECT 1 AS n, 'order.created' AS topic,
+  (${head}::text || coalesce((SELECT id FROM nc)::text, ${customer_json}::text)
+   || ${tail}::text)::json AS payload FROM o
+UNION ALL SELECT 2, 'customer.created',
+  json_build_object('customer_id', customer_id, 'channel', ${buyer_channel}::text) FROM ne
+UNION ALL SELECT 2 + row_number() OVER (ORDER BY variant_id), 'stock.changed',
+  json_build_object('variant_id', variant_id, 'location_id', location_id,
+                    'on_hand', on_hand, 'reserved', reserved,
+                    'available', on_hand - reserved, 'needs_count', needs_count) FROM r"""
 
 
 _PG_WEB_ORDER_SQL = _web_order_sql()
@@ -356,27 +376,37 @@ async def write_web_order_pg(uow: UnitOfWork, order_id: int, order: OrderRecord,
     """PostgreSQL: a pending web order in one statement, under the id `order_id` (taken
     from the order sequence): the new buyer (`buyer`: the customer and their
     identities; the order then belongs to them), the order and its lines (each line's
-    location: where it was reserved) and the reservation of `stock`. Emits
-    `order.created` when the order was written.
+    location: where it was reserved), the reservation of `stock`, and their events in
+    the outbox: `order.created` (with `event`'s keys), `customer.created` for the new
+    buyer and `stock.changed` for each level reserved, as the portable way emits them.
 
-    The caller checks the result and rolls back when it is not whole: no order (the
-    key was used meanwhile), a buyer who lost the race for their e-mail, or fewer
-    levels reserved than stock lines."""
+    The caller checks the result and rolls back when it is not whole (the events go
+    with it): no order (the key was used meanwhile), a buyer who lost the race for
+    their e-mail, or fewer levels reserved than stock lines."""
+    # order.created's JSON as `uow.emit` would write it, cut where the customer's id
+    # goes (a new buyer's id comes from the statement).
+    base = json.dumps({"order_id": order_id, "channel_id": order.channel_id,
+                       "location_id": order.location_id, "status": order.status,
+                       "total_cents": order.total_cents}, separators=(",", ":"))
+    rest = {k: v for k, v in (event or {}).items() if k not in _ORDER_EVENT_KEYS}
+    tail = json.dumps(rest, separators=(",", ":"))
     row = await uow.fetchrow(
         _PG_WEB_ORDER_SQL, *_order_args(order), order_id,
         *([getattr(ln, c) for ln in lines] for c in _LINE_COLS),
         stock.variant_ids, stock.quantities, stock.candidates, stock.reference,
         stock.expires_at, order.created_at,
         buyer is not None, buyer.first_name if buyer else "", buyer.last_name if buyer else "",
-        buyer.email if buyer else "", buyer.phone if buyer else "")
+        buyer.email if buyer else "", buyer.phone if buyer else "",
+        base[:-1] + ',"customer_id":', json.dumps(order.customer_id),
+        "}" if not rest else "," + tail[1:], buyer.channel if buyer else "")
     written = None if row[0] is None else int(row[0])
     new_customer = None if row[1] is None else int(row[1])
     if written is not None:
-        uow.emit("order.created", {
-            "order_id": written, "channel_id": order.channel_id,
-            "location_id": order.location_id, "status": order.status,
-            "total_cents": order.total_cents,
-            "customer_id": new_customer if buyer is not None else order.customer_id,
-            **(event or {})})
+        uow.wrote_events(("order.created", "customer.created", "stock.changed"))
     return WebOrderWritten(written, new_customer, row[2] is not None,
                            reserved_levels(row[3:8]))
+
+
+# order.created's own keys: an `event` key of the same name does not repeat them.
+_ORDER_EVENT_KEYS = frozenset({"order_id", "channel_id", "location_id", "status",
+                               "total_cents", "customer_id"})

@@ -409,7 +409,7 @@ async def checkout(request: Request) -> Response:
     placed: Placed | None = None
     # One unit of work for the request: the cart, the order, the payment.
     async with db_of(request).uow() as uow:
-        wanted = await carts.cart_lines(uow.session, cart_token(request), customer_id)
+        wanted = await carts.cart_lines_in(uow, cart_token(request), customer_id)
         if not wanted:
             return RedirectResponse("/shop/cart", status_code=303)
         cmd, problems = _command(form, [LineIn(variant_id=v, quantity=q) for v, q in wanted],
