@@ -90,6 +90,7 @@ def rate(rate_bp: int, lang: str) -> str:
     return format_decimal(Decimal(format_rate(rate_bp)), locale=LOCALES[lang])
 
 
+@lru_cache(maxsize=256)  # a mail shows the order's time in its text and its HTML part
 def local_datetime(at: datetime, lang: str, timezone: str) -> str:
     """Date and time in the shop's time zone, e.g. 14.3.2026 14.05.09 (fi)."""
     return format_datetime(at, "medium", tzinfo=ZoneInfo(timezone), locale=LOCALES[lang])

@@ -279,7 +279,16 @@ def inserts(db: Database) -> Iterator[list[str]]:
 
     engine = db.write_engine.sync_engine
     event.listen(engine, "before_cursor_execute", record)
+    # PostgreSQL: the buffer sends its one raw statement past SQLAlchemy.
+    once = db.fetch_once
+
+    async def fetch_once(sql: str, *args: Any) -> list[Any]:
+        record(None, None, sql, args, None, False)
+        return await once(sql, *args)
+
+    db.fetch_once = fetch_once  # type: ignore[method-assign]
     yield seen
+    del db.fetch_once
     event.remove(engine, "before_cursor_execute", record)
 
 

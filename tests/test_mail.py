@@ -12,6 +12,7 @@ import base64
 import itertools
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -29,6 +30,7 @@ from saumaton.mail.inline import inline_images, qr_png, qr_src
 from saumaton.mail.models import OutgoingMail
 from saumaton.mail.queue import queue_mail, wake_event
 from saumaton.mail.sender import MAX_ATTEMPTS, run_mail_sender, send_due
+from saumaton.mail.wire import message_bytes
 from saumaton.orders.schemas import DeliveryOut, OrderLineOut, OrderOut, VatLine
 from tests.support import drop_pg_database, fresh_database
 
@@ -449,3 +451,29 @@ def test_account_mails_carry_their_link_in_both_languages() -> None:
     # An unknown language falls back to the shop's default (Finnish).
     assert messages.password_reset(url="u", lang="sv", settings=settings).subject \
         .startswith("Vaihda salasanasi")
+
+
+@dataclass(frozen=True)
+class WireMail:
+    id: int
+    to: str
+    reply_to: str
+    subject: str
+    text: str
+    html: str
+
+
+@pytest.mark.parametrize("subject", [
+    "Tilausvahvistus 000123 – Saippuakauppa Oy",
+    "Ääkköset ja 😀 emoji 𝄞 " * 6,
+    "rivi\nvaihto – ja\rpaluu",
+    "ascii only but long enough to need folding " * 3,
+])
+def test_wire_subject_decodes_back_and_keeps_lines_short(subject: str) -> None:
+    mail = WireMail(1, "Asiakas <a@example.fi>", "", subject, "t", "")
+    data = message_bytes(mail, mail_from="Kauppa <k@example.fi>",
+                         message_id="<m1@example.fi>", now=utcnow())
+    assert data is not None
+    assert all(len(line) <= 78 for line in data.decode("ascii").split("\n"))
+    msg = message_from_bytes(data, policy=policy.default)
+    assert str(msg["Subject"]) == subject.replace("\r", " ").replace("\n", " ")

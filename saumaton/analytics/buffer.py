@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import deque
 from typing import Any, cast
@@ -30,6 +31,17 @@ _TABLE = cast(Table, AnalyticsEvent.__table__)
 # Every row names every column: one multi-row VALUES statement needs the same keys.
 COLUMNS = ("at", "kind", "channel", "visitor_id", "customer_id", "order_id",
            "variant_id", "path", "data", "device")
+# PostgreSQL: the batch as one array per column, one prepared statement outside a
+# transaction (a single statement is atomic on its own): no BEGIN/COMMIT round trips and
+# none of SQLAlchemy's compiling of a multi-row VALUES statement, which it cannot cache
+# (its shape changes with the number of rows) and which cost more than the write.
+_INSERT_PG = (
+    "INSERT INTO analytics_events (" + ", ".join(COLUMNS) + ") "
+    "SELECT at, kind, channel, visitor_id, customer_id, order_id, variant_id, path, "
+    "data::json, device FROM unnest($1::timestamptz[], $2::text[], $3::text[], "
+    "$4::text[], $5::bigint[], $6::bigint[], $7::int[], $8::text[], $9::text[], "
+    "$10::text[]) AS r(at, kind, channel, visitor_id, customer_id, order_id, variant_id, "
+    "path, data, device)")
 
 
 def _complete(row: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +131,15 @@ class AnalyticsBuffer:
         self._rows.extendleft(reversed(again))
 
     async def _insert(self, rows: list[dict[str, Any]]) -> None:
+        if self.db.is_postgres:
+            complete = [_complete(r) for r in rows]
+            columns: list[list[Any]] = [[row[c] for row in complete] for c in COLUMNS]
+            if any(at.tzinfo is None for at in columns[0]):  # as UTCDateTime refuses it
+                raise ValueError("naive datetime given; use saumaton.core.clock.utcnow()")
+            data = COLUMNS.index("data")
+            columns[data] = [json.dumps(d) for d in columns[data]]
+            await self.db.fetch_once(_INSERT_PG, *columns)
+            return
         async with self.db.uow() as uow:
             # .values(list): one INSERT ... VALUES (...), (...), ... statement.
             await uow.session.execute(insert(_TABLE).values([_complete(r) for r in rows]))

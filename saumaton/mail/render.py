@@ -40,6 +40,8 @@ def environment(lang: str) -> Environment:
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(("html",)),
         extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True,
         undefined=StrictUndefined, keep_trailing_newline=True,
+        # The templates ship with the code: no stat of every file on every mail.
+        auto_reload=False,
     )
     env.install_gettext_translations(  # type: ignore[attr-defined]  # i18n extension
         i18n.translations(lang), newstyle=True)

@@ -13,6 +13,7 @@ import secrets
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
+from functools import lru_cache
 from typing import Protocol
 
 _MAX_HEADER = 900  # well under SMTP's 998 characters a line, folded or not
@@ -33,6 +34,7 @@ class Queued(Protocol):
     def html(self) -> str: ...
 
 
+@lru_cache(maxsize=1024)  # the shop's own From on every mail; parsing it costs ~25 us
 def _address(value: str) -> str | None:
     name, addr = parseaddr(value)
     if not addr or not addr.isascii() or "\n" in value or "\r" in value:
@@ -40,11 +42,37 @@ def _address(value: str) -> str | None:
     return formataddr((name, addr), charset="utf-8")
 
 
+# RFC 2047: an encoded word is at most 75 characters; 39 bytes of UTF-8 make 52 of base64,
+# 64 with the markers, so even the first line (after "Subject: ") stays under 78.
+_WORD_BYTES = 39
+
+
 def _text(value: str, name: str) -> str:
     if value.isascii() and len(value) < 70 and "\n" not in value and "\r" not in value:
         return value
-    return Header(value.replace("\r", " ").replace("\n", " "), "utf-8",
-                  header_name=name).encode()
+    value = value.replace("\r", " ").replace("\n", " ")
+    if value.isascii():  # long: the email package folds it at spaces
+        return Header(value, "utf-8", header_name=name).encode()
+    return _encoded_words(value)
+
+
+def _encoded_words(value: str) -> str:
+    """`value` as base64 encoded words of whole characters, folded one to a line: what a
+    mail reader decodes back to `value`, in a fraction of the CPU of email.header's
+    encoder (which weighs quoted-printable against base64 character by character,
+    ~0.2 ms for a subject)."""
+    words: list[str] = []
+    chunk = b""
+    for ch in value:
+        b = ch.encode("utf-8")
+        if len(chunk) + len(b) > _WORD_BYTES:
+            words.append(chunk.decode("utf-8"))
+            chunk = b""
+        chunk += b
+    words.append(chunk.decode("utf-8"))
+    return "\n ".join(
+        "=?utf-8?b?" + base64.b64encode(w.encode("utf-8")).decode("ascii") + "?="
+        for w in words)
 
 
 def _part(kind: str, body: str) -> bytes:
