@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from saumaton.db.uow import UnitOfWork
 from saumaton.inventory.services import LevelAfter
 
 
@@ -66,9 +65,3 @@ def reserved_levels(cols: Sequence[Any]) -> list[LevelAfter]:
         return []
     return [LevelAfter(int(v), int(loc), int(h), int(r), bool(n))
             for v, loc, h, r, n in zip(*cols, strict=True)]
-
-
-def announce(uow: UnitOfWork, levels: Sequence[LevelAfter]) -> None:
-    """`stock.changed` for each level reserved, as `reserve` emits it."""
-    for lv in levels:
-        uow.emit("stock.changed", lv.event())
