@@ -3,6 +3,11 @@
 #
 # Creates a fresh database, migrates it, loads the demo shop, issues an API token,
 # starts `saumaton serve --workers 2`, then runs:
+#   0. the floor of the stack: a minimal FastAPI app under the   bench/floor.py
+#      same uvicorn settings, one keep-alive client (empty
+#      response, Jinja page, asyncpg/SQLAlchemy Core/ORM
+#      queries, a write transaction): server and PostgreSQL CPU
+#      per request; runs first, before any server starts
 #   1. POS sale throughput/latency (wrk, 16 connections)        bench/pos_sale.py
 #   2. flash sale: 1000 web buyers for 100 units online          bench/flash_sale.py
 #      followed by `saumaton check` (ledger == levels)
@@ -49,11 +54,12 @@
 # BENCH_TILL_INTERVAL (s, 1), BENCH_IMPORT_PRODUCTS (10000), BENCH_KEEP_DB=1,
 # BENCH_SCALE_BUILD (1: build scale_base if missing; 0: skip step 9 without it),
 # BENCH_WEB_ONE_WARMUP (checkouts, 30), BENCH_WEB_ONE_CHECKOUTS (200), BENCH_WEB_PARTS
-# (the parts of step 5, default one,checkout,page,oversell),
+# (the parts of step 5, default one,checkout,page,oversell), BENCH_FLOOR_REQUESTS
+# (requests per measured window of step 0, 2000), BENCH_FLOOR_REPEATS (windows, 3),
 # SAUMATON_SRC=/path/to/another/checkout (serve and migrate that tree's `saumaton`
 # package instead of this one, e.g. to measure before/after a change; without it this
 # tree's package is served, whichever tree the venv was installed from),
-# BENCH_ONLY=a comma list of step names (pos_sale, flash_sale, live_updates,
+# BENCH_ONLY=a comma list of step names (floor, pos_sale, flash_sale, live_updates,
 # web_checkout, pos_till, returns_till, pgbench, import_products, reports) to run only
 # those; the database, demo shop, server and simulator are set up all the same, the
 # scale template is neither built nor used unless `reports` is named. E.g. the web
@@ -159,6 +165,13 @@ SIM_PID=$!
 # only step 5 fails.
 "$SAUMATON" wait-ready --url "http://127.0.0.1:${SIM_PORT}/docs" --timeout 30 \
   || echo "no Paytrail simulator: step 5 will fail" >&2
+
+if want floor; then
+  # First, with no server up: the minimal apps' own servers are the only ones running.
+  log "0. the floor of the stack: minimal apps under the same uvicorn settings"
+  "$PY" -m bench.floor --dsn "$DSN" --requests "${BENCH_FLOOR_REQUESTS:-2000}" \
+    --repeats "${BENCH_FLOOR_REPEATS:-3}" || FAILED+=(floor)
+fi
 
 WEB_PARTS=${BENCH_WEB_PARTS:-one,checkout,page,oversell}
 if want web_checkout && [[ ",$WEB_PARTS," == *",one,"* ]]; then

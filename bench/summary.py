@@ -93,6 +93,7 @@ def lines(m: dict[str, Any]) -> list[str]:
                 f"ms p50 {lat.get('p50')} p95 {lat.get('p95')} p99 {lat.get('p99')}; "
                 f"postgres CPU {pgb['cpu_ms_per_transaction']['postgres']} ms/transaction; "
                 f"other processes {pgb['cpu']['share_of_machine_pct']['other_processes']}%")
+    out.extend(floor_lines())
     out.extend(web_lines())
     out.extend(till_lines())
     imp = load("import_products")
@@ -110,6 +111,20 @@ def lines(m: dict[str, Any]) -> list[str]:
             out.append(f"saumaton check ({name.removeprefix('check_').replace('_', ' ')}): "
                        f"{last}")
     return out
+
+
+def floor_lines() -> list[str]:
+    """The floor of the stack (bench/floor.py): a minimal app's server CPU per request."""
+    floor = load("floor")
+    if not floor:
+        return []
+    cases = ", ".join(f"{name} {c['server_ms']:.3f}" for name, c in floor["cases"].items())
+    further = ", ".join(f"{name} +{f['server_ms']:.3f}"
+                        for name, f in floor["further_query"].items())
+    return [f"Floor of the stack (minimal FastAPI app, same uvicorn settings; server CPU "
+            f"ms/request, least of {floor['repeats']} windows of {floor['requests']}): "
+            f"{cases}; per further query {further or '-'}; median ratio to issue 15's "
+            f"figures {floor.get('ratio_to_issue', '-')}"]
 
 
 def web_lines() -> list[str]:
