@@ -27,7 +27,7 @@ from saumaton.config import Settings
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import OutOfStock, ValidationFailed
 from saumaton.db.session_cache import database_of
-from saumaton.db.uow import Database, UnitOfWork
+from saumaton.db.uow import Database, UnitOfWork, session_connection
 from saumaton.inventory.services import Availability, availability
 from saumaton.locations.reference import channel_id_of, locations
 from saumaton.loyalty.tiers import tier_of
@@ -341,23 +341,24 @@ async def _view_cart_pg(db: Database, s: AsyncSession, token: str | None,
                         customer_id: int | None, at: datetime, settings: Settings | None
                         ) -> CartView:
     """view_cart on PostgreSQL: the cart, its variants and their stock in one statement
-    (cart_pg), then its prices with the price function's prepared statements, all on one
-    pooled connection outside a transaction; the locations and the channel from the
-    process cache. The session only loads what is not cached (and a member's tier)."""
+    (cart_pg), its bundles with the price function's prepared statement, both on the
+    session's own connection (the read session runs outside a transaction), its unit
+    campaigns from the process's campaign book; the locations and the channel from the
+    process cache. The session also loads what is not cached (and a member's tier)."""
     token = _usable(token)
     if token is None:
         return _empty_view()
     channel = await channel_id_of(s, WEB_CHANNEL)
     tier = await tier_of(s, customer_id, at, settings=settings)
     places = await locations(db, s)
-    async with db.pooled() as conn:
-        rows = await load_cart_pg(conn, token, customer_id, business_day(at), places)
-        if rows is None:
-            return _empty_view()
-        keep = [(v, q) for v, q in rows.wanted if v in rows.infos and rows.infos[v].active]
-        distinct = list({v: rows.infos[v] for v, _ in keep}.values())
-        quotes = await book_prices(db, s, distinct, channel, at, tier)
-        bundles = await load_bundles_pg(conn, distinct, channel, at, tier)
+    conn = await session_connection(s)  # one connection per request, never a second
+    rows = await load_cart_pg(conn, token, customer_id, business_day(at), places)
+    if rows is None:
+        return _empty_view()
+    keep = [(v, q) for v, q in rows.wanted if v in rows.infos and rows.infos[v].active]
+    distinct = list({v: rows.infos[v] for v, _ in keep}.values())
+    quotes = await book_prices(db, s, distinct, channel, at, tier)
+    bundles = await load_bundles_pg(conn, distinct, channel, at, tier)
     quote = price_lines(WEB_CHANNEL, [rows.infos[v] for v, _ in keep], [q for _, q in keep],
                         quotes, bundles)
     return _cart_view(rows.cart_id, rows.token, len(rows.wanted) - len(keep), quote,

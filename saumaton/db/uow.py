@@ -89,6 +89,17 @@ class PooledConnection:
         return await self._run("fetchrow", sql, args)
 
 
+async def session_connection(session: AsyncSession) -> PooledConnection:
+    """The asyncpg connection under `session`, for prepared statements on the connection
+    the request already uses. A request that holds one pooled connection must not wait
+    for a second: with every request doing so at once the pool is empty and all of them
+    wait for ever (until the pool's timeout). Under a read session (autocommit) each
+    statement stands alone, one round trip."""
+    conn = await session.connection()
+    fairy = await conn.get_raw_connection()
+    return PooledConnection(fairy.driver_connection)
+
+
 class Database:
     def __init__(self, url: str, pool_size: int = 10, pool_timeout: float = 30.0) -> None:
         self.url = normalise_url(url)
@@ -165,7 +176,9 @@ class Database:
     async def pooled(self) -> AsyncIterator[PooledConnection]:
         """PostgreSQL: a pooled connection for the block, outside any transaction: each
         statement on it is one round trip and its own snapshot (a page's reads that
-        need no common snapshot, or writes that each stand alone)."""
+        need no common snapshot, or writes that each stand alone). Not for a request
+        that already holds a connection (a session that ran a statement): see
+        `session_connection`."""
         # The pool's connection itself, without a SQLAlchemy Connection around it (a
         # third of the CPU of a statement): the adapter has begun no transaction, so
         # asyncpg runs each statement on its own and the pool's reset sends nothing.

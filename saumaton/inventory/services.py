@@ -23,7 +23,7 @@ from saumaton.catalogue.models import Product, Variant
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import NotFound, OutOfStock, ValidationFailed
-from saumaton.db.uow import Database, UnitOfWork
+from saumaton.db.uow import Database, UnitOfWork, session_connection
 from saumaton.inventory.models import StockLevel, StockMovement, StockReservation
 from saumaton.locations.models import Location
 from saumaton.locations.reference import locations as location_refs
@@ -559,8 +559,10 @@ async def live_availability(db: Database, session: AsyncSession, variant_ids: Se
         return {}
     places = await location_refs(db, session)
     if db.is_postgres:
+        # On the session's own connection: one connection per request, never a second.
+        conn = await session_connection(session)
         rows = [(r[0], r[1], r[2], r[3], r[4])
-                for r in await db.fetch_once(_PG_LEVELS_SQL, list(variant_ids))]
+                for r in await conn.fetch(_PG_LEVELS_SQL, list(variant_ids))]
     else:
         rows = [(r.variant_id, r.location_id, r.on_hand, r.reserved, r.needs_count)
                 for r in (await session.scalars(select(StockLevel).where(
