@@ -34,8 +34,8 @@ from saumaton.config import Settings
 from saumaton.core.actor import SYSTEM
 from saumaton.db.migrate import upgrade
 from saumaton.db.uow import Database
-from saumaton.webhooks import services as webhooks
-from saumaton.webhooks.services import SubscriptionIn
+from saumaton.outbound_webhooks import services as webhooks
+from saumaton.outbound_webhooks.services import SubscriptionIn
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -185,7 +185,7 @@ async def bench(args: argparse.Namespace) -> int:
 
 
 async def run_worker(url: str) -> None:
-    from saumaton.webhooks.worker import run_webhook_worker
+    from saumaton.outbound_webhooks.worker import run_webhook_worker
 
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

@@ -39,7 +39,7 @@ from saumaton.pricing.changes import run_price_changes
 from saumaton.reports.jobs import run_reports_job
 from saumaton.service.nps import run_nps_job
 from saumaton.shopsettings.live import LiveSettings
-from saumaton.webhooks.worker import run_webhook_worker
+from saumaton.outbound_webhooks.worker import run_webhook_worker
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,10 @@ from saumaton.db.uow import Database
 from saumaton.events.models import OutboxEvent
 from saumaton.mail.models import OutgoingMail
 from saumaton.web.app import create_app
-from saumaton.webhooks import services as webhooks
-from saumaton.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
-from saumaton.webhooks.services import SubscriptionIn
-from saumaton.webhooks.worker import (
+from saumaton.outbound_webhooks import services as webhooks
+from saumaton.outbound_webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from saumaton.outbound_webhooks.services import SubscriptionIn
+from saumaton.outbound_webhooks.worker import (
     GAP_WAIT,
     any_enabled,
     claim,

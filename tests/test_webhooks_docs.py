@@ -10,8 +10,8 @@ import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 
-from saumaton.webhooks.services import new_secret
-from saumaton.webhooks.worker import body_of, retry_delay, schedule, signed_headers
+from saumaton.outbound_webhooks.services import new_secret
+from saumaton.outbound_webhooks.worker import body_of, retry_delay, schedule, signed_headers
 from tests.support import ROOT
 
 DOC = (ROOT / "docs" / "webhooks.md").read_text()

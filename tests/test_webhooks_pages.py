@@ -13,8 +13,8 @@ from standardwebhooks.webhooks import Webhook
 
 from saumaton.config import Settings
 from saumaton.core.errors import ValidationFailed
-from saumaton.webhooks.services import check_url
-from saumaton.webhooks.topics import TOPICS
+from saumaton.outbound_webhooks.services import check_url
+from saumaton.outbound_webhooks.topics import TOPICS
 from tests.support import Shop, csrf_of, eventually, staff_login, text_of
 from tests.webhook_receiver import Receiver
 
@@ -199,7 +199,7 @@ def test_production_requires_https() -> None:
 
 def test_the_topic_list_covers_the_outbox() -> None:
     """Every topic the code emits is offered or deliberately internal."""
-    from saumaton.webhooks.topics import INTERNAL
+    from saumaton.outbound_webhooks.topics import INTERNAL
     from tests.support import ROOT
 
     emitted: set[str] = set()

@@ -16,8 +16,8 @@ from saumaton.db.retry import retried
 from saumaton.web.auth import db_of
 from saumaton.web.pages import settings_of
 from saumaton.web.route_access import api_requires
-from saumaton.webhooks import services as webhooks
-from saumaton.webhooks.services import (
+from saumaton.outbound_webhooks import services as webhooks
+from saumaton.outbound_webhooks.services import (
     DeliveryOut,
     DeliveryQuery,
     SecretOut,
@@ -25,7 +25,7 @@ from saumaton.webhooks.services import (
     SubscriptionIn,
     SubscriptionOut,
 )
-from saumaton.webhooks.topics import TEST_TOPIC
+from saumaton.outbound_webhooks.topics import TEST_TOPIC
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]

@@ -61,7 +61,7 @@ from saumaton.shopsettings.models import ShopSetting
 from saumaton.staff.models import ApiToken, Staff, StaffLinkToken, StaffRole, StaffSession
 from saumaton.throttle.models import LoginThrottle
 from saumaton.tills.models import CashMovement, DrawerSession, Register
-from saumaton.webhooks.models import (
+from saumaton.outbound_webhooks.models import (
     WebhookAttempt,
     WebhookCursor,
     WebhookDelivery,

@@ -1,7 +1,7 @@
 """Webhooks in the back office (owners): subscriptions, their secret (shown once, and
 rotated), the delivery log with "send again", and a test event.
 
-Thin: the rules are in `saumaton.webhooks.services`; the worker sends.
+Thin: the rules are in `saumaton.outbound_webhooks.services`; the worker sends.
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ from saumaton.web.pages import (
     render,
     settings_of,
 )
-from saumaton.webhooks import services as webhooks
-from saumaton.webhooks.services import (
+from saumaton.outbound_webhooks import services as webhooks
+from saumaton.outbound_webhooks.services import (
     DeliveryQuery,
     SubscriptionIn,
     SubscriptionOut,
     check_url,
 )
-from saumaton.webhooks.topics import AREAS
+from saumaton.outbound_webhooks.topics import AREAS
 
 router = page_router("/backoffice")
 BASE = "/backoffice/webhooks"

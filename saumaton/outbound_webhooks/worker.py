@@ -52,19 +52,19 @@ from saumaton.db.engine import asyncpg_dsn
 from saumaton.db.uow import NOTIFY_CHANNEL, Database
 from saumaton.events.models import OutboxEvent
 from saumaton.mail.queue import queue_mail
-from saumaton.webhooks.models import (
+from saumaton.outbound_webhooks.models import (
     WebhookAttempt,
     WebhookCursor,
     WebhookDelivery,
     WebhookSubscription,
 )
-from saumaton.webhooks.services import (
+from saumaton.outbound_webhooks.services import (
     SUBSCRIPTIONS_TOPIC,
     owner_addresses,
     subscriptions_changed,
     webhook_id_for,
 )
-from saumaton.webhooks.topics import TEST_TOPIC, resource_of, subscribed
+from saumaton.outbound_webhooks.topics import TEST_TOPIC, resource_of, subscribed
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Managing webhook subscriptions and reading their delivery log (docs/webhooks.md).
 
 Every change needs `webhooks.write` (owners) and is audited in the caller's
-transaction; the caller commits. The worker (saumaton.webhooks.worker) does the sending.
+transaction; the caller commits. The worker (saumaton.outbound_webhooks.worker) does the sending.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, NotFound, ValidationFailed
 from saumaton.core.types import Input
 from saumaton.db.uow import UnitOfWork
-from saumaton.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
-from saumaton.webhooks.topics import TEST_TOPIC, valid_pattern
+from saumaton.outbound_webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from saumaton.outbound_webhooks.topics import TEST_TOPIC, valid_pattern
 
 PERMISSION = "webhooks.write"
 MAX_SUBSCRIPTIONS = 50
