@@ -34,12 +34,12 @@ from saumaton.giftcards.jobs import run_expiry as run_gift_card_expiry
 from saumaton.inventory.expiry import run_expiry as run_reservation_expiry
 from saumaton.loyalty.ledger import run_expiry as run_loyalty_expiry
 from saumaton.mail.sender import run_mail_sender
+from saumaton.outbound_webhooks.worker import run_webhook_worker
 from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
 from saumaton.pricing.changes import run_price_changes
 from saumaton.reports.jobs import run_reports_job
 from saumaton.service.nps import run_nps_job
 from saumaton.shopsettings.live import LiveSettings
-from saumaton.outbound_webhooks.worker import run_webhook_worker
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,6 @@ from saumaton.core.clock import utcnow
 from saumaton.db.uow import Database
 from saumaton.events.models import OutboxEvent
 from saumaton.mail.models import OutgoingMail
-from saumaton.web.app import create_app
 from saumaton.outbound_webhooks import services as webhooks
 from saumaton.outbound_webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from saumaton.outbound_webhooks.services import SubscriptionIn
@@ -41,6 +40,7 @@ from saumaton.outbound_webhooks.worker import (
     run_round,
     send,
 )
+from saumaton.web.app import create_app
 from tests.support import (
     Shop,
     build_shop,

@@ -13,9 +13,6 @@ from saumaton.core.actor import Actor
 from saumaton.core.errors import ValidationFailed
 from saumaton.core.types import MAX_ID
 from saumaton.db.retry import retried
-from saumaton.web.auth import db_of
-from saumaton.web.pages import settings_of
-from saumaton.web.route_access import api_requires
 from saumaton.outbound_webhooks import services as webhooks
 from saumaton.outbound_webhooks.services import (
     DeliveryOut,
@@ -26,6 +23,9 @@ from saumaton.outbound_webhooks.services import (
     SubscriptionOut,
 )
 from saumaton.outbound_webhooks.topics import TEST_TOPIC
+from saumaton.web.auth import db_of
+from saumaton.web.pages import settings_of
+from saumaton.web.route_access import api_requires
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]

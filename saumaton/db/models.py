@@ -45,6 +45,12 @@ from saumaton.locations.models import Channel, Location
 from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order, OrderLine, SaleVoid
+from saumaton.outbound_webhooks.models import (
+    WebhookAttempt,
+    WebhookCursor,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from saumaton.payments.models import Payment, PaytrailPayment, Refund
 from saumaton.pricing.models import (
     Campaign,
@@ -61,12 +67,6 @@ from saumaton.shopsettings.models import ShopSetting
 from saumaton.staff.models import ApiToken, Staff, StaffLinkToken, StaffRole, StaffSession
 from saumaton.throttle.models import LoginThrottle
 from saumaton.tills.models import CashMovement, DrawerSession, Register
-from saumaton.outbound_webhooks.models import (
-    WebhookAttempt,
-    WebhookCursor,
-    WebhookDelivery,
-    WebhookSubscription,
-)
 
 __all__ = [
     "AccountToken",

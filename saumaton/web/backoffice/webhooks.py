@@ -16,6 +16,14 @@ from saumaton.core.actor import Actor
 from saumaton.core.errors import DomainError
 from saumaton.core.types import MAX_ID
 from saumaton.db.retry import retried
+from saumaton.outbound_webhooks import services as webhooks
+from saumaton.outbound_webhooks.services import (
+    DeliveryQuery,
+    SubscriptionIn,
+    SubscriptionOut,
+    check_url,
+)
+from saumaton.outbound_webhooks.topics import AREAS
 from saumaton.web.auth import db_of
 from saumaton.web.backoffice.access import requires
 from saumaton.web.i18n import N_
@@ -27,14 +35,6 @@ from saumaton.web.pages import (
     render,
     settings_of,
 )
-from saumaton.outbound_webhooks import services as webhooks
-from saumaton.outbound_webhooks.services import (
-    DeliveryQuery,
-    SubscriptionIn,
-    SubscriptionOut,
-    check_url,
-)
-from saumaton.outbound_webhooks.topics import AREAS
 
 router = page_router("/backoffice")
 BASE = "/backoffice/webhooks"
