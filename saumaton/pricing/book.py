@@ -35,9 +35,47 @@ from saumaton.pricing.services import (
 
 BOOK_TOPICS = ("campaign.changed",)
 BOOK_SECONDS = 30.0
-# The book also keeps campaigns that ended this long before it was read, so that a
+# A book also keeps campaigns that ended this long before it was read, so that a
 # request that took its time a moment before the read still finds them.
-_LOOKBACK = timedelta(hours=1)
+LOOKBACK = timedelta(hours=1)
+
+
+def in_window(starts_at: datetime, ends_at: datetime | None, at: datetime) -> bool:
+    """Whether a campaign is on at `at`: started, and not ended."""
+    return starts_at <= at and (ends_at is None or ends_at > at)
+
+
+@dataclass(frozen=True)
+class CampaignLinks:
+    """The channel limits and targets of some campaigns, as both books read them."""
+
+    channels: Mapping[int, Sequence[tuple[str, int]]]  # campaign -> (code, id) in code order
+    targets: Sequence[tuple[int, str, int]]  # (campaign, target type, target id)
+
+    def channel_ids(self, campaign_id: int) -> frozenset[int] | None:
+        """The channels a campaign is limited to; None: every channel."""
+        limited = self.channels.get(campaign_id)
+        return frozenset(i for _, i in limited) if limited else None
+
+    def channel_codes(self, campaign_id: int) -> tuple[str, ...] | None:
+        limited = self.channels.get(campaign_id)
+        return tuple(code for code, _ in limited) if limited else None
+
+
+async def campaign_links(session: AsyncSession, ids: Sequence[int]) -> CampaignLinks:
+    if not ids:
+        return CampaignLinks({}, ())
+    channels: dict[int, list[tuple[str, int]]] = {}
+    for cid, code, ch_id in (await session.execute(
+            select(CampaignChannel.campaign_id, Channel.code, Channel.id)
+            .join(Channel, Channel.id == CampaignChannel.channel_id)
+            .where(CampaignChannel.campaign_id.in_(ids)))).all():
+        channels.setdefault(cid, []).append((code, ch_id))
+    targets = [(r[0], r[1], r[2]) for r in (await session.execute(
+        select(CampaignTarget.campaign_id, CampaignTarget.target_type,
+               CampaignTarget.target_id)
+        .where(CampaignTarget.campaign_id.in_(ids)))).all()]
+    return CampaignLinks({k: sorted(v) for k, v in channels.items()}, targets)
 
 
 @dataclass(frozen=True)
@@ -53,7 +91,7 @@ class UnitCampaign:
     channel_codes: tuple[str, ...] | None  # the same, as codes in code order
 
     def applies(self, channel_id: int | None, at: datetime, tiers: Sequence[str]) -> bool:
-        return (self.starts_at <= at and (self.ends_at is None or self.ends_at > at)
+        return (in_window(self.starts_at, self.ends_at, at)
                 and (self.channel_ids is None
                      or (channel_id is not None and channel_id in self.channel_ids))
                 and (self.min_tier is None or self.min_tier in tiers))
@@ -85,34 +123,18 @@ class CampaignBook:
 
 
 async def _load(session: AsyncSession) -> CampaignBook:
-    since = utcnow() - _LOOKBACK
+    since = utcnow() - LOOKBACK
     rows = (await session.execute(
         select(Campaign.id, Campaign.name, Campaign.kind, Campaign.value, Campaign.starts_at,
                Campaign.ends_at, Campaign.min_tier)
         .where(Campaign.active, Campaign.kind.in_(UNIT_KINDS),
                or_(Campaign.ends_at.is_(None), Campaign.ends_at > since)))).all()
-    ids = [r[0] for r in rows]
-    channels: dict[int, list[tuple[str, int]]] = {}
-    targets: list[tuple[int, str, int]] = []
-    if ids:
-        for cid, code, ch_id in (await session.execute(
-                select(CampaignChannel.campaign_id, Channel.code, Channel.id)
-                .join(Channel, Channel.id == CampaignChannel.channel_id)
-                .where(CampaignChannel.campaign_id.in_(ids)))).all():
-            channels.setdefault(cid, []).append((code, ch_id))
-        targets = [(r[0], r[1], r[2]) for r in (await session.execute(
-            select(CampaignTarget.campaign_id, CampaignTarget.target_type,
-                   CampaignTarget.target_id)
-            .where(CampaignTarget.campaign_id.in_(ids)))).all()]
-    campaigns = {}
-    for r in rows:
-        limited = sorted(channels[r[0]]) if r[0] in channels else None
-        campaigns[r[0]] = UnitCampaign(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6],
-            frozenset(i for _, i in limited) if limited is not None else None,
-            tuple(code for code, _ in limited) if limited is not None else None)
+    links = await campaign_links(session, [r[0] for r in rows])
+    campaigns = {r[0]: UnitCampaign(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
+                                    links.channel_ids(r[0]), links.channel_codes(r[0]))
+                 for r in rows}
     by_target: dict[tuple[str, int], list[tuple[UnitCampaign, str, int]]] = {}
-    for cid, target_type, target_id in targets:
+    for cid, target_type, target_id in links.targets:
         by_target.setdefault((target_type, target_id), []).append(
             (campaigns[cid], target_type, target_id))
     return CampaignBook(since, {k: tuple(v) for k, v in by_target.items()})

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,14 +25,10 @@ from saumaton.catalogue.services import VariantInfo
 from saumaton.core.clock import utcnow
 from saumaton.db.fetcher import Fetcher
 from saumaton.db.uow import Database
-from saumaton.locations.models import Channel
-from saumaton.pricing.book import BOOK_SECONDS, BOOK_TOPICS
+from saumaton.pricing.book import BOOK_SECONDS, BOOK_TOPICS, LOOKBACK, campaign_links, in_window
 from saumaton.pricing.bundles import Bundle, load_bundles_pg
-from saumaton.pricing.models import Campaign, CampaignChannel, CampaignTarget
+from saumaton.pricing.models import Campaign
 from saumaton.pricing.services import BUNDLE_KINDS, tiers_up_to
-
-# Campaigns that ended this long before the read are kept too (as the unit book does).
-_LOOKBACK = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -56,7 +52,7 @@ class BundleBook:
         out = []
         for b in self.bundles:
             c = b.bundle
-            if not (b.starts_at <= at and (c.ends_at is None or c.ends_at > at)):
+            if not in_window(b.starts_at, c.ends_at, at):
                 continue
             if b.channel_ids is not None and channel_id not in b.channel_ids:
                 continue
@@ -68,7 +64,7 @@ class BundleBook:
 
 
 async def _load(session: AsyncSession) -> BundleBook:
-    since = utcnow() - _LOOKBACK
+    since = utcnow() - LOOKBACK
     rows = (await session.execute(
         select(Campaign.id, Campaign.name, Campaign.kind, Campaign.value,
                Campaign.buy_quantity, Campaign.pay_quantity, Campaign.get_quantity,
@@ -77,32 +73,21 @@ async def _load(session: AsyncSession) -> BundleBook:
                Campaign.buy_quantity.is_not(None),
                or_(Campaign.ends_at.is_(None), Campaign.ends_at > since))
         .order_by(Campaign.id))).all()
-    ids = [r[0] for r in rows]
-    channels: dict[int, list[tuple[str, int]]] = {}
+    links = await campaign_links(session, [r[0] for r in rows])
     targets: dict[tuple[int, str], set[int]] = {}
-    if ids:
-        for cid, code, ch_id in (await session.execute(
-                select(CampaignChannel.campaign_id, Channel.code, Channel.id)
-                .join(Channel, Channel.id == CampaignChannel.channel_id)
-                .where(CampaignChannel.campaign_id.in_(ids)))).all():
-            channels.setdefault(cid, []).append((code, ch_id))
-        for cid, target_type, target_id in (await session.execute(
-                select(CampaignTarget.campaign_id, CampaignTarget.target_type,
-                       CampaignTarget.target_id)
-                .where(CampaignTarget.campaign_id.in_(ids)))).all():
-            targets.setdefault((cid, target_type), set()).add(target_id)
+    for cid, target_type, target_id in links.targets:
+        targets.setdefault((cid, target_type), set()).add(target_id)
     booked = []
     for r in rows:
-        limited = sorted(channels[r[0]]) if r[0] in channels else None
         booked.append(BookedBundle(
             Bundle(campaign_id=r[0], name=r[1], kind=r[2], value=r[3], buy_quantity=r[4] or 0,
                    pay_quantity=r[5], get_quantity=r[6],
                    variant_ids=frozenset(targets.get((r[0], "variant"), ())),
                    product_ids=frozenset(targets.get((r[0], "product"), ())),
                    category_ids=frozenset(targets.get((r[0], "category"), ())),
-                   limited_to=tuple(code for code, _ in limited) if limited else None,
+                   limited_to=links.channel_codes(r[0]),
                    min_tier=r[7], ends_at=r[9]),
-            r[8], frozenset(i for _, i in limited) if limited else None))
+            r[8], links.channel_ids(r[0])))
     return BundleBook(since, tuple(booked))
 
 
