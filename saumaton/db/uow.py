@@ -65,21 +65,27 @@ def outbox_ctes_pg(events: str, *, now: str) -> str:
 _BROKEN = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError)
 
 
+async def _on_driver(driver: Any, method: str, sql: str, args: tuple[Any, ...]) -> Any:
+    """One statement straight on an asyncpg connection, its errors wrapped as SQLAlchemy
+    wraps them (IntegrityError, else DBAPIError with the asyncpg error as `orig`), so
+    that callers handle them as they handle the ORM's."""
+    try:
+        return await getattr(driver, method)(sql, *args)
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(sql, args, exc) from exc
+    except (asyncpg.PostgresError, *_BROKEN) as exc:
+        raise DBAPIError(sql, args, exc) from exc
+
+
 class PooledConnection:
     """An asyncpg connection outside a transaction (`Database.pooled`), its errors
-    wrapped as SQLAlchemy wraps them (IntegrityError, else DBAPIError with the asyncpg
-    error as `orig`), as the unit of work's own statements are."""
+    wrapped as the unit of work's own statements are."""
 
     def __init__(self, driver: Any) -> None:
         self._driver = driver
 
     async def _run(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
-        try:
-            return await getattr(self._driver, method)(sql, *args)
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            raise IntegrityError(sql, args, exc) from exc
-        except (asyncpg.PostgresError, *_BROKEN) as exc:
-            raise DBAPIError(sql, args, exc) from exc
+        return await _on_driver(self._driver, method, sql, args)
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         rows: list[Any] = await self._run("fetch", sql, args)
@@ -269,13 +275,7 @@ class UnitOfWork:
         return self._driver
 
     async def _run(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
-        conn = await self.driver()
-        try:
-            return await getattr(conn, method)(sql, *args)
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            raise IntegrityError(sql, args, exc) from exc
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise DBAPIError(sql, args, exc) from exc
+        return await _on_driver(await self.driver(), method, sql, args)
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         rows: list[Any] = await self._run("fetch", sql, args)
