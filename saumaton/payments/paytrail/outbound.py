@@ -13,9 +13,10 @@ connection, as it reached nothing.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Mapping
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit, urlunsplit
 
 USER_AGENT = "Saumaton Paytrail simulator"
 # Kept connections are given up before the other end would close them (uvicorn's
@@ -32,15 +33,34 @@ class _Stale(Exception):
     """A kept connection was closed before any of the answer came."""
 
 
-def with_params(url: str, params: Mapping[str, str]) -> str:
+# What quote_plus leaves as it is (and so urlencode): the signed parameters' names and
+# nearly always their values (digits, hex, UUIDs, "ok", a provider's id).
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+_NOT_TARGET = re.compile(r"[\x00-\x20\x7f]")
+
+
+def encode_query(params: Mapping[str, str]) -> str:
+    """urlencode(params), without quoting what needs none."""
+    return "&".join(
+        f"{k if _UNRESERVED.fullmatch(k) else quote_plus(k)}="
+        f"{v if _UNRESERVED.fullmatch(v) else quote_plus(v)}" for k, v in params.items())
+
+
+def with_params(url: str, params: Mapping[str, str], encoded: str | None = None) -> str:
     """`url` with `params` merged into its query: a parameter already there is
-    replaced, the rest kept in order, as httpx's `copy_merge_params` does."""
+    replaced, the rest kept in order, as httpx's `copy_merge_params` does.
+    `encoded`: encode_query(params), when the caller has it already."""
+    if not params:
+        return url
+    if "?" not in url and "#" not in url:
+        return f"{url}?{encode_query(params) if encoded is None else encoded}"
     parts = urlsplit(url)
     if not parts.query:
-        return urlunsplit(parts._replace(query=urlencode(params)))
-    merged = {**parse_qs(parts.query, keep_blank_values=True),
-              **{k: [v] for k, v in params.items()}}
-    query = urlencode([(k, v) for k, values in merged.items() for v in values])
+        query = encode_query(params) if encoded is None else encoded
+    else:
+        merged = {**parse_qs(parts.query, keep_blank_values=True),
+                  **{k: [v] for k, v in params.items()}}
+        query = urlencode([(k, v) for k, values in merged.items() for v in values])
     return urlunsplit(parts._replace(query=query))
 
 
@@ -60,7 +80,7 @@ class Outbound:
         if scheme not in ("http", "https") or not parts.hostname:
             raise OutboundError(f"not an http(s) URL: {url!r}")
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        if any(c <= " " or c == "\x7f" for c in target):
+        if _NOT_TARGET.search(target):
             raise OutboundError(f"not a valid request target: {target!r}")
         key = (scheme, parts.hostname, parts.port or (443 if scheme == "https" else 80))
         lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc.rpartition('@')[2]}",

@@ -31,10 +31,11 @@ import html
 import io
 import json
 import logging
+import time
 import uuid
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, TypeGuard
 from urllib.parse import parse_qsl, quote
 
@@ -43,7 +44,12 @@ from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
-from saumaton.payments.paytrail.outbound import Outbound, OutboundError, with_params
+from saumaton.payments.paytrail.outbound import (
+    Outbound,
+    OutboundError,
+    encode_query,
+    with_params,
+)
 from saumaton.payments.paytrail.signing import ALGORITHMS, sign, verify
 
 log = logging.getLogger(__name__)
@@ -118,9 +124,21 @@ class Settlement:
     rows: list[dict[str, Any]]  # money in cents here; euros in the report
 
 
+class _Second:
+    """The last whole second _now() wrote, and its text up to the milliseconds."""
+
+    whole = -1
+    text = ""
+
+
 def _now() -> str:
-    ts = datetime.now(UTC)
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    """UTC now as Paytrail writes it: 2026-12-06T10:00:00.123Z."""
+    t = time.time()
+    whole = int(t)
+    if whole != _Second.whole:
+        _Second.text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(whole))
+        _Second.whole = whole
+    return f"{_Second.text}{int((t - whole) * 1000):03d}Z"
 
 
 def _is_int(value: object) -> TypeGuard[int]:
@@ -633,11 +651,12 @@ class PaytrailSimulator:
             if status == "ok":
                 p.paid_at = _now()
         params = self.outcome_params(p)
+        encoded = encode_query(params)
         kind = "success" if status == "ok" else "cancel"
         if p.callback_urls is not None and callbacks:
             self.spawn(self.call_back(p.callback_urls[kind], params, callbacks,
-                                      p.callback_delay))
-        return redirect_reply(with_params(p.redirect_urls[kind], params))
+                                      p.callback_delay, encoded))
+        return redirect_reply(with_params(p.redirect_urls[kind], params, encoded))
 
     # --- server-to-server calls -----------------------------------------------------------
 
@@ -647,17 +666,19 @@ class PaytrailSimulator:
         task.add_done_callback(self.sim.tasks.discard)
 
     async def call_back(self, url: str, params: dict[str, str], times: int,
-                        delay: int) -> None:
+                        delay: int, encoded: str | None = None) -> None:
+        """GET `url` with the signed `params` `times` times, after `delay` seconds."""
         state = self.sim
         if delay:
             await asyncio.sleep(delay)
+        target = with_params(url, params, encoded)
         for _ in range(times):
             try:
                 if state.http_client is not None:
                     r = await state.http_client.get(url, params=params)
                     status = r.status_code
                 else:
-                    status = await self.outbound.request("GET", with_params(url, params))
+                    status = await self.outbound.request("GET", target)
                 state.callback_log.append((url, status))
             except (httpx.HTTPError, OutboundError) as exc:
                 log.warning("paytrail simulator: callback %s failed: %s", url, exc)
