@@ -119,6 +119,7 @@ async def main() -> None:
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--callbacks", type=int, default=1)
+    p.add_argument("--uvloop", action="store_true", help="drive on uvloop")
     p.add_argument("--py-spy", help="record the measured run with this py-spy binary "
                    "(raw folded stacks to paytrail_simulator.spy)")
     args = p.parse_args()
@@ -183,4 +184,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if "--uvloop" in sys.argv:
+        import uvloop
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

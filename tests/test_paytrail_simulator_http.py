@@ -207,3 +207,11 @@ async def test_lifespan_and_bad_query() -> None:
     await sim({"type": "lifespan"}, receive, send)
     assert [m["type"] for m in sent] == ["lifespan.startup.complete",
                                          "lifespan.shutdown.complete"]
+
+
+async def test_docs_answer_200_for_readiness_polls() -> None:
+    sim = create_simulator({ACCOUNT: SECRET}, "http://paytrail.test")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim),
+                                 base_url="http://paytrail.test") as http:
+        r = await http.get("/docs")
+        assert r.status_code == 200 and "POST /payments" in r.text

@@ -243,6 +243,15 @@ def _validate_create(body: object) -> dict[str, Any]:
 
 
 Headers = list[tuple[bytes, bytes]]
+DOCS = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<title>Paytrail simulator</title></head><body><h1>Paytrail simulator</h1>"
+        "<p>Paytrail's Payment API, signed as Paytrail signs it:</p><ul>"
+        "<li>POST /payments</li><li>GET /payments/{transactionId}</li>"
+        "<li>POST /payments/{transactionId}/refund</li><li>GET /settlements</li>"
+        "<li>POST /settlements/{id}/payments/report</li></ul>"
+        "<p>The shopper's page GET /pay/{transactionId} and its actions "
+        "POST /pay/{transactionId}/success|fail|cancel; the demo hook "
+        "POST /settlements/close.</p></body></html>")
 
 
 @dataclass(slots=True)
@@ -411,6 +420,10 @@ class PaytrailSimulator:
                 allowed = ("POST",)
                 if method == "POST":
                     return self.refund(call, parts[1])
+        elif parts == ["docs"]:  # what scripts poll for readiness (bench/run.sh)
+            allowed = ("GET", "HEAD")
+            if method in allowed:
+                return html_reply(DOCS)
         elif parts[0] == "settlements":
             if n == 1:
                 allowed = ("GET",)
