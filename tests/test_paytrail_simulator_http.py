@@ -215,3 +215,22 @@ async def test_docs_answer_200_for_readiness_polls() -> None:
                                  base_url="http://paytrail.test") as http:
         r = await http.get("/docs")
         assert r.status_code == 200 and "POST /payments" in r.text
+
+
+async def test_multipart_form_chooses_the_provider() -> None:
+    """Browsers send the page's form URL-encoded; a multipart one is read too."""
+    sim = create_simulator({ACCOUNT: SECRET}, "http://paytrail.test")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim),
+                                 base_url="http://paytrail.test") as http:
+        raw = json.loads(create_body("multipart-1", "http://shop.test"))
+        del raw["callbackUrls"]
+        text = json.dumps(raw)
+        r = await http.post("/payments", content=text.encode(),
+                            headers=request_headers(ACCOUNT, SECRET, "POST", text))
+        tid = r.json()["transactionId"]
+        r = await http.post(f"/pay/{tid}/success", data={"provider": "osuuspankki"},
+                            files={"note": ("a.txt", b"x")})
+        assert r.status_code == 303
+        params = dict(parse_qsl(urlsplit(r.headers["location"]).query))
+        assert params["checkout-provider"] == "osuuspankki"
+        assert verify(params, "", params["signature"], SECRET)

@@ -21,6 +21,11 @@ hook `POST /settlements/close` does only that), then lists them like Paytrail.
 report (JSON: a list of rows; CSV: `;`-separated, decimal comma) to the
 `callbackUrl`, with `checkout-*` headers and a signature over the raw body, retrying
 until it gets HTTP 200 (3 tries).
+
+It is a plain ASGI app, no framework (its CPU counts in the web benchmark, which runs
+it beside the shop): the path is split and dispatched, each answer is built whole, and
+the server-to-server calls go through its own kept-alive HTTP/1.1 connections
+(outbound.py), or through `http_client` when one is given (tests).
 """
 
 from __future__ import annotations
