@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -234,3 +236,22 @@ async def test_multipart_form_chooses_the_provider() -> None:
         params = dict(parse_qsl(urlsplit(r.headers["location"]).query))
         assert params["checkout-provider"] == "osuuspankki"
         assert verify(params, "", params["signature"], SECRET)
+
+
+async def test_times_are_written_as_paytrail_writes_them() -> None:
+    sim = create_simulator({ACCOUNT: SECRET}, "http://paytrail.test")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim),
+                                 base_url="http://paytrail.test") as http:
+        text = create_body("times-1", "http://shop.test")
+        r = await http.post("/payments", content=text.encode(),
+                            headers=request_headers(ACCOUNT, SECRET, "POST", text))
+        tid = r.json()["transactionId"]
+        assert (await http.post(f"/pay/{tid}/success?callbacks=0")).status_code == 303
+        r = await http.get(f"/payments/{tid}", headers=request_headers(
+            ACCOUNT, SECRET, "GET", transaction_id=tid))
+        data = r.json()
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    for key in ("createdAt", "paidAt"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", data[key]), data[key]
+        at = datetime.fromisoformat(data[key].replace("Z", "+00:00"))
+        assert before < at <= datetime.now(UTC)
