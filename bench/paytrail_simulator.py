@@ -1,14 +1,18 @@
 """CPU of the Paytrail simulator per checkout, on its own.
 
-Starts `saumaton paytrail-simulator` (the tree on PYTHONPATH) and a callback
+Starts `saumaton paytrail-simulator` (of this tree, or of --src) and a callback
 receiver, then runs checkouts as the web benchmark makes the simulator work: the
 shop's signed `POST /payments` (two items and callback URLs), the shopper's
 `POST /pay/{id}/success?callbacks=1` (a form, as the browser sends it), and the
 simulator's server-to-server callback to the receiver. Prints the simulator's CPU
 (utime + stime from /proc) per checkout over the measured run.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/paytrail_simulator.py [--checkouts 3000]
-        [--concurrency 16] [--warmup 300] [--callbacks 1]
+    PYTHONPATH=$PWD .venv/bin/python -m bench.paytrail_simulator [--checkouts 3000]
+        [--concurrency 16] [--warmup 300] [--callbacks 1] [--uvloop] [--py-spy PATH]
+        [--src /path/to/another/tree]
+
+--concurrency 1 is closest to the web benchmark, where the simulator's requests
+seldom meet; --callbacks 0 is its part `one` (the flow sends the callback itself).
 """
 
 from __future__ import annotations
@@ -25,12 +29,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from common import CLK_TCK, Connection
-
+from bench.common import CLK_TCK, Connection
 from saumaton.config import TEST_MERCHANT
 from saumaton.payments.paytrail.signing import request_headers, verify
 
 ACCOUNT, SECRET = TEST_MERCHANT
+ROOT = Path(__file__).resolve().parent.parent
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -120,6 +124,8 @@ async def main() -> None:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--callbacks", type=int, default=1)
     p.add_argument("--uvloop", action="store_true", help="drive on uvloop")
+    p.add_argument("--src", default=str(ROOT),
+                   help="the tree whose simulator is served (another checkout: before/after)")
     p.add_argument("--py-spy", help="record the measured run with this py-spy binary "
                    "(raw folded stacks to paytrail_simulator.spy)")
     args = p.parse_args()
@@ -128,7 +134,8 @@ async def main() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "import sys; from saumaton.cli import app; app()",
         "paytrail-simulator", "--host", "127.0.0.1", "--port", str(port),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        cwd=args.src, env={**os.environ, "PYTHONPATH": args.src})
     receiver = Receiver()
     server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
     callback = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
