@@ -261,9 +261,10 @@ def paytrail_simulator(
 
     base = f"http://{host}:{port}"
     console.print(f"Paytrail simulator on {base} (merchant {TEST_MERCHANT[0]})")
+    # Not behind a proxy: no X-Forwarded-* handling on each request.
     uvicorn.run(create_simulator({TEST_MERCHANT[0]: TEST_MERCHANT[1]}, base), host=host,
                 port=port, log_level="warning", access_log=False, loop="uvloop",
-                http="httptools")
+                http="httptools", proxy_headers=False)
 
 
 @staff_app.command("create")

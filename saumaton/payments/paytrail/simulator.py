@@ -21,6 +21,11 @@ hook `POST /settlements/close` does only that), then lists them like Paytrail.
 report (JSON: a list of rows; CSV: `;`-separated, decimal comma) to the
 `callbackUrl`, with `checkout-*` headers and a signature over the raw body, retrying
 until it gets HTTP 200 (3 tries).
+
+It is a plain ASGI app, no framework (its CPU counts in the web benchmark, which runs
+it beside the shop): the path is split and dispatched, each answer is built whole, and
+the server-to-server calls go through its own kept-alive HTTP/1.1 connections
+(outbound.py), or through `http_client` when one is given (tests).
 """
 
 from __future__ import annotations
@@ -31,15 +36,25 @@ import html
 import io
 import json
 import logging
+import time
 import uuid
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, TypeGuard
+from urllib.parse import parse_qsl, quote
 
 import httpx
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.datastructures import State
+from starlette.requests import Request
+from starlette.types import Message, Receive, Scope, Send
 
+from saumaton.payments.paytrail.outbound import (
+    Outbound,
+    OutboundError,
+    encode_query,
+    with_params,
+)
 from saumaton.payments.paytrail.signing import ALGORITHMS, sign, verify
 
 log = logging.getLogger(__name__)
@@ -48,6 +63,7 @@ LANGUAGES = ("FI", "SV", "EN")
 OUTCOMES = {"success": "ok", "fail": "fail", "cancel": "fail"}
 PROVIDERS = (("nordea", "Nordea", "bank"), ("osuuspankki", "OP", "bank"),
              ("creditcard", "Visa", "creditcard"))
+PROVIDER_IDS = frozenset(pid for pid, _, _ in PROVIDERS)
 # Per payment method: (fixed paymentMethodFee in cents, paymentMethodCommission in bp).
 DEFAULT_FEES: dict[str, tuple[int, int]] = {
     "nordea": (25, 0), "osuuspankki": (25, 0), "creditcard": (0, 150)}
@@ -96,7 +112,6 @@ class SimulatorState:
     callback_log: list[tuple[str, int | str]] = field(default_factory=list)
     # How many times each refund's callback is sent (test hook; 0: none).
     refund_callbacks: int = 1
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     fees: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_FEES))
     settlements: list[Settlement] = field(default_factory=list)
     settled: set[str] = field(default_factory=set)  # transaction ids of payments, refunds
@@ -114,15 +129,21 @@ class Settlement:
     rows: list[dict[str, Any]]  # money in cents here; euros in the report
 
 
+class _Second:
+    """The last whole second _now() wrote, and its text up to the milliseconds."""
+
+    whole = -1
+    text = ""
+
+
 def _now() -> str:
-    ts = datetime.now(UTC)
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
-
-
-def _error(status_code: int, message: str) -> JSONResponse:
-    return JSONResponse({"status": "error", "message": message, "meta": []},
-                        status_code=status_code,
-                        headers={"request-id": str(uuid.uuid4())})
+    """UTC now as Paytrail writes it: 2026-12-06T10:00:00.123Z."""
+    t = time.time()
+    whole = int(t)
+    if whole != _Second.whole:
+        _Second.text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(whole))
+        _Second.whole = whole
+    return f"{_Second.text}{int((t - whole) * 1000):03d}Z"
 
 
 def _is_int(value: object) -> TypeGuard[int]:
@@ -226,30 +247,222 @@ def _validate_create(body: object) -> dict[str, Any]:
     return body
 
 
-def create_simulator(accounts: dict[str, str], public_url: str, *,
-                     http_client: httpx.AsyncClient | None = None) -> FastAPI:
-    """`accounts` maps merchant id -> secret; `public_url` is where this app is served.
-    `http_client` (optional) is used for server-to-server callbacks."""
-    state = SimulatorState(dict(accounts), public_url.rstrip("/"), http_client)
-    app = FastAPI(title="Paytrail simulator")
-    app.state.simulator = state
+Headers = list[tuple[bytes, bytes]]
+DOCS = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<title>Paytrail simulator</title></head><body><h1>Paytrail simulator</h1>"
+        "<p>Paytrail's Payment API, signed as Paytrail signs it:</p><ul>"
+        "<li>POST /payments</li><li>GET /payments/{transactionId}</li>"
+        "<li>POST /payments/{transactionId}/refund</li><li>GET /settlements</li>"
+        "<li>POST /settlements/{id}/payments/report</li></ul>"
+        "<p>The shopper's page GET /pay/{transactionId} and its actions "
+        "POST /pay/{transactionId}/success|fail|cancel; the demo hook "
+        "POST /settlements/close.</p></body></html>")
 
-    @app.exception_handler(SimulatorError)
-    async def _on_error(request: Request, exc: SimulatorError) -> JSONResponse:
-        return _error(exc.status_code, exc.message)
 
-    async def authenticate(request: Request, transaction_id: str | None = None
-                           ) -> tuple[str, str, str, bytes]:
-        """Check the signed headers; return (account, secret, algorithm, raw body)."""
-        headers = {k.lower(): v for k, v in request.headers.items()}
+@dataclass(slots=True)
+class Reply:
+    status: int
+    body: bytes
+    headers: Headers
+
+
+@dataclass(slots=True)
+class Call:
+    """One request: method, path segments after the mount point, lower-case header
+    names (the last of repeated ones), query parameters and the raw body."""
+
+    scope: Scope
+    method: str
+    parts: list[str]
+    headers: dict[str, str]
+    query: dict[str, str]
+    body: bytes
+
+
+JSON = b"application/json"
+JSON_UTF8 = b"application/json; charset=utf-8"
+HTML = b"text/html; charset=utf-8"
+MAX_BODY = 1024 * 1024
+
+
+def _request_id() -> bytes:
+    return str(uuid.uuid4()).encode()
+
+
+def json_reply(status: int, payload: object) -> Reply:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return Reply(status, body, [(b"content-type", JSON)])
+
+
+def _error_reply(status: int, message: str) -> Reply:
+    reply = json_reply(status, {"status": "error", "message": message, "meta": []})
+    reply.headers.append((b"request-id", _request_id()))
+    return reply
+
+
+def html_reply(text: str, status: int = 200) -> Reply:
+    return Reply(status, text.encode(), [(b"content-type", HTML)])
+
+
+def redirect_reply(location: str) -> Reply:
+    # Quoted as Starlette's RedirectResponse does (a no-op on an encoded query).
+    return Reply(303, b"", [(b"location",
+                             quote(location, safe=":/%#?=@[]!$&'()*+,;").encode("latin-1"))])
+
+
+def signed_reply(status: int, payload: dict[str, Any] | list[Any], account: str,
+                 secret: str, algorithm: str, transaction_id: str | None) -> Reply:
+    """Paytrail's answer: signed over its `checkout-*` headers and the exact body."""
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    params = {"checkout-account": account, "checkout-algorithm": algorithm}
+    if transaction_id is not None:
+        params["checkout-transaction-id"] = transaction_id
+    signature = sign(params, body, secret, algorithm)
+    headers = [(k.encode(), v.encode()) for k, v in params.items()]
+    headers += [(b"signature", signature.encode()), (b"request-id", _request_id()),
+                (b"content-type", JSON_UTF8)]
+    return Reply(status, body.encode(), headers)
+
+
+def _int_param(call: Call, name: str, default: int) -> int:
+    value = call.query.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SimulatorError(400, f"{name} must be an integer") from None
+
+
+class PaytrailSimulator:
+    """The simulator as a plain ASGI app (served by uvicorn, or mounted in the shop).
+
+    No framework: routing is a split of the path, and each answer goes out in one
+    `send` of the head and one of the body. State is `state.simulator`."""
+
+    def __init__(self, sim: SimulatorState) -> None:
+        self.sim = sim
+        self.state = State({"simulator": sim})
+        self.outbound = Outbound(timeout=10.0)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.outbound.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root + "/"):  # mounted under a path (/paytrail-sim)
+            path = path[len(root):]
+        try:
+            body = await self.read_body(receive)
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            raw_query: bytes = scope.get("query_string", b"")
+            query = (dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True))
+                     if raw_query else {})
+            call = Call(scope, scope["method"], path.split("/")[1:], headers, query, body)
+            reply = await self.route(call)
+        except SimulatorError as exc:
+            reply = _error_reply(exc.status_code, exc.message)
+        reply.headers.append((b"content-length", str(len(reply.body)).encode()))
+        await send({"type": "http.response.start", "status": reply.status,
+                    "headers": reply.headers})
+        await send({"type": "http.response.body", "body": reply.body})
+
+    @staticmethod
+    async def read_body(receive: Receive) -> bytes:
+        chunks = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk: bytes = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise SimulatorError(413, "request body too large")
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def route(self, call: Call) -> Reply:
+        parts, method = call.parts, call.method
+        n = len(parts)
+        allowed: tuple[str, ...] = ()
+        if parts[0] == "pay" and n in (2, 3) and parts[1]:
+            if n == 3 and parts[2]:
+                allowed = ("POST",)
+                if method == "POST":
+                    return await self.pay(call, parts[1], parts[2])
+            elif n == 2:
+                allowed = ("GET", "HEAD")
+                if method in allowed:
+                    return self.pay_page(call, parts[1])
+        elif parts[0] == "payments":
+            if n == 1:
+                allowed = ("POST",)
+                if method == "POST":
+                    return self.create_payment(call)
+            elif n == 2 and parts[1]:
+                allowed = ("GET",)
+                if method == "GET":
+                    return self.get_payment(call, parts[1])
+            elif n == 3 and parts[1] and parts[2] == "refund":
+                allowed = ("POST",)
+                if method == "POST":
+                    return self.refund(call, parts[1])
+        elif parts == ["docs"]:  # what scripts poll for readiness (bench/run.sh)
+            allowed = ("GET", "HEAD")
+            if method in allowed:
+                return html_reply(DOCS)
+        elif parts[0] == "settlements":
+            if n == 1:
+                allowed = ("GET",)
+                if method == "GET":
+                    return self.list_settlements(call)
+            elif n == 2 and parts[1] == "close":
+                allowed = ("POST",)
+                if method == "POST":
+                    return json_reply(200, {"settlements": [
+                        x.id for x in self.close_settlements()]})
+            elif n == 4 and parts[1] and parts[2:] == ["payments", "report"]:
+                allowed = ("POST",)
+                if method == "POST":
+                    return self.settlement_report(call, parts[1])
+        if allowed:
+            reply = json_reply(405, {"detail": "Method Not Allowed"})
+            reply.headers.append((b"allow", ", ".join(allowed).encode()))
+            return reply
+        return json_reply(404, {"detail": "Not Found"})
+
+    # --- the Payment API (signed) ---------------------------------------------------------
+
+    def authenticate(self, call: Call, transaction_id: str | None = None
+                     ) -> tuple[str, str, str]:
+        """Check the signed headers; return (account, secret, algorithm)."""
+        headers = call.headers
         account = headers.get("checkout-account", "")
-        secret = state.accounts.get(account)
+        secret = self.sim.accounts.get(account)
         if secret is None:
             raise SimulatorError(401, "unknown checkout-account")
         algorithm = headers.get("checkout-algorithm", "")
         if algorithm not in ALGORITHMS:
             raise SimulatorError(401, "checkout-algorithm must be sha256 or sha512")
-        if headers.get("checkout-method") != request.method:
+        if headers.get("checkout-method") != call.method:
             raise SimulatorError(401, "checkout-method does not match the request method")
         nonce = headers.get("checkout-nonce")
         if not nonce:
@@ -260,89 +473,80 @@ def create_simulator(accounts: dict[str, str], public_url: str, *,
             raise SimulatorError(401, "checkout-timestamp must be ISO 8601") from None
         if transaction_id is not None and headers.get("checkout-transaction-id") != transaction_id:
             raise SimulatorError(401, "checkout-transaction-id does not match the URL")
-        raw = await request.body()
         try:
-            text = raw.decode("utf-8")
+            text = call.body.decode("utf-8")
         except UnicodeDecodeError:
             raise SimulatorError(400, "body is not UTF-8") from None
         params = {k: v for k, v in headers.items() if k.startswith("checkout-")}
         if not verify(params, text, headers.get("signature"), secret):
             raise SimulatorError(401, "HMAC signature mismatch")
-        async with state.lock:
-            if (account, nonce) in state.nonces:
-                raise SimulatorError(401, "duplicate checkout-nonce")
-            state.nonces.add((account, nonce))
-        return account, secret, algorithm, raw
+        if (account, nonce) in self.sim.nonces:
+            raise SimulatorError(401, "duplicate checkout-nonce")
+        self.sim.nonces.add((account, nonce))
+        return account, secret, algorithm
 
-    def signed(status_code: int, payload: dict[str, Any] | list[Any], account: str,
-               secret: str, algorithm: str, transaction_id: str | None) -> Response:
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-        headers = {"checkout-account": account, "checkout-algorithm": algorithm}
-        if transaction_id is not None:
-            headers["checkout-transaction-id"] = transaction_id
-        headers["signature"] = sign(headers, body, secret, algorithm)
-        headers["request-id"] = str(uuid.uuid4())
-        return Response(body.encode(), status_code=status_code, headers=headers,
-                        media_type="application/json; charset=utf-8")
+    @staticmethod
+    def json_body(call: Call) -> dict[str, Any]:
+        try:
+            body = json.loads(call.body)
+        except ValueError:
+            raise SimulatorError(400, "body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise SimulatorError(400, "body must be a JSON object")
+        return body
 
-    def find(transaction_id: str, account: str) -> Payment:
-        payment = state.payments.get(transaction_id)
+    def find(self, transaction_id: str, account: str) -> Payment:
+        payment = self.sim.payments.get(transaction_id)
         if payment is None or payment.account != account:
             raise SimulatorError(404, "payment not found")
         return payment
 
-    @app.post("/payments")
-    async def create_payment(request: Request) -> Response:
-        account, secret, algorithm, raw = await authenticate(request)
+    def create_payment(self, call: Call) -> Reply:
+        state = self.sim
+        account, secret, algorithm = self.authenticate(call)
         try:
-            parsed = json.loads(raw)
+            parsed = json.loads(call.body)
         except ValueError:
             raise SimulatorError(400, "body is not valid JSON") from None
         body = _validate_create(parsed)
         transaction_id = str(uuid.uuid4())
         href = f"{state.public_url}/pay/{transaction_id}"
-        async with state.lock:
-            if (account, body["stamp"]) in state.stamps:
-                raise SimulatorError(400, "duplicate stamp")
-            state.stamps.add((account, body["stamp"]))
-            callback_urls = body.get("callbackUrls")
-            state.payments[transaction_id] = Payment(
-                transaction_id=transaction_id, account=account, algorithm=algorithm,
-                stamp=body["stamp"], reference=body["reference"], amount=body["amount"],
-                currency="EUR", created_at=_now(), href=href,
-                redirect_urls=_url_pair(body["redirectUrls"], "redirectUrls"),
-                callback_urls=(None if callback_urls is None
-                               else _url_pair(callback_urls, "callbackUrls")),
-                callback_delay=int(body.get("callbackDelay", 0)))
+        if (account, body["stamp"]) in state.stamps:
+            raise SimulatorError(400, "duplicate stamp")
+        state.stamps.add((account, body["stamp"]))
+        callback_urls = body.get("callbackUrls")
+        state.payments[transaction_id] = Payment(
+            transaction_id=transaction_id, account=account, algorithm=algorithm,
+            stamp=body["stamp"], reference=body["reference"], amount=body["amount"],
+            currency="EUR", created_at=_now(), href=href,
+            redirect_urls=_url_pair(body["redirectUrls"], "redirectUrls"),
+            callback_urls=(None if callback_urls is None
+                           else _url_pair(callback_urls, "callbackUrls")),
+            callback_delay=int(body.get("callbackDelay", 0)))
         providers = [{"url": href, "name": name, "id": pid, "group": group, "parameters": []}
                      for pid, name, group in PROVIDERS]
-        return signed(201, {"transactionId": transaction_id, "href": href,
-                            "reference": body["reference"], "terms": TERMS, "groups": [],
-                            "providers": providers, "customProviders": {}},
-                      account, secret, algorithm, transaction_id)
+        return signed_reply(201, {"transactionId": transaction_id, "href": href,
+                                  "reference": body["reference"], "terms": TERMS,
+                                  "groups": [], "providers": providers,
+                                  "customProviders": {}},
+                            account, secret, algorithm, transaction_id)
 
-    @app.get("/payments/{transaction_id}")
-    async def get_payment(transaction_id: str, request: Request) -> Response:
-        account, secret, algorithm, _ = await authenticate(request, transaction_id)
-        p = find(transaction_id, account)
+    def get_payment(self, call: Call, transaction_id: str) -> Reply:
+        account, secret, algorithm = self.authenticate(call, transaction_id)
+        p = self.find(transaction_id, account)
         payload: dict[str, Any] = {
             "id": p.transaction_id, "status": p.status, "amount": p.amount,
             "currency": p.currency, "stamp": p.stamp, "reference": p.reference,
             "createdAt": p.created_at, "href": p.href}
         if p.status == "ok":
             payload.update(provider=p.provider, paidAt=p.paid_at)
-        return signed(200, payload, account, secret, algorithm, transaction_id)
+        return signed_reply(200, payload, account, secret, algorithm, transaction_id)
 
-    @app.post("/payments/{transaction_id}/refund")
-    async def refund(transaction_id: str, request: Request) -> Response:
-        account, secret, algorithm, raw = await authenticate(request, transaction_id)
-        p = find(transaction_id, account)
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            raise SimulatorError(400, "body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise SimulatorError(400, "body must be a JSON object")
+    def refund(self, call: Call, transaction_id: str) -> Reply:
+        state = self.sim
+        account, secret, algorithm = self.authenticate(call, transaction_id)
+        p = self.find(transaction_id, account)
+        body = self.json_body(call)
         amount = body.get("amount")
         if not _is_int(amount) or amount <= 0:
             raise SimulatorError(400, "amount must be a positive integer")
@@ -351,36 +555,34 @@ def create_simulator(accounts: dict[str, str], public_url: str, *,
                 raise SimulatorError(400, f"{key} must be a string")
         urls = _url_pair(body.get("callbackUrls"), "callbackUrls")
         stamp = body.get("refundStamp")
-        async with state.lock:
-            if p.status != "ok":
-                raise SimulatorError(400, f"payment is {p.status}, only paid payments refund")
-            seen = next((r for r in p.refunds if stamp and r["refundStamp"] == stamp), None)
-            if seen is not None:
-                # The same refund asked again (its answer was lost): still one refund.
-                if seen["amount"] != amount:
-                    raise SimulatorError(400, "duplicate refundStamp with another amount")
-                return signed(201, {"provider": p.provider, "status": "ok",
-                                    "transactionId": seen["transactionId"]},
-                              account, secret, algorithm, transaction_id)
-            if amount > p.amount - p.refunded:
-                raise SimulatorError(400, f"refund {amount} exceeds the refundable "
-                                          f"{p.amount - p.refunded}")
-            refund_id = str(uuid.uuid4())
-            p.refunded += amount
-            refund = {"transactionId": refund_id, "amount": amount, "refundStamp": stamp,
-                      "refundReference": body.get("refundReference")}
-            p.refunds.append(refund)
+        if p.status != "ok":
+            raise SimulatorError(400, f"payment is {p.status}, only paid payments refund")
+        seen = next((r for r in p.refunds if stamp and r["refundStamp"] == stamp), None)
+        if seen is not None:
+            # The same refund asked again (its answer was lost): still one refund.
+            if seen["amount"] != amount:
+                raise SimulatorError(400, "duplicate refundStamp with another amount")
+            return signed_reply(201, {"provider": p.provider, "status": "ok",
+                                      "transactionId": seen["transactionId"]},
+                                account, secret, algorithm, transaction_id)
+        if amount > p.amount - p.refunded:
+            raise SimulatorError(400, f"refund {amount} exceeds the refundable "
+                                      f"{p.amount - p.refunded}")
+        refund_id = str(uuid.uuid4())
+        p.refunded += amount
+        refund = {"transactionId": refund_id, "amount": amount, "refundStamp": stamp,
+                  "refundReference": body.get("refundReference")}
+        p.refunds.append(refund)
         # Like Paytrail, the refund's outcome is also reported to its callback URL.
         times = state.refund_callbacks
         if times:
-            task = asyncio.create_task(call_back(
-                urls["success"], refund_params(p, refund), times, p.callback_delay))
-            state.tasks.add(task)
-            task.add_done_callback(state.tasks.discard)
-        return signed(201, {"provider": p.provider, "status": "ok", "transactionId": refund_id},
-                      account, secret, algorithm, transaction_id)
+            self.spawn(self.call_back(urls["success"], self.refund_params(p, refund), times,
+                                      p.callback_delay))
+        return signed_reply(201, {"provider": p.provider, "status": "ok",
+                                  "transactionId": refund_id},
+                            account, secret, algorithm, transaction_id)
 
-    def refund_params(p: Payment, refund: dict[str, Any]) -> dict[str, str]:
+    def refund_params(self, p: Payment, refund: dict[str, Any]) -> dict[str, str]:
         """A refund callback's query: the payment callback's parameters, naming the
         refund (its stamp, reference, amount and Paytrail's id for it)."""
         params = {
@@ -390,14 +592,16 @@ def create_simulator(accounts: dict[str, str], public_url: str, *,
             "checkout-reference": str(refund["refundReference"] or ""),
             "checkout-transaction-id": str(refund["transactionId"]),
             "checkout-status": "ok", "checkout-provider": p.provider or "nordea"}
-        params["signature"] = sign(params, "", state.accounts[p.account], p.algorithm)
+        params["signature"] = sign(params, "", self.sim.accounts[p.account], p.algorithm)
         return params
 
-    @app.get("/pay/{transaction_id}", response_class=HTMLResponse)
-    async def pay_page(transaction_id: str, callbacks: int = 1) -> HTMLResponse:
-        p = state.payments.get(transaction_id)
+    # --- the shopper's payment page -------------------------------------------------------
+
+    def pay_page(self, call: Call, transaction_id: str) -> Reply:
+        callbacks = _int_param(call, "callbacks", 1)
+        p = self.sim.payments.get(transaction_id)
         if p is None:
-            return HTMLResponse("<h1>Payment not found</h1>", status_code=404)
+            return html_reply("<h1>Payment not found</h1>", 404)
         tid = html.escape(transaction_id)
         euros = f"{p.amount // 100},{p.amount % 100:02d} €"
         # Relative actions: the simulator may be mounted under a path (/paytrail-sim).
@@ -411,7 +615,7 @@ def create_simulator(accounts: dict[str, str], public_url: str, *,
             f'<button type="submit" id="{outcome}" formaction="{tid}/{outcome}{more}">'
             f'{label}</button> '
             for outcome, label in (("success", "Pay"), ("fail", "Fail"), ("cancel", "Cancel")))
-        return HTMLResponse(
+        return html_reply(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             "<title>Paytrail simulator</title></head><body>"
@@ -421,147 +625,163 @@ def create_simulator(accounts: dict[str, str], public_url: str, *,
             f"</legend>{banks}</fieldset>"
             f"<p>Status {html.escape(p.status)}</p>{buttons}</form></body></html>")
 
-    def outcome_params(p: Payment) -> dict[str, str]:
+    def outcome_params(self, p: Payment) -> dict[str, str]:
         params = {
             "checkout-account": p.account, "checkout-algorithm": p.algorithm,
             "checkout-amount": str(p.amount), "checkout-stamp": p.stamp,
             "checkout-reference": p.reference, "checkout-transaction-id": p.transaction_id,
             "checkout-status": p.status, "checkout-provider": p.provider or "nordea"}
-        params["signature"] = sign(params, "", state.accounts[p.account], p.algorithm)
+        params["signature"] = sign(params, "", self.sim.accounts[p.account], p.algorithm)
         return params
 
-    async def call_back(url: str, params: dict[str, str], times: int, delay: int) -> None:
-        if delay:
-            await asyncio.sleep(delay)
-        for _ in range(times):
-            try:
-                if state.http_client is None:
-                    # One client for all callbacks (a new one per call costs ~40 ms CPU).
-                    state.http_client = httpx.AsyncClient(timeout=10.0)
-                r = await state.http_client.get(url, params=params)
-                state.callback_log.append((url, r.status_code))
-            except httpx.HTTPError as exc:
-                log.warning("paytrail simulator: callback %s failed: %s", url, exc)
-                state.callback_log.append((url, repr(exc)))
+    @staticmethod
+    async def form(call: Call) -> Mapping[str, Any]:
+        """The submitted form: URL-encoded as browsers send it, else through Starlette."""
+        kind = call.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if kind == "multipart/form-data":
+            body = call.body
 
-    @app.post("/pay/{transaction_id}/{outcome}")
-    async def pay(request: Request, transaction_id: str, outcome: str,
-                  callbacks: int = 1) -> Response:
+            async def replay() -> Message:
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            return await Request(call.scope, replay).form()
+        if kind != "application/x-www-form-urlencoded" or not call.body:
+            return {}
+        return dict(parse_qsl(call.body.decode("utf-8", "replace"), keep_blank_values=True))
+
+    async def pay(self, call: Call, transaction_id: str, outcome: str) -> Reply:
+        state = self.sim
+        callbacks = _int_param(call, "callbacks", 1)
         p = state.payments.get(transaction_id)
-        form = await request.form()
+        form = await self.form(call)
         chosen = str(form.get("provider") or "nordea")
-        provider = chosen if chosen in {pid for pid, _, _ in PROVIDERS} else "nordea"
+        provider = chosen if chosen in PROVIDER_IDS else "nordea"
         if p is None or outcome not in OUTCOMES:
             raise SimulatorError(404, "payment not found")
         if not 0 <= callbacks <= 100:
             raise SimulatorError(400, "callbacks must be 0..100")
         status = OUTCOMES[outcome]
-        async with state.lock:
-            if p.status != "new" and p.status != status:
-                raise SimulatorError(409, f"payment is already {p.status}")
-            if p.status == "new":
-                p.status = status
-                p.provider = provider
-                if status == "ok":
-                    p.paid_at = _now()
-        params = outcome_params(p)
+        if p.status != "new" and p.status != status:
+            raise SimulatorError(409, f"payment is already {p.status}")
+        if p.status == "new":
+            p.status = status
+            p.provider = provider
+            if status == "ok":
+                p.paid_at = _now()
+        params = self.outcome_params(p)
+        encoded = encode_query(params)
         kind = "success" if status == "ok" else "cancel"
         if p.callback_urls is not None and callbacks:
-            task = asyncio.create_task(
-                call_back(p.callback_urls[kind], params, callbacks, p.callback_delay))
-            state.tasks.add(task)
-            task.add_done_callback(state.tasks.discard)
-        location = str(httpx.URL(p.redirect_urls[kind]).copy_merge_params(params))
-        return RedirectResponse(location, status_code=303)
+            self.spawn(self.call_back(p.callback_urls[kind], params, callbacks,
+                                      p.callback_delay, encoded))
+        return redirect_reply(with_params(p.redirect_urls[kind], params, encoded))
 
-    def fee_of(provider: str | None, amount: int) -> tuple[int, int]:
-        fixed, bp = state.fees.get(provider or "", (0, 0))
+    # --- server-to-server calls -----------------------------------------------------------
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self.sim.tasks.add(task)
+        task.add_done_callback(self.sim.tasks.discard)
+
+    async def call_back(self, url: str, params: dict[str, str], times: int,
+                        delay: int, encoded: str | None = None) -> None:
+        """GET `url` with the signed `params` `times` times, after `delay` seconds."""
+        state = self.sim
+        if delay:
+            await asyncio.sleep(delay)
+        target = with_params(url, params, encoded)
+        for _ in range(times):
+            try:
+                if state.http_client is not None:
+                    r = await state.http_client.get(url, params=params)
+                    status = r.status_code
+                else:
+                    status = await self.outbound.request("GET", target)
+                state.callback_log.append((url, status))
+            except (httpx.HTTPError, OutboundError) as exc:
+                log.warning("paytrail simulator: callback %s failed: %s", url, exc)
+                state.callback_log.append((url, repr(exc)))
+
+    # --- settlements ----------------------------------------------------------------------
+
+    def fee_of(self, provider: str | None, amount: int) -> tuple[int, int]:
+        fixed, bp = self.sim.fees.get(provider or "", (0, 0))
         return fixed, (amount * bp + 5000) // 10000
 
-    async def close_settlements() -> list[Settlement]:
+    def close_settlements(self) -> list[Settlement]:
         """Pay out everything paid (and every refund) not yet settled: one settlement
         per merchant account."""
+        state = self.sim
         created = []
-        async with state.lock:
-            now = _now()
-            today = date.today()
-            by_account: dict[str, list[dict[str, Any]]] = {}
-            for p in state.payments.values():
-                if p.status != "ok":
+        now = _now()
+        today = date.today()
+        by_account: dict[str, list[dict[str, Any]]] = {}
+        for p in state.payments.values():
+            if p.status != "ok":
+                continue
+            rows = by_account.setdefault(p.account, [])
+            if p.transaction_id not in state.settled:
+                state.settled.add(p.transaction_id)
+                fixed, commission = self.fee_of(p.provider, p.amount)
+                rows.append({
+                    "entryDate": _day(p.paid_at or now), "created": _hhmm(p.paid_at or now),
+                    "amount": p.amount, "status": "Paid and settled",
+                    "reference": p.reference, "stamp": p.stamp,
+                    "archiveNumber": p.transaction_id, "paymentMethod": p.provider or "",
+                    "paymentMethodFee": fixed, "paymentMethodCommission": commission,
+                    "shopInShopCommission": 0, "originalTradeReference": ""})
+            for r in p.refunds:
+                if r["transactionId"] in state.settled:
                     continue
-                rows = by_account.setdefault(p.account, [])
-                if p.transaction_id not in state.settled:
-                    state.settled.add(p.transaction_id)
-                    fixed, commission = fee_of(p.provider, p.amount)
-                    rows.append({
-                        "entryDate": _day(p.paid_at or now), "created": _hhmm(p.paid_at or now),
-                        "amount": p.amount, "status": "Paid and settled",
-                        "reference": p.reference, "stamp": p.stamp,
-                        "archiveNumber": p.transaction_id, "paymentMethod": p.provider or "",
-                        "paymentMethodFee": fixed, "paymentMethodCommission": commission,
-                        "shopInShopCommission": 0, "originalTradeReference": ""})
-                for r in p.refunds:
-                    if r["transactionId"] in state.settled:
-                        continue
-                    state.settled.add(r["transactionId"])
-                    rows.append({
-                        "entryDate": today.strftime("%d-%m-%Y"), "created": _hhmm(now),
-                        "amount": -int(r["amount"]), "status": "Paid and settled",
-                        "reference": str(r["refundReference"] or ""),
-                        "stamp": str(r["refundStamp"] or ""),
-                        "archiveNumber": r["transactionId"], "paymentMethod": p.provider or "",
-                        "paymentMethodFee": 0, "paymentMethodCommission": 0,
-                        "shopInShopCommission": 0, "originalTradeReference": p.reference})
-            for account, rows in by_account.items():
-                if not rows:
-                    continue
-                sid = state.next_settlement
-                state.next_settlement += 1
-                reference = f"{9000000 + sid}"
-                for row in rows:
-                    row.update(settlementId=sid, settlementDate=today.strftime("%d-%m-%Y"),
-                               settlementReference=reference)
-                settlement = Settlement(sid, account, now, today.isoformat(), reference, rows)
-                state.settlements.append(settlement)
-                created.append(settlement)
+                state.settled.add(r["transactionId"])
+                rows.append({
+                    "entryDate": today.strftime("%d-%m-%Y"), "created": _hhmm(now),
+                    "amount": -int(r["amount"]), "status": "Paid and settled",
+                    "reference": str(r["refundReference"] or ""),
+                    "stamp": str(r["refundStamp"] or ""),
+                    "archiveNumber": r["transactionId"], "paymentMethod": p.provider or "",
+                    "paymentMethodFee": 0, "paymentMethodCommission": 0,
+                    "shopInShopCommission": 0, "originalTradeReference": p.reference})
+        for account, rows in by_account.items():
+            if not rows:
+                continue
+            sid = state.next_settlement
+            state.next_settlement += 1
+            reference = f"{9000000 + sid}"
+            for row in rows:
+                row.update(settlementId=sid, settlementDate=today.strftime("%d-%m-%Y"),
+                           settlementReference=reference)
+            settlement = Settlement(sid, account, now, today.isoformat(), reference, rows)
+            state.settlements.append(settlement)
+            created.append(settlement)
         return created
 
-    @app.post("/settlements/close")
-    async def close_now() -> JSONResponse:
-        """Demo and test hook (not Paytrail's API): run a settlement cycle now."""
-        return JSONResponse({"settlements": [x.id for x in await close_settlements()]})
-
-    @app.get("/settlements")
-    async def list_settlements(request: Request, startDate: str | None = None,
-                               endDate: str | None = None, bankReference: str | None = None,
-                               limit: int = 100) -> Response:
-        account, secret, algorithm, _ = await authenticate(request)
+    def list_settlements(self, call: Call) -> Reply:
+        account, secret, algorithm = self.authenticate(call)
+        start_date, end_date = call.query.get("startDate"), call.query.get("endDate")
+        bank_reference = call.query.get("bankReference")
+        limit = _int_param(call, "limit", 100)
         try:
-            start = date.fromisoformat(startDate) if startDate else None
-            end = date.fromisoformat(endDate) if endDate else None
+            start = date.fromisoformat(start_date) if start_date else None
+            end = date.fromisoformat(end_date) if end_date else None
         except ValueError:
             raise SimulatorError(400, "startDate and endDate are YYYY-MM-DD") from None
         if not 1 <= limit <= 100:
             raise SimulatorError(400, "limit must be 1..100")
-        await close_settlements()
-        found = [x for x in state.settlements if x.account == account
+        self.close_settlements()
+        found = [x for x in self.sim.settlements if x.account == account
                  and (start is None or x.settled_at >= start.isoformat())
                  and (end is None or x.settled_at <= end.isoformat())
-                 and (not bankReference or x.reference == bankReference)]
+                 and (not bank_reference or x.reference == bank_reference)]
         found.sort(key=lambda x: x.id, reverse=True)
-        return signed(200, [{"id": x.id, "createdAt": x.created_at, "settledAt": x.settled_at,
-                             "settlementReference": x.reference} for x in found[:limit]],
-                      account, secret, algorithm, None)
+        return signed_reply(200, [{"id": x.id, "createdAt": x.created_at,
+                                   "settledAt": x.settled_at,
+                                   "settlementReference": x.reference} for x in found[:limit]],
+                            account, secret, algorithm, None)
 
-    @app.post("/settlements/{settlement_id}/payments/report")
-    async def settlement_report(settlement_id: str, request: Request) -> Response:
-        account, secret, algorithm, raw = await authenticate(request)
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            raise SimulatorError(400, "body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise SimulatorError(400, "body must be a JSON object")
+    def settlement_report(self, call: Call, settlement_id: str) -> Reply:
+        account, secret, algorithm = self.authenticate(call)
+        body = self.json_body(call)
         if body.get("requestType") not in ("json", "csv"):
             raise SimulatorError(400, "requestType must be json or csv")
         if not _is_str(body.get("callbackUrl"), 2000):
@@ -570,20 +790,18 @@ def create_simulator(accounts: dict[str, str], public_url: str, *,
         if fields is not None and (not isinstance(fields, list)
                                    or not all(isinstance(f, str) for f in fields)):
             raise SimulatorError(400, "reportFields must be a list of field names")
-        settlement = next((x for x in state.settlements
+        settlement = next((x for x in self.sim.settlements
                            if str(x.id) == settlement_id and x.account == account), None)
         if settlement is None:
             raise SimulatorError(404, "settlement not found")
         request_id = str(uuid.uuid4())
-        task = asyncio.create_task(deliver_report(
-            settlement, str(body["callbackUrl"]), body["requestType"], fields, secret,
-            algorithm))
-        state.tasks.add(task)
-        task.add_done_callback(state.tasks.discard)
-        return signed(200, {"requestId": request_id}, account, secret, algorithm, None)
+        self.spawn(self.deliver_report(settlement, str(body["callbackUrl"]),
+                                       body["requestType"], fields, secret, algorithm))
+        return signed_reply(200, {"requestId": request_id}, account, secret, algorithm, None)
 
-    async def deliver_report(settlement: Settlement, url: str, kind: str,
+    async def deliver_report(self, settlement: Settlement, url: str, kind: str,
                              fields: list[str] | None, secret: str, algorithm: str) -> None:
+        state = self.sim
         if kind == "json":
             body = json.dumps(report_rows(settlement, fields), ensure_ascii=False)
             content_type = "application/json; charset=utf-8"
@@ -597,15 +815,25 @@ def create_simulator(accounts: dict[str, str], public_url: str, *,
             headers["signature"] = sign(headers, body, secret, algorithm)
             headers["content-type"] = content_type
             try:
-                if state.http_client is None:
-                    state.http_client = httpx.AsyncClient(timeout=10.0)
-                r = await state.http_client.post(url, content=body.encode(), headers=headers)
-                state.report_log.append((url, r.status_code))
-                if r.status_code == 200:
+                if state.http_client is not None:
+                    r = await state.http_client.post(url, content=body.encode(),
+                                                     headers=headers)
+                    status = r.status_code
+                else:
+                    status = await self.outbound.request("POST", url, headers, body.encode())
+                state.report_log.append((url, status))
+                if status == 200:
                     return
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, OutboundError) as exc:
                 log.warning("paytrail simulator: report to %s failed: %s", url, exc)
                 state.report_log.append((url, repr(exc)))
             await asyncio.sleep(1.0 * (attempt + 1))
 
-    return app
+
+def create_simulator(accounts: dict[str, str], public_url: str, *,
+                     http_client: httpx.AsyncClient | None = None) -> PaytrailSimulator:
+    """`accounts` maps merchant id -> secret; `public_url` is where this app is served.
+    `http_client` (optional) is used for server-to-server callbacks; without it they go
+    through the simulator's own kept-alive connections."""
+    return PaytrailSimulator(SimulatorState(dict(accounts), public_url.rstrip("/"),
+                                            http_client))
