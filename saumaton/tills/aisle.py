@@ -1,0 +1,235 @@
+"""Endless aisle at the till: selling a line that ships from another location.
+
+The till shows every location's stock of a product (the catalogue snapshot's `stock`,
+kept current by `stock.changed` events). A line the store does not have is sold with
+`ship_from` (the location that has it) and the sale gets a `delivery`:
+
+* `home`: delivered to the customer's address. The units leave the shipping
+  location's stock at the sale (a strict `sale` move, like a paid web order's home
+  delivery), so two tills selling its last unit at once cannot both have it: one
+  sale is recorded, the other is refused with 409 `aisle_sold_out` and nothing of it
+  is written. The shipping location packs and ships the order from its fulfilment
+  queue (`fulfilment.steps`); the customer gets the shipped e-mail.
+* `pickup`: sent to this store, where the customer collects it. The goods go on a
+  stock transfer tied to the order (`inventory.transfers.send_unchecked`: they leave
+  the sender's shelf at once, strictly, and are in transit); when the store receives
+  the transfer they are held there for the order; the store marks the order ready
+  (the customer gets the pickup e-mail) and hands it over at the till as any click &
+  collect order.
+
+The sale is one order in the one order book: paid at the till as usual (into the
+drawer, its Z report, its receipt number), status `paid` with the delivery, the lines
+taken from the store's shelf marked `taken_at_sale` (never picked or handed over
+again), the others still to come. The customer gets the order confirmation as a web
+order does. Offline such a sale cannot be made (the stock of another location and the
+hold need the server): `aisle_needs_network`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field
+from sqlalchemy import select
+
+from saumaton.checkout.pickup import customer_contact
+from saumaton.checkout.services import order_status_path
+from saumaton.config import Settings
+from saumaton.core.actor import Actor
+from saumaton.core.errors import Conflict, OutOfStock, ValidationFailed
+from saumaton.core.types import Input
+from saumaton.customers.addresses import default_address
+from saumaton.customers.identities import normalise_email, normalise_phone
+from saumaton.customers.models import CustomerIdentity
+from saumaton.db.uow import UnitOfWork
+from saumaton.inventory.transfers import send_unchecked
+from saumaton.locations.models import Location
+from saumaton.mail.messages import order_confirmation
+from saumaton.mail.queue import queue_mail
+from saumaton.orders.schemas import OrderOut
+
+METHODS = ("home", "pickup")
+
+
+class AisleDeliveryIn(Input):
+    """How the lines that ship from another location reach the customer. Empty
+    contact and address fields are taken from the attached customer's register entry
+    (first e-mail and phone, default address)."""
+
+    method: str = Field(pattern="^(home|pickup)$",
+                        description="home: to the address; pickup: to this store")
+    email: str = Field(default="", max_length=320)
+    phone: str = Field(default="", max_length=40)
+    name: str = Field(default="", max_length=200)
+    street: str = Field(default="", max_length=200)
+    postcode: str = Field(default="", max_length=16)
+    city: str = Field(default="", max_length=100)
+    country: str = Field(default="FI", pattern="^[A-Z]{2}$")
+    language: str = Field(default="", pattern="^(|fi|en)$")
+
+
+class AisleSoldOut(Conflict):
+    code = "aisle_sold_out"
+
+
+@dataclass(frozen=True)
+class AislePlan:
+    method: str  # home | pickup
+    ships_from: dict[int, int]  # line index -> location
+    email: str
+    phone: str
+    language: str
+    address: dict[str, str] | None  # home only
+    names: dict[int, str]  # location id -> name
+    access_token: str
+
+    def location_of(self, index: int, store_id: int) -> int:
+        return self.ships_from.get(index, store_id)
+
+
+def remote_lines(lines: Sequence[Any], store_id: int) -> dict[int, int]:
+    """line index -> the other location it ships from (`ship_from` naming the store
+    itself is a line in hand)."""
+    return {i: int(ln.ship_from) for i, ln in enumerate(lines)
+            if getattr(ln, "ship_from", None) is not None and ln.ship_from != store_id}
+
+
+async def plan_aisle(uow: UnitOfWork, store_id: int, lines: Sequence[Any],
+                     delivery: AisleDeliveryIn | None, *, offline: bool,
+                     customer_id: int | None, gift_cards: set[int], exchange: bool,
+                     default_language: str) -> AislePlan | None:
+    """The endless-aisle part of a till sale, checked; None for a sale in hand only.
+    Every refusal is a 4xx with a code and the field, before anything is written."""
+    remote = remote_lines(lines, store_id)
+    if not remote:
+        if delivery is not None:
+            raise ValidationFailed("a delivery is given only with a line that ships from "
+                                   "another location", code="delivery_without_aisle_lines",
+                                   field="delivery")
+        return None
+    first = min(remote)
+    if offline:
+        raise ValidationFailed("a line that ships from another location needs the network",
+                               code="aisle_needs_network", field=f"lines.{first}.ship_from")
+    if exchange:
+        raise ValidationFailed("an exchange is sold from the store's shelf only",
+                               code="aisle_in_exchange", field=f"lines.{first}.ship_from")
+    for i in sorted(remote):
+        if lines[i].variant_id in gift_cards:
+            raise ValidationFailed("a gift card is not shipped", code="aisle_gift_card",
+                                   field=f"lines.{i}.ship_from")
+    s = uow.session
+    names = {int(r[0]): str(r[1]) for r in (await s.execute(
+        select(Location.id, Location.name).where(Location.id.in_(
+            set(remote.values()) | {store_id})))).all()}
+    for i in sorted(remote):
+        if remote[i] not in names:
+            raise ValidationFailed(f"line {i + 1}: no location {remote[i]}",
+                                   code="unknown_location", field=f"lines.{i}.ship_from")
+    if delivery is None:
+        raise ValidationFailed("choose how the lines from other locations reach the "
+                               "customer: home delivery or pickup here",
+                               code="delivery_required", field="delivery.method")
+    c_name, c_email = await customer_contact(s, customer_id)
+    raw_email = delivery.email.strip() or c_email
+    if not raw_email:
+        raise ValidationFailed("an e-mail address is needed to tell the customer when the "
+                               "order is on its way", code="email_required",
+                               field="delivery.email")
+    try:
+        email = normalise_email(raw_email)
+    except ValidationFailed as exc:
+        raise ValidationFailed(exc.detail, code=exc.code, field="delivery.email") from None
+    raw_phone = delivery.phone.strip()
+    if not raw_phone and customer_id is not None:
+        raw_phone = str(await s.scalar(select(CustomerIdentity.value).where(
+            CustomerIdentity.customer_id == customer_id, CustomerIdentity.kind == "phone")
+            .order_by(CustomerIdentity.id).limit(1)) or "")
+    try:
+        phone = normalise_phone(raw_phone) if raw_phone else ""
+    except ValidationFailed as exc:
+        raise ValidationFailed(exc.detail, code=exc.code, field="delivery.phone") from None
+    address = None
+    if delivery.method == "home":
+        address = await _address(uow, delivery, customer_id, c_name)
+    return AislePlan(delivery.method, remote, email, phone,
+                     delivery.language or default_language, address, names,
+                     secrets.token_urlsafe(24))
+
+
+async def _address(uow: UnitOfWork, d: AisleDeliveryIn, customer_id: int | None,
+                   customer_name: str) -> dict[str, str]:
+    typed = any(x.strip() for x in (d.street, d.postcode, d.city))
+    if not typed and customer_id is not None:
+        known = await default_address(uow.session, customer_id)
+        if known is not None:
+            return {"name": known.name or customer_name, "street": known.street,
+                    "postcode": known.postcode, "city": known.city,
+                    "country": known.country or "FI"}
+    out = {"name": d.name.strip() or customer_name, "street": d.street.strip(),
+           "postcode": d.postcode.strip(), "city": d.city.strip(), "country": d.country}
+    for key in ("name", "street", "postcode", "city"):
+        if not out[key]:
+            raise ValidationFailed(f"home delivery needs the {key}", code="address_required",
+                                   field=f"delivery.{key}")
+    pc = out["postcode"]
+    if out["country"] == "FI" and not (len(pc) == 5 and pc.isascii() and pc.isdigit()):
+        raise ValidationFailed("a Finnish postcode has five digits", code="invalid_postcode",
+                               field="delivery.postcode")
+    return out
+
+
+def sold_out(exc: OutOfStock, plan: AislePlan, lines: Sequence[Any],
+             line_names: Sequence[str]) -> AisleSoldOut:
+    """The refusal when another sale took the units first (nothing of this one is
+    written): which line, which location."""
+    variant_id = exc.extra.get("variant_id")
+    location_id = exc.extra.get("location_id")
+    index = next((i for i, loc in sorted(plan.ships_from.items())
+                  if lines[i].variant_id == variant_id
+                  and (location_id is None or loc == location_id)), min(plan.ships_from))
+    where = plan.names.get(plan.ships_from[index], "")
+    return AisleSoldOut(
+        f"{line_names[index]} is no longer available at {where}: another sale took it. "
+        "Choose another location or take the line off the sale.",
+        field=f"lines.{index}.ship_from",
+        extra={"variant_id": lines[index].variant_id,
+               "location_id": plan.ships_from[index], "location_name": where})
+
+
+def aisle_order_fields(plan: AislePlan | None) -> dict[str, Any]:
+    """The order's delivery columns (orders.writer.OrderRecord) for an aisle sale."""
+    if plan is None:
+        return {}
+    return {"email": plan.email, "phone": plan.phone, "language": plan.language,
+            "delivery_method": plan.method, "shipping_address": plan.address,
+            "access_token": plan.access_token}
+
+
+async def send_for_pickup(uow: UnitOfWork, actor: Actor, plan: AislePlan,
+                          shipped: dict[tuple[int, int], int], store_id: int, order_id: int,
+                          number: str) -> None:
+    """One transfer per shipping location, tied to the order, to this store. The
+    units leave the sender's shelf strictly (OutOfStock: another sale took them)."""
+    by_location: dict[int, list[tuple[int, int]]] = {}
+    for (vid, loc), qty in sorted(shipped.items()):
+        by_location.setdefault(loc, []).append((vid, qty))
+    for loc, lines in sorted(by_location.items()):
+        await send_unchecked(uow, actor, loc, store_id, lines,
+                             note=f"order {number}: pickup at {plan.names.get(store_id, '')}",
+                             idempotency_key=f"order:{order_id}:{loc}", order_id=order_id)
+
+
+async def confirm_aisle_order(uow: UnitOfWork, settings: Settings, plan: AislePlan,
+                              order: OrderOut, store_id: int) -> None:
+    """The order confirmation a web order gets when it is paid: what is still to come,
+    the delivery, the status link."""
+    mail = order_confirmation(
+        order, status_url=settings.resolved_public_url() + order_status_path(
+            order.id, plan.access_token), lang=plan.language, settings=settings,
+        pickup_store_name=plan.names.get(store_id) if plan.method == "pickup" else None)
+    await queue_mail(uow, kind="order_confirmation", to=plan.email, subject=mail.subject,
+                     text=mail.text, html=mail.html, reference=order.number)
