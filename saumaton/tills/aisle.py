@@ -34,6 +34,7 @@ from typing import Any
 
 from pydantic import Field
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.checkout.pickup import customer_contact
 from saumaton.checkout.services import order_status_path
@@ -90,6 +91,25 @@ class AislePlan:
         return self.ships_from.get(index, store_id)
 
 
+async def customer_delivery(s: AsyncSession, customer_id: int | None) -> dict[str, str]:
+    """What the register knows for a delivery: the customer's name, first e-mail and
+    phone, and default address ("" where unknown). The till shows it to the cashier to
+    confirm; the sale fills the fields left empty with the same."""
+    out = dict.fromkeys(("name", "email", "phone", "street", "postcode", "city"), "")
+    out["country"] = "FI"
+    if customer_id is None:
+        return out
+    out["name"], out["email"] = await customer_contact(s, customer_id)
+    out["phone"] = str(await s.scalar(select(CustomerIdentity.value).where(
+        CustomerIdentity.customer_id == customer_id, CustomerIdentity.kind == "phone")
+        .order_by(CustomerIdentity.id).limit(1)) or "")
+    known = await default_address(s, customer_id)
+    if known is not None:
+        out.update(name=known.name or out["name"], street=known.street,
+                   postcode=known.postcode, city=known.city, country=known.country or "FI")
+    return out
+
+
 def remote_lines(lines: Sequence[Any], store_id: int) -> dict[int, int]:
     """line index -> the other location it ships from (`ship_from` naming the store
     itself is a line in hand)."""
@@ -133,8 +153,8 @@ async def plan_aisle(uow: UnitOfWork, store_id: int, lines: Sequence[Any],
         raise ValidationFailed("choose how the lines from other locations reach the "
                                "customer: home delivery or pickup here",
                                code="delivery_required", field="delivery.method")
-    c_name, c_email = await customer_contact(s, customer_id)
-    raw_email = delivery.email.strip() or c_email
+    known = await customer_delivery(s, customer_id)
+    raw_email = delivery.email.strip() or known["email"]
     if not raw_email:
         raise ValidationFailed("an e-mail address is needed to tell the customer when the "
                                "order is on its way", code="email_required",
@@ -143,33 +163,25 @@ async def plan_aisle(uow: UnitOfWork, store_id: int, lines: Sequence[Any],
         email = normalise_email(raw_email)
     except ValidationFailed as exc:
         raise ValidationFailed(exc.detail, code=exc.code, field="delivery.email") from None
-    raw_phone = delivery.phone.strip()
-    if not raw_phone and customer_id is not None:
-        raw_phone = str(await s.scalar(select(CustomerIdentity.value).where(
-            CustomerIdentity.customer_id == customer_id, CustomerIdentity.kind == "phone")
-            .order_by(CustomerIdentity.id).limit(1)) or "")
+    raw_phone = delivery.phone.strip() or known["phone"]
     try:
         phone = normalise_phone(raw_phone) if raw_phone else ""
     except ValidationFailed as exc:
         raise ValidationFailed(exc.detail, code=exc.code, field="delivery.phone") from None
     address = None
     if delivery.method == "home":
-        address = await _address(uow, delivery, customer_id, c_name)
+        address = _address(delivery, known)
     return AislePlan(delivery.method, remote, email, phone,
                      delivery.language or default_language, address, names,
                      secrets.token_urlsafe(24))
 
 
-async def _address(uow: UnitOfWork, d: AisleDeliveryIn, customer_id: int | None,
-                   customer_name: str) -> dict[str, str]:
+def _address(d: AisleDeliveryIn, known: dict[str, str]) -> dict[str, str]:
+    """The typed address; none typed: the customer's default address."""
     typed = any(x.strip() for x in (d.street, d.postcode, d.city))
-    if not typed and customer_id is not None:
-        known = await default_address(uow.session, customer_id)
-        if known is not None:
-            return {"name": known.name or customer_name, "street": known.street,
-                    "postcode": known.postcode, "city": known.city,
-                    "country": known.country or "FI"}
-    out = {"name": d.name.strip() or customer_name, "street": d.street.strip(),
+    if not typed and known["street"]:
+        return {k: known[k] for k in ("name", "street", "postcode", "city", "country")}
+    out = {"name": d.name.strip() or known["name"], "street": d.street.strip(),
            "postcode": d.postcode.strip(), "city": d.city.strip(), "country": d.country}
     for key in ("name", "street", "postcode", "city"):
         if not out[key]:
