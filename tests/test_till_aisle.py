@@ -11,6 +11,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -33,7 +34,8 @@ from saumaton.orders.services import business_day
 from saumaton.tills.aisle import AisleDeliveryIn
 from saumaton.tills.catalogue import build_catalogue
 from saumaton.tills.sales import TillLineIn, TillPaymentIn, TillSaleIn, sell
-from tests.support import Shop, make_variants, open_drawer, staff_actor
+from tests.support import Server, Shop, make_variants, open_drawer, staff_actor
+from tests.test_till_api import headers, till
 
 HOME = {"method": "home", "email": "aila.asiakas@example.com", "name": "Aila Asiakas",
         "street": "Hämeenkatu 1", "postcode": "33100", "city": "Tampere"}
@@ -264,3 +266,68 @@ async def test_two_tills_race_for_the_last_unit(db: Database, shop: Shop,
     assert len(won) == 1 and len(lost) == 1
     assert lost[0].code == "aisle_sold_out"
     assert await _level(db, vid, shop.warehouse) == (0, 0)
+
+
+async def test_two_till_clients_race_over_http(db: Database, shop: Shop,
+                                               server: Server) -> None:
+    """The same race through the till's JSON endpoint of a real server process: two
+    logged-in tills post at once; exactly one 201, the other 409 aisle_sold_out with
+    the line, the location and its name, at once."""
+    [v] = await make_variants(db, [1290], stock={shop.warehouse: 1})
+    vid = int(v["id"])
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as c1, \
+            httpx.AsyncClient(base_url=server.base_url, timeout=30) as c2:
+        tills = [(c1, await till(c1, shop, db, "cashier1", "store-1"), "store-1"),
+                 (c2, await till(c2, shop, db, "cashier2", "store-2"), "store-2")]
+        bodies = [(c, code, cfg, {
+            "key": uuid.uuid4().hex, "session_id": cfg["sessionId"],
+            "lines": [{"variant_id": vid, "ship_from": shop.warehouse}],
+            "payments": [{"method": "card", "terminal_confirmed": True}],
+            "delivery": HOME}) for c, cfg, code in tills]
+        answers = await asyncio.gather(*(
+            c.post(f"/pos/{code}/api/sales", headers=headers(cfg), json=body)
+            for c, code, cfg, body in bodies))
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [201, 409], [r.text for r in answers]
+    refused = next(r for r in answers if r.status_code == 409).json()
+    assert refused["code"] == "aisle_sold_out" and refused["field"] == "lines.0.ship_from"
+    assert refused["location_id"] == shop.warehouse
+    assert refused["location_name"] == "Warehouse"
+    assert await _level(db, vid, shop.warehouse) == (0, 0)
+
+
+async def test_the_till_pages_show_the_aisle_sale(web: httpx.AsyncClient, db: Database,
+                                                  shop: Shop) -> None:
+    """Through the till's endpoints in process: the snapshot's stock, the customer's
+    delivery for the form, the sale, its receipt (what is still to come) and its page
+    in the store's web orders (read only there: the warehouse ships it)."""
+    [v] = await make_variants(db, [2500], stock={shop.warehouse: 4})
+    vid = int(v["id"])
+    cfg = await till(web, shop, db, "cashier2", "store-2")
+    assert cfg["locationId"] == shop.store2
+    assert cfg["strings"]["to_come"] == "Tulossa: {location}"
+    snap = (await web.get("/pos/store-2/api/catalogue")).json()
+    row = next(x for x in snap["variants"] if x["id"] == vid)
+    assert row["stock"] == {str(shop.warehouse): 4}
+    r = await web.get("/pos/store-2/api/customers/999999999/delivery")
+    assert r.status_code == 200 and r.json()["email"] == ""
+    r = await web.post("/pos/store-2/api/sales", headers=headers(cfg), json={
+        "key": uuid.uuid4().hex, "session_id": cfg["sessionId"],
+        "lines": [{"variant_id": vid, "ship_from": shop.warehouse}],
+        "payments": [{"method": "cash", "tendered_cents": 3000}], "delivery": HOME})
+    assert r.status_code == 201, r.text
+    order = r.json()["order"]
+    assert order["status"] == "paid" and order["delivery"]["method"] == "home"
+    receipt = (await web.get(r.json()["receipt_url"])).text
+    assert 'data-testid="receipt-to-come"' in receipt and "Hämeenkatu 1" in receipt
+    page = await web.get(f"/pos/store-2/orders/{order['id']}")
+    assert page.status_code == 200
+    assert 'data-testid="step-packed"' not in page.text  # the warehouse packs it
+    # Bad input: 422 with the code and the field, nothing written.
+    r = await web.post("/pos/store-2/api/sales", headers=headers(cfg), json={
+        "key": uuid.uuid4().hex, "session_id": cfg["sessionId"],
+        "lines": [{"variant_id": vid, "ship_from": shop.warehouse}],
+        "payments": [{"method": "cash"}], "delivery": {**HOME, "city": ""}})
+    assert r.status_code == 422
+    assert (r.json()["code"], r.json()["field"]) == ("address_required", "delivery.city")
+    assert await _level(db, vid, shop.warehouse) == (3, 0)
