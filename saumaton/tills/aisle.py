@@ -60,7 +60,7 @@ class AisleDeliveryIn(Input):
     contact and address fields are taken from the attached customer's register entry
     (first e-mail and phone, default address)."""
 
-    method: str = Field(pattern="^(home|pickup)$",
+    method: str = Field(max_length=6, pattern="^(home|pickup)$",
                         description="home: to the address; pickup: to this store")
     email: str = Field(default="", max_length=320)
     phone: str = Field(default="", max_length=40)
@@ -68,8 +68,8 @@ class AisleDeliveryIn(Input):
     street: str = Field(default="", max_length=200)
     postcode: str = Field(default="", max_length=16)
     city: str = Field(default="", max_length=100)
-    country: str = Field(default="FI", pattern="^[A-Z]{2}$")
-    language: str = Field(default="", pattern="^(|fi|en)$")
+    country: str = Field(default="FI", max_length=2, pattern="^[A-Z]{2}$")
+    language: str = Field(default="", max_length=2, pattern="^(|fi|en)$")
 
 
 class AisleSoldOut(Conflict):
