@@ -87,6 +87,11 @@ async def test_home_delivery_from_the_warehouse(db: Database, shop: Shop,
     assert await _level(db, int(there["id"]), shop.warehouse) == (0, 0)
     assert await _mails(db, order.number) == [("order_confirmation",
                                                "aila.asiakas@example.com")]
+    async with db.reader() as s:
+        text = str(await s.scalar(select(OutgoingMail.body_text).where(
+            OutgoingMail.reference == order.number)))
+    # The e-mail marks the line taken in the store; the other is still to come.
+    assert text.count("otettu mukaan myymälästä") == 1 and "Hämeenkatu 1" in text
 
     # The warehouse's fulfilment queue and pick list have it; the store's pick list not.
     manager = await staff_actor(db, shop, "manager")
