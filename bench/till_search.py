@@ -53,7 +53,9 @@ RUN = """async ([nVariants, nLocations, nWords, nEvents]) => {
     const brand = pick(brands);
     const name = `${pick(kinds)} ${pick(shades)} ${i}`;
     const stock = {};
-    for (const loc of locations) if (rnd() < 0.7) stock[String(loc.id)] = 1 + Math.floor(rnd() * 20);
+    for (const loc of locations) {
+      if (rnd() < 0.7) stock[String(loc.id)] = 1 + Math.floor(rnd() * 20);
+    }
     variants.push({id: i + 1, ean: String(2000000000000 + i), sku: `SKU-${i}`, name, brand,
                    search: `${name} ${brand} sku-${i}`.toLowerCase(), unit_price_cents: 1990,
                    campaign_discount_cents: 0, vat_rate_bp: 2550, stock});
