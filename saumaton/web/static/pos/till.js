@@ -1528,6 +1528,7 @@ root.addEventListener("click", (ev) => {
     case "detach-customer":
       sale.customer = null;
       sale.points_cents = 0;
+      if (sale.delivery && sale.delivery.prefilled) sale.delivery = null;  // their details
       sale.expected_total_cents = null;
       repriceLines();
       changed();
