@@ -31,6 +31,7 @@ from saumaton.inventory.transfers import receive
 from saumaton.locations.services import channel_by_code
 from saumaton.mail.models import OutgoingMail
 from saumaton.orders.services import business_day
+from saumaton.payments.terminal import TerminalResult
 from saumaton.tills.aisle import AisleDeliveryIn
 from saumaton.tills.catalogue import build_catalogue
 from saumaton.tills.sales import TillLineIn, TillPaymentIn, TillSaleIn, sell
@@ -240,6 +241,42 @@ async def test_holds_count_and_sold_out_is_clear(db: Database, shop: Shop,
     async with db.reader() as s:
         assert (await s.get(StockReservation, rid)) is not None
     assert await _level(db, vid, shop.warehouse) == (1, 1)
+
+
+class _CountingTerminal:
+    """An integrated card terminal that counts what it was asked to charge."""
+
+    def __init__(self) -> None:
+        self.charged: list[int] = []
+
+    async def charge(self, amount_cents: int, sale_key: str) -> TerminalResult:
+        self.charged.append(amount_cents)
+        return TerminalResult(True, reference="T-1")
+
+
+async def test_a_sold_out_line_charges_no_card(db: Database, shop: Shop,
+                                               settings: Settings) -> None:
+    """The other location's units are held before the integrated terminal is asked:
+    a sale that finds them gone charges nothing."""
+    [v] = await make_variants(db, [990], stock={shop.warehouse: 1})
+    vid = int(v["id"])
+    cashier = await staff_actor(db, shop, "cashier2")
+    sid = await open_drawer(db, shop.store2)
+    terminal = _CountingTerminal()
+    await sell(db, cashier, shop.store2, _sale(
+        sid, [{"variant_id": vid, "ship_from": shop.warehouse}], delivery=HOME),
+        terminal, settings=settings)
+    assert terminal.charged == [990]
+    with pytest.raises(Conflict) as exc:
+        await sell(db, cashier, shop.store2, _sale(
+            sid, [{"variant_id": vid, "ship_from": shop.warehouse}], delivery=HOME),
+            terminal, settings=settings)
+    assert exc.value.code == "aisle_sold_out"
+    assert terminal.charged == [990]  # the second sale charged nothing
+    async with db.reader() as s:
+        assert await s.scalar(select(StockReservation.id).where(
+            StockReservation.variant_id == vid,
+            StockReservation.status == "active")) is None
 
 
 async def test_two_tills_race_for_the_last_unit(db: Database, shop: Shop,

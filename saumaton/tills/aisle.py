@@ -4,15 +4,18 @@ The till shows every location's stock of a product (the catalogue snapshot's `st
 kept current by `stock.changed` events). A line the store does not have is sold with
 `ship_from` (the location that has it) and the sale gets a `delivery`:
 
-* `home`: delivered to the customer's address. The units leave the shipping
-  location's stock at the sale (a strict `sale` move, like a paid web order's home
-  delivery), so two tills selling its last unit at once cannot both have it: one
-  sale is recorded, the other is refused with 409 `aisle_sold_out` and nothing of it
-  is written. The shipping location packs and ships the order from its fulfilment
+* Before anything is charged, the units are held at the shipping location with a
+  strict reservation (one conditional UPDATE: on hand − reserved must cover them),
+  so two tills selling its last unit at once cannot both have it: one sale is
+  recorded, the other is refused with 409 `aisle_sold_out`, nothing of it is written
+  and no card is charged.
+* `home`: delivered to the customer's address. The held units leave the shipping
+  location's stock at the sale (consumed: a `sale` row with the order number, like a
+  paid web order's home delivery). The shipping location packs and ships the order from its fulfilment
   queue (`fulfilment.steps`); the customer gets the shipped e-mail.
-* `pickup`: sent to this store, where the customer collects it. The goods go on a
-  stock transfer tied to the order (`inventory.transfers.send_unchecked`: they leave
-  the sender's shelf at once, strictly, and are in transit); when the store receives
+* `pickup`: sent to this store, where the customer collects it. The held units go
+  on a stock transfer tied to the order (`inventory.transfers.send_unchecked`: they
+  leave the sender's shelf at once and are in transit); when the store receives
   the transfer they are held there for the order; the store marks the order ready
   (the customer gets the pickup e-mail) and hands it over at the till as any click &
   collect order.
@@ -30,6 +33,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pydantic import Field
@@ -46,6 +50,7 @@ from saumaton.customers.addresses import default_address
 from saumaton.customers.identities import normalise_email, normalise_phone
 from saumaton.customers.models import CustomerIdentity
 from saumaton.db.uow import UnitOfWork
+from saumaton.inventory.services import consume, release, reserve
 from saumaton.inventory.transfers import send_unchecked
 from saumaton.locations.models import Location
 from saumaton.mail.messages import order_confirmation
@@ -221,11 +226,63 @@ def aisle_order_fields(plan: AislePlan | None) -> dict[str, Any]:
             "access_token": plan.access_token}
 
 
+# A sale's hold lives only until its own commit (consumed or released in the same
+# transaction); the expiry is a safety net.
+HOLD_TTL = timedelta(minutes=10)
+
+
+def ship_units(plan: AislePlan | None, lines: Sequence[Any], infos: Sequence[Any]
+               ) -> dict[tuple[int, int], int]:
+    """(variant, shipping location) -> units of the lines that ship from elsewhere."""
+    out: dict[tuple[int, int], int] = {}
+    if plan is None:
+        return out
+    for i, loc in plan.ships_from.items():
+        if not infos[i].gift_card:
+            k = (lines[i].variant_id, loc)
+            out[k] = out.get(k, 0) + lines[i].quantity
+    return out
+
+
+async def hold_remote(uow: UnitOfWork, actor: Actor, plan: AislePlan,
+                      shipped: dict[tuple[int, int], int], key: str, lines: Sequence[Any],
+                      line_names: Sequence[str]) -> list[tuple[int, int, int]]:
+    """Reserve the units at the shipping locations, strictly (one conditional UPDATE
+    each: available = on hand − reserved must cover them), in stock-row order, before
+    anything is charged; [(variant, location, reservation id)]. 409 `aisle_sold_out`
+    when another sale has taken them (the caller's transaction then writes nothing)."""
+    held: list[tuple[int, int, int]] = []
+    for (vid, loc), qty in sorted(shipped.items()):
+        try:
+            rid = await reserve(uow, actor, vid, loc, qty, reference=key[:100],
+                                ttl=HOLD_TTL)
+        except OutOfStock as exc:
+            raise sold_out(exc, plan, lines, line_names) from None
+        held.append((vid, loc, rid))
+    return held
+
+
+async def ship_held(uow: UnitOfWork, actor: Actor, plan: AislePlan,
+                    held: list[tuple[int, int, int]], shipped: dict[tuple[int, int], int],
+                    store_id: int, order_id: int, number: str) -> None:
+    """The sale is written: home delivery sells the held units (they leave the
+    shipping location's stock, a `sale` row with the order number, as a paid web
+    order's home delivery); pickup sends them here on a transfer tied to the order
+    (released and sent in the same transaction: nobody can take them between)."""
+    if plan.method == "home":
+        for _, _, rid in held:
+            await consume(uow, actor, rid, order_id=order_id, reference=number)
+        return
+    for _, _, rid in held:
+        await release(uow, rid)
+    await send_for_pickup(uow, actor, plan, shipped, store_id, order_id, number)
+
+
 async def send_for_pickup(uow: UnitOfWork, actor: Actor, plan: AislePlan,
                           shipped: dict[tuple[int, int], int], store_id: int, order_id: int,
                           number: str) -> None:
     """One transfer per shipping location, tied to the order, to this store. The
-    units leave the sender's shelf strictly (OutOfStock: another sale took them)."""
+    units leave the sender's shelf strictly."""
     by_location: dict[int, list[tuple[int, int]]] = {}
     for (vid, loc), qty in sorted(shipped.items()):
         by_location.setdefault(loc, []).append((vid, qty))

@@ -40,7 +40,7 @@ from saumaton.catalogue.services import VariantInfo, load_variant_infos, load_va
 from saumaton.config import Settings, get_settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
-from saumaton.core.errors import Conflict, OutOfStock, ValidationFailed
+from saumaton.core.errors import Conflict, ValidationFailed
 from saumaton.core.types import MAX_ID, MAX_INT32, Input
 from saumaton.customers.buyers import CustomerErased, buyer_id
 from saumaton.db.retry import retried
@@ -69,10 +69,11 @@ from saumaton.tills.aisle import (
     AisleDeliveryIn,
     aisle_order_fields,
     confirm_aisle_order,
+    hold_remote,
     plan_aisle,
     remote_lines,
-    send_for_pickup,
-    sold_out,
+    ship_held,
+    ship_units,
 )
 from saumaton.tills.models import DrawerSession
 from saumaton.tills.receipts import assign_receipt_no
@@ -403,6 +404,11 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
                          settings)
     if credit:
         planned.insert(0, PlannedPayment(EXCHANGE_METHOD, credit, 0, None, 0, ""))
+    # Endless aisle: the other locations' units are held (strictly) before any card is
+    # charged, so a sale that loses the last unit to another till charges nothing.
+    shipped = ship_units(aisle, priced.lines, line_infos)
+    holds = (await hold_remote(uow, actor, aisle, shipped, key, cmd.lines,
+                               [q.name for q in priced.lines]) if aisle else [])
     if terminal is not None and not cmd.offline:
         for i, p in enumerate(planned):
             if p.method != "card":
@@ -465,32 +471,14 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
         await earn_for_order(uow, order_id, now, settings=settings)
     # The item is in the cashier's hand: never refuse; a level below zero gets flagged.
     moved: dict[int, int] = {}
-    shipped: dict[tuple[int, int], int] = {}  # endless aisle: (variant, location) -> units
     for i, (q, info) in enumerate(zip(priced.lines, line_infos, strict=True)):
-        if info.gift_card:  # no stock kept of gift cards
-            continue
-        if aisle is not None and i in aisle.ships_from:
-            k = (q.variant_id, aisle.ships_from[i])
-            shipped[k] = shipped.get(k, 0) + q.quantity
-        else:
-            moved[q.variant_id] = moved.get(q.variant_id, 0) + q.quantity
-    moves = [Move(vid, location_id, -qty, "sale", reference=number, order_id=order_id)
-             for vid, qty in moved.items()]
-    if aisle is not None and aisle.method == "home":
-        # Another location's units are not in hand: strictly, never below what it has
-        # available (the last unit goes to one till only). One sorted pass with the
-        # store's moves, like every stock write.
-        moves += [Move(vid, loc, -qty, "sale", strict=True, reference=number,
-                       order_id=order_id, reason="endless aisle: home delivery")
-                  for (vid, loc), qty in sorted(shipped.items())]
-    try:
-        afters = await apply_moves(uow, actor, moves) if moves else []
-        if aisle is not None and aisle.method == "pickup":
-            await send_for_pickup(uow, actor, aisle, shipped, location_id, order_id, number)
-    except OutOfStock as exc:
-        if aisle is None:
-            raise
-        raise sold_out(exc, aisle, cmd.lines, [q.name for q in priced.lines]) from None
+        if not info.gift_card and (aisle is None or i not in aisle.ships_from):
+            moved[q.variant_id] = moved.get(q.variant_id, 0) + q.quantity  # no gift cards
+    afters = await apply_moves(uow, actor, [
+        Move(vid, location_id, -qty, "sale", reference=number, order_id=order_id)
+        for vid, qty in moved.items()]) if moved else []
+    if aisle is not None:  # the held units: sold (home) or sent here (pickup)
+        await ship_held(uow, actor, aisle, holds, shipped, location_id, order_id, number)
     if any(a.on_hand < 0 for a in afters):
         flags.append("negative_stock")
     if cmd.voids:
