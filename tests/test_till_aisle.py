@@ -105,6 +105,11 @@ async def test_home_delivery_from_the_warehouse(db: Database, shop: Shop,
         assert order.number in picks.order_numbers
         assert [ln.quantity for ln in picks.lines if ln.variant_id == there["id"]] == [2]
         assert order.number not in (await pick_list(s, shop.store2)).order_numbers
+    # A sale paid at the till is not cancelled from the fulfilment pages.
+    async with db.uow() as uow:
+        with pytest.raises(Conflict) as exc:
+            await cancel_order(uow, manager, settings, order.id)
+    assert exc.value.code == "paid_at_till"
     async with db.uow() as uow:
         await mark_packed(uow, manager, order.id)
         shipped = await mark_shipped(uow, manager, settings, order.id, "Posti", "JJFI123")
@@ -112,11 +117,6 @@ async def test_home_delivery_from_the_warehouse(db: Database, shop: Shop,
     assert shipped.status == "shipped"
     assert [k for k, _ in await _mails(db, order.number)] == ["order_confirmation",
                                                               "order_shipped"]
-    # A sale paid at the till is not cancelled from the fulfilment pages.
-    async with db.uow() as uow:
-        with pytest.raises(Conflict) as exc:
-            await cancel_order(uow, manager, settings, order.id)
-    assert exc.value.code == "paid_at_till"
 
 
 async def test_pickup_here_with_a_transfer(db: Database, shop: Shop,

@@ -11,8 +11,9 @@ kept current by `stock.changed` events). A line the store does not have is sold 
   and no card is charged.
 * `home`: delivered to the customer's address. The held units leave the shipping
   location's stock at the sale (consumed: a `sale` row with the order number, like a
-  paid web order's home delivery). The shipping location packs and ships the order from its fulfilment
-  queue (`fulfilment.steps`); the customer gets the shipped e-mail.
+  paid web order's home delivery). The shipping location packs and ships the order
+  from its fulfilment queue (`fulfilment.steps`); the customer gets the shipped
+  e-mail.
 * `pickup`: sent to this store, where the customer collects it. The held units go
   on a stock transfer tied to the order (`inventory.transfers.send_unchecked`: they
   leave the sender's shelf at once and are in transit); when the store receives
