@@ -252,7 +252,8 @@ async def hand_over(uow: UnitOfWork, actor: Actor, order_id: int, location_id: i
     wanted: dict[int, int] = defaultdict(int)
     for variant_id, qty in (await s.execute(
             select(OrderLine.variant_id, OrderLine.quantity)
-            .where(OrderLine.order_id == order.id))).all():
+            .where(OrderLine.order_id == order.id,  # not the lines taken at a till
+                   OrderLine.taken_at_sale.is_(False)))).all():
         wanted[int(variant_id)] += int(qty)
     held: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for rid, variant_id, qty in (await s.execute(

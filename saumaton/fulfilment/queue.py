@@ -73,12 +73,15 @@ def _day_start(d: date, timezone: str) -> datetime:
 
 
 def prepared_at(location_id: int) -> ColumnElement[bool]:
-    """SQL: a web order prepared at this location (its pickup store, or a home
-    delivery with a line shipping from it)."""
+    """SQL: a web order prepared at this location (its pickup store, or an order with a
+    line shipping from it: a home delivery, an endless-aisle pickup elsewhere)."""
+    ships = exists().where(OrderLine.order_id == Order.id,
+                           OrderLine.location_id == location_id,
+                           OrderLine.taken_at_sale.is_(False))
+    # An endless-aisle pickup also shows where its lines ship from (tills.aisle).
     return or_(
         and_(Order.delivery_method == "pickup", Order.location_id == location_id),
-        and_(Order.delivery_method == "home", exists().where(
-            OrderLine.order_id == Order.id, OrderLine.location_id == location_id)))
+        and_(Order.delivery_method.is_not(None), ships))
 
 
 def _readable(actor: Actor) -> ColumnElement[bool] | None:
@@ -193,8 +196,9 @@ class PickList:
 
 async def pick_list(s: AsyncSession, location_id: int) -> PickList:
     """What to collect at `location_id` for its web orders still to pick (paid or being
-    picked): pickups at the store take every line; home deliveries the lines that ship
-    from here. In name order (no shelf data), then SKU. Gift cards are not picked:
+    picked): the lines that ship from here (a pickup at this store, a home delivery, an
+    endless-aisle pickup at another store), never one taken at the till. In name
+    order (no shelf data), then SKU. Gift cards are not picked:
     they are codes, e-mailed when the order is paid."""
     rows = (await s.execute(
         select(OrderLine.order_id, OrderLine.variant_id, OrderLine.sku, OrderLine.name,
@@ -202,9 +206,13 @@ async def pick_list(s: AsyncSession, location_id: int) -> PickList:
         .join(Order, Order.id == OrderLine.order_id)
         .join(Variant, Variant.id == OrderLine.variant_id)
         .join(Product, Product.id == Variant.product_id)
-        .where(Order.status.in_(TO_PICK), Product.gift_card.is_(False), or_(
-            and_(Order.delivery_method == "pickup", Order.location_id == location_id),
-            and_(Order.delivery_method == "home", OrderLine.location_id == location_id)))
+        .where(Order.status.in_(TO_PICK), Product.gift_card.is_(False),
+               OrderLine.taken_at_sale.is_(False), or_(
+            and_(Order.delivery_method == "pickup", Order.location_id == location_id,
+                 OrderLine.location_id.is_(None)),
+            # a pickup's lines here, a home delivery's lines that ship from here, an
+            # endless-aisle pickup's lines that ship from here to its store
+            and_(Order.delivery_method.is_not(None), OrderLine.location_id == location_id)))
         .order_by(OrderLine.name, OrderLine.sku, OrderLine.order_id))).all()
     lines: dict[int, PickLine] = {}
     numbers: set[int] = set()

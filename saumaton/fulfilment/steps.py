@@ -55,7 +55,8 @@ async def fulfil_locations(s: AsyncSession, order: Order) -> set[int]:
     from (a store sale: its store)."""
     if order.delivery_method == "home":
         rows = await s.scalars(select(OrderLine.location_id).where(
-            OrderLine.order_id == order.id, OrderLine.location_id.is_not(None)).distinct())
+            OrderLine.order_id == order.id, OrderLine.location_id.is_not(None),
+            OrderLine.taken_at_sale.is_(False)).distinct())
         return {int(r) for r in rows if r is not None}
     return {order.location_id} if order.location_id is not None else set()
 
@@ -235,6 +236,11 @@ async def cancel_order(uow: UnitOfWork, actor: Actor, settings: Settings, order_
         raise InvalidTransition(
             f"order {order_number(order_id)} is {frm.value}; it cannot be cancelled",
             extra={"order_status": frm.value, "to": "cancelled"})
+    if order.drawer_session_id is not None:  # an endless-aisle sale, paid at the till
+        raise InvalidTransition(
+            f"order {order_number(order_id)} was paid at a till: take it back as a return "
+            "at the till (the money goes back the way it was paid)",
+            code="paid_at_till", extra={"order_status": frm.value, "to": "cancelled"})
     number = order_number(order.id)
     refund = await _paytrail_refundable(s, order)
     await lifecycle_transition(uow, order, S.CANCELLED, actor=actor, now=now,

@@ -73,6 +73,10 @@ class StockTransfer(Base):
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True,
                                                         nullable=True)
+    # The order the goods are for (an endless-aisle sale collected at the receiving
+    # store): on receipt they are held there for it.
+    order_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("orders.id", ondelete="SET NULL"), nullable=True, index=True)
 
 
 class StockTransferLine(Base):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -31,10 +31,13 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, NotFound, OutOfStock, ValidationFailed
 from saumaton.db.uow import UnitOfWork
 from saumaton.inventory.models import StockTransfer, StockTransferLine
-from saumaton.inventory.services import Move, apply_moves, ensure_levels
+from saumaton.inventory.services import Move, apply_moves, ensure_levels, reserve
 from saumaton.locations.models import Location
 
 MAX_LINES = 500
+# Units that arrived for an order are held this long, until the store marks the order
+# ready for pickup (which sets the pickup hold, fulfilment.steps.mark_ready).
+ORDER_HOLD = timedelta(days=30)
 MAX_QUANTITY = 1_000_000
 
 
@@ -121,6 +124,18 @@ async def send(uow: UnitOfWork, actor: Actor, from_location_id: int, to_location
     Refuses a line the sender does not have available (`out_of_stock`, the variant in
     `extra`), moving nothing."""
     actor.require("stock.write", from_location_id)
+    return await send_unchecked(uow, actor, from_location_id, to_location_id, lines,
+                                note=note, idempotency_key=idempotency_key)
+
+
+async def send_unchecked(uow: UnitOfWork, actor: Actor, from_location_id: int,
+                         to_location_id: int, lines: Sequence[tuple[int, int]], *,
+                         note: str = "", idempotency_key: str | None = None,
+                         order_id: int | None = None) -> TransferOut:
+    """`send` for a caller that has checked the actor's right to move these goods
+    itself: an endless-aisle sale at a till (tills.aisle) sends the goods for its
+    `order_id` from where they are to the store where the customer collects them; on
+    receipt they are held there for the order (see `_hold_for_order`)."""
     if from_location_id == to_location_id:
         raise ValidationFailed("a transfer needs two different locations",
                                code="same_location", field="to_location_id")
@@ -144,7 +159,8 @@ async def send(uow: UnitOfWork, actor: Actor, from_location_id: int, to_location
     await check_variants(uow.session, list(merged))
     transfer = StockTransfer(from_location_id=from_location_id, to_location_id=to_location_id,
                              status="in_transit", note=note, sent_by=actor.label,
-                             sent_at=utcnow(), idempotency_key=idempotency_key)
+                             sent_at=utcnow(), idempotency_key=idempotency_key,
+                             order_id=order_id)
     uow.session.add(transfer)
     try:
         await uow.session.flush()
@@ -231,6 +247,8 @@ async def receive(uow: UnitOfWork, actor: Actor, transfer_id: int,
             .values(note=text[:200]).execution_options(synchronize_session=False))
     if moves:
         await apply_moves(uow, actor, moves)
+    if t.order_id is not None:  # goods for an order: held here until it is collected
+        await _hold_for_order(uow, actor, t, got)
     differences = {vid: got[vid] - ln.quantity_sent for ln in lines
                    if (vid := ln.variant_id) and got[vid] != ln.quantity_sent}
     await record(uow, actor, "stock.transfer.receive", "stock_transfer", transfer_id, {
@@ -240,6 +258,24 @@ async def receive(uow: UnitOfWork, actor: Actor, transfer_id: int,
                                 "from_location_id": t.from_location_id,
                                 "to_location_id": t.to_location_id})
     return await get_transfer(uow.session, transfer_id)
+
+
+async def _hold_for_order(uow: UnitOfWork, actor: Actor, t: StockTransfer,
+                          got: dict[int, int]) -> None:
+    """The units that arrived for an order are reserved at the receiver under the order's
+    number (what the handover at the till consumes); a unit the shelf cannot cover any
+    more (sold meanwhile into negative stock) is taken from the shelf at handover."""
+    assert t.order_id is not None
+    reference = f"{t.order_id:06d}"  # orders.services.order_number
+    ttl = ORDER_HOLD
+    for vid, qty in sorted(got.items()):
+        if qty <= 0:
+            continue
+        try:
+            await reserve(uow, actor, vid, t.to_location_id, qty, reference=reference,
+                          ttl=ttl)
+        except OutOfStock:
+            continue
 
 
 async def cancel(uow: UnitOfWork, actor: Actor, transfer_id: int) -> TransferOut:

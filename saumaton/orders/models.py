@@ -110,6 +110,10 @@ class OrderLine(Base):
     # What one unit cost the shop at sale (the variant's cost_cents then, VAT excl.),
     # set by the order writer; NULL = unknown (margin reports count it apart).
     unit_cost_cents: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # An endless-aisle sale at the till (tills.aisle): the customer took this line with
+    # them (from the store's shelf); the order's other lines are still to come. Such a
+    # line is never picked, shipped or handed over again.
+    taken_at_sale: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class SaleVoid(Base):

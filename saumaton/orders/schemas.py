@@ -55,6 +55,13 @@ class OrderLineOut(BaseModel):
     manual_discount_cents: int = 0
     discount_reason: str = ""
     returned_quantity: int = 0  # units taken back by returns
+    # An endless-aisle sale: taken from the store's shelf at the sale; the order's other
+    # lines are still to come (shipped home or to the store for pickup).
+    taken_at_sale: bool = False
+
+    def still_to_come(self, delivery: DeliveryOut | None) -> bool:
+        """A line of an order with a delivery that the customer did not take at once."""
+        return delivery is not None and not self.taken_at_sale
 
 
 class PaymentOut(BaseModel):

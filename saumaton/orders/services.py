@@ -384,7 +384,8 @@ async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
             total_cents=ln.total_cents, vat_rate_bp=ln.vat_rate_bp, vat_cents=ln.vat_cents,
             campaign_id=ln.campaign_id, campaign_name=campaign_name,
             manual_discount_cents=ln.manual_discount_cents,
-            discount_reason=ln.discount_reason, returned_quantity=ln.returned_quantity))
+            discount_reason=ln.discount_reason, returned_quantity=ln.returned_quantity,
+            taken_at_sale=ln.taken_at_sale))
     payments: dict[int, list[PaymentOut]] = defaultdict(list)
     for p in (await s.scalars(
         select(Payment).where(Payment.order_id.in_(order_ids)).order_by(Payment.id)

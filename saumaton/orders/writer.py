@@ -85,6 +85,7 @@ class LineRecord:
     campaign_id: int | None
     manual_discount_cents: int = 0
     discount_reason: str = ""
+    taken_at_sale: bool = False  # an endless-aisle sale's line taken from the shelf
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ _PAY_COLS = [f.name for f in fields(PaymentRecord)]
 _PG_TYPES = {"channel_id": "int", "location_id": "int", "customer_id": "bigint",
              "drawer_session_id": "bigint", "offline": "boolean", "sold_at": "timestamptz",
              "created_at": "timestamptz", "payment_due_at": "timestamptz",
-             "shipping_address": "json"}
+             "shipping_address": "json", "taken_at_sale": "boolean"}
 _INT_COLS = {"line_no", "variant_id", "location_id", "quantity", "unit_price_cents",
              "discount_cents", "total_cents", "vat_rate_bp", "vat_cents", "campaign_id",
              "manual_discount_cents", "amount_cents", "rounding_cents", "tendered_cents",

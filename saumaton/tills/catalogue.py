@@ -8,6 +8,11 @@ that is offline stops applying it when it ends. A variant with member prices lis
 them per loyalty tier (`member_prices`): the till uses them for an attached member.
 The bundle campaigns of the channel come along (`bundles`, `pricing.bundles`): the
 till applies them over the whole sale exactly as the core does.
+
+Stock (the endless aisle, tills.aisle): `locations` lists every location and each
+variant's `stock` maps a location id to its units available (on hand − reserved, so
+every hold counts) where it has any; the till keeps it current from `stock.changed`
+events, whose payload carries the same figure.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saumaton.catalogue.models import Product, Variant, VariantBarcode
 from saumaton.catalogue.services import VariantInfo, load_variant_infos
 from saumaton.core.actor import Actor
-from saumaton.locations.models import Channel
+from saumaton.inventory.models import StockLevel
+from saumaton.locations.models import Channel, Location
 from saumaton.pricing.bundles import load_bundles
 from saumaton.pricing.models import Campaign
 from saumaton.pricing.services import TIERS, PriceQuote, resolve_prices
@@ -80,6 +86,7 @@ async def build_catalogue(session: AsyncSession, channel: Channel, at: datetime,
             tier_quotes = await _quotes(session, infos, channel.id, at, tier)
             by_tier[tier] = {vid: q for vid, q in tier_quotes.items()
                              if q.discount_cents > quotes[vid].discount_cents}
+    stock = await stock_by_variant(session)
     campaign_ids = {q.campaign_id for q in quotes.values() if q.campaign_id is not None}
     campaign_ids |= {q.campaign_id for t in by_tier.values() for q in t.values()
                      if q.campaign_id is not None}
@@ -116,15 +123,32 @@ async def build_catalogue(session: AsyncSession, channel: Channel, at: datetime,
             variants[-1]["codes"] = codes[info.id]
         if info.gift_card:  # sold only online: its code comes from the server
             variants[-1]["gift_card"] = True
+        elif info.id in stock:
+            variants[-1]["stock"] = stock[info.id]
     # Bundle campaigns ("3 for 2") are priced over the whole sale (pricing.js
     # applyBundles); member-only ones carry their tier, every one its end time.
     bundles = [b.as_json() for b in await load_bundles(session, None, channel.id, at,
                                                        any_tier=True)]
-    content = json.dumps([channel.code, variants, bundles], separators=(",", ":"),
+    places = [{"id": loc.id, "code": loc.code, "name": loc.name, "kind": loc.kind}
+              for loc in (await session.scalars(select(Location).order_by(Location.id))).all()]
+    content = json.dumps([channel.code, variants, bundles, places], separators=(",", ":"),
                          sort_keys=True)
     etag = '"' + hashlib.blake2b(content.encode(), digest_size=12).hexdigest() + '"'
     return Snapshot({"generated_at": _iso(at), "channel": channel.code,
-                     "variants": variants, "bundles": bundles}, etag)
+                     "variants": variants, "bundles": bundles, "locations": places}, etag)
+
+
+async def stock_by_variant(session: AsyncSession) -> dict[int, dict[str, int]]:
+    """variant id -> {location id (as text, a JSON key): units available} where some are
+    available (on hand − reserved: reservations count against it)."""
+    out: dict[int, dict[str, int]] = {}
+    for vid, loc, units in (await session.execute(
+            select(StockLevel.variant_id, StockLevel.location_id,
+                   StockLevel.on_hand - StockLevel.reserved)
+            .where(StockLevel.on_hand - StockLevel.reserved > 0)
+            .order_by(StockLevel.variant_id, StockLevel.location_id))).all():
+        out.setdefault(int(vid), {})[str(loc)] = int(units)
+    return out
 
 
 async def _quotes(session: AsyncSession, infos: list[VariantInfo], channel_id: int,

@@ -43,6 +43,7 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, ValidationFailed
 from saumaton.core.types import MAX_ID, MAX_INT32, Input
 from saumaton.customers.buyers import CustomerErased, buyer_id
+from saumaton.db.retry import retried
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.giftcards.sales import SoldLine, check_offline, issue_sold_cards, spend_payments
 from saumaton.inventory.services import Move, apply_moves
@@ -64,6 +65,16 @@ from saumaton.payments.services import (
 from saumaton.payments.terminal import CardTerminal
 from saumaton.pricing.bundles import LineBundle, load_bundles, load_bundles_pg
 from saumaton.pricing.services import PriceQuote, resolve_prices, resolve_prices_pg
+from saumaton.tills.aisle import (
+    AisleDeliveryIn,
+    aisle_order_fields,
+    confirm_aisle_order,
+    hold_remote,
+    plan_aisle,
+    remote_lines,
+    ship_held,
+    ship_units,
+)
 from saumaton.tills.models import DrawerSession
 from saumaton.tills.receipts import assign_receipt_no
 
@@ -83,6 +94,10 @@ class TillLineIn(Input):
         default=None, ge=0, le=1_000_000_000_000,
         description="offline: the line's whole campaign discount the till gave (bundle "
                     "campaigns included); absent: campaign_discount_cents × quantity")
+    ship_from: int | None = Field(
+        default=None, ge=1, le=MAX_INT32,
+        description="endless aisle: the location this line ships from (tills.aisle); "
+                    "absent or the store itself: the customer takes it now")
 
 
 class TillPaymentIn(Input):
@@ -116,6 +131,9 @@ class TillSaleIn(Input):
     sold_at: datetime | None = Field(default=None, description="offline: the till's clock")
     client_ref: str = Field(default="", max_length=40,
                             description="offline: the receipt number the till printed")
+    delivery: AisleDeliveryIn | None = Field(
+        default=None, description="endless aisle: how the lines with ship_from reach the "
+                                  "customer (home delivery or pickup at this store)")
 
     @model_validator(mode="after")
     def _offline_prices(self) -> TillSaleIn:
@@ -212,7 +230,8 @@ async def sell(db: Database, actor: Actor, location_id: int, cmd: TillSaleIn,
     a till that lost the answer to an online attempt sends the same sale again as an
     offline one (with its receipt number), and it must not become a second sale."""
     key = order_key(location_id, cmd.key)
-    try:
+
+    async def attempt() -> tuple[OrderOut, bool]:
         async with db.uow() as uow:
             if db.is_postgres:
                 row = await uow.fetchrow(_PG_KEY_SQL, key)
@@ -226,6 +245,12 @@ async def sell(db: Database, actor: Actor, location_id: int, cmd: TillSaleIn,
                               settings=settings)
             await uow.commit()
             return out, False
+
+    try:
+        # An endless-aisle sale locks stock rows of two locations (and a transfer's):
+        # a deadlock with a sale the other way round is run again (nothing was written).
+        return await (retried(attempt) if remote_lines(cmd.lines, location_id)
+                      else attempt())
     except IntegrityError:
         async with db.reader() as s:  # the same key won a race a moment ago
             existing = await _sale_with_key(s, key)
@@ -319,6 +344,12 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
         if v.variant_id not in infos:
             raise ValidationFailed("a voided line names an unknown product",
                                    code="unknown_variant", field=f"voids.{i}")
+    # Lines that ship from another location (tills.aisle): checked before any charge.
+    aisle = await plan_aisle(uow, location_id, cmd.lines, cmd.delivery, offline=cmd.offline,
+                             customer_id=cmd.customer_id,
+                             gift_cards={i.id for i in line_infos if i.gift_card},
+                             exchange=credit_cents > 0,
+                             default_language=settings.default_language)
 
     distinct = list({i.id: i for i in line_infos}.values())
     core = (await resolve_prices_pg(uow, distinct, channel.id, sold_at, tier) if pg
@@ -373,6 +404,11 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
                          settings)
     if credit:
         planned.insert(0, PlannedPayment(EXCHANGE_METHOD, credit, 0, None, 0, ""))
+    # Endless aisle: the other locations' units are held (strictly) before any card is
+    # charged, so a sale that loses the last unit to another till charges nothing.
+    shipped = ship_units(aisle, priced.lines, line_infos)
+    holds = (await hold_remote(uow, actor, aisle, shipped, key, cmd.lines,
+                               [q.name for q in priced.lines]) if aisle else [])
     if terminal is not None and not cmd.offline:
         for i, p in enumerate(planned):
             if p.method != "card":
@@ -390,21 +426,25 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
                   for p in planned]
     order_id, _ = await write_order(uow, OrderRecord(
         channel_id=channel.id, location_id=location_id, customer_id=cmd.customer_id,
-        status="completed", subtotal_cents=priced.subtotal_cents,
+        status="completed" if aisle is None else "paid",
+        subtotal_cents=priced.subtotal_cents,
         discount_cents=priced.discount_cents, total_cents=priced.total_cents,
         vat_cents=priced.vat_cents, paid_cents=priced.total_cents, idempotency_key=key,
         request_hash=None, created_by=actor.label, created_at=now,
         drawer_session_id=drawer_id, offline=cmd.offline,
         sold_at=sold_at if cmd.offline else None, client_ref=cmd.client_ref.strip(),
-        discount_reason=order_reason,
-    ), [LineRecord(q.line_no, q.variant_id, location_id, q.sku, q.name, q.quantity,
-                   q.unit_price_cents, q.discount_cents, q.total_cents, q.vat_rate_bp,
-                   q.vat_cents, q.campaign_id, m, r)
-        for q, m, r in zip(priced.lines, manual, reasons, strict=True)],
+        discount_reason=order_reason, **aisle_order_fields(aisle),
+    ), [LineRecord(q.line_no, q.variant_id,
+                   location_id if aisle is None else aisle.location_of(i, location_id),
+                   q.sku, q.name, q.quantity, q.unit_price_cents, q.discount_cents,
+                   q.total_cents, q.vat_rate_bp, q.vat_cents, q.campaign_id, m, r,
+                   taken_at_sale=aisle is not None and i not in aisle.ships_from)
+        for i, (q, m, r) in enumerate(zip(priced.lines, manual, reasons, strict=True))],
        [PaymentRecord(p.method, p.amount_cents, st, p.rounding_cents, p.tendered_cents,
                       p.change_cents, p.reference)
         for p, st in zip(planned, pay_status, strict=True)],
-       event={"channel": channel.code, "offline": cmd.offline})
+       event={"channel": channel.code, "offline": cmd.offline,
+              **({"aisle": aisle.method} if aisle else {})})
     number = order_number(order_id)
     if any(manual):  # one audit row, only when a manual discount was given
         await record(uow, actor, "discount.manual", "order", order_id, {
@@ -431,12 +471,14 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
         await earn_for_order(uow, order_id, now, settings=settings)
     # The item is in the cashier's hand: never refuse; a level below zero gets flagged.
     moved: dict[int, int] = {}
-    for q, info in zip(priced.lines, line_infos, strict=True):
-        if not info.gift_card:  # no stock kept of gift cards
-            moved[q.variant_id] = moved.get(q.variant_id, 0) + q.quantity
+    for i, (q, info) in enumerate(zip(priced.lines, line_infos, strict=True)):
+        if not info.gift_card and (aisle is None or i not in aisle.ships_from):
+            moved[q.variant_id] = moved.get(q.variant_id, 0) + q.quantity  # no gift cards
     afters = await apply_moves(uow, actor, [
         Move(vid, location_id, -qty, "sale", reference=number, order_id=order_id)
         for vid, qty in moved.items()]) if moved else []
+    if aisle is not None:  # the held units: sold (home) or sent here (pickup)
+        await ship_held(uow, actor, aisle, holds, shipped, location_id, order_id, number)
     if any(a.on_hand < 0 for a in afters):
         flags.append("negative_stock")
     if cmd.voids:
@@ -448,6 +490,10 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     # Last: the register's row stays locked only until the commit, and every sale locks
     # its stock rows before it (no deadlock with an API sale into the same drawer).
     receipt_no = await assign_receipt_no(uow, order_id, drawer_id)
+    if aisle is not None:  # rare: read back with its delivery; the web order's e-mail
+        out = await get_order(s, order_id)
+        await confirm_aisle_order(uow, settings, aisle, out, location_id)
+        return out
     # What was just written, as get_order() would read it back (no extra round trips).
     lines = [OrderLineOut(
         line_no=q.line_no, variant_id=q.variant_id, location_id=location_id, sku=q.sku,

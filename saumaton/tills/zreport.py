@@ -35,7 +35,11 @@ from saumaton.tills.receipts import receipt_seq
 FLAGS = ("negative_stock", "price_mismatch", "card_unconfirmed")
 # A till sale stays the day's sale when it is returned later (the refund is its own
 # figure, on the day it is made).
-SALE_STATES = (OrderStatus.COMPLETED, OrderStatus.PARTLY_RETURNED, OrderStatus.RETURNED)
+# An endless-aisle sale (tills.aisle) was paid into the drawer too: it is the day's sale
+# whatever its delivery has reached (paid … shipped / collected).
+SALE_STATES = (OrderStatus.COMPLETED, OrderStatus.PARTLY_RETURNED, OrderStatus.RETURNED,
+               OrderStatus.PAID, OrderStatus.PICKING, OrderStatus.READY, OrderStatus.PACKED,
+               OrderStatus.SHIPPED, OrderStatus.COLLECTED)
 
 
 class VatRow(BaseModel):

@@ -215,9 +215,12 @@ async def _order_page(request: Request, where: Where, order_id: int, *,
         if row is None:
             raise NotFound(f"no order {order_id}", code="order_not_found")
         places = await steps.fulfil_locations(s, row)
-        if where.location is not None and where.location.id not in places:
+        # An endless-aisle sale (paid at a till) is also read where it was sold.
+        seen = places | ({row.location_id} if row.drawer_session_id is not None
+                         and row.location_id is not None else set())
+        if where.location is not None and where.location.id not in seen:
             raise NotFound(f"no order {order_id} to prepare here", code="order_not_found")
-        readable: set[int | None] = set(places) or {None}
+        readable: set[int | None] = set(seen) or {None}
         if not any(where.actor.can("orders.read", loc) for loc in readable):
             raise Forbidden("you may not read this order", code="forbidden")
         order = await get_order(s, order_id)

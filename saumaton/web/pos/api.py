@@ -15,10 +15,11 @@ from pydantic import BaseModel, ValidationError
 
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import ValidationFailed
+from saumaton.core.types import MAX_ID
 from saumaton.giftcards import services as giftcards
 from saumaton.locations.services import channel_by_code
 from saumaton.orders.services import business_day
-from saumaton.tills import sales
+from saumaton.tills import aisle, sales
 from saumaton.tills.catalogue import build_catalogue
 from saumaton.web.auth import check_csrf, db_of
 from saumaton.web.pages import settings_of
@@ -84,6 +85,17 @@ async def voids(request: Request,
     cmd = await _checked_json(request, sales.VoidsIn)
     recorded = await sales.record_voids(db_of(request), till.actor, till.location.id, cmd)
     return _json({"recorded": recorded})
+
+
+@router.get("/{code}/api/customers/{customer_id}/delivery")
+async def customer_delivery(request: Request,
+        till: Annotated[Till, till_requires("customers.read")],
+        customer_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
+    """An endless-aisle sale's delivery as the register knows it (tills.aisle): the
+    attached customer's name, e-mail, phone and default address, for the cashier to
+    confirm."""
+    async with db_of(request).reader() as s:
+        return _json(await aisle.customer_delivery(s, customer_id))
 
 
 @router.get("/{code}/api/gift-cards/{card}")

@@ -140,6 +140,7 @@ async def till_page(request: Request,
     location = till.location
     config: dict[str, Any] = {
         "code": location.code, "base": till.base, "storeName": location.name,
+        "locationId": location.id,
         "storeAddress": location.address or "",
         "sessionId": drawer.id, "registerName": drawer.register_name,
         "staffName": till.actor.name, "csrfToken": csrf_token(request),

@@ -5,6 +5,10 @@ export class Catalogue {
     this.generatedAt = snapshot.generated_at;
     this.variants = snapshot.variants || [];
     this.bundles = snapshot.bundles || [];  // bundle campaigns (pricing.js applyBundles)
+    // Every location, and each variant's units available per location (`stock`, kept
+    // current from stock.changed events): the endless aisle (tills.aisle).
+    this.locations = snapshot.locations || [];
+    this.locationById = new Map(this.locations.map((l) => [l.id, l]));
     this.byId = new Map();
     this.byEan = new Map();
     this.bySku = new Map();
@@ -21,6 +25,31 @@ export class Catalogue {
   }
 
   get size() { return this.variants.length; }
+
+  /** Units of a variant available at a location (on hand − held). */
+  available(v, locationId) {
+    return Number(((v && v.stock) || {})[String(locationId)] || 0);
+  }
+
+  /** A stock.changed event's figure: the variant's units available there now. */
+  setStock(variantId, locationId, units) {
+    const v = this.byId.get(variantId);
+    if (!v || v.gift_card) return null;
+    v.stock = v.stock || {};
+    if (units > 0) v.stock[String(locationId)] = units;
+    else delete v.stock[String(locationId)];
+    return v;
+  }
+
+  /** The other locations that have the variant: [{id, name, units}], most first. */
+  elsewhere(v, here) {
+    const out = [];
+    for (const [id, units] of Object.entries((v && v.stock) || {})) {
+      const loc = this.locationById.get(Number(id));
+      if (loc && loc.id !== here && units > 0) out.push({id: loc.id, name: loc.name, units});
+    }
+    return out.sort((a, b) => b.units - a.units || a.name.localeCompare(b.name));
+  }
 
   /** A scanned or typed code: EAN first, then SKU (any case). */
   find(code) {

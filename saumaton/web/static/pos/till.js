@@ -162,10 +162,143 @@ function refreshSoon() {
 
 function followCatalogue() {
   if (!window.EventSource) return;
-  const source = new EventSource("/api/v1/events?" + LIVE_TOPICS.map((t) => `topic=${t}`).join("&"));
+  const topics = [...LIVE_TOPICS, "stock.changed"];
+  const source = new EventSource("/api/v1/events?" + topics.map((t) => `topic=${t}`).join("&"));
   source.addEventListener("ready", () => { root.dataset.live = "1"; refreshSoon(); });
   for (const topic of LIVE_TOPICS) source.addEventListener(topic, refreshSoon);
+  source.addEventListener("stock.changed", onStockEvent);
   source.addEventListener("error", () => { root.dataset.live = "0"; });
+}
+
+// --- the endless aisle: every location's stock, lines that ship from elsewhere -------------
+// The snapshot's `stock` (units available per location: holds count) is kept current by
+// stock.changed events; a line the store cannot hand over is sold with `ship_from` and
+// the sale gets a delivery (home, or pickup here). Such a sale needs the network.
+
+let stockDirty = false;
+let stockFrame = 0;
+
+function onStockEvent(ev) {
+  let data;
+  try { data = JSON.parse(ev.data).payload; } catch { return; }
+  if (!catalogue || !data || !Number.isInteger(data.variant_id)) return;
+  const v = catalogue.setStock(data.variant_id, data.location_id, Number(data.available) || 0);
+  if (!v) return;
+  root.dataset.stockEvents = String(Number(root.dataset.stockEvents || 0) + 1);
+  const shown = sale.lines.some((l) => l.variant_id === v.id) || suggestions.some((x) => x.id === v.id);
+  if (!shown) return;
+  if (stockFrame) return;
+  stockFrame = requestAnimationFrame(() => {
+    stockFrame = 0;
+    if (suggestions.length) refreshSuggestionStock();
+    if ($("lines").contains(document.activeElement)) { stockDirty = true; return; }
+    render();
+  });
+}
+
+function stockText(v) {
+  if (!catalogue || !v || v.gift_card) return "";
+  const here = catalogue.available(v, cfg.locationId);
+  const parts = [tr(S.stock_here, {units: qtyFmt.format(here)})];
+  for (const o of catalogue.elsewhere(v, cfg.locationId)) parts.push(`${o.name} ${qtyFmt.format(o.units)}`);
+  if (parts.length === 1 && !here) return S.stock_nowhere;
+  return parts.join(" · ");
+}
+
+function hasAisle() {
+  return sale.lines.some((l) => l.ship_from);
+}
+
+function locationName(id) {
+  const loc = catalogue && catalogue.locationById.get(id);
+  return loc ? loc.name : String(id);
+}
+
+function shipFromSelect(line, i, v) {
+  const others = catalogue ? catalogue.elsewhere(v, cfg.locationId) : [];
+  if (!line.ship_from && (!others.length || !navigator.onLine || v.gift_card)) return null;
+  const select = node("select", {class: "ship-from", testid: "ship-from", "data-index": String(i),
+    "aria-label": tr(S.ship_from_for, {name: line.name})},
+    node("option", {value: "", text: S.take_now}));
+  for (const o of others) {
+    select.append(node("option", {value: String(o.id),
+      text: tr(S.ship_option, {name: o.name, units: qtyFmt.format(o.units)})}));
+  }
+  if (line.ship_from && !others.some((o) => o.id === line.ship_from)) {
+    select.append(node("option", {value: String(line.ship_from),
+      text: tr(S.ship_option, {name: locationName(line.ship_from), units: "0"})}));
+  }
+  select.value = line.ship_from ? String(line.ship_from) : "";
+  return select;
+}
+
+function readDelivery() {
+  const d = sale.delivery || (sale.delivery = {method: "home"});
+  const checked = root.querySelector("input[name=aisle-method]:checked");
+  if (checked) d.method = checked.value;
+  for (const f of ["email", "phone", "name", "street", "postcode", "city"]) d[f] = $(`aisle-${f}`).value;
+  return d;
+}
+
+function renderDelivery() {
+  const panel = $("aisle-delivery");
+  const show = hasAisle();
+  panel.hidden = !show;
+  if (!show) return;
+  const d = sale.delivery || (sale.delivery = {method: "home"});
+  for (const r of root.querySelectorAll("input[name=aisle-method]")) r.checked = r.value === d.method;
+  for (const f of ["email", "phone", "name", "street", "postcode", "city"]) {
+    const input = $(`aisle-${f}`);
+    if (document.activeElement !== input) input.value = d[f] || "";
+  }
+  $("aisle-address").hidden = d.method !== "home";
+  $("aisle-offline").hidden = navigator.onLine;
+  $("aisle-summary").textContent = sale.lines.filter((l) => l.ship_from)
+    .map((l) => tr(S.to_come_from, {quantity: qtyFmt.format(l.quantity), name: l.name,
+                                     location: locationName(l.ship_from)})).join("; ");
+  if (sale.customer && d.prefilled !== sale.customer.id) prefillDelivery(sale.customer.id);
+}
+
+/** Empty delivery fields from the attached customer's register entry. */
+async function prefillDelivery(customerId) {
+  const d = sale.delivery;
+  d.prefilled = customerId;
+  let data;
+  try {
+    const r = await fetch(`${cfg.base}/api/customers/${customerId}/delivery`, {credentials: "same-origin"});
+    if (!r.ok) return;
+    data = await r.json();
+  } catch { return; }
+  if (!sale.customer || sale.customer.id !== customerId || sale.delivery !== d) return;
+  for (const f of ["email", "phone", "name", "street", "postcode", "city"]) {
+    if (!d[f] && data[f]) d[f] = data[f];
+  }
+  save();
+  renderDelivery();
+}
+
+function deliveryBody() {
+  const d = readDelivery();
+  const body = {method: d.method};
+  for (const f of ["email", "phone", "name", "street", "postcode", "city"]) {
+    if ((d[f] || "").trim()) body[f] = d[f].trim();
+  }
+  if (cfg.lang === "en" || cfg.lang === "fi") body.language = cfg.lang;
+  return body;
+}
+
+const DELIVERY_MESSAGES = {
+  delivery_required: "aisle_choose", email_required: "aisle_email", invalid_email: "aisle_email_bad",
+  address_required: "aisle_address", invalid_postcode: "aisle_postcode", invalid_phone: "aisle_phone",
+};
+
+function deliveryError(body) {
+  const field = (body.field || "").replace(/^delivery\./, "");
+  const key = DELIVERY_MESSAGES[body.code];
+  const input = $(`aisle-${field}`);
+  for (const el of $("aisle-delivery").querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+  if (input) { input.setAttribute("aria-invalid", "true"); input.focus(); }
+  showError("aisle-error", key ? S[key] : tr(S.sale_error, {detail: body.detail || ""}));
 }
 
 // --- pricing ------------------------------------------------------------------------------
@@ -361,12 +494,21 @@ function showSuggestions() {
     li.innerHTML = "<span class=\"s-name\"></span><small></small><span class=\"s-price\"></span>";
     li.children[0].textContent = v.name;
     li.children[1].textContent = [v.brand, v.sku].filter(Boolean).join(" · ");
+    li.children[1].append(node("span", {class: "s-stock", testid: "suggestion-stock", text: stockText(v)}));
     li.children[2].textContent = fmt.money(p.unit_price_cents - p.campaign_discount_cents);
     list.append(li);
   });
   list.hidden = !suggestions.length;
   codeInput.setAttribute("aria-expanded", suggestions.length ? "true" : "false");
   codeInput.removeAttribute("aria-activedescendant");
+}
+
+function refreshSuggestionStock() {
+  for (const li of $("suggestions").children) {
+    const v = suggestions[Number(li.dataset.index)];
+    const el = li.querySelector(".s-stock");
+    if (v && el) el.textContent = stockText(v);
+  }
 }
 
 function hideSuggestions() {
@@ -436,6 +578,13 @@ function render() {
       "aria-describedby": badQty ? `qty-error-${i}` : null});
     qty.value = String(line.quantity);
     const err = p.errors.find((e) => e.field === `lines.${i}.discount`);
+    const v = catalogue && catalogue.byId.get(line.variant_id);
+    const stock = v && !v.gift_card ? node("div", {class: "line-stock"},
+      node("small", {testid: "line-stock", text: stockText(v)}), shipFromSelect(line, i, v)) : null;
+    if (stock && line.ship_from) {
+      stock.append(node("span", {class: "aisle-badge", testid: "line-to-come",
+        text: tr(S.to_come, {location: locationName(line.ship_from)})}));
+    }
     const li = node("li", {class: "line" + (justAdded === line.variant_id ? " just-added" : ""),
       testid: "cart-line", "data-variant-id": String(line.variant_id), "data-index": String(i)},
       node("div", {class: "line-name"}, line.name, node("small", {text: line.sku})),
@@ -450,6 +599,7 @@ function render() {
           "aria-label": tr(S.discount_for, {name: line.name}), title: S.discount, text: "%"}),
         node("button", {type: "button", class: "icon-btn remove", act: "void", testid: "remove",
           "aria-label": `${S.remove}: ${line.name}`, title: S.remove, text: "✕"})),
+      stock,
       node("div", {class: "line-editor"}),
       badQty ? node("p", {class: "error line-error", testid: "qty-error", id: `qty-error-${i}`,
         role: "alert", text: badQty})
@@ -475,6 +625,7 @@ function render() {
     note.hidden = true;
   }
   renderEditor(p);
+  renderDelivery();
   renderPayment(p);
   renderCustomer();
   $("parked-count").textContent = String(parked.length);
@@ -932,15 +1083,17 @@ function saleBody(payments) {
       unit_price_cents: l.unit_price_cents, campaign_discount_cents: l.campaign_discount_cents,
       campaign_id: p.lines[i].bundled ? p.lines[i].campaign_id : l.campaign_id,
       campaign_total_cents: p.lines[i].campaign_cents,
+      ...(l.ship_from ? {ship_from: l.ship_from} : {}),
     })),
     order_discount: sale.order_discount,
     payments, voids: sale.voids,
     expected_total_cents: sale.expected_total_cents ?? p.total_cents,
+    ...(hasAisle() ? {delivery: deliveryBody()} : {}),
   };
 }
 
 function clearPayErrors() {
-  ["payment-error", "tendered-error", "card-amount-error", "general-error"].forEach(hideError);
+  ["payment-error", "tendered-error", "card-amount-error", "general-error", "aisle-error"].forEach(hideError);
   $("price-changed").hidden = true;
 }
 
@@ -952,6 +1105,10 @@ async function pay(method) {
   if (p.errors.length) { showError("payment-error", S.too_large); return; }
   if (!navigator.onLine && sale.lines.some((l) => l.gift_card)) {
     showError("payment-error", S.gift_offline_sell);
+    return;
+  }
+  if (!navigator.onLine && hasAisle()) {  // another location's stock: only the server
+    showError("payment-error", S.aisle_offline);
     return;
   }
   let payments;
@@ -999,7 +1156,9 @@ async function pay(method) {
   button.textContent = S.sending;
   try {
     await queueReady;
-    const result = await queue.submitSale(body);
+    // An endless-aisle sale is never queued for later: it goes now or is refused.
+    const result = body.delivery ? await postJson(`${cfg.base}/api/sales`, body)
+      : await queue.submitSale(body);
     if (result.status === "synced") await showServerReceipt(result.response);
     else showOfflineReceipt(body, snapshot, result.clientRef);
     sale = newSale();
@@ -1044,6 +1203,21 @@ function saleError(err) {
     priceChanged(body);
     return;
   }
+  if (body.code === "aisle_sold_out") {  // another till took the units first
+    const m = /^lines\.(\d+)/.exec(field);
+    const line = m ? sale.lines[Number(m[1])] : null;
+    if (line && catalogue && Number.isInteger(body.location_id)) {
+      catalogue.setStock(line.variant_id, body.location_id, 0);
+    }
+    if (line) line.ship_from = null;
+    save();
+    render();
+    showError("payment-error", tr(S.aisle_sold_out, {name: line ? line.name : "",
+                                                     location: body.location_name || ""}));
+    return;
+  }
+  if (body.code === "aisle_needs_network") { showError("payment-error", S.aisle_offline); return; }
+  if (field.startsWith("delivery")) { deliveryError(body); return; }
   const message = body.detail ? tr(S.sale_error, {detail: body.detail}) : detailOf(err);
   const m = LINE_FIELD.exec(field);
   if (m && sale.lines[Number(m[1])]) {
@@ -1251,6 +1425,15 @@ for (const id of ["tendered", "card-amount"]) {
 }
 
 $("lines").addEventListener("change", (ev) => {
+  const select = ev.target.closest("select.ship-from");
+  if (select) {
+    const line = sale.lines[Number(select.dataset.index)];
+    if (!line) return;
+    line.ship_from = select.value ? Number(select.value) : null;
+    hideError("aisle-error");
+    changed();
+    return;
+  }
   const input = ev.target.closest("input.qty");
   if (!input) return;
   const index = Number(input.dataset.index);
@@ -1276,6 +1459,19 @@ root.addEventListener("submit", (ev) => {
   if (!ev.target.matches(".discount-form")) return;
   ev.preventDefault();
   applyEditor();
+});
+
+$("lines").addEventListener("focusout", () => {
+  if (stockDirty) {
+    stockDirty = false;
+    setTimeout(() => { if (!$("lines").contains(document.activeElement)) render(); }, 0);
+  }
+});
+$("aisle-delivery").addEventListener("input", () => { readDelivery(); save(); });
+$("aisle-delivery").addEventListener("change", (ev) => {
+  readDelivery();
+  save();
+  if (ev.target.name === "aisle-method") renderDelivery();
 });
 
 root.addEventListener("input", (ev) => {
@@ -1332,6 +1528,7 @@ root.addEventListener("click", (ev) => {
     case "detach-customer":
       sale.customer = null;
       sale.points_cents = 0;
+      if (sale.delivery && sale.delivery.prefilled) sale.delivery = null;  // their details
       sale.expected_total_cents = null;
       repriceLines();
       changed();

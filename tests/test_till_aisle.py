@@ -1,0 +1,375 @@
+"""Endless aisle at the till (`tills.aisle` through `tills.sales.sell`), on both databases:
+a line that ships from another location sold with home delivery or pickup at the store,
+its stock (strict, holds count), the order in the shipping location's fulfilment queue,
+the e-mails, the receipt's lines still to come, bad input, offline, and the race of two
+tills for the last unit (real concurrent sales on PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from saumaton.checkout.pickup import hand_over
+from saumaton.config import Settings
+from saumaton.core.actor import SYSTEM
+from saumaton.core.clock import utcnow
+from saumaton.core.errors import Conflict, ValidationFailed
+from saumaton.customers.addresses import AddressIn, add_address
+from saumaton.customers.services import CustomerIn, create_customer
+from saumaton.db.uow import Database
+from saumaton.fulfilment.queue import OrderQuery, order_page, pick_list
+from saumaton.fulfilment.steps import cancel_order, mark_packed, mark_ready, mark_shipped
+from saumaton.inventory.models import StockLevel, StockReservation, StockTransfer
+from saumaton.inventory.services import reserve
+from saumaton.inventory.transfers import receive
+from saumaton.locations.services import channel_by_code
+from saumaton.mail.models import OutgoingMail
+from saumaton.orders.services import business_day
+from saumaton.payments.terminal import TerminalResult
+from saumaton.tills.aisle import AisleDeliveryIn
+from saumaton.tills.catalogue import build_catalogue
+from saumaton.tills.sales import TillLineIn, TillPaymentIn, TillSaleIn, sell
+from tests.support import Server, Shop, make_variants, open_drawer, staff_actor
+from tests.test_till_api import headers, till
+
+HOME = {"method": "home", "email": "aila.asiakas@example.com", "name": "Aila Asiakas",
+        "street": "Hämeenkatu 1", "postcode": "33100", "city": "Tampere"}
+
+
+def _sale(session_id: int, lines: list[dict[str, Any]], *, delivery: dict[str, Any] | None
+          = None, **kw: Any) -> TillSaleIn:
+    return TillSaleIn(key=uuid.uuid4().hex, session_id=session_id,
+                      lines=[TillLineIn(**ln) for ln in lines],
+                      payments=[TillPaymentIn(method="card", terminal_confirmed=True)],
+                      delivery=AisleDeliveryIn(**delivery) if delivery else None, **kw)
+
+
+async def _level(db: Database, variant_id: int, location_id: int) -> tuple[int, int]:
+    async with db.reader() as s:
+        row = (await s.execute(select(StockLevel.on_hand, StockLevel.reserved).where(
+            StockLevel.variant_id == variant_id,
+            StockLevel.location_id == location_id))).first()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+async def _mails(db: Database, reference: str) -> list[tuple[str, str]]:
+    async with db.reader() as s:
+        return [(str(r[0]), str(r[1])) for r in (await s.execute(
+            select(OutgoingMail.kind, OutgoingMail.to_addr)
+            .where(OutgoingMail.reference == reference).order_by(OutgoingMail.id))).all()]
+
+
+async def test_home_delivery_from_the_warehouse(db: Database, shop: Shop,
+                                                settings: Settings) -> None:
+    here, there = await make_variants(db, [1500, 2900], stock={shop.store2: 3,
+                                                               shop.warehouse: 2})
+    cashier = await staff_actor(db, shop, "cashier2")
+    sid = await open_drawer(db, shop.store2)
+    order, _ = await sell(db, cashier, shop.store2, _sale(sid, [
+        {"variant_id": here["id"]},
+        {"variant_id": there["id"], "quantity": 2, "ship_from": shop.warehouse},
+    ], delivery=HOME), settings=settings)
+    assert order.status == "paid" and order.delivery is not None
+    assert order.delivery.method == "home"
+    assert order.delivery.address and order.delivery.address["city"] == "Tampere"
+    assert order.email == "aila.asiakas@example.com" and order.receipt_no
+    taken, to_come = order.lines
+    assert taken.taken_at_sale and taken.location_id == shop.store2
+    assert not to_come.taken_at_sale and to_come.location_id == shop.warehouse
+    assert to_come.still_to_come(order.delivery) and not taken.still_to_come(order.delivery)
+    # The store's unit left now; the warehouse's two left its stock at the sale.
+    assert await _level(db, int(here["id"]), shop.store2) == (2, 0)
+    assert await _level(db, int(there["id"]), shop.warehouse) == (0, 0)
+    assert await _mails(db, order.number) == [("order_confirmation",
+                                               "aila.asiakas@example.com")]
+    async with db.reader() as s:
+        text = str(await s.scalar(select(OutgoingMail.body_text).where(
+            OutgoingMail.reference == order.number)))
+    # The e-mail marks the line taken in the store; the other is still to come.
+    assert text.count("otettu mukaan myymälästä") == 1 and "Hämeenkatu 1" in text
+
+    # The warehouse's fulfilment queue and pick list have it; the store's pick list not.
+    manager = await staff_actor(db, shop, "manager")
+    async with db.reader() as s:
+        page = await order_page(s, manager, OrderQuery(status="open",
+                                                      location_id=shop.warehouse),
+                                timezone=settings.timezone)
+        assert order.number in [r.number for r in page.rows]
+        picks = await pick_list(s, shop.warehouse)
+        assert order.number in picks.order_numbers
+        assert [ln.quantity for ln in picks.lines if ln.variant_id == there["id"]] == [2]
+        assert order.number not in (await pick_list(s, shop.store2)).order_numbers
+    # A sale paid at the till is not cancelled from the fulfilment pages.
+    async with db.uow() as uow:
+        with pytest.raises(Conflict) as exc:
+            await cancel_order(uow, manager, settings, order.id)
+    assert exc.value.code == "paid_at_till"
+    async with db.uow() as uow:
+        await mark_packed(uow, manager, order.id)
+        shipped = await mark_shipped(uow, manager, settings, order.id, "Posti", "JJFI123")
+        await uow.commit()
+    assert shipped.status == "shipped"
+    assert [k for k, _ in await _mails(db, order.number)] == ["order_confirmation",
+                                                              "order_shipped"]
+
+
+async def test_pickup_here_with_a_transfer(db: Database, shop: Shop,
+                                           settings: Settings) -> None:
+    [v] = await make_variants(db, [4200], stock={shop.store1: 1})
+    cashier = await staff_actor(db, shop, "cashier2")
+    sid = await open_drawer(db, shop.store2)
+    order, _ = await sell(db, cashier, shop.store2, _sale(sid, [
+        {"variant_id": v["id"], "ship_from": shop.store1},
+    ], delivery={"method": "pickup", "email": "noutaja@example.com"}), settings=settings)
+    assert order.status == "paid" and order.delivery and order.delivery.method == "pickup"
+    assert order.location_id == shop.store2
+    assert await _level(db, int(v["id"]), shop.store1) == (0, 0)  # in transit
+    async with db.reader() as s:
+        t = await s.scalar(select(StockTransfer).where(StockTransfer.order_id == order.id))
+        assert t is not None and t.status == "in_transit"
+        assert (t.from_location_id, t.to_location_id) == (shop.store1, shop.store2)
+        transfer_id = int(t.id)
+        # Helsinki ships it: its queue lists the order.
+        page = await order_page(s, await staff_actor(db, shop, "manager"),
+                                OrderQuery(status="open", location_id=shop.store1),
+                                timezone=settings.timezone)
+        assert order.number in [r.number for r in page.rows]
+    manager = await staff_actor(db, shop, "manager")
+    async with db.uow() as uow:
+        await receive(uow, manager, transfer_id)
+        await uow.commit()
+    # Held at Tampere for the order: nobody else sells it there.
+    assert await _level(db, int(v["id"]), shop.store2) == (1, 1)
+    async with db.uow() as uow:
+        await mark_ready(uow, manager, settings, order.id)
+        await uow.commit()
+    async with db.uow() as uow:
+        out = await hand_over(uow, cashier, order.id, shop.store2, True)
+        await uow.commit()
+    assert out.status == "collected"
+    assert await _level(db, int(v["id"]), shop.store2) == (0, 0)
+    assert [k for k, _ in await _mails(db, order.number)] == ["order_confirmation",
+                                                              "pickup_ready"]
+
+
+async def test_customer_register_fills_the_delivery(db: Database, shop: Shop,
+                                                    settings: Settings) -> None:
+    [v] = await make_variants(db, [990], stock={shop.warehouse: 5})
+    tag = uuid.uuid4().hex[:6]
+    async with db.uow() as uow:
+        c = await create_customer(uow, SYSTEM, CustomerIn(
+            first_name="Rekisteri", last_name="Asiakas", email=f"r-{tag}@example.com"))
+        await add_address(uow, c.id, AddressIn(name="Rekisteri Asiakas", street="Katu 2",
+                                               postcode="00100", city="Helsinki"))
+        await uow.commit()
+    cashier = await staff_actor(db, shop, "cashier2")
+    sid = await open_drawer(db, shop.store2)
+    order, _ = await sell(db, cashier, shop.store2, _sale(
+        sid, [{"variant_id": v["id"], "ship_from": shop.warehouse}],
+        delivery={"method": "home"}, customer_id=c.id), settings=settings)
+    assert order.email == f"r-{tag}@example.com"
+    assert order.delivery and order.delivery.address
+    assert order.delivery.address["street"] == "Katu 2"
+
+
+@pytest.mark.parametrize(("change", "code", "field"), [
+    ({"delivery": None}, "delivery_required", "delivery.method"),
+    ({"delivery": {**HOME, "email": ""}}, "email_required", "delivery.email"),
+    ({"delivery": {**HOME, "street": ""}}, "address_required", "delivery.street"),
+    ({"delivery": {**HOME, "postcode": "331"}}, "invalid_postcode", "delivery.postcode"),
+    ({"ship_from": 999_999}, "unknown_location", "lines.0.ship_from"),
+])
+async def test_bad_input_changes_nothing(db: Database, shop: Shop, settings: Settings,
+                                         change: dict[str, Any], code: str,
+                                         field: str) -> None:
+    [v] = await make_variants(db, [990], stock={shop.warehouse: 1})
+    cashier = await staff_actor(db, shop, "cashier2")
+    sid = await open_drawer(db, shop.store2)
+    line = {"variant_id": v["id"], "ship_from": change.get("ship_from", shop.warehouse)}
+    with pytest.raises(ValidationFailed) as exc:
+        await sell(db, cashier, shop.store2, _sale(
+            sid, [line], delivery=change.get("delivery", HOME)), settings=settings)
+    assert (exc.value.code, exc.value.field) == (code, field)
+    assert await _level(db, int(v["id"]), shop.warehouse) == (1, 0)
+
+
+async def test_offline_refused_and_delivery_alone_refused(db: Database, shop: Shop,
+                                                          settings: Settings) -> None:
+    [v] = await make_variants(db, [990], stock={shop.warehouse: 1, shop.store2: 1})
+    cashier = await staff_actor(db, shop, "cashier2")
+    sid = await open_drawer(db, shop.store2)
+    with pytest.raises(ValidationFailed) as exc:
+        await sell(db, cashier, shop.store2, _sale(sid, [
+            {"variant_id": v["id"], "ship_from": shop.warehouse, "unit_price_cents": 990}],
+            delivery=HOME, offline=True, sold_at=utcnow()), settings=settings)
+    assert exc.value.code == "aisle_needs_network"
+    with pytest.raises(ValidationFailed) as exc:
+        await sell(db, cashier, shop.store2, _sale(sid, [{"variant_id": v["id"]}],
+                                                   delivery=HOME), settings=settings)
+    assert exc.value.code == "delivery_without_aisle_lines"
+
+
+async def test_holds_count_and_sold_out_is_clear(db: Database, shop: Shop,
+                                                 settings: Settings) -> None:
+    [v] = await make_variants(db, [990], stock={shop.warehouse: 1})
+    vid = int(v["id"])
+    async with db.uow() as uow:  # a web checkout holds the only unit
+        rid = await reserve(uow, SYSTEM, vid, shop.warehouse, 1, reference="web-hold",
+                            ttl=timedelta(minutes=15))
+        await uow.commit()
+    # The till's snapshot shows nothing available at the warehouse.
+    async with db.reader() as s:
+        snap = await build_catalogue(s, await channel_by_code(s, "pos-2"), utcnow(),
+                                     business_day(utcnow()))
+    row = next(x for x in snap.body["variants"] if x["id"] == vid)
+    assert str(shop.warehouse) not in row.get("stock", {})
+    assert {loc["id"] for loc in snap.body["locations"]} >= {shop.store2, shop.warehouse}
+    cashier = await staff_actor(db, shop, "cashier2")
+    sid = await open_drawer(db, shop.store2)
+    with pytest.raises(Conflict) as exc:
+        await sell(db, cashier, shop.store2, _sale(
+            sid, [{"variant_id": vid, "ship_from": shop.warehouse}], delivery=HOME),
+            settings=settings)
+    assert exc.value.code == "aisle_sold_out" and exc.value.field == "lines.0.ship_from"
+    assert exc.value.extra["location_id"] == shop.warehouse
+    async with db.reader() as s:
+        assert (await s.get(StockReservation, rid)) is not None
+    assert await _level(db, vid, shop.warehouse) == (1, 1)
+
+
+class _CountingTerminal:
+    """An integrated card terminal that counts what it was asked to charge."""
+
+    def __init__(self) -> None:
+        self.charged: list[int] = []
+
+    async def charge(self, amount_cents: int, sale_key: str) -> TerminalResult:
+        self.charged.append(amount_cents)
+        return TerminalResult(True, reference="T-1")
+
+
+async def test_a_sold_out_line_charges_no_card(db: Database, shop: Shop,
+                                               settings: Settings) -> None:
+    """The other location's units are held before the integrated terminal is asked:
+    a sale that finds them gone charges nothing."""
+    [v] = await make_variants(db, [990], stock={shop.warehouse: 1})
+    vid = int(v["id"])
+    cashier = await staff_actor(db, shop, "cashier2")
+    sid = await open_drawer(db, shop.store2)
+    terminal = _CountingTerminal()
+    await sell(db, cashier, shop.store2, _sale(
+        sid, [{"variant_id": vid, "ship_from": shop.warehouse}], delivery=HOME),
+        terminal, settings=settings)
+    assert terminal.charged == [990]
+    with pytest.raises(Conflict) as exc:
+        await sell(db, cashier, shop.store2, _sale(
+            sid, [{"variant_id": vid, "ship_from": shop.warehouse}], delivery=HOME),
+            terminal, settings=settings)
+    assert exc.value.code == "aisle_sold_out"
+    assert terminal.charged == [990]  # the second sale charged nothing
+    async with db.reader() as s:
+        assert await s.scalar(select(StockReservation.id).where(
+            StockReservation.variant_id == vid,
+            StockReservation.status == "active")) is None
+
+
+async def test_two_tills_race_for_the_last_unit(db: Database, shop: Shop,
+                                                settings: Settings, backend: str) -> None:
+    """Two tills (Helsinki and Tampere) sell the warehouse's last unit at the same moment:
+    one sale is recorded, the other is refused with aisle_sold_out and writes nothing.
+    On PostgreSQL the two run truly at once, each on its own connection."""
+    [v] = await make_variants(db, [990], stock={shop.warehouse: 1})
+    vid = int(v["id"])
+    tills = [(await staff_actor(db, shop, "cashier1"), shop.store1,
+              await open_drawer(db, shop.store1)),
+             (await staff_actor(db, shop, "cashier2"), shop.store2,
+              await open_drawer(db, shop.store2))]
+
+    async def one(actor: Any, store: int, sid: int) -> Any:
+        try:
+            order, _ = await sell(db, actor, store, _sale(
+                sid, [{"variant_id": vid, "ship_from": shop.warehouse}],
+                delivery={"method": "pickup" if store == shop.store1 else "home", **(
+                    {} if store == shop.store1 else HOME), "email": "k@example.com"}),
+                settings=settings)
+            return order
+        except Conflict as exc:
+            return exc
+
+    results = await asyncio.gather(*(one(*t) for t in tills))
+    won = [r for r in results if not isinstance(r, Conflict)]
+    lost = [r for r in results if isinstance(r, Conflict)]
+    assert len(won) == 1 and len(lost) == 1
+    assert lost[0].code == "aisle_sold_out"
+    assert await _level(db, vid, shop.warehouse) == (0, 0)
+
+
+async def test_two_till_clients_race_over_http(db: Database, shop: Shop,
+                                               server: Server) -> None:
+    """The same race through the till's JSON endpoint of a real server process: two
+    logged-in tills post at once; exactly one 201, the other 409 aisle_sold_out with
+    the line, the location and its name, at once."""
+    [v] = await make_variants(db, [1290], stock={shop.warehouse: 1})
+    vid = int(v["id"])
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as c1, \
+            httpx.AsyncClient(base_url=server.base_url, timeout=30) as c2:
+        tills = [(c1, await till(c1, shop, db, "cashier1", "store-1"), "store-1"),
+                 (c2, await till(c2, shop, db, "cashier2", "store-2"), "store-2")]
+        bodies = [(c, code, cfg, {
+            "key": uuid.uuid4().hex, "session_id": cfg["sessionId"],
+            "lines": [{"variant_id": vid, "ship_from": shop.warehouse}],
+            "payments": [{"method": "card", "terminal_confirmed": True}],
+            "delivery": HOME}) for c, cfg, code in tills]
+        answers = await asyncio.gather(*(
+            c.post(f"/pos/{code}/api/sales", headers=headers(cfg), json=body)
+            for c, code, cfg, body in bodies))
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [201, 409], [r.text for r in answers]
+    refused = next(r for r in answers if r.status_code == 409).json()
+    assert refused["code"] == "aisle_sold_out" and refused["field"] == "lines.0.ship_from"
+    assert refused["location_id"] == shop.warehouse
+    assert refused["location_name"] == "Warehouse"
+    assert await _level(db, vid, shop.warehouse) == (0, 0)
+
+
+async def test_the_till_pages_show_the_aisle_sale(web: httpx.AsyncClient, db: Database,
+                                                  shop: Shop) -> None:
+    """Through the till's endpoints in process: the snapshot's stock, the customer's
+    delivery for the form, the sale, its receipt (what is still to come) and its page
+    in the store's web orders (read only there: the warehouse ships it)."""
+    [v] = await make_variants(db, [2500], stock={shop.warehouse: 4})
+    vid = int(v["id"])
+    cfg = await till(web, shop, db, "cashier2", "store-2")
+    assert cfg["locationId"] == shop.store2
+    assert cfg["strings"]["to_come"] == "Tulossa: {location}"
+    snap = (await web.get("/pos/store-2/api/catalogue")).json()
+    row = next(x for x in snap["variants"] if x["id"] == vid)
+    assert row["stock"] == {str(shop.warehouse): 4}
+    r = await web.get("/pos/store-2/api/customers/999999999/delivery")
+    assert r.status_code == 200 and r.json()["email"] == ""
+    r = await web.post("/pos/store-2/api/sales", headers=headers(cfg), json={
+        "key": uuid.uuid4().hex, "session_id": cfg["sessionId"],
+        "lines": [{"variant_id": vid, "ship_from": shop.warehouse}],
+        "payments": [{"method": "cash", "tendered_cents": 3000}], "delivery": HOME})
+    assert r.status_code == 201, r.text
+    order = r.json()["order"]
+    assert order["status"] == "paid" and order["delivery"]["method"] == "home"
+    receipt = (await web.get(r.json()["receipt_url"])).text
+    assert 'data-testid="receipt-to-come"' in receipt and "Hämeenkatu 1" in receipt
+    page = await web.get(f"/pos/store-2/orders/{order['id']}")
+    assert page.status_code == 200
+    assert 'data-testid="step-packed"' not in page.text  # the warehouse packs it
+    # Bad input: 422 with the code and the field, nothing written.
+    r = await web.post("/pos/store-2/api/sales", headers=headers(cfg), json={
+        "key": uuid.uuid4().hex, "session_id": cfg["sessionId"],
+        "lines": [{"variant_id": vid, "ship_from": shop.warehouse}],
+        "payments": [{"method": "cash"}], "delivery": {**HOME, "city": ""}})
+    assert r.status_code == 422
+    assert (r.json()["code"], r.json()["field"]) == ("address_required", "delivery.city")
+    assert await _level(db, vid, shop.warehouse) == (3, 0)
