@@ -208,3 +208,35 @@ async def test_the_paytrail_client_maps_them_as_before(serve: Any) -> None:
     finally:
         await client.aclose()
 
+
+
+def test_on_uvloop_as_the_server_runs() -> None:
+    """The app serves on uvloop, whose transports are not asyncio's classes."""
+    import uvloop
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(_answer_twice, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = Http1Client(f"http://127.0.0.1:{port}", timeout=5)
+        try:
+            for n in range(2):
+                got = await client.request("POST", "/p", [("a", "b")], b"{}")
+                assert (got.status_code, got.content) == (200, b'{"a":1}'), n
+        finally:
+            await client.aclose()
+            server.close()
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+
+
+async def _answer_twice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    for _ in range(2):
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        writer.write(ok())
+        await writer.drain()
+    writer.close()
