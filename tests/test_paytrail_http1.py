@@ -147,6 +147,26 @@ async def test_a_connection_closed_or_said_closing_is_not_reused(serve: Any) -> 
     assert state.connections == 4
 
 
+async def test_a_get_is_sent_again_when_a_kept_connection_closes_unanswered(
+        serve: Any) -> None:
+    """The server's idle close crossing the request: a GET goes again on a new
+    connection; a POST, which the server may have read, is not resent."""
+    def script(n: int, req: bytes) -> tuple[bytes, bool]:
+        return (b"", True) if n in (2, 5) else (ok(b'{"n":%d}' % n), False)
+
+    state = await serve(script)
+    client = Http1Client(state.url, timeout=5)
+    try:
+        assert (await client.request("GET", "/1", [])).content == b'{"n":1}'
+        assert (await client.request("GET", "/2", [])).content == b'{"n":3}'
+        assert (await client.request("GET", "/4", [])).content == b'{"n":4}'
+        with pytest.raises(Unreachable, match="before answering|was closed"):
+            await client.request("POST", "/5", [], b"{}")
+    finally:
+        await client.aclose()
+    assert len(state.requests) == 5 and state.connections == 2
+
+
 async def test_failures_are_unreachable(serve: Any) -> None:
     silent = await serve(lambda n, req: None)
     client = Http1Client(silent.url, timeout=0.2)

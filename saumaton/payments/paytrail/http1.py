@@ -7,8 +7,9 @@ it does: http and https (certifi's CAs, as httpcore's default), Content-Length a
 chunked answers, answers delimited by the connection's close, `Connection: close`,
 1xx answers skipped; idle connections kept `keepalive_expiry` seconds and never
 reused once the server closed them or sent something unasked; connecting retried
-twice (after 0 and 0.5 s, as httpcore's `retries=2`), a request never resent once
-written. Every failure to get a whole answer is an `Unreachable`; a timeout bounds the
+twice (after 0 and 0.5 s, as httpcore's `retries=2`); a GET sent once more, on a new
+connection, when a kept-alive one closed before a byte of its answer came (the
+server's idle close crossing the request), a POST never resent once written. Every failure to get a whole answer is an `Unreachable`; a timeout bounds the
 connecting and, separately, the wait for the whole answer.
 """
 
@@ -48,8 +49,8 @@ class Answer:
     content: bytes
 
 
-class _Parsed(Exception):
-    """The answer is complete (raised inside the parser to stop it)."""
+class _Unanswered(Unreachable):
+    """The connection closed before a byte of the answer came."""
 
 
 class _Connection(asyncio.Protocol):
@@ -86,8 +87,8 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
-            waiter.set_exception(Unreachable(f"the connection was closed: {exc}"
-                                             if exc else "the connection was closed"))
+            waiter.set_exception((Unreachable if self.buffer else _Unanswered)(
+                f"the connection was closed: {exc}" if exc else "the connection was closed"))
 
     # --- the client's side --------------------------------------------------------------
 
@@ -132,7 +133,8 @@ class _Connection(asyncio.Protocol):
                 if len(buf) > _MAX_HEAD_BYTES:
                     raise Unreachable("the answer's head is too long")
                 if eof:
-                    raise Unreachable("the server closed the connection before answering")
+                    raise (Unreachable if buf else _Unanswered)(
+                        "the server closed the connection before answering")
                 return None
             lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
             parts = lines[0].split(" ", 2)
@@ -299,16 +301,17 @@ class Http1Client:
         data = "".join(head).encode("utf-8")
         if body:
             data += body
-        conn = self._idle_connection() or await self._connect()
+        reused = self._idle_connection()
+        conn = reused or await self._connect()
         try:
-            async with asyncio.timeout(self._timeout):
-                answer = await conn.send(data, head_request=method == "HEAD")
-        except BaseException as exc:
-            conn.close()
-            if isinstance(exc, TimeoutError):
-                raise Unreachable(f"no answer from {self._host_header} in "
-                                  f"{self._timeout:g} s") from exc
-            raise
+            answer = await self._exchange(conn, data, method)
+        except _Unanswered:
+            # A kept-alive connection the server closed as the request went out: only
+            # a request that changes nothing is sent again (a POST may have been read).
+            if reused is None or method not in ("GET", "HEAD"):
+                raise
+            conn = await self._connect()
+            answer = await self._exchange(conn, data, method)
         if conn.closed:
             conn.close()
         else:
@@ -318,3 +321,14 @@ class Http1Client:
             else:
                 conn.close()
         return answer
+
+    async def _exchange(self, conn: _Connection, data: bytes, method: str) -> Answer:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await conn.send(data, head_request=method == "HEAD")
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, TimeoutError):
+                raise Unreachable(f"no answer from {self._host_header} in "
+                                  f"{self._timeout:g} s") from exc
+            raise
