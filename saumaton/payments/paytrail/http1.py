@@ -9,8 +9,9 @@ chunked answers, answers delimited by the connection's close, `Connection: close
 reused once the server closed them or sent something unasked; connecting retried
 twice (after 0 and 0.5 s, as httpcore's `retries=2`); a GET sent once more, on a new
 connection, when a kept-alive one closed before a byte of its answer came (the
-server's idle close crossing the request), a POST never resent once written. Every failure to get a whole answer is an `Unreachable`; a timeout bounds the
-connecting and, separately, the wait for the whole answer.
+server's idle close crossing the request), a POST never resent once written. Every
+failure to get a whole answer is an `Unreachable`; a timeout bounds the connecting
+and, separately, the wait for the whole answer.
 """
 
 from __future__ import annotations
