@@ -20,17 +20,18 @@ everything the status page shows, and takes a paid order's items out of the cart
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from saumaton.config import Settings
 from saumaton.core.errors import DomainError
-from saumaton.db.uow import Database, UnitOfWork, outbox_ctes_pg
+from saumaton.db.uow import Database, outbox_ctes_pg
 from saumaton.inventory.consume_pg import consume_ctes
 from saumaton.loyalty.ledger import POINTS_METHOD, points_for
 from saumaton.mail.messages import order_confirmation
-from saumaton.mail.queue import queued_mail_cte_pg, wake_after_commit
+from saumaton.mail.queue import queued_mail_cte_pg
 from saumaton.orders.lifecycle import OrderStatus, audited, move_cte_pg, moved_event
 from saumaton.orders.read_pg import ORDER_JSON, loads, order_out
 from saumaton.orders.schemas import OrderOut, PaymentOut
@@ -98,6 +99,15 @@ SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM cr),
        (SELECT count(*) FROM settled), (SELECT n FROM outbox_notified)"""
 
 
+class Transaction(Protocol):
+    """What these statements need of the caller's transaction: a `UnitOfWork`, or a
+    `RawTransaction` (no session: the paid callback's usual way)."""
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any: ...
+
+    def wrote_events(self, topics: Iterable[str]) -> None: ...
+
+
 class FastPathMissed(DomainError):
     """The paid order's write found its rows changed since they were read (a reservation
     lapsed meanwhile): the transaction is rolled back and the portable way taken."""
@@ -120,7 +130,7 @@ class Locked:
     gift_lines: bool
 
 
-async def lock_pg(uow: UnitOfWork, stamp: str) -> Locked | None:
+async def lock_pg(uow: Transaction, stamp: str) -> Locked | None:
     """The attempt and its order, locked, with the order as `get_order` reads it."""
     row = await uow.fetchrow(_LOCK_SQL, stamp)
     if row is None:
@@ -150,11 +160,12 @@ def paid_order(settings: Settings, locked: Locked) -> OrderOut | None:
     return order if _covers(locked.reserved, order) else None
 
 
-async def write_paid_pg(uow: UnitOfWork, settings: Settings, locked: Locked, order: OrderOut,
+async def write_paid_pg(uow: Transaction, settings: Settings, locked: Locked, order: OrderOut,
                         *, txn: str, amount: int, provider: str, now: datetime,
                         actor_label: str) -> OrderOut:
     """Pay `order` (pending, home delivery, `paid_order` said yes) in one statement;
-    returns it as it now is. FastPathMissed when a reservation was no longer active."""
+    returns it as it now is. FastPathMissed when a reservation was no longer active.
+    It queued the confirmation: the caller wakes the mail sender after the commit."""
     number = order_number(order.id)
     # The confirmation shows the order as the portable way renders it: with the payment
     # recorded, before the move (rendered before the stock rows are locked, too).
@@ -186,7 +197,6 @@ async def write_paid_pg(uow: UnitOfWork, settings: Settings, locked: Locked, ord
     if row[0] != 1 or row[1] != len(rids) or row[2] != 1:
         raise FastPathMissed(f"order {number} changed while it was being paid")
     uow.wrote_events(("stock.changed", topic, "loyalty.changed"))
-    wake_after_commit(uow)
     return shown.model_copy(update={"status": _PAID.value, "payment_due_at": None})
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -140,6 +141,7 @@ async def _record(db: Database, outcomes: dict[int, Outcome], claimed: list[Clai
         await uow.commit()
 
 
+@lru_cache(maxsize=16)  # the shop's own From on every mail
 def _domain(address: str) -> str:
     return parseaddr(address)[1].rpartition("@")[2] or "saumaton.invalid"
 

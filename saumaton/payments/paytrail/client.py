@@ -14,10 +14,10 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import httpcore
 import httpx
 
 from saumaton.core.errors import DomainError
+from saumaton.payments.paytrail.http1 import Http1Client, Unreachable
 from saumaton.payments.paytrail.signing import request_headers, verify
 
 PAYTRAIL_URL = "https://services.paytrail.com"
@@ -37,11 +37,6 @@ class PaytrailConfig:
 
 
 TIMEOUT_SECONDS = 10.0
-_TIMEOUTS = {"timeout": {"connect": TIMEOUT_SECONDS, "read": TIMEOUT_SECONDS,
-                         "write": TIMEOUT_SECONDS, "pool": TIMEOUT_SECONDS}}
-# What httpcore raises when the request did not get an answer.
-_UNREACHABLE = (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError,
-                httpcore.UnsupportedProtocol, httpcore.ProxyError)
 
 
 @dataclass(frozen=True)
@@ -57,16 +52,15 @@ class _Answer:
 
 class PaytrailClient:
     """Given an httpx client (tests, the in-process simulator), requests go through
-    it; otherwise through a kept-alive httpcore connection pool: httpx's own engine
-    without its request and response models, cookie jar and URL merging, which cost
-    more CPU than the rest of a payment's creation (docs/performance.md)."""
+    it; otherwise through kept-alive connections of its own (`http1.Http1Client`):
+    httpx, and even httpcore under it, cost more CPU than the rest of a payment's
+    creation (docs/performance.md)."""
 
     def __init__(self, config: PaytrailConfig, http: httpx.AsyncClient | None = None) -> None:
         self.config = config
         self._http = http
-        self._pool = None if http is not None else httpcore.AsyncConnectionPool(
-            retries=2, keepalive_expiry=30.0)
-        self._base = config.base_url.rstrip("/")
+        self._pool = None if http is not None else Http1Client(
+            config.base_url, timeout=TIMEOUT_SECONDS, keepalive_expiry=30.0)
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -81,11 +75,9 @@ class PaytrailClient:
             return _Answer(r.status_code, {k.lower(): v for k, v in r.headers.items()},
                            r.content)
         assert self._pool is not None
-        # (httpcore adds Host and Content-Length; no Accept-Encoding: bodies come plain)
-        got = await self._pool.request(method, self._base + path, headers=list(headers.items()),
-                                       content=raw, extensions=_TIMEOUTS)
-        return _Answer(got.status, {k.decode("latin-1").lower(): v.decode("latin-1")
-                                    for k, v in got.headers}, got.content)
+        # (Host and Content-Length are added; no Accept-Encoding: bodies come plain)
+        got = await self._pool.request(method, path, headers.items(), raw)
+        return _Answer(got.status_code, got.headers, got.content)
 
     async def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None,
                     transaction_id: str | None = None) -> Any:
@@ -96,7 +88,7 @@ class PaytrailClient:
         headers["platform-name"] = self.config.platform_name
         try:
             r = await self._send(method, path, raw.encode() or None, headers)
-        except (httpx.HTTPError, *_UNREACHABLE) as exc:
+        except (httpx.HTTPError, Unreachable) as exc:
             raise PaytrailError(f"Paytrail is unreachable: {exc}",
                                 code="paytrail_unreachable") from exc
         if not verify(r.headers, r.text, r.headers.get("signature"), self.config.secret):
@@ -118,14 +110,15 @@ class PaytrailClient:
         return data
 
     async def get_payment(self, transaction_id: str) -> dict[str, Any]:
-        data = await self._call("GET", f"/payments/{transaction_id}",
+        data = await self._call("GET", f"/payments/{quote(transaction_id, safe='')}",
                                 transaction_id=transaction_id)
         if not isinstance(data, dict):
             raise PaytrailError("Paytrail's payment status is not an object")
         return data
 
     async def refund(self, transaction_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        data = await self._call("POST", f"/payments/{transaction_id}/refund", body,
+        data = await self._call("POST", f"/payments/{quote(transaction_id, safe='')}/refund",
+                                body,
                                 transaction_id=transaction_id)
         if not isinstance(data, dict):
             raise PaytrailError("Paytrail's refund answer is not an object")

@@ -13,6 +13,7 @@ a JSON number with at most one decimal (25.5, 13.5, 10, 0).
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from saumaton.orders.schemas import OrderOut
@@ -20,6 +21,7 @@ from saumaton.orders.schemas import OrderOut
 LANGUAGES = ("FI", "SV", "EN")
 
 
+@lru_cache(maxsize=64)  # a handful of rates; Decimal arithmetic on every item otherwise
 def vat_percentage(rate_bp: int) -> float | int:
     """2550 -> 25.5, 1000 -> 10 (Paytrail takes one decimal at most)."""
     value = Decimal(rate_bp) / 100

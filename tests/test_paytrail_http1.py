@@ -1,0 +1,262 @@
+"""The Paytrail client's own HTTP/1.1 connections (payments/paytrail/http1.py) against
+a scripted server: the answer's framings, keep-alive and when a connection is not
+reused, and every failure to get an answer said as Unreachable."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig, PaytrailError
+from saumaton.payments.paytrail.http1 import Http1Client, Unreachable
+from saumaton.payments.paytrail.signing import sign
+from tests.support import eventually, free_port
+
+# What the server answers to the n-th request it reads: bytes to write, then whether to
+# close the connection (None: read the request and never answer).
+Script = Callable[[int, bytes], tuple[bytes, bool] | None]
+
+
+@dataclass
+class Scripted:
+    url: str
+    requests: list[bytes] = field(default_factory=list)
+    connections: int = 0
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Script], Awaitable[Scripted]]]:
+    servers: list[asyncio.Server] = []
+    writers: list[asyncio.StreamWriter] = []
+    handlers: list[asyncio.Task[Any]] = []
+
+    async def start(script: Script) -> Scripted:
+        state = Scripted("")
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writers.append(writer)
+            task = asyncio.current_task()
+            assert task is not None
+            handlers.append(task)
+            state.connections += 1
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = 0
+                    for line in head.split(b"\r\n"):
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":", 1)[1])
+                    request = head + await reader.readexactly(length)
+                    state.requests.append(request)
+                    answer = script(len(state.requests), request)
+                    if answer is None:
+                        await reader.read()  # never answers; waits for the client to go
+                        return
+                    data, close = answer
+                    writer.write(data)
+                    await writer.drain()
+                    if close:
+                        return
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        servers.append(server)
+        state.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/base"
+        return state
+
+    yield start
+    for s in servers:
+        s.close()
+    for w in writers:
+        w.close()
+    if handlers:  # each sees its connection end and returns
+        await asyncio.wait(handlers, timeout=5)
+
+
+def ok(body: bytes = b'{"a":1}', extra: str = "") -> bytes:
+    return (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{extra}"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def test_keeps_the_connection_and_frames_the_request(serve: Any) -> None:
+    state = await serve(lambda n, req: (ok(b'{"n":%d}' % n), False))
+    client = Http1Client(state.url, timeout=5)
+    try:
+        first = await client.request("POST", "/payments", [("x-one", "1")], b'{"q":"\xc3\xa4"}')
+        second = await client.request("GET", "/payments/abc", [])
+    finally:
+        await client.aclose()
+    assert (first.status_code, first.content, second.content) == (200, b'{"n":1}', b'{"n":2}')
+    assert first.headers["content-type"] == "application/json"
+    assert state.connections == 1  # kept alive
+    post = state.requests[0]
+    assert post.startswith(b"POST /base/payments HTTP/1.1\r\n")
+    assert f"Host: {state.url.split('/')[2]}\r\n".encode() in post
+    assert b"x-one: 1\r\n" in post and b"Content-Length: 10\r\n" in post
+    assert post.endswith(b'\r\n\r\n{"q":"\xc3\xa4"}')
+    assert state.requests[1].startswith(b"GET /base/payments/abc HTTP/1.1\r\n")
+    assert b"Content-Length" not in state.requests[1]
+
+
+async def test_chunked_answers_and_informational_ones(serve: Any) -> None:
+    chunked = (b"HTTP/1.1 100 Continue\r\n\r\n"
+               b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nX-A: 2\r\n\r\n"
+               b"4;ext=1\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\nTrailer: x\r\n\r\n")
+    state = await serve(lambda n, req: (chunked, False))
+    client = Http1Client(state.url, timeout=5)
+    try:
+        for _ in range(2):
+            got = await client.request("GET", "/x", [])
+            assert (got.status_code, got.content) == (201, b'{"a":1}')
+            assert got.headers["x-a"] == "1, 2"
+    finally:
+        await client.aclose()
+    assert state.connections == 1
+
+
+async def test_a_connection_closed_or_said_closing_is_not_reused(serve: Any) -> None:
+    def script(n: int, req: bytes) -> tuple[bytes, bool]:
+        if n == 1:
+            return ok(extra="Connection: close\r\n"), False  # said, the server keeps it
+        if n == 2:
+            return ok(), True  # closed by the server after answering
+        if n == 3:  # no length: the body ends with the connection
+            return b"HTTP/1.1 200 OK\r\n\r\nuntil-close", True
+        return ok(), False
+
+    state = await serve(script)
+    client = Http1Client(state.url, timeout=5)
+    try:
+        assert (await client.request("GET", "/1", [])).content == b'{"a":1}'
+        assert (await client.request("GET", "/2", [])).content == b'{"a":1}'
+
+        async def noticed() -> bool:  # the server's close, seen while the connection idles
+            return all(not c.usable(0, 30) for c in client._idle)
+        await eventually(noticed, within=5, what="the client saw the server close")
+        assert (await client.request("GET", "/3", [])).content == b"until-close"
+        assert (await client.request("GET", "/4", [])).status_code == 200
+    finally:
+        await client.aclose()
+    assert state.connections == 4
+
+
+async def test_a_get_is_sent_again_when_a_kept_connection_closes_unanswered(
+        serve: Any) -> None:
+    """The server's idle close crossing the request: a GET goes again on a new
+    connection; a POST, which the server may have read, is not resent."""
+    def script(n: int, req: bytes) -> tuple[bytes, bool]:
+        return (b"", True) if n in (2, 5) else (ok(b'{"n":%d}' % n), False)
+
+    state = await serve(script)
+    client = Http1Client(state.url, timeout=5)
+    try:
+        assert (await client.request("GET", "/1", [])).content == b'{"n":1}'
+        assert (await client.request("GET", "/2", [])).content == b'{"n":3}'
+        assert (await client.request("GET", "/4", [])).content == b'{"n":4}'
+        with pytest.raises(Unreachable, match=r"before answering|was closed"):
+            await client.request("POST", "/5", [], b"{}")
+    finally:
+        await client.aclose()
+    assert len(state.requests) == 5 and state.connections == 2
+
+
+async def test_failures_are_unreachable(serve: Any) -> None:
+    silent = await serve(lambda n, req: None)
+    client = Http1Client(silent.url, timeout=0.2)
+    with pytest.raises(Unreachable, match="no answer"):
+        await client.request("GET", "/x", [])
+    await client.aclose()
+
+    cut = await serve(lambda n, req: (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", True))
+    client = Http1Client(cut.url, timeout=5)
+    with pytest.raises(Unreachable, match="mid-answer"):
+        await client.request("GET", "/x", [])
+    await client.aclose()
+
+    garbage = await serve(lambda n, req: (b"SSH-2.0-OpenSSH\r\n\r\n", True))
+    client = Http1Client(garbage.url, timeout=5)
+    with pytest.raises(Unreachable, match="not an HTTP/1 answer"):
+        await client.request("GET", "/x", [])
+    await client.aclose()
+
+    client = Http1Client(f"http://127.0.0.1:{free_port()}", timeout=5)
+    with pytest.raises(Unreachable, match="cannot connect"):
+        await client.request("GET", "/x", [])
+    with pytest.raises(Unreachable, match="not an http"):
+        await Http1Client("ftp://x", timeout=5).request("GET", "/x", [])
+    with pytest.raises(ValueError):
+        await client.request("GET", "/x HTTP/1.1\r\nX: y", [])
+    with pytest.raises(ValueError):
+        await client.request("GET", "/x", [("x", "a\r\nInjected: 1")])
+
+
+async def test_the_paytrail_client_maps_them_as_before(serve: Any) -> None:
+    """Unreachable -> paytrail_unreachable; a signed refusal -> paytrail_refused; the
+    answer's signature checked over the exact bytes received."""
+    secret = "SAIPPUAKAUPPIAS"
+
+    def signed(status: int, body: bytes) -> bytes:
+        params = {"checkout-algorithm": "sha256", "checkout-account": "375917"}
+        sig = sign(params, body.decode(), secret)
+        head = "".join(f"{k}: {v}\r\n" for k, v in params.items())
+        return (f"HTTP/1.1 {status} X\r\n{head}signature: {sig}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    def script(n: int, req: bytes) -> tuple[bytes, bool] | None:
+        if n == 1:
+            return signed(201, b'{"transactionId":"t-1","href":"h"}'), False
+        if n == 2:
+            return signed(400, b'{"message":"nope"}'), False
+        return None
+
+    state = await serve(script)
+    client = PaytrailClient(PaytrailConfig("375917", secret, state.url))
+    try:
+        assert (await client.create_payment({"a": 1}))["transactionId"] == "t-1"
+        with pytest.raises(PaytrailError) as exc:
+            await client.get_payment("t-1")
+        assert exc.value.code == "paytrail_refused"
+        assert state.requests[1].startswith(b"GET /base/payments/t-1 HTTP/1.1\r\n")
+        assert b"checkout-transaction-id: t-1\r\n" in state.requests[1]
+    finally:
+        await client.aclose()
+
+
+
+def test_on_uvloop_as_the_server_runs() -> None:
+    """The app serves on uvloop, whose transports are not asyncio's classes."""
+    import uvloop
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(_answer_twice, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = Http1Client(f"http://127.0.0.1:{port}", timeout=5)
+        try:
+            for n in range(2):
+                got = await client.request("POST", "/p", [("a", "b")], b"{}")
+                assert (got.status_code, got.content) == (200, b'{"a":1}'), n
+        finally:
+            await client.aclose()
+            server.close()
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+
+
+async def _answer_twice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    for _ in range(2):
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        writer.write(ok())
+        await writer.drain()
+    writer.close()
