@@ -67,6 +67,8 @@ class Outcome:
 
 # PostgreSQL: a claim and an outcome are one statement each, in a transaction of its
 # own (no BEGIN/COMMIT round trips); with nothing due the claim is the poll's only read.
+# The outcome's arrays are read through sub-selects: planned once per connection, not
+# on every execution (saumaton.db.uow: generic plans).
 _CLAIM_SQL = """
 UPDATE outgoing_mail m SET attempts = m.attempts + 1, next_attempt_at = $2
 FROM (SELECT id FROM outgoing_mail WHERE status = 'queued' AND next_attempt_at <= $1
@@ -78,8 +80,8 @@ _RECORD_SQL = """
 UPDATE outgoing_mail m SET status = r.status, last_error = r.error,
     sent_at = CASE WHEN r.status = 'sent' THEN $5 ELSE m.sent_at END,
     next_attempt_at = coalesce(r.next_attempt_at, m.next_attempt_at)
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[])
-    AS r(id, status, error, next_attempt_at)
+FROM unnest((SELECT $1::bigint[]), (SELECT $2::text[]), (SELECT $3::text[]),
+            (SELECT $4::timestamptz[])) AS r(id, status, error, next_attempt_at)
 WHERE m.id = r.id AND m.status = 'queued'"""
 
 
