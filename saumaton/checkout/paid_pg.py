@@ -30,7 +30,8 @@ from saumaton.db.uow import Database, UnitOfWork, outbox_ctes_pg
 from saumaton.inventory.consume_pg import consume_ctes
 from saumaton.loyalty.ledger import POINTS_METHOD, points_for
 from saumaton.mail.messages import order_confirmation
-from saumaton.mail.queue import queued_mail_cte_pg, wake_after_commit
+from saumaton.mail.queue import claimed_until, hand_after_commit, queued_mail_cte_pg
+from saumaton.mail.sender import Claimed
 from saumaton.orders.lifecycle import OrderStatus, audited, move_cte_pg, moved_event
 from saumaton.orders.read_pg import ORDER_JSON, loads, order_out
 from saumaton.orders.schemas import OrderOut, PaymentOut
@@ -60,7 +61,7 @@ _MOVE = move_cte_pg(0, _PENDING, _PAID, id_param="$1", now_param="$2",
                     set_sql="payment_due_at = NULL, paid_cents = paid_cents + $5::int")
 _CONSUME = consume_ctes(ids="$6", now="$2", actor="$7", order_id="$1", reference="$8")
 _QUEUED = queued_mail_cte_pg(kind="'order_confirmation'", to="$9", subject="$10",
-                             text="$11", html="$12", reference="$8", now="$2")
+                             text="$11", html="$12", reference="$8", now="$2", until="$23")
 # Events in the order the portable way emits them: the stock's, the move's, the points'.
 _EVENTS = ("SELECT n, topic, payload FROM stock_events "
            "UNION ALL SELECT 1000001, $13::text, $14::json "
@@ -95,7 +96,8 @@ WITH {_MOVE}, settled AS (
             '{{}}')
 ), {_CONSUME}, {_QUEUED}, {outbox_ctes_pg(_EVENTS, now="$2")}
 SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM cr),
-       (SELECT count(*) FROM settled), (SELECT n FROM outbox_notified)"""
+       (SELECT count(*) FROM settled), (SELECT n FROM outbox_notified),
+       (SELECT id FROM queued)"""
 
 
 class FastPathMissed(DomainError):
@@ -177,16 +179,18 @@ async def write_paid_pg(uow: UnitOfWork, settings: Settings, locked: Locked, ord
                                        "total_cents": order.total_cents,
                                        "delivery": locked.delivery_method})
     rids = [r[0] for r in locked.reserved]
+    until = claimed_until(uow.db, now)  # the mail queued claimed by this process's sender
     row = await uow.fetchrow(
         _PAID_SQL, order.id, now, txn, provider, amount, rids, actor_label, number,
         order.email, mail.subject, mail.text, mail.html, topic,
         json.dumps(payload, separators=(",", ":")), locked.attempt_id, order.location_id,
         first, last, order.customer_id, points, order.channel,
-        now + timedelta(days=settings.loyalty_points_valid_days))
+        now + timedelta(days=settings.loyalty_points_valid_days), until)
     if row[0] != 1 or row[1] != len(rids) or row[2] != 1:
         raise FastPathMissed(f"order {number} changed while it was being paid")
     uow.wrote_events(("stock.changed", topic, "loyalty.changed"))
-    wake_after_commit(uow)
+    hand_after_commit(uow, Claimed(int(row[4]), "order_confirmation", order.email or "",
+                                   mail.subject[:300], mail.text, mail.html, 1), until, now)
     return shown.model_copy(update={"status": _PAID.value, "payment_due_at": None})
 
 
