@@ -6,7 +6,7 @@ a SQLAlchemy event on the engine. Needs a database with the demo shop loaded and
 stock at the location that ships web orders:
 
     python -m bench.checkout_steps --dsn postgresql://postgres@127.0.0.1:5432/DB \\
-        [--slug kaunis-iho-silk-foundation] [--variant 1] [--rounds 12]
+        [--slug kaunis-iho-silk-foundation] [--variant 1] [--rounds 12] [--warmup 2]
 
 When the PostgreSQL server runs on this machine (readable /proc), each step's
 PostgreSQL CPU is printed too: the CPU of every backend of the database
@@ -168,10 +168,10 @@ async def run(args: argparse.Namespace) -> None:
     total_ms = total_n = total_pg = 0.0
     print(f"{'step':28s} {'CPU ms (median)':>16s} {'round trips':>11s} {'PG CPU ms':>10s}")
     for name in sorted(times):
-        ms = statistics.median(times[name][2:] or times[name])
+        ms = statistics.median(times[name][args.warmup:] or times[name])
         # The mean, not the median: PostgreSQL's share of a step is small and bursty
         # (a background job, a checkpoint); the first rounds warm the backends' caches.
-        pg = statistics.fmean(pg_times[name][2:] or pg_times[name])
+        pg = statistics.fmean(pg_times[name][args.warmup:] or pg_times[name])
         n = last.get(name, 0)
         if not name.startswith("5 "):
             total_ms += ms
@@ -188,6 +188,7 @@ def main() -> None:
     ap.add_argument("--slug", default="kaunis-iho-silk-foundation")
     ap.add_argument("--variant", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=12)
+    ap.add_argument("--warmup", type=int, default=2, help="first rounds left out of the figures")
     asyncio.run(run(ap.parse_args()))
 
 
