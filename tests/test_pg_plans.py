@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from saumaton.catalogue.services import load_variant_infos, load_variant_infos_pg
@@ -61,3 +62,26 @@ async def test_the_variants_of_an_order_are_planned_once(db: Database, shop: Sho
             rows = await uow.fetch(_PREPARED)
             generic, custom = await _plans(rows, "v.ean = ANY")
             assert custom <= 5 and generic >= 1, (generic, custom)
+
+
+async def test_a_statement_alone_is_its_own_transaction(db: Database, shop: Shop) -> None:
+    """`UnitOfWork.fetchrow_alone` (the cart's add): one statement, committed when it
+    returns, without BEGIN or COMMIT; refused once the unit of work has begun."""
+    if not db.is_postgres:
+        with pytest.raises(RuntimeError):  # PostgreSQL's hot path only
+            async with db.uow() as uow:
+                await uow.fetchrow_alone("SELECT 1")
+        return
+    async with db.uow() as uow:
+        row = await uow.fetchrow_alone(
+            "INSERT INTO carts (token, created_at, updated_at) VALUES ($1, now(), now()) "
+            "RETURNING id", "alone-1")
+        assert row[0] > 0
+        # Left without a commit, the unit of work rolls back nothing: the statement
+        # committed on its own (its round trips: tests/test_cart_round_trips.py).
+    async with db.reader() as s:
+        assert await s.scalar(text("SELECT count(*) FROM carts WHERE token = 'alone-1'")) == 1
+    async with db.uow() as uow:
+        await uow.fetchrow("SELECT 1")
+        with pytest.raises(RuntimeError):
+            await uow.fetchrow_alone("SELECT 1")

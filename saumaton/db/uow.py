@@ -294,6 +294,19 @@ class UnitOfWork:
     async def execute(self, sql: str, *args: Any) -> None:
         await self._run("execute", sql, args)
 
+    async def fetchrow_alone(self, sql: str, *args: Any) -> Any:
+        """PostgreSQL: `sql` as the whole of this unit of work, one statement in a
+        transaction of its own (no BEGIN or COMMIT round trips: one round trip where a
+        transaction takes three). For a unit of work that has done nothing yet, emits no
+        events and commits right after (or raises with nothing written): the statement
+        is committed, durably, when it returns, and a rollback cannot undo it."""
+        if not self.db.is_postgres:
+            raise RuntimeError("fetchrow_alone() is for PostgreSQL")
+        if (self._driver is not None or self.events or self._written
+                or self.session.in_transaction()):
+            raise RuntimeError("fetchrow_alone: the unit of work has begun already")
+        return await self.db.fetchrow_once(sql, *args)
+
     def emit(self, topic: str, payload: dict[str, Any]) -> None:
         self.events.append((topic, payload))
 
