@@ -6,7 +6,12 @@ a SQLAlchemy event on the engine. Needs a database with the demo shop loaded and
 stock at the location that ships web orders:
 
     python -m bench.checkout_steps --dsn postgresql://postgres@127.0.0.1:5432/DB \\
-        [--slug kaunis-iho-silk-foundation] [--variant 1] [--rounds 12]
+        [--slug kaunis-iho-silk-foundation] [--variant 1] [--rounds 12] [--warmup 2]
+
+When the PostgreSQL server runs on this machine (readable /proc), each step's
+PostgreSQL CPU is printed too: the CPU of every backend of the database
+(/proc/PID/schedstat, the pids from pg_stat_activity), before and after the step;
+work a step leaves to a background job counts to the step during which it runs.
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ import argparse
 import asyncio
 import re
 import statistics
+import sys
 import tempfile
 import time
 from collections import defaultdict
 from typing import Any
 
+import asyncpg
 import httpx
 from sqlalchemy import event
 
@@ -55,6 +62,18 @@ class _CountingProtocol:
         return attr
 
 
+def _backend_ns(pids: list[int]) -> dict[int, int]:
+    """Nanoseconds on CPU of each of these PostgreSQL backends (0 if gone)."""
+    out: dict[int, int] = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/schedstat") as f:
+                out[pid] = int(f.read().split(maxsplit=1)[0])
+        except (OSError, ValueError):
+            out[pid] = 0
+    return out
+
+
 def _counting(counts: dict[str, int], current: list[str]) -> Any:
     # On every checkout from the pool, not only on connect: connections the app opened
     # before the listener was added (at start-up) are handed out too, and then the
@@ -73,6 +92,8 @@ async def run(args: argparse.Namespace) -> None:
     counts: dict[str, int] = defaultdict(int)
     current = ["-"]
     times: dict[str, list[float]] = defaultdict(list)
+    pg_times: dict[str, list[float]] = defaultdict(list)
+    pg_local = sys.platform.startswith("linux")
     async with app.router.lifespan_context(app):
         # A round trip is a call into asyncpg's protocol (a simple query, a prepare, a
         # bind+execute, ...): each one sends its messages and waits for the answer.
@@ -91,15 +112,29 @@ async def run(args: argparse.Namespace) -> None:
                 "SELECT id FROM locations WHERE ships_web_orders ORDER BY web_priority, id"))[0]
             await receive(uow, SYSTEM, args.variant, loc, 1_000_000, reference="bench steps")
             await uow.commit()
+        async def backends() -> list[int]:
+            # A connection of its own (not pooled): its own CPU is not counted.
+            conn = await asyncpg.connect(args.dsn.replace("+asyncpg", ""))
+            try:
+                rows = await conn.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid()")
+            finally:
+                await conn.close()
+            return [r[0] for r in rows]
+        pids: list[int] = await backends() if pg_local else []
         last: dict[str, int] = {}
         for i in range(args.rounds):
             counts.clear()
             async with httpx.AsyncClient(transport=transport, base_url=BASE) as h:
                 async def step(name: str, request: Any) -> httpx.Response:
                     current[0] = name
+                    ns0 = _backend_ns(pids)
                     t = time.process_time()
                     r: httpx.Response = await request
                     times[name].append((time.process_time() - t) * 1000)
+                    ns1 = _backend_ns(pids)
+                    pg_times[name].append(sum(ns1[p] - ns0[p] for p in pids if ns1[p]) / 1e6)
                     return r
 
                 r = await step("1 product page", h.get(f"/shop/p/{args.slug}"))
@@ -128,16 +163,22 @@ async def run(args: argparse.Namespace) -> None:
                     r = await step("8 status page", h.get(r.headers["location"]))
                 assert 'data-status="paid"' in r.text
             last = dict(counts)
-    total_ms = total_n = 0.0
-    print(f"{'step':28s} {'CPU ms (median)':>16s} {'round trips':>11s}")
+            if pg_local:  # connections the pool opened during the round
+                pids[:] = await backends()
+    total_ms = total_n = total_pg = 0.0
+    print(f"{'step':28s} {'CPU ms (median)':>16s} {'round trips':>11s} {'PG CPU ms':>10s}")
     for name in sorted(times):
-        ms = statistics.median(times[name][2:] or times[name])
+        ms = statistics.median(times[name][args.warmup:] or times[name])
+        # The mean, not the median: PostgreSQL's share of a step is small and bursty
+        # (a background job, a checkpoint); the first rounds warm the backends' caches.
+        pg = statistics.fmean(pg_times[name][args.warmup:] or pg_times[name])
         n = last.get(name, 0)
         if not name.startswith("5 "):
             total_ms += ms
             total_n += n
-        print(f"{name:28s} {ms:16.1f} {n:11d}")
-    print(f"{'whole checkout (ours)':28s} {total_ms:16.1f} {int(total_n):11d}")
+        total_pg += pg
+        print(f"{name:28s} {ms:16.1f} {n:11d} {pg:10.2f}")
+    print(f"{'whole checkout (ours)':28s} {total_ms:16.1f} {int(total_n):11d} {total_pg:10.2f}")
 
 
 def main() -> None:
@@ -147,6 +188,7 @@ def main() -> None:
     ap.add_argument("--slug", default="kaunis-iho-silk-foundation")
     ap.add_argument("--variant", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=12)
+    ap.add_argument("--warmup", type=int, default=2, help="first rounds left out of the figures")
     asyncio.run(run(ap.parse_args()))
 
 

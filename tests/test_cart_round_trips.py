@@ -1,9 +1,9 @@
 """Round trips of the web checkout's cart steps on PostgreSQL, counted on asyncpg's
 protocol as bench/checkout_steps.py counts them (a prepare, a bind+execute, a simple
 query such as BEGIN or COMMIT: each one waits for the server). Adding to the cart is
-BEGIN, one statement, COMMIT; the checkout form is the cart's one statement plus the
-price function's, without a transaction. On SQLite the same requests run through the
-portable path (nothing is counted there)."""
+one statement in a transaction of its own (no BEGIN, no COMMIT); the checkout form is
+the cart's one statement plus the price function's, without a transaction. On SQLite the
+same requests run through the portable path (nothing is counted there)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from bench.checkout_steps import ROUND_TRIPS
 from saumaton.db.uow import Database
 from tests.support import Shop, make_variants
 
-ADD_TO_CART = 3  # BEGIN, the add statement, COMMIT
+ADD_TO_CART = 1  # the add statement, a transaction of its own
 # On one pooled connection, no BEGIN: the cart with its lines, variants, pictures and
 # stock (1); the bundle campaigns of its variants (1). The unit campaigns come from the
 # process's campaign book.

@@ -28,11 +28,17 @@ from saumaton.db.uow import Database
 from saumaton.mail import messages
 from saumaton.mail.inline import inline_images, qr_png, qr_src
 from saumaton.mail.models import OutgoingMail
-from saumaton.mail.queue import queue_mail, wake_event
-from saumaton.mail.sender import MAX_ATTEMPTS, run_mail_sender, send_due
+from saumaton.mail.queue import (
+    claimed_until,
+    hand_after_commit,
+    queue_mail,
+    queued_mail_cte_pg,
+    wake_event,
+)
+from saumaton.mail.sender import MAX_ATTEMPTS, Claimed, run_mail_sender, send_due
 from saumaton.mail.wire import message_bytes
 from saumaton.orders.schemas import DeliveryOut, OrderLineOut, OrderOut, VatLine
-from tests.support import drop_pg_database, fresh_database
+from tests.support import drop_pg_database, eventually, fresh_database
 
 # --- a real SMTP server, just enough of RFC 5321 ------------------------------------------
 
@@ -374,6 +380,62 @@ async def test_the_background_sender_wakes_on_commit(mdb: Database, tmp_path: Pa
                 await task  # finishes the round in progress, then stops
     assert [r for _, r, _ in sink.messages] == [["heti@example.fi"]]
     assert (await rows(mdb))[mail_id].status == "sent"
+
+
+async def _queue_claimed(db: Database, to: str) -> tuple[int, datetime, datetime]:
+    """Queue a mail as the paid order's statement does (checkout/paid_pg.py): claimed by
+    this process's sender when one runs, handed to it after the commit. SQLite has no
+    such statement: there the mail is queued the usual way."""
+    now = utcnow()
+    until = claimed_until(db, now)
+    async with db.uow() as uow:
+        if db.is_postgres:
+            cte = queued_mail_cte_pg(kind="'test'", to="$1", subject="$2", text="$3",
+                                     html="$4", reference="$5", now="$6", until="$7")
+            mail_id = int((await uow.fetchrow(f"WITH {cte} SELECT id FROM queued",
+                                              to, "Tilaus", "Kiitos\n", "<p>Kiitos</p>",
+                                              "000001", now, until))[0])
+            hand_after_commit(uow, Claimed(mail_id, "test", to, "Tilaus", "Kiitos\n",
+                                           "<p>Kiitos</p>", 1), until, now)
+        else:
+            mail_id = await queue_mail(uow, kind="test", to=to, subject="Tilaus",
+                                       text="Kiitos\n", html="<p>Kiitos</p>", reference="000001")
+        await uow.commit()
+    return mail_id, now, until
+
+
+async def test_mail_queued_claimed_is_sent_as_handed_over(mdb: Database, tmp_path: Path) -> None:
+    # No sender in this process: queued due, for any sender (another process's) to claim.
+    mail_id, now, until = await _queue_claimed(mdb, "kenelle@example.fi")
+    assert until == now
+    assert (await rows(mdb))[mail_id].attempts == 0
+    assert await send_due(mdb, file_settings(tmp_path)) == 1
+    async with SmtpSink() as sink:
+        settings = smtp_settings(tmp_path, sink.port)
+        stop = asyncio.Event()
+        # An hour between polls: only the hand-over can make it send in time.
+        task = asyncio.create_task(run_mail_sender(mdb, lambda: settings, stop,
+                                                     every_seconds=3600))
+        try:
+            async def started() -> bool:
+                now = utcnow()
+                return claimed_until(mdb, now) > now
+
+            await eventually(started, within=10, what="the sender runs")
+            mail_id, now, until = await _queue_claimed(mdb, "heti@example.fi")
+            if mdb.is_postgres:  # claimed with the sender's lease: no poll would find it
+                assert until > now
+            async with asyncio.timeout(10):
+                await sink.received.wait()
+        finally:
+            stop.set()
+            async with asyncio.timeout(10):
+                await task
+    assert [r for _, r, _ in sink.messages] == [["heti@example.fi"]]
+    sent = (await rows(mdb))[mail_id]
+    assert (sent.status, sent.attempts) == ("sent", 1)
+    # Sent once: nothing is left for a sender to claim.
+    assert await send_due(mdb, file_settings(tmp_path)) == 0
 
 
 # --- content ------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ async def test_raw_transaction_commits_or_rolls_back(db: Database, backend: str)
         async with db.raw_transaction() as tx:
             kept = (await tx.fetchrow(_INSERT, '{"n":3}', utcnow()))[0]
             tx.wrote_events(("test.raw_transaction",))
-            tx.after_commit.append(lambda: seen.append("tx"))
+            tx.after_commit(lambda: seen.append("tx"))
             await tx.commit()
     finally:
         db.on_commit.pop()

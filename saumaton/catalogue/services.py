@@ -97,7 +97,9 @@ async def load_variant_infos(
 
 
 # The same query as `load_variant_infos`, as one constant statement for the PostgreSQL
-# hot path (prepared once per connection; empty arrays match nothing).
+# hot path (prepared once per connection; empty arrays match nothing). The arrays are
+# read through sub-selects, so that the plan is made once per connection (see
+# saumaton.db.uow: generic plans).
 _PG_VARIANT_INFOS_SQL = """
 SELECT v.id, v.product_id, p.category_id, v.sku, v.ean, p.name, v.name, v.price_cents,
        (SELECT r.rate_bp FROM vat_rates r
@@ -106,7 +108,7 @@ SELECT v.id, v.product_id, p.category_id, v.sku, v.ean, p.name, v.name, v.price_
         ORDER BY r.valid_from DESC LIMIT 1),
        v.active AND p.active, p.gift_card
 FROM variants v JOIN products p ON p.id = v.product_id
-WHERE v.id = ANY($1::int[]) OR v.ean = ANY($2::text[])"""
+WHERE v.id = ANY((SELECT $1::int[])::int[]) OR v.ean = ANY((SELECT $2::text[])::text[])"""
 
 
 async def load_variant_infos_pg(

@@ -5,8 +5,9 @@ rules; the portable path there is the reference and SQLite's path).
 Adding: one statement finds the shopper's cart (by cookie token, else the signed-in
 customer's latest), checks the variant and what can be sold of it, and only when all
 is well creates the cart if needed and upserts the line; it answers which check
-failed, so the caller raises the same errors as the portable path. With BEGIN and
-COMMIT: three round trips.
+failed, so the caller raises the same errors as the portable path. The statement is
+the whole unit of work and runs in a transaction of its own (no BEGIN or COMMIT): one
+round trip.
 
 Reading: one statement on a pooled connection in autocommit returns the cart with its lines, the
 variants' price facts, slugs, English names, pictures and stock level rows; the
@@ -97,8 +98,10 @@ class Added:
 async def add_pg(uow: UnitOfWork, token: str | None, customer_id: int | None,
                  variant_id: int, quantity: int, new_token: str, now: datetime,
                  max_quantity: int, max_lines: int) -> Added:
-    """Add `quantity` units (already checked to be 1..max_quantity) in one statement."""
-    status, have, limit, cart_token, now_in, _ = await uow.fetchrow(
+    """Add `quantity` units (already checked to be 1..max_quantity) in one statement, the
+    whole of `uow` (`UnitOfWork.fetchrow_alone`: committed when it returns; it writes
+    nothing when it answers with an error)."""
+    status, have, limit, cart_token, now_in, _ = await uow.fetchrow_alone(
         _ADD_SQL, token, customer_id, variant_id, quantity, new_token, now, max_quantity,
         max_lines, GIFT_CARD_UNITS)
     if status == "unknown_variant":

@@ -20,18 +20,18 @@ everything the status page shows, and takes a paid order's items out of the cart
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from saumaton.config import Settings
 from saumaton.core.errors import DomainError
-from saumaton.db.uow import Database, outbox_ctes_pg
+from saumaton.db.uow import Database, Transaction, outbox_ctes_pg
 from saumaton.inventory.consume_pg import consume_ctes
 from saumaton.loyalty.ledger import POINTS_METHOD, points_for
 from saumaton.mail.messages import order_confirmation
-from saumaton.mail.queue import queued_mail_cte_pg
+from saumaton.mail.queue import claimed_until, hand_after_commit, queued_mail_cte_pg
+from saumaton.mail.sender import Claimed
 from saumaton.orders.lifecycle import OrderStatus, audited, move_cte_pg, moved_event
 from saumaton.orders.read_pg import ORDER_JSON, loads, order_out
 from saumaton.orders.schemas import OrderOut, PaymentOut
@@ -61,7 +61,7 @@ _MOVE = move_cte_pg(0, _PENDING, _PAID, id_param="$1", now_param="$2",
                     set_sql="payment_due_at = NULL, paid_cents = paid_cents + $5::int")
 _CONSUME = consume_ctes(ids="$6", now="$2", actor="$7", order_id="$1", reference="$8")
 _QUEUED = queued_mail_cte_pg(kind="'order_confirmation'", to="$9", subject="$10",
-                             text="$11", html="$12", reference="$8", now="$2")
+                             text="$11", html="$12", reference="$8", now="$2", until="$23")
 # Events in the order the portable way emits them: the stock's, the move's, the points'.
 _EVENTS = ("SELECT n, topic, payload FROM stock_events "
            "UNION ALL SELECT 1000001, $13::text, $14::json "
@@ -96,16 +96,8 @@ WITH {_MOVE}, settled AS (
             '{{}}')
 ), {_CONSUME}, {_QUEUED}, {outbox_ctes_pg(_EVENTS, now="$2")}
 SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM cr),
-       (SELECT count(*) FROM settled), (SELECT n FROM outbox_notified)"""
-
-
-class Transaction(Protocol):
-    """What these statements need of the caller's transaction: a `UnitOfWork`, or a
-    `RawTransaction` (no session: the paid callback's usual way)."""
-
-    async def fetchrow(self, sql: str, *args: Any) -> Any: ...
-
-    def wrote_events(self, topics: Iterable[str]) -> None: ...
+       (SELECT count(*) FROM settled), (SELECT n FROM outbox_notified),
+       (SELECT id FROM queued)"""
 
 
 class FastPathMissed(DomainError):
@@ -165,7 +157,7 @@ async def write_paid_pg(uow: Transaction, settings: Settings, locked: Locked, or
                         actor_label: str) -> OrderOut:
     """Pay `order` (pending, home delivery, `paid_order` said yes) in one statement;
     returns it as it now is. FastPathMissed when a reservation was no longer active.
-    It queued the confirmation: the caller wakes the mail sender after the commit."""
+    The confirmation goes to this process's mail sender once the caller commits."""
     number = order_number(order.id)
     # The confirmation shows the order as the portable way renders it: with the payment
     # recorded, before the move (rendered before the stock rows are locked, too).
@@ -188,15 +180,18 @@ async def write_paid_pg(uow: Transaction, settings: Settings, locked: Locked, or
                                        "total_cents": order.total_cents,
                                        "delivery": locked.delivery_method})
     rids = [r[0] for r in locked.reserved]
+    until = claimed_until(uow.db, now)  # the mail queued claimed by this process's sender
     row = await uow.fetchrow(
         _PAID_SQL, order.id, now, txn, provider, amount, rids, actor_label, number,
         order.email, mail.subject, mail.text, mail.html, topic,
         json.dumps(payload, separators=(",", ":")), locked.attempt_id, order.location_id,
         first, last, order.customer_id, points, order.channel,
-        now + timedelta(days=settings.loyalty_points_valid_days))
+        now + timedelta(days=settings.loyalty_points_valid_days), until)
     if row[0] != 1 or row[1] != len(rids) or row[2] != 1:
         raise FastPathMissed(f"order {number} changed while it was being paid")
     uow.wrote_events(("stock.changed", topic, "loyalty.changed"))
+    hand_after_commit(uow, Claimed(int(row[4]), "order_confirmation", order.email or "",
+                                   mail.subject[:300], mail.text, mail.html, 1), until, now)
     return shown.model_copy(update={"status": _PAID.value, "payment_due_at": None})
 
 

@@ -76,7 +76,7 @@ from saumaton.loyalty.ledger import (
 )
 from saumaton.loyalty.tiers import tier_of
 from saumaton.mail.messages import Mail, order_confirmation
-from saumaton.mail.queue import queue_mail, wake_after_commit, wake_event
+from saumaton.mail.queue import queue_mail
 from saumaton.orders.lifecycle import OrderStatus, transition
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.quote import OrderQuote, QuotedLine, price_lines
@@ -862,7 +862,6 @@ async def _paid_pg(db: Database, settings: Settings, stamp: str, txn: str, amoun
         paid = await write_paid_pg(tx, settings, locked, paying, txn=txn, amount=amount,
                                    provider=provider, now=utcnow(),
                                    actor_label=WEB_ACTOR.label)
-        tx.after_commit.append(wake_event(db).set)  # it queued the confirmation
         await tx.commit()
     return PaymentOutcome(paid.id, token, paid.status, "ok", True, 0, txn, order=paid)
 
@@ -889,7 +888,6 @@ async def _record(uow: UnitOfWork, settings: Settings, stamp: str, txn: str, sta
             now = utcnow()
             paid = await write_paid_pg(uow, settings, locked, paying, txn=txn, amount=amount,
                                        provider=provider, now=now, actor_label=WEB_ACTOR.label)
-            wake_after_commit(uow)  # it queued the confirmation
             return PaymentOutcome(paid.id, locked.order["o"]["access_token"] or "",
                                   paid.status, "ok", True, 0, txn, order=paid)
     s = uow.session

@@ -545,9 +545,11 @@ async def availability(
     return out
 
 
-# The stock levels of some variants, as one prepared statement (PostgreSQL).
+# The stock levels of some variants, as one prepared statement (PostgreSQL); the array
+# read through a sub-select, so that the plan is made once per connection (see
+# saumaton.db.uow: generic plans).
 _PG_LEVELS_SQL = ("SELECT variant_id, location_id, on_hand, reserved, needs_count "
-                  "FROM stock_levels WHERE variant_id = ANY($1::int[])")
+                  "FROM stock_levels WHERE variant_id = ANY((SELECT $1::int[])::int[])")
 
 
 async def live_availability(db: Database, session: AsyncSession, variant_ids: Sequence[int],

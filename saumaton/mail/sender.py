@@ -5,7 +5,8 @@ PostgreSQL `FOR UPDATE SKIP LOCKED`, so processes take different rows; SQLite
 serialises writers anyway) by pushing its next attempt a lease into the future;
 the mail is sent outside any transaction and the outcome recorded afterwards. A
 process that dies mid-send leaves the lease to expire and the mail is retried:
-delivery is at least once.
+delivery is at least once. A mail queued already claimed by this process
+(mail/queue.py: `hand_after_commit`) is sent as it was handed over, without a claim.
 """
 
 from __future__ import annotations
@@ -31,13 +32,12 @@ from saumaton.core.waiting import first_of
 from saumaton.db.uow import Database
 from saumaton.mail.inline import inline_images
 from saumaton.mail.models import OutgoingMail
-from saumaton.mail.queue import wake_event
+from saumaton.mail.queue import LEASE, sender_running, take_handed, take_poll, wake_event
 from saumaton.mail.wire import message_bytes
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
-LEASE = timedelta(minutes=5)
 POLL_SECONDS = 5.0
 SMTP_TIMEOUT = 30.0
 BATCH = 50
@@ -68,6 +68,8 @@ class Outcome:
 
 # PostgreSQL: a claim and an outcome are one statement each, in a transaction of its
 # own (no BEGIN/COMMIT round trips); with nothing due the claim is the poll's only read.
+# The outcome's arrays are read through sub-selects: planned once per connection, not
+# on every execution (saumaton.db.uow: generic plans).
 _CLAIM_SQL = """
 UPDATE outgoing_mail m SET attempts = m.attempts + 1, next_attempt_at = $2
 FROM (SELECT id FROM outgoing_mail WHERE status = 'queued' AND next_attempt_at <= $1
@@ -79,8 +81,8 @@ _RECORD_SQL = """
 UPDATE outgoing_mail m SET status = r.status, last_error = r.error,
     sent_at = CASE WHEN r.status = 'sent' THEN $5 ELSE m.sent_at END,
     next_attempt_at = coalesce(r.next_attempt_at, m.next_attempt_at)
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[])
-    AS r(id, status, error, next_attempt_at)
+FROM unnest((SELECT $1::bigint[]), (SELECT $2::text[]), (SELECT $3::text[]),
+            (SELECT $4::timestamptz[])) AS r(id, status, error, next_attempt_at)
 WHERE m.id = r.id AND m.status = 'queued'"""
 
 
@@ -260,6 +262,12 @@ async def send_due(db: Database, settings: Settings, limit: int = BATCH) -> int:
     claimed = await _claim(db, limit)
     if not claimed:
         return 0
+    await _send(db, settings, claimed)
+    return len(claimed)
+
+
+async def _send(db: Database, settings: Settings, claimed: list[Claimed]) -> None:
+    """Deliver claimed mails and record the outcomes."""
     now = utcnow()
     batch = [(mail, wire_message(mail, settings, now)) for mail in claimed]
     if settings.smtp_host:
@@ -271,7 +279,6 @@ async def send_due(db: Database, settings: Settings, limit: int = BATCH) -> int:
             log.warning("mail %d (%s) attempt %d failed: %s", mail.id, mail.kind,
                         mail.attempts, outcomes[mail.id].error)
     await _record(db, outcomes, claimed)
-    return len(claimed)
 
 
 async def run_mail_sender(db: Database, settings: Callable[[], Settings], stop: asyncio.Event,
@@ -280,11 +287,25 @@ async def run_mail_sender(db: Database, settings: Callable[[], Settings], stop: 
     else every few seconds (mail queued by other processes, retries). `settings()` is
     read each round (the current settings, not the ones at startup)."""
     wake = wake_event(db)
-    while not stop.is_set():
-        wake.clear()
-        try:
-            while await send_due(db, settings()) == BATCH and not stop.is_set():
-                pass  # a full batch: more may be waiting
-        except Exception:  # a failed round is retried on the next tick
-            log.exception("mail sending failed")
-        await first_of(stop.wait(), wake.wait(), within=every_seconds)
+    poll = True  # look at the queue: first, after mail queued here the usual way, each tick
+    with sender_running(db):
+        while not stop.is_set():
+            wake.clear()
+            handed = take_handed(db)
+            poll = take_poll(db) or poll
+            try:
+                if handed:  # queued claimed by this process: no claim, no poll needed
+                    await _send(db, settings(), handed)
+                while poll and await send_due(db, settings()) == BATCH and not stop.is_set():
+                    pass  # a full batch: more may be waiting
+            except Exception:  # a failed round is retried on the next tick
+                log.exception("mail sending failed")
+            await first_of(stop.wait(), wake.wait(), within=every_seconds)
+            poll = not wake.is_set()  # the wait timed out: the tick's look at the queue
+        # Handed over while stopping: sent now rather than when their lease lapses.
+        handed = take_handed(db)
+        if handed:
+            try:
+                await _send(db, settings(), handed)
+            except Exception:  # the lease lapses and any sender takes them
+                log.exception("mail sending failed")
