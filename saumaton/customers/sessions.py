@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, event, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.core.clock import utcnow
@@ -41,11 +41,11 @@ def sessions_revoked(uow: UnitOfWork, customer_id: int) -> None:
     listeners that sessions of the customer ended."""
     uow.emit(REVOKED_TOPIC, {"customer_id": customer_id})
 
-    def committed(_session: Any) -> None:
+    def committed() -> None:
         for listener in list(on_sessions_revoked):
             listener(customer_id)
 
-    event.listen(uow.session.sync_session, "after_commit", committed, once=True)
+    uow.after_commit(committed)
 
 
 async def sign_in(uow: UnitOfWork, customer_id: int, *, replacing: str | None = None) -> str:
