@@ -27,6 +27,7 @@ from saumaton.customers.models import (
     CustomerSession,
     CustomerTag,
     PreferenceField,
+    Segment,
 )
 from saumaton.db.base import Base
 from saumaton.db.idempotency import IdempotencyRecord
@@ -116,6 +117,7 @@ __all__ = [
     "PaytrailPayment",
     "PaytrailSettlement",
     "PreferenceField",
+    "Segment",
     "PriceChange",
     "Product",
     "ProductImage",
