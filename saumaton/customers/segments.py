@@ -58,6 +58,7 @@ from saumaton.customers.models import (
     Segment,
 )
 from saumaton.customers.tags import normalise_tag
+from saumaton.db.session_cache import database_of
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.loyalty.ledger import PURCHASE_STATUSES
 from saumaton.orders.models import Order
@@ -369,18 +370,29 @@ async def members(uow: UnitOfWork, segment_id: int, *, marketing_only: bool = Tr
 
 # --- price time -----------------------------------------------------------------------------
 
-async def buyer_segments(db: Database, session: AsyncSession, customer_id: int | None,
+async def buyer_segments(session: AsyncSession, customer_id: int | None,
                          at: datetime | None = None, *, settings: Settings | None = None
                          ) -> frozenset[int]:
     """The segments `customer_id` belongs to among those a campaign on or still to come
-    names (from this process's campaign books): no query at all when no campaign has a
-    segment limit or there is no customer; else one statement for all of them."""
+    names (from this process's campaign book): no query at all when no campaign has a
+    segment limit or there is no customer; else one statement for all of them. What
+    the price functions take as `segments`, computed once per priced request."""
     if customer_id is None:
         return frozenset()
-    wanted = (await campaign_book(db, session)).segment_ids
+    db = database_of(session)
+    if db is not None:
+        wanted = (await campaign_book(db, session)).segment_ids
+    else:  # a session without the app's database: asked directly
+        wanted = frozenset(int(i) for i in (await session.scalars(
+            select(Campaign.segment_id).distinct()
+            .where(Campaign.active, Campaign.segment_id.is_not(None),
+                   or_(Campaign.ends_at.is_(None), Campaign.ends_at > utcnow())))).all()
+            if i is not None)
     if not wanted:
         return frozenset()
-    rules = await segment_rules(db, session)
+    rules = await segment_rules(db, session) if db is not None else {
+        int(i): parse_rules(r) for i, r in (await session.execute(
+            select(Segment.id, Segment.rules).where(Segment.id.in_(wanted)))).all()}
     parts = [select(literal(sid).label("sid")).select_from(Customer)
              .where(Customer.id == customer_id, *conditions(rules[sid], at, settings))
              for sid in sorted(wanted) if sid in rules]
