@@ -102,7 +102,7 @@ class LastPurchase(Input):
         description="within: the last purchase is at most `days` old; before: the "
                     "customer has bought, but not in the last `days` days; never: no "
                     "purchase")
-    days: int | None = Field(default=None, ge=1, le=MAX_DAYS)
+    days: int | None = Field(default=None, ge=1, le=MAX_DAYS, validate_default=True)
 
     @field_validator("days")
     @classmethod
