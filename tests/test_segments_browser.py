@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from saumaton.customers.models import Segment
 from saumaton.db.uow import Database
-from tests.browser import assert_fits, fill_staff_login, open_page
+from tests.browser import PHONE, assert_fits, fill_staff_login, open_page
 from tests.support import Server, Shop
 from tests.test_segments import new_customer, new_tag
 
@@ -22,7 +22,7 @@ async def test_owner_builds_a_segment_with_a_live_count(
     yes = await new_customer(db, tag, consent=True, first="Aino")
     await new_customer(db, tag, first="Bea")
 
-    page = await open_page(contexts, browser)
+    page = await open_page(contexts, browser, viewport=PHONE)
     await page.goto(f"{server.base_url}/backoffice/segments/new")
     await fill_staff_login(page, shop, "owner")
     count = page.get_by_test_id("segment-live-count")
