@@ -40,6 +40,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from sqlalchemy import and_, delete, func, literal, not_, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from saumaton.audit.services import record
@@ -174,17 +175,33 @@ def _enrolled() -> Any:
     return select(CustomerIdentity.customer_id).where(CustomerIdentity.kind == "card")
 
 
-def _tier_condition(tier: str, at: datetime, settings: Settings) -> ColumnElement[bool]:
+def _tiers_condition(tiers: Sequence[str], at: datetime,
+                     settings: Settings) -> ColumnElement[bool]:
+    """Any of `tiers`. The enrolled ones are taken as runs of neighbouring tiers (member
+    to gold: a spend from one threshold to below the next), so that each run reads the
+    year's spend at most twice and the usual choices ("silver or gold", "members")
+    once or not at all."""
     cid = Customer.id
-    if tier == "none":
-        return not_(cid.in_(_enrolled()))
-    silver = cid.in_(_spend_at_least(settings.loyalty_silver_from_cents, at))
-    gold = cid.in_(_spend_at_least(settings.loyalty_gold_from_cents, at))
-    if tier == "member":
-        return and_(cid.in_(_enrolled()), not_(silver))
-    if tier == "silver":
-        return and_(cid.in_(_enrolled()), silver, not_(gold))
-    return and_(cid.in_(_enrolled()), gold)
+    ranks = sorted({TIER_CHOICES.index(t) for t in tiers if t != "none"})
+    bounds = (0, settings.loyalty_silver_from_cents, settings.loyalty_gold_from_cents)
+    runs: list[list[int]] = []
+    for r in ranks:
+        if runs and runs[-1][-1] == r - 1:
+            runs[-1].append(r)
+        else:
+            runs.append([r])
+    parts: list[ColumnElement[bool]] = []
+    if "none" in tiers:
+        parts.append(not_(cid.in_(_enrolled())))
+    for run in runs:
+        lo, hi = run[0], run[-1]  # ranks 1 member, 2 silver, 3 gold
+        conds = [cid.in_(_enrolled())]
+        if lo > 1:
+            conds.append(cid.in_(_spend_at_least(bounds[lo - 1], at)))
+        if hi < 3:
+            conds.append(not_(cid.in_(_spend_at_least(bounds[hi], at))))
+        parts.append(and_(*conds))
+    return or_(*parts)
 
 
 def _purchased(since: datetime | None = None) -> Any:
@@ -194,12 +211,14 @@ def _purchased(since: datetime | None = None) -> Any:
 
 
 def _consented() -> Any:
-    """The customers whose newest marketing e-mail consent row grants it."""
-    newest = (select(func.max(CustomerConsent.id))
-              .where(CustomerConsent.kind == "marketing_email")
-              .group_by(CustomerConsent.customer_id))
+    """The customers whose newest marketing e-mail consent row grants it (a granting
+    row with no newer row of the kind: one probe of ix_customer_consents_newest)."""
+    newer = aliased(CustomerConsent)
     return select(CustomerConsent.customer_id).where(
-        CustomerConsent.id.in_(newest), CustomerConsent.granted.is_(True))
+        CustomerConsent.kind == "marketing_email", CustomerConsent.granted.is_(True),
+        ~select(newer.id).where(newer.customer_id == CustomerConsent.customer_id,
+                                newer.kind == CustomerConsent.kind,
+                                newer.id > CustomerConsent.id).exists())
 
 
 def conditions(rules: SegmentRules, at: datetime | None = None,
@@ -211,7 +230,7 @@ def conditions(rules: SegmentRules, at: datetime | None = None,
     out: list[ColumnElement[bool]] = [Customer.merged_into_id.is_(None),
                                       Customer.erased_at.is_(None)]
     if rules.tiers:
-        out.append(or_(*(_tier_condition(t, at, settings) for t in rules.tiers)))
+        out.append(_tiers_condition(rules.tiers, at, settings))
     if rules.tags:
         if rules.tags_match == "any":
             out.append(cid.in_(select(CustomerTag.customer_id)
