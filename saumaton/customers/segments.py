@@ -164,19 +164,25 @@ def parse_rules(raw: object) -> SegmentRules:
 
 # --- the rules as SQL ---------------------------------------------------------------------
 
-def _spend_at_least(cents: int, at: datetime) -> Any:
-    return (select(Order.customer_id)
-            .where(Order.customer_id.is_not(None), Order.status.in_(PURCHASE_STATUSES),
-                   Order.created_at > at - SPEND_WINDOW, Order.created_at <= at)
-            .group_by(Order.customer_id).having(func.sum(Order.total_cents) >= cents))
+# `only`: the one customer asked about (price time): each subquery reads that customer's
+# rows alone instead of everyone's (a NOT IN or a grouped subquery is not narrowed down
+# by the planner).
+
+def _spend_at_least(cents: int, at: datetime, only: int | None = None) -> Any:
+    q = (select(Order.customer_id)
+         .where(Order.customer_id.is_not(None), Order.status.in_(PURCHASE_STATUSES),
+                Order.created_at > at - SPEND_WINDOW, Order.created_at <= at)
+         .group_by(Order.customer_id).having(func.sum(Order.total_cents) >= cents))
+    return q.where(Order.customer_id == only) if only is not None else q
 
 
-def _enrolled() -> Any:
-    return select(CustomerIdentity.customer_id).where(CustomerIdentity.kind == "card")
+def _enrolled(only: int | None = None) -> Any:
+    q = select(CustomerIdentity.customer_id).where(CustomerIdentity.kind == "card")
+    return q.where(CustomerIdentity.customer_id == only) if only is not None else q
 
 
-def _tiers_condition(tiers: Sequence[str], at: datetime,
-                     settings: Settings) -> ColumnElement[bool]:
+def _tiers_condition(tiers: Sequence[str], at: datetime, settings: Settings,
+                     only: int | None = None) -> ColumnElement[bool]:
     """Any of `tiers`. The enrolled ones are taken as runs of neighbouring tiers (member
     to gold: a spend from one threshold to below the next), so that each run reads the
     year's spend at most twice and the usual choices ("silver or gold", "members")
@@ -192,45 +198,50 @@ def _tiers_condition(tiers: Sequence[str], at: datetime,
             runs.append([r])
     parts: list[ColumnElement[bool]] = []
     if "none" in tiers:
-        parts.append(not_(cid.in_(_enrolled())))
+        parts.append(not_(cid.in_(_enrolled(only))))
     for run in runs:
         lo, hi = run[0], run[-1]  # ranks 1 member, 2 silver, 3 gold
-        conds = [cid.in_(_enrolled())]
+        conds = [cid.in_(_enrolled(only))]
         if lo > 1:
-            conds.append(cid.in_(_spend_at_least(bounds[lo - 1], at)))
+            conds.append(cid.in_(_spend_at_least(bounds[lo - 1], at, only)))
         if hi < 3:
-            conds.append(not_(cid.in_(_spend_at_least(bounds[hi], at))))
+            conds.append(not_(cid.in_(_spend_at_least(bounds[hi], at, only))))
         parts.append(and_(*conds))
     return or_(*parts)
 
 
-def _purchased(since: datetime | None = None) -> Any:
+def _purchased(since: datetime | None = None, only: int | None = None) -> Any:
     q = select(Order.customer_id).where(Order.customer_id.is_not(None),
                                         Order.status.in_(PURCHASE_STATUSES))
+    if only is not None:
+        q = q.where(Order.customer_id == only)
     return q.where(Order.created_at > since) if since is not None else q
 
 
-def _consented() -> Any:
+def _consented(only: int | None = None) -> Any:
     """The customers whose newest marketing e-mail consent row grants it (a granting
     row with no newer row of the kind: one probe of ix_customer_consents_newest)."""
     newer = aliased(CustomerConsent)
-    return select(CustomerConsent.customer_id).where(
+    q = select(CustomerConsent.customer_id).where(
         CustomerConsent.kind == "marketing_email", CustomerConsent.granted.is_(True),
         ~select(newer.id).where(newer.customer_id == CustomerConsent.customer_id,
                                 newer.kind == CustomerConsent.kind,
                                 newer.id > CustomerConsent.id).exists())
+    return q.where(CustomerConsent.customer_id == only) if only is not None else q
 
 
 def conditions(rules: SegmentRules, at: datetime | None = None,
-               settings: Settings | None = None) -> list[ColumnElement[bool]]:
-    """The WHERE conditions on `customers` that pick the segment's members."""
+               settings: Settings | None = None, *,
+               only: int | None = None) -> list[ColumnElement[bool]]:
+    """The WHERE conditions on `customers` that pick the segment's members (with
+    `only`: whether that one customer is one, reading only their rows)."""
     at = at or utcnow()
     settings = settings or get_settings()
     cid = Customer.id
     out: list[ColumnElement[bool]] = [Customer.merged_into_id.is_(None),
                                       Customer.erased_at.is_(None)]
     if rules.tiers:
-        out.append(_tiers_condition(rules.tiers, at, settings))
+        out.append(_tiers_condition(rules.tiers, at, settings, only))
     if rules.tags:
         if rules.tags_match == "any":
             out.append(cid.in_(select(CustomerTag.customer_id)
@@ -255,14 +266,14 @@ def conditions(rules: SegmentRules, at: datetime | None = None,
     lp = rules.last_purchase
     if lp is not None:
         if lp.op == "never":
-            out.append(not_(cid.in_(_purchased())))
+            out.append(not_(cid.in_(_purchased(None, only))))
         else:
             since = at - timedelta(days=lp.days or 0)
-            recent = cid.in_(_purchased(since))
+            recent = cid.in_(_purchased(since, only))
             out.append(recent if lp.op == "within"
-                       else and_(cid.in_(_purchased()), not_(recent)))
+                       else and_(cid.in_(_purchased(None, only)), not_(recent)))
     if rules.consent != "any":
-        consented = cid.in_(_consented())
+        consented = cid.in_(_consented(only))
         out.append(consented if rules.consent == "granted" else not_(consented))
     return out
 
@@ -413,7 +424,8 @@ async def buyer_segments(session: AsyncSession, customer_id: int | None,
         int(i): parse_rules(r) for i, r in (await session.execute(
             select(Segment.id, Segment.rules).where(Segment.id.in_(wanted)))).all()}
     parts = [select(literal(sid).label("sid")).select_from(Customer)
-             .where(Customer.id == customer_id, *conditions(rules[sid], at, settings))
+             .where(Customer.id == customer_id,
+                    *conditions(rules[sid], at, settings, only=customer_id))
              for sid in sorted(wanted) if sid in rules]
     if not parts:
         return frozenset()
