@@ -522,14 +522,6 @@ async def delete_segment(uow: UnitOfWork, actor: Actor, segment_id: int) -> None
     uow.emit("segment.changed", {"segment_id": segment_id, "deleted": True})
 
 
-async def check_segment(session: AsyncSession, segment_id: int | None) -> None:
-    """A campaign's segment must exist (422 `unknown_segment` on `segment_id`)."""
-    if segment_id is not None and (not 0 < segment_id < 2**31 or await session.get(
-            Segment, segment_id) is None):
-        raise ValidationFailed(f"no segment {segment_id}", code="unknown_segment",
-                               field="segment_id")
-
-
 # --- exports --------------------------------------------------------------------------------
 
 CSV_COLUMNS = ("customer_id", "first_name", "last_name", "email", "phone",
