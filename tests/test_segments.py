@@ -25,6 +25,7 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from saumaton.customers.consents import set_consent
 from saumaton.customers.fields import create_field, get_field
+from saumaton.customers.gdpr import erase_customer
 from saumaton.customers.models import Customer
 from saumaton.customers.notes import set_preference
 from saumaton.customers.segments import (
@@ -274,6 +275,18 @@ async def test_csv_and_webhook_exports(db: Database) -> None:
     assert payload["export_id"] == sent.export_id
     assert [m["customer_id"] for m in payload["members"]] == [yes]
     assert payload["members"][0]["first_name"] == "Äiti"
+    # Erased (GDPR): out of the exports already sent, never in a new one.
+    async with db.uow() as uow:
+        report = await erase_customer(uow, SYSTEM, yes, "asked by e-mail")
+        await uow.commit()
+    assert report.anonymised["segment_exports"] >= 1
+    async with db.reader() as s:
+        payload = await s.scalar(select(OutboxEvent.payload).where(
+            OutboxEvent.topic == "segment.exported").order_by(OutboxEvent.id.desc()).limit(1))
+    assert payload is not None and payload["members"] == []
+    async with db.uow() as uow:
+        full = "".join([line async for line in export_csv(uow, SYSTEM, seg.id, full=True)])
+    assert [ln.split(";")[0] for ln in full.splitlines()[1:]] == [str(no)]
 
 
 # --- campaign prices ---------------------------------------------------------------------------

@@ -61,6 +61,7 @@ from saumaton.customers.models import (
 from saumaton.customers.tags import normalise_tag
 from saumaton.db.session_cache import database_of
 from saumaton.db.uow import Database, UnitOfWork
+from saumaton.events.models import OutboxEvent
 from saumaton.loyalty.ledger import PURCHASE_STATUSES
 from saumaton.orders.models import Order
 from saumaton.pricing.book import campaign_book
@@ -520,6 +521,23 @@ async def delete_segment(uow: UnitOfWork, actor: Actor, segment_id: int) -> None
     await record(uow, actor, "segment.delete", "segment", segment_id,
                  {"name": seg.name, "rules": seg.rules.model_dump(mode="json")})
     uow.emit("segment.changed", {"segment_id": segment_id, "deleted": True})
+
+
+async def forget_in_exports(uow: UnitOfWork, customer_ids: Sequence[int]) -> int:
+    """Take erased customers out of past `segment.exported` events (GDPR art. 17): their
+    contact details would stay in the outbox, and a delivery sent again would repeat
+    them. Returns how many events changed."""
+    ids = set(customer_ids)
+    changed = 0
+    for event in (await uow.session.scalars(select(OutboxEvent).where(
+            OutboxEvent.topic == "segment.exported"))).all():
+        listed = list(event.payload.get("members", []))
+        kept = [m for m in listed if m.get("customer_id") not in ids]
+        if len(kept) != len(listed):
+            event.payload = {**event.payload, "members": kept}
+            changed += 1
+    await uow.session.flush()
+    return changed
 
 
 # --- exports --------------------------------------------------------------------------------
