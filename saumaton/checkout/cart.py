@@ -26,6 +26,7 @@ from saumaton.checkout.models import Cart, CartLine
 from saumaton.config import Settings
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import OutOfStock, ValidationFailed
+from saumaton.customers.segments import buyer_segments
 from saumaton.db.session_cache import database_of
 from saumaton.db.uow import Database, UnitOfWork, session_connection
 from saumaton.inventory.services import Availability, availability
@@ -350,6 +351,7 @@ async def _view_cart_pg(db: Database, s: AsyncSession, token: str | None,
         return _empty_view()
     channel = await channel_id_of(s, WEB_CHANNEL)
     tier = await tier_of(s, customer_id, at, settings=settings)
+    segments = await buyer_segments(s, customer_id, at, settings=settings)
     places = await locations(db, s)
     conn = await session_connection(s)  # one connection per request, never a second
     rows = await load_cart_pg(conn, token, customer_id, business_day(at), places)
@@ -357,7 +359,7 @@ async def _view_cart_pg(db: Database, s: AsyncSession, token: str | None,
         return _empty_view()
     keep = [(v, q) for v, q in rows.wanted if v in rows.infos and rows.infos[v].active]
     distinct = list({v: rows.infos[v] for v, _ in keep}.values())
-    quotes = await book_prices(db, s, distinct, channel, at, tier)
+    quotes = await book_prices(db, s, distinct, channel, at, tier, segments)
     bundles = await load_bundles_pg(conn, distinct, channel, at, tier)
     quote = price_lines(WEB_CHANNEL, [rows.infos[v] for v, _ in keep], [q for _, q in keep],
                         quotes, bundles)
@@ -372,8 +374,9 @@ async def _price(s: AsyncSession, infos: Mapping[int, VariantInfo],
     member prices and the bundles: one call of the price function for all."""
     channel = await channel_id_of(s, WEB_CHANNEL)
     tier = await tier_of(s, customer_id, at, settings=settings)
+    segments = await buyer_segments(s, customer_id, at, settings=settings)
     distinct = list({v: infos[v] for v, _ in keep}.values())
-    quotes = await resolve_prices(s, distinct, channel, at, tier)
+    quotes = await resolve_prices(s, distinct, channel, at, tier, segments)
     return price_lines(WEB_CHANNEL, [infos[v] for v, _ in keep], [q for _, q in keep], quotes,
                        await load_bundles(s, distinct, channel, at, tier))
 

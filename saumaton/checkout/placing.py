@@ -44,6 +44,7 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, OutOfStock, ValidationFailed
 from saumaton.core.money import vat_included
 from saumaton.customers.consents import set_consent
+from saumaton.customers.segments import buyer_segments
 from saumaton.db.uow import UnitOfWork
 from saumaton.loyalty.tiers import tier_of
 from saumaton.orders.lifecycle import OrderStatus
@@ -137,10 +138,11 @@ async def place_checkout_pg(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn
     infos = await variants_for(uow.session, OrderIn(channel=WEB_CHANNEL, lines=cmd.lines),
                                day, uow=uow)
     tier = await tier_of(uow.session, customer_id, now, settings=settings)
+    segments = await buyer_segments(uow.session, customer_id, now, settings=settings)
     distinct = list({i.id: i for i in infos}.values())
     # Campaigns, bundles too, from the process's books (dropped by campaign.changed), as
     # the pages showed them; the variants' own prices were read live above.
-    quotes = await book_prices(uow.db, uow.session, distinct, channel.id, now, tier)
+    quotes = await book_prices(uow.db, uow.session, distinct, channel.id, now, tier, segments)
     bundles = await book_bundles_pg(uow.db, uow.session, uow, distinct, channel.id, now, tier)
     priced = price_lines(channel.code, infos, [ln.quantity for ln in cmd.lines], quotes,
                          bundles)

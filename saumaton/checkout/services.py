@@ -47,6 +47,7 @@ from saumaton.core.types import MAX_INT32, Input
 from saumaton.customers.consents import set_consent
 from saumaton.customers.identities import normalise_email, normalise_phone
 from saumaton.customers.models import Customer, CustomerIdentity
+from saumaton.customers.segments import buyer_segments
 from saumaton.db.session_cache import database_of
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.giftcards.digital import send_digital_cards
@@ -430,8 +431,9 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
     infos = await _variants_for(s, OrderIn(channel=WEB_CHANNEL, lines=cmd.lines), day)
     # The signed-in shopper's member prices, as the cart showed them.
     tier = await tier_of(s, customer_id, now, settings=settings)
+    segments = await buyer_segments(s, customer_id, now, settings=settings)
     distinct = list({i.id: i for i in infos}.values())
-    quotes = await resolve_prices(s, distinct, channel.id, now, tier)
+    quotes = await resolve_prices(s, distinct, channel.id, now, tier, segments)
     bundles = (await load_bundles_pg(uow, distinct, channel.id, now, tier)
                if uow.db.is_postgres else await load_bundles(s, distinct, channel.id, now, tier))
     priced = price_lines(channel.code, infos, [ln.quantity for ln in cmd.lines], quotes,

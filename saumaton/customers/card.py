@@ -42,6 +42,7 @@ from saumaton.customers.models import (
     CustomerPreference,
     CustomerTag,
 )
+from saumaton.customers.segments import buyer_segments
 from saumaton.customers.services import CustomerIn, CustomerOut, add_card, create_customer
 from saumaton.customers.tags import normalise_tag, tags_of
 from saumaton.db.uow import Database, UnitOfWork
@@ -145,6 +146,9 @@ class CustomerCard:
     consent_details: list[ConsentShown] = field(default_factory=list)
     # The customer's store credit (a balance spent like money), if they have any.
     store_credit: CardView | None = None
+    # The segments with a segment price this customer belongs to (the till prices an
+    # attached customer with them: customers.segments.buyer_segments).
+    segments: tuple[int, ...] = ()
 
     @property
     def name(self) -> str:
@@ -397,6 +401,8 @@ async def customer_card(session: AsyncSession, actor: Actor, customer_id: int, *
         consents=await current_consents(session, customer_id),
         loyalty=await loyalty_summary(session, customer_id, settings=settings),
         fields=shown, tags=await tags_of(session, customer_id),
+        segments=tuple(sorted(await buyer_segments(session, customer_id,
+                                                   settings=settings))),
         identities=await identities_of(session, customer_id),
         consent_details=await consent_details(session, customer_id),
         store_credit=await store_credit_of(session, customer_id))

@@ -42,6 +42,7 @@ from saumaton.customers.models import (
     CustomerPreference,
     CustomerTag,
 )
+from saumaton.customers.segments import forget_in_exports
 from saumaton.customers.sessions import forget_sessions
 from saumaton.db.uow import UnitOfWork
 from saumaton.locations.models import Channel
@@ -574,6 +575,8 @@ async def erase_customer(uow: UnitOfWork, actor: Actor, customer_id: int,
         deleted[name] = _rowcount(await s.execute(delete(model).where(col.in_(ids))))
     # Signed-in browsers are signed out at once (every process drops its cached look-up).
     deleted["customer_sessions"] = await forget_sessions(uow, ids)
+    # Segment exports sent to webhooks: the customer's contact details out of them.
+    anonymised["segment_exports"] = await forget_in_exports(uow, ids)
 
     await s.execute(update(Customer).where(Customer.id.in_(ids)).values(
         first_name="", last_name="", erased_at=now)

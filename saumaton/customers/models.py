@@ -204,3 +204,24 @@ class CustomerSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Segment(Base):
+    """A saved group of customers by rules (customers.segments): a campaign's price can
+    be for its members only, and e-mails and exports read its members."""
+
+    __tablename__ = "customer_segments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # customers.segments.SegmentRules as JSON.
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# The consent in force is the newest row per customer and kind: segments ask it of
+# every customer, so the newest one is a single index probe.
+Index("ix_customer_consents_newest", CustomerConsent.customer_id, CustomerConsent.kind,
+      CustomerConsent.id)

@@ -27,6 +27,7 @@ from saumaton.customers.models import (
     CustomerSession,
     CustomerTag,
     PreferenceField,
+    Segment,
 )
 from saumaton.db.base import Base
 from saumaton.db.idempotency import IdempotencyRecord
@@ -127,6 +128,7 @@ __all__ = [
     "SalesDaily",
     "SalesDailyDay",
     "SalesDailyItem",
+    "Segment",
     "SettlementLine",
     "SettlementReportRequest",
     "ShopSetting",

@@ -78,6 +78,12 @@ AREAS: tuple[Area, ...] = (
         Topic("nps.answered", N_("A customer answered a satisfaction survey"),
               ("customer_id",)),
     )),
+    Area("segment", N_("Customer segments"), (
+        Topic("segment.changed", N_("A customer segment was created, changed or deleted"),
+              ("segment_id",)),
+        Topic("segment.exported", N_("A segment's members were sent (consenting "
+                                     "customers, in parts)"), ("segment_id",)),
+    )),
     Area("product", N_("Products"), (
         Topic("product.created", N_("A product was created"), ("product_id",)),
         Topic("product.updated", N_("A product or its variants changed"), ("product_id",)),

@@ -8,6 +8,10 @@ and chooses in memory, the same way: the time window is checked at the moment as
 so a campaign starts and ends on time whatever was cached. `campaign.changed` (a
 campaign created, edited or ended, in any process) drops the book at once;
 BOOK_SECONDS is the backstop for a change made outside the app.
+
+A segment price (a campaign with a segment) applies when the buyer's segments, given
+as `segments`, include it; the book says which segments its campaigns name
+(`segment_ids`), so the buyer's memberships are asked only when there are any.
 """
 
 from __future__ import annotations
@@ -89,22 +93,28 @@ class UnitCampaign:
     min_tier: str | None
     channel_ids: frozenset[int] | None  # None: every channel
     channel_codes: tuple[str, ...] | None  # the same, as codes in code order
+    segment_id: int | None = None  # a segment price: only for its members
 
-    def applies(self, channel_id: int | None, at: datetime, tiers: Sequence[str]) -> bool:
+    def applies(self, channel_id: int | None, at: datetime, tiers: Sequence[str],
+                segments: frozenset[int] = frozenset()) -> bool:
         return (in_window(self.starts_at, self.ends_at, at)
                 and (self.channel_ids is None
                      or (channel_id is not None and channel_id in self.channel_ids))
-                and (self.min_tier is None or self.min_tier in tiers))
+                and (self.min_tier is None or self.min_tier in tiers)
+                and (self.segment_id is None or self.segment_id in segments))
 
 
 @dataclass(frozen=True)
 class CampaignBook:
     valid_from: datetime  # asked about an earlier time, the book may miss a campaign
     by_target: Mapping[tuple[str, int], tuple[tuple[UnitCampaign, str, int], ...]]
+    segment_ids: frozenset[int] = frozenset()  # the segments its campaigns are for
 
     def quotes(self, variants: Sequence[VariantInfo], channel_id: int | None,
-               at: datetime, tier: str | None = None) -> dict[int, PriceQuote]:
-        """`resolve_prices(..., variants, channel_id, at, tier)` from the book."""
+               at: datetime, tier: str | None = None,
+               segments: frozenset[int] = frozenset()) -> dict[int, PriceQuote]:
+        """`resolve_prices(..., variants, channel_id, at, tier, segments)` from the
+        book."""
         tiers = tiers_up_to(tier)
         found: dict[tuple[int, str, int], Applicable] = {}
         limits: dict[int, tuple[str, ...]] = {}
@@ -114,7 +124,7 @@ class CampaignBook:
                 keys.append(("category", v.category_id))
             for key in keys:
                 for c, target_type, target_id in self.by_target.get(key, ()):
-                    if c.applies(channel_id, at, tiers):
+                    if c.applies(channel_id, at, tiers, segments):
                         found[(c.id, target_type, target_id)] = Applicable(
                             c.id, c.name, c.kind, c.value, target_type, target_id, c.min_tier)
                         if c.channel_codes is not None:
@@ -126,18 +136,19 @@ async def _load(session: AsyncSession) -> CampaignBook:
     since = utcnow() - LOOKBACK
     rows = (await session.execute(
         select(Campaign.id, Campaign.name, Campaign.kind, Campaign.value, Campaign.starts_at,
-               Campaign.ends_at, Campaign.min_tier)
+               Campaign.ends_at, Campaign.min_tier, Campaign.segment_id)
         .where(Campaign.active, Campaign.kind.in_(UNIT_KINDS),
                or_(Campaign.ends_at.is_(None), Campaign.ends_at > since)))).all()
     links = await campaign_links(session, [r[0] for r in rows])
     campaigns = {r[0]: UnitCampaign(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
-                                    links.channel_ids(r[0]), links.channel_codes(r[0]))
+                                    links.channel_ids(r[0]), links.channel_codes(r[0]), r[7])
                  for r in rows}
     by_target: dict[tuple[str, int], list[tuple[UnitCampaign, str, int]]] = {}
     for cid, target_type, target_id in links.targets:
         by_target.setdefault((target_type, target_id), []).append(
             (campaigns[cid], target_type, target_id))
-    return CampaignBook(since, {k: tuple(v) for k, v in by_target.items()})
+    return CampaignBook(since, {k: tuple(v) for k, v in by_target.items()},
+                        frozenset(r[7] for r in rows if r[7] is not None))
 
 
 async def campaign_book(db: Database, session: AsyncSession) -> CampaignBook:
@@ -148,13 +159,13 @@ async def campaign_book(db: Database, session: AsyncSession) -> CampaignBook:
 
 
 async def book_prices(db: Database, session: AsyncSession, variants: Sequence[VariantInfo],
-                      channel_id: int | None, at: datetime, tier: str | None = None
-                      ) -> dict[int, PriceQuote]:
+                      channel_id: int | None, at: datetime, tier: str | None = None,
+                      segments: frozenset[int] = frozenset()) -> dict[int, PriceQuote]:
     """`resolve_prices` answered from this process's campaign book (a time before the
     book's reach is asked of the database)."""
     if not variants:
         return {}
     book = await campaign_book(db, session)
     if at < book.valid_from:
-        return await resolve_prices(session, variants, channel_id, at, tier)
-    return book.quotes(variants, channel_id, at, tier)
+        return await resolve_prices(session, variants, channel_id, at, tier, segments)
+    return book.quotes(variants, channel_id, at, tier, segments)

@@ -49,6 +49,7 @@ class CampaignOut:
     ends_at: datetime | None
     active: bool
     min_tier: str | None
+    segment_id: int | None
     created_by: str
     created_at: datetime
     updated_at: datetime | None
@@ -119,7 +120,8 @@ async def _outs(s: AsyncSession, campaigns: list[Campaign], now: datetime) -> li
         by_campaign.setdefault(cid, []).append(TargetOut(t, i, labels.get((t, i), f"#{i}")))
     return [CampaignOut(
         c.id, c.name, c.kind, c.value, c.buy_quantity, c.pay_quantity, c.get_quantity,
-        c.starts_at, c.ends_at, c.active, c.min_tier, c.created_by, c.created_at,
+        c.starts_at, c.ends_at, c.active, c.min_tier, c.segment_id, c.created_by,
+        c.created_at,
         c.updated_at, c.ended_by, state_of(c, now), tuple(by_campaign.get(c.id, [])),
         tuple(channels.get(c.id, []))) for c in campaigns]
 
@@ -167,7 +169,7 @@ def summary(data: CampaignIn) -> dict[str, object]:
             "ends_at": data.ends_at.isoformat() if data.ends_at else None,
             "variant_ids": data.variant_ids, "product_ids": data.product_ids,
             "category_ids": data.category_ids, "channels": sorted(data.channel_codes),
-            "min_tier": data.min_tier}
+            "min_tier": data.min_tier, "segment_id": data.segment_id}
 
 
 async def update_campaign(uow: UnitOfWork, actor: Actor, campaign_id: int,
@@ -188,6 +190,7 @@ async def update_campaign(uow: UnitOfWork, actor: Actor, campaign_id: int,
     campaign.name, campaign.kind, campaign.value = data.name, data.kind, data.value
     campaign.buy_quantity, campaign.pay_quantity = data.buy_quantity, data.pay_quantity
     campaign.get_quantity, campaign.min_tier = data.get_quantity, data.min_tier
+    campaign.segment_id = data.segment_id
     campaign.starts_at, campaign.ends_at = data.starts_at, data.ends_at
     campaign.updated_at = utcnow()
     await s.execute(delete(CampaignTarget).where(CampaignTarget.campaign_id == campaign_id))
@@ -204,6 +207,7 @@ async def update_campaign(uow: UnitOfWork, actor: Actor, campaign_id: int,
                    "starts_at": before.starts_at.isoformat(),
                    "ends_at": before.ends_at.isoformat() if before.ends_at else None,
                    "channels": list(before.channels), "min_tier": before.min_tier,
+                   "segment_id": before.segment_id,
                    "targets": [[t.type, t.id] for t in before.targets]},
         "after": summary(data)})
     uow.emit("campaign.changed", {

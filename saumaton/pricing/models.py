@@ -30,6 +30,10 @@ class Campaign(Base):
     # A member price: only for loyalty members of this tier or higher (member | silver |
     # gold); NULL = for everyone.
     min_tier: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # A segment price: only for members of this customer segment (customers.segments);
+    # NULL = for everyone. Both limits hold when both are set.
+    segment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customer_segments.id"), nullable=True, index=True)
     buy_quantity: Mapped[int | None] = mapped_column(Integer, nullable=True)
     pay_quantity: Mapped[int | None] = mapped_column(Integer, nullable=True)
     get_quantity: Mapped[int | None] = mapped_column(Integer, nullable=True)

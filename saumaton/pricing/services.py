@@ -10,6 +10,11 @@ A campaign with a `min_tier` is a member price: it applies only when the buyer's
 loyalty tier (`loyalty.tiers`) is that tier or higher (member < silver < gold); the
 till and the webshop pass the buyer's tier, so a member price is the same in every
 channel. Without a tier only campaigns for everyone apply.
+
+A campaign with a `segment_id` is a segment price: it applies only when the buyer is a
+member of that customer segment (`customers.segments.buyer_segments`, computed once per
+priced request); `segments` names the buyer's segments (empty: segment prices do not
+apply). A campaign is for a tier or for a segment, not both.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import NotFound, ValidationFailed
 from saumaton.core.money import percent_of
 from saumaton.core.types import Input, Name, SmallId
+from saumaton.customers.models import Segment
 from saumaton.db.fetcher import Fetcher
 from saumaton.db.uow import UnitOfWork
 from saumaton.locations.models import Channel
@@ -87,7 +93,7 @@ def tiers_up_to(tier: str | None) -> list[str]:
 
 async def resolve_prices(
     session: AsyncSession, variants: Sequence[VariantInfo], channel_id: int | None,
-    at: datetime, tier: str | None = None,
+    at: datetime, tier: str | None = None, segments: frozenset[int] = frozenset(),
 ) -> dict[int, PriceQuote]:
     """Price of each variant in `channel_id` at time `at` for a buyer of loyalty
     `tier` (None: anyone; member prices do not apply) — one query for all."""
@@ -119,6 +125,8 @@ async def resolve_prices(
             or_(*target_conds),
             or_(~limited, in_channel) if channel_id is not None else ~limited,
             or_(Campaign.min_tier.is_(None), Campaign.min_tier.in_(tiers_up_to(tier))),
+            or_(Campaign.segment_id.is_(None), Campaign.segment_id.in_(sorted(segments)))
+            if segments else Campaign.segment_id.is_(None),
         )
     )
     found = [_Applicable(*row) for row in (await session.execute(stmt)).all()]
@@ -130,7 +138,8 @@ async def resolve_prices(
 # constant statement for the PostgreSQL hot path, prepared once per connection.
 # $1..$3: variant, product and category ids (empty arrays match nothing); $4: the
 # time; $5: the channel id (NULL: only campaigns limited to no channel); $6: the
-# member-price tiers the buyer gets (empty: campaigns for everyone only).
+# member-price tiers the buyer gets (empty: campaigns for everyone only); $7: the
+# buyer's segments (empty: no segment prices).
 _PG_CAMPAIGNS_SQL = """
 SELECT c.id, c.name, c.kind, c.value, t.target_type, t.target_id,
        (SELECT array_agg(ch.code ORDER BY ch.code)
@@ -145,12 +154,13 @@ WHERE c.active AND c.kind IN ('percent', 'fixed') AND c.starts_at <= $4::timesta
       AND (NOT EXISTS (SELECT 1 FROM campaign_channels cc WHERE cc.campaign_id = c.id)
            OR EXISTS (SELECT 1 FROM campaign_channels cc
                       WHERE cc.campaign_id = c.id AND cc.channel_id = $5::int))
-      AND (c.min_tier IS NULL OR c.min_tier = ANY($6::text[]))"""
+      AND (c.min_tier IS NULL OR c.min_tier = ANY($6::text[]))
+      AND (c.segment_id IS NULL OR c.segment_id = ANY($7::int[]))"""
 
 
 async def resolve_prices_pg(
     uow: Fetcher, variants: Sequence[VariantInfo], channel_id: int | None, at: datetime,
-    tier: str | None = None,
+    tier: str | None = None, segments: frozenset[int] = frozenset(),
 ) -> dict[int, PriceQuote]:
     """`resolve_prices` inside `uow`'s transaction on PostgreSQL, as one prepared
     statement on the driver; the same campaigns, the same choice."""
@@ -159,7 +169,7 @@ async def resolve_prices_pg(
     rows = await uow.fetch(
         _PG_CAMPAIGNS_SQL, list({v.id for v in variants}), list({v.product_id for v in variants}),
         list({v.category_id for v in variants if v.category_id is not None}), at, channel_id,
-        tiers_up_to(tier))
+        tiers_up_to(tier), sorted(segments))
     found = [_Applicable(row[0], row[1], row[2], row[3], row[4], row[5], row[7])
              for row in rows]
     limits = {row[0]: tuple(row[6]) for row in rows if row[6] is not None}
@@ -239,6 +249,10 @@ class CampaignIn(Input):
     min_tier: str | None = Field(default=None, max_length=10, pattern="^(member|silver|gold)$",
                                  description="a member price: only for this loyalty tier "
                                              "or higher; empty = for everyone")
+    segment_id: int | None = Field(default=None, ge=1, le=2**31 - 1,
+                                   description="a segment price: only for the members of "
+                                               "this customer segment (percent and fixed "
+                                               "campaigns; not with min_tier)")
 
     @field_validator("value")
     @classmethod
@@ -281,11 +295,19 @@ class CampaignIn(Input):
             raise ValueError("ends_at must be after starts_at")
         if not (self.variant_ids or self.product_ids or self.category_ids):
             raise ValueError("name at least one variant, product or category")
+        if self.segment_id is not None and self.kind not in UNIT_KINDS:
+            raise ValueError("a segment price is a percent or fixed campaign")
+        if self.segment_id is not None and self.min_tier is not None:
+            raise ValueError("a campaign is for a loyalty tier or a segment, not both")
         return self
 
 
 async def check_targets(s: AsyncSession, data: CampaignIn) -> None:
-    """Every variant, product and category a campaign names must exist."""
+    """Every variant, product and category a campaign names must exist, and its
+    segment."""
+    if data.segment_id is not None and await s.get(Segment, data.segment_id) is None:
+        raise ValidationFailed(f"no segment {data.segment_id}", code="unknown_segment",
+                               field="segment_id")
     for ids, model, field, code in (
         (data.variant_ids, Variant, "variant_ids", "unknown_variant"),
         (data.product_ids, Product, "product_ids", "unknown_product"),
@@ -307,7 +329,8 @@ async def create_campaign(uow: UnitOfWork, actor: Actor, data: CampaignIn) -> in
     await check_targets(s, data)
     campaign = Campaign(name=data.name, kind=data.kind, value=data.value,
                         starts_at=data.starts_at, ends_at=data.ends_at, active=True,
-                        min_tier=data.min_tier, buy_quantity=data.buy_quantity,
+                        min_tier=data.min_tier, segment_id=data.segment_id,
+                        buy_quantity=data.buy_quantity,
                         pay_quantity=data.pay_quantity, get_quantity=data.get_quantity,
                         created_by=actor.label)
     s.add(campaign)

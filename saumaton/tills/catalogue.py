@@ -87,9 +87,18 @@ async def build_catalogue(session: AsyncSession, channel: Channel, at: datetime,
             by_tier[tier] = {vid: q for vid, q in tier_quotes.items()
                              if q.discount_cents > quotes[vid].discount_cents}
     stock = await stock_by_variant(session)
+    # Segment prices likewise, per segment: the till applies those of the attached
+    # customer's segments (the card says which), the best of them and the member price.
+    by_segment: dict[int, dict[int, PriceQuote]] = {}
+    for seg in sorted({int(i) for i in (await session.scalars(select(Campaign.segment_id).where(
+            Campaign.active, Campaign.segment_id.is_not(None),
+            or_(Campaign.ends_at.is_(None), Campaign.ends_at > at)))).all() if i is not None}):
+        seg_quotes = await _quotes(session, infos, channel.id, at, None, frozenset({seg}))
+        by_segment[seg] = {vid: q for vid, q in seg_quotes.items()
+                           if q.discount_cents > quotes[vid].discount_cents}
     campaign_ids = {q.campaign_id for q in quotes.values() if q.campaign_id is not None}
-    campaign_ids |= {q.campaign_id for t in by_tier.values() for q in t.values()
-                     if q.campaign_id is not None}
+    campaign_ids |= {q.campaign_id for t in [*by_tier.values(), *by_segment.values()]
+                     for q in t.values() if q.campaign_id is not None}
     ends: dict[int, datetime | None] = {}
     if campaign_ids:
         ends = dict((await session.execute(
@@ -119,6 +128,15 @@ async def build_catalogue(session: AsyncSession, channel: Channel, at: datetime,
                    for tier in TIERS if (m := by_tier.get(tier, {}).get(info.id))}
         if members:
             variants[-1]["member_prices"] = members
+        segment_prices = {
+            str(seg): {"campaign_discount_cents": m.discount_cents,
+                       "campaign_id": m.campaign_id, "campaign_name": m.campaign_name,
+                       "campaign_ends_at": _iso(ends.get(m.campaign_id))
+                       if m.campaign_id else None,
+                       "campaign_limited": m.limited_to is not None}
+            for seg, found in by_segment.items() if (m := found.get(info.id))}
+        if segment_prices:
+            variants[-1]["segment_prices"] = segment_prices
         if info.id in codes:
             variants[-1]["codes"] = codes[info.id]
         if info.gift_card:  # sold only online: its code comes from the server
@@ -152,11 +170,12 @@ async def stock_by_variant(session: AsyncSession) -> dict[int, dict[str, int]]:
 
 
 async def _quotes(session: AsyncSession, infos: list[VariantInfo], channel_id: int,
-                  at: datetime, tier: str | None) -> dict[int, PriceQuote]:
+                  at: datetime, tier: str | None,
+                  segments: frozenset[int] = frozenset()) -> dict[int, PriceQuote]:
     quotes: dict[int, PriceQuote] = {}
     for start in range(0, len(infos), _CHUNK):
         quotes.update(await resolve_prices(session, infos[start:start + _CHUNK], channel_id,
-                                           at, tier))
+                                           at, tier, segments))
     return quotes
 
 

@@ -43,6 +43,7 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, ValidationFailed
 from saumaton.core.types import MAX_ID, MAX_INT32, Input
 from saumaton.customers.buyers import CustomerErased, buyer_id
+from saumaton.customers.segments import buyer_segments
 from saumaton.db.retry import retried
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.giftcards.sales import SoldLine, check_offline, issue_sold_cards, spend_payments
@@ -325,6 +326,7 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     # The attached customer's member prices (the till asks for them when attaching).
     tier = (await tier_of(s, cmd.customer_id, sold_at, settings=settings)
             if cmd.customer_id is not None else None)
+    segments = await buyer_segments(s, cmd.customer_id, sold_at, settings=settings)
 
     wanted = sorted({ln.variant_id for ln in cmd.lines} | {v.variant_id for v in cmd.voids})
     day = business_day(sold_at)
@@ -352,8 +354,8 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
                              default_language=settings.default_language)
 
     distinct = list({i.id: i for i in line_infos}.values())
-    core = (await resolve_prices_pg(uow, distinct, channel.id, sold_at, tier) if pg
-            else await resolve_prices(s, distinct, channel.id, sold_at, tier))
+    core = (await resolve_prices_pg(uow, distinct, channel.id, sold_at, tier, segments) if pg
+            else await resolve_prices(s, distinct, channel.id, sold_at, tier, segments))
     bundles = (await load_bundles_pg(uow, distinct, channel.id, sold_at, tier) if pg
                else await load_bundles(s, distinct, channel.id, sold_at, tier))
     quantities = [ln.quantity for ln in cmd.lines]

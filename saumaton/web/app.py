@@ -44,6 +44,7 @@ from saumaton.api import drawer as drawer_api
 from saumaton.api import openapi as api_openapi
 from saumaton.api import reconcile as reconcile_api
 from saumaton.api import reports as reports_api
+from saumaton.api import segments as segments_api
 from saumaton.api import settings as settings_api
 from saumaton.api import staff as staff_api
 from saumaton.catalogue.images import is_content_named
@@ -187,7 +188,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    giftcards, prices, staff_api, settings_api, reports_api, reconcile_api,
                    customers_admin_api, customer_reports_api, drawer_api,
                    catalogue_admin, stock_admin, returns_admin, giftcards_admin, fulfilment,
-                   webhooks):
+                   webhooks, segments_api):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status",

@@ -78,6 +78,8 @@ NAV: tuple[NavGroup, ...] = (
         NavItem("customers", "/backoffice/customers", N_("Customers"), "customers.read"),
         NavItem("duplicates", "/backoffice/customers/duplicates", N_("Duplicate customers"),
                 "customers.read"),
+        NavItem("segments", "/backoffice/segments", N_("Customer segments"), "segments.write",
+                everywhere=True),
         NavItem("gift-cards", "/backoffice/gift-cards", N_("Gift cards"), "giftcards.read"),
     )),
     NavGroup(N_("Catalogue"), (

@@ -27,6 +27,7 @@ from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import DomainError
 from saumaton.core.types import MAX_INT32
+from saumaton.customers.segments import list_segments
 from saumaton.i18n import money, rate
 from saumaton.pricing import campaigns as campaign_svc
 from saumaton.pricing import changes
@@ -348,6 +349,7 @@ async def read_campaign_form(request: Request, form: FormData) -> CampaignForm:
         "variant_codes": get("variant_codes", 2000), "product_codes": get("product_codes", 2000),
         "category_ids": [str(x) for x in form.getlist("category_id")],
         "channels": [str(x) for x in form.getlist("channel")], "min_tier": get("min_tier"),
+        "segment_id": get("segment_id", 1),
         "start_date": get("start_date"), "start_time": get("start_time"),
         "end_date": get("end_date"), "end_time": get("end_time")}
     e: dict[str, str] = {}
@@ -416,6 +418,7 @@ async def read_campaign_form(request: Request, form: FormData) -> CampaignForm:
         known_categories = set((await s.scalars(select(Category.id).where(
             Category.id.in_(category_ids)))).all()) if category_ids else set()
         channel_codes = {ch.code for ch in await selling_channels(s)}
+        known_segments = {seg.id for seg in await list_segments(s)}
     if missing_v:
         e["variant_codes"] = _t(request, N_("No product has the code %(codes)s."),
                                 codes=", ".join(missing_v[:10]))
@@ -429,6 +432,15 @@ async def read_campaign_form(request: Request, form: FormData) -> CampaignForm:
             and "product_codes" not in e:
         e["targets"] = _t(request, N_("Choose what the campaign is on: variants, products or "
                                       "categories."))
+    segment_id = int(v["segment_id"]) if v["segment_id"].isdigit() else None
+    if v["segment_id"] and segment_id not in known_segments:
+        e["segment_id"] = _t(request, N_("There is no such segment."))
+    elif segment_id is not None and tier is not None:
+        e["segment_id"] = _t(request, N_("A campaign is for a loyalty tier or for a segment, "
+                                         "not both."))
+    elif segment_id is not None and kind not in ("percent", "fixed"):
+        e["segment_id"] = _t(request, N_("A segment price is a percent or an amount off "
+                                         "each unit."))
     chosen_channels = [c for c in v["channels"] if c in channel_codes]
     if len(chosen_channels) != len(v["channels"]):
         e["channels"] = _t(request, MESSAGES["unknown_channel"])
@@ -439,7 +451,8 @@ async def read_campaign_form(request: Request, form: FormData) -> CampaignForm:
             name=v["name"], kind=kind, value=value, buy_quantity=buy, pay_quantity=pay,
             get_quantity=get_q, starts_at=starts_at, ends_at=ends_at,
             variant_ids=[x.id for x in variants], product_ids=product_ids,
-            category_ids=category_ids, channel_codes=chosen_channels, min_tier=tier)
+            category_ids=category_ids, channel_codes=chosen_channels, min_tier=tier,
+            segment_id=segment_id)
     except ValidationError as exc:
         for err in exc.errors():
             loc = str(err["loc"][0]) if err["loc"] else ""
@@ -459,13 +472,14 @@ async def _campaign_form(request: Request, actor: Actor, *, campaign_id: int | N
         channels = await selling_channels(s)
         categories = (await s.execute(select(Category.id, Category.name)
                                       .order_by(Category.name, Category.id))).all()
+        segments = [(seg.id, seg.name) for seg in await list_segments(s)]
     title = _t(request, N_("Edit campaign")) if campaign_id else _t(request, N_("New campaign"))
     return render(request, "backoffice/campaign_form.html", {
         "title": title, "nav_key": "campaigns", "values": values, "errors": errors or {},
         "campaign_id": campaign_id, "info": info, "kinds": KINDS, "kind_labels": KIND_LABELS,
         "tier_labels": TIER_LABELS, "tiers": TIERS, "state_labels": STATE_LABELS,
         "channels": [(ch.code, channel_label(request, ch)) for ch in channels],
-        "categories": categories, "base": CAMPAIGNS,
+        "categories": categories, "segments": segments, "base": CAMPAIGNS,
         "action": f"{CAMPAIGNS}/{campaign_id}" if campaign_id else CAMPAIGNS,
         "may_write": actor.can("prices.write", everywhere=True)
         and (info is None or info.active),
@@ -524,7 +538,8 @@ async def _values_of(request: Request, c: campaign_svc.CampaignOut) -> dict[str,
         "get_quantity": str(c.get_quantity or ""), "variant_codes": "\n".join(skus),
         "product_codes": "\n".join(slugs),
         "category_ids": [str(i) for i in c.ids("category")], "channels": list(c.channels),
-        "min_tier": c.min_tier or "", "start_date": start_day, "start_time": start_clock,
+        "min_tier": c.min_tier or "", "segment_id": str(c.segment_id or ""),
+        "start_date": start_day, "start_time": start_clock,
         "end_date": end_day, "end_time": end_clock}
 
 

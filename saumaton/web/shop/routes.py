@@ -23,6 +23,7 @@ from saumaton.catalogue.search import (
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import DomainError, NotFound
 from saumaton.core.types import MAX_ID
+from saumaton.customers.segments import buyer_segments
 from saumaton.db.uow import Database
 from saumaton.giftcards import services as giftcards
 from saumaton.i18n import localized
@@ -156,7 +157,9 @@ async def _price_context(request: Request, db: Database, s: AsyncSession,
     customer_id = current_customer_id(request)
     # A guest has no tier (and costs no query).
     tier = await tier_of(s, customer_id, now, settings=settings_of(request))
-    price, teaser = await views.product_prices(db, s, product, variant_id, now, tier)
+    segments = await buyer_segments(s, customer_id, now, settings=settings_of(request))
+    price, teaser = await views.product_prices(db, s, product, variant_id, now, tier,
+                                               segments)
     return {"price": price, "teaser": teaser, "signed_in": customer_id is not None,
             "back_url": f"/shop/p/{product.slug}?variant={variant_id}"}
 

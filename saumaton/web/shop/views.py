@@ -90,7 +90,8 @@ class PriceView:
 
 
 async def web_prices(s: AsyncSession, variant_ids: Sequence[int], at: datetime,
-                     tier: str | None = None) -> dict[int, PriceView]:
+                     tier: str | None = None, segments: frozenset[int] = frozenset()
+                     ) -> dict[int, PriceView]:
     """The web channel's price of each variant now, campaigns applied (with the member
     prices of a signed-in shopper's loyalty `tier`)."""
     if not variant_ids:
@@ -100,7 +101,7 @@ async def web_prices(s: AsyncSession, variant_ids: Sequence[int], at: datetime,
     except DomainError:
         channel_id = None  # no web channel configured: campaigns for every channel only
     infos = await load_variant_infos(s, business_day(at), ids=variant_ids)
-    quotes = await resolve_prices(s, infos, channel_id, at, tier)
+    quotes = await resolve_prices(s, infos, channel_id, at, tier, segments)
     return {i.id: PriceView(i.id, quotes[i.id].list_cents, quotes[i.id].price_cents,
                             quotes[i.id].discount_cents, i.vat_rate_bp,
                             quotes[i.id].campaign_name, quotes[i.id].limited_to,
@@ -115,10 +116,13 @@ def _price_view(info: VariantInfo, quote: PriceQuote) -> PriceView:
 
 
 async def product_prices(db: Database, s: AsyncSession, product: ProductOut, variant_id: int,
-                         at: datetime, tier: str | None) -> tuple[PriceView, PriceView | None]:
+                         at: datetime, tier: str | None,
+                         segments: frozenset[int] = frozenset()
+                         ) -> tuple[PriceView, PriceView | None]:
     """The product page's price block, from this process's caches (product, VAT rates,
-    the web channel, the campaign book): what `web_prices` gives the shopper of `tier`,
-    and what `member_teaser` adds for a shopper who is not a member."""
+    the web channel, the campaign book): what `web_prices` gives the shopper of `tier`
+    (and of `segments`: their segment prices), and what `member_teaser` adds for a
+    shopper who is not a member."""
     day = business_day(at)
     infos = variant_infos(product, [variant_id], await vat_rates(db, s, day), day)
     try:
@@ -127,9 +131,10 @@ async def product_prices(db: Database, s: AsyncSession, product: ProductOut, var
         channel = None  # no web channel configured: campaigns for every channel only
     book = await campaign_book(db, s)
     if not infos or at < book.valid_from:  # (a time before the book's: the database)
-        price = (await web_prices(s, [variant_id], at, tier))[variant_id]
+        price = (await web_prices(s, [variant_id], at, tier, segments))[variant_id]
         return price, await member_teaser(s, variant_id, at, tier, price)
-    shown = _price_view(infos[0], book.quotes(infos, channel, at, tier)[variant_id])
+    shown = _price_view(infos[0],
+                        book.quotes(infos, channel, at, tier, segments)[variant_id])
     if tier is not None:
         return shown, None
     member = _price_view(infos[0], book.quotes(infos, channel, at, "member")[variant_id])

@@ -75,13 +75,25 @@ export class Catalogue {
 }
 
 /** The price of a variant now for a buyer of loyalty `tier` ("member" | "silver" |
- * "gold" | "" for none): the tier's member price when the snapshot has one, else
- * everyone's. A campaign that has ended (the till may be offline past its end) no
- * longer applies. */
-export function priceNow(v, now = new Date(), tier = "") {
-  const member = tier && v.member_prices ? v.member_prices[tier] : null;
+ * "gold" | "" for none) who belongs to the customer segments `segments` (ids): the
+ * biggest of the tier's member price and the segments' prices when the snapshot has
+ * them, else everyone's. A campaign that has ended (the till may be offline past its
+ * end) no longer applies. */
+export function priceNow(v, now = new Date(), tier = "", segments = []) {
   const ended = (ends) => Boolean(ends) && new Date(ends) <= now;
-  if (member && !ended(member.campaign_ends_at)) {
+  const offers = [];
+  if (tier && v.member_prices && v.member_prices[tier]) offers.push(v.member_prices[tier]);
+  for (const s of segments) {
+    if (v.segment_prices && v.segment_prices[String(s)]) offers.push(v.segment_prices[String(s)]);
+  }
+  let member = null;
+  for (const o of offers) {
+    if (ended(o.campaign_ends_at)) continue;
+    if (!member || o.campaign_discount_cents > member.campaign_discount_cents
+        || (o.campaign_discount_cents === member.campaign_discount_cents
+            && o.campaign_id < member.campaign_id)) member = o;
+  }
+  if (member) {
     return {
       unit_price_cents: v.unit_price_cents,
       campaign_discount_cents: member.campaign_discount_cents,

@@ -324,6 +324,11 @@ function priced() {
   return priceSale(priceInput(), sale.order_discount, cfg.maxDiscountPct, activeBundles());
 }
 
+/** The segments the attached customer belongs to: their segment prices apply. */
+function segmentsNow() {
+  return (sale.customer && sale.customer.segments) || [];
+}
+
 /** The attached customer's loyalty tier ("" for none): their member prices apply. */
 function tierNow() {
   return (sale.customer && sale.customer.tier) || "";
@@ -334,7 +339,7 @@ function repriceLines() {
   const now = new Date();
   for (const line of sale.lines) {
     const v = catalogue && catalogue.byId.get(line.variant_id);
-    if (v) Object.assign(line, priceNow(v, now, tierNow()));
+    if (v) Object.assign(line, priceNow(v, now, tierNow(), segmentsNow()));
   }
 }
 
@@ -359,7 +364,7 @@ function addVariant(v, quantity = 1) {
   if (existing) {
     existing.quantity += quantity;
   } else {
-    const p = priceNow(v, new Date(), tierNow());
+    const p = priceNow(v, new Date(), tierNow(), segmentsNow());
     sale.lines.push({variant_id: v.id, product_id: v.product_id, category_id: v.category_id,
                      quantity, name: v.name, sku: v.sku,
                      vat_rate_bp: v.vat_rate_bp, discount: null, gift_card: !!v.gift_card, ...p});
@@ -490,7 +495,7 @@ function showSuggestions() {
     li.setAttribute("role", "option");
     li.dataset.testid = "suggestion";
     li.dataset.index = String(i);
-    const p = priceNow(v, new Date(), tierNow());
+    const p = priceNow(v, new Date(), tierNow(), segmentsNow());
     li.innerHTML = "<span class=\"s-name\"></span><small></small><span class=\"s-price\"></span>";
     li.children[0].textContent = v.name;
     li.children[1].textContent = [v.brand, v.sku].filter(Boolean).join(" · ");
@@ -1401,6 +1406,7 @@ $("customer-panel").addEventListener("click", (ev) => {
   sale.customer = {id: Number(a.dataset.customerId), name: a.dataset.customerName || "",
                    points: Number(a.dataset.points) || 0,
                    pointValue: Number(a.dataset.pointValue) || 1, tier: a.dataset.tier || "",
+                   segments: (a.dataset.segments || "").split(",").filter(Boolean).map(Number),
                    storeCredit: Number(a.dataset.storeCredit) || 0,
                    labels: {use: a.dataset.labelUse, remove: a.dataset.labelRemove,
                             balance: a.dataset.labelBalance, used: a.dataset.labelUsed}};
