@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from saumaton.payments.paytrail import http1
 from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig, PaytrailError
 from saumaton.payments.paytrail.http1 import Http1Client, Http1Pool, Unreachable
 from saumaton.payments.paytrail.signing import sign
@@ -202,6 +203,34 @@ async def test_the_pool_says_no_answer_as_unreachable(serve: Any) -> None:
     with pytest.raises(Unreachable):
         await pool.request("GET", "ftp://127.0.0.1/x")
     await pool.aclose()
+
+
+async def test_limits_head_requests_and_protocol_switches(
+        serve: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http1, "MAX_ANSWER_BYTES", 50)
+    monkeypatch.setattr(http1, "MAX_HEAD_BYTES", 200)
+    answers = {
+        "/big": ok(b"x" * 51),
+        "/long-head": ok(extra="X-Pad: " + "p" * 300 + "\r\n"),
+        "/chunked-big": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        b"20\r\n" + b"y" * 32 + b"\r\n20\r\n" + b"y" * 32 + b"\r\n0\r\n\r\n",
+        "/switch": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n",
+        "/head": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+        "/after": ok(b"{}"),
+    }
+    state = await serve(lambda n, req: (answers[req.split(b" ")[1].decode()[5:]], False))
+    client = Http1Client(state.url, timeout=5)
+    try:
+        for path, error in (("/big", "too big"), ("/long-head", "too long"),
+                            ("/chunked-big", "too big"), ("/switch", "switched")):
+            with pytest.raises(Unreachable, match=error):
+                await client.request("GET", path, [])
+        got = await client.request("HEAD", "/head", [])
+        assert (got.status_code, got.headers["content-length"], got.content) == (200, "5", b"")
+        assert (await client.request("GET", "/after", [])).content == b"{}"
+    finally:
+        await client.aclose()
+    assert state.connections == 6  # none reused after a failure or a HEAD
 
 
 async def test_the_paytrail_client_maps_them_as_before(serve: Any) -> None:

@@ -30,7 +30,12 @@ from typing import cast
 from urllib.parse import urlsplit
 
 import certifi
-from httptools import HttpParserCallbackError, HttpParserError, HttpResponseParser
+from httptools import (
+    HttpParserCallbackError,
+    HttpParserError,
+    HttpParserUpgrade,
+    HttpResponseParser,
+)
 
 # Refuse answers bigger than this (Paytrail's are a few kilobytes; a settlement
 # report's list of 100 is tens of kilobytes).
@@ -72,6 +77,7 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[Answer] | None = None
         self._head_request = False
         self._received = 0  # bytes of the current answer so far
+        self._head_size = 0  # of its header lines
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
         self._size = 0
@@ -93,7 +99,7 @@ class _Connection(asyncio.Protocol):
             self._parser.feed_data(data)
             if not self._in_body and self._received > MAX_HEAD_BYTES:
                 raise Unreachable("the answer's head is too long")
-        except (HttpParserError, Unreachable) as exc:
+        except (HttpParserError, HttpParserUpgrade, Unreachable) as exc:
             self.closed = True
             if self._answer is None:  # (else: bytes after the answer; it stands)
                 self._fail(exc)
@@ -124,6 +130,7 @@ class _Connection(asyncio.Protocol):
     # --- httptools' callbacks -----------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         headers = self._headers
@@ -133,11 +140,13 @@ class _Connection(asyncio.Protocol):
         if self._answer is not None:  # more than was asked for: not reused
             self.closed = True
             return
+        if self._head_size > MAX_HEAD_BYTES:
+            raise Unreachable("the answer's head is too long")
         status = self._parser.get_status_code()
         if status < 200:
             if status == 101:
                 raise Unreachable("the server switched protocols")
-            self._headers = {}  # informational: the answer follows
+            self._headers, self._head_size = {}, 0  # informational: the answer follows
             return
         self._in_body = True
         if self._head_request:  # llhttp would wait for a body: done, and not reused
@@ -169,7 +178,7 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None and self._waiter is None
         self._waiter = waiter = asyncio.get_running_loop().create_future()
         self._head_request = head_request
-        self._received = self._size = 0
+        self._received = self._size = self._head_size = 0
         self._headers, self._body, self._in_body, self._answer = {}, [], False, None
         self.transport.write(data)
         return waiter
@@ -193,8 +202,8 @@ class _Connection(asyncio.Protocol):
         if isinstance(exc, HttpParserCallbackError) and isinstance(exc.__context__,
                                                                    Unreachable):
             exc = exc.__context__
-        elif isinstance(exc, HttpParserError):
-            exc = Unreachable(f"not an HTTP/1 answer: {exc}")
+        if not isinstance(exc, Unreachable):  # llhttp's refusal
+            exc = Unreachable(f"not an HTTP/1 answer: {exc!r}")
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
 
