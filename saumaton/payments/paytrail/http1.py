@@ -75,6 +75,7 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._parser = HttpResponseParser(self)
         self._waiter: asyncio.Future[Answer] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._head_request = False
         self._received = 0  # bytes of the current answer so far
         self._head_size = 0  # of its header lines
@@ -174,9 +175,13 @@ class _Connection(asyncio.Protocol):
         return (not self.closed and self.transport is not None
                 and not self.transport.is_closing() and now - self.idle_since < expiry)
 
-    def send(self, data: bytes, *, head_request: bool) -> asyncio.Future[Answer]:
+    def send(self, data: bytes, *, head_request: bool, timeout: float,
+             late: str) -> asyncio.Future[Answer]:
+        """The answer's future; it fails with Unreachable(late) after `timeout` s."""
         assert self.transport is not None and self._waiter is None
-        self._waiter = waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        self._timer = loop.call_later(timeout, self._late, late)
         self._head_request = head_request
         self._received = self._size = self._head_size = 0
         self._headers, self._body, self._in_body, self._answer = {}, [], False, None
@@ -186,19 +191,33 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         self.closed = True
         self._waiter = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.transport is not None:
             self.transport.close()
+
+    def _late(self, message: str) -> None:
+        self._timer = None
+        self._fail(Unreachable(message))
+        self.close()
 
     def _deliver(self) -> None:
         waiter = self._waiter
         if waiter is not None and self._answer is not None:
             self._waiter = None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             if not waiter.done():
                 waiter.set_result(self._answer)
 
     def _fail(self, exc: BaseException) -> None:
         waiter, self._waiter = self._waiter, None
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if isinstance(exc, HttpParserCallbackError) and isinstance(exc.__context__,
                                                                    Unreachable):
             exc = exc.__context__
@@ -236,6 +255,7 @@ class Http1Client:
         host = f"[{self._host}]" if ":" in self._host else self._host
         self._host_header = host if self._port == default else f"{host}:{self._port}"
         self._timeout = timeout
+        self._late = f"no answer from {self._host_header} in {timeout:g} s"
         self._expiry = keepalive_expiry
         self._max_idle = max_idle
         self._idle: list[_Connection] = []
@@ -310,13 +330,10 @@ class Http1Client:
 
     async def _exchange(self, conn: _Connection, data: bytes, method: str) -> Answer:
         try:
-            async with asyncio.timeout(self._timeout):
-                return await conn.send(data, head_request=method == "HEAD")
-        except BaseException as exc:
+            return await conn.send(data, head_request=method == "HEAD",
+                                   timeout=self._timeout, late=self._late)
+        except BaseException:  # (cancelled too: the answer would come to no one)
             conn.close()
-            if isinstance(exc, TimeoutError):
-                raise Unreachable(f"no answer from {self._host_header} in "
-                                  f"{self._timeout:g} s") from exc
             raise
 
 
