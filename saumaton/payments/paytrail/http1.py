@@ -108,25 +108,27 @@ class _Connection(asyncio.Protocol):
         self._deliver()
 
     def eof_received(self) -> bool | None:
-        self.closed = True
-        if self._waiter is not None:
-            if not self._received:
-                self._fail(_Unanswered("the server closed the connection before answering"))
-            elif not self._in_body:
-                self._fail(Unreachable("the server closed the connection before answering"))
-            elif ("content-length" in self._headers
-                  or "chunked" in self._headers.get("transfer-encoding", "").lower()):
-                self._fail(Unreachable("the server closed the connection mid-answer"))
-            else:  # an answer delimited by the connection's close
-                self.on_message_complete()
-                self._deliver()
+        self._ended(None)
         return False  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._ended(exc)
+
+    def _ended(self, exc: Exception | None) -> None:
         self.closed = True
-        if self._waiter is not None:
-            self._fail((Unreachable if self._received else _Unanswered)(
-                f"the connection was closed: {exc}" if exc else "the connection was closed"))
+        if self._waiter is None:
+            return
+        why = f" ({exc})" if exc else ""
+        if not self._received:
+            self._fail(_Unanswered(f"the server closed the connection before answering{why}"))
+        elif not self._in_body:
+            self._fail(Unreachable(f"the server closed the connection before answering{why}"))
+        elif (exc is not None or "content-length" in self._headers
+              or "chunked" in self._headers.get("transfer-encoding", "").lower()):
+            self._fail(Unreachable(f"the server closed the connection mid-answer{why}"))
+        else:  # an answer delimited by the connection's close
+            self.on_message_complete()
+            self._deliver()
 
     # --- httptools' callbacks -----------------------------------------------------------
 
