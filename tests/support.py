@@ -13,10 +13,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -204,6 +205,75 @@ async def eventually(check: Callable[[], Awaitable[T]], *, within: float,
             return result
         assert time.monotonic() < deadline, f"not within {within} s: {what}"
         await asyncio.sleep(every)
+
+
+# What a scripted HTTP server answers to the n-th request it reads (from 1): bytes to
+# write, then whether to close the connection (None: read the request, never answer).
+Script = Callable[[int, bytes], tuple[bytes, bool] | None]
+
+
+@dataclass
+class Scripted:
+    url: str
+    requests: list[bytes] = field(default_factory=list)
+    connections: int = 0
+
+
+@asynccontextmanager
+async def scripted_servers() -> AsyncIterator[Callable[[Script], Awaitable[Scripted]]]:
+    """Raw HTTP/1.1 servers on 127.0.0.1 that answer as a test's script says, one request
+    at a time per connection; each counts its connections and keeps what it was sent.
+    `(await start(script)).url` is `http://127.0.0.1:port/base`."""
+    servers: list[asyncio.Server] = []
+    writers: list[asyncio.StreamWriter] = []
+    handlers: list[asyncio.Task[Any]] = []
+
+    async def start(script: Script) -> Scripted:
+        state = Scripted("")
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writers.append(writer)
+            task = asyncio.current_task()
+            assert task is not None
+            handlers.append(task)
+            state.connections += 1
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = 0
+                    for line in head.split(b"\r\n"):
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":", 1)[1])
+                    request = head + await reader.readexactly(length)
+                    state.requests.append(request)
+                    answer = script(len(state.requests), request)
+                    if answer is None:
+                        await reader.read()  # never answers; waits for the client to go
+                        return
+                    data, close = answer
+                    writer.write(data)
+                    await writer.drain()
+                    if close:
+                        return
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        servers.append(server)
+        state.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/base"
+        return state
+
+    try:
+        yield start
+    finally:
+        for s in servers:
+            s.close()
+        for w in writers:
+            w.close()
+        if handlers:  # each sees its connection end and returns
+            await asyncio.wait(handlers, timeout=5)
 
 
 class Server:

@@ -1,83 +1,31 @@
-"""The Paytrail client's own HTTP/1.1 connections (payments/paytrail/http1.py) against
-a scripted server: the answer's framings, keep-alive and when a connection is not
-reused, and every failure to get an answer said as Unreachable."""
+"""The HTTP/1.1 connections of the Paytrail client and of the simulator's callbacks
+(payments/paytrail/http1.py: Http1Client, Http1Pool) against a scripted server: the
+answer's framings, keep-alive and when a connection is not reused, and every failure
+to get an answer said as Unreachable."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
+from saumaton.payments.paytrail import http1
 from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig, PaytrailError
-from saumaton.payments.paytrail.http1 import Http1Client, Unreachable
+from saumaton.payments.paytrail.http1 import Http1Client, Http1Pool, Unreachable
 from saumaton.payments.paytrail.signing import sign
-from tests.support import eventually, free_port
-
-# What the server answers to the n-th request it reads: bytes to write, then whether to
-# close the connection (None: read the request and never answer).
-Script = Callable[[int, bytes], tuple[bytes, bool] | None]
-
-
-@dataclass
-class Scripted:
-    url: str
-    requests: list[bytes] = field(default_factory=list)
-    connections: int = 0
+from tests.support import Script, Scripted, eventually, free_port, scripted_servers
 
 
 @pytest.fixture
 async def serve() -> AsyncIterator[Callable[[Script], Awaitable[Scripted]]]:
-    servers: list[asyncio.Server] = []
-    writers: list[asyncio.StreamWriter] = []
-    handlers: list[asyncio.Task[Any]] = []
+    async with scripted_servers() as start:
+        yield start
 
-    async def start(script: Script) -> Scripted:
-        state = Scripted("")
 
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            writers.append(writer)
-            task = asyncio.current_task()
-            assert task is not None
-            handlers.append(task)
-            state.connections += 1
-            try:
-                while True:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    length = 0
-                    for line in head.split(b"\r\n"):
-                        if line.lower().startswith(b"content-length:"):
-                            length = int(line.split(b":", 1)[1])
-                    request = head + await reader.readexactly(length)
-                    state.requests.append(request)
-                    answer = script(len(state.requests), request)
-                    if answer is None:
-                        await reader.read()  # never answers; waits for the client to go
-                        return
-                    data, close = answer
-                    writer.write(data)
-                    await writer.drain()
-                    if close:
-                        return
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return
-            finally:
-                writer.close()
-
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        servers.append(server)
-        state.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/base"
-        return state
-
-    yield start
-    for s in servers:
-        s.close()
-    for w in writers:
-        w.close()
-    if handlers:  # each sees its connection end and returns
-        await asyncio.wait(handlers, timeout=5)
+OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 
 
 def ok(body: bytes = b'{"a":1}', extra: str = "") -> bytes:
@@ -195,6 +143,94 @@ async def test_failures_are_unreachable(serve: Any) -> None:
         await client.request("GET", "/x HTTP/1.1\r\nX: y", [])
     with pytest.raises(ValueError):
         await client.request("GET", "/x", [("x", "a\r\nInjected: 1")])
+
+
+async def test_the_pool_keeps_a_connection_per_origin_and_frames_them(serve: Any) -> None:
+    """The simulator's pool, by absolute URL: framings, an HTTP/1.0 answer read to
+    the end, a peer's close seen or crossing the request."""
+    answers = [
+        OK,
+        b"HTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"3;x=y\r\nabc\r\n2\r\nde\r\n0\r\ntrailer: 1\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+        OK,  # then the server closes without saying so
+        b"HTTP/1.0 200 OK\r\n\r\nuntil the end",
+        OK,
+    ]
+    state = await serve(lambda n, req: (answers[n - 1], n - 1 in (3, 4, 5)))
+    base = state.url.removesuffix("/base")
+    other = await serve(lambda n, req: (OK, False))
+    pool = Http1Pool(timeout=10)
+
+    async def status(method: str, url: str, headers: Any = (), body: Any = None) -> int:
+        return (await pool.request(method, url, headers, body)).status_code
+    try:
+        assert await status("GET", f"{base}/a?x=1#frag") == 200
+        assert await status("POST", f"{base}/b", [("content-type", "text/csv")],
+                            b"a;b\r\n") == 201
+        c = await pool.request("GET", f"{base}/c")
+        assert (c.status_code, c.content) == (204, b"")
+        assert state.connections == 1  # one kept connection so far
+        assert await status("GET", f"{other.url}?y=2") == 200  # another origin
+        assert await status("GET", f"{base}/d") == 404
+        assert await status("GET", f"{base}/e") == 200  # a new one
+        assert state.connections == 2
+        # The peer closed that one: a new connection, whether or not the close was seen.
+        assert (await pool.request("GET", f"{base}/f")).content == b"until the end"
+        assert await status("GET", f"{base}/g") == 200  # after a read-to-end body
+        assert state.connections == 4 and other.connections == 1
+    finally:
+        await pool.aclose()
+    first = state.requests[0].decode()
+    assert first.startswith("GET /a?x=1 HTTP/1.1\r\n")
+    assert f"Host: {urlsplit(base).netloc}\r\n" in first
+    assert state.requests[1].endswith(b"Content-Length: 5\r\n\r\na;b\r\n")
+    assert b"content-type: text/csv" in state.requests[1]
+    assert other.requests[0].startswith(b"GET /base?y=2 HTTP/1.1\r\n")
+
+
+async def test_the_pool_says_no_answer_as_unreachable(serve: Any) -> None:
+    cut = await serve(lambda n, req: (b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort",
+                                      True))
+    pool = Http1Pool(timeout=5)
+    with pytest.raises(Unreachable):
+        await pool.request("GET", f"{cut.url}/cut")  # the body ends early
+    with pytest.raises(Unreachable):
+        await pool.request("GET", f"http://127.0.0.1:{free_port()}/nobody")
+    with pytest.raises(ValueError):
+        await pool.request("GET", f"{cut.url}/bad path")
+    with pytest.raises(Unreachable):
+        await pool.request("GET", "ftp://127.0.0.1/x")
+    await pool.aclose()
+
+
+async def test_limits_head_requests_and_protocol_switches(
+        serve: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http1, "MAX_ANSWER_BYTES", 50)
+    monkeypatch.setattr(http1, "MAX_HEAD_BYTES", 200)
+    answers = {
+        "/big": ok(b"x" * 51),
+        "/long-head": ok(extra="X-Pad: " + "p" * 300 + "\r\n"),
+        "/chunked-big": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        b"20\r\n" + b"y" * 32 + b"\r\n20\r\n" + b"y" * 32 + b"\r\n0\r\n\r\n",
+        "/switch": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n",
+        "/head": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+        "/after": ok(b"{}"),
+    }
+    state = await serve(lambda n, req: (answers[req.split(b" ")[1].decode()[5:]], False))
+    client = Http1Client(state.url, timeout=5)
+    try:
+        for path, error in (("/big", "too big"), ("/long-head", "too long"),
+                            ("/chunked-big", "too big"), ("/switch", "switched")):
+            with pytest.raises(Unreachable, match=error):
+                await client.request("GET", path, [])
+        got = await client.request("HEAD", "/head", [])
+        assert (got.status_code, got.headers["content-length"], got.content) == (200, "5", b"")
+        assert (await client.request("GET", "/after", [])).content == b"{}"
+    finally:
+        await client.aclose()
+    assert state.connections == 6  # none reused after a failure or a HEAD
 
 
 async def test_the_paytrail_client_maps_them_as_before(serve: Any) -> None:

@@ -1,14 +1,12 @@
-"""The Paytrail simulator's own HTTP: its lean client for callbacks and reports (kept
-connections, the answer's framings, a connection the other end closed), its query
-encoding (as httpx's), and the simulator as a plain ASGI app mounted in another app."""
+"""The Paytrail simulator's own HTTP: its query encoding (as httpx's), its callbacks
+over its own kept connections (the client itself: tests/test_paytrail_http1.py), and
+the simulator as a plain ASGI app mounted in another app."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
@@ -16,15 +14,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from saumaton.payments.paytrail.outbound import (
-    Outbound,
-    OutboundError,
+from saumaton.payments.paytrail.signing import request_headers, verify
+from saumaton.payments.paytrail.simulator import (
+    PaytrailSimulator,
+    create_simulator,
     encode_query,
     with_params,
 )
-from saumaton.payments.paytrail.signing import request_headers, verify
-from saumaton.payments.paytrail.simulator import PaytrailSimulator, create_simulator
-from tests.support import free_port
+from tests.support import Scripted, scripted_servers
 
 ACCOUNT, SECRET = "375917", "SAIPPUAKAUPPIAS"
 
@@ -45,100 +42,6 @@ def test_query_merged_as_httpx_merges_it(url: str) -> None:
     assert with_params(url, params, encode_query(params)) == with_params(url, params)
 
 
-@dataclass
-class Peer:
-    """A raw HTTP/1.1 server that answers in the way the test asks, one request at a
-    time per connection; counts connections and keeps what it was sent."""
-
-    answers: list[bytes]
-    close_after: set[int] = field(default_factory=set)  # close silently after answer n
-    connections: int = 0
-    requests: list[bytes] = field(default_factory=list)
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
-                self.requests.append(head + await reader.readexactly(length))
-                n = len(self.requests) - 1
-                writer.write(self.answers[n])
-                await writer.drain()
-                if n in self.close_after or b"connection: close" in self.answers[n].lower():
-                    break
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-
-@pytest.fixture
-async def peer() -> AsyncIterator[tuple[Peer, str]]:
-    p = Peer(answers=[])
-    server = await asyncio.start_server(p.handle, "127.0.0.1", 0)
-    try:
-        yield p, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        server.close()
-
-
-OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
-
-
-async def test_kept_connection_framings_and_closes(peer: tuple[Peer, str]) -> None:
-    p, base = peer
-    p.answers = [
-        OK,
-        b"HTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\n\r\n"
-        b"3;x=y\r\nabc\r\n2\r\nde\r\n0\r\ntrailer: 1\r\n\r\n",
-        b"HTTP/1.1 204 No Content\r\n\r\n",
-        b"HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
-        OK,  # then the server closes without saying so
-        b"HTTP/1.0 200 OK\r\n\r\nuntil the end",
-        OK,
-    ]
-    p.close_after = {4, 5}
-    out = Outbound()
-    try:
-        assert await out.request("GET", f"{base}/a?x=1") == 200
-        assert await out.request("POST", f"{base}/b", {"content-type": "text/csv"},
-                                 b"a;b\r\n") == 201
-        assert await out.request("GET", f"{base}/c") == 204
-        assert p.connections == 1  # one kept connection so far
-        assert await out.request("GET", f"{base}/d") == 404
-        assert await out.request("GET", f"{base}/e") == 200  # a new one
-        assert p.connections == 2
-        # The peer closed that one: a new connection, whether or not the close was seen.
-        assert await out.request("GET", f"{base}/f") == 200
-        assert await out.request("GET", f"{base}/g") == 200  # after a read-to-end body
-        assert p.connections == 4
-    finally:
-        await out.aclose()
-    first = p.requests[0].decode()
-    assert first.startswith("GET /a?x=1 HTTP/1.1\r\n")
-    assert f"Host: {urlsplit(base).netloc}\r\n" in first
-    assert p.requests[1].endswith(b"Content-Length: 5\r\n\r\na;b\r\n")
-    assert b"content-type: text/csv" in p.requests[1]
-
-
-async def test_no_answer_is_an_outbound_error(peer: tuple[Peer, str]) -> None:
-    p, base = peer
-    p.answers = [b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort"]
-    p.close_after = {0}
-    out = Outbound(timeout=5)
-    with pytest.raises(OutboundError):
-        await out.request("GET", f"{base}/cut")  # the body ends early
-    with pytest.raises(OutboundError):
-        await out.request("GET", f"http://127.0.0.1:{free_port()}/nobody")
-    with pytest.raises(OutboundError):
-        await out.request("GET", f"{base}/bad path")
-    with pytest.raises(OutboundError):
-        await out.request("GET", "ftp://127.0.0.1/x")
-    await out.aclose()
-
-
 def create_body(stamp: str, callback: str) -> str:
     return json.dumps({
         "stamp": stamp, "reference": "42", "amount": 1990, "currency": "EUR",
@@ -152,12 +55,16 @@ def create_body(stamp: str, callback: str) -> str:
                          "cancel": f"{callback}/callback/cancel"}})
 
 
-async def test_mounted_simulator_calls_back_over_its_own_connections(
-        peer: tuple[Peer, str]) -> None:
+async def test_mounted_simulator_calls_back_over_its_own_connections() -> None:
     """Mounted under a path as the shop mounts it, no httpx client given: the
     callbacks go over HTTP through one kept connection, signed like the redirect."""
-    p, base = peer
-    p.answers = [OK] * 3
+    async with scripted_servers() as serve:
+        p = await serve(lambda n, req: (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+                                        False))
+        await _call_back_mounted(p, p.url.removesuffix("/base"))
+
+
+async def _call_back_mounted(p: Scripted, base: str) -> None:
     sim = create_simulator({ACCOUNT: SECRET}, "http://shop.test/paytrail-sim")
     assert isinstance(sim, PaytrailSimulator)
     shop = FastAPI()

@@ -1,17 +1,21 @@
-"""A minimal HTTP/1.1 client for one origin: kept-alive connections on asyncio
-protocols, a request's head written in one piece, the answer parsed as it arrives.
+"""A minimal HTTP/1.1 client: kept-alive connections per origin on asyncio protocols,
+a request's head written in one piece, the answer parsed by httptools (llhttp, the
+parser uvicorn serves with) as it arrives.
 
-For the Paytrail client's few small JSON requests, where httpcore (with h11, anyio
-and its pool's bookkeeping) cost more CPU than the rest of creating a payment. What
-it does: http and https (certifi's CAs, as httpcore's default), Content-Length and
-chunked answers, answers delimited by the connection's close, `Connection: close`,
-1xx answers skipped; idle connections kept `keepalive_expiry` seconds and never
-reused once the server closed them or sent something unasked; connecting retried
-twice (after 0 and 0.5 s, as httpcore's `retries=2`); a GET sent once more, on a new
-connection, when a kept-alive one closed before a byte of its answer came (the
-server's idle close crossing the request), a POST never resent once written. Every
-failure to get a whole answer is an `Unreachable`; a timeout bounds the connecting
-and, separately, the wait for the whole answer.
+Used by the Paytrail client (`Http1Client`, one origin) and by the Paytrail
+simulator for its callbacks and settlement reports (`Http1Pool`, any origin), where
+httpx (and even httpcore under it) cost more CPU than the rest of the work (about
+1 ms a request against about a tenth here; docs/performance.md). What it does: http
+and https (certifi's CAs, as httpcore's default); Content-Length, chunked and
+until-close answers; `Connection: close` and HTTP/1.0 keep-alive as llhttp reads
+them; 1xx answers skipped; idle connections kept `keepalive_expiry` seconds, the most
+recently used first, and never reused once the server closed them or sent something
+unasked; connecting retried twice (after 0 and 0.5 s, as httpcore's `retries=2`); a
+GET sent once more, on a new connection, when a kept-alive one closed before a byte
+of its answer came (the server's idle close crossing the request), a POST never
+resent once written. Every failure to get a whole answer is an `Unreachable`; a
+timeout bounds the connecting and, separately, the wait for the whole answer. A path
+or header that would not stay one request line or header is a ValueError.
 """
 
 from __future__ import annotations
@@ -26,16 +30,23 @@ from typing import cast
 from urllib.parse import urlsplit
 
 import certifi
+from httptools import (
+    HttpParserCallbackError,
+    HttpParserError,
+    HttpParserUpgrade,
+    HttpResponseParser,
+)
 
 # Refuse answers bigger than this (Paytrail's are a few kilobytes; a settlement
 # report's list of 100 is tens of kilobytes).
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
-_MAX_HEAD_BYTES = 64 * 1024
+MAX_HEAD_BYTES = 64 * 1024
 _CONNECT_DELAYS = (0.0, 0.5)  # before the second and the third attempt to connect
 # What would end a request line or header early (request splitting).
 _BAD_PATH = re.compile(r"[\x00-\x20\x7f]")
 _BAD_NAME = re.compile(r"[\x00-\x20\x7f:]")
 _BAD_VALUE = re.compile(r"[\x00\r\n]")
+_ssl_context: ssl.SSLContext | None = None
 
 
 class Unreachable(Exception):
@@ -43,182 +54,186 @@ class Unreachable(Exception):
     answer was not HTTP/1.x."""
 
 
-@dataclass(frozen=True)
-class Answer:
-    status_code: int
-    headers: dict[str, str]  # names in lower case
-    content: bytes
-
-
 class _Unanswered(Unreachable):
     """The connection closed before a byte of the answer came."""
 
 
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    headers: dict[str, str]  # names in lower case; repeated ones joined with ", "
+    content: bytes
+
+
 class _Connection(asyncio.Protocol):
-    """One connection; answers one request at a time."""
+    """One connection; answers one request at a time. httptools calls the on_*
+    methods from `feed_data`."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
         self.closed = False
         self.idle_since = 0.0
+        self._parser = HttpResponseParser(self)
         self._waiter: asyncio.Future[Answer] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._head_request = False
+        self._received = 0  # bytes of the current answer so far
+        self._head_size = 0  # of its header lines
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._size = 0
+        self._in_body = False  # the head of the (final) answer is parsed
+        self._answer: Answer | None = None
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # (uvloop's transports are not asyncio.Transport instances, but are ones)
+        # (uvloop's transports are not asyncio.Transport instances, but work as ones)
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if self._waiter is None:  # nothing asked: the connection is not to be reused
-            self.closed = True
+        if self._waiter is None:
+            self.closed = True  # nothing asked: the connection is not to be reused
             return
-        self._try_parse(eof=False)
+        self._received += len(data)
+        try:
+            self._parser.feed_data(data)
+            if not self._in_body and self._received > MAX_HEAD_BYTES:
+                raise Unreachable("the answer's head is too long")
+        except (HttpParserError, HttpParserUpgrade, Unreachable) as exc:
+            self.closed = True
+            if self._answer is None:  # (else: bytes after the answer; it stands)
+                self._fail(exc)
+                return
+        self._deliver()
 
     def eof_received(self) -> bool | None:
-        self.closed = True
-        if self._waiter is not None:
-            self._try_parse(eof=True)
+        self._ended(None)
         return False  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._ended(exc)
+
+    def _ended(self, exc: Exception | None) -> None:
         self.closed = True
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception((Unreachable if self.buffer else _Unanswered)(
-                f"the connection was closed: {exc}" if exc else "the connection was closed"))
+        if self._waiter is None:
+            return
+        why = f" ({exc})" if exc else ""
+        if not self._received:
+            self._fail(_Unanswered(f"the server closed the connection before answering{why}"))
+        elif not self._in_body:
+            self._fail(Unreachable(f"the server closed the connection before answering{why}"))
+        elif (exc is not None or "content-length" in self._headers
+              or "chunked" in self._headers.get("transfer-encoding", "").lower()):
+            self._fail(Unreachable(f"the server closed the connection mid-answer{why}"))
+        else:  # an answer delimited by the connection's close
+            self.on_message_complete()
+            self._deliver()
+
+    # --- httptools' callbacks -----------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers = self._headers
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+
+    def on_headers_complete(self) -> None:
+        if self._answer is not None:  # more than was asked for: not reused
+            self.closed = True
+            return
+        if self._head_size > MAX_HEAD_BYTES:
+            raise Unreachable("the answer's head is too long")
+        status = self._parser.get_status_code()
+        if status < 200:
+            if status == 101:
+                raise Unreachable("the server switched protocols")
+            self._headers, self._head_size = {}, 0  # informational: the answer follows
+            return
+        self._in_body = True
+        if self._head_request:  # llhttp would wait for a body: done, and not reused
+            self.closed = True
+            self.on_message_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > MAX_ANSWER_BYTES:
+            raise Unreachable("the answer is too big")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if not self._in_body or self._answer is not None:
+            return  # a 1xx answer's end, or the rest of a HEAD answer
+        if not self._parser.should_keep_alive():
+            self.closed = True
+        self._answer = Answer(self._parser.get_status_code(), self._headers,
+                              b"".join(self._body))
+        self._headers, self._body = {}, []
 
     # --- the client's side --------------------------------------------------------------
 
     def usable(self, now: float, expiry: float) -> bool:
-        return (not self.closed and not self.buffer and self.transport is not None
+        return (not self.closed and self.transport is not None
                 and not self.transport.is_closing() and now - self.idle_since < expiry)
 
-    def send(self, data: bytes, *, head_request: bool) -> asyncio.Future[Answer]:
+    def send(self, data: bytes, *, head_request: bool, timeout: float,
+             late: str) -> asyncio.Future[Answer]:
+        """The answer's future; it fails with Unreachable(late) after `timeout` s."""
         assert self.transport is not None and self._waiter is None
-        self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        self._timer = loop.call_later(timeout, self._late, late)
         self._head_request = head_request
+        self._received = self._size = self._head_size = 0
+        self._headers, self._body, self._in_body, self._answer = {}, [], False, None
         self.transport.write(data)
-        return self._waiter
+        return waiter
 
     def close(self) -> None:
         self.closed = True
         self._waiter = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.transport is not None:
             self.transport.close()
 
-    def _try_parse(self, *, eof: bool) -> None:
+    def _late(self, message: str) -> None:
+        self._timer = None
+        self._fail(Unreachable(message))
+        self.close()
+
+    def _deliver(self) -> None:
         waiter = self._waiter
-        if waiter is None or waiter.done():
-            return
-        try:
-            answer = self._parse(eof)
-        except Unreachable as exc:
+        if waiter is not None and self._answer is not None:
             self._waiter = None
-            self.closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if not waiter.done():
+                waiter.set_result(self._answer)
+
+    def _fail(self, exc: BaseException) -> None:
+        waiter, self._waiter = self._waiter, None
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if isinstance(exc, HttpParserCallbackError) and isinstance(exc.__context__,
+                                                                   Unreachable):
+            exc = exc.__context__
+        if not isinstance(exc, Unreachable):  # llhttp's refusal
+            exc = Unreachable(f"not an HTTP/1 answer: {exc!r}")
+        if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
-            return
-        if answer is not None:
-            self._waiter = None
-            waiter.set_result(answer)
-
-    def _parse(self, eof: bool) -> Answer | None:
-        """The answer once the buffer holds all of it (taken out of the buffer)."""
-        buf = self.buffer
-        while True:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > _MAX_HEAD_BYTES:
-                    raise Unreachable("the answer's head is too long")
-                if eof:
-                    raise (Unreachable if buf else _Unanswered)(
-                        "the server closed the connection before answering")
-                return None
-            lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
-            parts = lines[0].split(" ", 2)
-            if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-                raise Unreachable(f"not an HTTP/1 answer: {lines[0][:80]!r}")
-            status = int(parts[1])
-            if 100 <= status < 200 and status != 101:  # informational: the answer follows
-                del buf[:end + 4]
-                continue
-            break
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise Unreachable(f"a malformed header line: {line[:80]!r}")
-            key = name.strip().lower()
-            value = value.strip()
-            # Repeated headers joined as one value (as the Paytrail client reads them).
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        start = end + 4
-        keep = parts[0] == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
-        if self._head_request or status in (204, 304):
-            content, used = b"", start
-        elif "chunked" in headers.get("transfer-encoding", "").lower():
-            got = _dechunk(buf, start)
-            if got is None:
-                if eof:
-                    raise Unreachable("the server closed the connection mid-answer")
-                return None
-            content, used = got
-        elif "content-length" in headers:
-            try:
-                length = int(headers["content-length"])
-            except ValueError:
-                raise Unreachable("a malformed Content-Length") from None
-            if length < 0 or length > MAX_ANSWER_BYTES:
-                raise Unreachable(f"an answer of {length} bytes")
-            if len(buf) - start < length:
-                if eof:
-                    raise Unreachable("the server closed the connection mid-answer")
-                return None
-            content, used = bytes(buf[start:start + length]), start + length
-        else:  # delimited by the connection's close
-            if len(buf) - start > MAX_ANSWER_BYTES:
-                raise Unreachable("the answer is too big")
-            if not eof:
-                return None
-            content, used, keep = bytes(buf[start:]), len(buf), False
-        del buf[:used]
-        if not keep or buf:  # more than was asked for: not reused either
-            self.closed = True
-        return Answer(status, headers, content)
 
 
-def _dechunk(buf: bytearray, pos: int) -> tuple[bytes, int] | None:
-    """A chunked body from `pos`: (content, where it ends), or None while incomplete."""
-    out = bytearray()
-    while True:
-        eol = buf.find(b"\r\n", pos)
-        if eol < 0:
-            return None
-        size_text = bytes(buf[pos:eol]).split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise Unreachable("a malformed chunk size") from None
-        if size < 0 or len(out) + size > MAX_ANSWER_BYTES:
-            raise Unreachable("the answer is too big")
-        pos = eol + 2
-        if size == 0:
-            while True:  # trailers, up to the empty line
-                eol = buf.find(b"\r\n", pos)
-                if eol < 0:
-                    return None
-                if eol == pos:
-                    return bytes(out), eol + 2
-                pos = eol + 2
-        if len(buf) < pos + size + 2:
-            return None
-        out += buf[pos:pos + size]
-        if buf[pos + size:pos + size + 2] != b"\r\n":
-            raise Unreachable("a malformed chunk")
-        pos += size + 2
+def _context() -> ssl.SSLContext:
+    global _ssl_context
+    if _ssl_context is None:
+        _ssl_context = ssl.create_default_context(cafile=certifi.where())
+    return _ssl_context
 
 
 class Http1Client:
@@ -242,20 +257,15 @@ class Http1Client:
         host = f"[{self._host}]" if ":" in self._host else self._host
         self._host_header = host if self._port == default else f"{host}:{self._port}"
         self._timeout = timeout
+        self._late = f"no answer from {self._host_header} in {timeout:g} s"
         self._expiry = keepalive_expiry
         self._max_idle = max_idle
         self._idle: list[_Connection] = []
-        self._ssl: ssl.SSLContext | None = None
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
-
-    def _context(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            self._ssl = ssl.create_default_context(cafile=certifi.where())
-        return self._ssl
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -264,7 +274,7 @@ class Http1Client:
                 async with asyncio.timeout(self._timeout):
                     _, conn = await loop.create_connection(
                         _Connection, self._host, self._port,
-                        ssl=self._context() if self._tls else None,
+                        ssl=_context() if self._tls else None,
                         server_hostname=self._host if self._tls else None)
                 return conn
             except (OSError, TimeoutError, ssl.SSLError) as exc:
@@ -313,23 +323,46 @@ class Http1Client:
                 raise
             conn = await self._connect()
             answer = await self._exchange(conn, data, method)
-        if conn.closed:
+        if conn.closed or len(self._idle) >= self._max_idle:
             conn.close()
         else:
             conn.idle_since = time.monotonic()
-            if len(self._idle) < self._max_idle:
-                self._idle.append(conn)
-            else:
-                conn.close()
+            self._idle.append(conn)
         return answer
 
     async def _exchange(self, conn: _Connection, data: bytes, method: str) -> Answer:
         try:
-            async with asyncio.timeout(self._timeout):
-                return await conn.send(data, head_request=method == "HEAD")
-        except BaseException as exc:
+            return await conn.send(data, head_request=method == "HEAD",
+                                   timeout=self._timeout, late=self._late)
+        except BaseException:  # (cancelled too: the answer would come to no one)
             conn.close()
-            if isinstance(exc, TimeoutError):
-                raise Unreachable(f"no answer from {self._host_header} in "
-                                  f"{self._timeout:g} s") from exc
             raise
+
+
+class Http1Pool:
+    """Requests to any origin, by absolute URL: one `Http1Client` per origin."""
+
+    def __init__(self, *, timeout: float, keepalive_expiry: float = 30.0,
+                 max_idle: int = 10) -> None:
+        self._timeout = timeout
+        self._expiry = keepalive_expiry
+        self._max_idle = max_idle
+        self._clients: dict[str, Http1Client] = {}
+
+    async def request(self, method: str, url: str, headers: Iterable[tuple[str, str]] = (),
+                      body: bytes | None = None) -> Answer:
+        """As `Http1Client.request`; a URL it cannot use is Unreachable."""
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        client = self._clients.get(origin)
+        if client is None:
+            client = self._clients[origin] = Http1Client(
+                origin, timeout=self._timeout, keepalive_expiry=self._expiry,
+                max_idle=self._max_idle)
+        return await client.request(method, path, headers, body)
+
+    async def aclose(self) -> None:
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            await client.aclose()

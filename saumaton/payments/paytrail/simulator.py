@@ -25,7 +25,8 @@ until it gets HTTP 200 (3 tries).
 It is a plain ASGI app, no framework (its CPU counts in the web benchmark, which runs
 it beside the shop): the path is split and dispatched, each answer is built whole, and
 the server-to-server calls go through its own kept-alive HTTP/1.1 connections
-(outbound.py), or through `http_client` when one is given (tests).
+(`http1.Http1Pool`, shared with the Paytrail client), or through `http_client` when
+one is given (tests).
 """
 
 from __future__ import annotations
@@ -36,25 +37,21 @@ import html
 import io
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, TypeGuard
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qs, parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 import httpx
 from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
-from saumaton.payments.paytrail.outbound import (
-    Outbound,
-    OutboundError,
-    encode_query,
-    with_params,
-)
+from saumaton.payments.paytrail.http1 import Http1Pool, Unreachable
 from saumaton.payments.paytrail.signing import ALGORITHMS, sign, verify
 
 log = logging.getLogger(__name__)
@@ -68,6 +65,42 @@ PROVIDER_IDS = frozenset(pid for pid, _, _ in PROVIDERS)
 DEFAULT_FEES: dict[str, tuple[int, int]] = {
     "nordea": (25, 0), "osuuspankki": (25, 0), "creditcard": (0, 150)}
 REPORT_TRIES = 3
+# Sent with each server-to-server call.
+HEADERS = (("User-Agent", "Saumaton Paytrail simulator"), ("Accept", "*/*"))
+# Kept connections are given up before the other end would close them (uvicorn's
+# keep-alive timeout is 5 s).
+IDLE_S = 4.0
+MAX_IDLE = 64
+# What quote_plus leaves as it is (and so urlencode): the signed parameters' names and
+# nearly always their values (digits, hex, UUIDs, "ok", a provider's id).
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def encode_query(params: Mapping[str, str]) -> str:
+    """urlencode(params), without quoting what needs none."""
+    return "&".join(
+        f"{k if _UNRESERVED.fullmatch(k) else quote_plus(k)}="
+        f"{v if _UNRESERVED.fullmatch(v) else quote_plus(v)}" for k, v in params.items())
+
+
+def with_params(url: str, params: Mapping[str, str], encoded: str | None = None) -> str:
+    """`url` with `params` merged into its query: a parameter already there is
+    replaced, the rest kept in order, as httpx's `copy_merge_params` does.
+    `encoded`: encode_query(params), when the caller has it already."""
+    if not params:
+        return url
+    if "?" not in url and "#" not in url:
+        return f"{url}?{encode_query(params) if encoded is None else encoded}"
+    parts = urlsplit(url)
+    if not parts.query:
+        query = encode_query(params) if encoded is None else encoded
+    else:
+        merged = {**parse_qs(parts.query, keep_blank_values=True),
+                  **{k: [v] for k, v in params.items()}}
+        query = urlencode([(k, v) for k, values in merged.items() for v in values])
+    return urlunsplit(parts._replace(query=query))
+
+
 TERMS = ('By continuing with your payment, you agree to our '
          '<a href="https://www.paytrail.com/en/payment-terms" target="_blank">payment terms</a>')
 
@@ -343,7 +376,7 @@ class PaytrailSimulator:
     def __init__(self, sim: SimulatorState) -> None:
         self.sim = sim
         self.state = State({"simulator": sim})
-        self.outbound = Outbound(timeout=10.0)
+        self.outbound = Http1Pool(timeout=10.0, keepalive_expiry=IDLE_S, max_idle=MAX_IDLE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -696,9 +729,9 @@ class PaytrailSimulator:
                     r = await state.http_client.get(url, params=params)
                     status = r.status_code
                 else:
-                    status = await self.outbound.request("GET", target)
+                    status = (await self.outbound.request("GET", target, HEADERS)).status_code
                 state.callback_log.append((url, status))
-            except (httpx.HTTPError, OutboundError) as exc:
+            except (httpx.HTTPError, Unreachable, ValueError) as exc:
                 log.warning("paytrail simulator: callback %s failed: %s", url, exc)
                 state.callback_log.append((url, repr(exc)))
 
@@ -820,11 +853,12 @@ class PaytrailSimulator:
                                                      headers=headers)
                     status = r.status_code
                 else:
-                    status = await self.outbound.request("POST", url, headers, body.encode())
+                    status = (await self.outbound.request(
+                        "POST", url, [*HEADERS, *headers.items()], body.encode())).status_code
                 state.report_log.append((url, status))
                 if status == 200:
                     return
-            except (httpx.HTTPError, OutboundError) as exc:
+            except (httpx.HTTPError, Unreachable, ValueError) as exc:
                 log.warning("paytrail simulator: report to %s failed: %s", url, exc)
                 state.report_log.append((url, repr(exc)))
             await asyncio.sleep(1.0 * (attempt + 1))
