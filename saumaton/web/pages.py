@@ -173,8 +173,10 @@ class _FoldTexts(NodeTransformer):
     def __init__(self, lang: str) -> None:
         self.lang = lang
 
-    def visit_Call(self, node: nodes.Call) -> nodes.Node:
-        node = self.generic_visit(node)
+    def visit_Call(self, call: nodes.Call) -> nodes.Node:
+        node = self.generic_visit(call)
+        if not isinstance(node, nodes.Call):
+            return node
         target, args = node.node, node.args
         if not (isinstance(target, nodes.Name) and target.name in ("_", "gettext")
                 and target.ctx == "load" and len(args) == 1
@@ -291,14 +293,26 @@ def remember_language(request: Request, response: Response) -> None:
                             httponly=True, samesite="lax")
 
 
+# The language links of a page, by its path and query string (a shop page is asked for
+# with the same few again and again).
+_lang_links_of: dict[tuple[str, bytes], list[dict[str, str]]] = {}
+_LANG_LINKS_MAX = 5000
+
+
 def _lang_links(request: Request) -> list[dict[str, str]]:
-    params = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
-    out = []
-    for code in i18n.LANGUAGES:
-        query = urlencode([*params, ("lang", code)])
-        out.append({"code": code, "name": i18n.LANGUAGE_NAMES[code],
-                    "url": f"{request.url.path}?{query}"})
-    return out
+    key = (str(request.scope.get("path", "")), bytes(request.scope.get("query_string", b"")))
+    links = _lang_links_of.get(key)
+    if links is None:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+        links = []
+        for code in i18n.LANGUAGES:
+            query = urlencode([*params, ("lang", code)])
+            links.append({"code": code, "name": i18n.LANGUAGE_NAMES[code],
+                          "url": f"{request.url.path}?{query}"})
+        if len(_lang_links_of) >= _LANG_LINKS_MAX:
+            _lang_links_of.clear()
+        _lang_links_of[key] = links
+    return links  # the templates only read them
 
 
 # --- rendering --------------------------------------------------------------------------
