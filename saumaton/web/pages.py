@@ -260,6 +260,49 @@ def _lang_fragment(ctx: Context, name: str) -> Markup:
 _env.globals["lang_fragment"] = _lang_fragment
 
 
+def _shop_field(name: str, label: str, values: Mapping[str, Any], errors: Mapping[str, Any],
+                type: str = "text", autocomplete: str = "", required: bool = True,
+                hint: str = "", inputmode: str = "", note: str = "") -> Markup:
+    """`{{ shop_field('email', _('E-mail'), values, errors, type='email', ...) }}`: one
+    labelled input of a shop form with its error next to it (aria-describedby); `note`
+    says when a field that is not always required is (it replaces "optional"). The
+    HTML the Jinja macro it replaces gave, built here: a macro call cost ~20 µs."""
+    e = escape
+    error = errors.get(name)
+    out = [f'<div class="field{" invalid" if error else ""}">\n'
+           f'  <label for="{e(name)}">{e(label)}']
+    if note:
+        out.append(f' <small data-testid="note-{e(name)}">({e(note)})</small>')
+    elif not required:
+        optional = i18n.translations(_rendering_lang.get()).gettext("optional") % {}
+        out.append(f" <small>({optional})</small>")
+    out.append("</label>\n")
+    if hint:
+        out.append(f'<small id="{e(name)}-hint" class="hint">{e(hint)}</small>')
+    out.append(f'  <input id="{e(name)}" name="{e(name)}" type="{e(type)}" '
+               f'value="{e(values.get(name, ""))}"\n')
+    if autocomplete:
+        out.append(f'autocomplete="{e(autocomplete)}"')
+    if inputmode:
+        out.append(f' inputmode="{e(inputmode)}"')
+    if required:
+        out.append(" required")
+    if error:
+        out.append(f' aria-invalid="true" aria-describedby="{e(name)}-error'
+                   f'{f" {e(name)}-hint" if hint else ""}"')
+    elif hint:
+        out.append(f' aria-describedby="{e(name)}-hint"')
+    out.append(">\n")
+    if error:
+        out.append(f'<p class="error" id="{e(name)}-error" data-testid="error-{e(name)}">'
+                   f'{e(errors[name])}</p>')
+    out.append("</div>")
+    return Markup("".join(out))
+
+
+_env.globals["shop_field"] = _shop_field
+
+
 def add_template_global(name: str, value: Any) -> None:
     """A function or value every template can use (e.g. the back office's navigation)."""
     _env.globals[name] = value
