@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -65,17 +66,37 @@ def _session_customer(request: Request) -> int | None:
     return current_customer_id(request)
 
 
+_PLAIN = (str, int)  # JSON as they are (exactly these types: not bool, not a subclass)
+
+
 def _data(value: Any) -> dict[str, Any]:
     if not value:
         return {}
     if not isinstance(value, dict):
         raise TypeError("data must be a dict")
+    # A few plain facts (what the pages send): the same dict the round trip gives, no
+    # JSON work. A JSON character takes at most 6 characters of text (\uXXXX).
+    if len(value) <= 8 and all(type(k) is str and type(v) in _PLAIN and (
+            type(v) is not str or len(v) <= 100) for k, v in value.items()) and (
+            6 * sum(len(k) + len(str(v)) + 4 for k, v in value.items()) < _DATA_MAX):
+        return dict(value)
     # Round-trip now: a value the database cannot store must fail here, not in a batch.
     text = json.dumps(value, default=str, separators=(",", ":"))
     if len(text) > _DATA_MAX:
         raise ValueError("analytics data too large")
     data: dict[str, Any] = json.loads(text)
     return data
+
+
+# The device of a User-Agent header: a browser sends the same one on every request.
+_device = lru_cache(maxsize=1024)(device_of)
+
+
+def _path(request: Request) -> str:
+    """`request.url.path` without building the URL (the same text: the scope's path,
+    '?', '#' and '\\' escaped as Starlette's URL escapes them)."""
+    path: str = request.scope["path"]
+    return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
 
 
 def track(request: Request, kind: str, **fields: Any) -> None:
@@ -101,9 +122,9 @@ def track(request: Request, kind: str, **fields: Any) -> None:
                             else _session_customer(request)),
             "order_id": _int_or_none(fields.get("order_id")),
             "variant_id": _int_or_none(fields.get("variant_id")),
-            "path": request.url.path[:_PATH_MAX],
+            "path": _path(request)[:_PATH_MAX],
             "data": _data(fields.get("data")),
-            "device": device_of(request.headers.get("user-agent")),
+            "device": _device(request.headers.get("user-agent")),
         })
     except Exception:  # a bug in a caller must show in the log, not to the shopper
         log.exception("analytics event %r not recorded", kind)

@@ -15,7 +15,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
-from starlette.middleware.sessions import SessionMiddleware
 
 from saumaton import __version__, production
 from saumaton.analytics.buffer import AnalyticsBuffer
@@ -62,6 +61,7 @@ from saumaton.web.security import (
     TrustedProxyMiddleware,
     content_security_policy,
 )
+from saumaton.web.session import SessionMiddleware
 from saumaton.web.shopper import ShopperMiddleware, follow_shopper_events
 
 STATIC = Path(__file__).parent / "static"

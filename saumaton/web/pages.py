@@ -23,8 +23,16 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    nodes,
+    pass_context,
+    select_autoescape,
+)
 from jinja2.runtime import Context
+from jinja2.visitor import NodeTransformer
 from markupsafe import Markup, escape
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import FormData
@@ -157,8 +165,52 @@ def _page_gettext(ctx: Context, message: str, **variables: Any) -> str:
     return done
 
 
-def _build_env() -> Environment:
-    env = Environment(
+class _FoldTexts(NodeTransformer):
+    """`_('text')` and `{% trans %}text{% endtrans %}` without variables, translated when
+    the template is compiled: the page's text as a constant of the template (Jinja then
+    writes it out with the markup around it), no call per render."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+
+    def visit_Call(self, call: nodes.Call) -> nodes.Node:
+        node = self.generic_visit(call)
+        if not isinstance(node, nodes.Call):
+            return node
+        target, args = node.node, node.args
+        if not (isinstance(target, nodes.Name) and target.name in ("_", "gettext")
+                and target.ctx == "load" and len(args) == 1
+                and isinstance(args[0], nodes.Const) and isinstance(args[0].value, str)
+                and not node.kwargs and node.dyn_args is None and node.dyn_kwargs is None):
+            return node
+        try:
+            # What `_page_gettext` gives: the translation as a %-format (so '%%' is '%'),
+            # Markup in an autoescaped template.
+            text = i18n.translations(self.lang).gettext(args[0].value) % {}
+        except (KeyError, TypeError, ValueError):
+            return node  # fails at render time, as it did
+        return nodes.MarkSafeIfAutoescape(nodes.Const(text, lineno=node.lineno),
+                                          lineno=node.lineno)
+
+
+class _PageEnvironment(Environment):
+    """The pages' templates, compiled for one language (`lang`): texts without variables
+    are translated once, at compile time (`_FoldTexts`)."""
+
+    lang: str | None = None
+
+    def _parse(self, source: str, name: str | None, filename: str | None
+               ) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        if self.lang is not None:
+            tree = _FoldTexts(self.lang).visit(tree)
+            tree.set_environment(self)
+        return tree
+
+
+def _build_env(lang: str | None = None, shared: Environment | None = None
+               ) -> _PageEnvironment:
+    env = _PageEnvironment(
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(("html",)),
         extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True,
         undefined=StrictUndefined,
@@ -166,14 +218,24 @@ def _build_env() -> Environment:
         # template comes with a restart, as changed code does).
         auto_reload=False,
     )
+    env.lang = lang
     env.filters.update(money=_money, rate=_rate, local_datetime=_datetime, local_date=_date)
     env.install_gettext_callables(  # type: ignore[attr-defined]  # i18n extension
         _gettext, _ngettext, newstyle=True)
     env.globals.update(gettext=_page_gettext, _=_page_gettext)
+    if shared is not None:  # the same globals and filters, whatever is added later
+        env.globals = shared.globals
+        env.filters = shared.filters
     return env
 
 
 _env = _build_env()
+# One compiled copy of the templates per language, sharing `_env`'s globals and filters.
+_envs: dict[str, Environment] = {lang: _build_env(lang, _env) for lang in i18n.LANGUAGES}
+
+
+def _env_for(lang: str) -> Environment:
+    return _envs.get(lang, _env)
 
 
 # Fragments that show nothing but texts in the page's language, the app's version and
@@ -189,13 +251,56 @@ def _lang_fragment(ctx: Context, name: str) -> Markup:
     lang = str(ctx["lang"])
     html = _fragments.get((name, lang))
     if html is None:
-        html = _env.get_template(name).render(lang=lang, version=__version__,
+        html = _env_for(lang).get_template(name).render(lang=lang, version=__version__,
                                               csrf_token=lambda: _CSRF_MARK)
         _fragments[(name, lang)] = html
     return Markup(html.replace(_CSRF_MARK, str(escape(ctx["csrf_token"]()))))
 
 
 _env.globals["lang_fragment"] = _lang_fragment
+
+
+def _shop_field(name: str, label: str, values: Mapping[str, Any], errors: Mapping[str, Any],
+                type: str = "text", autocomplete: str = "", required: bool = True,
+                hint: str = "", inputmode: str = "", note: str = "") -> Markup:
+    """`{{ shop_field('email', _('E-mail'), values, errors, type='email', ...) }}`: one
+    labelled input of a shop form with its error next to it (aria-describedby); `note`
+    says when a field that is not always required is (it replaces "optional"). The
+    HTML the Jinja macro it replaces gave, built here: a macro call cost ~20 µs."""
+    e = escape
+    error = errors.get(name)
+    out = [f'<div class="field{" invalid" if error else ""}">\n'
+           f'  <label for="{e(name)}">{e(label)}']
+    if note:
+        out.append(f' <small data-testid="note-{e(name)}">({e(note)})</small>')
+    elif not required:
+        optional = i18n.translations(_rendering_lang.get()).gettext("optional") % {}
+        out.append(f" <small>({optional})</small>")
+    out.append("</label>\n")
+    if hint:
+        out.append(f'<small id="{e(name)}-hint" class="hint">{e(hint)}</small>')
+    out.append(f'  <input id="{e(name)}" name="{e(name)}" type="{e(type)}" '
+               f'value="{e(values.get(name, ""))}"\n')
+    if autocomplete:
+        out.append(f'autocomplete="{e(autocomplete)}"')
+    if inputmode:
+        out.append(f' inputmode="{e(inputmode)}"')
+    if required:
+        out.append(" required")
+    if error:
+        out.append(f' aria-invalid="true" aria-describedby="{e(name)}-error'
+                   f'{f" {e(name)}-hint" if hint else ""}"')
+    elif hint:
+        out.append(f' aria-describedby="{e(name)}-hint"')
+    out.append(">\n")
+    if error:
+        out.append(f'<p class="error" id="{e(name)}-error" data-testid="error-{e(name)}">'
+                   f'{e(errors[name])}</p>')
+    out.append("</div>")
+    return Markup("".join(out))
+
+
+_env.globals["shop_field"] = _shop_field
 
 
 def add_template_global(name: str, value: Any) -> None:
@@ -231,14 +336,26 @@ def remember_language(request: Request, response: Response) -> None:
                             httponly=True, samesite="lax")
 
 
+# The language links of a page, by its path and query string (a shop page is asked for
+# with the same few again and again).
+_lang_links_of: dict[tuple[str, bytes], list[dict[str, str]]] = {}
+_LANG_LINKS_MAX = 5000
+
+
 def _lang_links(request: Request) -> list[dict[str, str]]:
-    params = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
-    out = []
-    for code in i18n.LANGUAGES:
-        query = urlencode([*params, ("lang", code)])
-        out.append({"code": code, "name": i18n.LANGUAGE_NAMES[code],
-                    "url": f"{request.url.path}?{query}"})
-    return out
+    key = (str(request.scope.get("path", "")), bytes(request.scope.get("query_string", b"")))
+    links = _lang_links_of.get(key)
+    if links is None:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+        links = []
+        for code in i18n.LANGUAGES:
+            query = urlencode([*params, ("lang", code)])
+            links.append({"code": code, "name": i18n.LANGUAGE_NAMES[code],
+                          "url": f"{request.url.path}?{query}"})
+        if len(_lang_links_of) >= _LANG_LINKS_MAX:
+            _lang_links_of.clear()
+        _lang_links_of[key] = links
+    return links  # the templates only read them
 
 
 # --- rendering --------------------------------------------------------------------------
@@ -261,7 +378,7 @@ def render(request: Request, template: str, context: Mapping[str, Any] | None = 
     ctx.update(context or {})
     token = _rendering_lang.set(lang)
     try:
-        html = _env.get_template(template).render(ctx)
+        html = _env_for(lang).get_template(template).render(ctx)
     finally:
         _rendering_lang.reset(token)
     response = HTMLResponse(html, status_code=status, headers=dict(headers or {}))

@@ -177,10 +177,11 @@ async def product_page(request: Request, slug: str, variant: VariantQ = None) ->
         ("topic", "stock.changed"), ("topic", "price.changed"), ("topic", "campaign.changed"),
         ("topic", "product.updated"), ("variant_id", str(current.id)),
         ("product_id", str(product.id))])
+    lang = page_lang(request)
     return render(request, "shop/product.html", {
-        "title": localized(product, "name", page_lang(request)), "product": product,
+        "title": localized(product, "name", lang), "product": product,
         "variant": current,
-        "pickers": views.pickers(product, current), **price_ctx, "stock": stock,
+        "pickers": views.pickers(product, current, lang), **price_ctx, "stock": stock,
         "events_url": events, "gallery": views.gallery(product, current),
         "availability_url": f"{base}/availability?variant={current.id}",
         "price_url": f"{base}/price?variant={current.id}",

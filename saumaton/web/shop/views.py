@@ -7,7 +7,7 @@ Prices come from `pricing.resolve_prices` for the web channel, stock from
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -272,6 +272,7 @@ class Option:
     variant_id: int
     selected: bool
     value_en: str = ""  # the variant's English name (a picker of names), else ""
+    label: str = ""  # what the page shows: `value` in the page's language (`pickers`)
 
 
 @dataclass(frozen=True)
@@ -303,9 +304,29 @@ def _attr(v: VariantOut, key: str) -> str:
     return "" if value is None else str(value)
 
 
-def pickers(product: ProductOut, current: VariantOut) -> list[Picker]:
+# `pickers` of a product in hand (by identity: a changed product is another object in
+# the process's product cache), its variant and a language.
+_pickers: dict[tuple[int, int, str], tuple[ProductOut, list[Picker]]] = {}
+_PICKERS_MAX = 2000
+
+
+def pickers(product: ProductOut, current: VariantOut, lang: str = "fi") -> list[Picker]:
     """One picker per attribute that varies; each option links to the variant that
-    has that value and otherwise matches the current one best."""
+    has that value and otherwise matches the current one best. Options are labelled in
+    `lang`. Kept per product object, variant and language (the product page asks for
+    the same ones again and again)."""
+    key = (id(product), current.id, lang)
+    hit = _pickers.get(key)
+    if hit is not None and hit[0] is product:
+        return hit[1]
+    out = _make_pickers(product, current, lang)
+    if len(_pickers) >= _PICKERS_MAX:
+        _pickers.clear()
+    _pickers[key] = (product, out)
+    return out
+
+
+def _make_pickers(product: ProductOut, current: VariantOut, lang: str) -> list[Picker]:
     variants = active_variants(product)
     keys: list[str] = []
     for v in variants:
@@ -323,12 +344,13 @@ def pickers(product: ProductOut, current: VariantOut) -> list[Picker]:
         for value in values:
             best = max((va for va in values_of if va[1][key] == value),
                        key=lambda va: sum(va[1][k] == mine[k] for k in others))
-            options.append(Option(value, best[0].id, mine[key] == value))
+            options.append(Option(value, best[0].id, mine[key] == value, label=value))
         out.append(Picker(key, options))
     if not out and len(variants) > 1:
-        out.append(Picker("", [Option(v.name or v.sku, v.id, v.id == current.id,
-                                      v.name_en if v.name else "")
-                               for v in variants]))
+        named = [Option(v.name or v.sku, v.id, v.id == current.id,
+                        v.name_en if v.name else "") for v in variants]
+        out.append(Picker("", [replace(o, label=localized(o, "value", lang))
+                               for o in named]))
     return out
 
 
