@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     pickup_hold_days: int = 14
     # The shopper is reminded this many days before an uncollected pickup's hold ends.
     pickup_reminder_days_before: int = Field(default=3, ge=0)
+    # Reserve to try (docs/reserve-to-try.md): a unit held at a store without payment
+    # until the store closes (try_close_hour, local time) this many days after the day
+    # it was reserved; a shopper may hold at most try_limit_per_customer at once.
+    try_hold_days: int = Field(default=1, ge=0, le=14)
+    try_close_hour: int = Field(default=20, ge=1, le=24)
+    try_limit_per_customer: int = Field(default=3, ge=1, le=50)
     # Returns (docs/returns.md): web orders carry the 14-day withdrawal right (Consumer
     # Protection Act ch. 6) from delivery; a store's own sales follow the store's
     # policy (locations.return_days). Refunds for a till sale paid in cash or by card

@@ -40,6 +40,7 @@ from saumaton.pricing.changes import run_price_changes
 from saumaton.reports.jobs import run_reports_job
 from saumaton.service.nps import run_nps_job
 from saumaton.shopsettings.live import LiveSettings
+from saumaton.tryon.jobs import run_try_expiry
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,10 @@ JOBS: tuple[Job, ...] = (
     Job("reservation expiry", SKIP_LOCKED,
         "expired reservations claimed FOR UPDATE SKIP LOCKED (inventory.services.expire_due)",
         lambda c: run_reservation_expiry(c.db, stop=c.stop)),
+    Job("reserve-to-try expiry", SKIP_LOCKED,
+        "no-shows claimed FOR UPDATE SKIP LOCKED, each closed by a conditional UPDATE, the "
+        "note queued in the same transaction (tryon.services.expire_due)",
+        lambda c: run_try_expiry(c.db, c.live, c.stop)),
     Job("mail sender", SKIP_LOCKED,
         "a batch claimed FOR UPDATE SKIP LOCKED and leased; sent once per claim",
         lambda c: run_mail_sender(c.db, c.live, c.stop)),

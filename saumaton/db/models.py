@@ -68,6 +68,7 @@ from saumaton.shopsettings.models import ShopSetting
 from saumaton.staff.models import ApiToken, Staff, StaffLinkToken, StaffRole, StaffSession
 from saumaton.throttle.models import LoginThrottle
 from saumaton.tills.models import CashMovement, DrawerSession, Register
+from saumaton.tryon.models import TryReservation
 
 __all__ = [
     "AccountToken",
@@ -143,6 +144,7 @@ __all__ = [
     "StockReservation",
     "StockTransfer",
     "StockTransferLine",
+    "TryReservation",
     "Variant",
     "VariantBarcode",
     "VatClass",

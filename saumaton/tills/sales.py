@@ -78,6 +78,7 @@ from saumaton.tills.aisle import (
 )
 from saumaton.tills.models import DrawerSession
 from saumaton.tills.receipts import assign_receipt_no
+from saumaton.tryon.services import sell as sell_tried
 
 KEY_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
 
@@ -135,6 +136,10 @@ class TillSaleIn(Input):
     delivery: AisleDeliveryIn | None = Field(
         default=None, description="endless aisle: how the lines with ship_from reach the "
                                   "customer (home delivery or pickup at this store)")
+    try_ids: list[int] = Field(
+        default_factory=list, max_length=20,
+        description="reservations to try (docs/reserve-to-try.md) this sale completes: "
+                    "each must be active at this store and have a line of its product")
 
     @model_validator(mode="after")
     def _offline_prices(self) -> TillSaleIn:
@@ -479,6 +484,13 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     afters = await apply_moves(uow, actor, [
         Move(vid, location_id, -qty, "sale", reference=number, order_id=order_id)
         for vid, qty in moved.items()]) if moved else []
+    for tid in dict.fromkeys(cmd.try_ids):  # the held unit is the one sold above
+        try:
+            await sell_tried(uow, actor, tid, order_id=order_id, location_id=location_id,
+                             variant_ids=set(moved))
+        except Conflict:
+            if not cmd.offline:  # sold offline: the sale stands, the hold had lapsed
+                raise
     if aisle is not None:  # the held units: sold (home) or sent here (pickup)
         await ship_held(uow, actor, aisle, holds, shipped, location_id, order_id, number)
     if any(a.on_hand < 0 for a in afters):

@@ -1,0 +1,1 @@
+"""Reserve to try: a unit held at a store for a shopper, without payment."""
