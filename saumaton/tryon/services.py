@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.audit.services import record
 from saumaton.catalogue.models import Product, Variant
@@ -28,6 +29,7 @@ from saumaton.core.errors import Conflict, NotFound, OutOfStock, ValidationFaile
 from saumaton.customers.identities import normalise_email, normalise_phone
 from saumaton.customers.models import Customer
 from saumaton.db.uow import UnitOfWork
+from saumaton.inventory.services import availability
 from saumaton.inventory.services import release as release_hold
 from saumaton.inventory.services import reserve as reserve_stock
 from saumaton.locations.models import Location
@@ -175,7 +177,7 @@ async def _active_count(uow: UnitOfWork, customer_id: int | None, phone: str,
 
 
 async def reserve(uow: UnitOfWork, actor: Actor, cmd: TryIn, *, settings: Settings,
-                  now: datetime | None = None) -> TryOut:
+                  now: datetime | None = None, notify: bool = True) -> TryOut:
     """Hold one unit of the variant at the store for the shopper. Bad input raises
     `TryInputInvalid` (every field at once); no unit free: `OutOfStock` with the code
     ``try_unavailable``; over the limit: `Conflict` ``try_limit``."""
@@ -218,6 +220,13 @@ async def reserve(uow: UnitOfWork, actor: Actor, cmd: TryIn, *, settings: Settin
     s.add(row)
     await s.flush()
     out = _out(row)
+    if notify and out.email:
+        from saumaton.mail.queue import queue_mail
+        from saumaton.tryon.mail import reserved_note
+
+        m = await reserved_note(s, out, settings)
+        await queue_mail(uow, kind="try_reserved", to=out.email, subject=m.subject,
+                         text=m.text, html=m.html, reference=f"try:{out.code}")
     _event(uow, "try.reserved", out)
     await record(uow, actor, "try.reserved", "try_reservation", row.id,
                  {"code": code, "variant_id": cmd.variant_id,
@@ -325,6 +334,47 @@ async def expire_due(uow: UnitOfWork, settings: Settings, now: datetime | None =
 
 
 # --- reading ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VariantName:
+    product: str
+    variant: str
+    ean: str
+    sku: str
+
+    @property
+    def code(self) -> str:  # what the till's code field takes
+        return self.ean or self.sku
+
+
+@dataclass(frozen=True)
+class StoreChoice:
+    location_id: int
+    code: str
+    name: str
+    available: int
+
+
+async def variant_names(session: AsyncSession, variant_ids: list[int]
+                        ) -> dict[int, VariantName]:
+    """What the till and the shopper's pages show of a reserved variant."""
+    if not variant_ids:
+        return {}
+    rows = await session.execute(
+        select(Variant.id, Product.name, Variant.name, Variant.ean, Variant.sku)
+        .join(Product, Product.id == Variant.product_id).where(Variant.id.in_(variant_ids)))
+    return {int(v): VariantName(str(p), str(n or ""), str(e or ""), str(sku))
+            for v, p, n, e, sku in rows}
+
+
+async def store_choices(session: AsyncSession, variant_id: int) -> list[StoreChoice]:
+    """The stores where a unit of the variant is free to reserve now."""
+    found = (await availability(session, [variant_id])).get(variant_id)
+    if found is None:
+        return []
+    return [StoreChoice(loc.location_id, loc.code, loc.name, loc.available)
+            for loc in found.locations if loc.kind == "store" and loc.available > 0]
 
 
 async def get_by_code(uow: UnitOfWork, code: str) -> TryOut | None:

@@ -597,9 +597,11 @@ def install_shop(app: FastAPI) -> None:
     than its own work did (the shop's paths meet no API path)."""
     from saumaton.web.shop.checkout import router as checkout_router
     from saumaton.web.shop.routes import router as shop_router
+    from saumaton.web.shop.tryon import router as try_router
 
     app.include_router(shop_router)
     app.include_router(checkout_router)
+    app.include_router(try_router)
 
 
 def install(app: FastAPI) -> None:
@@ -614,12 +616,13 @@ def install(app: FastAPI) -> None:
     from saumaton.web.pos import handover as pos_handover
     from saumaton.web.pos import offline as pos_offline
     from saumaton.web.pos import returns as pos_returns
+    from saumaton.web.pos import tries as pos_tries
     from saumaton.web.pos.routes import router as pos_router
 
     i18n.load_all()
     app.include_router(router)
     # Before the till's /pos/{code} routes: /pos/sw.js is not a store.
-    for module in (pos_offline, pos_api, pos_drawer, pos_customers, pos_handover,
+    for module in (pos_offline, pos_api, pos_drawer, pos_customers, pos_handover, pos_tries,
                    pos_returns):
         app.include_router(module.router)
     app.include_router(pos_router)

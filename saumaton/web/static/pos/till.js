@@ -57,7 +57,7 @@ function newKey() {
 
 function newSale() {
   return {key: newKey(), startedAt: new Date().toISOString(), lines: [], order_discount: null,
-          voids: [], customer: null, expected_total_cents: null};
+          voids: [], customer: null, expected_total_cents: null, try_ids: []};
 }
 
 function load(key, fallback) {
@@ -1094,6 +1094,8 @@ function saleBody(payments) {
     payments, voids: sale.voids,
     expected_total_cents: sale.expected_total_cents ?? p.total_cents,
     ...(hasAisle() ? {delivery: deliveryBody()} : {}),
+    // reserve to try (docs/reserve-to-try.md): the held units this sale completes
+    ...(sale.try_ids && sale.try_ids.length ? {try_ids: sale.try_ids} : {}),
   };
 }
 
@@ -1573,8 +1575,12 @@ addEventListener("offline", () => render());
 setInterval(() => { if (navigator.onLine) loadCatalogue(); }, 5 * 60 * 1000);
 
 const addParam = new URLSearchParams(location.search).get("add");
+const tryParam = Number(new URLSearchParams(location.search).get("try"));
 if (addParam) {
   pending.push(addParam);
+  if (Number.isInteger(tryParam) && tryParam > 0) {  // a reservation to try, sold now
+    sale.try_ids = [...new Set([...(sale.try_ids || []), tryParam])];
+  }
   history.replaceState(null, "", location.pathname);
 }
 
