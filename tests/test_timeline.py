@@ -56,6 +56,8 @@ from saumaton.payments.services import PaymentIn
 from saumaton.service.models import ChatMessage, Conversation
 from saumaton.service.nps import answer_survey, send_survey
 from saumaton.staff.services import actor_for_token
+from saumaton.tryon.services import TryIn
+from saumaton.tryon.services import reserve as reserve_to_try
 from saumaton.web.timeline import TOPICS
 from tests.support import Shop, make_variants
 from tests.support import staff_login as login
@@ -131,6 +133,11 @@ async def test_every_source_appears_newest_first(db: Database, shop: Shop,
                            key=f"adjust:test:{uuid.uuid4().hex}", created_at=now))
         await uow.commit()
     await note(db, c.id, "Suosii sävyä 2N, herkkä iho.", "service")
+    [tried] = await make_variants(db, [1990], stock={shop.store1: 1})
+    async with db.uow() as uow:  # reserved to try in a store (docs/reserve-to-try.md)
+        await reserve_to_try(uow, SYSTEM, TryIn(int(str(tried["id"])), shop.store1,
+                                                customer_id=c.id), settings=settings)
+        await uow.commit()
     async with db.uow() as uow:
         token = await send_survey(uow, settings, sale.id)
         await uow.commit()

@@ -222,8 +222,36 @@ async def test_no_show_is_released_with_a_friendly_note(db: Database, shop: Shop
     assert await _status(db, r.id) == "expired"
     assert await level(db, vid, shop.store1) == (1, 0)
     async with db.reader() as s:
-        [mail] = (await s.scalars(select(OutgoingMail).where(OutgoingMail.to_addr == em))).all()
-    assert mail.kind == "try_released" and r.code in mail.body_text
+        mails = (await s.scalars(select(OutgoingMail).where(OutgoingMail.to_addr == em)
+                                 .order_by(OutgoingMail.id))).all()
+    assert [m.kind for m in mails] == ["try_reserved", "try_released"]
+    assert r.code in mails[0].body_text and "Show the code at the till" in mails[0].body_text
+    mail = mails[1]
+    assert r.code in mail.body_text
     assert "back on the shelf" in mail.body_text
     async with db.uow() as uow:  # a second sweep finds nothing more of hers
         assert r.id not in [d.id for d in await tryon.expire_due(uow, SETTINGS)]
+
+
+async def test_a_signed_in_shoppers_reservation_is_on_her_timeline(db: Database,
+                                                                   shop: Shop) -> None:
+    from saumaton.customers.timeline import timeline
+    from tests.test_timeline import MANAGER, new_customer
+
+    c = await new_customer(db, "Tiina")
+    [v] = await make_variants(db, [2490], stock={shop.store1: 1})
+    vid = int(v["id"])  # type: ignore[call-overload]
+    async with db.uow() as uow:  # signed in: no contact needed, her name from the register
+        r = await tryon.reserve(uow, SYSTEM, TryIn(vid, shop.store1, customer_id=c.id),
+                                settings=SETTINGS)
+        await uow.commit()
+    assert r.name == "Tiina Virtanen"
+    async with db.reader() as s:
+        [e] = [e for e in await timeline(s, MANAGER, c.id) if e.kind == "try"]
+    assert (e.number, e.status, e.place) == (r.code, "active", "Store Helsinki")
+    async with db.uow() as uow:
+        await tryon.release(uow, SYSTEM, r.id)
+        await uow.commit()
+    async with db.reader() as s:
+        [e] = [e for e in await timeline(s, MANAGER, c.id) if e.kind == "try"]
+    assert e.status == "released"

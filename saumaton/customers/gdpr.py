@@ -54,6 +54,7 @@ from saumaton.orders.services import order_number
 from saumaton.payments.models import Payment, PaytrailPayment
 from saumaton.service.models import ChatMessage, Conversation, NpsSurvey
 from saumaton.service.nps import void_token_hash
+from saumaton.tryon.models import TryReservation
 
 EXPORT_FORMAT = "saumaton.customer-export"
 EXPORT_VERSION = 1
@@ -524,6 +525,12 @@ async def erase_customer(uow: UnitOfWork, actor: Actor, customer_id: int,
             .execution_options(synchronize_session=False)))
     else:
         anonymised["orders"] = 0
+
+    # Reservations to try: the code, product and store stay; who reserved it goes.
+    anonymised["try_reservations"] = _rowcount(await s.execute(
+        update(TryReservation).where(TryReservation.customer_id.in_(ids))
+        .values(name="", phone="", email="")
+        .execution_options(synchronize_session=False)))
 
     # Merges: the record of what moved stays (ids), the personal fields it kept go.
     merges = (await s.scalars(select(CustomerMerge).where(or_(

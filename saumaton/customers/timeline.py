@@ -37,6 +37,7 @@ from saumaton.payments.models import Refund
 from saumaton.service.models import ChatMessage, Conversation, NpsSurvey
 from saumaton.staff.models import Staff
 from saumaton.staff.services import staff_names
+from saumaton.tryon.models import TryReservation
 
 MAX_LIMIT = 500
 PREVIEW = 140  # characters of a chat's first message shown on the timeline
@@ -44,7 +45,7 @@ TRANSCRIPT_LIMIT = 500  # messages of one chat shown (the newest)
 
 # Sources in their tie-break order (events at the same instant: higher rank first).
 SOURCES = ("merge", "consent", "loyalty", "nps", "note", "chat_closed", "chat_started",
-           "refund", "collected", "order")
+           "refund", "collected", "order", "try")
 _RANK = {name: i for i, name in enumerate(SOURCES)}
 _Row = TypeVarTuple("_Row")
 
@@ -67,6 +68,9 @@ class TimelineEvent:
     - loyalty: status (earn|redeem|expire|reverse|adjust|refund), points, text (reason)
     - consent: status (marketing_email|marketing_sms), granted, channel
     - merge: ref_id (the other customer), status (merged|undone), who
+    - try: a reservation to try in a store (docs/reserve-to-try.md): number (its code),
+      place (the store), status (active|sold|released|expired), text (the product),
+      order_id (the sale it became)
     """
 
     kind: str
@@ -321,8 +325,28 @@ async def _merges(s: AsyncSession, cid: int, cur: _Cursor | None,
             for mid, when, kept, merged, by, undone in rows]
 
 
+async def _tries(s: AsyncSession, cid: int, cur: _Cursor | None,
+                 limit: int) -> list[TimelineEvent]:
+    from saumaton.catalogue.models import Product, Variant
+
+    t = TryReservation
+    at = t.created_at
+    rows = (await s.execute(_page(
+        select(t.id, at, t.code, t.status, t.order_id, Location.name, Product.name,
+               Variant.name)
+        .join(Location, Location.id == t.location_id)
+        .join(Variant, Variant.id == t.variant_id)
+        .join(Product, Product.id == Variant.product_id)
+        .where(t.customer_id == cid, _older("try", at, t.id, cur)),
+        at, t.id, limit))).all()
+    return [TimelineEvent("try", when, int(rid), number=str(code), status=str(status),
+                          order_id=int(oid) if oid is not None else None, place=str(store),
+                          text=f"{product} – {variant}" if variant else str(product))
+            for rid, when, code, status, oid, store, product, variant in rows]
+
+
 _SOURCES: tuple[Source, ...] = (_orders, _collected, _refunds, _chats_started, _chats_closed,
-                                _notes, _nps, _loyalty, _consents, _merges)
+                                _notes, _nps, _loyalty, _consents, _merges, _tries)
 
 
 async def timeline(session: AsyncSession, actor: Actor, customer_id: int, limit: int = 100,
