@@ -66,6 +66,10 @@ AREAS: tuple[Area, ...] = (
         Topic("stock.changed", N_("A stock level changed"), ("variant_id", "location_id")),
         Topic("stock.transfer", N_("A transfer was sent, received or cancelled"),
               ("transfer_id",)),
+        Topic("try.reserved", N_("A shopper reserved a unit to try in a store"), ("id",)),
+        Topic("try.sold", N_("A reservation to try was sold at the till"), ("id",)),
+        Topic("try.released", N_("A reservation to try was released"), ("id",)),
+        Topic("try.expired", N_("A reservation to try lapsed (not collected)"), ("id",)),
     )),
     Area("customer", N_("Customers"), (
         Topic("customer.created", N_("A customer was created"), ("customer_id",)),
