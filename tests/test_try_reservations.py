@@ -255,3 +255,28 @@ async def test_a_signed_in_shoppers_reservation_is_on_her_timeline(db: Database,
     async with db.reader() as s:
         [e] = [e for e in await timeline(s, MANAGER, c.id) if e.kind == "try"]
     assert e.status == "released"
+
+
+async def test_the_funnel_counts_web_visits_that_ended_in_the_store(db: Database,
+                                                                    shop: Shop) -> None:
+    from saumaton.reports.funnel_report import funnel_report
+    from saumaton.reports.period import Period
+
+    today = utcnow().date()
+    period = Period(today - timedelta(days=1), today + timedelta(days=1))
+
+    async def figures() -> dict[str, int]:
+        async with db.reader() as s:
+            return (await funnel_report(s, SYSTEM, period, "Europe/Helsinki")).web_to_store
+
+    before = await figures()
+    [v] = await make_variants(db, [990], stock={shop.store1: 2})
+    vid = int(v["id"])  # type: ignore[call-overload]
+    r = await reserve(db, vid, shop.store1, ph=phone())
+    await reserve(db, vid, shop.store1, ph=phone())
+    async with db.uow() as uow:
+        await tryon.release(uow, SYSTEM, r.id)
+        await uow.commit()
+    after = await figures()
+    assert after["active"] - before["active"] == 1
+    assert after["released"] - before["released"] == 1

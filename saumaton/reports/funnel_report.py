@@ -22,6 +22,7 @@ from saumaton.analytics.models import AnalyticsEvent
 from saumaton.core.actor import Actor
 from saumaton.reports.journeys import require_journeys
 from saumaton.reports.period import Period
+from saumaton.tryon.models import TryReservation
 
 ORDER_LOOKUP_CHUNK = 1000
 
@@ -52,6 +53,9 @@ class FunnelReport:
     rows: dict[tuple[date, str, str], FunnelCounts]  # (day, channel, device)
     by_device: dict[str, FunnelCounts]
     total: FunnelCounts
+    # Web visits that ended in a store: reservations to try made in the period (by
+    # their outcome: active|sold|released|expired; docs/reserve-to-try.md).
+    web_to_store: dict[str, int] = field(default_factory=dict)
 
     def sorted_rows(self) -> list[tuple[date, str, str, FunnelCounts]]:
         return [(d, c, dev, self.rows[(d, c, dev)]) for d, c, dev in sorted(
@@ -120,4 +124,11 @@ async def funnel_report(s: AsyncSession, actor: Actor, period: Period, tz: str
             counts.events[kind] += n
     ordered = {d: by_device[d] for d in sorted(
         by_device, key=lambda d: DEVICES.index(d) if d in DEVICES else 99)}
-    return FunnelReport(period, rows, ordered, total)
+    tried: Any = await s.execute(
+        select(TryReservation.status, func.count())
+        .where(TryReservation.created_at >= start, TryReservation.created_at < end)
+        .group_by(TryReservation.status))
+    web_to_store = dict.fromkeys(("active", "sold", "released", "expired"), 0)
+    for status, n in tried:
+        web_to_store[str(status)] = int(n)
+    return FunnelReport(period, rows, ordered, total, web_to_store)

@@ -492,6 +492,18 @@ async def funnel_page(request: Request, actor: Chain, since: Text = "", until: T
                                                     for d in days], "percent")
             for dev in r.by_device], lang=lang) if days else None
         figures.append(Figure("days", title, cols, rows, chart=chart))
+        w = r.web_to_store
+        made = sum(w.values())
+        cols = [Col(t(N_("Figure")), "figure", "text"), Col(t(N_("Value")), "value")]
+        rows = [[t(N_("Reserved to try on the web")), made],
+                [t(N_("Bought in the store")), w.get("sold", 0)],
+                [t(N_("Released")), w.get("released", 0)],
+                [t(N_("Not collected")), w.get("expired", 0)],
+                [t(N_("Still waiting at the store")), w.get("active", 0)]]
+        figures.append(Figure("web_to_store", t(N_("Web visits that ended in a store")),
+                              cols, rows, note=t(N_(
+                                  "Reservations to try made in the period, by what became "
+                                  "of them (docs/reserve-to-try.md)."))))
     return _page(request, state, t(N_("Conversion funnel")), figures, format, table)
 
 
