@@ -377,13 +377,13 @@ async def store_choices(session: AsyncSession, variant_id: int) -> list[StoreCho
             for loc in found.locations if loc.kind == "store" and loc.available > 0]
 
 
-async def get_by_code(uow: UnitOfWork, code: str) -> TryOut | None:
-    r = (await uow.session.scalars(select(TryReservation).where(
+async def get_by_code(session: AsyncSession, code: str) -> TryOut | None:
+    r = (await session.scalars(select(TryReservation).where(
         TryReservation.code == normalise_code(code)))).first()
     return None if r is None else _out(r)
 
 
-async def find(uow: UnitOfWork, location_id: int, q: str) -> list[TryOut]:
+async def find(session: AsyncSession, location_id: int, q: str) -> list[TryOut]:
     """The store's active reservations matching a code, a phone number or a name."""
     q = q.strip()
     base = select(TryReservation).where(TryReservation.location_id == location_id,
@@ -397,22 +397,24 @@ async def find(uow: UnitOfWork, location_id: int, q: str) -> list[TryOut]:
     if len(q) >= 2:
         conds.append(func.lower(TryReservation.name).contains(q.lower(), autoescape=True))
         conds.append(TryReservation.email == q.lower())
-    rows = (await uow.session.scalars(base.where(or_(*conds))
+    rows = (await session.scalars(base.where(or_(*conds))
                                       .order_by(TryReservation.expires_at)
                                       .limit(FIND_LIMIT))).all()
     return [_out(r) for r in rows]
 
 
-async def store_list(uow: UnitOfWork, location_id: int, limit: int = 200) -> list[TryOut]:
-    rows = (await uow.session.scalars(select(TryReservation).where(
+async def store_list(session: AsyncSession, location_id: int, limit: int = 200
+                     ) -> list[TryOut]:
+    rows = (await session.scalars(select(TryReservation).where(
         TryReservation.location_id == location_id,
         TryReservation.status == TryStatus.ACTIVE.value)
         .order_by(TryReservation.expires_at).limit(limit))).all()
     return [_out(r) for r in rows]
 
 
-async def for_customer(uow: UnitOfWork, customer_id: int, limit: int = 50) -> list[TryOut]:
-    rows = (await uow.session.scalars(select(TryReservation).where(
+async def for_customer(session: AsyncSession, customer_id: int, limit: int = 50
+                       ) -> list[TryOut]:
+    rows = (await session.scalars(select(TryReservation).where(
         TryReservation.customer_id == customer_id)
         .order_by(TryReservation.created_at.desc()).limit(limit))).all()
     return [_out(r) for r in rows]

@@ -33,10 +33,10 @@ def _no_cache(response: Response) -> Response:
 
 async def _page(request: Request, till: Till, q: str, *, error: str = "", done: str = "",
                 status: int = 200) -> Response:
-    async with db_of(request).uow() as uow:
-        rows = (await tryon.find(uow, till.location.id, q) if q
-                else await tryon.store_list(uow, till.location.id))
-        names = await tryon.variant_names(uow.session, [r.variant_id for r in rows])
+    async with db_of(request).reader() as s:
+        rows = (await tryon.find(s, till.location.id, q) if q
+                else await tryon.store_list(s, till.location.id))
+        names = await tryon.variant_names(s, [r.variant_id for r in rows])
     errors: dict[str, str] = {}
     if error:
         errors["q"] = error

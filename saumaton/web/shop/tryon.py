@@ -113,13 +113,13 @@ async def try_done(request: Request,
                    try_code: Annotated[str, Path(max_length=16)]) -> Response:
     """The code to show at the till, the store and until when the unit waits."""
     db = db_of(request)
-    async with db.uow() as uow:
-        r = await tryon.get_by_code(uow, try_code)
+    async with db.reader() as s:
+        r = await tryon.get_by_code(s, try_code)
         if r is None:
             raise NotFound("no such reservation to try", code="try_not_found")
-        loc = await uow.session.get(Location, r.location_id)
+        loc = await s.get(Location, r.location_id)
         store = loc.name if loc is not None else ""
-        names = await tryon.variant_names(uow.session, [r.variant_id])
+        names = await tryon.variant_names(s, [r.variant_id])
     ctx: dict[str, Any] = {"title": gettext(request, N_("Reserved to try")), "r": r,
                            "store": store, "product": names.get(r.variant_id)}
     response = render(request, "shop/try_done.html", ctx)
