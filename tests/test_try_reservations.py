@@ -280,3 +280,17 @@ async def test_the_funnel_counts_web_visits_that_ended_in_the_store(db: Database
     after = await figures()
     assert after["active"] - before["active"] == 1
     assert after["released"] - before["released"] == 1
+
+
+async def test_one_shopper_racing_herself_stays_within_the_limit(db: Database,
+                                                                 shop: Shop) -> None:
+    [v] = await make_variants(db, [990], stock={shop.store1: 10})
+    vid = int(v["id"])  # type: ignore[call-overload]
+    em = email()
+    results = await asyncio.gather(*(reserve(db, vid, shop.store1, em=em) for _ in range(5)),
+                                   return_exceptions=True)
+    won = [r for r in results if isinstance(r, tryon.TryOut)]
+    refused = [r for r in results if isinstance(r, Conflict)]
+    assert len(won) == 3 and len(refused) == 2, results
+    assert all(e.code == "try_limit" for e in refused)
+    assert await level(db, vid, shop.store1) == (10, 3)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.audit.services import record
@@ -196,6 +196,14 @@ async def reserve(uow: UnitOfWork, actor: Actor, cmd: TryIn, *, settings: Settin
         if c is None:
             raise NotFound("no such customer", code="customer_not_found")
         name = name or f"{c.first_name} {c.last_name}".strip()
+    if uow.db.is_postgres:
+        # Two reservations of one shopper at once: the second counts after the first
+        # committed (SQLite's writers are serialised anyway: BEGIN IMMEDIATE).
+        for key in sorted(k for k in (f"c:{cmd.customer_id}" if cmd.customer_id else "",
+                                      f"p:{phone}" if phone else "",
+                                      f"e:{email}" if email else "") if k):
+            await uow.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                                      {"k": f"try-limit:{key}"})
     if await _active_count(uow, cmd.customer_id, phone, email) >= \
             settings.try_limit_per_customer:
         raise Conflict("you already hold the most reservations to try at once",
