@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from sqlalchemy import insert, select, update
@@ -95,6 +95,8 @@ class TillLineIn(Input):
         default=None, ge=0, le=1_000_000_000_000,
         description="offline: the line's whole campaign discount the till gave (bundle "
                     "campaigns included); absent: campaign_discount_cents × quantity")
+    source: Literal["", "upsell"] = Field(
+        default="", description="'upsell': added from the till's suggestions")
     ship_from: int | None = Field(
         default=None, ge=1, le=MAX_INT32,
         description="endless aisle: the location this line ships from (tills.aisle); "
@@ -440,7 +442,8 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
                    location_id if aisle is None else aisle.location_of(i, location_id),
                    q.sku, q.name, q.quantity, q.unit_price_cents, q.discount_cents,
                    q.total_cents, q.vat_rate_bp, q.vat_cents, q.campaign_id, m, r,
-                   taken_at_sale=aisle is not None and i not in aisle.ships_from)
+                   taken_at_sale=aisle is not None and i not in aisle.ships_from,
+                   source=cmd.lines[i].source)
         for i, (q, m, r) in enumerate(zip(priced.lines, manual, reasons, strict=True))],
        [PaymentRecord(p.method, p.amount_cents, st, p.rounding_cents, p.tendered_cents,
                       p.change_cents, p.reference)
