@@ -27,6 +27,7 @@ from saumaton.payments.services import PaymentIn
 from saumaton.reports.addons import addon_sales
 from saumaton.reports.period import Period
 from tests.support import Shop, csrf_of, make_variants, pay_web_order, staff_login
+from tests.test_till_api import headers, till
 
 
 async def store_sale(db: Database, lines: list[tuple[int, str]], customer_id: int | None = None,
@@ -196,3 +197,34 @@ async def test_add_ons_counted_per_channel_and_the_report_page(
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     head = r.content.decode("utf-8").splitlines()[0]
     assert "addon_sales_eur" in head and "addon_units" in head
+
+
+async def test_the_till_shows_add_ons_for_the_sale_and_records_the_upsell_line(
+        web: httpx.AsyncClient, db: Database, shop: Shop) -> None:
+    [a] = await make_variants(db, [1500], stock={shop.store1: 10})
+    [b] = await make_variants(db, [450], stock={shop.store1: 10})
+    for _ in range(2):
+        await store_sale(db, [(vid(a), ""), (vid(b), "")])
+    cfg = await till(web, shop, db, "cashier1", "store-1")
+    assert cfg["strings"]["addon_together"] == "Ostetaan usein yhdessä"
+    page = await web.get("/pos/store-1")
+    assert 'data-testid="till-addons"' in page.text
+    r = await web.get("/pos/store-1/api/suggestions", params={"variant": [str(vid(a))]})
+    assert r.status_code == 200, r.text
+    got = r.json()["suggestions"]
+    assert got[0]["variant_id"] == vid(b) and got[0]["reason"] == "together"
+    assert got[0]["price_cents"] == 450
+    # Bad input: a clear 422.
+    bad = await web.get("/pos/store-1/api/suggestions", params={"variant": ["x"]})
+    assert bad.status_code == 422
+    r = await web.post("/pos/store-1/api/sales", headers=headers(cfg), json={
+        "key": uuid.uuid4().hex, "session_id": cfg["sessionId"],
+        "lines": [{"variant_id": vid(a)}, {"variant_id": vid(b), "source": "upsell"}],
+        "payments": [{"method": "card", "terminal_confirmed": True}]})
+    assert r.status_code == 201, r.text
+    order = r.json()["order"]
+    assert [ln["source"] for ln in order["lines"]] == ["", "upsell"]
+    async with db.reader() as s:
+        stored = dict((await s.execute(select(OrderLine.variant_id, OrderLine.source)
+                                       .where(OrderLine.order_id == order["id"]))).all())
+    assert stored == {vid(a): "", vid(b): "upsell"}

@@ -506,7 +506,8 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
         discount_cents=q.discount_cents, total_cents=q.total_cents,
         vat_rate_bp=q.vat_rate_bp, vat_cents=q.vat_cents, campaign_id=q.campaign_id,
         campaign_name=q.campaign_name, manual_discount_cents=m, discount_reason=r,
-    ) for q, m, r in zip(priced.lines, manual, reasons, strict=True)]
+        source=src.source,
+    ) for q, m, r, src in zip(priced.lines, manual, reasons, cmd.lines, strict=True)]
     paid_with = [PaymentOut(
         method=p.method, amount_cents=p.amount_cents, rounding_cents=p.rounding_cents,
         tendered_cents=p.tendered_cents, change_cents=p.change_cents, reference=p.reference,
