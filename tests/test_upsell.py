@@ -13,6 +13,7 @@ import httpx
 from sqlalchemy import select, update
 
 from saumaton.catalogue.models import Variant
+from saumaton.checkout import cart as carts
 from saumaton.checkout.models import CartLine
 from saumaton.config import Settings
 from saumaton.core.actor import SYSTEM
@@ -228,3 +229,22 @@ async def test_the_till_shows_add_ons_for_the_sale_and_records_the_upsell_line(
         stored = dict((await s.execute(select(OrderLine.variant_id, OrderLine.source)
                                        .where(OrderLine.order_id == order["id"]))).all())
     assert stored == {vid(a): "", vid(b): "upsell"}
+
+
+async def test_an_upsell_line_stays_one_when_the_cart_merges_on_sign_in(
+        db: Database, shop: Shop) -> None:
+    [a] = await make_variants(db, [1000], stock={shop.warehouse: 5})
+    [b] = await make_variants(db, [300], stock={shop.warehouse: 5})
+    cid = await new_customer(db)
+    async with db.uow() as uow:
+        await carts.add_to_cart(uow, None, cid, vid(a), 1)
+        await uow.commit()
+    async with db.uow() as uow:
+        anon = await carts.add_to_cart(uow, None, None, vid(b), 1, "upsell")
+        await uow.commit()
+    async with db.uow() as uow:
+        token = await carts.merge_on_sign_in(uow, anon.token, cid)
+        await uow.commit()
+    async with db.reader() as s:
+        assert await carts.sourced_cart_lines(s, token, cid) == [
+            (vid(a), 1, ""), (vid(b), 1, "upsell")]

@@ -222,8 +222,9 @@ async def merge_on_sign_in(uow: UnitOfWork, anon_token: str | None, customer_id:
                         .values(customer_id=customer_id, updated_at=utcnow())
                         .execution_options(synchronize_session=False))
         return anon.token
-    theirs = {ln.variant_id: ln.quantity for ln in (await s.scalars(
-        select(CartLine).where(CartLine.cart_id == anon.id))).all()}
+    anon_lines = (await s.scalars(select(CartLine).where(CartLine.cart_id == anon.id))).all()
+    theirs = {ln.variant_id: ln.quantity for ln in anon_lines}
+    their_sources = {ln.variant_id: ln.source for ln in anon_lines}  # an upsell stays one
     ours = {ln.variant_id: ln.quantity for ln in (await s.scalars(
         select(CartLine).where(CartLine.cart_id == mine.id))).all()}
     for variant_id, qty in sorted(theirs.items()):
@@ -231,7 +232,8 @@ async def merge_on_sign_in(uow: UnitOfWork, anon_token: str | None, customer_id:
             limit = await _line_limit(s, variant_id)
         except ValidationFailed:
             continue  # no longer for sale: dropped
-        await _set_line(uow, mine, variant_id, min(ours.get(variant_id, 0) + qty, limit))
+        await _set_line(uow, mine, variant_id, min(ours.get(variant_id, 0) + qty, limit),
+                        their_sources.get(variant_id, ""))
     await s.execute(delete(Cart).where(Cart.id == anon.id))
     return mine.token
 
