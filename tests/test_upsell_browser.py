@@ -16,7 +16,7 @@ from saumaton.orders.services import business_day
 from saumaton.reports.addons import addon_sales
 from saumaton.reports.period import Period
 from tests.browser import fill_staff_login, open_page
-from tests.support import Server, Shop
+from tests.support import Server, Shop, make_variants
 from tests.test_checkout_browser import (
     ORDER_URL,
     add_to_cart_and_check_out,
@@ -26,6 +26,8 @@ from tests.test_checkout_browser import (
     number_of,
     submit_checkout,
 )
+from tests.test_till_api import open_drawer
+from tests.test_till_browser import open_till, order_of
 from tests.test_upsell import store_sale
 
 
@@ -79,3 +81,31 @@ async def test_an_add_on_taken_at_the_web_checkout_counts_as_upsell_in_the_repor
     table = owner.get_by_test_id("figure-addons-table")
     await expect(table).to_contain_text("Webshop")
     await expect(table).to_contain_text(i18n.money(after, "fi"))
+
+
+async def test_the_till_offers_an_add_on_and_sells_it_as_upsell(
+    browser: Browser, contexts: list[BrowserContext], server: Server, db: Database,
+    shop: Shop,
+) -> None:
+    [mascara] = await make_variants(db, [2400], stock={shop.store1: 10})
+    [remover] = await make_variants(db, [890], stock={shop.store1: 10})
+    for _ in range(2):
+        await store_sale(db, [(int(str(mascara["id"])), ""), (int(str(remover["id"])), "")])
+    await open_drawer(db, shop.store1)
+    page = await open_page(contexts, browser)
+    await open_till(page, server, shop)
+    await page.keyboard.type(f"{mascara['ean']}\n")
+    addons = page.get_by_test_id("till-addons")
+    await expect(addons).to_be_visible()
+    await expect(addons).to_contain_text("Sopii yhteen")
+    offer = addons.locator(f"[data-variant-id='{remover['id']}']")
+    await expect(offer).to_contain_text("Ostetaan usein yhdessä")
+    await offer.get_by_test_id("till-addon-add").click()
+    await expect(page.get_by_test_id("cart-line")).to_have_count(2)
+    await expect(addons).to_be_hidden()  # the one add-on is on the sale now
+    await page.get_by_test_id("tendered").fill("40")
+    await page.get_by_test_id("pay-cash").click()
+    await expect(page.get_by_test_id("receipt")).to_be_visible()
+    _, lines, _ = await order_of(page, db)
+    assert [(ln.variant_id, ln.source) for ln in lines] == [
+        (int(str(mascara["id"])), ""), (int(str(remover["id"])), "upsell")]
