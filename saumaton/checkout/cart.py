@@ -112,7 +112,9 @@ def _insert_for(uow: UnitOfWork) -> Any:
     return postgresql.insert if uow.db.is_postgres else sqlite.insert
 
 
-async def _set_line(uow: UnitOfWork, cart: Cart, variant_id: int, quantity: int) -> None:
+async def _set_line(uow: UnitOfWork, cart: Cart, variant_id: int, quantity: int,
+                    source: str = "") -> None:
+    """Set the line's quantity; a new line takes `source`, an existing one keeps its."""
     s = uow.session
     now = utcnow()
     if quantity <= 0:
@@ -120,7 +122,8 @@ async def _set_line(uow: UnitOfWork, cart: Cart, variant_id: int, quantity: int)
                                                CartLine.variant_id == variant_id))
     else:
         ins = _insert_for(uow)(CartLine).values(cart_id=cart.id, variant_id=variant_id,
-                                                quantity=quantity, added_at=now)
+                                                quantity=quantity, added_at=now,
+                                                source=source)
         await s.execute(ins.on_conflict_do_update(
             index_elements=["cart_id", "variant_id"], set_={"quantity": quantity}))
     await s.execute(update(Cart).where(Cart.id == cart.id).values(updated_at=now)
@@ -137,15 +140,21 @@ async def _quantity_in(s: AsyncSession, cart_id: int, variant_id: int) -> int:
         CartLine.cart_id == cart_id, CartLine.variant_id == variant_id)) or 0)
 
 
+SOURCES = ("", "upsell")
+
+
 async def add_to_cart(uow: UnitOfWork, token: str | None, customer_id: int | None,
-                      variant_id: int, quantity: int) -> CartChange:
-    """Add units, up to what can be sold. Nothing at all available: out_of_stock."""
+                      variant_id: int, quantity: int, source: str = "") -> CartChange:
+    """Add units, up to what can be sold. Nothing at all available: out_of_stock.
+    `source` 'upsell': taken from the suggestions (a new line keeps it to the order)."""
     if not 1 <= quantity <= MAX_QUANTITY:
         raise ValidationFailed(f"quantity must be 1–{MAX_QUANTITY}", code="invalid_quantity",
                                field="quantity")
+    if source not in SOURCES:
+        raise ValidationFailed("unknown source", code="invalid_source", field="source")
     if uow.db.is_postgres:  # the same rules as below, in one statement
         added = await add_pg(uow, _usable(token), customer_id, variant_id, quantity,
-                             new_token(), utcnow(), MAX_QUANTITY, MAX_LINES)
+                             new_token(), utcnow(), MAX_QUANTITY, MAX_LINES, source)
         return CartChange(added.token, variant_id, added.quantity, added.have + quantity,
                           added.limit)
     limit = await _line_limit(uow.session, variant_id)
@@ -158,7 +167,7 @@ async def add_to_cart(uow: UnitOfWork, token: str | None, customer_id: int | Non
         raise ValidationFailed(f"a cart holds at most {MAX_LINES} different products",
                                code="cart_full", field="variant_id")
     new = min(have + quantity, limit)
-    await _set_line(uow, cart, variant_id, new)
+    await _set_line(uow, cart, variant_id, new, source)
     return CartChange(cart.token, variant_id, new, have + quantity, limit)
 
 
@@ -213,8 +222,9 @@ async def merge_on_sign_in(uow: UnitOfWork, anon_token: str | None, customer_id:
                         .values(customer_id=customer_id, updated_at=utcnow())
                         .execution_options(synchronize_session=False))
         return anon.token
-    theirs = {ln.variant_id: ln.quantity for ln in (await s.scalars(
-        select(CartLine).where(CartLine.cart_id == anon.id))).all()}
+    anon_lines = (await s.scalars(select(CartLine).where(CartLine.cart_id == anon.id))).all()
+    theirs = {ln.variant_id: ln.quantity for ln in anon_lines}
+    their_sources = {ln.variant_id: ln.source for ln in anon_lines}  # an upsell stays one
     ours = {ln.variant_id: ln.quantity for ln in (await s.scalars(
         select(CartLine).where(CartLine.cart_id == mine.id))).all()}
     for variant_id, qty in sorted(theirs.items()):
@@ -222,7 +232,8 @@ async def merge_on_sign_in(uow: UnitOfWork, anon_token: str | None, customer_id:
             limit = await _line_limit(s, variant_id)
         except ValidationFailed:
             continue  # no longer for sale: dropped
-        await _set_line(uow, mine, variant_id, min(ours.get(variant_id, 0) + qty, limit))
+        await _set_line(uow, mine, variant_id, min(ours.get(variant_id, 0) + qty, limit),
+                        their_sources.get(variant_id, ""))
     await s.execute(delete(Cart).where(Cart.id == anon.id))
     return mine.token
 
@@ -240,23 +251,37 @@ async def cart_lines(s: AsyncSession, token: str | None, customer_id: int | None
     return [(int(v), int(q)) for v, q in rows]
 
 
-# `cart_lines` in one prepared statement: the cart's owner checked as `find_cart` does.
+async def sourced_cart_lines(s: AsyncSession, token: str | None, customer_id: int | None
+                             ) -> list[tuple[int, int, str]]:
+    """(variant_id, quantity, source) of the cart, in the order added."""
+    cart = await find_cart(s, token, customer_id)
+    if cart is None:
+        return []
+    rows = (await s.execute(
+        select(CartLine.variant_id, CartLine.quantity, CartLine.source)
+        .where(CartLine.cart_id == cart.id).order_by(CartLine.added_at, CartLine.variant_id)
+    )).all()
+    return [(int(v), int(q), str(src or "")) for v, q, src in rows]
+
+
+# `sourced_cart_lines` in one prepared statement: the cart's owner checked as
+# `find_cart` does.
 _PG_LINES_SQL = """
-SELECT l.variant_id, l.quantity FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+SELECT l.variant_id, l.quantity, l.source FROM carts c JOIN cart_lines l ON l.cart_id = c.id
 WHERE c.token = $1 AND (c.customer_id IS NULL OR c.customer_id = $2::bigint)
 ORDER BY l.added_at, l.variant_id"""
 
 
 async def cart_lines_in(uow: UnitOfWork, token: str | None, customer_id: int | None
-                        ) -> list[tuple[int, int]]:
-    """`cart_lines` inside `uow`: on PostgreSQL one prepared statement (the checkout's
-    hot path) instead of two through the ORM."""
+                        ) -> list[tuple[int, int, str]]:
+    """`sourced_cart_lines` inside `uow`: on PostgreSQL one prepared statement (the
+    checkout's hot path) instead of two through the ORM."""
     if not uow.db.is_postgres:
-        return await cart_lines(uow.session, token, customer_id)
+        return await sourced_cart_lines(uow.session, token, customer_id)
     token = _usable(token)
     if token is None:
         return []
-    return [(int(r[0]), int(r[1]))
+    return [(int(r[0]), int(r[1]), str(r[2] or ""))
             for r in await uow.fetch(_PG_LINES_SQL, token, customer_id)]
 
 

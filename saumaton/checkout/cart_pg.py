@@ -31,7 +31,8 @@ from saumaton.locations.reference import LocationRef
 
 # $1 cookie token (NULL: none), $2 customer id (NULL: guest), $3 variant, $4 units to
 # add, $5 the token of a cart made now, $6 now, $7 most units per line, $8 most lines,
-# $9 what a gift card counts as available. `lim` is Availability.one_order_max capped
+# $9 what a gift card counts as available, $10 the line's source ('upsell': from the
+# suggestions; kept from the line's first add). `lim` is Availability.one_order_max capped
 # at $7: the web stock (locations that ship) or the best pickup store, whichever is more.
 _ADD_SQL = """
 WITH v AS (
@@ -73,8 +74,9 @@ made AS (
   RETURNING id, token),
 cart AS (SELECT id, token FROM mine UNION ALL SELECT id, token FROM made),
 line AS (
-  INSERT INTO cart_lines (cart_id, variant_id, quantity, added_at)
-  SELECT cart.id, $3::int, LEAST(verdict.q + $4::int, verdict.lim), $6::timestamptz
+  INSERT INTO cart_lines (cart_id, variant_id, quantity, added_at, source)
+  SELECT cart.id, $3::int, LEAST(verdict.q + $4::int, verdict.lim), $6::timestamptz,
+         $10::text
   FROM cart CROSS JOIN verdict WHERE verdict.status = 'ok'
   ON CONFLICT (cart_id, variant_id) DO UPDATE SET quantity = EXCLUDED.quantity
   RETURNING quantity),
@@ -97,13 +99,13 @@ class Added:
 
 async def add_pg(uow: UnitOfWork, token: str | None, customer_id: int | None,
                  variant_id: int, quantity: int, new_token: str, now: datetime,
-                 max_quantity: int, max_lines: int) -> Added:
+                 max_quantity: int, max_lines: int, source: str = "") -> Added:
     """Add `quantity` units (already checked to be 1..max_quantity) in one statement, the
     whole of `uow` (`UnitOfWork.fetchrow_alone`: committed when it returns; it writes
     nothing when it answers with an error)."""
     status, have, limit, cart_token, now_in, _ = await uow.fetchrow_alone(
         _ADD_SQL, token, customer_id, variant_id, quantity, new_token, now, max_quantity,
-        max_lines, GIFT_CARD_UNITS)
+        max_lines, GIFT_CARD_UNITS, source)
     if status == "unknown_variant":
         raise ValidationFailed("no such product", code="unknown_variant", field="variant_id")
     if status == "variant_inactive":

@@ -30,3 +30,5 @@ class CartLine(Base):
     variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"), primary_key=True)
     quantity: Mapped[int] = mapped_column(Integer)
     added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # 'upsell': added from the suggestions block; carried to the order line.
+    source: Mapped[str] = mapped_column(String(16), default="", server_default="")

@@ -184,8 +184,10 @@ async def place_checkout_pg(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn
         payment_due_at=due)
     buyer = None if owner is not None else NewBuyer(
         cmd.first_name.strip(), cmd.last_name.strip(), email, phone, WEB_CHANNEL)
+    sources: dict[int, str] = {i + 1: ln.source for i, ln in enumerate(cmd.lines)}  # by line
     written = await write_web_order_pg(
-        uow, order_id, record, [_line_record(ln) for ln in priced.lines],
+        uow, order_id, record,
+        [_line_record(ln, sources.get(ln.line_no, "")) for ln in priced.lines],
         StockToReserve([ln.variant_id for ln in stock], [ln.quantity for ln in stock],
                        candidates, number, due),
         buyer, event={"channel": WEB_CHANNEL, "delivery": cmd.delivery})
@@ -201,25 +203,28 @@ async def place_checkout_pg(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn
         # else's e-mail must not grant consent on their record.
         await set_consent(uow, owner, "marketing_email", True, "checkout")
     view = _view(order_id, channel.code, record, priced.lines,
-                 {lv.variant_id: lv.location_id for lv in written.levels}, owner)
+                 {lv.variant_id: lv.location_id for lv in written.levels}, owner, sources)
     return Placed(view, False, token)
 
 
-def _line_record(ln: QuotedLine) -> LineRecord:
+def _line_record(ln: QuotedLine, source: str) -> LineRecord:
     # The location is where the statement reserves the line.
     return LineRecord(ln.line_no, ln.variant_id, None, ln.sku, ln.name, ln.quantity,
                       ln.unit_price_cents, ln.discount_cents, ln.total_cents,
-                      ln.vat_rate_bp, ln.vat_cents, ln.campaign_id)
+                      ln.vat_rate_bp, ln.vat_cents, ln.campaign_id, source=source)
 
 
 def _view(order_id: int, channel: str, o: OrderRecord, lines: Sequence[QuotedLine],
-          located: dict[int, int], customer_id: int | None = None) -> OrderOut:
+          located: dict[int, int], customer_id: int | None = None,
+          sources: dict[int, str] | None = None) -> OrderOut:
     """The order as `get_order` would read it back, from what was written."""
+    sources = sources or {}
     out = [OrderLineOut(
         line_no=q.line_no, variant_id=q.variant_id, location_id=located.get(q.variant_id),
         sku=q.sku, name=q.name, quantity=q.quantity, unit_price_cents=q.unit_price_cents,
         discount_cents=q.discount_cents, total_cents=q.total_cents, vat_rate_bp=q.vat_rate_bp,
-        vat_cents=q.vat_cents, campaign_id=q.campaign_id, campaign_name=q.campaign_name)
+        vat_cents=q.vat_cents, campaign_id=q.campaign_id, campaign_name=q.campaign_name,
+        source=sources.get(q.line_no, ""))
         for q in sorted(lines, key=lambda q: q.line_no)]
     assert o.delivery_method is not None
     delivery = DeliveryOut(method=o.delivery_method, fee_cents=o.delivery_fee_cents,

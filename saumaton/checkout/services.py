@@ -475,11 +475,12 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
     number = order_number(order_id)
 
     rows: list[LineRecord] = []
+    sources: dict[int, str] = {i + 1: ln.source for i, ln in enumerate(cmd.lines)}  # by line
     gift = {i.id for i in infos if i.gift_card}  # no stock: a card is issued when paid
     # Reserve in variant order (the lock order of every stock write: no deadlocks).
     for ln in sorted(priced.lines, key=lambda ln: (ln.variant_id, ln.line_no)):
         if ln.variant_id in gift:
-            rows.append(_line_row(ln, None))
+            rows.append(_line_row(ln, None, sources.get(ln.line_no, "")))
             continue
         taken = await _reserve_line(uow, ln.variant_id, ln.quantity, candidates,
                                     split=cmd.delivery == "home", reference=number,
@@ -491,7 +492,8 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
                              else "out_of_stock", field=f"lines.{ln.line_no - 1}",
                              extra={"variant_id": ln.variant_id, "name": ln.name})
         # where most of the line comes from (each reservation knows its own)
-        rows.append(_line_row(ln, max(taken, key=lambda loc: taken[loc])))
+        rows.append(_line_row(ln, max(taken, key=lambda loc: taken[loc]),
+                              sources.get(ln.line_no, "")))
     await write_lines_payments(uow, order_id, sorted(rows, key=lambda r: r.line_no), [],
                                location_id=None, at=now)
     if cmd.marketing_email and (customer_id is not None or new_buyer):
@@ -506,10 +508,10 @@ async def _place(uow: UnitOfWork, settings: Settings, cmd: CheckoutIn,
     return order_id
 
 
-def _line_row(ln: QuotedLine, location_id: int | None) -> LineRecord:
+def _line_row(ln: QuotedLine, location_id: int | None, source: str = "") -> LineRecord:
     return LineRecord(ln.line_no, ln.variant_id, location_id, ln.sku, ln.name, ln.quantity,
                       ln.unit_price_cents, ln.discount_cents, ln.total_cents,
-                      ln.vat_rate_bp, ln.vat_cents, ln.campaign_id)
+                      ln.vat_rate_bp, ln.vat_cents, ln.campaign_id, source=source)
 
 
 async def _pay_with_points(uow: UnitOfWork, settings: Settings, order_id: int, buyer: int,

@@ -114,6 +114,9 @@ class OrderLine(Base):
     # them (from the store's shelf); the order's other lines are still to come. Such a
     # line is never picked, shipped or handed over again.
     taken_at_sale: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Where the line came from: '' the buyer's own choice, 'upsell' a suggested add-on
+    # taken with one click (saumaton.orders.suggestions): the reports count add-on sales.
+    source: Mapped[str] = mapped_column(String(16), default="", server_default="")
 
 
 class SaleVoid(Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -14,6 +15,8 @@ class LineIn(Input):
     variant_id: int | None = Field(default=None, ge=1, le=MAX_INT32)
     ean: str | None = Field(default=None, max_length=20, description="instead of variant_id")
     quantity: int = Field(default=1, ge=1, le=10_000)
+    source: Literal["", "upsell"] = Field(
+        default="", description="'upsell': a suggested add-on taken (counted in reports)")
 
     @model_validator(mode="after")
     def _one_key(self) -> LineIn:
@@ -58,6 +61,7 @@ class OrderLineOut(BaseModel):
     # An endless-aisle sale: taken from the store's shelf at the sale; the order's other
     # lines are still to come (shipped home or to the store for pickup).
     taken_at_sale: bool = False
+    source: str = ""  # 'upsell': a suggested add-on
 
     def still_to_come(self, delivery: DeliveryOut | None) -> bool:
         """A line of an order with a delivery that the customer did not take at once."""

@@ -213,8 +213,8 @@ async def _place(uow: UnitOfWork, actor: Actor, cmd: OrderIn, key: str | None,
         "sku": ln.sku, "name": ln.name, "quantity": ln.quantity,
         "unit_price_cents": ln.unit_price_cents, "discount_cents": ln.discount_cents,
         "total_cents": ln.total_cents, "vat_rate_bp": ln.vat_rate_bp,
-        "vat_cents": ln.vat_cents, "campaign_id": ln.campaign_id,
-    } for ln in priced.lines]
+        "vat_cents": ln.vat_cents, "campaign_id": ln.campaign_id, "source": src.source,
+    } for ln, src in zip(priced.lines, cmd.lines, strict=True)]
     # Gift card lines: no stock moves; each unit issues a card once the order is paid.
     gift_lines = {ln.line_no for ln, info in zip(priced.lines, infos, strict=True)
                   if info.gift_card}
@@ -385,7 +385,7 @@ async def _orders_out(s: AsyncSession, order_ids: list[int]) -> list[OrderOut]:
             campaign_id=ln.campaign_id, campaign_name=campaign_name,
             manual_discount_cents=ln.manual_discount_cents,
             discount_reason=ln.discount_reason, returned_quantity=ln.returned_quantity,
-            taken_at_sale=ln.taken_at_sale))
+            taken_at_sale=ln.taken_at_sale, source=ln.source))
     payments: dict[int, list[PaymentOut]] = defaultdict(list)
     for p in (await s.scalars(
         select(Payment).where(Payment.order_id.in_(order_ids)).order_by(Payment.id)

@@ -86,6 +86,7 @@ class LineRecord:
     manual_discount_cents: int = 0
     discount_reason: str = ""
     taken_at_sale: bool = False  # an endless-aisle sale's line taken from the shelf
+    source: str = ""  # 'upsell': a suggested add-on (OrderLine.source)
 
 
 @dataclass(frozen=True)

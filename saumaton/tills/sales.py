@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from sqlalchemy import insert, select, update
@@ -96,6 +96,8 @@ class TillLineIn(Input):
         default=None, ge=0, le=1_000_000_000_000,
         description="offline: the line's whole campaign discount the till gave (bundle "
                     "campaigns included); absent: campaign_discount_cents × quantity")
+    source: Literal["", "upsell"] = Field(
+        default="", description="'upsell': added from the till's suggestions")
     ship_from: int | None = Field(
         default=None, ge=1, le=MAX_INT32,
         description="endless aisle: the location this line ships from (tills.aisle); "
@@ -445,7 +447,8 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
                    location_id if aisle is None else aisle.location_of(i, location_id),
                    q.sku, q.name, q.quantity, q.unit_price_cents, q.discount_cents,
                    q.total_cents, q.vat_rate_bp, q.vat_cents, q.campaign_id, m, r,
-                   taken_at_sale=aisle is not None and i not in aisle.ships_from)
+                   taken_at_sale=aisle is not None and i not in aisle.ships_from,
+                   source=cmd.lines[i].source)
         for i, (q, m, r) in enumerate(zip(priced.lines, manual, reasons, strict=True))],
        [PaymentRecord(p.method, p.amount_cents, st, p.rounding_cents, p.tendered_cents,
                       p.change_cents, p.reference)
@@ -515,7 +518,8 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
         discount_cents=q.discount_cents, total_cents=q.total_cents,
         vat_rate_bp=q.vat_rate_bp, vat_cents=q.vat_cents, campaign_id=q.campaign_id,
         campaign_name=q.campaign_name, manual_discount_cents=m, discount_reason=r,
-    ) for q, m, r in zip(priced.lines, manual, reasons, strict=True)]
+        source=src.source,
+    ) for q, m, r, src in zip(priced.lines, manual, reasons, cmd.lines, strict=True)]
     paid_with = [PaymentOut(
         method=p.method, amount_cents=p.amount_cents, rounding_cents=p.rounding_cents,
         tendered_cents=p.tendered_cents, change_cents=p.change_cents, reference=p.reference,

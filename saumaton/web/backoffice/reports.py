@@ -27,6 +27,7 @@ from saumaton.core.actor import Actor
 from saumaton.core.errors import NotFound, ValidationFailed
 from saumaton.csvio.files import BOM, csv_line, excel_text, format_euros
 from saumaton.locations.services import list_locations
+from saumaton.reports.addons import AddonRow, addon_sales
 from saumaton.reports.period import Grain, Period, parse_period
 from saumaton.reports.sales import (
     ChannelRow,
@@ -266,6 +267,27 @@ def _channel_figure(request: Request, report: SalesReport, lang: str) -> Figure:
     return Figure("channels", t(request, N_("Sales per channel")), chart, cols, rows, footer)
 
 
+def _addon_figure(request: Request, addons: Sequence[AddonRow], lang: str) -> Figure:
+    """Add-ons (suggestions taken, `source` 'upsell') per channel."""
+    t = gettext
+    cols = [Col("channel", t(request, N_("Channel"))),
+            Col("addon_orders", t(request, N_("Orders with add-ons")), "count"),
+            Col("addon_units", t(request, N_("Add-on units")), "count"),
+            Col("addon_sales_eur", t(request, N_("Add-on sales")), "money"),
+            Col("addon_share_pct", t(request, N_("Share of goods sales %")), "bp")]
+    rows = [[a.channel, a.orders, a.units, a.sales_cents, a.share_bp] for a in addons]
+    sales = sum(a.sales_cents for a in addons)
+    goods = sum(a.goods_cents for a in addons)
+    footer: list[object] = [t(request, N_("All channels")), sum(a.orders for a in addons),
+                            sum(a.units for a in addons), sales,
+                            sales * 10_000 // goods if goods else None]
+    chart = bar_chart(t(request, N_("Add-on sales per channel")), [a.channel for a in addons],
+                      [Series(t(request, N_("Add-on sales")),
+                              [float(a.sales_cents) for a in addons])],
+                      lang=lang) if any(a.sales_cents for a in addons) else Markup("")
+    return Figure("addons", t(request, N_("Add-ons per channel")), chart, cols, rows, footer)
+
+
 def _series_figure(request: Request, report: SalesReport, lang: str) -> Figure:
     t = gettext
     shown = sorted(report.rows, key=lambda r: -abs(r.figures.net_cents))[:MAX_LINES]
@@ -364,8 +386,10 @@ async def reports(request: Request,
     async with reports_db_of(request).reader() as s:
         report = await sales_report(s, filters.period, tz=settings_of(request).timezone,
                                     grain=filters.grain, view=filters.view, scope=scope)
-    figures = [_channel_figure(request, report, lang), _series_figure(request, report, lang),
-               _vat_figure(request, report, lang)]
+        addons = await addon_sales(s, filters.period, tz=settings_of(request).timezone,
+                                   scope=scope)
+    figures = [_channel_figure(request, report, lang), _addon_figure(request, addons, lang),
+               _series_figure(request, report, lang), _vat_figure(request, report, lang)]
     if request.query_params.get("format") == "csv":
         return _pick(request, figures, f"sales-{filters.period.first}-{filters.period.last}")
     t = report.total

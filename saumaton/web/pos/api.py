@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import ValidationFailed
-from saumaton.core.types import MAX_ID
+from saumaton.core.types import MAX_ID, MAX_INT32
 from saumaton.giftcards import services as giftcards
 from saumaton.locations.services import channel_by_code
 from saumaton.orders.services import business_day
+from saumaton.orders.suggestions import suggestions
 from saumaton.tills import aisle, sales
 from saumaton.tills.catalogue import build_catalogue
 from saumaton.web.auth import check_csrf, db_of
@@ -85,6 +86,27 @@ async def voids(request: Request,
     cmd = await _checked_json(request, sales.VoidsIn)
     recorded = await sales.record_voids(db_of(request), till.actor, till.location.id, cmd)
     return _json({"recorded": recorded})
+
+
+MAX_SUGGESTION_LINES = 50
+
+
+@router.get("/{code}/api/suggestions")
+async def sale_suggestions(
+        request: Request, till: Annotated[Till, till_requires("orders.create")],
+        variant: Annotated[list[int], Query(max_length=MAX_SUGGESTION_LINES)],
+        customer: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> Response:
+    """Add-ons for the current sale's lines (`variant`, repeated) and its customer, in
+    stock at this store, from the one suggestion engine (`orders.suggestions`); the till
+    marks a line taken from them `source: "upsell"`."""
+    if any(not 1 <= v <= MAX_INT32 for v in variant):
+        raise ValidationFailed("a variant id is out of range", field="variant")
+    async with db_of(request).reader() as s:
+        found = await suggestions(s, till.location.id, customer, variant)
+    return _json({"suggestions": [
+        {"variant_id": g.variant_id, "name": g.name, "sku": g.sku,
+         "price_cents": g.price_cents, "list_cents": g.list_cents, "available": g.available,
+         "reason": g.reason} for g in found]})
 
 
 @router.get("/{code}/api/customers/{customer_id}/delivery")

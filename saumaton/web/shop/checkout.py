@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import Path, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
 from saumaton.checkout import cart as carts
@@ -41,6 +42,7 @@ from saumaton.core.types import MAX_INT32
 from saumaton.customers.accounts import account_profile
 from saumaton.giftcards import services as giftcards
 from saumaton.orders.schemas import LineIn, OrderOut
+from saumaton.orders.suggestions import Suggestion, cached_suggestions
 from saumaton.payments.paytrail.client import PaytrailClient
 from saumaton.payments.paytrail.payload import gift_card_paid_cents, points_paid_cents
 from saumaton.payments.paytrail_refunds import (
@@ -147,10 +149,20 @@ async def cart_page(request: Request) -> HTMLResponse:
     async with db_of(request).reader() as s:
         view = await carts.view_cart(s, cart_token(request), current_customer_id(request),
                                      utcnow(), settings=settings_of(request))
+        extra = await _suggestions(s, request, view)
     response = render(request, "shop/cart.html", {
-        "title": gettext(request, N_("Shopping cart")), "cart": view})
+        "title": gettext(request, N_("Shopping cart")), "cart": view, "suggestions": extra})
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+async def _suggestions(s: AsyncSession, request: Request, view: carts.CartView
+                       ) -> list[Suggestion]:
+    """The "Goes well with" add-ons for the cart's lines (the process's copy when warm)."""
+    if view.empty:
+        return []
+    return await cached_suggestions(s, None, current_customer_id(request),
+                                    [ln.priced.variant_id for ln in view.lines], limit=3)
 
 
 @router.get("/cart/count", dependencies=[OWN_CART])
@@ -168,9 +180,10 @@ async def cart_add(request: Request) -> Response:
     try:
         variant_id = _int(form, "variant_id")
         quantity = _int(form, "quantity", 1)
+        source = str(form.get("source") or "")
         async with db_of(request).uow() as uow:
             change = await carts.add_to_cart(uow, cart_token(request), current_customer_id(request),
-                                             variant_id, quantity)
+                                             variant_id, quantity, source)
             await uow.commit()
     except DomainError as exc:
         if is_htmx(request):
@@ -187,7 +200,8 @@ async def cart_add(request: Request) -> Response:
                                     {"ok": True, "message": message},
                                     headers={"HX-Trigger": "cart-changed"})
     else:
-        response = RedirectResponse("/shop/cart", status_code=303)
+        back = "/shop/checkout" if form.get("back") == "checkout" else "/shop/cart"
+        response = RedirectResponse(back, status_code=303)
     keep_cart_cookie(response, change.token)
     return response
 
@@ -246,7 +260,9 @@ async def _checkout_context(request: Request, values: dict[str, Any],
             if card is not None:
                 gift_cents = gift_card_part(card.usable_cents,
                                             review.total_cents - points_cents)
-    return {"offer": offer, "points_cents": points_cents, "gift_cents": gift_cents,
+        extra = await _suggestions(s, request, view)
+    return {"suggestions": extra, "offer": offer, "points_cents": points_cents,
+            "gift_cents": gift_cents,
             "title": gettext(request, N_("Checkout")), "cart": view, "options": options,
             "home": options[0] if options else None, "stores": _stores(options),
             "values": values, "errors": errors, "method": method, "review": review,
@@ -412,8 +428,9 @@ async def checkout(request: Request) -> Response:
         wanted = await carts.cart_lines_in(uow, cart_token(request), customer_id)
         if not wanted:
             return RedirectResponse("/shop/cart", status_code=303)
-        cmd, problems = _command(form, [LineIn(variant_id=v, quantity=q) for v, q in wanted],
-                                 page_lang(request))
+        cmd, problems = _command(
+            form, [LineIn(variant_id=v, quantity=q, source="upsell" if src == "upsell" else "")
+                   for v, q, src in wanted], page_lang(request))
         errors = _errors(request, problems)
         if cmd is not None:
             try:

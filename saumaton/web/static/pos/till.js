@@ -77,6 +77,8 @@ let suggestions = [];
 let active = -1;
 const pending = [];  // codes scanned before the catalogue arrived
 let queue = null;
+let addons = [];  // the add-on suggestions for the sale's lines (server: orders.suggestions)
+let addonKey = "";  // the lines and customer they were asked for
 let qtyError = null;  // {variantId, message}: a quantity refused, shown at that line's box
 
 function save() {
@@ -556,6 +558,56 @@ function node(tag, attrs = {}, ...children) {
   return n;
 }
 
+// --- add-on suggestions ------------------------------------------------------------------
+
+/** Ask the server (online only) for add-ons to the sale's lines, once per set of lines and
+ * customer; a line added from them goes to the sale as `source: "upsell"`. */
+async function loadAddons() {
+  const ids = sale.lines.map((l) => l.variant_id);
+  const key = ids.join(",") + "|" + (sale.customer ? sale.customer.id : "");
+  if (key === addonKey) return;
+  addonKey = key;
+  if (!ids.length || !navigator.onLine) { addons = []; renderAddons(); return; }
+  const q = new URLSearchParams(ids.map((id) => ["variant", String(id)]));
+  if (sale.customer) q.set("customer", String(sale.customer.id));
+  let body = null;
+  try {
+    const r = await fetch(`${cfg.base}/api/suggestions?${q}`, {credentials: "same-origin"});
+    if (r.ok) body = await r.json();
+  } catch (e) {
+    body = null;
+  }
+  if (key !== addonKey) return;  // the sale changed meanwhile: that answer is coming
+  if (body === null) { addonKey = ""; return; }
+  addons = body.suggestions;
+  renderAddons();
+}
+
+function renderAddons() {
+  const shown = addons.filter((a) => catalogue && catalogue.byId.get(a.variant_id)
+    && !sale.lines.some((l) => l.variant_id === a.variant_id));
+  $("addons").hidden = !shown.length;
+  $("addon-list").replaceChildren(...shown.map((a) => node("li", {class: "addon",
+      testid: "till-addon", "data-variant-id": String(a.variant_id)},
+    node("span", {class: "addon-name", text: a.name}),
+    node("small", {class: "addon-why", text: S["addon_" + a.reason] || ""}),
+    node("span", {class: "addon-price", text: fmt.money(a.price_cents)}),
+    node("button", {type: "button", class: "button secondary", act: "addon",
+      "data-id": String(a.variant_id), testid: "till-addon-add",
+      "aria-label": tr(S.addon_add, {name: a.name}), text: "+"}))));
+}
+
+function addAddon(variantId) {
+  const v = catalogue && catalogue.byId.get(variantId);
+  if (!v) return;
+  addVariant(v);
+  const line = sale.lines.find((l) => l.variant_id === variantId);
+  if (line && !line.source) {
+    line.source = "upsell";
+    save();
+  }
+}
+
 function render() {
   const p = priced();
   const list = $("lines");
@@ -634,6 +686,8 @@ function render() {
   renderPayment(p);
   renderCustomer();
   $("parked-count").textContent = String(parked.length);
+  renderAddons();
+  loadAddons();
 }
 
 // --- loyalty points ---------------------------------------------------------------------
@@ -1089,6 +1143,7 @@ function saleBody(payments) {
       campaign_id: p.lines[i].bundled ? p.lines[i].campaign_id : l.campaign_id,
       campaign_total_cents: p.lines[i].campaign_cents,
       ...(l.ship_from ? {ship_from: l.ship_from} : {}),
+      ...(l.source ? {source: l.source} : {}),
     })),
     order_discount: sale.order_discount,
     payments, voids: sale.voids,
@@ -1523,6 +1578,7 @@ root.addEventListener("click", (ev) => {
     case "discount-remove": removeDiscount(); break;
     case "discount-cancel": editor = null; render(); break;
     case "clear": clearSale(); break;
+    case "addon": addAddon(Number(t.dataset.id)); break;
     case "park": park(); break;
     case "show-parked": showParked(); break;
     case "recall": recall(t.dataset.id); break;
