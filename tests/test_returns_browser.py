@@ -33,7 +33,7 @@ from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
 from saumaton.payments.paytrail_refunds import send_due_refunds
 from saumaton.returns.models import Return
 from tests.browser import PHONE, assert_fits, browser, contexts, fill_staff_login, open_page
-from tests.support import Server, Shop, csrf_of, make_variants, pay_web_order
+from tests.support import Server, Shop, csrf_of, eventually, make_variants, pay_web_order
 from tests.test_accounts import PASSWORD, register, verify
 from tests.test_checkout_browser import (
     ORDER_URL,
@@ -225,18 +225,27 @@ async def test_web_order_returned_at_the_other_store_is_refunded_through_paytrai
     await expect(receipt.get_by_test_id("credit-refund-paytrail")).to_contain_text(
         "Hyvitetty verkkomaksuun (Paytrail) (tulossa)")
     assert await on_hand(db, item.id, shop.store2) == stock + 1  # back where it came in
-    assert await refund_status(db, order_id) == [("paytrail", "due", 2490)]
+    # One refund to her Paytrail payment: due, or already taken by Paytrail (the return
+    # sends due refunds in the background once it has answered, and the server's refund
+    # job every 30 s; on a fast machine they are done before this line).
+    assert await refund_status(db, order_id) in ([("paytrail", "due", 2490)],
+                                                 [("paytrail", "ok", 2490)])
     async with db.reader() as s:
         assert await balance(s, cid) == earned - 24  # the points for 24,90 taken back
 
-    # The refund job asks Paytrail (the server's simulator), which takes it.
+    # The refund job asks Paytrail (the server's simulator), which takes it; a refund
+    # already sent (or being sent by the server) is not sent again.
     client = PaytrailClient(PaytrailConfig(*TEST_MERCHANT, f"{server.base_url}/paytrail-sim"))
     try:
         sender = Settings(database_url=settings.database_url, public_url=server.base_url)
-        assert await send_due_refunds(db, client, sender) == 1
+        assert await send_due_refunds(db, client, sender) in (0, 1)
     finally:
         await client.aclose()
-    assert await refund_status(db, order_id) == [("paytrail", "ok", 2490)]
+
+    async def refunded() -> bool:
+        return await refund_status(db, order_id) == [("paytrail", "ok", 2490)]
+
+    await eventually(refunded, within=30, what="the refund taken by Paytrail")
 
     # Her order page shows the return and the refund to her Paytrail payment.
     await shopper.goto(order_url)
