@@ -75,7 +75,7 @@ def _data(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise TypeError("data must be a dict")
     # A few plain facts (what the pages send): the same dict the round trip gives, no
-    # JSON work. A JSON character takes at most 6 characters of text (\uXXXX).
+    # JSON work. A JSON character takes at most 6 characters of text (a backslash-u escape).
     if len(value) <= 8 and all(type(k) is str and type(v) in _PLAIN and (
             type(v) is not str or len(v) <= 100) for k, v in value.items()) and (
             6 * sum(len(k) + len(str(v)) + 4 for k, v in value.items()) < _DATA_MAX):
