@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 
 from saumaton.analytics.models import AnalyticsEvent
 from saumaton.audit.models import AuditEntry
+from saumaton.catalogue.models import Variant
 from saumaton.checkout.models import Cart
 from saumaton.checkout.services import AddressIn, CheckoutIn, place_web_order
 from saumaton.config import Settings
@@ -61,6 +62,7 @@ from saumaton.payments.services import PaymentIn
 from saumaton.returns.models import Return
 from saumaton.service.models import Conversation, NpsSurvey
 from saumaton.service.nps import send_survey
+from saumaton.tryon.models import TryReservation
 from tests.support import Shop, make_variants, pay_web_order
 
 MANAGER = Actor(label="staff:test manager", name="Maija Manageri",
@@ -77,7 +79,7 @@ CUSTOMER_TABLES = {
     "account_tokens", "analytics_events", "carts", "customer_accounts", "customer_addresses",
     "customer_consents", "customer_identities", "customer_notes", "customer_preferences",
     "customer_tags", "orders", "loyalty_entries", "conversations", "nps_surveys",
-    "gift_cards", "returns",
+    "gift_cards", "returns", "try_reservations",
 }
 
 
@@ -349,6 +351,12 @@ async def test_merge_moves_everything_and_undo_restores_it(
         s.add(Return(order_id=merged_store.id, customer_id=merged_id,
                      code=uuid.uuid4().hex[:16], status="completed", kind="in_store",
                      channel="pos-1", refund_method="cash"))
+        any_variant = await s.scalar(select(Variant.id).limit(1))
+        assert any_variant is not None
+        s.add(TryReservation(code=uuid.uuid4().hex[:16], variant_id=any_variant,
+                             location_id=shop.store1, stock_reservation_id=0,
+                             customer_id=merged_id, name="Maija", status="released",
+                             expires_at=utcnow()))
         await uow.commit()
     seeded = await belongs_to(db, merged_id)
     assert set(seeded) == CUSTOMER_TABLES, "seed every customer table for the merged one"

@@ -83,6 +83,7 @@ KINDS: Mapping[str, str] = {
     "nps_surveys": N_("Satisfaction surveys and answers"),
     "gift_cards": N_("Store credit"),
     "returns": N_("Returns"),
+    "try_reservations": N_("Reservations to try in a store"),
 }
 MESSAGES: Mapping[str, str] = {
     "merge_same_customer": N_("Choose two different customers."),
