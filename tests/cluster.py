@@ -77,7 +77,7 @@ class AppServer:
                 [*self.command, "--port", str(self.port)], env=self.env, stdout=log,
                 stderr=subprocess.STDOUT, cwd=ROOT)
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 120.0) -> None:
         assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -150,6 +150,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await stop_jobs(jobs, [*job_tasks, settings_follower])
             await app.state.analytics.stop()  # flushes what is left
             await app.state.paytrail.aclose()
+            if app.state.simulator is not None:
+                # A mounted app gets no lifespan of its own: its kept connections close here.
+                await app.state.simulator.aclose()
             await hub.stop()
             if app.state.reports_db is not db:
                 await app.state.reports_db.dispose()
@@ -220,10 +223,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     settings.media_dir().mkdir(parents=True, exist_ok=True)
     app.mount("/media", MediaFiles(directory=settings.media_dir()), name="media")
+    app.state.simulator = None
     if settings.paytrail_simulated() and settings.env != "production":
         # No merchant credentials: serve a local Paytrail with the same HTTP contract.
-        app.mount(SIMULATOR_PATH, create_simulator(
+        app.state.simulator = create_simulator(
             {TEST_MERCHANT[0]: TEST_MERCHANT[1]},
-            settings.resolved_public_url() + SIMULATOR_PATH))
+            settings.resolved_public_url() + SIMULATOR_PATH)
+        app.mount(SIMULATOR_PATH, app.state.simulator)
     pages.install(app)
     return app

@@ -384,13 +384,18 @@ class PaytrailSimulator:
         elif scope["type"] == "lifespan":
             await self.lifespan(receive, send)
 
+    async def aclose(self) -> None:
+        """Close the kept callback connections (served alone: at lifespan shutdown;
+        mounted in the shop: by the shop's lifespan)."""
+        await self.outbound.aclose()
+
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.outbound.aclose()
+                await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
