@@ -30,6 +30,7 @@ from saumaton.checkout.jobs import run_checkout_jobs
 from saumaton.config import Settings
 from saumaton.db.uow import Database
 from saumaton.events.hub import EventHub
+from saumaton.followups.sender import run_followups_job
 from saumaton.giftcards.jobs import run_expiry as run_gift_card_expiry
 from saumaton.inventory.expiry import run_expiry as run_reservation_expiry
 from saumaton.loyalty.ledger import run_expiry as run_loyalty_expiry
@@ -88,6 +89,10 @@ JOBS: tuple[Job, ...] = (
         "one survey per order: INSERT … ON CONFLICT (order_id) DO NOTHING, mail queued "
         "only by the process whose insert won",
         lambda c: run_nps_job(c.db, c.live, c.stop)),
+    Job("follow-ups", SKIP_LOCKED,
+        "each purchase scheduled once (INSERT … ON CONFLICT (order_id) DO NOTHING); due "
+        "mails claimed FOR UPDATE SKIP LOCKED, their status re-checked after the claim",
+        lambda c: run_followups_job(c.db, c.live, c.stop)),
     Job("loyalty point expiry", IDEMPOTENT,
         "the customer row locked, one `expire:<entry>` key per lapsed lot",
         lambda c: run_loyalty_expiry(c.db, stop=c.stop)),

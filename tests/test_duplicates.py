@@ -52,6 +52,7 @@ from saumaton.customers.notes import add_note, set_preference
 from saumaton.customers.services import CustomerIn, CustomerOut, create_customer, get_customer
 from saumaton.db.uow import Database
 from saumaton.events.models import OutboxEvent
+from saumaton.followups.models import Followup
 from saumaton.giftcards.models import GiftCard
 from saumaton.loyalty.ledger import balance, reverse_for_order
 from saumaton.loyalty.models import LoyaltyEntry
@@ -79,7 +80,7 @@ CUSTOMER_TABLES = {
     "account_tokens", "analytics_events", "carts", "customer_accounts", "customer_addresses",
     "customer_consents", "customer_identities", "customer_notes", "customer_preferences",
     "customer_tags", "orders", "loyalty_entries", "conversations", "nps_surveys",
-    "gift_cards", "returns", "try_reservations",
+    "gift_cards", "returns", "try_reservations", "followups",
 }
 
 
@@ -357,6 +358,9 @@ async def test_merge_moves_everything_and_undo_restores_it(
                              location_id=shop.store1, stock_reservation_id=0,
                              customer_id=merged_id, name="Maija", status="released",
                              expires_at=utcnow()))
+        s.add(Followup(dedupe_key=f"test:{uuid.uuid4().hex}", kind="step",
+                       customer_id=merged_id, order_id=merged_store.id, due_at=utcnow(),
+                       status="sent", closed_at=utcnow(), subject="Käyttövinkit"))
         await uow.commit()
     seeded = await belongs_to(db, merged_id)
     assert set(seeded) == CUSTOMER_TABLES, "seed every customer table for the merged one"

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.analytics.models import AnalyticsEvent
@@ -45,6 +45,7 @@ from saumaton.customers.models import (
 from saumaton.customers.segments import forget_in_exports
 from saumaton.customers.sessions import forget_sessions
 from saumaton.db.uow import UnitOfWork
+from saumaton.followups.models import Followup
 from saumaton.locations.models import Channel
 from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.mail.models import OutgoingMail
@@ -270,6 +271,12 @@ async def export_customer(session: AsyncSession, actor: Actor,
                 for n in (await session.scalars(
                     select(NpsSurvey).where(NpsSurvey.customer_id.in_(ids))
                     .order_by(NpsSurvey.id))).all()],
+        "followups": [{"order_id": f.order_id, "kind": f.kind, "status": f.status,
+                       "subject": f.subject, "due_at": _iso(f.due_at),
+                       "closed_at": _iso(f.closed_at)}
+                      for f in (await session.scalars(
+                          select(Followup).where(Followup.customer_id.in_(ids))
+                          .order_by(Followup.id))).all()],
     }
 
 
@@ -530,6 +537,14 @@ async def erase_customer(uow: UnitOfWork, actor: Actor, customer_id: int,
     anonymised["try_reservations"] = _rowcount(await s.execute(
         update(TryReservation).where(TryReservation.customer_id.in_(ids))
         .values(name="", phone="", email="")
+        .execution_options(synchronize_session=False)))
+
+    # Follow-up e-mails: nothing more is sent; the subjects (they may name her) go.
+    anonymised["followups"] = _rowcount(await s.execute(
+        update(Followup).where(Followup.customer_id.in_(ids))
+        .values(subject="", status=case((Followup.status == "pending", "cancelled"),
+                                        else_=Followup.status),
+                reason=case((Followup.status == "pending", "erased"), else_=Followup.reason))
         .execution_options(synchronize_session=False)))
 
     # Merges: the record of what moved stays (ids), the personal fields it kept go.

@@ -29,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from saumaton.core.actor import Actor
 from saumaton.core.errors import NotFound, ValidationFailed
 from saumaton.customers.models import Customer, CustomerConsent, CustomerMerge, CustomerNote
+from saumaton.followups.models import Followup
 from saumaton.locations.models import Channel, Location
 from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.orders.models import Order
@@ -45,7 +46,7 @@ TRANSCRIPT_LIMIT = 500  # messages of one chat shown (the newest)
 
 # Sources in their tie-break order (events at the same instant: higher rank first).
 SOURCES = ("merge", "consent", "loyalty", "nps", "note", "chat_closed", "chat_started",
-           "refund", "collected", "order", "try")
+           "refund", "collected", "order", "try", "followup")
 _RANK = {name: i for i, name in enumerate(SOURCES)}
 _Row = TypeVarTuple("_Row")
 
@@ -71,6 +72,9 @@ class TimelineEvent:
     - try: a reservation to try in a store (docs/reserve-to-try.md): number (its code),
       place (the store), status (active|sold|released|expired), text (the product),
       order_id (the sale it became)
+    - followup: an after-purchase e-mail (docs/follow-ups.md) sent or not sent:
+      status (sent|skipped_no_consent|skipped_no_address), channel (step|refill),
+      text (the subject as sent), number and order_id (the purchase)
     """
 
     kind: str
@@ -345,8 +349,25 @@ async def _tries(s: AsyncSession, cid: int, cur: _Cursor | None,
             for rid, when, code, status, oid, store, product, variant in rows]
 
 
+async def _followups(s: AsyncSession, cid: int, cur: _Cursor | None,
+                     limit: int) -> list[TimelineEvent]:
+    """Follow-up e-mails sent or skipped (pending and cancelled ones are not events)."""
+    f = Followup
+    at = f.closed_at
+    rows = (await s.execute(_page(
+        select(f.id, at, f.status, f.kind, f.subject, f.order_id)
+        .where(f.customer_id == cid, at.is_not(None), f.status != "cancelled",
+               f.status != "pending", _older("followup", at, f.id, cur)),
+        at, f.id, limit))).all()
+    return [TimelineEvent("followup", _at(when), int(fid), status=str(status),
+                          channel=str(kind), text=str(subject),
+                          number=order_number(int(oid)), order_id=int(oid))
+            for fid, when, status, kind, subject, oid in rows]
+
+
 _SOURCES: tuple[Source, ...] = (_orders, _collected, _refunds, _chats_started, _chats_closed,
-                                _notes, _nps, _loyalty, _consents, _merges, _tries)
+                                _notes, _nps, _loyalty, _consents, _merges, _tries,
+                                _followups)
 
 
 async def timeline(session: AsyncSession, actor: Actor, customer_id: int, limit: int = 100,
