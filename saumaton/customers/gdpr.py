@@ -147,12 +147,13 @@ async def _conversation_emails(session: AsyncSession, conversation_ids: list[int
 
 def _mails_query(customer_ids: list[int], order_ids: list[int], emails: set[str],
                  conversation_ids: list[int]) -> Select[OutgoingMail]:
-    """Mails to the person: sent to one of their addresses, or about their account, one
-    of their orders (receipts, confirmations) or one of their chats (the shop's copy of
-    an offline message, with Reply-To: them)."""
+    """Mails to the person: sent to one of their addresses, marketing mail to them
+    (`customer_id`), or about their account, one of their orders (receipts,
+    confirmations) or one of their chats (the shop's copy of an offline message, with
+    Reply-To: them)."""
     refs = ([f"customer:{i}" for i in customer_ids] + [order_number(i) for i in order_ids]
             + [f"conversation:{i}" for i in conversation_ids])
-    conds = [OutgoingMail.reference.in_(refs)]
+    conds = [OutgoingMail.reference.in_(refs), OutgoingMail.customer_id.in_(customer_ids)]
     if emails:
         conds.append(func.lower(OutgoingMail.to_addr).in_(sorted(emails)))
         conds.append(func.lower(OutgoingMail.reply_to).in_(sorted(emails)))

@@ -2,7 +2,7 @@
 (steps and refill reminders) and the orders the scheduler has looked at.
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0023
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 import saumaton.db.base
 
 revision: str = '0024'
-down_revision: str | None = '0022'
+down_revision: str | None = '0023'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
