@@ -38,11 +38,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from saumaton.catalogue.models import Category, Product, Variant
 from saumaton.config import Settings
 from saumaton.core.clock import utcnow
-from saumaton.customers.consents import current_consents
 from saumaton.customers.models import CustomerIdentity
 from saumaton.db.uow import UnitOfWork
 from saumaton.followups.models import Followup, FollowupOrder, FollowupSequence, FollowupStep
 from saumaton.locations.models import Channel
+from saumaton.mail.marketing import consenting
 from saumaton.mail.render import mail_language
 from saumaton.orders.lifecycle import SOLD, OrderStatus
 from saumaton.orders.models import Order, OrderLine
@@ -245,7 +245,7 @@ async def schedule_order(uow: UnitOfWork, settings: Settings, order_id: int,
     lines = await bought_lines(s, order_id, lang)
     products = {ln.product_id for ln in lines}
     await cancel_pending_refills(uow, customer_id, products, but_order=order_id, now=now)
-    if not lines or not (await current_consents(s, customer_id)).get("marketing_email") \
+    if not lines or customer_id not in await consenting(s, [customer_id]) \
             or not await email_of(s, customer_id, str(order.email or "")):
         return 0
     ancestors = await category_ancestors(s)

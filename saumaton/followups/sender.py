@@ -208,7 +208,6 @@ async def send_due_in(uow: UnitOfWork, settings: Settings, now: datetime | None 
     rows = list((await uow.session.scalars(q)).all())
     sent = skipped = 0
     for row in rows:
-        await uow.session.refresh(row)
         if row.status != "pending":  # closed by another process before our claim
             continue
         status = await send_one(uow, settings, row, now)
