@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.config import Settings
@@ -96,9 +96,11 @@ def _close(uow: UnitOfWork, row: Followup, status: str, now: datetime, *,
                   "order_id": row.order_id, "status": status})
 
 
-async def cancel_returned(uow: UnitOfWork, now: datetime | None = None) -> int:
+async def cancel_returned(uow: UnitOfWork, now: datetime | None = None,
+                          limit: int = 500) -> int:
     """Pending follow-ups of orders returned or cancelled since they were scheduled
-    (a partly returned order: those whose products all went back)."""
+    (a partly returned order: those whose products all went back). The mail itself
+    checks again when due; this keeps the lists and counts true before that."""
     now = now or utcnow()
     s = uow.session
     rows = (await s.execute(
@@ -106,7 +108,10 @@ async def cancel_returned(uow: UnitOfWork, now: datetime | None = None) -> int:
         .join(Order, Order.id == Followup.order_id)
         .outerjoin(FollowupSequence, FollowupSequence.id == Followup.sequence_id)
         .where(Followup.status == "pending", Order.status.in_(_MAYBE_GONE))
-        .limit(500))).all()
+        # whole returns and cancellations first: they need no look at the lines
+        .order_by(case((Order.status == OrderStatus.PARTLY_RETURNED.value, 1), else_=0),
+                  Followup.id)
+        .limit(limit))).all()
     if not rows:
         return 0
     ancestors = await category_ancestors(s)
