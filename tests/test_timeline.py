@@ -46,6 +46,7 @@ from saumaton.db.uow import Database
 from saumaton.events.models import OutboxEvent
 from saumaton.followups.models import Followup
 from saumaton.loyalty.models import LoyaltyEntry
+from saumaton.mail.models import MailEvent
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import LineIn, OrderIn, OrderOut
 from saumaton.orders.services import place_order
@@ -136,6 +137,10 @@ async def test_every_source_appears_newest_first(db: Database, shop: Shop,
         s.add(Followup(dedupe_key=f"test:{uuid.uuid4().hex}", kind="step", customer_id=c.id,
                        order_id=sale.id, due_at=now, status="sent", closed_at=now,
                        subject="Näin käytät seerumia"))
+        # the mail provider's report on a mail to her address (docs/mail.md)
+        s.add(MailEvent(event_id=f"test-{uuid.uuid4().hex}", kind="soft_bounce",
+                        email=str(c.email).lower(), occurred_at=now, received_at=now,
+                        consents_withdrawn=0))
         await uow.commit()
     await note(db, c.id, "Suosii sävyä 2N, herkkä iho.", "service")
     [tried] = await make_variants(db, [1990], stock={shop.store1: 1})

@@ -48,7 +48,7 @@ from saumaton.db.uow import UnitOfWork
 from saumaton.followups.models import Followup
 from saumaton.locations.models import Channel
 from saumaton.loyalty.models import LoyaltyEntry
-from saumaton.mail.models import OutgoingMail
+from saumaton.mail.models import MailEvent, OutgoingMail
 from saumaton.orders.lifecycle import OPEN_FULFILMENT, OrderStatus
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.services import order_number
@@ -230,6 +230,11 @@ async def export_customer(session: AsyncSession, actor: Actor,
                  _mails_query([*ids, *merged_from], order_ids,
                               emails | await _conversation_emails(session, conv_ids),
                               conv_ids))).all()]
+    mail_events = [{"type": e.kind, "email": e.email, "mail_id": e.mail_id,
+                    "at": _iso(e.occurred_at), "received_at": _iso(e.received_at)}
+                   for e in (await session.scalars(
+                       select(MailEvent).where(MailEvent.email.in_(sorted(emails)))
+                       .order_by(MailEvent.id))).all()] if emails else []
     merges = [{"id": m.id, "role": "kept" if m.kept_id == customer_id else "merged",
                "kept_id": m.kept_id, "merged_id": m.merged_id, "merged_by": m.merged_by,
                "merged_at": _iso(m.merged_at), "undone_at": _iso(m.undone_at),
@@ -259,6 +264,7 @@ async def export_customer(session: AsyncSession, actor: Actor,
         "carts": carts,
         "analytics_events": events,
         "mails": mails,
+        "mail_events": mail_events,
         "merges": merges,
         "loyalty": [{"kind": e.kind, "points": e.points, "order_id": e.order_id,
                      "channel": e.channel, "reason": e.reason,
@@ -512,6 +518,9 @@ async def erase_customer(uow: UnitOfWork, actor: Actor, customer_id: int,
                         else _redact(mail.subject, values))
     await s.flush()
     anonymised["outgoing_mail"] = len(mails)
+    # The mail provider's bounce and complaint reports name the person's addresses.
+    deleted["mail_events"] = _rowcount(await s.execute(
+        delete(MailEvent).where(MailEvent.email.in_(sorted(emails))))) if emails else 0
 
     # Analytics: the events stay as anonymous counts; the visitor ids that linked them
     # to this person are removed wherever they occur.
