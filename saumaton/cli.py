@@ -735,6 +735,62 @@ def report_journal(
     sys.stdout.flush()
 
 
+mail_app = typer.Typer(help="Mail: the provider's bounce and complaint reports.",
+                       no_args_is_help=True)
+app.add_typer(mail_app, name="mail")
+
+
+@mail_app.command("events")
+def mail_events(
+    file: Annotated[str, typer.Argument(help="a JSON array of events, as POST "
+                                             "/api/v1/mail/events takes")],
+    database_url: DbUrl = None,
+) -> None:
+    """Record bounces and complaints from a provider's export (docs/mail.md): hard
+    bounces and complaints turn the address's marketing consent off; idempotent on the
+    event id. An invalid file records nothing and lists every error."""
+    import json
+    from pathlib import Path
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from saumaton.core.actor import SYSTEM
+    from saumaton.db.uow import Database
+    from saumaton.mail.events import MailEventIn, record_events
+
+    try:
+        raw = json.loads(Path(file).read_text(encoding="utf-8"))
+        batch = TypeAdapter(list[MailEventIn]).validate_python(raw)
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, ValidationError):
+            for e in exc.errors():
+                where = ".".join(str(p) for p in e["loc"])
+                console.print(f"[red]{where}[/red]: {e['type']}: {e['msg']}")
+        else:
+            console.print(f"[red]{file}[/red]: {exc}")
+        console.print("nothing recorded")
+        raise typer.Exit(1) from None
+
+    async def run() -> tuple[int, int, int]:
+        db = Database(_url(database_url))
+        try:
+            recorded = duplicates = withdrawn = 0
+            for start in range(0, len(batch), 1000):  # the API's batch size
+                async with db.uow() as uow:
+                    result = await record_events(uow, SYSTEM, batch[start:start + 1000])
+                    await uow.commit()
+                recorded += result.recorded
+                duplicates += result.duplicates
+                withdrawn += len(result.withdrawn)
+            return recorded, duplicates, withdrawn
+        finally:
+            await db.dispose()
+
+    recorded, duplicates, withdrawn = asyncio.run(run())
+    console.print(f"{recorded} recorded, {duplicates} already recorded, "
+                  f"{withdrawn} consent(s) withdrawn")
+
+
 @app.command("wait-ready")
 def wait_ready(url: str = "http://127.0.0.1:8000/healthz", timeout: float = 30.0) -> None:
     """Poll URL until it answers 200 (for scripts)."""

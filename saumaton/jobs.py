@@ -30,9 +30,11 @@ from saumaton.checkout.jobs import run_checkout_jobs
 from saumaton.config import Settings
 from saumaton.db.uow import Database
 from saumaton.events.hub import EventHub
+from saumaton.followups.sender import run_followups_job
 from saumaton.giftcards.jobs import run_expiry as run_gift_card_expiry
 from saumaton.inventory.expiry import run_expiry as run_reservation_expiry
 from saumaton.loyalty.ledger import run_expiry as run_loyalty_expiry
+from saumaton.mail.mailings import run_segment_mailings
 from saumaton.mail.sender import run_mail_sender
 from saumaton.outbound_webhooks.worker import run_webhook_worker
 from saumaton.payments.paytrail.client import PaytrailClient, PaytrailConfig
@@ -88,6 +90,14 @@ JOBS: tuple[Job, ...] = (
         "one survey per order: INSERT … ON CONFLICT (order_id) DO NOTHING, mail queued "
         "only by the process whose insert won",
         lambda c: run_nps_job(c.db, c.live, c.stop)),
+    Job("follow-ups", SKIP_LOCKED,
+        "each purchase scheduled once (INSERT … ON CONFLICT (order_id) DO NOTHING); due "
+        "mails claimed FOR UPDATE SKIP LOCKED, their status re-checked after the claim",
+        lambda c: run_followups_job(c.db, c.live, c.stop)),
+    Job("segment mailings", IDEMPOTENT,
+        "each batch's mails and the mailing's new position commit together; the position "
+        "moves only from where the batch started (a conditional UPDATE)",
+        lambda c: run_segment_mailings(c.db, c.live, c.stop)),
     Job("loyalty point expiry", IDEMPOTENT,
         "the customer row locked, one `expire:<entry>` key per lapsed lot",
         lambda c: run_loyalty_expiry(c.db, stop=c.stop)),

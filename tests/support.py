@@ -152,12 +152,15 @@ async def build_shop(db: Database) -> Shop:
 
 async def make_variants(db: Database, prices: list[int], *, stock: dict[int, int] | None = None,
                         vat_class: str = "standard", attributes: list[dict[str, str]] | None
-                        = None, gift_card: bool = False) -> list[dict[str, object]]:
-    """A product with one variant per price, stocked per location; returns variant dicts."""
+                        = None, gift_card: bool = False,
+                        category: str | None = None) -> list[dict[str, object]]:
+    """A product with one variant per price, stocked per location (in the category with
+    the slug `category`, if given); returns variant dicts."""
     tag = uuid.uuid4().hex[:8]
     data = ProductIn(
         slug=f"p-{tag}", name=f"Product {tag}", brand="Test",
         vat_class="zero" if gift_card else vat_class, gift_card=gift_card,
+        category_slug=category,
         variants=[VariantIn(sku=f"SKU-{tag}-{i}", ean=new_ean(), name=f"V{i}",
                             attributes=(attributes[i] if attributes else {}), price_cents=p)
                   for i, p in enumerate(prices)],

@@ -52,9 +52,11 @@ from saumaton.customers.notes import add_note, set_preference
 from saumaton.customers.services import CustomerIn, CustomerOut, create_customer, get_customer
 from saumaton.db.uow import Database
 from saumaton.events.models import OutboxEvent
+from saumaton.followups.models import Followup
 from saumaton.giftcards.models import GiftCard
 from saumaton.loyalty.ledger import balance, reverse_for_order
 from saumaton.loyalty.models import LoyaltyEntry
+from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import LineIn, OrderIn, OrderOut
 from saumaton.orders.services import place_order
@@ -79,7 +81,7 @@ CUSTOMER_TABLES = {
     "account_tokens", "analytics_events", "carts", "customer_accounts", "customer_addresses",
     "customer_consents", "customer_identities", "customer_notes", "customer_preferences",
     "customer_tags", "orders", "loyalty_entries", "conversations", "nps_surveys",
-    "gift_cards", "returns", "try_reservations",
+    "gift_cards", "returns", "try_reservations", "outgoing_mail", "followups",
 }
 
 
@@ -357,6 +359,12 @@ async def test_merge_moves_everything_and_undo_restores_it(
                              location_id=shop.store1, stock_reservation_id=0,
                              customer_id=merged_id, name="Maija", status="released",
                              expires_at=utcnow()))
+        s.add(Followup(dedupe_key=f"test:{uuid.uuid4().hex}", kind="step",
+                       customer_id=merged_id, order_id=merged_store.id, due_at=utcnow(),
+                       status="sent", closed_at=utcnow(), subject="Käyttövinkit"))
+        # a marketing mail already sent (a queued one would be any sender's to take)
+        s.add(OutgoingMail(kind="test_offer", to_addr=web_email, subject="Tarjous",
+                           body_text="t", status="sent", customer_id=merged_id))
         await uow.commit()
     seeded = await belongs_to(db, merged_id)
     assert set(seeded) == CUSTOMER_TABLES, "seed every customer table for the merged one"

@@ -523,6 +523,7 @@ class WireMail:
     subject: str
     text: str
     html: str
+    list_unsubscribe: str = ""
 
 
 @pytest.mark.parametrize("subject", [

@@ -86,7 +86,8 @@ PATH_VALUES: dict[str, str] = {
     "z_number": MISSING, "card": "0000000000000000", "webhook_id": MISSING,
     "delivery_id": MISSING, "barcode_id": MISSING,
     "session_id": MISSING, "grant_id": MISSING, "identity_id": MISSING, "tag": "no-such-tag",
-    "segment_id": MISSING, "try_id": MISSING, "try_code": "KTNOSUCH",
+    "segment_id": MISSING, "sequence_id": MISSING, "try_id": MISSING, "try_code": "KTNOSUCH",
+    "mailing_id": MISSING,
 }
 # Query strings for pages that need one to show anything.
 # A location-scoped list asks for store 1 (where the store roles work): without one it

@@ -44,7 +44,9 @@ from saumaton.customers.timeline import (
 )
 from saumaton.db.uow import Database
 from saumaton.events.models import OutboxEvent
+from saumaton.followups.models import Followup
 from saumaton.loyalty.models import LoyaltyEntry
+from saumaton.mail.models import MailEvent
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import LineIn, OrderIn, OrderOut
 from saumaton.orders.services import place_order
@@ -131,6 +133,14 @@ async def test_every_source_appears_newest_first(db: Database, shop: Shop,
         s.add(LoyaltyEntry(customer_id=c.id, kind="adjust", points=37, order_id=sale.id,
                            channel="pos-1", reason="test bonus",
                            key=f"adjust:test:{uuid.uuid4().hex}", created_at=now))
+        # an after-purchase follow-up sent (docs/follow-ups.md)
+        s.add(Followup(dedupe_key=f"test:{uuid.uuid4().hex}", kind="step", customer_id=c.id,
+                       order_id=sale.id, due_at=now, status="sent", closed_at=now,
+                       subject="Näin käytät seerumia"))
+        # the mail provider's report on a mail to her address (docs/mail.md)
+        s.add(MailEvent(event_id=f"test-{uuid.uuid4().hex}", kind="soft_bounce",
+                        email=str(c.email).lower(), occurred_at=now, received_at=now,
+                        consents_withdrawn=0))
         await uow.commit()
     await note(db, c.id, "Suosii sävyä 2N, herkkä iho.", "service")
     [tried] = await make_variants(db, [1990], stock={shop.store1: 1})
@@ -165,6 +175,9 @@ async def test_every_source_appears_newest_first(db: Database, shop: Shop,
     [refund] = [e for e in events if e.kind == "refund"]
     assert (refund.amount_cents, refund.status, refund.number) == (500, "refund_due",
                                                                    sale.number)
+    [followup] = [e for e in events if e.kind == "followup"]
+    assert (followup.status, followup.text, followup.number) == (
+        "sent", "Näin käytät seerumia", sale.number)
     [nps] = [e for e in events if e.kind == "nps"]
     assert (nps.score, nps.text, nps.number) == (9, "Hyvää palvelua", sale.number)
     notes = [e.text for e in events if e.kind == "note"]

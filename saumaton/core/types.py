@@ -131,6 +131,8 @@ def _strict_schema(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     kind = schema.get("type")
+    if not isinstance(kind, str):  # a model's field named "type" (a mapping of fields)
+        kind = None
     out: dict[str, Any] = {}
     for key, value in schema.items():
         # serialisation and metadata describe output and docs, not validation

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from saumaton.analytics.models import AnalyticsEvent
@@ -45,9 +45,10 @@ from saumaton.customers.models import (
 from saumaton.customers.segments import forget_in_exports
 from saumaton.customers.sessions import forget_sessions
 from saumaton.db.uow import UnitOfWork
+from saumaton.followups.models import Followup
 from saumaton.locations.models import Channel
 from saumaton.loyalty.models import LoyaltyEntry
-from saumaton.mail.models import OutgoingMail
+from saumaton.mail.models import MailEvent, OutgoingMail
 from saumaton.orders.lifecycle import OPEN_FULFILMENT, OrderStatus
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.services import order_number
@@ -146,12 +147,13 @@ async def _conversation_emails(session: AsyncSession, conversation_ids: list[int
 
 def _mails_query(customer_ids: list[int], order_ids: list[int], emails: set[str],
                  conversation_ids: list[int]) -> Select[OutgoingMail]:
-    """Mails to the person: sent to one of their addresses, or about their account, one
-    of their orders (receipts, confirmations) or one of their chats (the shop's copy of
-    an offline message, with Reply-To: them)."""
+    """Mails to the person: sent to one of their addresses, marketing mail to them
+    (`customer_id`), or about their account, one of their orders (receipts,
+    confirmations) or one of their chats (the shop's copy of an offline message, with
+    Reply-To: them)."""
     refs = ([f"customer:{i}" for i in customer_ids] + [order_number(i) for i in order_ids]
             + [f"conversation:{i}" for i in conversation_ids])
-    conds = [OutgoingMail.reference.in_(refs)]
+    conds = [OutgoingMail.reference.in_(refs), OutgoingMail.customer_id.in_(customer_ids)]
     if emails:
         conds.append(func.lower(OutgoingMail.to_addr).in_(sorted(emails)))
         conds.append(func.lower(OutgoingMail.reply_to).in_(sorted(emails)))
@@ -228,6 +230,11 @@ async def export_customer(session: AsyncSession, actor: Actor,
                  _mails_query([*ids, *merged_from], order_ids,
                               emails | await _conversation_emails(session, conv_ids),
                               conv_ids))).all()]
+    mail_events = [{"type": e.kind, "email": e.email, "mail_id": e.mail_id,
+                    "at": _iso(e.occurred_at), "received_at": _iso(e.received_at)}
+                   for e in (await session.scalars(
+                       select(MailEvent).where(MailEvent.email.in_(sorted(emails)))
+                       .order_by(MailEvent.id))).all()] if emails else []
     merges = [{"id": m.id, "role": "kept" if m.kept_id == customer_id else "merged",
                "kept_id": m.kept_id, "merged_id": m.merged_id, "merged_by": m.merged_by,
                "merged_at": _iso(m.merged_at), "undone_at": _iso(m.undone_at),
@@ -257,6 +264,7 @@ async def export_customer(session: AsyncSession, actor: Actor,
         "carts": carts,
         "analytics_events": events,
         "mails": mails,
+        "mail_events": mail_events,
         "merges": merges,
         "loyalty": [{"kind": e.kind, "points": e.points, "order_id": e.order_id,
                      "channel": e.channel, "reason": e.reason,
@@ -270,6 +278,12 @@ async def export_customer(session: AsyncSession, actor: Actor,
                 for n in (await session.scalars(
                     select(NpsSurvey).where(NpsSurvey.customer_id.in_(ids))
                     .order_by(NpsSurvey.id))).all()],
+        "followups": [{"order_id": f.order_id, "kind": f.kind, "status": f.status,
+                       "subject": f.subject, "due_at": _iso(f.due_at),
+                       "closed_at": _iso(f.closed_at)}
+                      for f in (await session.scalars(
+                          select(Followup).where(Followup.customer_id.in_(ids))
+                          .order_by(Followup.id))).all()],
     }
 
 
@@ -504,6 +518,9 @@ async def erase_customer(uow: UnitOfWork, actor: Actor, customer_id: int,
                         else _redact(mail.subject, values))
     await s.flush()
     anonymised["outgoing_mail"] = len(mails)
+    # The mail provider's bounce and complaint reports name the person's addresses.
+    deleted["mail_events"] = _rowcount(await s.execute(
+        delete(MailEvent).where(MailEvent.email.in_(sorted(emails))))) if emails else 0
 
     # Analytics: the events stay as anonymous counts; the visitor ids that linked them
     # to this person are removed wherever they occur.
@@ -530,6 +547,14 @@ async def erase_customer(uow: UnitOfWork, actor: Actor, customer_id: int,
     anonymised["try_reservations"] = _rowcount(await s.execute(
         update(TryReservation).where(TryReservation.customer_id.in_(ids))
         .values(name="", phone="", email="")
+        .execution_options(synchronize_session=False)))
+
+    # Follow-up e-mails: nothing more is sent; the subjects (they may name her) go.
+    anonymised["followups"] = _rowcount(await s.execute(
+        update(Followup).where(Followup.customer_id.in_(ids))
+        .values(subject="", status=case((Followup.status == "pending", "cancelled"),
+                                        else_=Followup.status),
+                reason=case((Followup.status == "pending", "erased"), else_=Followup.reason))
         .execution_options(synchronize_session=False)))
 
     # Merges: the record of what moved stays (ids), the personal fields it kept go.

@@ -377,15 +377,16 @@ async def get_segment(session: AsyncSession, segment_id: int) -> SegmentOut:
 
 async def members(uow: UnitOfWork, segment_id: int, *, marketing_only: bool = True,
                   at: datetime | None = None, batch: int = BATCH,
-                  settings: Settings | None = None) -> AsyncIterator[Member]:
+                  settings: Settings | None = None, after: int = 0
+                  ) -> AsyncIterator[Member]:
     """The segment's members in customer id order, a batch of ids per query (keyset):
     only those whose marketing e-mail consent is in force unless `marketing_only` is
-    False (the owner's full export). What an e-mail sequence sends to."""
+    False (the owner's full export). What an e-mail sequence sends to. `after`: only
+    customers with a larger id (resuming a send in batches, mail/mailings.py)."""
     seg = await get_segment(uow.session, segment_id)
     where = conditions(seg.rules, at, settings)
     if marketing_only:
         where.append(Customer.id.in_(_consented()))
-    after = 0
     while True:
         ids = [int(i) for i in (await uow.session.scalars(
             select(Customer.id).where(*where, Customer.id > after)

@@ -28,9 +28,18 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from saumaton.core.actor import Actor
 from saumaton.core.errors import NotFound, ValidationFailed
-from saumaton.customers.models import Customer, CustomerConsent, CustomerMerge, CustomerNote
+from saumaton.customers.models import (
+    Customer,
+    CustomerAccount,
+    CustomerConsent,
+    CustomerIdentity,
+    CustomerMerge,
+    CustomerNote,
+)
+from saumaton.followups.models import Followup
 from saumaton.locations.models import Channel, Location
 from saumaton.loyalty.models import LoyaltyEntry
+from saumaton.mail.models import MailEvent
 from saumaton.orders.models import Order
 from saumaton.orders.services import order_number
 from saumaton.payments.models import Refund
@@ -44,8 +53,8 @@ PREVIEW = 140  # characters of a chat's first message shown on the timeline
 TRANSCRIPT_LIMIT = 500  # messages of one chat shown (the newest)
 
 # Sources in their tie-break order (events at the same instant: higher rank first).
-SOURCES = ("merge", "consent", "loyalty", "nps", "note", "chat_closed", "chat_started",
-           "refund", "collected", "order", "try")
+SOURCES = ("merge", "consent", "mail", "loyalty", "nps", "note", "chat_closed", "chat_started",
+           "refund", "collected", "order", "try", "followup")
 _RANK = {name: i for i, name in enumerate(SOURCES)}
 _Row = TypeVarTuple("_Row")
 
@@ -67,10 +76,15 @@ class TimelineEvent:
     - nps: score, text (comment), number (the order)
     - loyalty: status (earn|redeem|expire|reverse|adjust|refund), points, text (reason)
     - consent: status (marketing_email|marketing_sms), granted, channel
+    - mail: the mail provider's report on a mail to one of their addresses
+      (docs/mail.md): status (hard_bounce|soft_bounce|complaint), text (the address)
     - merge: ref_id (the other customer), status (merged|undone), who
     - try: a reservation to try in a store (docs/reserve-to-try.md): number (its code),
       place (the store), status (active|sold|released|expired), text (the product),
       order_id (the sale it became)
+    - followup: an after-purchase e-mail (docs/follow-ups.md) sent or not sent:
+      status (sent|skipped_no_consent|skipped_no_address), channel (step|refill),
+      text (the subject as sent), number and order_id (the purchase)
     """
 
     kind: str
@@ -345,8 +359,41 @@ async def _tries(s: AsyncSession, cid: int, cur: _Cursor | None,
             for rid, when, code, status, oid, store, product, variant in rows]
 
 
+async def _followups(s: AsyncSession, cid: int, cur: _Cursor | None,
+                     limit: int) -> list[TimelineEvent]:
+    """Follow-up e-mails sent or skipped (pending and cancelled ones are not events)."""
+    f = Followup
+    at = f.closed_at
+    rows = (await s.execute(_page(
+        select(f.id, at, f.status, f.kind, f.subject, f.order_id)
+        .where(f.customer_id == cid, at.is_not(None), f.status != "cancelled",
+               f.status != "pending", _older("followup", at, f.id, cur)),
+        at, f.id, limit))).all()
+    return [TimelineEvent("followup", _at(when), int(fid), status=str(status),
+                          channel=str(kind), text=str(subject),
+                          number=order_number(int(oid)), order_id=int(oid))
+            for fid, when, status, kind, subject, oid in rows]
+
+
+async def _mail_events(s: AsyncSession, cid: int, cur: _Cursor | None,
+                       limit: int) -> list[TimelineEvent]:
+    """Bounces and complaints about any of the customer's e-mail addresses (the
+    provider reports an address, not a customer)."""
+    at = MailEvent.occurred_at
+    addresses = select(CustomerIdentity.value).where(
+        CustomerIdentity.customer_id == cid, CustomerIdentity.kind == "email").union(
+        select(func.lower(CustomerAccount.email)).where(CustomerAccount.customer_id == cid))
+    rows = (await s.execute(_page(
+        select(MailEvent.id, at, MailEvent.kind, MailEvent.email)
+        .where(MailEvent.email.in_(addresses), _older("mail", at, MailEvent.id, cur)),
+        at, MailEvent.id, limit))).all()
+    return [TimelineEvent("mail", when, int(rid), status=str(kind), text=str(email))
+            for rid, when, kind, email in rows]
+
+
 _SOURCES: tuple[Source, ...] = (_orders, _collected, _refunds, _chats_started, _chats_closed,
-                                _notes, _nps, _loyalty, _consents, _merges, _tries)
+                                _notes, _nps, _loyalty, _consents, _merges, _tries,
+                                _mail_events, _followups)
 
 
 async def timeline(session: AsyncSession, actor: Actor, customer_id: int, limit: int = 100,

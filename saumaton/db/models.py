@@ -32,6 +32,7 @@ from saumaton.customers.models import (
 from saumaton.db.base import Base
 from saumaton.db.idempotency import IdempotencyRecord
 from saumaton.events.models import OutboxEvent
+from saumaton.followups.models import Followup, FollowupOrder, FollowupSequence, FollowupStep
 from saumaton.giftcards.models import GiftCard, GiftCardEntry
 from saumaton.inventory.models import (
     StockCount,
@@ -100,6 +101,10 @@ __all__ = [
     "CustomerSession",
     "CustomerTag",
     "DrawerSession",
+    "Followup",
+    "FollowupOrder",
+    "FollowupSequence",
+    "FollowupStep",
     "GiftCard",
     "GiftCardEntry",
     "IdempotencyRecord",

@@ -30,6 +30,7 @@ from saumaton.customers.services import CustomerIn, create_customer
 from saumaton.db.uow import Database
 from saumaton.demo import images as pictures
 from saumaton.demo.names import DEMO_MOBILE_PREFIXES, ascii_slug, random_name
+from saumaton.followups.defaults import load_defaults as load_followup_defaults
 from saumaton.inventory.services import Move, apply_moves
 from saumaton.locations.models import Channel, Location
 from saumaton.orders.schemas import LineIn, OrderIn
@@ -293,6 +294,8 @@ async def load_demo(db: Database, *, media_dir: Path | None = None) -> DemoSumma
             s.add(cat)
             await s.flush()
             categories[slug] = cat
+        # After-purchase e-mails for skincare and shade products (docs/follow-ups.md).
+        await load_followup_defaults(uow)
         await uow.commit()
     loc_ids = {code: loc.id for code, loc in locations.items()}
 

@@ -43,12 +43,16 @@ def wake_event(db: Database) -> asyncio.Event:
 
 
 async def queue_mail(uow: UnitOfWork, *, kind: str, to: str, subject: str, text: str,
-                     html: str = "", reference: str = "", reply_to: str = "") -> int:
-    """`reply_to`: where an answer to the mail should go (the Reply-To header)."""
+                     html: str = "", reference: str = "", reply_to: str = "",
+                     customer_id: int | None = None, list_unsubscribe: str = "") -> int:
+    """`reply_to`: where an answer to the mail should go (the Reply-To header).
+    `customer_id` and `list_unsubscribe`: a marketing mail (mail/marketing.py queues
+    those: the sender checks the customer's consent again before sending)."""
     row = OutgoingMail(kind=kind[:32], to_addr=to, reply_to=reply_to[:320],
                        subject=subject[:300], body_text=text,
                        body_html=html, reference=reference[:100], status="queued",
-                       attempts=0, last_error="", next_attempt_at=utcnow())
+                       attempts=0, last_error="", next_attempt_at=utcnow(),
+                       customer_id=customer_id, list_unsubscribe=list_unsubscribe)
     uow.session.add(row)
     await uow.session.flush()
     wake_after_commit(uow)

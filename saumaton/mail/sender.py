@@ -31,9 +31,10 @@ from saumaton.core.clock import utcnow
 from saumaton.core.waiting import first_of
 from saumaton.db.uow import Database
 from saumaton.mail.inline import inline_images
+from saumaton.mail.marketing import consenting
 from saumaton.mail.models import OutgoingMail
 from saumaton.mail.queue import LEASE, sender_running, take_handed, take_poll, wake_event
-from saumaton.mail.wire import message_bytes
+from saumaton.mail.wire import message_bytes, unsubscribe_headers
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ MAX_ATTEMPTS = 8
 POLL_SECONDS = 5.0
 SMTP_TIMEOUT = 30.0
 BATCH = 50
+WITHDRAWN = "not sent: the customer withdrew marketing e-mail consent"
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -58,12 +60,15 @@ class Claimed:
     html: str
     attempts: int  # including this one
     reply_to: str = ""
+    customer_id: int | None = None  # a marketing mail: sent only with consent in force
+    list_unsubscribe: str = ""  # the one-click unsubscribe URL ("" = none)
 
 
 @dataclass(frozen=True)
 class Outcome:
     error: str = ""  # "" when delivered
     permanent: bool = False  # no point retrying (the server refused the recipient)
+    suppressed: bool = False  # not sent: the customer's marketing consent is off
 
 
 # PostgreSQL: a claim and an outcome are one statement each, in a transaction of its
@@ -76,7 +81,7 @@ FROM (SELECT id FROM outgoing_mail WHERE status = 'queued' AND next_attempt_at <
       ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) due
 WHERE m.id = due.id
 RETURNING m.id, m.kind, m.to_addr, m.subject, m.body_text, m.body_html, m.attempts,
-          m.reply_to"""
+          m.reply_to, m.customer_id, m.list_unsubscribe"""
 _RECORD_SQL = """
 UPDATE outgoing_mail m SET status = r.status, last_error = r.error,
     sent_at = CASE WHEN r.status = 'sent' THEN $5 ELSE m.sent_at END,
@@ -90,8 +95,8 @@ async def _claim(db: Database, limit: int) -> list[Claimed]:
     now = utcnow()
     if db.is_postgres:
         due = await db.fetch_once(_CLAIM_SQL, now, now + LEASE, limit)
-        return sorted((Claimed(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in due),
-                      key=lambda m: m.id)
+        return sorted((Claimed(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+                       for r in due), key=lambda m: m.id)
     # A read first: on SQLite a claim takes the write lock, which sales also need.
     async with db.reader() as s:
         if await s.scalar(select(OutgoingMail.id).where(
@@ -110,12 +115,15 @@ async def _claim(db: Database, limit: int) -> list[Claimed]:
             r.attempts += 1
             r.next_attempt_at = now + LEASE
             claimed.append(Claimed(r.id, r.kind, r.to_addr, r.subject, r.body_text,
-                                   r.body_html, r.attempts, r.reply_to))
+                                   r.body_html, r.attempts, r.reply_to, r.customer_id,
+                                   r.list_unsubscribe))
         await uow.commit()
     return claimed
 
 
 def _next_state(out: Outcome, mail: Claimed, now: datetime) -> dict[str, object]:
+    if out.suppressed:
+        return {"status": "suppressed", "last_error": out.error[:500]}
     if not out.error:
         return {"status": "sent", "sent_at": now, "last_error": ""}
     if out.permanent or mail.attempts >= MAX_ATTEMPTS:
@@ -161,6 +169,8 @@ def build_message(mail: Claimed, settings: Settings, now: datetime) -> EmailMess
     msg["Message-ID"] = make_msgid(idstring=f"mail{mail.id}",
                                    domain=_domain(settings.mail_from))
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
+    for name, value in unsubscribe_headers(mail.list_unsubscribe):
+        msg[name] = value
     msg.set_content(mail.text)
     if mail.html:
         msg.add_alternative(mail.html, subtype="html")
@@ -266,16 +276,35 @@ async def send_due(db: Database, settings: Settings, limit: int = BATCH) -> int:
     return len(claimed)
 
 
+async def _withdrawn(db: Database, claimed: list[Claimed]) -> dict[int, Outcome]:
+    """The marketing mails among `claimed` whose customer's consent is off now, as
+    suppressed outcomes: one query for the batch, none when no mail is marketing."""
+    marketing = [m for m in claimed if m.customer_id is not None]
+    if not marketing:
+        return {}
+    async with db.reader() as s:
+        allowed = await consenting(s, {int(m.customer_id or 0) for m in marketing})
+    return {m.id: Outcome(WITHDRAWN, suppressed=True)
+            for m in marketing if m.customer_id not in allowed}
+
+
 async def _send(db: Database, settings: Settings, claimed: list[Claimed]) -> None:
     """Deliver claimed mails and record the outcomes."""
     now = utcnow()
-    batch = [(mail, wire_message(mail, settings, now)) for mail in claimed]
-    if settings.smtp_host:
+    suppressed = await _withdrawn(db, claimed)
+    batch = [(mail, wire_message(mail, settings, now)) for mail in claimed
+             if mail.id not in suppressed]
+    if not batch:
+        outcomes = {}
+    elif settings.smtp_host:
         outcomes = await asyncio.to_thread(_deliver_smtp, settings, batch)
     else:
         outcomes = await asyncio.to_thread(_deliver_files, settings, batch, now)
+    outcomes.update(suppressed)
+    if suppressed:
+        log.info("%d marketing mail(s) not sent: consent withdrawn", len(suppressed))
     for mail in claimed:
-        if outcomes[mail.id].error:
+        if outcomes[mail.id].error and not outcomes[mail.id].suppressed:
             log.warning("mail %d (%s) attempt %d failed: %s", mail.id, mail.kind,
                         mail.attempts, outcomes[mail.id].error)
     await _record(db, outcomes, claimed)

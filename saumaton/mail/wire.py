@@ -32,6 +32,8 @@ class Queued(Protocol):
     def text(self) -> str: ...
     @property
     def html(self) -> str: ...
+    @property
+    def list_unsubscribe(self) -> str: ...
 
 
 @lru_cache(maxsize=1024)  # the shop's own From on every mail; parsing it costs ~25 us
@@ -75,6 +77,16 @@ def _encoded_words(value: str) -> str:
         for w in words)
 
 
+def unsubscribe_headers(url: str) -> list[tuple[str, str]]:
+    """RFC 2369 and RFC 8058: the one-click unsubscribe a mail provider offers beside
+    the mail (it POSTs `List-Unsubscribe=One-Click` to the URL; web/unsubscribe.py).
+    Nothing for a URL a header cannot carry as it is (mail/marketing.py makes ASCII ones)."""
+    if not url or not url.isascii() or any(c in url for c in "\r\n<> "):
+        return []
+    return [("List-Unsubscribe", f"<{url}>"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
+
+
 def _part(kind: str, body: str) -> bytes:
     return (f'Content-Type: text/{kind}; charset="utf-8"\n'
             "Content-Transfer-Encoding: base64\n\n").encode() \
@@ -96,6 +108,7 @@ def message_bytes(mail: Queued, *, mail_from: str, message_id: str, now: datetim
     head += [f"Subject: {_text(mail.subject, 'Subject')}", f"Date: {format_datetime(now)}",
              f"Message-ID: {message_id}", "Auto-Submitted: auto-generated",
              "MIME-Version: 1.0"]
+    head += [f"{name}: {value}" for name, value in unsubscribe_headers(mail.list_unsubscribe)]
     if any(len(h) > _MAX_HEADER for h in head):
         return None
     if not mail.html:

@@ -81,12 +81,19 @@ AREAS: tuple[Area, ...] = (
               ("customer_id",)),
         Topic("nps.answered", N_("A customer answered a satisfaction survey"),
               ("customer_id",)),
+        Topic("followup.sent", N_("An after-purchase follow-up e-mail was sent"),
+              ("customer_id",)),
+        Topic("followup.skipped", N_("A follow-up e-mail was not sent (no consent or no "
+                                     "address when it fell due)"), ("customer_id",)),
     )),
     Area("segment", N_("Customer segments"), (
         Topic("segment.changed", N_("A customer segment was created, changed or deleted"),
               ("segment_id",)),
         Topic("segment.exported", N_("A segment's members were sent (consenting "
                                      "customers, in parts)"), ("segment_id",)),
+        Topic("followup.sequence_changed", N_("A follow-up e-mail sequence was created, "
+                                              "changed, or switched on or off"),
+              ("sequence_id",)),
     )),
     Area("product", N_("Products"), (
         Topic("product.created", N_("A product was created"), ("product_id",)),

@@ -642,6 +642,8 @@ def install(app: FastAPI) -> None:
     app.include_router(timeline_pages.router)
     app.include_router(board_pages.router)  # /pos/{code}/board, /backoffice/board, /board
     app.include_router(nps_pages.router)  # the public /nps/{token} pages
+    from saumaton.web import unsubscribe as unsubscribe_pages
+    app.include_router(unsubscribe_pages.router)  # the public /unsubscribe/{token} pages
     from saumaton.web import fulfilment as fulfilment_pages
     app.include_router(fulfilment_pages.router)  # /pos/{code}/orders, /backoffice/orders
     from saumaton.web.backoffice import home as backoffice_home

@@ -43,7 +43,8 @@ TOPICS = frozenset({
     "order.created", "order.paid", "order.cancelled", "order.collected",
     "order.picking", "order.ready", "order.packed", "order.shipped",
     "refund.created", "refund.ok", "refund.fail", "customer.updated", "customer.merged",
-    "customer.unmerged", "chat.message", "chat.updated", "loyalty.changed", "nps.answered"})
+    "customer.unmerged", "chat.message", "chat.updated", "loyalty.changed", "nps.answered",
+    "followup.sent", "followup.skipped"})
 
 
 def _no_customer(request: Request) -> Response:

@@ -80,6 +80,8 @@ NAV: tuple[NavGroup, ...] = (
                 "customers.read"),
         NavItem("segments", "/backoffice/segments", N_("Customer segments"), "segments.write",
                 everywhere=True),
+        NavItem("follow-ups", "/backoffice/follow-ups", N_("Follow-up e-mails"),
+                "followups.write", everywhere=True),
         NavItem("gift-cards", "/backoffice/gift-cards", N_("Gift cards"), "giftcards.read"),
     )),
     NavGroup(N_("Catalogue"), (

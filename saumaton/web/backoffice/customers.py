@@ -84,6 +84,8 @@ KINDS: Mapping[str, str] = {
     "gift_cards": N_("Store credit"),
     "returns": N_("Returns"),
     "try_reservations": N_("Reservations to try in a store"),
+    "followups": N_("Follow-up e-mails"),
+    "outgoing_mail": N_("Marketing e-mails (whose consent the sender checks)"),
 }
 MESSAGES: Mapping[str, str] = {
     "merge_same_customer": N_("Choose two different customers."),
