@@ -35,7 +35,7 @@ from saumaton.payments.terminal import TerminalResult
 from saumaton.tills.aisle import AisleDeliveryIn
 from saumaton.tills.catalogue import build_catalogue
 from saumaton.tills.sales import TillLineIn, TillPaymentIn, TillSaleIn, sell
-from tests.support import Server, Shop, make_variants, open_drawer, staff_actor
+from tests.support import Server, Shop, csrf_of, make_variants, open_drawer, staff_actor
 from tests.test_till_api import headers, till
 
 HOME = {"method": "home", "email": "aila.asiakas@example.com", "name": "Aila Asiakas",
@@ -373,3 +373,48 @@ async def test_the_till_pages_show_the_aisle_sale(web: httpx.AsyncClient, db: Da
     assert r.status_code == 422
     assert (r.json()["code"], r.json()["field"]) == ("address_required", "delivery.city")
     assert await _level(db, vid, shop.warehouse) == (3, 0)
+
+
+async def test_the_emailed_receipt_says_what_is_still_to_come(
+        web: httpx.AsyncClient, db: Database, shop: Shop) -> None:
+    """The receipt the till e-mails has what the printed one has: the lines still to
+    come (not the one she took), where they go and the order's number and e-mail;
+    a pickup says it is collected at this store."""
+    [here, there] = await make_variants(db, [1500, 2500], stock={shop.store2: 2,
+                                                                 shop.warehouse: 4})
+    cfg = await till(web, shop, db, "cashier2", "store-2")
+    mails = []
+    for delivery in (HOME, {"method": "pickup", "email": "nouto@example.com"}):
+        r = await web.post("/pos/store-2/api/sales", headers=headers(cfg), json={
+            "key": uuid.uuid4().hex, "session_id": cfg["sessionId"],
+            "lines": [{"variant_id": int(here["id"])},
+                      {"variant_id": int(there["id"]), "ship_from": shop.warehouse}],
+            "payments": [{"method": "cash", "tendered_cents": 5000}],
+            "delivery": delivery})
+        assert r.status_code == 201, r.text
+        order = r.json()["order"]
+        page = (await web.get(r.json()["receipt_url"])).text
+        csrf = csrf_of(page[page.index('data-testid="receipt-email-form"'):])
+        sent_to = f"kuitti-{uuid.uuid4().hex[:8]}@example.com"
+        r = await web.post(f"/pos/store-2/receipt/{order['id']}/email",
+                           data={"email": sent_to, "csrf_token": csrf})
+        assert r.status_code == 303, r.text
+        async with db.reader() as s:
+            mail = (await s.scalars(select(OutgoingMail).where(
+                OutgoingMail.kind == "receipt", OutgoingMail.to_addr == sent_to))).one()
+        mails.append((order, mail))
+
+    (home, mail), (pickup, mail2) = mails
+    taken, shipped = (ln["name"] for ln in home["lines"])
+    text = mail.body_text
+    assert taken in text  # among the items paid for
+    to_come = text[text.index("Tulossa myöhemmin:"):]
+    assert f"1 × {shipped}" in to_come and taken not in to_come
+    assert "Toimitetaan osoitteeseen: Aila Asiakas, Hämeenkatu 1, 33100 Tampere" in to_come
+    assert (f"Tilaus {home['number']}: toimituksen tiedot osoitteeseen "
+            "aila.asiakas@example.com") in to_come
+    assert "Tulossa myöhemmin" in mail.body_html and "Hämeenkatu 1" in mail.body_html
+    text2 = mail2.body_text
+    assert f"1 × {shipped}" in text2[text2.index("Tulossa myöhemmin:"):]
+    assert "Noudetaan tästä myymälästä" in text2 and "Hämeenkatu" not in text2
+    assert pickup["number"] in text2
