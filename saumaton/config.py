@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     db_pool_timeout: float = 30.0
     # Seconds between runs of the job that applies scheduled price changes.
     price_job_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Seconds between runs of the job that releases lapsed reservations to try (no-shows).
+    try_expiry_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
     # Where shoppers reach this app (links in Paytrail redirects); default http://host:port.
     public_url: str = ""
     # Paytrail: with both account and secret set, the real API is used (or paytrail_url

@@ -78,7 +78,8 @@ JOBS: tuple[Job, ...] = (
     Job("reserve-to-try expiry", SKIP_LOCKED,
         "no-shows claimed FOR UPDATE SKIP LOCKED, each closed by a conditional UPDATE, the "
         "note queued in the same transaction (tryon.services.expire_due)",
-        lambda c: run_try_expiry(c.db, c.live, c.stop)),
+        lambda c: run_try_expiry(c.db, c.live, c.stop,
+                                 c.settings.try_expiry_interval_seconds)),
     Job("mail sender", SKIP_LOCKED,
         "a batch claimed FOR UPDATE SKIP LOCKED and leased; sent once per claim",
         lambda c: run_mail_sender(c.db, c.live, c.stop)),

@@ -55,7 +55,7 @@ async def todos(s: AsyncSession, actor: Actor, now: datetime) -> list[Todo]:
         tw = [] if stores is None else [or_(StockTransfer.to_location_id.in_(stores),
                                             StockTransfer.from_location_id.in_(stores))]
         out.append(Todo("transfers", await _count(s, select(StockTransfer.id).where(
-            StockTransfer.status == "in_transit", *tw))))
+            StockTransfer.status.in_(("requested", "in_transit")), *tw))))
     if actor.can("prices.read"):
         out.append(Todo("price_changes", await _count(s, select(PriceChange.id).where(
             PriceChange.status == "scheduled"))))

@@ -27,7 +27,7 @@ from saumaton.fulfilment.queue import OrderQuery, order_page, pick_list
 from saumaton.fulfilment.steps import cancel_order, mark_packed, mark_ready, mark_shipped
 from saumaton.inventory.models import StockLevel, StockReservation, StockTransfer
 from saumaton.inventory.services import reserve
-from saumaton.inventory.transfers import receive
+from saumaton.inventory.transfers import receive, send_requested
 from saumaton.locations.services import channel_by_code
 from saumaton.mail.models import OutgoingMail
 from saumaton.orders.services import business_day
@@ -35,7 +35,16 @@ from saumaton.payments.terminal import TerminalResult
 from saumaton.tills.aisle import AisleDeliveryIn
 from saumaton.tills.catalogue import build_catalogue
 from saumaton.tills.sales import TillLineIn, TillPaymentIn, TillSaleIn, sell
-from tests.support import Server, Shop, make_variants, open_drawer, staff_actor
+from tests.support import (
+    Server,
+    Shop,
+    csrf_of,
+    make_variants,
+    open_drawer,
+    staff_actor,
+    staff_login,
+    text_of,
+)
 from tests.test_till_api import headers, till
 
 HOME = {"method": "home", "email": "aila.asiakas@example.com", "name": "Aila Asiakas",
@@ -129,10 +138,10 @@ async def test_pickup_here_with_a_transfer(db: Database, shop: Shop,
     ], delivery={"method": "pickup", "email": "noutaja@example.com"}), settings=settings)
     assert order.status == "paid" and order.delivery and order.delivery.method == "pickup"
     assert order.location_id == shop.store2
-    assert await _level(db, int(v["id"]), shop.store1) == (0, 0)  # in transit
+    assert await _level(db, int(v["id"]), shop.store1) == (1, 1)  # held there to send
     async with db.reader() as s:
         t = await s.scalar(select(StockTransfer).where(StockTransfer.order_id == order.id))
-        assert t is not None and t.status == "in_transit"
+        assert t is not None and t.status == "requested"
         assert (t.from_location_id, t.to_location_id) == (shop.store1, shop.store2)
         transfer_id = int(t.id)
         # Helsinki ships it: its queue lists the order.
@@ -141,6 +150,10 @@ async def test_pickup_here_with_a_transfer(db: Database, shop: Shop,
                                 timezone=settings.timezone)
         assert order.number in [r.number for r in page.rows]
     manager = await staff_actor(db, shop, "manager")
+    async with db.uow() as uow:
+        await send_requested(uow, manager, transfer_id)
+        await uow.commit()
+    assert await _level(db, int(v["id"]), shop.store1) == (0, 0)  # in transit
     async with db.uow() as uow:
         await receive(uow, manager, transfer_id)
         await uow.commit()
@@ -307,7 +320,8 @@ async def test_two_tills_race_for_the_last_unit(db: Database, shop: Shop,
     lost = [r for r in results if isinstance(r, Conflict)]
     assert len(won) == 1 and len(lost) == 1
     assert lost[0].code == "aisle_sold_out"
-    assert await _level(db, vid, shop.warehouse) == (0, 0)
+    # home delivery: sold off the shelf; pickup: held on it until the transfer is sent
+    assert await _level(db, vid, shop.warehouse) in ((0, 0), (1, 1))
 
 
 async def test_two_till_clients_race_over_http(db: Database, shop: Shop,
@@ -373,3 +387,117 @@ async def test_the_till_pages_show_the_aisle_sale(web: httpx.AsyncClient, db: Da
     assert r.status_code == 422
     assert (r.json()["code"], r.json()["field"]) == ("address_required", "delivery.city")
     assert await _level(db, vid, shop.warehouse) == (3, 0)
+
+
+async def test_the_emailed_receipt_says_what_is_still_to_come(
+        web: httpx.AsyncClient, db: Database, shop: Shop) -> None:
+    """The receipt the till e-mails has what the printed one has: the lines still to
+    come (not the one she took), where they go and the order's number and e-mail;
+    a pickup says it is collected at this store."""
+    [here, there] = await make_variants(db, [1500, 2500], stock={shop.store2: 2,
+                                                                 shop.warehouse: 4})
+    cfg = await till(web, shop, db, "cashier2", "store-2")
+    mails = []
+    for delivery in (HOME, {"method": "pickup", "email": "nouto@example.com"}):
+        r = await web.post("/pos/store-2/api/sales", headers=headers(cfg), json={
+            "key": uuid.uuid4().hex, "session_id": cfg["sessionId"],
+            "lines": [{"variant_id": int(here["id"])},
+                      {"variant_id": int(there["id"]), "ship_from": shop.warehouse}],
+            "payments": [{"method": "cash", "tendered_cents": 5000}],
+            "delivery": delivery})
+        assert r.status_code == 201, r.text
+        order = r.json()["order"]
+        page = (await web.get(r.json()["receipt_url"])).text
+        csrf = csrf_of(page[page.index('data-testid="receipt-email-form"'):])
+        sent_to = f"kuitti-{uuid.uuid4().hex[:8]}@example.com"
+        r = await web.post(f"/pos/store-2/receipt/{order['id']}/email",
+                           data={"email": sent_to, "csrf_token": csrf})
+        assert r.status_code == 303, r.text
+        async with db.reader() as s:
+            mail = (await s.scalars(select(OutgoingMail).where(
+                OutgoingMail.kind == "receipt", OutgoingMail.to_addr == sent_to))).one()
+        mails.append((order, mail))
+
+    (home, mail), (pickup, mail2) = mails
+    taken, shipped = (ln["name"] for ln in home["lines"])
+    text = mail.body_text
+    assert taken in text  # among the items paid for
+    to_come = text[text.index("Tulossa myöhemmin:"):]
+    assert f"1 × {shipped}" in to_come and taken not in to_come
+    assert "Toimitetaan osoitteeseen: Aila Asiakas, Hämeenkatu 1, 33100 Tampere" in to_come
+    assert (f"Tilaus {home['number']}: toimituksen tiedot osoitteeseen "
+            "aila.asiakas@example.com") in to_come
+    assert "Tulossa myöhemmin" in mail.body_html and "Hämeenkatu 1" in mail.body_html
+    text2 = mail2.body_text
+    assert f"1 × {shipped}" in text2[text2.index("Tulossa myöhemmin:"):]
+    assert "Noudetaan tästä myymälästä" in text2 and "Hämeenkatu" not in text2
+    assert pickup["number"] in text2
+
+
+async def test_pickup_here_sent_received_made_ready_and_handed_over(
+        web: httpx.AsyncClient, db: Database, shop: Shop, settings: Settings) -> None:
+    """The pickup path through the pages: the warehouse holds the unit for the order
+    (its queue lists the order), marks the transfer sent (in transit, once), Tampere
+    receives it (held there), the order cannot be made ready before, then is — the
+    customer gets the click & collect ready e-mail — and it is handed over at the till."""
+    [v] = await make_variants(db, [3900], stock={shop.warehouse: 2})
+    vid = int(v["id"])
+    cfg = await till(web, shop, db, "cashier2", "store-2")
+    address = f"nouto-{uuid.uuid4().hex[:8]}@example.com"
+    r = await web.post("/pos/store-2/api/sales", headers=headers(cfg), json={
+        "key": uuid.uuid4().hex, "session_id": cfg["sessionId"],
+        "lines": [{"variant_id": vid, "ship_from": shop.warehouse}],
+        "payments": [{"method": "cash", "tendered_cents": 4000}],
+        "delivery": {"method": "pickup", "email": address}})
+    assert r.status_code == 201, r.text
+    order = r.json()["order"]
+    async with db.reader() as s:
+        t = (await s.scalars(select(StockTransfer).where(
+            StockTransfer.order_id == order["id"]))).one()
+    assert (t.status, t.from_location_id, t.to_location_id) == (
+        "requested", shop.warehouse, shop.store2)
+    assert await _level(db, vid, shop.warehouse) == (2, 1)  # on the shelf, held for it
+
+    async with httpx.AsyncClient(transport=web._transport, base_url="http://test") as office:
+        await staff_login(office, shop, "manager")
+        queue = (await office.get("/backoffice/orders", params={
+            "location": shop.warehouse, "status": "open"})).text
+        assert f'data-testid="order-open-{order["number"]}"' in queue
+        page = (await office.get(f"/backoffice/orders/{order['id']}")).text
+        # Not ready before the goods came: 409 with the reason, nothing changed.
+        r = await office.post(f"/backoffice/orders/{order['id']}/ready",
+                              data={"csrf_token": csrf_of(page)})
+        assert r.status_code == 409
+        assert "eivät ole vielä saapuneet" in r.text
+        # The warehouse marks the transfer sent: off its shelf, in transit.
+        page = (await office.get(f"/backoffice/stock/transfers/{t.id}")).text
+        assert text_of(page, "transfer-status") == "Lähetettävä"
+        r = await office.post(f"/backoffice/stock/transfers/{t.id}/send",
+                              data={"csrf_token": csrf_of(page)})
+        assert r.status_code == 303, r.text
+        assert await _level(db, vid, shop.warehouse) == (1, 0)
+        again = await office.post(f"/backoffice/stock/transfers/{t.id}/send",
+                                  data={"csrf_token": csrf_of(page)})
+        assert again.status_code == 409
+        assert "ei enää odoteta" in text_of(again.text, "error-form")
+        assert await _level(db, vid, shop.warehouse) == (1, 0)  # sent once
+        # Tampere receives it: held there for the order.
+        page = (await office.get(f"/backoffice/stock/transfers/{t.id}")).text
+        assert text_of(page, "transfer-status") == "Matkalla"
+        r = await office.post(f"/backoffice/stock/transfers/{t.id}/receive",
+                              data={"csrf_token": csrf_of(page)})
+        assert r.status_code == 303, r.text
+        assert await _level(db, vid, shop.store2) == (1, 1)
+        # Ready: the customer is told, with the pickup code.
+        page = (await office.get(f"/backoffice/orders/{order['id']}")).text
+        r = await office.post(f"/backoffice/orders/{order['id']}/ready",
+                              data={"csrf_token": csrf_of(page)})
+        assert r.status_code == 303, r.text
+    assert await _mails(db, order["number"]) == [("order_confirmation", address),
+                                                 ("pickup_ready", address)]
+    cashier = await staff_actor(db, shop, "cashier2")
+    async with db.uow() as uow:
+        out = await hand_over(uow, cashier, order["id"], shop.store2, True)
+        await uow.commit()
+    assert out.status == "collected"
+    assert await _level(db, vid, shop.store2) == (0, 0)

@@ -310,7 +310,9 @@ CountId = Annotated[int, Path(ge=1, le=MAX_ID)]
 @router.get("/transfers", summary="Transfers, newest first", response_model=None)
 async def list_transfers(
     request: Request, actor: Annotated[Actor, api_requires("stock.read")],
-    status: Annotated[Literal["", "in_transit", "received", "cancelled"], Query()] = "",
+    status: Annotated[Literal["", "requested", "in_transit", "received", "cancelled"],
+                      Query(description="requested: held at the sender for an order, "
+                                        "to send")] = "",
     location_id: Annotated[int | None, Query(ge=1, le=MAX_INT32)] = None,
     cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=200, description="items per page")] = 50,
@@ -355,6 +357,21 @@ async def receive_transfer(request: Request, response: Response, transfer_id: Tr
         actor.require("stock.write", t.to_location_id)
     return await _once(request, response, f"stock.transfers.receive.{transfer_id}",
                        idempotency_key, body, work, authorise)
+
+
+@router.post("/transfers/{transfer_id}/send",
+             summary="Mark a requested transfer sent (stock.write at the sender)",
+             description="An endless-aisle pickup's transfer waits, `requested`, with its "
+                         "goods held at the sender; this takes them off the sender's "
+                         "shelf: in transit until received. 409 `transfer_not_requested` "
+                         "when it was sent already.")
+async def send_requested_transfer(request: Request, transfer_id: TransferId,
+                                  actor: Annotated[Actor, api_requires("stock.write")]
+                                  ) -> Any:
+    async with db_of(request).uow() as uow:
+        out = await transfers.send_requested(uow, actor, transfer_id)
+        await uow.commit()
+    return out.as_json()
 
 
 @router.post("/transfers/{transfer_id}/cancel", summary="Call back a transfer in transit")

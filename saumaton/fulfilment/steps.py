@@ -23,10 +23,10 @@ from saumaton.checkout.services import order_status_path, return_points
 from saumaton.config import Settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
-from saumaton.core.errors import Forbidden, NotFound, ValidationFailed
+from saumaton.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from saumaton.db.uow import UnitOfWork
 from saumaton.giftcards.sales import refund_spent_cards
-from saumaton.inventory.models import StockMovement, StockReservation
+from saumaton.inventory.models import StockMovement, StockReservation, StockTransfer
 from saumaton.inventory.services import Move, apply_moves, release
 from saumaton.locations.models import Location
 from saumaton.loyalty.ledger import POINTS_METHOD, reverse_for_order
@@ -117,6 +117,13 @@ async def mark_ready(uow: UnitOfWork, actor: Actor, settings: Settings, order_id
     now = now or utcnow()
     order = await _order(uow, actor, order_id)
     _needs(order, "pickup", S.READY)
+    # An endless-aisle pickup: its goods come on a transfer; not ready before they came.
+    pending = await uow.session.scalar(select(StockTransfer.id).where(
+        StockTransfer.order_id == order_id,
+        StockTransfer.status.in_(("requested", "in_transit"))).limit(1))
+    if pending is not None:
+        raise Conflict("the order's goods have not arrived at the store yet",
+                       code="transfer_pending", extra={"transfer_id": int(pending)})
     await lifecycle_transition(uow, order, S.READY, actor=actor, now=now,
                                data={"location_id": order.location_id})
     hold_until = now + timedelta(days=settings.pickup_hold_days)

@@ -65,7 +65,7 @@ class StockTransfer(Base):
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
     from_location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), index=True)
     to_location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), index=True)
-    status: Mapped[str] = mapped_column(String(16))  # in_transit | received | cancelled
+    status: Mapped[str] = mapped_column(String(16))  # requested | in_transit | received | cancelled
     note: Mapped[str] = mapped_column(String(200), default="", server_default="")
     sent_by: Mapped[str] = mapped_column(String(200))
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -8,6 +8,11 @@
   `transfer_in` moves put that on the receiver's shelf. A difference (lost or broken on
   the way, or more than was sent) stays recorded on the line.
 * cancel (before receipt): the units go back on the sender's shelf.
+* request (an endless-aisle sale collected at another store, tills.aisle): the transfer
+  is `requested`, tied to the order; the units stay on the sender's shelf, held there
+  for it (a reservation with reference ``transfer:<id>``, counted against every
+  channel's availability) until the sender marks them sent (`send_requested`): then
+  they leave the shelf and are in transit as above.
 
 Receive and cancel each claim the transfer with one conditional UPDATE, so a transfer
 is received or cancelled exactly once even when two people press at the same moment.
@@ -30,8 +35,8 @@ from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, NotFound, OutOfStock, ValidationFailed
 from saumaton.db.uow import UnitOfWork
-from saumaton.inventory.models import StockTransfer, StockTransferLine
-from saumaton.inventory.services import Move, apply_moves, ensure_levels, reserve
+from saumaton.inventory.models import StockReservation, StockTransfer, StockTransferLine
+from saumaton.inventory.services import Move, apply_moves, ensure_levels, release, reserve
 from saumaton.locations.models import Location
 
 MAX_LINES = 500
@@ -133,9 +138,9 @@ async def send_unchecked(uow: UnitOfWork, actor: Actor, from_location_id: int,
                          note: str = "", idempotency_key: str | None = None,
                          order_id: int | None = None) -> TransferOut:
     """`send` for a caller that has checked the actor's right to move these goods
-    itself: an endless-aisle sale at a till (tills.aisle) sends the goods for its
-    `order_id` from where they are to the store where the customer collects them; on
-    receipt they are held there for the order (see `_hold_for_order`)."""
+    itself. With `order_id` the goods are for that order: on receipt they are held at
+    the receiver for it (see `_hold_for_order`; the endless aisle requests such a
+    transfer with `request_for_order` and the sender sends it with `send_requested`)."""
     if from_location_id == to_location_id:
         raise ValidationFailed("a transfer needs two different locations",
                                code="same_location", field="to_location_id")
@@ -189,6 +194,106 @@ async def send_unchecked(uow: UnitOfWork, actor: Actor, from_location_id: int,
                                 "from_location_id": from_location_id,
                                 "to_location_id": to_location_id})
     return await get_transfer(uow.session, transfer.id)
+
+
+def _checked_lines(lines: Sequence[tuple[int, int]], note: str) -> tuple[dict[int, int], str]:
+    merged = merge_lines(lines)
+    if not merged:
+        raise ValidationFailed("a transfer needs at least one line", code="no_lines",
+                               field="lines")
+    if any(q <= 0 or q > MAX_QUANTITY for q in merged.values()):
+        raise ValidationFailed("each quantity must be positive", code="invalid_quantity",
+                               field="lines")
+    return merged, note.strip()[:200]
+
+
+async def request_for_order(uow: UnitOfWork, actor: Actor, from_location_id: int,
+                            to_location_id: int, lines: Sequence[tuple[int, int]], *,
+                            order_id: int, note: str = "",
+                            idempotency_key: str | None = None) -> TransferOut:
+    """A transfer the sender has yet to send, for an order collected at the receiver:
+    the units are held at the sender now (strictly: 409 `out_of_stock` when they are not
+    there), not moved. The caller has checked the actor's right (the till's sale)."""
+    merged, note = _checked_lines(lines, note)
+    if from_location_id == to_location_id:
+        raise ValidationFailed("a transfer needs two different locations",
+                               code="same_location", field="to_location_id")
+    await check_variants(uow.session, list(merged))
+    now = utcnow()
+    transfer = StockTransfer(from_location_id=from_location_id, to_location_id=to_location_id,
+                             status="requested", note=note, sent_by="", sent_at=now,
+                             idempotency_key=idempotency_key, order_id=order_id)
+    uow.session.add(transfer)
+    try:
+        await uow.session.flush()
+    except IntegrityError:
+        raise Conflict("this transfer was requested already",
+                       code="duplicate_transfer") from None
+    uow.session.add_all([StockTransferLine(transfer_id=transfer.id, variant_id=vid,
+                                           quantity_sent=qty)
+                         for vid, qty in sorted(merged.items())])
+    await uow.session.flush()
+    await ensure_levels(uow, {(vid, to_location_id) for vid in merged})
+    for vid, qty in sorted(merged.items()):
+        try:
+            await reserve(uow, actor, vid, from_location_id, qty,
+                          reference=f"transfer:{transfer.id}", ttl=ORDER_HOLD, now=now)
+        except OutOfStock as exc:
+            raise OutOfStock(f"not enough stock of variant {vid} to send",
+                             field="lines", extra={"variant_id": vid}) from exc
+    await record(uow, actor, "stock.transfer.request", "stock_transfer", transfer.id, {
+        "from_location_id": from_location_id, "to_location_id": to_location_id,
+        "lines": [[vid, qty] for vid, qty in sorted(merged.items())], "note": note,
+        "order_id": order_id})
+    uow.emit("stock.transfer", {"transfer_id": transfer.id, "status": "requested",
+                                "from_location_id": from_location_id,
+                                "to_location_id": to_location_id})
+    return await get_transfer(uow.session, transfer.id)
+
+
+async def send_requested(uow: UnitOfWork, actor: Actor, transfer_id: int) -> TransferOut:
+    """The sender marks a requested transfer sent: claimed by one conditional UPDATE
+    (sent once, even when two people press at once; else 409
+    `transfer_not_requested`), its holds closed and the units taken off the sender's
+    shelf (strict `transfer_out` moves) in the same transaction: in transit now."""
+    t = await uow.session.get(StockTransfer, transfer_id)
+    if t is None:
+        raise NotFound(f"no transfer {transfer_id}", code="transfer_not_found")
+    actor.require("stock.write", t.from_location_id)
+    res = await uow.session.execute(
+        update(StockTransfer)
+        .where(StockTransfer.id == transfer_id, StockTransfer.status == "requested")
+        .values(status="in_transit", sent_by=actor.label, sent_at=utcnow())
+        .returning(StockTransfer.id)
+        .execution_options(synchronize_session=False))
+    if res.first() is None:
+        raise Conflict("this transfer is not waiting to be sent",
+                       code="transfer_not_requested")
+    ref = f"transfer:{transfer_id}"
+    holds = (await uow.session.scalars(select(StockReservation.id).where(
+        StockReservation.location_id == t.from_location_id,
+        StockReservation.reference == ref, StockReservation.status == "active"))).all()
+    for hold_id in holds:
+        await release(uow, int(hold_id))
+    lines = (await uow.session.execute(
+        select(StockTransferLine.variant_id, StockTransferLine.quantity_sent)
+        .where(StockTransferLine.transfer_id == transfer_id)
+        .order_by(StockTransferLine.variant_id))).all()
+    for vid, qty in lines:
+        try:
+            await apply_moves(uow, actor, [Move(
+                int(vid), t.from_location_id, -int(qty), "transfer_out", strict=True,
+                reason=f"to location {t.to_location_id}", reference=ref)])
+        except OutOfStock as exc:
+            raise OutOfStock(f"not enough stock of variant {vid} to send",
+                             field="lines", extra={"variant_id": int(vid)}) from exc
+    await record(uow, actor, "stock.transfer.send", "stock_transfer", transfer_id, {
+        "from_location_id": t.from_location_id, "to_location_id": t.to_location_id,
+        "lines": [[int(v), int(q)] for v, q in lines], "order_id": t.order_id})
+    uow.emit("stock.transfer", {"transfer_id": transfer_id, "status": "in_transit",
+                                "from_location_id": t.from_location_id,
+                                "to_location_id": t.to_location_id})
+    return await get_transfer(uow.session, transfer_id)
 
 
 async def _claim(uow: UnitOfWork, transfer_id: int, status: str, actor: Actor,

@@ -14,12 +14,14 @@ kept current by `stock.changed` events). A line the store does not have is sold 
   paid web order's home delivery). The shipping location packs and ships the order
   from its fulfilment queue (`fulfilment.steps`); the customer gets the shipped
   e-mail.
-* `pickup`: sent to this store, where the customer collects it. The held units go
-  on a stock transfer tied to the order (`inventory.transfers.send_unchecked`: they
-  leave the sender's shelf at once and are in transit); when the store receives
-  the transfer they are held there for the order; the store marks the order ready
-  (the customer gets the pickup e-mail) and hands it over at the till as any click &
-  collect order.
+* `pickup`: sent to this store, where the customer collects it. The units go on a
+  stock transfer tied to the order, `requested` (`inventory.transfers.
+  request_for_order`): held on the shipping location's shelf for it, in its
+  fulfilment queue and pick list. Its staff pack them and mark the transfer sent
+  (`send_requested`: they leave the shelf and are in transit); when the store
+  receives the transfer they are held there for the order; the store marks the
+  order ready (the customer gets the click & collect ready e-mail with the pickup
+  code) and hands it over at the till as any click & collect order.
 
 The sale is one order in the one order book: paid at the till as usual (into the
 drawer, its Z report, its receipt number), status `paid` with the delivery, the lines
@@ -52,7 +54,7 @@ from saumaton.customers.identities import normalise_email, normalise_phone
 from saumaton.customers.models import CustomerIdentity
 from saumaton.db.uow import UnitOfWork
 from saumaton.inventory.services import consume, release, reserve
-from saumaton.inventory.transfers import send_unchecked
+from saumaton.inventory.transfers import request_for_order
 from saumaton.locations.models import Location
 from saumaton.mail.messages import order_confirmation
 from saumaton.mail.queue import queue_mail
@@ -268,8 +270,9 @@ async def ship_held(uow: UnitOfWork, actor: Actor, plan: AislePlan,
                     store_id: int, order_id: int, number: str) -> None:
     """The sale is written: home delivery sells the held units (they leave the
     shipping location's stock, a `sale` row with the order number, as a paid web
-    order's home delivery); pickup sends them here on a transfer tied to the order
-    (released and sent in the same transaction: nobody can take them between)."""
+    order's home delivery); pickup holds them for a transfer to this store tied to
+    the order, for the shipping location to send (the sale's short hold released and
+    the transfer's taken in the same transaction: nobody can take them between)."""
     if plan.method == "home":
         for _, _, rid in held:
             await consume(uow, actor, rid, order_id=order_id, reference=number)
@@ -282,15 +285,16 @@ async def ship_held(uow: UnitOfWork, actor: Actor, plan: AislePlan,
 async def send_for_pickup(uow: UnitOfWork, actor: Actor, plan: AislePlan,
                           shipped: dict[tuple[int, int], int], store_id: int, order_id: int,
                           number: str) -> None:
-    """One transfer per shipping location, tied to the order, to this store. The
-    units leave the sender's shelf strictly."""
+    """One requested transfer per shipping location, tied to the order, to this store:
+    the units held at the sender until it marks them sent."""
     by_location: dict[int, list[tuple[int, int]]] = {}
     for (vid, loc), qty in sorted(shipped.items()):
         by_location.setdefault(loc, []).append((vid, qty))
     for loc, lines in sorted(by_location.items()):
-        await send_unchecked(uow, actor, loc, store_id, lines,
-                             note=f"order {number}: pickup at {plan.names.get(store_id, '')}",
-                             idempotency_key=f"order:{order_id}:{loc}", order_id=order_id)
+        await request_for_order(
+            uow, actor, loc, store_id, lines,
+            note=f"order {number}: pickup at {plan.names.get(store_id, '')}",
+            idempotency_key=f"order:{order_id}:{loc}", order_id=order_id)
 
 
 async def confirm_aisle_order(uow: UnitOfWork, settings: Settings, plan: AislePlan,

@@ -78,6 +78,7 @@ from saumaton.tills.aisle import (
 )
 from saumaton.tills.models import DrawerSession
 from saumaton.tills.receipts import assign_receipt_no
+from saumaton.tryon.services import check_not_held
 from saumaton.tryon.services import sell as sell_tried
 
 KEY_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
@@ -408,6 +409,12 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
     if cmd.offline:
         check_offline([p.method for p in cmd.payments])
     offline_card = cmd.offline and any(p.method == "card" for p in cmd.payments)
+    if not cmd.offline:  # a unit held here for a reservation to try is not sold past it
+        await check_not_held(uow, location_id, [
+            (i, q.variant_id, q.quantity)
+            for i, (q, info) in enumerate(zip(priced.lines, line_infos, strict=True))
+            if not info.gift_card and (aisle is None or i not in aisle.ships_from)],
+            list(dict.fromkeys(cmd.try_ids)))
     credit = min(credit_cents, priced.total_cents)  # an exchange: the goods brought back
     planned = await _plan(uow, cmd, priced.total_cents - credit, terminal,  # before any charge
                          settings)

@@ -18,6 +18,7 @@ class TryReservation(Base):
     __table_args__ = (
         Index("ix_try_reservations_status_expires", "status", "expires_at"),
         Index("ix_try_reservations_location_status", "location_id", "status"),
+        Index("ix_try_reservations_location_closed", "location_id", "closed_at"),
     )
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
     code: Mapped[str] = mapped_column(String(16), unique=True)
@@ -38,3 +39,6 @@ class TryReservation(Base):
     closed_by: Mapped[str] = mapped_column(String(200), default="")
     order_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     quantity: Mapped[int] = mapped_column(Integer, default=1)
+    # The API caller's Idempotency-Key ("api:<key>"): a retry returns this reservation.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True,
+                                                        nullable=True)

@@ -29,6 +29,7 @@ from saumaton.core.errors import Conflict, NotFound, OutOfStock, ValidationFaile
 from saumaton.customers.identities import normalise_email, normalise_phone
 from saumaton.customers.models import Customer
 from saumaton.db.uow import UnitOfWork
+from saumaton.inventory.models import StockLevel
 from saumaton.inventory.services import availability
 from saumaton.inventory.services import release as release_hold
 from saumaton.inventory.services import reserve as reserve_stock
@@ -104,12 +105,13 @@ class TryOut:
     expires_at: datetime
     created_at: datetime
     order_id: int | None
+    closed_at: datetime | None = None
 
 
 def _out(r: TryReservation) -> TryOut:
     return TryOut(r.id, r.code, r.variant_id, r.location_id, r.customer_id, r.name,
                   r.phone, r.email, r.language, r.status, r.expires_at, r.created_at,
-                  r.order_id)
+                  r.order_id, r.closed_at)
 
 
 def hold_until(now: datetime, settings: Settings) -> datetime:
@@ -176,8 +178,25 @@ async def _active_count(uow: UnitOfWork, customer_id: int | None, phone: str,
     return int(n or 0)
 
 
+async def reserve_once(uow: UnitOfWork, actor: Actor, cmd: TryIn, key: str, *,
+                       settings: Settings) -> tuple[TryOut, bool]:
+    """`reserve` for a caller that may retry (the API's Idempotency-Key): (reservation,
+    replayed). The same key again returns the first reservation whatever became of it;
+    for another product or store, 409 ``idempotency_key_reused``. Two retries at the
+    same moment: the unique key lets one insert win (the caller re-reads on conflict)."""
+    seen = (await uow.session.scalars(select(TryReservation).where(
+        TryReservation.idempotency_key == key))).first()
+    if seen is not None:
+        if (seen.variant_id, seen.location_id) != (cmd.variant_id, cmd.location_id):
+            raise Conflict("this Idempotency-Key was used for a different request",
+                           code="idempotency_key_reused")
+        return _out(seen), True
+    return await reserve(uow, actor, cmd, settings=settings, key=key), False
+
+
 async def reserve(uow: UnitOfWork, actor: Actor, cmd: TryIn, *, settings: Settings,
-                  now: datetime | None = None, notify: bool = True) -> TryOut:
+                  now: datetime | None = None, notify: bool = True,
+                  key: str | None = None) -> TryOut:
     """Hold one unit of the variant at the store for the shopper. Bad input raises
     `TryInputInvalid` (every field at once); no unit free: `OutOfStock` with the code
     ``try_unavailable``; over the limit: `Conflict` ``try_limit``."""
@@ -199,11 +218,11 @@ async def reserve(uow: UnitOfWork, actor: Actor, cmd: TryIn, *, settings: Settin
     if uow.db.is_postgres:
         # Two reservations of one shopper at once: the second counts after the first
         # committed (SQLite's writers are serialised anyway: BEGIN IMMEDIATE).
-        for key in sorted(k for k in (f"c:{cmd.customer_id}" if cmd.customer_id else "",
+        for who in sorted(k for k in (f"c:{cmd.customer_id}" if cmd.customer_id else "",
                                       f"p:{phone}" if phone else "",
                                       f"e:{email}" if email else "") if k):
             await uow.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
-                                      {"k": f"try-limit:{key}"})
+                                      {"k": f"try-limit:{who}"})
     if await _active_count(uow, cmd.customer_id, phone, email) >= \
             settings.try_limit_per_customer:
         raise Conflict("you already hold the most reservations to try at once",
@@ -224,7 +243,7 @@ async def reserve(uow: UnitOfWork, actor: Actor, cmd: TryIn, *, settings: Settin
                          name=name, phone=phone, email=email,
                          language=cmd.language if cmd.language in ("fi", "en") else "fi",
                          status=TryStatus.ACTIVE.value, expires_at=until, created_at=now,
-                         closed_by="", quantity=1)
+                         closed_by="", quantity=1, idempotency_key=key)
     s.add(row)
     await s.flush()
     out = _out(row)
@@ -310,6 +329,49 @@ async def sell(uow: UnitOfWork, actor: Actor, try_id: int, *, order_id: int,
         raise Conflict(f"the reservation is already {r.status}", code="try_closed",
                        extra={"status": r.status})
     return out
+
+
+async def check_not_held(uow: UnitOfWork, location_id: int,
+                         lines: list[tuple[int, int, int]], sold_tries: list[int],
+                         now: datetime | None = None) -> None:
+    """An online till sale of the store's own units [(line index, variant, quantity)]
+    leaves on the shelf at least the units held there for reservations to try (other
+    than `sold_tries`, the ones this sale sells). Else 409 ``try_held`` with the codes:
+    the cashier sells it with its reservation or releases that first. On PostgreSQL the
+    levels are locked first, so a reservation made at this very moment waits for the
+    sale and then finds no unit (409 ``try_unavailable``): of the two, exactly one wins.
+    Before any charge; an offline sale (the item already went) is never checked."""
+    wanted: dict[int, int] = {}
+    first: dict[int, int] = {}
+    for i, vid, qty in lines:
+        wanted[vid] = wanted.get(vid, 0) + qty
+        first.setdefault(vid, i)
+    if not wanted:
+        return
+    now = now or utcnow()
+    q = (select(StockLevel.variant_id, StockLevel.on_hand)
+         .where(StockLevel.location_id == location_id,
+                StockLevel.variant_id.in_(sorted(wanted)))
+         .order_by(StockLevel.variant_id))
+    if uow.db.is_postgres:
+        q = q.with_for_update()
+    on_hand = {int(v): int(n) for v, n in await uow.session.execute(q)}
+    held_q = (select(TryReservation.variant_id, TryReservation.code)
+              .where(TryReservation.location_id == location_id,
+                     TryReservation.status == TryStatus.ACTIVE.value,
+                     TryReservation.expires_at > now,
+                     TryReservation.variant_id.in_(sorted(wanted))))
+    if sold_tries:
+        held_q = held_q.where(TryReservation.id.not_in(sold_tries))
+    held: dict[int, list[str]] = {}
+    for vid, code in await uow.session.execute(held_q.order_by(TryReservation.expires_at)):
+        held.setdefault(int(vid), []).append(str(code))
+    for vid, codes in held.items():
+        if on_hand.get(vid, 0) - wanted[vid] < len(codes):
+            raise Conflict("the unit is reserved to try: sell it with its reservation or "
+                           "release that first", code="try_held",
+                           field=f"lines.{first[vid]}",
+                           extra={"variant_id": vid, "codes": codes})
 
 
 async def expire_due(uow: UnitOfWork, settings: Settings, now: datetime | None = None,
@@ -417,6 +479,32 @@ async def store_list(session: AsyncSession, location_id: int, limit: int = 200
         TryReservation.location_id == location_id,
         TryReservation.status == TryStatus.ACTIVE.value)
         .order_by(TryReservation.expires_at).limit(limit))).all()
+    return [_out(r) for r in rows]
+
+
+async def list_reservations(session: AsyncSession, location_ids: list[int] | None, *,
+                            status: str = "", before_id: int | None = None,
+                            limit: int = 50) -> list[TryOut]:
+    """Reservations newest first (the API's list): of the given stores (None: every
+    store), in one status if given; `before_id` pages on."""
+    q = select(TryReservation)
+    if location_ids is not None:
+        q = q.where(TryReservation.location_id.in_(location_ids))
+    if status:
+        q = q.where(TryReservation.status == status)
+    if before_id is not None:
+        q = q.where(TryReservation.id < before_id)
+    rows = (await session.scalars(q.order_by(TryReservation.id.desc()).limit(limit))).all()
+    return [_out(r) for r in rows]
+
+
+async def recently_closed(session: AsyncSession, location_id: int, since: datetime,
+                          limit: int = 50) -> list[TryOut]:
+    """The store's reservations closed since `since` (sold, released, not collected),
+    the latest first: the cashier sees what became of a no-show."""
+    rows = (await session.scalars(select(TryReservation).where(
+        TryReservation.location_id == location_id, TryReservation.closed_at >= since)
+        .order_by(TryReservation.closed_at.desc()).limit(limit))).all()
     return [_out(r) for r in rows]
 
 

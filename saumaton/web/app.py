@@ -47,6 +47,7 @@ from saumaton.api import reports as reports_api
 from saumaton.api import segments as segments_api
 from saumaton.api import settings as settings_api
 from saumaton.api import staff as staff_api
+from saumaton.api import tryon as tryon_api
 from saumaton.catalogue.images import is_content_named
 from saumaton.config import SIMULATOR_PATH, TEST_MERCHANT, Settings, get_settings
 from saumaton.db.uow import Database
@@ -192,7 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    giftcards, prices, staff_api, settings_api, reports_api, reconcile_api,
                    customers_admin_api, customer_reports_api, drawer_api,
                    catalogue_admin, stock_admin, returns_admin, giftcards_admin, fulfilment,
-                   webhooks, segments_api, mail_events_api):
+                   webhooks, segments_api, mail_events_api, tryon_api):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status",

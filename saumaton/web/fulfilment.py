@@ -73,6 +73,8 @@ PAYMENT_STATES = {"captured": N_("paid"), "to_confirm": N_("to confirm"),
 REFUND_STATES = {"due": N_("to be sent"), "pending": N_("sent, awaiting confirmation"),
                  "ok": N_("refunded"), "fail": N_("failed")}
 MESSAGES = {
+    "transfer_pending": N_("The goods have not arrived at the store yet: receive their "
+                           "transfer first (Stock → Transfers)."),
     "invalid_transition": N_("The order's state does not allow this any more. Reload "
                              "the page to see where it is."),
     "order_changed": N_("Someone else changed the order meanwhile. Reload the page."),

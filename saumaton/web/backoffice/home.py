@@ -69,7 +69,7 @@ WORK_LINKS: dict[str, tuple[str, str]] = {
     "returns": (N_("Returns on their way by post"), "/backoffice/returns"),
     "counts": (N_("Shelves that need a count"), "/backoffice/stock/needs-count"),
     "negative": (N_("Variants with negative stock"), "/backoffice/stock?state=negative"),
-    "transfers": (N_("Transfers in transit"), "/backoffice/stock/transfers"),
+    "transfers": (N_("Transfers to send or in transit"), "/backoffice/stock/transfers"),
     "price_changes": (N_("Scheduled price changes"), "/backoffice/prices"),
     "campaigns": (N_("Campaigns running now"), "/backoffice/campaigns"),
     "flags": (N_("Offline sales to review"), "/backoffice/flags"),

@@ -68,6 +68,7 @@ MESSAGES = {
                          "location."),
     "count_not_open": N_("This count is no longer open."),
     "transfer_not_in_transit": N_("This transfer is no longer in transit."),
+    "transfer_not_requested": N_("This transfer is not waiting to be sent any more."),
     "location_not_found": N_("Choose a location."),
     "variant_not_found": N_("The product was not found."),
     "too_many_lines": N_("Too many lines: post these first."),
@@ -79,7 +80,8 @@ KIND_LABELS = {"receipt": N_("Received"), "sale": N_("Sold"), "return": N_("Retu
                "transfer": N_("Transfer"), "count": N_("Count"),
                "adjustment": N_("Adjustment"), "write_off": N_("Write-off"),
                "transfer_out": N_("Sent (transfer)"), "transfer_in": N_("Received (transfer)")}
-STATUS_LABELS = {"in_transit": N_("In transit"), "received": N_("Received"),
+STATUS_LABELS = {"requested": N_("To send"), "in_transit": N_("In transit"),
+                 "received": N_("Received"),
                  "cancelled": N_("Cancelled"), "open": N_("Being counted"), "posted": N_("Posted")}
 
 LocationQ = Annotated[int | None, Query(alias="location", ge=1, le=MAX_INT32)]
@@ -373,7 +375,7 @@ async def receive_post(request: Request,
 async def transfers_list(request: Request, actor: Annotated[Actor, requires("stock.read")],
                          status: Annotated[str, Query(max_length=20)] = "",
                          page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Response:
-    status = status if status in ("in_transit", "received", "cancelled") else ""
+    status = status if status in ("requested", "in_transit", "received", "cancelled") else ""
     async with db_of(request).reader() as s:
         rows = await transfers.list_transfers(s, actor, status=status, limit=PAGE_SIZE + 1,
                                               offset=(page - 1) * PAGE_SIZE)
@@ -471,6 +473,8 @@ async def _transfer_page(request: Request, actor: Actor, transfer_id: int, *,
         "statuses": _labels(request, STATUS_LABELS),
         "may_receive": in_transit and actor.can("stock.write", t.to_location_id),
         "may_cancel": in_transit and actor.can("stock.write", t.from_location_id),
+        "may_dispatch": (t.status == "requested"
+                         and actor.can("stock.write", t.from_location_id)),
         "errors": errors or {}, "values": values or {}, "notice": notice,
         "nav_key": "transfers", "base": BASE}, status=status)
 
@@ -524,6 +528,26 @@ async def transfer_receive(request: Request, transfer_id: int,
             return _redirect(f"{BASE}/transfers/{transfer_id}?done=received")
     return await _transfer_page(request, actor, transfer_id, errors=errors, values=values,
                                 status=422)
+
+
+@router.post("/backoffice/stock/transfers/{transfer_id}/send")
+async def transfer_send(request: Request, transfer_id: int,
+                        actor: Annotated[Actor, requires("stock.write")]) -> Response:
+    """A requested transfer (goods held here for an order collected elsewhere) marked
+    sent: the goods leave this shelf and are in transit."""
+    await checked_form(request)
+    try:
+        async with db_of(request).uow() as uow:
+            await transfers.send_requested(uow, actor, transfer_id)
+            await uow.commit()
+    except Forbidden:
+        raise
+    except NotFound:
+        return error_page(request, 404, _t(request, N_("The transfer was not found.")))
+    except DomainError as exc:
+        return await _transfer_page(request, actor, transfer_id,
+                                    errors={"form": _msg(request, exc)}, status=exc.status)
+    return _redirect(f"{BASE}/transfers/{transfer_id}?done=sent")
 
 
 @router.post("/backoffice/stock/transfers/{transfer_id}/cancel")

@@ -4,11 +4,13 @@ releasing it. Routes only translate HTTP to `tryon.services`."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from saumaton.core.clock import utcnow
 from saumaton.core.errors import DomainError
 from saumaton.core.types import MAX_ID
 from saumaton.tryon import services as tryon
@@ -18,6 +20,7 @@ from saumaton.web.pages import checked_form, error_message, gettext, page_router
 from saumaton.web.pos.routes import Till, till_requires
 
 router = page_router("/pos")
+CLOSED_SHOWN = timedelta(hours=24)  # how far back the list shows closed reservations
 TryId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 MESSAGES = {
@@ -36,7 +39,9 @@ async def _page(request: Request, till: Till, q: str, *, error: str = "", done: 
     async with db_of(request).reader() as s:
         rows = (await tryon.find(s, till.location.id, q) if q
                 else await tryon.store_list(s, till.location.id))
-        names = await tryon.variant_names(s, [r.variant_id for r in rows])
+        closed = ([] if q else
+                  await tryon.recently_closed(s, till.location.id, utcnow() - CLOSED_SHOWN))
+        names = await tryon.variant_names(s, [r.variant_id for r in [*rows, *closed]])
     errors: dict[str, str] = {}
     if error:
         errors["q"] = error
@@ -44,14 +49,14 @@ async def _page(request: Request, till: Till, q: str, *, error: str = "", done: 
         errors["q"] = gettext(request, N_("No reservation here matches %(q)s."), q=q)
     return _no_cache(render(request, "pos/tries.html", {
         "title": gettext(request, N_("Reserved to try")), "till": till, "rows": rows,
-        "names": names, "q": q, "errors": errors, "done": done}, status=status))
+        "names": names, "closed": closed, "q": q, "errors": errors, "done": done}, status=status))
 
 
 @router.get("/{code}/tries")
 async def tries(request: Request, till: Annotated[Till, till_requires("orders.read")],
                 q: Annotated[str, Query(max_length=200)] = "") -> Response:
-    """The store's active reservations to try, soonest ending first; `q`: a code, a
-    phone number or a name."""
+    """The store's active reservations to try, soonest ending first, and those closed in
+    the last 24 hours (what became of them); `q`: a code, a phone number or a name."""
     return await _page(request, till, q.strip(),
                        done=request.query_params.get("released", "")[:16])
 

@@ -1278,6 +1278,13 @@ function saleError(err) {
                                                      location: body.location_name || ""}));
     return;
   }
+  if (body.code === "try_held") {  // the unit is held for a shopper who reserved it
+    const m = /^lines\.(\d+)/.exec(field);
+    const line = m ? sale.lines[Number(m[1])] : null;
+    showError("payment-error", tr(S.try_held, {name: line ? line.name : "",
+                                               codes: (body.codes || []).join(", ")}));
+    return;
+  }
   if (body.code === "aisle_needs_network") { showError("payment-error", S.aisle_offline); return; }
   if (field.startsWith("delivery")) { deliveryError(body); return; }
   const message = body.detail ? tr(S.sale_error, {detail: body.detail}) : detailOf(err);
