@@ -505,7 +505,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             log["migrate_demo_s"] = round(time.monotonic() - t0, 1)
             print(f"migrated, demo shop loaded ({log['migrate_demo_s']} s)", flush=True)
         if a.sqlite:
-            lite = sqlite3.connect(path)
+            lite = sqlite3.connect(path, check_same_thread=False)
             sink = Sink(None, lite)
         else:
             pg = await asyncpg.connect(url.replace("+asyncpg", ""))

@@ -161,19 +161,20 @@ class _Candidates:
     shade: list[int]
     together: dict[int, tuple[int, int]]  # other variant: (orders shared, the item)
     gift_cards: set[int]
+    here: dict[int, int]  # at a store: on hand − reserved there (absent: no level row)
 
 
-async def _candidates(s: AsyncSession, customer_id: int | None, variant_ids: Sequence[int],
-                      exclude: set[int]) -> _Candidates:
+async def _candidates(s: AsyncSession, location_id: int | None, customer_id: int | None,
+                      variant_ids: Sequence[int], exclude: set[int]) -> _Candidates:
     """Refills, her shade and what is bought together, as one statement (one round
-    trip): each part keeps its own order and limit; the gift-card flag of each
-    candidate comes along (the web's stock needs it)."""
+    trip): each part keeps its own order and limit. The gift-card flag of each
+    candidate comes along (the web's stock needs it), and at a store its stock there."""
     parts = []
     if customer_id is not None:
         parts += [_repeats(customer_id), _shade(customer_id, exclude)]
     if variant_ids:
         parts.append(_together(variant_ids, exclude, await _floor(s)))
-    found = _Candidates([], [], {}, set())
+    found = _Candidates([], [], {}, set(), {})
     if not parts:
         return found
     # Each part in a sub-select of its own: its ORDER BY .. LIMIT stays its own (SQLite
@@ -181,16 +182,22 @@ async def _candidates(s: AsyncSession, customer_id: int | None, variant_ids: Seq
     subs = [p.subquery() for p in parts]
     u = union_all(*(select(q.c.kind, q.c.variant_id, q.c.n, q.c.mine) for q in subs)
                   ).subquery()
-    rows = (await s.execute(
-        select(u.c.kind, u.c.variant_id, u.c.n, u.c.mine, Product.gift_card)
-        .join(Variant, Variant.id == u.c.variant_id)
-        .join(Product, Product.id == Variant.product_id))).all()
+    stmt = (select(u.c.kind, u.c.variant_id, u.c.n, u.c.mine, Product.gift_card,
+                   (StockLevel.on_hand - StockLevel.reserved) if location_id is not None
+                   else literal_column("NULL"))
+            .join(Variant, Variant.id == u.c.variant_id)
+            .join(Product, Product.id == Variant.product_id))
+    if location_id is not None:
+        stmt = stmt.outerjoin(StockLevel, (StockLevel.variant_id == u.c.variant_id)
+                              & (StockLevel.location_id == location_id))
     repeats: list[tuple[int, int]] = []
     pairs: list[tuple[int, int, int]] = []
-    for kind, v, n, mine, gift_card in rows:
+    for kind, v, n, mine, gift_card, here in (await s.execute(stmt)).all():
         v, n, mine = int(v), int(n), int(mine)
         if gift_card:
             found.gift_cards.add(v)
+        if here is not None:
+            found.here[v] = int(here)
         if kind == REPEAT:
             repeats.append((v, n))
         elif kind == SHADE:
@@ -207,15 +214,10 @@ async def _candidates(s: AsyncSession, customer_id: int | None, variant_ids: Seq
     return found
 
 
-async def _stock(s: AsyncSession, location_id: int | None, candidates: list[int],
-                 gift_cards: set[int]) -> dict[int, int]:
-    """Units of each candidate: at the store, on hand − reserved there; on the web, what
-    one web order can get (the locations from this process's copy)."""
-    if location_id is not None:
-        return {int(v): int(n) for v, n in (await s.execute(
-            select(StockLevel.variant_id, StockLevel.on_hand - StockLevel.reserved)
-            .where(StockLevel.location_id == location_id,
-                   StockLevel.variant_id.in_(candidates)))).all()}
+async def _web_stock(s: AsyncSession, candidates: list[int], gift_cards: set[int]
+                     ) -> dict[int, int]:
+    """What one web order can get of each candidate (the locations from this process's
+    copy, the levels read live)."""
     db = database_of(s)
     found = (await live_availability(db, s, candidates, gift_cards) if db is not None
              else await availability(s, candidates))
@@ -226,11 +228,12 @@ async def suggestions(s: AsyncSession, location_id: int | None, customer_id: int
                       variant_ids: Sequence[int], limit: int = 4) -> list[Suggestion]:
     """Up to `limit` add-ons for an order of `variant_ids` at this store
     (`location_id`), or in the webshop (None): the customer's refills first, then her
-    shade in other products, then what is often bought together. Three statements:
-    the candidates, their stock, the variants; the channel and the campaigns come from
-    this process's copies."""
+    shade in other products, then what is often bought together. At a store two
+    statements: the candidates with their stock there, the variants; on the web
+    three (the stock everywhere on its own). The channel, the locations and the
+    campaigns come from this process's copies."""
     exclude = set(variant_ids)
-    found = await _candidates(s, customer_id, list(exclude), exclude)
+    found = await _candidates(s, location_id, customer_id, list(exclude), exclude)
     together = found.together
     repeat_ids = dict(found.repeats)
     shade_ids = [v for v in found.shade if v not in repeat_ids]
@@ -239,7 +242,8 @@ async def suggestions(s: AsyncSession, location_id: int | None, customer_id: int
         key=lambda v: (-together[v][0], v))
     if not candidates:
         return []
-    stock = await _stock(s, location_id, candidates, found.gift_cards)
+    stock = (found.here if location_id is not None
+             else await _web_stock(s, candidates, found.gift_cards))
     in_stock = [v for v in candidates if int(stock.get(v) or 0) > 0]
     if not in_stock:
         return []
