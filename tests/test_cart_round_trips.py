@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -18,13 +18,24 @@ from sqlalchemy import event
 
 from bench.checkout_steps import ROUND_TRIPS
 from saumaton.db.uow import Database
+from saumaton.orders.suggestions import suggestions
 from tests.support import Shop, make_variants
+from tests.test_upsell import new_customer, store_sale, vid
 
 ADD_TO_CART = 1  # the add statement, a transaction of its own
 # On one pooled connection, no BEGIN: the cart with its lines, variants, pictures and
 # stock (1); the bundle campaigns of its variants (1). The unit campaigns come from the
 # process's campaign book.
 CHECKOUT_FORM = 2
+# A cold add-on lookup (the cart page's first view of a set of items, a till's sale):
+# the candidates (refills, her shade, bought together: one statement), their stock,
+# the variants; at a store the stock there comes with the candidates. The channel, the
+# locations, the campaigns and where the recent orders begin come from the process's
+# copies.
+SUGGESTIONS_WEB = 3
+SUGGESTIONS_STORE = 2
+
+T = TypeVar("T")
 
 # The requests being counted: set around one request, inherited by what it awaits and
 # by nothing the app's background jobs do.
@@ -65,7 +76,7 @@ def counting(client: httpx.AsyncClient) -> Iterator[Database]:
         event.remove(db.write_engine.sync_engine, "checkout", _wrap)
 
 
-async def _count(request: Awaitable[httpx.Response]) -> tuple[httpx.Response, int]:
+async def _count(request: Awaitable[T]) -> tuple[T, int]:
     box: list[str] = []
     token = _COUNTED.set(box)
     try:
@@ -100,3 +111,25 @@ async def test_add_to_cart_and_the_checkout_form_stay_within_their_round_trips(
         # not a regression: the best of the warm rounds counts.
         assert min(adds[1:]) <= ADD_TO_CART, (adds, forms)
         assert min(forms[1:]) <= CHECKOUT_FORM, (adds, forms)
+
+
+async def test_a_suggestion_lookup_stays_within_its_round_trips(
+        counting: Database, db: Database, shop: Shop) -> None:
+    stock = {shop.warehouse: 10, shop.store1: 10}
+    a, b, refill = [vid((await make_variants(db, [1200 + i * 100], stock=stock))[0])
+                    for i in range(3)]
+    cid = await new_customer(db, "no such shade")  # her shade is looked up, matches none
+    await store_sale(db, [(a, ""), (b, "")])
+    await store_sale(db, [(refill, "")], cid, days_ago=70)
+    await store_sale(db, [(refill, "")], cid, days_ago=40)
+    trips: list[int] = []
+    # The first round fills the process's copies and prepares the statements.
+    for place in (None, shop.store1, None, shop.store1, None, shop.store1):
+        async with counting.reader() as s:
+            found, n = await _count(suggestions(s, place, cid, [a]))
+        assert [(g.variant_id, g.reason) for g in found] == [
+            (refill, "repeat"), (b, "together")]
+        trips.append(n)
+    if counting.is_postgres:
+        assert min(trips[2::2]) <= SUGGESTIONS_WEB, trips
+        assert min(trips[3::2]) <= SUGGESTIONS_STORE, trips

@@ -10,11 +10,14 @@ from sqlalchemy import (
     Boolean,
     Date,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
     false,
+    func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -77,6 +80,9 @@ class Variant(Base):
     """A sellable item: one SKU, one optional EAN/GTIN, one consumer price (VAT incl.)."""
 
     __tablename__ = "variants"
+    # A customer's shade matched against variant names without case (the add-on
+    # suggestions, migration 0026): one index lookup, not every variant's lower().
+    __table_args__ = (Index("ix_variants_lower_name", func.lower(text("name"))),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
     sku: Mapped[str] = mapped_column(String(64), unique=True)

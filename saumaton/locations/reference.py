@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from saumaton.db.session_cache import database_of
 from saumaton.db.uow import Database
 from saumaton.locations.models import Location
-from saumaton.locations.services import channel_by_code
+from saumaton.locations.services import channel_by_code, pos_channel_for
 
 REFERENCE_SECONDS = 60.0
 
@@ -72,6 +72,17 @@ async def channel_id_of(session: AsyncSession, code: str) -> int:
     if db is None:
         return (await channel_by_code(session, code)).id
     return await channel_id(db, session, code)
+
+
+async def pos_channel_id_of(session: AsyncSession, location_id: int) -> int:
+    """The till channel of the store `location_id` (`pos_channel_for`), kept as the
+    other channels are; a store without one raises NotFound and is not kept."""
+    async def load() -> int:
+        return (await pos_channel_for(session, location_id)).id
+    db = database_of(session)
+    if db is None:
+        return await load()
+    return await db.cached(("pos-channel-id", location_id), REFERENCE_SECONDS, load)
 
 
 def web_fulfilment_ids(places: tuple[LocationRef, ...]) -> list[int]:

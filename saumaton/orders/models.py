@@ -85,12 +85,16 @@ class Order(Base):
 
 class OrderLine(Base):
     __tablename__ = "order_lines"
+    # By (variant, order): an item's lines within a range of orders (the suggestions'
+    # "bought together" over the most recent orders, migration 0026), and any lookup
+    # by variant.
+    __table_args__ = (Index("ix_order_lines_variant_order", "variant_id", "order_id"),)
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
     order_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("orders.id", ondelete="CASCADE"), index=True
     )
     line_no: Mapped[int] = mapped_column(Integer)
-    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"), index=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"))
     location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"), nullable=True)
     sku: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(300))

@@ -25,24 +25,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, literal_column, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from saumaton.catalogue.models import Variant
+from saumaton.catalogue.models import Product, Variant
 from saumaton.catalogue.services import load_variant_infos
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import DomainError
 from saumaton.customers.models import CustomerPreference
 from saumaton.db.session_cache import database_of
 from saumaton.inventory.models import StockLevel
-from saumaton.inventory.services import availability
-from saumaton.locations.reference import channel_id_of
-from saumaton.locations.services import pos_channel_for
+from saumaton.inventory.services import availability, live_availability
+from saumaton.locations.reference import channel_id_of, pos_channel_id_of
 from saumaton.orders.lifecycle import SOLD
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.services import business_day
+from saumaton.pricing.book import book_prices
 from saumaton.pricing.services import resolve_prices
 
 # Orders that count as purchases (not waiting for payment, not cancelled).
@@ -52,6 +53,7 @@ REPEAT_MIN_ORDERS = 2
 REPEAT_QUIET_DAYS = 30
 WEB_CHANNEL = "web"
 CACHE_SECONDS = 60.0
+FLOOR_SECONDS = 60.0  # how long a process keeps where the recent orders begin
 SHADE_KEY = "shade"
 UPSELL = "upsell"  # the cart/order line's source of a suggestion taken
 
@@ -79,82 +81,169 @@ class Suggestion:
         return f"often bought with {self.with_name}"
 
 
-async def _repeats(s: AsyncSession, customer_id: int, exclude: set[int]
-                   ) -> list[tuple[int, int]]:
-    """(variant, orders) bought 2+ times by the customer and not in the last 30 days."""
+REPEAT, SHADE, TOGETHER = 1, 2, 3  # the candidates statement's kinds of row
+_Part = Select[Any, Any, Any, Any]  # (kind, variant, n, the order's variant)
+
+
+def _repeats(customer_id: int) -> _Part:
+    """(variant, orders) bought 2+ times by the customer and not in the last 30 days:
+    her orders by `ix_orders_customer_id`, their lines by order."""
     quiet_since = utcnow() - timedelta(days=REPEAT_QUIET_DAYS)
     times = func.count(func.distinct(Order.id))
-    rows = (await s.execute(
-        select(OrderLine.variant_id, times)
-        .join(Order, Order.id == OrderLine.order_id)
-        .where(Order.customer_id == customer_id, Order.status.in_(BOUGHT))
-        .group_by(OrderLine.variant_id)
-        .having(times >= REPEAT_MIN_ORDERS, func.max(Order.created_at) < quiet_since)
-        .order_by(times.desc(), OrderLine.variant_id).limit(50))).all()
-    return [(int(v), int(n)) for v, n in rows if int(v) not in exclude]
+    return (select(literal_column(str(REPEAT)).label("kind"),
+                   OrderLine.variant_id.label("variant_id"), times.label("n"),
+                   literal_column("0").label("mine"))
+            .join(Order, Order.id == OrderLine.order_id)
+            .where(Order.customer_id == customer_id, Order.status.in_(BOUGHT))
+            .group_by(OrderLine.variant_id)
+            .having(times >= REPEAT_MIN_ORDERS, func.max(Order.created_at) < quiet_since)
+            .order_by(times.desc(), OrderLine.variant_id).limit(50))
 
 
-async def _shade(s: AsyncSession, customer_id: int, exclude: set[int]) -> list[int]:
-    """Variants named as the customer's shade, in products not among `exclude`'s."""
+def _shade(customer_id: int, exclude: set[int]) -> _Part:
+    """Variants named as the customer's shade, in products not among `exclude`'s: her
+    preference by its key, the variants by `ix_variants_lower_name`."""
     mine = select(Variant.product_id).where(Variant.id.in_(list(exclude)))
-    rows = (await s.execute(
-        select(Variant.id)
-        .join(CustomerPreference, func.lower(CustomerPreference.value)
-              == func.lower(Variant.name))
-        .where(CustomerPreference.customer_id == customer_id,
-               CustomerPreference.key == SHADE_KEY, Variant.active.is_(True),
-               Variant.product_id.not_in(mine))
-        .order_by(Variant.id).limit(50))).all()
-    return [int(v) for (v,) in rows if int(v) not in exclude]
+    return (select(literal_column(str(SHADE)).label("kind"), Variant.id.label("variant_id"),
+                   literal_column("0").label("n"), literal_column("0").label("mine"))
+            .join(CustomerPreference, func.lower(CustomerPreference.value)
+                  == func.lower(Variant.name))
+            .where(CustomerPreference.customer_id == customer_id,
+                   CustomerPreference.key == SHADE_KEY, Variant.active.is_(True),
+                   Variant.product_id.not_in(mine))
+            .order_by(Variant.id).limit(50))
 
 
-async def _together(s: AsyncSession, variant_ids: Sequence[int], exclude: set[int]
-                    ) -> dict[int, tuple[int, int]]:
-    """{other variant: (orders shared, the order's variant it shares most with)}."""
-    if not variant_ids:
-        return {}
-    recent = (select(Order.id).where(Order.status.in_(BOUGHT))
-              .order_by(Order.id.desc()).limit(RECENT_ORDERS).subquery())
+def _recent_floor() -> Select[Any]:
+    """The id of the RECENT_ORDERS-th newest sold order: the recent sold orders are
+    the sold orders from it on (all of them when there are fewer: no row)."""
+    return (select(Order.id).where(Order.status.in_(BOUGHT)).order_by(Order.id.desc())
+            .offset(RECENT_ORDERS - 1).limit(1))
+
+
+async def _floor(s: AsyncSession) -> int | None:
+    """`_recent_floor`, kept in this process for FLOOR_SECONDS (it costs a walk back
+    over RECENT_ORDERS orders, more than the rest of a lookup). Meanwhile the window
+    grows by the orders sold since: never fewer than RECENT_ORDERS orders, and every
+    new one counts at once. None: not kept (no Database), read in the statement."""
+    db = database_of(s)
+    if db is None:
+        return None
+
+    async def load() -> int:
+        return int(await s.scalar(_recent_floor()) or 0)
+    return await db.cached(("suggestions-floor",), FLOOR_SECONDS, load)
+
+
+def _together(variant_ids: Sequence[int], exclude: set[int], floor: int | None) -> _Part:
+    """(other variant, the order's variant, orders both were in) over the recent sold
+    orders, those from `floor` on (None: the floor read in this statement). The
+    order's items are read from `ix_order_lines_variant_order` within that range of
+    order ids, not through every one of the recent orders' lines."""
+    since: Any = (func.coalesce(_recent_floor().scalar_subquery(), 0) if floor is None
+                  else floor)
     a, b = aliased(OrderLine), aliased(OrderLine)
+    sold = aliased(Order)
     shared = func.count(func.distinct(a.order_id))
-    rows = (await s.execute(
-        select(b.variant_id, a.variant_id, shared)
-        .join(b, b.order_id == a.order_id)
-        .where(a.order_id.in_(select(recent.c.id)), a.variant_id.in_(list(variant_ids)),
-               b.variant_id.not_in(list(exclude)))
-        .group_by(b.variant_id, a.variant_id)
-        .order_by(shared.desc(), b.variant_id, a.variant_id).limit(200))).all()
-    best: dict[int, tuple[int, int]] = {}
-    for other, mine, n in rows:
-        other, mine, n = int(other), int(mine), int(n)
-        if other not in best or n > best[other][0]:
-            best[other] = (n, mine)
-    return best
+    return (select(literal_column(str(TOGETHER)).label("kind"), b.variant_id.label("variant_id"),
+                   shared.label("n"), a.variant_id.label("mine"))
+            .join(sold, sold.id == a.order_id)
+            .join(b, b.order_id == a.order_id)
+            .where(a.variant_id.in_(list(variant_ids)), a.order_id >= since,
+                   sold.status.in_(BOUGHT), b.variant_id.not_in(list(exclude)))
+            .group_by(b.variant_id, a.variant_id)
+            .order_by(shared.desc(), b.variant_id, a.variant_id).limit(200))
+
+
+@dataclass
+class _Candidates:
+    repeats: list[tuple[int, int]]  # (variant, orders), most bought first
+    shade: list[int]
+    together: dict[int, tuple[int, int]]  # other variant: (orders shared, the item)
+    gift_cards: set[int]
+    here: dict[int, int]  # at a store: on hand − reserved there (absent: no level row)
+
+
+async def _candidates(s: AsyncSession, location_id: int | None, customer_id: int | None,
+                      variant_ids: Sequence[int], exclude: set[int]) -> _Candidates:
+    """Refills, her shade and what is bought together, as one statement (one round
+    trip): each part keeps its own order and limit. The gift-card flag of each
+    candidate comes along (the web's stock needs it), and at a store its stock there."""
+    parts = []
+    if customer_id is not None:
+        parts += [_repeats(customer_id), _shade(customer_id, exclude)]
+    if variant_ids:
+        parts.append(_together(variant_ids, exclude, await _floor(s)))
+    found = _Candidates([], [], {}, set(), {})
+    if not parts:
+        return found
+    # Each part in a sub-select of its own: its ORDER BY .. LIMIT stays its own (SQLite
+    # allows none in a compound SELECT's members).
+    subs = [p.subquery() for p in parts]
+    u = union_all(*(select(q.c.kind, q.c.variant_id, q.c.n, q.c.mine) for q in subs)
+                  ).subquery()
+    stmt = (select(u.c.kind, u.c.variant_id, u.c.n, u.c.mine, Product.gift_card,
+                   (StockLevel.on_hand - StockLevel.reserved) if location_id is not None
+                   else literal_column("NULL"))
+            .join(Variant, Variant.id == u.c.variant_id)
+            .join(Product, Product.id == Variant.product_id))
+    if location_id is not None:
+        stmt = stmt.outerjoin(StockLevel, (StockLevel.variant_id == u.c.variant_id)
+                              & (StockLevel.location_id == location_id))
+    repeats: list[tuple[int, int]] = []
+    pairs: list[tuple[int, int, int]] = []
+    for kind, v, n, mine, gift_card, here in (await s.execute(stmt)).all():
+        v, n, mine = int(v), int(n), int(mine)
+        if gift_card:
+            found.gift_cards.add(v)
+        if here is not None:
+            found.here[v] = int(here)
+        if kind == REPEAT:
+            repeats.append((v, n))
+        elif kind == SHADE:
+            found.shade.append(v)
+        else:
+            pairs.append((v, mine, n))
+    # The order each part's ORDER BY gave (a compound statement keeps none).
+    found.repeats = [(v, n) for v, n in sorted(repeats, key=lambda r: (-r[1], r[0]))
+                     if v not in exclude]
+    found.shade = [v for v in sorted(found.shade) if v not in exclude]
+    for other, mine, n in sorted(pairs, key=lambda r: (-r[2], r[0], r[1])):
+        if other not in found.together or n > found.together[other][0]:
+            found.together[other] = (n, mine)
+    return found
+
+
+async def _web_stock(s: AsyncSession, candidates: list[int], gift_cards: set[int]
+                     ) -> dict[int, int]:
+    """What one web order can get of each candidate (the locations from this process's
+    copy, the levels read live)."""
+    db = database_of(s)
+    found = (await live_availability(db, s, candidates, gift_cards) if db is not None
+             else await availability(s, candidates))
+    return {v: a.one_order_max for v, a in found.items()}
 
 
 async def suggestions(s: AsyncSession, location_id: int | None, customer_id: int | None,
                       variant_ids: Sequence[int], limit: int = 4) -> list[Suggestion]:
     """Up to `limit` add-ons for an order of `variant_ids` at this store
     (`location_id`), or in the webshop (None): the customer's refills first, then her
-    shade in other products, then what is often bought together."""
+    shade in other products, then what is often bought together. At a store two
+    statements: the candidates with their stock there, the variants; on the web
+    three (the stock everywhere on its own). The channel, the locations and the
+    campaigns come from this process's copies."""
     exclude = set(variant_ids)
-    repeats = await _repeats(s, customer_id, exclude) if customer_id is not None else []
-    shade = await _shade(s, customer_id, exclude) if customer_id is not None else []
-    together = await _together(s, list(exclude), exclude)
-    repeat_ids = dict(repeats)
-    shade_ids = [v for v in shade if v not in repeat_ids]
+    found = await _candidates(s, location_id, customer_id, list(exclude), exclude)
+    together = found.together
+    repeat_ids = dict(found.repeats)
+    shade_ids = [v for v in found.shade if v not in repeat_ids]
     candidates = list(repeat_ids) + shade_ids + sorted(
         (v for v in together if v not in repeat_ids and v not in shade_ids),
         key=lambda v: (-together[v][0], v))
     if not candidates:
         return []
-    if location_id is None:
-        stock = {v: a.one_order_max for v, a in (await availability(s, candidates)).items()}
-    else:
-        stock = dict((await s.execute(
-            select(StockLevel.variant_id, StockLevel.on_hand - StockLevel.reserved)
-            .where(StockLevel.location_id == location_id,
-                   StockLevel.variant_id.in_(candidates)))).all())
+    stock = (found.here if location_id is not None
+             else await _web_stock(s, candidates, found.gift_cards))
     in_stock = [v for v in candidates if int(stock.get(v) or 0) > 0]
     if not in_stock:
         return []
@@ -165,10 +254,12 @@ async def suggestions(s: AsyncSession, location_id: int | None, customer_id: int
     except DomainError:  # a variant with no VAT rate in force cannot be sold now
         return []
     channel_id = (await channel_id_of(s, WEB_CHANNEL) if location_id is None
-                  else (await pos_channel_for(s, location_id)).id)
-    prices = await resolve_prices(s, [infos[v] for v in in_stock if v in infos],
-                                  channel_id, now)
-    times = dict(repeats)
+                  else await pos_channel_id_of(s, location_id))
+    priced = [infos[v] for v in in_stock if v in infos]
+    db = database_of(s)
+    prices = (await book_prices(db, s, priced, channel_id, now) if db is not None
+              else await resolve_prices(s, priced, channel_id, now))
+    times = dict(found.repeats)
     out: list[Suggestion] = []
     seen_products: set[int] = set()
     for v in in_stock:
