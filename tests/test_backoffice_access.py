@@ -31,7 +31,7 @@ PATH_VALUES: dict[str, str] = {
     "change_id": MISSING, "transfer_id": MISSING, "count_id": MISSING, "staff_id": MISSING,
     "token_id": MISSING, "job_id": MISSING, "kind": "products", "location_code": "store-1",
     "image_id": MISSING, "code": "store-1", "settlement_id": MISSING, "webhook_id": MISSING,
-    "delivery_id": MISSING, "segment_id": MISSING,
+    "delivery_id": MISSING, "segment_id": MISSING, "mailing_id": MISSING,
 }
 # Query strings for pages that need one to show anything.
 QUERIES: dict[str, str] = {"/backoffice/customers/merge": "?kept=1&merged=2"}
