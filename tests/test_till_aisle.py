@@ -464,6 +464,8 @@ async def test_pickup_here_sent_received_made_ready_and_handed_over(
             "location": shop.warehouse, "status": "open"})).text
         assert f'data-testid="order-open-{order["number"]}"' in queue
         page = (await office.get(f"/backoffice/orders/{order['id']}")).text
+        assert f'href="/backoffice/stock/transfers/{t.id}"' in page
+        assert text_of(page, "order-transfer-status") == "Lähetettävä"
         # Not ready before the goods came: 409 with the reason, nothing changed.
         r = await office.post(f"/backoffice/orders/{order['id']}/ready",
                               data={"csrf_token": csrf_of(page)})
@@ -490,6 +492,7 @@ async def test_pickup_here_sent_received_made_ready_and_handed_over(
         assert await _level(db, vid, shop.store2) == (1, 1)
         # Ready: the customer is told, with the pickup code.
         page = (await office.get(f"/backoffice/orders/{order['id']}")).text
+        assert text_of(page, "order-transfer-status") == "Vastaanotettu"
         r = await office.post(f"/backoffice/orders/{order['id']}/ready",
                               data={"csrf_token": csrf_of(page)})
         assert r.status_code == 303, r.text
