@@ -464,6 +464,8 @@ async def test_pickup_here_sent_received_made_ready_and_handed_over(
             "location": shop.warehouse, "status": "open"})).text
         assert f'data-testid="order-open-{order["number"]}"' in queue
         page = (await office.get(f"/backoffice/orders/{order['id']}")).text
+        assert f'href="/backoffice/stock/transfers/{t.id}"' in page
+        assert text_of(page, "order-transfer-status") == "Lähetettävä"
         # Not ready before the goods came: 409 with the reason, nothing changed.
         r = await office.post(f"/backoffice/orders/{order['id']}/ready",
                               data={"csrf_token": csrf_of(page)})
@@ -490,6 +492,7 @@ async def test_pickup_here_sent_received_made_ready_and_handed_over(
         assert await _level(db, vid, shop.store2) == (1, 1)
         # Ready: the customer is told, with the pickup code.
         page = (await office.get(f"/backoffice/orders/{order['id']}")).text
+        assert text_of(page, "order-transfer-status") == "Vastaanotettu"
         r = await office.post(f"/backoffice/orders/{order['id']}/ready",
                               data={"csrf_token": csrf_of(page)})
         assert r.status_code == 303, r.text
@@ -501,3 +504,33 @@ async def test_pickup_here_sent_received_made_ready_and_handed_over(
         await uow.commit()
     assert out.status == "collected"
     assert await _level(db, vid, shop.store2) == (0, 0)
+
+
+async def test_the_api_lists_and_sends_a_requested_transfer(
+        client: httpx.AsyncClient, db: Database, shop: Shop, settings: Settings) -> None:
+    """/api/v1/stock/transfers: the pickup's transfer listed as requested; sent by the
+    sender's staff only, once (409 transfer_not_requested after)."""
+    [v] = await make_variants(db, [1200], stock={shop.store1: 1})
+    cashier = await staff_actor(db, shop, "cashier2")
+    sid = await open_drawer(db, shop.store2)
+    order, _ = await sell(db, cashier, shop.store2, _sale(sid, [
+        {"variant_id": v["id"], "ship_from": shop.store1},
+    ], delivery={"method": "pickup", "email": "api-nouto@example.com"}), settings=settings)
+    async with db.reader() as s:
+        tid = int(await s.scalar(select(StockTransfer.id).where(
+            StockTransfer.order_id == order.id)) or 0)
+    r = await client.get("/api/v1/stock/transfers", headers=shop.auth("manager"),
+                         params={"status": "requested", "limit": 200})
+    assert tid in [t["id"] for t in r.json()["items"]]
+    r = await client.post(f"/api/v1/stock/transfers/{tid}/send",
+                          headers=shop.auth("cashier2"))
+    assert r.status_code == 403  # Tampere's cashier may not send Helsinki's stock
+    assert await _level(db, int(v["id"]), shop.store1) == (1, 1)
+    r = await client.post(f"/api/v1/stock/transfers/{tid}/send",
+                          headers=shop.auth("manager"))
+    assert r.status_code == 200 and r.json()["status"] == "in_transit"
+    assert await _level(db, int(v["id"]), shop.store1) == (0, 0)
+    r = await client.post(f"/api/v1/stock/transfers/{tid}/send",
+                          headers=shop.auth("manager"))
+    assert (r.status_code, r.json()["code"]) == (409, "transfer_not_requested")
+    assert await _level(db, int(v["id"]), shop.store1) == (0, 0)

@@ -1,6 +1,7 @@
 """A no-show is released on time, in a real headless Chromium against a real server (both
 databases): a shopper reserves the store's last unit to try on the product page; while
-held, nobody else can reserve it and the store's till lists it as waiting. Her hold is
+held, nobody else can reserve it, the till refuses to sell it to another customer
+(naming the reservation) and the store's till lists it as waiting. Her hold is
 moved to end a few seconds ahead (the clock is not waited for a day); at that time the
 server's background job releases it — not before — the unit is on offer again on the
 product page, she gets the friendly note by e-mail, and the store's list shows the
@@ -80,6 +81,16 @@ async def test_a_no_show_is_released_on_time(
     await open_drawer(db, shop.store1)
     till = await open_page(contexts, browser)
     await open_till(till, try_server, shop)
+    # Another customer at the till cannot have the held unit: the till says why.
+    await till.keyboard.type(f"{v['ean']}\n")
+    await expect(till.get_by_test_id("cart-line")).to_have_count(1)
+    await till.get_by_test_id("tendered").fill("30")
+    await till.get_by_test_id("pay-cash").click()
+    await expect(till.get_by_test_id("error-payment")).to_contain_text(
+        f"varattu kokeiltavaksi ({code})")
+    assert await level(db, vid, shop.store1) == (1, 1)  # nothing sold
+    await till.get_by_test_id("clear-sale").click()
+    await expect(till.get_by_test_id("cart-empty")).to_be_visible()
     await till.get_by_test_id("tries-link").click()
     await expect(till.get_by_test_id(f"try-{code}")).to_contain_text("Nelli Noutamaton")
     await expect(till.get_by_test_id(f"try-closed-{code}")).to_have_count(0)

@@ -429,6 +429,13 @@ async def _outs(session: AsyncSession, transfers: Sequence[StockTransfer]) -> li
                         tuple(by.get(t.id, []))) for t in transfers]
 
 
+async def for_order(session: AsyncSession, order_id: int) -> list[TransferOut]:
+    """The transfers that bring an order's goods to its pickup store (endless aisle)."""
+    rows = (await session.scalars(select(StockTransfer).where(
+        StockTransfer.order_id == order_id).order_by(StockTransfer.id))).all()
+    return await _outs(session, rows)
+
+
 async def get_transfer(session: AsyncSession, transfer_id: int) -> TransferOut:
     t = await session.get(StockTransfer, transfer_id, populate_existing=True)
     if t is None:

@@ -25,6 +25,7 @@ from saumaton.core.errors import DomainError, Forbidden, NotFound
 from saumaton.core.types import MAX_ID
 from saumaton.fulfilment import steps
 from saumaton.fulfilment.queue import DELIVERY_METHODS, OrderQuery, order_page, pick_list
+from saumaton.inventory import transfers
 from saumaton.locations.models import Location
 from saumaton.locations.services import list_locations
 from saumaton.orders.lifecycle import OrderStatus, can_move
@@ -36,6 +37,7 @@ from saumaton.returns.models import Return
 from saumaton.staff.services import staff_names
 from saumaton.web.auth import db_of
 from saumaton.web.backoffice.access import requires
+from saumaton.web.backoffice.stock import STATUS_LABELS as TRANSFER_STATUSES
 from saumaton.web.i18n import N_
 from saumaton.web.pages import (
     checked_form,
@@ -230,6 +232,7 @@ async def _order_page(request: Request, where: Where, order_id: int, *,
         refunds = await refunds_of(s, order_id)
         returns = list((await s.scalars(select(Return).where(Return.order_id == order_id)
                                         .order_by(Return.id))).all())
+        moving = await transfers.for_order(s, order_id)
         history = await _history(s, order, await entries_for(s, "order", order_id))
         store = await s.get(Location, order.location_id) if order.location_id else None
     may = steps.may_fulfil(where.actor, places) and order.delivery is not None
@@ -243,6 +246,10 @@ async def _order_page(request: Request, where: Where, order_id: int, *,
         "where": where, "till": where.till, "order": order, "customer_name": name,
         "customer_email": order.email or email, "refunds": refunds, "returns": returns,
         "history": history, "store": store, "actions": actions,
+        "transfers": [(t, any(where.actor.can("stock.read", loc)
+                              for loc in (t.from_location_id, t.to_location_id)))
+                      for t in moving],
+        "transfer_statuses": TRANSFER_STATUSES,
         "may_cancel": may and order.status in steps.CANCELLABLE,
         "statuses": STATUS_LABELS, "deliveries": DELIVERY_LABELS, "errors": errors or {},
         "methods": PAYMENT_METHODS, "payment_states": PAYMENT_STATES,
