@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
+from saumaton.catalogue.models import Variant
 from saumaton.config import Settings
 from saumaton.core.actor import SYSTEM, Actor, RoleGrant
 from saumaton.core.clock import utcnow
@@ -30,7 +31,9 @@ from saumaton.followups.sequences import (
     SequenceInvalid,
     StepIn,
     create_sequence,
+    get_sequence,
     set_enabled,
+    update_sequence,
 )
 from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order
@@ -238,8 +241,6 @@ async def test_a_new_purchase_reschedules_the_refill(db: Database, shop: Shop,
 
 
 async def _product(db: Database, variant_id: int) -> int:
-    from saumaton.catalogue.models import Variant
-
     async with db.reader() as s:
         return int(await s.scalar(select(Variant.product_id).where(Variant.id == variant_id))
                    or 0)
@@ -355,3 +356,29 @@ async def test_backoffice_pages(web: httpx.AsyncClient, db: Database, shop: Shop
     assert r.status_code == 303
     listing = (await web.get("/backoffice/follow-ups?done=disabled")).text
     assert "Ei käytössä" in text_of(listing, f"followup-{seq_id}")
+
+
+async def test_editing_keeps_a_step_and_a_removed_step_sends_nothing(
+        db: Database, shop: Shop, settings: Settings) -> None:
+    cat, slug = await a_category(db)
+    seq = await a_sequence(db, cat, [step("how_to_use", 1, "Käyttö"), step("text", 2, "Pois")])
+    [v] = await product_in(db, shop, slug)
+    c = await a_customer(db, consent=True)
+    order = await a_till_sale(db, shop, [v], customer_id=c.id)
+    assert await schedule(db, settings, order) == 2
+    async with db.reader() as s:
+        kept, removed = (await get_sequence(s, seq)).steps
+    edited = StepIn(**{**step("how_to_use", 1, "Uusi").__dict__, "id": kept.id})
+    async with db.uow() as uow:
+        out = await update_sequence(uow, OWNER, seq, SequenceIn(
+            name="Muokattu", category_id=cat, enabled=True, refill_days=None,
+            steps=[edited]))
+        await uow.commit()
+    assert [st.id for st in out.steps] == [kept.id]
+    await send(db, settings, utcnow() + timedelta(days=3))
+    rows = {r.step_id: r for r in await rows_of(db, order.id)}
+    assert rows[kept.id].status == "sent"
+    assert rows[kept.id].subject.startswith("Uusi: ")  # the text as it is when sent
+    [gone] = [r for r in await rows_of(db, order.id) if r.step_id is None]
+    assert (gone.status, gone.reason) == ("cancelled", "step_removed")
+    assert removed.id not in rows

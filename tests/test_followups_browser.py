@@ -1,8 +1,8 @@
 """Follow-ups in a real headless Chromium against a real server (both databases): a
 purchase at the till page (product scanned, the customer found by her phone number and
-attached, paid by card) by a customer who allows marketing e-mail gets its follow-up (a step due
-0 days after the purchase) once the job has run, as an e-mail with the one-click
-List-Unsubscribe headers; she opens that e-mail's unsubscribe link and confirms; her
+attached, paid by card) by a customer who allows marketing e-mail gets its follow-up (a
+step due 0 days after the purchase) once the job has run, as an e-mail with the
+one-click List-Unsubscribe headers; she opens that e-mail's unsubscribe link and confirms; her
 next till purchase gets no follow-up, while another consenting customer's does."""
 
 from __future__ import annotations
