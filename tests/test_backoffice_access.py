@@ -32,6 +32,7 @@ PATH_VALUES: dict[str, str] = {
     "token_id": MISSING, "job_id": MISSING, "kind": "products", "location_code": "store-1",
     "image_id": MISSING, "code": "store-1", "settlement_id": MISSING, "webhook_id": MISSING,
     "delivery_id": MISSING, "segment_id": MISSING, "sequence_id": MISSING,
+    "mailing_id": MISSING,
 }
 # Query strings for pages that need one to show anything.
 QUERIES: dict[str, str] = {"/backoffice/customers/merge": "?kept=1&merged=2"}

@@ -151,7 +151,8 @@ async def unsubscribe(uow: UnitOfWork, settings: Settings, token: str) -> Unsubs
 
     customer_id, kind = read_token(settings, token)
     cid = await resolve_customer_id(uow.session, customer_id)
-    if await uow.session.get(Customer, cid) is None:
+    customer = await uow.session.get(Customer, cid)
+    if customer is None or customer.erased_at is not None:  # nothing left to withdraw
         return Unsubscribed(cid, kind, changed=False)
     changed = await set_consent(uow, cid, kind, False, CHANNEL)
     if changed:
