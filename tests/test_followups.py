@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select, update
 
 from saumaton.catalogue.models import Variant
+from saumaton.checkout.pickup import hand_over
 from saumaton.config import Settings
 from saumaton.core.actor import SYSTEM, Actor, RoleGrant
 from saumaton.core.clock import utcnow
@@ -382,3 +383,25 @@ async def test_editing_keeps_a_step_and_a_removed_step_sends_nothing(
     [gone] = [r for r in await rows_of(db, order.id) if r.step_id is None]
     assert (gone.status, gone.reason) == ("cancelled", "step_removed")
     assert removed.id not in rows
+
+
+async def test_click_and_collect_counts_from_the_handover(db: Database, shop: Shop,
+                                                          settings: Settings) -> None:
+    cat, slug = await a_category(db)
+    await a_sequence(db, cat, [step("how_to_use", 1, "Käyttö")])
+    [v] = await product_in(db, shop, slug)
+    c = await a_customer(db, consent=True)
+    order = await a_paid_web_order(db, settings, [v], email=str(c.email), customer_id=c.id,
+                                   pickup_at=shop.store1)
+    async with db.reader() as s:  # paid, not yet handed over: not a purchase yet
+        assert order.id not in await due_orders(s, limit=100_000)
+    assert await schedule(db, settings, order) is None
+    async with db.uow() as uow:
+        await hand_over(uow, SYSTEM, order.id, shop.store1, id_checked=True)
+        await uow.commit()
+    async with db.reader() as s:
+        assert order.id in await due_orders(s, limit=100_000)
+        collected = await s.scalar(select(Order.collected_at).where(Order.id == order.id))
+    assert await schedule(db, settings, order) == 1
+    [row] = await rows_of(db, order.id)
+    assert collected is not None and row.due_at == collected + timedelta(days=1)
