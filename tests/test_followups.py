@@ -327,8 +327,9 @@ async def test_templates_are_checked_field_by_field(db: Database) -> None:
 
 
 async def test_backoffice_pages(web: httpx.AsyncClient, db: Database, shop: Shop) -> None:
-    cat, slug = await a_category(db, "Meikkivoiteet")
-    await make_variants(db, [1990], category=slug)
+    cat, _ = await a_category(db, "Meikit")
+    _, child = await a_category(db, "Meikkivoiteet", parent_id=cat)
+    [pv] = await make_variants(db, [1990], category=child)  # in a subcategory only
     await staff_login(web, shop, "manager")
     assert (await web.get("/backoffice/follow-ups")).status_code == 403
     await staff_login(web, shop, "owner")
@@ -338,7 +339,8 @@ async def test_backoffice_pages(web: httpx.AsyncClient, db: Database, shop: Shop
     form = {"csrf_token": token, "name": "Sävy", "category_id": str(cat), "enabled": "1",
             "refill_days": "", "step_count": "2", "step0_kind": "shade",
             "step0_delay_days": "7", "step0_subject_fi": "Sopiiko {sävy}?",
-            "step0_body_fi": "Hei {first_name}", "step0_subject_en": "Is {shade} right?",
+            "step0_body_fi": "Hei {first_name}, {product}",
+            "step0_subject_en": "Is {shade} right?",
             "step0_body_en": "Hi {first_name}", "step1_kind": "text"}
     r = await web.post("/backoffice/follow-ups", data=form)
     assert r.status_code == 422
@@ -350,7 +352,8 @@ async def test_backoffice_pages(web: httpx.AsyncClient, db: Database, shop: Shop
     url = r.headers["location"].split("?")[0]
     seq_id = int(url.rsplit("/", 1)[1])
     preview = (await web.get(f"{url}/preview")).text
-    assert "Sopiiko sävy Hiekka 3N?" in preview and "Hei Anna" in preview
+    assert "Sopiiko sävy Hiekka 3N?" in preview
+    assert f"Hei Anna, Product {str(pv['product_slug'])[2:]}" in preview
     listing = (await web.get("/backoffice/follow-ups")).text
     assert text_of(listing, f"followup-{seq_id}").startswith("Sävy ")
     r = await web.post(f"{url}/enabled", data={"csrf_token": token, "enabled": "0"})
