@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import uuid
 from email import message_from_bytes, policy
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -242,3 +243,17 @@ async def test_sender_suppresses_after_withdrawal(db: Database, settings: Settin
              if f.name.endswith(f"-{kept_id}-test_offer.eml")]
     msg = message_from_bytes(eml.read_bytes(), policy=policy.default)
     assert msg["List-Unsubscribe"] == f"<{unsubscribe_url(settings, stays.id)}>"
+
+
+def test_production_links_are_https(tmp_path: Path) -> None:
+    from saumaton import production
+
+    shop = Settings(public_url="https://kauppa.example.com/", secret_key="k" * 40,
+                    var_dir=tmp_path)
+    url = unsubscribe_url(shop, 7)
+    assert url.startswith("https://kauppa.example.com/unsubscribe/")
+    assert read_token(shop, url.rsplit("/", 1)[1]) == (7, "marketing_email")
+    # a production shop without an https address does not start (so no http header URL)
+    plain = Settings(env="production", public_url="http://kauppa.example.com",
+                     secret_key="k" * 40, var_dir=tmp_path)
+    assert any("https://" in reason for reason in production.problems(plain))
