@@ -63,13 +63,18 @@ async def a_till_sale(db: Database, shop: Shop, variant_ids: list[int], *,
 
 async def a_paid_web_order(db: Database, settings: Settings, variant_ids: list[int], *,
                            email: str, customer_id: int | None = None,
-                           marketing_email: bool = False, language: str = "fi") -> OrderOut:
-    """A home-delivery webshop order, paid through (simulated) Paytrail."""
-    cmd = CheckoutIn(email=email, phone="", first_name="Anna", last_name="Asiakas",
-                     delivery="home", marketing_email=marketing_email,
+                           marketing_email: bool = False, language: str = "fi",
+                           pickup_at: int | None = None) -> OrderOut:
+    """A webshop order paid through (simulated) Paytrail: delivered home, or with
+    `pickup_at` (a store's id) click & collect there."""
+    cmd = CheckoutIn(email=email, phone="040 123 4567" if pickup_at else "",
+                     first_name="Anna", last_name="Asiakas",
+                     delivery="pickup" if pickup_at else "home", pickup_location_id=pickup_at,
+                     marketing_email=marketing_email,
                      language=language,  # type: ignore[arg-type]
-                     address=AddressIn(name="Anna Asiakas", street="Katu 1",
-                                       postcode="00100", city="Helsinki"),
+                     address=None if pickup_at else AddressIn(
+                         name="Anna Asiakas", street="Katu 1", postcode="00100",
+                         city="Helsinki"),
                      lines=[LineIn(variant_id=v, quantity=1) for v in variant_ids])
     order, _ = await place_web_order(db, settings, cmd, customer_id=customer_id,
                                      key=f"w-{uuid.uuid4().hex}")

@@ -16,6 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
+from saumaton.catalogue.models import Variant
+from saumaton.checkout.pickup import hand_over
 from saumaton.config import Settings
 from saumaton.core.actor import SYSTEM, Actor, RoleGrant
 from saumaton.core.clock import utcnow
@@ -30,7 +32,9 @@ from saumaton.followups.sequences import (
     SequenceInvalid,
     StepIn,
     create_sequence,
+    get_sequence,
     set_enabled,
+    update_sequence,
 )
 from saumaton.mail.models import OutgoingMail
 from saumaton.orders.models import Order
@@ -161,7 +165,8 @@ async def test_paid_web_order_in_english(db: Database, shop: Shop,
 async def test_consent_is_checked_when_sending(db: Database, shop: Shop,
                                                settings: Settings) -> None:
     cat, slug = await a_category(db)
-    await a_sequence(db, cat, [step("text", 0, "Moi")])
+    # due tomorrow: the app processes' own job (real time) leaves it to this test
+    await a_sequence(db, cat, [step("text", 1, "Moi")])
     [v] = await product_in(db, shop, slug)
     later_no = await a_customer(db, consent=True)
     never = await a_customer(db, consent=False)
@@ -172,7 +177,7 @@ async def test_consent_is_checked_when_sending(db: Database, shop: Shop,
     async with db.uow() as uow:  # withdrawn after the purchase, before the mail
         await set_consent(uow, later_no.id, "marketing_email", False, "account")
         await uow.commit()
-    await send(db, settings)
+    await send(db, settings, utcnow() + timedelta(days=2))
     [row] = await rows_of(db, o1.id)
     assert row.status == "skipped_no_consent" and row.mail_id is None
     assert await mail_of(db, row) is None
@@ -238,8 +243,6 @@ async def test_a_new_purchase_reschedules_the_refill(db: Database, shop: Shop,
 
 
 async def _product(db: Database, variant_id: int) -> int:
-    from saumaton.catalogue.models import Variant
-
     async with db.reader() as s:
         return int(await s.scalar(select(Variant.product_id).where(Variant.id == variant_id))
                    or 0)
@@ -325,8 +328,9 @@ async def test_templates_are_checked_field_by_field(db: Database) -> None:
 
 
 async def test_backoffice_pages(web: httpx.AsyncClient, db: Database, shop: Shop) -> None:
-    cat, slug = await a_category(db, "Meikkivoiteet")
-    await make_variants(db, [1990], category=slug)
+    cat, _ = await a_category(db, "Meikit")
+    _, child = await a_category(db, "Meikkivoiteet", parent_id=cat)
+    [pv] = await make_variants(db, [1990], category=child)  # in a subcategory only
     await staff_login(web, shop, "manager")
     assert (await web.get("/backoffice/follow-ups")).status_code == 403
     await staff_login(web, shop, "owner")
@@ -336,7 +340,8 @@ async def test_backoffice_pages(web: httpx.AsyncClient, db: Database, shop: Shop
     form = {"csrf_token": token, "name": "Sävy", "category_id": str(cat), "enabled": "1",
             "refill_days": "", "step_count": "2", "step0_kind": "shade",
             "step0_delay_days": "7", "step0_subject_fi": "Sopiiko {sävy}?",
-            "step0_body_fi": "Hei {first_name}", "step0_subject_en": "Is {shade} right?",
+            "step0_body_fi": "Hei {first_name}, {product}",
+            "step0_subject_en": "Is {shade} right?",
             "step0_body_en": "Hi {first_name}", "step1_kind": "text"}
     r = await web.post("/backoffice/follow-ups", data=form)
     assert r.status_code == 422
@@ -348,10 +353,59 @@ async def test_backoffice_pages(web: httpx.AsyncClient, db: Database, shop: Shop
     url = r.headers["location"].split("?")[0]
     seq_id = int(url.rsplit("/", 1)[1])
     preview = (await web.get(f"{url}/preview")).text
-    assert "Sopiiko sävy Hiekka 3N?" in preview and "Hei Anna" in preview
+    assert "Sopiiko sävy Hiekka 3N?" in preview
+    assert f"Hei Anna, Product {str(pv['product_slug'])[2:]}" in preview
     listing = (await web.get("/backoffice/follow-ups")).text
     assert text_of(listing, f"followup-{seq_id}").startswith("Sävy ")
     r = await web.post(f"{url}/enabled", data={"csrf_token": token, "enabled": "0"})
     assert r.status_code == 303
     listing = (await web.get("/backoffice/follow-ups?done=disabled")).text
     assert "Ei käytössä" in text_of(listing, f"followup-{seq_id}")
+
+
+async def test_editing_keeps_a_step_and_a_removed_step_sends_nothing(
+        db: Database, shop: Shop, settings: Settings) -> None:
+    cat, slug = await a_category(db)
+    seq = await a_sequence(db, cat, [step("how_to_use", 1, "Käyttö"), step("text", 2, "Pois")])
+    [v] = await product_in(db, shop, slug)
+    c = await a_customer(db, consent=True)
+    order = await a_till_sale(db, shop, [v], customer_id=c.id)
+    assert await schedule(db, settings, order) == 2
+    async with db.reader() as s:
+        kept, removed = (await get_sequence(s, seq)).steps
+    edited = StepIn(**{**step("how_to_use", 1, "Uusi").__dict__, "id": kept.id})
+    async with db.uow() as uow:
+        out = await update_sequence(uow, OWNER, seq, SequenceIn(
+            name="Muokattu", category_id=cat, enabled=True, refill_days=None,
+            steps=[edited]))
+        await uow.commit()
+    assert [st.id for st in out.steps] == [kept.id]
+    await send(db, settings, utcnow() + timedelta(days=3))
+    rows = {r.step_id: r for r in await rows_of(db, order.id)}
+    assert rows[kept.id].status == "sent"
+    assert rows[kept.id].subject.startswith("Uusi: ")  # the text as it is when sent
+    [gone] = [r for r in await rows_of(db, order.id) if r.step_id is None]
+    assert (gone.status, gone.reason) == ("cancelled", "step_removed")
+    assert removed.id not in rows
+
+
+async def test_click_and_collect_counts_from_the_handover(db: Database, shop: Shop,
+                                                          settings: Settings) -> None:
+    cat, slug = await a_category(db)
+    await a_sequence(db, cat, [step("how_to_use", 1, "Käyttö")])
+    [v] = await product_in(db, shop, slug)
+    c = await a_customer(db, consent=True)
+    order = await a_paid_web_order(db, settings, [v], email=str(c.email), customer_id=c.id,
+                                   pickup_at=shop.store1)
+    async with db.reader() as s:  # paid, not yet handed over: not a purchase yet
+        assert order.id not in await due_orders(s, limit=100_000)
+    assert await schedule(db, settings, order) is None
+    async with db.uow() as uow:
+        await hand_over(uow, SYSTEM, order.id, shop.store1, id_checked=True)
+        await uow.commit()
+    async with db.reader() as s:
+        assert order.id in await due_orders(s, limit=100_000)
+        collected = await s.scalar(select(Order.collected_at).where(Order.id == order.id))
+    assert await schedule(db, settings, order) == 1
+    [row] = await rows_of(db, order.id)
+    assert collected is not None and row.due_at == collected + timedelta(days=1)

@@ -223,11 +223,23 @@ async def send_due_in(uow: UnitOfWork, settings: Settings, now: datetime | None 
     return PassResult(0, sent, skipped, cancelled)
 
 
+async def anything_to_schedule(session: AsyncSession) -> bool:
+    """Whether a purchase can lead to anything: a sequence in use, or a pending refill
+    reminder a new purchase would cancel. A shop without follow-ups pays no write per
+    purchase (the purchases of the last days are scheduled once a sequence is on)."""
+    on = await session.scalar(select(FollowupSequence.id)
+                              .where(FollowupSequence.enabled.is_(True)).limit(1))
+    if on is not None:
+        return True
+    return await session.scalar(select(Followup.id).where(
+        Followup.status == "pending", Followup.kind == "refill").limit(1)) is not None
+
+
 async def run_once(db: Database, settings: Settings, now: datetime | None = None) -> PassResult:
     """One pass of the job: schedule the new purchases (each order in its own
     transaction), then send what is due. Safe in several processes at once."""
     async with db.reader() as r:
-        ids = await due_orders(r, now)
+        ids = await due_orders(r, now) if await anything_to_schedule(r) else []
     scheduled = 0
     for order_id in ids:
         async with db.uow() as uow:

@@ -21,6 +21,7 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import NotFound, ValidationFailed
 from saumaton.db.uow import UnitOfWork
 from saumaton.followups.models import Followup, FollowupSequence, FollowupStep
+from saumaton.followups.schedule import category_ancestors
 from saumaton.followups.templates import (
     MAX_BODY,
     MAX_SUBJECT,
@@ -341,11 +342,14 @@ def sample_values(settings: Settings, lang: str, product: str,
 
 async def preview(session: AsyncSession, settings: Settings,
                   sequence_id: int) -> list[Preview]:
-    """Every step rendered in both languages with a sample customer and product."""
+    """Every step rendered in both languages with a sample customer and the first
+    product of the category (else of a subcategory)."""
     seq = await get_sequence(session, sequence_id)
+    under = [cid for cid, chain in (await category_ancestors(session)).items()
+             if seq.category_id in chain]  # the category and its subcategories
     row = (await session.execute(
-        select(Product.name, Product.name_en).where(Product.category_id == seq.category_id)
-        .order_by(Product.id).limit(1))).first()
+        select(Product.name, Product.name_en).where(Product.category_id.in_(under))
+        .order_by(Product.category_id != seq.category_id, Product.id).limit(1))).first()
     out = []
     for step in seq.steps:
         for lang in LANGS:
