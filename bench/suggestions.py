@@ -424,8 +424,10 @@ async def measure_web(url: str, tokens: list[str]) -> dict[str, Any]:
     from saumaton.config import Settings
     from saumaton.web.app import create_app
 
+    # No background jobs in this process: on a freshly filled database they would
+    # rebuild a million customers' journeys while the pages are timed.
     settings = Settings(database_url=url, var_dir=Path(tempfile.mkdtemp()),
-                        secret_key="bench-secret-key-0123456789")
+                        secret_key="bench-secret-key-0123456789", run_jobs=False)
     app = create_app(settings)
     counter = Counter()
     result: dict[str, Any] = {}
