@@ -418,7 +418,7 @@ def _shuffled(xs: list[Lookup]) -> list[Lookup]:
     return ys
 
 
-async def measure_web(url: str, tokens: list[str]) -> dict[str, Any]:
+async def measure_web(url: str, tokens: list[str], tmp: Path) -> dict[str, Any]:
     """GET /shop/cart of guest carts: the first view runs the engine, the second is the
     process's copy (both include the cart itself and the page)."""
     from saumaton.config import Settings
@@ -426,7 +426,7 @@ async def measure_web(url: str, tokens: list[str]) -> dict[str, Any]:
 
     # No background jobs in this process: on a freshly filled database they would
     # rebuild a million customers' journeys while the pages are timed.
-    settings = Settings(database_url=url, var_dir=Path(tempfile.mkdtemp()),
+    settings = Settings(database_url=url, var_dir=tmp / "var",
                         secret_key="bench-secret-key-0123456789", run_jobs=False)
     app = create_app(settings)
     counter = Counter()
@@ -473,7 +473,7 @@ def machine() -> dict[str, Any]:
             "loadavg": Path("/proc/loadavg").read_text().split()[:3]}
 
 
-async def prepare(url: str) -> None:
+async def prepare(url: str, tmp: Path) -> None:
     from saumaton.db.migrate import upgrade
     from saumaton.db.uow import Database
     from saumaton.demo import load_demo
@@ -481,7 +481,7 @@ async def prepare(url: str) -> None:
     await asyncio.to_thread(upgrade, url)
     db = Database(url)
     try:
-        await load_demo(db, media_dir=Path(tempfile.mkdtemp()))
+        await load_demo(db, media_dir=tmp / "media")
     finally:
         await db.dispose()
 
@@ -490,9 +490,9 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
     log: dict[str, Any] = {"machine_before": machine(), "backend":
                            "sqlite" if a.sqlite else "postgresql"}
     name = f"suggest_bench_{os.getpid()}"
-    tmp = tempfile.mkdtemp()
+    tmp = Path(tempfile.mkdtemp())  # the demo's pictures, the app's var dir, SQLite's file
     if a.sqlite:
-        path = Path(tmp) / "suggest_bench.db"
+        path = tmp / "suggest_bench.db"
         url = f"sqlite+aiosqlite:///{path}"
     else:
         url = a.dsn or f"{a.admin_dsn.rsplit('/', 1)[0]}/{name}"
@@ -507,7 +507,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
                 finally:
                     await admin.close()
             created = True
-            await prepare(url)
+            await prepare(url, tmp)
             log["migrate_demo_s"] = round(time.monotonic() - t0, 1)
             print(f"migrated, demo shop loaded ({log['migrate_demo_s']} s)", flush=True)
         if a.sqlite:
@@ -550,7 +550,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             log["engine_ms"] = await measure_engine(url, await lookups_of(url, gen, a.lookups,
                                                                           store))
         if a.web_carts:
-            log["cart_page_ms"] = await measure_web(url, tokens[:a.web_carts])
+            log["cart_page_ms"] = await measure_web(url, tokens[:a.web_carts], tmp)
         log["measure_s"] = round(time.monotonic() - t2, 1)
         log["total_s"] = round(time.monotonic() - t0, 1)
         log["machine_after"] = machine()
@@ -564,7 +564,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
                 await admin.close()
         elif created and a.keep_db:
             print(f"kept database {url}")
-        if a.sqlite and not a.keep_db:
+        if not (a.sqlite and a.keep_db):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
