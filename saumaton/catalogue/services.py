@@ -25,6 +25,7 @@ from saumaton.catalogue.models import (
 from saumaton.catalogue.schemas import ImageIn, ImageOut, ProductIn, ProductOut, VariantOut
 from saumaton.core.actor import Actor
 from saumaton.core.errors import Conflict, NotFound, ValidationFailed
+from saumaton.db.fetcher import Fetcher
 from saumaton.db.uow import UnitOfWork
 
 
@@ -112,10 +113,11 @@ WHERE v.id = ANY((SELECT $1::int[])::int[]) OR v.ean = ANY((SELECT $2::text[])::
 
 
 async def load_variant_infos_pg(
-    uow: UnitOfWork, day: date, *, ids: Iterable[int] = (), eans: Iterable[str] = ()
+    uow: Fetcher, day: date, *, ids: Iterable[int] = (), eans: Iterable[str] = ()
 ) -> list[VariantInfo]:
-    """`load_variant_infos` inside `uow`'s transaction on PostgreSQL, as a prepared
-    statement on the driver (same rows, same errors)."""
+    """`load_variant_infos` inside `uow`'s transaction on PostgreSQL (or on a read's
+    own connection outside one), as a prepared statement on the driver (same rows,
+    same errors)."""
     ids, eans = list(ids), list(eans)
     if not ids and not eans:
         return []

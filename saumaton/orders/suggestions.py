@@ -25,18 +25,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, func, literal_column, select, union_all
+from sqlalchemy import BigInteger, Select, bindparam, func, literal_column, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from saumaton.catalogue.models import Product, Variant
-from saumaton.catalogue.services import load_variant_infos
+from saumaton.catalogue.services import load_variant_infos, load_variant_infos_pg
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import DomainError
 from saumaton.customers.models import CustomerPreference
+from saumaton.db.base import UTCDateTime
 from saumaton.db.session_cache import database_of
+from saumaton.db.uow import session_connection
 from saumaton.inventory.models import StockLevel
 from saumaton.inventory.services import availability, live_availability
 from saumaton.locations.reference import channel_id_of, pos_channel_id_of
@@ -85,30 +88,35 @@ REPEAT, SHADE, TOGETHER = 1, 2, 3  # the candidates statement's kinds of row
 _Part = Select[Any, Any, Any, Any]  # (kind, variant, n, the order's variant)
 
 
-def _repeats(customer_id: int) -> _Part:
-    """(variant, orders) bought 2+ times by the customer and not in the last 30 days:
-    her orders by `ix_orders_customer_id`, their lines by order."""
-    quiet_since = utcnow() - timedelta(days=REPEAT_QUIET_DAYS)
+# The statements are built once per shape (with or without a customer, items, a
+# store) with their values as parameters: building SQLAlchemy's aliases and sub-selects
+# costs more CPU than PostgreSQL spends running them.
+
+def _repeats() -> _Part:
+    """(variant, orders) bought 2+ times by the customer and not in the last 30 days
+    (`quiet_since`): her orders by `ix_orders_customer_id`, their lines by order."""
     times = func.count(func.distinct(Order.id))
     return (select(literal_column(str(REPEAT)).label("kind"),
                    OrderLine.variant_id.label("variant_id"), times.label("n"),
                    literal_column("0").label("mine"))
             .join(Order, Order.id == OrderLine.order_id)
-            .where(Order.customer_id == customer_id, Order.status.in_(BOUGHT))
+            .where(Order.customer_id == bindparam("customer_id"), Order.status.in_(BOUGHT))
             .group_by(OrderLine.variant_id)
-            .having(times >= REPEAT_MIN_ORDERS, func.max(Order.created_at) < quiet_since)
+            .having(times >= REPEAT_MIN_ORDERS, func.max(Order.created_at)
+                    < bindparam("quiet_since", type_=UTCDateTime()))
             .order_by(times.desc(), OrderLine.variant_id).limit(50))
 
 
-def _shade(customer_id: int, exclude: set[int]) -> _Part:
-    """Variants named as the customer's shade, in products not among `exclude`'s: her
+def _shade() -> _Part:
+    """Variants named as the customer's shade, in products not among the `items`': her
     preference by its key, the variants by `ix_variants_lower_name`."""
-    mine = select(Variant.product_id).where(Variant.id.in_(list(exclude)))
+    mine = select(Variant.product_id).where(
+        Variant.id.in_(bindparam("items", expanding=True)))
     return (select(literal_column(str(SHADE)).label("kind"), Variant.id.label("variant_id"),
                    literal_column("0").label("n"), literal_column("0").label("mine"))
             .join(CustomerPreference, func.lower(CustomerPreference.value)
                   == func.lower(Variant.name))
-            .where(CustomerPreference.customer_id == customer_id,
+            .where(CustomerPreference.customer_id == bindparam("customer_id"),
                    CustomerPreference.key == SHADE_KEY, Variant.active.is_(True),
                    Variant.product_id.not_in(mine))
             .order_by(Variant.id).limit(50))
@@ -135,24 +143,48 @@ async def _floor(s: AsyncSession) -> int | None:
     return await db.cached(("suggestions-floor",), FLOOR_SECONDS, load)
 
 
-def _together(variant_ids: Sequence[int], exclude: set[int], floor: int | None) -> _Part:
-    """(other variant, the order's variant, orders both were in) over the recent sold
-    orders, those from `floor` on (None: the floor read in this statement). The
-    order's items are read from `ix_order_lines_variant_order` within that range of
-    order ids, not through every one of the recent orders' lines."""
-    since: Any = (func.coalesce(_recent_floor().scalar_subquery(), 0) if floor is None
-                  else floor)
+def _together(floor_known: bool) -> _Part:
+    """(other variant, the order's item, orders both were in) over the recent sold
+    orders, those from `floor` on (not `floor_known`: the floor read in this
+    statement). The `items`' lines are read from `ix_order_lines_variant_order` within
+    that range of order ids, not through every one of the recent orders' lines."""
+    since: Any = (bindparam("floor", type_=BigInteger()) if floor_known
+                  else func.coalesce(_recent_floor().scalar_subquery(), 0))
     a, b = aliased(OrderLine), aliased(OrderLine)
     sold = aliased(Order)
     shared = func.count(func.distinct(a.order_id))
+    items: Any = bindparam("items", expanding=True)
     return (select(literal_column(str(TOGETHER)).label("kind"), b.variant_id.label("variant_id"),
                    shared.label("n"), a.variant_id.label("mine"))
             .join(sold, sold.id == a.order_id)
             .join(b, b.order_id == a.order_id)
-            .where(a.variant_id.in_(list(variant_ids)), a.order_id >= since,
-                   sold.status.in_(BOUGHT), b.variant_id.not_in(list(exclude)))
+            .where(a.variant_id.in_(items), a.order_id >= since,
+                   sold.status.in_(BOUGHT), b.variant_id.not_in(items))
             .group_by(b.variant_id, a.variant_id)
             .order_by(shared.desc(), b.variant_id, a.variant_id).limit(200))
+
+
+@cache
+def _candidates_statement(customer: bool, items: bool, at_store: bool, floor_known: bool
+                          ) -> Select[Any, Any, Any, Any, Any, Any]:
+    """The parts wanted in one statement, each in a sub-select of its own so that its
+    ORDER BY .. LIMIT stays its own (SQLite allows none in a compound SELECT's members);
+    each candidate's gift-card flag, and at a store (`location_id`) its stock there."""
+    parts = [_repeats(), _shade()] if customer else []
+    if items:
+        parts.append(_together(floor_known))
+    subs = [p.subquery() for p in parts]
+    u = union_all(*(select(q.c.kind, q.c.variant_id, q.c.n, q.c.mine) for q in subs)
+                  ).subquery()
+    stmt = (select(u.c.kind, u.c.variant_id, u.c.n, u.c.mine, Product.gift_card,
+                   (StockLevel.on_hand - StockLevel.reserved) if at_store
+                   else literal_column("NULL"))
+            .join(Variant, Variant.id == u.c.variant_id)
+            .join(Product, Product.id == Variant.product_id))
+    if at_store:
+        stmt = stmt.outerjoin(StockLevel, (StockLevel.variant_id == u.c.variant_id)
+                              & (StockLevel.location_id == bindparam("location_id")))
+    return stmt
 
 
 @dataclass
@@ -169,30 +201,19 @@ async def _candidates(s: AsyncSession, location_id: int | None, customer_id: int
     """Refills, her shade and what is bought together, as one statement (one round
     trip): each part keeps its own order and limit. The gift-card flag of each
     candidate comes along (the web's stock needs it), and at a store its stock there."""
-    parts = []
-    if customer_id is not None:
-        parts += [_repeats(customer_id), _shade(customer_id, exclude)]
-    if variant_ids:
-        parts.append(_together(variant_ids, exclude, await _floor(s)))
     found = _Candidates([], [], {}, set(), {})
-    if not parts:
+    if customer_id is None and not variant_ids:
         return found
-    # Each part in a sub-select of its own: its ORDER BY .. LIMIT stays its own (SQLite
-    # allows none in a compound SELECT's members).
-    subs = [p.subquery() for p in parts]
-    u = union_all(*(select(q.c.kind, q.c.variant_id, q.c.n, q.c.mine) for q in subs)
-                  ).subquery()
-    stmt = (select(u.c.kind, u.c.variant_id, u.c.n, u.c.mine, Product.gift_card,
-                   (StockLevel.on_hand - StockLevel.reserved) if location_id is not None
-                   else literal_column("NULL"))
-            .join(Variant, Variant.id == u.c.variant_id)
-            .join(Product, Product.id == Variant.product_id))
-    if location_id is not None:
-        stmt = stmt.outerjoin(StockLevel, (StockLevel.variant_id == u.c.variant_id)
-                              & (StockLevel.location_id == location_id))
+    floor = await _floor(s) if variant_ids else None
+    stmt = _candidates_statement(customer_id is not None, bool(variant_ids),
+                                 location_id is not None, floor is not None)
+    params: dict[str, Any] = {"items": list(variant_ids), "customer_id": customer_id,
+                              "floor": floor, "location_id": location_id}
+    if customer_id is not None:
+        params["quiet_since"] = utcnow() - timedelta(days=REPEAT_QUIET_DAYS)
     repeats: list[tuple[int, int]] = []
     pairs: list[tuple[int, int, int]] = []
-    for kind, v, n, mine, gift_card, here in (await s.execute(stmt)).all():
+    for kind, v, n, mine, gift_card, here in (await s.execute(stmt, params)).all():
         v, n, mine = int(v), int(n), int(mine)
         if gift_card:
             found.gift_cards.add(v)
@@ -248,15 +269,21 @@ async def suggestions(s: AsyncSession, location_id: int | None, customer_id: int
     if not in_stock:
         return []
     now = utcnow()
+    db = database_of(s)
+    wanted = set(in_stock) | exclude
     try:
-        infos = {i.id: i for i in await load_variant_infos(
-            s, business_day(now), ids=set(in_stock) | exclude)}
+        # On PostgreSQL the catalogue's prepared statement on the request's own
+        # connection (the read session runs outside a transaction).
+        infos = {i.id: i for i in (
+            await load_variant_infos_pg(await session_connection(s), business_day(now),
+                                        ids=wanted)
+            if db is not None and db.is_postgres
+            else await load_variant_infos(s, business_day(now), ids=wanted))}
     except DomainError:  # a variant with no VAT rate in force cannot be sold now
         return []
     channel_id = (await channel_id_of(s, WEB_CHANNEL) if location_id is None
                   else await pos_channel_id_of(s, location_id))
     priced = [infos[v] for v in in_stock if v in infos]
-    db = database_of(s)
     prices = (await book_prices(db, s, priced, channel_id, now) if db is not None
               else await resolve_prices(s, priced, channel_id, now))
     times = dict(found.repeats)
