@@ -5,8 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 export PORT
-# The suite runs in this many processes, a test file each at a time (pytest-xdist):
-# much of it waits on servers, browsers and PostgreSQL, so two cores fit two.
+# The suite runs in this many processes (pytest-xdist), the tests of one database all in
+# one of them (tests/conftest.py): much of it waits on servers, browsers and PostgreSQL.
 TEST_WORKERS ?= 2
 
 .PHONY: install demo serve test lint typecheck pytest bench clean audit
@@ -32,7 +32,7 @@ lint: install
 	$(VENV)/bin/mypy saumaton
 
 test: lint
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # pip-audit over the pinned dependencies: fails on a known vulnerability; says so
 # loudly when the vulnerability service cannot be reached (docs/security.md).

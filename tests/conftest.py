@@ -32,6 +32,16 @@ from tests.support import (
 )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`: --dist loadgroup) every test of one database runs
+    in one worker: the session's database, shop and servers are then built once per
+    database, as in a single process, not again for each test file."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "backend" in params:
+            item.add_marker(pytest.mark.xdist_group(str(params["backend"])))
+
+
 @pytest.fixture(scope="session", params=backends())
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
