@@ -31,6 +31,12 @@ from tests.support import (
     link_caches,
 )
 
+# Modules whose tests start several app processes on databases of their own: they run
+# with PostgreSQL's group, as in one process, so the connections of both never add up
+# past the server's max_connections (100 by default).
+OWN_POSTGRESQL = frozenset({"test_kill9.py", "test_two_servers.py", "test_cli.py",
+                            "test_demo_data.py", "test_migrations.py"})
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (`make test`: --dist loadgroup) every test of one database runs
@@ -40,6 +46,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "backend" in params:
             item.add_marker(pytest.mark.xdist_group(str(params["backend"])))
+        elif item.path.name in OWN_POSTGRESQL:
+            item.add_marker(pytest.mark.xdist_group("postgresql"))
 
 
 @pytest.fixture(scope="session", params=backends())
