@@ -5,9 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 export PORT
-# The suite runs in this many processes (pytest-xdist), the tests of one database all in
-# one of them (tests/conftest.py): much of it waits on servers, browsers and PostgreSQL.
-TEST_WORKERS ?= 2
+# TEST_WORKERS=2 runs the suite in two pytest-xdist processes, the tests of one database
+# all in one of them (tests/conftest.py). Not the default yet: both at once open more
+# PostgreSQL connections than its default max_connections (100) allows.
+TEST_WORKERS ?= 0
 
 .PHONY: install demo serve test lint typecheck pytest bench clean audit
 
@@ -32,7 +33,7 @@ lint: install
 	$(VENV)/bin/mypy saumaton
 
 test: lint
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
 
 # pip-audit over the pinned dependencies: fails on a known vulnerability; says so
 # loudly when the vulnerability service cannot be reached (docs/security.md).
