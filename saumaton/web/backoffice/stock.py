@@ -12,6 +12,7 @@ the scan field focused, so no script is needed to keep scanning.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -530,42 +531,39 @@ async def transfer_receive(request: Request, transfer_id: int,
                                 status=422)
 
 
+async def _transfer_action(request: Request, actor: Actor, transfer_id: int,
+                           action: Callable[[UnitOfWork, Actor, int], Awaitable[object]],
+                           done: str) -> Response:
+    """One button on a transfer's page: the service in its own unit of work, a refusal
+    shown on the page, then back to the page saying what was done."""
+    await checked_form(request)
+    try:
+        async with db_of(request).uow() as uow:
+            await action(uow, actor, transfer_id)
+            await uow.commit()
+    except Forbidden:
+        raise
+    except NotFound:
+        return error_page(request, 404, _t(request, N_("The transfer was not found.")))
+    except DomainError as exc:
+        return await _transfer_page(request, actor, transfer_id,
+                                    errors={"form": _msg(request, exc)}, status=exc.status)
+    return _redirect(f"{BASE}/transfers/{transfer_id}?done={done}")
+
+
 @router.post("/backoffice/stock/transfers/{transfer_id}/send")
 async def transfer_send(request: Request, transfer_id: int,
                         actor: Annotated[Actor, requires("stock.write")]) -> Response:
     """A requested transfer (goods held here for an order collected elsewhere) marked
     sent: the goods leave this shelf and are in transit."""
-    await checked_form(request)
-    try:
-        async with db_of(request).uow() as uow:
-            await transfers.send_requested(uow, actor, transfer_id)
-            await uow.commit()
-    except Forbidden:
-        raise
-    except NotFound:
-        return error_page(request, 404, _t(request, N_("The transfer was not found.")))
-    except DomainError as exc:
-        return await _transfer_page(request, actor, transfer_id,
-                                    errors={"form": _msg(request, exc)}, status=exc.status)
-    return _redirect(f"{BASE}/transfers/{transfer_id}?done=sent")
+    return await _transfer_action(request, actor, transfer_id, transfers.send_requested,
+                                  "sent")
 
 
 @router.post("/backoffice/stock/transfers/{transfer_id}/cancel")
 async def transfer_cancel(request: Request, transfer_id: int,
                           actor: Annotated[Actor, requires("stock.write")]) -> Response:
-    await checked_form(request)
-    try:
-        async with db_of(request).uow() as uow:
-            await transfers.cancel(uow, actor, transfer_id)
-            await uow.commit()
-    except Forbidden:
-        raise
-    except NotFound:
-        return error_page(request, 404, _t(request, N_("The transfer was not found.")))
-    except DomainError as exc:
-        return await _transfer_page(request, actor, transfer_id,
-                                    errors={"form": _msg(request, exc)}, status=exc.status)
-    return _redirect(f"{BASE}/transfers/{transfer_id}?done=cancelled")
+    return await _transfer_action(request, actor, transfer_id, transfers.cancel, "cancelled")
 
 
 # --- counts ------------------------------------------------------------------------------
