@@ -6,6 +6,7 @@ fail rather than skip. SAUMATON_TEST_BACKENDS=sqlite narrows a local run.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -30,6 +31,12 @@ from tests.support import (
     fresh_database,
     link_caches,
 )
+
+# Connections per pool of every app the suite runs, in-process or as a server (they
+# inherit the environment): with the default 10 (and as many overflow) the PostgreSQL
+# half of a two-worker run held more than the server's 100 connections at its peak.
+TEST_DB_POOL_SIZE = 4
+os.environ.setdefault("SAUMATON_DB_POOL_SIZE", str(TEST_DB_POOL_SIZE))
 
 # Modules whose tests start several app processes on databases of their own: they run
 # with PostgreSQL's group, as in one process, so the connections of both never add up
@@ -70,7 +77,7 @@ async def database_url(backend: str, session_tmp: Path) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
+    database = Database(database_url, pool_size=TEST_DB_POOL_SIZE)
     yield database
     await database.dispose()
 
