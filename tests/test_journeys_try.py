@@ -28,7 +28,7 @@ from saumaton.customers.segments import parse_rules, preview
 from saumaton.db.uow import Database
 from saumaton.orders.models import Order
 from saumaton.reports.funnel_report import funnel_report
-from saumaton.reports.journey_tables import CustomerJourney
+from saumaton.reports.journey_tables import CustomerJourney, JourneyRefresh
 from saumaton.reports.journeys import JourneyReport, journey_report, refresh_journeys
 from saumaton.reports.period import Period
 from saumaton.tryon import services as tryon
@@ -292,6 +292,28 @@ async def test_page_and_api_show_the_web_to_store_journey(
                           params={"from": period.first.isoformat(),
                                   "to": period.last.isoformat()})).json()
     assert funnel["web_to_store"] == {"sold": 6, "released": 1, "expired": 1, "active": 1}
+
+
+async def test_figures_kept_before_the_kind_existed_still_read(world: World) -> None:
+    """The page reads the figures summed at the last refresh: those summed before the
+    web_to_store kind (no first kind in the groups and days) read as their first
+    channel's kind until the next refresh."""
+    w = world
+    await refresh(w, full=True)
+    async with w.db.uow() as uow:
+        state = await uow.session.get(JourneyRefresh, 1)
+        assert state is not None
+        old = {"matrix": state.figures["matrix"],
+               "groups": [g[:8] for g in state.figures["groups"]],
+               "days": [d[:3] for d in state.figures["days"]]}
+        state.figures = old
+        await uow.commit()
+    r = await report(w)
+    assert [(k.kind, k.customers) for k in r.kind_rows] == [("pos", 6), ("webshop", 1)]
+    assert r.customers == 7
+    await refresh(w, full=True)
+    assert [(k.kind, k.customers) for k in (await report(w)).kind_rows] == [
+        ("pos", 3), ("webshop", 1), ("web_to_store", 3)]
 
 
 # --- last: it adds a customer --------------------------------------------------------
