@@ -401,7 +401,7 @@ class JourneyValue:
 
     @property
     def several_kinds(self) -> bool:
-        """Omnichannel by kind (`several_kinds`): counted with the omnichannel customers."""
+        """Counted with the omnichannel customers by kind (the function `several_kinds`)."""
         return several_kinds((self.first_kind, *self.other_kinds))
 
     @property
