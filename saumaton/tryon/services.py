@@ -27,7 +27,7 @@ from saumaton.config import Settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, NotFound, OutOfStock, ValidationFailed
-from saumaton.customers.buyers import buyer_id
+from saumaton.customers.buyers import CustomerErased, buyer_id
 from saumaton.customers.identities import normalise_email, normalise_phone
 from saumaton.customers.models import Customer, CustomerIdentity
 from saumaton.db.uow import UnitOfWork
@@ -377,7 +377,7 @@ async def reserved_for(session: AsyncSession, try_ids: Sequence[int], location_i
         return None
     try:
         return await buyer_id(session, found.pop())
-    except (Conflict, ValidationFailed):  # erased (or gone): a sale for nobody's record
+    except CustomerErased:  # no new sale goes to an erased record
         return None
 
 

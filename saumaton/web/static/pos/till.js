@@ -1645,8 +1645,8 @@ root.addEventListener("click", (ev) => {
       break;
     case "detach-customer":
       sale.customer = null;
-      // Taken off on purpose: the server attaches nobody from a reservation to try either.
-      sale.anonymous = true;
+      // Taken off a sale of a reservation to try: the server attaches nobody either.
+      sale.anonymous = Boolean(sale.try_ids && sale.try_ids.length);
       sale.try_other = null;
       sale.points_cents = 0;
       if (sale.delivery && sale.delivery.prefilled) sale.delivery = null;  // their details
