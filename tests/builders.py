@@ -1,6 +1,6 @@
-"""Shared builders for tests that need "a customer", "a till sale", "a paid web order"
-or "a category" without caring how each is made (tests/support.py has the shop and the
-products)."""
+"""Shared builders for tests that need "a customer", "a till sale", "a paid web order",
+"a reservation to try sold at the till" or "a category" without caring how each is made
+(tests/support.py has the shop and the products)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from saumaton.customers.services import CustomerOut
 from saumaton.db.uow import Database
 from saumaton.orders.schemas import LineIn, OrderOut
 from saumaton.tills.sales import TillLineIn, TillPaymentIn, TillSaleIn, sell
+from saumaton.tryon import services as tryon
 from tests.support import Shop, open_drawer, pay_web_order, staff_actor
 
 CASHIER = Actor(label="staff:test cashier", name="Kaisa Kassa",
@@ -49,16 +50,45 @@ async def a_customer(db: Database, *, consent: bool = True, email: bool = True,
 
 
 async def a_till_sale(db: Database, shop: Shop, variant_ids: list[int], *,
-                      customer_id: int | None = None, who: str = "cashier1") -> OrderOut:
+                      customer_id: int | None = None, who: str = "cashier1",
+                      try_ids: list[int] | None = None) -> OrderOut:
     """A sale at the Helsinki store's till, paid by card (tills.sales.sell, as the till
-    sends it)."""
+    sends it); `try_ids`: the reservations to try it sells."""
     actor = await staff_actor(db, shop, who)
     session_id = await open_drawer(db, shop.store1)
     order, _ = await sell(db, actor, shop.store1, TillSaleIn(
         key=f"t-{uuid.uuid4().hex}", session_id=session_id, customer_id=customer_id,
         lines=[TillLineIn(variant_id=v) for v in variant_ids],
-        payments=[TillPaymentIn(method="card", terminal_confirmed=True)]))
+        payments=[TillPaymentIn(method="card", terminal_confirmed=True)],
+        try_ids=try_ids or []))
     return order
+
+
+async def a_try_reservation(db: Database, shop: Shop, variant_id: int, *,
+                            customer_id: int | None = None) -> tryon.TryOut:
+    """A reservation to try at the Helsinki store, made on the webshop's product page (a
+    signed-in shopper's if `customer_id`, else a guest's with a phone number). The
+    variant needs a free unit there."""
+    shopper = Actor(label=f"customer:{customer_id}" if customer_id else "web:shopper",
+                    name="shopper")
+    async with db.uow() as uow:
+        out = await tryon.reserve(uow, shopper, tryon.TryIn(
+            variant_id, shop.store1, name="" if customer_id else "Kokeilija",
+            phone="" if customer_id else f"040 {random.randrange(10**7):07d}",
+            customer_id=customer_id), settings=Settings(), notify=False)
+        await uow.commit()
+    return out
+
+
+async def a_try_sold_at_the_till(db: Database, shop: Shop, variant_id: int, *,
+                                 customer_id: int | None) -> tuple[tryon.TryOut, OrderOut]:
+    """A reservation to try made on the web and bought at the Helsinki store's till (the
+    cashier sells it with the reservation, the customer attached): (the reservation,
+    the sale)."""
+    reserved = await a_try_reservation(db, shop, variant_id, customer_id=customer_id)
+    order = await a_till_sale(db, shop, [variant_id], customer_id=customer_id,
+                              try_ids=[reserved.id])
+    return reserved, order
 
 
 async def a_paid_web_order(db: Database, settings: Settings, variant_ids: list[int], *,

@@ -61,8 +61,12 @@ class FirstChannelOut(BaseModel):
     revenue_cents: int
 
 
+KIND_HELP = ("pos, webshop, service_desk, api, other; web_to_store: a reservation to try "
+             "made online and bought at a store's till (docs/reserve-to-try.md)")
+
+
 class FirstKindOut(BaseModel):
-    kind: str
+    kind: str = Field(description=KIND_HELP)
     customers: int
     later: dict[str, int]
     one_time: int
@@ -73,9 +77,13 @@ class FirstKindOut(BaseModel):
 
 
 class JourneyOut(BaseModel):
-    key: str = Field(description="e.g. \"pos+webshop\", \"webshop-only\"")
-    first_kind: str
+    key: str = Field(description="e.g. \"pos+webshop\", \"webshop-only\", "
+                                 "\"web_to_store-only\"")
+    first_kind: str = Field(description=KIND_HELP)
     other_kinds: list[str]
+    several_kinds: bool = Field(description="counted with the omnichannel customers "
+                                            "(omni_kinds): two or more kinds, or "
+                                            "web_to_store")
     customers: int
     orders: int
     revenue_cents: int
@@ -96,7 +104,9 @@ class JourneysOut(BaseModel):
     revenue_cents: int
     first_channels: list[FirstChannelOut]
     first_kinds: list[FirstKindOut]
-    omni_kinds: ShareOut = Field(description="bought in two or more channel kinds")
+    omni_kinds: ShareOut = Field(description="bought in two or more channel kinds (a "
+                                             "reservation to try bought at the till is "
+                                             "the webshop and the store)")
     omni_channels: ShareOut = Field(description="bought in two or more channels")
     journeys: list[JourneyOut]
     single_kind_ltv_cents: int
@@ -131,7 +141,8 @@ async def journeys(request: Request, actor: Chain) -> JourneysOut:
                                customer_share=r.omni_channels.customer_share,
                                revenue_share=r.omni_channels.revenue_share),
         journeys=[JourneyOut(key=j.key, first_kind=j.first_kind,
-                             other_kinds=list(j.other_kinds), customers=j.customers,
+                             other_kinds=list(j.other_kinds),
+                             several_kinds=j.several_kinds, customers=j.customers,
                              orders=j.orders, revenue_cents=j.revenue_cents,
                              ltv_cents=j.ltv_cents) for j in r.journeys],
         single_kind_ltv_cents=r.single_kind_ltv_cents,
@@ -238,6 +249,10 @@ class FunnelOut(BaseModel):
     total: FunnelStepsOut
     by_device: dict[str, FunnelStepsOut]
     rows: list[FunnelRowOut] = Field(description="per day, channel and device")
+    web_to_store: dict[str, int] = Field(
+        description="web visits that ended in a store: the reservations to try made in the "
+                    "period by what became of them — sold (bought at the till), released, "
+                    "expired (not collected), active (still waiting)")
 
 
 @router.get("/funnel", response_model=FunnelOut, responses=BAD_PERIOD,
@@ -251,7 +266,8 @@ async def funnel(request: Request, actor: Chain, since: Since, until: Until) -> 
         period={"from": period.first, "to": period.last}, total=_steps(r.total),
         by_device={k: _steps(v) for k, v in r.by_device.items()},
         rows=[FunnelRowOut(date=d, channel=c, device=dev, steps=_steps(x))
-              for d, c, dev, x in r.sorted_rows()])
+              for d, c, dev, x in r.sorted_rows()],
+        web_to_store=dict(r.web_to_store))
 
 
 # --- loyalty ------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ from saumaton.orders.models import Order
 from saumaton.pricing.book import campaign_book
 from saumaton.pricing.models import Campaign
 from saumaton.reports.journey_tables import CustomerJourney
-from saumaton.reports.journeys import KIND_BITS
+from saumaton.reports.journeys import KIND_BITS, stored_bits, stored_kinds
 
 PERMISSION = "segments.write"
 TIER_CHOICES = ("none", "member", "silver", "gold")
@@ -253,14 +253,18 @@ def conditions(rules: SegmentRules, at: datetime | None = None,
     for p in rules.preferences:
         out.append(cid.in_(select(CustomerPreference.customer_id).where(
             CustomerPreference.key == p.key, CustomerPreference.value.in_(p.values))))
-    journey = []
+    journey: list[ColumnElement[bool]] = []
+    # A till sale of a reservation to try is a store purchase here (its own kind in the
+    # journey tables: stored_kinds, stored_bits).
     if rules.first_channel:
-        journey.append(CustomerJourney.first_kind == rules.first_channel)
+        journey.append(CustomerJourney.first_kind.in_(stored_kinds(rules.first_channel)))
     if rules.then_channel:
         journey.append(CustomerJourney.later_kinds_mask.op("&")(
-            KIND_BITS[rules.then_channel]) != 0)
+            stored_bits(rules.then_channel)) != 0)
     if rules.bought_in:
-        mask = sum(KIND_BITS[k] for k in set(rules.bought_in))
+        mask = 0
+        for k in set(rules.bought_in):
+            mask |= stored_bits(k)
         journey.append(CustomerJourney.kinds_mask.op("&")(mask) != 0)
     if journey:
         out.append(cid.in_(select(CustomerJourney.customer_id).where(*journey)))

@@ -27,13 +27,15 @@ class CustomerJourney(Base):
     first_channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
     first_location_id: Mapped[int | None] = mapped_column(
         ForeignKey("locations.id"), nullable=True)
-    first_kind: Mapped[str] = mapped_column(String(16))  # channels.kind of the first
+    # The first purchase's kind: its channels.kind, or "web_to_store" for a till sale of
+    # a reservation to try (saumaton.reports.journeys.WEB_TO_STORE).
+    first_kind: Mapped[str] = mapped_column(String(16))
     second_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Whole 24-hour days from the first purchase to the second.
     second_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     orders: Mapped[int] = mapped_column(Integer)
     revenue_cents: Mapped[int] = mapped_column(BigInteger)  # VAT incl., net of returns
-    # One bit per channel kind (saumaton.reports.journeys.KIND_BITS): every purchase,
+    # One bit per purchase kind (saumaton.reports.journeys.JOURNEY_BITS): every purchase,
     # and the purchases after the first.
     kinds_mask: Mapped[int] = mapped_column(Integer)
     later_kinds_mask: Mapped[int] = mapped_column(Integer)

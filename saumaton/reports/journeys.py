@@ -10,7 +10,9 @@ merges changed since the stored watermark. The reports job runs it; pages show
 A purchase is a sale as in docs/reports.md (not pending, not cancelled; on
 `sold_at` else `created_at`) of a known customer, with at least one line that is not a
 gift card. Its revenue: the non-gift-card lines plus the delivery fee, VAT included,
-less what completed returns refunded for its lines.
+less what completed returns refunded for its lines. Its kind is its channel's kind,
+except a till sale that sold a reservation to try (docs/reserve-to-try.md): that one is
+"web_to_store", a journey that began on the web and ended in the store.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    and_,
     case,
     delete,
     false,
@@ -54,12 +57,21 @@ from saumaton.orders.models import Order, OrderLine
 from saumaton.payments.models import Payment, Refund
 from saumaton.reports.journey_tables import CustomerChannel, CustomerJourney, JourneyRefresh
 from saumaton.returns.models import Return, ReturnLine
+from saumaton.tryon.models import TryReservation
+from saumaton.tryon.services import TryStatus
 
 PERMISSION = "reports.read"
 # One bit per channel kind; a kind not listed here counts as "other".
 KIND_BITS: dict[str, int] = {"pos": 1, "webshop": 2, "service_desk": 4, "api": 8}
 OTHER_BIT = 16
-KIND_ORDER = ("pos", "webshop", "service_desk", "api", "other")
+# A till sale that sold a reservation to try made online: a purchase kind of its own, so
+# that the report shows the web -> store journey instead of a plain store purchase. Not
+# a channel kind (KIND_BITS stays the channels' kinds, which the segments offer).
+WEB_TO_STORE = "web_to_store"
+WEB_TO_STORE_BIT = 32
+# The bit of every purchase kind the journey tables hold (kinds_mask, later_kinds_mask).
+JOURNEY_BITS: dict[str, int] = {**KIND_BITS, WEB_TO_STORE: WEB_TO_STORE_BIT}
+KIND_ORDER = ("pos", "webshop", WEB_TO_STORE, "service_desk", "api", "other")
 # A transaction that began before the last refresh may commit after it: changes are
 # looked for from this long before the watermark (recomputing a customer twice is
 # harmless).
@@ -75,6 +87,7 @@ _R = cast(Table, Return.__table__)
 _RL = cast(Table, ReturnLine.__table__)
 _CJ = cast(Table, CustomerJourney.__table__)
 _CC = cast(Table, CustomerChannel.__table__)
+_TR = cast(Table, TryReservation.__table__)
 
 
 def require_journeys(actor: Actor) -> None:
@@ -83,7 +96,7 @@ def require_journeys(actor: Actor) -> None:
 
 
 def kind_of_bit(bit: int) -> str:
-    for kind, b in KIND_BITS.items():
+    for kind, b in JOURNEY_BITS.items():
         if b == bit:
             return kind
     return "other"
@@ -91,14 +104,40 @@ def kind_of_bit(bit: int) -> str:
 
 def kinds_in(mask: int) -> list[str]:
     """The kinds of a mask in KIND_ORDER."""
-    out = [k for k in KIND_ORDER[:-1] if mask & KIND_BITS[k]]
+    out = [k for k in KIND_ORDER[:-1] if mask & JOURNEY_BITS[k]]
     if mask & OTHER_BIT:
         out.append("other")
     return out
 
 
+def journey_kind(kind: str) -> str:
+    """A stored purchase kind as the report shows it ("other" for an unknown one)."""
+    return kind if kind in JOURNEY_BITS else "other"
+
+
+def several_kinds(kinds: Sequence[str]) -> bool:
+    """Omnichannel by kind: bought in two or more kinds. A reservation to try made online
+    and bought at the till is the web and the store at once."""
+    return len(kinds) > 1 or WEB_TO_STORE in kinds
+
+
+def stored_kinds(channel_kind: str) -> tuple[str, ...]:
+    """The stored purchase kinds (`first_kind`) of purchases in a channel kind: a store's
+    include the till sales of reservations to try (the segments' rules)."""
+    return ("pos", WEB_TO_STORE) if channel_kind == "pos" else (channel_kind,)
+
+
+def stored_bits(channel_kind: str) -> int:
+    """The mask bits of purchases in a channel kind (as `stored_kinds`)."""
+    bits = 0
+    for kind in stored_kinds(channel_kind):
+        bits |= JOURNEY_BITS[kind]
+    return bits
+
+
 def _bit(kind: ColumnElement[Any]) -> ColumnElement[int]:
-    return case(*((kind == k, literal(b)) for k, b in KIND_BITS.items()), else_=OTHER_BIT)
+    return case(*((kind == k, literal(b)) for k, b in JOURNEY_BITS.items()),
+                else_=OTHER_BIT)
 
 
 # --- refresh ------------------------------------------------------------------------
@@ -125,17 +164,25 @@ def _facts(ids: Sequence[int] | None) -> Any:
                 .join(_RL, _RL.c.return_id == _R.c.id)
                 .join(_V, _V.c.id == _RL.c.variant_id).join(_P, _P.c.id == _V.c.product_id)
                 .where(_R.c.status == "completed", gift == false()))
+    # The orders that sold a reservation to try (tryon.services.sell links them); one
+    # sale may sell several, hence grouped.
+    tried = select(_TR.c.order_id).where(_TR.c.status == TryStatus.SOLD.value,
+                                         _TR.c.order_id.is_not(None))
     if ids is not None:
         lines = lines.join(_O, _O.c.id == _OL.c.order_id).where(_O.c.customer_id.in_(ids))
         returned = returned.join(_O, _O.c.id == _R.c.order_id).where(
             _O.c.customer_id.in_(ids))
+        tried = tried.join(_O, _O.c.id == _TR.c.order_id).where(_O.c.customer_id.in_(ids))
     ls = lines.group_by(_OL.c.order_id).subquery("ls")
     rs = returned.group_by(_R.c.order_id).subquery("rs")
+    ts = tried.group_by(_TR.c.order_id).subquery("ts")
     at = func.coalesce(_O.c.sold_at, _O.c.created_at)
     order = (at, _O.c.id)
+    kind = case((and_(ts.c.order_id.is_not(None), _CH.c.kind == "pos"),
+                 literal(WEB_TO_STORE, String(16))), else_=_CH.c.kind)
     facts = (
         select(_O.c.customer_id, _O.c.channel_id, _O.c.location_id, at.label("at"),
-               _CH.c.kind, _bit(_CH.c.kind).label("bit"),
+               kind.label("kind"), _bit(kind).label("bit"),
                (_O.c.delivery_fee_cents + ls.c.cents - func.coalesce(rs.c.cents, 0))
                .label("revenue"),
                func.row_number().over(partition_by=_O.c.customer_id, order_by=order)
@@ -145,6 +192,7 @@ def _facts(ids: Sequence[int] | None) -> Any:
         .join(ls, ls.c.order_id == _O.c.id)
         .join(_CH, _CH.c.id == _O.c.channel_id)
         .outerjoin(rs, rs.c.order_id == _O.c.id)
+        .outerjoin(ts, ts.c.order_id == _O.c.id)
         .where(_O.c.customer_id.is_not(None), _O.c.status.not_in(("pending", "cancelled")),
                ls.c.n > 0))
     if ids is not None:
@@ -223,27 +271,33 @@ async def changed_customers(s: AsyncSession, since: datetime) -> list[int]:
     return sorted({int(r[0]) for r in rows if r[0] is not None})
 
 
-async def aggregate(s: AsyncSession) -> dict[str, list[list[int]]]:
+async def aggregate(s: AsyncSession) -> dict[str, list[list[int | str]]]:
     """The journey figures summed over every customer: small enough (tens to a few
     thousand numbers) to keep in the refresh row, so that the page reads one row
     instead of scanning a million (docs/performance.md)."""
-    matrix = [[int(a), int(b), int(n)] for a, b, n in await s.execute(
+    matrix: list[list[int | str]] = [[int(a), int(b), int(n)] for a, b, n in await s.execute(
         select(_CC.c.first_channel_id, _CC.c.channel_id, func.count())
         .where(_CC.c.later == true())
         .group_by(_CC.c.first_channel_id, _CC.c.channel_id))]
     multi_channel = _CJ.c.channels > literal_column("1")  # no parameter: GROUP BY matches
-    groups = [[int(first), int(mask), int(later), int(bool(multi)), int(n), int(cents or 0),
-               int(orders or 0), int(repeat)]
-              for first, mask, later, multi, n, cents, orders, repeat in await s.execute(
-                  select(_CJ.c.first_channel_id, _CJ.c.kinds_mask, _CJ.c.later_kinds_mask,
-                         multi_channel, func.count(), func.sum(_CJ.c.revenue_cents),
-                         func.sum(_CJ.c.orders), func.count(_CJ.c.second_at))
-                  .group_by(_CJ.c.first_channel_id, _CJ.c.kinds_mask,
-                            _CJ.c.later_kinds_mask, multi_channel))]
-    days = [[int(first), int(d), int(n)] for first, d, n in await s.execute(
-        select(_CJ.c.first_channel_id, _CJ.c.second_days, func.count())
+    # The first purchase's kind is last: a till channel's first purchase may be a store
+    # purchase or a reservation to try (figures kept before had no kind: the channel's).
+    grouped = await s.execute(
+        select(_CJ.c.first_channel_id, _CJ.c.kinds_mask, _CJ.c.later_kinds_mask,
+               multi_channel, func.count(), func.sum(_CJ.c.revenue_cents),
+               func.sum(_CJ.c.orders), func.count(_CJ.c.second_at), _CJ.c.first_kind)
+        .group_by(_CJ.c.first_channel_id, _CJ.c.kinds_mask, _CJ.c.later_kinds_mask,
+                  multi_channel, _CJ.c.first_kind))
+    groups: list[list[int | str]] = [
+        [int(first), int(mask), int(later), int(bool(multi)), int(n), int(cents or 0),
+         int(orders or 0), int(repeat), str(kind)]
+        for first, mask, later, multi, n, cents, orders, repeat, kind in grouped]
+    histogram = await s.execute(
+        select(_CJ.c.first_channel_id, _CJ.c.second_days, func.count(), _CJ.c.first_kind)
         .where(_CJ.c.second_days.is_not(None))
-        .group_by(_CJ.c.first_channel_id, _CJ.c.second_days))]
+        .group_by(_CJ.c.first_channel_id, _CJ.c.second_days, _CJ.c.first_kind))
+    days: list[list[int | str]] = [[int(first), int(d), int(n), str(kind)]
+                                   for first, d, n, kind in histogram]
     return {"matrix": matrix, "groups": groups, "days": days}
 
 
@@ -332,7 +386,7 @@ class FirstKindRow:
 
 @dataclass
 class JourneyValue:
-    """Customers of one journey: first channel kind, then every other kind bought in."""
+    """Customers of one journey: first purchase kind, then every other kind bought in."""
 
     first_kind: str
     other_kinds: tuple[str, ...]
@@ -344,6 +398,11 @@ class JourneyValue:
     def key(self) -> str:
         return "+".join((self.first_kind, *self.other_kinds)) if self.other_kinds \
             else self.first_kind + "-only"
+
+    @property
+    def several_kinds(self) -> bool:
+        """Counted with the omnichannel customers by kind (the function `several_kinds`)."""
+        return several_kinds((self.first_kind, *self.other_kinds))
 
     @property
     def ltv_cents(self) -> int:
@@ -376,7 +435,9 @@ class JourneyReport:
     kind_rows: list[FirstKindRow]
     customers: int
     revenue_cents: int
-    omni_kinds: Share  # bought in two or more channel kinds (store and web, ...)
+    # Bought in two or more kinds (store and web, ...; a reservation to try bought at the
+    # till is both: `several_kinds`).
+    omni_kinds: Share
     omni_channels: Share  # bought in two or more channels (two stores count)
     journeys: list[JourneyValue]
     single_kind_ltv_cents: int
@@ -423,9 +484,9 @@ async def journey_report(s: AsyncSession, actor: Actor) -> JourneyReport:
     omni_k = [0, 0]
     omni_c = [0, 0]
     single = [0, 0]
-    for first, mask, later_mask, multi, n, cents, orders, repeat in figures.get("groups", []):
-        ch = by_id[first]
-        kind = ch.kind if ch.kind in KIND_BITS else "other"
+    for first, mask, later_mask, multi, n, cents, orders, repeat, *stored in \
+            figures.get("groups", []):
+        kind = journey_kind(stored[0] if stored else by_id[first].kind)
         row, krow = rows[first], kind_rows[kind]
         for r in (row, krow):
             r.customers += n
@@ -437,7 +498,7 @@ async def journey_report(s: AsyncSession, actor: Actor) -> JourneyReport:
         customers += n
         revenue += cents
         kinds = kinds_in(int(mask))
-        if len(kinds) > 1:
+        if several_kinds(kinds):
             omni_k[0] += n
             omni_k[1] += cents
         else:
@@ -446,7 +507,7 @@ async def journey_report(s: AsyncSession, actor: Actor) -> JourneyReport:
         if multi:
             omni_c[0] += n
             omni_c[1] += cents
-        key = (kind, int(mask) | KIND_BITS.get(kind, OTHER_BIT))
+        key = (kind, int(mask) | JOURNEY_BITS.get(kind, OTHER_BIT))
         jv = journeys.get(key)
         if jv is None:
             jv = journeys[key] = JourneyValue(
@@ -454,15 +515,14 @@ async def journey_report(s: AsyncSession, actor: Actor) -> JourneyReport:
         jv.customers += n
         jv.orders += orders
         jv.revenue_cents += cents
-    days_by_channel: dict[int, dict[int, int]] = defaultdict(dict)
-    for first, days, n in figures.get("days", []):
-        days_by_channel[first][int(days)] = int(n)
-    days_by_kind: dict[str, dict[int, int]] = defaultdict(dict)
+    days_by_channel: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    days_by_kind: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for first, days, n, *stored in figures.get("days", []):
+        kind = journey_kind(stored[0] if stored else by_id[first].kind)
+        days_by_channel[first][int(days)] += int(n)
+        days_by_kind[kind][int(days)] += int(n)
     for first, hist in days_by_channel.items():
         rows[first].median_days = median_of_histogram(hist)
-        kind = by_id[first].kind if by_id[first].kind in KIND_BITS else "other"
-        for d, n in hist.items():
-            days_by_kind[kind][d] = days_by_kind[kind].get(d, 0) + n
     for kind, hist in days_by_kind.items():
         kind_rows[kind].median_days = median_of_histogram(hist)
     ordered = sorted(journeys.values(), key=lambda j: (

@@ -22,6 +22,10 @@ Loyalty: an attached customer's tier selects their member prices; a `points`
 payment spends the customer's points through the ledger in the same transaction
 (409 `not_enough_points`: nothing is recorded); the sale earns points for the part
 not paid with points — also an offline sale, when it syncs (docs/loyalty.md).
+
+Reserve to try: a sale of reservations (`try_ids`) with no customer chosen is for the
+shopper who reserved, if she is in the register (`tryon.services.reserved_for`), unless
+the cashier took her off (`anonymous`); a customer the cashier chose stays.
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ from saumaton.tills.aisle import (
 )
 from saumaton.tills.models import DrawerSession
 from saumaton.tills.receipts import assign_receipt_no
-from saumaton.tryon.services import check_not_held
+from saumaton.tryon.services import check_not_held, reserved_for
 from saumaton.tryon.services import sell as sell_tried
 
 KEY_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
@@ -142,12 +146,20 @@ class TillSaleIn(Input):
     try_ids: list[int] = Field(
         default_factory=list, max_length=20,
         description="reservations to try (docs/reserve-to-try.md) this sale completes: "
-                    "each must be active at this store and have a line of its product")
+                    "each must be active at this store and have a line of its product; "
+                    "without customer_id the sale is for the customer who reserved "
+                    "(tryon.services.reserved_for)")
+    anonymous: bool = Field(
+        default=False,
+        description="the cashier took the customer off the sale: none is attached from "
+                    "its reservations to try (only without customer_id)")
 
     @model_validator(mode="after")
     def _offline_prices(self) -> TillSaleIn:
         if self.offline and any(ln.unit_price_cents is None for ln in self.lines):
             raise ValueError("an offline sale gives the unit price the till charged")
+        if self.anonymous and self.customer_id is not None:
+            raise ValueError("a sale with a customer is not anonymous")
         return self
 
 
@@ -328,6 +340,12 @@ async def _sell(uow: UnitOfWork, actor: Actor, location_id: int, cmd: TillSaleIn
             raise Conflict("the till is closed; open it first", code="drawer_closed",
                            field="session_id")
         flags.append("after_close")  # sold offline, synced after the Z report
+    if cmd.customer_id is None and cmd.try_ids and not cmd.anonymous:
+        # A reservation to try sold with nobody chosen: the sale is the shopper's who
+        # reserved (her points, purchases, journey, receipt); one the cashier chose stays.
+        reserver = await reserved_for(s, cmd.try_ids, location_id)
+        if reserver is not None:
+            cmd = cmd.model_copy(update={"customer_id": reserver})
     buyer = await _buyer(uow, cmd, flags)
     if buyer != cmd.customer_id:
         cmd = cmd.model_copy(update={"customer_id": buyer})

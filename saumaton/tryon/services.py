@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -26,8 +27,9 @@ from saumaton.config import Settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, NotFound, OutOfStock, ValidationFailed
+from saumaton.customers.buyers import CustomerErased, buyer_id
 from saumaton.customers.identities import normalise_email, normalise_phone
-from saumaton.customers.models import Customer
+from saumaton.customers.models import Customer, CustomerIdentity
 from saumaton.db.uow import UnitOfWork
 from saumaton.inventory.models import StockLevel
 from saumaton.inventory.services import availability
@@ -302,6 +304,14 @@ async def _get(uow: UnitOfWork, try_id: int, location_id: int | None) -> TryRese
     return r
 
 
+async def get(session: AsyncSession, try_id: int, location_id: int) -> TryOut:
+    """One reservation of the store (404 ``try_not_found`` for another store's)."""
+    r = await session.get(TryReservation, try_id)
+    if r is None or r.location_id != location_id:
+        raise NotFound("no such reservation to try", code="try_not_found")
+    return _out(r)
+
+
 async def release(uow: UnitOfWork, actor: Actor, try_id: int, *,
                   location_id: int | None = None) -> TryOut:
     """The cashier (or the shopper) gives the unit back to the shelf."""
@@ -329,6 +339,46 @@ async def sell(uow: UnitOfWork, actor: Actor, try_id: int, *, order_id: int,
         raise Conflict(f"the reservation is already {r.status}", code="try_closed",
                        extra={"status": r.status})
     return out
+
+
+async def reserved_for(session: AsyncSession, try_ids: Sequence[int], location_id: int
+                       ) -> int | None:
+    """The customer of the register a till sale of these reservations (this store's) is
+    for when the cashier chose nobody: who reserved — signed in, her own record; a guest,
+    the customer who owns the e-mail address she gave, else her phone number (each is one
+    customer's at most). A merged customer's kept record. None when no reservation names
+    a registered customer, when they name different ones (or a guest's e-mail and phone
+    are two customers'), or when she was erased: the cashier attaches whom she finds.
+    Any status: an offline sale synced after the hold lapsed was still hers."""
+    if not try_ids:
+        return None
+    rows = (await session.execute(
+        select(TryReservation.customer_id, TryReservation.email, TryReservation.phone)
+        .where(TryReservation.id.in_(sorted(set(try_ids))),
+               TryReservation.location_id == location_id))).all()
+    found: set[int] = set()
+    for customer_id, email, phone in rows:
+        if customer_id is not None:
+            owners = {int(customer_id)}
+        else:
+            contacts = [(k, v) for k, v in (("email", email), ("phone", phone)) if v]
+            if not contacts:
+                continue
+            owners = {int(c) for c in (await session.scalars(
+                select(CustomerIdentity.customer_id).where(or_(*[
+                    (CustomerIdentity.kind == k) & (CustomerIdentity.value == v)
+                    for k, v in contacts])))).all()}
+            if len(owners) != 1:  # nobody, or her e-mail and phone are two customers'
+                if owners:
+                    return None
+                continue
+        found |= owners
+    if len(found) != 1:
+        return None
+    try:
+        return await buyer_id(session, found.pop())
+    except CustomerErased:  # no new sale goes to an erased record
+        return None
 
 
 async def check_not_held(uow: UnitOfWork, location_id: int,

@@ -25,7 +25,7 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import ValidationFailed
 from saumaton.csvio.files import BOM, csv_line, excel_text, format_euros
 from saumaton.reports.funnel_report import FunnelReport, funnel_report
-from saumaton.reports.journeys import JourneyReport, journey_report
+from saumaton.reports.journeys import KIND_ORDER, WEB_TO_STORE, JourneyReport, journey_report
 from saumaton.reports.loyalty_report import NEW, LoyaltyReport, loyalty_report
 from saumaton.reports.nps_report import NpsReport, nps_report
 from saumaton.reports.period import Grain, Period, parse_period
@@ -47,8 +47,9 @@ TABS = (
     ("funnel", "/backoffice/reports/funnel", N_("Conversion funnel")),
     ("loyalty", "/backoffice/reports/loyalty", N_("Loyalty")),
 )
-KIND_LABELS = {"pos": N_("Store"), "webshop": N_("Webshop"), "service_desk": N_("Service desk"),
-               "api": N_("API"), "other": N_("Other")}
+KIND_LABELS = {"pos": N_("Store"), "webshop": N_("Webshop"),
+               WEB_TO_STORE: N_("Reserved online, bought in a store"),
+               "service_desk": N_("Service desk"), "api": N_("API"), "other": N_("Other")}
 STEP_LABELS = {"visit": N_("Visits"), "product_view": N_("Product views"),
                "add_to_cart": N_("Added to cart"), "checkout_started": N_("Checkout started"),
                "payment_started": N_("Payment started"), "order_placed": N_("Orders placed")}
@@ -61,6 +62,9 @@ LEDGER_LABELS = {"earn": N_("Earned (issued)"), "redeem": N_("Used as payment"),
                  "reverse": N_("Taken back (returns)"),
                  "expire": N_("Expired (unused by their date)"),
                  "adjust": N_("Adjusted by staff")}
+WEB_TO_STORE_NOTE = N_(
+    "Reserved online, bought in a store: a reservation to try made on the web and bought "
+    "at the store's till, a journey that began on the web and ended in the store.")
 MESSAGES = {
     "invalid_date": N_("Write the date as YYYY-MM-DD."),
     "invalid_period": N_("The period ends before it starts."),
@@ -230,8 +234,7 @@ def journey_figures(request: Request, r: JourneyReport) -> list[Figure]:
     lang = page_lang(request)
     figs = []
     # By channel kind: the store -> web question at a glance.
-    later_kinds = [k for k in ("pos", "webshop", "service_desk", "api", "other")
-                   if any(row.later.get(k) for row in r.kind_rows)]
+    later_kinds = [k for k in KIND_ORDER if any(row.later.get(k) for row in r.kind_rows)]
     cols = [Col(t(N_("First purchase")), "first_kind", "text"),
             Col(t(N_("Customers")), "customers")]
     for k in later_kinds:
@@ -253,9 +256,10 @@ def journey_figures(request: Request, r: JourneyReport) -> list[Figure]:
                [pct(row.later.get(k, 0) / row.customers if row.customers else None)
                 for row in r.kind_rows], "percent") for k in later_kinds], lang=lang)
     figs.append(Figure("kinds", title, cols, rows, chart=chart if later_kinds else None,
-                       note=t(N_(
+                       note=" ".join((t(N_(
                            "A customer counts once in every kind they bought in after their "
-                           "first purchase; the shares are of the customers of the row."))))
+                           "first purchase; the shares are of the customers of the row.")),
+                           t(WEB_TO_STORE_NOTE)))))
     # By channel: each store's till is a channel of its own (the first store).
     later = [c for c in r.channels if any(row.later.get(c.id) for row in r.rows)]
     cols = [Col(t(N_("First purchase")), "first_channel", "text"),
@@ -320,19 +324,21 @@ def journey_figures(request: Request, r: JourneyReport) -> list[Figure]:
             Col(t(N_("Lifetime value per customer")), "ltv_eur", "money")]
     rows = [[journey_label(request, j.first_kind, j.other_kinds), j.key, j.customers,
              j.orders, j.revenue_cents, j.ltv_cents] for j in r.journeys]
-    single = sum(j.customers for j in r.journeys if not j.other_kinds)
+    single = sum(j.customers for j in r.journeys if not j.several_kinds)
     multi = r.omni_kinds.customers
     rows += [[t(N_("One channel kind")), "single", single,
-              sum(j.orders for j in r.journeys if not j.other_kinds),
-              sum(j.revenue_cents for j in r.journeys if not j.other_kinds),
+              sum(j.orders for j in r.journeys if not j.several_kinds),
+              sum(j.revenue_cents for j in r.journeys if not j.several_kinds),
               r.single_kind_ltv_cents],
              [t(N_("Several channel kinds")), "omnichannel", multi,
-              sum(j.orders for j in r.journeys if j.other_kinds),
+              sum(j.orders for j in r.journeys if j.several_kinds),
               r.omni_kinds.revenue_cents, r.multi_kind_ltv_cents]]
     title = t(N_("Lifetime value by journey"))
     chart = hbar_chart(title, [str(row[0]) for row in rows], [row[5] for row in rows],
                        fmt="money", lang=lang) if r.journeys else None
-    figs.append(Figure("ltv", title, cols, rows, chart=chart))
+    figs.append(Figure("ltv", title, cols, rows, chart=chart, note=t(N_(
+        "A reservation to try made online and bought at the till counts as the webshop and "
+        "the store: its customers are among those of several channel kinds."))))
     return figs
 
 

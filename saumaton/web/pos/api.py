@@ -16,14 +16,17 @@ from pydantic import BaseModel, ValidationError
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import ValidationFailed
 from saumaton.core.types import MAX_ID, MAX_INT32
+from saumaton.customers.card import customer_card
 from saumaton.giftcards import services as giftcards
 from saumaton.locations.services import channel_by_code
 from saumaton.orders.services import business_day
 from saumaton.orders.suggestions import suggestions
 from saumaton.tills import aisle, sales
 from saumaton.tills.catalogue import build_catalogue
+from saumaton.tryon import services as tryon
 from saumaton.web.auth import check_csrf, db_of
-from saumaton.web.pages import settings_of
+from saumaton.web.i18n import N_
+from saumaton.web.pages import gettext, settings_of
 from saumaton.web.pos.routes import Till, till_requires
 
 router = APIRouter(prefix="/pos", include_in_schema=False)
@@ -118,6 +121,35 @@ async def customer_delivery(request: Request,
     confirm."""
     async with db_of(request).reader() as s:
         return _json(await aisle.customer_delivery(s, customer_id))
+
+
+@router.get("/{code}/api/tries/{try_id}/customer")
+async def try_customer(request: Request,
+        till: Annotated[Till, till_requires("orders.create")],
+        try_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
+    """Who a reservation to try that the till is selling is for, by the rule the sale
+    itself follows (`tryon.services.reserved_for`): `customer` is what the till attaches
+    (as the customer card's *Add to sale* does: name, points, tier, segments, store
+    credit), or null when the reservation names nobody in the register."""
+    settings = settings_of(request)
+    async with db_of(request).reader() as s:
+        r = await tryon.get(s, try_id, till.location.id)
+        who = await tryon.reserved_for(s, [r.id], till.location.id)
+        card = (None if who is None
+                else await customer_card(s, till.actor, who, settings=settings))
+    customer = None if card is None else {
+        "id": card.id, "name": card.name,
+        "points": card.loyalty.points if card.loyalty else 0,
+        "point_value_cents": settings.loyalty_point_value_cents,
+        "tier": (card.loyalty.status.tier or "") if card.loyalty else "",
+        "segments": list(card.segments),
+        "store_credit_cents": card.store_credit.balance_cents if card.store_credit else 0,
+        "labels": {"use": gettext(request, N_("Points")),
+                   "remove": gettext(request, N_("Do not use points")),
+                   "balance": gettext(request, N_("Loyalty points: {points} ({value})")),
+                   "used": gettext(request, N_("Paid with points: {amount} ({points} points)"))},
+    }
+    return _json({"id": r.id, "code": r.code, "name": r.name, "customer": customer})
 
 
 @router.get("/{code}/api/gift-cards/{card}")

@@ -897,8 +897,56 @@ function renderPayment(p = priced()) {
 
 function renderCustomer() {
   const chip = $("customer-chip");
-  chip.hidden = !sale.customer;
-  $("customer-name").textContent = sale.customer ? sale.customer.name : "";
+  const c = sale.customer;
+  chip.hidden = !c;
+  $("customer-name").textContent = c ? c.name : "";
+  const from = $("customer-from");  // attached because she made the reservation to try
+  from.hidden = !(c && c.fromTry);
+  from.textContent = c && c.fromTry ? tr(S.try_customer_from, {code: c.fromTry}) : "";
+  const kept = $("try-customer-note");  // someone else reserved: the cashier's choice stays
+  const other = c && sale.try_other && sale.try_other.id !== c.id ? sale.try_other : null;
+  kept.hidden = !other;
+  kept.textContent = other ? tr(S.try_customer_kept, {code: other.code, name: other.name}) : "";
+}
+
+/** Put a customer on the sale: `c` as the customer card's "Add to sale" button or the
+ * reservation's answer gives her; `fromTry`: the code of the reservation she made. */
+function attachCustomer(c, fromTry = "") {
+  sale.customer = {id: c.id, name: c.name, points: c.points, pointValue: c.pointValue,
+                   tier: c.tier, segments: c.segments, storeCredit: c.storeCredit,
+                   labels: c.labels, fromTry};
+  sale.anonymous = false;
+  sale.try_other = null;
+  sale.points_cents = 0;
+  sale.expected_total_cents = null;
+  repriceLines();  // the customer's member prices
+}
+
+/** A reservation to try put on the sale: its shopper becomes the sale's customer when
+ * the cashier has chosen nobody (and did not take the customer off) — the rule the
+ * server applies to the sale anyway (tryon.services.reserved_for), here so the chip
+ * and the prices show her before paying. A customer the cashier chose stays; the note
+ * says who reserved. Offline (or no answer) the server attaches her when the sale syncs. */
+async function attachReserver(tryId) {
+  if (!navigator.onLine) return;
+  let body;
+  try {
+    const r = await fetch(`${cfg.base}/api/tries/${tryId}/customer`, {credentials: "same-origin"});
+    if (!r.ok) return;
+    body = await r.json();
+  } catch { return; }
+  const c = body && body.customer;
+  if (!c || !(sale.try_ids || []).includes(tryId)) return;
+  if (!sale.customer && !sale.anonymous) {
+    attachCustomer({id: c.id, name: c.name, points: Number(c.points) || 0,
+                    pointValue: Number(c.point_value_cents) || 1, tier: c.tier || "",
+                    segments: (c.segments || []).map(Number),
+                    storeCredit: Number(c.store_credit_cents) || 0, labels: c.labels || {}},
+                   body.code);
+  } else if (sale.customer && sale.customer.id !== c.id) {
+    sale.try_other = {id: c.id, code: body.code, name: c.name};
+  }
+  changed();
 }
 
 // --- discounts --------------------------------------------------------------------------
@@ -1151,6 +1199,8 @@ function saleBody(payments) {
     ...(hasAisle() ? {delivery: deliveryBody()} : {}),
     // reserve to try (docs/reserve-to-try.md): the held units this sale completes
     ...(sale.try_ids && sale.try_ids.length ? {try_ids: sale.try_ids} : {}),
+    ...(sale.try_ids && sale.try_ids.length && !sale.customer && sale.anonymous
+      ? {anonymous: true} : {}),
   };
 }
 
@@ -1467,16 +1517,13 @@ $("customer-panel").addEventListener("click", (ev) => {
   const a = ev.target.closest("[data-action=attach-customer]");
   if (!a) return;
   ev.preventDefault();
-  sale.customer = {id: Number(a.dataset.customerId), name: a.dataset.customerName || "",
-                   points: Number(a.dataset.points) || 0,
-                   pointValue: Number(a.dataset.pointValue) || 1, tier: a.dataset.tier || "",
-                   segments: (a.dataset.segments || "").split(",").filter(Boolean).map(Number),
-                   storeCredit: Number(a.dataset.storeCredit) || 0,
-                   labels: {use: a.dataset.labelUse, remove: a.dataset.labelRemove,
-                            balance: a.dataset.labelBalance, used: a.dataset.labelUsed}};
-  sale.points_cents = 0;
-  sale.expected_total_cents = null;
-  repriceLines();  // the customer's member prices
+  attachCustomer({id: Number(a.dataset.customerId), name: a.dataset.customerName || "",
+                  points: Number(a.dataset.points) || 0,
+                  pointValue: Number(a.dataset.pointValue) || 1, tier: a.dataset.tier || "",
+                  segments: (a.dataset.segments || "").split(",").filter(Boolean).map(Number),
+                  storeCredit: Number(a.dataset.storeCredit) || 0,
+                  labels: {use: a.dataset.labelUse, remove: a.dataset.labelRemove,
+                           balance: a.dataset.labelBalance, used: a.dataset.labelUsed}});
   hideCustomerPanel();
   $("customer-q").value = "";
   changed();
@@ -1598,6 +1645,9 @@ root.addEventListener("click", (ev) => {
       break;
     case "detach-customer":
       sale.customer = null;
+      // Taken off a sale of a reservation to try: the server attaches nobody either.
+      sale.anonymous = Boolean(sale.try_ids && sale.try_ids.length);
+      sale.try_other = null;
       sale.points_cents = 0;
       if (sale.delivery && sale.delivery.prefilled) sale.delivery = null;  // their details
       sale.expected_total_cents = null;
@@ -1643,6 +1693,7 @@ if (addParam) {
   pending.push(addParam);
   if (Number.isInteger(tryParam) && tryParam > 0) {  // a reservation to try, sold now
     sale.try_ids = [...new Set([...(sale.try_ids || []), tryParam])];
+    attachReserver(tryParam);
   }
   history.replaceState(null, "", location.pathname);
 }
