@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from saumaton.audit.services import record
 from saumaton.catalogue.models import Category, Product
@@ -22,6 +23,14 @@ from saumaton.core.errors import NotFound, ValidationFailed
 from saumaton.db.uow import UnitOfWork
 from saumaton.followups.models import Followup, FollowupSequence, FollowupStep
 from saumaton.followups.schedule import category_ancestors
+from saumaton.followups.state import (
+    CANCELLED,
+    PENDING,
+    QUEUED,
+    SKIPPED,
+    mail_join,
+    shown_status,
+)
 from saumaton.followups.templates import (
     MAX_BODY,
     MAX_SUBJECT,
@@ -31,6 +40,7 @@ from saumaton.followups.templates import (
     problem,
 )
 from saumaton.i18n import N_
+from saumaton.mail.models import OutgoingMail
 
 PERMISSION = "followups.write"
 MAX_NAME = 100
@@ -112,8 +122,11 @@ class SequenceOut:
 @dataclass(frozen=True)
 class StatusCounts:
     pending: int = 0
-    sent: int = 0
-    skipped: int = 0  # no consent at send time, or no address
+    queued: int = 0  # in the mail outbox, not sent yet
+    sent: int = 0  # the mail sender sent it
+    skipped: int = 0  # no consent or no address when due, or consent withdrawn before
+    #                   the mail sender's turn (suppressed)
+    failed: int = 0  # the mail could not be delivered
     cancelled: int = 0  # returned, bought again, sequence off, step removed
 
 
@@ -210,18 +223,21 @@ async def list_sequences(session: AsyncSession) -> list[SequenceOut]:
 
 
 async def status_counts(session: AsyncSession) -> dict[int, StatusCounts]:
-    """Per sequence: its mails pending, sent, skipped and cancelled (one grouped read)."""
+    """Per sequence: its mails pending, queued, sent, skipped, failed and cancelled, a
+    queued one counted by its mail's outcome once the sender has recorded it (one
+    grouped read)."""
     f = Followup
-    skipped = f.status.in_(("skipped_no_consent", "skipped_no_address"))
+    status = shown_status()
+
+    def n(*states: str) -> ColumnElement[int]:
+        return func.sum(case((status.in_(states), 1), else_=0))
+
     rows = (await session.execute(
-        select(f.sequence_id,
-               func.sum(case((f.status == "pending", 1), else_=0)),
-               func.sum(case((f.status == "sent", 1), else_=0)),
-               func.sum(case((skipped, 1), else_=0)),
-               func.sum(case((f.status == "cancelled", 1), else_=0)))
+        select(f.sequence_id, n(PENDING), n(QUEUED), n("sent"),
+               n(*SKIPPED, "suppressed"), n("failed"), n(CANCELLED))
+        .outerjoin(OutgoingMail, mail_join())
         .where(f.sequence_id.is_not(None)).group_by(f.sequence_id))).all()
-    return {int(sid): StatusCounts(int(p or 0), int(s or 0), int(k or 0), int(c or 0))
-            for sid, p, s, k, c in rows}
+    return {int(row[0] or 0): StatusCounts(*(int(v or 0) for v in row[1:])) for row in rows}
 
 
 def _clean(cmd: SequenceIn) -> tuple[str, list[StepIn]]:
