@@ -502,3 +502,4 @@ async def test_the_mails_outcome_is_the_followups_state(
     async with db.reader() as s:
         assert await s.scalar(select(Followup.id).where(
             Followup.id.in_([r.id for r in rows.values()]), Followup.status == "queued")) is None
+
