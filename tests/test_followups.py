@@ -503,3 +503,82 @@ async def test_the_mails_outcome_is_the_followups_state(
         assert await s.scalar(select(Followup.id).where(
             Followup.id.in_([r.id for r in rows.values()]), Followup.status == "queued")) is None
 
+
+
+async def test_the_refill_lead_time_is_the_sequences(db: Database, shop: Shop,
+                                                     settings: Settings) -> None:
+    """Each sequence says how many days before the run-out its refill reminder comes
+    (default 5; 0 = on the day; never more than a quarter of the interval)."""
+    due: dict[int, timedelta] = {}
+    for lead in (12, 0, 5):
+        cat, slug = await a_category(db)
+        async with db.uow() as uow:
+            out = await create_sequence(uow, OWNER, SequenceIn(
+                name=f"Lead {lead}", category_id=cat, enabled=True, refill_days=60,
+                steps=[step("refill", 0, "Täyttö")], refill_lead_days=lead))
+            await uow.commit()
+        assert out.refill_lead_days == lead
+        [v] = await product_in(db, shop, slug)
+        c = await a_customer(db, consent=True)
+        order = await a_till_sale(db, shop, [v], customer_id=c.id)
+        assert await schedule(db, settings, order) == 1
+        [row] = await rows_of(db, order.id)
+        due[lead] = row.due_at - row.created_at
+    assert {k: round(v / timedelta(hours=1)) for k, v in due.items()} == {
+        12: 48 * 24, 0: 60 * 24, 5: 55 * 24}
+    # a short interval: a quarter of it at most (20 days, lead 12: 5 days early)
+    cat, slug = await a_category(db)
+    async with db.uow() as uow:
+        await create_sequence(uow, OWNER, SequenceIn(
+            name="Short", category_id=cat, enabled=True, refill_days=20,
+            steps=[step("refill", 0, "Täyttö")], refill_lead_days=12))
+        await uow.commit()
+    [v] = await product_in(db, shop, slug)
+    order = await a_till_sale(db, shop, [v], customer_id=(await a_customer(db)).id)
+    assert await schedule(db, settings, order) == 1
+    [row] = await rows_of(db, order.id)
+    assert round((row.due_at - row.created_at) / timedelta(hours=1)) == 15 * 24
+
+
+async def test_the_refill_lead_time_is_checked(db: Database) -> None:
+    cat, _ = await a_category(db)
+    for bad in (-1, 61):
+        async with db.uow() as uow:
+            with pytest.raises(SequenceInvalid) as exc:
+                await create_sequence(uow, OWNER, SequenceIn(
+                    name="Lead", category_id=cat, enabled=True, refill_days=60,
+                    steps=[step("refill", 0, "Täyttö")], refill_lead_days=bad))
+        assert [(e.field, e.code) for e in exc.value.errors] == [
+            ("refill_lead_days", "invalid_refill_lead_days")]
+
+
+async def test_the_refill_lead_time_in_the_editor(web: httpx.AsyncClient, db: Database,
+                                                  shop: Shop) -> None:
+    cat, _ = await a_category(db)
+    await staff_login(web, shop, "owner")
+    page = await web.get("/backoffice/follow-ups/new")
+    assert 'name="refill_lead_days"' in page.text and 'value="5"' in page.text  # default
+    form = {"csrf_token": csrf_of(page.text), "name": "Täyttö", "category_id": str(cat),
+            "enabled": "1", "refill_days": "60", "refill_lead_days": "61",
+            "step_count": "1", "step0_kind": "refill", "step0_delay_days": "0",
+            "step0_subject_fi": "Loppuuko {product}?", "step0_body_fi": "Hei {first_name}",
+            "step0_subject_en": "Running out of {product}?", "step0_body_en": "Hi"}
+    r = await web.post("/backoffice/follow-ups", data=form)
+    assert r.status_code == 422
+    assert text_of(r.text, "error-refill_lead_days") == \
+        "Anna päivät ennen kuin tuote loppuu (0–60)."
+    assert 'aria-describedby="fu-refill_lead_days-error"' in r.text
+    r = await web.post("/backoffice/follow-ups?lang=en",
+                       data={**form, "refill_lead_days": "viisi"})
+    assert r.status_code == 422
+    assert text_of(r.text, "error-refill_lead_days") == "Give a whole number of days."
+    r = await web.post("/backoffice/follow-ups?lang=en", data={**form, "refill_lead_days": "61"})
+    assert text_of(r.text, "error-refill_lead_days") == \
+        "Give the days before the product runs out (0–60)."
+    r = await web.post("/backoffice/follow-ups", data={**form, "refill_lead_days": "10"})
+    assert r.status_code == 303, r.text
+    seq_id = int(r.headers["location"].split("?")[0].rsplit("/", 1)[1])
+    async with db.reader() as s:
+        assert (await get_sequence(s, seq_id)).refill_lead_days == 10
+    edit = await web.get(f"/backoffice/follow-ups/{seq_id}")
+    assert 'name="refill_lead_days" inputmode="numeric" maxlength="4" value="10"' in edit.text

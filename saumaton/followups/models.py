@@ -22,6 +22,9 @@ class FollowupSequence(Base):
     # The category's typical days between two purchases of a product (e.g. 60 for a
     # serum), used for the refill reminder when the customer's own history says nothing.
     refill_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # How many days before the expected run-out the refill reminder comes (at most a
+    # quarter of the interval); 0 = on the day (migration 0027).
+    refill_lead_days: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
     created_by: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(200), default="")

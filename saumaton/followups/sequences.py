@@ -22,7 +22,7 @@ from saumaton.core.clock import utcnow
 from saumaton.core.errors import NotFound, ValidationFailed
 from saumaton.db.uow import UnitOfWork
 from saumaton.followups.models import Followup, FollowupSequence, FollowupStep
-from saumaton.followups.schedule import category_ancestors
+from saumaton.followups.schedule import REFILL_LEAD_DAYS, category_ancestors
 from saumaton.followups.state import (
     CANCELLED,
     PENDING,
@@ -47,6 +47,7 @@ MAX_NAME = 100
 MAX_STEPS = 10
 MAX_DELAY_DAYS = 365
 MIN_REFILL_DAYS, MAX_REFILL_DAYS = 7, 730
+DEFAULT_REFILL_LEAD_DAYS, MAX_REFILL_LEAD_DAYS = REFILL_LEAD_DAYS, 60
 LANGS = ("fi", "en")
 
 
@@ -87,6 +88,8 @@ class SequenceIn:
     enabled: bool
     refill_days: int | None
     steps: list[StepIn]
+    # Days before the expected run-out the refill reminder comes (0–60).
+    refill_lead_days: int = DEFAULT_REFILL_LEAD_DAYS
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class SequenceOut:
     refill_days: int | None
     steps: list[StepOut]
     updated_at: datetime
+    refill_lead_days: int = DEFAULT_REFILL_LEAD_DAYS
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,7 @@ def _template_error(name: str, text: str, limit: int) -> FieldError | None:
 
 async def check(session: AsyncSession, cmd: SequenceIn) -> list[FieldError]:
     """Every problem of the input, each on its field (`name`, `category_id`,
-    `refill_days`, `steps`, `step<i>_<field>`)."""
+    `refill_days`, `refill_lead_days`, `steps`, `step<i>_<field>`)."""
     errors: list[FieldError] = []
     name = " ".join(cmd.name.split())
     if not name:
@@ -168,6 +172,10 @@ async def check(session: AsyncSession, cmd: SequenceIn) -> list[FieldError]:
                                  N_("Give the days between purchases (%(min)s–%(max)s), or "
                                     "leave it empty."),
                                  {"min": str(MIN_REFILL_DAYS), "max": str(MAX_REFILL_DAYS)}))
+    if not 0 <= cmd.refill_lead_days <= MAX_REFILL_LEAD_DAYS:
+        errors.append(FieldError("refill_lead_days", "invalid_refill_lead_days",
+                                 N_("Give the days before the product runs out (0–%(max)s)."),
+                                 {"max": str(MAX_REFILL_LEAD_DAYS)}))
     if not cmd.steps:
         errors.append(FieldError("steps", "steps_required", N_("Add at least one step.")))
     elif len(cmd.steps) > MAX_STEPS:
@@ -213,7 +221,8 @@ async def get_sequence(session: AsyncSession, sequence_id: int) -> SequenceOut:
     steps = (await session.scalars(select(FollowupStep).where(
         FollowupStep.sequence_id == sequence_id).order_by(FollowupStep.position))).all()
     return SequenceOut(seq.id, seq.name, seq.category_id, str(cat), seq.enabled,
-                       seq.refill_days, [_step_out(s) for s in steps], seq.updated_at)
+                       seq.refill_days, [_step_out(s) for s in steps], seq.updated_at,
+                       seq.refill_lead_days)
 
 
 async def list_sequences(session: AsyncSession) -> list[SequenceOut]:
@@ -277,7 +286,8 @@ async def create_sequence(uow: UnitOfWork, actor: Actor, cmd: SequenceIn) -> Seq
     now = utcnow()
     assert cmd.category_id is not None
     seq = FollowupSequence(name=name, category_id=cmd.category_id, enabled=cmd.enabled,
-                           refill_days=cmd.refill_days, created_by=actor.label,
+                           refill_days=cmd.refill_days,
+                           refill_lead_days=cmd.refill_lead_days, created_by=actor.label,
                            created_at=now, updated_by=actor.label, updated_at=now)
     uow.session.add(seq)
     await uow.session.flush()
@@ -300,7 +310,8 @@ async def update_sequence(uow: UnitOfWork, actor: Actor, sequence_id: int,
     seq = await uow.session.get(FollowupSequence, sequence_id)
     assert seq is not None and cmd.category_id is not None
     seq.name, seq.category_id, seq.enabled = name, cmd.category_id, cmd.enabled
-    seq.refill_days, seq.updated_by, seq.updated_at = cmd.refill_days, actor.label, utcnow()
+    seq.refill_days, seq.refill_lead_days = cmd.refill_days, cmd.refill_lead_days
+    seq.updated_by, seq.updated_at = actor.label, utcnow()
     await _write_steps(uow, sequence_id, steps)
     out = await get_sequence(uow.session, sequence_id)
     await record(uow, actor, "followup_sequence.update", "followup_sequence", sequence_id,
@@ -328,7 +339,7 @@ async def set_enabled(uow: UnitOfWork, actor: Actor, sequence_id: int,
 
 def _audit(s: SequenceOut) -> dict[str, object]:
     return {"name": s.name, "category_id": s.category_id, "enabled": s.enabled,
-            "refill_days": s.refill_days,
+            "refill_days": s.refill_days, "refill_lead_days": s.refill_lead_days,
             "steps": [{"kind": st.kind, "delay_days": st.delay_days,
                        "subject_fi": st.subject_fi, "subject_en": st.subject_en}
                       for st in s.steps]}
