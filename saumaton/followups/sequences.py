@@ -19,7 +19,7 @@ from saumaton.catalogue.models import Category, Product
 from saumaton.config import Settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
-from saumaton.core.errors import NotFound, ValidationFailed
+from saumaton.core.errors import Conflict, NotFound, ValidationFailed
 from saumaton.db.uow import UnitOfWork
 from saumaton.followups.models import Followup, FollowupSequence, FollowupStep
 from saumaton.followups.schedule import REFILL_LEAD_DAYS, category_ancestors
@@ -121,6 +121,7 @@ class SequenceOut:
     steps: list[StepOut]
     updated_at: datetime
     refill_lead_days: int = DEFAULT_REFILL_LEAD_DAYS
+    category_slug: str = ""
 
 
 @dataclass(frozen=True)
@@ -212,17 +213,17 @@ def _step_out(s: FollowupStep) -> StepOut:
 
 async def get_sequence(session: AsyncSession, sequence_id: int) -> SequenceOut:
     row = (await session.execute(
-        select(FollowupSequence, Category.name)
+        select(FollowupSequence, Category.name, Category.slug)
         .join(Category, Category.id == FollowupSequence.category_id)
         .where(FollowupSequence.id == sequence_id))).first()
     if row is None:
         raise NotFound(f"no follow-up sequence {sequence_id}", code="sequence_not_found")
-    seq, cat = row
+    seq, cat, slug = row
     steps = (await session.scalars(select(FollowupStep).where(
         FollowupStep.sequence_id == sequence_id).order_by(FollowupStep.position))).all()
     return SequenceOut(seq.id, seq.name, seq.category_id, str(cat), seq.enabled,
                        seq.refill_days, [_step_out(s) for s in steps], seq.updated_at,
-                       seq.refill_lead_days)
+                       seq.refill_lead_days, str(slug))
 
 
 async def list_sequences(session: AsyncSession) -> list[SequenceOut]:
@@ -335,6 +336,72 @@ async def set_enabled(uow: UnitOfWork, actor: Actor, sequence_id: int,
                      else "followup_sequence.disable", "followup_sequence", sequence_id, {})
         uow.emit("followup.sequence_changed", {"sequence_id": sequence_id})
     return await get_sequence(uow.session, sequence_id)
+
+
+# --- by category (the API) ------------------------------------------------------------
+
+
+async def _category_id(session: AsyncSession, slug: str) -> int:
+    cid = await session.scalar(select(Category.id).where(Category.slug == slug))
+    if cid is None:
+        raise NotFound(f"no product category {slug!r}", code="category_not_found",
+                       field="category")
+    return int(cid)
+
+
+async def _ids_of_category(session: AsyncSession, category_id: int) -> list[int]:
+    return [int(i) for i in (await session.scalars(
+        select(FollowupSequence.id).where(FollowupSequence.category_id == category_id)
+        .order_by(FollowupSequence.id))).all()]
+
+
+async def category_name(session: AsyncSession, slug: str) -> str:
+    """A sequence's default name: its category's (404 `category_not_found`)."""
+    name = await session.scalar(select(Category.name).where(
+        Category.id == await _category_id(session, slug)))
+    return " ".join(str(name or slug).split())[:MAX_NAME]
+
+
+def _one(slug: str, ids: list[int]) -> int | None:
+    """The category's sequence; several (the back office allows it): which one is meant
+    cannot be told from the category, so the caller is told their ids."""
+    if len(ids) > 1:
+        raise Conflict(f"category {slug!r} has {len(ids)} follow-up sequences; edit them "
+                       "in the back office", code="several_sequences", field="category",
+                       extra={"sequence_ids": ids})
+    return ids[0] if ids else None
+
+
+async def sequence_of_category(session: AsyncSession, slug: str) -> SequenceOut:
+    """The follow-up sequence of a product category (by its slug): 404
+    `category_not_found` / `sequence_not_found`, 409 `several_sequences`."""
+    sid = _one(slug, await _ids_of_category(session, await _category_id(session, slug)))
+    if sid is None:
+        raise NotFound(f"category {slug!r} has no follow-up sequence",
+                       code="sequence_not_found", field="category")
+    return await get_sequence(session, sid)
+
+
+async def put_for_category(uow: UnitOfWork, actor: Actor, slug: str,
+                           cmd: SequenceIn) -> tuple[SequenceOut, bool]:
+    """Create or replace the category's sequence with `cmd` (its category_id is the
+    slug's); (sequence, created). A step id that is not one of this sequence's steps is
+    refused (422 `unknown_step`): only its own steps keep their pending mails."""
+    actor.require(PERMISSION, everywhere=True)
+    s = uow.session
+    category_id = await _category_id(s, slug)
+    sid = _one(slug, await _ids_of_category(s, category_id))
+    own = set() if sid is None else {int(i) for i in (await s.scalars(
+        select(FollowupStep.id).where(FollowupStep.sequence_id == sid))).all()}
+    for i, st in enumerate(cmd.steps):
+        if st.id is not None and st.id not in own:
+            raise ValidationFailed(f"step {i + 1}: {st.id} is not a step of this sequence; "
+                                   "leave the id out for a new step",
+                                   code="unknown_step", field=f"steps.{i}.id")
+    cmd = dataclasses.replace(cmd, category_id=category_id)
+    if sid is None:
+        return await create_sequence(uow, actor, cmd), True
+    return await update_sequence(uow, actor, sid, cmd), False
 
 
 def _audit(s: SequenceOut) -> dict[str, object]:
