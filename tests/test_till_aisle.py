@@ -652,3 +652,55 @@ async def test_a_return_after_the_transfer_was_sent_leaves_it(
     assert await _transfer_of(db, order.id) == ("in_transit", {v: 1})
     assert await _level(db, v, shop.store2) == (before[0] + 1, before[1])
     assert await _level(db, v, shop.store1) == (2, 0)
+
+
+async def _send_now(db: Database, actor: Any, transfer_id: int) -> str:
+    try:
+        async with db.uow() as uow:
+            await send_requested(uow, actor, transfer_id)
+            await uow.commit()
+        return "sent"
+    except Conflict as exc:
+        return exc.code
+
+
+async def _return_now(db: Database, shop: Shop, actor: Any, order_id: int) -> str:
+    await take_return(db, actor, order_id, ReturnIn(
+        location_id=shop.store2, lines=[ReturnLineIn(line_no=1, quantity=1)],
+        reason="ei tarvitse", terminal_confirmed=True))
+    return "returned"
+
+
+async def test_a_return_and_mark_sent_at_once(db: Database, shop: Shop,
+                                              settings: Settings) -> None:
+    """The till takes the pickup line back while Helsinki presses *Mark sent* at the same
+    moment (on PostgreSQL truly at once, each on its own connection): either the return
+    wins (transfer cancelled, the send refused, nothing moved) or the send does (in
+    transit, and the return takes the goods back at Tampere as any return). Never both,
+    never neither: the stock adds up either way."""
+    for _ in range(3):
+        [x] = await make_variants(db, [4200], stock={shop.store1: 2})
+        v = int(x["id"])
+        cashier = await staff_actor(db, shop, "cashier2")
+        manager = await staff_actor(db, shop, "manager")
+        sid = await open_drawer(db, shop.store2)
+        order, _ = await sell(db, cashier, shop.store2, _sale(sid, [
+            {"variant_id": v, "ship_from": shop.store1},
+        ], delivery={"method": "pickup", "email": "noutaja@example.com"}), settings=settings)
+        async with db.reader() as s:
+            tid = await s.scalar(select(StockTransfer.id).where(
+                StockTransfer.order_id == order.id))
+        assert tid is not None
+
+        sent, returned = await asyncio.gather(_send_now(db, manager, int(tid)),
+                                              _return_now(db, shop, cashier, order.id))
+        assert returned == "returned"
+        status, _ = await _transfer_of(db, order.id)
+        if sent == "sent":  # the send won: on its way, taken back at Tampere
+            assert status == "in_transit"
+            assert await _level(db, v, shop.store1) == (1, 0)
+            assert await _level(db, v, shop.store2) == (1, 0)
+        else:  # the return won: nothing left to send
+            assert (sent, status) == ("transfer_not_requested", "cancelled")
+            assert await _level(db, v, shop.store1) == (2, 0)
+            assert await _level(db, v, shop.store2) == (0, 0)
