@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from saumaton.catalogue.models import Variant
 from saumaton.checkout.pickup import hand_over
@@ -25,6 +25,7 @@ from saumaton.core.clock import utcnow
 from saumaton.customers.consents import set_consent
 from saumaton.customers.timeline import timeline
 from saumaton.db.uow import Database
+from saumaton.events.models import OutboxEvent
 from saumaton.followups.models import Followup, FollowupOrder
 from saumaton.followups.schedule import due_orders, own_interval, schedule_order
 from saumaton.followups.sender import run_once, send_due_in
@@ -460,6 +461,8 @@ async def test_the_mails_outcome_is_the_followups_state(
     seq = await a_sequence(db, cat, [step("how_to_use", 0, "Käyttö")])
     [v] = await product_in(db, shop, slug)
     sent_to, withdrew, bounced = [await a_customer(db, consent=True) for _ in range(3)]
+    async with db.reader() as s:
+        since = int(await s.scalar(select(func.max(OutboxEvent.id))) or 0)
     rows: dict[str, Followup] = {}
     for name, c in (("sent", sent_to), ("suppressed", withdrew), ("failed", bounced)):
         order = await a_till_sale(db, shop, [v], customer_id=c.id)
@@ -502,6 +505,17 @@ async def test_the_mails_outcome_is_the_followups_state(
     async with db.reader() as s:
         assert await s.scalar(select(Followup.id).where(
             Followup.id.in_([r.id for r in rows.values()]), Followup.status == "queued")) is None
+        events = (await s.execute(select(OutboxEvent.topic, OutboxEvent.payload).where(
+            OutboxEvent.id > since, OutboxEvent.topic.like("followup.%"))
+            .order_by(OutboxEvent.id))).all()
+    mine = {r.id: name for name, r in rows.items()}
+    said = sorted((mine[p["followup_id"]], t, p["status"]) for t, p in events
+                  if p.get("followup_id") in mine)
+    assert said == sorted([
+        ("sent", "followup.queued", "queued"), ("sent", "followup.sent", "sent"),
+        ("suppressed", "followup.queued", "queued"),
+        ("suppressed", "followup.skipped", "suppressed"),
+        ("failed", "followup.queued", "queued"), ("failed", "followup.skipped", "failed")])
 
 
 
