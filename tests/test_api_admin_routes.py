@@ -14,6 +14,7 @@ from pydantic.fields import FieldInfo
 
 from saumaton.api import (
     catalogue_admin,
+    followups,
     fulfilment,
     giftcards_admin,
     returns_admin,
@@ -21,7 +22,8 @@ from saumaton.api import (
 )
 from saumaton.web.route_access import ApiPermission
 
-MODULES = (catalogue_admin, stock_admin, returns_admin, giftcards_admin, fulfilment)
+MODULES = (catalogue_admin, stock_admin, returns_admin, giftcards_admin, fulfilment,
+           followups)
 ROUTES = [r for m in MODULES for r in m.router.routes if isinstance(r, APIRoute)]
 
 

@@ -9,12 +9,13 @@ office's editor refuses unknown placeholders next to the field."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from saumaton.catalogue.models import Variant
 from saumaton.checkout.pickup import hand_over
@@ -24,6 +25,7 @@ from saumaton.core.clock import utcnow
 from saumaton.customers.consents import set_consent
 from saumaton.customers.timeline import timeline
 from saumaton.db.uow import Database
+from saumaton.events.models import OutboxEvent
 from saumaton.followups.models import Followup, FollowupOrder
 from saumaton.followups.schedule import due_orders, own_interval, schedule_order
 from saumaton.followups.sender import run_once, send_due_in
@@ -37,6 +39,7 @@ from saumaton.followups.sequences import (
     update_sequence,
 )
 from saumaton.mail.models import OutgoingMail
+from saumaton.mail.sender import send_due as send_mail
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import OrderOut
 from saumaton.returns.schemas import ReturnIn, ReturnLineIn
@@ -97,6 +100,27 @@ async def send(db: Database, settings: Settings, at: datetime | None = None) -> 
         await uow.commit()
 
 
+async def delivered(db: Database, settings: Settings, row: Followup) -> OutgoingMail:
+    """Run the mail sender until the follow-up's mail has its outcome. (The in-process
+    app's own sender may have claimed it a moment earlier: then that one records it, and
+    the next look sees it.)"""
+    for _ in range(1000):
+        await send_mail(db, settings, limit=10_000)
+        mail = await mail_of(db, row)
+        assert mail is not None
+        if mail.status != "queued":
+            return mail
+    raise AssertionError(f"mail {row.mail_id} was never sent")
+
+
+async def counts_of(web: httpx.AsyncClient, seq: int) -> dict[str, str]:
+    """The back office list's counts of the sequence's mails (its own row)."""
+    page = (await web.get("/backoffice/follow-ups")).text
+    row = re.search(rf'<tr data-testid="followup-{seq}">(.*?)</tr>', page, re.S)
+    assert row is not None
+    return {k: text_of(row[0], f"followup-{k}") for k in ("queued", "sent", "skipped", "failed")}
+
+
 async def backdate(db: Database, order_id: int, days: int) -> None:
     at = utcnow() - timedelta(days=days)
     async with db.uow() as uow:
@@ -130,15 +154,31 @@ async def test_till_sale_schedules_each_step_once_and_sends_when_due(
 
     await send(db, settings)
     first, second = await rows_of(db, order.id)
-    assert (first.status, second.status) == ("sent", "pending")
+    # handed to the outbox is not sent: queued, linked to its mail
+    assert (first.status, second.status) == ("queued", "pending")
     mail = await mail_of(db, first)
     assert mail is not None and mail.to_addr == anna.email and mail.kind == "followup"
+    assert first.mail_id == mail.id and mail.status == "queued"
+    async with db.reader() as s:
+        [event] = [e for e in await timeline(s, SYSTEM, anna.id) if e.kind == "followup"]
+    assert event.status == "queued"
+    assert (await delivered(db, settings, first)).status == "sent"
+    async with db.reader() as s:  # the timeline shows the outcome at once
+        [event] = [e for e in await timeline(s, SYSTEM, anna.id) if e.kind == "followup"]
+    assert event.status == "sent"
+    await send(db, settings)  # the job's next pass records it on the follow-up
+    first, second = await rows_of(db, order.id)
+    assert (first.status, second.status) == ("sent", "pending")
     assert mail.subject.startswith("Käyttö: Product ")
     assert mail.body_text.startswith("Hei Anna,")
     assert mail.list_unsubscribe and mail.list_unsubscribe in mail.body_text
     await send(db, settings, utcnow() + timedelta(days=8))
     first, second = await rows_of(db, order.id)
-    assert second.status == "sent" and await mail_of(db, second) is not None
+    assert second.status == "queued"
+    assert (await delivered(db, settings, second)).status == "sent"
+    await send(db, settings, utcnow() + timedelta(days=8))
+    first, second = await rows_of(db, order.id)
+    assert second.status == "sent"
     # on her timeline, newest first
     async with db.reader() as s:
         events = [e for e in await timeline(s, SYSTEM, anna.id) if e.kind == "followup"]
@@ -218,7 +258,7 @@ async def test_refill_from_own_history_or_the_category(db: Database, shop: Shop,
     await send(db, settings, utcnow() + timedelta(days=21))
     [own] = await rows_of(db, today.id)
     mail = await mail_of(db, own)
-    assert own.status == "sent" and mail is not None and "(25)" in mail.body_text
+    assert own.status == "queued" and mail is not None and "(25)" in mail.body_text
     assert (await rows_of(db, first.id))[0].status == "pending"
 
 
@@ -277,7 +317,7 @@ async def test_a_return_cancels_what_is_pending(db: Database, shop: Shop,
         ("cancelled", "returned")]
     assert [r.status for r in await rows_of(db, kept.id)] == ["pending"]
     await send(db, settings, utcnow() + timedelta(days=4))
-    assert [r.status for r in await rows_of(db, kept.id)] == ["sent"]
+    assert [r.status for r in await rows_of(db, kept.id)] == ["queued"]
     assert await mail_of(db, (await rows_of(db, whole.id))[0]) is None
 
 
@@ -296,7 +336,7 @@ async def test_the_job_is_idempotent_and_a_switched_off_sequence_sends_nothing(
     await run_once(db, settings)
     rows = await rows_of(db, order.id)
     assert sorted((r.sequence_id, r.status) for r in rows) == sorted(
-        [(on, "sent"), (off, "pending")])
+        [(on, "queued"), (off, "pending")])
     async with db.reader() as s:
         mails = (await s.scalars(select(OutgoingMail).where(
             OutgoingMail.reference.in_([f"followup:{r.id}" for r in rows])))).all()
@@ -308,7 +348,7 @@ async def test_the_job_is_idempotent_and_a_switched_off_sequence_sends_nothing(
         await uow.commit()
     await send(db, settings, utcnow() + timedelta(days=2))
     assert sorted((r.sequence_id, r.status, r.reason) for r in await rows_of(db, order.id)) \
-        == sorted([(on, "sent", ""), (off, "cancelled", "disabled")])
+        == sorted([(on, "queued", ""), (off, "cancelled", "disabled")])
 
 
 async def test_templates_are_checked_field_by_field(db: Database) -> None:
@@ -382,7 +422,7 @@ async def test_editing_keeps_a_step_and_a_removed_step_sends_nothing(
     assert [st.id for st in out.steps] == [kept.id]
     await send(db, settings, utcnow() + timedelta(days=3))
     rows = {r.step_id: r for r in await rows_of(db, order.id)}
-    assert rows[kept.id].status == "sent"
+    assert rows[kept.id].status == "queued"
     assert rows[kept.id].subject.startswith("Uusi: ")  # the text as it is when sent
     [gone] = [r for r in await rows_of(db, order.id) if r.step_id is None]
     assert (gone.status, gone.reason) == ("cancelled", "step_removed")
@@ -409,3 +449,150 @@ async def test_click_and_collect_counts_from_the_handover(db: Database, shop: Sh
     assert await schedule(db, settings, order) == 1
     [row] = await rows_of(db, order.id)
     assert collected is not None and row.due_at == collected + timedelta(days=1)
+
+
+async def test_the_mails_outcome_is_the_followups_state(
+        web: httpx.AsyncClient, db: Database, shop: Shop, settings: Settings) -> None:
+    """Queued when handed to the outbox; then what the mail sender did with the mail:
+    sent, suppressed (the consent withdrawn before its turn) or failed. The timeline and
+    the back office's counts show the outcome as soon as the sender recorded it, the
+    follow-up row takes it in the job's next pass."""
+    cat, slug = await a_category(db)
+    seq = await a_sequence(db, cat, [step("how_to_use", 0, "Käyttö")])
+    [v] = await product_in(db, shop, slug)
+    sent_to, withdrew, bounced = [await a_customer(db, consent=True) for _ in range(3)]
+    async with db.reader() as s:
+        since = int(await s.scalar(select(func.max(OutboxEvent.id))) or 0)
+    rows: dict[str, Followup] = {}
+    for name, c in (("sent", sent_to), ("suppressed", withdrew), ("failed", bounced)):
+        order = await a_till_sale(db, shop, [v], customer_id=c.id)
+        assert await schedule(db, settings, order) == 1
+        await send(db, settings)
+        [rows[name]] = await rows_of(db, order.id)
+        assert rows[name].status == "queued" and rows[name].mail_id is not None
+    await staff_login(web, shop, "owner")
+    assert await counts_of(web, seq) == {"queued": "3", "sent": "0", "skipped": "0",
+                                         "failed": "0"}
+    async with db.uow() as uow:  # withdrawn after the mail was queued
+        await set_consent(uow, withdrew.id, "marketing_email", False, "account")
+        await uow.commit()
+    async with db.uow() as uow:  # as the sender records a mail it could not deliver
+        done = await uow.session.execute(
+            update(OutgoingMail).where(OutgoingMail.id == rows["failed"].mail_id,
+                                       OutgoingMail.status == "queued")
+            .values(status="failed", last_error="recipient refused: 550 no such user"))
+        await uow.commit()
+    assert getattr(done, "rowcount", 0) == 1
+    assert (await delivered(db, settings, rows["sent"])).status == "sent"
+    assert (await delivered(db, settings, rows["suppressed"])).status == "suppressed"
+
+    for name, c in (("sent", sent_to), ("suppressed", withdrew), ("failed", bounced)):
+        async with db.reader() as s:
+            [event] = [e for e in await timeline(s, SYSTEM, c.id) if e.kind == "followup"]
+        assert event.status == name
+    page = (await web.get(f"/timeline/{withdrew.id}")).text
+    assert "Seurantaviestiä ei lähetetty: markkinointilupa peruttiin ennen lähetystä" in page
+    page = (await web.get(f"/timeline/{bounced.id}")).text
+    assert "Seurantaviestiä ei saatu perille" in page
+    assert await counts_of(web, seq) == {"queued": "0", "sent": "1", "skipped": "1",
+                                         "failed": "1"}
+
+    await send(db, settings)  # the job's pass stores the outcomes
+    for name, row_before in rows.items():
+        [after] = await rows_of(db, row_before.order_id)
+        assert after.status == name
+    await send(db, settings)  # and only once: nothing is left queued
+    async with db.reader() as s:
+        assert await s.scalar(select(Followup.id).where(
+            Followup.id.in_([r.id for r in rows.values()]), Followup.status == "queued")) is None
+        events = (await s.execute(select(OutboxEvent.topic, OutboxEvent.payload).where(
+            OutboxEvent.id > since, OutboxEvent.topic.like("followup.%"))
+            .order_by(OutboxEvent.id))).all()
+    mine = {r.id: name for name, r in rows.items()}
+    said = sorted((mine[p["followup_id"]], t, p["status"]) for t, p in events
+                  if p.get("followup_id") in mine)
+    assert said == sorted([
+        ("sent", "followup.queued", "queued"), ("sent", "followup.sent", "sent"),
+        ("suppressed", "followup.queued", "queued"),
+        ("suppressed", "followup.skipped", "suppressed"),
+        ("failed", "followup.queued", "queued"), ("failed", "followup.skipped", "failed")])
+
+
+
+async def test_the_refill_lead_time_is_the_sequences(db: Database, shop: Shop,
+                                                     settings: Settings) -> None:
+    """Each sequence says how many days before the run-out its refill reminder comes
+    (default 5; 0 = on the day; never more than a quarter of the interval)."""
+    due: dict[int, timedelta] = {}
+    for lead in (12, 0, 5):
+        cat, slug = await a_category(db)
+        async with db.uow() as uow:
+            out = await create_sequence(uow, OWNER, SequenceIn(
+                name=f"Lead {lead}", category_id=cat, enabled=True, refill_days=60,
+                steps=[step("refill", 0, "Täyttö")], refill_lead_days=lead))
+            await uow.commit()
+        assert out.refill_lead_days == lead
+        [v] = await product_in(db, shop, slug)
+        c = await a_customer(db, consent=True)
+        order = await a_till_sale(db, shop, [v], customer_id=c.id)
+        assert await schedule(db, settings, order) == 1
+        [row] = await rows_of(db, order.id)
+        due[lead] = row.due_at - row.created_at
+    assert {k: round(v / timedelta(hours=1)) for k, v in due.items()} == {
+        12: 48 * 24, 0: 60 * 24, 5: 55 * 24}
+    # a short interval: a quarter of it at most (20 days, lead 12: 5 days early)
+    cat, slug = await a_category(db)
+    async with db.uow() as uow:
+        await create_sequence(uow, OWNER, SequenceIn(
+            name="Short", category_id=cat, enabled=True, refill_days=20,
+            steps=[step("refill", 0, "Täyttö")], refill_lead_days=12))
+        await uow.commit()
+    [v] = await product_in(db, shop, slug)
+    order = await a_till_sale(db, shop, [v], customer_id=(await a_customer(db)).id)
+    assert await schedule(db, settings, order) == 1
+    [row] = await rows_of(db, order.id)
+    assert round((row.due_at - row.created_at) / timedelta(hours=1)) == 15 * 24
+
+
+async def test_the_refill_lead_time_is_checked(db: Database) -> None:
+    cat, _ = await a_category(db)
+    for bad in (-1, 61):
+        async with db.uow() as uow:
+            with pytest.raises(SequenceInvalid) as exc:
+                await create_sequence(uow, OWNER, SequenceIn(
+                    name="Lead", category_id=cat, enabled=True, refill_days=60,
+                    steps=[step("refill", 0, "Täyttö")], refill_lead_days=bad))
+        assert [(e.field, e.code) for e in exc.value.errors] == [
+            ("refill_lead_days", "invalid_refill_lead_days")]
+
+
+async def test_the_refill_lead_time_in_the_editor(web: httpx.AsyncClient, db: Database,
+                                                  shop: Shop) -> None:
+    cat, _ = await a_category(db)
+    await staff_login(web, shop, "owner")
+    page = await web.get("/backoffice/follow-ups/new")
+    assert 'name="refill_lead_days"' in page.text and 'value="5"' in page.text  # default
+    form = {"csrf_token": csrf_of(page.text), "name": "Täyttö", "category_id": str(cat),
+            "enabled": "1", "refill_days": "60", "refill_lead_days": "61",
+            "step_count": "1", "step0_kind": "refill", "step0_delay_days": "0",
+            "step0_subject_fi": "Loppuuko {product}?", "step0_body_fi": "Hei {first_name}",
+            "step0_subject_en": "Running out of {product}?", "step0_body_en": "Hi"}
+    r = await web.post("/backoffice/follow-ups", data=form)
+    assert r.status_code == 422
+    assert text_of(r.text, "error-refill_lead_days") == \
+        "Anna päivät ennen kuin tuote loppuu (0–60)."
+    assert 'aria-describedby="fu-refill_lead_days-error"' in r.text
+    r = await web.post("/backoffice/follow-ups?lang=en",
+                       data={**form, "refill_lead_days": "viisi"})
+    assert r.status_code == 422
+    assert text_of(r.text, "error-refill_lead_days") == "Give a whole number of days."
+    r = await web.post("/backoffice/follow-ups?lang=en", data={**form, "refill_lead_days": "61"})
+    assert text_of(r.text, "error-refill_lead_days") == \
+        "Give the days before the product runs out (0–60)."
+    r = await web.post("/backoffice/follow-ups", data={**form, "refill_lead_days": "10"})
+    assert r.status_code == 303, r.text
+    seq_id = int(r.headers["location"].split("?")[0].rsplit("/", 1)[1])
+    async with db.reader() as s:
+        assert (await get_sequence(s, seq_id)).refill_lead_days == 10
+    edit = await web.get(f"/backoffice/follow-ups/{seq_id}")
+    assert 'name="refill_lead_days" inputmode="numeric" maxlength="4" value="10"' in edit.text

@@ -11,23 +11,28 @@ import asyncio
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import Select, insert, inspect, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateIndex
 
 from saumaton.catalogue.services import vat_rates_on
+from saumaton.core.clock import utcnow
+from saumaton.customers.models import Customer
 from saumaton.db.migrate import downgrade, upgrade
 from saumaton.db.models import Base
 from saumaton.db.uow import Database
+from saumaton.followups.schedule import due_orders_query
+from saumaton.locations.models import Channel
+from saumaton.orders.models import Order
 from tests.support import MIGRATION_HEAD, create_pg_database, drop_pg_database
 
 HEAD = MIGRATION_HEAD
@@ -189,3 +194,57 @@ async def test_app_engine_connection_settings(backend: str, blank_url: str) -> N
                     other.close()
     finally:
         await db.dispose()
+
+
+async def _plan(db: Database, q: Select[Any]) -> str:
+    """The database's own plan of `q` (EXPLAIN; SQLite: EXPLAIN QUERY PLAN)."""
+    async with db.reader() as s:
+        conn = await s.connection()
+        compiled = q.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        values = compiled.construct_params()
+        params = tuple(values[name] for name in compiled.positiontup or ())
+        explain = "EXPLAIN " if db.is_postgres else "EXPLAIN QUERY PLAN "
+        rows = await conn.exec_driver_sql(explain + str(compiled), params)
+        return "\n".join(" ".join(str(c) for c in r) for r in rows.all())
+
+
+async def test_the_follow_up_scan_reads_orders_by_index(blank_url: str) -> None:
+    """Migration 0027: the follow-up scheduler's scan of recent purchases
+    (followups.schedule.due_orders) reads orders by index in a shop of two years' orders
+    where only the last days' are wanted: the sold orders by created_at, the handed-over
+    pickups by (status, collected_at) — not the whole table, nor every collected
+    order."""
+    await asyncio.to_thread(upgrade, blank_url)
+    db = Database(blank_url)
+    now = utcnow()
+    try:
+        async with db.uow() as uow:
+            s = uow.session
+            s.add(Channel(id=1, code="web", kind="webshop", name="Verkkokauppa"))
+            s.add(Customer(id=1, first_name="Anna"))
+            await s.flush()
+            rows: list[dict[str, Any]] = []
+            for i in range(20_000):
+                at = now - timedelta(minutes=53 * (20_000 - i))  # about two years
+                pickup = i % 5 == 0
+                rows.append({
+                    "channel_id": 1, "customer_id": 1,
+                    "status": "collected" if pickup else "completed",
+                    "delivery_method": "pickup" if pickup else "home", "created_at": at,
+                    "collected_at": at + timedelta(days=1) if pickup else None,
+                    "subtotal_cents": 1000, "discount_cents": 0, "total_cents": 1000,
+                    "vat_cents": 200, "paid_cents": 1000})
+            await s.execute(insert(Order), rows)
+            await uow.commit()
+        async with db.write_engine.connect() as conn:
+            await conn.exec_driver_sql("ANALYZE")
+            await conn.commit()
+        plan = await _plan(db, due_orders_query(now))
+    finally:
+        await db.dispose()
+    assert "Seq Scan on orders" not in plan and "SCAN orders" not in plan, plan
+    assert "ix_orders_created_at" in plan, plan
+    if db.is_postgres:
+        assert "ix_orders_status_collected" in plan, plan
+    else:  # both columns of the index, not every collected order
+        assert "ix_orders_status_collected (status=? AND collected_at>?)" in plan, plan

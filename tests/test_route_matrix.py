@@ -87,7 +87,7 @@ PATH_VALUES: dict[str, str] = {
     "delivery_id": MISSING, "barcode_id": MISSING,
     "session_id": MISSING, "grant_id": MISSING, "identity_id": MISSING, "tag": "no-such-tag",
     "segment_id": MISSING, "sequence_id": MISSING, "try_id": MISSING, "try_code": "KTNOSUCH",
-    "mailing_id": MISSING,
+    "mailing_id": MISSING, "category": "no-such-category",
 }
 # Query strings for pages that need one to show anything.
 # A location-scoped list asks for store 1 (where the store roles work): without one it

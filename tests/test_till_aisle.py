@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from saumaton.audit.models import AuditEntry
 from saumaton.checkout.pickup import hand_over
 from saumaton.config import Settings
 from saumaton.core.actor import SYSTEM
@@ -25,13 +26,22 @@ from saumaton.customers.services import CustomerIn, create_customer
 from saumaton.db.uow import Database
 from saumaton.fulfilment.queue import OrderQuery, order_page, pick_list
 from saumaton.fulfilment.steps import cancel_order, mark_packed, mark_ready, mark_shipped
-from saumaton.inventory.models import StockLevel, StockReservation, StockTransfer
+from saumaton.inventory.models import (
+    StockLevel,
+    StockMovement,
+    StockReservation,
+    StockTransfer,
+    StockTransferLine,
+)
 from saumaton.inventory.services import reserve
 from saumaton.inventory.transfers import receive, send_requested
 from saumaton.locations.services import channel_by_code
 from saumaton.mail.models import OutgoingMail
+from saumaton.orders.models import Order
 from saumaton.orders.services import business_day
 from saumaton.payments.terminal import TerminalResult
+from saumaton.returns.schemas import ReturnIn, ReturnLineIn
+from saumaton.returns.services import take_return
 from saumaton.tills.aisle import AisleDeliveryIn
 from saumaton.tills.catalogue import build_catalogue
 from saumaton.tills.sales import TillLineIn, TillPaymentIn, TillSaleIn, sell
@@ -534,3 +544,163 @@ async def test_the_api_lists_and_sends_a_requested_transfer(
                           headers=shop.auth("manager"))
     assert (r.status_code, r.json()["code"]) == (409, "transfer_not_requested")
     assert await _level(db, int(v["id"]), shop.store1) == (0, 0)
+
+
+async def _transfer_of(db: Database, order_id: int) -> tuple[str, dict[int, int]]:
+    async with db.reader() as s:
+        t = await s.scalar(select(StockTransfer).where(StockTransfer.order_id == order_id))
+        assert t is not None
+        lines = (await s.execute(select(StockTransferLine.variant_id,
+                                        StockTransferLine.quantity_sent)
+                                 .where(StockTransferLine.transfer_id == t.id))).all()
+    return str(t.status), {int(v): int(q) for v, q in lines}
+
+
+async def _holds(db: Database, order_id: int) -> list[tuple[int, int, str]]:
+    """The transfer's holds at the sender: (variant, units, status)."""
+    async with db.reader() as s:
+        tid = await s.scalar(select(StockTransfer.id).where(StockTransfer.order_id == order_id))
+        rows = (await s.execute(select(StockReservation.variant_id, StockReservation.quantity,
+                                       StockReservation.status)
+                                .where(StockReservation.reference == f"transfer:{tid}")
+                                .order_by(StockReservation.id))).all()
+    return [(int(v), int(q), str(st)) for v, q, st in rows]
+
+
+async def test_a_return_before_the_transfer_was_sent_calls_it_back(
+        db: Database, shop: Shop, settings: Settings) -> None:
+    """A pickup line returned at the till before the shipping location sent it: the
+    units never left Helsinki's shelf, so they come off the transfer (its hold released)
+    instead of onto Tampere's shelf; the last of them cancels the transfer."""
+    v, w = (int(x["id"]) for x in await make_variants(db, [4200, 1500],
+                                                         stock={shop.store1: 5}))
+    cashier = await staff_actor(db, shop, "cashier2")
+    sid = await open_drawer(db, shop.store2)
+    order, _ = await sell(db, cashier, shop.store2, _sale(sid, [
+        {"variant_id": v, "quantity": 2, "ship_from": shop.store1},
+        {"variant_id": w, "ship_from": shop.store1},
+    ], delivery={"method": "pickup", "email": "noutaja@example.com"}), settings=settings)
+    assert await _transfer_of(db, order.id) == ("requested", {v: 2, w: 1})
+    assert await _level(db, v, shop.store1) == (5, 2)
+    tampere = (await _level(db, v, shop.store2), await _level(db, w, shop.store2))
+
+    # one of the two foundations back: one unit stays on the transfer, held
+    ret = await take_return(db, cashier, order.id, ReturnIn(
+        location_id=shop.store2, lines=[ReturnLineIn(line_no=1, quantity=1)],
+        reason="muutti mielensä", terminal_confirmed=True))
+    assert ret[0].refund_cents == 4200
+    assert await _transfer_of(db, order.id) == ("requested", {v: 1, w: 1})
+    assert await _level(db, v, shop.store1) == (5, 1)  # one hold released, nothing moved
+    assert sorted(h for h in await _holds(db, order.id) if h[2] == "active") == sorted(
+        [(v, 1, "active"), (w, 1, "active")])
+
+    # the rest back: the transfer is cancelled, every hold released
+    await take_return(db, cashier, order.id, ReturnIn(
+        location_id=shop.store2, lines=[ReturnLineIn(line_no=1, quantity=1),
+                                        ReturnLineIn(line_no=2, quantity=1)],
+        reason="muutti mielensä", terminal_confirmed=True))
+    assert (await _transfer_of(db, order.id))[0] == "cancelled"
+    assert all(st != "active" for _, _, st in await _holds(db, order.id))
+    assert (await _level(db, v, shop.store1), await _level(db, w, shop.store1)) == (
+        (5, 0), (5, 0))  # all sellable in Helsinki again
+    # nothing came back to Tampere's shelf: the goods never got there
+    assert (await _level(db, v, shop.store2), await _level(db, w, shop.store2)) == tampere
+    async with db.reader() as s:
+        moved = (await s.scalars(select(StockMovement.kind).where(
+            StockMovement.order_id == order.id,
+            StockMovement.variant_id.in_([v, w])))).all()
+        status = await s.scalar(select(Order.status).where(Order.id == order.id))
+        audit = (await s.scalars(select(AuditEntry.action).where(
+            AuditEntry.subject_type == "stock_transfer",
+            AuditEntry.subject_id == select(StockTransfer.id).where(
+                StockTransfer.order_id == order.id).scalar_subquery())
+            .order_by(AuditEntry.id))).all()
+    assert list(moved) == [] and status == "returned"
+    assert list(audit) == ["stock.transfer.request", "stock.transfer.reduce",
+                           "stock.transfer.cancel"]
+    manager = await staff_actor(db, shop, "manager")
+    async with db.uow() as uow:  # the sender can no longer send it
+        with pytest.raises(Conflict) as exc:
+            tid = await uow.session.scalar(select(StockTransfer.id).where(
+                StockTransfer.order_id == order.id))
+            assert tid is not None
+            await send_requested(uow, manager, int(tid))
+    assert exc.value.code == "transfer_not_requested"
+
+
+async def test_a_return_after_the_transfer_was_sent_leaves_it(
+        db: Database, shop: Shop, settings: Settings) -> None:
+    """Sent already: the goods are on their way and the return takes them back at the
+    store as any return; the transfer is not touched."""
+    [x] = await make_variants(db, [4200], stock={shop.store1: 3})
+    v = int(x["id"])
+    cashier = await staff_actor(db, shop, "cashier2")
+    sid = await open_drawer(db, shop.store2)
+    order, _ = await sell(db, cashier, shop.store2, _sale(sid, [
+        {"variant_id": v, "ship_from": shop.store1},
+    ], delivery={"method": "pickup", "email": "noutaja@example.com"}), settings=settings)
+    async with db.reader() as s:
+        tid = await s.scalar(select(StockTransfer.id).where(StockTransfer.order_id == order.id))
+    assert tid is not None
+    async with db.uow() as uow:
+        await send_requested(uow, await staff_actor(db, shop, "manager"), int(tid))
+        await uow.commit()
+    before = await _level(db, v, shop.store2)
+    await take_return(db, cashier, order.id, ReturnIn(
+        location_id=shop.store2, lines=[ReturnLineIn(line_no=1, quantity=1)],
+        reason="muutti mielensä", terminal_confirmed=True))
+    assert await _transfer_of(db, order.id) == ("in_transit", {v: 1})
+    assert await _level(db, v, shop.store2) == (before[0] + 1, before[1])
+    assert await _level(db, v, shop.store1) == (2, 0)
+
+
+async def _send_now(db: Database, actor: Any, transfer_id: int) -> str:
+    try:
+        async with db.uow() as uow:
+            await send_requested(uow, actor, transfer_id)
+            await uow.commit()
+        return "sent"
+    except Conflict as exc:
+        return exc.code
+
+
+async def _return_now(db: Database, shop: Shop, actor: Any, order_id: int) -> str:
+    await take_return(db, actor, order_id, ReturnIn(
+        location_id=shop.store2, lines=[ReturnLineIn(line_no=1, quantity=1)],
+        reason="ei tarvitse", terminal_confirmed=True))
+    return "returned"
+
+
+async def test_a_return_and_mark_sent_at_once(db: Database, shop: Shop,
+                                              settings: Settings) -> None:
+    """The till takes the pickup line back while Helsinki presses *Mark sent* at the same
+    moment (on PostgreSQL truly at once, each on its own connection): either the return
+    wins (transfer cancelled, the send refused, nothing moved) or the send does (in
+    transit, and the return takes the goods back at Tampere as any return). Never both,
+    never neither: the stock adds up either way."""
+    for _ in range(3):
+        [x] = await make_variants(db, [4200], stock={shop.store1: 2})
+        v = int(x["id"])
+        cashier = await staff_actor(db, shop, "cashier2")
+        manager = await staff_actor(db, shop, "manager")
+        sid = await open_drawer(db, shop.store2)
+        order, _ = await sell(db, cashier, shop.store2, _sale(sid, [
+            {"variant_id": v, "ship_from": shop.store1},
+        ], delivery={"method": "pickup", "email": "noutaja@example.com"}), settings=settings)
+        async with db.reader() as s:
+            tid = await s.scalar(select(StockTransfer.id).where(
+                StockTransfer.order_id == order.id))
+        assert tid is not None
+
+        sent, returned = await asyncio.gather(_send_now(db, manager, int(tid)),
+                                              _return_now(db, shop, cashier, order.id))
+        assert returned == "returned"
+        status, _ = await _transfer_of(db, order.id)
+        if sent == "sent":  # the send won: on its way, taken back at Tampere
+            assert status == "in_transit"
+            assert await _level(db, v, shop.store1) == (1, 0)
+            assert await _level(db, v, shop.store2) == (1, 0)
+        else:  # the return won: nothing left to send
+            assert (sent, status) == ("transfer_not_requested", "cancelled")
+            assert await _level(db, v, shop.store1) == (2, 0)
+            assert await _level(db, v, shop.store2) == (0, 0)

@@ -37,9 +37,10 @@ from saumaton.customers.models import (
     CustomerNote,
 )
 from saumaton.followups.models import Followup
+from saumaton.followups.state import mail_join, shown_status
 from saumaton.locations.models import Channel, Location
 from saumaton.loyalty.models import LoyaltyEntry
-from saumaton.mail.models import MailEvent
+from saumaton.mail.models import MailEvent, OutgoingMail
 from saumaton.orders.models import Order
 from saumaton.orders.services import order_number
 from saumaton.payments.models import Refund
@@ -82,8 +83,10 @@ class TimelineEvent:
     - try: a reservation to try in a store (docs/reserve-to-try.md): number (its code),
       place (the store), status (active|sold|released|expired), text (the product),
       order_id (the sale it became)
-    - followup: an after-purchase e-mail (docs/follow-ups.md) sent or not sent:
-      status (sent|skipped_no_consent|skipped_no_address), channel (step|refill),
+    - followup: an after-purchase e-mail (docs/follow-ups.md) queued, sent or not sent:
+      status (queued|sent|suppressed|failed|skipped_no_consent|skipped_no_address; a
+      queued one's mail outcome as soon as the mail sender recorded it), channel
+      (step|refill),
       text (the subject as sent), number and order_id (the purchase)
     """
 
@@ -361,11 +364,13 @@ async def _tries(s: AsyncSession, cid: int, cur: _Cursor | None,
 
 async def _followups(s: AsyncSession, cid: int, cur: _Cursor | None,
                      limit: int) -> list[TimelineEvent]:
-    """Follow-up e-mails sent or skipped (pending and cancelled ones are not events)."""
+    """Follow-up e-mails queued, sent or not sent (pending and cancelled ones are not
+    events); a queued one shows its mail's outcome once the sender has recorded it."""
     f = Followup
     at = f.closed_at
     rows = (await s.execute(_page(
-        select(f.id, at, f.status, f.kind, f.subject, f.order_id)
+        select(f.id, at, shown_status(), f.kind, f.subject, f.order_id)
+        .outerjoin(OutgoingMail, mail_join())
         .where(f.customer_id == cid, at.is_not(None), f.status != "cancelled",
                f.status != "pending", _older("followup", at, f.id, cur)),
         at, f.id, limit))).all()

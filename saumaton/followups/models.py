@@ -22,6 +22,9 @@ class FollowupSequence(Base):
     # The category's typical days between two purchases of a product (e.g. 60 for a
     # serum), used for the refill reminder when the customer's own history says nothing.
     refill_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # How many days before the expected run-out the refill reminder comes (at most a
+    # quarter of the interval); 0 = on the day (migration 0027).
+    refill_lead_days: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
     created_by: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(200), default="")
@@ -68,7 +71,11 @@ class Followup(Base):
     product_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     language: Mapped[str] = mapped_column(String(2), default="fi")
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # pending | sent | skipped_no_consent | skipped_no_address | cancelled
+    # pending → queued (its mail is in the outbox, `mail_id`) → sent | suppressed
+    # (the mail sender found the consent withdrawn) | failed (the mail could not be
+    # delivered); or, never queued: skipped_no_consent | skipped_no_address | cancelled.
+    # A queued row takes its mail's outcome in the job's next pass (`settle_queued`);
+    # pages show that outcome at once (`shown_status`).
     status: Mapped[str] = mapped_column(String(24), default="pending")
     # Why it was cancelled: returned | repurchased | disabled | step_removed
     reason: Mapped[str] = mapped_column(String(24), default="")
@@ -77,6 +84,7 @@ class Followup(Base):
     interval_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     interval_source: Mapped[str] = mapped_column(String(16), default="")
     subject: Mapped[str] = mapped_column(String(300), default="")  # as sent
+    # Its mail in the outbox (outgoing_mail.id; no foreign key, as mail_events.mail_id).
     mail_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -12,9 +12,10 @@ wins, a retried job does nothing) and writes its follow-ups:
 - for each enabled sequence whose category (or a parent of it) holds a bought product:
   one row per step (due `delay_days` after the purchase) — one mail per step even when
   several products match, never twice per order and step (`dedupe_key`);
-- the refill reminder (a sequence's `refill` step) per bought product: due a few days
-  before the customer's own median interval between purchases of the product (two or
-  more purchases), else the sequence's `refill_days`; a new purchase of the product
+- the refill reminder (a sequence's `refill` step) per bought product: due the
+  sequence's `refill_lead_days` (a quarter of the interval when that is shorter) before
+  the customer's own median interval between purchases of the product (two or more
+  purchases) runs out, else the sequence's `refill_days`; a new purchase of the product
   cancels the reminder still pending from an earlier one (even when this purchase
   schedules nothing: the old reminder is moot).
 
@@ -30,7 +31,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from statistics import median
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Select, and_, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -52,8 +53,8 @@ from saumaton.service.nps import PICKUP, is_purchase
 # handover); older ones never (the job was down for longer: too late to follow up).
 SCHEDULE_WINDOW = timedelta(days=2)
 BATCH = 100
-# The reminder comes this many days before the expected run-out (a quarter of the
-# interval when that is shorter).
+# The reminder comes a sequence's refill_lead_days (by default this many) before the
+# expected run-out, a quarter of the interval when that is shorter.
 REFILL_LEAD_DAYS = 5
 # Two purchases less than a day apart are one purchase for the interval.
 SAME_PURCHASE = timedelta(days=1)
@@ -73,17 +74,25 @@ def _recent_purchase(since: datetime) -> object:
              Order.collected_at >= since))
 
 
+def due_orders_query(now: datetime, limit: int = BATCH) -> Select[int]:
+    """The scan `due_orders` runs. Each branch of its OR reads an index of its own
+    (ix_orders_created_at; ix_orders_status_collected for handed-over pickups, migration
+    0027); the matches are found first and only then ordered: with ORDER BY id LIMIT in
+    the same query SQLite's planner walks the whole table in id order instead (a
+    MATERIALIZED common table expression is planned on its own, on both databases)."""
+    recent = (select(Order.id).where(
+        _recent_purchase(now - SCHEDULE_WINDOW),  # type: ignore[arg-type]
+        Order.customer_id.is_not(None),
+        ~exists().where(FollowupOrder.order_id == Order.id))
+        .cte("recent_purchases").prefix_with("MATERIALIZED"))
+    return select(recent.c.id).order_by(recent.c.id).limit(limit)
+
+
 async def due_orders(session: AsyncSession, now: datetime | None = None,
                      limit: int = BATCH) -> list[int]:
     """Purchases by a known customer of the last SCHEDULE_WINDOW that the scheduler has
     not looked at yet; oldest first."""
-    now = now or utcnow()
-    ids = (await session.scalars(
-        select(Order.id).where(
-            _recent_purchase(now - SCHEDULE_WINDOW),  # type: ignore[arg-type]
-            Order.customer_id.is_not(None),
-            ~exists().where(FollowupOrder.order_id == Order.id))
-        .order_by(Order.id).limit(limit))).all()
+    ids = (await session.scalars(due_orders_query(now or utcnow(), limit))).all()
     return [int(i) for i in ids]
 
 
@@ -166,8 +175,9 @@ def own_interval(times: list[datetime]) -> int | None:
     return max(1, round(median(gaps)))
 
 
-def refill_due(purchased: datetime, interval_days: int) -> datetime:
-    lead = min(REFILL_LEAD_DAYS, interval_days // 4)
+def refill_due(purchased: datetime, interval_days: int,
+               lead_days: int = REFILL_LEAD_DAYS) -> datetime:
+    lead = min(lead_days, interval_days // 4)
     return purchased + timedelta(days=interval_days - lead)
 
 
@@ -176,19 +186,21 @@ class _Seq:
     id: int
     category_id: int
     refill_days: int | None
+    refill_lead_days: int
     steps: list[tuple[int, str, int]]  # (step id, kind, delay days)
 
 
 async def _enabled_sequences(session: AsyncSession) -> list[_Seq]:
     rows = (await session.execute(
         select(FollowupSequence.id, FollowupSequence.category_id, FollowupSequence.refill_days,
-               FollowupStep.id, FollowupStep.kind, FollowupStep.delay_days)
+               FollowupSequence.refill_lead_days, FollowupStep.id, FollowupStep.kind,
+               FollowupStep.delay_days)
         .join(FollowupStep, FollowupStep.sequence_id == FollowupSequence.id)
         .where(FollowupSequence.enabled.is_(True))
         .order_by(FollowupSequence.id, FollowupStep.position))).all()
     seqs: dict[int, _Seq] = {}
-    for sid, cat, refill, step_id, kind, delay in rows:
-        seq = seqs.setdefault(int(sid), _Seq(int(sid), int(cat), refill, []))
+    for sid, cat, refill, lead, step_id, kind, delay in rows:
+        seq = seqs.setdefault(int(sid), _Seq(int(sid), int(cat), refill, int(lead), []))
         seq.steps.append((int(step_id), str(kind), int(delay)))
     return list(seqs.values())
 
@@ -273,7 +285,8 @@ async def schedule_order(uow: UnitOfWork, settings: Settings, order_id: int,
                              "kind": "refill", "sequence_id": seq.id, "step_id": step_id,
                              "product_id": pid, "interval_days": interval,
                              "interval_source": "own" if own else "category",
-                             "due_at": refill_due(purchased, interval)})
+                             "due_at": refill_due(purchased, interval,
+                                                  seq.refill_lead_days)})
     n = await _insert(uow, rows)
     await s.execute(update(FollowupOrder).where(FollowupOrder.order_id == order_id)
                     .values(scheduled=n).execution_options(synchronize_session=False))

@@ -1,19 +1,23 @@
 """Sending the follow-ups that are due, with the customer's consent checked now.
 
-A pass (`send_due`) first cancels pending follow-ups of orders that were returned or
+A pass (`send_due_in`) first records what the mail sender did with the mails queued
+earlier (`settle_queued`), cancels pending follow-ups of orders that were returned or
 cancelled (nothing of the matching products kept), then claims due rows — FOR UPDATE
 SKIP LOCKED on PostgreSQL, so two processes never take the same row; the row's status
 is re-checked after the claim — and for each one either queues the mail through
 `mail.marketing.queue_marketing_mail` (which checks the current marketing_email consent
 and adds the one-click unsubscribe headers) or closes it:
 
-- sent: queued (`mail_id`), its subject kept for the timeline;
+- queued: the mail is in the outbox (`mail_id`), its subject kept for the timeline;
+  then, as the mail sender recorded it, sent | suppressed (the consent was withdrawn
+  before the sender's turn) | failed (undeliverable, or out of attempts);
 - skipped_no_consent: the customer withdrew the consent after the purchase;
 - skipped_no_address: no e-mail address any more (erased, removed);
 - cancelled: the order was returned or cancelled (`returned`), the sequence was
   switched off (`disabled`) or the step removed (`step_removed`).
 
-Each close emits `followup.sent` or `followup.skipped` (the timeline updates live).
+Queueing emits `followup.queued`; the outcome `followup.sent`, a mail not sent
+(skipped, suppressed, failed) `followup.skipped` (the timeline updates live).
 """
 
 from __future__ import annotations
@@ -41,11 +45,13 @@ from saumaton.followups.schedule import (
     email_of,
     schedule_order,
 )
+from saumaton.followups.state import MAIL_OUTCOMES, QUEUED
 from saumaton.followups.templates import fill, paragraphs
 from saumaton.i18n import N_
 from saumaton.locations.models import Channel, Location
 from saumaton.mail.marketing import queue_marketing_mail, unsubscribe_url
 from saumaton.mail.messages import Mail
+from saumaton.mail.models import OutgoingMail
 from saumaton.mail.render import gettext, render_mail
 from saumaton.orders.lifecycle import OrderStatus
 from saumaton.orders.models import Order
@@ -63,9 +69,10 @@ _MAYBE_GONE = (*_GONE, OrderStatus.PARTLY_RETURNED.value)
 @dataclass(frozen=True)
 class PassResult:
     scheduled: int = 0
-    sent: int = 0
+    queued: int = 0  # mails handed to the outbox in this pass
     skipped: int = 0
     cancelled: int = 0
+    settled: int = 0  # queued ones whose outcome (sent, suppressed, failed) was recorded
 
 
 def _matching(lines: list[BoughtLine], category_id: int,
@@ -87,13 +94,43 @@ async def _still_bought(session: AsyncSession, row: Followup, status: str,
     return _matching(lines, category_id, ancestors) if category_id is not None else []
 
 
+def _topic(status: str) -> str:
+    return {"queued": "followup.queued", "sent": "followup.sent"}.get(
+        status, "followup.skipped")
+
+
 def _close(uow: UnitOfWork, row: Followup, status: str, now: datetime, *,
            reason: str = "") -> None:
     row.status, row.reason, row.closed_at = status, reason, now
     if status != "cancelled" and row.customer_id is not None:
-        uow.emit("followup.sent" if status == "sent" else "followup.skipped",
-                 {"customer_id": row.customer_id, "followup_id": row.id,
-                  "order_id": row.order_id, "status": status})
+        uow.emit(_topic(status), {"customer_id": row.customer_id, "followup_id": row.id,
+                                  "order_id": row.order_id, "status": status})
+
+
+async def settle_queued(uow: UnitOfWork, limit: int = 500) -> int:
+    """Queued follow-ups whose mail the mail sender has finished with take its outcome
+    (`sent`, `suppressed`, `failed`; the outbox row is the record of delivery), each
+    emitting `followup.sent` or `followup.skipped`. Claimed FOR UPDATE SKIP LOCKED on
+    PostgreSQL: two passes at once settle each row once. `closed_at` stays the time it
+    was queued (the timeline's place for it does not move)."""
+    q = (select(Followup, OutgoingMail.status)
+         .join(OutgoingMail, OutgoingMail.id == Followup.mail_id)
+         .where(Followup.status == QUEUED, OutgoingMail.status.in_(MAIL_OUTCOMES))
+         .order_by(Followup.id).limit(limit))
+    if uow.db.is_postgres:
+        q = q.with_for_update(skip_locked=True, of=Followup)
+    n = 0
+    for row, outcome in (await uow.session.execute(q)).all():
+        if row.status != QUEUED:  # settled by another pass before our claim
+            continue
+        row.status = str(outcome)
+        if row.customer_id is not None:
+            uow.emit(_topic(row.status), {
+                "customer_id": row.customer_id, "followup_id": row.id,
+                "order_id": row.order_id, "status": row.status})
+        n += 1
+    await uow.session.flush()
+    return n
 
 
 async def cancel_returned(uow: UnitOfWork, now: datetime | None = None,
@@ -196,31 +233,32 @@ async def send_one(uow: UnitOfWork, settings: Settings, row: Followup,
         _close(uow, row, "skipped_no_consent", now)
         return row.status
     row.mail_id, row.subject = mail_id, subject[:300]
-    _close(uow, row, "sent", now)
+    _close(uow, row, QUEUED, now)  # not sent yet: the mail sender's outcome settles it
     return row.status
 
 
 async def send_due_in(uow: UnitOfWork, settings: Settings, now: datetime | None = None,
                       limit: int = BATCH) -> PassResult:
-    """In the caller's transaction: cancel what was returned, then send or close the due
-    follow-ups (at most `limit`)."""
+    """In the caller's transaction: record the outcomes of mails queued earlier, cancel
+    what was returned, then queue or close the due follow-ups (at most `limit`)."""
     now = now or utcnow()
+    settled = await settle_queued(uow)
     cancelled = await cancel_returned(uow, now)
     q = (select(Followup).where(Followup.status == "pending", Followup.due_at <= now)
          .order_by(Followup.due_at, Followup.id).limit(limit))
     if uow.db.is_postgres:
         q = q.with_for_update(skip_locked=True, of=Followup)
     rows = list((await uow.session.scalars(q)).all())
-    sent = skipped = 0
+    queued = skipped = 0
     for row in rows:
         if row.status != "pending":  # closed by another process before our claim
             continue
         status = await send_one(uow, settings, row, now)
-        sent += status == "sent"
+        queued += status == QUEUED
         skipped += status.startswith("skipped")
         cancelled += status == "cancelled"
     await uow.session.flush()
-    return PassResult(0, sent, skipped, cancelled)
+    return PassResult(0, queued, skipped, cancelled, settled)
 
 
 async def anything_to_schedule(session: AsyncSession) -> bool:
@@ -248,7 +286,7 @@ async def run_once(db: Database, settings: Settings, now: datetime | None = None
     async with db.uow() as uow:
         out = await send_due_in(uow, settings, now)
         await uow.commit()
-    return PassResult(scheduled, out.sent, out.skipped, out.cancelled)
+    return PassResult(scheduled, out.queued, out.skipped, out.cancelled, out.settled)
 
 
 async def run_followups_job(db: Database, settings: Callable[[], Settings],
@@ -259,9 +297,10 @@ async def run_followups_job(db: Database, settings: Callable[[], Settings],
     while not stop.is_set():
         try:
             out = await run_once(db, settings())
-            if out.scheduled or out.sent or out.skipped or out.cancelled:
-                log.info("follow-ups: %d scheduled, %d sent, %d skipped, %d cancelled",
-                         out.scheduled, out.sent, out.skipped, out.cancelled)
+            if out.scheduled or out.queued or out.skipped or out.cancelled or out.settled:
+                log.info("follow-ups: %d scheduled, %d queued, %d skipped, %d cancelled, "
+                         "%d settled", out.scheduled, out.queued, out.skipped,
+                         out.cancelled, out.settled)
         except Exception:  # a failed pass is retried on the next tick
             log.exception("follow-ups failed")
         with contextlib.suppress(TimeoutError):

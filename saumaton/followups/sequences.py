@@ -12,16 +12,25 @@ from datetime import datetime
 
 from sqlalchemy import case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from saumaton.audit.services import record
 from saumaton.catalogue.models import Category, Product
 from saumaton.config import Settings
 from saumaton.core.actor import Actor
 from saumaton.core.clock import utcnow
-from saumaton.core.errors import NotFound, ValidationFailed
+from saumaton.core.errors import Conflict, NotFound, ValidationFailed
 from saumaton.db.uow import UnitOfWork
 from saumaton.followups.models import Followup, FollowupSequence, FollowupStep
-from saumaton.followups.schedule import category_ancestors
+from saumaton.followups.schedule import REFILL_LEAD_DAYS, category_ancestors
+from saumaton.followups.state import (
+    CANCELLED,
+    PENDING,
+    QUEUED,
+    SKIPPED,
+    mail_join,
+    shown_status,
+)
 from saumaton.followups.templates import (
     MAX_BODY,
     MAX_SUBJECT,
@@ -31,12 +40,14 @@ from saumaton.followups.templates import (
     problem,
 )
 from saumaton.i18n import N_
+from saumaton.mail.models import OutgoingMail
 
 PERMISSION = "followups.write"
 MAX_NAME = 100
 MAX_STEPS = 10
 MAX_DELAY_DAYS = 365
 MIN_REFILL_DAYS, MAX_REFILL_DAYS = 7, 730
+DEFAULT_REFILL_LEAD_DAYS, MAX_REFILL_LEAD_DAYS = REFILL_LEAD_DAYS, 60
 LANGS = ("fi", "en")
 
 
@@ -77,6 +88,8 @@ class SequenceIn:
     enabled: bool
     refill_days: int | None
     steps: list[StepIn]
+    # Days before the expected run-out the refill reminder comes (0–60).
+    refill_lead_days: int = DEFAULT_REFILL_LEAD_DAYS
 
 
 @dataclass(frozen=True)
@@ -107,13 +120,18 @@ class SequenceOut:
     refill_days: int | None
     steps: list[StepOut]
     updated_at: datetime
+    refill_lead_days: int = DEFAULT_REFILL_LEAD_DAYS
+    category_slug: str = ""
 
 
 @dataclass(frozen=True)
 class StatusCounts:
     pending: int = 0
-    sent: int = 0
-    skipped: int = 0  # no consent at send time, or no address
+    queued: int = 0  # in the mail outbox, not sent yet
+    sent: int = 0  # the mail sender sent it
+    skipped: int = 0  # no consent or no address when due, or consent withdrawn before
+    #                   the mail sender's turn (suppressed)
+    failed: int = 0  # the mail could not be delivered
     cancelled: int = 0  # returned, bought again, sequence off, step removed
 
 
@@ -138,7 +156,7 @@ def _template_error(name: str, text: str, limit: int) -> FieldError | None:
 
 async def check(session: AsyncSession, cmd: SequenceIn) -> list[FieldError]:
     """Every problem of the input, each on its field (`name`, `category_id`,
-    `refill_days`, `steps`, `step<i>_<field>`)."""
+    `refill_days`, `refill_lead_days`, `steps`, `step<i>_<field>`)."""
     errors: list[FieldError] = []
     name = " ".join(cmd.name.split())
     if not name:
@@ -155,6 +173,10 @@ async def check(session: AsyncSession, cmd: SequenceIn) -> list[FieldError]:
                                  N_("Give the days between purchases (%(min)s–%(max)s), or "
                                     "leave it empty."),
                                  {"min": str(MIN_REFILL_DAYS), "max": str(MAX_REFILL_DAYS)}))
+    if not 0 <= cmd.refill_lead_days <= MAX_REFILL_LEAD_DAYS:
+        errors.append(FieldError("refill_lead_days", "invalid_refill_lead_days",
+                                 N_("Give the days before the product runs out (0–%(max)s)."),
+                                 {"max": str(MAX_REFILL_LEAD_DAYS)}))
     if not cmd.steps:
         errors.append(FieldError("steps", "steps_required", N_("Add at least one step.")))
     elif len(cmd.steps) > MAX_STEPS:
@@ -191,16 +213,17 @@ def _step_out(s: FollowupStep) -> StepOut:
 
 async def get_sequence(session: AsyncSession, sequence_id: int) -> SequenceOut:
     row = (await session.execute(
-        select(FollowupSequence, Category.name)
+        select(FollowupSequence, Category.name, Category.slug)
         .join(Category, Category.id == FollowupSequence.category_id)
         .where(FollowupSequence.id == sequence_id))).first()
     if row is None:
         raise NotFound(f"no follow-up sequence {sequence_id}", code="sequence_not_found")
-    seq, cat = row
+    seq, cat, slug = row
     steps = (await session.scalars(select(FollowupStep).where(
         FollowupStep.sequence_id == sequence_id).order_by(FollowupStep.position))).all()
     return SequenceOut(seq.id, seq.name, seq.category_id, str(cat), seq.enabled,
-                       seq.refill_days, [_step_out(s) for s in steps], seq.updated_at)
+                       seq.refill_days, [_step_out(s) for s in steps], seq.updated_at,
+                       seq.refill_lead_days, str(slug))
 
 
 async def list_sequences(session: AsyncSession) -> list[SequenceOut]:
@@ -210,18 +233,21 @@ async def list_sequences(session: AsyncSession) -> list[SequenceOut]:
 
 
 async def status_counts(session: AsyncSession) -> dict[int, StatusCounts]:
-    """Per sequence: its mails pending, sent, skipped and cancelled (one grouped read)."""
+    """Per sequence: its mails pending, queued, sent, skipped, failed and cancelled, a
+    queued one counted by its mail's outcome once the sender has recorded it (one
+    grouped read)."""
     f = Followup
-    skipped = f.status.in_(("skipped_no_consent", "skipped_no_address"))
+    status = shown_status()
+
+    def n(*states: str) -> ColumnElement[int]:
+        return func.sum(case((status.in_(states), 1), else_=0))
+
     rows = (await session.execute(
-        select(f.sequence_id,
-               func.sum(case((f.status == "pending", 1), else_=0)),
-               func.sum(case((f.status == "sent", 1), else_=0)),
-               func.sum(case((skipped, 1), else_=0)),
-               func.sum(case((f.status == "cancelled", 1), else_=0)))
+        select(f.sequence_id, n(PENDING), n(QUEUED), n("sent"),
+               n(*SKIPPED, "suppressed"), n("failed"), n(CANCELLED))
+        .outerjoin(OutgoingMail, mail_join())
         .where(f.sequence_id.is_not(None)).group_by(f.sequence_id))).all()
-    return {int(sid): StatusCounts(int(p or 0), int(s or 0), int(k or 0), int(c or 0))
-            for sid, p, s, k, c in rows}
+    return {int(row[0] or 0): StatusCounts(*(int(v or 0) for v in row[1:])) for row in rows}
 
 
 def _clean(cmd: SequenceIn) -> tuple[str, list[StepIn]]:
@@ -261,7 +287,8 @@ async def create_sequence(uow: UnitOfWork, actor: Actor, cmd: SequenceIn) -> Seq
     now = utcnow()
     assert cmd.category_id is not None
     seq = FollowupSequence(name=name, category_id=cmd.category_id, enabled=cmd.enabled,
-                           refill_days=cmd.refill_days, created_by=actor.label,
+                           refill_days=cmd.refill_days,
+                           refill_lead_days=cmd.refill_lead_days, created_by=actor.label,
                            created_at=now, updated_by=actor.label, updated_at=now)
     uow.session.add(seq)
     await uow.session.flush()
@@ -284,7 +311,8 @@ async def update_sequence(uow: UnitOfWork, actor: Actor, sequence_id: int,
     seq = await uow.session.get(FollowupSequence, sequence_id)
     assert seq is not None and cmd.category_id is not None
     seq.name, seq.category_id, seq.enabled = name, cmd.category_id, cmd.enabled
-    seq.refill_days, seq.updated_by, seq.updated_at = cmd.refill_days, actor.label, utcnow()
+    seq.refill_days, seq.refill_lead_days = cmd.refill_days, cmd.refill_lead_days
+    seq.updated_by, seq.updated_at = actor.label, utcnow()
     await _write_steps(uow, sequence_id, steps)
     out = await get_sequence(uow.session, sequence_id)
     await record(uow, actor, "followup_sequence.update", "followup_sequence", sequence_id,
@@ -310,9 +338,75 @@ async def set_enabled(uow: UnitOfWork, actor: Actor, sequence_id: int,
     return await get_sequence(uow.session, sequence_id)
 
 
+# --- by category (the API) ------------------------------------------------------------
+
+
+async def _category_id(session: AsyncSession, slug: str) -> int:
+    cid = await session.scalar(select(Category.id).where(Category.slug == slug))
+    if cid is None:
+        raise NotFound(f"no product category {slug!r}", code="category_not_found",
+                       field="category")
+    return int(cid)
+
+
+async def _ids_of_category(session: AsyncSession, category_id: int) -> list[int]:
+    return [int(i) for i in (await session.scalars(
+        select(FollowupSequence.id).where(FollowupSequence.category_id == category_id)
+        .order_by(FollowupSequence.id))).all()]
+
+
+async def category_name(session: AsyncSession, slug: str) -> str:
+    """A sequence's default name: its category's (404 `category_not_found`)."""
+    name = await session.scalar(select(Category.name).where(
+        Category.id == await _category_id(session, slug)))
+    return " ".join(str(name or slug).split())[:MAX_NAME]
+
+
+def _one(slug: str, ids: list[int]) -> int | None:
+    """The category's sequence; several (the back office allows it): which one is meant
+    cannot be told from the category, so the caller is told their ids."""
+    if len(ids) > 1:
+        raise Conflict(f"category {slug!r} has {len(ids)} follow-up sequences; edit them "
+                       "in the back office", code="several_sequences", field="category",
+                       extra={"sequence_ids": ids})
+    return ids[0] if ids else None
+
+
+async def sequence_of_category(session: AsyncSession, slug: str) -> SequenceOut:
+    """The follow-up sequence of a product category (by its slug): 404
+    `category_not_found` / `sequence_not_found`, 409 `several_sequences`."""
+    sid = _one(slug, await _ids_of_category(session, await _category_id(session, slug)))
+    if sid is None:
+        raise NotFound(f"category {slug!r} has no follow-up sequence",
+                       code="sequence_not_found", field="category")
+    return await get_sequence(session, sid)
+
+
+async def put_for_category(uow: UnitOfWork, actor: Actor, slug: str,
+                           cmd: SequenceIn) -> tuple[SequenceOut, bool]:
+    """Create or replace the category's sequence with `cmd` (its category_id is the
+    slug's); (sequence, created). A step id that is not one of this sequence's steps is
+    refused (422 `unknown_step`): only its own steps keep their pending mails."""
+    actor.require(PERMISSION, everywhere=True)
+    s = uow.session
+    category_id = await _category_id(s, slug)
+    sid = _one(slug, await _ids_of_category(s, category_id))
+    own = set() if sid is None else {int(i) for i in (await s.scalars(
+        select(FollowupStep.id).where(FollowupStep.sequence_id == sid))).all()}
+    for i, st in enumerate(cmd.steps):
+        if st.id is not None and st.id not in own:
+            raise ValidationFailed(f"step {i + 1}: {st.id} is not a step of this sequence; "
+                                   "leave the id out for a new step",
+                                   code="unknown_step", field=f"steps.{i}.id")
+    cmd = dataclasses.replace(cmd, category_id=category_id)
+    if sid is None:
+        return await create_sequence(uow, actor, cmd), True
+    return await update_sequence(uow, actor, sid, cmd), False
+
+
 def _audit(s: SequenceOut) -> dict[str, object]:
     return {"name": s.name, "category_id": s.category_id, "enabled": s.enabled,
-            "refill_days": s.refill_days,
+            "refill_days": s.refill_days, "refill_lead_days": s.refill_lead_days,
             "steps": [{"kind": st.kind, "delay_days": st.delay_days,
                        "subject_fi": st.subject_fi, "subject_en": st.subject_en}
                       for st in s.steps]}

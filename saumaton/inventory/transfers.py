@@ -12,7 +12,10 @@
   is `requested`, tied to the order; the units stay on the sender's shelf, held there
   for it (a reservation with reference ``transfer:<id>``, counted against every
   channel's availability) until the sender marks them sent (`send_requested`): then
-  they leave the shelf and are in transit as above.
+  they leave the shelf and are in transit as above. Units of it the order no longer
+  wants before it was sent (returned at the till: `call_back_for_order`) come off it,
+  their holds released; a transfer left with nothing is cancelled. Nothing moves: they
+  never left the sender's shelf.
 
 Receive and cancel each claim the transfer with one conditional UPDATE, so a transfer
 is received or cancelled exactly once even when two people press at the same moment.
@@ -21,11 +24,12 @@ is received or cancelled exactly once even when two people press at the same mom
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -294,6 +298,109 @@ async def send_requested(uow: UnitOfWork, actor: Actor, transfer_id: int) -> Tra
                                 "from_location_id": t.from_location_id,
                                 "to_location_id": t.to_location_id})
     return await get_transfer(uow.session, transfer_id)
+
+
+async def _still_requested(uow: UnitOfWork, transfer_id: int) -> bool:
+    """Claim a requested transfer for a change (a no-op UPDATE: on PostgreSQL its row
+    lock makes a concurrent `send_requested` wait, then send what is left); False when
+    it was sent or cancelled already."""
+    res = await uow.session.execute(
+        update(StockTransfer)
+        .where(StockTransfer.id == transfer_id, StockTransfer.status == "requested")
+        .values(status="requested").returning(StockTransfer.id)
+        .execution_options(synchronize_session=False))
+    return res.first() is not None
+
+
+async def _release_holds(uow: UnitOfWork, t: StockTransfer, variant_id: int | None = None
+                         ) -> None:
+    q = select(StockReservation.id).where(
+        StockReservation.location_id == t.from_location_id,
+        StockReservation.reference == f"transfer:{t.id}", StockReservation.status == "active")
+    if variant_id is not None:
+        q = q.where(StockReservation.variant_id == variant_id)
+    for hold_id in (await uow.session.scalars(q)).all():
+        await release(uow, int(hold_id))
+
+
+async def call_back_for_order(uow: UnitOfWork, actor: Actor, order_id: int,
+                              wanted: dict[tuple[int, int], int], *, reason: str = ""
+                              ) -> dict[tuple[int, int], int]:
+    """Units of an order the customer no longer wants (returned at the till) that are on
+    a transfer for it not yet sent: `wanted` maps (variant, sending location) → units.
+    They come off the transfer and their hold at the sender is released (the rest of a
+    line stays held, for what is still to be sent); a transfer left with nothing is
+    cancelled (`stock.transfer.cancel`, reason `returned`). Nothing moves: the units
+    never left the sender's shelf. Returns what was taken off, per (variant, location):
+    less than wanted when the transfer was sent meanwhile (those units are in transit)
+    or held fewer. The caller has checked the actor's right (the till's return)."""
+    wanted = {k: q for k, q in wanted.items() if q > 0}
+    if not wanted:
+        return {}
+    taken: dict[tuple[int, int], int] = {}
+    transfers = (await uow.session.scalars(
+        select(StockTransfer).where(
+            StockTransfer.order_id == order_id, StockTransfer.status == "requested",
+            StockTransfer.from_location_id.in_({loc for _, loc in wanted}))
+        .order_by(StockTransfer.id))).all()
+    for t in transfers:
+        if not await _still_requested(uow, t.id):
+            continue
+        lines = list((await uow.session.scalars(
+            select(StockTransferLine).where(StockTransferLine.transfer_id == t.id)
+            .order_by(StockTransferLine.variant_id))).all())
+        off: dict[int, int] = {}
+        for ln in lines:
+            key = (ln.variant_id, t.from_location_id)
+            q = min(wanted.get(key, 0) - taken.get(key, 0), ln.quantity_sent)
+            if q > 0:
+                off[ln.variant_id] = q
+                taken[key] = taken.get(key, 0) + q
+        if not off:
+            continue
+        if all(off.get(ln.variant_id, 0) >= ln.quantity_sent for ln in lines):
+            await _cancel_requested(uow, actor, t, reason)
+            continue
+        for ln in lines:
+            q = off.get(ln.variant_id, 0)
+            if not q:
+                continue
+            # The line's hold is made again for what is still to be sent.
+            ln.quantity_sent -= q
+            await _release_holds(uow, t, ln.variant_id)
+            if ln.quantity_sent > 0:
+                with suppress(OutOfStock):  # sold below zero meanwhile: the send refuses
+                    await reserve(uow, actor, ln.variant_id, t.from_location_id,
+                                  ln.quantity_sent, reference=f"transfer:{t.id}",
+                                  ttl=ORDER_HOLD)
+        await uow.session.execute(
+            delete(StockTransferLine).where(StockTransferLine.transfer_id == t.id,
+                                            StockTransferLine.quantity_sent <= 0)
+            .execution_options(synchronize_session=False))
+        await uow.session.flush()
+        await record(uow, actor, "stock.transfer.reduce", "stock_transfer", t.id, {
+            "lines": [[vid, -q] for vid, q in sorted(off.items())], "order_id": order_id,
+            "reason": reason[:200]})
+        uow.emit("stock.transfer", {"transfer_id": t.id, "status": "requested",
+                                    "from_location_id": t.from_location_id,
+                                    "to_location_id": t.to_location_id})
+    return taken
+
+
+async def _cancel_requested(uow: UnitOfWork, actor: Actor, t: StockTransfer,
+                            reason: str) -> None:
+    """A requested transfer (claimed by the caller) called back whole: its holds at the
+    sender released, nothing moved."""
+    await uow.session.execute(
+        update(StockTransfer).where(StockTransfer.id == t.id)
+        .values(status="cancelled", received_by=actor.label, received_at=utcnow())
+        .execution_options(synchronize_session=False))
+    await _release_holds(uow, t)
+    await record(uow, actor, "stock.transfer.cancel", "stock_transfer", t.id,
+                 {"was": "requested", "order_id": t.order_id, "reason": reason[:200]})
+    uow.emit("stock.transfer", {"transfer_id": t.id, "status": "cancelled",
+                                "from_location_id": t.from_location_id,
+                                "to_location_id": t.to_location_id})
 
 
 async def _claim(uow: UnitOfWork, transfer_id: int, status: str, actor: Actor,

@@ -81,6 +81,8 @@ AREAS: tuple[Area, ...] = (
               ("customer_id",)),
         Topic("nps.answered", N_("A customer answered a satisfaction survey"),
               ("customer_id",)),
+        Topic("followup.queued", N_("An after-purchase follow-up e-mail was handed to "
+                                    "the mail queue"), ("customer_id",)),
         Topic("followup.sent", N_("An after-purchase follow-up e-mail was sent"),
               ("customer_id",)),
         Topic("followup.skipped", N_("A follow-up e-mail was not sent (no consent or no "

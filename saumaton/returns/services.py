@@ -56,6 +56,7 @@ from saumaton.db.uow import Database, UnitOfWork
 from saumaton.giftcards.ledger import add_store_credit, credit, masked_code
 from saumaton.giftcards.models import GiftCard, GiftCardEntry
 from saumaton.inventory.services import Move, apply_moves
+from saumaton.inventory.transfers import call_back_for_order
 from saumaton.locations.models import Channel, Location
 from saumaton.loyalty.ledger import POINTS_METHOD, give_back_points, reverse_for_order
 from saumaton.loyalty.models import LoyaltyEntry
@@ -600,20 +601,53 @@ async def _back_onto_cards(uow: UnitOfWork, actor: Actor, ctx: _Ctx, ret: Return
     return out
 
 
+async def _never_sent(uow: UnitOfWork, actor: Actor, ctx: _Ctx,
+                      lines: list[ReturnLine]) -> dict[int, int]:
+    """An endless-aisle line sent to the store for pickup (tills.aisle) returned before
+    its transfer was sent: the units never left the shipping location's shelf. They come
+    off the order's requested transfer through the transfer service (its hold released;
+    the transfer cancelled when nothing is left) instead of onto the returning store's
+    shelf. Line number → units taken off so (none for lines already on their way)."""
+    wanted: dict[tuple[int, int], int] = {}
+    for ln in lines:
+        ol = ctx.lines[ln.line_no]
+        if ol.taken_at_sale or ol.location_id is None or ol.location_id == ctx.order.location_id:
+            continue
+        key = (ol.variant_id, int(ol.location_id))
+        wanted[key] = wanted.get(key, 0) + ln.quantity
+    if not wanted or ctx.order.delivery_method != "pickup":
+        return {}
+    taken = await call_back_for_order(uow, actor, ctx.order.id, wanted, reason="returned")
+    out: dict[int, int] = {}
+    for ln in lines:  # what came off, shared among the lines in their order
+        ol = ctx.lines[ln.line_no]
+        key = (ol.variant_id, int(ol.location_id or 0))
+        q = min(ln.quantity, taken.get(key, 0))
+        if q > 0:
+            out[ln.line_no] = q
+            taken[key] -= q
+    return out
+
+
 async def _goods_back(uow: UnitOfWork, actor: Actor, ctx: _Ctx, ret: Return,
                       restock: dict[int, bool], reason: str) -> None:
     moves: list[Move] = []
     number = order_number(ctx.order.id)
-    for ln in (await uow.session.scalars(select(ReturnLine)
-                                         .where(ReturnLine.return_id == ret.id))).all():
+    lines = list((await uow.session.scalars(select(ReturnLine)
+                                            .where(ReturnLine.return_id == ret.id))).all())
+    never_sent = await _never_sent(uow, actor, ctx, lines)
+    for ln in lines:
         ok = restock.get(ln.line_no, ln.restock)
         if ok != ln.restock:
             ln.restock = ok
-        moves.append(Move(ln.variant_id, int(ret.location_id or 0), ln.quantity, "return",
+        quantity = ln.quantity - never_sent.get(ln.line_no, 0)
+        if quantity <= 0:  # nothing came back here: it never left the sender
+            continue
+        moves.append(Move(ln.variant_id, int(ret.location_id or 0), quantity, "return",
                           reason=(ln.reason or reason)[:200], reference=number,
                           order_id=ctx.order.id))
         if not ok:
-            moves.append(Move(ln.variant_id, int(ret.location_id or 0), -ln.quantity,
+            moves.append(Move(ln.variant_id, int(ret.location_id or 0), -quantity,
                               "write_off", reason=f"damaged: {(ln.reason or reason)}"[:200],
                               reference=number, order_id=ctx.order.id))
     await apply_moves(uow, actor, moves)

@@ -40,6 +40,7 @@ from saumaton.api import (
 from saumaton.api import customer_reports as customer_reports_api
 from saumaton.api import customers_admin as customers_admin_api
 from saumaton.api import drawer as drawer_api
+from saumaton.api import followups as followups_api
 from saumaton.api import mail_events as mail_events_api
 from saumaton.api import openapi as api_openapi
 from saumaton.api import reconcile as reconcile_api
@@ -193,7 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    giftcards, prices, staff_api, settings_api, reports_api, reconcile_api,
                    customers_admin_api, customer_reports_api, drawer_api,
                    catalogue_admin, stock_admin, returns_admin, giftcards_admin, fulfilment,
-                   webhooks, segments_api, mail_events_api, tryon_api):
+                   webhooks, segments_api, mail_events_api, tryon_api, followups_api):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database status",

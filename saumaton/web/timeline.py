@@ -44,7 +44,7 @@ TOPICS = frozenset({
     "order.picking", "order.ready", "order.packed", "order.shipped",
     "refund.created", "refund.ok", "refund.fail", "customer.updated", "customer.merged",
     "customer.unmerged", "chat.message", "chat.updated", "loyalty.changed", "nps.answered",
-    "followup.sent", "followup.skipped"})
+    "followup.queued", "followup.sent", "followup.skipped"})
 
 
 def _no_customer(request: Request) -> Response:

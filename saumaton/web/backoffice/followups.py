@@ -81,12 +81,14 @@ def values_of(seq: SequenceOut | None) -> dict[str, Any]:
     after the steps adds a step."""
     if seq is None:
         return {"name": "", "category_id": "", "enabled": True, "refill_days": "",
+                "refill_lead_days": str(sequences.DEFAULT_REFILL_LEAD_DAYS),
                 "steps": [_blank_step()]}
     steps = [{"id": str(st.id), "kind": st.kind, "delay_days": str(st.delay_days),
               "subject_fi": st.subject_fi, "body_fi": st.body_fi,
               "subject_en": st.subject_en, "body_en": st.body_en} for st in seq.steps]
     return {"name": seq.name, "category_id": str(seq.category_id), "enabled": seq.enabled,
-            "refill_days": str(seq.refill_days or ""), "steps": [*steps, _blank_step()]}
+            "refill_days": str(seq.refill_days or ""),
+            "refill_lead_days": str(seq.refill_lead_days), "steps": [*steps, _blank_step()]}
 
 
 def read_form(form: FormData) -> tuple[dict[str, Any], SequenceIn, dict[str, str]]:
@@ -95,7 +97,9 @@ def read_form(form: FormData) -> tuple[dict[str, Any], SequenceIn, dict[str, str
     v: dict[str, Any] = {"name": _text(form, "name", 400),
                          "category_id": _text(form, "category_id", 12),
                          "enabled": form.get("enabled") == "1",
-                         "refill_days": _text(form, "refill_days", 12).strip(), "steps": []}
+                         "refill_days": _text(form, "refill_days", 12).strip(),
+                         "refill_lead_days": _text(form, "refill_lead_days", 12).strip(),
+                         "steps": []}
     errors: dict[str, str] = {}
     count = min(_int(_text(form, "step_count", 4)) or 0, sequences.MAX_STEPS + 1)
     steps: list[StepIn] = []
@@ -121,8 +125,15 @@ def read_form(form: FormData) -> tuple[dict[str, Any], SequenceIn, dict[str, str
     refill = _int(v["refill_days"]) if v["refill_days"] else None
     if v["refill_days"] and refill is None:
         errors["refill_days"] = "number"
+    # Empty: the default lead time; not a whole number: an error next to the field.
+    lead = _int(v["refill_lead_days"]) if v["refill_lead_days"] \
+        else sequences.DEFAULT_REFILL_LEAD_DAYS
+    if lead is None:
+        errors["refill_lead_days"] = "number"
     cmd = SequenceIn(name=v["name"], category_id=_int(v["category_id"]),
-                     enabled=v["enabled"], refill_days=refill, steps=steps)
+                     enabled=v["enabled"], refill_days=refill, steps=steps,
+                     refill_lead_days=sequences.DEFAULT_REFILL_LEAD_DAYS if lead is None
+                     else lead)
     return v, cmd, errors
 
 
