@@ -95,9 +95,11 @@ REPEAT, SHADE, TOGETHER = 1, 2, 3  # the candidates statement's kinds of row
 _Part = Select[Any, Any, Any, Any]  # (kind, variant, n, the order's variant)
 
 
-# The statements are built once per shape (with or without a customer, items, a
-# store) with their values as parameters: building SQLAlchemy's aliases and sub-selects
-# costs more CPU than PostgreSQL spends running them.
+# The portable path (SQLite, or a session without its Database; PostgreSQL runs
+# `_PG_LOOKUP_SQL`, the same parts in SQL of its own). The statements are built once
+# per shape (with or without a customer, items, a store) with their values as
+# parameters: building SQLAlchemy's aliases and sub-selects costs more CPU than the
+# database spends running them.
 
 def _repeats() -> _Part:
     """(variant, orders) bought 2+ times by the customer and not in the last 30 days
