@@ -49,7 +49,7 @@ from saumaton.db.uow import session_connection
 from saumaton.inventory.models import StockLevel
 from saumaton.inventory.services import availability, live_availability
 from saumaton.inventory.stock_view import pg_one_order_max
-from saumaton.locations.reference import channel_id_of, pos_channel_id_of
+from saumaton.locations.reference import channel_id_of, locations_of, pos_channel_id_of
 from saumaton.orders.lifecycle import SOLD
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.services import business_day
@@ -257,22 +257,26 @@ def _in_order(found: _Candidates, repeats: list[tuple[int, int]],
 # PostgreSQL: the whole lookup as one constant prepared statement (one round trip): the
 # candidates as `_candidates_statement` finds them, each with its variant (as
 # `load_variant_infos` reads it) and its stock (at a store on hand − reserved there, on
-# the web what one web order can get), and the items' own variants (kind ITEM: their
-# VAT rate and names). $1 the items, $2 the customer (NULL: none), $3 where the recent
-# sold orders begin (`_floor`), $4 quiet since, $5 the business day, $6 the store (NULL:
-# the web). Every value is read through a sub-select, so that after PostgreSQL's five
-# tailored plans the generic one is kept (saumaton.db.uow: generic plans): planning the
-# statement anew cost more than running it. Each candidate's variant is read in a
-# lateral sub-select kept apart (OFFSET 0) so that it stays a lookup by primary key: the
-# generic plan, not knowing how few candidates there are, hashed every variant. The
-# stock is one figure per candidate, not its level rows: building an Availability of
-# each of up to a hundred candidates in Python cost more than the statement.
+# the web what one web order can get), and the items' own variants (kind ITEM: their VAT
+# rate and names). $1 the items, $2 the customer (NULL: none), $3 where the recent sold
+# orders begin (`_floor`), $4 quiet since, $5 the business day, $6 the store (NULL: the
+# web), $7 and $8 the locations that ship web orders and the pickup points (the
+# process's copy, as `live_availability` takes them). Every value is read through a
+# sub-select, so that after PostgreSQL's five tailored plans the generic one is kept
+# (saumaton.db.uow: generic plans): planning the statement anew cost more than running
+# it. Each candidate's variant is read in a lateral sub-select kept apart (OFFSET 0) so
+# that it stays a lookup by primary key: the generic plan, not knowing how few
+# candidates there are, hashed every variant. The stock is one figure per candidate, not
+# its level rows: building an Availability of each of up to a hundred candidates in
+# Python cost more than the statement.
 ITEM = 0
 _SOLD_SQL = ", ".join(f"'{status.value}'" for status in sorted(BOUGHT))
 _PG_LOOKUP_SQL = f"""
 SELECT c.kind, c.n, c.mine, x.*,
        CASE WHEN c.kind = {ITEM} THEN NULL
-            WHEN (SELECT $6::int) IS NULL THEN {pg_one_order_max("c.variant_id", "x.gift_card")}
+            WHEN (SELECT $6::int) IS NULL THEN {pg_one_order_max(
+                "c.variant_id", "x.gift_card", "(SELECT $7::int[])::int[]",
+                "(SELECT $8::int[])::int[]")}
             ELSE (SELECT sl.on_hand - sl.reserved FROM stock_levels sl
                   WHERE sl.variant_id = c.variant_id AND sl.location_id = (SELECT $6::int))
        END
@@ -310,6 +314,14 @@ _INFO = slice(3, 14)  # the row's `pg_variant_info_columns`
 _STOCK = 14
 
 
+async def _web_places(s: AsyncSession) -> tuple[list[int], list[int]]:
+    """The ids of the locations that ship web orders and of the pickup points, from
+    this process's copy of the locations."""
+    places = await locations_of(s)
+    return ([p.id for p in places if p.ships_web_orders],
+            [p.id for p in places if p.pickup_point])
+
+
 async def _candidates_pg(s: AsyncSession, location_id: int | None, customer_id: int | None,
                          variant_ids: Sequence[int], exclude: set[int], day: date
                          ) -> _Candidates:
@@ -319,9 +331,14 @@ async def _candidates_pg(s: AsyncSession, location_id: int | None, customer_id: 
     if customer_id is None and not variant_ids:
         return found
     floor = await _floor(s) if variant_ids else 0
+    ships: list[int] = []
+    pickups: list[int] = []
+    if location_id is None:
+        ships, pickups = await _web_places(s)
     conn = await session_connection(s)
     rows = await conn.fetch(_PG_LOOKUP_SQL, list(variant_ids), customer_id, floor,
-                            utcnow() - timedelta(days=REPEAT_QUIET_DAYS), day, location_id)
+                            utcnow() - timedelta(days=REPEAT_QUIET_DAYS), day, location_id,
+                            ships, pickups)
     variants: dict[int, Sequence[Any]] = {}
     stock = found.here
     repeats: list[tuple[int, int]] = []
