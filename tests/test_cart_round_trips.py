@@ -28,12 +28,12 @@ ADD_TO_CART = 1  # the add statement, a transaction of its own
 # process's campaign book.
 CHECKOUT_FORM = 2
 # A cold add-on lookup (the cart page's first view of a set of items, a till's sale):
-# the candidates (refills, her shade, bought together: one statement), their stock,
-# the variants; at a store the stock there comes with the candidates. The channel, the
-# locations, the campaigns and where the recent orders begin come from the process's
+# one statement, at a store and on the web alike: the candidates (refills, her shade,
+# bought together) with their stock and their variants, and the items' variants. The
+# channel, the campaigns and where the recent orders begin come from the process's
 # copies.
-SUGGESTIONS_WEB = 3
-SUGGESTIONS_STORE = 2
+SUGGESTIONS_WEB = 1
+SUGGESTIONS_STORE = 1
 
 T = TypeVar("T")
 

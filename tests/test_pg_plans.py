@@ -16,6 +16,7 @@ from saumaton.catalogue.services import load_variant_infos, load_variant_infos_p
 from saumaton.core.clock import utcnow
 from saumaton.db.uow import Database
 from saumaton.inventory.services import live_availability
+from saumaton.orders.suggestions import suggestions
 from tests.support import Shop, make_variants
 
 RUNS = 8  # more than PostgreSQL's five tailored plans
@@ -85,3 +86,22 @@ async def test_a_statement_alone_is_its_own_transaction(db: Database, shop: Shop
         await uow.fetchrow("SELECT 1")
         with pytest.raises(RuntimeError):
             await uow.fetchrow_alone("SELECT 1")
+
+
+async def test_a_suggestion_lookup_is_planned_once(db: Database, shop: Shop) -> None:
+    """The add-on engine's one statement (orders/suggestions.py) keeps its generic plan:
+    planning it anew cost more than running it."""
+    from tests.test_upsell import store_sale, vid
+
+    stock = {shop.store1: 10, shop.warehouse: 10}
+    a, b = [vid((await make_variants(db, [900 + i], stock=stock))[0]) for i in range(2)]
+    for _ in range(2):
+        await store_sale(db, [(a, ""), (b, "")])
+    async with db.reader() as s:
+        for i in range(RUNS):
+            got = await suggestions(s, shop.store1 if i % 2 else None, None, [a])
+            assert [(g.variant_id, g.available) for g in got] == [(b, 8 if i % 2 else 10)]
+        if db.is_postgres:
+            rows = list((await s.execute(text(_PREPARED))).all())
+            generic, custom = await _plans(rows, "c (kind, variant_id, n, mine)")
+            assert custom <= 5 and generic >= 1, (generic, custom)

@@ -20,11 +20,13 @@ from saumaton.core.actor import SYSTEM
 from saumaton.core.clock import utcnow
 from saumaton.customers.models import Customer, CustomerPreference
 from saumaton.db.uow import Database
+from saumaton.inventory.services import GIFT_CARD_UNITS, live_availability
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.schemas import LineIn, OrderIn
 from saumaton.orders.services import business_day, get_order, place_order
 from saumaton.orders.suggestions import cached_suggestions, suggestions
 from saumaton.payments.services import PaymentIn
+from saumaton.pricing.services import CampaignIn, create_campaign
 from saumaton.reports.addons import addon_sales
 from saumaton.reports.period import Period
 from tests.support import Shop, csrf_of, make_variants, pay_web_order, staff_login
@@ -99,6 +101,59 @@ async def test_engine_refills_shade_and_together_at_a_store_and_on_the_web(
         assert [g.reason for g in guest] == ["together", "together"]
         # The process's copy answers the same.
         assert await cached_suggestions(s, None, None, [a]) == guest
+
+
+async def test_engine_stock_variants_and_prices_of_the_candidates(
+        db: Database, shop: Shop) -> None:
+    """What each candidate's own rows decide, as the inventory and price functions say:
+    on the web a gift card is available (it keeps no stock) and so is what only a
+    pickup store has; at a store only what is on its shelf. An inactive variant is not
+    suggested, nor a second variant of the same product; a campaign for the web prices
+    the web's suggestion only."""
+    [a] = await make_variants(db, [1000], stock={shop.store1: 50})
+    [filler] = await make_variants(db, [100], stock={shop.store1: 50})
+    [gift] = await make_variants(db, [2500], gift_card=True)  # no level rows anywhere
+    [pickup] = await make_variants(db, [1500], stock={shop.store2: 4})
+    both = {shop.store1: 3, shop.warehouse: 3}
+    twin, twin2 = await make_variants(db, [700, 800], stock=both)  # one product
+    [gone] = await make_variants(db, [900], stock=both)
+    [cheap] = await make_variants(db, [2000], stock=both)
+    # Sold with A: the more often, the earlier suggested (the lines rewritten from a
+    # filler's: what a sale of each would leave, without selling what a till cannot).
+    for other, times in ((gift, 6), (pickup, 5), (twin, 4), (twin2, 4), (gone, 3),
+                         (cheap, 2)):
+        for _ in range(times):
+            order_id = await store_sale(db, [(vid(a), ""), (vid(filler), "")])
+            async with db.uow() as uow:
+                await uow.session.execute(update(OrderLine).where(
+                    OrderLine.order_id == order_id, OrderLine.variant_id == vid(filler))
+                    .values(variant_id=vid(other)))
+                await uow.commit()
+    async with db.uow() as uow:
+        await uow.session.execute(update(Variant).where(Variant.id == vid(gone))
+                                  .values(active=False))
+        await create_campaign(uow, SYSTEM, CampaignIn(
+            name="Verkkoale", kind="percent", value=2000, variant_ids=[vid(cheap)],
+            starts_at=utcnow() - timedelta(days=1), channel_codes=["web"]))
+        await uow.commit()
+
+    async with db.reader() as s:
+        on_web = await suggestions(s, None, None, [vid(a)], limit=10)
+        at_store = await suggestions(s, shop.store1, None, [vid(a)], limit=10)
+        stock = await live_availability(db, s, [vid(gift), vid(pickup), vid(twin)],
+                                        [vid(gift)])
+    assert [(g.variant_id, g.score) for g in on_web] == [
+        (vid(gift), 6), (vid(pickup), 5), (vid(twin), 4), (vid(cheap), 2)]
+    assert [g.available for g in on_web[:3]] == [
+        stock[vid(v)].one_order_max for v in (gift, pickup, twin)]
+    assert on_web[0].available == GIFT_CARD_UNITS and on_web[1].available == 4
+    assert [(g.list_cents, g.price_cents) for g in on_web] == [
+        (2500, 2500), (1500, 1500), (700, 700), (2000, 1600)]
+    assert {g.with_name for g in on_web} == {
+        f"Product {str(a['product_slug'])[2:]} – V0"}
+    # Store 1 has no level row of the gift card nor of the pickup store's variant.
+    assert [(g.variant_id, g.available, g.price_cents) for g in at_store] == [
+        (vid(twin), 3, 700), (vid(cheap), 3, 2000)]
 
 
 async def test_cart_and_checkout_show_add_ons_and_one_click_marks_the_order_line(

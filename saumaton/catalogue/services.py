@@ -97,17 +97,30 @@ async def load_variant_infos(
     return _variant_infos((await session.execute(stmt)).all(), day)
 
 
+# The column of `pg_variant_info_columns` with the VAT rate (NULL: none in force on the
+# day: the variant cannot be sold, `variant_info_of` refuses it).
+VARIANT_INFO_RATE_COLUMN = 8
+
+
+def pg_variant_info_columns(day: str) -> str:
+    """The select list of a `VariantInfo` (as `variant_info_of` reads it) for a
+    PostgreSQL statement that reads variants `v` joined with their products `p`: the
+    VAT rate in force on `day` (the SQL of a date) as `load_variant_infos` chooses it.
+    For hot paths that read variants within a statement of their own."""
+    return f"""v.id, v.product_id, p.category_id, v.sku, v.ean, p.name, v.name, v.price_cents,
+       (SELECT r.rate_bp FROM vat_rates r
+        WHERE r.vat_class_code = p.vat_class_code AND r.valid_from <= {day}
+              AND (r.valid_to IS NULL OR r.valid_to > {day})
+        ORDER BY r.valid_from DESC LIMIT 1),
+       v.active AND p.active, p.gift_card"""
+
+
 # The same query as `load_variant_infos`, as one constant statement for the PostgreSQL
 # hot path (prepared once per connection; empty arrays match nothing). The arrays are
 # read through sub-selects, so that the plan is made once per connection (see
 # saumaton.db.uow: generic plans).
-_PG_VARIANT_INFOS_SQL = """
-SELECT v.id, v.product_id, p.category_id, v.sku, v.ean, p.name, v.name, v.price_cents,
-       (SELECT r.rate_bp FROM vat_rates r
-        WHERE r.vat_class_code = p.vat_class_code AND r.valid_from <= $3::date
-              AND (r.valid_to IS NULL OR r.valid_to > $3::date)
-        ORDER BY r.valid_from DESC LIMIT 1),
-       v.active AND p.active, p.gift_card
+_PG_VARIANT_INFOS_SQL = f"""
+SELECT {pg_variant_info_columns("$3::date")}
 FROM variants v JOIN products p ON p.id = v.product_id
 WHERE v.id = ANY((SELECT $1::int[])::int[]) OR v.ean = ANY((SELECT $2::text[])::text[])"""
 
@@ -125,17 +138,21 @@ async def load_variant_infos_pg(
 
 
 def _variant_infos(rows: Iterable[Sequence[Any]], day: date) -> list[VariantInfo]:
-    out = []
-    for row in rows:
-        if row[8] is None:
-            raise ValidationFailed(f"no VAT rate in force for variant {row[3]} on {day}",
-                                   code="no_vat_rate")
-        out.append(VariantInfo(
-            id=row[0], product_id=row[1], category_id=row[2], sku=row[3], ean=row[4],
-            name=display_name(row[5], row[6]), price_cents=row[7], vat_rate_bp=row[8],
-            active=bool(row[9]), gift_card=bool(row[10]),
-        ))
-    return out
+    return [variant_info_of(row, day) for row in rows]
+
+
+def variant_info_of(row: Sequence[Any], day: date) -> VariantInfo:
+    """A `VariantInfo` from the columns of `pg_variant_info_columns` (or
+    `load_variant_infos`' statement), in that order. A variant with no VAT rate in
+    force on `day` cannot be sold: ValidationFailed."""
+    if row[VARIANT_INFO_RATE_COLUMN] is None:
+        raise ValidationFailed(f"no VAT rate in force for variant {row[3]} on {day}",
+                               code="no_vat_rate")
+    return VariantInfo(
+        id=row[0], product_id=row[1], category_id=row[2], sku=row[3], ean=row[4],
+        name=display_name(row[5], row[6]), price_cents=row[7],
+        vat_rate_bp=row[VARIANT_INFO_RATE_COLUMN], active=bool(row[9]), gift_card=bool(row[10]),
+    )
 
 
 async def create_product(uow: UnitOfWork, actor: Actor, data: ProductIn) -> ProductOut:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import cache
 from typing import Any
 
@@ -33,7 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from saumaton.catalogue.models import Product, Variant
-from saumaton.catalogue.services import load_variant_infos, load_variant_infos_pg
+from saumaton.catalogue.services import (
+    VARIANT_INFO_RATE_COLUMN,
+    VariantInfo,
+    load_variant_infos,
+    pg_variant_info_columns,
+    variant_info_of,
+)
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import DomainError
 from saumaton.customers.models import CustomerPreference
@@ -42,7 +48,8 @@ from saumaton.db.session_cache import database_of
 from saumaton.db.uow import session_connection
 from saumaton.inventory.models import StockLevel
 from saumaton.inventory.services import availability, live_availability
-from saumaton.locations.reference import channel_id_of, pos_channel_id_of
+from saumaton.inventory.stock_view import pg_one_order_max
+from saumaton.locations.reference import channel_id_of, locations_of, pos_channel_id_of
 from saumaton.orders.lifecycle import SOLD
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.services import business_day
@@ -88,9 +95,11 @@ REPEAT, SHADE, TOGETHER = 1, 2, 3  # the candidates statement's kinds of row
 _Part = Select[Any, Any, Any, Any]  # (kind, variant, n, the order's variant)
 
 
-# The statements are built once per shape (with or without a customer, items, a
-# store) with their values as parameters: building SQLAlchemy's aliases and sub-selects
-# costs more CPU than PostgreSQL spends running them.
+# The portable path (SQLite, or a session without its Database; PostgreSQL runs
+# `_PG_LOOKUP_SQL`, the same parts in SQL of its own). The statements are built once
+# per shape (with or without a customer, items, a store) with their values as
+# parameters: building SQLAlchemy's aliases and sub-selects costs more CPU than the
+# database spends running them.
 
 def _repeats() -> _Part:
     """(variant, orders) bought 2+ times by the customer and not in the last 30 days
@@ -193,7 +202,12 @@ class _Candidates:
     shade: list[int]
     together: dict[int, tuple[int, int]]  # other variant: (orders shared, the item)
     gift_cards: set[int]
-    here: dict[int, int]  # at a store: on hand − reserved there (absent: no level row)
+    # At a store: on hand − reserved there (absent: no level row). PostgreSQL's one
+    # statement: on the web too, what one web order can get.
+    here: dict[int, int]
+    # PostgreSQL's one statement: the variants (candidates and items) as
+    # `variant_info_of` reads them.
+    variants: dict[int, Sequence[Any]] | None = None
 
 
 async def _candidates(s: AsyncSession, location_id: int | None, customer_id: int | None,
@@ -225,13 +239,126 @@ async def _candidates(s: AsyncSession, location_id: int | None, customer_id: int
             found.shade.append(v)
         else:
             pairs.append((v, mine, n))
-    # The order each part's ORDER BY gave (a compound statement keeps none).
+    _in_order(found, repeats, pairs, exclude)
+    return found
+
+
+def _in_order(found: _Candidates, repeats: list[tuple[int, int]],
+              pairs: list[tuple[int, int, int]], exclude: set[int]) -> None:
+    """The order each part's ORDER BY gave (a compound statement keeps none)."""
     found.repeats = [(v, n) for v, n in sorted(repeats, key=lambda r: (-r[1], r[0]))
                      if v not in exclude]
     found.shade = [v for v in sorted(found.shade) if v not in exclude]
     for other, mine, n in sorted(pairs, key=lambda r: (-r[2], r[0], r[1])):
         if other not in found.together or n > found.together[other][0]:
             found.together[other] = (n, mine)
+
+
+# PostgreSQL: the whole lookup as one constant prepared statement (one round trip): the
+# candidates as `_candidates_statement` finds them, each with its variant (as
+# `load_variant_infos` reads it) and its stock (at a store on hand − reserved there, on
+# the web what one web order can get), and the items' own variants (kind ITEM: their VAT
+# rate and names). $1 the items, $2 the customer (NULL: none), $3 where the recent sold
+# orders begin (`_floor`), $4 quiet since, $5 the business day, $6 the store (NULL: the
+# web), $7 and $8 the locations that ship web orders and the pickup points (the
+# process's copy, as `live_availability` takes them). Every value is read through a
+# sub-select, so that after PostgreSQL's five tailored plans the generic one is kept
+# (saumaton.db.uow: generic plans): planning the statement anew cost more than running
+# it. Each candidate's variant is read in a lateral sub-select kept apart (OFFSET 0) so
+# that it stays a lookup by primary key: the generic plan, not knowing how few
+# candidates there are, hashed every variant. The stock is one figure per candidate, not
+# its level rows: building an Availability of each of up to a hundred candidates in
+# Python cost more than the statement.
+ITEM = 0
+_SOLD_SQL = ", ".join(f"'{status.value}'" for status in sorted(BOUGHT))
+_PG_LOOKUP_SQL = f"""
+SELECT c.kind, c.n, c.mine, x.*,
+       CASE WHEN c.kind = {ITEM} THEN NULL
+            WHEN (SELECT $6::int) IS NULL THEN {pg_one_order_max(
+                "c.variant_id", "x.gift_card", "(SELECT $7::int[])::int[]",
+                "(SELECT $8::int[])::int[]")}
+            ELSE (SELECT sl.on_hand - sl.reserved FROM stock_levels sl
+                  WHERE sl.variant_id = c.variant_id AND sl.location_id = (SELECT $6::int))
+       END
+FROM (
+  (SELECT {REPEAT} AS kind, l.variant_id, count(DISTINCT o.id) AS n, 0 AS mine
+   FROM orders o JOIN order_lines l ON l.order_id = o.id
+   WHERE o.customer_id = (SELECT $2::bigint) AND o.status IN ({_SOLD_SQL})
+   GROUP BY l.variant_id
+   HAVING count(DISTINCT o.id) >= {REPEAT_MIN_ORDERS}
+          AND max(o.created_at) < (SELECT $4::timestamptz)
+   ORDER BY 3 DESC, 2 LIMIT 50)
+  UNION ALL
+  (SELECT {SHADE}, v.id, 0, 0
+   FROM customer_preferences cp JOIN variants v ON lower(v.name) = lower(cp.value)
+   WHERE cp.customer_id = (SELECT $2::bigint) AND cp.key = '{SHADE_KEY}' AND v.active
+     AND v.product_id NOT IN (SELECT i.product_id FROM variants i
+                              WHERE i.id = ANY((SELECT $1::int[])::int[]))
+   ORDER BY v.id LIMIT 50)
+  UNION ALL
+  (SELECT {TOGETHER}, b.variant_id, count(DISTINCT a.order_id), a.variant_id
+   FROM order_lines a JOIN orders o ON o.id = a.order_id
+        JOIN order_lines b ON b.order_id = a.order_id
+   WHERE a.variant_id = ANY((SELECT $1::int[])::int[]) AND a.order_id >= (SELECT $3::bigint)
+     AND o.status IN ({_SOLD_SQL}) AND b.variant_id <> ALL((SELECT $1::int[])::int[])
+   GROUP BY b.variant_id, a.variant_id
+   ORDER BY 3 DESC, 2, 4 LIMIT 200)
+  UNION ALL
+  SELECT {ITEM}, i.id, 0, 0 FROM unnest((SELECT $1::int[])::int[]) AS i(id)
+) c (kind, variant_id, n, mine)
+CROSS JOIN LATERAL (
+  SELECT {pg_variant_info_columns("(SELECT $5::date)")}
+  FROM variants v JOIN products p ON p.id = v.product_id
+  WHERE v.id = c.variant_id OFFSET 0) x"""
+_INFO = slice(3, 14)  # the row's `pg_variant_info_columns`
+_STOCK = 14
+
+
+async def _web_places(s: AsyncSession) -> tuple[list[int], list[int]]:
+    """The ids of the locations that ship web orders and of the pickup points, from
+    this process's copy of the locations."""
+    places = await locations_of(s)
+    return ([p.id for p in places if p.ships_web_orders],
+            [p.id for p in places if p.pickup_point])
+
+
+async def _candidates_pg(s: AsyncSession, location_id: int | None, customer_id: int | None,
+                         variant_ids: Sequence[int], exclude: set[int], day: date
+                         ) -> _Candidates:
+    """`_candidates` and what `suggestions` reads after it (the candidates' stock, the
+    variants) in one statement on PostgreSQL."""
+    found = _Candidates([], [], {}, set(), {}, {})
+    if customer_id is None and not variant_ids:
+        return found
+    floor = await _floor(s) if variant_ids else 0
+    ships: list[int] = []
+    pickups: list[int] = []
+    if location_id is None:
+        ships, pickups = await _web_places(s)
+    conn = await session_connection(s)
+    rows = await conn.fetch(_PG_LOOKUP_SQL, list(variant_ids), customer_id, floor,
+                            utcnow() - timedelta(days=REPEAT_QUIET_DAYS), day, location_id,
+                            ships, pickups)
+    variants: dict[int, Sequence[Any]] = {}
+    stock = found.here
+    repeats: list[tuple[int, int]] = []
+    pairs: list[tuple[int, int, int]] = []
+    for r in rows:
+        kind, v = r[0], r[3]
+        if v not in variants:
+            variants[v] = r[_INFO]
+        if kind == ITEM:
+            continue
+        if r[_STOCK] is not None:  # at a store: absent without a level row there
+            stock[v] = r[_STOCK]
+        if kind == REPEAT:
+            repeats.append((v, r[1]))
+        elif kind == SHADE:
+            found.shade.append(v)
+        else:
+            pairs.append((v, r[2], r[1]))
+    found.variants = variants
+    _in_order(found, repeats, pairs, exclude)
     return found
 
 
@@ -249,12 +376,19 @@ async def suggestions(s: AsyncSession, location_id: int | None, customer_id: int
                       variant_ids: Sequence[int], limit: int = 4) -> list[Suggestion]:
     """Up to `limit` add-ons for an order of `variant_ids` at this store
     (`location_id`), or in the webshop (None): the customer's refills first, then her
-    shade in other products, then what is often bought together. At a store two
-    statements: the candidates with their stock there, the variants; on the web
-    three (the stock everywhere on its own). The channel, the locations and the
-    campaigns come from this process's copies."""
+    shade in other products, then what is often bought together. On PostgreSQL one
+    statement at a store and on the web alike (`_PG_LOOKUP_SQL`: the candidates with
+    their stock and variants); elsewhere the candidates (at a store with their stock
+    there), on the web their stock, and the variants. The channel, the locations, the
+    campaigns and where the recent orders begin come from this process's copies."""
     exclude = set(variant_ids)
-    found = await _candidates(s, location_id, customer_id, list(exclude), exclude)
+    now = utcnow()
+    day = business_day(now)
+    db = database_of(s)
+    pg = db is not None and db.is_postgres
+    found = (await _candidates_pg(s, location_id, customer_id, list(exclude), exclude, day)
+             if pg else
+             await _candidates(s, location_id, customer_id, list(exclude), exclude))
     together = found.together
     repeat_ids = dict(found.repeats)
     shade_ids = [v for v in found.shade if v not in repeat_ids]
@@ -263,36 +397,37 @@ async def suggestions(s: AsyncSession, location_id: int | None, customer_id: int
         key=lambda v: (-together[v][0], v))
     if not candidates:
         return []
-    stock = (found.here if location_id is not None
+    stock = (found.here if location_id is not None or pg
              else await _web_stock(s, candidates, found.gift_cards))
     in_stock = [v for v in candidates if int(stock.get(v) or 0) > 0]
     if not in_stock:
         return []
-    now = utcnow()
-    db = database_of(s)
     wanted = set(in_stock) | exclude
     try:
-        # On PostgreSQL the catalogue's prepared statement on the request's own
-        # connection (the read session runs outside a transaction).
-        infos = {i.id: i for i in (
-            await load_variant_infos_pg(await session_connection(s), business_day(now),
-                                        ids=wanted)
-            if db is not None and db.is_postgres
-            else await load_variant_infos(s, business_day(now), ids=wanted))}
+        infos = (_Infos(found.variants, wanted, day) if found.variants is not None
+                 else {i.id: i for i in await load_variant_infos(s, day, ids=wanted)})
     except DomainError:  # a variant with no VAT rate in force cannot be sold now
         return []
-    channel_id = (await channel_id_of(s, WEB_CHANNEL) if location_id is None
-                  else await pos_channel_id_of(s, location_id))
-    priced = [infos[v] for v in in_stock if v in infos]
-    prices = (await book_prices(db, s, priced, channel_id, now) if db is not None
-              else await resolve_prices(s, priced, channel_id, now))
-    times = dict(found.repeats)
-    out: list[Suggestion] = []
+    # The first `limit` of them for sale, one per product; then only those priced (each
+    # variant's price is its own).
+    chosen: list[VariantInfo] = []
     seen_products: set[int] = set()
     for v in in_stock:
         info = infos.get(v)
         if info is None or not info.active or info.product_id in seen_products:
             continue
+        chosen.append(info)
+        seen_products.add(info.product_id)
+        if len(chosen) >= limit:
+            break
+    channel_id = (await channel_id_of(s, WEB_CHANNEL) if location_id is None
+                  else await pos_channel_id_of(s, location_id))
+    prices = (await book_prices(db, s, chosen, channel_id, now) if db is not None
+              else await resolve_prices(s, chosen, channel_id, now))
+    times = dict(found.repeats)
+    out: list[Suggestion] = []
+    for info in chosen:
+        v = info.id
         price = prices.get(v)
         n, mine = together.get(v, (0, 0))
         mine_info = infos.get(mine)
@@ -304,10 +439,32 @@ async def suggestions(s: AsyncSession, location_id: int | None, customer_id: int
             times=times.get(v, 0),
             with_name=(mine_info.name if mine_info and v not in times and v not in shade_ids
                        else ""), score=n))
-        seen_products.add(info.product_id)
-        if len(out) >= limit:
-            break
     return out
+
+
+class _Infos:
+    """The `wanted` variants' infos from the lookup's rows, as `load_variant_infos`
+    reads them (the same error when one has no VAT rate in force), each made when
+    first asked for: the engine looks at a few of up to a hundred."""
+
+    def __init__(self, variants: dict[int, Sequence[Any]], wanted: set[int], day: date
+                 ) -> None:
+        for v in wanted:
+            row = variants.get(v)
+            if row is not None and row[VARIANT_INFO_RATE_COLUMN] is None:
+                variant_info_of(row, day)  # raises, as load_variant_infos would
+        self._rows = {v: variants[v] for v in wanted if v in variants}
+        self._day = day
+        self._made: dict[int, VariantInfo] = {}
+
+    def get(self, v: int) -> VariantInfo | None:
+        info = self._made.get(v)
+        if info is None:
+            row = self._rows.get(v)
+            if row is None:
+                return None
+            info = self._made[v] = variant_info_of(row, day=self._day)
+        return info
 
 
 async def cached_suggestions(s: AsyncSession, location_id: int | None,
