@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 export PORT
-# TEST_WORKERS=2 runs the suite in two pytest-xdist processes, the tests of one database
-# all in one of them (tests/conftest.py). Not the default yet: both at once open more
-# PostgreSQL connections than its default max_connections (100) allows.
-TEST_WORKERS ?= 0
+# The suite runs in two pytest-xdist processes, the tests of one database all in one of
+# them (tests/conftest.py); every app in the tests keeps at most 4 (+4) connections, so
+# both halves fit PostgreSQL's default max_connections (100). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 
 .PHONY: install demo serve test lint typecheck pytest bench clean audit
 
