@@ -54,7 +54,8 @@ The database needs the demo shop (`saumaton db upgrade && saumaton demo-data`); 
 benchmark adds 10^6 units of the first product's first variant at the first
 web-shipping location (through the ledger). `BENCH_ONLY=served bash bench/run.sh` makes
 such a database and runs this (with SAUMATON_SRC=another tree, that tree's package is
-served and imported). Result: bench/results/served.json, and a table on stdout.
+served and, by the in-process part, imported). Result: bench/results/served.json, and
+a table on stdout.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ import asyncio
 import itertools
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -525,6 +527,9 @@ def main() -> None:
     ap.add_argument("--profile-pause", type=float, default=0.0,
                     help="seconds to wait before the served windows (to attach py-spy)")
     args = ap.parse_args()
+    src = os.environ.get("SAUMATON_SRC")
+    if src:  # the in-process part imports that tree's package (the server's PYTHONPATH)
+        sys.path.insert(0, src)
     args.parts = [p for p in args.parts.split(",") if p]
     args.cases = [c for c in args.cases.split(",") if c]
     for c in args.cases:
