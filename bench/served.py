@@ -39,7 +39,13 @@ written to files); the flow's table then shows each request type's CPU per check
 owner: what of a request's CPU is background work that happened to run in it.
 
 The first three repeat one request, so the code and data it touches stay in the CPU's
-caches; in the flow every request follows others that ran different code. The machine
+caches; in the flow every request follows others that ran different code. Named only
+(not by default): `product_new_cold` and `form_cold`, the same requests each after the
+benchmark copied 48 MiB (more than this machine's L2 and L3 caches), each request's CPU
+read on its own so that the copy is not counted: what a request costs when its code
+and data must come from memory again, as in the flow. (Served, the copy runs in the
+benchmark's process, maybe on the other core: it flushes the shared L3 cache, not
+necessarily the server's core's L2.) The machine
 is shared (2 cores, other work beside): each case runs WINDOWS windows, the cases'
 windows interleaved, and the figure is the LEAST window (the least disturbed); all
 windows are kept in the JSON. The idle process's CPU per second (timers, job polls) is
@@ -90,9 +96,20 @@ from bench.web_checkout import (
 )
 
 CASES = ("product_new", "product", "form", "flow")
+# Not run unless named: each request after the caches were flushed (see the module doc).
+COLD = ("product_new_cold", "form_cold")
 LABELS = {"product_new": "product page, new guest (no cookies)",
           "product": "product page, with the guest's cookies",
-          "form": "checkout form (a cart of one)"}
+          "form": "checkout form (a cart of one)",
+          "product_new_cold": "product page, new guest, caches flushed",
+          "form_cold": "checkout form, caches flushed"}
+# More than the L2 and L3 caches this process can have (2 x 1 MiB, 32 MiB).
+FLUSH = bytearray(48 * 1024 * 1024)
+
+
+def flush_caches() -> None:
+    """Copy FLUSH: the CPU's caches then hold it rather than the server's code and data."""
+    bytes(FLUSH)
 
 
 # --- the app in this process -----------------------------------------------------------------
@@ -218,6 +235,7 @@ class Guest:
             raise SystemExit(f"add to cart: HTTP {r.status} {r.body[:200]!r}")
 
     async def one(self, case: str) -> None:
+        case = case.removesuffix("_cold")
         if case == "product_new":
             r = await self.b.request("GET", self.page, cookies=False)
         elif case == "product":
@@ -309,6 +327,15 @@ async def measure(guest: Guest, args: argparse.Namespace, cpu_ms: Callable[[], f
                 await guest.one(case)
         for _ in range(args.windows):
             for case in cases:
+                if case in COLD:  # each request measured alone, the flush left out
+                    spent = 0.0
+                    for _ in range(args.requests):
+                        flush_caches()
+                        c0 = cpu_ms()
+                        await guest.one(case)
+                        spent += cpu_ms() - c0
+                    out["windows"][case].append(spent / args.requests)
+                    continue
                 c0 = cpu_ms()
                 for _ in range(args.requests):
                     await guest.one(case)
@@ -533,8 +560,8 @@ def main() -> None:
     args.parts = [p for p in args.parts.split(",") if p]
     args.cases = [c for c in args.cases.split(",") if c]
     for c in args.cases:
-        if c not in CASES:
-            raise SystemExit(f"unknown case {c!r}: {', '.join(CASES)}")
+        if c not in CASES + COLD:
+            raise SystemExit(f"unknown case {c!r}: {', '.join(CASES + COLD)}")
     for p in args.parts:
         if p not in ("served", "inprocess"):
             raise SystemExit(f"unknown part {p!r}: served, inprocess")
