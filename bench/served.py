@@ -510,6 +510,9 @@ def table(res: dict[str, Any]) -> str:
 
 
 async def run(args: argparse.Namespace) -> int:
+    task = asyncio.current_task()
+    if task is not None:  # --tasks names it: in process, the app's requests run in it
+        task.set_name("requests (in the benchmark's task)")
     os.environ["SAUMATON_DATABASE_URL"] = args.dsn
     slug, variant_id = await product(args.dsn)
     await stock_up(args.dsn, variant_id)
