@@ -3,6 +3,9 @@
 #
 # Creates a fresh database, migrates it, loads the demo shop, issues an API token,
 # starts `saumaton serve --workers 2`, then runs:
+# 0b. the same requests served (1 worker) and in process: the   bench/served.py
+#      product page, the checkout form, whole checkouts; only
+#      with BENCH_ONLY=served (not part of `make bench`)
 #   0. the floor of the stack: a minimal FastAPI app under the   bench/floor.py
 #      same uvicorn settings, one keep-alive client (empty
 #      response, Jinja page, asyncpg/SQLAlchemy Core/ORM
@@ -59,7 +62,8 @@
 # SAUMATON_SRC=/path/to/another/checkout (serve and migrate that tree's `saumaton`
 # package instead of this one, e.g. to measure before/after a change; without it this
 # tree's package is served, whichever tree the venv was installed from),
-# BENCH_ONLY=a comma list of step names (floor, pos_sale, flash_sale, live_updates,
+# BENCH_SERVED_ARGS (options of bench/served.py for step 0b, e.g. "--windows 9 --tasks"),
+# BENCH_ONLY=a comma list of step names (served, floor, pos_sale, flash_sale, live_updates,
 # web_checkout, pos_till, returns_till, pgbench, import_products, reports) to run only
 # those; the database, demo shop, server and simulator are set up all the same, the
 # scale template is neither built nor used unless `reports` is named. E.g. the web
@@ -171,6 +175,13 @@ if want floor; then
   log "0. the floor of the stack: minimal apps under the same uvicorn settings"
   "$PY" -m bench.floor --dsn "$DSN" --requests "${BENCH_FLOOR_REQUESTS:-2000}" \
     --repeats "${BENCH_FLOOR_REPEATS:-3}" || FAILED+=(floor)
+fi
+
+if [ -n "${BENCH_ONLY:-}" ] && want served; then
+  # Its own server and simulator; before the main server, whose jobs would take its work.
+  log "0b. served and in process: the same requests, one client"
+  "$PY" -m bench.served --dsn "$DSN" --saumaton "$SAUMATON" ${BENCH_SERVED_ARGS:-} \
+    || FAILED+=(served)
 fi
 
 WEB_PARTS=${BENCH_WEB_PARTS:-one,checkout,page,oversell}

@@ -27,7 +27,12 @@ from saumaton.customers.timeline import timeline
 from saumaton.db.uow import Database
 from saumaton.events.models import OutboxEvent
 from saumaton.followups.models import Followup, FollowupOrder
-from saumaton.followups.schedule import due_orders, own_interval, schedule_order
+from saumaton.followups.schedule import (
+    claim_unfollowed,
+    due_orders,
+    own_interval,
+    schedule_order,
+)
 from saumaton.followups.sender import run_once, send_due_in
 from saumaton.followups.sequences import (
     SequenceIn,
@@ -280,6 +285,42 @@ async def test_a_new_purchase_reschedules_the_refill(db: Database, shop: Shop,
     assert by_product[await _product(db, other)].status == "pending"  # not bought again
     [new] = await rows_of(db, again.id)
     assert (new.status, new.interval_days, new.interval_source) == ("pending", 40, "own")
+
+
+async def test_what_can_lead_to_nothing_is_claimed_at_once(db: Database, shop: Shop,
+                                                             settings: Settings) -> None:
+    """The job claims together the purchases of customers without marketing consent and
+    with no refill reminder pending (nothing to write, nothing to cancel), leaving the
+    same claim as `schedule_order`; the others are scheduled one by one as before, so a
+    repurchase by a customer who withdrew her consent still cancels her reminder."""
+    cat, slug = await a_category(db)
+    await a_sequence(db, cat, [step("refill", 0, "Täyttö")], refill_days=60)
+    [serum] = await product_in(db, shop, slug)
+    no, yes, withdrew = (await a_customer(db, consent=False), await a_customer(db),
+                         await a_customer(db))
+    earlier = await a_till_sale(db, shop, [serum], customer_id=withdrew.id)
+    assert await schedule(db, settings, earlier) == 1  # her reminder, pending
+    async with db.uow() as uow:
+        await set_consent(uow, withdrew.id, "marketing_email", False, "account")
+        await uow.commit()
+    o_no, o_yes, o_again = [await a_till_sale(db, shop, [serum], customer_id=c.id)
+                            for c in (no, yes, withdrew)]
+    async with db.uow() as uow:
+        rest = await claim_unfollowed(uow, [o_no.id, o_yes.id, o_again.id])
+        await uow.commit()
+    assert rest == [o_yes.id, o_again.id]
+    async with db.reader() as s:
+        claim = await s.get(FollowupOrder, o_no.id)
+        assert o_no.id not in await due_orders(s, limit=100_000)
+    assert claim is not None and claim.scheduled == 0
+    assert await schedule(db, settings, o_no) is None and await rows_of(db, o_no.id) == []
+    async with db.uow() as uow:  # claimed by another process meanwhile: no error
+        assert await claim_unfollowed(uow, [o_no.id]) == []
+        await uow.commit()
+    assert await schedule(db, settings, o_yes) == 1
+    assert await schedule(db, settings, o_again) == 0  # no consent now: nothing new...
+    [old] = await rows_of(db, earlier.id)
+    assert (old.status, old.reason) == ("cancelled", "repurchased")  # ...the old one goes
 
 
 async def _product(db: Database, variant_id: int) -> int:

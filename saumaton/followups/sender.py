@@ -41,6 +41,7 @@ from saumaton.followups.schedule import (
     BoughtLine,
     bought_lines,
     category_ancestors,
+    claim_unfollowed,
     due_orders,
     email_of,
     schedule_order,
@@ -278,6 +279,10 @@ async def run_once(db: Database, settings: Settings, now: datetime | None = None
     transaction), then send what is due. Safe in several processes at once."""
     async with db.reader() as r:
         ids = await due_orders(r, now) if await anything_to_schedule(r) else []
+    if ids:  # those that can lead to nothing, claimed together
+        async with db.uow() as uow:
+            ids = await claim_unfollowed(uow, ids, now)
+            await uow.commit()
     scheduled = 0
     for order_id in ids:
         async with db.uow() as uow:
