@@ -82,6 +82,20 @@ async def fresh_database(backend: str, tmp: Path) -> str:
     return url
 
 
+@asynccontextmanager
+async def own_shop(backend: str, tmp: Path) -> AsyncIterator[tuple[Database, Shop]]:
+    """A module's database of its own, migrated and with the shop built, dropped after:
+    for tests whose figures must not see the session database's other data."""
+    url = await fresh_database(backend, tmp)
+    db = Database(url)
+    try:
+        yield db, await build_shop(db)
+    finally:
+        await db.dispose()
+        if backend == "postgresql":
+            await drop_pg_database(url)
+
+
 _ean_counter = itertools.count(random.randrange(10**6))
 _ean_base = random.randrange(10**4)
 

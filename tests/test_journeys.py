@@ -21,7 +21,7 @@ from saumaton.db.uow import Database
 from saumaton.reports.journey_tables import CustomerChannel, CustomerJourney
 from saumaton.reports.journeys import JourneyReport, journey_report, refresh_journeys
 from tests.report_orders import add_order, add_return, channel_ids, new_customer
-from tests.support import Shop, build_shop, drop_pg_database, fresh_database, make_variants
+from tests.support import Shop, make_variants, own_shop
 
 OWNER = Actor(label="staff:o", name="Olli Owner", grants=(RoleGrant("owner", None),))
 FINANCE = Actor(label="staff:f", name="Fiia Finance", grants=(RoleGrant("finance", None),))
@@ -41,20 +41,13 @@ class World:
 @pytest.fixture(scope="module")
 async def world(backend: str, tmp_path_factory: pytest.TempPathFactory
                 ) -> AsyncIterator[World]:
-    url = await fresh_database(backend, tmp_path_factory.mktemp("journeys"))
-    db = Database(url)
-    try:
-        shop = await build_shop(db)
+    async with own_shop(backend, tmp_path_factory.mktemp("journeys")) as (db, shop):
         [v] = await make_variants(db, [1000])
         [g] = await make_variants(db, [5000], gift_card=True)
         w = World(db, shop, await channel_ids(db), {}, int(str(v["id"])),
                   int(str(g["id"])), utcnow() - timedelta(days=100))
         await build_customers(w)
         yield w
-    finally:
-        await db.dispose()
-        if backend == "postgresql":
-            await drop_pg_database(url)
 
 
 def day(w: World, n: float) -> datetime:

@@ -37,10 +37,8 @@ from tests.builders import a_till_sale, a_try_reservation, a_try_sold_at_the_til
 from tests.report_orders import add_order, channel_ids, new_customer
 from tests.support import (
     Shop,
-    build_shop,
-    drop_pg_database,
-    fresh_database,
     make_variants,
+    own_shop,
     staff_actor,
     staff_login,
 )
@@ -63,18 +61,11 @@ class World:
 @pytest.fixture(scope="module")
 async def world(backend: str, tmp_path_factory: pytest.TempPathFactory
                 ) -> AsyncIterator[World]:
-    url = await fresh_database(backend, tmp_path_factory.mktemp("journeys-try"))
-    db = Database(url)
-    try:
-        shop = await build_shop(db)
+    async with own_shop(backend, tmp_path_factory.mktemp("journeys-try")) as (db, shop):
         [v] = await make_variants(db, [PRICE], stock={shop.store1: 20})
         w = World(db, shop, await channel_ids(db), int(str(v["id"])), utcnow())
         await build(w)
         yield w
-    finally:
-        await db.dispose()
-        if backend == "postgresql":
-            await drop_pg_database(url)
 
 
 async def build(w: World) -> None:

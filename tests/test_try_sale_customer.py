@@ -41,11 +41,9 @@ from saumaton.tryon.models import TryReservation
 from tests.builders import a_customer, a_till_sale, a_try_reservation
 from tests.support import (
     Shop,
-    build_shop,
-    drop_pg_database,
-    fresh_database,
     make_variants,
     open_drawer,
+    own_shop,
     staff_actor,
     staff_login,
     text_of,
@@ -66,16 +64,9 @@ class World:
 @pytest.fixture(scope="module")
 async def world(backend: str, tmp_path_factory: pytest.TempPathFactory
                 ) -> AsyncIterator[World]:
-    url = await fresh_database(backend, tmp_path_factory.mktemp("try-customer"))
-    db = Database(url)
-    try:
-        shop = await build_shop(db)
+    async with own_shop(backend, tmp_path_factory.mktemp("try-customer")) as (db, shop):
         [v] = await make_variants(db, [PRICE], stock={shop.store1: 40})
         yield World(db, shop, int(str(v["id"])))
-    finally:
-        await db.dispose()
-        if backend == "postgresql":
-            await drop_pg_database(url)
 
 
 async def guest_reservation(w: World, *, email: str = "", phone: str = "") -> tryon.TryOut:
