@@ -662,28 +662,30 @@ async def test_a_line_returned_before_it_was_shipped(
 
 async def test_a_pickup_with_lines_returned_is_still_sent_and_handed_over(
         db: Database, shop: Shop, settings: Settings) -> None:
-    """A pickup at Tampere: the lipstick taken home and one of two foundations (still to
-    send from Helsinki) come back before the transfer is sent. The order stays paid in
-    Helsinki's queue with one foundation to pick; it is sent, received, made ready and
-    handed over: only the remaining unit, no lapsed hold, the stock adds up."""
+    """A pickup at Tampere: the lipstick taken home and one of three foundations (still
+    to send from Helsinki) come back before the transfer is sent. The order stays paid
+    in Helsinki's queue with two foundations to pick; they are sent and received (held
+    at Tampere); one more comes back while the order is ready: its hold is released,
+    nothing booked in twice. The handover takes only the last unit, no lapsed hold,
+    and the stock adds up."""
     here, there = (int(x["id"]) for x in await make_variants(
-        db, [1500, 4200], stock={shop.store2: 2, shop.store1: 3}))
+        db, [1500, 4200], stock={shop.store2: 2, shop.store1: 4}))
     cashier = await staff_actor(db, shop, "cashier2")
     manager = await staff_actor(db, shop, "manager")
     sid = await open_drawer(db, shop.store2)
     order, _ = await sell(db, cashier, shop.store2, _sale(sid, [
         {"variant_id": here},
-        {"variant_id": there, "quantity": 2, "ship_from": shop.store1},
+        {"variant_id": there, "quantity": 3, "ship_from": shop.store1},
     ], delivery={"method": "pickup", "email": "noutaja@example.com"}), settings=settings)
-    tampere = await _level(db, there, shop.store2)
+    on_hand, reserved = await _level(db, there, shop.store2)
     await take_return(db, cashier, order.id, ReturnIn(
         location_id=shop.store2, lines=[ReturnLineIn(line_no=1, quantity=1),
                                         ReturnLineIn(line_no=2, quantity=1)],
         reason="muutti mielensä", terminal_confirmed=True))
     assert await _status(db, order.id) == "paid"
     assert await _in_queue(db, shop, settings, order.number, shop.store1) == (
-        True, {there: 1})
-    assert await _transfer_of(db, order.id) == ("requested", {there: 1})
+        True, {there: 2})
+    assert await _transfer_of(db, order.id) == ("requested", {there: 2})
     async with db.reader() as s:
         tid = int(await s.scalar(select(StockTransfer.id).where(
             StockTransfer.order_id == order.id)) or 0)
@@ -693,15 +695,21 @@ async def test_a_pickup_with_lines_returned_is_still_sent_and_handed_over(
     async with db.uow() as uow:
         await receive(uow, manager, tid)
         await uow.commit()
-    assert await _level(db, there, shop.store2) == (tampere[0] + 1, tampere[1] + 1)
+    assert await _level(db, there, shop.store2) == (on_hand + 2, reserved + 2)
     async with db.uow() as uow:
         await mark_ready(uow, manager, settings, order.id)
         await uow.commit()
+    await take_return(db, cashier, order.id, ReturnIn(
+        location_id=shop.store2, lines=[ReturnLineIn(line_no=2, quantity=1)],
+        reason="muutti mielensä", terminal_confirmed=True))
+    assert await _status(db, order.id) == "ready"
+    # the unit never left the shelf: its hold is released, it is not booked in again
+    assert await _level(db, there, shop.store2) == (on_hand + 2, reserved + 1)
     async with db.uow() as uow:
         out = await hand_over(uow, cashier, order.id, shop.store2, True)
         await uow.commit()
     assert out.status == "collected" and "reservation_lapsed" not in out.flags
-    assert await _level(db, there, shop.store2) == tampere
+    assert await _level(db, there, shop.store2) == (on_hand + 1, reserved)
     assert await _level(db, there, shop.store1) == (2, 0)
     assert [k for k, _ in await _mails(db, order.number)] == ["order_confirmation",
                                                               "pickup_ready"]
@@ -709,6 +717,7 @@ async def test_a_pickup_with_lines_returned_is_still_sent_and_handed_over(
         location_id=shop.store2, lines=[ReturnLineIn(line_no=2, quantity=1)],
         reason="muutti mielensä", terminal_confirmed=True))
     assert await _status(db, order.id) == "returned"
+    assert await _level(db, there, shop.store2) == (on_hand + 2, reserved)
 
 
 async def _transfer_of(db: Database, order_id: int) -> tuple[str, dict[int, int]]:

@@ -55,7 +55,7 @@ from saumaton.core.money import round_cash
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.giftcards.ledger import add_store_credit, credit, masked_code
 from saumaton.giftcards.models import GiftCard, GiftCardEntry
-from saumaton.inventory.services import Move, apply_moves
+from saumaton.inventory.services import Move, apply_moves, release_units
 from saumaton.inventory.transfers import call_back_for_order
 from saumaton.locations.models import Channel, Location
 from saumaton.loyalty.ledger import POINTS_METHOD, give_back_points, reverse_for_order
@@ -643,6 +643,17 @@ def _not_shipped_from(ctx: _Ctx, line_no: int) -> int | None:
     return int(ol.location_id)
 
 
+def _held_at(ctx: _Ctx, line_no: int) -> int | None:
+    """The pickup store holding a click & collect line for the order, while the order
+    has not been handed over (None: not a line held so)."""
+    ol = ctx.lines[line_no]
+    order = ctx.order
+    if (order.delivery_method != "pickup" or order.location_id is None or ol.taken_at_sale
+            or OrderStatus(order.status) not in OPEN_FULFILMENT):
+        return None
+    return int(order.location_id)
+
+
 async def _still_to_fulfil(s: AsyncSession, order_id: int) -> bool:
     """Whether the order has units still to hand over or send: a line not taken at the
     sale, not a gift card (a code, e-mailed), with units not returned."""
@@ -667,7 +678,12 @@ async def _goods_back(uow: UnitOfWork, actor: Actor, ctx: _Ctx, ret: Return,
         if ok != ln.restock:
             ln.restock = ok
         quantity = ln.quantity - never_sent.get(ln.line_no, 0)
-        if quantity <= 0:  # nothing came back here: it never left the sender
+        if quantity > 0 and (store := _held_at(ctx, ln.line_no)) is not None:
+            # A pickup's line returned before the handover: units held for the order at
+            # the store never left its shelf; their hold is released instead of
+            # booking them in again (what was not held any more comes back as usual).
+            quantity -= await release_units(uow, number, ln.variant_id, store, quantity)
+        if quantity <= 0:  # nothing came back here: it never left the sender / shelf
             continue
         if (still_there := _not_shipped_from(ctx, ln.line_no)) is not None:
             # An aisle home delivery's line returned before the order was shipped: the
