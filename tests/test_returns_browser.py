@@ -24,8 +24,10 @@ from saumaton.checkout.services import (
     place_web_order,
 )
 from saumaton.config import TEST_MERCHANT, Settings
+from saumaton.core.actor import SYSTEM
 from saumaton.db.uow import Database
 from saumaton.loyalty.ledger import balance
+from saumaton.orders.lifecycle import OrderStatus, transition_row
 from saumaton.orders.models import Order
 from saumaton.orders.schemas import LineIn
 from saumaton.payments.models import Refund
@@ -89,6 +91,15 @@ async def paid_account_order(db: Database, shop: Shop, settings: Settings | None
     return ShopperOrder(email, cid, order.id, int(str(v["id"])))
 
 
+async def shipped(db: Database, order_id: int) -> None:
+    """The order went out to the shopper (a partial return of an order still being
+    fulfilled keeps its status: these tests return goods she has received)."""
+    async with db.uow() as uow:
+        await transition_row(uow, order_id, OrderStatus.PAID, OrderStatus.SHIPPED,
+                             actor=SYSTEM)
+        await uow.commit()
+
+
 async def staff_log_in(page: Page, base_url: str, shop: Shop, who: str, next_path: str) -> None:
     await page.goto(f"{base_url}/staff/login?next={next_path}")
     await fill_staff_login(page, shop, who)
@@ -107,6 +118,7 @@ async def test_shopper_starts_a_post_return_and_the_back_office_receives_it(
         browser: Browser, contexts: list[BrowserContext], server: Server, db: Database,
         shop: Shop) -> None:
     shopper = await paid_account_order(db, shop)
+    await shipped(db, shopper.order_id)
     page = await open_page(contexts, browser, viewport=PHONE, is_mobile=True, has_touch=True)
     await shopper_log_in(page, server.base_url, shopper)
     await page.goto(f"{server.base_url}/account/orders/{shopper.number}")
@@ -195,6 +207,7 @@ async def test_web_order_returned_at_the_other_store_is_refunded_through_paytrai
     async with db.reader() as s:
         earned = await balance(s, cid)
     assert earned == 49  # 2 × 24,90 (the delivery fee earns nothing)
+    await shipped(db, order_id)
 
     # At the Tampere store the cashier scans the order number from her e-mail.
     await open_drawer(db, shop.store2)

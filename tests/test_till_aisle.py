@@ -24,6 +24,7 @@ from saumaton.core.errors import Conflict, ValidationFailed
 from saumaton.customers.addresses import AddressIn, add_address
 from saumaton.customers.services import CustomerIn, create_customer
 from saumaton.db.uow import Database
+from saumaton.events.models import OutboxEvent
 from saumaton.fulfilment.queue import OrderQuery, order_page, pick_list
 from saumaton.fulfilment.steps import cancel_order, mark_packed, mark_ready, mark_shipped
 from saumaton.inventory.models import (
@@ -544,6 +545,179 @@ async def test_the_api_lists_and_sends_a_requested_transfer(
                           headers=shop.auth("manager"))
     assert (r.status_code, r.json()["code"]) == (409, "transfer_not_requested")
     assert await _level(db, int(v["id"]), shop.store1) == (0, 0)
+
+
+async def _status(db: Database, order_id: int) -> str:
+    async with db.reader() as s:
+        return str(await s.scalar(select(Order.status).where(Order.id == order_id)))
+
+
+async def _in_queue(db: Database, shop: Shop, settings: Settings, number: str,
+                    location_id: int) -> tuple[bool, dict[int, int]]:
+    """Whether the order is in the location's open queue, and its pick list's units by
+    variant for that order."""
+    manager = await staff_actor(db, shop, "manager")
+    async with db.reader() as s:
+        page = await order_page(s, manager, OrderQuery(status="open",
+                                                      location_id=location_id),
+                                timezone=settings.timezone)
+        picks = await pick_list(s, location_id)
+    return (number in [r.number for r in page.rows],
+            {ln.variant_id: ln.quantity for ln in picks.lines if number in ln.orders})
+
+
+async def test_a_take_home_line_returned_leaves_the_warehouse_line_to_ship(
+        db: Database, shop: Shop, settings: Settings) -> None:
+    """The customer brings back the line she took home while the warehouse line still
+    waits: the order keeps its fulfilment status (paid), stays in the warehouse's queue
+    and pick list with that line, is shipped and e-mailed as usual; the return is
+    recorded, audited and announced. The shipped line returned later: returned."""
+    here, there = (int(x["id"]) for x in await make_variants(
+        db, [1500, 2900], stock={shop.store2: 3, shop.warehouse: 2}))
+    cashier = await staff_actor(db, shop, "cashier2")
+    sid = await open_drawer(db, shop.store2)
+    order, _ = await sell(db, cashier, shop.store2, _sale(sid, [
+        {"variant_id": here},
+        {"variant_id": there, "quantity": 2, "ship_from": shop.warehouse},
+    ], delivery=HOME), settings=settings)
+    ret, _ = await take_return(db, cashier, order.id, ReturnIn(
+        location_id=shop.store2, lines=[ReturnLineIn(line_no=1, quantity=1)],
+        reason="väärä sävy", terminal_confirmed=True))
+    assert ret.status == "completed" and ret.refund_cents == 1500
+    assert await _status(db, order.id) == "paid"
+    assert await _level(db, here, shop.store2) == (3, 0)  # 3 − 1 sold + 1 back
+    assert await _in_queue(db, shop, settings, order.number, shop.warehouse) == (
+        True, {there: 2})
+    async with db.reader() as s:
+        events = (await s.scalars(select(OutboxEvent.payload).where(
+            OutboxEvent.topic == "return.completed"))).all()
+        audited = (await s.scalars(select(AuditEntry.action).where(
+            AuditEntry.subject_type == "order", AuditEntry.subject_id == order.id))).all()
+    assert [e["return_id"] for e in events if e["order_id"] == order.id] == [ret.id]
+    assert "return.created" in audited
+    assert "order.partly_returned" not in audited
+
+    manager = await staff_actor(db, shop, "manager")
+    async with db.uow() as uow:
+        await mark_packed(uow, manager, order.id)
+        shipped = await mark_shipped(uow, manager, settings, order.id, "Posti", "JJFI124")
+        await uow.commit()
+    assert shipped.status == "shipped"
+    assert [k for k, _ in await _mails(db, order.number)] == ["order_confirmation",
+                                                              "order_shipped"]
+    store_before = await _level(db, there, shop.store2)
+    assert (await _in_queue(db, shop, settings, order.number, shop.warehouse))[0] is False
+
+    # one of the shipped units back: partly returned; the other: returned
+    await take_return(db, cashier, order.id, ReturnIn(
+        location_id=shop.store2, lines=[ReturnLineIn(line_no=2, quantity=1)],
+        reason="ei sopinut", terminal_confirmed=True))
+    assert await _status(db, order.id) == "partly_returned"
+    await take_return(db, cashier, order.id, ReturnIn(
+        location_id=shop.store2, lines=[ReturnLineIn(line_no=2, quantity=1)],
+        reason="ei sopinut", terminal_confirmed=True))
+    assert await _status(db, order.id) == "returned"
+    # shipped goods come back where they were handed in
+    assert await _level(db, there, shop.store2) == (store_before[0] + 2, store_before[1])
+
+
+async def test_a_line_returned_before_it_was_shipped(
+        web: httpx.AsyncClient, db: Database, shop: Shop, settings: Settings) -> None:
+    """A warehouse line given back at the till before the warehouse shipped it: its
+    units are not picked, and they go back on sale at the warehouse (they never left
+    it), not onto the store's shelf. Once nothing is left to send the order leaves the
+    queue as partly returned."""
+    here, there = (int(x["id"]) for x in await make_variants(
+        db, [1500, 2900], stock={shop.store2: 3, shop.warehouse: 2}))
+    cashier = await staff_actor(db, shop, "cashier2")
+    sid = await open_drawer(db, shop.store2)
+    order, _ = await sell(db, cashier, shop.store2, _sale(sid, [
+        {"variant_id": here},
+        {"variant_id": there, "quantity": 2, "ship_from": shop.warehouse},
+    ], delivery=HOME), settings=settings)
+    assert await _level(db, there, shop.warehouse) == (0, 0)
+    store_before = await _level(db, there, shop.store2)
+    await take_return(db, cashier, order.id, ReturnIn(
+        location_id=shop.store2, lines=[ReturnLineIn(line_no=2, quantity=1)],
+        reason="ei tarvitse", terminal_confirmed=True))
+    assert await _status(db, order.id) == "paid"
+    assert await _in_queue(db, shop, settings, order.number, shop.warehouse) == (
+        True, {there: 1})
+    assert await _level(db, there, shop.warehouse) == (1, 0)
+    assert await _level(db, there, shop.store2) == store_before
+    # the packer's page marks the returned unit; the return is listed
+    await staff_login(web, shop, "manager")
+    page = (await web.get(f"/backoffice/orders/{order.id}")).text
+    assert "1 palautettu: jätä ne pois" in page and 'data-testid="order-returns"' in page
+    assert 'data-testid="step-packed"' in page
+
+    await take_return(db, cashier, order.id, ReturnIn(
+        location_id=shop.store2, lines=[ReturnLineIn(line_no=2, quantity=1)],
+        reason="ei tarvitse", terminal_confirmed=True))
+    assert await _status(db, order.id) == "partly_returned"  # the lipstick is kept
+    assert await _in_queue(db, shop, settings, order.number, shop.warehouse) == (False, {})
+    assert await _level(db, there, shop.warehouse) == (2, 0)
+    assert await _level(db, there, shop.store2) == store_before
+
+
+async def test_a_pickup_with_lines_returned_is_still_sent_and_handed_over(
+        db: Database, shop: Shop, settings: Settings) -> None:
+    """A pickup at Tampere: the lipstick taken home and one of three foundations (still
+    to send from Helsinki) come back before the transfer is sent. The order stays paid
+    in Helsinki's queue with two foundations to pick; they are sent and received (held
+    at Tampere); one more comes back while the order is ready: its hold is released,
+    nothing booked in twice. The handover takes only the last unit, no lapsed hold,
+    and the stock adds up."""
+    here, there = (int(x["id"]) for x in await make_variants(
+        db, [1500, 4200], stock={shop.store2: 2, shop.store1: 4}))
+    cashier = await staff_actor(db, shop, "cashier2")
+    manager = await staff_actor(db, shop, "manager")
+    sid = await open_drawer(db, shop.store2)
+    order, _ = await sell(db, cashier, shop.store2, _sale(sid, [
+        {"variant_id": here},
+        {"variant_id": there, "quantity": 3, "ship_from": shop.store1},
+    ], delivery={"method": "pickup", "email": "noutaja@example.com"}), settings=settings)
+    on_hand, reserved = await _level(db, there, shop.store2)
+    await take_return(db, cashier, order.id, ReturnIn(
+        location_id=shop.store2, lines=[ReturnLineIn(line_no=1, quantity=1),
+                                        ReturnLineIn(line_no=2, quantity=1)],
+        reason="muutti mielensä", terminal_confirmed=True))
+    assert await _status(db, order.id) == "paid"
+    assert await _in_queue(db, shop, settings, order.number, shop.store1) == (
+        True, {there: 2})
+    assert await _transfer_of(db, order.id) == ("requested", {there: 2})
+    async with db.reader() as s:
+        tid = int(await s.scalar(select(StockTransfer.id).where(
+            StockTransfer.order_id == order.id)) or 0)
+    async with db.uow() as uow:
+        await send_requested(uow, manager, tid)
+        await uow.commit()
+    async with db.uow() as uow:
+        await receive(uow, manager, tid)
+        await uow.commit()
+    assert await _level(db, there, shop.store2) == (on_hand + 2, reserved + 2)
+    async with db.uow() as uow:
+        await mark_ready(uow, manager, settings, order.id)
+        await uow.commit()
+    await take_return(db, cashier, order.id, ReturnIn(
+        location_id=shop.store2, lines=[ReturnLineIn(line_no=2, quantity=1)],
+        reason="muutti mielensä", terminal_confirmed=True))
+    assert await _status(db, order.id) == "ready"
+    # the unit never left the shelf: its hold is released, it is not booked in again
+    assert await _level(db, there, shop.store2) == (on_hand + 2, reserved + 1)
+    async with db.uow() as uow:
+        out = await hand_over(uow, cashier, order.id, shop.store2, True)
+        await uow.commit()
+    assert out.status == "collected" and "reservation_lapsed" not in out.flags
+    assert await _level(db, there, shop.store2) == (on_hand + 1, reserved)
+    assert await _level(db, there, shop.store1) == (2, 0)
+    assert [k for k, _ in await _mails(db, order.number)] == ["order_confirmation",
+                                                              "pickup_ready"]
+    await take_return(db, cashier, order.id, ReturnIn(
+        location_id=shop.store2, lines=[ReturnLineIn(line_no=2, quantity=1)],
+        reason="muutti mielensä", terminal_confirmed=True))
+    assert await _status(db, order.id) == "returned"
+    assert await _level(db, there, shop.store2) == (on_hand + 2, reserved)
 
 
 async def _transfer_of(db: Database, order_id: int) -> tuple[str, dict[int, int]]:

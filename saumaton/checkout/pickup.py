@@ -251,8 +251,10 @@ async def hand_over(uow: UnitOfWork, actor: Actor, order_id: int, location_id: i
 
     wanted: dict[int, int] = defaultdict(int)
     for variant_id, qty in (await s.execute(
-            select(OrderLine.variant_id, OrderLine.quantity)
-            .where(OrderLine.order_id == order.id,  # not the lines taken at a till
+            select(OrderLine.variant_id, OrderLine.quantity - OrderLine.returned_quantity)
+            # not the lines taken at a till, nor units returned before the handover (an
+            # order being fulfilled keeps its status through a partial return)
+            .where(OrderLine.order_id == order.id,
                    OrderLine.taken_at_sale.is_(False)))).all():
         wanted[int(variant_id)] += int(qty)
     held: dict[int, list[tuple[int, int]]] = defaultdict(list)

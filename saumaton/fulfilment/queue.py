@@ -197,17 +197,20 @@ class PickList:
 async def pick_list(s: AsyncSession, location_id: int) -> PickList:
     """What to collect at `location_id` for its web orders still to pick (paid or being
     picked): the lines that ship from here (a pickup at this store, a home delivery, an
-    endless-aisle pickup at another store), never one taken at the till. In name
+    endless-aisle pickup at another store), never one taken at the till nor units
+    returned before the order was sent. In name
     order (no shelf data), then SKU. Gift cards are not picked:
     they are codes, e-mailed when the order is paid."""
     rows = (await s.execute(
         select(OrderLine.order_id, OrderLine.variant_id, OrderLine.sku, OrderLine.name,
-               OrderLine.quantity)
+               OrderLine.quantity - OrderLine.returned_quantity)
         .join(Order, Order.id == OrderLine.order_id)
         .join(Variant, Variant.id == OrderLine.variant_id)
         .join(Product, Product.id == Variant.product_id)
         .where(Order.status.in_(TO_PICK), Product.gift_card.is_(False),
-               OrderLine.taken_at_sale.is_(False), or_(
+               OrderLine.taken_at_sale.is_(False),
+               # units already returned (before the order was sent) are not picked
+               OrderLine.quantity > OrderLine.returned_quantity, or_(
             and_(Order.delivery_method == "pickup", Order.location_id == location_id,
                  OrderLine.location_id.is_(None)),
             # a pickup's lines here, a home delivery's lines that ship from here, an

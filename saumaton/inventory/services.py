@@ -380,6 +380,48 @@ async def release(uow: UnitOfWork, reservation_id: int) -> bool:
     return await _close_reservation(uow, reservation_id, "released", utcnow()) is not None
 
 
+async def release_units(uow: UnitOfWork, reference: str, variant_id: int, location_id: int,
+                        quantity: int) -> int:
+    """Give back up to `quantity` units of the active holds `reference` has on the
+    variant at the location (a held order line returned before it was handed over):
+    whole holds are released, the last one made smaller. Returns the units given back
+    (fewer when less was held, e.g. a lapsed hold)."""
+    left = quantity
+    now = utcnow()
+    for rid, held in (await uow.session.execute(
+            select(StockReservation.id, StockReservation.quantity).where(
+                StockReservation.reference == reference,
+                StockReservation.variant_id == variant_id,
+                StockReservation.location_id == location_id,
+                StockReservation.status == "active")
+            .order_by(StockReservation.id.desc()))).all():
+        if left <= 0:
+            break
+        if held <= left:
+            if await _close_reservation(uow, int(rid), "released", now) is not None:
+                left -= int(held)
+            continue
+        # one conditional UPDATE: a hold consumed or released meanwhile is left alone
+        cut = await uow.session.execute(
+            update(StockReservation)
+            .where(StockReservation.id == rid, StockReservation.status == "active",
+                   StockReservation.quantity > left)
+            .values(quantity=StockReservation.quantity - left)
+            .execution_options(synchronize_session=False))
+        if getattr(cut, "rowcount", 1) != 1:
+            continue
+        lv = (await uow.session.execute(
+            update(StockLevel)
+            .where(StockLevel.variant_id == variant_id, StockLevel.location_id == location_id)
+            .values(reserved=StockLevel.reserved - left, updated_at=now)
+            .returning(StockLevel.on_hand, StockLevel.reserved, StockLevel.needs_count)
+            .execution_options(synchronize_session=False))).one()
+        uow.emit("stock.changed",
+                 LevelAfter(variant_id, location_id, lv[0], lv[1], bool(lv[2])).event())
+        left = 0
+    return quantity - left
+
+
 # PostgreSQL: `consume` in one statement: the reservation closed, its units out of
 # on-hand stock (not strict: sold units are gone, a level below zero is flagged for a
 # count) and the ledger row. `cur` locks the level and keeps its count flag from before.

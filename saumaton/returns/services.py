@@ -55,14 +55,14 @@ from saumaton.core.money import round_cash
 from saumaton.db.uow import Database, UnitOfWork
 from saumaton.giftcards.ledger import add_store_credit, credit, masked_code
 from saumaton.giftcards.models import GiftCard, GiftCardEntry
-from saumaton.inventory.services import Move, apply_moves
+from saumaton.inventory.services import Move, apply_moves, release_units
 from saumaton.inventory.transfers import call_back_for_order
 from saumaton.locations.models import Channel, Location
 from saumaton.loyalty.ledger import POINTS_METHOD, give_back_points, reverse_for_order
 from saumaton.loyalty.models import LoyaltyEntry
 from saumaton.mail.messages import credit_receipt as credit_receipt_mail
 from saumaton.mail.queue import queue_mail
-from saumaton.orders.lifecycle import OrderStatus, returnable, transition
+from saumaton.orders.lifecycle import OPEN_FULFILMENT, OrderStatus, returnable, transition
 from saumaton.orders.models import Order, OrderLine
 from saumaton.orders.schemas import OrderOut
 from saumaton.orders.services import business_day, get_order, order_number
@@ -629,6 +629,43 @@ async def _never_sent(uow: UnitOfWork, actor: Actor, ctx: _Ctx,
     return out
 
 
+def _not_shipped_from(ctx: _Ctx, line_no: int) -> int | None:
+    """The location an endless-aisle home delivery's line ships from, while the order
+    has not been shipped yet (None: the line is with the customer or on its way).
+    Only a sale paid at a till: a web order still *paid* may have been shipped outside
+    the system (lifecycle), so its goods are booked in where they are handed in."""
+    ol = ctx.lines[line_no]
+    order = ctx.order
+    if (order.delivery_method != "home" or order.drawer_session_id is None
+            or ol.taken_at_sale or ol.location_id is None
+            or OrderStatus(order.status) not in OPEN_FULFILMENT):
+        return None
+    return int(ol.location_id)
+
+
+def _held_at(ctx: _Ctx, line_no: int) -> int | None:
+    """The pickup store holding a click & collect line for the order, while the order
+    has not been handed over (None: not a line held so)."""
+    ol = ctx.lines[line_no]
+    order = ctx.order
+    if (order.delivery_method != "pickup" or order.location_id is None or ol.taken_at_sale
+            or OrderStatus(order.status) not in OPEN_FULFILMENT):
+        return None
+    return int(order.location_id)
+
+
+async def _still_to_fulfil(s: AsyncSession, order_id: int) -> bool:
+    """Whether the order has units still to hand over or send: a line not taken at the
+    sale, not a gift card (a code, e-mailed), with units not returned."""
+    found = await s.scalar(
+        select(OrderLine.id).join(Variant, Variant.id == OrderLine.variant_id)
+        .join(Product, Product.id == Variant.product_id)
+        .where(OrderLine.order_id == order_id, OrderLine.taken_at_sale.is_(False),
+               Product.gift_card.is_(False),
+               OrderLine.quantity > OrderLine.returned_quantity).limit(1))
+    return found is not None
+
+
 async def _goods_back(uow: UnitOfWork, actor: Actor, ctx: _Ctx, ret: Return,
                       restock: dict[int, bool], reason: str) -> None:
     moves: list[Move] = []
@@ -641,7 +678,20 @@ async def _goods_back(uow: UnitOfWork, actor: Actor, ctx: _Ctx, ret: Return,
         if ok != ln.restock:
             ln.restock = ok
         quantity = ln.quantity - never_sent.get(ln.line_no, 0)
-        if quantity <= 0:  # nothing came back here: it never left the sender
+        if quantity > 0 and (store := _held_at(ctx, ln.line_no)) is not None:
+            # A pickup's line returned before the handover: units held for the order at
+            # the store never left its shelf; their hold is released instead of
+            # booking them in again (what was not held any more comes back as usual).
+            quantity -= await release_units(uow, number, ln.variant_id, store, quantity)
+        if quantity <= 0:  # nothing came back here: it never left the sender / shelf
+            continue
+        if (still_there := _not_shipped_from(ctx, ln.line_no)) is not None:
+            # An aisle home delivery's line returned before the order was shipped: the
+            # units never left the shipping location (taken out of its stock at the
+            # sale), so they go back on sale there, not onto the returning store's shelf.
+            moves.append(Move(ln.variant_id, still_there, quantity, "return",
+                              reason=(ln.reason or reason)[:200], reference=number,
+                              order_id=ctx.order.id))
             continue
         moves.append(Move(ln.variant_id, int(ret.location_id or 0), quantity, "return",
                           reason=(ln.reason or reason)[:200], reference=number,
@@ -696,8 +746,18 @@ async def _complete(uow: UnitOfWork, actor: Actor, ctx: _Ctx, ret: Return,
                                 key=f"reverse:return:{ret.id}", now=now, settings=settings)
         await give_back_points(uow, order.id, amounts.points, "return",
                                key=f"refund:return:{ret.id}", now=now, settings=settings)
-    to = OrderStatus.RETURNED if complete else OrderStatus.PARTLY_RETURNED
-    await transition(uow, order, to, actor=actor, data={"return_id": ret.id}, now=now)
+    if complete:
+        await transition(uow, order, OrderStatus.RETURNED, actor=actor,
+                         data={"return_id": ret.id}, now=now)
+    elif not (OrderStatus(order.status) in OPEN_FULFILMENT
+              and await _still_to_fulfil(uow.session, order.id)):
+        await transition(uow, order, OrderStatus.PARTLY_RETURNED, actor=actor,
+                         data={"return_id": ret.id}, now=now)
+    # else: fulfilment is kept apart from returns (an endless-aisle sale whose take-home
+    # line came back while its other line waits to ship): the order keeps its
+    # fulfilment status and stays in the queue with what is left to send or hand over;
+    # the return itself is recorded, audited and announced as any other. A later
+    # return once it is shipped or collected moves it on as usual.
     await uow.session.flush()
     uow.emit("return.completed", {
         "return_id": ret.id, "order_id": order.id, "customer_id": order.customer_id,
