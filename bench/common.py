@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -30,6 +31,31 @@ def env(name: str, default: str | None = None) -> str:
     if value is None:
         raise SystemExit(f"set {name}")
     return value
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on: cores, CPU model, load average, Python."""
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return {"nproc": os.cpu_count(), "cpu_model": model,
+            "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+            "python": sys.version.split()[0]}
+
+
+def keep_cookies(cookies: dict[str, str], set_cookies: Iterable[str]) -> None:
+    """Update a client's cookie jar from Set-Cookie values, as a browser would (an
+    expired cookie is dropped)."""
+    for raw in set_cookies:
+        name, _, rest = raw.partition("=")
+        value, _, attrs = rest.partition(";")
+        attrs = attrs.lower()
+        if "max-age=0" in attrs or "01 jan 1970" in attrs:
+            cookies.pop(name.strip(), None)
+        else:
+            cookies[name.strip()] = value.strip()
 
 
 def write_result(name: str, data: dict[str, Any]) -> Path:

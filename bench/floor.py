@@ -79,7 +79,7 @@ from sqlalchemy import Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from bench.common import CLK_TCK, RESULTS, Connection, write_result
+from bench.common import CLK_TCK, RESULTS, Connection, machine, write_result
 from bench.pg_proxy import CountingProxy
 from bench.web_checkout import free_port, thread_ns
 
@@ -481,17 +481,6 @@ async def drop_tables(dsn: str) -> None:
 
 def loadavg() -> list[str]:
     return Path("/proc/loadavg").read_text().split()[:3]
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return {"nproc": os.cpu_count(), "cpu_model": model,
-            "loadavg": loadavg(),
-            "python": sys.version.split()[0]}
 
 
 def table(res: dict[str, Any]) -> str:

@@ -74,13 +74,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import uvloop
 
-from bench.common import RESULTS, Response, pg_fetch, write_result
+from bench.common import RESULTS, Response, keep_cookies, machine, pg_fetch, write_result
 from bench.web_checkout import (
     CSRF_RE,
     STEPS,
@@ -172,14 +171,7 @@ class InProcessBrowser(Browser):
                 chunks.append(message.get("body", b""))
 
         await self.app(scope, receive, send)
-        for raw_cookie in set_cookies:  # as Browser.send keeps them
-            name, _, rest = raw_cookie.partition("=")
-            value, _, attrs = rest.partition(";")
-            attrs = attrs.lower()
-            if "max-age=0" in attrs or "01 jan 1970" in attrs:
-                self.cookies.pop(name.strip(), None)
-            else:
-                self.cookies[name.strip()] = value.strip()
+        keep_cookies(self.cookies, set_cookies)  # as Browser.send keeps them
         return Response(status, answer, b"".join(chunks))
 
 
@@ -445,16 +437,6 @@ async def run_inprocess(args: argparse.Namespace, slug: str, variant_id: int
     finally:
         await browser.close()
     return out
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return {"nproc": os.cpu_count(), "cpu_model": model,
-            "loadavg": Path("/proc/loadavg").read_text().split()[:3]}
 
 
 def summary(part: dict[str, Any]) -> dict[str, Any]:

@@ -77,6 +77,7 @@ from bench.common import (
     CpuSampler,
     Response,
     json_body,
+    keep_cookies,
     latency_summary,
     percentile,
     pg_fetch,
@@ -199,14 +200,7 @@ class Browser:
         r = await conn.request(method, path, headers, body)
         self.last_used[origin] = time.monotonic()
         if app and "set-cookie" in r.headers:
-            for raw in r.headers["set-cookie"].split("\n"):
-                name, _, rest = raw.partition("=")
-                value, _, attrs = rest.partition(";")
-                attrs = attrs.lower()
-                if "max-age=0" in attrs or "01 jan 1970" in attrs:
-                    self.cookies.pop(name.strip(), None)
-                else:
-                    self.cookies[name.strip()] = value.strip()
+            keep_cookies(self.cookies, r.headers["set-cookie"].split("\n"))
         return r
 
 
