@@ -86,7 +86,8 @@ class Settings(BaseSettings):
     mail_from: str = "Saumaton Demo <noreply@saumaton.invalid>"
     # Where the service desk's offline messages are mailed; empty: mail_from's address.
     service_email: str = ""
-    db_pool_size: int = 10
+    # Connections each process keeps open (plus half as many at a peak): db/engine.py.
+    db_pool_size: int = 20
     # Seconds a request waits for a free database connection before a 503 "busy".
     db_pool_timeout: float = 30.0
     # Seconds between runs of the job that applies scheduled price changes.

@@ -33,8 +33,8 @@ from tests.support import (
 )
 
 # Connections per pool of every app the suite runs, in-process or as a server (they
-# inherit the environment): with the default 10 (and as many overflow) the PostgreSQL
-# half of a two-worker run held more than the server's 100 connections at its peak.
+# inherit the environment): with 10 (and as many overflow) the PostgreSQL half of a
+# two-worker run held more than the server's 100 connections at its peak.
 TEST_DB_POOL_SIZE = 4
 os.environ.setdefault("SAUMATON_DB_POOL_SIZE", str(TEST_DB_POOL_SIZE))
 

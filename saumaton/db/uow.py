@@ -154,7 +154,7 @@ async def session_connection(session: AsyncSession) -> PooledConnection:
 
 
 class Database:
-    def __init__(self, url: str, pool_size: int = 10, pool_timeout: float = 30.0) -> None:
+    def __init__(self, url: str, pool_size: int = 20, pool_timeout: float = 30.0) -> None:
         self.url = normalise_url(url)
         self.dialect = dialect_of(self.url)
         self.write_engine, self.read_engine = create_engines(self.url, pool_size, pool_timeout)
