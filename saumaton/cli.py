@@ -216,7 +216,8 @@ def serve(
     # by the app itself (saumaton/web/security.py), not from uvicorn's own default list.
     uvicorn.run("saumaton.web.asgi:app", host=host, port=port, workers=workers,
                 reload=reload, log_level="warning", access_log=False, loop="uvloop",
-                http="httptools", proxy_headers=False)
+                http="saumaton.web.http_protocol:CoalescingHttpToolsProtocol",
+                proxy_headers=False)
 
 
 @app.command("worker")
@@ -264,7 +265,8 @@ def paytrail_simulator(
     # Not behind a proxy: no X-Forwarded-* handling on each request.
     uvicorn.run(create_simulator({TEST_MERCHANT[0]: TEST_MERCHANT[1]}, base), host=host,
                 port=port, log_level="warning", access_log=False, loop="uvloop",
-                http="httptools", proxy_headers=False)
+                http="saumaton.web.http_protocol:CoalescingHttpToolsProtocol",
+                proxy_headers=False)
 
 
 @staff_app.command("create")

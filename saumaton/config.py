@@ -172,12 +172,21 @@ class Settings(BaseSettings):
     def resolved_secret_key(self) -> str:
         if self.secret_key:
             return self.secret_key
-        self.var_dir.mkdir(parents=True, exist_ok=True)
         path = self.var_dir / "secret_key"
-        if not path.exists():
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        # Read once per process and var dir: pages and mails ask for it per request
+        # (pickup codes), and the file never changes once written.
+        key = _generated_keys.get(path)
+        if key is None:
+            self.var_dir.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                path.write_text(secrets.token_urlsafe(48))
+                path.chmod(0o600)
+            key = _generated_keys[path] = path.read_text().strip()
+        return key
+
+
+# The generated secret key of each var dir, as read from its file (resolved_secret_key).
+_generated_keys: dict[Path, str] = {}
 
 
 @lru_cache(maxsize=1)

@@ -308,8 +308,10 @@ class Server:
         var_dir.mkdir(parents=True, exist_ok=True)
         self.log = open(var_dir / f"server-{self.port}.log", "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "saumaton.web.asgi:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", str(workers), "--log-level", "warning"],
+            # As a shop runs it: `saumaton serve` (uvicorn with the shop's own protocol
+            # class and settings, saumaton/cli.py), not uvicorn's command line.
+            [sys.executable, "-m", "saumaton", "serve", "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", str(workers)],
             env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
         )
         self.wait_ready()

@@ -198,8 +198,8 @@ def eml_name(mail: Claimed, now: datetime) -> str:
 
 
 def _write_eml(folder: Path, name: str, data: bytes) -> None:
-    """Atomically: a reader of the folder never sees half a message."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Atomically: a reader of the folder never sees half a message. The folder must
+    exist (_deliver_files makes it once per batch)."""
     tmp = folder / f".{name}.tmp"
     with tmp.open("wb") as f:
         f.write(data)
@@ -211,9 +211,14 @@ def _write_eml(folder: Path, name: str, data: bytes) -> None:
 def _deliver_files(settings: Settings, batch: list[tuple[Claimed, bytes | EmailMessage]],
                    now: datetime) -> dict[int, Outcome]:
     out = {}
+    folder = settings.mail_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # each message's write then fails and records why
     for mail, msg in batch:
         try:
-            _write_eml(settings.mail_dir(), eml_name(mail, now),
+            _write_eml(folder, eml_name(mail, now),
                        msg if isinstance(msg, bytes) else msg.as_bytes())
             out[mail.id] = Outcome()
         except OSError as exc:
