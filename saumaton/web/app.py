@@ -59,6 +59,7 @@ from saumaton.shopsettings.live import LiveSettings
 from saumaton.web.analytics import VisitMiddleware
 from saumaton.web.auth import follow_staff_events
 from saumaton.web.route_access import public
+from saumaton.web.route_gates import gate_included_routers
 from saumaton.web.security import (
     SecurityHeadersMiddleware,
     TrustedProxyMiddleware,
@@ -234,4 +235,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.resolved_public_url() + SIMULATOR_PATH)
         app.mount(SIMULATOR_PATH, app.state.simulator)
     pages.install(app)
+    # Last, when every router is in: each turns away the paths it cannot match.
+    gate_included_routers(app)
     return app

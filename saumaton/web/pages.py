@@ -36,8 +36,6 @@ from jinja2.visitor import NodeTransformer
 from markupsafe import Markup, escape
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import FormData
-from starlette.routing import Match
-from starlette.types import Scope
 
 from saumaton import __version__
 from saumaton.config import Settings
@@ -453,26 +451,10 @@ class PageRoute(APIRoute):
         return handler
 
 
-class PrefixRouter(APIRouter):
-    """A router whose paths all start with its prefix: a request for any other path is
-    turned away at once, not tried against each of its routes (the app tries its
-    routers in order for every request)."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if self.prefix:
-            path: str = scope.get("path", "")
-            root: str = scope.get("root_path", "")
-            if root and path.startswith(root):
-                path = path[len(root):]
-            if not (path == self.prefix or path.startswith(self.prefix + "/")):
-                return Match.NONE, {}
-        return super().matches(scope)
-
-
 def page_router(prefix: str = "", *, dependencies: Sequence[Any] = ()) -> APIRouter:
     """A router of pages; `dependencies=[public("why")]` when all its pages are public."""
-    return PrefixRouter(prefix=prefix, include_in_schema=False, route_class=PageRoute,
-                        dependencies=list(dependencies))
+    return APIRouter(prefix=prefix, include_in_schema=False, route_class=PageRoute,
+                     dependencies=list(dependencies))
 
 
 # --- staff sessions ---------------------------------------------------------------------
