@@ -35,6 +35,15 @@ class Recorder:
         return {"peername": ("127.0.0.1", 5555)}.get(name)
 
 
+async def _turn_over() -> None:
+    """Wait until every callback scheduled so far with call_soon has run (they run in
+    order: this one's comes after them)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    loop.call_soon(done.set_result, None)
+    await done
+
+
 def _wrap() -> tuple[Recorder, CoalescingTransport]:
     raw = Recorder()
     return raw, CoalescingTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
@@ -45,7 +54,7 @@ async def test_writes_of_one_turn_leave_together() -> None:
     t.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
     t.write(memoryview(b"hello"))
     assert raw.calls == []  # nothing yet: the turn is not over
-    await asyncio.sleep(0)
+    await _turn_over()
     assert raw.calls == [("write", b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")]
 
 
@@ -53,9 +62,9 @@ async def test_later_writes_leave_in_order_each_turn() -> None:
     raw, t = _wrap()
     for chunk in (b"data: 1\n\n", b"data: 2\n\n"):  # an event stream, chunk by chunk
         t.write(chunk)
-        await asyncio.sleep(0)
+        await _turn_over()
     t.writelines([b"a", b"b"])
-    await asyncio.sleep(0)
+    await _turn_over()
     assert raw.calls == [("write", b"data: 1\n\n"), ("write", b"data: 2\n\n"),
                          ("write", b"ab")]
 
@@ -65,7 +74,7 @@ async def test_close_sends_what_was_written_first() -> None:
     t.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
     t.close()
     assert raw.calls == [("write", b"HTTP/1.1 400 Bad Request\r\n\r\n"), ("close", None)]
-    await asyncio.sleep(0)  # the scheduled flush finds nothing more to send
+    await _turn_over()  # the scheduled flush finds nothing more to send
     assert len(raw.calls) == 2
 
 
@@ -74,6 +83,6 @@ async def test_abort_drops_what_was_not_sent_and_the_rest_passes_through() -> No
     assert t.get_extra_info("peername") == ("127.0.0.1", 5555)
     t.write(b"partial")
     t.abort()
-    await asyncio.sleep(0)
+    await _turn_over()
     assert raw.calls == [("abort", None)]
     assert t.is_closing()
