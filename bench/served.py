@@ -89,6 +89,7 @@ from bench.web_checkout import (
     free_port,
     stop_server,
     thread_ns,
+    wait_up,
 )
 from bench.web_checkout import (
     LABELS as FLOW_LABELS,
@@ -370,23 +371,6 @@ async def start_simulator(args: argparse.Namespace) -> tuple[asyncio.subprocess.
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     await wait_up(proc, f"http://127.0.0.1:{port}", "/docs", "the Paytrail simulator")
     return proc, f"http://127.0.0.1:{port}"
-
-
-async def wait_up(proc: asyncio.subprocess.Process, url: str, path: str, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        conn = Browser(url)
-        try:
-            if (await conn.request("GET", path, cookies=False)).status == 200:
-                return
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            await conn.close()
-        if proc.returncode is not None or time.monotonic() > deadline:
-            await stop_server(proc)
-            raise SystemExit(f"{what} did not start")
-        await asyncio.sleep(0.2)  # polling the start, not synchronisation
 
 
 async def run_served(args: argparse.Namespace, slug: str, variant_id: int

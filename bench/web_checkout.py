@@ -486,20 +486,27 @@ async def start_server(args: argparse.Namespace, proxy_dsn: str
         args.saumaton, "serve", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
         env=env, stdout=log, stderr=asyncio.subprocess.STDOUT)
     log.close()
+    await wait_up(proc, url, "/healthz", f"part one: the server (see {log.name})")
+    return proc, url
+
+
+async def wait_up(proc: asyncio.subprocess.Process, url: str, path: str, what: str) -> None:
+    """Until `path` answers 200 (a minute at most; the process stopped and SystemExit if
+    it does not)."""
     deadline = time.monotonic() + 60
     while True:
-        conn = Connection("127.0.0.1", port)
+        conn = Browser(url)
         try:
-            if (await conn.request("GET", "/healthz")).status == 200:
-                return proc, url
+            if (await conn.request("GET", path, cookies=False)).status == 200:
+                return
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
             await conn.close()
         if proc.returncode is not None or time.monotonic() > deadline:
             await stop_server(proc)
-            raise SystemExit(f"part one: the server did not start (see {log.name})")
-        await asyncio.sleep(0.2)  # polling the server's start, not synchronisation
+            raise SystemExit(f"{what} did not start")
+        await asyncio.sleep(0.2)  # polling the start, not synchronisation
 
 
 async def stop_server(proc: asyncio.subprocess.Process) -> None:
