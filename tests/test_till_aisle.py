@@ -18,7 +18,7 @@ from sqlalchemy import select
 from saumaton.audit.models import AuditEntry
 from saumaton.checkout.pickup import hand_over
 from saumaton.config import Settings
-from saumaton.core.actor import SYSTEM
+from saumaton.core.actor import SYSTEM, Actor
 from saumaton.core.clock import utcnow
 from saumaton.core.errors import Conflict, ValidationFailed
 from saumaton.customers.addresses import AddressIn, add_address
@@ -566,12 +566,11 @@ async def _in_queue(db: Database, shop: Shop, settings: Settings, number: str,
             {ln.variant_id: ln.quantity for ln in picks.lines if number in ln.orders})
 
 
-async def test_a_take_home_line_returned_leaves_the_warehouse_line_to_ship(
-        db: Database, shop: Shop, settings: Settings) -> None:
-    """The customer brings back the line she took home while the warehouse line still
-    waits: the order keeps its fulfilment status (paid), stays in the warehouse's queue
-    and pick list with that line, is shipped and e-mailed as usual; the return is
-    recorded, audited and announced. The shipped line returned later: returned."""
+async def _half_shipped_sale(db: Database, shop: Shop, settings: Settings
+                             ) -> tuple[int, int, Actor, Any]:
+    """At Tampere's till: one lipstick (15.00) taken home and two foundations (29.00)
+    to be sent from the warehouse to the customer's home. Returns the two variants, the
+    cashier and the order."""
     here, there = (int(x["id"]) for x in await make_variants(
         db, [1500, 2900], stock={shop.store2: 3, shop.warehouse: 2}))
     cashier = await staff_actor(db, shop, "cashier2")
@@ -580,6 +579,16 @@ async def test_a_take_home_line_returned_leaves_the_warehouse_line_to_ship(
         {"variant_id": here},
         {"variant_id": there, "quantity": 2, "ship_from": shop.warehouse},
     ], delivery=HOME), settings=settings)
+    return here, there, cashier, order
+
+
+async def test_a_take_home_line_returned_leaves_the_warehouse_line_to_ship(
+        db: Database, shop: Shop, settings: Settings) -> None:
+    """The customer brings back the line she took home while the warehouse line still
+    waits: the order keeps its fulfilment status (paid), stays in the warehouse's queue
+    and pick list with that line, is shipped and e-mailed as usual; the return is
+    recorded, audited and announced. The shipped line returned later: returned."""
+    here, there, cashier, order = await _half_shipped_sale(db, shop, settings)
     ret, _ = await take_return(db, cashier, order.id, ReturnIn(
         location_id=shop.store2, lines=[ReturnLineIn(line_no=1, quantity=1)],
         reason="väärä sävy", terminal_confirmed=True))
@@ -627,14 +636,7 @@ async def test_a_line_returned_before_it_was_shipped(
     units are not picked, and they go back on sale at the warehouse (they never left
     it), not onto the store's shelf. Once nothing is left to send the order leaves the
     queue as partly returned."""
-    here, there = (int(x["id"]) for x in await make_variants(
-        db, [1500, 2900], stock={shop.store2: 3, shop.warehouse: 2}))
-    cashier = await staff_actor(db, shop, "cashier2")
-    sid = await open_drawer(db, shop.store2)
-    order, _ = await sell(db, cashier, shop.store2, _sale(sid, [
-        {"variant_id": here},
-        {"variant_id": there, "quantity": 2, "ship_from": shop.warehouse},
-    ], delivery=HOME), settings=settings)
+    _, there, cashier, order = await _half_shipped_sale(db, shop, settings)
     assert await _level(db, there, shop.warehouse) == (0, 0)
     store_before = await _level(db, there, shop.store2)
     await take_return(db, cashier, order.id, ReturnIn(
