@@ -7,7 +7,8 @@ the writes made in one turn of the event loop are joined and sent once, right af
 the turn (`loop.call_soon`): a page goes out in one segment; a streamed response (the
 event streams) still goes out chunk by chunk, each as soon as it is written.
 
-`saumaton serve` runs uvicorn with this class (`http=`): see saumaton/cli.py.
+`saumaton serve` and `saumaton paytrail-simulator` run uvicorn with this class (`http=`):
+see saumaton/cli.py.
 """
 
 from __future__ import annotations
