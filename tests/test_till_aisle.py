@@ -130,9 +130,16 @@ async def test_home_delivery_from_the_warehouse(db: Database, shop: Shop,
         with pytest.raises(Conflict) as exc:
             await cancel_order(uow, manager, settings, order.id)
     assert exc.value.code == "paid_at_till"
+    await _pack_and_ship(db, manager, settings, order, "JJFI123")
+
+
+async def _pack_and_ship(db: Database, manager: Actor, settings: Settings, order: Any,
+                         tracking: str) -> None:
+    """The warehouse packs and ships the order by Posti: it is shipped, and its buyer has
+    had the confirmation and the shipping e-mail, nothing else."""
     async with db.uow() as uow:
         await mark_packed(uow, manager, order.id)
-        shipped = await mark_shipped(uow, manager, settings, order.id, "Posti", "JJFI123")
+        shipped = await mark_shipped(uow, manager, settings, order.id, "Posti", tracking)
         await uow.commit()
     assert shipped.status == "shipped"
     assert [k for k, _ in await _mails(db, order.number)] == ["order_confirmation",
@@ -607,13 +614,7 @@ async def test_a_take_home_line_returned_leaves_the_warehouse_line_to_ship(
     assert "order.partly_returned" not in audited
 
     manager = await staff_actor(db, shop, "manager")
-    async with db.uow() as uow:
-        await mark_packed(uow, manager, order.id)
-        shipped = await mark_shipped(uow, manager, settings, order.id, "Posti", "JJFI124")
-        await uow.commit()
-    assert shipped.status == "shipped"
-    assert [k for k, _ in await _mails(db, order.number)] == ["order_confirmation",
-                                                              "order_shipped"]
+    await _pack_and_ship(db, manager, settings, order, "JJFI124")
     store_before = await _level(db, there, shop.store2)
     assert (await _in_queue(db, shop, settings, order.number, shop.warehouse))[0] is False
 
