@@ -35,9 +35,16 @@ async def staff_page(contexts: list[BrowserContext], browser: Browser, server: S
     return page
 
 
+async def scanning_ready(page: Page) -> None:
+    """The scan field is focused and its queue is listening (before that, Enter is a
+    page load and the keys typed meanwhile go to the page being left)."""
+    await expect(page.locator("form[data-scan-queue]")).to_have_attribute(
+        "data-scan-ready", "true")
+    await expect(page.get_by_test_id("scan")).to_be_focused()
+
+
 async def scan(page: Page, code: str) -> None:
-    field = page.get_by_test_id("scan")
-    await expect(field).to_be_focused()  # the page keeps the scan field focused
+    await scanning_ready(page)  # the page keeps the scan field focused
     await page.keyboard.type(f"{code}\n")
 
 
@@ -154,7 +161,7 @@ async def test_a_count_by_scanning_with_the_variances_reviewed(
     await expect(manager.get_by_test_id("scan-form")).to_be_visible()
     # Scan a twice, b four times (a scanner types the EAN and Enter), as fast as the
     # keyboard goes: the scans queue up and none is lost.
-    await expect(manager.get_by_test_id("scan")).to_be_focused()
+    await scanning_ready(manager)
     await manager.keyboard.type("".join(f"{code}\n" for code in [
         a["ean"], b["ean"], b["ean"], a["ean"], b["ean"], b["ean"]]))
     await expect(manager.get_by_test_id("notice")).to_contain_text(f"{b['sku']}) × 4")

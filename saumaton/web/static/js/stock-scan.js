@@ -74,5 +74,8 @@
       if (code) queue.push(code);
       pump();
     });
+    // Until this runs, Enter submits the form as a page load and what the scanner types
+    // meanwhile goes to the page being left; tests wait for this mark before scanning.
+    form.dataset.scanReady = "true";
   });
 })();
