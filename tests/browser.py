@@ -58,6 +58,10 @@ async def fill_staff_login(page: Page, shop: Shop, who: str) -> None:
     await page.get_by_label("Sähköposti").fill(email)
     await page.get_by_label("Salasana").fill(password)
     await page.get_by_role("button", name="Kirjaudu").click()
+    # On the page logged in to, its scripts are listening: a field filled before
+    # htmx has processed the page sends nothing (a live count stays stale).
+    await page.wait_for_url(lambda url: "/staff/login" not in url,
+                            wait_until="domcontentloaded")
 
 
 async def assert_fits(page: Page, width: int = PHONE["width"]) -> None:
