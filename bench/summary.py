@@ -141,6 +141,13 @@ def web_lines() -> list[str]:
             f"{t['server_cpu_ms_in_requests']}, background {t['server_cpu_ms_background']}), "
             f"PostgreSQL CPU {t['postgres_cpu_ms_whole_run']} ms (target 4), "
             f"{t['round_trips_whole_run']} round trips (target 30); per request: {steps}")
+        ratio = (load("floor") or {}).get("ratio_to_issue")
+        if ratio:  # the floor measured in the same run: this machine's speed that hour
+            out.append(
+                f"5. Web checkout, one shopper, read against this run's floor (this machine "
+                f"{ratio}x the issue's): server CPU "
+                f"{t['server_cpu_ms_whole_run'] / ratio:.1f} ms/checkout at the issue's "
+                f"machine's speed (target 10)")
     wc = load("web_checkout")
     if wc:
         lat = wc["latency_ms"]
