@@ -84,7 +84,8 @@ async def test_receipt_is_emailed_from_the_till(
     assert r.status_code == 303
     assert r.headers["location"].startswith(f"{url}?emailed=")
     [mail] = await mails_for(db, order.number)
-    assert mail.to_addr == email and mail.status == "queued"
+    # Queued, and the app's sender (woken by the commit) may have sent it already.
+    assert mail.to_addr == email and mail.status in ("queued", "sent")
     # The receipt's number is its register's; the order number is on it too.
     assert order.receipt_no and order.receipt_no in mail.subject
     assert settings.business_name in mail.subject
