@@ -56,7 +56,8 @@
 # BENCH_WEB_UNITS (100), BENCH_PAGE_DURATION (s, 10), BENCH_TILLS (16),
 # BENCH_TILL_INTERVAL (s, 1), BENCH_IMPORT_PRODUCTS (10000), BENCH_KEEP_DB=1,
 # BENCH_SCALE_BUILD (1: build scale_base if missing; 0: skip step 9 without it),
-# BENCH_WEB_PRODUCTS (products the 16 shoppers buy, 4), BENCH_WEB_ONE_WARMUP (checkouts, 30), BENCH_WEB_ONE_CHECKOUTS (200), BENCH_WEB_PARTS
+# BENCH_WEB_PRODUCTS (products the 16 shoppers buy, 4), BENCH_WEB_ONE_WARMUP
+# (checkouts, 30), BENCH_WEB_ONE_CHECKOUTS (200), BENCH_WEB_PARTS
 # (the parts of step 5, default one,checkout,page,oversell), BENCH_FLOOR_REQUESTS
 # (requests per measured window of step 0, 2000), BENCH_FLOOR_REPEATS (windows, 3),
 # SAUMATON_SRC=/path/to/another/checkout (serve and migrate that tree's `saumaton`
